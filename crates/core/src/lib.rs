@@ -1,0 +1,55 @@
+//! Core types and traits of lp2p.
+//!
+//! Every lp2p component is written against the traits of this crate, so a user can swap a
+//! transport, a security channel or a stream muxer without touching the rest:
+//!
+//! | layer | trait | implemented by |
+//! |---|---|---|
+//! | raw connections | [`Transport`], [`Listener`], [`Connection`] | `lp2p-tcp`, `lp2p-memory` |
+//! | security | [`SecurityUpgrader`] → [`SecureConnection`] | `lp2p-noise`, `lp2p-plaintext` |
+//! | stream muxing | [`MuxerUpgrader`] → [`MuxedConnection`] → [`Stream`] | `lp2p-yamux`, `lp2p-mplex` |
+//!
+//! It also holds the [`runtime`] seam (spawning and timers behind one small trait, with
+//! async-std and smol implementations), the [`varint`] codec and length-prefixed
+//! [`framing`], and re-exports the ecosystem's shared identity and address types so values
+//! pass freely between lp2p and other Rust libp2p code.
+//!
+//! # Example
+//!
+//! Length-prefixed framing over any `futures::io` byte stream:
+//!
+//! ```
+//! use lp2p_core::framing::{read_frame, write_frame};
+//!
+//! # futures::executor::block_on(async {
+//! let mut wire = Vec::new();
+//! write_frame(&mut wire, b"hello").await?;
+//! assert_eq!(wire, b"\x05hello");
+//!
+//! let mut reader = &wire[..];
+//! let frame = read_frame(&mut reader, 1024).await?;
+//! assert_eq!(frame, b"hello");
+//! # Ok::<(), lp2p_core::Error>(())
+//! # }).unwrap();
+//! ```
+
+pub mod addr;
+mod error;
+pub mod framing;
+mod muxing;
+mod protocol;
+pub mod runtime;
+mod security;
+mod transport;
+pub mod varint;
+
+pub use error::{BoxError, Error};
+pub use muxing::{MuxedConnection, MuxerUpgrader, Stream};
+pub use protocol::{ProtocolId, Role};
+pub use runtime::{JoinHandle, Runtime, RuntimeHandle};
+pub use security::{SecureConnection, SecurityUpgrader, UpgradeContext};
+pub use transport::{Connection, Listener, Transport};
+
+pub use libp2p_identity as identity;
+pub use libp2p_identity::{Keypair, PeerId, PublicKey};
+pub use multiaddr::{self, Multiaddr, Protocol};
