@@ -1,0 +1,54 @@
+//! Shared helpers for the interop tests.
+//!
+//! lp2p and rust-libp2p share `libp2p-identity` 0.3 and `multiaddr` 0.19, so keys, peer ids
+//! and addresses pass between them unchanged. rust-libp2p's protocol crates
+//! (`multistream-select`, `libp2p-plaintext`, `libp2p-noise`, `yamux`, `libp2p-mplex`) are
+//! written against `futures::io`, like lp2p, so the in-process tests run both sides over one
+//! [`pipe`] on any executor. Whole rust-libp2p swarms need tokio; those tests start one with
+//! [`tokio_runtime`] on its own threads.
+
+use std::time::Duration;
+
+use lp2p_memory::MemoryConnection;
+
+/// How long any single interop exchange may take before a test fails instead of hanging.
+/// Generous: CI machines are slow and loaded; a healthy exchange takes milliseconds.
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Two connected in-memory ends (`/memory/1` and `/memory/2`), each direction buffering
+/// 256 KiB.
+pub fn pipe() -> (MemoryConnection, MemoryConnection) {
+    MemoryConnection::pair(
+        lp2p_memory::DEFAULT_PIPE_CAPACITY,
+        "/memory/1".parse().expect("valid multiaddr"),
+        "/memory/2".parse().expect("valid multiaddr"),
+    )
+}
+
+/// A multi-threaded tokio runtime for rust-libp2p swarms.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Logs to stderr when `RUST_LOG` is set (e.g. `RUST_LOG=debug cargo test`); quiet
+/// otherwise. Safe to call from every test.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// Runs `future` on async-std with [`EXCHANGE_TIMEOUT`], panicking with `what` on timeout.
+pub fn run<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    async_std::task::block_on(async {
+        match async_std::future::timeout(EXCHANGE_TIMEOUT, future).await {
+            Ok(out) => out,
+            Err(_) => panic!("{what}: timed out after {EXCHANGE_TIMEOUT:?}"),
+        }
+    })
+}
