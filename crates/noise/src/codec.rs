@@ -1,0 +1,555 @@
+//! The transport codec, sans-IO: 2-byte big-endian length frames of ChaCha20-Poly1305
+//! ciphertext, encrypted and decrypted in buffers the codec owns (no allocation per frame).
+//!
+//! [`FrameEncoder`] coalesces small writes into one frame until it is sealed (on flush, or
+//! when it is full) and encrypts large writes straight from the caller's buffer into its
+//! frame buffer. [`FrameDecoder`] takes raw bytes into its buffer and decrypts complete
+//! frames in place, or straight into the caller's buffer when the plaintext fits there.
+
+use crate::config::{MAX_FRAME_LEN, MAX_FRAME_PLAINTEXT};
+use crate::crypto::{CipherState, TAG_LEN};
+use crate::error::{NoiseError, Stage};
+
+/// Length of the frame length prefix.
+pub const LEN_PREFIX: usize = 2;
+/// A whole frame on the wire at its largest: prefix and 65535 bytes of ciphertext.
+const MAX_WIRE_FRAME: usize = LEN_PREFIX + MAX_FRAME_LEN;
+/// The decoder's buffer holds two largest frames, so one read from the connection can take
+/// a whole frame even while the tail of a previous one is still buffered (128 KiB per
+/// connection, allocated once).
+pub const DECODE_BUFFER_LEN: usize = 2 * MAX_WIRE_FRAME;
+
+/// Encrypts outgoing bytes into frames.
+pub struct FrameEncoder {
+    cipher: CipherState,
+    /// `[len: 2][plaintext/ciphertext: ≤ 65519][tag: 16]`, allocated once.
+    buf: Box<[u8]>,
+    max_plaintext: usize,
+    /// Plaintext bytes staged at `buf[2..2 + staged]` (when no frame is sealed).
+    staged: usize,
+    /// Length on the wire of the sealed frame waiting to be sent (0: none).
+    sealed: usize,
+    /// How much of the sealed frame has been taken by [`advance`](Self::advance).
+    sent: usize,
+}
+
+impl std::fmt::Debug for FrameEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameEncoder")
+            .field("nonce", &self.cipher.nonce())
+            .field("staged", &self.staged)
+            .field("sealed", &self.sealed)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FrameEncoder {
+    /// An encoder with full-size frames (65519 bytes of plaintext).
+    pub(crate) fn new(cipher: CipherState) -> FrameEncoder {
+        FrameEncoder {
+            cipher,
+            buf: vec![0u8; MAX_WIRE_FRAME].into_boxed_slice(),
+            max_plaintext: MAX_FRAME_PLAINTEXT,
+            staged: 0,
+            sealed: 0,
+            sent: 0,
+        }
+    }
+
+    /// Caps the plaintext per frame (1 to 65519; out of range values are clamped).
+    pub fn set_max_plaintext(&mut self, max: usize) {
+        self.max_plaintext = max.clamp(1, MAX_FRAME_PLAINTEXT);
+    }
+
+    /// The nonce of the next frame.
+    pub fn nonce(&self) -> u64 {
+        self.cipher.nonce()
+    }
+
+    /// Plaintext bytes staged and not sealed yet.
+    pub fn staged(&self) -> usize {
+        self.staged
+    }
+
+    /// Takes bytes from `data` into the current frame and returns how many were taken: 0
+    /// while a sealed frame waits to be sent. A frame that becomes full is sealed. When
+    /// nothing is staged and `data` fills a whole frame, it is encrypted straight from
+    /// `data` (no copy).
+    pub fn stage(&mut self, data: &[u8]) -> Result<usize, NoiseError> {
+        if self.sealed != 0 || data.is_empty() {
+            return Ok(0);
+        }
+        let max = self.max_plaintext;
+        if self.staged == 0 && data.len() >= max {
+            let input = data.get(..max).unwrap_or_default();
+            let out = self
+                .buf
+                .get_mut(LEN_PREFIX..LEN_PREFIX + max)
+                .unwrap_or_default();
+            let tag = self
+                .cipher
+                .encrypt_into(&[], input, out, Stage::Transport)?;
+            self.finish_frame(max, &tag);
+            return Ok(max);
+        }
+        let room = max.saturating_sub(self.staged);
+        let n = room.min(data.len());
+        let at = LEN_PREFIX + self.staged;
+        if let (Some(dst), Some(src)) = (self.buf.get_mut(at..at + n), data.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.staged += n;
+        if self.staged == max {
+            self.seal()?;
+        }
+        Ok(n)
+    }
+
+    /// Seals the staged bytes into a frame (nothing to do when none are staged or a frame
+    /// is already sealed).
+    pub fn seal(&mut self) -> Result<(), NoiseError> {
+        if self.sealed != 0 || self.staged == 0 {
+            return Ok(());
+        }
+        let len = self.staged;
+        let body = self
+            .buf
+            .get_mut(LEN_PREFIX..LEN_PREFIX + len)
+            .unwrap_or_default();
+        let tag = self.cipher.encrypt_in_place(&[], body, Stage::Transport)?;
+        self.finish_frame(len, &tag);
+        Ok(())
+    }
+
+    fn finish_frame(&mut self, plaintext_len: usize, tag: &[u8; TAG_LEN]) {
+        let cipher_len = plaintext_len + TAG_LEN;
+        let at = LEN_PREFIX + plaintext_len;
+        if let Some(dst) = self.buf.get_mut(at..at + TAG_LEN) {
+            dst.copy_from_slice(tag);
+        }
+        // cipher_len ≤ 65519 + 16 = 65535, so it fits the prefix.
+        let prefix = u16::try_from(cipher_len).unwrap_or(u16::MAX).to_be_bytes();
+        if let Some(dst) = self.buf.get_mut(..LEN_PREFIX) {
+            dst.copy_from_slice(&prefix);
+        }
+        self.staged = 0;
+        self.sealed = LEN_PREFIX + cipher_len;
+        self.sent = 0;
+    }
+
+    /// The sealed bytes still to be sent (empty when there is no sealed frame).
+    pub fn pending_output(&self) -> &[u8] {
+        self.buf.get(self.sent..self.sealed).unwrap_or_default()
+    }
+
+    /// Marks `n` bytes of [`pending_output`](Self::pending_output) as sent.
+    pub fn advance(&mut self, n: usize) {
+        self.sent = self.sent.saturating_add(n).min(self.sealed);
+        if self.sent == self.sealed {
+            self.sealed = 0;
+            self.sent = 0;
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn cipher_mut(&mut self) -> &mut CipherState {
+        &mut self.cipher
+    }
+}
+
+/// Decrypts incoming frames.
+pub struct FrameDecoder {
+    cipher: CipherState,
+    buf: Box<[u8]>,
+    /// Undecoded bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// Decrypted plaintext not yet consumed: `buf[plain_start..plain_end]`.
+    plain_start: usize,
+    plain_end: usize,
+    /// A frame failed to decrypt: the stream is dead (an AEAD stream cannot resync).
+    failed: bool,
+}
+
+impl std::fmt::Debug for FrameDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameDecoder")
+            .field("nonce", &self.cipher.nonce())
+            .field("buffered", &(self.end - self.start))
+            .field("plaintext", &(self.plain_end - self.plain_start))
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the next complete frame sits in the buffer.
+struct FrameAt {
+    body: usize,
+    cipher_len: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder with an empty buffer.
+    pub(crate) fn new(cipher: CipherState) -> FrameDecoder {
+        FrameDecoder {
+            cipher,
+            buf: vec![0u8; DECODE_BUFFER_LEN].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            plain_start: 0,
+            plain_end: 0,
+            failed: false,
+        }
+    }
+
+    /// The nonce of the next frame.
+    pub fn nonce(&self) -> u64 {
+        self.cipher.nonce()
+    }
+
+    /// Decrypted bytes ready to be read.
+    pub fn plaintext(&self) -> &[u8] {
+        self.buf
+            .get(self.plain_start..self.plain_end)
+            .unwrap_or_default()
+    }
+
+    /// Marks `n` bytes of [`plaintext`](Self::plaintext) as read.
+    pub fn consume(&mut self, n: usize) {
+        self.plain_start = self.plain_start.saturating_add(n).min(self.plain_end);
+    }
+
+    /// Whether raw bytes of an incomplete frame are buffered (EOF now would truncate it).
+    pub fn is_mid_frame(&self) -> bool {
+        self.end > self.start
+    }
+
+    /// Free space to read raw bytes into; report what was written with
+    /// [`filled`](Self::filled). Call it only when [`decode`](Self::decode) has nothing
+    /// more to decode: then it is never empty.
+    pub fn read_space(&mut self) -> &mut [u8] {
+        // Decrypted plaintext lives before `start`: the buffer is only reorganised once it
+        // has all been read.
+        if self.plain_start == self.plain_end {
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+            } else if self.buf.len().saturating_sub(self.end) < MAX_WIRE_FRAME {
+                // Less than a whole frame of room: move the partial frame to the front.
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            self.plain_start = 0;
+            self.plain_end = 0;
+        }
+        self.buf.get_mut(self.end..).unwrap_or_default()
+    }
+
+    /// Records that `n` raw bytes were written into [`read_space`](Self::read_space).
+    pub fn filled(&mut self, n: usize) {
+        self.end = self.end.saturating_add(n).min(self.buf.len());
+    }
+
+    /// Copies raw bytes in (for callers that do not read straight into
+    /// [`read_space`](Self::read_space)); returns how many fit.
+    pub fn input(&mut self, bytes: &[u8]) -> usize {
+        let space = self.read_space();
+        let n = space.len().min(bytes.len());
+        if let (Some(dst), Some(src)) = (space.get_mut(..n), bytes.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.filled(n);
+        n
+    }
+
+    /// The next complete frame, if one is buffered; a length below the tag size is an error.
+    fn next_frame(&self) -> Result<Option<FrameAt>, NoiseError> {
+        let Some(prefix) = self
+            .buf
+            .get(self.start..self.end)
+            .and_then(|b| b.first_chunk::<LEN_PREFIX>())
+        else {
+            return Ok(None);
+        };
+        let cipher_len = usize::from(u16::from_be_bytes(*prefix));
+        if cipher_len < TAG_LEN {
+            return Err(NoiseError::FrameTooShort { len: cipher_len });
+        }
+        let body = self.start + LEN_PREFIX;
+        if self.end.saturating_sub(body) < cipher_len {
+            return Ok(None);
+        }
+        Ok(Some(FrameAt { body, cipher_len }))
+    }
+
+    fn check(&self) -> Result<(), NoiseError> {
+        if self.failed {
+            return Err(NoiseError::Decrypt {
+                stage: Stage::Transport,
+            });
+        }
+        Ok(())
+    }
+
+    fn tag_of(&self, frame: &FrameAt) -> [u8; TAG_LEN] {
+        let at = frame.body + frame.cipher_len - TAG_LEN;
+        let mut tag = [0u8; TAG_LEN];
+        if let Some(src) = self.buf.get(at..at + TAG_LEN) {
+            tag.copy_from_slice(src);
+        }
+        tag
+    }
+
+    /// When no plaintext is pending and a complete frame is buffered, decrypts it in place
+    /// and makes its plaintext available. Returns whether a frame was decoded (its
+    /// plaintext may be empty).
+    pub fn decode(&mut self) -> Result<bool, NoiseError> {
+        self.check()?;
+        if self.plain_start != self.plain_end {
+            return Ok(false);
+        }
+        let Some(frame) = self.next_frame().inspect_err(|_| self.failed = true)? else {
+            return Ok(false);
+        };
+        let tag = self.tag_of(&frame);
+        let plain_len = frame.cipher_len - TAG_LEN;
+        let body = self
+            .buf
+            .get_mut(frame.body..frame.body + plain_len)
+            .unwrap_or_default();
+        self.cipher
+            .decrypt_in_place(&[], body, &tag, Stage::Transport)
+            .inspect_err(|_| self.failed = true)?;
+        self.plain_start = frame.body;
+        self.plain_end = frame.body + plain_len;
+        self.start = frame.body + frame.cipher_len;
+        Ok(true)
+    }
+
+    /// When no plaintext is pending and a complete frame is buffered whose plaintext fits
+    /// in `out`, decrypts it straight into `out` and returns its length (possibly 0).
+    /// `None` when there is no such frame (then [`decode`](Self::decode) may still decode
+    /// a larger one in place).
+    pub fn decode_into(&mut self, out: &mut [u8]) -> Result<Option<usize>, NoiseError> {
+        self.check()?;
+        if self.plain_start != self.plain_end {
+            return Ok(None);
+        }
+        let Some(frame) = self.next_frame().inspect_err(|_| self.failed = true)? else {
+            return Ok(None);
+        };
+        let plain_len = frame.cipher_len - TAG_LEN;
+        let Some(dst) = out.get_mut(..plain_len) else {
+            return Ok(None);
+        };
+        let tag = self.tag_of(&frame);
+        let src = self
+            .buf
+            .get(frame.body..frame.body + plain_len)
+            .unwrap_or_default();
+        self.cipher
+            .decrypt_into(&[], src, dst, &tag, Stage::Transport)
+            .inspect_err(|_| self.failed = true)?;
+        self.start = frame.body + frame.cipher_len;
+        Ok(Some(plain_len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (FrameEncoder, FrameDecoder) {
+        let key = [42u8; 32];
+        (
+            FrameEncoder::new(CipherState::with_key(&key)),
+            FrameDecoder::new(CipherState::with_key(&key)),
+        )
+    }
+
+    /// Moves everything the encoder has sealed into the decoder.
+    fn pump(enc: &mut FrameEncoder, wire: &mut Vec<u8>) {
+        let out = enc.pending_output().to_vec();
+        enc.advance(out.len());
+        wire.extend_from_slice(&out);
+    }
+
+    fn drain(dec: &mut FrameDecoder, wire: &mut Vec<u8>) -> Result<Vec<u8>, NoiseError> {
+        let mut got = Vec::new();
+        loop {
+            while dec.decode()? {
+                got.extend_from_slice(dec.plaintext());
+                let n = dec.plaintext().len();
+                dec.consume(n);
+            }
+            if wire.is_empty() {
+                return Ok(got);
+            }
+            let n = dec.input(wire);
+            wire.drain(..n);
+        }
+    }
+
+    #[test]
+    fn small_writes_coalesce_into_one_frame() {
+        let (mut enc, mut dec) = pair();
+        assert_eq!(enc.stage(b"hello ").unwrap(), 6);
+        assert_eq!(enc.stage(b"world").unwrap(), 5);
+        assert!(enc.pending_output().is_empty());
+        enc.seal().unwrap();
+        let mut wire = Vec::new();
+        pump(&mut enc, &mut wire);
+        assert_eq!(wire.len(), 2 + 11 + 16);
+        assert_eq!(&wire[..2], &[0, 27]);
+        assert_eq!(drain(&mut dec, &mut wire).unwrap(), b"hello world");
+        assert_eq!(dec.nonce(), 1);
+    }
+
+    #[test]
+    fn a_full_frame_seals_itself_and_blocks_staging_until_sent() {
+        let (mut enc, mut dec) = pair();
+        let data = vec![7u8; MAX_FRAME_PLAINTEXT + 10];
+        assert_eq!(enc.stage(&data).unwrap(), MAX_FRAME_PLAINTEXT);
+        assert_eq!(enc.pending_output().len(), 2 + 65535);
+        assert_eq!(&enc.pending_output()[..2], &[0xff, 0xff]);
+        assert_eq!(enc.stage(&data[MAX_FRAME_PLAINTEXT..]).unwrap(), 0);
+        let mut wire = Vec::new();
+        pump(&mut enc, &mut wire);
+        assert_eq!(enc.stage(&data[MAX_FRAME_PLAINTEXT..]).unwrap(), 10);
+        enc.seal().unwrap();
+        pump(&mut enc, &mut wire);
+        assert_eq!(drain(&mut dec, &mut wire).unwrap(), data);
+    }
+
+    #[test]
+    fn staged_then_large_write_fills_the_frame_by_copy() {
+        let (mut enc, mut dec) = pair();
+        enc.stage(b"abc").unwrap();
+        let big = vec![1u8; MAX_FRAME_PLAINTEXT];
+        assert_eq!(enc.stage(&big).unwrap(), MAX_FRAME_PLAINTEXT - 3);
+        let mut wire = Vec::new();
+        pump(&mut enc, &mut wire);
+        let mut expected = b"abc".to_vec();
+        expected.extend_from_slice(&big[..MAX_FRAME_PLAINTEXT - 3]);
+        assert_eq!(drain(&mut dec, &mut wire).unwrap(), expected);
+    }
+
+    #[test]
+    fn decode_into_skips_the_copy_when_the_frame_fits() {
+        let (mut enc, mut dec) = pair();
+        enc.stage(b"direct").unwrap();
+        enc.seal().unwrap();
+        let mut wire = Vec::new();
+        pump(&mut enc, &mut wire);
+        dec.input(&wire);
+        let mut small = [0u8; 3];
+        assert_eq!(dec.decode_into(&mut small).unwrap(), None);
+        let mut out = [0u8; 16];
+        assert_eq!(dec.decode_into(&mut out).unwrap(), Some(6));
+        assert_eq!(&out[..6], b"direct");
+        assert!(!dec.is_mid_frame());
+    }
+
+    #[test]
+    fn empty_frames_decode_to_nothing() {
+        let (_, mut dec) = pair();
+        let mut enc = FrameEncoder::new(CipherState::with_key(&[42u8; 32]));
+        let tag = enc
+            .cipher_mut()
+            .encrypt_in_place(&[], &mut [], Stage::Transport)
+            .unwrap();
+        let mut frame = vec![0, 16];
+        frame.extend_from_slice(&tag);
+        dec.input(&frame);
+        assert!(dec.decode().unwrap());
+        assert!(dec.plaintext().is_empty());
+    }
+
+    #[test]
+    fn tampered_frame_fails_and_stays_failed() {
+        let (mut enc, mut dec) = pair();
+        enc.stage(b"secret").unwrap();
+        enc.seal().unwrap();
+        let mut wire = Vec::new();
+        pump(&mut enc, &mut wire);
+        wire[5] ^= 0x80;
+        dec.input(&wire);
+        assert!(matches!(
+            dec.decode(),
+            Err(NoiseError::Decrypt {
+                stage: Stage::Transport
+            })
+        ));
+        assert!(dec.decode().is_err());
+        assert!(dec.decode_into(&mut [0u8; 64]).is_err());
+    }
+
+    #[test]
+    fn frames_shorter_than_a_tag_are_rejected() {
+        for len in [0u8, 1, 15] {
+            let (_, mut dec) = pair();
+            let mut frame = vec![0, len];
+            frame.extend(std::iter::repeat_n(0u8, usize::from(len)));
+            dec.input(&frame);
+            assert!(matches!(
+                dec.decode(),
+                Err(NoiseError::FrameTooShort { len: l }) if l == usize::from(len)
+            ));
+        }
+    }
+
+    #[test]
+    fn partial_frames_wait_for_more_bytes() {
+        let (mut enc, mut dec) = pair();
+        enc.stage(b"split across reads").unwrap();
+        enc.seal().unwrap();
+        let mut wire = Vec::new();
+        pump(&mut enc, &mut wire);
+        for chunk in wire.chunks(3) {
+            assert!(!dec.decode().unwrap());
+            dec.input(chunk);
+        }
+        assert!(dec.decode().unwrap());
+        assert_eq!(dec.plaintext(), b"split across reads");
+        // One byte of the next frame's prefix: mid-frame.
+        let n = dec.plaintext().len();
+        dec.consume(n);
+        dec.input(&[0]);
+        assert!(dec.is_mid_frame());
+    }
+
+    #[test]
+    fn encoder_stops_before_the_nonce_would_wrap() {
+        let (mut enc, _) = pair();
+        enc.cipher_mut().set_nonce(u64::MAX - 1);
+        enc.stage(b"last").unwrap();
+        enc.seal().unwrap();
+        enc.advance(enc.pending_output().len());
+        enc.stage(b"one too many").unwrap();
+        assert!(matches!(
+            enc.seal(),
+            Err(NoiseError::NonceExhausted {
+                stage: Stage::Transport
+            })
+        ));
+    }
+
+    #[test]
+    fn smaller_frame_cap_splits_writes() {
+        let (mut enc, mut dec) = pair();
+        enc.set_max_plaintext(4);
+        let mut wire = Vec::new();
+        let data = b"0123456789";
+        let mut at = 0;
+        while at < data.len() {
+            at += enc.stage(&data[at..]).unwrap();
+            pump(&mut enc, &mut wire);
+        }
+        enc.seal().unwrap();
+        pump(&mut enc, &mut wire);
+        assert_eq!(wire.len(), 3 * 2 + 10 + 3 * 16);
+        assert_eq!(drain(&mut dec, &mut wire).unwrap(), data);
+    }
+}

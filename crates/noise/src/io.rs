@@ -1,0 +1,164 @@
+//! The async shell of the transport: [`NoiseOutput`] moves bytes between the
+//! [`FrameEncoder`]/[`FrameDecoder`] and the underlying connection.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures::io::{AsyncRead, AsyncWrite};
+use lp2p_core::{Connection, Multiaddr};
+
+use crate::codec::{FrameDecoder, FrameEncoder};
+use crate::error::{NoiseError, Stage};
+
+/// An encrypted connection after the Noise handshake.
+///
+/// Reads decrypt frames, writes are staged into frames: small writes coalesce into one frame
+/// until [`poll_flush`](AsyncWrite::poll_flush) (or until the frame is full), large writes
+/// are split into full frames. `poll_close` flushes, then closes the inner write side.
+pub struct NoiseOutput<T> {
+    io: T,
+    encoder: FrameEncoder,
+    decoder: FrameDecoder,
+    /// The inner connection reported EOF.
+    read_eof: bool,
+}
+
+impl<T> std::fmt::Debug for NoiseOutput<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoiseOutput")
+            .field("encoder", &self.encoder)
+            .field("decoder", &self.decoder)
+            .field("read_eof", &self.read_eof)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> NoiseOutput<T> {
+    /// Wraps `io` with the transport codec from a finished handshake.
+    pub fn new(io: T, encoder: FrameEncoder, decoder: FrameDecoder) -> NoiseOutput<T> {
+        NoiseOutput {
+            io,
+            encoder,
+            decoder,
+            read_eof: false,
+        }
+    }
+
+    /// The underlying connection.
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+}
+
+impl<T: AsyncWrite + Unpin> NoiseOutput<T> {
+    /// Writes out the sealed frame, if any.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let out = self.encoder.pending_output();
+            if out.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, out))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.encoder.advance(n);
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for NoiseOutput<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            let plain = this.decoder.plaintext();
+            if !plain.is_empty() {
+                let n = plain.len().min(buf.len());
+                if let (Some(dst), Some(src)) = (buf.get_mut(..n), plain.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                this.decoder.consume(n);
+                return Poll::Ready(Ok(n));
+            }
+            match this.decoder.decode_into(buf).map_err(io::Error::from)? {
+                Some(0) => continue, // an empty frame: nothing to hand out, keep going
+                Some(n) => return Poll::Ready(Ok(n)),
+                None => {}
+            }
+            if this.decoder.decode().map_err(io::Error::from)? {
+                continue;
+            }
+            if this.read_eof {
+                if this.decoder.is_mid_frame() {
+                    return Poll::Ready(Err(NoiseError::TruncatedFrame {
+                        stage: Stage::Transport,
+                    }
+                    .into()));
+                }
+                return Poll::Ready(Ok(0));
+            }
+            let space = this.decoder.read_space();
+            let n = ready!(Pin::new(&mut this.io).poll_read(cx, space))?;
+            if n == 0 {
+                this.read_eof = true;
+            } else {
+                this.decoder.filled(n);
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for NoiseOutput<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let mut taken = 0;
+        loop {
+            match this.poll_send(cx) {
+                Poll::Ready(Ok(())) => {}
+                // Report what was taken; an error comes back on the next call.
+                _ if taken > 0 => return Poll::Ready(Ok(taken)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+            let rest = buf.get(taken..).unwrap_or_default();
+            if rest.is_empty() {
+                return Poll::Ready(Ok(taken));
+            }
+            taken += this.encoder.stage(rest).map_err(io::Error::from)?;
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_send(cx))?;
+        this.encoder.seal().map_err(io::Error::from)?;
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        Pin::new(&mut self.get_mut().io).poll_close(cx)
+    }
+}
+
+impl<T: Connection> Connection for NoiseOutput<T> {
+    fn local_addr(&self) -> Multiaddr {
+        self.io.local_addr()
+    }
+    fn remote_addr(&self) -> Multiaddr {
+        self.io.remote_addr()
+    }
+}
