@@ -1,3 +1,70 @@
-//! The /mplex/6.7.0 stream muxer for lp2p: a sans-IO core and an async shell.
+//! The `/mplex/6.7.0` stream muxer for lp2p: a sans-IO core and an async shell.
 //!
-//! Work in progress: see the issue that builds this crate.
+//! mplex runs many byte streams over one connection with frames of
+//! `uvarint(stream << 3 | flag) || uvarint(length) || data` ([`wire`]). It has no flow
+//! control, so this implementation bounds what a remote can make it hold: a per-stream
+//! receive buffer cap past which the stream is reset, a connection-wide receive memory cap
+//! at which reading from the socket pauses until readers catch up, a cap on open streams per
+//! direction, and a cap on frames queued for the socket. Every limit has a named default
+//! and a knob on [`MplexConfig`].
+//!
+//! - [`Session`] is the protocol state machine: bytes in, frames and [`Event`]s out, no I/O.
+//! - [`Mplex`] implements [`lp2p_core::MuxerUpgrader`]; [`MplexConnection`] and
+//!   [`MplexStream`] implement [`lp2p_core::MuxedConnection`] and [`lp2p_core::Stream`] with
+//!   one task per connection that reads frames, dispatches them, and writes the frames of
+//!   every stream coalesced into few socket writes.
+//!
+//! # Example
+//!
+//! Two ends of an in-memory connection, one stream, a request and a response:
+//!
+//! ```
+//! use futures::{AsyncReadExt, AsyncWriteExt};
+//! use lp2p_core::{Role, RuntimeHandle};
+//! use lp2p_memory::MemoryConnection;
+//! use lp2p_mplex::{MplexConfig, MplexConnection};
+//!
+//! # lp2p_core::runtime::block_on(async {
+//! let runtime = RuntimeHandle::default();
+//! let (a, b) = MemoryConnection::pair(64 * 1024, "/memory/1".parse()?, "/memory/2".parse()?);
+//! let dialer = MplexConnection::new(a, Role::Initiator, MplexConfig::default(), &runtime);
+//! let listener = MplexConnection::new(b, Role::Responder, MplexConfig::default(), &runtime);
+//!
+//! let mut out = dialer.open()?;
+//! out.write_all(b"ping").await?;
+//! out.close().await?; // half-close: the listener reads EOF after "ping"
+//!
+//! let mut inbound = listener.accept().await?;
+//! let mut request = Vec::new();
+//! inbound.read_to_end(&mut request).await?;
+//! assert_eq!(request, b"ping");
+//! inbound.write_all(b"pong").await?;
+//! inbound.close().await?;
+//!
+//! let mut response = Vec::new();
+//! out.read_to_end(&mut response).await?;
+//! assert_eq!(response, b"pong");
+//! dialer.shutdown().await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! With a host, pass `Mplex::default()` (or `Mplex::new(config)`) as a muxer: it negotiates
+//! as `/mplex/6.7.0` and calls [`MuxerUpgrader::upgrade`](lp2p_core::MuxerUpgrader::upgrade)
+//! on each secured connection.
+
+mod config;
+mod error;
+mod recv_buffer;
+mod session;
+mod shell;
+pub mod wire;
+
+pub use config::{
+    DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_CONNECTION_BUFFER, DEFAULT_MAX_SEND_BUFFER,
+    DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAMS, DEFAULT_SPLIT_SIZE, MAX_MESSAGE_SIZE,
+    MplexConfig, PROTOCOL_ID,
+};
+pub use error::MplexError;
+pub use session::{Event, Session, Stats, StreamId};
+pub use shell::{Mplex, MplexConnection, MplexStream, READ_BUFFER_SIZE};

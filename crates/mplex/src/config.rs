@@ -1,0 +1,195 @@
+//! Limits and tunables of an mplex connection.
+
+use std::time::Duration;
+
+/// The protocol id negotiated with multistream-select. The spec does not write it down;
+/// every implementation (go, js, rust, py) uses this one.
+pub const PROTOCOL_ID: &str = "/mplex/6.7.0";
+
+/// The largest Message payload we accept: 1 MiB. The spec leaves the limit "agreed upon out
+/// of band"; go-mplex, js-mplex and rust-libp2p all use 1 MiB, so a bigger frame from a peer
+/// is a protocol error and we never send a bigger one.
+pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
+
+/// Default size of the frames our writes are split into: 64 KiB.
+///
+/// Why this value: the varint header is at most a dozen bytes, so at 64 KiB framing costs
+/// nothing measurable, and each frame is parsed once per 64 KiB instead of once per 8 KiB
+/// (rust-libp2p's default) — the `throughput` bench shows 16 KiB and up within noise of each
+/// other and 8 KiB measurably slower. Smaller than the 1 MiB maximum so that streams writing
+/// at the same time interleave at a fine grain (one 64 KiB frame is half a millisecond on a
+/// gigabit link) and a receiver's per-stream buffer takes many frames before it overflows.
+pub const DEFAULT_SPLIT_SIZE: usize = 64 * 1024;
+
+/// Default cap on the bytes buffered for one stream that its reader has not read yet: 4 MiB.
+///
+/// mplex has no flow control, so a remote can always send more than we read. Past this cap
+/// the stream is reset (the spec's second remedy for slow readers). 4 MiB is sixteen times a
+/// yamux stream's initial window: a reader that keeps up at all never gets near it.
+pub const DEFAULT_MAX_STREAM_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Default cap on the receive memory of the whole connection: 32 MiB.
+///
+/// Counted in the fixed-size chunks that hold received data, so it bounds real memory, not
+/// just payload bytes. When it is reached the connection stops reading from the socket until
+/// readers catch up (the spec's first remedy), instead of resetting streams that are within
+/// their own cap. 32 MiB lets eight streams sit at their full per-stream cap.
+pub const DEFAULT_MAX_CONNECTION_BUFFER: usize = 32 * 1024 * 1024;
+
+/// Default cap on concurrently open streams, counted separately for the streams each side
+/// opened: 1024.
+///
+/// A stream costs little while idle (a map entry, no buffer), so this is about bounding
+/// bookkeeping against a peer that opens streams and never closes them. rust-libp2p allows
+/// 128 and go-yamux 1000; 1024 leaves room for hosts that multiplex many protocols. Inbound
+/// streams over the cap are reset as they arrive; opening one more outbound stream fails.
+pub const DEFAULT_MAX_STREAMS: usize = 1024;
+
+/// Default cap on frames queued for the socket and not yet written: 256 KiB.
+///
+/// Writers wait once this much is queued. Large enough that many small writes from many
+/// streams coalesce into one socket write, small enough that a stalled socket does not hold
+/// much memory per connection.
+pub const DEFAULT_MAX_SEND_BUFFER: usize = 256 * 1024;
+
+/// Default time a local close may spend flushing queued frames before it drops the
+/// connection anyway: 10 s (go-yamux's write timeout). A remote that stopped reading must not
+/// make `close` hang.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Configuration of an mplex connection. Start from [`MplexConfig::default`] and adjust.
+///
+/// ```
+/// use lp2p_mplex::MplexConfig;
+/// let config = MplexConfig::default()
+///     .with_max_streams(256)
+///     .with_split_size(16 * 1024);
+/// assert_eq!(config.max_streams(), 256);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MplexConfig {
+    max_message_size: usize,
+    split_size: usize,
+    max_stream_buffer: usize,
+    max_connection_buffer: usize,
+    max_streams: usize,
+    max_send_buffer: usize,
+    close_timeout: Duration,
+}
+
+impl Default for MplexConfig {
+    fn default() -> Self {
+        MplexConfig {
+            max_message_size: MAX_MESSAGE_SIZE,
+            split_size: DEFAULT_SPLIT_SIZE,
+            max_stream_buffer: DEFAULT_MAX_STREAM_BUFFER,
+            max_connection_buffer: DEFAULT_MAX_CONNECTION_BUFFER,
+            max_streams: DEFAULT_MAX_STREAMS,
+            max_send_buffer: DEFAULT_MAX_SEND_BUFFER,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+        }
+    }
+}
+
+impl MplexConfig {
+    /// Sets the largest frame payload accepted from the remote (default and upper bound:
+    /// [`MAX_MESSAGE_SIZE`]; at least 1 byte). A bigger frame is a protocol error that
+    /// drops the connection.
+    #[must_use]
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes.clamp(1, MAX_MESSAGE_SIZE);
+        self
+    }
+
+    /// Sets the size outgoing writes are split into (default [`DEFAULT_SPLIT_SIZE`]; between
+    /// 1 byte and [`MAX_MESSAGE_SIZE`], since peers reject bigger frames).
+    #[must_use]
+    pub fn with_split_size(mut self, bytes: usize) -> Self {
+        self.split_size = bytes.clamp(1, MAX_MESSAGE_SIZE);
+        self
+    }
+
+    /// Sets the per-stream receive buffer cap (default [`DEFAULT_MAX_STREAM_BUFFER`]).
+    /// A frame that would take a stream past it resets the stream.
+    #[must_use]
+    pub fn with_max_stream_buffer(mut self, bytes: usize) -> Self {
+        self.max_stream_buffer = bytes;
+        self
+    }
+
+    /// Sets the connection-wide receive memory cap (default
+    /// [`DEFAULT_MAX_CONNECTION_BUFFER`]). Reaching it pauses reading from the socket.
+    #[must_use]
+    pub fn with_max_connection_buffer(mut self, bytes: usize) -> Self {
+        self.max_connection_buffer = bytes;
+        self
+    }
+
+    /// Sets the cap on open streams per direction (default [`DEFAULT_MAX_STREAMS`]).
+    #[must_use]
+    pub fn with_max_streams(mut self, streams: usize) -> Self {
+        self.max_streams = streams;
+        self
+    }
+
+    /// Sets the cap on bytes queued for the socket before writers wait (default
+    /// [`DEFAULT_MAX_SEND_BUFFER`]; at least 1 byte).
+    #[must_use]
+    pub fn with_max_send_buffer(mut self, bytes: usize) -> Self {
+        self.max_send_buffer = bytes.max(1);
+        self
+    }
+
+    /// Sets how long a local close may spend flushing queued frames (default
+    /// [`DEFAULT_CLOSE_TIMEOUT`]).
+    #[must_use]
+    pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// The largest frame payload accepted from the remote.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// The size outgoing writes are split into.
+    pub fn split_size(&self) -> usize {
+        self.split_size
+    }
+
+    /// The per-stream receive buffer cap.
+    pub fn max_stream_buffer(&self) -> usize {
+        self.max_stream_buffer
+    }
+
+    /// The connection-wide receive memory cap.
+    pub fn max_connection_buffer(&self) -> usize {
+        self.max_connection_buffer
+    }
+
+    /// The cap on open streams per direction.
+    pub fn max_streams(&self) -> usize {
+        self.max_streams
+    }
+
+    /// The cap on bytes queued for the socket before writers wait.
+    pub fn max_send_buffer(&self) -> usize {
+        self.max_send_buffer
+    }
+
+    /// How long a local close may spend flushing queued frames.
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// Past this many queued bytes the connection stops reading input, so replies to input
+    /// (resets of refused streams) cannot pile up without bound when the remote does not
+    /// read. Writers alone stop below `max_send_buffer + split_size`, so twice the send
+    /// buffer plus a frame is only ever reached by such replies.
+    pub(crate) fn input_pause_threshold(&self) -> usize {
+        self.max_send_buffer
+            .saturating_mul(2)
+            .saturating_add(self.split_size)
+    }
+}

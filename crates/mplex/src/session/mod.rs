@@ -1,0 +1,894 @@
+//! The sans-IO mplex state machine: bytes in, frames and events out; no socket, no task, no
+//! clock.
+//!
+//! A [`Session`] is fed the bytes read from the connection with
+//! [`handle_input`](Session::handle_input), hands out the bytes to write with
+//! [`poll_transmit`](Session::poll_transmit), and reports what the application must learn
+//! about (a stream opened, data arrived, a stream was reset) through
+//! [`poll_event`](Session::poll_event). Stream operations ([`open_stream`](Session::open_stream),
+//! [`write`](Session::write), [`read`](Session::read), [`close_stream`](Session::close_stream),
+//! [`reset_stream`](Session::reset_stream)) act on the state directly and queue frames.
+//!
+//! Both peers number their streams independently, so a stream is known by its number *and*
+//! by which side opened it ([`StreamId`]): a frame with an Initiator flag (or NewStream)
+//! names a stream the remote opened, one with a Receiver flag names a stream we opened.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+
+use lp2p_core::Role;
+
+use crate::config::MplexConfig;
+use crate::error::MplexError;
+use crate::recv_buffer::{ChunkPool, RecvBuffer};
+use crate::wire::{Flag, Header, Kind, MAX_HEADER_LEN, MAX_STREAM_NUMBER, encode_frame};
+
+#[cfg(test)]
+mod tests;
+
+/// A stream of one connection: its number and which side opened it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId {
+    number: u64,
+    opened_locally: bool,
+}
+
+impl StreamId {
+    /// The stream `number` opened by us (`opened_locally`) or by the remote.
+    pub fn new(number: u64, opened_locally: bool) -> StreamId {
+        StreamId {
+            number,
+            opened_locally,
+        }
+    }
+
+    /// The number on the wire.
+    pub fn number(self) -> u64 {
+        self.number
+    }
+
+    /// Whether we opened the stream (so we send the Initiator flags on it).
+    pub fn opened_locally(self) -> bool {
+        self.opened_locally
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let by = if self.opened_locally {
+            "local"
+        } else {
+            "remote"
+        };
+        write!(f, "{}/{by}", self.number)
+    }
+}
+
+impl fmt::Debug for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// What the application must learn about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The remote opened a stream: hand it to whoever accepts streams.
+    StreamOpened(StreamId),
+    /// Data (or the remote's Close) arrived for a stream whose buffer was empty: wake its
+    /// reader.
+    Readable(StreamId),
+    /// The stream was reset, by the remote or by us because it broke a rule (its receive
+    /// buffer overflowed, data after the remote's Close): wake its reader and writer.
+    StreamReset(StreamId),
+}
+
+/// Counters of what the session dropped or refused, for logs and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Inbound streams reset on arrival because the stream limit was reached.
+    pub streams_refused: u64,
+    /// Streams reset because a frame would have taken their receive buffer over its cap.
+    pub streams_overflowed: u64,
+    /// Streams reset because the remote sent data after closing its side.
+    pub streams_violated: u64,
+    /// Frames (other than NewStream) for streams this session does not know.
+    pub frames_for_unknown_streams: u64,
+    /// Payload bytes received and dropped (unknown, reset or released streams, names).
+    pub bytes_discarded: u64,
+    /// Times reading paused because the connection-wide receive buffer was full.
+    pub input_pauses: u64,
+}
+
+#[derive(Debug, Default)]
+struct StreamRecord {
+    buffer: RecvBuffer,
+    /// We sent Close (or must not write any more).
+    send_closed: bool,
+    /// The remote sent Close.
+    recv_closed: bool,
+    /// Reset by either side: reads and writes fail.
+    reset: bool,
+    /// The application dropped its handle: discard data, forget the stream once done.
+    released: bool,
+    /// Counts toward the open-stream limit of its direction.
+    counted: bool,
+}
+
+impl StreamRecord {
+    fn is_done(&self) -> bool {
+        self.reset || (self.send_closed && self.recv_closed)
+    }
+
+    fn accepts_data(&self) -> bool {
+        !self.reset && !self.released && !self.recv_closed
+    }
+}
+
+/// Where the input parser is.
+#[derive(Debug, Clone, Copy)]
+enum ReadState {
+    /// Collecting a frame header; `buf[..len]` holds a partial one split across inputs.
+    Header {
+        buf: [u8; MAX_HEADER_LEN],
+        len: usize,
+    },
+    /// A Message header waiting for receive memory (the connection-wide cap is reached).
+    Blocked(Header),
+    /// Inside a frame's payload: `remaining` bytes go to `target` (or are dropped).
+    Payload {
+        target: Option<StreamId>,
+        remaining: usize,
+        /// Chunks reserved for this payload and not yet taken.
+        reservation: usize,
+    },
+}
+
+impl ReadState {
+    const IDLE: ReadState = ReadState::Header {
+        buf: [0; MAX_HEADER_LEN],
+        len: 0,
+    };
+
+    fn discard(remaining: usize) -> ReadState {
+        if remaining == 0 {
+            ReadState::IDLE
+        } else {
+            ReadState::Payload {
+                target: None,
+                remaining,
+                reservation: 0,
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Open,
+    /// Closed locally or by the remote at a frame boundary.
+    Closed,
+    /// Ended by a fatal error.
+    Failed,
+}
+
+/// The mplex state machine of one connection.
+///
+/// ```
+/// use lp2p_core::Role;
+/// use lp2p_mplex::{Event, MplexConfig, Session};
+///
+/// let mut dialer = Session::new(Role::Initiator, MplexConfig::default());
+/// let mut listener = Session::new(Role::Responder, MplexConfig::default());
+///
+/// let id = dialer.open_stream()?;
+/// dialer.write(id, b"hello")?;
+/// let mut wire = Vec::new();
+/// dialer.poll_transmit(&mut wire);
+///
+/// listener.handle_input(&wire)?;
+/// let Some(Event::StreamOpened(remote_id)) = listener.poll_event() else { panic!() };
+/// let mut buf = [0u8; 16];
+/// assert_eq!(listener.read(remote_id, &mut buf)?, Some(5));
+/// assert_eq!(&buf[..5], b"hello");
+/// # Ok::<(), lp2p_mplex::MplexError>(())
+/// ```
+#[derive(Debug)]
+pub struct Session {
+    config: MplexConfig,
+    streams: HashMap<StreamId, StreamRecord>,
+    next_number: u64,
+    open_inbound: usize,
+    open_outbound: usize,
+    pool: ChunkPool,
+    read_state: ReadState,
+    send: Vec<u8>,
+    events: VecDeque<Event>,
+    status: Status,
+    stats: Stats,
+}
+
+impl Session {
+    /// A session for our side of a connection. `role` only decides how we number our
+    /// streams: odd as the dialer (the spec's session initiator), even as the listener.
+    pub fn new(role: Role, config: MplexConfig) -> Session {
+        Session {
+            pool: ChunkPool::new(config.max_connection_buffer()),
+            config,
+            streams: HashMap::new(),
+            next_number: u64::from(role.is_initiator()),
+            open_inbound: 0,
+            open_outbound: 0,
+            read_state: ReadState::IDLE,
+            send: Vec::new(),
+            events: VecDeque::new(),
+            status: Status::Open,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MplexConfig {
+        &self.config
+    }
+
+    /// What was dropped or refused so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Whether the session has ended (closed by either side or by an error).
+    pub fn is_closed(&self) -> bool {
+        self.status != Status::Open
+    }
+
+    /// Streams open in either direction (not yet reset or closed both ways).
+    pub fn num_streams(&self) -> usize {
+        self.open_inbound.saturating_add(self.open_outbound)
+    }
+
+    /// Receive memory held by streams, in bytes (whole chunks).
+    pub fn buffered_bytes(&self) -> usize {
+        self.pool.bytes_in_use()
+    }
+
+    /// Receive memory allocated, in bytes: held by streams plus chunks kept for reuse.
+    pub fn allocated_bytes(&self) -> usize {
+        self.pool.bytes_allocated()
+    }
+
+    // ---------------------------------------------------------------- input
+
+    /// Feeds bytes read from the connection and returns how many were consumed.
+    ///
+    /// All of `bytes` is consumed unless input is paused (see
+    /// [`wants_input`](Session::wants_input)); the caller keeps the rest and offers it again
+    /// once `wants_input` turns true. A partial frame header is kept inside the session.
+    /// An error is fatal: the session is closed and the connection must be dropped.
+    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<usize, MplexError> {
+        if self.status != Status::Open {
+            return Err(MplexError::ConnectionClosed);
+        }
+        let mut rest = bytes;
+        match self.consume(&mut rest) {
+            Ok(()) => Ok(bytes.len().saturating_sub(rest.len())),
+            Err(err) => {
+                tracing::warn!(error = %err, "mplex protocol error; dropping the connection");
+                self.status = Status::Failed;
+                Err(err)
+            }
+        }
+    }
+
+    /// Tells the session the remote closed the connection. Fails with
+    /// [`MplexError::TruncatedFrame`] when that cut a frame short. Either way the session is
+    /// closed: streams read what they have, then EOF if the remote closed them, else an error.
+    pub fn handle_eof(&mut self) -> Result<(), MplexError> {
+        if self.status != Status::Open {
+            return Ok(());
+        }
+        let mid_frame = match self.read_state {
+            ReadState::Header { len, .. } => len > 0,
+            ReadState::Blocked(_) => true,
+            ReadState::Payload { remaining, .. } => remaining > 0,
+        };
+        if mid_frame {
+            tracing::debug!("connection ended in the middle of a frame");
+            self.status = Status::Failed;
+            Err(MplexError::TruncatedFrame)
+        } else {
+            self.status = Status::Closed;
+            Ok(())
+        }
+    }
+
+    /// Whether the session will consume input now. False once closed, while the
+    /// connection-wide receive buffer is full (until readers drain it), and while too many
+    /// bytes wait to be sent (until [`poll_transmit`](Session::poll_transmit) takes them).
+    pub fn wants_input(&self) -> bool {
+        if self.status != Status::Open || self.send.len() >= self.config.input_pause_threshold() {
+            return false;
+        }
+        match self.read_state {
+            ReadState::Blocked(header) => self.admission_possible(header),
+            _ => true,
+        }
+    }
+
+    fn consume(&mut self, input: &mut &[u8]) -> Result<(), MplexError> {
+        loop {
+            if self.send.len() >= self.config.input_pause_threshold() {
+                return Ok(());
+            }
+            match self.read_state {
+                ReadState::Header { mut buf, len } => {
+                    if input.is_empty() {
+                        return Ok(());
+                    }
+                    let Some(header) = self.take_header(&mut buf, len, input)? else {
+                        return Ok(());
+                    };
+                    self.on_header(header)?;
+                }
+                ReadState::Blocked(header) => {
+                    if !self.admit(header) {
+                        return Ok(());
+                    }
+                }
+                ReadState::Payload {
+                    target,
+                    remaining,
+                    mut reservation,
+                } => {
+                    if input.is_empty() {
+                        return Ok(());
+                    }
+                    let n = remaining.min(input.len());
+                    let (now, later) = input.split_at(n);
+                    *input = later;
+                    let target = self.deliver(target, now, &mut reservation);
+                    let remaining = remaining.saturating_sub(n);
+                    if remaining == 0 {
+                        self.pool.unreserve(reservation);
+                        self.read_state = ReadState::IDLE;
+                    } else {
+                        self.read_state = ReadState::Payload {
+                            target,
+                            remaining,
+                            reservation,
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Completes a header from the stashed bytes and `input`, consuming what it uses. Returns
+    /// `None` (with everything stashed) when `input` ends inside the header.
+    fn take_header(
+        &mut self,
+        buf: &mut [u8; MAX_HEADER_LEN],
+        len: usize,
+        input: &mut &[u8],
+    ) -> Result<Option<Header>, MplexError> {
+        let max = self.config.max_message_size();
+        if len == 0 {
+            // The common case: the header lies whole in the input, parse it in place.
+            if let Some((header, used)) = Header::parse(input, max)? {
+                *input = input.get(used..).unwrap_or_default();
+                return Ok(Some(header));
+            }
+            // An incomplete header is shorter than MAX_HEADER_LEN (a longer one would be a
+            // complete header or an invalid varint), so it fits the stash.
+            let n = input.len().min(MAX_HEADER_LEN);
+            if let (Some(dst), Some(src)) = (buf.get_mut(..n), input.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            *input = input.get(n..).unwrap_or_default();
+            self.read_state = ReadState::Header { buf: *buf, len: n };
+            return Ok(None);
+        }
+        let take = MAX_HEADER_LEN.saturating_sub(len).min(input.len());
+        let end = len.saturating_add(take);
+        if let (Some(dst), Some(src)) = (buf.get_mut(len..end), input.get(..take)) {
+            dst.copy_from_slice(src);
+        }
+        if let Some((header, used)) = Header::parse(buf.get(..end).unwrap_or_default(), max)? {
+            // `used > len`: the stash alone did not hold a whole header.
+            let from_input = used.saturating_sub(len);
+            *input = input.get(from_input..).unwrap_or_default();
+            self.read_state = ReadState::IDLE;
+            Ok(Some(header))
+        } else {
+            *input = input.get(take..).unwrap_or_default();
+            self.read_state = ReadState::Header {
+                buf: *buf,
+                len: end,
+            };
+            Ok(None)
+        }
+    }
+
+    fn on_header(&mut self, header: Header) -> Result<(), MplexError> {
+        let id = StreamId::new(header.stream, !header.flag.sent_by_opener());
+        let kind = header.flag.kind();
+        tracing::trace!(stream = %id, flag = %header.flag, len = header.length, "frame");
+        match kind {
+            Kind::NewStream => {
+                if self.streams.contains_key(&id) {
+                    return Err(MplexError::DuplicateStream(header.stream));
+                }
+                if self.open_inbound >= self.config.max_streams() {
+                    self.stats.streams_refused = self.stats.streams_refused.saturating_add(1);
+                    tracing::debug!(
+                        stream = %id,
+                        limit = self.config.max_streams(),
+                        "inbound stream over the limit; resetting it"
+                    );
+                    self.queue_frame(id, Kind::Reset, &[]);
+                } else {
+                    self.streams.insert(
+                        id,
+                        StreamRecord {
+                            counted: true,
+                            ..StreamRecord::default()
+                        },
+                    );
+                    self.open_inbound = self.open_inbound.saturating_add(1);
+                    self.events.push_back(Event::StreamOpened(id));
+                }
+                // The name is for debugging only.
+                self.discard(header.length);
+            }
+            Kind::Message => {
+                if !self.admit(header) {
+                    self.stats.input_pauses = self.stats.input_pauses.saturating_add(1);
+                    tracing::debug!(
+                        stream = %id,
+                        buffered = self.pool.bytes_in_use(),
+                        "connection receive buffer full; pausing input"
+                    );
+                }
+            }
+            Kind::Close => {
+                match self.streams.get_mut(&id) {
+                    Some(rec) => {
+                        if !rec.recv_closed && !rec.reset {
+                            rec.recv_closed = true;
+                            if !rec.released {
+                                self.events.push_back(Event::Readable(id));
+                            }
+                        }
+                        self.settle(id);
+                    }
+                    None => self.count_unknown(id, header.flag),
+                }
+                self.discard(header.length);
+            }
+            Kind::Reset => {
+                match self.streams.get_mut(&id) {
+                    Some(rec) => {
+                        if !rec.reset {
+                            rec.reset = true;
+                            rec.buffer.clear(&mut self.pool);
+                            if !rec.released {
+                                self.events.push_back(Event::StreamReset(id));
+                            }
+                        }
+                        self.settle(id);
+                    }
+                    None => self.count_unknown(id, header.flag),
+                }
+                self.discard(header.length);
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides where a Message payload goes. Returns false (and leaves the header waiting)
+    /// when it must wait for receive memory.
+    fn admit(&mut self, header: Header) -> bool {
+        let id = StreamId::new(header.stream, !header.flag.sent_by_opener());
+        let len = header.length;
+        let Some(rec) = self.streams.get_mut(&id) else {
+            self.count_unknown(id, header.flag);
+            self.discard(len);
+            return true;
+        };
+        if rec.reset || rec.released {
+            self.discard(len);
+            return true;
+        }
+        if rec.recv_closed {
+            self.stats.streams_violated = self.stats.streams_violated.saturating_add(1);
+            tracing::debug!(stream = %id, "data after the remote closed the stream; resetting it");
+            self.reset_by_session(id);
+            self.discard(len);
+            return true;
+        }
+        if len == 0 {
+            self.read_state = ReadState::IDLE;
+            return true;
+        }
+        if rec.buffer.len().saturating_add(len) > self.config.max_stream_buffer() {
+            self.stats.streams_overflowed = self.stats.streams_overflowed.saturating_add(1);
+            tracing::debug!(
+                stream = %id,
+                buffered = rec.buffer.len(),
+                frame = len,
+                limit = self.config.max_stream_buffer(),
+                "stream receive buffer overflow; resetting it"
+            );
+            self.reset_by_session(id);
+            self.discard(len);
+            return true;
+        }
+        let need = rec.buffer.chunks_needed(len);
+        if !self.pool.try_reserve(need) {
+            self.read_state = ReadState::Blocked(header);
+            return false;
+        }
+        self.read_state = ReadState::Payload {
+            target: Some(id),
+            remaining: len,
+            reservation: need,
+        };
+        true
+    }
+
+    /// Whether [`admit`](Session::admit) would let `header` through now.
+    fn admission_possible(&self, header: Header) -> bool {
+        let id = StreamId::new(header.stream, !header.flag.sent_by_opener());
+        match self.streams.get(&id) {
+            Some(rec) if rec.accepts_data() => {
+                let need = rec.buffer.chunks_needed(header.length);
+                self.pool.can_reserve(need)
+            }
+            _ => true,
+        }
+    }
+
+    /// Appends payload bytes to the target stream; returns the target for the rest of the
+    /// payload (`None` once the stream stopped taking data).
+    fn deliver(
+        &mut self,
+        target: Option<StreamId>,
+        bytes: &[u8],
+        reservation: &mut usize,
+    ) -> Option<StreamId> {
+        if let Some(id) = target
+            && let Some(rec) = self.streams.get_mut(&id)
+            && rec.accepts_data()
+        {
+            let was_empty = rec.buffer.is_empty();
+            rec.buffer.push(bytes, &mut self.pool, reservation);
+            if was_empty {
+                self.events.push_back(Event::Readable(id));
+            }
+            return Some(id);
+        }
+        // The stream was reset or released mid-frame: drop the rest of the payload.
+        self.pool.unreserve(*reservation);
+        *reservation = 0;
+        self.stats.bytes_discarded = self
+            .stats
+            .bytes_discarded
+            .saturating_add(bytes.len() as u64);
+        None
+    }
+
+    fn discard(&mut self, len: usize) {
+        self.read_state = ReadState::discard(len);
+    }
+
+    fn count_unknown(&mut self, id: StreamId, flag: Flag) {
+        self.stats.frames_for_unknown_streams =
+            self.stats.frames_for_unknown_streams.saturating_add(1);
+        tracing::trace!(stream = %id, %flag, "frame for an unknown stream; ignored");
+    }
+
+    // ---------------------------------------------------------------- output and events
+
+    /// Moves the bytes waiting to be sent into `out` (by swapping buffers when `out` is
+    /// empty, so steady-state sending allocates nothing). Returns whether there were any.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.send.is_empty() {
+            return false;
+        }
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.send);
+        } else {
+            out.extend_from_slice(&self.send);
+            self.send.clear();
+        }
+        true
+    }
+
+    /// Whether bytes wait to be sent.
+    pub fn has_transmit(&self) -> bool {
+        !self.send.is_empty()
+    }
+
+    /// Whether a [`write`](Session::write) would take data now (the send buffer is below
+    /// its cap).
+    pub fn can_write(&self) -> bool {
+        self.send.len() < self.config.max_send_buffer()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn queue_frame(&mut self, id: StreamId, kind: Kind, payload: &[u8]) {
+        let flag = Flag::new(kind, id.opened_locally);
+        encode_frame(id.number, flag, payload, &mut self.send);
+    }
+
+    // ---------------------------------------------------------------- streams
+
+    /// Opens a stream, named after its number as js-libp2p does (names are for debugging).
+    pub fn open_stream(&mut self) -> Result<StreamId, MplexError> {
+        let mut digits = [0u8; 20];
+        let name_len = decimal(self.next_number, &mut digits);
+        let name = digits.get(..name_len).unwrap_or_default();
+        self.open_named_stream(name)
+    }
+
+    /// Opens a stream with the given name (any bytes; the spec calls it UTF-8 and says it is
+    /// for interfaces only).
+    pub fn open_named_stream(&mut self, name: &[u8]) -> Result<StreamId, MplexError> {
+        if self.status != Status::Open {
+            return Err(MplexError::ConnectionClosed);
+        }
+        if self.open_outbound >= self.config.max_streams() {
+            return Err(MplexError::TooManyStreams(self.config.max_streams()));
+        }
+        let number = self.next_number;
+        if number > MAX_STREAM_NUMBER {
+            return Err(MplexError::StreamIdsExhausted);
+        }
+        // One past the maximum means exhausted, on the next call.
+        self.next_number = number.saturating_add(2);
+        let name = name
+            .get(..name.len().min(self.config.max_message_size()))
+            .unwrap_or_default();
+        let id = StreamId::new(number, true);
+        self.streams.insert(
+            id,
+            StreamRecord {
+                counted: true,
+                ..StreamRecord::default()
+            },
+        );
+        self.open_outbound = self.open_outbound.saturating_add(1);
+        self.queue_frame(id, Kind::NewStream, name);
+        tracing::trace!(stream = %id, "opened stream");
+        Ok(id)
+    }
+
+    /// Queues `data` for the stream, split into frames of the configured split size.
+    ///
+    /// Returns `Ok(Some(n))` with the bytes taken (all of `data`, or as much as fits the
+    /// send buffer plus one frame), or `Ok(None)` when the send buffer is full: retry after
+    /// [`poll_transmit`](Session::poll_transmit). Fails once the stream is reset or closed
+    /// for writing, or the session is closed.
+    pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<Option<usize>, MplexError> {
+        let rec = self.streams.get(&id).ok_or(MplexError::UnknownStream(id))?;
+        if rec.reset {
+            return Err(MplexError::StreamReset(id));
+        }
+        if self.status != Status::Open {
+            return Err(MplexError::ConnectionClosed);
+        }
+        if rec.send_closed {
+            return Err(MplexError::WriteClosed(id));
+        }
+        if data.is_empty() {
+            return Ok(Some(0));
+        }
+        if !self.can_write() {
+            return Ok(None);
+        }
+        let flag = Flag::new(Kind::Message, id.opened_locally);
+        let split = self.config.split_size();
+        let mut rest = data;
+        while !rest.is_empty() && self.can_write() {
+            let (frame, later) = rest.split_at(split.min(rest.len()));
+            encode_frame(id.number, flag, frame, &mut self.send);
+            rest = later;
+        }
+        Ok(Some(data.len().saturating_sub(rest.len())))
+    }
+
+    /// Reads received bytes of the stream into `buf`.
+    ///
+    /// Returns `Ok(Some(n))` with `n > 0` bytes read, `Ok(Some(0))` at the end of the stream
+    /// (the remote closed it and everything was read; or `buf` is empty), and `Ok(None)` when
+    /// nothing is there yet. Fails once the stream is reset, or when the session closed
+    /// before the remote closed the stream.
+    pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<Option<usize>, MplexError> {
+        let rec = self
+            .streams
+            .get_mut(&id)
+            .ok_or(MplexError::UnknownStream(id))?;
+        if rec.reset {
+            return Err(MplexError::StreamReset(id));
+        }
+        if buf.is_empty() {
+            return Ok(Some(0));
+        }
+        if !rec.buffer.is_empty() {
+            return Ok(Some(rec.buffer.read(buf, &mut self.pool)));
+        }
+        if rec.recv_closed {
+            return Ok(Some(0));
+        }
+        if self.status != Status::Open {
+            return Err(MplexError::ConnectionClosed);
+        }
+        Ok(None)
+    }
+
+    /// Half-closes the stream: sends Close; the remote reads EOF after our data. Closing
+    /// twice is fine; closing a reset stream fails.
+    pub fn close_stream(&mut self, id: StreamId) -> Result<(), MplexError> {
+        let rec = self.streams.get(&id).ok_or(MplexError::UnknownStream(id))?;
+        if rec.reset {
+            return Err(MplexError::StreamReset(id));
+        }
+        if rec.send_closed {
+            return Ok(());
+        }
+        if self.status != Status::Open {
+            return Err(MplexError::ConnectionClosed);
+        }
+        self.queue_frame(id, Kind::Close, &[]);
+        if let Some(rec) = self.streams.get_mut(&id) {
+            rec.send_closed = true;
+        }
+        self.settle(id);
+        Ok(())
+    }
+
+    /// Resets the stream: both directions fail from now on, unread data is dropped, and the
+    /// remote is told with a Reset frame (unless the stream was already finished both ways).
+    pub fn reset_stream(&mut self, id: StreamId) -> Result<(), MplexError> {
+        let rec = self
+            .streams
+            .get_mut(&id)
+            .ok_or(MplexError::UnknownStream(id))?;
+        if rec.reset {
+            return Ok(());
+        }
+        let finished = rec.send_closed && rec.recv_closed;
+        rec.reset = true;
+        rec.buffer.clear(&mut self.pool);
+        if !finished && self.status == Status::Open {
+            self.queue_frame(id, Kind::Reset, &[]);
+        }
+        self.settle(id);
+        Ok(())
+    }
+
+    /// The application dropped its handle to the stream: half-close it if still writable
+    /// (data already written is still delivered), drop unread data, discard whatever
+    /// arrives later, and forget the stream once both sides are done with it.
+    pub fn release_stream(&mut self, id: StreamId) {
+        let Some(rec) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if rec.released {
+            return;
+        }
+        rec.released = true;
+        rec.buffer.clear(&mut self.pool);
+        let close = !rec.reset && !rec.send_closed;
+        if self.status != Status::Open {
+            // Nothing more will happen on this stream.
+            self.forget(id);
+            return;
+        }
+        if close {
+            self.queue_frame(id, Kind::Close, &[]);
+            if let Some(rec) = self.streams.get_mut(&id) {
+                rec.send_closed = true;
+            }
+        }
+        self.settle(id);
+    }
+
+    /// Closes the session locally. Frames already queued stay queued (flush them, then close
+    /// the connection); every stream operation fails from now on, except reading what was
+    /// already received.
+    pub fn close(&mut self) {
+        if self.status == Status::Open {
+            self.status = Status::Closed;
+        }
+    }
+
+    /// Whether the stream was reset, by either side (false for unknown streams).
+    pub fn is_reset(&self, id: StreamId) -> bool {
+        self.streams.get(&id).is_some_and(|rec| rec.reset)
+    }
+
+    /// The ids of every stream the application still holds.
+    pub fn stream_ids(&self) -> impl Iterator<Item = StreamId> + '_ {
+        self.streams
+            .iter()
+            .filter(|(_, rec)| !rec.released)
+            .map(|(id, _)| *id)
+    }
+
+    /// Resets a stream on the session's own initiative and tells the application.
+    fn reset_by_session(&mut self, id: StreamId) {
+        let Some(rec) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let released = rec.released;
+        if self.reset_stream(id).is_ok() && !released {
+            self.events.push_back(Event::StreamReset(id));
+        }
+    }
+
+    /// Updates the open-stream counts and forgets a released stream once it is done.
+    fn settle(&mut self, id: StreamId) {
+        let Some(rec) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if rec.counted && rec.is_done() {
+            rec.counted = false;
+            self.uncount(id);
+        }
+        if let Some(rec) = self.streams.get(&id)
+            && rec.released
+            && rec.is_done()
+        {
+            self.forget(id);
+        }
+    }
+
+    fn forget(&mut self, id: StreamId) {
+        if let Some(mut rec) = self.streams.remove(&id) {
+            rec.buffer.clear(&mut self.pool);
+            if rec.counted {
+                self.uncount(id);
+            }
+        }
+    }
+
+    fn uncount(&mut self, id: StreamId) {
+        if id.opened_locally {
+            self.open_outbound = self.open_outbound.saturating_sub(1);
+        } else {
+            self.open_inbound = self.open_inbound.saturating_sub(1);
+        }
+    }
+}
+
+/// Writes `n` in decimal into `out` and returns the number of digits.
+fn decimal(mut n: u64, out: &mut [u8; 20]) -> usize {
+    let mut tmp = [0u8; 20];
+    let mut len = 0usize;
+    loop {
+        // `n % 10 < 10`: the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = (n % 10) as u8;
+        if let Some(slot) = tmp.get_mut(len) {
+            *slot = b'0'.saturating_add(digit);
+        }
+        len = len.saturating_add(1);
+        n /= 10;
+        if n == 0 || len >= tmp.len() {
+            break;
+        }
+    }
+    for (dst, src) in out
+        .iter_mut()
+        .zip(tmp.get(..len).unwrap_or_default().iter().rev())
+    {
+        *dst = *src;
+    }
+    len
+}
