@@ -122,6 +122,25 @@ impl FrameEncoder {
         Ok(())
     }
 
+    /// Seals a frame with no plaintext: just the 16-byte tag. It carries no data (readers
+    /// skip it) and is never sent on our own; some peers use one as a keep-alive, and tests
+    /// use it to check that readers skip it. Staged bytes are sealed first.
+    pub fn seal_empty(&mut self) -> Result<(), NoiseError> {
+        if self.sealed != 0 {
+            return Err(NoiseError::OutOfTurn(
+                "seal_empty while a frame waits to be sent",
+            ));
+        }
+        if self.staged != 0 {
+            return self.seal();
+        }
+        let tag = self
+            .cipher
+            .encrypt_in_place(&[], &mut [], Stage::Transport)?;
+        self.finish_frame(0, &tag);
+        Ok(())
+    }
+
     fn finish_frame(&mut self, plaintext_len: usize, tag: &[u8; TAG_LEN]) {
         let cipher_len = plaintext_len + TAG_LEN;
         let at = LEN_PREFIX + plaintext_len;
