@@ -1,3 +1,14 @@
-//! The /yamux/1.0.0 stream muxer for lp2p: flow control with window auto-tuning, a sans-IO core and an async shell.
-//!
-//! Work in progress: see the issue that builds this crate.
+//! The /yamux/1.0.0 stream muxer for lp2p.
+
+mod config;
+pub mod connection;
+mod error;
+pub mod frame;
+mod id_hash;
+mod shell;
+
+pub use config::*;
+pub use connection::{Connection, ConnectionStats, Event, StreamStatus};
+pub use error::{PROTOCOL_ID, YamuxError};
+pub use frame::{Flags, FrameKind, GoAwayCode, HEADER_LEN, Header, StreamId};
+pub use shell::{Yamux, YamuxConnection, YamuxStream};
