@@ -69,9 +69,24 @@ pub(crate) fn normalize(
     addr: Multiaddr,
     max_len: usize,
 ) -> Result<Multiaddr, PeerstoreError> {
-    let mut stored = addr.clone();
-    match stored.pop() {
-        Some(Protocol::P2p(named)) if named == *peer => {}
+    // Look at the last protocol first: most addresses carry no suffix and are stored as
+    // given, without a copy.
+    let stored = match addr.iter().last() {
+        None => {
+            return Err(PeerstoreError::EmptyAddr {
+                peer: Box::new(*peer),
+            });
+        }
+        Some(Protocol::P2p(named)) if named == *peer => {
+            let mut stripped = addr;
+            stripped.pop();
+            if stripped.is_empty() {
+                return Err(PeerstoreError::EmptyAddr {
+                    peer: Box::new(*peer),
+                });
+            }
+            stripped
+        }
         Some(Protocol::P2p(named)) => {
             return Err(PeerstoreError::AddrPeerMismatch {
                 peer: Box::new(*peer),
@@ -79,14 +94,8 @@ pub(crate) fn normalize(
                 addr_peer: Box::new(named),
             });
         }
-        Some(_) => stored = addr,
-        None => {}
-    }
-    if stored.is_empty() {
-        return Err(PeerstoreError::EmptyAddr {
-            peer: Box::new(*peer),
-        });
-    }
+        Some(_) => addr,
+    };
     if stored.len() > max_len {
         return Err(PeerstoreError::AddrTooLong {
             peer: Box::new(*peer),
