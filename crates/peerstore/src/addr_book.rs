@@ -11,6 +11,7 @@ use crate::error::PeerstoreError;
 /// TTL of an address that never expires (a bootstrap peer, an address the user configured).
 ///
 /// `Duration::MAX`: no expiry time is representable, so the entry lives until it is cleared.
+/// A peer holding such an address is among the last to be evicted, with connected peers.
 pub const PERMANENT_ADDR_TTL: Duration = Duration::MAX;
 
 /// TTL of an address we are connected to the peer on right now.
@@ -19,7 +20,7 @@ pub const PERMANENT_ADDR_TTL: Duration = Duration::MAX;
 /// `update_addrs(peer, CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL)`. It never expires on
 /// its own, and it is one nanosecond below [`PERMANENT_ADDR_TTL`] so the two stay distinct
 /// (an `update_addrs` from connected never touches permanent addresses). A peer holding such
-/// an address counts as connected and is the last to be evicted.
+/// an address counts as connected and is among the last to be evicted.
 pub const CONNECTED_ADDR_TTL: Duration = Duration::new(u64::MAX, 999_999_998);
 
 /// TTL of an address we were connected on until recently: 10 minutes.
@@ -221,6 +222,12 @@ impl AddrBook {
     /// Whether any address has [`CONNECTED_ADDR_TTL`]: we are connected to the peer.
     pub(crate) fn is_connected(&self) -> bool {
         self.entries.iter().any(|e| e.ttl == CONNECTED_ADDR_TTL)
+    }
+
+    /// Whether any address never expires ([`CONNECTED_ADDR_TTL`], [`PERMANENT_ADDR_TTL`] or a
+    /// TTL too long to represent): such a peer is among the last to be evicted.
+    pub(crate) fn has_lasting(&self) -> bool {
+        self.entries.iter().any(|e| e.expires.is_none())
     }
 
     /// Removes every address.

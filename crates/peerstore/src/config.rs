@@ -136,7 +136,8 @@ impl fmt::Debug for PeerstoreConfig {
 
 impl PeerstoreConfig {
     /// The maximum number of peers kept (default [`MAX_PEERS`], at least 1). A new peer beyond
-    /// it evicts the least recently seen peer, sparing connected peers while others remain.
+    /// it evicts the least recently seen peer, sparing connected peers and peers with a
+    /// permanent address while others remain.
     #[must_use]
     pub fn with_max_peers(mut self, max: usize) -> Self {
         self.limits.max_peers = max.max(1);

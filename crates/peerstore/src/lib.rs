@@ -18,8 +18,9 @@
 //! Everything is bounded ([`PeerstoreConfig`], each default a named constant with the reason
 //! for its value): addresses, protocols and metadata per peer, and peers in all. A new peer
 //! beyond [`MAX_PEERS`] evicts the least recently seen one (seen: last written about);
-//! peers we are connected to (holding a [`CONNECTED_ADDR_TTL`] address) go last. Operations
-//! that can be refused are all or nothing and return a [`PeerstoreError`].
+//! peers we are connected to (holding a [`CONNECTED_ADDR_TTL`] address) and peers with a
+//! [`PERMANENT_ADDR_TTL`] address go last. Operations that can be refused are all or nothing
+//! and return a [`PeerstoreError`].
 //!
 //! The store is plain library code: no I/O, no tasks; time comes from a clock the
 //! configuration can replace ([`PeerstoreConfig::with_clock`]), so expiry is testable without

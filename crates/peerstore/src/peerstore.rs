@@ -122,7 +122,8 @@ impl Peerstore {
         addrs
             .into_iter()
             .map(|addr| normalize(peer, addr, max_len))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()
+            .inspect_err(|err| tracing::debug!(%peer, %err, "refused addresses"))
     }
 
     // ---- address book ----
@@ -205,7 +206,8 @@ impl Peerstore {
     }
 
     /// Whether `peer` has an address with [`CONNECTED_ADDR_TTL`](crate::CONNECTED_ADDR_TTL),
-    /// which the swarm keeps exactly while a connection to it is open.
+    /// which the swarm keeps exactly while a connection to it is open. (Adding never lowers a
+    /// TTL, so an address already stored as permanent stays permanent and does not count.)
     pub fn is_connected(&self, peer: &PeerId) -> bool {
         self.store().is_connected(peer)
     }
@@ -230,9 +232,9 @@ impl Peerstore {
     /// `peer`'s public key: the stored one, else the one inlined in an identity-multihash
     /// peer id (see [`public_key_from_peer_id`]).
     pub fn public_key(&self, peer: &PeerId) -> Option<PublicKey> {
-        self.store()
-            .stored_public_key(peer)
-            .or_else(|| public_key_from_peer_id(peer))
+        let stored = self.store().stored_public_key(peer);
+        // Decoded outside the lock.
+        stored.or_else(|| public_key_from_peer_id(peer))
     }
 
     // ---- protocol book ----
@@ -415,5 +417,11 @@ impl Peerstore {
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
         self.store().check_invariants();
+    }
+
+    /// Whether `peer` is among the last to be evicted (tests).
+    #[cfg(test)]
+    pub(crate) fn is_protected(&self, peer: &PeerId) -> bool {
+        self.store().is_protected(peer)
     }
 }

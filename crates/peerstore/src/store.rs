@@ -24,11 +24,11 @@ pub struct GcStats {
     pub removed_peers: usize,
 }
 
-/// A peer's place in the eviction order: unconnected before connected, then least recently
-/// seen first; the peer id makes every rank unique.
+/// A peer's place in the eviction order: unprotected before protected (connected, or holding
+/// a permanent address), then least recently seen first; the peer id makes every rank unique.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Rank {
-    connected: bool,
+    protected: bool,
     seen: u64,
     peer: PeerId,
 }
@@ -51,7 +51,7 @@ impl PeerRecord {
             protocols: ProtocolBook::default(),
             metadata: Metadata::default(),
             rank: Rank {
-                connected: false,
+                protected: false,
                 seen: 0,
                 peer,
             },
@@ -114,7 +114,7 @@ impl Store {
             return Ok(out);
         }
         self.make_room();
-        record.rank.connected = record.addrs.is_connected();
+        record.rank.protected = record.addrs.has_lasting();
         record.rank.seen = self.next_seen();
         self.by_rank.insert(record.rank);
         self.peers.insert(*peer, record);
@@ -122,7 +122,7 @@ impl Store {
     }
 
     /// After `peer`'s record changed: drops it if empty, else brings its rank up to date
-    /// (connected or not; seen now if `touched`).
+    /// (protected or not; seen now if `touched`).
     fn settle(&mut self, peer: &PeerId, touched: bool) {
         let seen = if touched {
             Some(self.next_seen())
@@ -138,7 +138,7 @@ impl Store {
             return;
         }
         let rank = Rank {
-            connected: record.addrs.is_connected(),
+            protected: record.addrs.has_lasting(),
             seen: seen.unwrap_or(record.rank.seen),
             peer: *peer,
         };
@@ -149,7 +149,7 @@ impl Store {
         }
     }
 
-    /// Evicts least-recently-seen peers (unconnected ones first) until one more fits.
+    /// Evicts least-recently-seen peers (unprotected ones first) until one more fits.
     fn make_room(&mut self) {
         while self.peers.len() >= self.limits.max_peers {
             let Some(victim) = self.by_rank.pop_first() else {
@@ -158,7 +158,7 @@ impl Store {
             self.peers.remove(&victim.peer);
             tracing::debug!(
                 peer = %victim.peer,
-                connected = victim.connected,
+                protected = victim.protected,
                 "peerstore full: evicted the least recently seen peer"
             );
         }
@@ -379,7 +379,13 @@ impl Store {
     }
 
     pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
-        self.peers.get(peer).is_some_and(|r| r.rank.connected)
+        self.peers.get(peer).is_some_and(|r| r.addrs.is_connected())
+    }
+
+    /// Whether `peer` is among the last to be evicted (tests).
+    #[cfg(test)]
+    pub(crate) fn is_protected(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|r| r.rank.protected)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -447,7 +453,7 @@ impl Store {
                 self.by_rank.contains(&record.rank),
                 "rank missing for {peer}"
             );
-            assert_eq!(record.rank.connected, record.addrs.is_connected());
+            assert_eq!(record.rank.protected, record.addrs.has_lasting());
             assert!(!record.is_empty(), "empty record kept for {peer}");
             assert!(record.addrs.len() <= l.max_addrs_per_peer);
             assert!(!record.addrs.has_duplicates());

@@ -1,5 +1,6 @@
 //! Property tests: whatever the sequence of operations, every bound and internal invariant
-//! holds, and a connected peer is never evicted while an unconnected one could be.
+//! holds, and a connected peer (or one with a permanent address) is never evicted while
+//! another could be.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -142,12 +143,12 @@ impl World {
         }
     }
 
-    /// Which peers are stored, and whether each is connected.
+    /// Which peers are stored, and whether each is protected from early eviction.
     fn snapshot(&self) -> HashMap<PeerId, bool> {
         self.store
             .peers()
             .into_iter()
-            .map(|p| (p, self.store.is_connected(&p)))
+            .map(|p| (p, self.store.is_protected(&p)))
             .collect()
     }
 
@@ -273,8 +274,8 @@ proptest! {
             prop_assert!(evicted.len() <= 1, "one write evicts at most one peer: {evicted:?}");
             if let Some((_, true)) = evicted.first() {
                 prop_assert!(
-                    before.values().all(|connected| *connected),
-                    "a connected peer was evicted while an unconnected one remained"
+                    before.values().all(|protected| *protected),
+                    "a protected peer was evicted while an unprotected one remained"
                 );
             }
         }

@@ -435,7 +435,8 @@ fn connected_peers_are_evicted_last() {
     let peers: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
     // Peer 0 is the oldest but connected.
     ps.add_addr(&peers[0], addr(0), CONNECTED_ADDR_TTL).unwrap();
-    ps.add_addr(&peers[1], addr(1), PERMANENT_ADDR_TTL).unwrap();
+    ps.add_addr(&peers[1], addr(1), RECENTLY_CONNECTED_ADDR_TTL)
+        .unwrap();
     ps.add_addr(&peers[2], addr(2), TEMP_ADDR_TTL).unwrap();
     ps.add_addr(&peers[3], addr(3), TEMP_ADDR_TTL).unwrap();
     assert!(ps.contains(&peers[0]), "connected peer spared");
@@ -445,6 +446,21 @@ fn connected_peers_are_evicted_last() {
     ps.add_addr(&peers[4], addr(4), TEMP_ADDR_TTL).unwrap();
     assert!(!ps.contains(&peers[2]));
     assert!(ps.contains(&peers[0]));
+}
+
+#[test]
+fn peers_with_permanent_addresses_are_evicted_last() {
+    let (ps, _) = store_with(PeerstoreConfig::default().with_max_peers(2));
+    let bootstrap = PeerId::random();
+    ps.add_addr(&bootstrap, addr(0), PERMANENT_ADDR_TTL)
+        .unwrap();
+    assert!(!ps.is_connected(&bootstrap));
+    // A flood of fresh peers never pushes the configured peer out.
+    for i in 1..20 {
+        ps.set_protocols(&PeerId::random(), ["/x"]).unwrap();
+        assert!(ps.contains(&bootstrap), "evicted after {i} peers");
+    }
+    assert_eq!(ps.len(), 2);
 }
 
 #[test]
