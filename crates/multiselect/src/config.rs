@@ -22,6 +22,13 @@ pub const MAX_LIST_LEN: usize = 16 * 1024 - 1;
 /// listener busy with endless proposals.
 pub const MAX_ROUNDS: usize = 32;
 
+/// The most application bytes a lazy dialer copies behind its header and proposal so that
+/// they leave in one write.
+///
+/// A first request is usually small; a larger first write sends its first 8 KiB this way
+/// and the rest straight through, so the copy stays small and bounded.
+pub const MAX_COALESCED_LEN: usize = 8 * 1024;
+
 /// Which flavour of multistream-select 1.0.0 a dialer runs.
 ///
 /// Both are the same on the wire; they differ only in when the dialer considers the
@@ -48,6 +55,9 @@ pub struct Config {
     pub max_list_len: usize,
     /// The most proposals and `ls` requests a listener answers. Default [`MAX_ROUNDS`].
     pub max_rounds: usize,
+    /// The most bytes of a lazy dialer's first write sent together with its header and
+    /// proposal. Default [`MAX_COALESCED_LEN`].
+    pub max_coalesced_len: usize,
 }
 
 impl Default for Config {
@@ -56,6 +66,7 @@ impl Default for Config {
             max_message_len: MAX_MESSAGE_LEN,
             max_list_len: MAX_LIST_LEN,
             max_rounds: MAX_ROUNDS,
+            max_coalesced_len: MAX_COALESCED_LEN,
         }
     }
 }
@@ -79,6 +90,13 @@ impl Config {
     #[must_use]
     pub fn with_max_rounds(mut self, rounds: usize) -> Self {
         self.max_rounds = rounds;
+        self
+    }
+
+    /// Sets [`max_coalesced_len`](Config::max_coalesced_len).
+    #[must_use]
+    pub fn with_max_coalesced_len(mut self, len: usize) -> Self {
+        self.max_coalesced_len = len;
         self
     }
 }

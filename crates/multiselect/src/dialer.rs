@@ -205,6 +205,11 @@ impl Dialer {
         self.config.max_message_len
     }
 
+    /// The limits in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// What the dialer waits for, for end-of-stream errors.
     pub(crate) fn waiting_for(&self) -> &'static str {
         match self.state {

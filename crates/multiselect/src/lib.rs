@@ -64,12 +64,12 @@ pub mod message;
 mod negotiated;
 mod shell;
 
-pub use config::{Config, MAX_LIST_LEN, MAX_MESSAGE_LEN, MAX_ROUNDS, Version};
+pub use config::{Config, MAX_COALESCED_LEN, MAX_LIST_LEN, MAX_MESSAGE_LEN, MAX_ROUNDS, Version};
 pub use dialer::{Dialer, ListRequest};
 pub use error::MultiselectError;
 pub use listener::Listener;
 pub use matcher::{Matcher, Protocols};
-pub use negotiated::{MAX_COALESCED_LEN, Negotiated};
+pub use negotiated::Negotiated;
 pub use shell::{
     dialer_select, dialer_select_with_config, list_protocols, listener_select,
     listener_select_with_config,

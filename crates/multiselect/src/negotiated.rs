@@ -12,11 +12,6 @@ use crate::buffer::{ReadBuffer, SendBuffer};
 use crate::shell::poll_negotiate;
 use crate::{Dialer, MultiselectError};
 
-/// The most application bytes a lazy dialer copies behind its header and proposal so that
-/// they leave in one write. A first request is usually small; a larger first write sends
-/// its first 8 KiB this way and the rest straight through.
-pub const MAX_COALESCED_LEN: usize = 8 * 1024;
-
 /// What the read side does next.
 enum ReadState {
     /// A lazy dialer's negotiation is still open: the remote's header and echo must be read
@@ -57,6 +52,8 @@ pub struct Negotiated<S> {
     send: SendBuffer,
     /// Whether the next write may be coalesced behind pending negotiation bytes.
     coalesce: bool,
+    /// How many bytes of that write may be.
+    max_coalesced_len: usize,
 }
 
 impl<S> Negotiated<S> {
@@ -71,6 +68,7 @@ impl<S> Negotiated<S> {
             },
             send: SendBuffer::default(),
             coalesce: false,
+            max_coalesced_len: 0,
         }
     }
 
@@ -83,6 +81,7 @@ impl<S> Negotiated<S> {
         );
         Negotiated {
             io,
+            max_coalesced_len: dialer.config().max_coalesced_len,
             read: ReadState::Expecting(Box::new(Expecting { dialer, recv })),
             send,
             coalesce: true,
@@ -205,7 +204,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Negotiated<S> {
             // they leave together. The bytes are ours now; push them out as far as the
             // stream takes them, and report them written either way.
             this.coalesce = false;
-            let n = buf.len().min(MAX_COALESCED_LEN);
+            let n = buf.len().min(this.max_coalesced_len);
             this.send
                 .buf_mut()
                 .extend_from_slice(buf.get(..n).unwrap_or_default());

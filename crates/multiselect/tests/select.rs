@@ -11,8 +11,8 @@ use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use lp2p_core::{Connection, Multiaddr, ProtocolId, Stream};
 use lp2p_memory::MemoryConnection;
 use lp2p_multiselect::{
-    Config, MultiselectError, Protocols, Version, dialer_select, list_protocols, listener_select,
-    listener_select_with_config,
+    Config, MultiselectError, Protocols, Version, dialer_select, dialer_select_with_config,
+    list_protocols, listener_select, listener_select_with_config,
 };
 use proptest::prelude::*;
 
@@ -277,6 +277,35 @@ fn lazy_data_right_behind_the_proposal_reaches_the_handler() {
         // Header, proposal and the first data left in one write.
         let writes = dialer_writes.lock().unwrap();
         assert_eq!(writes[0], [HDR, b"\x08/echo/1\n", b"hello"].concat());
+    });
+}
+
+#[test]
+fn lazy_coalescing_is_bounded_by_the_config() {
+    run(async {
+        let (a, b) = pair();
+        let (a, dialer_writes) = Recorder::new(a);
+        let config = Config::default().with_max_coalesced_len(3);
+        let dialer = async {
+            let (_, mut io) = dialer_select_with_config(a, ["/e/1"], Version::V1Lazy, config)
+                .await
+                .unwrap();
+            assert_eq!(io.write(b"hello").await.unwrap(), 3);
+            io.write_all(b"lo").await.unwrap();
+            io.close().await.unwrap();
+            let mut rest = Vec::new();
+            io.read_to_end(&mut rest).await.unwrap();
+        };
+        let listener = async {
+            let (_, mut io) = listener_select(b, ["/e/1"]).await.unwrap();
+            let mut got = Vec::new();
+            io.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"hello");
+        };
+        futures::join!(dialer, listener);
+        let writes = dialer_writes.lock().unwrap();
+        assert_eq!(writes[0], [HDR, b"\x05/e/1\n", b"hel"].concat());
+        assert_eq!(writes[1], b"lo");
     });
 }
 
