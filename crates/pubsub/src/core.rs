@@ -130,6 +130,11 @@ impl<R: Router> PubSubCore<R> {
         &self.router
     }
 
+    /// The router, mutably (for router-specific settings such as peer records for PX).
+    pub fn router_mut(&mut self) -> &mut R {
+        &mut self.router
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.shared.config

@@ -1,0 +1,13 @@
+//! Test support shared by the integration tests and the bench.
+
+// Each test crate uses a different part of it; the casts are on small simulation numbers.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
+
+pub mod harness;
+pub mod sim;
