@@ -124,6 +124,15 @@ impl RuntimeHandle {
         JoinHandle { rx, abort }
     }
 
+    /// [`spawn`](RuntimeHandle::spawn) for a task nobody awaits: it runs to its end (or
+    /// until the runtime shuts down), still counted and panic-contained.
+    pub fn spawn_detached<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        drop(self.spawn(future));
+    }
+
     /// A future that completes after `duration`.
     pub fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         self.runtime.sleep(duration)

@@ -1,0 +1,37 @@
+//! The host's own limits (the swarm's are in `lp2p_swarm::config`).
+
+use std::time::Duration;
+
+/// How long a stream may take to agree on a protocol, inbound or outbound. Negotiation is a
+/// round trip or two; a peer that takes longer is stalling a slot.
+pub const DEFAULT_NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Inbound streams negotiating their protocol at once, across all peers. Each holds a task
+/// and a small buffer; past this, new inbound streams are reset (counted and logged).
+pub const DEFAULT_MAX_NEGOTIATING_STREAMS: usize = 512;
+
+/// Inbound streams one protocol's handler runs at once. When a handler falls this far
+/// behind, further streams for it are reset (counted and logged) instead of queuing without
+/// bound.
+pub const DEFAULT_MAX_STREAMS_PER_PROTOCOL: usize = 1024;
+
+/// The host's limits and timeouts.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// See [`DEFAULT_NEGOTIATION_TIMEOUT`].
+    pub negotiation_timeout: Duration,
+    /// See [`DEFAULT_MAX_NEGOTIATING_STREAMS`].
+    pub max_negotiating_streams: usize,
+    /// See [`DEFAULT_MAX_STREAMS_PER_PROTOCOL`].
+    pub max_streams_per_protocol: usize,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            negotiation_timeout: DEFAULT_NEGOTIATION_TIMEOUT,
+            max_negotiating_streams: DEFAULT_MAX_NEGOTIATING_STREAMS,
+            max_streams_per_protocol: DEFAULT_MAX_STREAMS_PER_PROTOCOL,
+        }
+    }
+}

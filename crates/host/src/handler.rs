@@ -1,0 +1,185 @@
+//! Stream handlers: what runs when a remote opens a stream for a protocol.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use futures::future::BoxFuture;
+use lp2p_core::ProtocolId;
+use lp2p_multiselect::Matcher;
+
+use crate::HostStream;
+
+/// Handles inbound streams of one protocol. Implemented for every
+/// `Fn(HostStream) -> impl Future<Output = ()>` closure, so an `async move` block is a
+/// handler:
+///
+/// ```
+/// # use lp2p_host::HostStream;
+/// use futures::{AsyncReadExt, AsyncWriteExt};
+/// let echo = |mut stream: HostStream| async move {
+///     let mut buf = Vec::new();
+///     if stream.read_to_end(&mut buf).await.is_ok() {
+///         let _ = stream.write_all(&buf).await;
+///     }
+/// };
+/// # fn takes(_: impl lp2p_host::StreamHandler) {}
+/// # takes(echo);
+/// ```
+///
+/// Each stream runs in its own task. When the handler returns, the stream is dropped, which
+/// closes it gracefully (see `lp2p_core::Stream`); a panic ends that stream only.
+pub trait StreamHandler: Send + Sync + 'static {
+    /// Serves one stream.
+    fn handle(&self, stream: HostStream) -> BoxFuture<'static, ()>;
+}
+
+impl<F, Fut> StreamHandler for F
+where
+    F: Fn(HostStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    fn handle(&self, stream: HostStream) -> BoxFuture<'static, ()> {
+        Box::pin(self(stream))
+    }
+}
+
+/// A predicate over proposed protocol ids, for handlers that accept a family of versions.
+pub type ProtocolPredicate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+pub(crate) struct HandlerEntry {
+    pub(crate) handler: Arc<dyn StreamHandler>,
+    pub(crate) active: AtomicUsize,
+}
+
+struct MatchEntry {
+    protocol: ProtocolId,
+    predicate: ProtocolPredicate,
+    entry: Arc<HandlerEntry>,
+}
+
+#[derive(Default)]
+struct Table {
+    exact: HashMap<ProtocolId, Arc<HandlerEntry>>,
+    /// Handlers registered with a predicate, in registration order.
+    matching: Vec<MatchEntry>,
+}
+
+/// The registered handlers; a cloneable multistream-select [`Matcher`].
+#[derive(Clone, Default)]
+pub(crate) struct Handlers(Arc<RwLock<Table>>);
+
+impl Handlers {
+    fn read(&self) -> RwLockReadGuard<'_, Table> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Table> {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn insert(&self, protocol: ProtocolId, handler: Arc<dyn StreamHandler>) {
+        let entry = Arc::new(HandlerEntry {
+            handler,
+            active: AtomicUsize::new(0),
+        });
+        let mut table = self.write();
+        table.matching.retain(|m| m.protocol != protocol);
+        table.exact.insert(protocol, entry);
+    }
+
+    pub(crate) fn insert_matching(
+        &self,
+        protocol: ProtocolId,
+        predicate: ProtocolPredicate,
+        handler: Arc<dyn StreamHandler>,
+    ) {
+        let entry = Arc::new(HandlerEntry {
+            handler,
+            active: AtomicUsize::new(0),
+        });
+        let mut table = self.write();
+        table.exact.remove(&protocol);
+        table.matching.retain(|m| m.protocol != protocol);
+        table.matching.push(MatchEntry {
+            protocol,
+            predicate,
+            entry,
+        });
+    }
+
+    pub(crate) fn remove(&self, protocol: &str) -> bool {
+        let mut table = self.write();
+        let before = table.matching.len();
+        table.matching.retain(|m| m.protocol.as_str() != protocol);
+        table.exact.remove(protocol).is_some() || table.matching.len() != before
+    }
+
+    /// The handler for a negotiated protocol.
+    pub(crate) fn get(&self, protocol: &str) -> Option<Arc<HandlerEntry>> {
+        let table = self.read();
+        if let Some(entry) = table.exact.get(protocol) {
+            return Some(entry.clone());
+        }
+        table
+            .matching
+            .iter()
+            .find(|m| (m.predicate)(protocol))
+            .map(|m| m.entry.clone())
+    }
+
+    /// Every registered protocol id (for matching handlers, the id they were registered with).
+    pub(crate) fn protocols(&self) -> Vec<ProtocolId> {
+        let table = self.read();
+        let mut all: Vec<ProtocolId> = table.exact.keys().cloned().collect();
+        all.extend(table.matching.iter().map(|m| m.protocol.clone()));
+        all.sort();
+        all
+    }
+}
+
+impl Matcher for Handlers {
+    fn select(&self, proposed: &str) -> Option<ProtocolId> {
+        let table = self.read();
+        if let Some((id, _)) = table.exact.get_key_value(proposed) {
+            return Some(id.clone());
+        }
+        table
+            .matching
+            .iter()
+            .any(|m| (m.predicate)(proposed))
+            .then(|| ProtocolId::from(proposed.to_owned()))
+    }
+
+    fn list(&self) -> Vec<ProtocolId> {
+        let mut exact: Vec<ProtocolId> = self.read().exact.keys().cloned().collect();
+        exact.sort();
+        exact
+    }
+}
+
+/// Counts one running stream of a handler; released on drop.
+pub(crate) struct ActiveGuard(pub(crate) Arc<HandlerEntry>);
+
+impl ActiveGuard {
+    /// Takes a slot unless `max` streams already run.
+    pub(crate) fn try_new(entry: Arc<HandlerEntry>, max: usize) -> Option<ActiveGuard> {
+        let taken = entry
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            });
+        taken.ok().map(|_| ActiveGuard(entry))
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,590 @@
+//! The host handle and its builder.
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use futures::future::AbortHandle;
+use futures::{FutureExt, StreamExt};
+use lp2p_core::{
+    Keypair, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RuntimeHandle, SecurityUpgrader, Stream,
+    Transport,
+};
+use lp2p_multiselect::{MultiselectError, Version, dialer_select, listener_select};
+use lp2p_peerstore::Peerstore;
+use lp2p_swarm::{Connection, EventBus, EventStream, Swarm, SwarmBuilder, SwarmConfig};
+
+use crate::handler::{ActiveGuard, Handlers, ProtocolPredicate};
+use crate::{HostConfig, HostError, HostEvent, HostStream, StreamHandler};
+
+/// A function run once the host is built (how services such as identify and ping attach
+/// themselves to a host built by a builder).
+pub type StartHook = Box<dyn FnOnce(&Host) + Send>;
+
+/// Builds a [`Host`]. Transports, security channels and muxers are tried in the order given.
+#[derive(Default)]
+pub struct HostBuilder {
+    swarm: SwarmBuilder,
+    config: HostConfig,
+    listen: Vec<Multiaddr>,
+    runtime: Option<RuntimeHandle>,
+    on_start: Vec<StartHook>,
+    has_transport: bool,
+    has_security: bool,
+    has_muxer: bool,
+}
+
+impl fmt::Debug for HostBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostBuilder")
+            .field("swarm", &self.swarm)
+            .field("config", &self.config)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostBuilder {
+    /// The identity key (a fresh Ed25519 key when not set).
+    #[must_use]
+    pub fn keypair(mut self, keypair: Keypair) -> Self {
+        self.swarm = self.swarm.keypair(keypair);
+        self
+    }
+
+    /// Adds a transport.
+    #[must_use]
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.swarm = self.swarm.transport(transport);
+        self.has_transport = true;
+        self
+    }
+
+    /// Adds a security channel, in preference order.
+    #[must_use]
+    pub fn security(mut self, security: impl SecurityUpgrader) -> Self {
+        self.swarm = self.swarm.security(security);
+        self.has_security = true;
+        self
+    }
+
+    /// Adds a stream muxer, in preference order.
+    #[must_use]
+    pub fn muxer(mut self, muxer: impl MuxerUpgrader) -> Self {
+        self.swarm = self.swarm.muxer(muxer);
+        self.has_muxer = true;
+        self
+    }
+
+    /// An address to listen on once built (`/ip4/0.0.0.0/tcp/0`, `/memory/0`, ...).
+    #[must_use]
+    pub fn listen_on(mut self, addr: Multiaddr) -> Self {
+        self.listen.push(addr);
+        self
+    }
+
+    /// Connection limits, timeouts and the idle policy.
+    #[must_use]
+    pub fn swarm_config(mut self, config: SwarmConfig) -> Self {
+        self.swarm = self.swarm.config(config);
+        self
+    }
+
+    /// Stream negotiation limits and timeouts.
+    #[must_use]
+    pub fn config(mut self, config: HostConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// A peer (address ending in `/p2p/<id>`) dialed at start and redialed with backoff.
+    #[must_use]
+    pub fn bootstrap(mut self, addr: Multiaddr) -> Self {
+        self.swarm = self.swarm.bootstrap(addr);
+        self
+    }
+
+    /// The runtime (the default runtime of the enabled feature otherwise).
+    #[must_use]
+    pub fn runtime(mut self, runtime: RuntimeHandle) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// A peerstore to share (a new one otherwise).
+    #[must_use]
+    pub fn peerstore(mut self, peerstore: Peerstore) -> Self {
+        self.swarm = self.swarm.peerstore(peerstore);
+        self
+    }
+
+    /// Runs `hook` with the host once it is built, before it listens (services register
+    /// their handlers here).
+    #[must_use]
+    pub fn on_start(mut self, hook: impl FnOnce(&Host) + Send + 'static) -> Self {
+        self.on_start.push(Box::new(hook));
+        self
+    }
+
+    /// Whether a transport, a security channel and a muxer have been added.
+    pub fn is_complete(&self) -> (bool, bool, bool) {
+        (self.has_transport, self.has_security, self.has_muxer)
+    }
+
+    /// Builds the host, runs the start hooks, and starts listening.
+    pub async fn build(self) -> Result<Host, HostError> {
+        let runtime = match self.runtime {
+            Some(rt) => rt.scope(),
+            None => default_runtime()?.scope(),
+        };
+        let swarm = self.swarm.runtime(runtime.clone()).build()?;
+        let inner = Arc::new(Inner {
+            swarm,
+            runtime,
+            config: self.config,
+            handlers: Handlers::default(),
+            events: EventBus::new(lp2p_swarm::config::DEFAULT_EVENT_BUFFER),
+            external_addrs: Mutex::new(Vec::new()),
+            services: Mutex::new(Vec::new()),
+            negotiating: AtomicUsize::new(0),
+            stats: Stats::default(),
+            closed: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&inner);
+        inner.swarm.set_inbound_stream_handler(Arc::new(
+            move |conn: Connection, stream: Box<dyn Stream>| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.accept_inbound(conn, stream);
+                }
+            },
+        ));
+        let host = Host { inner };
+        let mut swarm_events = host.inner.swarm.events();
+        let forward = Arc::downgrade(&host.inner);
+        host.spawn(async move {
+            while let Some(event) = swarm_events.next().await {
+                let Some(inner) = forward.upgrade() else {
+                    return;
+                };
+                if let Some(event) = HostEvent::from_swarm(event) {
+                    inner.events.emit(&event);
+                }
+            }
+        });
+        for hook in self.on_start {
+            hook(&host);
+        }
+        for addr in &self.listen {
+            host.inner.swarm.listen_on(addr).await?;
+        }
+        Ok(host)
+    }
+}
+
+#[cfg(any(feature = "async-std", feature = "smol"))]
+#[allow(clippy::unnecessary_wraps)]
+fn default_runtime() -> Result<RuntimeHandle, HostError> {
+    Ok(RuntimeHandle::default())
+}
+
+#[cfg(not(any(feature = "async-std", feature = "smol")))]
+fn default_runtime() -> Result<RuntimeHandle, HostError> {
+    Err(HostError::InvalidConfig(
+        "no runtime: enable the async-std or smol feature or set one".to_owned(),
+    ))
+}
+
+/// Counters of streams the host refused or lost.
+#[derive(Debug, Default)]
+struct Stats {
+    refused_negotiating: AtomicU64,
+    refused_busy: AtomicU64,
+    failed_negotiation: AtomicU64,
+    handler_panics: AtomicU64,
+}
+
+/// A snapshot of the host's stream counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Inbound streams reset because too many were negotiating at once.
+    pub refused_negotiating: u64,
+    /// Inbound streams reset because their protocol's handler was at its limit.
+    pub refused_busy: u64,
+    /// Inbound streams whose negotiation failed (no common protocol, malformed, timeout).
+    pub failed_negotiation: u64,
+    /// Handlers that panicked.
+    pub handler_panics: u64,
+}
+
+struct Inner {
+    swarm: Swarm,
+    runtime: RuntimeHandle,
+    config: HostConfig,
+    handlers: Handlers,
+    events: EventBus<HostEvent>,
+    external_addrs: Mutex<Vec<Multiaddr>>,
+    services: Mutex<Vec<AbortHandle>>,
+    negotiating: AtomicUsize,
+    stats: Stats,
+    closed: AtomicBool,
+}
+
+/// A libp2p node: register handlers for protocols, open streams to peers, and watch what
+/// happens. Cheap to clone (a handle); every method takes `&self`.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("peer_id", &self.local_peer_id())
+            .field("listen_addrs", &self.listen_addrs())
+            .field("protocols", &self.protocols())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decrements the count of negotiating streams on drop.
+struct NegotiatingGuard(Arc<Inner>);
+
+impl Drop for NegotiatingGuard {
+    fn drop(&mut self) {
+        self.0.negotiating.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Inner {
+    fn accept_inbound(self: &Arc<Self>, conn: Connection, mut stream: Box<dyn Stream>) {
+        let max = self.config.max_negotiating_streams;
+        if self
+            .negotiating
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_err()
+        {
+            let n = self
+                .stats
+                .refused_negotiating
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            tracing::warn!(peer = %conn.peer(), refused_total = n, limit = max, "too many inbound streams negotiating; stream reset");
+            stream.reset();
+            return;
+        }
+        let guard = NegotiatingGuard(self.clone());
+        let inner = self.clone();
+        self.runtime.spawn_detached(async move {
+            let peer = conn.peer();
+            let negotiation = listener_select(stream, inner.handlers.clone());
+            let negotiated = inner.runtime.timeout(inner.config.negotiation_timeout, negotiation).await;
+            drop(guard);
+            let (protocol, io) = match negotiated {
+                Ok(Ok(agreed)) => agreed,
+                Ok(Err(err)) => {
+                    inner.stats.failed_negotiation.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, %err, "inbound stream negotiation failed");
+                    return;
+                }
+                Err(_) => {
+                    inner.stats.failed_negotiation.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "inbound stream negotiation timed out");
+                    return;
+                }
+            };
+            let mut stream = HostStream::new(io, protocol.clone(), conn);
+            let Some(entry) = inner.handlers.get(protocol.as_str()) else {
+                // Removed between negotiation and now.
+                stream.reset();
+                return;
+            };
+            let Some(active) = ActiveGuard::try_new(entry, inner.config.max_streams_per_protocol) else {
+                let n = inner.stats.refused_busy.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(%peer, %protocol, refused_total = n, "handler at its stream limit; stream reset");
+                stream.reset();
+                return;
+            };
+            let handled = AssertUnwindSafe(active.0.handler.handle(stream)).catch_unwind().await;
+            drop(active);
+            if handled.is_err() {
+                let n = inner.stats.handler_panics.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(%peer, %protocol, panics_total = n, "stream handler panicked; the stream is dropped");
+            }
+        });
+    }
+
+    fn services(&self) -> MutexGuard<'_, Vec<AbortHandle>> {
+        self.services
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Host {
+    /// A builder.
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// Our peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.inner.swarm.local_peer_id()
+    }
+
+    /// Our identity key.
+    pub fn keypair(&self) -> &Keypair {
+        self.inner.swarm.keypair()
+    }
+
+    /// The peerstore: addresses, keys, protocols and metadata of known peers.
+    pub fn peerstore(&self) -> &Peerstore {
+        self.inner.swarm.peerstore()
+    }
+
+    /// The swarm underneath (connection table, limits, dial backoff).
+    pub fn swarm(&self) -> &Swarm {
+        &self.inner.swarm
+    }
+
+    /// The host's runtime scope: every task of the host, its swarm and its services counts
+    /// here ([`RuntimeHandle::live_tasks`]).
+    pub fn runtime(&self) -> &RuntimeHandle {
+        &self.inner.runtime
+    }
+
+    /// Registers `handler` for streams that propose exactly `protocol`, replacing any
+    /// handler registered for it.
+    pub fn set_stream_handler(&self, protocol: impl Into<ProtocolId>, handler: impl StreamHandler) {
+        self.inner
+            .handlers
+            .insert(protocol.into(), Arc::new(handler));
+        self.inner.events.emit(&HostEvent::LocalProtocolsChanged);
+    }
+
+    /// Registers `handler` for every proposed protocol id `predicate` accepts (e.g. any
+    /// `/app/1.x`). `protocol` names the registration (for removal and for identify).
+    /// Exact registrations are matched first, then predicates in registration order.
+    pub fn set_stream_handler_matching(
+        &self,
+        protocol: impl Into<ProtocolId>,
+        predicate: impl Fn(&str) -> bool + Send + Sync + 'static,
+        handler: impl StreamHandler,
+    ) {
+        let predicate: ProtocolPredicate = Arc::new(predicate);
+        self.inner
+            .handlers
+            .insert_matching(protocol.into(), predicate, Arc::new(handler));
+        self.inner.events.emit(&HostEvent::LocalProtocolsChanged);
+    }
+
+    /// Removes the handler registered under `protocol`; false when there was none.
+    pub fn remove_stream_handler(&self, protocol: &str) -> bool {
+        let removed = self.inner.handlers.remove(protocol);
+        if removed {
+            self.inner.events.emit(&HostEvent::LocalProtocolsChanged);
+        }
+        removed
+    }
+
+    /// The protocols we have handlers for.
+    pub fn protocols(&self) -> Vec<ProtocolId> {
+        self.inner.handlers.protocols()
+    }
+
+    /// Opens a stream to `peer` for the first of `protocols` (in preference order) the peer
+    /// supports, connecting first if needed (with the peerstore's addresses).
+    pub async fn new_stream<I>(&self, peer: &PeerId, protocols: I) -> Result<HostStream, HostError>
+    where
+        I: IntoIterator,
+        I::Item: Into<ProtocolId>,
+    {
+        let protocols: Vec<ProtocolId> = protocols.into_iter().map(Into::into).collect();
+        if protocols.is_empty() {
+            return Err(HostError::NoProtocols);
+        }
+        self.ensure_open()?;
+        let conn = self.inner.swarm.dial(*peer).await?;
+        self.new_stream_on(&conn, protocols).await
+    }
+
+    /// Opens a stream on a given connection for the first of `protocols` the peer supports.
+    pub async fn new_stream_on<I>(
+        &self,
+        conn: &Connection,
+        protocols: I,
+    ) -> Result<HostStream, HostError>
+    where
+        I: IntoIterator,
+        I::Item: Into<ProtocolId>,
+    {
+        let offered: Vec<ProtocolId> = protocols.into_iter().map(Into::into).collect();
+        if offered.is_empty() {
+            return Err(HostError::NoProtocols);
+        }
+        let peer = conn.peer();
+        let raw = conn.open_stream().await?;
+        let negotiation = dialer_select(raw, offered.clone(), Version::V1);
+        let after = self.inner.config.negotiation_timeout;
+        match self.inner.runtime.timeout(after, negotiation).await {
+            Ok(Ok((protocol, io))) => Ok(HostStream::new(io, protocol, conn.clone())),
+            Ok(Err(MultiselectError::NoCommonProtocol { .. })) => {
+                Err(HostError::ProtocolNotSupported { peer, offered })
+            }
+            Ok(Err(source)) => Err(HostError::Negotiation {
+                peer,
+                offered,
+                source,
+            }),
+            Err(_) => Err(HostError::NegotiationTimeout {
+                peer,
+                offered,
+                after,
+            }),
+        }
+    }
+
+    /// Connects to `peer` (reusing a live connection), trying `addrs` first; they are also
+    /// remembered in the peerstore for a while.
+    pub async fn connect(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<Connection, HostError> {
+        self.ensure_open()?;
+        Ok(self.inner.swarm.dial_with_addrs(peer, addrs).await?)
+    }
+
+    /// Connects to an address; with a trailing `/p2p/<id>` the remote must prove that id.
+    pub async fn connect_addr(&self, addr: Multiaddr) -> Result<Connection, HostError> {
+        self.ensure_open()?;
+        Ok(self.inner.swarm.dial_addr(addr).await?)
+    }
+
+    /// Closes every connection to `peer`.
+    pub async fn disconnect(&self, peer: &PeerId) {
+        self.inner.swarm.disconnect(peer).await;
+    }
+
+    /// Peers we are connected to.
+    pub fn connected_peers(&self) -> Vec<PeerId> {
+        self.inner.swarm.connected_peers()
+    }
+
+    /// Starts listening on another address; returns the address bound.
+    pub async fn listen_on(&self, addr: &Multiaddr) -> Result<Multiaddr, HostError> {
+        Ok(self.inner.swarm.listen_on(addr).await?)
+    }
+
+    /// The addresses we listen on.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.inner.swarm.listen_addrs()
+    }
+
+    /// Records an address others can reach us at (identify does this when enough peers
+    /// observed it). Returns false when it was known already.
+    pub fn add_external_addr(&self, addr: Multiaddr) -> bool {
+        let mut addrs = self
+            .inner
+            .external_addrs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if addrs.contains(&addr) {
+            return false;
+        }
+        addrs.push(addr.clone());
+        drop(addrs);
+        self.inner
+            .events
+            .emit(&HostEvent::ExternalAddrConfirmed(addr));
+        true
+    }
+
+    /// Confirmed external addresses.
+    pub fn external_addrs(&self) -> Vec<Multiaddr> {
+        self.inner
+            .external_addrs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A stream of host events from now on.
+    pub fn events(&self) -> EventStream<HostEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Publishes an event on the host's event stream (for services such as identify).
+    pub fn emit(&self, event: &HostEvent) {
+        self.inner.events.emit(event);
+    }
+
+    /// Runs a background task for the lifetime of the host: counted in the host's runtime
+    /// scope and aborted by [`close`](Host::close).
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = self.inner.runtime.spawn(task);
+        self.inner.services().push(handle.abort_handle());
+    }
+
+    /// Counters of streams refused or lost.
+    pub fn stats(&self) -> HostStats {
+        let s = &self.inner.stats;
+        HostStats {
+            refused_negotiating: s.refused_negotiating.load(Ordering::Relaxed),
+            refused_busy: s.refused_busy.load(Ordering::Relaxed),
+            failed_negotiation: s.failed_negotiation.load(Ordering::Relaxed),
+            handler_panics: s.handler_panics.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether [`close`](Host::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// A weak handle that does not keep the host alive (for services' background tasks).
+    pub fn downgrade(&self) -> WeakHost {
+        WeakHost(Arc::downgrade(&self.inner))
+    }
+
+    /// Stops services, listeners and dials, closes every connection (every stream fails),
+    /// and waits for every task of the host to end. Event streams end afterwards.
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        let services = std::mem::take(&mut *self.inner.services());
+        for service in services {
+            service.abort();
+        }
+        self.inner.swarm.close().await;
+        self.inner.events.close();
+    }
+
+    fn ensure_open(&self) -> Result<(), HostError> {
+        if self.is_closed() {
+            Err(HostError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A [`Host`] handle that does not keep it alive.
+#[derive(Clone, Debug)]
+pub struct WeakHost(Weak<Inner>);
+
+impl WeakHost {
+    /// The host, if it still exists.
+    pub fn upgrade(&self) -> Option<Host> {
+        self.0.upgrade().map(|inner| Host { inner })
+    }
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("peer_id", &self.swarm.local_peer_id())
+            .finish_non_exhaustive()
+    }
+}

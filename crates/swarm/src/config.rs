@@ -1,0 +1,118 @@
+//! Limits, timeouts and policies of the swarm, each with a named default and the reason for it.
+
+use std::time::Duration;
+
+/// Raw transport connect: long enough for a slow path across the internet, short enough
+/// that a black-holed address does not hold a dial slot for minutes (go-libp2p: 10 s).
+pub const DEFAULT_TRANSPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Security + muxer negotiation of one connection. Above noise's own 10 s handshake timeout
+/// so that its more precise error wins; go-libp2p allows 15 s for the same.
+pub const DEFAULT_UPGRADE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A whole dial to a peer, across all of its addresses.
+pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Addresses of one peer dialed at the same time. A few in parallel find a working path
+/// quickly without flooding a peer that lists dozens of addresses.
+pub const DEFAULT_DIAL_CONCURRENCY: usize = 3;
+
+/// Delay before trying the next address while earlier attempts are still running: the
+/// "connection attempt delay" of Happy Eyeballs (RFC 8305 recommends 250 ms).
+pub const DEFAULT_DIAL_STAGGER: Duration = Duration::from_millis(250);
+
+/// An address that failed is not dialed again for this long; each further consecutive
+/// failure doubles it, up to [`MAX_DIAL_BACKOFF`]. go-libp2p starts at 5 s as well.
+pub const DEFAULT_DIAL_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The longest an address stays in dial backoff.
+pub const MAX_DIAL_BACKOFF: Duration = Duration::from_secs(5 * 60);
+
+/// Established inbound connections. Each costs two sockets' buffers and a muxer; 1024 fits
+/// a small server and the `hold` benchmark, and is far below default fd limits.
+pub const DEFAULT_MAX_INBOUND: usize = 1024;
+
+/// Established outbound connections.
+pub const DEFAULT_MAX_OUTBOUND: usize = 1024;
+
+/// Connections to one peer. Two peers dialing each other at once legitimately make two; a
+/// few more cover reconnect races; more is a peer hogging resources.
+pub const DEFAULT_MAX_PER_PEER: usize = 8;
+
+/// Inbound connections still in their security/muxer handshake. Handshakes cost CPU (noise
+/// does X25519 and signature checks), so an unauthenticated flood is capped here.
+pub const DEFAULT_MAX_PENDING_INBOUND: usize = 128;
+
+/// A connection with no open stream for this long is closed (the connection-lifetime
+/// policy in docs/architecture.md). Long enough that request/response protocols reuse
+/// connections; `None` keeps idle connections forever.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Events buffered per subscriber before further events to that subscriber are dropped
+/// (counted and logged): a stalled subscriber must not stall the swarm or use unbounded memory.
+pub const DEFAULT_EVENT_BUFFER: usize = 1024;
+
+/// Redial backoff for bootstrap peers: first retry after this long, doubling up to
+/// [`MAX_BOOTSTRAP_BACKOFF`].
+pub const DEFAULT_BOOTSTRAP_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The longest wait between two redials of a bootstrap peer.
+pub const MAX_BOOTSTRAP_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How often expired peerstore entries and dial backoffs are collected.
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long `close()` waits for the swarm's tasks to finish before aborting the rest.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// Limits, timeouts and policies of a [`Swarm`](crate::Swarm). Every field has a named
+/// default in this module.
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    /// See [`DEFAULT_TRANSPORT_TIMEOUT`].
+    pub transport_timeout: Duration,
+    /// See [`DEFAULT_UPGRADE_TIMEOUT`].
+    pub upgrade_timeout: Duration,
+    /// See [`DEFAULT_DIAL_TIMEOUT`].
+    pub dial_timeout: Duration,
+    /// See [`DEFAULT_DIAL_CONCURRENCY`].
+    pub dial_concurrency: usize,
+    /// See [`DEFAULT_DIAL_STAGGER`].
+    pub dial_stagger: Duration,
+    /// See [`DEFAULT_DIAL_BACKOFF`]; zero disables backoff.
+    pub dial_backoff: Duration,
+    /// See [`DEFAULT_MAX_INBOUND`].
+    pub max_inbound: usize,
+    /// See [`DEFAULT_MAX_OUTBOUND`].
+    pub max_outbound: usize,
+    /// See [`DEFAULT_MAX_PER_PEER`].
+    pub max_per_peer: usize,
+    /// See [`DEFAULT_MAX_PENDING_INBOUND`].
+    pub max_pending_inbound: usize,
+    /// See [`DEFAULT_IDLE_TIMEOUT`]; `None` never closes idle connections.
+    pub idle_timeout: Option<Duration>,
+    /// See [`DEFAULT_EVENT_BUFFER`].
+    pub event_buffer: usize,
+    /// See [`DEFAULT_BOOTSTRAP_BACKOFF`].
+    pub bootstrap_backoff: Duration,
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        SwarmConfig {
+            transport_timeout: DEFAULT_TRANSPORT_TIMEOUT,
+            upgrade_timeout: DEFAULT_UPGRADE_TIMEOUT,
+            dial_timeout: DEFAULT_DIAL_TIMEOUT,
+            dial_concurrency: DEFAULT_DIAL_CONCURRENCY,
+            dial_stagger: DEFAULT_DIAL_STAGGER,
+            dial_backoff: DEFAULT_DIAL_BACKOFF,
+            max_inbound: DEFAULT_MAX_INBOUND,
+            max_outbound: DEFAULT_MAX_OUTBOUND,
+            max_per_peer: DEFAULT_MAX_PER_PEER,
+            max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            event_buffer: DEFAULT_EVENT_BUFFER,
+            bootstrap_backoff: DEFAULT_BOOTSTRAP_BACKOFF,
+        }
+    }
+}
