@@ -23,17 +23,18 @@ pub const DEFAULT_SPLIT_SIZE: usize = 64 * 1024;
 
 /// Default cap on the bytes buffered for one stream that its reader has not read yet: 4 MiB.
 ///
-/// mplex has no flow control, so a remote can always send more than we read. Past this cap
-/// the stream is reset (the spec's second remedy for slow readers). 4 MiB is sixteen times a
-/// yamux stream's initial window: a reader that keeps up at all never gets near it.
+/// mplex has no flow control, so a remote can always send more than we read. A frame that
+/// would pass this cap waits (input pauses) for up to the stall timeout, then the stream is
+/// reset. 4 MiB is sixteen times a yamux stream's initial window: a reader that keeps up at
+/// all rarely gets near it.
 pub const DEFAULT_MAX_STREAM_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Default cap on the receive memory of the whole connection: 32 MiB.
 ///
 /// Counted in the fixed-size chunks that hold received data, so it bounds real memory, not
 /// just payload bytes. When it is reached the connection stops reading from the socket until
-/// readers catch up (the spec's first remedy), instead of resetting streams that are within
-/// their own cap. 32 MiB lets eight streams sit at their full per-stream cap.
+/// readers catch up; if none does within the stall timeout, the stream holding the most
+/// unread data is reset. 32 MiB lets eight streams sit at their full per-stream cap.
 pub const DEFAULT_MAX_CONNECTION_BUFFER: usize = 32 * 1024 * 1024;
 
 /// Default cap on concurrently open streams, counted separately for the streams each side
@@ -51,6 +52,17 @@ pub const DEFAULT_MAX_STREAMS: usize = 1024;
 /// streams coalesce into one socket write, small enough that a stalled socket does not hold
 /// much memory per connection.
 pub const DEFAULT_MAX_SEND_BUFFER: usize = 256 * 1024;
+
+/// Default time input may stay paused waiting for one stream's reader before that stream is
+/// reset: 5 s.
+///
+/// mplex has no flow control, so when a frame would take a stream past its receive cap, or
+/// the connection past its memory cap, the connection stops reading (the spec's first remedy)
+/// and gives readers this long to catch up before it resets a stream (the second remedy), as
+/// go-mplex does. Long enough for a reader task on a loaded machine to be scheduled, so an
+/// honest fast transfer is never reset; short enough that a stream nobody reads stalls its
+/// connection only briefly.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default time a local close may spend flushing queued frames before it drops the
 /// connection anyway: 10 s (go-yamux's write timeout). A remote that stopped reading must not
@@ -75,6 +87,7 @@ pub struct MplexConfig {
     max_streams: usize,
     max_send_buffer: usize,
     close_timeout: Duration,
+    stall_timeout: Duration,
 }
 
 impl Default for MplexConfig {
@@ -87,6 +100,7 @@ impl Default for MplexConfig {
             max_streams: DEFAULT_MAX_STREAMS,
             max_send_buffer: DEFAULT_MAX_SEND_BUFFER,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 }
@@ -110,7 +124,8 @@ impl MplexConfig {
     }
 
     /// Sets the per-stream receive buffer cap (default [`DEFAULT_MAX_STREAM_BUFFER`]).
-    /// A frame that would take a stream past it resets the stream.
+    /// A frame that would take a stream past it waits up to the stall timeout for the reader,
+    /// then resets the stream (at once if the frame alone is bigger than the cap).
     #[must_use]
     pub fn with_max_stream_buffer(mut self, bytes: usize) -> Self {
         self.max_stream_buffer = bytes;
@@ -118,7 +133,8 @@ impl MplexConfig {
     }
 
     /// Sets the connection-wide receive memory cap (default
-    /// [`DEFAULT_MAX_CONNECTION_BUFFER`]). Reaching it pauses reading from the socket.
+    /// [`DEFAULT_MAX_CONNECTION_BUFFER`]). Reaching it pauses reading from the socket; after
+    /// the stall timeout the stream holding the most unread data is reset.
     #[must_use]
     pub fn with_max_connection_buffer(mut self, bytes: usize) -> Self {
         self.max_connection_buffer = bytes;
@@ -145,6 +161,14 @@ impl MplexConfig {
     #[must_use]
     pub fn with_close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets how long input may wait for a reader to make room before a stream is reset
+    /// (default [`DEFAULT_STALL_TIMEOUT`]).
+    #[must_use]
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
         self
     }
 
@@ -181,6 +205,11 @@ impl MplexConfig {
     /// How long a local close may spend flushing queued frames.
     pub fn close_timeout(&self) -> Duration {
         self.close_timeout
+    }
+
+    /// How long input may wait for a reader to make room before a stream is reset.
+    pub fn stall_timeout(&self) -> Duration {
+        self.stall_timeout
     }
 
     /// Past this many queued bytes the connection stops reading input, so replies to input

@@ -3,10 +3,11 @@
 //! mplex runs many byte streams over one connection with frames of
 //! `uvarint(stream << 3 | flag) || uvarint(length) || data` ([`wire`]). It has no flow
 //! control, so this implementation bounds what a remote can make it hold: a per-stream
-//! receive buffer cap past which the stream is reset, a connection-wide receive memory cap
-//! at which reading from the socket pauses until readers catch up, a cap on open streams per
-//! direction, and a cap on frames queued for the socket. Every limit has a named default
-//! and a knob on [`MplexConfig`].
+//! receive buffer cap and a connection-wide receive memory cap (reaching either pauses
+//! reading from the socket until readers catch up, and after a stall timeout resets the
+//! offending stream, as go-mplex does), a cap on open streams per direction, and a cap on
+//! frames queued for the socket. Every limit has a named default and a knob on
+//! [`MplexConfig`].
 //!
 //! - [`Session`] is the protocol state machine: bytes in, frames and [`Event`]s out, no I/O.
 //! - [`Mplex`] implements [`lp2p_core::MuxerUpgrader`]; [`MplexConnection`] and
@@ -62,8 +63,8 @@ pub mod wire;
 
 pub use config::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_CONNECTION_BUFFER, DEFAULT_MAX_SEND_BUFFER,
-    DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAMS, DEFAULT_SPLIT_SIZE, MAX_MESSAGE_SIZE,
-    MplexConfig, PROTOCOL_ID,
+    DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAMS, DEFAULT_SPLIT_SIZE, DEFAULT_STALL_TIMEOUT,
+    MAX_MESSAGE_SIZE, MplexConfig, PROTOCOL_ID,
 };
 pub use error::MplexError;
 pub use session::{Event, Session, Stats, StreamId};

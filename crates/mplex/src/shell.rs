@@ -14,6 +14,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
@@ -246,6 +247,7 @@ impl MplexConnection {
             to_wake: Vec::new(),
             close_deadline: None,
             close_timeout,
+            stall_timer: None,
             runtime: runtime.clone(),
         };
         drop(runtime.spawn(task.instrument(span)));
@@ -507,7 +509,9 @@ struct ConnectionTask<C> {
     /// Wakers collected under the lock, woken after it is released (reused: no allocation).
     to_wake: Vec<Waker>,
     close_deadline: Option<BoxFuture<'static, ()>>,
-    close_timeout: std::time::Duration,
+    close_timeout: Duration,
+    /// The session's pending timeout and the sleep that ends at it.
+    stall_timer: Option<(Instant, BoxFuture<'static, ()>)>,
     runtime: RuntimeHandle,
 }
 
@@ -522,7 +526,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> ConnectionTask<C> {
         let mut progress = false;
 
         // Under the lock: take frames to send and feed input that waited for room.
-        let (closing, wants_read) = {
+        let (closing, wants_read, timeout) = {
             let mut inner = self.shared.lock();
             match &inner.io_waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
@@ -534,7 +538,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin> ConnectionTask<C> {
             }
             if self.read_start < self.read_end && inner.session.wants_input() {
                 let pending = self.read_buf.get(self.read_start..self.read_end);
-                match inner.session.handle_input(pending.unwrap_or_default()) {
+                match inner
+                    .session
+                    .handle_input(pending.unwrap_or_default(), Instant::now())
+                {
                     Ok(used) => {
                         self.read_start = self.read_start.saturating_add(used);
                         if self.read_start >= self.read_end {
@@ -550,9 +557,14 @@ impl<C: AsyncRead + AsyncWrite + Unpin> ConnectionTask<C> {
             let closing = inner.close_requested || inner.session.is_closed();
             let wants_read =
                 !closing && !self.read_eof && self.read_end == 0 && inner.session.wants_input();
-            (closing, wants_read)
+            (closing, wants_read, inner.session.poll_timeout())
         };
         wake_all(&mut self.to_wake);
+
+        // A pause waiting for a reader lasts until the session's timeout.
+        if self.poll_stall_timer(timeout, cx) {
+            progress = true;
+        }
 
         // Write what was taken.
         while self.write_pos < self.write_buf.len() {
@@ -607,7 +619,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> ConnectionTask<C> {
                     progress = true;
                     let mut inner = self.shared.lock();
                     let input = self.read_buf.get(..n).unwrap_or_default();
-                    match inner.session.handle_input(input) {
+                    match inner.session.handle_input(input, Instant::now()) {
                         Ok(used) if used < n => {
                             self.read_start = used;
                             self.read_end = n;
@@ -648,6 +660,33 @@ impl<C: AsyncRead + AsyncWrite + Unpin> ConnectionTask<C> {
         }
 
         if progress { Step::Progress } else { Step::Idle }
+    }
+
+    /// Keeps a sleep running until `timeout`; when it ends, lets the session handle it.
+    /// Returns whether it did.
+    fn poll_stall_timer(&mut self, timeout: Option<Instant>, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = timeout else {
+            self.stall_timer = None;
+            return false;
+        };
+        let runtime = &self.runtime;
+        let (_, sleep) = match &mut self.stall_timer {
+            Some(timer) if timer.0 == deadline => timer,
+            slot => slot.insert((
+                deadline,
+                runtime.sleep(deadline.saturating_duration_since(Instant::now())),
+            )),
+        };
+        if sleep.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        self.stall_timer = None;
+        let mut inner = self.shared.lock();
+        inner.session.handle_timeout(Instant::now());
+        inner.dispatch_events(&mut self.to_wake);
+        drop(inner);
+        wake_all(&mut self.to_wake);
+        true
     }
 
     fn fail(&mut self) -> Step {

@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::time::Instant;
 
 use lp2p_core::Role;
 
@@ -89,15 +90,20 @@ pub enum Event {
 pub struct Stats {
     /// Inbound streams reset on arrival because the stream limit was reached.
     pub streams_refused: u64,
-    /// Streams reset because a frame would have taken their receive buffer over its cap.
+    /// Streams reset because a frame would have taken their receive buffer over its cap and
+    /// the reader did not make room within the stall timeout.
     pub streams_overflowed: u64,
+    /// Streams reset because the connection's receive memory stayed full for the stall
+    /// timeout (the stream holding the most unread data goes).
+    pub streams_reset_for_memory: u64,
     /// Streams reset because the remote sent data after closing its side.
     pub streams_violated: u64,
     /// Frames (other than NewStream) for streams this session does not know.
     pub frames_for_unknown_streams: u64,
     /// Payload bytes received and dropped (unknown, reset or released streams, names).
     pub bytes_discarded: u64,
-    /// Times reading paused because the connection-wide receive buffer was full.
+    /// Times reading paused to wait for a reader (a stream's or the connection's receive
+    /// buffer was full).
     pub input_pauses: u64,
 }
 
@@ -134,8 +140,9 @@ enum ReadState {
         buf: [u8; MAX_HEADER_LEN],
         len: usize,
     },
-    /// A Message header waiting for receive memory (the connection-wide cap is reached).
-    Blocked(Header),
+    /// A Message header waiting for its stream's reader or for connection receive memory,
+    /// until `deadline`.
+    Blocked { header: Header, deadline: Instant },
     /// Inside a frame's payload: `remaining` bytes go to `target` (or are dropped).
     Payload {
         target: Option<StreamId>,
@@ -265,13 +272,15 @@ impl Session {
     /// All of `bytes` is consumed unless input is paused (see
     /// [`wants_input`](Session::wants_input)); the caller keeps the rest and offers it again
     /// once `wants_input` turns true. A partial frame header is kept inside the session.
+    /// `now` dates a pause, which lasts at most the stall timeout (see
+    /// [`poll_timeout`](Session::poll_timeout)).
     /// An error is fatal: the session is closed and the connection must be dropped.
-    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<usize, MplexError> {
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, MplexError> {
         if self.status != Status::Open {
             return Err(MplexError::ConnectionClosed);
         }
         let mut rest = bytes;
-        match self.consume(&mut rest) {
+        match self.consume(&mut rest, now) {
             Ok(()) => Ok(bytes.len().saturating_sub(rest.len())),
             Err(err) => {
                 tracing::warn!(error = %err, "mplex protocol error; dropping the connection");
@@ -290,7 +299,7 @@ impl Session {
         }
         let mid_frame = match self.read_state {
             ReadState::Header { len, .. } => len > 0,
-            ReadState::Blocked(_) => true,
+            ReadState::Blocked { .. } => true,
             ReadState::Payload { remaining, .. } => remaining > 0,
         };
         if mid_frame {
@@ -303,20 +312,84 @@ impl Session {
         }
     }
 
-    /// Whether the session will consume input now. False once closed, while the
-    /// connection-wide receive buffer is full (until readers drain it), and while too many
-    /// bytes wait to be sent (until [`poll_transmit`](Session::poll_transmit) takes them).
+    /// Whether the session will consume input now. False once closed, while a frame waits
+    /// for its stream's reader or for connection receive memory (until a read makes room or
+    /// the stall timeout passes), and while too many bytes wait to be sent (until
+    /// [`poll_transmit`](Session::poll_transmit) takes them).
     pub fn wants_input(&self) -> bool {
         if self.status != Status::Open || self.send.len() >= self.config.input_pause_threshold() {
             return false;
         }
         match self.read_state {
-            ReadState::Blocked(header) => self.admission_possible(header),
+            ReadState::Blocked { header, .. } => self.admission_possible(header),
             _ => true,
         }
     }
 
-    fn consume(&mut self, input: &mut &[u8]) -> Result<(), MplexError> {
+    /// When [`handle_timeout`](Session::handle_timeout) must be called next: the end of the
+    /// current input pause, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.read_state {
+            ReadState::Blocked { deadline, .. } if self.status == Status::Open => Some(deadline),
+            _ => None,
+        }
+    }
+
+    /// Lets time pass. When a pause has lasted the stall timeout, a stream is reset to end
+    /// it: the stream the waiting frame would overflow, or, when the connection's memory is
+    /// what is full, the stream holding the most unread data. Input then resumes (offer the
+    /// kept bytes again).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let ReadState::Blocked { header, deadline } = self.read_state else {
+            return;
+        };
+        if self.status != Status::Open || now < deadline {
+            return;
+        }
+        let id = StreamId::new(header.stream, !header.flag.sent_by_opener());
+        let stream_full = match self.streams.get(&id) {
+            Some(rec) if rec.accepts_data() => {
+                rec.buffer.len().saturating_add(header.length) > self.config.max_stream_buffer()
+            }
+            // The stream went away meanwhile: the frame is dropped on the next input.
+            _ => return,
+        };
+        if stream_full {
+            self.stats.streams_overflowed = self.stats.streams_overflowed.saturating_add(1);
+            tracing::debug!(
+                stream = %id,
+                limit = self.config.max_stream_buffer(),
+                "stream receive buffer stayed full; resetting it"
+            );
+            self.reset_by_session(id);
+            self.discard(header.length);
+            return;
+        }
+        let victim = self
+            .streams
+            .iter()
+            .filter(|(_, rec)| !rec.buffer.is_empty())
+            .max_by_key(|(_, rec)| rec.buffer.len())
+            .map(|(id, _)| *id);
+        if let Some(victim) = victim {
+            self.stats.streams_reset_for_memory =
+                self.stats.streams_reset_for_memory.saturating_add(1);
+            tracing::debug!(
+                stream = %victim,
+                buffered = self.pool.bytes_in_use(),
+                limit = self.config.max_connection_buffer(),
+                "connection receive memory stayed full; resetting the biggest stream"
+            );
+            self.reset_by_session(victim);
+        }
+        // Wait again (another stall timeout at most) if that did not make enough room.
+        self.read_state = ReadState::Blocked {
+            header,
+            deadline: now.checked_add(self.config.stall_timeout()).unwrap_or(now),
+        };
+    }
+
+    fn consume(&mut self, input: &mut &[u8], now: Instant) -> Result<(), MplexError> {
         loop {
             if self.send.len() >= self.config.input_pause_threshold() {
                 return Ok(());
@@ -329,10 +402,10 @@ impl Session {
                     let Some(header) = self.take_header(&mut buf, len, input)? else {
                         return Ok(());
                     };
-                    self.on_header(header)?;
+                    self.on_header(header, now)?;
                 }
-                ReadState::Blocked(header) => {
-                    if !self.admit(header) {
+                ReadState::Blocked { header, deadline } => {
+                    if !self.admit(header, deadline) {
                         return Ok(());
                     }
                 }
@@ -410,7 +483,7 @@ impl Session {
         }
     }
 
-    fn on_header(&mut self, header: Header) -> Result<(), MplexError> {
+    fn on_header(&mut self, header: Header, now: Instant) -> Result<(), MplexError> {
         let id = StreamId::new(header.stream, !header.flag.sent_by_opener());
         let kind = header.flag.kind();
         tracing::trace!(stream = %id, flag = %header.flag, len = header.length, "frame");
@@ -442,12 +515,13 @@ impl Session {
                 self.discard(header.length);
             }
             Kind::Message => {
-                if !self.admit(header) {
+                let deadline = now.checked_add(self.config.stall_timeout()).unwrap_or(now);
+                if !self.admit(header, deadline) {
                     self.stats.input_pauses = self.stats.input_pauses.saturating_add(1);
                     tracing::debug!(
                         stream = %id,
                         buffered = self.pool.bytes_in_use(),
-                        "connection receive buffer full; pausing input"
+                        "receive buffer full; pausing input until the reader makes room"
                     );
                 }
             }
@@ -486,9 +560,9 @@ impl Session {
         Ok(())
     }
 
-    /// Decides where a Message payload goes. Returns false (and leaves the header waiting)
-    /// when it must wait for receive memory.
-    fn admit(&mut self, header: Header) -> bool {
+    /// Decides where a Message payload goes. Returns false (and leaves the header waiting
+    /// until `deadline`) when it must wait for the stream's reader or for receive memory.
+    fn admit(&mut self, header: Header, deadline: Instant) -> bool {
         let id = StreamId::new(header.stream, !header.flag.sent_by_opener());
         let len = header.length;
         let Some(rec) = self.streams.get_mut(&id) else {
@@ -511,22 +585,23 @@ impl Session {
             self.read_state = ReadState::IDLE;
             return true;
         }
-        if rec.buffer.len().saturating_add(len) > self.config.max_stream_buffer() {
+        if len > self.config.max_stream_buffer() {
+            // Waiting for the reader cannot help: the frame alone is over the cap.
             self.stats.streams_overflowed = self.stats.streams_overflowed.saturating_add(1);
             tracing::debug!(
                 stream = %id,
-                buffered = rec.buffer.len(),
                 frame = len,
                 limit = self.config.max_stream_buffer(),
-                "stream receive buffer overflow; resetting it"
+                "frame bigger than the stream receive cap; resetting the stream"
             );
             self.reset_by_session(id);
             self.discard(len);
             return true;
         }
         let need = rec.buffer.chunks_needed(len);
-        if !self.pool.try_reserve(need) {
-            self.read_state = ReadState::Blocked(header);
+        let fits_stream = rec.buffer.len().saturating_add(len) <= self.config.max_stream_buffer();
+        if !fits_stream || !self.pool.try_reserve(need) {
+            self.read_state = ReadState::Blocked { header, deadline };
             return false;
         }
         self.read_state = ReadState::Payload {
@@ -543,7 +618,8 @@ impl Session {
         match self.streams.get(&id) {
             Some(rec) if rec.accepts_data() => {
                 let need = rec.buffer.chunks_needed(header.length);
-                self.pool.can_reserve(need)
+                rec.buffer.len().saturating_add(header.length) <= self.config.max_stream_buffer()
+                    && self.pool.can_reserve(need)
             }
             _ => true,
         }

@@ -1,14 +1,28 @@
 //! Session tests: a scripted frame-level peer (send exact frames, expect exact frames back)
 //! and two sessions wired together.
-#![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::unchecked_time_subtraction
+)]
 
 use super::*;
 use crate::config::MAX_MESSAGE_SIZE;
 use crate::recv_buffer::CHUNK_SIZE;
 use crate::wire::Frame;
 use proptest::prelude::*;
+use std::time::{Duration, Instant};
 
 type OwnedFrame = (u64, Flag, Vec<u8>);
+
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// Far enough in the future that every pause has timed out.
+fn later() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
 
 fn session(role: Role) -> Session {
     Session::new(role, MplexConfig::default())
@@ -25,7 +39,7 @@ fn encode(frames: &[(u64, Flag, &[u8])]) -> Vec<u8> {
 /// Feeds frames and expects them all consumed.
 fn feed(s: &mut Session, frames: &[(u64, Flag, &[u8])]) {
     let bytes = encode(frames);
-    assert_eq!(s.handle_input(&bytes).unwrap(), bytes.len());
+    assert_eq!(s.handle_input(&bytes, now()).unwrap(), bytes.len());
 }
 
 /// Everything the session wants to send, as frames.
@@ -74,9 +88,9 @@ fn spec_vectors_as_a_conversation() {
     // wire-formats.md 30.7: the remote opens stream 3 named "3" and says "hi"; we answer
     // "ok"; both close.
     let mut s = session(Role::Responder);
-    assert_eq!(s.handle_input(&[0x18, 0x01, 0x33]).unwrap(), 3);
+    assert_eq!(s.handle_input(&[0x18, 0x01, 0x33], now()).unwrap(), 3);
     assert_eq!(events(&mut s), [Event::StreamOpened(remote(3))]);
-    assert_eq!(s.handle_input(&[0x1a, 0x02, b'h', b'i']).unwrap(), 4);
+    assert_eq!(s.handle_input(&[0x1a, 0x02, b'h', b'i'], now()).unwrap(), 4);
     assert_eq!(events(&mut s), [Event::Readable(remote(3))]);
     let mut buf = [0u8; 8];
     assert_eq!(s.read(remote(3), &mut buf).unwrap(), Some(2));
@@ -89,13 +103,13 @@ fn spec_vectors_as_a_conversation() {
     s.poll_transmit(&mut wire);
     assert_eq!(wire, [0x19, 0x02, b'o', b'k', 0x1b, 0x00]);
 
-    assert_eq!(s.handle_input(&[0x1c, 0x00]).unwrap(), 2);
+    assert_eq!(s.handle_input(&[0x1c, 0x00], now()).unwrap(), 2);
     assert_eq!(events(&mut s), [Event::Readable(remote(3))]);
     assert_eq!(s.read(remote(3), &mut buf).unwrap(), Some(0), "EOF");
     assert_eq!(s.num_streams(), 0, "closed both ways");
 
     // Stream 16 (a two-byte header), reset by us.
-    assert_eq!(s.handle_input(&[0x80, 0x01, 0x00]).unwrap(), 3);
+    assert_eq!(s.handle_input(&[0x80, 0x01, 0x00], now()).unwrap(), 3);
     assert_eq!(events(&mut s), [Event::StreamOpened(remote(16))]);
     s.reset_stream(remote(16)).unwrap();
     let mut wire = Vec::new();
@@ -103,7 +117,7 @@ fn spec_vectors_as_a_conversation() {
     assert_eq!(wire, [0x85, 0x01, 0x00]); // ResetReceiver, stream 16
 
     // Stream 5, reset by the remote: 0x28 = 5 << 3 | NewStream, 0x2e = 5 << 3 | ResetInitiator.
-    assert_eq!(s.handle_input(&[0x28, 0x00, 0x2e, 0x00]).unwrap(), 4);
+    assert_eq!(s.handle_input(&[0x28, 0x00, 0x2e, 0x00], now()).unwrap(), 4);
     assert_eq!(
         events(&mut s),
         [
@@ -456,7 +470,7 @@ fn local_close_fails_everything_but_buffered_reads() {
     ));
     assert!(!s.wants_input());
     assert!(matches!(
-        s.handle_input(&[0]),
+        s.handle_input(&[0], now()),
         Err(MplexError::ConnectionClosed)
     ));
     let mut buf = [0u8; 8];
@@ -504,13 +518,13 @@ fn flag_seven_is_fatal() {
     let mut s = session(Role::Responder);
     // Stream 2, flag 7: header 0x17.
     assert!(matches!(
-        s.handle_input(&[0x17, 0x00]),
+        s.handle_input(&[0x17, 0x00], now()),
         Err(MplexError::UnknownFlag { stream: 2, flag: 7 })
     ));
     assert!(s.is_closed());
     assert!(!s.wants_input());
     assert!(matches!(
-        s.handle_input(&[0x00, 0x00]),
+        s.handle_input(&[0x00, 0x00], now()),
         Err(MplexError::ConnectionClosed)
     ));
 }
@@ -521,7 +535,7 @@ fn length_over_the_maximum_is_fatal() {
     let mut bytes = vec![0x00, 0x00, 0x02];
     lp2p_core::varint::encode_into(MAX_MESSAGE_SIZE as u64 + 1, &mut bytes);
     assert!(matches!(
-        s.handle_input(&bytes),
+        s.handle_input(&bytes, now()),
         Err(MplexError::MessageTooLarge { .. })
     ));
     assert!(s.is_closed());
@@ -531,7 +545,7 @@ fn length_over_the_maximum_is_fatal() {
         MplexConfig::default().with_max_message_size(10),
     );
     assert!(matches!(
-        s.handle_input(&encode(&[(0, Flag::NewStream, &[b'n'; 11])])),
+        s.handle_input(&encode(&[(0, Flag::NewStream, &[b'n'; 11])]), now()),
         Err(MplexError::MessageTooLarge { len: 11, max: 10 })
     ));
 }
@@ -540,12 +554,12 @@ fn length_over_the_maximum_is_fatal() {
 fn bad_varints_are_fatal() {
     let mut s = session(Role::Responder);
     assert!(matches!(
-        s.handle_input(&[0x80, 0x00, 0x00]),
+        s.handle_input(&[0x80, 0x00, 0x00], now()),
         Err(MplexError::InvalidVarint(_))
     ));
     let mut s = session(Role::Responder);
     assert!(matches!(
-        s.handle_input(&[0xff; 12]),
+        s.handle_input(&[0xff; 12], now()),
         Err(MplexError::InvalidVarint(_))
     ));
 }
@@ -560,14 +574,17 @@ fn truncated_headers_wait_for_more_bytes() {
     ]);
     let mut s = session(Role::Responder);
     for byte in &bytes {
-        assert_eq!(s.handle_input(std::slice::from_ref(byte)).unwrap(), 1);
+        assert_eq!(
+            s.handle_input(std::slice::from_ref(byte), now()).unwrap(),
+            1
+        );
     }
     assert_eq!(drain(&mut s, remote(20_000)).0, payload);
     // A header split over two inputs at every position.
     for cut in 1..bytes.len() {
         let mut s = session(Role::Responder);
-        s.handle_input(&bytes[..cut]).unwrap();
-        s.handle_input(&bytes[cut..]).unwrap();
+        s.handle_input(&bytes[..cut], now()).unwrap();
+        s.handle_input(&bytes[cut..], now()).unwrap();
         assert_eq!(drain(&mut s, remote(20_000)).0, payload, "cut at {cut}");
     }
 }
@@ -581,7 +598,7 @@ fn eof_inside_a_frame_is_an_error() {
     // Inside the second header, and inside its payload.
     for cut in [3, 5] {
         let mut s = session(Role::Responder);
-        s.handle_input(&bytes[..cut]).unwrap();
+        s.handle_input(&bytes[..cut], now()).unwrap();
         assert!(matches!(s.handle_eof(), Err(MplexError::TruncatedFrame)));
         assert!(s.is_closed());
     }
@@ -592,7 +609,7 @@ fn new_stream_reusing_an_open_id_is_fatal() {
     let mut s = session(Role::Responder);
     feed(&mut s, &[(5, Flag::NewStream, b"")]);
     assert!(matches!(
-        s.handle_input(&encode(&[(5, Flag::NewStream, b"")])),
+        s.handle_input(&encode(&[(5, Flag::NewStream, b"")]), now()),
         Err(MplexError::DuplicateStream(5))
     ));
     assert!(s.is_closed());
@@ -650,8 +667,86 @@ fn a_flood_of_new_streams_is_refused_over_the_limit() {
     ));
 }
 
+fn stall() -> Duration {
+    MplexConfig::default().stall_timeout()
+}
+
 #[test]
-fn receive_buffer_overflow_resets_the_stream() {
+fn receive_buffer_overflow_waits_for_the_reader_then_resets() {
+    let mut s = Session::new(
+        Role::Responder,
+        MplexConfig::default().with_max_stream_buffer(100),
+    );
+    let t0 = now();
+    let bytes = encode(&[
+        (1, Flag::NewStream, b""),
+        (1, Flag::MessageInitiator, &[1; 60]),
+        (1, Flag::MessageInitiator, &[2; 40]), // exactly at the cap: fine
+        (1, Flag::MessageInitiator, &[3; 1]),  // one over: waits for the reader
+        (1, Flag::MessageInitiator, &[4; 10]),
+        (3, Flag::NewStream, b""),
+    ]);
+    let used = s.handle_input(&bytes, t0).unwrap();
+    assert!(used < bytes.len());
+    assert!(!s.wants_input());
+    assert_eq!(s.stats().input_pauses, 1);
+    assert_eq!(s.poll_timeout(), Some(t0 + stall()));
+    assert_eq!(
+        events(&mut s),
+        [Event::StreamOpened(remote(1)), Event::Readable(remote(1))]
+    );
+    // Nothing happens before the deadline.
+    s.handle_timeout(t0 + stall() - Duration::from_millis(1));
+    assert!(!s.wants_input());
+    assert!(sent(&mut s).is_empty());
+    // At the deadline the stream is reset and its data dropped.
+    s.handle_timeout(t0 + stall());
+    assert_eq!(events(&mut s), [Event::StreamReset(remote(1))]);
+    assert_eq!(sent(&mut s), [(1, Flag::ResetReceiver, vec![])]);
+    assert_eq!(s.stats().streams_overflowed, 1);
+    assert_eq!(s.buffered_bytes(), 0);
+    assert_eq!(s.poll_timeout(), None);
+    assert!(s.wants_input());
+    // The rest of the input goes through; frames for the reset stream are dropped.
+    let rest = &bytes[used..];
+    assert_eq!(s.handle_input(rest, now()).unwrap(), rest.len());
+    assert_eq!(events(&mut s), [Event::StreamOpened(remote(3))]);
+    assert!(matches!(
+        s.read(remote(1), &mut [0; 8]),
+        Err(MplexError::StreamReset(_))
+    ));
+    // Other streams are unaffected.
+    feed(&mut s, &[(3, Flag::MessageInitiator, &[5; 100])]);
+    assert_eq!(drain(&mut s, remote(3)).0, vec![5; 100]);
+}
+
+#[test]
+fn a_reader_that_makes_room_in_time_avoids_the_reset() {
+    let mut s = Session::new(
+        Role::Responder,
+        MplexConfig::default().with_max_stream_buffer(100),
+    );
+    let bytes = encode(&[
+        (1, Flag::NewStream, b""),
+        (1, Flag::MessageInitiator, &[1; 60]),
+        (1, Flag::MessageInitiator, &[2; 60]),
+        (1, Flag::CloseInitiator, b""),
+    ]);
+    let used = s.handle_input(&bytes, now()).unwrap();
+    assert!(!s.wants_input());
+    let mut buf = [0u8; 30];
+    assert_eq!(s.read(remote(1), &mut buf).unwrap(), Some(30));
+    assert!(s.wants_input(), "60 - 30 + 60 fits in 100");
+    let rest = &bytes[used..];
+    assert_eq!(s.handle_input(rest, now()).unwrap(), rest.len());
+    let (data, eof) = drain(&mut s, remote(1));
+    assert_eq!(data.len(), 90);
+    assert!(eof);
+    assert_eq!(s.stats().streams_overflowed, 0);
+}
+
+#[test]
+fn a_frame_bigger_than_the_stream_cap_resets_at_once() {
     let mut s = Session::new(
         Role::Responder,
         MplexConfig::default().with_max_stream_buffer(100),
@@ -660,36 +755,68 @@ fn receive_buffer_overflow_resets_the_stream() {
         &mut s,
         &[
             (1, Flag::NewStream, b""),
-            (1, Flag::MessageInitiator, &[1; 60]),
-            (1, Flag::MessageInitiator, &[2; 40]), // exactly at the cap: fine
-            (1, Flag::MessageInitiator, &[3; 1]),  // one over: reset
-            (1, Flag::MessageInitiator, &[4; 10]), // after the reset: dropped
+            (1, Flag::MessageInitiator, &[1; 101]),
         ],
     );
     assert_eq!(
         events(&mut s),
         [
             Event::StreamOpened(remote(1)),
-            Event::Readable(remote(1)),
-            Event::StreamReset(remote(1)),
+            Event::StreamReset(remote(1))
         ]
     );
-    assert_eq!(sent(&mut s), [(1, Flag::ResetReceiver, vec![])]);
     assert_eq!(s.stats().streams_overflowed, 1);
-    assert_eq!(s.buffered_bytes(), 0);
-    assert!(matches!(
-        s.read(remote(1), &mut [0; 8]),
-        Err(MplexError::StreamReset(_))
-    ));
-    // Other streams are unaffected.
-    feed(
-        &mut s,
-        &[
-            (3, Flag::NewStream, b""),
-            (3, Flag::MessageInitiator, &[5; 100]),
-        ],
+    assert_eq!(s.stats().bytes_discarded, 101);
+}
+
+#[test]
+fn connection_memory_full_for_the_stall_timeout_resets_the_biggest_stream() {
+    let mut s = Session::new(
+        Role::Responder,
+        MplexConfig::default().with_max_connection_buffer(3 * CHUNK_SIZE),
     );
-    assert_eq!(drain(&mut s, remote(3)).0, vec![5; 100]);
+    let t0 = now();
+    let bytes = encode(&[
+        (1, Flag::NewStream, b""),
+        (3, Flag::NewStream, b""),
+        (5, Flag::NewStream, b""),
+        (1, Flag::MessageInitiator, &[1; 10]), // one chunk
+        (3, Flag::MessageInitiator, &vec![3; CHUNK_SIZE + 1]), // two chunks: the biggest
+        (5, Flag::MessageInitiator, b"waits"),
+    ]);
+    let used = s.handle_input(&bytes, t0).unwrap();
+    assert!(!s.wants_input());
+    let _ = events(&mut s);
+    s.handle_timeout(t0 + stall());
+    assert_eq!(events(&mut s), [Event::StreamReset(remote(3))]);
+    assert_eq!(s.stats().streams_reset_for_memory, 1);
+    assert_eq!(s.stats().streams_overflowed, 0);
+    assert!(s.wants_input());
+    let rest = &bytes[used..];
+    assert_eq!(s.handle_input(rest, now()).unwrap(), rest.len());
+    assert_eq!(drain(&mut s, remote(5)).0, b"waits");
+    assert_eq!(drain(&mut s, remote(1)).0, vec![1; 10]);
+}
+
+#[test]
+fn a_paused_frame_whose_stream_went_away_is_dropped_at_the_timeout() {
+    let mut s = Session::new(
+        Role::Responder,
+        MplexConfig::default().with_max_stream_buffer(10),
+    );
+    let t0 = now();
+    let bytes = encode(&[
+        (1, Flag::NewStream, b""),
+        (1, Flag::MessageInitiator, &[1; 10]),
+        (1, Flag::MessageInitiator, &[2; 10]),
+    ]);
+    let used = s.handle_input(&bytes, t0).unwrap();
+    s.release_stream(remote(1));
+    assert!(s.wants_input());
+    s.handle_timeout(later());
+    assert_eq!(s.stats().streams_overflowed, 0);
+    let rest = &bytes[used..];
+    assert_eq!(s.handle_input(rest, now()).unwrap(), rest.len());
 }
 
 #[test]
@@ -744,18 +871,18 @@ fn connection_cap_pauses_input_until_readers_drain() {
         (3, Flag::MessageInitiator, b"waits"),
         (3, Flag::CloseInitiator, b""),
     ]);
-    let used = s.handle_input(&bytes).unwrap();
+    let used = s.handle_input(&bytes, now()).unwrap();
     assert!(used < bytes.len(), "paused before the second message");
     assert!(!s.wants_input());
     assert_eq!(s.stats().input_pauses, 1);
     assert_eq!(s.buffered_bytes(), 2 * CHUNK_SIZE);
     // Still paused when offered the rest.
-    assert_eq!(s.handle_input(&bytes[used..]).unwrap(), 0);
+    assert_eq!(s.handle_input(&bytes[used..], now()).unwrap(), 0);
     // Reading stream 1 frees the chunks and input resumes.
     assert_eq!(drain(&mut s, remote(1)).0, big);
     assert!(s.wants_input());
     let rest = &bytes[used..];
-    assert_eq!(s.handle_input(rest).unwrap(), rest.len());
+    assert_eq!(s.handle_input(rest, now()).unwrap(), rest.len());
     assert_eq!(drain(&mut s, remote(3)), (b"waits".to_vec(), true));
     assert!(s.allocated_bytes() <= 2 * CHUNK_SIZE);
 }
@@ -773,12 +900,12 @@ fn a_paused_frame_for_a_stream_reset_meanwhile_is_dropped() {
         (3, Flag::MessageInitiator, &[3; 10]),
         (5, Flag::NewStream, b""),
     ]);
-    let used = s.handle_input(&bytes).unwrap();
+    let used = s.handle_input(&bytes, now()).unwrap();
     assert!(!s.wants_input());
     s.reset_stream(remote(3)).unwrap();
     assert!(s.wants_input(), "the waiting frame will be dropped");
     let rest = &bytes[used..];
-    assert_eq!(s.handle_input(rest).unwrap(), rest.len());
+    assert_eq!(s.handle_input(rest, now()).unwrap(), rest.len());
     let ev = events(&mut s);
     assert!(ev.contains(&Event::StreamOpened(remote(5))));
     assert_eq!(drain(&mut s, remote(1)).0, vec![1; 10]);
@@ -823,7 +950,7 @@ fn replies_the_remote_does_not_read_pause_input() {
     let frames: Vec<(u64, Flag, &[u8])> =
         (0..1000).map(|n| (n, Flag::NewStream, &b""[..])).collect();
     let bytes = encode(&frames);
-    let used = s.handle_input(&bytes).unwrap();
+    let used = s.handle_input(&bytes, now()).unwrap();
     assert!(used < bytes.len());
     assert!(!s.wants_input());
     assert!(s.has_transmit());
@@ -882,7 +1009,7 @@ fn transfer(from: &mut Session, to: &mut Session, chunk: usize) -> bool {
         return false;
     }
     for piece in bytes.chunks(chunk.max(1)) {
-        assert_eq!(to.handle_input(piece).unwrap(), piece.len());
+        assert_eq!(to.handle_input(piece, now()).unwrap(), piece.len());
     }
     true
 }
@@ -997,7 +1124,7 @@ proptest! {
         let threshold = config.input_pause_threshold();
         let mut s = Session::new(Role::Responder, config);
         for piece in bytes.chunks(chunk) {
-            match s.handle_input(piece) {
+            match s.handle_input(piece, now()) {
                 Ok(_) => {}
                 Err(_) => break,
             }

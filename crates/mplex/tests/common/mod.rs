@@ -1,0 +1,320 @@
+//! Scenarios shared by the memory and TCP integration tests: each takes two connected
+//! mplex connections (dialer, listener) and checks one behaviour end to end.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
+
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use lp2p_core::{MuxedConnection, RuntimeHandle, Stream};
+use lp2p_mplex::{MplexConnection, MplexStream};
+
+/// How long any scenario may take before the test fails instead of hanging. Generous: CI
+/// machines are slow and loaded; a healthy run takes a fraction of this.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(240);
+
+/// Runs `future` on the default runtime with [`TIMEOUT`].
+pub(crate) fn run<F: std::future::Future>(future: F) -> F::Output {
+    let rt = RuntimeHandle::default();
+    lp2p_core::runtime::block_on(async move {
+        rt.timeout(TIMEOUT, future)
+            .await
+            .expect("scenario timed out")
+    })
+}
+
+/// The bytes stream `number` carries from side `side` (`b'd'` dialer, `b'l'` listener): a
+/// pattern that differs per stream, per side and per position. Built by copying slices so
+/// it stays cheap in unoptimised test builds.
+pub(crate) fn pattern(number: u64, side: u8, len: usize) -> Vec<u8> {
+    // A prime-length table, rotated by a per-stream offset: neighbouring streams and both
+    // sides get different bytes at every position.
+    const PERIOD: usize = 251;
+    let table: Vec<u8> = (0..PERIOD * 2).map(|i| (i % PERIOD) as u8).collect();
+    let offset =
+        (number.wrapping_mul(31).wrapping_add(u64::from(side) * 7) % PERIOD as u64) as usize;
+    let block = &table[offset..offset + PERIOD];
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let n = (len - out.len()).min(PERIOD);
+        out.extend_from_slice(&block[..n]);
+    }
+    // Make the length visible in the content too: the last bytes encode the stream number.
+    let tag = number.to_le_bytes();
+    let tail = len.min(tag.len());
+    out[len - tail..].copy_from_slice(&tag[..tail]);
+    out
+}
+
+/// Reads exactly `len` bytes and then expects EOF.
+pub(crate) async fn read_then_eof(
+    reader: &mut (impl futures::AsyncRead + Unpin),
+    len: usize,
+) -> Vec<u8> {
+    let mut got = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        let n = reader.read(&mut got[filled..]).await.unwrap();
+        assert!(n > 0, "EOF after {filled} of {len} bytes");
+        filled += n;
+    }
+    assert_eq!(reader.read(&mut [0u8; 1]).await.unwrap(), 0, "expected EOF");
+    got
+}
+
+/// Both sides write `len` bytes on the stream and read the other side's `len` bytes, at the
+/// same time; the contents are checked.
+async fn exchange(mut stream: MplexStream, mine: u8, theirs: u8, len: usize) {
+    let number = stream.id().number();
+    let (mut reader, mut writer) = futures::AsyncReadExt::split(&mut stream);
+    let send = async {
+        writer.write_all(&pattern(number, mine, len)).await.unwrap();
+        writer.close().await.unwrap();
+    };
+    let receive = async {
+        let got = read_then_eof(&mut reader, len).await;
+        assert!(
+            got == pattern(number, theirs, len),
+            "stream {number}: wrong contents"
+        );
+    };
+    futures::join!(send, receive);
+}
+
+/// `streams` concurrent streams opened by the dialer, each carrying `len` bytes each way at
+/// the same time, contents verified on both sides.
+pub(crate) async fn many_streams_both_ways(
+    dialer: MplexConnection,
+    listener: MplexConnection,
+    streams: usize,
+    len: usize,
+) {
+    let rt = RuntimeHandle::default();
+    let listener = Arc::new(listener);
+    let acceptor = {
+        let listener = listener.clone();
+        let rt = rt.clone();
+        rt.clone().spawn(async move {
+            let mut tasks = Vec::with_capacity(streams);
+            for _ in 0..streams {
+                let stream = listener.accept().await.unwrap();
+                tasks.push(rt.spawn(exchange(stream, b'l', b'd', len)));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+        })
+    };
+    let mut tasks = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        let stream = dialer.open().unwrap();
+        tasks.push(rt.spawn(exchange(stream, b'd', b'l', len)));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    acceptor.await.unwrap();
+    assert_eq!(dialer.stats().streams_overflowed, 0);
+    assert_eq!(listener.stats().streams_overflowed, 0);
+    dialer.shutdown().await;
+}
+
+/// Half-close: the dialer sends a request and closes; the listener reads to EOF, answers on
+/// the same stream and closes; the dialer reads the answer to EOF. Writing after close fails.
+pub(crate) async fn half_close(dialer: MplexConnection, listener: MplexConnection) {
+    let mut out = dialer.open().unwrap();
+    out.write_all(b"request").await.unwrap();
+    out.close().await.unwrap();
+    let err = out.write_all(b"more").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe);
+
+    let mut inbound = listener.accept().await.unwrap();
+    let mut request = Vec::new();
+    inbound.read_to_end(&mut request).await.unwrap();
+    assert_eq!(request, b"request");
+    // A read after EOF is EOF again.
+    assert_eq!(inbound.read(&mut [0u8; 8]).await.unwrap(), 0);
+    inbound.write_all(b"response").await.unwrap();
+    inbound.close().await.unwrap();
+
+    let mut response = Vec::new();
+    out.read_to_end(&mut response).await.unwrap();
+    assert_eq!(response, b"response");
+    drop((out, inbound));
+    wait_until(|| dialer.stream_count() == 0 && listener.stream_count() == 0).await;
+}
+
+/// Reset: the listener resets a stream; the dialer's reads and writes then fail with
+/// `ConnectionReset` (not EOF), and so do the listener's own.
+pub(crate) async fn reset(dialer: MplexConnection, listener: MplexConnection) {
+    let mut out = dialer.open().unwrap();
+    out.write_all(b"hello").await.unwrap();
+    let mut inbound = listener.accept().await.unwrap();
+    let mut buf = [0u8; 5];
+    inbound.read_exact(&mut buf).await.unwrap();
+    Stream::reset(&mut inbound);
+    assert_eq!(
+        inbound.read(&mut buf).await.unwrap_err().kind(),
+        ErrorKind::ConnectionReset
+    );
+    assert_eq!(
+        inbound.write(b"x").await.unwrap_err().kind(),
+        ErrorKind::ConnectionReset
+    );
+
+    assert_eq!(
+        out.read(&mut buf).await.unwrap_err().kind(),
+        ErrorKind::ConnectionReset
+    );
+    assert_eq!(
+        out.write(b"x").await.unwrap_err().kind(),
+        ErrorKind::ConnectionReset
+    );
+    // Other streams are unaffected.
+    let mut second = dialer.open().unwrap();
+    second.write_all(b"still fine").await.unwrap();
+    second.close().await.unwrap();
+    let mut inbound2 = listener.accept().await.unwrap();
+    let mut got = Vec::new();
+    inbound2.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"still fine");
+}
+
+/// Closing a connection wakes every stream blocked on it with an error, on both sides, and
+/// opening or accepting fails afterwards.
+pub(crate) async fn close_wakes_every_stream(dialer: MplexConnection, listener: MplexConnection) {
+    const STREAMS: usize = 50;
+    let rt = RuntimeHandle::default();
+    let mut readers = Vec::new();
+    let mut remote_readers = Vec::new();
+    for _ in 0..STREAMS {
+        let mut out = dialer.open().unwrap();
+        out.write_all(b"x").await.unwrap();
+        readers.push(rt.spawn(async move {
+            let mut buf = [0u8; 16];
+            out.read(&mut buf).await
+        }));
+        let mut inbound = listener.accept().await.unwrap();
+        remote_readers.push(rt.spawn(async move {
+            let mut buf = Vec::new();
+            inbound.read_to_end(&mut buf).await
+        }));
+    }
+    // Let the readers block.
+    rt.sleep(Duration::from_millis(50)).await;
+    MuxedConnection::close(&dialer).await;
+    assert!(MuxedConnection::is_closed(&dialer));
+    for reader in readers {
+        let err = reader.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionAborted);
+    }
+    // The listener sees the connection end: its streams fail (the dialer never closed them).
+    for reader in remote_readers {
+        let err = reader.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionAborted);
+    }
+    assert!(dialer.open().is_err());
+    assert!(
+        MuxedConnection::accept_stream(&listener).await.is_err(),
+        "accepting on a closed connection fails"
+    );
+    wait_until(|| listener.closed()).await;
+    assert!(listener.open().is_err());
+}
+
+/// Dropping a stream half-closes it: the remote reads what was written, then EOF; what the
+/// remote writes afterwards is discarded without error.
+pub(crate) async fn drop_half_closes(dialer: MplexConnection, listener: MplexConnection) {
+    let mut out = dialer.open().unwrap();
+    out.write_all(b"last words").await.unwrap();
+    drop(out);
+    let mut inbound = listener.accept().await.unwrap();
+    let mut got = Vec::new();
+    inbound.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"last words");
+    inbound.write_all(&vec![0u8; 100_000]).await.unwrap();
+    inbound.close().await.unwrap();
+    drop(inbound);
+    wait_until(|| dialer.stream_count() == 0 && listener.stream_count() == 0).await;
+    assert!(dialer.stats().bytes_discarded >= 100_000);
+}
+
+/// A stream whose reader does not read is reset once its buffer cap is passed; the writer
+/// sees `ConnectionReset`, and other streams keep working.
+pub(crate) async fn overflow_resets_only_that_stream(
+    dialer: MplexConnection,
+    listener: MplexConnection,
+) {
+    let mut stuck = dialer.open().unwrap();
+    let _held = listener.accept().await.unwrap(); // never read
+    let chunk = vec![7u8; 64 * 1024];
+    let err = loop {
+        match stuck.write_all(&chunk).await {
+            Ok(()) => {}
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+    assert_eq!(listener.stats().streams_overflowed, 1);
+
+    let mut fine = dialer.open().unwrap();
+    fine.write_all(b"unaffected").await.unwrap();
+    fine.close().await.unwrap();
+    let mut inbound = listener.accept().await.unwrap();
+    let mut got = Vec::new();
+    inbound.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"unaffected");
+}
+
+/// A reader that starts late (well within the stall timeout) gets every byte of a transfer
+/// far bigger than its stream's receive cap: input pauses instead of resetting the stream.
+pub(crate) async fn late_reader_is_not_reset(dialer: MplexConnection, listener: MplexConnection) {
+    const LEN: usize = 16 * 1024 * 1024;
+    let rt = RuntimeHandle::default();
+    let mut out = dialer.open().unwrap();
+    let writer = rt.spawn(async move {
+        out.write_all(&pattern(1, b'd', LEN)).await.unwrap();
+        out.close().await.unwrap();
+        out
+    });
+    let mut inbound = listener.accept().await.unwrap();
+    rt.sleep(Duration::from_millis(300)).await;
+    let got = read_then_eof(&mut inbound, LEN).await;
+    assert!(got == pattern(1, b'd', LEN));
+    drop(writer.await.unwrap());
+    let stats = listener.stats();
+    assert_eq!(stats.streams_overflowed, 0);
+    assert!(stats.input_pauses > 0, "the sender outran the late reader");
+}
+
+/// Dropping the connection handle and every stream closes the connection; the remote
+/// notices.
+pub(crate) async fn dropping_every_handle_closes(
+    dialer: MplexConnection,
+    listener: MplexConnection,
+) {
+    let out = dialer.open().unwrap();
+    let inbound = listener.accept().await.unwrap();
+    drop(dialer);
+    assert!(
+        !listener.closed(),
+        "a stream still holds the connection open"
+    );
+    drop(out);
+    wait_until(|| listener.closed()).await;
+    drop(inbound);
+}
+
+/// Polls `condition` until it holds (the scenario timeout bounds the wait).
+pub(crate) async fn wait_until(mut condition: impl FnMut() -> bool) {
+    let rt = RuntimeHandle::default();
+    while !condition() {
+        rt.sleep(Duration::from_millis(5)).await;
+    }
+}
