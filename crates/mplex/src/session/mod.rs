@@ -183,6 +183,7 @@ enum Status {
 /// The mplex state machine of one connection.
 ///
 /// ```
+/// use std::time::Instant;
 /// use lp2p_core::Role;
 /// use lp2p_mplex::{Event, MplexConfig, Session};
 ///
@@ -194,7 +195,7 @@ enum Status {
 /// let mut wire = Vec::new();
 /// dialer.poll_transmit(&mut wire);
 ///
-/// listener.handle_input(&wire)?;
+/// listener.handle_input(&wire, Instant::now())?;
 /// let Some(Event::StreamOpened(remote_id)) = listener.poll_event() else { panic!() };
 /// let mut buf = [0u8; 16];
 /// assert_eq!(listener.read(remote_id, &mut buf)?, Some(5));
