@@ -30,6 +30,9 @@ pub(crate) async fn run(swarm: Weak<Inner>, target: Multiaddr) {
                 backoff = base;
                 let peer = conn.peer();
                 tracing::debug!(%peer, addr = %target, "bootstrap peer connected");
+                if let Some(inner) = swarm.upgrade() {
+                    Swarm { inner }.protect_peer(peer);
+                }
                 drop(conn);
                 // Wait until no connection to this peer remains, then redial.
                 loop {

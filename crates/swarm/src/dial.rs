@@ -318,7 +318,11 @@ async fn run_dial(
                     }
                     Err((stage, err)) => {
                         tracing::debug!(?peer, %addr, %stage, %err, "dial attempt failed");
-                        if !matches!(stage, Stage::UnsupportedAddress | Stage::Limit) {
+                        // A peer id mismatch proves the address works (for someone else):
+                        // backing it off would only block a dial with the right expectation.
+                        let address_failed = !matches!(stage, Stage::UnsupportedAddress | Stage::Limit)
+                            && !matches!(err, SwarmError::PeerIdMismatch { .. });
+                        if address_failed {
                             inner.record_failure(&addr);
                         }
                         failures.push(DialAttempt { addr, stage, error: Arc::new(err) });

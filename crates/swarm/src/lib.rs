@@ -13,7 +13,8 @@
 //! - **Limits** on inbound, outbound, per-peer and pending (handshaking) inbound
 //!   connections, and an **idle timeout** (the connection-lifetime policy: a connection
 //!   stays open while it has streams, and closes after [`SwarmConfig::idle_timeout`]
-//!   without any).
+//!   without any; connections to bootstrap and [protected](Swarm::protect_peer) peers are
+//!   kept).
 //! - **Events**: connected, disconnected, listen address added/removed, incoming
 //!   connection error, dial failure; graceful close of a connection, a peer, or
 //!   everything; **bootstrap** peers dialed at start and redialed with backoff.

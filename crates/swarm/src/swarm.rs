@@ -1,6 +1,6 @@
 //! The swarm handle, its builder, the connection table and the connection tasks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
@@ -225,6 +225,8 @@ pub(crate) struct State {
     pending_inbound: usize,
     listeners: Vec<(Multiaddr, AbortHandle)>,
     pub(crate) dials: HashMap<PeerId, SharedDial>,
+    /// Peers whose connections the idle timeout never closes.
+    protected: HashSet<PeerId>,
     pub(crate) backoff: HashMap<Multiaddr, Backoff>,
     background: Vec<AbortHandle>,
 }
@@ -413,6 +415,22 @@ impl Swarm {
             }
             None => false,
         }
+    }
+
+    /// Exempts connections to `peer` from the idle timeout (bootstrap peers are protected
+    /// automatically).
+    pub fn protect_peer(&self, peer: PeerId) {
+        self.inner.lock().protected.insert(peer);
+    }
+
+    /// Undoes [`protect_peer`](Swarm::protect_peer).
+    pub fn unprotect_peer(&self, peer: &PeerId) {
+        self.inner.lock().protected.remove(peer);
+    }
+
+    /// Whether connections to `peer` are exempt from the idle timeout.
+    pub fn is_protected(&self, peer: &PeerId) -> bool {
+        self.inner.lock().protected.contains(peer)
     }
 
     /// Whether [`close`](Swarm::close) was called.
@@ -732,7 +750,10 @@ async fn drive_connection(swarm: Weak<Inner>, conn: Connection, idle_timeout: Op
                 accept = pending_accept;
                 tick = new_tick();
                 let Some(idle) = idle_timeout else { continue };
-                if conn.num_streams() > 0 {
+                let protected = swarm
+                    .upgrade()
+                    .is_some_and(|i| i.lock().protected.contains(&conn.peer()));
+                if protected || conn.num_streams() > 0 {
                     idle_since = None;
                     continue;
                 }

@@ -1,0 +1,889 @@
+//! Two or more hosts in one process, over TCP on 127.0.0.1 and over the memory transport.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use lp2p_core::runtime::block_on;
+use lp2p_core::{Keypair, Multiaddr, PeerId, RuntimeHandle, Transport};
+use lp2p_host::{Host, HostBuilder, HostError, HostEvent, HostStream, SwarmConfig, SwarmError};
+use lp2p_memory::MemoryTransport;
+use lp2p_mplex::Mplex;
+use lp2p_noise::Noise;
+use lp2p_plaintext::Plaintext;
+use lp2p_swarm::{LimitKind, Stage};
+use lp2p_tcp::TcpTransport;
+use lp2p_yamux::Yamux;
+
+/// Generous: CI machines are slow and loaded.
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn ma(s: &str) -> Multiaddr {
+    s.parse().unwrap()
+}
+
+#[derive(Clone, Copy)]
+enum Stack {
+    NoiseYamux,
+    NoiseMplex,
+    PlaintextYamux,
+}
+
+fn tcp_builder(stack: Stack) -> HostBuilder {
+    let b = Host::builder().transport(TcpTransport::default());
+    match stack {
+        Stack::NoiseYamux => b.security(Noise::new()).muxer(Yamux::default()),
+        Stack::NoiseMplex => b.security(Noise::new()).muxer(Mplex::default()),
+        Stack::PlaintextYamux => b.security(Plaintext::new()).muxer(Yamux::default()),
+    }
+}
+
+fn memory_builder() -> HostBuilder {
+    Host::builder()
+        .transport(MemoryTransport::default())
+        .security(Noise::new())
+        .muxer(Yamux::default())
+}
+
+async fn echo(mut stream: HostStream) {
+    let mut buf = Vec::new();
+    if stream.read_to_end(&mut buf).await.is_ok() {
+        let _ = stream.write_all(&buf).await;
+        let _ = stream.close().await;
+    }
+}
+
+async fn echo_roundtrip(client: &Host, server: PeerId, payload: &[u8]) -> Vec<u8> {
+    let mut s = client.new_stream(&server, ["/echo/1.0.0"]).await.unwrap();
+    assert_eq!(s.protocol(), "/echo/1.0.0");
+    assert_eq!(s.peer(), server);
+    s.write_all(payload).await.unwrap();
+    s.close().await.unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.unwrap();
+    got
+}
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    let rt = RuntimeHandle::default();
+    block_on(async move { rt.timeout(LIMIT, f).await.expect("test timed out") })
+}
+
+fn echo_over_tcp(stack: Stack) {
+    run(async {
+        let server = tcp_builder(stack)
+            .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let client = tcp_builder(stack).build().await.unwrap();
+        let conn = client
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap();
+        let (security, muxer) = match stack {
+            Stack::NoiseYamux => ("/noise", "/yamux/1.0.0"),
+            Stack::NoiseMplex => ("/noise", "/mplex/6.7.0"),
+            Stack::PlaintextYamux => ("/plaintext/2.0.0", "/yamux/1.0.0"),
+        };
+        assert_eq!(conn.security_protocol(), security);
+        assert_eq!(conn.muxer_protocol(), muxer);
+
+        let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        assert_eq!(
+            echo_roundtrip(&client, server.local_peer_id(), &payload).await,
+            payload
+        );
+        assert_eq!(
+            echo_roundtrip(&client, server.local_peer_id(), b"again").await,
+            b"again"
+        );
+        // The second stream reused the connection.
+        assert_eq!(client.swarm().connections(&server.local_peer_id()).len(), 1);
+
+        client.close().await;
+        server.close().await;
+        assert_eq!(client.runtime().live_tasks(), 0);
+        assert_eq!(server.runtime().live_tasks(), 0);
+    });
+}
+
+#[test]
+fn echo_tcp_noise_yamux() {
+    echo_over_tcp(Stack::NoiseYamux);
+}
+
+#[test]
+fn echo_tcp_noise_mplex() {
+    echo_over_tcp(Stack::NoiseMplex);
+}
+
+#[test]
+fn echo_tcp_plaintext_yamux() {
+    echo_over_tcp(Stack::PlaintextYamux);
+}
+
+#[test]
+fn two_hundred_concurrent_streams_on_one_connection() {
+    run(async {
+        let server = tcp_builder(Stack::NoiseYamux)
+            .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let client = tcp_builder(Stack::NoiseYamux).build().await.unwrap();
+        let peer = server.local_peer_id();
+        client.connect(peer, server.listen_addrs()).await.unwrap();
+        let tasks = (0..200u32).map(|i| {
+            let client = client.clone();
+            async move {
+                let payload: Vec<u8> = (0..8192u32)
+                    .map(|j| (i.wrapping_mul(31).wrapping_add(j) % 251) as u8)
+                    .collect();
+                assert_eq!(echo_roundtrip(&client, peer, &payload).await, payload);
+            }
+        });
+        futures::future::join_all(tasks).await;
+        assert_eq!(
+            client.swarm().connections(&peer).len(),
+            1,
+            "all streams share one connection"
+        );
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn unsupported_protocol_names_the_protocols_offered_and_keeps_the_connection() {
+    run(async {
+        let server = memory_builder()
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let client = memory_builder().build().await.unwrap();
+        let peer = server.local_peer_id();
+        client.connect(peer, server.listen_addrs()).await.unwrap();
+        let err = client
+            .new_stream(&peer, ["/nope/1.0.0", "/nope/2.0.0"])
+            .await
+            .unwrap_err();
+        match &err {
+            HostError::ProtocolNotSupported { peer: p, offered } => {
+                assert_eq!(*p, peer);
+                assert_eq!(offered, &["/nope/1.0.0", "/nope/2.0.0"]);
+            }
+            other => panic!("unexpected error: {other}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains("/nope/1.0.0") && text.contains("/nope/2.0.0"),
+            "{text}"
+        );
+        // The remote answered na; the connection is still up and serves other protocols.
+        assert!(client.swarm().is_connected(&peer));
+        assert_eq!(
+            echo_roundtrip(&client, peer, b"still here").await,
+            b"still here"
+        );
+        // Falling back: the first supported protocol of the list wins.
+        let s = client
+            .new_stream(&peer, ["/nope/1.0.0", "/echo/1.0.0"])
+            .await
+            .unwrap();
+        assert_eq!(s.protocol(), "/echo/1.0.0");
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn wrong_peer_id_fails_with_a_mismatch() {
+    run(async {
+        let server = tcp_builder(Stack::NoiseYamux)
+            .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
+            .build()
+            .await
+            .unwrap();
+        let client = tcp_builder(Stack::NoiseYamux).build().await.unwrap();
+        let impostor = PeerId::random();
+        let err = client
+            .connect(impostor, server.listen_addrs())
+            .await
+            .unwrap_err();
+        let HostError::Swarm(swarm_err) = &err else {
+            panic!("unexpected error: {err}")
+        };
+        let (expected, actual) = swarm_err.peer_id_mismatch().expect("a peer id mismatch");
+        assert_eq!(expected, impostor);
+        assert_eq!(actual, server.local_peer_id());
+        assert!(err.to_string().contains("mismatch"), "{err}");
+        assert!(!client.swarm().is_connected(&server.local_peer_id()));
+
+        // The same holds through an address naming the wrong peer.
+        let addr = server.listen_addrs()[0]
+            .clone()
+            .with(lp2p_core::Protocol::P2p(impostor));
+        let err = client.connect_addr(addr).await.unwrap_err();
+        assert!(
+            matches!(&err, HostError::Swarm(e) if e.peer_id_mismatch().is_some()),
+            "{err}"
+        );
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn dial_with_two_dead_addresses_of_three_succeeds() {
+    run(async {
+        let server = tcp_builder(Stack::NoiseYamux)
+            .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let dead = |_| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            ma(&format!("/ip4/127.0.0.1/tcp/{port}"))
+        };
+        let (dead1, dead2) = (dead(1), dead(2));
+        let client = tcp_builder(Stack::NoiseYamux).build().await.unwrap();
+        let addrs = vec![
+            dead1.clone(),
+            dead2.clone(),
+            server.listen_addrs()[0].clone(),
+        ];
+        let conn = client.connect(server.local_peer_id(), addrs).await.unwrap();
+        assert_eq!(conn.peer(), server.local_peer_id());
+        assert_eq!(
+            echo_roundtrip(&client, server.local_peer_id(), b"hi").await,
+            b"hi"
+        );
+        // The dead addresses are in backoff now, and the backoff can be cleared.
+        assert!(client.swarm().dial_backoff(&dead1).is_some());
+        assert!(client.swarm().dial_backoff(&dead2).is_some());
+        client.swarm().clear_dial_backoff(None);
+        assert!(client.swarm().dial_backoff(&dead1).is_none());
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn a_failed_dial_lists_every_address_and_stage() {
+    run(async {
+        let client = tcp_builder(Stack::NoiseYamux).build().await.unwrap();
+        let peer = PeerId::random();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dead = ma(&format!("/ip4/127.0.0.1/tcp/{port}"));
+        let udp = ma("/ip4/127.0.0.1/udp/4001/quic-v1");
+        let err = client
+            .connect(peer, vec![dead.clone(), udp.clone()])
+            .await
+            .unwrap_err();
+        let HostError::Swarm(SwarmError::DialFailed { peer: p, attempts }) = &err else {
+            panic!("unexpected error: {err}")
+        };
+        assert_eq!(*p, Some(peer));
+        let stage_of = |a: &Multiaddr| attempts.iter().find(|x| &x.addr == a).map(|x| x.stage);
+        assert_eq!(stage_of(&dead), Some(Stage::Transport));
+        assert_eq!(stage_of(&udp), Some(Stage::UnsupportedAddress));
+        let text = err.to_string();
+        assert!(
+            text.contains(&dead.to_string()) && text.contains(&udp.to_string()),
+            "{text}"
+        );
+
+        // Dialing again right away finds the dead address in backoff, and says so.
+        let err = client.connect(peer, vec![dead.clone()]).await.unwrap_err();
+        assert!(err.to_string().contains("backoff"), "{err}");
+
+        // A peer with no address at all.
+        let err = client
+            .new_stream(&PeerId::random(), ["/x/1"])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, HostError::Swarm(SwarmError::NoAddresses(_))),
+            "{err}"
+        );
+        client.close().await;
+    });
+}
+
+#[test]
+fn no_common_security_or_muxer_is_an_upgrade_error() {
+    run(async {
+        // Security: noise only vs plaintext only.
+        let server = Host::builder()
+            .transport(TcpTransport::default())
+            .security(Noise::new())
+            .muxer(Yamux::default())
+            .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
+            .build()
+            .await
+            .unwrap();
+        let client = tcp_builder(Stack::PlaintextYamux).build().await.unwrap();
+        let err = client
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap_err();
+        let HostError::Swarm(e) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(e.attempts()[0].stage, Stage::SecurityNegotiation, "{err}");
+        assert!(err.to_string().contains("/plaintext/2.0.0"), "{err}");
+
+        // Muxer: yamux only vs mplex only.
+        let client = tcp_builder(Stack::NoiseMplex).build().await.unwrap();
+        let err = client
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap_err();
+        let HostError::Swarm(e) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(e.attempts()[0].stage, Stage::MuxerNegotiation, "{err}");
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn a_peer_that_stalls_the_upgrade_times_out_and_others_are_served() {
+    run(async {
+        let server = tcp_builder(Stack::NoiseYamux)
+            .swarm_config(SwarmConfig {
+                upgrade_timeout: Duration::from_millis(500),
+                ..SwarmConfig::default()
+            })
+            .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let mut events = server.events();
+        // A raw TCP connection that never says anything.
+        let staller = TcpTransport::default()
+            .dial(&server.listen_addrs()[0])
+            .await
+            .unwrap();
+        let error = loop {
+            match events.next().await.unwrap() {
+                HostEvent::IncomingConnectionError { error, .. } => break error,
+                _ => {}
+            }
+        };
+        assert!(error.to_string().contains("timed out"), "{error}");
+        drop(staller);
+        // A well-behaved client is still served.
+        let client = tcp_builder(Stack::NoiseYamux).build().await.unwrap();
+        client
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap();
+        assert_eq!(
+            echo_roundtrip(&client, server.local_peer_id(), b"ok").await,
+            b"ok"
+        );
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn unsupported_address_is_refused_clearly() {
+    run(async {
+        let host = tcp_builder(Stack::NoiseYamux).build().await.unwrap();
+        let err = host
+            .connect_addr(ma("/dns4/example.com/tcp/443"))
+            .await
+            .unwrap_err();
+        let HostError::Swarm(SwarmError::DialFailed { attempts, .. }) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(attempts[0].stage, Stage::UnsupportedAddress);
+        let err = host
+            .listen_on(&ma("/ip4/127.0.0.1/udp/0"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, HostError::Swarm(SwarmError::UnsupportedAddress(_))),
+            "{err}"
+        );
+        host.close().await;
+    });
+}
+
+#[test]
+fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
+    run(async {
+        let server = memory_builder()
+            .swarm_config(SwarmConfig {
+                max_inbound: 2,
+                ..SwarmConfig::default()
+            })
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let mut clients = Vec::new();
+        for _ in 0..2 {
+            let c = memory_builder().build().await.unwrap();
+            c.connect(server.local_peer_id(), server.listen_addrs())
+                .await
+                .unwrap();
+            clients.push(c);
+        }
+        let mut events = server.events();
+        let third = memory_builder().build().await.unwrap();
+        let err = third
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, HostError::Swarm(SwarmError::DialFailed { .. })),
+            "{err}"
+        );
+        let refusal = loop {
+            if let HostEvent::IncomingConnectionError { error, .. } = events.next().await.unwrap() {
+                break error;
+            }
+        };
+        assert!(
+            matches!(
+                *refusal,
+                SwarmError::Limit {
+                    kind: LimitKind::Inbound,
+                    limit: 2
+                }
+            ),
+            "{refusal}"
+        );
+        assert_eq!(server.swarm().connection_counts().0, 2);
+        // Existing connections keep working.
+        assert_eq!(
+            echo_roundtrip(&clients[0], server.local_peer_id(), b"x").await,
+            b"x"
+        );
+
+        // Outbound limit, on the dialing side.
+        let limited = memory_builder()
+            .swarm_config(SwarmConfig {
+                max_outbound: 1,
+                ..SwarmConfig::default()
+            })
+            .build()
+            .await
+            .unwrap();
+        let other = memory_builder()
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        limited
+            .connect(other.local_peer_id(), other.listen_addrs())
+            .await
+            .unwrap();
+        let err = limited
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HostError::Swarm(SwarmError::Limit {
+                    kind: LimitKind::Outbound,
+                    limit: 1
+                })
+            ),
+            "{err}"
+        );
+        for c in clients.iter().chain([&third, &limited, &other, &server]) {
+            c.close().await;
+        }
+    });
+}
+
+#[test]
+fn per_peer_limit() {
+    run(async {
+        let server = memory_builder()
+            .swarm_config(SwarmConfig {
+                max_per_peer: 1,
+                ..SwarmConfig::default()
+            })
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        let client = memory_builder().build().await.unwrap();
+        client
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap();
+        let mut events = server.events();
+        // A second connection from the same peer, forced with an address-only dial. The
+        // server refuses it once the handshake names the peer; the client learns it when the
+        // connection fails (at once when the muxer was agreed inside the noise handshake).
+        match client.connect_addr(server.listen_addrs()[0].clone()).await {
+            Err(err) => assert!(
+                matches!(err, HostError::Swarm(SwarmError::DialFailed { .. })),
+                "{err}"
+            ),
+            Ok(second) => {
+                let err = second.open_stream().await.err();
+                while !second.is_closed() {
+                    client.runtime().sleep(Duration::from_millis(5)).await;
+                }
+                drop(err);
+            }
+        }
+        let refusal = loop {
+            if let HostEvent::IncomingConnectionError { error, .. } = events.next().await.unwrap() {
+                break error;
+            }
+        };
+        assert!(
+            matches!(
+                *refusal,
+                SwarmError::Limit {
+                    kind: LimitKind::PerPeer,
+                    limit: 1
+                }
+            ),
+            "{refusal}"
+        );
+        assert_eq!(server.swarm().connections(&client.local_peer_id()).len(), 1);
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn handlers_that_panic_or_return_early_do_not_hurt_the_host() {
+    run(async {
+        let server = memory_builder()
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/panic/1.0.0", |_s: HostStream| async move {
+            panic!("handler bug")
+        });
+        server.set_stream_handler("/early/1.0.0", |_s: HostStream| async move {});
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let client = memory_builder().build().await.unwrap();
+        let peer = server.local_peer_id();
+        client.connect(peer, server.listen_addrs()).await.unwrap();
+
+        let mut s = client.new_stream(&peer, ["/panic/1.0.0"]).await.unwrap();
+        let mut buf = Vec::new();
+        // The stream ends (EOF or error), it does not hang.
+        let _ = s.read_to_end(&mut buf).await;
+        let mut s = client.new_stream(&peer, ["/early/1.0.0"]).await.unwrap();
+        let _ = s.read_to_end(&mut buf).await;
+
+        assert_eq!(echo_roundtrip(&client, peer, b"fine").await, b"fine");
+        // The panic was counted (it may land just after the stream ended).
+        while server.stats().handler_panics == 0 {
+            server.runtime().sleep(Duration::from_millis(5)).await;
+        }
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn predicate_handlers_and_removal() {
+    run(async {
+        let server = memory_builder()
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        server.set_stream_handler_matching(
+            "/app/1.x",
+            |p: &str| p.starts_with("/app/1."),
+            move |s: HostStream| {
+                let seen = seen2.clone();
+                async move {
+                    seen.lock().unwrap().push(s.protocol().to_string());
+                }
+            },
+        );
+        let client = memory_builder().build().await.unwrap();
+        let peer = server.local_peer_id();
+        client.connect(peer, server.listen_addrs()).await.unwrap();
+        let s = client.new_stream(&peer, ["/app/1.7"]).await.unwrap();
+        assert_eq!(s.protocol(), "/app/1.7");
+        drop(s);
+        let err = client.new_stream(&peer, ["/app/2.0"]).await.unwrap_err();
+        assert!(matches!(err, HostError::ProtocolNotSupported { .. }));
+        while seen.lock().unwrap().is_empty() {
+            server.runtime().sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(seen.lock().unwrap().as_slice(), ["/app/1.7"]);
+        assert_eq!(server.protocols(), ["/app/1.x"]);
+
+        assert!(server.remove_stream_handler("/app/1.x"));
+        assert!(!server.remove_stream_handler("/app/1.x"));
+        let err = client.new_stream(&peer, ["/app/1.7"]).await.unwrap_err();
+        assert!(matches!(err, HostError::ProtocolNotSupported { .. }));
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn events_report_connections_and_disconnections() {
+    run(async {
+        let server = memory_builder()
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        let client = memory_builder().build().await.unwrap();
+        let mut server_events = server.events();
+        let mut client_events = client.events();
+        client
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap();
+        loop {
+            if let HostEvent::Connected {
+                peer, connection, ..
+            } = client_events.next().await.unwrap()
+            {
+                assert_eq!(peer, server.local_peer_id());
+                assert_eq!(connection.direction(), lp2p_host::Direction::Outbound);
+                break;
+            }
+        }
+        loop {
+            if let HostEvent::Connected {
+                peer, connection, ..
+            } = server_events.next().await.unwrap()
+            {
+                assert_eq!(peer, client.local_peer_id());
+                assert_eq!(connection.direction(), lp2p_host::Direction::Inbound);
+                break;
+            }
+        }
+        client.disconnect(&server.local_peer_id()).await;
+        loop {
+            if let HostEvent::Disconnected {
+                peer,
+                num_remaining,
+                ..
+            } = server_events.next().await.unwrap()
+            {
+                assert_eq!(peer, client.local_peer_id());
+                assert_eq!(num_remaining, 0);
+                break;
+            }
+        }
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn concurrent_dials_to_one_peer_share_one_connection() {
+    run(async {
+        let server = memory_builder()
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        let client = memory_builder().build().await.unwrap();
+        let peer = server.local_peer_id();
+        client
+            .peerstore()
+            .add_addrs(&peer, server.listen_addrs(), Duration::from_secs(60))
+            .unwrap();
+        let dials = (0..10).map(|_| client.swarm().dial(peer));
+        let conns = futures::future::join_all(dials).await;
+        let first = conns[0].as_ref().unwrap().id();
+        assert!(conns.iter().all(|c| c.as_ref().unwrap().id() == first));
+        assert_eq!(client.swarm().connections(&peer).len(), 1);
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn idle_connections_close_and_busy_ones_stay() {
+    run(async {
+        let config = SwarmConfig {
+            idle_timeout: Some(Duration::from_millis(300)),
+            ..SwarmConfig::default()
+        };
+        let server = memory_builder()
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/hold/1.0.0", |mut s: HostStream| async move {
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf).await;
+        });
+        let client = memory_builder().swarm_config(config).build().await.unwrap();
+        let peer = server.local_peer_id();
+        let mut events = client.events();
+        client.connect(peer, server.listen_addrs()).await.unwrap();
+        // A stream keeps the connection alive well past the idle timeout.
+        let mut s = client.new_stream(&peer, ["/hold/1.0.0"]).await.unwrap();
+        client.runtime().sleep(Duration::from_millis(900)).await;
+        assert!(client.swarm().is_connected(&peer));
+        s.close().await.unwrap();
+        drop(s);
+        let reason = loop {
+            if let HostEvent::Disconnected { reason, .. } = events.next().await.unwrap() {
+                break reason;
+            }
+        };
+        assert_eq!(reason, lp2p_host::CloseReason::Idle);
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn bootstrap_peers_are_dialed_and_redialed() {
+    run(async {
+        let server = memory_builder()
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        let addr = server.listen_addrs()[0]
+            .clone()
+            .with(lp2p_core::Protocol::P2p(server.local_peer_id()));
+        let config = SwarmConfig {
+            bootstrap_backoff: Duration::from_millis(20),
+            ..SwarmConfig::default()
+        };
+        let client = memory_builder()
+            .swarm_config(config)
+            .bootstrap(addr)
+            .build()
+            .await
+            .unwrap();
+        let peer = server.local_peer_id();
+        while !client.swarm().is_connected(&peer) {
+            client.runtime().sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            client.swarm().is_protected(&peer),
+            "bootstrap peers are kept past the idle timeout"
+        );
+        // The server drops the connection: the client redials.
+        let mut events = server.events();
+        server.disconnect(&client.local_peer_id()).await;
+        loop {
+            if let HostEvent::Connected { peer: p, .. } = events.next().await.unwrap() {
+                assert_eq!(p, client.local_peer_id());
+                break;
+            }
+        }
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn close_ends_every_task() {
+    run(async {
+        let server = tcp_builder(Stack::NoiseYamux)
+            .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
+            .build()
+            .await
+            .unwrap();
+        // A handler that would run for a long time: close must still end it (its stream fails).
+        server.set_stream_handler("/slow/1.0.0", |mut s: HostStream| async move {
+            let mut buf = [0u8; 1];
+            let _ = s.read(&mut buf).await;
+        });
+        let client = tcp_builder(Stack::NoiseYamux).build().await.unwrap();
+        let peer = server.local_peer_id();
+        client.connect(peer, server.listen_addrs()).await.unwrap();
+        let mut streams = Vec::new();
+        for _ in 0..5 {
+            let mut s = client.new_stream(&peer, ["/slow/1.0.0"]).await.unwrap();
+            s.flush().await.unwrap();
+            streams.push(s);
+        }
+        assert!(server.runtime().live_tasks() > 0);
+        assert!(client.runtime().live_tasks() > 0);
+        server.close().await;
+        client.close().await;
+        assert_eq!(server.runtime().live_tasks(), 0, "server tasks left behind");
+        assert_eq!(client.runtime().live_tasks(), 0, "client tasks left behind");
+        assert!(server.is_closed());
+        assert!(matches!(
+            client.new_stream(&peer, ["/x/1"]).await,
+            Err(HostError::Closed)
+        ));
+        drop(streams);
+    });
+}
+
+#[test]
+fn deterministic_identity_is_used() {
+    run(async {
+        let key = Keypair::ed25519_from_bytes([7u8; 32]).unwrap();
+        let expected = key.public().to_peer_id();
+        let host = memory_builder().keypair(key).build().await.unwrap();
+        assert_eq!(host.local_peer_id(), expected);
+        host.close().await;
+    });
+}
+
+#[test]
+fn many_connections_in_and_out() {
+    run(async {
+        let server = memory_builder()
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let counter = Arc::new(AtomicUsize::new(0));
+        let clients = futures::future::join_all((0..20).map(|_| async {
+            let c = memory_builder().build().await.unwrap();
+            c.connect(server.local_peer_id(), server.listen_addrs())
+                .await
+                .unwrap();
+            assert_eq!(echo_roundtrip(&c, server.local_peer_id(), b"n").await, b"n");
+            counter.fetch_add(1, Ordering::Relaxed);
+            c
+        }))
+        .await;
+        assert_eq!(counter.load(Ordering::Relaxed), 20);
+        assert_eq!(server.connected_peers().len(), 20);
+        for c in clients {
+            c.close().await;
+        }
+        server.close().await;
+    });
+}
