@@ -385,9 +385,8 @@ fn a_peer_that_stalls_the_upgrade_times_out_and_others_are_served() {
             .await
             .unwrap();
         let error = loop {
-            match events.next().await.unwrap() {
-                HostEvent::IncomingConnectionError { error, .. } => break error,
-                _ => {}
+            if let HostEvent::IncomingConnectionError { error, .. } = events.next().await.unwrap() {
+                break error;
             }
         };
         assert!(error.to_string().contains("timed out"), "{error}");
