@@ -195,7 +195,20 @@ impl Header {
         let [f0, f1] = self.flags.0.to_be_bytes();
         let [s0, s1, s2, s3] = self.stream.0.to_be_bytes();
         let [l0, l1, l2, l3] = self.length.to_be_bytes();
-        [VERSION, self.kind.code(), f0, f1, s0, s1, s2, s3, l0, l1, l2, l3]
+        [
+            VERSION,
+            self.kind.code(),
+            f0,
+            f1,
+            s0,
+            s1,
+            s2,
+            s3,
+            l0,
+            l1,
+            l2,
+            l3,
+        ]
     }
 
     /// Appends the header's wire bytes to `out`.

@@ -14,26 +14,37 @@
 //! window auto-tuning, the ACK and accept backlogs, stream limits, Ping and GoAway.
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
+mod recv_buffer;
 mod stream;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
 use lp2p_core::Role;
 
 use crate::config::{INITIAL_WINDOW, YamuxConfig};
 use crate::error::YamuxError;
 use crate::frame::{FrameKind, GoAwayCode, HEADER_LEN, Header, StreamId};
 use crate::id_hash::IdMap;
-pub use stream::StreamStatus;
 use stream::StreamState;
+pub use stream::StreamStatus;
 
 /// A receive buffer that drained empty keeps its allocation for the next data, unless it grew
-/// beyond this (a slow reader let it fill a large window): then it is freed, so idle streams
-/// do not pin megabytes.
-const SHRINK_RECV_BUFFER_ABOVE: usize = 1024 * 1024;
+/// beyond this on a stream whose window was never grown (a reader that lags let it fill):
+/// then it is freed, so idle streams do not pin their whole window. Streams with an
+/// auto-tuned window keep theirs: they are moving bulk data, the memory is within the window
+/// budget, and freeing it would mean reallocating it at once.
+const SHRINK_RECV_BUFFER_ABOVE: usize = 64 * 1024;
+
+/// Most bytes one direct body read asks for: the receive ring grows toward the window in
+/// steps of at most this.
+const DIRECT_READ_MAX: usize = 256 * 1024;
+
+/// A Data body at least this large marks the traffic as bulk: the next read then takes just a
+/// header, so that the body after it can be read straight into the stream's buffer (one copy
+/// less). Smaller frames are read many at a time.
+const DIRECT_READ_MIN: u32 = 4 * 1024;
 
 /// Something the owner of a [`Connection`] must react to, usually by waking a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -133,6 +144,8 @@ pub struct Connection {
     pending_accept: VecDeque<StreamId>,
 
     decoder: Decoder,
+    /// The last Data body was large: see [`DIRECT_READ_MIN`].
+    bulk_input: bool,
     /// Frames ready to be sent, in order.
     out: Vec<u8>,
     /// Bytes of control frames in `out` (the part that grows with the remote's input).
@@ -191,6 +204,7 @@ impl Connection {
             window_budget: 0,
             pending_accept: VecDeque::new(),
             decoder: Decoder::new(),
+            bulk_input: false,
             out: Vec::new(),
             control_pending: 0,
             flag_queue: Vec::new(),
@@ -297,31 +311,94 @@ impl Connection {
                         return Err(err);
                     }
                 }
-                Decoder::Body {
-                    stream,
-                    remaining,
-                    fin,
-                    discard,
-                } => {
+                Decoder::Body { remaining, .. } => {
                     let take = input.len().min(*remaining as usize);
                     let (chunk, rest) = input.split_at(take);
                     input = rest;
-                    // `take <= remaining`, so this cannot wrap.
-                    *remaining = remaining.saturating_sub(u32::try_from(take).unwrap_or(u32::MAX));
-                    let (id, done, fin, discard) = (*stream, *remaining == 0, *fin, *discard);
-                    if done {
-                        self.decoder = Decoder::new();
-                    }
-                    if !discard {
-                        self.on_body(id, chunk);
-                    }
-                    if done && fin && !discard {
-                        self.on_remote_fin(id);
-                    }
+                    self.body_progress(take, Some(chunk));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Accounts for `n` bytes of the current Data body: copies `chunk` into the stream, or,
+    /// when `chunk` is `None`, takes the bytes as already read into the stream's buffer.
+    fn body_progress(&mut self, n: usize, chunk: Option<&[u8]>) {
+        let Decoder::Body {
+            stream,
+            remaining,
+            fin,
+            discard,
+        } = &mut self.decoder
+        else {
+            return;
+        };
+        let take = n.min(*remaining as usize);
+        // `take <= remaining`, so this cannot wrap.
+        *remaining = remaining.saturating_sub(u32::try_from(take).unwrap_or(u32::MAX));
+        let (id, done, fin, discard) = (*stream, *remaining == 0, *fin, *discard);
+        if done {
+            self.decoder = Decoder::new();
+        }
+        if !discard {
+            match chunk {
+                Some(chunk) => self.on_body(id, chunk),
+                None => self.on_body_read(id, take),
+            }
+        }
+        if done && fin && !discard {
+            self.on_remote_fin(id);
+        }
+    }
+
+    /// Where the next input bytes may be read directly, when they are the body of a Data
+    /// frame for a live stream: free space in that stream's receive buffer, no longer than
+    /// the body. After reading into it, call
+    /// [`commit_body_input`](Connection::commit_body_input). `None` means: read into a buffer
+    /// of your own and use [`handle_input`](Connection::handle_input).
+    pub fn body_input_buffer(&mut self) -> Option<&mut [u8]> {
+        if self.closed.is_some() {
+            return None;
+        }
+        let Decoder::Body {
+            stream,
+            remaining,
+            discard: false,
+            ..
+        } = self.decoder
+        else {
+            return None;
+        };
+        let s = self.streams.get_mut(&stream)?;
+        if s.reset || s.detached {
+            return None;
+        }
+        let limit = s.window_max as usize;
+        let spare = s
+            .recv_buf
+            .spare_mut((remaining as usize).min(DIRECT_READ_MAX), limit);
+        if spare.is_empty() { None } else { Some(spare) }
+    }
+
+    /// `n` bytes were read into the start of the slice from
+    /// [`body_input_buffer`](Connection::body_input_buffer).
+    pub fn commit_body_input(&mut self, n: usize, now: Instant) {
+        self.now = now;
+        self.body_progress(n, None);
+    }
+
+    /// How many bytes the next read should take at most, if it matters: just the header when
+    /// bulk data is flowing (so the body after it can be read directly), or the rest of a
+    /// body being skipped. `None`: as many as are available.
+    pub fn input_hint(&self) -> Option<usize> {
+        match self.decoder {
+            Decoder::Header { filled, .. } if self.bulk_input => {
+                Some(HEADER_LEN.saturating_sub(filled))
+            }
+            Decoder::Body { remaining, .. } => Some(remaining as usize),
+            Decoder::Header { .. } => None,
+        }
     }
 
     /// The socket reached EOF. A frame cut in the middle is [`YamuxError::TruncatedFrame`];
@@ -352,6 +429,9 @@ impl Connection {
 
     fn on_header(&mut self, h: Header) -> Result<(), YamuxError> {
         tracing::trace!(conn = self.id, header = ?h, "frame received");
+        if h.kind == FrameKind::Data {
+            self.bulk_input = h.length >= DIRECT_READ_MIN;
+        }
         match h.kind {
             FrameKind::Ping | FrameKind::GoAway if !h.stream.is_session() => {
                 Err(YamuxError::WrongStreamId {
@@ -474,7 +554,7 @@ impl Connection {
             if !s.reset {
                 tracing::debug!(conn = self.id, stream = %id, "stream reset by the remote");
                 s.reset = true;
-                s.recv_buf = BytesMut::new();
+                s.recv_buf.clear_and_free();
                 wake_both(s, id, &mut self.events);
                 self.check_finished(id);
             }
@@ -537,7 +617,8 @@ impl Connection {
             if id.get() > self.max_inbound_id {
                 // Never opened. rust-yamux sends FIN or RST without SYN for streams it opened
                 // and dropped before writing, so this is answered with RST, not GoAway.
-                self.stats.unknown_stream_frames = self.stats.unknown_stream_frames.saturating_add(1);
+                self.stats.unknown_stream_frames =
+                    self.stats.unknown_stream_frames.saturating_add(1);
                 let err = YamuxError::UnknownStream(id);
                 tracing::debug!(conn = self.id, stream = %id, error = %err, "frame for a stream never opened");
                 if !rst {
@@ -570,7 +651,19 @@ impl Connection {
             };
             return;
         }
-        s.recv_buf.extend_from_slice(chunk);
+        let limit = s.window_max as usize;
+        s.recv_buf.push(chunk, limit);
+        if s.read_blocked {
+            s.read_blocked = false;
+            self.events.push_back(Event::Readable(id));
+        }
+    }
+
+    fn on_body_read(&mut self, id: StreamId, n: usize) {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        s.recv_buf.commit(n);
         if s.read_blocked {
             s.read_blocked = false;
             self.events.push_back(Event::Readable(id));
@@ -608,7 +701,11 @@ impl Connection {
                         .keep_alive_interval
                         .and_then(|i| self.now.checked_add(i));
                 }
-                _ => tracing::debug!(conn = self.id, value = h.length, "unexpected ping answer ignored"),
+                _ => tracing::debug!(
+                    conn = self.id,
+                    value = h.length,
+                    "unexpected ping answer ignored"
+                ),
             }
         }
     }
@@ -756,7 +853,9 @@ impl Connection {
             self.open_waiting = true;
             return Ok(None);
         }
-        let raw = self.next_outbound_id.ok_or(YamuxError::StreamIdsExhausted)?;
+        let raw = self
+            .next_outbound_id
+            .ok_or(YamuxError::StreamIdsExhausted)?;
         self.next_outbound_id = raw.checked_add(2);
         let id = StreamId::new(raw);
         self.streams
@@ -869,13 +968,12 @@ impl Connection {
             return Ok(Some(0));
         }
         if !s.recv_buf.is_empty() {
-            let n = buf.len().min(s.recv_buf.len());
-            if let (Some(dst), Some(src)) = (buf.get_mut(..n), s.recv_buf.get(..n)) {
-                dst.copy_from_slice(src);
-            }
-            s.recv_buf.advance(n);
-            if s.recv_buf.is_empty() && s.recv_buf.capacity() > SHRINK_RECV_BUFFER_ABOVE {
-                s.recv_buf = BytesMut::new();
+            let n = s.recv_buf.pop(buf);
+            if s.recv_buf.is_empty()
+                && s.recv_buf.capacity() > SHRINK_RECV_BUFFER_ABOVE
+                && s.window_max <= INITIAL_WINDOW
+            {
+                s.recv_buf.clear_and_free();
             }
             s.pending_credit = s
                 .pending_credit
@@ -971,7 +1069,7 @@ impl Connection {
             return;
         }
         s.reset = true;
-        s.recv_buf = BytesMut::new();
+        s.recv_buf.clear_and_free();
         // A stream whose SYN never left is unknown to the remote: nothing to send.
         let syn_sent = s.syn_sent;
         s.pending_flag = crate::frame::Flags::NONE;
@@ -999,7 +1097,7 @@ impl Connection {
             return;
         }
         let discarded = u32::try_from(s.recv_buf.len()).unwrap_or(u32::MAX);
-        s.recv_buf = BytesMut::new();
+        s.recv_buf.clear_and_free();
         let open = self.closed.is_none() && !s.reset;
         if open && !s.read_closed {
             // Return the credit of what was buffered and the part not yet returned, so a

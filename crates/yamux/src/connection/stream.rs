@@ -2,8 +2,7 @@
 
 use std::time::Instant;
 
-use bytes::BytesMut;
-
+use super::recv_buffer::RecvBuffer;
 use crate::config::INITIAL_WINDOW;
 use crate::frame::Flags;
 
@@ -31,7 +30,7 @@ pub(crate) struct StreamState {
 
     // --- receive half
     /// Received and not yet read by the application.
-    pub(crate) recv_buf: BytesMut,
+    pub(crate) recv_buf: RecvBuffer,
     /// Bytes the remote may still send before it needs a window update.
     pub(crate) recv_window: u32,
     /// The window we aim to keep granted: `recv_window + recv_buf.len() + pending_credit`.
@@ -67,7 +66,7 @@ impl StreamState {
             waiting_for_buffer: false,
             pending_flag: if outbound { Flags::SYN } else { Flags::NONE },
             syn_sent: !outbound,
-            recv_buf: BytesMut::new(),
+            recv_buf: RecvBuffer::default(),
             recv_window: INITIAL_WINDOW,
             window_max: INITIAL_WINDOW,
             pending_credit: 0,

@@ -364,10 +364,7 @@ fn window_update_is_sent_as_the_reader_consumes() {
     // Past half the window: credit for everything read so far.
     p.conn.read(sid(1), &mut buf[..30 * 1024], p.now).unwrap();
     p.expect(&[wu(1, Flags::NONE, 130 * KIB)]);
-    assert_eq!(
-        p.conn.stream_status(sid(1)).unwrap().recv_window,
-        130 * KIB
-    );
+    assert_eq!(p.conn.stream_status(sid(1)).unwrap().recv_window, 130 * KIB);
 }
 
 #[test]
@@ -695,8 +692,12 @@ fn reset_with_data_frame_is_honoured() {
 #[test]
 fn inbound_stream_reset_before_accept_is_skipped() {
     let mut p = Peer::new(Role::Responder);
-    p.send(&[wu(1, Flags::SYN, 0), wu(1, Flags::RST, 0), wu(3, Flags::SYN, 0)])
-        .unwrap();
+    p.send(&[
+        wu(1, Flags::SYN, 0),
+        wu(1, Flags::RST, 0),
+        wu(3, Flags::SYN, 0),
+    ])
+    .unwrap();
     assert_eq!(p.conn.accept_stream().unwrap(), Some(sid(3)));
     assert!(p.conn.stream_status(sid(1)).is_none());
 }
@@ -1272,7 +1273,10 @@ fn pair_transfers_a_large_stream_and_auto_tunes() {
     }
     assert!(received == payload);
     let sid = accepted.unwrap();
-    assert_eq!(pair.server.read(sid, &mut [0; 1], pair.now).unwrap(), Some(0));
+    assert_eq!(
+        pair.server.read(sid, &mut [0; 1], pair.now).unwrap(),
+        Some(0)
+    );
     // The reader kept up within an RTT all along: the window grew past the initial one.
     let window = pair.server.stream_status(sid).unwrap().window_max;
     assert!(window > INITIAL_WINDOW, "window {window}");
@@ -1357,7 +1361,10 @@ fn pair_many_streams_both_ways_with_half_close() {
     assert_eq!(pair.server.num_streams(), 0);
     assert_eq!(pair.client.window_budget(), 0);
     for id in client_ids {
-        assert_eq!(pair.client.read(id, &mut [0; 1], pair.now).unwrap(), Some(0));
+        assert_eq!(
+            pair.client.read(id, &mut [0; 1], pair.now).unwrap(),
+            Some(0)
+        );
         pair.client.drop_stream(id);
     }
     assert!(pair.client.streams.values().all(|s| !s.detached));

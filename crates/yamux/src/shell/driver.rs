@@ -79,12 +79,45 @@ where
         }
     }
 
-    fn poll_input(&mut self, cx: &mut Context<'_>) -> Input {
+    /// Reads the body of a Data frame straight into the stream's receive buffer, when that
+    /// is what comes next. Returns `None` when a buffered read should be done instead, with
+    /// how many bytes it should take at most.
+    fn poll_direct_input(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<bool, usize> {
+        if self.read_done || !self.can_read {
+            return Ok(false);
+        }
+        let mut inner = self.shared.lock();
+        let Some(spare) = inner.core.body_input_buffer() else {
+            return Err(inner.core.input_hint().unwrap_or(usize::MAX));
+        };
+        match Pin::new(&mut self.io).poll_read(cx, spare) {
+            Poll::Ready(Ok(0)) => {
+                self.read_done = true;
+                inner.core.handle_eof();
+                Ok(true)
+            }
+            Poll::Ready(Ok(n)) => {
+                inner.core.commit_body_input(n, now);
+                Ok(true)
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+            Poll::Ready(Err(e)) => {
+                self.read_done = true;
+                inner.core.handle_io_error(e);
+                Ok(true)
+            }
+            Poll::Pending => Ok(false),
+        }
+    }
+
+    fn poll_input(&mut self, cx: &mut Context<'_>, limit: usize) -> Input {
         if self.read_done || !self.can_read {
             return Input::None;
         }
+        let len = self.read_buf.len().min(limit.max(1));
         loop {
-            return match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf) {
+            let buf = self.read_buf.get_mut(..len).unwrap_or_default();
+            return match Pin::new(&mut self.io).poll_read(cx, buf) {
                 Poll::Ready(Ok(0)) => {
                     self.read_done = true;
                     Input::Eof
@@ -183,9 +216,12 @@ where
         let this = &mut *self;
         for _ in 0..POLL_BUDGET {
             let now = Instant::now();
-            let input = this.poll_input(cx);
+            let (direct, input) = match this.poll_direct_input(cx, now) {
+                Ok(direct) => (direct, Input::None),
+                Err(limit) => (false, this.poll_input(cx, limit)),
+            };
             let timer_fired = this.poll_timer(cx);
-            let mut progress = !matches!(input, Input::None) || timer_fired;
+            let mut progress = direct || !matches!(input, Input::None) || timer_fired;
 
             let mut wake = Wakeups::new();
             let (closed, has_more, deadline) = {

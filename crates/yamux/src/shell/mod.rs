@@ -292,6 +292,11 @@ impl YamuxConnection {
         self.shared.lock().core.close_reason().cloned()
     }
 
+    /// The GoAway code the remote sent, if it sent one (0 is a normal close).
+    pub fn remote_go_away(&self) -> Option<u32> {
+        self.shared.lock().core.remote_go_away()
+    }
+
     /// A number identifying this connection in logs (the `conn` field).
     pub fn id(&self) -> u64 {
         self.conn_id
