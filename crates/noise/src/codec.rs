@@ -85,7 +85,7 @@ impl FrameEncoder {
             let input = data.get(..max).unwrap_or_default();
             let out = self
                 .buf
-                .get_mut(LEN_PREFIX..LEN_PREFIX + max)
+                .get_mut(LEN_PREFIX..LEN_PREFIX.saturating_add(max))
                 .unwrap_or_default();
             let tag = self
                 .cipher
@@ -95,11 +95,12 @@ impl FrameEncoder {
         }
         let room = max.saturating_sub(self.staged);
         let n = room.min(data.len());
-        let at = LEN_PREFIX + self.staged;
-        if let (Some(dst), Some(src)) = (self.buf.get_mut(at..at + n), data.get(..n)) {
+        let at = LEN_PREFIX.saturating_add(self.staged);
+        if let (Some(dst), Some(src)) = (self.buf.get_mut(at..at.saturating_add(n)), data.get(..n))
+        {
             dst.copy_from_slice(src);
         }
-        self.staged += n;
+        self.staged = self.staged.saturating_add(n);
         if self.staged == max {
             self.seal()?;
         }
@@ -115,7 +116,7 @@ impl FrameEncoder {
         let len = self.staged;
         let body = self
             .buf
-            .get_mut(LEN_PREFIX..LEN_PREFIX + len)
+            .get_mut(LEN_PREFIX..LEN_PREFIX.saturating_add(len))
             .unwrap_or_default();
         let tag = self.cipher.encrypt_in_place(&[], body, Stage::Transport)?;
         self.finish_frame(len, &tag);
@@ -142,9 +143,9 @@ impl FrameEncoder {
     }
 
     fn finish_frame(&mut self, plaintext_len: usize, tag: &[u8; TAG_LEN]) {
-        let cipher_len = plaintext_len + TAG_LEN;
-        let at = LEN_PREFIX + plaintext_len;
-        if let Some(dst) = self.buf.get_mut(at..at + TAG_LEN) {
+        let cipher_len = plaintext_len.saturating_add(TAG_LEN);
+        let at = LEN_PREFIX.saturating_add(plaintext_len);
+        if let Some(dst) = self.buf.get_mut(at..at.saturating_add(TAG_LEN)) {
             dst.copy_from_slice(tag);
         }
         // cipher_len ≤ 65519 + 16 = 65535, so it fits the prefix.
@@ -153,7 +154,7 @@ impl FrameEncoder {
             dst.copy_from_slice(&prefix);
         }
         self.staged = 0;
-        self.sealed = LEN_PREFIX + cipher_len;
+        self.sealed = LEN_PREFIX.saturating_add(cipher_len);
         self.sent = 0;
     }
 
@@ -195,17 +196,24 @@ impl std::fmt::Debug for FrameDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FrameDecoder")
             .field("nonce", &self.cipher.nonce())
-            .field("buffered", &(self.end - self.start))
-            .field("plaintext", &(self.plain_end - self.plain_start))
+            .field("buffered", &self.end.saturating_sub(self.start))
+            .field(
+                "plaintext",
+                &self.plain_end.saturating_sub(self.plain_start),
+            )
             .field("failed", &self.failed)
             .finish_non_exhaustive()
     }
 }
 
-/// Where the next complete frame sits in the buffer.
+/// Where the next complete frame sits in the buffer (all within `buf`, checked when found).
 struct FrameAt {
-    body: usize,
-    cipher_len: usize,
+    /// The ciphertext without its tag.
+    body: std::ops::Range<usize>,
+    /// The 16-byte tag.
+    tag: [u8; TAG_LEN],
+    /// Where the frame after it starts.
+    next: usize,
 }
 
 impl FrameDecoder {
@@ -257,7 +265,7 @@ impl FrameDecoder {
             } else if self.buf.len().saturating_sub(self.end) < MAX_WIRE_FRAME {
                 // Less than a whole frame of room: move the partial frame to the front.
                 self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
+                self.end = self.end.saturating_sub(self.start);
                 self.start = 0;
             }
             self.plain_start = 0;
@@ -285,22 +293,30 @@ impl FrameDecoder {
 
     /// The next complete frame, if one is buffered; a length below the tag size is an error.
     fn next_frame(&self) -> Result<Option<FrameAt>, NoiseError> {
-        let Some(prefix) = self
-            .buf
-            .get(self.start..self.end)
-            .and_then(|b| b.first_chunk::<LEN_PREFIX>())
-        else {
+        let buffered = self.buf.get(self.start..self.end).unwrap_or_default();
+        let Some((prefix, rest)) = buffered.split_first_chunk::<LEN_PREFIX>() else {
             return Ok(None);
         };
         let cipher_len = usize::from(u16::from_be_bytes(*prefix));
-        if cipher_len < TAG_LEN {
+        let Some(plain_len) = cipher_len.checked_sub(TAG_LEN) else {
             return Err(NoiseError::FrameTooShort { len: cipher_len });
-        }
-        let body = self.start + LEN_PREFIX;
-        if self.end.saturating_sub(body) < cipher_len {
+        };
+        let Some((body, tag)) = rest
+            .get(..cipher_len)
+            .and_then(|frame| frame.split_at_checked(plain_len))
+        else {
             return Ok(None);
-        }
-        Ok(Some(FrameAt { body, cipher_len }))
+        };
+        let mut tag_bytes = [0u8; TAG_LEN];
+        tag_bytes.copy_from_slice(tag.get(..TAG_LEN).unwrap_or(&[0; TAG_LEN]));
+        // `start + 2 + cipher_len <= end <= buf.len()`: none of these can overflow.
+        let body_start = self.start.saturating_add(LEN_PREFIX);
+        let body_end = body_start.saturating_add(body.len());
+        Ok(Some(FrameAt {
+            body: body_start..body_end,
+            tag: tag_bytes,
+            next: body_end.saturating_add(TAG_LEN),
+        }))
     }
 
     fn check(&self) -> Result<(), NoiseError> {
@@ -310,15 +326,6 @@ impl FrameDecoder {
             });
         }
         Ok(())
-    }
-
-    fn tag_of(&self, frame: &FrameAt) -> [u8; TAG_LEN] {
-        let at = frame.body + frame.cipher_len - TAG_LEN;
-        let mut tag = [0u8; TAG_LEN];
-        if let Some(src) = self.buf.get(at..at + TAG_LEN) {
-            tag.copy_from_slice(src);
-        }
-        tag
     }
 
     /// When no plaintext is pending and a complete frame is buffered, decrypts it in place
@@ -332,18 +339,13 @@ impl FrameDecoder {
         let Some(frame) = self.next_frame().inspect_err(|_| self.failed = true)? else {
             return Ok(false);
         };
-        let tag = self.tag_of(&frame);
-        let plain_len = frame.cipher_len - TAG_LEN;
-        let body = self
-            .buf
-            .get_mut(frame.body..frame.body + plain_len)
-            .unwrap_or_default();
+        let body = self.buf.get_mut(frame.body.clone()).unwrap_or_default();
         self.cipher
-            .decrypt_in_place(&[], body, &tag, Stage::Transport)
+            .decrypt_in_place(&[], body, &frame.tag, Stage::Transport)
             .inspect_err(|_| self.failed = true)?;
-        self.plain_start = frame.body;
-        self.plain_end = frame.body + plain_len;
-        self.start = frame.body + frame.cipher_len;
+        self.plain_start = frame.body.start;
+        self.plain_end = frame.body.end;
+        self.start = frame.next;
         Ok(true)
     }
 
@@ -359,19 +361,15 @@ impl FrameDecoder {
         let Some(frame) = self.next_frame().inspect_err(|_| self.failed = true)? else {
             return Ok(None);
         };
-        let plain_len = frame.cipher_len - TAG_LEN;
+        let plain_len = frame.body.len();
         let Some(dst) = out.get_mut(..plain_len) else {
             return Ok(None);
         };
-        let tag = self.tag_of(&frame);
-        let src = self
-            .buf
-            .get(frame.body..frame.body + plain_len)
-            .unwrap_or_default();
+        let src = self.buf.get(frame.body.clone()).unwrap_or_default();
         self.cipher
-            .decrypt_into(&[], src, dst, &tag, Stage::Transport)
+            .decrypt_into(&[], src, dst, &frame.tag, Stage::Transport)
             .inspect_err(|_| self.failed = true)?;
-        self.start = frame.body + frame.cipher_len;
+        self.start = frame.next;
         Ok(Some(plain_len))
     }
 }

@@ -113,7 +113,8 @@ impl CipherState {
             return Err(NoiseError::NonceExhausted { stage });
         }
         let nonce = nonce(self.n);
-        self.n += 1;
+        // Below u64::MAX (checked above): no overflow.
+        self.n = self.n.saturating_add(1);
         Ok(nonce)
     }
 
@@ -208,7 +209,8 @@ impl CipherState {
         cipher
             .decrypt_inout_detached(&nonce(self.n), ad, buf, &Tag::from(*tag))
             .map_err(|_| NoiseError::Decrypt { stage })?;
-        self.n += 1;
+        // Below u64::MAX (checked above): no overflow.
+        self.n = self.n.saturating_add(1);
         Ok(())
     }
 }
@@ -295,7 +297,7 @@ impl SymmetricState {
         let mut tag_bytes = [0u8; TAG_LEN];
         tag_bytes.copy_from_slice(tag);
         let start = out.len();
-        out.resize(start + body_len, 0);
+        out.resize(start.saturating_add(body_len), 0);
         let h = self.h;
         let dst = out.get_mut(start..).unwrap_or_default();
         self.cipher.decrypt_into(&h, body, dst, &tag_bytes, stage)?;

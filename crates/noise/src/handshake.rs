@@ -182,13 +182,13 @@ impl Handshake {
         let start = out.len();
         out.extend_from_slice(&[0, 0]);
         self.xx.write_message(&payload, out)?;
-        let len = out.len().saturating_sub(start + 2);
+        let len = out.len().saturating_sub(start.saturating_add(2));
         let max = self.config.max_message_size;
         let prefix = u16::try_from(len)
             .ok()
             .filter(|_| len <= max)
             .ok_or(NoiseError::MessageTooLarge { stage, len, max })?;
-        if let Some(slot) = out.get_mut(start..start + 2) {
+        if let Some(slot) = out.get_mut(start..start.saturating_add(2)) {
             slot.copy_from_slice(&prefix.to_be_bytes());
         }
         tracing::trace!(%stage, len, "noise: wrote handshake message");

@@ -136,7 +136,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for NoiseOutput<T> {
             if rest.is_empty() {
                 return Poll::Ready(Ok(taken));
             }
-            taken += this.encoder.stage(rest).map_err(io::Error::from)?;
+            let n = this.encoder.stage(rest).map_err(io::Error::from)?;
+            taken = taken.saturating_add(n);
         }
     }
 

@@ -47,6 +47,11 @@
 //! # }).unwrap();
 //! ```
 
+#![cfg_attr(
+    not(test),
+    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
+
 mod codec;
 mod config;
 mod crypto;

@@ -194,7 +194,7 @@ impl XxHandshake {
             }
         }
         self.symmetric.encrypt_and_hash(payload, out, stage)?;
-        self.next += 1;
+        self.next = self.next.saturating_add(1);
         Ok(())
     }
 
@@ -255,7 +255,7 @@ impl XxHandshake {
             }
         };
         self.symmetric.decrypt_and_hash(rest, payload, stage)?;
-        self.next += 1;
+        self.next = self.next.saturating_add(1);
         Ok(())
     }
 
