@@ -182,17 +182,12 @@ impl HostBuilder {
     }
 }
 
-#[cfg(any(feature = "async-std", feature = "smol"))]
-#[allow(clippy::unnecessary_wraps)]
 fn default_runtime() -> Result<RuntimeHandle, HostError> {
-    Ok(RuntimeHandle::default())
-}
-
-#[cfg(not(any(feature = "async-std", feature = "smol")))]
-fn default_runtime() -> Result<RuntimeHandle, HostError> {
-    Err(HostError::InvalidConfig(
-        "no runtime: enable the async-std or smol feature or set one".to_owned(),
-    ))
+    RuntimeHandle::try_default().ok_or_else(|| {
+        HostError::InvalidConfig(
+            "no runtime: enable lp2p-core's async-std or smol feature, or set one".to_owned(),
+        )
+    })
 }
 
 /// Counters of streams the host refused or lost.

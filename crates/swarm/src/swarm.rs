@@ -188,16 +188,9 @@ impl SwarmBuilder {
     }
 }
 
-#[cfg(any(feature = "async-std", feature = "smol"))]
-#[allow(clippy::unnecessary_wraps)]
 fn default_runtime() -> Result<RuntimeHandle, SwarmError> {
-    Ok(RuntimeHandle::default())
-}
-
-#[cfg(not(any(feature = "async-std", feature = "smol")))]
-fn default_runtime() -> Result<RuntimeHandle, SwarmError> {
-    Err(SwarmError::InvalidConfig(
-        "no runtime: enable the async-std or smol feature or set one",
+    RuntimeHandle::try_default().ok_or(SwarmError::InvalidConfig(
+        "no runtime: enable lp2p-core's async-std or smol feature, or set one",
     ))
 }
 

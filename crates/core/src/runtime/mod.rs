@@ -159,6 +159,26 @@ impl RuntimeHandle {
     }
 }
 
+impl RuntimeHandle {
+    /// The runtime chosen by lp2p-core's cargo features, or `None` when neither `async-std`
+    /// nor `smol` is enabled. Crates above lp2p-core call this instead of testing features
+    /// themselves, so enabling a runtime feature on lp2p-core anywhere in the build is enough.
+    pub fn try_default() -> Option<RuntimeHandle> {
+        #[cfg(feature = "async-std")]
+        {
+            Some(RuntimeHandle::new(AsyncStdRuntime))
+        }
+        #[cfg(all(feature = "smol", not(feature = "async-std")))]
+        {
+            Some(RuntimeHandle::new(SmolRuntime))
+        }
+        #[cfg(not(any(feature = "async-std", feature = "smol")))]
+        {
+            None
+        }
+    }
+}
+
 #[cfg(any(feature = "async-std", feature = "smol"))]
 impl Default for RuntimeHandle {
     /// The runtime chosen by cargo features: async-std when the `async-std` feature is on,

@@ -1,0 +1,127 @@
+//! lp2p: a libp2p networking stack in Rust.
+//!
+//! This facade crate re-exports the lp2p components behind cargo features, so an
+//! application depends on one crate and picks what it needs:
+//!
+//! | feature | component | default |
+//! |---|---|---|
+//! | `tcp` | [`transport::tcp`]: TCP transport | yes |
+//! | `memory` | [`transport::memory`]: in-process transport | no |
+//! | `noise` | [`security::noise`]: `/noise` | yes |
+//! | `plaintext` | [`security::plaintext`]: `/plaintext/2.0.0` (tests only) | no |
+//! | `yamux` | [`muxer::yamux`]: `/yamux/1.0.0` | yes |
+//! | `mplex` | [`muxer::mplex`]: `/mplex/6.7.0` | yes |
+//! | `identify` | `identify`: `/ipfs/id/1.0.0` and push | yes |
+//! | `ping` | `ping`: `/ipfs/ping/1.0.0` | yes |
+//! | `pubsub` | `pubsub`: floodsub and gossipsub | yes |
+//! | `async-std` / `smol` | the runtime | async-std |
+//!
+//! [`HostBuilderExt::with_defaults`] gives a host with TCP, noise, yamux then mplex,
+//! identify and ping (as far as those features are enabled).
+//!
+//! # Example
+//!
+//! ```
+//! use futures::{AsyncReadExt, AsyncWriteExt};
+//! use lp2p::{Host, HostBuilderExt, HostStream};
+//!
+//! # lp2p::core::runtime::block_on(async {
+//! let server = Host::builder().with_defaults().listen_on("/ip4/127.0.0.1/tcp/0".parse()?).build().await?;
+//! server.set_stream_handler("/echo/1.0.0", |mut stream: HostStream| async move {
+//!     let mut line = Vec::new();
+//!     if stream.read_to_end(&mut line).await.is_ok() {
+//!         let _ = stream.write_all(&line).await;
+//!     }
+//! });
+//!
+//! let client = Host::builder().with_defaults().build().await?;
+//! client.connect(server.local_peer_id(), server.listen_addrs()).await?;
+//! let mut stream = client.new_stream(&server.local_peer_id(), ["/echo/1.0.0"]).await?;
+//! stream.write_all(b"hello\n").await?;
+//! stream.close().await?;
+//! let mut answer = Vec::new();
+//! stream.read_to_end(&mut answer).await?;
+//! assert_eq!(answer, b"hello\n");
+//! client.close().await;
+//! server.close().await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+pub use lp2p_core as core;
+pub use lp2p_core::{
+    Keypair, Multiaddr, PeerId, Protocol, ProtocolId, PublicKey, RuntimeHandle, identity,
+};
+pub use lp2p_host as host;
+pub use lp2p_host::{
+    CloseReason, Connection, ConnectionId, Direction, Host, HostBuilder, HostConfig, HostError,
+    HostEvent, HostStream, IdentifyInfo, StreamHandler, SwarmConfig, SwarmError,
+};
+pub use lp2p_multiselect as multiselect;
+pub use lp2p_peerstore as peerstore;
+pub use lp2p_peerstore::Peerstore;
+pub use lp2p_swarm as swarm;
+
+#[cfg(feature = "identify")]
+pub use lp2p_identify as identify;
+#[cfg(feature = "ping")]
+pub use lp2p_ping as ping;
+#[cfg(feature = "pubsub")]
+pub use lp2p_pubsub as pubsub;
+
+/// Transports.
+pub mod transport {
+    #[cfg(feature = "memory")]
+    pub use lp2p_memory as memory;
+    #[cfg(feature = "tcp")]
+    pub use lp2p_tcp as tcp;
+}
+
+/// Security channels.
+pub mod security {
+    #[cfg(feature = "noise")]
+    pub use lp2p_noise as noise;
+    #[cfg(feature = "plaintext")]
+    pub use lp2p_plaintext as plaintext;
+}
+
+/// Stream muxers.
+pub mod muxer {
+    #[cfg(feature = "mplex")]
+    pub use lp2p_mplex as mplex;
+    #[cfg(feature = "yamux")]
+    pub use lp2p_yamux as yamux;
+}
+
+/// Adds the usual components to a [`HostBuilder`].
+pub trait HostBuilderExt: Sized {
+    /// TCP, noise, yamux then mplex, identify and ping — each as far as its feature is
+    /// enabled. Add transports, security channels or muxers of your own after it; the ones
+    /// added here come first in preference order.
+    #[must_use]
+    fn with_defaults(self) -> Self;
+}
+
+impl HostBuilderExt for HostBuilder {
+    fn with_defaults(self) -> Self {
+        let b = self;
+        #[cfg(feature = "tcp")]
+        let b = b.transport(lp2p_tcp::TcpTransport::default());
+        #[cfg(feature = "noise")]
+        let b = b.security(lp2p_noise::Noise::new());
+        #[cfg(feature = "yamux")]
+        let b = b.muxer(lp2p_yamux::Yamux::default());
+        #[cfg(feature = "mplex")]
+        let b = b.muxer(lp2p_mplex::Mplex::default());
+        services::attach_defaults(b)
+    }
+}
+
+mod services {
+    use lp2p_host::HostBuilder;
+
+    /// Starts identify and ping with the host (when their features are on).
+    pub(crate) fn attach_defaults(b: HostBuilder) -> HostBuilder {
+        b
+    }
+}
