@@ -33,6 +33,12 @@ pub const DEFAULT_MAX_SEND_QUEUE_LEN: usize = 1024;
 pub const DEFAULT_MAX_SEND_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 /// Default cap on message ids queued in control messages (IWANT, IDONTWANT) for one peer.
 pub const DEFAULT_MAX_QUEUED_CONTROL_IDS: usize = 10_000;
+/// Default cap on the length of a topic name accepted from a peer, in bytes. Real topic names
+/// are tens of bytes; the cap keeps a peer from parking megabyte-long names in our tables.
+pub const DEFAULT_MAX_TOPIC_LEN: usize = 1024;
+/// Default number of authors whose public keys are kept decoded for signature checks: the
+/// active publishers of a busy network; past it the cache starts over.
+pub const DEFAULT_PUBLIC_KEY_CACHE_SIZE: usize = 1024;
 /// Default bytes one `poll_transmit` call produces for a peer (more when one frame alone is
 /// bigger): large enough to coalesce many small RPCs into one write.
 pub const DEFAULT_TRANSMIT_BATCH_BYTES: usize = 64 * 1024;
@@ -56,6 +62,8 @@ pub struct Config {
     pub max_pending_validations: usize,
     /// Cap on the topics one peer may be subscribed to in our view.
     pub max_topics_per_peer: usize,
+    /// Cap on the length of a topic name a peer subscribes to.
+    pub max_topic_len: usize,
     /// Cap on messages queued for one peer.
     pub max_send_queue_len: usize,
     /// Cap on bytes queued for one peer.
@@ -64,6 +72,8 @@ pub struct Config {
     pub max_queued_control_ids: usize,
     /// Bytes one `poll_transmit` call aims to produce.
     pub transmit_batch_bytes: usize,
+    /// Authors whose decoded public keys are cached for signature checks.
+    pub public_key_cache_size: usize,
 }
 
 impl Default for Config {
@@ -77,10 +87,12 @@ impl Default for Config {
             validation_timeout: DEFAULT_VALIDATION_TIMEOUT,
             max_pending_validations: DEFAULT_MAX_PENDING_VALIDATIONS,
             max_topics_per_peer: DEFAULT_MAX_TOPICS_PER_PEER,
+            max_topic_len: DEFAULT_MAX_TOPIC_LEN,
             max_send_queue_len: DEFAULT_MAX_SEND_QUEUE_LEN,
             max_send_queue_bytes: DEFAULT_MAX_SEND_QUEUE_BYTES,
             max_queued_control_ids: DEFAULT_MAX_QUEUED_CONTROL_IDS,
             transmit_batch_bytes: DEFAULT_TRANSMIT_BATCH_BYTES,
+            public_key_cache_size: DEFAULT_PUBLIC_KEY_CACHE_SIZE,
         }
     }
 }
@@ -115,10 +127,12 @@ impl fmt::Debug for Config {
             .field("validation_timeout", &self.validation_timeout)
             .field("max_pending_validations", &self.max_pending_validations)
             .field("max_topics_per_peer", &self.max_topics_per_peer)
+            .field("max_topic_len", &self.max_topic_len)
             .field("max_send_queue_len", &self.max_send_queue_len)
             .field("max_send_queue_bytes", &self.max_send_queue_bytes)
             .field("max_queued_control_ids", &self.max_queued_control_ids)
             .field("transmit_batch_bytes", &self.transmit_batch_bytes)
+            .field("public_key_cache_size", &self.public_key_cache_size)
             .finish_non_exhaustive()
     }
 }

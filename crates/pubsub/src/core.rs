@@ -16,17 +16,13 @@ use crate::config::Config;
 use crate::context::{PeerState, RouterContext, Shared};
 use crate::error::PubsubError;
 use crate::event::{Counters, Event};
-use crate::message::{self, Authenticity, InvalidMessage};
+use crate::message::{self, Authenticity, InvalidMessage, KeyCache};
 use crate::outbox::Outbox;
 use crate::proto;
 use crate::router::Router;
 use crate::seen::SeenCache;
 use crate::types::{Acceptance, Direction, Message, MessageId, PeerKind, RoutedMessage, Topic};
 use crate::validation::{Pending, PendingValidations, SyncValidator, TopicValidation};
-
-/// Default cap on the length of a topic name accepted from a peer, in bytes. Real topic names
-/// are tens of bytes; the cap keeps a peer from parking megabyte-long names in our tables.
-pub const DEFAULT_MAX_TOPIC_LEN: usize = 1024;
 
 /// What the owner knows about a newly connected pubsub peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +44,7 @@ pub struct PubSubCore<R: Router> {
     validators: BTreeMap<Topic, TopicValidation>,
     pending: PendingValidations,
     next_seqno: u64,
-    max_topic_len: usize,
+    keys: KeyCache,
     scratch_rpc: DecodedRpc,
     scratch_signed: Vec<u8>,
 }
@@ -79,6 +75,7 @@ impl<R: Router> PubSubCore<R> {
         // A random start keeps sequence numbers unique across restarts; the top bit stays
         // clear so the counter does not wrap in practice.
         let next_seqno = rng.random::<u64>() >> 1;
+        let keys = KeyCache::new(config.public_key_cache_size);
         let shared = Shared {
             local_peer_id: keypair.public().to_peer_id(),
             seen: SeenCache::new(config.seen_ttl, config.max_seen_messages),
@@ -98,7 +95,7 @@ impl<R: Router> PubSubCore<R> {
             validators: BTreeMap::new(),
             pending: PendingValidations::default(),
             next_seqno,
-            max_topic_len: DEFAULT_MAX_TOPIC_LEN,
+            keys,
             scratch_rpc: DecodedRpc::default(),
             scratch_signed: Vec::new(),
         };
@@ -108,11 +105,6 @@ impl<R: Router> PubSubCore<R> {
         };
         core.router.start(&mut ctx);
         Ok(core)
-    }
-
-    /// Sets the cap on topic-name length accepted from peers (default [`DEFAULT_MAX_TOPIC_LEN`]).
-    pub fn set_max_topic_len(&mut self, max: usize) {
-        self.max_topic_len = max;
     }
 
     /// Our PeerId.
@@ -442,6 +434,7 @@ impl<R: Router> PubSubCore<R> {
             return;
         };
         let max_topics = self.shared.config.max_topics_per_peer;
+        let max_topic_len = self.shared.config.max_topic_len;
         let Some(state) = self.shared.peers.get_mut(&peer) else {
             return;
         };
@@ -449,7 +442,7 @@ impl<R: Router> PubSubCore<R> {
             if state.topics.contains(name.as_str()) {
                 return;
             }
-            if state.topics.len() >= max_topics || name.len() > self.max_topic_len {
+            if state.topics.len() >= max_topics || name.len() > max_topic_len {
                 debug!(%peer, topics = state.topics.len(), len = name.len(), "pubsub subscription ignored: over the per-peer topic limits");
                 self.count_ignored_subscription();
                 return;
@@ -549,8 +542,13 @@ impl<R: Router> PubSubCore<R> {
         }
         if authenticity == Authenticity::StrictSign
             && let Some(author) = &source
-            && let Err(reason) =
-                message::verify_signature(&raw, decoded, author, &mut self.scratch_signed)
+            && let Err(reason) = message::verify_signature(
+                &raw,
+                decoded,
+                author,
+                &mut self.keys,
+                &mut self.scratch_signed,
+            )
         {
             self.invalid_message(peer, Some(&topic), reason, now);
             return;

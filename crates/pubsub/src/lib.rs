@@ -112,11 +112,12 @@ mod validation;
 pub use crate::config::{
     Config, DEFAULT_MAX_PENDING_VALIDATIONS, DEFAULT_MAX_QUEUED_CONTROL_IDS,
     DEFAULT_MAX_SEEN_MESSAGES, DEFAULT_MAX_SEND_QUEUE_BYTES, DEFAULT_MAX_SEND_QUEUE_LEN,
-    DEFAULT_MAX_TOPICS_PER_PEER, DEFAULT_MAX_TRANSMIT_SIZE, DEFAULT_SEEN_TTL,
-    DEFAULT_TRANSMIT_BATCH_BYTES, DEFAULT_VALIDATION_TIMEOUT,
+    DEFAULT_MAX_TOPIC_LEN, DEFAULT_MAX_TOPICS_PER_PEER, DEFAULT_MAX_TRANSMIT_SIZE,
+    DEFAULT_PUBLIC_KEY_CACHE_SIZE, DEFAULT_SEEN_TTL, DEFAULT_TRANSMIT_BATCH_BYTES,
+    DEFAULT_VALIDATION_TIMEOUT,
 };
 pub use crate::context::RouterContext;
-pub use crate::core::{DEFAULT_MAX_TOPIC_LEN, PeerConnection, PubSubCore};
+pub use crate::core::{PeerConnection, PubSubCore};
 pub use crate::error::PubsubError;
 pub use crate::event::{Counters, Event, PxPeer};
 pub use crate::message::{

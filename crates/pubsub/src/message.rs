@@ -1,6 +1,7 @@
 //! Messages: authoring (signing per the signature policy), checking received messages
 //! against the policy (signature, `from`/`key` pairs, sequence numbers), and message ids.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -221,27 +222,58 @@ fn parse_seqno(seqno: &[u8]) -> Result<u64, InvalidMessage> {
     Ok(u64::from_be_bytes(bytes))
 }
 
+/// Public keys extracted from identity PeerIds, so that a busy author's key is decoded (and
+/// its curve point decompressed) once rather than per message. Bounded: cleared when full.
+#[derive(Debug)]
+pub(crate) struct KeyCache {
+    capacity: usize,
+    keys: HashMap<PeerId, PublicKey>,
+}
+
+impl KeyCache {
+    pub(crate) fn new(capacity: usize) -> KeyCache {
+        KeyCache {
+            capacity,
+            keys: HashMap::new(),
+        }
+    }
+
+    /// The key inlined in `peer`, if it is an identity PeerId with a valid key.
+    fn inlined(&mut self, peer: &PeerId) -> Option<&PublicKey> {
+        if !self.keys.contains_key(peer) {
+            let key = inlined_public_key(peer)?;
+            if self.keys.len() >= self.capacity {
+                self.keys.clear();
+            }
+            self.keys.insert(*peer, key);
+        }
+        self.keys.get(peer)
+    }
+}
+
 /// Verifies a StrictSign message's signature: the key comes from `key` (which must hash to
 /// `from`) or is extracted from an identity `from`. `scratch` is reused for the signed bytes.
 pub(crate) fn verify_signature(
     raw: &[u8],
     message: &proto::Message,
     source: &PeerId,
+    keys: &mut KeyCache,
     scratch: &mut Vec<u8>,
 ) -> Result<(), InvalidMessage> {
     let signature = message
         .signature
         .as_ref()
         .ok_or(InvalidMessage::MissingSignature)?;
+    let explicit;
     let key = match &message.key {
         Some(key) => {
-            let key = PublicKey::try_decode_protobuf(key).map_err(|_| InvalidMessage::BadKey)?;
-            if key.to_peer_id() != *source {
+            explicit = PublicKey::try_decode_protobuf(key).map_err(|_| InvalidMessage::BadKey)?;
+            if explicit.to_peer_id() != *source {
                 return Err(InvalidMessage::BadKey);
             }
-            key
+            &explicit
         }
-        None => inlined_public_key(source).ok_or(InvalidMessage::BadKey)?,
+        None => keys.inlined(source).ok_or(InvalidMessage::BadKey)?,
     };
     codec::signed_bytes(raw, scratch).map_err(|_| InvalidMessage::InvalidSignature)?;
     if key.verify(scratch, signature) {
@@ -342,14 +374,28 @@ mod tests {
         let source = source.unwrap();
         assert_eq!(seqno, Some(7));
         let mut scratch = Vec::new();
-        verify_signature(&encoded, &decoded, &source, &mut scratch).unwrap();
+        let mut keys = KeyCache::new(1);
+        verify_signature(&encoded, &decoded, &source, &mut keys, &mut scratch).unwrap();
+        // Cached, and the cache stays within its capacity.
+        verify_signature(&encoded, &decoded, &source, &mut keys, &mut scratch).unwrap();
+        assert!(
+            keys.inlined(&Keypair::generate_ed25519().public().to_peer_id())
+                .is_some()
+        );
+        assert_eq!(keys.keys.len(), 1);
 
         // A flipped data byte breaks the signature.
         let mut tampered = decoded.clone();
         tampered.data = Some(Bytes::from_static(b"hellp"));
         let raw = tampered.encode_to_vec();
         assert_eq!(
-            verify_signature(&raw, &tampered, &source, &mut scratch),
+            verify_signature(
+                &raw,
+                &tampered,
+                &source,
+                &mut KeyCache::new(4),
+                &mut scratch
+            ),
             Err(InvalidMessage::InvalidSignature)
         );
 
@@ -359,7 +405,13 @@ mod tests {
         wrong_key.key = Some(Bytes::from(other.public().encode_protobuf()));
         let raw = wrong_key.encode_to_vec();
         assert_eq!(
-            verify_signature(&raw, &wrong_key, &source, &mut scratch),
+            verify_signature(
+                &raw,
+                &wrong_key,
+                &source,
+                &mut KeyCache::new(4),
+                &mut scratch
+            ),
             Err(InvalidMessage::BadKey)
         );
 
@@ -367,7 +419,14 @@ mod tests {
         let mut right_key = decoded.clone();
         right_key.key = Some(Bytes::from(keypair.public().encode_protobuf()));
         let raw = right_key.encode_to_vec();
-        verify_signature(&raw, &right_key, &source, &mut scratch).unwrap();
+        verify_signature(
+            &raw,
+            &right_key,
+            &source,
+            &mut KeyCache::new(4),
+            &mut scratch,
+        )
+        .unwrap();
 
         // A different author in `from` with the original signature.
         let mut wrong_from = decoded.clone();
@@ -375,7 +434,13 @@ mod tests {
         wrong_from.from = Some(Bytes::from(other_id.to_bytes()));
         let raw = wrong_from.encode_to_vec();
         assert_eq!(
-            verify_signature(&raw, &wrong_from, &other_id, &mut scratch),
+            verify_signature(
+                &raw,
+                &wrong_from,
+                &other_id,
+                &mut KeyCache::new(4),
+                &mut scratch
+            ),
             Err(InvalidMessage::InvalidSignature)
         );
 
@@ -384,7 +449,7 @@ mod tests {
         garbage.key = Some(Bytes::from_static(b"\x08\x01\x12\x01x"));
         let raw = garbage.encode_to_vec();
         assert_eq!(
-            verify_signature(&raw, &garbage, &source, &mut scratch),
+            verify_signature(&raw, &garbage, &source, &mut KeyCache::new(4), &mut scratch),
             Err(InvalidMessage::BadKey)
         );
     }
@@ -406,7 +471,13 @@ mod tests {
         };
         let raw = message.encode_to_vec();
         assert_eq!(
-            verify_signature(&raw, &message, &peer, &mut Vec::new()),
+            verify_signature(
+                &raw,
+                &message,
+                &peer,
+                &mut KeyCache::new(4),
+                &mut Vec::new()
+            ),
             Err(InvalidMessage::BadKey)
         );
     }

@@ -8,6 +8,10 @@ use lp2p_core::PeerId;
 use crate::error::PubsubError;
 use crate::score::{DEFAULT_MAX_RETAINED_SCORES, PeerScoreParams, PeerScoreThresholds};
 
+/// Default cap on the addresses taken from one signed peer record offered in peer exchange:
+/// real records carry a handful; a record is attacker-supplied.
+pub const DEFAULT_MAX_PX_ADDRESSES: usize = 32;
+
 /// Gossipsub configuration. Defaults follow go-libp2p-pubsub (which agrees with
 /// rust-libp2p on all mesh parameters), except where noted.
 #[derive(Debug, Clone)]
@@ -53,6 +57,8 @@ pub struct GossipsubConfig {
     pub do_px: bool,
     /// Peers offered in one PRUNE, and accepted from one.
     pub prune_peers: usize,
+    /// Addresses taken from one signed peer record received in peer exchange.
+    pub max_px_addresses: usize,
     /// Heartbeats between opportunistic grafting rounds.
     pub opportunistic_graft_ticks: u64,
     /// Peers grafted per opportunistic grafting round.
@@ -111,6 +117,7 @@ impl Default for GossipsubConfig {
             max_remote_backoff: Duration::from_secs(3600),
             do_px: false,
             prune_peers: 16,
+            max_px_addresses: DEFAULT_MAX_PX_ADDRESSES,
             opportunistic_graft_ticks: 60,
             opportunistic_graft_peers: 2,
             gossip_retransmission: 3,

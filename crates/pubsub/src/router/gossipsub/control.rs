@@ -298,7 +298,8 @@ impl GossipsubRouter {
             }
             let addresses = match info.signed_peer_record {
                 Some(record) => {
-                    match verify_signed_peer_record(&record, &peer_id, self.max_px_addresses) {
+                    match verify_signed_peer_record(&record, &peer_id, self.config.max_px_addresses)
+                    {
                         Ok(addresses) => addresses,
                         Err(err) => {
                             debug!(%from, peer = %peer_id, ?err, "gossipsub: bad signed peer record in PX");

@@ -26,7 +26,7 @@ mod mcache;
 mod px;
 mod tracking;
 
-pub use config::GossipsubConfig;
+pub use config::{DEFAULT_MAX_PX_ADDRESSES, GossipsubConfig};
 
 use mcache::MessageCache;
 use tracking::{Backoffs, DontSend, Promises};
@@ -50,9 +50,6 @@ const PROTOCOLS: &[&str] = &[
     GOSSIPSUB_1_0_PROTOCOL,
 ];
 
-/// Default cap on the addresses taken from one signed peer record offered in peer exchange.
-pub const DEFAULT_MAX_PX_ADDRESSES: usize = 32;
-
 /// The gossipsub router.
 pub struct GossipsubRouter {
     config: GossipsubConfig,
@@ -75,7 +72,6 @@ pub struct GossipsubRouter {
     graylisted: HashSet<PeerId>,
     /// Signed peer records to offer in peer exchange, from the owner's peer store.
     peer_records: HashMap<PeerId, Bytes>,
-    max_px_addresses: usize,
     heartbeat_ticks: u64,
     next_heartbeat: Option<Instant>,
     /// Reused list of recipients, so forwarding does not allocate per message.
@@ -120,7 +116,6 @@ impl GossipsubRouter {
             dont_send: HashMap::new(),
             graylisted: HashSet::new(),
             peer_records: HashMap::new(),
-            max_px_addresses: DEFAULT_MAX_PX_ADDRESSES,
             heartbeat_ticks: 0,
             next_heartbeat: None,
             targets: Vec::new(),
@@ -166,12 +161,6 @@ impl GossipsubRouter {
     /// exchange.
     pub fn set_peer_record(&mut self, peer: PeerId, envelope: Bytes) {
         self.peer_records.insert(peer, envelope);
-    }
-
-    /// Sets the cap on addresses taken from one record offered in peer exchange (default
-    /// [`DEFAULT_MAX_PX_ADDRESSES`]).
-    pub fn set_max_px_addresses(&mut self, max: usize) {
-        self.max_px_addresses = max;
     }
 
     fn score_of(&self, peer: &PeerId, now: Instant) -> f64 {
