@@ -1,0 +1,89 @@
+//! End-to-end tests over TCP on 127.0.0.1 (lp2p-tcp).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use lp2p_core::{Connection, Role, RuntimeHandle, Transport};
+use lp2p_mplex::{MplexConfig, MplexConnection};
+use lp2p_tcp::TcpTransport;
+
+use common::run;
+
+/// Two ends of a TCP connection over loopback (port 0: the OS picks a free port).
+fn tcp_pair() -> (Box<dyn Connection>, Box<dyn Connection>) {
+    lp2p_core::runtime::block_on(async {
+        let tcp = TcpTransport::default();
+        let mut listener = tcp.listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr();
+        let (dialed, accepted) = futures::join!(tcp.dial(&addr), listener.accept());
+        (dialed.unwrap(), accepted.unwrap())
+    })
+}
+
+fn pair_with(dialer: MplexConfig, listener: MplexConfig) -> (MplexConnection, MplexConnection) {
+    let rt = RuntimeHandle::default();
+    let (a, b) = tcp_pair();
+    (
+        MplexConnection::new(a, Role::Initiator, dialer, &rt),
+        MplexConnection::new(b, Role::Responder, listener, &rt),
+    )
+}
+
+fn pair() -> (MplexConnection, MplexConnection) {
+    pair_with(MplexConfig::default(), MplexConfig::default())
+}
+
+#[test]
+fn thousand_streams_of_64_kib_both_ways() {
+    let (d, l) = pair();
+    run(common::many_streams_both_ways(d, l, 1000, 64 * 1024));
+}
+
+#[test]
+fn half_close() {
+    let (d, l) = pair();
+    run(common::half_close(d, l));
+}
+
+#[test]
+fn reset() {
+    let (d, l) = pair();
+    run(common::reset(d, l));
+}
+
+#[test]
+fn close_wakes_every_stream() {
+    let (d, l) = pair();
+    run(common::close_wakes_every_stream(d, l));
+}
+
+#[test]
+fn drop_half_closes() {
+    let (d, l) = pair();
+    run(common::drop_half_closes(d, l));
+}
+
+#[test]
+fn overflow_resets_only_that_stream() {
+    let (d, l) = pair_with(
+        MplexConfig::default(),
+        MplexConfig::default()
+            .with_max_stream_buffer(256 * 1024)
+            .with_stall_timeout(Duration::from_millis(100)),
+    );
+    run(common::overflow_resets_only_that_stream(d, l));
+}
+
+#[test]
+fn late_reader_is_not_reset() {
+    let (d, l) = pair();
+    run(common::late_reader_is_not_reset(d, l));
+}
+
+#[test]
+fn dropping_every_handle_closes() {
+    let (d, l) = pair();
+    run(common::dropping_every_handle_closes(d, l));
+}
