@@ -15,7 +15,10 @@ use common::run;
 fn tcp_pair() -> (Box<dyn Connection>, Box<dyn Connection>) {
     lp2p_core::runtime::block_on(async {
         let tcp = TcpTransport::default();
-        let mut listener = tcp.listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap()).await.unwrap();
+        let mut listener = tcp
+            .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .await
+            .unwrap();
         let addr = listener.local_addr();
         let (dialed, accepted) = futures::join!(tcp.dial(&addr), listener.accept());
         (dialed.unwrap(), accepted.unwrap())

@@ -372,17 +372,17 @@ impl Session {
             .filter(|(_, rec)| !rec.buffer.is_empty())
             .max_by_key(|(_, rec)| rec.buffer.len())
             .map(|(id, _)| *id);
-        if let Some(victim) = victim {
-            self.stats.streams_reset_for_memory =
-                self.stats.streams_reset_for_memory.saturating_add(1);
-            tracing::debug!(
-                stream = %victim,
-                buffered = self.pool.bytes_in_use(),
-                limit = self.config.max_connection_buffer(),
-                "connection receive memory stayed full; resetting the biggest stream"
-            );
-            self.reset_by_session(victim);
-        }
+        // With no stream holding memory the frame would fit, so this is a safety net: reset
+        // the waiting frame's own stream rather than wait forever.
+        let victim = victim.unwrap_or(id);
+        self.stats.streams_reset_for_memory = self.stats.streams_reset_for_memory.saturating_add(1);
+        tracing::debug!(
+            stream = %victim,
+            buffered = self.pool.bytes_in_use(),
+            limit = self.config.max_connection_buffer(),
+            "connection receive memory stayed full; resetting the biggest stream"
+        );
+        self.reset_by_session(victim);
         // Wait again (another stall timeout at most) if that did not make enough room.
         self.read_state = ReadState::Blocked {
             header,
@@ -586,8 +586,13 @@ impl Session {
             self.read_state = ReadState::IDLE;
             return true;
         }
-        if len > self.config.max_stream_buffer() {
-            // Waiting for the reader cannot help: the frame alone is over the cap.
+        if len
+            > self
+                .config
+                .max_stream_buffer()
+                .min(self.config.max_connection_buffer())
+        {
+            // Waiting for the reader cannot help: the frame alone is over a cap.
             self.stats.streams_overflowed = self.stats.streams_overflowed.saturating_add(1);
             tracing::debug!(
                 stream = %id,

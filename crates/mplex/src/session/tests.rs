@@ -799,6 +799,26 @@ fn connection_memory_full_for_the_stall_timeout_resets_the_biggest_stream() {
 }
 
 #[test]
+fn a_frame_bigger_than_the_connection_cap_resets_at_once() {
+    // A connection cap below the stream cap: a frame that could never fit is not waited for.
+    let mut s = Session::new(
+        Role::Responder,
+        MplexConfig::default().with_max_connection_buffer(CHUNK_SIZE),
+    );
+    feed(
+        &mut s,
+        &[
+            (1, Flag::NewStream, b""),
+            (1, Flag::MessageInitiator, &vec![1; CHUNK_SIZE + 1]),
+            (3, Flag::NewStream, b""),
+            (3, Flag::MessageInitiator, &vec![3; CHUNK_SIZE]),
+        ],
+    );
+    assert_eq!(s.stats().streams_overflowed, 1);
+    assert_eq!(drain(&mut s, remote(3)).0, vec![3; CHUNK_SIZE]);
+}
+
+#[test]
 fn a_paused_frame_whose_stream_went_away_is_dropped_at_the_timeout() {
     let mut s = Session::new(
         Role::Responder,
