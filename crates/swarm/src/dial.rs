@@ -80,10 +80,12 @@ impl Swarm {
                 if candidates.is_empty() {
                     return Err(SwarmError::NoAddresses(peer));
                 }
-                let task =
-                    inner
-                        .runtime
-                        .spawn(dial_addrs(Arc::downgrade(inner), Some(peer), candidates));
+                let task = inner.runtime.spawn(dial_addrs(
+                    Arc::downgrade(inner),
+                    Some(peer),
+                    candidates,
+                    true,
+                ));
                 let shared = async move {
                     task.await.unwrap_or_else(|err| {
                         Err((
@@ -116,9 +118,33 @@ impl Swarm {
         }
         self.inner.ensure_open()?;
         self.inner.admit_outbound()?;
-        dial_addrs(Arc::downgrade(&self.inner), None, vec![addr])
+        dial_addrs(Arc::downgrade(&self.inner), None, vec![addr], false)
             .await
             .map_err(|(peer, attempts)| SwarmError::DialFailed { peer, attempts })
+    }
+
+    /// Always makes a new connection to `addr`, even when one to that peer exists (no
+    /// reuse, no merging with other dials; the per-peer limit still applies). With a
+    /// trailing `/p2p/<peer>` the remote must prove that identity. For benchmarks and tools
+    /// that measure connection setup.
+    pub async fn dial_new(&self, addr: Multiaddr) -> Result<Connection, SwarmError> {
+        self.inner.ensure_open()?;
+        let (transport_addr, peer) = addr::split_peer_id(&addr);
+        if peer == Some(self.inner.local_peer) {
+            return Err(SwarmError::DialSelf);
+        }
+        self.inner.admit_outbound()?;
+        if let Some(peer) = peer {
+            self.inner.admit_peer(&peer)?;
+        }
+        dial_addrs(
+            Arc::downgrade(&self.inner),
+            peer,
+            vec![transport_addr],
+            false,
+        )
+        .await
+        .map_err(|(peer, attempts)| SwarmError::DialFailed { peer, attempts })
     }
 
     /// How long `addr` stays in dial backoff, if it is in backoff.
@@ -240,16 +266,20 @@ async fn attempt(
 /// Dials `addrs` (the peer's candidates) Happy-Eyeballs style: the first right away, the
 /// next after the stagger delay or as soon as one fails, at most `dial_concurrency` at
 /// once; the first success wins and the rest are cancelled.
+///
+/// `merged` says whether this is the shared dial of `peer` in the dial table (which it then
+/// removes when done).
 pub(crate) async fn dial_addrs(
     swarm: Weak<Inner>,
     peer: Option<PeerId>,
     mut addrs: Vec<Multiaddr>,
+    merged: bool,
 ) -> DialOutcome {
     let Some(inner) = swarm.upgrade() else {
         return Err((peer, Vec::new()));
     };
     let outcome = run_dial(&inner, peer, &mut addrs).await;
-    if let Some(peer) = peer {
+    if let Some(peer) = peer.filter(|_| merged) {
         inner.lock().dials.remove(&peer);
     }
     if let Err((peer, attempts)) = &outcome {
