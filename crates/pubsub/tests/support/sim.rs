@@ -94,7 +94,11 @@ impl Sim {
         let mut ids = Vec::new();
         let mut kinds = Vec::new();
         for n in 0..cfg.nodes {
-            let keypair = Keypair::generate_ed25519();
+            // Identities from the seed too, so a run is reproducible end to end.
+            let mut secret = [0u8; 32];
+            secret[..8].copy_from_slice(&cfg.seed.to_be_bytes());
+            secret[8..16].copy_from_slice(&(n as u64).to_be_bytes());
+            let keypair = Keypair::ed25519_from_bytes(secret).unwrap();
             ids.push(keypair.public().to_peer_id());
             let router = GossipsubRouter::new(cfg.gossipsub.clone()).unwrap();
             let seed = cfg.seed.wrapping_mul(1000).wrapping_add(n as u64);
