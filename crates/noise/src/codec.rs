@@ -255,21 +255,35 @@ impl FrameDecoder {
     /// Free space to read raw bytes into; report what was written with
     /// [`filled`](Self::filled). Call it only when [`decode`](Self::decode) has nothing
     /// more to decode: then it is never empty.
+    ///
+    /// The buffered tail of a partial frame is moved to the front only when the rest of
+    /// that frame would not fit behind it, so large frames are not copied within the buffer
+    /// (a read may then stop exactly at the end of a frame).
     pub fn read_space(&mut self) -> &mut [u8] {
         // Decrypted plaintext lives before `start`: the buffer is only reorganised once it
         // has all been read.
         if self.plain_start == self.plain_end {
+            self.plain_start = 0;
+            self.plain_end = 0;
             if self.start == self.end {
                 self.start = 0;
                 self.end = 0;
-            } else if self.buf.len().saturating_sub(self.end) < MAX_WIRE_FRAME {
-                // Less than a whole frame of room: move the partial frame to the front.
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end = self.end.saturating_sub(self.start);
-                self.start = 0;
+            } else {
+                let buffered = self.end.saturating_sub(self.start);
+                let frame_len = self
+                    .buf
+                    .get(self.start..self.end)
+                    .and_then(|b| b.first_chunk::<LEN_PREFIX>())
+                    .map_or(MAX_WIRE_FRAME, |p| {
+                        LEN_PREFIX.saturating_add(usize::from(u16::from_be_bytes(*p)))
+                    });
+                let needed = frame_len.saturating_sub(buffered);
+                if self.buf.len().saturating_sub(self.end) < needed {
+                    self.buf.copy_within(self.start..self.end, 0);
+                    self.end = buffered;
+                    self.start = 0;
+                }
             }
-            self.plain_start = 0;
-            self.plain_end = 0;
         }
         self.buf.get_mut(self.end..).unwrap_or_default()
     }
@@ -535,6 +549,33 @@ mod tests {
         dec.consume(n);
         dec.input(&[0]);
         assert!(dec.is_mid_frame());
+    }
+
+    #[test]
+    fn large_frames_are_not_moved_within_the_buffer() {
+        let (mut enc, mut dec) = pair();
+        let data = vec![5u8; 3 * MAX_FRAME_PLAINTEXT];
+        let mut wire = Vec::new();
+        let mut at = 0;
+        while at < data.len() {
+            at += enc.stage(&data[at..]).unwrap();
+            pump(&mut enc, &mut wire);
+        }
+        // Frame 1 and all of frame 2 but its last 10 bytes.
+        let first = DECODE_BUFFER_LEN - 10;
+        assert_eq!(dec.input(&wire[..first]), first);
+        assert!(dec.decode().unwrap());
+        dec.consume(MAX_FRAME_PLAINTEXT);
+        assert!(!dec.decode().unwrap());
+        // The rest of frame 2 fits behind it: no compaction, room for exactly that much.
+        let (start, end) = (dec.start, dec.end);
+        assert_eq!(dec.read_space().len(), 10);
+        assert_eq!((dec.start, dec.end), (start, end));
+        let mut rest = wire.split_off(first);
+        assert_eq!(
+            drain(&mut dec, &mut rest).unwrap(),
+            &data[MAX_FRAME_PLAINTEXT..]
+        );
     }
 
     #[test]
