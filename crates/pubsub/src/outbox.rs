@@ -202,7 +202,13 @@ impl Outbox {
         let start = out.len();
         let mut dropped = 0usize;
         while !self.is_empty() && out.len().saturating_sub(start) < budget {
-            dropped = dropped.saturating_add(self.write_frame(max_rpc, out));
+            let before = out.len();
+            let dropped_now = self.write_frame(max_rpc, out);
+            dropped = dropped.saturating_add(dropped_now);
+            if out.len() == before && dropped_now == 0 {
+                // No progress is possible (defensive: every path above writes or drops).
+                break;
+            }
         }
         if self.is_empty() {
             self.overflowing = false;
@@ -247,7 +253,12 @@ impl Outbox {
             }
         }
         if len == 0 {
-            // Nothing fits even in an empty frame: the head message is too large on its own.
+            // Nothing fits even in an empty frame: the head subscription or message is too
+            // large on its own. Drop it so the queue cannot get stuck.
+            if !self.subscriptions.is_empty() {
+                self.subscriptions.remove(0);
+                return control_dropped.saturating_add(1);
+            }
             return control_dropped.saturating_add(self.drop_head_message());
         }
         prost::encoding::encode_varint(len as u64, out);
@@ -348,6 +359,15 @@ impl Outbox {
             }
             if n == ihave.message_ids.len() {
                 if !fits(inner.saturating_add(field_len(entry_inner))) {
+                    if inner == 0 && frame_empty {
+                        // Not even the entry's topic fits in an empty frame.
+                        if let Some(entry) = self.ihaves.pop_front() {
+                            self.control_ids =
+                                self.control_ids.saturating_sub(entry.message_ids.len());
+                            dropped = dropped.saturating_add(1);
+                        }
+                        continue;
+                    }
                     break;
                 }
                 if let Some(entry) = self.ihaves.pop_front() {
@@ -664,6 +684,86 @@ mod tests {
         let rpcs = frames(&out, 100);
         let ihave = &rpcs[0].control.as_ref().unwrap().ihave[0];
         assert_eq!(ihave.message_ids, vec![Bytes::from(vec![1; 5])]);
+    }
+
+    #[test]
+    fn an_oversized_subscription_is_dropped_not_stuck() {
+        let mut outbox = Outbox::default();
+        outbox.push_subscription(&Topic::new("x".repeat(200)), true);
+        outbox.push_subscription(&Topic::new("ok"), true);
+        let mut out = Vec::new();
+        assert_eq!(outbox.write(64, 1 << 20, &mut out), 1);
+        assert!(outbox.is_empty());
+        let rpcs = frames(&out, 64);
+        assert_eq!(rpcs[0].subscriptions[0].topic_id.as_deref(), Some("ok"));
+    }
+
+    #[test]
+    fn an_ihave_whose_topic_fits_no_frame_is_dropped() {
+        let mut outbox = Outbox::default();
+        let limits = Limits {
+            messages: 10,
+            bytes: 10_000,
+            control_ids: 100,
+        };
+        outbox.push_ihave(
+            proto::ControlIHave {
+                topic_id: Some("x".repeat(200)),
+                message_ids: vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")],
+            },
+            limits,
+        );
+        let mut out = Vec::new();
+        assert_eq!(outbox.write(64, 1 << 20, &mut out), 3);
+        assert!(outbox.is_empty());
+        assert!(out.is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_queue_drains_into_valid_frames(
+            max_rpc in 64usize..2048,
+            budget in 1usize..4096,
+            messages in proptest::collection::vec(0usize..3000, 0..20),
+            topics in proptest::collection::vec(0usize..300, 0..6),
+            ids in proptest::collection::vec(0usize..300, 0..40),
+        ) {
+            let limits = Limits { messages: 16, bytes: 20_000, control_ids: 30 };
+            let mut outbox = Outbox::default();
+            for (n, len) in (0u8..).zip(messages.iter()) {
+                let priority = if n % 3 == 0 { Priority::Publish } else { Priority::Forward };
+                outbox.push_message(&id(n), &msg(n, *len), priority, limits);
+            }
+            for len in &topics {
+                let topic = Topic::new("t".repeat(*len));
+                outbox.push_subscription(&topic, true);
+                outbox.push_graft(&topic);
+                outbox.push_ihave(
+                    proto::ControlIHave {
+                        topic_id: Some(topic.as_str().to_string()),
+                        message_ids: ids.iter().map(|l| Bytes::from(vec![1; *l])).collect(),
+                    },
+                    limits,
+                );
+            }
+            outbox.push_iwant(ids.iter().map(|l| Bytes::from(vec![2; *l])), limits);
+            outbox.push_idontwant(ids.iter().map(|l| Bytes::from(vec![3; *l])), limits);
+            let mut out = Vec::new();
+            let mut calls = 0;
+            while !outbox.is_empty() {
+                outbox.write(max_rpc, budget, &mut out);
+                calls += 1;
+                proptest::prop_assert!(calls < 10_000);
+            }
+            let mut decoder = FrameDecoder::new(max_rpc);
+            let mut buf = BytesMut::from(&out[..]);
+            while let Some(frame) = decoder.decode(&mut buf).unwrap() {
+                let mut rpc = DecodedRpc::default();
+                decode_rpc(&frame, &mut rpc).unwrap();
+            }
+            proptest::prop_assert!(buf.is_empty());
+            proptest::prop_assert_eq!(outbox.queued_bytes(), 0);
+        }
     }
 
     #[test]

@@ -1243,3 +1243,25 @@ fn messages_signed_by_a_remote_are_delivered_with_their_author() {
     assert_eq!(delivered.0.sequence_number, Some(42));
     assert_eq!(delivered.1, peers[0]);
 }
+
+#[test]
+fn an_explicit_floodsub_peer_gets_each_message_once() {
+    let key = Keypair::generate_ed25519();
+    let explicit = key.public().to_peer_id();
+    let mut h = Harness::gossipsub(GossipsubConfig {
+        explicit_peers: BTreeSet::from([explicit]),
+        flood_publish: false,
+        ..Default::default()
+    });
+    h.connect_keypair(key, PeerKind::Floodsub, Direction::Outbound, None);
+    h.subscribe_remote(explicit, T);
+    let peers = h.connect_subscribed(3, T);
+    h.core.subscribe(T, h.now);
+    h.drain();
+    h.publish_from(peers[0], T, b"forwarded");
+    h.core
+        .publish(T, Bytes::from_static(b"published"), h.now)
+        .unwrap();
+    let out = h.drain();
+    assert_eq!(messages(out.get(&explicit).unwrap()).len(), 2);
+}

@@ -277,6 +277,9 @@ impl GossipsubRouter {
         if let Some(mesh) = self.mesh.get(&message.topic) {
             self.targets.extend(mesh.iter().copied());
         }
+        // An explicit peer may also be a floodsub peer: send once.
+        self.targets.sort_unstable();
+        self.targets.dedup();
         for peer in &self.targets {
             if Some(*peer) == message.propagation_source || Some(*peer) == message.author {
                 continue;
@@ -337,6 +340,8 @@ impl GossipsubRouter {
                 self.fanout_last_pub.insert(topic.clone(), now);
             }
         }
+        self.targets.sort_unstable();
+        self.targets.dedup();
         for peer in &self.targets {
             ctx.send_message(*peer, message);
         }
