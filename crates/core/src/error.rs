@@ -86,6 +86,15 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// A protocol above the muxer (identify, pubsub, ...) failed.
+    #[error("{protocol}: {source}")]
+    Protocol {
+        /// The protocol id or name.
+        protocol: &'static str,
+        /// The component's own error.
+        #[source]
+        source: BoxError,
+    },
     /// The connection was closed (locally or by the remote).
     #[error("connection closed")]
     ConnectionClosed,
