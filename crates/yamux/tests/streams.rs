@@ -78,8 +78,14 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
 
 const STREAM_BYTES: usize = 64 * 1024;
 
-/// The opener's side of one stream: sends its pattern and reads the answer concurrently.
-async fn opener(stream: lp2p_yamux::YamuxStream, seed: u64) {
+/// The opener's side of one stream: once `go` completes, sends its pattern and reads the
+/// answer concurrently.
+async fn opener_after(
+    stream: lp2p_yamux::YamuxStream,
+    seed: u64,
+    go: impl std::future::Future<Output = ()>,
+) {
+    go.await;
     let (mut r, mut w) = stream.split();
     let send = async {
         w.write_all(&pattern(seed, STREAM_BYTES)).await.unwrap();
@@ -141,14 +147,26 @@ fn thousand_streams(link: Link) {
         let per_side = 500u64;
         let server_accepts = rt.spawn(serve(server.clone(), 500));
         let client_accepts = rt.spawn(serve(client.clone(), 500));
+        // Every stream is opened first; data moves only once all 1,000 are open at once.
+        let (opened_tx, mut opened_rx) = futures::channel::mpsc::unbounded::<()>();
+        let (go_tx, go_rx) = futures::channel::oneshot::channel::<()>();
+        let go = go_rx.map(|_| ()).shared();
         let mut openers = Vec::new();
         for i in 0..per_side {
-            let (c, s) = (client.clone(), server.clone());
-            openers.push(rt.spawn(async move { opener(c.open().await.unwrap(), i).await }));
-            openers.push(rt.spawn(async move {
-                opener(s.open().await.unwrap(), 1_000_000 + i).await;
-            }));
+            for (conn, seed) in [(client.clone(), i), (server.clone(), 1_000_000 + i)] {
+                let (opened, go) = (opened_tx.clone(), go.clone());
+                openers.push(rt.spawn(async move {
+                    let stream = conn.open().await.unwrap();
+                    opened.unbounded_send(()).unwrap();
+                    opener_after(stream, seed, go).await;
+                }));
+            }
         }
+        for _ in 0..2 * per_side {
+            futures::StreamExt::next(&mut opened_rx).await.unwrap();
+        }
+        wait_until(|| client.num_streams() == 1000 && server.num_streams() == 1000).await;
+        go_tx.send(()).unwrap();
         for r in join_all(openers).await {
             r.unwrap();
         }
