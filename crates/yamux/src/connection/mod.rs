@@ -25,7 +25,7 @@ use lp2p_core::Role;
 
 use crate::config::{INITIAL_WINDOW, YamuxConfig};
 use crate::error::YamuxError;
-use crate::frame::{FrameKind, GoAwayCode, HEADER_LEN, Header, StreamId};
+use crate::frame::{Flags, FrameKind, GoAwayCode, HEADER_LEN, Header, StreamId};
 use crate::id_hash::IdMap;
 use stream::StreamState;
 pub use stream::StreamStatus;
@@ -488,10 +488,10 @@ impl Connection {
         } else {
             0
         };
-        let syn = h.flags.contains(crate::frame::Flags::SYN);
-        let rst = h.flags.contains(crate::frame::Flags::RST);
-        let fin = h.flags.contains(crate::frame::Flags::FIN);
-        let ack = h.flags.contains(crate::frame::Flags::ACK);
+        let syn = h.flags.contains(Flags::SYN);
+        let rst = h.flags.contains(Flags::RST);
+        let fin = h.flags.contains(Flags::FIN);
+        let ack = h.flags.contains(Flags::ACK);
 
         if syn {
             if !self.is_remote_id(id) {
@@ -520,7 +520,7 @@ impl Connection {
                 self.stats.refused_streams = self.stats.refused_streams.saturating_add(1);
                 tracing::warn!(conn = self.id, stream = %id, reason = why, "refusing inbound stream");
                 if !rst {
-                    self.emit_control(Header::window_update(id, crate::frame::Flags::RST, 0));
+                    self.emit_control(Header::window_update(id, Flags::RST, 0));
                 }
                 self.decoder = Decoder::skip(id, body);
                 return Ok(());
@@ -622,7 +622,7 @@ impl Connection {
                 let err = YamuxError::UnknownStream(id);
                 tracing::debug!(conn = self.id, stream = %id, error = %err, "frame for a stream never opened");
                 if !rst {
-                    self.emit_control(Header::window_update(id, crate::frame::Flags::RST, 0));
+                    self.emit_control(Header::window_update(id, Flags::RST, 0));
                 }
             }
             // Otherwise a stream that closed: frames still in flight are dropped.
@@ -687,9 +687,9 @@ impl Connection {
     }
 
     fn on_ping(&mut self, h: Header) {
-        if h.flags.contains(crate::frame::Flags::SYN) {
+        if h.flags.contains(Flags::SYN) {
             self.emit_control(Header::pong(h.length));
-        } else if h.flags.contains(crate::frame::Flags::ACK) {
+        } else if h.flags.contains(Flags::ACK) {
             match self.ping {
                 Some(p) if p.value == h.length => {
                     let rtt = self.now.saturating_duration_since(p.sent_at);
@@ -882,7 +882,7 @@ impl Connection {
                 self.check_finished(id);
                 continue;
             }
-            s.pending_flag = crate::frame::Flags::ACK;
+            s.pending_flag = Flags::ACK;
             self.flag_queue.push(id);
             return Ok(Some(id));
         }
@@ -937,7 +937,7 @@ impl Connection {
             let len = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
             Header::data(id, flags, len).emit(&mut self.out);
             self.out.extend_from_slice(chunk);
-            flags = crate::frame::Flags::NONE;
+            flags = Flags::NONE;
         }
         s.send_window = s
             .send_window
@@ -1051,7 +1051,7 @@ impl Connection {
         if let Some(err) = closed {
             return Err(err);
         }
-        let flags = s.take_flag() | crate::frame::Flags::FIN;
+        let flags = s.take_flag() | Flags::FIN;
         s.write_closed = true;
         self.emit_control(Header::data(id, flags, 0));
         self.check_finished(id);
@@ -1072,10 +1072,10 @@ impl Connection {
         s.recv_buf.clear_and_free();
         // A stream whose SYN never left is unknown to the remote: nothing to send.
         let syn_sent = s.syn_sent;
-        s.pending_flag = crate::frame::Flags::NONE;
+        s.pending_flag = Flags::NONE;
         wake_both(s, id, &mut self.events);
         if open && syn_sent && !(s.read_closed && s.write_closed) {
-            self.emit_control(Header::window_update(id, crate::frame::Flags::RST, 0));
+            self.emit_control(Header::window_update(id, Flags::RST, 0));
         }
         tracing::debug!(conn = self.id, stream = %id, "stream reset");
         self.check_finished(id);
