@@ -518,7 +518,7 @@ impl Connection {
             self.max_inbound_id = self.max_inbound_id.max(id.get());
             if let Some(why) = self.refuse_reason() {
                 self.stats.refused_streams = self.stats.refused_streams.saturating_add(1);
-                tracing::warn!(conn = self.id, stream = %id, reason = why, "refusing inbound stream");
+                tracing::debug!(conn = self.id, stream = %id, reason = why, "refusing inbound stream");
                 if !rst {
                     self.emit_control(Header::window_update(id, Flags::RST, 0));
                 }
