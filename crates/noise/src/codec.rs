@@ -57,6 +57,14 @@ impl FrameEncoder {
         }
     }
 
+    /// An encoder keyed directly, for fuzzing and tests that need a transport without
+    /// running a handshake. Never use it for a real session: keys must come from a finished
+    /// handshake.
+    #[doc(hidden)]
+    pub fn insecure_with_key(key: [u8; 32]) -> FrameEncoder {
+        FrameEncoder::new(CipherState::with_key(&key))
+    }
+
     /// Caps the plaintext per frame (1 to 65519; out of range values are clamped).
     pub fn set_max_plaintext(&mut self, max: usize) {
         self.max_plaintext = max.clamp(1, MAX_FRAME_PLAINTEXT);
@@ -228,6 +236,14 @@ impl FrameDecoder {
             plain_end: 0,
             failed: false,
         }
+    }
+
+    /// A decoder keyed directly, for fuzzing and tests that need a transport without
+    /// running a handshake. Never use it for a real session: keys must come from a finished
+    /// handshake.
+    #[doc(hidden)]
+    pub fn insecure_with_key(key: [u8; 32]) -> FrameDecoder {
+        FrameDecoder::new(CipherState::with_key(&key))
     }
 
     /// The nonce of the next frame.
