@@ -116,13 +116,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for NoiseOutput<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for NoiseOutput<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
+impl<T: AsyncWrite + Unpin> NoiseOutput<T> {
+    /// Stages as much of `buf` as it can, sending sealed frames on the way.
+    fn poll_write_slice(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self;
         let mut taken = 0;
         loop {
             match this.poll_send(cx) {
@@ -139,6 +136,40 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for NoiseOutput<T> {
             let n = this.encoder.stage(rest).map_err(io::Error::from)?;
             taken = taken.saturating_add(n);
         }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for NoiseOutput<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_slice(cx, buf)
+    }
+
+    /// Stages the slices one after another into the same frame (a muxer's header and body
+    /// travel together), stopping at the first one not taken whole.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let mut total: usize = 0;
+        for buf in bufs.iter().filter(|b| !b.is_empty()) {
+            match this.poll_write_slice(cx, buf) {
+                Poll::Ready(Ok(n)) => {
+                    total = total.saturating_add(n);
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+                _ if total > 0 => break,
+                other => return other,
+            }
+        }
+        Poll::Ready(Ok(total))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

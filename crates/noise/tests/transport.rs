@@ -96,6 +96,27 @@ fn small_writes_are_coalesced_into_one_frame_on_flush() {
 }
 
 #[test]
+fn vectored_writes_share_a_frame() {
+    let (i, _r) = handshake_outcomes();
+    let (a, mut raw) = pipe(1 << 20);
+    let mut out = NoiseOutput::new(a, i.encoder, i.decoder);
+    block_on(async {
+        let header = [1u8; 12];
+        let body = [2u8; 300];
+        let bufs = [
+            std::io::IoSlice::new(&header),
+            std::io::IoSlice::new(&[]),
+            std::io::IoSlice::new(&body),
+        ];
+        assert_eq!(out.write_vectored(&bufs).await.unwrap(), 312);
+        out.close().await.unwrap();
+        let mut wire = Vec::new();
+        raw.read_to_end(&mut wire).await.unwrap();
+        assert_eq!(wire.len(), 2 + 312 + 16);
+    });
+}
+
+#[test]
 fn close_flushes_then_the_remote_reads_eof() {
     let (mut a, mut b) = connected(1 << 20);
     block_on(async {
