@@ -81,6 +81,8 @@ struct StreamWakers {
     write: Option<Waker>,
     /// Listed in `Inner::blocked_writers`.
     write_blocked: bool,
+    /// In `Inner::accept_queue`, not yet handed to the application.
+    queued: bool,
 }
 
 /// Everything the connection task and the handles share.
@@ -126,7 +128,13 @@ impl Inner {
         while let Some(event) = self.session.poll_event() {
             match event {
                 Event::StreamOpened(id) => {
-                    self.wakers.insert(id, StreamWakers::default());
+                    self.wakers.insert(
+                        id,
+                        StreamWakers {
+                            queued: true,
+                            ..StreamWakers::default()
+                        },
+                    );
                     self.accept_queue.push_back(id);
                     out.append(&mut self.accept_wakers);
                 }
@@ -136,7 +144,17 @@ impl Inner {
                     }
                 }
                 Event::StreamReset(id) => {
-                    if let Some(wakers) = self.wakers.get_mut(&id) {
+                    let Some(wakers) = self.wakers.get_mut(&id) else {
+                        continue;
+                    };
+                    if wakers.queued {
+                        // Reset before anyone accepted it: nobody will want it. Forgetting it
+                        // here keeps a peer that opens and resets streams in a loop from
+                        // growing the queue (reset streams no longer count toward the limit).
+                        self.accept_queue.retain(|queued| *queued != id);
+                        self.wakers.remove(&id);
+                        self.session.release_stream(id);
+                    } else {
                         out.extend(wakers.read.take());
                         out.extend(wakers.write.take());
                     }
@@ -282,6 +300,9 @@ impl MplexConnection {
             return Poll::Ready(Err(MplexError::ConnectionClosed));
         }
         if let Some(id) = inner.accept_queue.pop_front() {
+            if let Some(wakers) = inner.wakers.get_mut(&id) {
+                wakers.queued = false;
+            }
             inner.handles = inner.handles.saturating_add(1);
             return Poll::Ready(Ok(MplexStream {
                 shared: self.shared.clone(),
@@ -326,6 +347,11 @@ impl MplexConnection {
     pub fn closed(&self) -> bool {
         let inner = self.shared.lock();
         inner.close_requested || inner.session.is_closed()
+    }
+
+    /// Inbound streams waiting for [`accept`](MplexConnection::accept).
+    pub fn pending_inbound(&self) -> usize {
+        self.shared.lock().accept_queue.len()
     }
 
     /// Open streams in either direction.
@@ -732,5 +758,70 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Future for ConnectionTask<C> {
         // Still busy: let other tasks run, then continue.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Flag, encode_frame};
+
+    fn inner() -> Inner {
+        Inner {
+            session: Session::new(Role::Responder, MplexConfig::default()),
+            wakers: HashMap::new(),
+            accept_queue: VecDeque::new(),
+            accept_wakers: Vec::new(),
+            blocked_writers: Vec::new(),
+            io_waker: None,
+            handles: 1,
+            close_requested: false,
+            task_finished: false,
+            close_wakers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn streams_reset_before_accept_leave_the_queue() {
+        // A peer opens and resets 20,000 streams nobody accepts, then opens one that stays.
+        let mut inner = inner();
+        let mut flood = Vec::new();
+        for n in 0..20_000u64 {
+            encode_frame(n, Flag::NewStream, b"", &mut flood);
+            encode_frame(n, Flag::ResetInitiator, b"", &mut flood);
+        }
+        encode_frame(99_999, Flag::NewStream, b"", &mut flood);
+        let mut woken = Vec::new();
+        for piece in flood.chunks(4096) {
+            inner.session.handle_input(piece, Instant::now()).unwrap();
+            inner.dispatch_events(&mut woken);
+        }
+        let kept = StreamId::new(99_999, false);
+        assert_eq!(inner.accept_queue, [kept]);
+        assert_eq!(inner.wakers.len(), 1);
+        assert_eq!(inner.session.stream_ids().collect::<Vec<_>>(), [kept]);
+        assert_eq!(inner.session.num_streams(), 1);
+    }
+
+    #[test]
+    fn accepted_streams_are_woken_on_reset() {
+        let mut inner = inner();
+        let mut frames = Vec::new();
+        encode_frame(1, Flag::NewStream, b"", &mut frames);
+        inner.session.handle_input(&frames, Instant::now()).unwrap();
+        let mut woken = Vec::new();
+        inner.dispatch_events(&mut woken);
+        let id = inner.accept_queue.pop_front().unwrap();
+        inner.wakers.get_mut(&id).unwrap().queued = false;
+        inner.wakers.get_mut(&id).unwrap().read = Some(futures::task::noop_waker());
+        frames.clear();
+        encode_frame(1, Flag::ResetInitiator, b"", &mut frames);
+        inner.session.handle_input(&frames, Instant::now()).unwrap();
+        inner.dispatch_events(&mut woken);
+        assert_eq!(woken.len(), 1, "the reader is woken");
+        assert!(
+            inner.session.is_reset(id),
+            "and kept until its handle is dropped"
+        );
     }
 }
