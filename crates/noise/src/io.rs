@@ -11,6 +11,12 @@ use lp2p_core::{Connection, Multiaddr};
 use crate::codec::{FrameDecoder, FrameEncoder};
 use crate::error::{NoiseError, Stage};
 
+/// How many frames one `poll_read` decodes without handing out a byte (empty frames, which
+/// a peer may send in a stream) before it yields to the executor: a peer streaming empty
+/// frames must not keep a task busy forever. 64 is far above what any honest peer sends in a
+/// row and still returns to the executor after a few microseconds of work.
+pub const MAX_EMPTY_FRAMES_PER_READ: usize = 64;
+
 /// An encrypted connection after the Noise handshake.
 ///
 /// Reads decrypt frames, writes are staged into frames: small writes coalesce into one frame
@@ -78,7 +84,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for NoiseOutput<T> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        let mut empty_frames = 0usize;
         loop {
+            if empty_frames >= MAX_EMPTY_FRAMES_PER_READ {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             let plain = this.decoder.plaintext();
             if !plain.is_empty() {
                 let n = plain.len().min(buf.len());
@@ -89,11 +100,17 @@ impl<T: AsyncRead + Unpin> AsyncRead for NoiseOutput<T> {
                 return Poll::Ready(Ok(n));
             }
             match this.decoder.decode_into(buf).map_err(io::Error::from)? {
-                Some(0) => continue, // an empty frame: nothing to hand out, keep going
+                Some(0) => {
+                    // An empty frame: nothing to hand out, keep going.
+                    empty_frames = empty_frames.saturating_add(1);
+                    continue;
+                }
                 Some(n) => return Poll::Ready(Ok(n)),
                 None => {}
             }
             if this.decoder.decode().map_err(io::Error::from)? {
+                // Hands its plaintext out next time round, unless the frame was empty.
+                empty_frames = empty_frames.saturating_add(1);
                 continue;
             }
             if this.read_eof {

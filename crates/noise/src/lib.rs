@@ -70,7 +70,7 @@ pub use config::{
 pub use crypto::{CipherState, TAG_LEN};
 pub use error::{NoiseError, Stage};
 pub use handshake::{Handshake, HandshakeConfig, HandshakeOutcome, Step};
-pub use io::NoiseOutput;
+pub use io::{MAX_EMPTY_FRAMES_PER_READ, NoiseOutput};
 pub use payload::STATIC_KEY_DOMAIN;
 pub use upgrade::{Noise, NoiseSession};
 pub use xx::{MESSAGE1_MIN_LEN, MESSAGE2_MIN_LEN, MESSAGE3_MIN_LEN, PROTOCOL_NAME};

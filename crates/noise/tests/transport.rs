@@ -5,6 +5,13 @@
 mod common;
 
 use std::io::ErrorKind;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Context;
+
+use futures::AsyncRead;
+use futures::task::ArcWake;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p_core::runtime::block_on;
@@ -213,6 +220,48 @@ fn eof_between_frames_is_a_clean_end_and_empty_frames_are_skipped() {
         let mut got = Vec::new();
         ours.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"onetwo");
+    });
+}
+
+struct CountWakes(AtomicUsize);
+
+impl ArcWake for CountWakes {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_stream_of_empty_frames_yields_and_then_delivers_data() {
+    let (mut ours, mut raw, mut enc) = scripted();
+    block_on(async {
+        let mut wire = Vec::new();
+        for _ in 0..1000 {
+            enc.seal_empty().unwrap();
+            let frame = enc.pending_output().to_vec();
+            enc.advance(frame.len());
+            wire.extend_from_slice(&frame);
+        }
+        wire.extend_from_slice(&frame_of(&mut enc, b"finally"));
+        raw.write_all(&wire).await.unwrap();
+        raw.close().await.unwrap();
+
+        // One poll decodes at most MAX_EMPTY_FRAMES_PER_READ frames, then wakes itself and
+        // returns Pending.
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = futures::task::waker(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 64];
+        assert!(
+            Pin::new(&mut ours)
+                .poll_read(&mut cx, &mut buf)
+                .is_pending()
+        );
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+
+        let mut got = Vec::new();
+        ours.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"finally");
     });
 }
 
