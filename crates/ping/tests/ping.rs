@@ -1,0 +1,283 @@
+//! Ping between hosts over lp2p-memory + plaintext + yamux (and once over TCP + noise), with
+//! peers that answer wrong bytes, never answer, or open too many streams.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use lp2p_core::runtime::block_on;
+use lp2p_core::{RuntimeHandle, Stream};
+use lp2p_host::{Host, HostBuilder, HostEvent, HostStream};
+use lp2p_memory::MemoryTransport;
+use lp2p_noise::Noise;
+use lp2p_ping::{KeepAliveConfig, PROTOCOL, Ping, PingConfig, PingError};
+use lp2p_plaintext::Plaintext;
+use lp2p_tcp::TcpTransport;
+use lp2p_yamux::Yamux;
+
+/// Generous: CI machines are slow and loaded.
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    let rt = RuntimeHandle::default();
+    block_on(async move { rt.timeout(LIMIT, f).await.expect("test timed out") })
+}
+
+fn memory() -> HostBuilder {
+    Host::builder()
+        .transport(MemoryTransport::default())
+        .security(Plaintext::new())
+        .muxer(Yamux::default())
+}
+
+async fn pair() -> (Host, Host) {
+    let server = memory()
+        .listen_on("/memory/0".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let client = memory().build().await.unwrap();
+    client
+        .connect(server.local_peer_id(), server.listen_addrs())
+        .await
+        .unwrap();
+    (server, client)
+}
+
+#[test]
+fn ping_and_ping_on_measure_a_round_trip() {
+    run(async {
+        let (server, client) = pair().await;
+        let _server_ping = Ping::new(&server, PingConfig::default());
+        let ping = Ping::new(&client, PingConfig::default());
+        for _ in 0..5 {
+            let rtt = ping.ping(&server.local_peer_id()).await.unwrap();
+            assert!(rtt < LIMIT);
+        }
+        // Both ways, and on a given connection.
+        let server_ping = Ping::new(&server, PingConfig::default());
+        server_ping.ping(&client.local_peer_id()).await.unwrap();
+        let conn = client
+            .connect(server.local_peer_id(), Vec::new())
+            .await
+            .unwrap();
+        ping.ping_on(&conn).await.unwrap();
+        assert!(server.protocols().iter().any(|p| p == PROTOCOL));
+        client.close().await;
+        server.close().await;
+        assert_eq!(client.runtime().live_tasks(), 0);
+        assert_eq!(server.runtime().live_tasks(), 0);
+    });
+}
+
+#[test]
+fn ping_dials_when_not_connected_over_tcp_and_noise() {
+    run(async {
+        let builder = || {
+            Host::builder()
+                .transport(TcpTransport::default())
+                .security(Noise::new())
+                .muxer(Yamux::default())
+        };
+        let server = builder()
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .build()
+            .await
+            .unwrap();
+        let _server_ping = Ping::new(&server, PingConfig::default());
+        let client = builder().build().await.unwrap();
+        client
+            .peerstore()
+            .add_addrs(
+                &server.local_peer_id(),
+                server.listen_addrs(),
+                Duration::from_secs(600),
+            )
+            .unwrap();
+        let ping = Ping::new(&client, PingConfig::default());
+        ping.ping(&server.local_peer_id()).await.unwrap();
+        assert_eq!(client.connected_peers(), vec![server.local_peer_id()]);
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn wrong_bytes_back_are_a_mismatch() {
+    run(async {
+        let (server, client) = pair().await;
+        // A peer that answers each ping with the bytes inverted.
+        server.set_stream_handler(PROTOCOL, |mut s: HostStream| async move {
+            let mut block = [0u8; 32];
+            while s.read_exact(&mut block).await.is_ok() {
+                for b in &mut block {
+                    *b = !*b;
+                }
+                if s.write_all(&block).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let ping = Ping::new(&client, PingConfig::default());
+        let err = ping.ping(&server.local_peer_id()).await.unwrap_err();
+        assert!(matches!(err, PingError::Mismatch(p) if *p == server.local_peer_id()));
+        // The connection is still usable.
+        assert_eq!(client.connected_peers(), vec![server.local_peer_id()]);
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn no_answer_is_a_timeout_and_short_answer_an_error() {
+    run(async {
+        let (server, client) = pair().await;
+        // A peer that reads the ping and never answers.
+        server.set_stream_handler(PROTOCOL, |mut s: HostStream| async move {
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink).await;
+        });
+        let config = PingConfig {
+            timeout: Duration::from_millis(500),
+            ..PingConfig::default()
+        };
+        let ping = Ping::new(&client, config.clone());
+        // Ping replaced the silent handler on the client only; the server keeps it.
+        let err = ping.ping(&server.local_peer_id()).await.unwrap_err();
+        assert!(
+            matches!(err, PingError::Timeout { after, .. } if after == Duration::from_millis(500)),
+            "{err:?}"
+        );
+
+        // A peer that answers half a ping and closes.
+        server.set_stream_handler(PROTOCOL, |mut s: HostStream| async move {
+            let mut block = [0u8; 32];
+            if s.read_exact(&mut block).await.is_ok() {
+                let _ = s.write_all(&block[..16]).await;
+                let _ = s.close().await;
+            }
+        });
+        let err = ping.ping(&server.local_peer_id()).await.unwrap_err();
+        assert!(matches!(err, PingError::Io { .. }), "{err:?}");
+
+        // A peer without ping at all.
+        server.remove_stream_handler(PROTOCOL);
+        let err = ping.ping(&server.local_peer_id()).await.unwrap_err();
+        assert!(matches!(err, PingError::Stream { .. }), "{err:?}");
+        client.close().await;
+        server.close().await;
+        // After close: an error, not a hang or a panic.
+        assert!(matches!(
+            ping.ping(&server.local_peer_id()).await,
+            Err(PingError::Closed | PingError::Stream { .. })
+        ));
+    });
+}
+
+#[test]
+fn the_echo_handler_serves_several_pings_on_one_stream_and_limits_streams_per_peer() {
+    run(async {
+        let (server, client) = pair().await;
+        let _server_ping = Ping::new(&server, PingConfig::default());
+        let peer = server.local_peer_id();
+        // Three pings on one stream, as rust-libp2p does.
+        let mut s = client.new_stream(&peer, [PROTOCOL]).await.unwrap();
+        for i in 0..3u8 {
+            let block = [i; 32];
+            s.write_all(&block).await.unwrap();
+            let mut echo = [0u8; 32];
+            s.read_exact(&mut echo).await.unwrap();
+            assert_eq!(echo, block);
+        }
+        // A second stream is accepted; a third at once is reset.
+        let mut second = client.new_stream(&peer, [PROTOCOL]).await.unwrap();
+        second.write_all(&[9; 32]).await.unwrap();
+        let mut echo = [0u8; 32];
+        second.read_exact(&mut echo).await.unwrap();
+        // (The reset may arrive during negotiation or after it.)
+        if let Ok(mut third) = client.new_stream(&peer, [PROTOCOL]).await {
+            let _ = third.write_all(&[7; 32]).await;
+            let mut buf = [0u8; 32];
+            assert!(third.read_exact(&mut buf).await.is_err());
+        }
+        // Closing one frees a slot.
+        s.close().await.unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        let ping = Ping::new(&client, PingConfig::default());
+        let mut ok = false;
+        for _ in 0..50 {
+            if ping.ping(&peer).await.is_ok() {
+                ok = true;
+                break;
+            }
+            client.runtime().sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ok, "a slot freed by a closed stream is reused");
+        second.reset();
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn keep_alive_closes_a_connection_whose_peer_stops_answering() {
+    run(async {
+        let server = memory()
+            .listen_on("/memory/0".parse().unwrap())
+            .build()
+            .await
+            .unwrap();
+        // An echo handler that counts the pings it answers.
+        let answered = Arc::new(AtomicUsize::new(0));
+        let counter = answered.clone();
+        server.set_stream_handler(PROTOCOL, move |mut s: HostStream| {
+            let counter = counter.clone();
+            async move {
+                let mut block = [0u8; 32];
+                while s.read_exact(&mut block).await.is_ok() {
+                    if s.write_all(&block).await.is_err() {
+                        return;
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        let keep_alive = KeepAliveConfig {
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_secs(2),
+            max_failures: 2,
+        };
+        let client = memory().build().await.unwrap();
+        let _ping = Ping::new(&client, PingConfig::default().with_keep_alive(keep_alive));
+        let mut events = client.events();
+        client
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap();
+        // While the server answers, keep-alive pings flow and the connection stays.
+        while answered.load(Ordering::SeqCst) < 3 {
+            client.runtime().sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(client.connected_peers(), vec![server.local_peer_id()]);
+        // The server goes silent: after two failed pings the client closes the connection.
+        server.set_stream_handler(PROTOCOL, |mut s: HostStream| async move {
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink).await;
+        });
+        loop {
+            match events.next().await.unwrap() {
+                HostEvent::Disconnected { peer, .. } if peer == server.local_peer_id() => break,
+                _ => {}
+            }
+        }
+        assert!(client.connected_peers().is_empty());
+        client.close().await;
+        server.close().await;
+        assert_eq!(client.runtime().live_tasks(), 0);
+    });
+}
