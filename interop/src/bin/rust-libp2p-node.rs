@@ -1,0 +1,658 @@
+//! `rust-libp2p-node`: the lp2p-node command-line contract (docs/node-cli.md) implemented with
+//! rust-libp2p 0.57, so the interop matrix can pair the two programs process against process.
+//!
+//! Supported: `listen`, `dial` and `perf` with `--security noise|plaintext`, `--muxer yamux`
+//! (rust-libp2p 0.57 has no mplex: asking for it is an `error` event), `--key-seed`,
+//! `--timeout`, and the same JSON-line events. Protocols served: identify (with signed peer
+//! records), ping, gossipsub on every `--topic`, `/echo/1.0.0` and `/perf/1.0.0` (both over
+//! `libp2p-stream`).
+
+#![allow(clippy::print_stdout)]
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, gossipsub, identify, identity, multiaddr::Protocol,
+    ping,
+};
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+const ECHO: StreamProtocol = StreamProtocol::new("/echo/1.0.0");
+const PERF: StreamProtocol = StreamProtocol::new("/perf/1.0.0");
+/// How long `dial --publish` waits for the remote to join the mesh, as lp2p-node.
+const MESH_WAIT: Duration = Duration::from_secs(5);
+/// Bytes per perf read/write call.
+const PERF_CHUNK: usize = 64 * 1024;
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+    stream: libp2p_stream::Behaviour,
+}
+
+/// The parsed command line.
+#[derive(Default)]
+struct Args {
+    command: String,
+    addrs: Vec<Multiaddr>,
+    connect: Vec<Multiaddr>,
+    topics: Vec<String>,
+    plaintext: bool,
+    seed: Option<u64>,
+    timeout: Option<Duration>,
+    ping: Option<u32>,
+    echo: Option<String>,
+    identify: bool,
+    publish: Option<String>,
+    expect_messages: Option<usize>,
+    upload: u64,
+    download: u64,
+}
+
+fn emit(event: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{event}");
+    let _ = out.flush();
+}
+
+fn fail(what: impl std::fmt::Display) -> ! {
+    emit(&json!({ "event": "error", "what": what.to_string() }));
+    std::process::exit(1)
+}
+
+fn parse() -> Result<Args, String> {
+    let mut raw = std::env::args().skip(1);
+    let mut args = Args {
+        command: raw.next().ok_or("no command given")?,
+        ..Args::default()
+    };
+    let value = |raw: &mut dyn Iterator<Item = String>, name: &str| {
+        raw.next().ok_or(format!("{name} needs a value"))
+    };
+    while let Some(flag) = raw.next() {
+        match flag.as_str() {
+            "--addr" => args.addrs.push(
+                value(&mut raw, &flag)?
+                    .parse()
+                    .map_err(|e| format!("bad address: {e}"))?,
+            ),
+            "--connect" => {
+                args.connect.push(
+                    value(&mut raw, &flag)?
+                        .parse()
+                        .map_err(|e| format!("bad address: {e}"))?,
+                );
+            }
+            "--topic" => args.topics.push(value(&mut raw, &flag)?),
+            "--security" => match value(&mut raw, &flag)?.as_str() {
+                "noise" => args.plaintext = false,
+                "plaintext" => args.plaintext = true,
+                other => return Err(format!("unknown security {other}")),
+            },
+            "--muxer" => match value(&mut raw, &flag)?.as_str() {
+                "yamux" => {}
+                other => {
+                    return Err(format!(
+                        "rust-libp2p 0.57 does not support the muxer {other}"
+                    ));
+                }
+            },
+            "--only" | "--json" => {}
+            "--key-seed" => {
+                args.seed = Some(
+                    value(&mut raw, &flag)?
+                        .parse()
+                        .map_err(|e| format!("--key-seed: {e}"))?,
+                )
+            }
+            "--timeout" => {
+                let secs: u64 = value(&mut raw, &flag)?
+                    .parse()
+                    .map_err(|e| format!("--timeout: {e}"))?;
+                args.timeout = Some(Duration::from_secs(secs));
+            }
+            "--ping" => {
+                args.ping = Some(
+                    value(&mut raw, &flag)?
+                        .parse()
+                        .map_err(|e| format!("--ping: {e}"))?,
+                )
+            }
+            "--echo" => args.echo = Some(value(&mut raw, &flag)?),
+            "--identify" => args.identify = true,
+            "--publish" => args.publish = Some(value(&mut raw, &flag)?),
+            "--expect-messages" => {
+                args.expect_messages = Some(
+                    value(&mut raw, &flag)?
+                        .parse()
+                        .map_err(|e| format!("{flag}: {e}"))?,
+                );
+            }
+            "--upload-bytes" => {
+                args.upload = value(&mut raw, &flag)?
+                    .parse()
+                    .map_err(|e| format!("{flag}: {e}"))?
+            }
+            "--download-bytes" => {
+                args.download = value(&mut raw, &flag)?
+                    .parse()
+                    .map_err(|e| format!("{flag}: {e}"))?
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(args)
+}
+
+/// The identity lp2p-node derives from `--key-seed`: the seed as 8 little-endian bytes, then
+/// 24 zero bytes, as the Ed25519 secret key.
+fn keypair(seed: Option<u64>) -> identity::Keypair {
+    match seed {
+        None => identity::Keypair::generate_ed25519(),
+        Some(seed) => {
+            let mut secret = [0u8; 32];
+            secret[..8].copy_from_slice(&seed.to_le_bytes());
+            identity::Keypair::ed25519_from_bytes(secret).expect("32 bytes are an ed25519 key")
+        }
+    }
+}
+
+fn behaviour(key: &identity::Keypair) -> Behaviour {
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(Duration::from_millis(500))
+        .build()
+        .expect("valid gossipsub config");
+    Behaviour {
+        identify: identify::Behaviour::new(
+            identify::Config::new_with_signed_peer_record("ipfs/0.1.0".to_owned(), key)
+                .with_agent_version("rust-libp2p/0.57 (lp2p interop)".to_owned()),
+        ),
+        ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_millis(200))),
+        gossipsub: gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_config,
+        )
+        .expect("gossipsub"),
+        stream: libp2p_stream::Behaviour::new(),
+    }
+}
+
+fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
+    let key = keypair(args.seed);
+    let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
+    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(300));
+    let tcp = libp2p::tcp::Config::default().nodelay(true);
+    if args.plaintext {
+        Ok(builder
+            .with_tcp(
+                tcp,
+                |k: &identity::Keypair| {
+                    Ok::<_, std::convert::Infallible>(libp2p::plaintext::Config::new(k))
+                },
+                libp2p::yamux::Config::default,
+            )
+            .map_err(|e| e.to_string())?
+            .with_behaviour(|k| behaviour(k))
+            .map_err(|e| e.to_string())?
+            .with_swarm_config(idle)
+            .build())
+    } else {
+        Ok(builder
+            .with_tcp(
+                tcp,
+                libp2p::noise::Config::new,
+                libp2p::yamux::Config::default,
+            )
+            .map_err(|e| e.to_string())?
+            .with_behaviour(|k| behaviour(k))
+            .map_err(|e| e.to_string())?
+            .with_swarm_config(idle)
+            .build())
+    }
+}
+
+/// Serves `/echo/1.0.0` and `/perf/1.0.0`.
+fn serve_streams(swarm: &mut Swarm<Behaviour>) {
+    let mut control = swarm.behaviour().stream.new_control();
+    let mut echo = control.accept(ECHO).expect("echo registered once");
+    let mut perf = control.accept(PERF).expect("perf registered once");
+    tokio::spawn(async move {
+        while let Some((_, mut stream)) = echo.next().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if stream.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = stream.close().await;
+            });
+        }
+    });
+    tokio::spawn(async move {
+        while let Some((_, mut stream)) = perf.next().await {
+            tokio::spawn(async move {
+                let mut header = [0u8; 8];
+                if stream.read_exact(&mut header).await.is_err() {
+                    return;
+                }
+                let mut buf = vec![0u8; PERF_CHUNK];
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+                let mut left = u64::from_be_bytes(header);
+                while left > 0 {
+                    let n = usize::try_from(left.min(PERF_CHUNK as u64)).unwrap_or(PERF_CHUNK);
+                    if stream.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    left -= n as u64;
+                }
+                let _ = stream.close().await;
+            });
+        }
+    });
+}
+
+fn peer_of(addr: &Multiaddr) -> PeerId {
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => peer,
+        _ => fail(format!("the address {addr} must end in /p2p/<peer id>")),
+    }
+}
+
+fn identify_event(peer: &PeerId, info: &identify::Info) -> Value {
+    json!({
+        "event": "identify",
+        "peer": peer.to_string(),
+        "agent_version": info.agent_version,
+        "protocol_version": info.protocol_version,
+        "protocols": info.protocols.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "listen_addrs": info.listen_addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "observed_addr": info.observed_addr.to_string(),
+        "signed_peer_record": info.signed_peer_record.is_some(),
+    })
+}
+
+fn message_event(message: &gossipsub::Message) -> Value {
+    json!({
+        "event": "message",
+        "topic": message.topic.to_string(),
+        "from": message.source.map(|p| p.to_string()).unwrap_or_default(),
+        "data": String::from_utf8_lossy(&message.data),
+    })
+}
+
+/// What the swarm loop reports to the command driving it.
+#[derive(Default)]
+struct Seen {
+    connected: HashSet<PeerId>,
+    identified: Vec<(PeerId, identify::Info)>,
+    pings: Vec<(PeerId, Duration)>,
+    ping_failure: Option<String>,
+    messages: usize,
+    dial_error: Option<String>,
+}
+
+/// Runs the swarm until `done` says so, printing events. `done` sees the swarm and what was
+/// seen so far.
+async fn drive(
+    swarm: &mut Swarm<Behaviour>,
+    seen: &mut Seen,
+    print_connections: bool,
+    mut done: impl FnMut(&mut Swarm<Behaviour>, &mut Seen) -> bool,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    while !done(swarm, seen) {
+        tokio::select! {
+            _ = tick.tick() => {}
+            event = swarm.select_next_some() => handle(event, seen, print_connections),
+        }
+    }
+}
+
+fn handle(event: SwarmEvent<BehaviourEvent>, seen: &mut Seen, print_connections: bool) {
+    match event {
+        SwarmEvent::ConnectionEstablished {
+            peer_id, endpoint, ..
+        } => {
+            seen.connected.insert(peer_id);
+            if print_connections {
+                let (dir, addr) = if endpoint.is_dialer() {
+                    ("out", endpoint.get_remote_address().clone())
+                } else {
+                    ("in", endpoint.get_remote_address().clone())
+                };
+                emit(
+                    &json!({ "event": "connected", "peer": peer_id.to_string(), "dir": dir, "addr": addr.to_string() }),
+                );
+            }
+        }
+        SwarmEvent::ConnectionClosed {
+            peer_id,
+            num_established: 0,
+            ..
+        } => {
+            seen.connected.remove(&peer_id);
+            if print_connections {
+                emit(&json!({ "event": "disconnected", "peer": peer_id.to_string() }));
+            }
+        }
+        SwarmEvent::OutgoingConnectionError { error, .. } => {
+            seen.dial_error = Some(error.to_string())
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+            peer_id,
+            info,
+            ..
+        })) => {
+            if print_connections {
+                emit(&identify_event(&peer_id, &info));
+            }
+            seen.identified.push((peer_id, info));
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result, .. })) => {
+            match result {
+                Ok(rtt) => seen.pings.push((peer, rtt)),
+                Err(e) => seen.ping_failure = Some(format!("ping {peer} failed: {e}")),
+            }
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+            message,
+            ..
+        })) => {
+            emit(&message_event(&message));
+            seen.messages += 1;
+        }
+        _ => {}
+    }
+}
+
+async fn listen(args: Args) {
+    let mut swarm = swarm(&args).unwrap_or_else(|e| fail(e));
+    serve_streams(&mut swarm);
+    for topic in &args.topics {
+        let _ = swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&gossipsub::IdentTopic::new(topic));
+    }
+    for addr in &args.addrs {
+        swarm
+            .listen_on(addr.clone())
+            .unwrap_or_else(|e| fail(format!("cannot listen on {addr}: {e}")));
+    }
+    let mut seen = Seen::default();
+    let mut listening = Vec::new();
+    while listening.len() < args.addrs.len() {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            listening.push(
+                address
+                    .with(Protocol::P2p(*swarm.local_peer_id()))
+                    .to_string(),
+            );
+        }
+    }
+    emit(
+        &json!({ "event": "listening", "peer_id": swarm.local_peer_id().to_string(), "addrs": listening }),
+    );
+    for addr in &args.connect {
+        let _ = swarm.dial(addr.clone());
+    }
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let deadline = args.timeout.map(|t| Instant::now() + t);
+    loop {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        tokio::select! {
+            event = swarm.select_next_some() => handle(event, &mut seen, true),
+            line = stdin.next_line() => match line {
+                Ok(Some(line)) => {
+                    let mut parts = line.trim().splitn(3, ' ');
+                    if let (Some("publish"), Some(topic), Some(text)) = (parts.next(), parts.next(), parts.next()) {
+                        if let Err(e) = swarm.behaviour_mut().gossipsub.publish(gossipsub::IdentTopic::new(topic), text.as_bytes().to_vec()) {
+                            eprintln!("publish on {topic} failed: {e}");
+                        }
+                    }
+                }
+                _ => break,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+async fn dial(args: Args) {
+    let addr = args
+        .addrs
+        .first()
+        .cloned()
+        .unwrap_or_else(|| fail("dial needs --addr"));
+    let peer = peer_of(&addr);
+    let mut swarm = swarm(&args).unwrap_or_else(|e| fail(e));
+    serve_streams(&mut swarm);
+    let topic = args
+        .topics
+        .first()
+        .map(|t| gossipsub::IdentTopic::new(t.as_str()));
+    if let Some(topic) = &topic {
+        let _ = swarm.behaviour_mut().gossipsub.subscribe(topic);
+    }
+    swarm
+        .dial(addr.clone())
+        .unwrap_or_else(|e| fail(format!("cannot connect to {addr}: {e}")));
+    let mut seen = Seen::default();
+    drive(&mut swarm, &mut seen, false, |_, s| {
+        s.connected.contains(&peer) || s.dial_error.is_some()
+    })
+    .await;
+    if let Some(e) = seen.dial_error.take() {
+        fail(format!("cannot connect to {addr}: {e}"));
+    }
+    emit(
+        &json!({ "event": "connected", "peer": peer.to_string(), "dir": "out", "addr": addr.to_string() }),
+    );
+
+    if let Some(count) = args.ping {
+        let count = count as usize;
+        seen.pings.clear();
+        drive(&mut swarm, &mut seen, false, |_, s| {
+            s.pings.len() >= count || s.ping_failure.is_some()
+        })
+        .await;
+        if let Some(e) = seen.ping_failure.take() {
+            fail(e);
+        }
+        for (p, rtt) in seen.pings.iter().take(count) {
+            emit(
+                &json!({ "event": "ping", "peer": p.to_string(), "rtt_ms": rtt.as_secs_f64() * 1000.0 }),
+            );
+        }
+    }
+    if let Some(text) = &args.echo {
+        let mut control = swarm.behaviour().stream.new_control();
+        let text = text.clone();
+        let exchange = tokio::spawn(async move {
+            let mut stream = control
+                .open_stream(peer, ECHO)
+                .await
+                .map_err(|e| format!("echo: {e}"))?;
+            stream
+                .write_all(text.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.close().await.map_err(|e| e.to_string())?;
+            let mut back = Vec::new();
+            stream
+                .read_to_end(&mut back)
+                .await
+                .map_err(|e| e.to_string())?;
+            if back != text.as_bytes() {
+                return Err(format!("echo returned {} different bytes", back.len()));
+            }
+            Ok::<usize, String>(back.len())
+        });
+        tokio::pin!(exchange);
+        let bytes = loop {
+            tokio::select! {
+                event = swarm.select_next_some() => handle(event, &mut seen, false),
+                result = &mut exchange => break result.map_err(|e| e.to_string()).and_then(|r| r).unwrap_or_else(|e| fail(e)),
+            }
+        };
+        emit(&json!({ "event": "echo", "peer": peer.to_string(), "ok": true, "bytes": bytes }));
+    }
+    if args.identify {
+        drive(&mut swarm, &mut seen, false, |_, s| {
+            s.identified.iter().any(|(p, _)| *p == peer)
+        })
+        .await;
+        if let Some((p, info)) = seen.identified.iter().find(|(p, _)| *p == peer) {
+            emit(&identify_event(p, info));
+        }
+    }
+    if let (Some(topic), Some(text)) = (&topic, &args.publish) {
+        let hash = topic.hash();
+        let started = Instant::now();
+        drive(&mut swarm, &mut seen, false, |sw, _| {
+            sw.behaviour()
+                .gossipsub
+                .mesh_peers(&hash)
+                .any(|p| *p == peer)
+                || started.elapsed() > MESH_WAIT
+        })
+        .await;
+        if let Err(e) = swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic.clone(), text.as_bytes().to_vec())
+        {
+            fail(format!("publishing on {topic} failed: {e}"));
+        }
+    }
+    if let Some(expected) = args.expect_messages {
+        drive(&mut swarm, &mut seen, false, |_, s| s.messages >= expected).await;
+    }
+}
+
+async fn perf(args: Args) {
+    let addr = args
+        .addrs
+        .first()
+        .cloned()
+        .unwrap_or_else(|| fail("perf needs --addr"));
+    let peer = peer_of(&addr);
+    let mut swarm = swarm(&args).unwrap_or_else(|e| fail(e));
+    let start = Instant::now();
+    swarm
+        .dial(addr.clone())
+        .unwrap_or_else(|e| fail(format!("cannot connect to {addr}: {e}")));
+    let mut seen = Seen::default();
+    drive(&mut swarm, &mut seen, false, |_, s| {
+        s.connected.contains(&peer) || s.dial_error.is_some()
+    })
+    .await;
+    if let Some(e) = seen.dial_error.take() {
+        fail(format!("cannot connect to {addr}: {e}"));
+    }
+    let mut control = swarm.behaviour().stream.new_control();
+    let (upload, download) = (args.upload, args.download);
+    let exchange = tokio::spawn(async move {
+        let mut stream = control
+            .open_stream(peer, PERF)
+            .await
+            .map_err(|e| format!("perf: {e}"))?;
+        stream
+            .write_all(&download.to_be_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let chunk = vec![0u8; PERF_CHUNK];
+        let mut left = upload;
+        while left > 0 {
+            let n = usize::try_from(left.min(PERF_CHUNK as u64)).unwrap_or(PERF_CHUNK);
+            stream
+                .write_all(&chunk[..n])
+                .await
+                .map_err(|e| e.to_string())?;
+            left -= n as u64;
+        }
+        stream.close().await.map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; PERF_CHUNK];
+        let mut received = 0u64;
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => received += n as u64,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok::<u64, String>(received)
+    });
+    tokio::pin!(exchange);
+    let downloaded = loop {
+        tokio::select! {
+            event = swarm.select_next_some() => handle(event, &mut seen, false),
+            result = &mut exchange => break result.map_err(|e| e.to_string()).and_then(|r| r).unwrap_or_else(|e| fail(e)),
+        }
+    };
+    if downloaded != download {
+        fail(format!(
+            "perf: asked for {download} bytes, received {downloaded}"
+        ));
+    }
+    emit(&json!({
+        "event": "perf",
+        "upload_bytes": upload,
+        "download_bytes": downloaded,
+        "seconds": start.elapsed().as_secs_f64(),
+    }));
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let args = parse().unwrap_or_else(|e| fail(e));
+    let timeout = args.timeout;
+    let command = args.command.clone();
+    let name = command.clone();
+    let run = async move {
+        match name.as_str() {
+            "listen" => listen(args).await,
+            "dial" => dial(args).await,
+            "perf" => perf(args).await,
+            other => fail(format!(
+                "unknown command {other} (this program speaks listen, dial and perf)"
+            )),
+        }
+    };
+    match timeout {
+        // listen stops by itself at its deadline; dial and perf fail when theirs passes.
+        Some(limit) if command != "listen" => {
+            if tokio::time::timeout(limit, run).await.is_err() {
+                fail(format!(
+                    "{command} did not finish within --timeout {limit:?}"
+                ));
+            }
+        }
+        _ => run.await,
+    }
+}
