@@ -76,6 +76,7 @@ mod error;
 mod metadata;
 mod peerstore;
 mod protocol_book;
+pub mod record;
 mod store;
 
 #[cfg(test)]
