@@ -43,6 +43,9 @@ mod security;
 mod transport;
 pub mod varint;
 
+/// The attribute the core traits are written with; implement them with
+/// `#[lp2p_core::async_trait]` without depending on `async-trait` yourself.
+pub use async_trait::async_trait;
 pub use error::{BoxError, Error};
 pub use muxing::{MuxedConnection, MuxerUpgrader, Stream};
 pub use protocol::{ProtocolId, Role};

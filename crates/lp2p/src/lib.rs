@@ -125,3 +125,11 @@ mod services {
         b
     }
 }
+
+// The guides' code blocks are compiled and run as doc tests of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guides/protocols.md")]
+mod guide_protocols {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guides/extending.md")]
+mod guide_extending {}
