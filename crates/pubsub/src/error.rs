@@ -58,6 +58,9 @@ pub enum PubsubError {
     /// The configuration is inconsistent.
     #[error("invalid pubsub configuration: {0}")]
     InvalidConfig(String),
+    /// The host the pubsub service runs on is closed (or gone).
+    #[error("the host is closed: the pubsub service has stopped")]
+    Closed,
 }
 
 impl From<PubsubError> for lp2p_core::Error {

@@ -100,6 +100,7 @@ mod context;
 mod core;
 mod error;
 mod event;
+mod front;
 pub mod message;
 mod outbox;
 pub mod proto;
@@ -120,6 +121,10 @@ pub use crate::context::RouterContext;
 pub use crate::core::{PeerConnection, PubSubCore};
 pub use crate::error::PubsubError;
 pub use crate::event::{Counters, Event, PxPeer};
+pub use crate::front::{
+    DEFAULT_EVENT_BUFFER, DEFAULT_MAX_PENDING_DIALS, DEFAULT_SUBSCRIPTION_BUFFER, Deliveries,
+    Delivery, PubSub, Subscription,
+};
 pub use crate::message::{
     Authenticity, InvalidMessage, MessageIdFn, content_message_id, default_message_id,
     rust_libp2p_message_id,

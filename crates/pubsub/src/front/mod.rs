@@ -1,0 +1,895 @@
+//! The async front: a [`PubSub`] service on an `lp2p-host` [`Host`], driving a
+//! [`PubSubCore`](crate::PubSubCore) with real streams and the real clock.
+//!
+//! One driver task (spawned with [`Host::spawn`], so [`Host::close`] ends it) watches the
+//! host's connections and runs the core's timers. Per peer, one outbound stream carries our
+//! RPCs (its writer task pulls from the core's bounded send queue only when the stream took
+//! the previous write) and the peer's most recent inbound stream is read frame by frame into
+//! the core. The core sits behind a mutex that is never held across an await.
+
+mod subscription;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::channel::{mpsc, oneshot};
+use futures::future::{AbortHandle, Abortable, BoxFuture};
+use futures::{AsyncWriteExt, FutureExt, StreamExt};
+use lp2p_core::{Multiaddr, PeerId, Protocol, RuntimeHandle};
+use lp2p_host::{Connection, ConnectionId, Host, HostEvent, HostStream, WeakHost};
+use lp2p_swarm::{EventBus, EventStream};
+use tracing::{debug, trace, warn};
+
+use subscription::SubscriptionGuard;
+pub use subscription::{Deliveries, Delivery, Subscription};
+
+use crate::config::Config;
+use crate::error::PubsubError;
+use crate::event::{Counters, Event};
+use crate::router::floodsub::FloodsubRouter;
+use crate::router::gossipsub::{GossipsubConfig, GossipsubRouter};
+use crate::types::{Acceptance, Direction, Message, MessageId, PeerKind, Topic};
+use crate::{FloodsubCore, GossipsubCore, PeerConnection};
+
+/// Messages buffered per [`Subscription`] before further messages for it are dropped: a few
+/// seconds of a busy topic. A subscriber that stops reading must not grow memory or stall
+/// routing for everyone else, so past this its messages are dropped, counted and logged.
+pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
+
+/// Events buffered per [`PubSub::events`] stream before further events to it are dropped
+/// (counted and logged by the event bus): the same trade-off as for subscriptions.
+pub const DEFAULT_EVENT_BUFFER: usize = 1024;
+
+/// Dials started by peer exchange and explicit peers that may be in flight at once. PX offers
+/// at most `prune_peers` (16) peers per PRUNE; this caps the total when many PRUNEs arrive
+/// together, so a peer cannot make us open connections without bound.
+pub const DEFAULT_MAX_PENDING_DIALS: usize = 32;
+
+/// A write buffer grown past this by one large batch is released after it, so one big
+/// message does not pin a megabyte per peer for the life of the connection.
+const WRITE_BUFFER_KEEP: usize = 256 * 1024;
+
+/// An asynchronous validator: gets the forwarding peer and the message, answers later.
+type AsyncValidatorFn =
+    Arc<dyn Fn(PeerId, Message) -> BoxFuture<'static, Acceptance> + Send + Sync>;
+
+/// Either core, so one front serves both routers.
+enum AnyCore {
+    Floodsub(Box<FloodsubCore>),
+    Gossipsub(Box<GossipsubCore>),
+}
+
+/// Runs `$body` with `$core` bound to the concrete core.
+macro_rules! with_core {
+    ($any:expr, $core:ident => $body:expr) => {
+        match $any {
+            AnyCore::Floodsub($core) => $body,
+            AnyCore::Gossipsub($core) => $body,
+        }
+    };
+}
+
+/// Where a peer's pubsub link is.
+enum Link {
+    /// Our outbound stream is being negotiated; readers of its inbound stream wait here.
+    Connecting { waiters: Vec<oneshot::Sender<()>> },
+    /// The peer is in the core; its writer is woken through `writer`.
+    Ready {
+        writer: mpsc::Sender<()>,
+        connection: ConnectionId,
+    },
+}
+
+struct PeerEntry {
+    /// Distinguishes this link from earlier ones to the same peer (stale tasks check it).
+    generation: u64,
+    link: Link,
+    /// The reader of the peer's most recent inbound stream.
+    reader: Option<(u64, AbortHandle)>,
+}
+
+struct SubscriberSlot {
+    id: u64,
+    tx: mpsc::Sender<Delivery>,
+}
+
+struct State {
+    core: AnyCore,
+    subscribers: HashMap<Topic, Vec<SubscriberSlot>>,
+    async_validators: HashMap<Topic, AsyncValidatorFn>,
+    peers: HashMap<PeerId, PeerEntry>,
+    next_id: u64,
+    /// The deadline the driver sleeps until (`None`: no timer armed).
+    armed: Option<Instant>,
+    /// Wakes the driver to re-arm its timer (capacity one: a pending wake-up is enough).
+    wake: mpsc::Sender<()>,
+}
+
+impl State {
+    fn next_id(&mut self) -> u64 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id
+    }
+}
+
+pub(crate) struct Inner {
+    state: Mutex<State>,
+    host: WeakHost,
+    runtime: RuntimeHandle,
+    local_peer_id: PeerId,
+    protocols: &'static [&'static str],
+    max_frame: usize,
+    events: EventBus<Event>,
+    pending_dials: AtomicUsize,
+    dropped_deliveries: AtomicU64,
+}
+
+/// A pubsub service on a [`Host`]: floodsub or gossipsub. Cheap to clone (a handle).
+///
+/// Built with [`PubSub::gossipsub`] or [`PubSub::floodsub`], it registers stream handlers for
+/// its protocols, opens one outbound stream to every connected peer that speaks one of them
+/// (and to every peer that connects later), and runs until the host is closed.
+///
+/// ```
+/// use futures::StreamExt;
+/// use lp2p_host::Host;
+/// use lp2p_pubsub::{Config, PubSub};
+///
+/// # lp2p_core::runtime::block_on(async {
+/// async fn host() -> Host {
+///     Host::builder()
+///         .transport(lp2p_memory::MemoryTransport::default())
+///         .security(lp2p_noise::Noise::new())
+///         .muxer(lp2p_yamux::Yamux::default())
+///         .listen_on("/memory/0".parse().unwrap())
+///         .build()
+///         .await
+///         .unwrap()
+/// }
+/// let (alice, bob) = (host().await, host().await);
+/// let alice_pubsub = PubSub::gossipsub(&alice, Config::default())?;
+/// let bob_pubsub = PubSub::gossipsub(&bob, Config::default())?;
+/// let mut news = bob_pubsub.subscribe("news")?;
+/// alice_pubsub.subscribe("news")?; // keeps alice's mesh for "news"
+/// alice.connect(bob.local_peer_id(), bob.listen_addrs()).await?;
+///
+/// // Publish once bob's subscription reached alice.
+/// while !alice_pubsub.peers("news").contains(&bob.local_peer_id()) {
+///     alice.runtime().sleep(std::time::Duration::from_millis(10)).await;
+/// }
+/// alice_pubsub.publish("news", &b"hello"[..])?;
+/// let message = news.next().await.unwrap();
+/// assert_eq!(&message.data[..], b"hello");
+/// assert_eq!(message.source, Some(alice.local_peer_id()));
+///
+/// alice.close().await;
+/// bob.close().await;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct PubSub {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PubSub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PubSub")
+            .field("local_peer_id", &self.inner.local_peer_id)
+            .field("protocols", &self.inner.protocols)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PubSub {
+    /// Gossipsub with the default [`GossipsubConfig`] (mesh parameters of the spec, scoring
+    /// off) and the given shared `config`, signing with the host's key.
+    pub fn gossipsub(host: &Host, config: Config) -> Result<PubSub, PubsubError> {
+        Self::gossipsub_with(host, config, GossipsubConfig::default())
+    }
+
+    /// Gossipsub with its own router configuration (mesh degrees, heartbeat, peer scoring,
+    /// explicit peers, ...) besides the shared `config`.
+    pub fn gossipsub_with(
+        host: &Host,
+        config: Config,
+        gossipsub: GossipsubConfig,
+    ) -> Result<PubSub, PubsubError> {
+        let router = GossipsubRouter::new(gossipsub)?;
+        let core = GossipsubCore::new(host.keypair().clone(), config, router, Instant::now())?;
+        Self::start(host, AnyCore::Gossipsub(Box::new(core)))
+    }
+
+    /// Floodsub (`/floodsub/1.0.0`) with the given shared `config`, signing with the host's key.
+    pub fn floodsub(host: &Host, config: Config) -> Result<PubSub, PubsubError> {
+        let core = FloodsubCore::new(
+            host.keypair().clone(),
+            config,
+            FloodsubRouter::new(),
+            Instant::now(),
+        )?;
+        Self::start(host, AnyCore::Floodsub(Box::new(core)))
+    }
+
+    fn start(host: &Host, core: AnyCore) -> Result<PubSub, PubsubError> {
+        if host.is_closed() {
+            return Err(PubsubError::Closed);
+        }
+        let (protocols, max_frame) =
+            with_core!(&core, c => (c.protocols(), c.config().max_transmit_size));
+        let (wake, wake_rx) = mpsc::channel(0);
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                core,
+                subscribers: HashMap::new(),
+                async_validators: HashMap::new(),
+                peers: HashMap::new(),
+                next_id: 0,
+                armed: None,
+                wake,
+            }),
+            host: host.downgrade(),
+            runtime: host.runtime().clone(),
+            local_peer_id: host.local_peer_id(),
+            protocols,
+            max_frame,
+            events: EventBus::new(DEFAULT_EVENT_BUFFER),
+            pending_dials: AtomicUsize::new(0),
+            dropped_deliveries: AtomicU64::new(0),
+        });
+        // Subscribe to host events before looking at existing connections, so none is missed.
+        let host_events = host.events();
+        for protocol in protocols {
+            let handler_inner = inner.clone();
+            host.set_stream_handler(*protocol, move |stream: HostStream| {
+                let inner = handler_inner.clone();
+                async move { inner.read_inbound(stream).await }
+            });
+        }
+        for connection in host.swarm().all_connections() {
+            inner.ensure_link(connection);
+        }
+        host.spawn(drive(inner.clone(), host_events, wake_rx));
+        Ok(PubSub { inner })
+    }
+
+    /// Our peer id (the host's).
+    pub fn local_peer_id(&self) -> PeerId {
+        self.inner.local_peer_id
+    }
+
+    /// The protocol ids this service speaks, preferred first.
+    pub fn protocols(&self) -> &'static [&'static str] {
+        self.inner.protocols
+    }
+
+    /// Subscribes to `topic`. Every subscription gets every message; dropping the last one
+    /// for a topic unsubscribes from it.
+    pub fn subscribe(&self, topic: &str) -> Result<Subscription, PubsubError> {
+        if self.inner.host.upgrade().is_none_or(|h| h.is_closed()) {
+            return Err(PubsubError::Closed);
+        }
+        let topic = Topic::new(topic);
+        let (tx, rx) = mpsc::channel(DEFAULT_SUBSCRIPTION_BUFFER.saturating_sub(1));
+        let mut state = self.inner.lock();
+        let id = state.next_id();
+        state
+            .subscribers
+            .entry(topic.clone())
+            .or_default()
+            .push(SubscriberSlot { id, tx });
+        with_core!(&mut state.core, c => c.subscribe(topic.clone(), Instant::now()));
+        self.inner.flush(&mut state);
+        drop(state);
+        Ok(Subscription {
+            rx,
+            guard: SubscriptionGuard {
+                inner: self.inner.clone(),
+                topic,
+                id,
+            },
+        })
+    }
+
+    /// Publishes `data` to `topic` (signed per the configured policy) and returns its id.
+    /// Fails at once with [`PubsubError::MessageTooLarge`] when the RPC carrying it would
+    /// exceed `Config::max_transmit_size`, and with [`PubsubError::PublishRejected`] when the
+    /// topic's synchronous validator refuses it. Subscribing is not needed to publish.
+    pub fn publish(&self, topic: &str, data: impl Into<Bytes>) -> Result<MessageId, PubsubError> {
+        let mut state = self.inner.lock();
+        let id = with_core!(&mut state.core, c => c.publish(topic, data, Instant::now()))?;
+        self.inner.flush(&mut state);
+        Ok(id)
+    }
+
+    /// The connected peers subscribed to `topic`.
+    pub fn peers(&self, topic: &str) -> Vec<PeerId> {
+        let topic = Topic::new(topic);
+        let state = self.inner.lock();
+        with_core!(&state.core, c => c.peers(&topic).copied().collect())
+    }
+
+    /// Our gossipsub mesh for `topic` (empty for floodsub, and for topics we do not join).
+    pub fn mesh_peers(&self, topic: &str) -> Vec<PeerId> {
+        let topic = Topic::new(topic);
+        let state = self.inner.lock();
+        match &state.core {
+            AnyCore::Gossipsub(c) => c.router().mesh_peers(&topic).copied().collect(),
+            AnyCore::Floodsub(_) => Vec::new(),
+        }
+    }
+
+    /// All connected pubsub peers.
+    pub fn connected_peers(&self) -> Vec<PeerId> {
+        let state = self.inner.lock();
+        with_core!(&state.core, c => c.connected_peers().copied().collect())
+    }
+
+    /// The topics we are subscribed to.
+    pub fn topics(&self) -> Vec<String> {
+        let state = self.inner.lock();
+        with_core!(&state.core, c => c.topics().map(|t| t.as_str().to_owned()).collect())
+    }
+
+    /// The core's events other than messages and validation requests (peers subscribing,
+    /// grafts and prunes, slow peers, graylisting, peer exchange, ...), from now on.
+    pub fn events(&self) -> EventStream<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Sets (or replaces) the synchronous validator of `topic`: it runs inline on every
+    /// message for the topic, and on our own publishes.
+    pub fn set_validator(
+        &self,
+        topic: &str,
+        validator: impl Fn(&PeerId, &Message) -> Acceptance + Send + Sync + 'static,
+    ) {
+        let mut state = self.inner.lock();
+        with_core!(&mut state.core, c => c.set_validator(topic, validator));
+    }
+
+    /// Sets (or replaces) the asynchronous validator of `topic`: every message the
+    /// synchronous validator (if any) accepted is held until the returned future answers, or
+    /// ignored after `Config::validation_timeout`. Our own publishes skip it.
+    pub fn set_async_validator<F, Fut>(&self, topic: &str, validator: F)
+    where
+        F: Fn(PeerId, Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Acceptance> + Send + 'static,
+    {
+        let validator: AsyncValidatorFn =
+            Arc::new(move |peer, message| validator(peer, message).boxed());
+        let topic = Topic::new(topic);
+        let mut state = self.inner.lock();
+        state.async_validators.insert(topic.clone(), validator);
+        with_core!(&mut state.core, c => c.set_async_validation(topic, true));
+    }
+
+    /// Removes both validators of `topic`.
+    pub fn remove_validators(&self, topic: &str) {
+        let topic = Topic::new(topic);
+        let mut state = self.inner.lock();
+        state.async_validators.remove(&topic);
+        with_core!(&mut state.core, c => c.remove_validators(&topic));
+    }
+
+    /// A peer's score (gossipsub with scoring on), `None` otherwise.
+    pub fn peer_score(&self, peer: &PeerId) -> Option<f64> {
+        let state = self.inner.lock();
+        with_core!(&state.core, c => c.peer_score(peer, Instant::now()))
+    }
+
+    /// Sets a peer's application-specific score (P₅); false when scoring is off.
+    pub fn set_application_score(&self, peer: &PeerId, score: f64) -> bool {
+        let mut state = self.inner.lock();
+        with_core!(&mut state.core, c => c.set_application_score(peer, score))
+    }
+
+    /// Stores a peer's signed peer record (an envelope) to offer when gossipsub names the
+    /// peer in peer exchange. No effect with floodsub.
+    pub fn set_peer_record(&self, peer: PeerId, envelope: Bytes) {
+        let mut state = self.inner.lock();
+        if let AnyCore::Gossipsub(c) = &mut state.core {
+            c.router_mut().set_peer_record(peer, envelope);
+        }
+    }
+
+    /// What the core counted (RPCs, messages, rejections, drops).
+    pub fn counters(&self) -> Counters {
+        let state = self.inner.lock();
+        with_core!(&state.core, c => c.counters().clone())
+    }
+
+    /// Messages dropped because a [`Subscription`] was full.
+    pub fn dropped_deliveries(&self) -> u64 {
+        self.inner.dropped_deliveries.load(Ordering::Relaxed)
+    }
+}
+
+/// The driver: host connection events in, the core's timers run on time.
+async fn drive(
+    inner: Arc<Inner>,
+    host_events: EventStream<HostEvent>,
+    wake_rx: mpsc::Receiver<()>,
+) {
+    let _stopping = Stopping(inner.clone());
+    let mut host_events = host_events.fuse();
+    let mut wake_rx = wake_rx.fuse();
+    loop {
+        let deadline = {
+            let mut state = inner.lock();
+            let deadline = with_core!(&state.core, c => c.poll_timeout());
+            state.armed = deadline;
+            deadline
+        };
+        let mut sleep = match deadline {
+            Some(at) => inner
+                .runtime
+                .sleep(at.saturating_duration_since(Instant::now()))
+                .fuse(),
+            None => futures::future::pending().boxed().fuse(),
+        };
+        futures::select_biased! {
+            event = host_events.next() => {
+                let Some(event) = event else {
+                    debug!("pubsub: host event stream ended; service stops");
+                    return;
+                };
+                inner.on_host_event(event);
+            }
+            _ = wake_rx.next() => {}
+            () = sleep => {
+                let mut state = inner.lock();
+                with_core!(&mut state.core, c => c.handle_timeout(Instant::now()));
+                inner.flush(&mut state);
+            }
+        }
+    }
+}
+
+/// Runs when the driver ends (the host closed and aborted it): drops every link and ends
+/// every subscription stream, so nothing waits on a service that is gone.
+struct Stopping(Arc<Inner>);
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.subscribers.clear();
+        state.async_validators.clear();
+        let peers: Vec<PeerId> = state.peers.keys().copied().collect();
+        for peer in peers {
+            self.0.remove_peer(&mut state, &peer);
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Drains the core's output after an input: wakes writers, delivers messages, starts
+    /// validations and dials, forwards events, and re-arms the driver's timer if needed.
+    fn flush(self: &Arc<Self>, state: &mut State) {
+        while let Some(peer) = with_core!(&mut state.core, c => c.poll_ready_peer()) {
+            if let Some(PeerEntry {
+                link: Link::Ready { writer, .. },
+                ..
+            }) = state.peers.get_mut(&peer)
+            {
+                // A full channel means a wake-up is pending already.
+                let _ = writer.try_send(());
+            }
+        }
+        while let Some(event) = with_core!(&mut state.core, c => c.poll_event()) {
+            self.dispatch(state, event);
+        }
+        let next = with_core!(&state.core, c => c.poll_timeout());
+        let earlier = match (next, state.armed) {
+            (Some(next), Some(armed)) => next < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if earlier {
+            state.armed = next;
+            let _ = state.wake.try_send(());
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>, state: &mut State, event: Event) {
+        match event {
+            Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let Some(slots) = state.subscribers.get_mut(&message.topic) else {
+                    return;
+                };
+                let delivery = Delivery {
+                    message,
+                    message_id,
+                    propagation_source,
+                };
+                for slot in slots.iter_mut() {
+                    if let Err(err) = slot.tx.try_send(delivery.clone())
+                        && err.is_full()
+                    {
+                        let n = self.dropped_deliveries.fetch_add(1, Ordering::Relaxed) + 1;
+                        warn!(topic = %delivery.message.topic, dropped_total = n, "pubsub subscriber not keeping up; message dropped for it");
+                    }
+                }
+            }
+            Event::ValidationRequested {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let Some(validator) = state.async_validators.get(&message.topic).cloned() else {
+                    // Validation was turned on without a validator: nothing will answer.
+                    with_core!(&mut state.core, c => c.report_validation_result(&message_id, Acceptance::Ignore, Instant::now()));
+                    return;
+                };
+                let inner = self.clone();
+                self.runtime.spawn_detached(async move {
+                    let acceptance = validator(propagation_source, message).await;
+                    let mut state = inner.lock();
+                    with_core!(&mut state.core, c => c.report_validation_result(&message_id, acceptance, Instant::now()));
+                    inner.flush(&mut state);
+                });
+            }
+            Event::PeerExchange { from, topic, peers } => {
+                for px in &peers {
+                    self.dial(px.peer_id, px.addresses.clone());
+                }
+                self.events
+                    .emit(&Event::PeerExchange { from, topic, peers });
+            }
+            Event::ConnectExplicitPeer { peer } => {
+                self.dial(peer, Vec::new());
+                self.events.emit(&Event::ConnectExplicitPeer { peer });
+            }
+            other => self.events.emit(&other),
+        }
+    }
+
+    /// Connects to a peer offered by PX or configured as explicit, within
+    /// [`DEFAULT_MAX_PENDING_DIALS`].
+    fn dial(self: &Arc<Self>, peer: PeerId, addrs: Vec<Multiaddr>) {
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        if peer == self.local_peer_id || host.swarm().is_connected(&peer) {
+            return;
+        }
+        if self
+            .pending_dials
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < DEFAULT_MAX_PENDING_DIALS).then_some(n + 1)
+            })
+            .is_err()
+        {
+            debug!(%peer, "pubsub: too many dials in flight; peer not dialed");
+            return;
+        }
+        let inner = self.clone();
+        self.runtime.spawn_detached(async move {
+            if let Err(err) = host.connect(peer, addrs).await {
+                debug!(%peer, %err, "pubsub: dialing a PX or explicit peer failed");
+            }
+            inner.pending_dials.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    fn on_host_event(self: &Arc<Self>, event: HostEvent) {
+        match event {
+            HostEvent::Connected { connection, .. } => self.ensure_link(connection),
+            HostEvent::Disconnected {
+                peer,
+                connection_id,
+                num_remaining,
+                ..
+            } => {
+                let mut state = self.lock();
+                let carried = matches!(
+                    state.peers.get(&peer),
+                    Some(PeerEntry { link: Link::Ready { connection, .. }, .. }) if *connection == connection_id
+                );
+                if num_remaining == 0 || carried {
+                    self.remove_peer(&mut state, &peer);
+                }
+                drop(state);
+                if num_remaining > 0
+                    && carried
+                    && let Some(connection) = self
+                        .host
+                        .upgrade()
+                        .and_then(|h| h.swarm().connection_to(&peer))
+                {
+                    // Our stream went down with that connection; another one remains.
+                    self.ensure_link(connection);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Starts opening our outbound stream to the connection's peer unless a link exists.
+    fn ensure_link(self: &Arc<Self>, connection: Connection) {
+        let peer = connection.peer();
+        if peer == self.local_peer_id {
+            return;
+        }
+        let mut state = self.lock();
+        if state.peers.contains_key(&peer) {
+            return;
+        }
+        let generation = state.next_id();
+        state.peers.insert(
+            peer,
+            PeerEntry {
+                generation,
+                link: Link::Connecting {
+                    waiters: Vec::new(),
+                },
+                reader: None,
+            },
+        );
+        drop(state);
+        let inner = self.clone();
+        self.runtime
+            .spawn_detached(async move { inner.open_outbound(connection, generation).await });
+    }
+
+    async fn open_outbound(self: Arc<Self>, connection: Connection, generation: u64) {
+        let peer = connection.peer();
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        let opened = host
+            .new_stream_on(&connection, self.protocols.iter().copied())
+            .await;
+        drop(host);
+        if let Some((stream, notified)) = self.link_up(&connection, generation, opened) {
+            self.write_outbound(peer, generation, stream, notified)
+                .await;
+        }
+    }
+
+    /// Puts a peer whose outbound stream negotiation finished into the core (or forgets it
+    /// when the negotiation failed); returns what its writer needs.
+    fn link_up(
+        self: &Arc<Self>,
+        connection: &Connection,
+        generation: u64,
+        opened: Result<HostStream, lp2p_host::HostError>,
+    ) -> Option<(HostStream, mpsc::Receiver<()>)> {
+        let peer = connection.peer();
+        let mut state = self.lock();
+        let current = state
+            .peers
+            .get(&peer)
+            .is_some_and(|e| e.generation == generation);
+        if !current {
+            return None;
+        }
+        let stream = match opened {
+            Ok(stream) => stream,
+            Err(err) => {
+                debug!(%peer, %err, "pubsub: no pubsub stream to peer");
+                self.remove_peer(&mut state, &peer);
+                return None;
+            }
+        };
+        let Some(kind) = PeerKind::from_protocol(stream.protocol().as_str()) else {
+            self.remove_peer(&mut state, &peer);
+            return None;
+        };
+        let (writer, notified) = mpsc::channel(0);
+        let waiters = match state.peers.get_mut(&peer) {
+            Some(entry) => match std::mem::replace(
+                &mut entry.link,
+                Link::Ready {
+                    writer,
+                    connection: connection.id(),
+                },
+            ) {
+                Link::Connecting { waiters } => waiters,
+                Link::Ready { .. } => Vec::new(),
+            },
+            None => return None,
+        };
+        let link = PeerConnection {
+            kind,
+            direction: match connection.direction() {
+                lp2p_host::Direction::Outbound => Direction::Outbound,
+                lp2p_host::Direction::Inbound => Direction::Inbound,
+            },
+            ip: ip_of(connection.remote_addr()),
+        };
+        with_core!(&mut state.core, c => c.add_peer(peer, link, Instant::now()));
+        for waiter in waiters {
+            let _ = waiter.send(());
+        }
+        self.flush(&mut state);
+        drop(state);
+        debug!(%peer, ?kind, "pubsub: peer link up");
+        Some((stream, notified))
+    }
+
+    /// The writer: on each wake-up, pulls the peer's queued RPCs and writes them, taking more
+    /// only once the stream accepted the previous batch.
+    async fn write_outbound(
+        self: Arc<Self>,
+        peer: PeerId,
+        generation: u64,
+        mut stream: HostStream,
+        mut notified: mpsc::Receiver<()>,
+    ) {
+        let mut buf = Vec::new();
+        while notified.next().await.is_some() {
+            loop {
+                let more = {
+                    let mut state = self.lock();
+                    with_core!(&mut state.core, c => c.poll_transmit(&peer, &mut buf))
+                };
+                if !more {
+                    break;
+                }
+                if let Err(err) = stream.write_all(&buf).await {
+                    debug!(%peer, %err, "pubsub: writing to peer failed");
+                    self.link_failed(&peer, generation);
+                    return;
+                }
+                trace!(%peer, bytes = buf.len(), "pubsub: wrote RPCs");
+                buf.clear();
+                if buf.capacity() > WRITE_BUFFER_KEEP {
+                    buf = Vec::new();
+                }
+            }
+            if let Err(err) = stream.flush().await {
+                debug!(%peer, %err, "pubsub: flushing to peer failed");
+                self.link_failed(&peer, generation);
+                return;
+            }
+        }
+        // The link was removed: dropping the stream closes it.
+    }
+
+    fn link_failed(self: &Arc<Self>, peer: &PeerId, generation: u64) {
+        let mut state = self.lock();
+        if state
+            .peers
+            .get(peer)
+            .is_some_and(|e| e.generation == generation)
+        {
+            self.remove_peer(&mut state, peer);
+        }
+    }
+
+    fn remove_peer(self: &Arc<Self>, state: &mut State, peer: &PeerId) {
+        let Some(entry) = state.peers.remove(peer) else {
+            return;
+        };
+        if let Some((_, reader)) = entry.reader {
+            reader.abort();
+        }
+        if matches!(entry.link, Link::Ready { .. }) {
+            with_core!(&mut state.core, c => c.remove_peer(peer, Instant::now()));
+            self.flush(state);
+            debug!(%peer, "pubsub: peer link down");
+        }
+    }
+
+    /// Serves an inbound pubsub stream: waits until our outbound link to the peer is up, then
+    /// reads its RPCs into the core until it ends, fails, or a newer stream replaces it.
+    async fn read_inbound(self: Arc<Self>, stream: HostStream) {
+        let peer = stream.peer();
+        let connection = stream.connection().clone();
+        let (abort, registration) = AbortHandle::new_pair();
+        let (reader_id, wait) = {
+            let mut state = self.lock();
+            let reader_id = state.next_id();
+            if !state.peers.contains_key(&peer) {
+                drop(state);
+                self.ensure_link(connection);
+                state = self.lock();
+            }
+            let Some(entry) = state.peers.get_mut(&peer) else {
+                return;
+            };
+            if let Some((_, previous)) = entry.reader.replace((reader_id, abort)) {
+                // Only the most recent inbound stream is read.
+                previous.abort();
+            }
+            let wait = match &mut entry.link {
+                Link::Connecting { waiters } => {
+                    let (tx, rx) = oneshot::channel();
+                    waiters.push(tx);
+                    Some(rx)
+                }
+                Link::Ready { .. } => None,
+            };
+            (reader_id, wait)
+        };
+        let reading = Abortable::new(self.clone().read_frames(peer, stream, wait), registration);
+        let _ = reading.await;
+        let mut state = self.lock();
+        if let Some(entry) = state.peers.get_mut(&peer)
+            && entry
+                .reader
+                .as_ref()
+                .is_some_and(|(id, _)| *id == reader_id)
+        {
+            entry.reader = None;
+        }
+    }
+
+    async fn read_frames(
+        self: Arc<Self>,
+        peer: PeerId,
+        mut stream: HostStream,
+        wait: Option<oneshot::Receiver<()>>,
+    ) {
+        if let Some(ready) = wait
+            && ready.await.is_err()
+        {
+            // Our outbound link failed: the peer is not a pubsub peer for us.
+            return;
+        }
+        loop {
+            match lp2p_core::framing::read_frame_or_eof(&mut stream, self.max_frame).await {
+                Ok(Some(body)) => {
+                    let mut state = self.lock();
+                    let handled = with_core!(&mut state.core, c => c.handle_rpc(peer, Bytes::from(body), Instant::now()));
+                    self.flush(&mut state);
+                    drop(state);
+                    if let Err(err) = handled {
+                        debug!(%peer, %err, "pubsub: bad RPC; inbound stream reset");
+                        lp2p_core::Stream::reset(&mut stream);
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    debug!(%peer, "pubsub: inbound stream closed by peer");
+                    return;
+                }
+                Err(err) => {
+                    debug!(%peer, %err, "pubsub: reading inbound stream failed");
+                    lp2p_core::Stream::reset(&mut stream);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drop_subscription(self: &Arc<Self>, topic: &Topic, id: u64) {
+        let mut state = self.lock();
+        let Some(slots) = state.subscribers.get_mut(topic) else {
+            return;
+        };
+        slots.retain(|slot| slot.id != id);
+        if !slots.is_empty() {
+            return;
+        }
+        state.subscribers.remove(topic);
+        with_core!(&mut state.core, c => c.unsubscribe(topic, Instant::now()));
+        self.flush(&mut state);
+    }
+}
+
+/// The IP address of a connection's remote address, for the colocation score (P₆).
+fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}

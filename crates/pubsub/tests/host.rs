@@ -1,0 +1,472 @@
+//! The async front on real hosts: TCP (noise + yamux) and the memory transport, gossipsub and
+//! floodsub. Hosts in a line and twenty hosts on a random sparse graph deliver every message
+//! to every subscriber exactly once; dropping a subscription unsubscribes; an oversized
+//! publish fails at once; a validator's reject stops propagation; closing the host ends the
+//! service.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+use lp2p_core::{PeerId, RuntimeHandle};
+use lp2p_host::Host;
+use lp2p_memory::MemoryTransport;
+use lp2p_noise::Noise;
+use lp2p_pubsub::{Acceptance, Config, Message, PubSub, PubsubError, Subscription};
+use lp2p_tcp::TcpTransport;
+use lp2p_yamux::Yamux;
+
+/// Anything a test waits for: generous, the machine may be slow and loaded.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// After the expected messages arrived, how long we keep listening for duplicates: several
+/// heartbeats, so copies travelling via gossip (IHAVE/IWANT) would have arrived.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(3);
+
+const TOPIC: &str = "lp2p-test";
+
+#[derive(Clone, Copy, Debug)]
+enum Router {
+    Gossipsub,
+    Floodsub,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Net {
+    Tcp,
+    Memory,
+}
+
+async fn host(net: Net) -> Host {
+    let builder = Host::builder()
+        .security(Noise::new())
+        .muxer(Yamux::default());
+    let builder = match net {
+        Net::Tcp => builder
+            .transport(TcpTransport::default())
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()),
+        Net::Memory => builder
+            .transport(MemoryTransport::default())
+            .listen_on("/memory/0".parse().unwrap()),
+    };
+    builder.build().await.unwrap()
+}
+
+fn pubsub(host: &Host, router: Router, config: Config) -> PubSub {
+    match router {
+        Router::Gossipsub => PubSub::gossipsub(host, config).unwrap(),
+        Router::Floodsub => PubSub::floodsub(host, config).unwrap(),
+    }
+}
+
+async fn connect(a: &Host, b: &Host) {
+    a.connect(b.local_peer_id(), b.listen_addrs())
+        .await
+        .unwrap();
+}
+
+fn run<F: Future<Output = ()>>(test: F) {
+    lp2p_core::runtime::block_on(async {
+        RuntimeHandle::default()
+            .timeout(Duration::from_secs(600), test)
+            .await
+            .expect("test timed out");
+    });
+}
+
+/// Polls `condition` until it holds; panics with `what` after [`PATIENCE`].
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let rt = RuntimeHandle::default();
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting until {what}");
+        rt.sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn next_message(sub: &mut Subscription, what: &str) -> Message {
+    RuntimeHandle::default()
+        .timeout(PATIENCE, sub.next())
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .unwrap_or_else(|| panic!("subscription ended waiting for {what}"))
+}
+
+/// Reads `count` messages, then listens [`DUPLICATE_WINDOW`] longer: returns how many times
+/// each payload arrived.
+async fn collect(sub: &mut Subscription, count: usize, what: &str) -> HashMap<Bytes, usize> {
+    let mut seen: HashMap<Bytes, usize> = HashMap::new();
+    for _ in 0..count {
+        let message = next_message(sub, what).await;
+        *seen.entry(message.data).or_default() += 1;
+    }
+    RuntimeHandle::default().sleep(DUPLICATE_WINDOW).await;
+    while let Some(Some(message)) = sub.next().now_or_never() {
+        *seen.entry(message.data).or_default() += 1;
+    }
+    seen
+}
+
+fn exactly_once(seen: &HashMap<Bytes, usize>, expected: &[Bytes], who: &str) {
+    for data in expected {
+        assert_eq!(
+            seen.get(data),
+            Some(&1),
+            "{who}: {data:?} not received exactly once: {seen:?}"
+        );
+    }
+    assert_eq!(
+        seen.len(),
+        expected.len(),
+        "{who}: unexpected messages: {seen:?}"
+    );
+}
+
+/// A line a — b — c: each publishes, the other two receive each message exactly once, with
+/// the right author.
+async fn line_of_three(net: Net, router: Router) {
+    let hosts = [host(net).await, host(net).await, host(net).await];
+    let services: Vec<PubSub> = hosts
+        .iter()
+        .map(|h| pubsub(h, router, Config::default()))
+        .collect();
+    let mut subs: Vec<Subscription> = services
+        .iter()
+        .map(|s| s.subscribe(TOPIC).unwrap())
+        .collect();
+    connect(&hosts[0], &hosts[1]).await;
+    connect(&hosts[2], &hosts[1]).await;
+    let ids: Vec<PeerId> = hosts.iter().map(Host::local_peer_id).collect();
+
+    wait_until("subscriptions propagated", || {
+        services[1].peers(TOPIC).len() == 2
+            && services[0].peers(TOPIC) == [ids[1]]
+            && services[2].peers(TOPIC) == [ids[1]]
+    })
+    .await;
+    if let Router::Gossipsub = router {
+        wait_until("mesh formed", || {
+            services[1].mesh_peers(TOPIC).len() == 2
+                && services[0].mesh_peers(TOPIC) == [ids[1]]
+                && services[2].mesh_peers(TOPIC) == [ids[1]]
+        })
+        .await;
+    } else {
+        assert!(services[1].mesh_peers(TOPIC).is_empty());
+    }
+
+    let payloads: Vec<Bytes> = (0..3)
+        .map(|i| Bytes::from(format!("from host {i}")))
+        .collect();
+    for (service, data) in services.iter().zip(&payloads) {
+        service.publish(TOPIC, data.clone()).unwrap();
+    }
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let expected: Vec<Bytes> = payloads
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, d)| d.clone())
+            .collect();
+        let seen = collect(sub, expected.len(), "line messages").await;
+        exactly_once(&seen, &expected, &format!("host {i}"));
+    }
+    // Authors are the publishing hosts, and signatures verified (StrictSign default).
+    services[0].publish(TOPIC, &b"signed"[..]).unwrap();
+    let message = next_message(&mut subs[2], "signed message").await;
+    assert_eq!(message.source, Some(ids[0]));
+    assert_eq!(message.topic.as_str(), TOPIC);
+    assert!(message.sequence_number.is_some());
+    assert_eq!(services[2].counters().messages_invalid, 0);
+
+    for h in &hosts {
+        h.close().await;
+    }
+}
+
+#[test]
+fn tcp_line_of_three_gossipsub() {
+    run(line_of_three(Net::Tcp, Router::Gossipsub));
+}
+
+#[test]
+fn tcp_line_of_three_floodsub() {
+    run(line_of_three(Net::Tcp, Router::Floodsub));
+}
+
+/// A tiny deterministic generator for the topology (the same graph every run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+/// Twenty hosts, each dialing its ring successor and one random other host: five publishers,
+/// every message reaches each of the other nineteen exactly once.
+async fn twenty_hosts(net: Net, router: Router) {
+    const N: usize = 20;
+    let mut hosts = Vec::new();
+    for _ in 0..N {
+        hosts.push(host(net).await);
+    }
+    let services: Vec<PubSub> = hosts
+        .iter()
+        .map(|h| pubsub(h, router, Config::default()))
+        .collect();
+    let mut subs: Vec<Subscription> = services
+        .iter()
+        .map(|s| s.subscribe(TOPIC).unwrap())
+        .collect();
+    let mut rng = Lcg(7);
+    let mut edges = Vec::new();
+    for i in 0..N {
+        edges.push((i, (i + 1) % N));
+        let mut other = rng.below(N);
+        while other == i || other == (i + 1) % N {
+            other = rng.below(N);
+        }
+        edges.push((i, other));
+    }
+    for &(a, b) in &edges {
+        if !hosts[a].swarm().is_connected(&hosts[b].local_peer_id()) {
+            connect(&hosts[a], &hosts[b]).await;
+        }
+    }
+    wait_until("every link carries subscriptions", || {
+        hosts.iter().zip(&services).all(|(h, s)| {
+            let peers = s.peers(TOPIC);
+            h.connected_peers().iter().all(|p| peers.contains(p))
+        })
+    })
+    .await;
+    if let Router::Gossipsub = router {
+        wait_until("every node has a mesh", || {
+            services.iter().all(|s| !s.mesh_peers(TOPIC).is_empty())
+        })
+        .await;
+    }
+
+    let publishers = [0, 5, 10, 13, 19];
+    let mut payloads = Vec::new();
+    for (k, &p) in publishers.iter().enumerate() {
+        let data = Bytes::from(format!("message {k} from host {p}"));
+        services[p].publish(TOPIC, data.clone()).unwrap();
+        payloads.push((p, data));
+    }
+    let mut receiving = Vec::new();
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let expected: Vec<Bytes> = payloads
+            .iter()
+            .filter(|(p, _)| *p != i)
+            .map(|(_, d)| d.clone())
+            .collect();
+        receiving.push(async move {
+            let seen = collect(sub, expected.len(), "mesh messages").await;
+            exactly_once(&seen, &expected, &format!("host {i}"));
+        });
+    }
+    futures::future::join_all(receiving).await;
+    for h in &hosts {
+        h.close().await;
+    }
+}
+
+#[test]
+fn twenty_hosts_gossipsub() {
+    run(twenty_hosts(Net::Memory, Router::Gossipsub));
+}
+
+#[test]
+fn twenty_hosts_floodsub() {
+    run(twenty_hosts(Net::Memory, Router::Floodsub));
+}
+
+#[test]
+fn twenty_hosts_gossipsub_tcp() {
+    run(twenty_hosts(Net::Tcp, Router::Gossipsub));
+}
+
+#[test]
+fn dropping_the_last_subscription_unsubscribes() {
+    run(async {
+        let (a, b) = (host(Net::Memory).await, host(Net::Memory).await);
+        let (pa, pb) = (
+            pubsub(&a, Router::Gossipsub, Config::default()),
+            pubsub(&b, Router::Gossipsub, Config::default()),
+        );
+        let first = pb.subscribe(TOPIC).unwrap();
+        let mut second = pb.subscribe(TOPIC).unwrap();
+        assert_eq!(second.topic().as_str(), TOPIC);
+        connect(&a, &b).await;
+        wait_until("a sees b subscribed", || {
+            pa.peers(TOPIC) == [b.local_peer_id()]
+        })
+        .await;
+
+        // One of two subscriptions dropped: still subscribed, the other still receives.
+        drop(first);
+        assert_eq!(pb.topics(), [TOPIC.to_owned()]);
+        pa.publish(TOPIC, &b"still here"[..]).unwrap();
+        let message = next_message(&mut second, "message after the first drop").await;
+        assert_eq!(&message.data[..], b"still here");
+        assert_eq!(pa.peers(TOPIC), [b.local_peer_id()]);
+
+        drop(second);
+        assert!(pb.topics().is_empty());
+        wait_until("a sees b unsubscribed", || pa.peers(TOPIC).is_empty()).await;
+        a.close().await;
+        b.close().await;
+    });
+}
+
+#[test]
+fn oversized_publish_fails_at_once() {
+    run(async {
+        let a = host(Net::Memory).await;
+        let config = Config {
+            max_transmit_size: 1024,
+            max_send_queue_bytes: 1024 * 1024,
+            ..Config::default()
+        };
+        let pa = pubsub(&a, Router::Gossipsub, config);
+        let err = pa.publish(TOPIC, vec![7u8; 2000]).unwrap_err();
+        match err {
+            PubsubError::MessageTooLarge {
+                size, max, payload, ..
+            } => {
+                assert_eq!(max, 1024);
+                assert_eq!(payload, 2000);
+                assert!(size > 2000);
+            }
+            other => panic!("expected MessageTooLarge, got {other}"),
+        }
+        // A message that fits still goes out.
+        pa.publish(TOPIC, vec![7u8; 100]).unwrap();
+        a.close().await;
+    });
+}
+
+/// a — b — c; b's validator rejects payloads starting with "bad": c never sees them (b does
+/// not forward them), b's own subscribers do not either, and good messages flow.
+async fn reject_stops_propagation(asynchronous: bool) {
+    let hosts = [
+        host(Net::Memory).await,
+        host(Net::Memory).await,
+        host(Net::Memory).await,
+    ];
+    let services: Vec<PubSub> = hosts
+        .iter()
+        .map(|h| pubsub(h, Router::Gossipsub, Config::default()))
+        .collect();
+    if asynchronous {
+        services[1].set_async_validator(TOPIC, |_peer: PeerId, message: Message| async move {
+            RuntimeHandle::default()
+                .sleep(Duration::from_millis(5))
+                .await;
+            if message.data.starts_with(b"bad") {
+                Acceptance::Reject
+            } else {
+                Acceptance::Accept
+            }
+        });
+    } else {
+        services[1].set_validator(TOPIC, |_peer: &PeerId, message: &Message| {
+            if message.data.starts_with(b"bad") {
+                Acceptance::Reject
+            } else {
+                Acceptance::Accept
+            }
+        });
+    }
+    let mut subs: Vec<Subscription> = services
+        .iter()
+        .map(|s| s.subscribe(TOPIC).unwrap())
+        .collect();
+    connect(&hosts[0], &hosts[1]).await;
+    connect(&hosts[1], &hosts[2]).await;
+    let (b, c) = (hosts[1].local_peer_id(), hosts[2].local_peer_id());
+    wait_until("mesh formed", || {
+        services[0].mesh_peers(TOPIC) == [b] && services[2].mesh_peers(TOPIC) == [b]
+    })
+    .await;
+
+    services[0].publish(TOPIC, &b"bad one"[..]).unwrap();
+    services[0].publish(TOPIC, &b"good one"[..]).unwrap();
+    services[0].publish(TOPIC, &b"bad two"[..]).unwrap();
+    services[0].publish(TOPIC, &b"good two"[..]).unwrap();
+    let good = [
+        Bytes::from_static(b"good one"),
+        Bytes::from_static(b"good two"),
+    ];
+    for (who, sub) in ["b", "c"].into_iter().zip(subs.iter_mut().skip(1)) {
+        let seen = collect(sub, 2, "good messages").await;
+        exactly_once(&seen, &good, who);
+    }
+    assert_eq!(services[1].counters().messages_rejected, 2);
+    assert_eq!(services[2].counters().messages_received, 2);
+    assert!(services[2].peers(TOPIC).contains(&b) && !services[0].peers(TOPIC).contains(&c));
+    for h in &hosts {
+        h.close().await;
+    }
+}
+
+#[test]
+fn sync_validator_reject_stops_propagation() {
+    run(reject_stops_propagation(false));
+}
+
+#[test]
+fn async_validator_reject_stops_propagation() {
+    run(reject_stops_propagation(true));
+}
+
+#[test]
+fn closing_the_host_ends_subscriptions() {
+    run(async {
+        let (a, b) = (host(Net::Memory).await, host(Net::Memory).await);
+        let pa = pubsub(&a, Router::Floodsub, Config::default());
+        let _pb = pubsub(&b, Router::Floodsub, Config::default());
+        let mut sub = pa.subscribe(TOPIC).unwrap();
+        connect(&a, &b).await;
+        wait_until("peers linked", || {
+            pa.connected_peers() == [b.local_peer_id()]
+        })
+        .await;
+        a.close().await;
+        let end = RuntimeHandle::default().timeout(PATIENCE, sub.next()).await;
+        assert!(matches!(end, Ok(None)), "subscription did not end");
+        assert!(matches!(pa.subscribe(TOPIC), Err(PubsubError::Closed)));
+        assert!(pa.connected_peers().is_empty());
+        b.close().await;
+    });
+}
+
+#[test]
+fn service_started_after_connecting_links_existing_peers() {
+    run(async {
+        let (a, b) = (host(Net::Tcp).await, host(Net::Tcp).await);
+        connect(&a, &b).await;
+        let pa = pubsub(&a, Router::Gossipsub, Config::default());
+        let pb = pubsub(&b, Router::Gossipsub, Config::default());
+        let mut sub = pb.subscribe(TOPIC).unwrap();
+        wait_until("a sees b subscribed", || {
+            pa.peers(TOPIC) == [b.local_peer_id()]
+        })
+        .await;
+        // a is not subscribed: the publish goes out through fanout.
+        pa.publish(TOPIC, &b"fanout"[..]).unwrap();
+        let message = next_message(&mut sub, "fanout message").await;
+        assert_eq!(&message.data[..], b"fanout");
+        a.close().await;
+        b.close().await;
+    });
+}
