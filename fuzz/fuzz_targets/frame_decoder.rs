@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use lp2p_core::framing::FrameDecoder;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, rest)) = data.split_first() else { return };
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
     let max = usize::from(split) * 4;
     let mut decoder = FrameDecoder::new(max);
     let mut buf = BytesMut::new();
