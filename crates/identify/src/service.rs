@@ -1,0 +1,705 @@
+//! The async shell: identify on every connection, answer, push, and apply what arrives.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::channel::mpsc;
+use futures::future::Either;
+use futures::stream::FuturesUnordered;
+use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
+use lp2p_core::{Keypair, Multiaddr, PeerId, Protocol, RuntimeHandle, addr};
+use lp2p_host::{Connection, EventStream, Host, HostEvent, HostStream, IdentifyInfo, WeakHost};
+use lp2p_peerstore::CONNECTED_ADDR_TTL;
+use lp2p_peerstore::record::PeerRecord;
+
+use crate::message::{IdentifyDecoder, LocalInfo, ReceivedIdentify, encode_messages};
+use crate::observed::{Observation, ObservedAddrs, Observer};
+use crate::verify::{VerifiedIdentify, verify};
+use crate::{IdentifyConfig, IdentifyError};
+
+/// The identify protocol id: the receiver of the stream answers.
+pub const ID_PROTOCOL: &str = "/ipfs/id/1.0.0";
+
+/// The identify push protocol id: the opener of the stream sends.
+pub const PUSH_PROTOCOL: &str = "/ipfs/id/push/1.0.0";
+
+/// Bytes read from a stream at a time.
+const READ_CHUNK: usize = 4096;
+
+/// The identify service of one host. Cheap to clone (a handle).
+///
+/// See the crate documentation for what it does.
+#[derive(Clone)]
+pub struct Identify {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Identify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identify")
+            .field("local_peer", &self.shared.local_peer)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of what identify did, for tests and monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdentifyStats {
+    /// Identify answers and pushes applied.
+    pub applied: u64,
+    /// Exchanges that failed or were refused (I/O, timeout, malformed, oversized, wrong key).
+    pub failed: u64,
+    /// Signed peer records that were sent but not used (bad signature, other peer, stale,
+    /// malformed); the plain addresses were used instead.
+    pub records_rejected: u64,
+    /// Pushes we sent.
+    pub pushes_sent: u64,
+    /// Pushes we received and applied.
+    pub pushes_received: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    applied: AtomicU64,
+    failed: AtomicU64,
+    records_rejected: AtomicU64,
+    pushes_sent: AtomicU64,
+    pushes_received: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+struct Shared {
+    host: WeakHost,
+    local_peer: PeerId,
+    keypair: Keypair,
+    runtime: RuntimeHandle,
+    config: IdentifyConfig,
+    state: Mutex<State>,
+    counters: Counters,
+}
+
+struct State {
+    /// What connected peers told us; an entry goes when the peer's last connection closes.
+    peers: HashMap<PeerId, PeerState>,
+    observed: ObservedAddrs,
+    /// Our signed record, re-signed with a higher seq when our addresses change.
+    local_record: Option<LocalRecord>,
+}
+
+struct PeerState {
+    info: Arc<IdentifyInfo>,
+    /// The seq of the last signed record accepted from the peer.
+    record_seq: Option<u64>,
+}
+
+struct LocalRecord {
+    addrs: Vec<Multiaddr>,
+    seq: u64,
+    envelope: Vec<u8>,
+}
+
+/// Whether what arrived is an answer to our question or a push (absent fields: unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Answer,
+    Push,
+}
+
+impl Identify {
+    /// Registers `/ipfs/id/1.0.0` and `/ipfs/id/push/1.0.0` on `host` and starts the service
+    /// (tasks of the host, stopped by `host.close()`): every connection established from now
+    /// on is identified, and changes of our protocols or addresses are pushed.
+    pub fn new(host: &Host, config: IdentifyConfig) -> Identify {
+        let shared = Arc::new(Shared {
+            host: host.downgrade(),
+            local_peer: host.local_peer_id(),
+            keypair: host.keypair().clone(),
+            runtime: host.runtime().clone(),
+            state: Mutex::new(State {
+                peers: HashMap::new(),
+                observed: ObservedAddrs::new(
+                    config.observed_addr_threshold,
+                    config.observe_loopback,
+                    config.max_observed_candidates,
+                    config.max_external_addrs,
+                ),
+                local_record: None,
+            }),
+            config,
+            counters: Counters::default(),
+        });
+        let answer = shared.clone();
+        host.set_stream_handler(ID_PROTOCOL, move |stream: HostStream| {
+            let shared = answer.clone();
+            async move { shared.answer(stream).await }
+        });
+        let push = shared.clone();
+        host.set_stream_handler(PUSH_PROTOCOL, move |stream: HostStream| {
+            let shared = push.clone();
+            async move { shared.receive_push(stream).await }
+        });
+        // Subscribe after registering (our own registrations need no push) and before
+        // spawning, so no connection established from now on is missed.
+        let events = host.events();
+        // One pending push request is enough: requests made while one waits coalesce.
+        let (push_tx, push_rx) = mpsc::channel(1);
+        host.spawn(shared.clone().run(events, push_tx));
+        if shared.config.push {
+            host.spawn(shared.clone().pusher(push_rx));
+        }
+        Identify { shared }
+    }
+
+    /// The latest of what `peer` told us (its answer, updated by its pushes), while it is
+    /// connected.
+    pub fn info(&self, peer: &PeerId) -> Option<Arc<IdentifyInfo>> {
+        self.shared.state().peers.get(peer).map(|p| p.info.clone())
+    }
+
+    /// Identifies the peer on `connection` now (it happens by itself on every new
+    /// connection; this is for asking again). The result is applied as an automatic one is.
+    pub async fn identify(
+        &self,
+        connection: &Connection,
+    ) -> Result<Arc<IdentifyInfo>, IdentifyError> {
+        let host = self.shared.host.upgrade().ok_or(IdentifyError::Closed)?;
+        self.shared.identify_connection(&host, connection).await
+    }
+
+    /// Pushes our current information to every connected peer that supports push, now (it
+    /// happens by itself after our protocols or addresses change).
+    pub async fn push(&self) {
+        self.shared.push_all().await;
+    }
+
+    /// What we would tell a peer about ourselves now (without an observed address).
+    pub fn local_info(&self) -> Option<LocalInfo> {
+        let host = self.shared.host.upgrade()?;
+        Some(self.shared.local_info(&host, None))
+    }
+
+    /// Counters of what identify did.
+    pub fn stats(&self) -> IdentifyStats {
+        let c = &self.shared.counters;
+        IdentifyStats {
+            applied: c.applied.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            records_rejected: c.records_rejected.load(Ordering::Relaxed),
+            pushes_sent: c.pushes_sent.load(Ordering::Relaxed),
+            pushes_received: c.pushes_received.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &IdentifyConfig {
+        &self.shared.config
+    }
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The service task: identifies new connections (all exchanges inside this one task, so
+    /// closing the host stops them), forgets closed ones, asks for pushes on changes.
+    async fn run(self: Arc<Self>, mut events: EventStream<HostEvent>, mut push: mpsc::Sender<()>) {
+        let mut exchanges = FuturesUnordered::new();
+        loop {
+            let next_event = events.next();
+            let next_done = async {
+                if exchanges.is_empty() {
+                    futures::future::pending::<()>().await;
+                } else {
+                    exchanges.next().await;
+                }
+            };
+            futures::pin_mut!(next_done);
+            let event = match futures::future::select(next_event, next_done).await {
+                Either::Left((Some(event), _)) => event,
+                Either::Left((None, _)) => return,
+                Either::Right(((), _)) => continue,
+            };
+            match event {
+                HostEvent::Connected { connection, .. } => {
+                    let shared = self.clone();
+                    exchanges.push(async move {
+                        let Some(host) = shared.host.upgrade() else {
+                            return;
+                        };
+                        // Failures are logged and counted inside.
+                        let _ = shared.identify_connection(&host, &connection).await;
+                    });
+                }
+                HostEvent::Disconnected {
+                    peer,
+                    connection_id,
+                    num_remaining,
+                    ..
+                } => {
+                    let mut state = self.state();
+                    state.observed.remove_connection(connection_id.get());
+                    if num_remaining == 0 {
+                        state.peers.remove(&peer);
+                    }
+                }
+                HostEvent::LocalProtocolsChanged
+                | HostEvent::ListenAddrAdded(_)
+                | HostEvent::ListenAddrRemoved(_)
+                | HostEvent::ExternalAddrConfirmed(_) => {
+                    // Full: a push is already pending and will carry this change too.
+                    let _ = push.try_send(());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits for push requests, lets a burst settle, then pushes once.
+    async fn pusher(self: Arc<Self>, mut requests: mpsc::Receiver<()>) {
+        while requests.next().await.is_some() {
+            self.runtime.sleep(self.config.push_debounce).await;
+            while requests.try_recv().is_ok() {}
+            self.push_all().await;
+        }
+    }
+
+    async fn push_all(&self) {
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        let peers: Vec<PeerId> = host
+            .connected_peers()
+            .into_iter()
+            .filter(|peer| {
+                !host
+                    .peerstore()
+                    .supports_protocols(peer, &[PUSH_PROTOCOL])
+                    .is_empty()
+            })
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        let mut wire = Vec::new();
+        let report = encode_messages(
+            &self.local_info(&host, None),
+            self.config.max_send_message_len,
+            &mut wire,
+        );
+        tracing::debug!(peers = peers.len(), ?report, "pushing identify");
+        let wire = &wire;
+        let host = &host;
+        futures::stream::iter(peers)
+            .for_each_concurrent(
+                self.config.max_concurrent_pushes.max(1),
+                |peer| async move {
+                    let sent = self
+                        .runtime
+                        .timeout(self.config.timeout, async {
+                            let mut stream = host.new_stream(&peer, [PUSH_PROTOCOL]).await.ok()?;
+                            stream.write_all(wire).await.ok()?;
+                            stream.close().await.ok()
+                        })
+                        .await;
+                    if let Ok(Some(())) = sent {
+                        bump(&self.counters.pushes_sent);
+                    } else {
+                        tracing::debug!(%peer, "identify push failed");
+                    }
+                },
+            )
+            .await;
+    }
+
+    /// Asks the peer on `connection` and applies its answer.
+    async fn identify_connection(
+        &self,
+        host: &Host,
+        connection: &Connection,
+    ) -> Result<Arc<IdentifyInfo>, IdentifyError> {
+        let peer = connection.peer();
+        let exchange = async {
+            let mut stream = host
+                .new_stream_on(connection, [ID_PROTOCOL])
+                .await
+                .map_err(|source| IdentifyError::Stream {
+                    peer: Box::new(peer),
+                    source: Box::new(source),
+                })?;
+            let received = read_messages(&mut stream, &self.config).await;
+            if received.is_err() {
+                lp2p_core::Stream::reset(&mut stream);
+            }
+            received
+        };
+        let result = match self.runtime.timeout(self.config.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(IdentifyError::Timeout(self.config.timeout)),
+        }
+        .and_then(|received| self.apply(host, peer, Some(connection), received, Kind::Answer));
+        if let Err(err) = &result {
+            bump(&self.counters.failed);
+            tracing::debug!(%peer, connection = %connection.id(), error = %err, "identify failed");
+        }
+        result
+    }
+
+    /// Answers an identify request: our information, then close.
+    async fn answer(self: Arc<Self>, mut stream: HostStream) {
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        let observed = addr::split_peer_id(stream.connection().remote_addr()).0;
+        let info = self.local_info(&host, Some(observed));
+        drop(host);
+        let mut wire = Vec::new();
+        let report = encode_messages(&info, self.config.max_send_message_len, &mut wire);
+        if report
+            != (crate::EncodeReport {
+                messages: 1,
+                ..Default::default()
+            })
+        {
+            tracing::debug!(?report, "identify answer split or trimmed to fit");
+        }
+        let peer = stream.peer();
+        let sent = self
+            .runtime
+            .timeout(self.config.timeout, async {
+                stream.write_all(&wire).await?;
+                stream.close().await
+            })
+            .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            tracing::debug!(%peer, "sending an identify answer failed");
+        }
+    }
+
+    /// Reads a push and applies it.
+    async fn receive_push(self: Arc<Self>, mut stream: HostStream) {
+        let peer = stream.peer();
+        let received = match self
+            .runtime
+            .timeout(
+                self.config.timeout,
+                read_messages(&mut stream, &self.config),
+            )
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(IdentifyError::Timeout(self.config.timeout)),
+        };
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        let result = received.and_then(|r| self.apply(&host, peer, None, r, Kind::Push));
+        match result {
+            Ok(_) => bump(&self.counters.pushes_received),
+            Err(err) => {
+                lp2p_core::Stream::reset(&mut stream);
+                bump(&self.counters.failed);
+                tracing::debug!(%peer, error = %err, "identify push refused");
+            }
+        }
+    }
+
+    /// Checks what `peer` said and, only if it checks out, writes it to the peerstore,
+    /// records it, learns from the observed address, and emits `Identified`.
+    fn apply(
+        &self,
+        host: &Host,
+        peer: PeerId,
+        connection: Option<&Connection>,
+        received: ReceivedIdentify,
+        kind: Kind,
+    ) -> Result<Arc<IdentifyInfo>, IdentifyError> {
+        let store = host.peerstore();
+        let (previous, accepted_seq) = {
+            let state = self.state();
+            let entry = state.peers.get(&peer);
+            (
+                entry.map(|p| p.info.clone()),
+                entry.and_then(|p| p.record_seq),
+            )
+        };
+        let verified = verify(received, &peer, store.public_key(&peer), accepted_seq)?;
+        if let Some(err) = &verified.record_error {
+            bump(&self.counters.records_rejected);
+            tracing::debug!(%peer, error = %err, "signed peer record not used");
+        }
+        Self::write_peerstore(host, &peer, &verified, kind);
+        let info = Arc::new(merge(verified_info(&verified), previous.as_deref(), kind));
+        let record_seq = verified
+            .record
+            .as_ref()
+            .map(|(r, _)| r.seq)
+            .or(accepted_seq);
+
+        let mut confirmed = None;
+        {
+            let mut state = self.state();
+            if host.swarm().is_connected(&peer) {
+                state.peers.insert(
+                    peer,
+                    PeerState {
+                        info: info.clone(),
+                        record_seq,
+                    },
+                );
+            }
+            if let (Some(conn), Some(observed), Kind::Answer) =
+                (connection, &verified.observed_addr, kind)
+            {
+                let observer = Observer::for_remote(peer, conn.remote_addr());
+                let listen = host.listen_addrs();
+                let outcome = state.observed.observe(
+                    conn.id().get(),
+                    observer,
+                    conn.local_addr(),
+                    observed,
+                    &listen,
+                );
+                tracing::trace!(%peer, %observed, ?outcome, "observed address");
+                if let Observation::Confirmed(addr) = outcome {
+                    confirmed = Some(addr);
+                }
+            }
+        }
+        if let Some(addr) = confirmed {
+            tracing::info!(%addr, "external address confirmed by observers");
+            host.add_external_addr(addr);
+        }
+        bump(&self.counters.applied);
+        host.emit(&HostEvent::Identified {
+            peer,
+            info: info.clone(),
+        });
+        Ok(info)
+    }
+
+    /// Stores what checked out. Each write is all or nothing; one refused by the peerstore's
+    /// limits is logged and the others still happen.
+    fn write_peerstore(host: &Host, peer: &PeerId, v: &VerifiedIdentify, kind: Kind) {
+        let store = host.peerstore();
+        let mut refused = Vec::new();
+        if v.key_sent
+            && let Err(e) = store.add_public_key(peer, v.public_key.clone())
+        {
+            refused.push(("key", e));
+        }
+        if (kind == Kind::Answer || !v.protocols.is_empty())
+            && let Err(e) = store.set_protocols(peer, v.protocols.iter().cloned())
+        {
+            refused.push(("protocols", e));
+        }
+        if let Some(agent) = &v.agent_version
+            && let Err(e) = store.set_agent_version(peer, agent.clone())
+        {
+            refused.push(("agent version", e));
+        }
+        if let Some(version) = &v.protocol_version
+            && let Err(e) = store.set_protocol_version(peer, version.clone())
+        {
+            refused.push(("protocol version", e));
+        }
+        if !v.listen_addrs.is_empty()
+            && let Err(e) =
+                store.add_addrs(peer, v.listen_addrs.iter().cloned(), CONNECTED_ADDR_TTL)
+        {
+            refused.push(("addresses", e));
+        }
+        for (what, error) in refused {
+            tracing::debug!(%peer, what, %error, "peerstore refused identify data");
+        }
+    }
+
+    /// What we tell peers: our addresses (listen and confirmed external ones, without
+    /// unspecified IPs), protocols, key, and our signed record.
+    fn local_info(&self, host: &Host, observed_addr: Option<Multiaddr>) -> LocalInfo {
+        let mut addrs: Vec<Multiaddr> = Vec::new();
+        for a in host.listen_addrs().into_iter().chain(host.external_addrs()) {
+            let a = addr::split_peer_id(&a).0;
+            if a.is_empty() || is_unspecified(&a) || addrs.contains(&a) {
+                continue;
+            }
+            if addrs.len() >= self.config.max_advertised_addrs {
+                break;
+            }
+            addrs.push(a);
+        }
+        let signed_peer_record = if self.config.signed_peer_record {
+            self.local_record(&addrs)
+        } else {
+            None
+        };
+        LocalInfo {
+            protocol_version: self.config.protocol_version.clone(),
+            agent_version: self.config.agent_version.clone(),
+            public_key: self.keypair.public(),
+            listen_addrs: addrs,
+            protocols: host.protocols(),
+            observed_addr,
+            signed_peer_record,
+        }
+    }
+
+    /// Our signed record for `addrs`: the cached one, or a new one with a higher seq.
+    fn local_record(&self, addrs: &[Multiaddr]) -> Option<Vec<u8>> {
+        let mut state = self.state();
+        if let Some(record) = &state.local_record
+            && record.addrs == addrs
+        {
+            return Some(record.envelope.clone());
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let seq = match &state.local_record {
+            Some(previous) => now.max(previous.seq.saturating_add(1)),
+            None => now,
+        };
+        let record = PeerRecord {
+            peer_id: self.local_peer,
+            seq,
+            addresses: addrs.to_vec(),
+        };
+        match record.seal_as(&self.keypair, self.config.record_format) {
+            Ok(envelope) => {
+                let envelope = envelope.encode();
+                state.local_record = Some(LocalRecord {
+                    addrs: addrs.to_vec(),
+                    seq,
+                    envelope: envelope.clone(),
+                });
+                Some(envelope)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "signing our peer record failed; sending none");
+                None
+            }
+        }
+    }
+}
+
+fn is_unspecified(a: &Multiaddr) -> bool {
+    match a.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_unspecified(),
+        Some(Protocol::Ip6(ip)) => ip.is_unspecified(),
+        _ => false,
+    }
+}
+
+/// Reads identify messages until the remote closes its side.
+async fn read_messages<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    config: &IdentifyConfig,
+) -> Result<ReceivedIdentify, IdentifyError> {
+    let mut decoder = IdentifyDecoder::new(config.max_message_len, config.max_messages);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        let Some(bytes) = chunk.get(..n).filter(|b| !b.is_empty()) else {
+            return decoder.finish();
+        };
+        decoder.handle_input(bytes)?;
+    }
+}
+
+fn verified_info(v: &VerifiedIdentify) -> IdentifyInfo {
+    IdentifyInfo {
+        public_key: v.public_key.clone(),
+        protocol_version: v.protocol_version.clone().unwrap_or_default(),
+        agent_version: v.agent_version.clone().unwrap_or_default(),
+        listen_addrs: v.listen_addrs.clone(),
+        protocols: v.protocols.clone(),
+        observed_addr: v.observed_addr.clone(),
+        signed_record: v.record.is_some(),
+    }
+}
+
+/// A push leaves what it does not carry as it was.
+fn merge(new: IdentifyInfo, previous: Option<&IdentifyInfo>, kind: Kind) -> IdentifyInfo {
+    let (Kind::Push, Some(prev)) = (kind, previous) else {
+        return new;
+    };
+    let keep_addrs = new.listen_addrs.is_empty();
+    IdentifyInfo {
+        public_key: new.public_key,
+        protocol_version: if new.protocol_version.is_empty() {
+            prev.protocol_version.clone()
+        } else {
+            new.protocol_version
+        },
+        agent_version: if new.agent_version.is_empty() {
+            prev.agent_version.clone()
+        } else {
+            new.agent_version
+        },
+        listen_addrs: if keep_addrs {
+            prev.listen_addrs.clone()
+        } else {
+            new.listen_addrs
+        },
+        protocols: if new.protocols.is_empty() {
+            prev.protocols.clone()
+        } else {
+            new.protocols
+        },
+        observed_addr: new.observed_addr.or_else(|| prev.observed_addr.clone()),
+        signed_record: if keep_addrs {
+            prev.signed_record
+        } else {
+            new.signed_record
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lp2p_core::PublicKey;
+
+    fn info(key: &PublicKey, agent: &str, addrs: &[&str], protocols: &[&str]) -> IdentifyInfo {
+        IdentifyInfo {
+            public_key: key.clone(),
+            protocol_version: "ipfs/0.1.0".into(),
+            agent_version: agent.into(),
+            listen_addrs: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+            protocols: protocols.iter().map(|p| p.to_string().into()).collect(),
+            observed_addr: None,
+            signed_record: true,
+        }
+    }
+
+    #[test]
+    fn a_push_keeps_what_it_does_not_carry() {
+        let key = Keypair::generate_ed25519().public();
+        let prev = info(&key, "a/1", &["/ip4/10.0.0.1/tcp/1"], &["/x"]);
+        let mut push = info(&key, "", &[], &["/x", "/y"]);
+        push.protocol_version = String::new();
+        push.signed_record = false;
+        let merged = merge(push.clone(), Some(&prev), Kind::Push);
+        assert_eq!(merged.agent_version, "a/1");
+        assert_eq!(merged.protocol_version, "ipfs/0.1.0");
+        assert_eq!(merged.listen_addrs, prev.listen_addrs);
+        assert!(merged.signed_record);
+        assert_eq!(merged.protocols.len(), 2);
+        // An answer replaces everything.
+        assert_eq!(merge(push.clone(), Some(&prev), Kind::Answer), push);
+    }
+
+    #[test]
+    fn unspecified_addresses_are_recognised() {
+        assert!(is_unspecified(&"/ip4/0.0.0.0/tcp/1".parse().unwrap()));
+        assert!(is_unspecified(&"/ip6/::/tcp/1".parse().unwrap()));
+        assert!(!is_unspecified(&"/ip4/127.0.0.1/tcp/1".parse().unwrap()));
+        assert!(!is_unspecified(&"/memory/5".parse().unwrap()));
+    }
+}
