@@ -53,7 +53,8 @@ pub enum InvalidMessage {
     BadFrom,
     /// A `key` that does not decode or does not hash to `from`, or a sha256 `from` with no key.
     BadKey,
-    /// A `seqno` missing where required or not 8 bytes.
+    /// A `seqno` missing where required, or not 8 bytes (StrictSign), or empty or over
+    /// [`MAX_UNSIGNED_SEQNO_LEN`] bytes (StrictNoSign).
     BadSeqno,
     /// A signature or key under StrictNoSign or Anonymous.
     UnexpectedSignature,
@@ -200,7 +201,7 @@ pub(crate) fn check_auth_fields(
                 None => None,
             };
             let seqno = match &message.seqno {
-                Some(seqno) => Some(parse_seqno(seqno)?),
+                Some(seqno) => Some(parse_unsigned_seqno(seqno)?),
                 None => None,
             };
             Ok((source, seqno))
@@ -219,6 +220,26 @@ pub(crate) fn check_auth_fields(
 
 fn parse_seqno(seqno: &[u8]) -> Result<u64, InvalidMessage> {
     let bytes: [u8; 8] = seqno.try_into().map_err(|_| InvalidMessage::BadSeqno)?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// The longest `seqno` accepted on an unsigned (StrictNoSign) message. rust-libp2p's floodsub
+/// sends 20 random bytes (and no signature); room for that and a little more, not for a
+/// peer parking arbitrary data in the field.
+pub const MAX_UNSIGNED_SEQNO_LEN: usize = 32;
+
+/// A `seqno` under StrictNoSign: 8 bytes as the spec has it, or (for rust-libp2p's floodsub,
+/// which sends 20 random bytes) up to [`MAX_UNSIGNED_SEQNO_LEN`] bytes, of which the last 8
+/// stand for it (random bytes stay unique in 64 bits, so message ids built from it do too).
+fn parse_unsigned_seqno(seqno: &[u8]) -> Result<u64, InvalidMessage> {
+    if seqno.is_empty() || seqno.len() > MAX_UNSIGNED_SEQNO_LEN {
+        return Err(InvalidMessage::BadSeqno);
+    }
+    let tail = seqno.get(seqno.len().saturating_sub(8)..).unwrap_or(seqno);
+    let mut bytes = [0u8; 8];
+    if let Some(slot) = bytes.get_mut(8 - tail.len()..) {
+        slot.copy_from_slice(tail);
+    }
     Ok(u64::from_be_bytes(bytes))
 }
 
@@ -310,6 +331,21 @@ pub(crate) mod tests_support {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unsigned_seqnos_of_other_lengths() {
+        use super::{InvalidMessage, parse_unsigned_seqno};
+        assert_eq!(parse_unsigned_seqno(&7u64.to_be_bytes()), Ok(7));
+        let mut twenty = [0xaa; 20];
+        twenty[12..].copy_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
+        assert_eq!(parse_unsigned_seqno(&twenty), Ok(0x0102_0304_0506_0708));
+        assert_eq!(parse_unsigned_seqno(&[1, 2]), Ok(0x0102));
+        assert_eq!(parse_unsigned_seqno(&[]), Err(InvalidMessage::BadSeqno));
+        assert_eq!(
+            parse_unsigned_seqno(&[0; 33]),
+            Err(InvalidMessage::BadSeqno)
+        );
+    }
+
     use super::tests_support::{hex, vector_keypair};
     use super::*;
 

@@ -9,7 +9,7 @@
 
 mod subscription;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
@@ -51,6 +51,12 @@ pub const DEFAULT_EVENT_BUFFER: usize = 1024;
 /// together, so a peer cannot make us open connections without bound.
 pub const DEFAULT_MAX_PENDING_DIALS: usize = 32;
 
+/// Inbound streams read at once for one peer; a newer one past this aborts the oldest.
+/// Gossipsub peers keep one long-lived stream (a new one replaces the old), but
+/// rust-libp2p's floodsub opens a fresh stream for every RPC, up to 8 negotiating at once, so
+/// a few must be read side by side; the cap keeps a peer from holding many reader tasks.
+pub const DEFAULT_MAX_INBOUND_STREAMS_PER_PEER: usize = 16;
+
 /// A write buffer grown past this by one large batch is released after it, so one big
 /// message does not pin a megabyte per peer for the life of the connection.
 const WRITE_BUFFER_KEEP: usize = 256 * 1024;
@@ -90,8 +96,8 @@ struct PeerEntry {
     /// Distinguishes this link from earlier ones to the same peer (stale tasks check it).
     generation: u64,
     link: Link,
-    /// The reader of the peer's most recent inbound stream.
-    reader: Option<(u64, AbortHandle)>,
+    /// The readers of the peer's most recent inbound streams, oldest first.
+    readers: VecDeque<(u64, AbortHandle)>,
 }
 
 struct SubscriberSlot {
@@ -639,7 +645,7 @@ impl Inner {
                 link: Link::Connecting {
                     waiters: Vec::new(),
                 },
-                reader: None,
+                readers: VecDeque::new(),
             },
         );
         drop(state);
@@ -658,8 +664,13 @@ impl Inner {
             .await;
         drop(host);
         if let Some((stream, notified)) = self.link_up(&connection, generation, opened) {
-            self.write_outbound(peer, generation, stream, notified)
-                .await;
+            if stream.protocol().as_str() == crate::FLOODSUB_PROTOCOL {
+                self.write_floodsub(connection, generation, stream, notified)
+                    .await;
+            } else {
+                self.write_outbound(peer, generation, stream, notified)
+                    .await;
+            }
         }
     }
 
@@ -763,6 +774,64 @@ impl Inner {
         // The link was removed: dropping the stream closes it.
     }
 
+    /// The writer for floodsub peers: each batch goes out as one RPC (the batch's RPCs merged)
+    /// on a stream of its own, closed after it. rust-libp2p's floodsub reads exactly one RPC
+    /// per inbound stream and drops the stream, so a long-lived stream would lose everything
+    /// after the first RPC; go-libp2p reads any stream to its end, so it takes these too.
+    async fn write_floodsub(
+        self: Arc<Self>,
+        connection: Connection,
+        generation: u64,
+        first: HostStream,
+        mut notified: mpsc::Receiver<()>,
+    ) {
+        let peer = connection.peer();
+        let mut first = Some(first);
+        let mut buf = Vec::new();
+        while notified.next().await.is_some() {
+            loop {
+                let more = {
+                    let mut state = self.lock();
+                    with_core!(&mut state.core, c => c.poll_transmit(&peer, &mut buf))
+                };
+                if !more {
+                    break;
+                }
+                for frame in merge_frames(&buf, self.max_frame) {
+                    let stream = match first.take() {
+                        Some(stream) => Ok(stream),
+                        None => match self.host.upgrade() {
+                            Some(host) => {
+                                host.new_stream_on(&connection, [crate::FLOODSUB_PROTOCOL])
+                                    .await
+                            }
+                            None => return,
+                        },
+                    };
+                    let sent = match stream {
+                        Ok(mut stream) => {
+                            let written = stream.write_all(&frame).await;
+                            match written {
+                                Ok(()) => stream.close().await,
+                                Err(err) => Err(err),
+                            }
+                        }
+                        Err(err) => Err(std::io::Error::other(err)),
+                    };
+                    if let Err(err) = sent {
+                        debug!(%peer, %err, "pubsub: writing to floodsub peer failed");
+                        self.link_failed(&peer, generation);
+                        return;
+                    }
+                }
+                buf.clear();
+                if buf.capacity() > WRITE_BUFFER_KEEP {
+                    buf = Vec::new();
+                }
+            }
+        }
+    }
+
     fn link_failed(self: &Arc<Self>, peer: &PeerId, generation: u64) {
         let mut state = self.lock();
         if state
@@ -778,7 +847,7 @@ impl Inner {
         let Some(entry) = state.peers.remove(peer) else {
             return;
         };
-        if let Some((_, reader)) = entry.reader {
+        for (_, reader) in entry.readers {
             reader.abort();
         }
         if matches!(entry.link, Link::Ready { .. }) {
@@ -789,7 +858,7 @@ impl Inner {
     }
 
     /// Serves an inbound pubsub stream: waits until our outbound link to the peer is up, then
-    /// reads its RPCs into the core until it ends, fails, or a newer stream replaces it.
+    /// reads its RPCs into the core until it ends, fails, or newer streams push it out.
     async fn read_inbound(self: Arc<Self>, stream: HostStream) {
         let peer = stream.peer();
         let connection = stream.connection().clone();
@@ -805,9 +874,12 @@ impl Inner {
             let Some(entry) = state.peers.get_mut(&peer) else {
                 return;
             };
-            if let Some((_, previous)) = entry.reader.replace((reader_id, abort)) {
-                // Only the most recent inbound stream is read.
-                previous.abort();
+            entry.readers.push_back((reader_id, abort));
+            while entry.readers.len() > DEFAULT_MAX_INBOUND_STREAMS_PER_PEER {
+                // Only the most recent inbound streams are read.
+                if let Some((_, oldest)) = entry.readers.pop_front() {
+                    oldest.abort();
+                }
             }
             let wait = match &mut entry.link {
                 Link::Connecting { waiters } => {
@@ -822,13 +894,8 @@ impl Inner {
         let reading = Abortable::new(self.clone().read_frames(peer, stream, wait), registration);
         let _ = reading.await;
         let mut state = self.lock();
-        if let Some(entry) = state.peers.get_mut(&peer)
-            && entry
-                .reader
-                .as_ref()
-                .is_some_and(|(id, _)| *id == reader_id)
-        {
-            entry.reader = None;
+        if let Some(entry) = state.peers.get_mut(&peer) {
+            entry.readers.retain(|(id, _)| *id != reader_id);
         }
     }
 
@@ -883,6 +950,40 @@ impl Inner {
         with_core!(&mut state.core, c => c.unsubscribe(topic, Instant::now()));
         self.flush(&mut state);
     }
+}
+
+/// Merges LP-framed RPCs into as few frames as fit in `max` bytes each: protobuf messages
+/// whose fields are all repeated (or embedded messages) merge by concatenation, so the
+/// bodies joined are one RPC carrying every subscription and message of the batch.
+fn merge_frames(framed: &[u8], max: usize) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut body: Vec<u8> = Vec::new();
+    let mut rest = framed;
+    while let Ok(Some((len, prefix))) = lp2p_core::varint::decode(rest) {
+        let Some(end) = usize::try_from(len)
+            .ok()
+            .and_then(|len| prefix.checked_add(len))
+        else {
+            break;
+        };
+        let (Some(rpc), Some(after)) = (rest.get(prefix..end), rest.get(end..)) else {
+            break;
+        };
+        if !body.is_empty() && body.len().saturating_add(rpc.len()) > max {
+            let mut frame = Vec::with_capacity(body.len() + 10);
+            lp2p_core::framing::encode_frame(&body, &mut frame);
+            frames.push(frame);
+            body.clear();
+        }
+        body.extend_from_slice(rpc);
+        rest = after;
+    }
+    if !body.is_empty() {
+        let mut frame = Vec::with_capacity(body.len() + 10);
+        lp2p_core::framing::encode_frame(&body, &mut frame);
+        frames.push(frame);
+    }
+    frames
 }
 
 /// The IP address of a connection's remote address, for the colocation score (P₆).
