@@ -400,13 +400,10 @@ impl Shared {
             return;
         };
         let result = received.and_then(|r| self.apply(&host, peer, None, r, Kind::Push));
-        match result {
-            Ok(_) => bump(&self.counters.pushes_received),
-            Err(err) => {
-                lp2p_core::Stream::reset(&mut stream);
-                bump(&self.counters.failed);
-                tracing::debug!(%peer, error = %err, "identify push refused");
-            }
+        if let Err(err) = result {
+            lp2p_core::Stream::reset(&mut stream);
+            bump(&self.counters.failed);
+            tracing::debug!(%peer, error = %err, "identify push refused");
         }
     }
 
@@ -477,6 +474,9 @@ impl Shared {
             host.add_external_addr(addr);
         }
         bump(&self.counters.applied);
+        if kind == Kind::Push {
+            bump(&self.counters.pushes_received);
+        }
         host.emit(&HostEvent::Identified {
             peer,
             info: info.clone(),
