@@ -64,8 +64,12 @@ pub use lp2p_swarm as swarm;
 
 #[cfg(feature = "identify")]
 pub use lp2p_identify as identify;
+#[cfg(feature = "identify")]
+pub use lp2p_identify::{Identify, IdentifyConfig};
 #[cfg(feature = "ping")]
 pub use lp2p_ping as ping;
+#[cfg(feature = "ping")]
+pub use lp2p_ping::{Ping, PingConfig};
 #[cfg(feature = "pubsub")]
 pub use lp2p_pubsub as pubsub;
 
@@ -120,9 +124,66 @@ impl HostBuilderExt for HostBuilder {
 mod services {
     use lp2p_host::HostBuilder;
 
-    /// Starts identify and ping with the host (when their features are on).
+    /// Starts identify and ping with the host (when their features are on), with their
+    /// default configurations, before it listens. The services live as long as the host;
+    /// `host.close()` stops them.
     pub(crate) fn attach_defaults(b: HostBuilder) -> HostBuilder {
+        #[cfg(feature = "identify")]
+        let b = b.on_start(|host| {
+            let _identify =
+                lp2p_identify::Identify::new(host, lp2p_identify::IdentifyConfig::default());
+        });
+        #[cfg(feature = "ping")]
+        let b = b.on_start(|host| {
+            let _ping = lp2p_ping::Ping::new(host, lp2p_ping::PingConfig::default());
+        });
         b
+    }
+
+    #[cfg(all(test, feature = "identify", feature = "ping", feature = "tcp"))]
+    mod tests {
+        use futures::StreamExt;
+        use lp2p_host::{Host, HostEvent};
+
+        use crate::HostBuilderExt;
+
+        #[test]
+        fn defaults_identify_and_answer_pings() {
+            // Generous: CI machines are slow and loaded; this only stops a hang.
+            let limit = std::time::Duration::from_secs(120);
+            let rt = lp2p_core::RuntimeHandle::default();
+            let test = async {
+                let listen = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+                let server = Host::builder().with_defaults().listen_on(listen);
+                let server = server.build().await.unwrap();
+                let client = Host::builder().with_defaults().build().await.unwrap();
+                let mut events = client.events();
+                client
+                    .connect(server.local_peer_id(), server.listen_addrs())
+                    .await
+                    .unwrap();
+                let info = loop {
+                    if let Some(HostEvent::Identified { peer, info }) = events.next().await
+                        && peer == server.local_peer_id()
+                    {
+                        break info;
+                    }
+                };
+                for protocol in [
+                    lp2p_identify::ID_PROTOCOL,
+                    lp2p_identify::PUSH_PROTOCOL,
+                    lp2p_ping::PROTOCOL,
+                ] {
+                    assert!(info.protocols.iter().any(|p| p == protocol), "{protocol}");
+                }
+                assert!(info.signed_record);
+                let ping = lp2p_ping::Ping::new(&client, lp2p_ping::PingConfig::default());
+                ping.ping(&server.local_peer_id()).await.unwrap();
+                client.close().await;
+                server.close().await;
+            };
+            lp2p_core::runtime::block_on(rt.timeout(limit, test)).expect("test timed out");
+        }
     }
 }
 
