@@ -101,7 +101,7 @@ fn push_message(message: &Pb, out: &mut Vec<u8>) {
 }
 
 /// What a peer told us, decoded but not yet checked against the connection's peer (see
-/// [`crate::verify`]).
+/// [`crate::verify()`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReceivedIdentify {
     /// The protocol version, if sent.
