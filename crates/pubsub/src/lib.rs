@@ -1,17 +1,23 @@
 //! PubSub for lp2p: floodsub and gossipsub v1.1/v1.2 with peer scoring and validation.
 //!
-//! This crate is the **sans-IO core**: [`PubSubCore`] owns no socket, spawns no task and reads
-//! no clock. Bytes and events go in, with the current time `now` passed by the caller; RPC
-//! bytes to send, messages to deliver and events come out. The same core therefore runs
-//! under an async front on a real host, in unit tests, and a hundred at a time in one
-//! process in virtual time.
+//! Two layers:
+//!
+//! - [`PubSub`], the **async front**: a service on an `lp2p-host` `Host`
+//!   ([`PubSub::gossipsub`], [`PubSub::floodsub`]) with [`PubSub::subscribe`] (a
+//!   [`Subscription`] stream that unsubscribes on drop), [`PubSub::publish`], peers, mesh,
+//!   topics, events and validators. Its docs have a runnable two-host example.
+//! - [`PubSubCore`], the **sans-IO core** the front drives: it owns no socket, spawns no task
+//!   and reads no clock. Bytes and events go in, with the current time `now` passed by the
+//!   caller; RPC bytes to send, messages to deliver and events come out. The same core
+//!   therefore runs under the front on a real host, in unit tests, and a hundred at a time
+//!   in one process in virtual time.
 //!
 //! Routing is pluggable behind the [`Router`] trait: [`FloodsubRouter`] (`/floodsub/1.0.0`)
 //! and [`GossipsubRouter`] (`/meshsub/1.2.0`, `/meshsub/1.1.0`, `/meshsub/1.0.0`, and
 //! floodsub peers), with the v1.1 peer score ([`PeerScoreParams`], [`PeerScoreThresholds`])
 //! and v1.2 IDONTWANT.
 //!
-//! # Inputs
+//! # The core's inputs
 //!
 //! | call | when |
 //! |---|---|
@@ -22,7 +28,7 @@
 //! | [`PubSubCore::subscribe`] / [`PubSubCore::unsubscribe`] / [`PubSubCore::publish`] | the user |
 //! | [`PubSubCore::handle_timeout`] | at (or after) [`PubSubCore::poll_timeout`]: heartbeat, score decay, validation timeouts |
 //!
-//! # Outputs
+//! # The core's outputs
 //!
 //! | call | gives |
 //! |---|---|
@@ -36,9 +42,9 @@
 //! IHAVE/IWANT/IDONTWANT per heartbeat, pending validations, seen ids, retained scores) is a
 //! named constant with a config knob.
 //!
-//! # Example
+//! # Example: the core alone
 //!
-//! Two gossipsub cores wired by hand (an async front does the same with streams):
+//! Two gossipsub cores wired by hand (the async front does the same with streams):
 //!
 //! ```
 //! use std::time::{Duration, Instant};
