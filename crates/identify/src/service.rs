@@ -9,7 +9,7 @@ use futures::channel::mpsc;
 use futures::future::Either;
 use futures::stream::FuturesUnordered;
 use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
-use lp2p_core::{Keypair, Multiaddr, PeerId, Protocol, RuntimeHandle, addr};
+use lp2p_core::{Keypair, Multiaddr, PeerId, Protocol, ProtocolId, RuntimeHandle, addr};
 use lp2p_host::{Connection, EventStream, Host, HostEvent, HostStream, IdentifyInfo, WeakHost};
 use lp2p_peerstore::CONNECTED_ADDR_TTL;
 use lp2p_peerstore::record::PeerRecord;
@@ -211,6 +211,15 @@ impl Shared {
     /// closing the host stops them), forgets closed ones, asks for pushes on changes.
     async fn run(self: Arc<Self>, mut events: EventStream<HostEvent>, mut push: mpsc::Sender<()>) {
         let mut exchanges = FuturesUnordered::new();
+        // Connections established before the service started are identified too (one that
+        // came up in between may be identified twice, which is harmless).
+        if let Some(host) = self.host.upgrade() {
+            for peer in host.connected_peers() {
+                for connection in host.swarm().connections(&peer) {
+                    exchanges.push(self.clone().identify_later(connection));
+                }
+            }
+        }
         loop {
             let next_event = events.next();
             let next_done = async {
@@ -228,14 +237,7 @@ impl Shared {
             };
             match event {
                 HostEvent::Connected { connection, .. } => {
-                    let shared = self.clone();
-                    exchanges.push(async move {
-                        let Some(host) = shared.host.upgrade() else {
-                            return;
-                        };
-                        // Failures are logged and counted inside.
-                        let _ = shared.identify_connection(&host, &connection).await;
-                    });
+                    exchanges.push(self.clone().identify_later(connection));
                 }
                 HostEvent::Disconnected {
                     peer,
@@ -259,6 +261,14 @@ impl Shared {
                 _ => {}
             }
         }
+    }
+
+    /// Identifies `connection` (failures are logged and counted inside).
+    async fn identify_later(self: Arc<Self>, connection: Connection) {
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        let _ = self.identify_connection(&host, &connection).await;
     }
 
     /// Waits for push requests, lets a burst settle, then pushes once.
@@ -494,8 +504,37 @@ impl Shared {
         {
             refused.push(("key", e));
         }
-        if (kind == Kind::Answer || !v.protocols.is_empty())
-            && let Err(e) = store.set_protocols(peer, v.protocols.iter().cloned())
+        // The peerstore refuses a list over its limits whole; keep what fits instead (a
+        // peer with too many protocols or addresses still gets the first ones stored).
+        let limits = store.config();
+        let mut protocols: Vec<ProtocolId> = Vec::new();
+        for p in &v.protocols {
+            if protocols.len() >= limits.max_protocols_per_peer() {
+                break;
+            }
+            if p.as_str().len() <= limits.max_protocol_len() && !protocols.contains(p) {
+                protocols.push(p.clone());
+            }
+        }
+        let addrs: Vec<Multiaddr> = v
+            .listen_addrs
+            .iter()
+            .filter(|a| a.len() <= limits.max_addr_len())
+            .take(limits.max_addrs_per_peer())
+            .cloned()
+            .collect();
+        if protocols.len() < v.protocols.len() || addrs.len() < v.listen_addrs.len() {
+            tracing::debug!(
+                %peer,
+                protocols = v.protocols.len(),
+                kept_protocols = protocols.len(),
+                addrs = v.listen_addrs.len(),
+                kept_addrs = addrs.len(),
+                "identify data trimmed to the peerstore's limits"
+            );
+        }
+        if (kind == Kind::Answer || !protocols.is_empty())
+            && let Err(e) = store.set_protocols(peer, protocols)
         {
             refused.push(("protocols", e));
         }
@@ -509,9 +548,8 @@ impl Shared {
         {
             refused.push(("protocol version", e));
         }
-        if !v.listen_addrs.is_empty()
-            && let Err(e) =
-                store.add_addrs(peer, v.listen_addrs.iter().cloned(), CONNECTED_ADDR_TTL)
+        if !addrs.is_empty()
+            && let Err(e) = store.add_addrs(peer, addrs, CONNECTED_ADDR_TTL)
         {
             refused.push(("addresses", e));
         }

@@ -561,3 +561,51 @@ fn a_push_with_a_foreign_key_changes_nothing() {
         b.close().await;
     });
 }
+
+#[test]
+fn too_many_protocols_and_addresses_are_trimmed_to_the_peerstore_limits() {
+    run(async {
+        let key = Keypair::generate_ed25519();
+        let mut answer = answer_from(&key, &[]);
+        answer.protocols = (0..200).map(|i| format!("/p/{i}")).collect();
+        answer.listen_addrs = (0..100u16)
+            .map(|i| ma(&format!("/ip4/10.0.0.1/tcp/{}", 1000 + i)).to_vec())
+            .collect();
+        let fake = fake_peer(key, framed(&answer)).await;
+        let fake_id = fake.local_peer_id();
+        let (victim, identify, fake) = victim_of(fake, IdentifyConfig::default()).await;
+        assert_eq!(identify.stats().applied, 1);
+        let store = victim.peerstore();
+        let limits = store.config();
+        let protocols = store.protocols(&fake_id);
+        assert_eq!(protocols.len(), limits.max_protocols_per_peer());
+        assert!(protocols.iter().any(|p| p == "/p/0"));
+        let addrs = store.addrs(&fake_id);
+        assert!(addrs.contains(&ma("/ip4/10.0.0.1/tcp/1000")), "{addrs:?}");
+        assert!(addrs.len() <= limits.max_addrs_per_peer());
+        assert_eq!(store.agent_version(&fake_id).as_deref(), Some("evil/1"));
+        // The event carries everything the peer said.
+        assert_eq!(identify.info(&fake_id).unwrap().protocols.len(), 200);
+        victim.close().await;
+        fake.close().await;
+    });
+}
+
+#[test]
+fn connections_made_before_identify_started_are_identified() {
+    run(async {
+        let a = listening().await;
+        let b = listening().await;
+        let _id_b = Identify::new(&b, IdentifyConfig::default());
+        a.connect(b.local_peer_id(), b.listen_addrs())
+            .await
+            .unwrap();
+        let mut events = a.events();
+        let id_a = Identify::new(&a, IdentifyConfig::default());
+        let info = identified(&mut events, b.local_peer_id()).await;
+        assert_eq!(info.listen_addrs, b.listen_addrs());
+        assert!(id_a.info(&b.local_peer_id()).is_some());
+        a.close().await;
+        b.close().await;
+    });
+}
