@@ -10,12 +10,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
 use lp2p_core::{PeerId, RuntimeHandle};
-use lp2p_host::Host;
+use lp2p_host::{Host, HostStream};
 use lp2p_memory::MemoryTransport;
 use lp2p_noise::Noise;
-use lp2p_pubsub::{Acceptance, Config, Message, PubSub, PubsubError, Subscription};
+use lp2p_pubsub::{Acceptance, Config, Event, Message, PubSub, PubsubError, Subscription};
 use lp2p_tcp::TcpTransport;
 use lp2p_yamux::Yamux;
 
@@ -293,6 +293,135 @@ fn twenty_hosts_floodsub() {
 #[test]
 fn twenty_hosts_gossipsub_tcp() {
     run(twenty_hosts(Net::Tcp, Router::Gossipsub));
+}
+
+#[test]
+fn twenty_hosts_floodsub_tcp() {
+    run(twenty_hosts(Net::Tcp, Router::Floodsub));
+}
+
+#[test]
+fn events_and_deliveries_name_the_peers() {
+    run(async {
+        let (a, b) = (host(Net::Memory).await, host(Net::Memory).await);
+        let (pa, pb) = (
+            pubsub(&a, Router::Gossipsub, Config::default()),
+            pubsub(&b, Router::Gossipsub, Config::default()),
+        );
+        let mut events = pa.events();
+        let _keep = pa.subscribe(TOPIC).unwrap();
+        let mut deliveries = pb.subscribe(TOPIC).unwrap().deliveries();
+        connect(&a, &b).await;
+        let (ida, idb) = (a.local_peer_id(), b.local_peer_id());
+        let (mut subscribed, mut grafted) = (false, false);
+        while !(subscribed && grafted) {
+            let event = RuntimeHandle::default()
+                .timeout(PATIENCE, events.next())
+                .await
+                .expect("events in time")
+                .expect("event stream alive");
+            match event {
+                Event::Subscribed { peer, topic } if peer == idb && topic.as_str() == TOPIC => {
+                    subscribed = true;
+                }
+                Event::Grafted { peer, topic } if peer == idb && topic.as_str() == TOPIC => {
+                    grafted = true;
+                }
+                _ => {}
+            }
+        }
+        let id = pa.publish(TOPIC, &b"with details"[..]).unwrap();
+        let delivery = RuntimeHandle::default()
+            .timeout(PATIENCE, deliveries.next())
+            .await
+            .expect("delivery in time")
+            .expect("subscription alive");
+        assert_eq!(delivery.message_id, id);
+        assert_eq!(delivery.propagation_source, ida);
+        assert_eq!(delivery.message.source, Some(ida));
+        assert_eq!(pb.dropped_deliveries(), 0);
+        a.close().await;
+        b.close().await;
+    });
+}
+
+/// A peer that speaks the protocol but sends garbage: a frame announcing more than the
+/// maximum RPC size, then a frame that is not an RPC. Each resets that inbound stream only;
+/// the peer stays linked and its later valid traffic still gets through.
+#[test]
+fn bad_frames_reset_the_stream_only() {
+    run(async {
+        let (a, x) = (host(Net::Memory).await, host(Net::Memory).await);
+        let config = Config {
+            max_transmit_size: 4096,
+            max_send_queue_bytes: 1024 * 1024,
+            ..Config::default()
+        };
+        let pa = pubsub(&a, Router::Floodsub, config);
+        // x accepts (and drains) a's stream by hand, so a links x as a floodsub peer.
+        x.set_stream_handler(
+            lp2p_pubsub::FLOODSUB_PROTOCOL,
+            |mut stream: HostStream| async move {
+                let mut sink = Vec::new();
+                let _ = stream.read_to_end(&mut sink).await;
+            },
+        );
+        connect(&x, &a).await;
+        wait_until("a linked x", || pa.connected_peers() == [x.local_peer_id()]).await;
+
+        // A length prefix of 1 MiB, over a's 4 KiB limit: reset before any body is read.
+        let mut stream = x
+            .new_stream(&a.local_peer_id(), [lp2p_pubsub::FLOODSUB_PROTOCOL])
+            .await
+            .unwrap();
+        let mut oversized = Vec::new();
+        lp2p_core::varint::encode_into(1024 * 1024, &mut oversized);
+        stream.write_all(&oversized).await.unwrap();
+        stream.flush().await.unwrap();
+        let mut buf = [0u8; 16];
+        let read = RuntimeHandle::default()
+            .timeout(PATIENCE, stream.read(&mut buf))
+            .await
+            .expect("reset in time");
+        assert!(matches!(read, Ok(0) | Err(_)), "stream not reset: {read:?}");
+
+        // Not an RPC: counted as malformed, stream reset.
+        let mut stream = x
+            .new_stream(&a.local_peer_id(), [lp2p_pubsub::FLOODSUB_PROTOCOL])
+            .await
+            .unwrap();
+        let mut frame = Vec::new();
+        lp2p_core::framing::encode_frame(&[0xff, 0xff, 0xff], &mut frame);
+        stream.write_all(&frame).await.unwrap();
+        stream.flush().await.unwrap();
+        wait_until("malformed RPC counted", || {
+            pa.counters().rpcs_malformed == 1
+        })
+        .await;
+
+        // Still linked; a valid subscription on a new stream is taken.
+        assert_eq!(pa.connected_peers(), [x.local_peer_id()]);
+        let mut stream = x
+            .new_stream(&a.local_peer_id(), [lp2p_pubsub::FLOODSUB_PROTOCOL])
+            .await
+            .unwrap();
+        let mut frame = Vec::new();
+        lp2p_core::framing::encode_frame(&subscribe_rpc(TOPIC), &mut frame);
+        stream.write_all(&frame).await.unwrap();
+        stream.flush().await.unwrap();
+        wait_until("x subscribed", || pa.peers(TOPIC) == [x.local_peer_id()]).await;
+        a.close().await;
+        x.close().await;
+    });
+}
+
+/// The protobuf of `RPC { subscriptions: [SubOpts { subscribe: true, topicid }] }`.
+fn subscribe_rpc(topic: &str) -> Vec<u8> {
+    let mut sub_opts = vec![0x08, 0x01, 0x12, u8::try_from(topic.len()).unwrap()];
+    sub_opts.extend_from_slice(topic.as_bytes());
+    let mut rpc = vec![0x0a, u8::try_from(sub_opts.len()).unwrap()];
+    rpc.extend_from_slice(&sub_opts);
+    rpc
 }
 
 #[test]
