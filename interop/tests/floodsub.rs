@@ -177,7 +177,10 @@ fn exchange(lp2p_dials: bool) {
         .map(|i| format!("lp2p says {i}").into_bytes())
         .collect();
     for data in &ours_out {
-        pubsub.publish(TOPIC, data.clone()).expect("publish");
+        pubsub
+            .publish(TOPIC, data.clone())
+            .into_inner()
+            .expect("publish");
     }
     let mut got = Vec::new();
     while got.len() < ours_out.len() {

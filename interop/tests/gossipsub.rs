@@ -272,7 +272,10 @@ fn exchange(lp2p_dials: bool, go_ids: bool) {
     let ours_out = payloads("lp2p");
     let mut our_ids = Vec::new();
     for data in &ours_out {
-        let id = pubsub.publish(TOPIC, data.clone()).expect("publish");
+        let id = pubsub
+            .publish(TOPIC, data.clone())
+            .into_inner()
+            .expect("publish");
         our_ids.push(id.as_bytes().to_vec());
     }
     let got = rust.messages(&rt, ours_out.len());

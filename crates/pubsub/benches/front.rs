@@ -172,6 +172,7 @@ fn main() {
         for seq in 0..BURST {
             services[seq % NODES]
                 .publish(TOPIC, payload(&recorder, seq))
+                .await
                 .unwrap();
             if seq % 50 == 49 {
                 // Let the tasks run: publish does not yield by itself.
@@ -192,6 +193,7 @@ fn main() {
             }
             services[(seq * 7) % NODES]
                 .publish(TOPIC, payload(&recorder, BURST + seq))
+                .await
                 .unwrap();
         }
         let complete = wait_for(&rt, &recorder, base + PACED * (NODES - 1)).await;

@@ -162,7 +162,7 @@ async fn line_of_three(net: Net, router: Router) {
         .map(|i| Bytes::from(format!("from host {i}")))
         .collect();
     for (service, data) in services.iter().zip(&payloads) {
-        service.publish(TOPIC, data.clone()).unwrap();
+        service.publish(TOPIC, data.clone()).await.unwrap();
     }
     for (i, sub) in subs.iter_mut().enumerate() {
         let expected: Vec<Bytes> = payloads
@@ -175,7 +175,7 @@ async fn line_of_three(net: Net, router: Router) {
         exactly_once(&seen, &expected, &format!("host {i}"));
     }
     // Authors are the publishing hosts, and signatures verified (StrictSign default).
-    services[0].publish(TOPIC, &b"signed"[..]).unwrap();
+    services[0].publish(TOPIC, &b"signed"[..]).await.unwrap();
     let message = next_message(&mut subs[2], "signed message").await;
     assert_eq!(message.source, Some(ids[0]));
     assert_eq!(message.topic.as_str(), TOPIC);
@@ -259,7 +259,7 @@ async fn twenty_hosts(net: Net, router: Router) {
     let mut payloads = Vec::new();
     for (k, &p) in publishers.iter().enumerate() {
         let data = Bytes::from(format!("message {k} from host {p}"));
-        services[p].publish(TOPIC, data.clone()).unwrap();
+        services[p].publish(TOPIC, data.clone()).await.unwrap();
         payloads.push((p, data));
     }
     let mut receiving = Vec::new();
@@ -330,7 +330,7 @@ fn events_and_deliveries_name_the_peers() {
                 _ => {}
             }
         }
-        let id = pa.publish(TOPIC, &b"with details"[..]).unwrap();
+        let id = pa.publish(TOPIC, &b"with details"[..]).await.unwrap();
         let delivery = RuntimeHandle::default()
             .timeout(PATIENCE, deliveries.next())
             .await
@@ -340,6 +340,47 @@ fn events_and_deliveries_name_the_peers() {
         assert_eq!(delivery.propagation_source, ida);
         assert_eq!(delivery.message.source, Some(ida));
         assert_eq!(pb.dropped_deliveries(), 0);
+        a.close().await;
+        b.close().await;
+    });
+}
+
+/// A subscriber that never reads loses messages past its buffer (counted); another
+/// subscription to the same topic, and routing, are not held up by it.
+#[test]
+fn a_stalled_subscriber_loses_only_its_own_messages() {
+    run(async {
+        let (a, b) = (host(Net::Memory).await, host(Net::Memory).await);
+        let (pa, pb) = (
+            pubsub(&a, Router::Gossipsub, Config::default()),
+            pubsub(&b, Router::Gossipsub, Config::default()),
+        );
+        let _stalled = pb.subscribe(TOPIC).unwrap();
+        let mut reading = pb.subscribe(TOPIC).unwrap();
+        connect(&a, &b).await;
+        wait_until("a sees b subscribed", || {
+            pa.peers(TOPIC) == [b.local_peer_id()]
+        })
+        .await;
+        let total = lp2p_pubsub::DEFAULT_SUBSCRIPTION_BUFFER + 200;
+        let mut received = 0;
+        for chunk in 0..total / 100 {
+            for i in 0..100 {
+                pa.publish(TOPIC, format!("message {chunk}/{i}").into_bytes())
+                    .await
+                    .unwrap();
+            }
+            for _ in 0..100 {
+                next_message(&mut reading, "messages for the reading subscriber").await;
+                received += 1;
+            }
+        }
+        assert_eq!(received, total / 100 * 100);
+        assert!(
+            pb.dropped_deliveries() >= 100,
+            "dropped {}",
+            pb.dropped_deliveries()
+        );
         a.close().await;
         b.close().await;
     });
@@ -444,7 +485,7 @@ fn dropping_the_last_subscription_unsubscribes() {
         // One of two subscriptions dropped: still subscribed, the other still receives.
         drop(first);
         assert_eq!(pb.topics(), [TOPIC.to_owned()]);
-        pa.publish(TOPIC, &b"still here"[..]).unwrap();
+        pa.publish(TOPIC, &b"still here"[..]).await.unwrap();
         let message = next_message(&mut second, "message after the first drop").await;
         assert_eq!(&message.data[..], b"still here");
         assert_eq!(pa.peers(TOPIC), [b.local_peer_id()]);
@@ -467,7 +508,8 @@ fn oversized_publish_fails_at_once() {
             ..Config::default()
         };
         let pa = pubsub(&a, Router::Gossipsub, config);
-        let err = pa.publish(TOPIC, vec![7u8; 2000]).unwrap_err();
+        // The error is there before any await.
+        let err = pa.publish(TOPIC, vec![7u8; 2000]).into_inner().unwrap_err();
         match err {
             PubsubError::MessageTooLarge {
                 size, max, payload, ..
@@ -479,7 +521,7 @@ fn oversized_publish_fails_at_once() {
             other => panic!("expected MessageTooLarge, got {other}"),
         }
         // A message that fits still goes out.
-        pa.publish(TOPIC, vec![7u8; 100]).unwrap();
+        pa.publish(TOPIC, vec![7u8; 100]).await.unwrap();
         a.close().await;
     });
 }
@@ -528,10 +570,10 @@ async fn reject_stops_propagation(asynchronous: bool) {
     })
     .await;
 
-    services[0].publish(TOPIC, &b"bad one"[..]).unwrap();
-    services[0].publish(TOPIC, &b"good one"[..]).unwrap();
-    services[0].publish(TOPIC, &b"bad two"[..]).unwrap();
-    services[0].publish(TOPIC, &b"good two"[..]).unwrap();
+    services[0].publish(TOPIC, &b"bad one"[..]).await.unwrap();
+    services[0].publish(TOPIC, &b"good one"[..]).await.unwrap();
+    services[0].publish(TOPIC, &b"bad two"[..]).await.unwrap();
+    services[0].publish(TOPIC, &b"good two"[..]).await.unwrap();
     let good = [
         Bytes::from_static(b"good one"),
         Bytes::from_static(b"good two"),
@@ -592,7 +634,7 @@ fn service_started_after_connecting_links_existing_peers() {
         })
         .await;
         // a is not subscribed: the publish goes out through fanout.
-        pa.publish(TOPIC, &b"fanout"[..]).unwrap();
+        pa.publish(TOPIC, &b"fanout"[..]).await.unwrap();
         let message = next_message(&mut sub, "fanout message").await;
         assert_eq!(&message.data[..], b"fanout");
         a.close().await;

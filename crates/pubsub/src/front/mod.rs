@@ -169,7 +169,7 @@ pub(crate) struct Inner {
 /// while !alice_pubsub.peers("news").contains(&bob.local_peer_id()) {
 ///     alice.runtime().sleep(std::time::Duration::from_millis(10)).await;
 /// }
-/// alice_pubsub.publish("news", &b"hello"[..])?;
+/// alice_pubsub.publish("news", &b"hello"[..]).await?;
 /// let message = news.next().await.unwrap();
 /// assert_eq!(&message.data[..], b"hello");
 /// assert_eq!(message.source, Some(alice.local_peer_id()));
@@ -303,15 +303,24 @@ impl PubSub {
         })
     }
 
-    /// Publishes `data` to `topic` (signed per the configured policy) and returns its id.
-    /// Fails at once with [`PubsubError::MessageTooLarge`] when the RPC carrying it would
-    /// exceed `Config::max_transmit_size`, and with [`PubsubError::PublishRejected`] when the
+    /// Publishes `data` to `topic` (signed per the configured policy). The message is
+    /// queued for the peers when this is called; the returned future is already complete:
+    /// `.await` it for the message id or the error, or take the result without awaiting
+    /// with [`Ready::into_inner`](std::future::Ready::into_inner). Fails at once with
+    /// [`PubsubError::MessageTooLarge`] when the RPC carrying it would exceed
+    /// `Config::max_transmit_size`, and with [`PubsubError::PublishRejected`] when the
     /// topic's synchronous validator refuses it. Subscribing is not needed to publish.
-    pub fn publish(&self, topic: &str, data: impl Into<Bytes>) -> Result<MessageId, PubsubError> {
+    pub fn publish(
+        &self,
+        topic: &str,
+        data: impl Into<Bytes>,
+    ) -> std::future::Ready<Result<MessageId, PubsubError>> {
         let mut state = self.inner.lock();
-        let id = with_core!(&mut state.core, c => c.publish(topic, data, Instant::now()))?;
-        self.inner.flush(&mut state);
-        Ok(id)
+        let published = with_core!(&mut state.core, c => c.publish(topic, data, Instant::now()));
+        if published.is_ok() {
+            self.inner.flush(&mut state);
+        }
+        std::future::ready(published)
     }
 
     /// The connected peers subscribed to `topic`.
