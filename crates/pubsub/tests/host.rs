@@ -184,6 +184,7 @@ async fn line_of_three(net: Net, router: Router) {
 
     for h in &hosts {
         h.close().await;
+        assert_eq!(h.runtime().live_tasks(), 0, "tasks left behind");
     }
 }
 
@@ -613,6 +614,8 @@ fn closing_the_host_ends_subscriptions() {
         })
         .await;
         a.close().await;
+        // Every task of the service (driver, readers, writers) ended with the host.
+        assert_eq!(a.runtime().live_tasks(), 0, "tasks left behind");
         let end = RuntimeHandle::default().timeout(PATIENCE, sub.next()).await;
         assert!(matches!(end, Ok(None)), "subscription did not end");
         assert!(matches!(pa.subscribe(TOPIC), Err(PubsubError::Closed)));
