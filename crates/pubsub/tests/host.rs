@@ -346,6 +346,72 @@ fn events_and_deliveries_name_the_peers() {
     });
 }
 
+/// The link follows the connections: when the connection carrying our stream closes and
+/// another remains, the link moves to it; when the last one closes the peer goes, and a new
+/// connection brings it back. Messages flow after each step.
+#[test]
+fn links_follow_connections() {
+    run(async {
+        let (a, b) = (host(Net::Memory).await, host(Net::Memory).await);
+        let (pa, pb) = (
+            pubsub(&a, Router::Floodsub, Config::default()),
+            pubsub(&b, Router::Floodsub, Config::default()),
+        );
+        let mut sub = pb.subscribe(TOPIC).unwrap();
+        let idb = b.local_peer_id();
+        connect(&a, &b).await;
+        wait_until("a sees b subscribed", || pa.peers(TOPIC) == [idb]).await;
+
+        // A second connection, then close the first (the one our streams run on).
+        let mut addr = b.listen_addrs()[0].clone();
+        addr.push(lp2p_core::Protocol::P2p(idb));
+        let second = a.swarm().dial_new(addr).await.unwrap();
+        let first = a
+            .swarm()
+            .connections(&idb)
+            .into_iter()
+            .find(|c| c.id() != second.id())
+            .unwrap();
+        a.swarm().close_connection(first.id()).await;
+        wait_until("only the second connection is left", || {
+            a.swarm().connections(&idb).len() == 1
+        })
+        .await;
+        wait_until("the link moved", || pa.peers(TOPIC) == [idb]).await;
+        let mut step = 0;
+        loop {
+            // The link may still be re-forming: publish until one arrives.
+            pa.publish(TOPIC, format!("after the move {step}").into_bytes())
+                .await
+                .unwrap();
+            step += 1;
+            let got = RuntimeHandle::default()
+                .timeout(Duration::from_secs(2), sub.next())
+                .await;
+            if let Ok(Some(message)) = got {
+                assert!(message.data.starts_with(b"after the move"));
+                break;
+            }
+            assert!(step < 60, "no message after the link moved");
+        }
+
+        // All connections gone: b is no longer a peer; a new connection brings it back.
+        a.disconnect(&idb).await;
+        wait_until("b gone", || pa.connected_peers().is_empty()).await;
+        connect(&a, &b).await;
+        wait_until("b back", || pa.peers(TOPIC) == [idb]).await;
+        pa.publish(TOPIC, &b"after reconnecting"[..]).await.unwrap();
+        loop {
+            let message = next_message(&mut sub, "message after reconnecting").await;
+            if &message.data[..] == b"after reconnecting" {
+                break;
+            }
+        }
+        a.close().await;
+        b.close().await;
+    });
+}
+
 /// A subscriber that never reads loses messages past its buffer (counted); another
 /// subscription to the same topic, and routing, are not held up by it.
 #[test]
