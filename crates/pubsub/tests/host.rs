@@ -15,7 +15,10 @@ use lp2p_core::{PeerId, RuntimeHandle};
 use lp2p_host::{Host, HostStream};
 use lp2p_memory::MemoryTransport;
 use lp2p_noise::Noise;
-use lp2p_pubsub::{Acceptance, Config, Event, Message, PubSub, PubsubError, Subscription};
+use lp2p_pubsub::{
+    Acceptance, Config, Event, GossipsubConfig, Message, PeerScoreParams, PeerScoreThresholds,
+    PubSub, PubsubError, Subscription, TopicScoreParams,
+};
 use lp2p_tcp::TcpTransport;
 use lp2p_yamux::Yamux;
 
@@ -407,6 +410,74 @@ fn links_follow_connections() {
                 break;
             }
         }
+        a.close().await;
+        b.close().await;
+    });
+}
+
+/// Gossipsub with scoring (`PubSub::gossipsub_with`): a peer whose messages the validator
+/// rejects loses score (P₄) until it is graylisted; the event comes out of `events()` and its
+/// later RPCs are dropped unread.
+#[test]
+fn a_peer_publishing_invalid_messages_is_graylisted() {
+    run(async {
+        let (a, b) = (host(Net::Memory).await, host(Net::Memory).await);
+        let mut params = PeerScoreParams::default();
+        params.topics.insert(
+            TOPIC.into(),
+            TopicScoreParams {
+                topic_weight: 1.0,
+                time_in_mesh_weight: 0.0,
+                first_message_deliveries_weight: 1.0,
+                first_message_deliveries_cap: 100.0,
+                invalid_message_deliveries_weight: -10.0,
+                invalid_message_deliveries_decay: 0.9,
+                ..TopicScoreParams::default()
+            },
+        );
+        let scored = GossipsubConfig {
+            score: Some((params, PeerScoreThresholds::default())),
+            ..GossipsubConfig::default()
+        };
+        let pa = pubsub(&a, Router::Gossipsub, Config::default());
+        let pb = PubSub::gossipsub_with(&b, Config::default(), scored).unwrap();
+        pb.set_validator(TOPIC, |_: &PeerId, message: &Message| {
+            if message.data.starts_with(b"spam") {
+                Acceptance::Reject
+            } else {
+                Acceptance::Accept
+            }
+        });
+        let mut events = pb.events();
+        let _sa = pa.subscribe(TOPIC).unwrap();
+        let _sb = pb.subscribe(TOPIC).unwrap();
+        connect(&a, &b).await;
+        let ida = a.local_peer_id();
+        wait_until("b sees a subscribed", || pb.peers(TOPIC) == [ida]).await;
+        assert_eq!(pb.peer_score(&ida), Some(0.0));
+        for i in 0..20 {
+            pa.publish(TOPIC, format!("spam {i}").into_bytes())
+                .await
+                .unwrap();
+        }
+        loop {
+            let event = RuntimeHandle::default()
+                .timeout(PATIENCE, events.next())
+                .await
+                .expect("graylisted in time")
+                .expect("event stream alive");
+            if let Event::Graylisted { peer, score } = event {
+                assert_eq!(peer, ida);
+                assert!(score < PeerScoreThresholds::default().graylist_threshold);
+                break;
+            }
+        }
+        assert!(pb.peer_score(&ida).unwrap() < 0.0);
+        pa.publish(TOPIC, &b"honest now"[..]).await.unwrap();
+        wait_until("later RPCs dropped unread", || {
+            pb.counters().rpcs_graylisted > 0
+        })
+        .await;
         a.close().await;
         b.close().await;
     });
