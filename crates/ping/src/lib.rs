@@ -82,6 +82,9 @@ struct Shared {
     config: PingConfig,
     /// Inbound streams open per peer (entries removed at zero).
     inbound: Mutex<HashMap<PeerId, usize>>,
+    /// One outbound ping per peer at a time (the spec: a dialer keeps at most one outbound
+    /// ping stream per peer); entries removed when nobody holds or waits for them.
+    outbound: Mutex<HashMap<PeerId, Arc<futures::lock::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Ping {
@@ -101,6 +104,7 @@ impl Ping {
             runtime: host.runtime().clone(),
             config,
             inbound: Mutex::new(HashMap::new()),
+            outbound: Mutex::new(HashMap::new()),
         });
         let handler_shared = shared.clone();
         host.set_stream_handler(PROTOCOL, move |stream: HostStream| {
@@ -110,46 +114,29 @@ impl Ping {
         if let Some(keep_alive) = shared.config.keep_alive.clone() {
             // Subscribe before spawning, so no connection established from now on is missed.
             let events = host.events();
-            host.spawn(keep_alive_service(
-                host.downgrade(),
-                shared.runtime.clone(),
-                events,
-                keep_alive,
-            ));
+            host.spawn(keep_alive_service(shared.clone(), events, keep_alive));
         }
         Ping { shared }
     }
 
     /// Pings `peer` (connecting first if needed) and returns the round-trip time, measured
-    /// from writing the 32 bytes to reading the full echo.
+    /// from writing the 32 bytes to reading the full echo. Pings of one peer run one at a
+    /// time (a second waits for the first, within its own timeout).
     pub async fn ping(&self, peer: &PeerId) -> Result<Duration, PingError> {
         let host = self.shared.host.upgrade().ok_or(PingError::Closed)?;
-        let attempt = async {
-            let stream = host
-                .new_stream(peer, [PROTOCOL])
-                .await
-                .map_err(|e| stream_error(*peer, e))?;
-            ping_stream(stream).await
-        };
-        with_timeout(
-            &self.shared.runtime,
-            self.shared.config.timeout,
-            *peer,
-            attempt,
-        )
-        .await
+        let open = host.new_stream(peer, [PROTOCOL]);
+        self.shared
+            .ping_with(*peer, self.shared.config.timeout, open)
+            .await
     }
 
     /// Pings the peer on `connection` (a fresh stream on that connection).
     pub async fn ping_on(&self, connection: &Connection) -> Result<Duration, PingError> {
         let host = self.shared.host.upgrade().ok_or(PingError::Closed)?;
-        ping_connection(
-            &host,
-            &self.shared.runtime,
-            connection,
-            self.shared.config.timeout,
-        )
-        .await
+        let open = host.new_stream_on(connection, [PROTOCOL]);
+        self.shared
+            .ping_with(connection.peer(), self.shared.config.timeout, open)
+            .await
     }
 
     /// The configuration in force.
@@ -159,6 +146,43 @@ impl Ping {
 }
 
 impl Shared {
+    /// Waits for `peer`'s outbound slot, opens the stream with `open` and pings, all within
+    /// `after`.
+    async fn ping_with(
+        self: &Arc<Self>,
+        peer: PeerId,
+        after: Duration,
+        open: impl Future<Output = Result<HostStream, lp2p_host::HostError>>,
+    ) -> Result<Duration, PingError> {
+        let attempt = async {
+            let _slot = self.outbound_slot(peer).await;
+            let stream = open.await.map_err(|e| stream_error(peer, e))?;
+            ping_stream(stream).await
+        };
+        match self.runtime.timeout(after, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(PingError::Timeout {
+                peer: Box::new(peer),
+                after,
+            }),
+        }
+    }
+
+    async fn outbound_slot(self: &Arc<Self>, peer: PeerId) -> OutboundSlot {
+        let lock = self
+            .outbound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(peer)
+            .or_default()
+            .clone();
+        OutboundSlot {
+            guard: Some(lock.lock_owned().await),
+            shared: self.clone(),
+            peer,
+        }
+    }
+
     fn inbound(&self) -> MutexGuard<'_, HashMap<PeerId, usize>> {
         self.inbound.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -215,6 +239,32 @@ impl Shared {
             }
         }
         let _ = stream.close().await;
+    }
+}
+
+/// The right to ping a peer, released on drop.
+struct OutboundSlot {
+    guard: Option<futures::lock::OwnedMutexGuard<()>>,
+    shared: Arc<Shared>,
+    peer: PeerId,
+}
+
+impl Drop for OutboundSlot {
+    fn drop(&mut self) {
+        let mut outbound = self
+            .shared
+            .outbound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(self.guard.take());
+        // Nobody else holds or waits for the lock (waiters hold a clone): forget it. New
+        // waiters clone it only under the map's lock, which we hold.
+        if outbound
+            .get(&self.peer)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            outbound.remove(&self.peer);
+        }
     }
 }
 
@@ -278,38 +328,6 @@ async fn ping_stream(mut stream: HostStream) -> Result<Duration, PingError> {
     Ok(rtt)
 }
 
-async fn ping_connection(
-    host: &Host,
-    runtime: &RuntimeHandle,
-    connection: &Connection,
-    timeout: Duration,
-) -> Result<Duration, PingError> {
-    let peer = connection.peer();
-    let attempt = async {
-        let stream = host
-            .new_stream_on(connection, [PROTOCOL])
-            .await
-            .map_err(|e| stream_error(peer, e))?;
-        ping_stream(stream).await
-    };
-    with_timeout(runtime, timeout, peer, attempt).await
-}
-
-async fn with_timeout(
-    runtime: &RuntimeHandle,
-    after: Duration,
-    peer: PeerId,
-    attempt: impl Future<Output = Result<Duration, PingError>>,
-) -> Result<Duration, PingError> {
-    match runtime.timeout(after, attempt).await {
-        Ok(result) => result,
-        Err(_) => Err(PingError::Timeout {
-            peer: Box::new(peer),
-            after,
-        }),
-    }
-}
-
 fn stream_error(peer: PeerId, err: lp2p_host::HostError) -> PingError {
     match err {
         lp2p_host::HostError::Closed => PingError::Closed,
@@ -323,8 +341,7 @@ fn stream_error(peer: PeerId, err: lp2p_host::HostError) -> PingError {
 /// The keep-alive service: one pinger per connection, all inside this one task (so closing
 /// the host, which aborts the task, stops them all).
 async fn keep_alive_service(
-    host: WeakHost,
-    runtime: RuntimeHandle,
+    shared: Arc<Shared>,
     mut events: EventStream<HostEvent>,
     config: KeepAliveConfig,
 ) {
@@ -352,7 +369,7 @@ async fn keep_alive_service(
             HostEvent::Connected { connection, .. } => {
                 let (abort, registration) = AbortHandle::new_pair();
                 aborts.insert(connection.id(), abort);
-                let pinger = keep_alive(host.clone(), runtime.clone(), connection, config.clone());
+                let pinger = keep_alive(shared.clone(), connection, config.clone());
                 pingers.push(Abortable::new(pinger, registration));
             }
             HostEvent::Disconnected { connection_id, .. } => {
@@ -365,24 +382,20 @@ async fn keep_alive_service(
     }
 }
 
-async fn keep_alive(
-    host: WeakHost,
-    runtime: RuntimeHandle,
-    connection: Connection,
-    config: KeepAliveConfig,
-) {
+async fn keep_alive(shared: Arc<Shared>, connection: Connection, config: KeepAliveConfig) {
     let peer = connection.peer();
     let max_failures = config.max_failures.max(1);
     let mut failures = 0u32;
     loop {
-        runtime.sleep(config.interval).await;
+        shared.runtime.sleep(config.interval).await;
         if connection.is_closed() {
             return;
         }
-        let Some(host) = host.upgrade() else {
+        let Some(host) = shared.host.upgrade() else {
             return;
         };
-        let result = ping_connection(&host, &runtime, &connection, config.timeout).await;
+        let open = host.new_stream_on(&connection, [PROTOCOL]);
+        let result = shared.ping_with(peer, config.timeout, open).await;
         drop(host);
         match result {
             Ok(rtt) => {

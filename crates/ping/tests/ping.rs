@@ -281,3 +281,45 @@ fn keep_alive_closes_a_connection_whose_peer_stops_answering() {
         assert_eq!(client.runtime().live_tasks(), 0);
     });
 }
+
+#[test]
+fn concurrent_pings_of_one_peer_use_one_stream_at_a_time() {
+    run(async {
+        let (server, client) = pair().await;
+        // An echo handler that records how many pings were between read and echo at once
+        // (with one outbound ping per peer at a time, the next ping can only arrive after
+        // the previous echo went out).
+        let active = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (a, m, rt) = (active.clone(), most.clone(), server.runtime().clone());
+        server.set_stream_handler(PROTOCOL, move |mut s: HostStream| {
+            let (active, most, rt) = (a.clone(), m.clone(), rt.clone());
+            async move {
+                let mut block = [0u8; 32];
+                while s.read_exact(&mut block).await.is_ok() {
+                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    // Give a concurrent ping every chance to show up meanwhile.
+                    rt.sleep(Duration::from_millis(5)).await;
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    if s.write_all(&block).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let ping = Ping::new(&client, PingConfig::default());
+        let peer = server.local_peer_id();
+        let results = futures::future::join_all((0..5).map(|_| ping.ping(&peer))).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        // The pinger half-closes and moves on; the handler sees EOF a moment later, so two
+        // streams can overlap by that moment, never more.
+        assert!(
+            most.load(Ordering::SeqCst) <= 2,
+            "{}",
+            most.load(Ordering::SeqCst)
+        );
+        client.close().await;
+        server.close().await;
+    });
+}
