@@ -1,0 +1,426 @@
+//! The subcommands.
+
+use std::io::{BufRead, IsTerminal};
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt, StreamExt};
+use lp2p::{Host, HostEvent, IdentifyInfo, Keypair, Multiaddr, PeerId};
+use serde_json::{Value, json};
+
+use crate::cli::Common;
+use crate::node::{self, Node};
+use crate::output::Output;
+
+/// How long `dial --publish` waits for the remote to join the topic mesh.
+const MESH_WAIT: Duration = Duration::from_secs(5);
+
+/// How long each step of a dial waits for identify when `--identify` is given.
+const IDENTIFY_WAIT: Duration = Duration::from_secs(10);
+
+/// A per-operation timeout inside commands that have no --timeout.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) fn with_peer(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
+    lp2p::core::addr::with_peer_id(addr, peer)
+}
+
+fn peer_of(addr: &Multiaddr) -> Result<PeerId, String> {
+    lp2p::core::addr::peer_id(addr)
+        .ok_or_else(|| format!("the address {addr} must end in /p2p/<peer id>"))
+}
+
+pub(crate) fn identify_event(peer: &PeerId, info: &IdentifyInfo) -> Value {
+    json!({
+        "event": "identify",
+        "peer": peer.to_string(),
+        "agent_version": info.agent_version,
+        "protocol_version": info.protocol_version,
+        "protocols": info.protocols.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "listen_addrs": info.listen_addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "observed_addr": info.observed_addr.as_ref().map(ToString::to_string),
+    })
+}
+
+fn connected_event(peer: &PeerId, conn: &lp2p::Connection) -> Value {
+    json!({
+        "event": "connected",
+        "peer": peer.to_string(),
+        "dir": conn.direction().to_string(),
+        "addr": conn.remote_addr().to_string(),
+    })
+}
+
+/// Prints connected / disconnected (and, when asked, identify) events of `host` until the
+/// host closes.
+fn print_connection_events(host: &Host, out: &Output, identify: bool) {
+    let mut events = host.events();
+    let out = out.clone();
+    host.spawn(async move {
+        while let Some(event) = events.next().await {
+            match event {
+                HostEvent::Connected {
+                    peer, connection, ..
+                } => out.emit(&connected_event(&peer, &connection)),
+                HostEvent::Disconnected {
+                    peer,
+                    num_remaining: 0,
+                    ..
+                } => {
+                    out.emit(&json!({ "event": "disconnected", "peer": peer.to_string() }));
+                }
+                HostEvent::Identified { peer, info } if identify => {
+                    out.emit(&identify_event(&peer, &info));
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+/// Resolves when Ctrl-C (SIGINT) or SIGTERM arrives.
+async fn interrupted() {
+    match async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term]) {
+        Ok(mut signals) => {
+            let _ = signals.next().await;
+        }
+        Err(err) => {
+            tracing::warn!(%err, "cannot watch for Ctrl-C");
+            futures::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn sleep_or_forever(host: &Host, timeout: Option<Duration>) {
+    match timeout {
+        Some(t) => host.runtime().sleep(t).await,
+        None => futures::future::pending().await,
+    }
+}
+
+/// `listen`.
+pub(crate) async fn listen(
+    common: &Common,
+    out: &Output,
+    addrs: &[Multiaddr],
+    topics: &[String],
+    connect: &[Multiaddr],
+) -> Result<(), String> {
+    for target in connect {
+        peer_of(target)?;
+    }
+    let key = node::load_keypair(&common.key)?;
+    let Node { host, services } = node::start(common, key, &[], connect).await?;
+    print_connection_events(&host, out, true);
+    for addr in addrs {
+        host.listen_on(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    }
+    let me = host.local_peer_id();
+    out.emit(&json!({
+        "event": "listening",
+        "peer_id": me.to_string(),
+        "addrs": host.listen_addrs().iter().map(|a| with_peer(a, me).to_string()).collect::<Vec<_>>(),
+    }));
+    for topic in topics {
+        services.print_messages(&host, topic, out)?;
+    }
+
+    // Stdin lines `publish <topic> <text>`; EOF ends the run when stdin is not a terminal.
+    let (mut lines_tx, mut lines) = mpsc::channel::<String>(16);
+    let stdin_is_terminal = std::io::stdin().is_terminal();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if futures::executor::block_on(lines_tx.send(line)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stop = Box::pin(futures::future::select(
+        Box::pin(interrupted()),
+        Box::pin(sleep_or_forever(&host, common.timeout)),
+    ))
+    .fuse();
+    loop {
+        futures::select! {
+            _ = stop => break,
+            line = lines.next() => match line {
+                Some(line) => handle_stdin_line(&services, out, &line).await,
+                None if stdin_is_terminal => futures::future::pending::<()>().await,
+                None => break,
+            },
+        }
+    }
+    host.close().await;
+    Ok(())
+}
+
+async fn handle_stdin_line(services: &crate::services::Services, out: &Output, line: &str) {
+    let line = line.trim();
+    if line.is_empty() {
+        return;
+    }
+    let mut parts = line.splitn(3, ' ');
+    if let (Some("publish"), Some(topic), Some(text)) = (parts.next(), parts.next(), parts.next()) {
+        if let Err(err) = services.publish(topic, text.as_bytes()).await {
+            tracing::warn!(%err, "publish failed");
+            out.say(&format!("publish to {topic} failed: {err}"));
+        }
+    } else {
+        tracing::warn!(
+            line,
+            "unknown stdin command; expected `publish <topic> <text>`"
+        );
+        out.say("unknown command; expected `publish <topic> <text>`");
+    }
+}
+
+/// `dial`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn dial(
+    common: &Common,
+    out: &Output,
+    addr: &Multiaddr,
+    ping: Option<u32>,
+    echo: Option<&str>,
+    identify: bool,
+    topic: Option<&str>,
+    publish: Option<&str>,
+    expect_messages: Option<usize>,
+) -> Result<(), String> {
+    let peer = peer_of(addr)?;
+    let key = node::load_keypair(&common.key)?;
+    let Node { host, services } = node::start(common, key, &[], &[]).await?;
+    let result = dial_actions(
+        &host,
+        &services,
+        out,
+        addr,
+        peer,
+        ping,
+        echo,
+        identify,
+        topic,
+        publish,
+        expect_messages,
+    )
+    .await;
+    host.close().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dial_actions(
+    host: &Host,
+    services: &crate::services::Services,
+    out: &Output,
+    addr: &Multiaddr,
+    peer: PeerId,
+    ping: Option<u32>,
+    echo: Option<&str>,
+    identify: bool,
+    topic: Option<&str>,
+    publish: Option<&str>,
+    expect_messages: Option<usize>,
+) -> Result<(), String> {
+    // Subscribe before connecting so the first gossip already knows our interest.
+    let messages = match topic {
+        Some(t) => Some(services.collect_messages(host, t, out)?),
+        None => None,
+    };
+    let conn = host
+        .connect_addr(addr.clone())
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    out.emit(&connected_event(&peer, &conn));
+
+    if let Some(count) = ping {
+        for _ in 0..count {
+            let rtt = services.ping(host, &peer).await?;
+            out.emit(&json!({ "event": "ping", "peer": peer.to_string(), "rtt_ms": rtt.as_secs_f64() * 1000.0 }));
+        }
+    }
+    if let Some(text) = echo {
+        let bytes = node::echo(host, &peer, text, STEP_TIMEOUT).await?;
+        out.emit(&json!({ "event": "echo", "peer": peer.to_string(), "ok": true, "bytes": bytes }));
+    }
+    if identify {
+        let info = services.wait_identified(host, &peer, IDENTIFY_WAIT).await?;
+        out.emit(&identify_event(&peer, &info));
+    }
+    if let (Some(topic), Some(text)) = (topic, publish) {
+        services.wait_for_mesh(host, topic, &peer, MESH_WAIT).await;
+        services.publish(topic, text.as_bytes()).await?;
+    }
+    if let (Some(messages), Some(expected)) = (messages, expect_messages) {
+        messages.wait_for(expected).await?;
+    }
+    Ok(())
+}
+
+/// `perf`.
+pub(crate) async fn perf(
+    common: &Common,
+    out: &Output,
+    addr: &Multiaddr,
+    upload: u64,
+    download: u64,
+) -> Result<(), String> {
+    let key = node::load_keypair(&common.key)?;
+    let Node { host, .. } = node::start(common, key, &[], &[]).await?;
+    let result = async {
+        let start = Instant::now();
+        let conn = host
+            .connect_addr(addr.clone())
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let stream = host
+            .new_stream_on(&conn, [lp2p_perf::PROTOCOL])
+            .await
+            .map_err(|e| format!("perf: {e}"))?;
+        let report = lp2p_perf::run_on(stream, upload, download, start)
+            .await
+            .map_err(|e| e.to_string())?;
+        out.emit(&json!({
+            "event": "perf",
+            "upload_bytes": report.uploaded,
+            "download_bytes": report.downloaded,
+            "seconds": report.total.as_secs_f64(),
+        }));
+        Ok(())
+    }
+    .await;
+    host.close().await;
+    result
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let rank = ((p / 100.0) * (sorted.len() as f64)).ceil() as usize;
+    sorted
+        .get(rank.saturating_sub(1).min(sorted.len() - 1))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// `conn-bench`.
+pub(crate) async fn conn_bench(
+    common: &Common,
+    out: &Output,
+    addr: &Multiaddr,
+    count: usize,
+) -> Result<(), String> {
+    let peer = peer_of(addr)?;
+    let key = node::load_keypair(&common.key)?;
+    let Node { host, services } = node::start(common, key, &[], &[]).await?;
+    let result = async {
+        let mut firsts = Vec::with_capacity(count);
+        let start = Instant::now();
+        for i in 0..count {
+            let t0 = Instant::now();
+            let conn = host
+                .swarm()
+                .dial_new(addr.clone())
+                .await
+                .map_err(|e| format!("connection {} to {addr}: {e}", i + 1))?;
+            services.ping_on(&host, &conn).await?;
+            firsts.push(t0.elapsed().as_secs_f64() * 1000.0);
+            conn.close().await;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        firsts.sort_by(f64::total_cmp);
+        #[allow(clippy::cast_precision_loss)]
+        let rate = if seconds > 0.0 {
+            count as f64 / seconds
+        } else {
+            0.0
+        };
+        out.emit(&json!({
+            "event": "conn-bench",
+            "count": count,
+            "seconds": seconds,
+            "conns_per_sec": rate,
+            "first_ping_ms_p50": percentile(&firsts, 50.0),
+            "first_ping_ms_p99": percentile(&firsts, 99.0),
+            "first_ping_ms_min": firsts.first().copied().unwrap_or(0.0),
+            "first_ping_ms_max": firsts.last().copied().unwrap_or(0.0),
+        }));
+        let _ = peer;
+        Ok(())
+    }
+    .await;
+    host.close().await;
+    result
+}
+
+/// `hold`.
+pub(crate) async fn hold(
+    common: &Common,
+    out: &Output,
+    addr: &Multiaddr,
+    count: usize,
+    concurrency: usize,
+) -> Result<(), String> {
+    let key = node::load_keypair(&common.key)?;
+    let Node { host, .. } = node::start(common, key, &[], &[]).await?;
+    let start = Instant::now();
+    let dials = futures::stream::iter(0..count)
+        .map(|_| {
+            let host = host.clone();
+            let addr = addr.clone();
+            async move { host.swarm().dial_new(addr).await }
+        })
+        .buffer_unordered(concurrency);
+    let results: Vec<_> = dials.collect().await;
+    let seconds = start.elapsed().as_secs_f64();
+    let mut first_error = None;
+    let mut held = Vec::new();
+    for r in results {
+        match r {
+            Ok(conn) => held.push(conn),
+            Err(e) => {
+                first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    let failed = count - held.len();
+    out.emit(&json!({ "event": "hold", "connections": held.len(), "failed": failed, "seconds": seconds }));
+    let outcome = if let Some(err) = first_error {
+        Err(format!(
+            "{failed} of {count} connections to {addr} failed; the first: {err}"
+        ))
+    } else {
+        futures::future::select(
+            Box::pin(interrupted()),
+            Box::pin(sleep_or_forever(&host, common.timeout)),
+        )
+        .await;
+        Ok(())
+    };
+    drop(held);
+    host.close().await;
+    outcome
+}
+
+/// `keygen`.
+pub(crate) fn keygen(out: &Output, path: Option<&std::path::Path>) -> Result<(), String> {
+    let key = Keypair::generate_ed25519();
+    if let Some(path) = path {
+        node::write_key_file(path, &key)?;
+    }
+    let mut event = json!({ "event": "keygen", "peer_id": key.public().to_peer_id().to_string() });
+    if let (Some(path), Some(object)) = (path, event.as_object_mut()) {
+        object.insert("path".to_owned(), Value::String(path.display().to_string()));
+    }
+    out.emit(&event);
+    Ok(())
+}

@@ -1,0 +1,493 @@
+//! Drives the `lp2p-node` binary as scripts do: every success prints its events and exits 0,
+//! every failure prints exactly one `error` event and exits non-zero, never a panic.
+//!
+//! Every child process is killed when its guard drops, so a failing test leaves nothing
+//! behind. Listeners bind 127.0.0.1 port 0 and report their address on stdout.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+
+use serde_json::Value;
+
+const NODE: &str = env!("CARGO_BIN_EXE_lp2p-node");
+
+/// A generous upper bound for one command on a slow, loaded machine.
+const COMMAND_TIMEOUT: &str = "60";
+
+/// A child process killed when dropped.
+struct Running {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    stdin: Option<ChildStdin>,
+}
+
+impl Running {
+    fn next_event(&mut self) -> Value {
+        let mut line = String::new();
+        let n = self.stdout.read_line(&mut line).expect("read stdout");
+        assert!(n > 0, "the node closed stdout without another event");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line: {line:?}: {e}"))
+    }
+
+    /// Closes stdin (a `listen` node then stops gracefully) and returns its exit status
+    /// and remaining stdout.
+    fn finish(mut self) -> (std::process::ExitStatus, Vec<Value>) {
+        drop(self.stdin.take());
+        let mut rest = Vec::new();
+        let mut line = String::new();
+        while self.stdout.read_line(&mut line).expect("read stdout") > 0 {
+            rest.push(serde_json::from_str(&line).expect("JSON line"));
+            line.clear();
+        }
+        let status = self.child.wait().expect("wait");
+        (status, rest)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `lp2p-node listen` on 127.0.0.1 port 0 with `extra` options; returns it and the
+/// dialable address (ending in /p2p/ID) from its `listening` event.
+fn listen(extra: &[&str]) -> (Running, String) {
+    let mut child = Command::new(NODE)
+        .args([
+            "listen",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/0",
+            "--timeout",
+            "120",
+        ])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn lp2p-node");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let stdin = child.stdin.take();
+    let mut node = Running {
+        child,
+        stdout,
+        stdin,
+    };
+    let event = node.next_event();
+    assert_eq!(event["event"], "listening", "{event}");
+    let addr = event["addrs"][0].as_str().expect("an address").to_owned();
+    (node, addr)
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(NODE)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run lp2p-node")
+}
+
+fn events_of(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line: {line:?}: {e}"))
+        })
+        .collect()
+}
+
+/// Asserts the run failed with exactly one `error` event, the last line, mentioning `needle`,
+/// and no panic or backtrace on stderr. Returns the error text.
+fn assert_fails_with(output: &Output, needle: &str) -> String {
+    let events = events_of(output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "expected a failure, got {events:?}"
+    );
+    assert_ne!(output.status.code(), Some(70), "internal error: {events:?}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("stack backtrace"),
+        "{stderr}"
+    );
+    let errors: Vec<&Value> = events.iter().filter(|e| e["event"] == "error").collect();
+    assert_eq!(errors.len(), 1, "exactly one error event: {events:?}");
+    assert_eq!(
+        events.last().map(|e| &e["event"]),
+        Some(&Value::from("error"))
+    );
+    let what = errors[0]["what"].as_str().expect("what").to_owned();
+    assert!(
+        what.to_lowercase().contains(&needle.to_lowercase()),
+        "{what:?} should mention {needle:?}"
+    );
+    what
+}
+
+/// The peer id a node started with `--key-seed seed` has.
+fn peer_id_of(seed: u64) -> String {
+    let (node, addr) = listen(&["--key-seed", &seed.to_string(), "--bare"]);
+    drop(node);
+    addr.rsplit('/').next().expect("peer id").to_owned()
+}
+
+#[test]
+fn unknown_option_is_a_usage_error() {
+    let output = run(&["dial", "--frobnicate"]);
+    assert_fails_with(&output, "--frobnicate");
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn unknown_command_is_a_usage_error() {
+    let output = run(&["teleport"]);
+    assert_fails_with(&output, "teleport");
+}
+
+#[test]
+fn bad_address_is_an_error() {
+    let output = run(&["dial", "--addr", "/ip4/999.1.1.1/tcp/1"]);
+    assert_fails_with(&output, "999.1.1.1");
+}
+
+#[test]
+fn address_without_peer_id_is_an_error() {
+    let output = run(&[
+        "dial",
+        "--addr",
+        "/ip4/127.0.0.1/tcp/1",
+        "--timeout",
+        COMMAND_TIMEOUT,
+    ]);
+    assert_fails_with(&output, "/p2p/");
+}
+
+#[test]
+fn unreachable_peer_is_an_error() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let peer = peer_id_of(7);
+    let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer}");
+    let output = run(&[
+        "dial",
+        "--addr",
+        &addr,
+        "--ping",
+        "1",
+        "--timeout",
+        COMMAND_TIMEOUT,
+    ]);
+    assert_fails_with(&output, &format!("127.0.0.1/tcp/{port}"));
+}
+
+#[test]
+fn wrong_peer_id_is_an_error() {
+    let (_listener, addr) = listen(&["--key-seed", "1"]);
+    let other = peer_id_of(2);
+    let base = addr.rsplit_once("/p2p/").expect("p2p").0;
+    let wrong = format!("{base}/p2p/{other}");
+    let output = run(&[
+        "dial",
+        "--addr",
+        &wrong,
+        "--ping",
+        "1",
+        "--timeout",
+        COMMAND_TIMEOUT,
+    ]);
+    let what = assert_fails_with(&output, &other);
+    assert!(what.to_lowercase().contains("peer id"), "{what}");
+}
+
+#[test]
+fn security_the_remote_does_not_speak_is_an_error() {
+    let (_listener, addr) = listen(&["--security", "noise"]);
+    let output = run(&[
+        "dial",
+        "--addr",
+        &addr,
+        "--security",
+        "plaintext",
+        "--ping",
+        "1",
+        "--timeout",
+        COMMAND_TIMEOUT,
+    ]);
+    assert_fails_with(&output, "/plaintext/2.0.0");
+}
+
+#[test]
+fn muxer_the_remote_does_not_speak_is_an_error() {
+    let (_listener, addr) = listen(&["--muxer", "yamux", "--only"]);
+    let output = run(&[
+        "dial",
+        "--addr",
+        &addr,
+        "--muxer",
+        "mplex",
+        "--only",
+        "--ping",
+        "1",
+        "--timeout",
+        COMMAND_TIMEOUT,
+    ]);
+    assert_fails_with(&output, "/mplex/6.7.0");
+}
+
+#[test]
+fn dial_pings_echoes_and_identifies() {
+    let (listener, addr) = listen(&[]);
+    let output = run(&[
+        "dial",
+        "--addr",
+        &addr,
+        "--ping",
+        "2",
+        "--echo",
+        "hello lp2p",
+        "--identify",
+        "--timeout",
+        COMMAND_TIMEOUT,
+    ]);
+    let events = events_of(&output);
+    assert!(
+        output.status.success(),
+        "{events:?}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["connected", "ping", "ping", "echo", "identify"],
+        "{events:?}"
+    );
+    assert!(events[1]["rtt_ms"].as_f64().expect("rtt") >= 0.0);
+    assert_eq!(events[3]["bytes"], 10);
+    let identify = &events[4];
+    assert!(
+        identify["agent_version"]
+            .as_str()
+            .expect("agent")
+            .starts_with("lp2p/"),
+        "{identify}"
+    );
+    let protocols: Vec<&str> = identify["protocols"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for expected in [
+        "/ipfs/id/1.0.0",
+        "/ipfs/ping/1.0.0",
+        "/echo/1.0.0",
+        "/perf/1.0.0",
+    ] {
+        assert!(
+            protocols.contains(&expected),
+            "{expected} missing from {protocols:?}"
+        );
+    }
+
+    let (status, rest) = listener.finish();
+    assert!(status.success(), "listener exit {status:?}: {rest:?}");
+    assert!(!rest.iter().any(|e| e["event"] == "error"), "{rest:?}");
+}
+
+#[test]
+fn dial_over_plaintext_and_mplex() {
+    let (_listener, addr) = listen(&["--security", "plaintext", "--muxer", "mplex", "--bare"]);
+    let output = run(&[
+        "dial",
+        "--addr",
+        &addr,
+        "--security",
+        "plaintext",
+        "--muxer",
+        "mplex",
+        "--bare",
+        "--ping",
+        "1",
+        "--echo",
+        "x",
+        "--timeout",
+        COMMAND_TIMEOUT,
+    ]);
+    let events = events_of(&output);
+    assert!(output.status.success(), "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| e["event"] == "echo").count(),
+        1,
+        "{events:?}"
+    );
+}
+
+#[test]
+fn perf_exchange_counts_bytes() {
+    let (_listener, addr) = listen(&["--bare"]);
+    let output = run(&[
+        "perf",
+        "--addr",
+        &addr,
+        "--upload-bytes",
+        "1048576",
+        "--download-bytes",
+        "2097152",
+        "--timeout",
+        COMMAND_TIMEOUT,
+    ]);
+    let events = events_of(&output);
+    assert!(output.status.success(), "{events:?}");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "perf");
+    assert_eq!(events[0]["upload_bytes"], 1_048_576);
+    assert_eq!(events[0]["download_bytes"], 2_097_152);
+}
+
+#[test]
+fn conn_bench_and_hold() {
+    let (_listener, addr) = listen(&["--bare"]);
+    let output = run(&[
+        "conn-bench",
+        "--addr",
+        &addr,
+        "--count",
+        "5",
+        "--bare",
+        "--timeout",
+        COMMAND_TIMEOUT,
+    ]);
+    let events = events_of(&output);
+    assert!(output.status.success(), "{events:?}");
+    assert_eq!(events[0]["event"], "conn-bench");
+    assert_eq!(events[0]["count"], 5);
+    assert!(events[0]["first_ping_ms_min"].as_f64().expect("min") > 0.0);
+
+    // `hold` keeps its connections until --timeout, then exits 0.
+    let output = run(&[
+        "hold",
+        "--addr",
+        &addr,
+        "--count",
+        "20",
+        "--concurrency",
+        "4",
+        "--bare",
+        "--timeout",
+        "1",
+    ]);
+    let events = events_of(&output);
+    assert!(output.status.success(), "{events:?}");
+    assert_eq!(events[0]["event"], "hold");
+    assert_eq!(events[0]["connections"], 20);
+    assert_eq!(events[0]["failed"], 0);
+}
+
+#[test]
+fn publish_reaches_a_listener_and_back() {
+    let (mut listener, addr) = listen(&["--topic", "news"]);
+    let mut stdin = listener.stdin.take().expect("stdin");
+    // The dialer publishes once the listener is in its mesh, then waits for one message: the
+    // listener publishes its own line when it sees the dialer's.
+    let mut child = Command::new(NODE)
+        .args([
+            "dial",
+            "--addr",
+            &addr,
+            "--topic",
+            "news",
+            "--publish",
+            "from the dialer",
+        ])
+        .args(["--expect-messages", "1", "--timeout", COMMAND_TIMEOUT])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn dialer");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let dialer = Running {
+        child,
+        stdout,
+        stdin: None,
+    };
+    loop {
+        let event = listener.next_event();
+        if event["event"] == "message" {
+            assert_eq!(event["topic"], "news");
+            assert_eq!(event["data"], "from the dialer");
+            break;
+        }
+    }
+    writeln!(stdin, "publish news from the listener").expect("write stdin");
+    stdin.flush().expect("flush");
+    let (status, events) = dialer.finish();
+    assert!(status.success(), "{events:?}");
+    let message = events
+        .iter()
+        .find(|e| e["event"] == "message")
+        .expect("a message event");
+    assert_eq!(message["data"], "from the listener");
+    drop(stdin);
+}
+
+#[test]
+fn keygen_writes_a_private_key_file() {
+    let dir = std::env::temp_dir().join(format!("lp2p-node-keygen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("key");
+    let _ = std::fs::remove_file(&path);
+    let output = run(&["keygen", "--out", path.to_str().expect("utf-8 path")]);
+    let events = events_of(&output);
+    assert!(output.status.success(), "{events:?}");
+    let peer = events[0]["peer_id"].as_str().expect("peer id").to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A listener started with the file has the same identity.
+    let (node, addr) = listen(&["--key-file", path.to_str().expect("utf-8 path"), "--bare"]);
+    drop(node);
+    assert!(addr.ends_with(&peer), "{addr} vs {peer}");
+    // Writing over an existing key is refused.
+    let output = run(&["keygen", "--out", path.to_str().expect("utf-8 path")]);
+    assert_fails_with(&output, "key file");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn demo_runs_and_exits_zero() {
+    let output = run(&["demo", "--nodes", "3"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "Identify",
+        "Ping",
+        "Echo",
+        "Gossipsub",
+        "every step succeeded",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected} missing from:\n{stdout}"
+        );
+    }
+}
