@@ -38,6 +38,11 @@ pub const DEFAULT_PUSH_DEBOUNCE: Duration = Duration::from_millis(100);
 /// in waves of this many rather than opening thousands of streams at once.
 pub const MAX_CONCURRENT_PUSHES: usize = 32;
 
+/// Pushes one peer may have in flight to us at once; more are reset. A peer pushes after a
+/// change and has no reason to overlap two pushes; without a bound, one peer could hold up
+/// to the host's per-protocol stream limit of buffers of `MAX_MESSAGES * MAX_MESSAGE_LEN`.
+pub const MAX_INBOUND_PUSHES_PER_PEER: usize = 2;
+
 /// Distinct observers that must report the same address of ours before we adopt it as an
 /// external address: go-libp2p's `ActivationThresh` is 4. One or two peers can be wrong or
 /// lying; four independent ones agreeing is strong evidence while still being reached
@@ -82,6 +87,8 @@ pub struct IdentifyConfig {
     pub push_debounce: Duration,
     /// See [`MAX_CONCURRENT_PUSHES`].
     pub max_concurrent_pushes: usize,
+    /// See [`MAX_INBOUND_PUSHES_PER_PEER`].
+    pub max_inbound_pushes_per_peer: usize,
     /// See [`DEFAULT_OBSERVED_ADDR_THRESHOLD`]; zero disables adoption.
     pub observed_addr_threshold: usize,
     /// Whether loopback observed addresses count (off: we know our loopback addresses
@@ -108,6 +115,7 @@ impl Default for IdentifyConfig {
             push: true,
             push_debounce: DEFAULT_PUSH_DEBOUNCE,
             max_concurrent_pushes: MAX_CONCURRENT_PUSHES,
+            max_inbound_pushes_per_peer: MAX_INBOUND_PUSHES_PER_PEER,
             observed_addr_threshold: DEFAULT_OBSERVED_ADDR_THRESHOLD,
             observe_loopback: false,
             max_observed_candidates: MAX_OBSERVED_CANDIDATES,

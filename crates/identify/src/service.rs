@@ -1,6 +1,6 @@
 //! The async shell: identify on every connection, answer, push, and apply what arrives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,7 +10,9 @@ use futures::future::Either;
 use futures::stream::FuturesUnordered;
 use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::{Keypair, Multiaddr, PeerId, Protocol, ProtocolId, RuntimeHandle, addr};
-use lp2p_host::{Connection, EventStream, Host, HostEvent, HostStream, IdentifyInfo, WeakHost};
+use lp2p_host::{
+    Connection, ConnectionId, EventStream, Host, HostEvent, HostStream, IdentifyInfo, WeakHost,
+};
 use lp2p_peerstore::CONNECTED_ADDR_TTL;
 use lp2p_peerstore::record::PeerRecord;
 
@@ -81,6 +83,8 @@ struct Shared {
     runtime: RuntimeHandle,
     config: IdentifyConfig,
     state: Mutex<State>,
+    /// Inbound pushes in flight per peer (entries removed at zero).
+    inbound_pushes: Mutex<HashMap<PeerId, usize>>,
     counters: Counters,
 }
 
@@ -132,6 +136,7 @@ impl Identify {
                 local_record: None,
             }),
             config,
+            inbound_pushes: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         });
         let answer = shared.clone();
@@ -211,12 +216,16 @@ impl Shared {
     /// closing the host stops them), forgets closed ones, asks for pushes on changes.
     async fn run(self: Arc<Self>, mut events: EventStream<HostEvent>, mut push: mpsc::Sender<()>) {
         let mut exchanges = FuturesUnordered::new();
-        // Connections established before the service started are identified too (one that
-        // came up in between may be identified twice, which is harmless).
+        // Live connections already identified or being identified (so one that is both found
+        // below and announced by an event is asked once).
+        let mut known: HashSet<ConnectionId> = HashSet::new();
+        // Connections established before the service started are identified too.
         if let Some(host) = self.host.upgrade() {
             for peer in host.connected_peers() {
                 for connection in host.swarm().connections(&peer) {
-                    exchanges.push(self.clone().identify_later(connection));
+                    if known.insert(connection.id()) {
+                        exchanges.push(self.clone().identify_later(connection));
+                    }
                 }
             }
         }
@@ -236,7 +245,7 @@ impl Shared {
                 Either::Right(((), _)) => continue,
             };
             match event {
-                HostEvent::Connected { connection, .. } => {
+                HostEvent::Connected { connection, .. } if known.insert(connection.id()) => {
                     exchanges.push(self.clone().identify_later(connection));
                 }
                 HostEvent::Disconnected {
@@ -245,6 +254,7 @@ impl Shared {
                     num_remaining,
                     ..
                 } => {
+                    known.remove(&connection_id);
                     let mut state = self.state();
                     state.observed.remove_connection(connection_id.get());
                     if num_remaining == 0 {
@@ -395,6 +405,12 @@ impl Shared {
     /// Reads a push and applies it.
     async fn receive_push(self: Arc<Self>, mut stream: HostStream) {
         let peer = stream.peer();
+        let Some(_slot) = PushSlot::take(&self, peer) else {
+            tracing::debug!(%peer, "too many identify pushes in flight; resetting");
+            lp2p_core::Stream::reset(&mut stream);
+            bump(&self.counters.failed);
+            return;
+        };
         let received = match self
             .runtime
             .timeout(
@@ -621,6 +637,46 @@ impl Shared {
             Err(err) => {
                 tracing::warn!(error = %err, "signing our peer record failed; sending none");
                 None
+            }
+        }
+    }
+}
+
+/// One of a peer's inbound push slots, released on drop.
+struct PushSlot {
+    shared: Arc<Shared>,
+    peer: PeerId,
+}
+
+impl PushSlot {
+    fn take(shared: &Arc<Shared>, peer: PeerId) -> Option<PushSlot> {
+        let mut pushes = shared
+            .inbound_pushes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let open = pushes.entry(peer).or_insert(0);
+        if *open >= shared.config.max_inbound_pushes_per_peer {
+            return None;
+        }
+        *open = open.saturating_add(1);
+        Some(PushSlot {
+            shared: shared.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for PushSlot {
+    fn drop(&mut self) {
+        let mut pushes = self
+            .shared
+            .inbound_pushes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = pushes.get_mut(&self.peer) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                pushes.remove(&self.peer);
             }
         }
     }

@@ -609,3 +609,54 @@ fn connections_made_before_identify_started_are_identified() {
         b.close().await;
     });
 }
+
+#[test]
+fn a_peer_gets_two_pushes_in_flight_at_most() {
+    run(async {
+        let a = listening().await;
+        let b = listening().await;
+        let id_a = Identify::new(&a, IdentifyConfig::default());
+        let _id_b = Identify::new(&b, IdentifyConfig::default());
+        let mut ev_a = a.events();
+        a.connect(b.local_peer_id(), b.listen_addrs())
+            .await
+            .unwrap();
+        identified(&mut ev_a, b.local_peer_id()).await;
+        // B opens three push streams by hand and sends nothing yet.
+        let mut streams = Vec::new();
+        for _ in 0..2 {
+            let s = b.new_stream(&a.local_peer_id(), [PUSH_PROTOCOL]).await;
+            streams.push(s.unwrap());
+        }
+        // (The reset may arrive during negotiation or after it.)
+        let third = b.new_stream(&a.local_peer_id(), [PUSH_PROTOCOL]).await;
+        // The third is reset and counted as failed.
+        while id_a.stats().failed == 0 {
+            a.runtime().sleep(Duration::from_millis(10)).await;
+        }
+        drop(third);
+        // The first two still work: push a valid message on each.
+        let key = b.keypair().clone();
+        let mut ok = 0;
+        for mut s in streams {
+            let mut msg = answer_from(&key, &["/ip4/10.7.7.7/tcp/7"]);
+            msg.agent_version = Some("pusher/1".into());
+            let sent = s.write_all(&framed(&msg)).await.is_ok() && s.close().await.is_ok();
+            if sent {
+                ok += 1;
+            }
+        }
+        assert!(ok >= 2);
+        while identified(&mut ev_a, b.local_peer_id()).await.agent_version != "pusher/1" {}
+        loop {
+            let s = id_a.stats();
+            if s.pushes_received == 2 {
+                assert_eq!(s.failed, 1);
+                break;
+            }
+            a.runtime().sleep(Duration::from_millis(10)).await;
+        }
+        a.close().await;
+        b.close().await;
+    });
+}
