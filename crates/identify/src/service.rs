@@ -477,8 +477,11 @@ impl Shared {
                     },
                 );
             }
+            // A closed connection's observation would never be removed (its `Disconnected`
+            // may already have been handled), so only live ones count.
             if let (Some(conn), Some(observed), Kind::Answer) =
                 (connection, &verified.observed_addr, kind)
+                && !conn.is_closed()
             {
                 let observer = Observer::for_remote(peer, conn.remote_addr());
                 let listen = host.listen_addrs();
