@@ -526,4 +526,57 @@ mod tests {
             Some("a")
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn decode_chunked(wire: &[u8], chunk: usize) -> Result<ReceivedIdentify, String> {
+            let mut decoder = IdentifyDecoder::new(MAX_MESSAGE_LEN, MAX_MESSAGES);
+            for piece in wire.chunks(chunk.max(1)) {
+                decoder.handle_input(piece).map_err(|e| e.to_string())?;
+            }
+            decoder.finish().map_err(|e| e.to_string())
+        }
+
+        proptest! {
+            /// Arbitrary bytes, cut anywhere: an answer or an error, never a panic, and the
+            /// same outcome however the bytes arrive.
+            #[test]
+            fn arbitrary_input_is_handled_the_same_in_any_chunks(
+                bytes in proptest::collection::vec(any::<u8>(), 0..3000),
+                chunk in 1usize..300,
+            ) {
+                let whole = decode_chunked(&bytes, bytes.len().max(1));
+                let pieces = decode_chunked(&bytes, chunk);
+                prop_assert_eq!(whole.is_ok(), pieces.is_ok());
+                if let (Ok(a), Ok(b)) = (whole, pieces) {
+                    prop_assert_eq!(a, b);
+                }
+            }
+
+            /// Whatever we encode (any sizes, split or trimmed to fit) decodes to what was
+            /// kept, and every message respects the send limit.
+            #[test]
+            fn encoded_answers_decode_within_the_limit(
+                addrs in 0usize..300,
+                protocols in 0usize..150,
+                record in proptest::option::of(0usize..5000),
+                chunk in 1usize..700,
+            ) {
+                let local = info(addrs, protocols, record);
+                let mut wire = Vec::new();
+                let report = encode_messages(&local, MAX_SEND_MESSAGE_LEN, &mut wire);
+                prop_assert!(frame_lengths(&wire).iter().all(|&l| l <= MAX_SEND_MESSAGE_LEN));
+                let got = decode_chunked(&wire, chunk).unwrap();
+                prop_assert_eq!(got.listen_addrs.len(), addrs - report.dropped_addrs);
+                prop_assert_eq!(got.protocols.len(), protocols - report.dropped_protocols);
+                prop_assert_eq!(
+                    got.signed_peer_record.is_some(),
+                    record.is_some() && !report.dropped_record
+                );
+                prop_assert_eq!(got.public_key.as_ref(), Some(&local.public_key));
+            }
+        }
+    }
 }
