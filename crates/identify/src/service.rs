@@ -118,7 +118,12 @@ enum Kind {
 impl Identify {
     /// Registers `/ipfs/id/1.0.0` and `/ipfs/id/push/1.0.0` on `host` and starts the service
     /// (tasks of the host, stopped by `host.close()`): every connection established from now
-    /// on is identified, and changes of our protocols or addresses are pushed.
+    /// on is identified (and those already open), and changes of our protocols or addresses
+    /// are pushed.
+    ///
+    /// Create one per host: a second replaces the first's handlers but both services would
+    /// run. (`lp2p::HostBuilderExt::with_defaults` creates one with the default config; the
+    /// peerstore and `HostEvent::Identified` carry what it learns.)
     pub fn new(host: &Host, config: IdentifyConfig) -> Identify {
         let shared = Arc::new(Shared {
             host: host.downgrade(),

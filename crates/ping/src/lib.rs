@@ -98,6 +98,10 @@ impl std::fmt::Debug for Ping {
 impl Ping {
     /// Registers the `/ipfs/ping/1.0.0` echo handler on `host` and, when configured, starts
     /// the keep-alive service (a task of the host, stopped by `host.close()`).
+    ///
+    /// Several `Ping`s on one host work (the last registered handler serves inbound pings);
+    /// `lp2p::HostBuilderExt::with_defaults` creates one without keep-alive, and another
+    /// created later for `ping()` calls or with keep-alive is fine.
     pub fn new(host: &Host, config: PingConfig) -> Ping {
         let shared = Arc::new(Shared {
             host: host.downgrade(),
