@@ -2,7 +2,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let files = protox::compile(["proto/rpc.proto", "proto/envelope.proto"], ["proto"])?;
+    let files = protox::compile(["proto/rpc.proto"], ["proto"])?;
     prost_build::Config::new()
         // Binary fields as `Bytes`: decoding from a `Bytes` buffer then slices it, no copy.
         .bytes(["."])

@@ -7,15 +7,3 @@
 #![allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
 
 include!(concat!(env!("OUT_DIR"), "/pubsub.pb.rs"));
-
-/// Signed envelopes and peer records (`proto/envelope.proto`), for peer exchange.
-pub(crate) mod record {
-    #![allow(
-        missing_docs,
-        clippy::all,
-        clippy::pedantic,
-        unreachable_pub,
-        dead_code
-    )]
-    include!(concat!(env!("OUT_DIR"), "/pubsub.record.rs"));
-}

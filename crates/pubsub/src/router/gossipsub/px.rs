@@ -1,69 +1,20 @@
 //! Peer exchange: checking the signed peer records offered in a PRUNE (RFC 0002 envelopes
-//! holding RFC 0003 peer records).
+//! holding RFC 0003 peer records, standard or legacy format). The envelope and record code
+//! is `lp2p_peerstore::record`, shared with identify.
 
-use lp2p_core::{Multiaddr, PeerId, PublicKey};
-use prost::Message as _;
+use lp2p_core::{Multiaddr, PeerId};
+use lp2p_peerstore::record::PeerRecord;
+pub(crate) use lp2p_peerstore::record::RecordError;
 
-use crate::proto::record::{Envelope, PeerRecord};
-
-/// The envelope domain of a peer record, as go-libp2p and rust-libp2p emit it.
-const PEER_RECORD_DOMAIN: &[u8] = b"libp2p-peer-record";
-/// The payload type of a peer record: multicodec 0x0301 as two big-endian bytes.
-const PEER_RECORD_TYPE: &[u8] = &[0x03, 0x01];
-/// The legacy pair RFC 0003 names (rust-libp2p's identify still signs with it).
-const LEGACY_DOMAIN: &[u8] = b"libp2p-routing-state";
-const LEGACY_TYPE: &[u8] = b"/libp2p/routing-state-record";
-
-/// Why a signed peer record was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RecordError {
-    Decode,
-    PayloadType,
-    Key,
-    Signature,
-    PeerMismatch,
-}
-
-/// The bytes an envelope signature covers.
-fn signing_buffer(domain: &[u8], payload_type: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(domain.len() + payload_type.len() + payload.len() + 30);
-    for part in [domain, payload_type, payload] {
-        prost::encoding::encode_varint(part.len() as u64, &mut buf);
-        buf.extend_from_slice(part);
-    }
-    buf
-}
-
-/// Verifies a signed peer record for `expected` and returns its addresses (at most
-/// `max_addresses`; addresses that do not parse are skipped).
+/// Verifies a signed peer record for `expected` (signed by it and naming it) and returns its
+/// addresses, at most `max_addresses`.
 pub(crate) fn verify_signed_peer_record(
     envelope: &[u8],
     expected: &PeerId,
     max_addresses: usize,
 ) -> Result<Vec<Multiaddr>, RecordError> {
-    let envelope = Envelope::decode(envelope).map_err(|_| RecordError::Decode)?;
-    let domain = match &envelope.payload_type[..] {
-        PEER_RECORD_TYPE => PEER_RECORD_DOMAIN,
-        LEGACY_TYPE => LEGACY_DOMAIN,
-        _ => return Err(RecordError::PayloadType),
-    };
-    let key = PublicKey::try_decode_protobuf(&envelope.public_key).map_err(|_| RecordError::Key)?;
-    let buffer = signing_buffer(domain, &envelope.payload_type, &envelope.payload);
-    if !key.verify(&buffer, &envelope.signature) {
-        return Err(RecordError::Signature);
-    }
-    let record = PeerRecord::decode(envelope.payload.as_ref()).map_err(|_| RecordError::Decode)?;
-    let signer = key.to_peer_id();
-    let named = PeerId::from_bytes(&record.peer_id).map_err(|_| RecordError::Decode)?;
-    if signer != *expected || named != *expected {
-        return Err(RecordError::PeerMismatch);
-    }
-    Ok(record
-        .addresses
-        .into_iter()
-        .take(max_addresses)
-        .filter_map(|info| Multiaddr::try_from(info.multiaddr.to_vec()).ok())
-        .collect())
+    let (record, _format) = PeerRecord::verify_from(envelope, expected)?;
+    Ok(record.addresses.into_iter().take(max_addresses).collect())
 }
 
 /// Builds a signed peer record (for tests of peer exchange).
@@ -73,26 +24,12 @@ pub(crate) fn sign_peer_record(
     seq: u64,
     addresses: &[Multiaddr],
 ) -> Vec<u8> {
-    use crate::proto::record::peer_record::AddressInfo;
     let record = PeerRecord {
-        peer_id: keypair.public().to_peer_id().to_bytes().into(),
+        peer_id: keypair.public().to_peer_id(),
         seq,
-        addresses: addresses
-            .iter()
-            .map(|a| AddressInfo {
-                multiaddr: a.to_vec().into(),
-            })
-            .collect(),
+        addresses: addresses.to_vec(),
     };
-    let payload = record.encode_to_vec();
-    let buffer = signing_buffer(PEER_RECORD_DOMAIN, PEER_RECORD_TYPE, &payload);
-    let envelope = Envelope {
-        public_key: keypair.public().encode_protobuf().into(),
-        payload_type: PEER_RECORD_TYPE.to_vec().into(),
-        payload: payload.into(),
-        signature: keypair.sign(&buffer).unwrap().into(),
-    };
-    envelope.encode_to_vec()
+    record.seal(keypair).unwrap().encode()
 }
 
 #[cfg(test)]
@@ -129,20 +66,20 @@ mod tests {
         let peer = keypair.public().to_peer_id();
         let envelope = hex(VECTOR_ENVELOPE);
         // Someone else's record.
-        assert_eq!(
+        assert!(matches!(
             verify_signed_peer_record(&envelope, &PeerId::random(), 8),
-            Err(RecordError::PeerMismatch)
-        );
+            Err(RecordError::WrongPeer { .. })
+        ));
         // A flipped payload byte.
         let mut tampered = envelope.clone();
         let at = tampered.len() - 70;
         tampered[at] ^= 1;
         assert!(verify_signed_peer_record(&tampered, &peer, 8).is_err());
         // Garbage.
-        assert_eq!(
+        assert!(matches!(
             verify_signed_peer_record(b"\xff\xff", &peer, 8),
-            Err(RecordError::Decode)
-        );
+            Err(RecordError::MalformedEnvelope(_))
+        ));
         // The address cap.
         let many: Vec<Multiaddr> = (0..10)
             .map(|port| format!("/ip4/10.0.0.1/tcp/{port}").parse().unwrap())
