@@ -194,3 +194,6 @@ mod guide_protocols {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/guides/extending.md")]
 mod guide_extending {}
+#[cfg(all(doctest, feature = "pubsub"))]
+#[doc = include_str!("../../../docs/guides/pubsub.md")]
+mod guide_pubsub {}
