@@ -24,9 +24,7 @@ use lp2p::{Host, HostBuilderExt, Multiaddr, Protocol};
 const TOPIC: &str = "lp2p-chat";
 
 fn short(peer: Option<lp2p::PeerId>) -> String {
-    let text = peer
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| "anonymous".to_owned());
+    let text = peer.map_or_else(|| "anonymous".to_owned(), |p| p.to_string());
     text.chars().skip(text.len().saturating_sub(8)).collect()
 }
 
