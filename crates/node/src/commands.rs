@@ -54,14 +54,25 @@ fn connected_event(peer: &PeerId, conn: &lp2p::Connection) -> Value {
 /// Prints connected / disconnected (and, when asked, identify) events of `host` until the
 /// host closes.
 fn print_connection_events(host: &Host, out: &Output, identify: bool) {
+    // Subscribe first, then report the connections that already exist (bootstrap dials may
+    // have finished before we got here); an id seen in both is reported once.
     let mut events = host.events();
+    let mut reported = std::collections::HashSet::new();
+    for connection in host.swarm().all_connections() {
+        reported.insert(connection.id());
+        out.emit(&connected_event(&connection.peer(), &connection));
+    }
     let out = out.clone();
     host.spawn(async move {
         while let Some(event) = events.next().await {
             match event {
                 HostEvent::Connected {
                     peer, connection, ..
-                } => out.emit(&connected_event(&peer, &connection)),
+                } => {
+                    if !reported.remove(&connection.id()) {
+                        out.emit(&connected_event(&peer, &connection));
+                    }
+                }
                 HostEvent::Disconnected {
                     peer,
                     num_remaining: 0,
@@ -78,16 +89,25 @@ fn print_connection_events(host: &Host, out: &Output, identify: bool) {
     });
 }
 
-/// Resolves when Ctrl-C (SIGINT) or SIGTERM arrives.
-async fn interrupted() {
+/// Starts watching for Ctrl-C (SIGINT) and SIGTERM. Called before the node reports that it
+/// is running, so a signal sent right after that is never the default (fatal) action.
+fn watch_interrupts() -> Option<async_signal::Signals> {
     match async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term]) {
-        Ok(mut signals) => {
-            let _ = signals.next().await;
-        }
+        Ok(signals) => Some(signals),
         Err(err) => {
             tracing::warn!(%err, "cannot watch for Ctrl-C");
-            futures::future::pending::<()>().await;
+            None
         }
+    }
+}
+
+/// Resolves when one of the watched signals arrives (never, if watching failed).
+async fn interrupted(signals: Option<async_signal::Signals>) {
+    match signals {
+        Some(mut signals) => {
+            let _ = signals.next().await;
+        }
+        None => futures::future::pending::<()>().await,
     }
 }
 
@@ -109,6 +129,7 @@ pub(crate) async fn listen(
     for target in connect {
         peer_of(target)?;
     }
+    let signals = watch_interrupts();
     let key = node::load_keypair(&common.key)?;
     let Node { host, services } = node::start(common, key, &[], connect).await?;
     print_connection_events(&host, out, true);
@@ -139,7 +160,7 @@ pub(crate) async fn listen(
         }
     });
     let mut stop = Box::pin(futures::future::select(
-        Box::pin(interrupted()),
+        Box::pin(interrupted(signals)),
         Box::pin(sleep_or_forever(&host, common.timeout)),
     ))
     .fuse();
@@ -370,6 +391,7 @@ pub(crate) async fn hold(
     count: usize,
     concurrency: usize,
 ) -> Result<(), String> {
+    let signals = watch_interrupts();
     let key = node::load_keypair(&common.key)?;
     let Node { host, .. } = node::start(common, key, &[], &[]).await?;
     let start = Instant::now();
@@ -400,7 +422,7 @@ pub(crate) async fn hold(
         ))
     } else {
         futures::future::select(
-            Box::pin(interrupted()),
+            Box::pin(interrupted(signals)),
             Box::pin(sleep_or_forever(&host, common.timeout)),
         )
         .await;

@@ -491,3 +491,50 @@ fn demo_runs_and_exits_zero() {
         );
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_a_listener_gracefully() {
+    let (mut listener, addr) = listen(&[]);
+    // Give it a connection to close.
+    let output = run(&[
+        "dial",
+        "--addr",
+        &addr,
+        "--ping",
+        "1",
+        "--timeout",
+        COMMAND_TIMEOUT,
+    ]);
+    assert!(output.status.success(), "{:?}", events_of(&output));
+    let pid = i32::try_from(listener.child.id()).expect("pid fits");
+    let pid = rustix::process::Pid::from_raw(pid).expect("a real pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("send SIGINT");
+    // stdin stays open: only the signal can have stopped it.
+    let status = listener.child.wait().expect("wait");
+    assert!(status.success(), "Ctrl-C must exit 0, got {status:?}");
+}
+
+#[test]
+fn connect_peers_are_dialed_when_listening() {
+    let (_first, first_addr) = listen(&["--key-seed", "11"]);
+    let first_peer = first_addr.rsplit('/').next().expect("peer id").to_owned();
+    let (mut second, _) = listen(&["--connect", &first_addr]);
+    loop {
+        let event = second.next_event();
+        assert_ne!(event["event"], "error", "{event}");
+        if event["event"] == "connected" {
+            assert_eq!(event["peer"], first_peer.as_str());
+            assert_eq!(event["dir"], "out");
+            break;
+        }
+    }
+    // Identify runs on that connection too.
+    loop {
+        let event = second.next_event();
+        if event["event"] == "identify" {
+            assert_eq!(event["peer"], first_peer.as_str());
+            break;
+        }
+    }
+}
