@@ -68,10 +68,8 @@ fn print_connection_events(host: &Host, out: &Output, identify: bool) {
             match event {
                 HostEvent::Connected {
                     peer, connection, ..
-                } => {
-                    if !reported.remove(&connection.id()) {
-                        out.emit(&connected_event(&peer, &connection));
-                    }
+                } if !reported.remove(&connection.id()) => {
+                    out.emit(&connected_event(&peer, &connection));
                 }
                 HostEvent::Disconnected {
                     peer,
