@@ -7,6 +7,8 @@
 //! [`pipe`] on any executor. Whole rust-libp2p swarms need tokio; those tests start one with
 //! [`tokio_runtime`] on its own threads.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use lp2p_memory::MemoryConnection;
@@ -51,4 +53,36 @@ pub fn run<F: std::future::Future>(what: &str, future: F) -> F::Output {
             Err(_) => panic!("{what}: timed out after {EXCHANGE_TIMEOUT:?}"),
         }
     })
+}
+
+/// The `lp2p-node` binary: `$LP2P_NODE` when set (CI passes the one its test step built),
+/// otherwise the one cargo builds from the parent workspace (`--release` when `release`).
+pub fn lp2p_node_binary(release: bool) -> PathBuf {
+    if let Some(path) = std::env::var_os("LP2P_NODE") {
+        return PathBuf::from(path);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command.args([
+        "build",
+        "-p",
+        "lp2p-node",
+        "--message-format=json-render-diagnostics",
+    ]);
+    if release {
+        command.arg("--release");
+    }
+    let output = command
+        .current_dir(&root)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run cargo build -p lp2p-node");
+    assert!(output.status.success(), "building lp2p-node failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "lp2p-node")
+        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reported the lp2p-node executable")
 }

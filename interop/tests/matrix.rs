@@ -61,33 +61,6 @@ impl Binaries {
     }
 }
 
-/// `$LP2P_NODE`, or the binary cargo builds from the parent workspace.
-fn lp2p_node_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("LP2P_NODE") {
-        return PathBuf::from(path);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "lp2p-node",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(&root)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run cargo build -p lp2p-node");
-    assert!(output.status.success(), "building lp2p-node failed");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "lp2p-node")
-        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reported the lp2p-node executable")
-}
-
 /// A running listener, killed when dropped.
 struct Listener {
     child: Child,
@@ -119,10 +92,10 @@ impl Listener {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    if tx.send(event).is_err() {
-                        break;
-                    }
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && tx.send(event).is_err()
+                {
+                    break;
                 }
             }
         });
@@ -390,7 +363,7 @@ const CELLS: [&str; 5] = ["ping", "echo", "identify", "gossipsub", "perf 64 MiB"
 #[test]
 fn interop_matrix() {
     let binaries = Binaries {
-        lp2p: lp2p_node_binary(),
+        lp2p: lp2p_interop::lp2p_node_binary(false),
         rust: PathBuf::from(env!("CARGO_BIN_EXE_rust-libp2p-node")),
     };
     let mut rows: Vec<(String, Vec<Result<(), String>>)> = Vec::new();

@@ -142,6 +142,14 @@ async fn steps(out: &Output, nodes: &[Node]) -> Result<(), String> {
 
     out.say("\n3. Ping: node 0 pings every other node.");
     for (i, peer) in ids.iter().enumerate().skip(1) {
+        // Every node dialed node 0, which finishes its side of each handshake a moment after
+        // the dialer does (noise XX: the responder completes on the last message). Wait for
+        // node 0 to have identified the peer, so the ping reuses that connection.
+        nodes[0]
+            .services
+            .wait_identified(hosts[0], peer, STEP)
+            .await
+            .map_err(|e| format!("node 0: {e}"))?;
         let rtt = nodes[0].services.ping(hosts[0], peer).await?;
         let ms = rtt.as_secs_f64() * 1000.0;
         report(

@@ -1,11 +1,12 @@
 //! `rust-libp2p-node`: the lp2p-node command-line contract (docs/node-cli.md) implemented with
 //! rust-libp2p 0.57, so the interop matrix can pair the two programs process against process.
 //!
-//! Supported: `listen`, `dial` and `perf` with `--security noise|plaintext`, `--muxer yamux`
+//! Supported: `listen`, `dial`, `perf` and `conn-bench` with `--security noise|plaintext`, `--muxer yamux`
 //! (rust-libp2p 0.57 has no mplex: asking for it is an `error` event), `--key-seed`,
-//! `--timeout`, and the same JSON-line events. Protocols served: identify (with signed peer
-//! records), ping, gossipsub on every `--topic`, `/echo/1.0.0` and `/perf/1.0.0` (both over
-//! `libp2p-stream`).
+//! `--timeout`, `--bare`, and the same JSON-line events. Protocols served: identify (with
+//! signed peer records), ping, gossipsub on every `--topic`, `/echo/1.0.0` and `/perf/1.0.0`
+//! (both over `libp2p-stream`); `--bare` leaves out identify and gossipsub, as lp2p-node's
+//! does, so benchmarks compare the transport stacks alone.
 
 #![allow(clippy::print_stdout)]
 
@@ -14,6 +15,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, gossipsub, identify, identity, multiaddr::Protocol,
@@ -31,9 +34,9 @@ const PERF_CHUNK: usize = 64 * 1024;
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
-    identify: identify::Behaviour,
+    identify: Toggle<identify::Behaviour>,
     ping: ping::Behaviour,
-    gossipsub: gossipsub::Behaviour,
+    gossipsub: Toggle<gossipsub::Behaviour>,
     stream: libp2p_stream::Behaviour,
 }
 
@@ -45,6 +48,8 @@ struct Args {
     connect: Vec<Multiaddr>,
     topics: Vec<String>,
     plaintext: bool,
+    bare: bool,
+    count: usize,
     seed: Option<u64>,
     timeout: Option<Duration>,
     ping: Option<u32>,
@@ -105,6 +110,12 @@ fn parse() -> Result<Args, String> {
                 }
             },
             "--only" | "--json" => {}
+            "--bare" => args.bare = true,
+            "--count" => {
+                args.count = value(&mut raw, &flag)?
+                    .parse()
+                    .map_err(|e| format!("{flag}: {e}"))?
+            }
             "--key-seed" => {
                 args.seed = Some(
                     value(&mut raw, &flag)?
@@ -164,22 +175,24 @@ fn keypair(seed: Option<u64>) -> identity::Keypair {
     }
 }
 
-fn behaviour(key: &identity::Keypair) -> Behaviour {
+fn behaviour(key: &identity::Keypair, bare: bool) -> Behaviour {
     let gossip_config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_millis(500))
         .build()
         .expect("valid gossipsub config");
+    let identify = identify::Behaviour::new(
+        identify::Config::new_with_signed_peer_record("ipfs/0.1.0".to_owned(), key)
+            .with_agent_version("rust-libp2p/0.57 (lp2p interop)".to_owned()),
+    );
+    let gossipsub = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(key.clone()),
+        gossip_config,
+    )
+    .expect("gossipsub");
     Behaviour {
-        identify: identify::Behaviour::new(
-            identify::Config::new_with_signed_peer_record("ipfs/0.1.0".to_owned(), key)
-                .with_agent_version("rust-libp2p/0.57 (lp2p interop)".to_owned()),
-        ),
+        identify: Toggle::from((!bare).then_some(identify)),
         ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_millis(200))),
-        gossipsub: gossipsub::Behaviour::new(
-            gossipsub::MessageAuthenticity::Signed(key.clone()),
-            gossip_config,
-        )
-        .expect("gossipsub"),
+        gossipsub: Toggle::from((!bare).then_some(gossipsub)),
         stream: libp2p_stream::Behaviour::new(),
     }
 }
@@ -199,7 +212,7 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                 libp2p::yamux::Config::default,
             )
             .map_err(|e| e.to_string())?
-            .with_behaviour(|k| behaviour(k))
+            .with_behaviour(|k| behaviour(k, args.bare))
             .map_err(|e| e.to_string())?
             .with_swarm_config(idle)
             .build())
@@ -211,7 +224,7 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                 libp2p::yamux::Config::default,
             )
             .map_err(|e| e.to_string())?
-            .with_behaviour(|k| behaviour(k))
+            .with_behaviour(|k| behaviour(k, args.bare))
             .map_err(|e| e.to_string())?
             .with_swarm_config(idle)
             .build())
@@ -268,6 +281,14 @@ fn serve_streams(swarm: &mut Swarm<Behaviour>) {
             });
         }
     });
+}
+
+/// The gossipsub behaviour, or an error event when `--bare` left it out.
+fn gossip(swarm: &mut Swarm<Behaviour>) -> &mut gossipsub::Behaviour {
+    match swarm.behaviour_mut().gossipsub.as_mut() {
+        Some(gossipsub) => gossipsub,
+        None => fail("pubsub is not running (--bare serves only ping, echo and perf)"),
+    }
 }
 
 fn peer_of(addr: &Multiaddr) -> PeerId {
@@ -388,10 +409,7 @@ async fn listen(args: Args) {
     let mut swarm = swarm(&args).unwrap_or_else(|e| fail(e));
     serve_streams(&mut swarm);
     for topic in &args.topics {
-        let _ = swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(&gossipsub::IdentTopic::new(topic));
+        let _ = gossip(&mut swarm).subscribe(&gossipsub::IdentTopic::new(topic));
     }
     for addr in &args.addrs {
         swarm
@@ -426,10 +444,10 @@ async fn listen(args: Args) {
             line = stdin.next_line() => match line {
                 Ok(Some(line)) => {
                     let mut parts = line.trim().splitn(3, ' ');
-                    if let (Some("publish"), Some(topic), Some(text)) = (parts.next(), parts.next(), parts.next()) {
-                        if let Err(e) = swarm.behaviour_mut().gossipsub.publish(gossipsub::IdentTopic::new(topic), text.as_bytes().to_vec()) {
-                            eprintln!("publish on {topic} failed: {e}");
-                        }
+                    if let (Some("publish"), Some(topic), Some(text)) = (parts.next(), parts.next(), parts.next())
+                        && let Err(e) = gossip(&mut swarm).publish(gossipsub::IdentTopic::new(topic), text.as_bytes().to_vec())
+                    {
+                        eprintln!("publish on {topic} failed: {e}");
                     }
                 }
                 _ => break,
@@ -453,7 +471,7 @@ async fn dial(args: Args) {
         .first()
         .map(|t| gossipsub::IdentTopic::new(t.as_str()));
     if let Some(topic) = &topic {
-        let _ = swarm.behaviour_mut().gossipsub.subscribe(topic);
+        let _ = gossip(&mut swarm).subscribe(topic);
     }
     swarm
         .dial(addr.clone())
@@ -531,18 +549,10 @@ async fn dial(args: Args) {
         let hash = topic.hash();
         let started = Instant::now();
         drive(&mut swarm, &mut seen, false, |sw, _| {
-            sw.behaviour()
-                .gossipsub
-                .mesh_peers(&hash)
-                .any(|p| *p == peer)
-                || started.elapsed() > MESH_WAIT
+            gossip(sw).mesh_peers(&hash).any(|p| *p == peer) || started.elapsed() > MESH_WAIT
         })
         .await;
-        if let Err(e) = swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(topic.clone(), text.as_bytes().to_vec())
-        {
+        if let Err(e) = gossip(&mut swarm).publish(topic.clone(), text.as_bytes().to_vec()) {
             fail(format!("publishing on {topic} failed: {e}"));
         }
     }
@@ -624,6 +634,78 @@ async fn perf(args: Args) {
     }));
 }
 
+/// `conn-bench`: `--count` times in a row, a new connection (TCP, security, yamux), one
+/// ping round trip on it, close it; then the same `conn-bench` event lp2p-node prints.
+async fn conn_bench(args: Args) {
+    let addr = args
+        .addrs
+        .first()
+        .cloned()
+        .unwrap_or_else(|| fail("conn-bench needs --addr"));
+    let peer = peer_of(&addr);
+    let mut swarm = swarm(&args).unwrap_or_else(|e| fail(e));
+    let mut firsts = Vec::with_capacity(args.count);
+    let start = Instant::now();
+    for i in 0..args.count {
+        let t0 = Instant::now();
+        let opts = DialOpts::peer_id(peer)
+            .addresses(vec![addr.clone()])
+            .condition(PeerCondition::Always)
+            .build();
+        let wanted = opts.connection_id();
+        swarm
+            .dial(opts)
+            .unwrap_or_else(|e| fail(format!("connection {} to {addr}: {e}", i + 1)));
+        // Wait for the first successful ping on this connection (sent as soon as it is up).
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                    connection,
+                    result: Ok(_),
+                    ..
+                })) if connection == wanted => break,
+                SwarmEvent::OutgoingConnectionError {
+                    connection_id,
+                    error,
+                    ..
+                } if connection_id == wanted => {
+                    fail(format!("connection {} to {addr}: {error}", i + 1))
+                }
+                _ => {}
+            }
+        }
+        firsts.push(t0.elapsed().as_secs_f64() * 1000.0);
+        swarm.close_connection(wanted);
+        loop {
+            if let SwarmEvent::ConnectionClosed { connection_id, .. } =
+                swarm.select_next_some().await
+                && connection_id == wanted
+            {
+                break;
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    firsts.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        let rank = ((p / 100.0) * firsts.len() as f64).ceil() as usize;
+        firsts
+            .get(rank.saturating_sub(1).min(firsts.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    emit(&json!({
+        "event": "conn-bench",
+        "count": args.count,
+        "seconds": seconds,
+        "conns_per_sec": if seconds > 0.0 { args.count as f64 / seconds } else { 0.0 },
+        "first_ping_ms_p50": pct(50.0),
+        "first_ping_ms_p99": pct(99.0),
+        "first_ping_ms_min": firsts.first().copied().unwrap_or(0.0),
+        "first_ping_ms_max": firsts.last().copied().unwrap_or(0.0),
+    }));
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let _ = tracing_subscriber::fmt()
@@ -639,8 +721,9 @@ async fn main() {
             "listen" => listen(args).await,
             "dial" => dial(args).await,
             "perf" => perf(args).await,
+            "conn-bench" => conn_bench(args).await,
             other => fail(format!(
-                "unknown command {other} (this program speaks listen, dial and perf)"
+                "unknown command {other} (this program speaks listen, dial, perf and conn-bench)"
             )),
         }
     };
