@@ -405,6 +405,39 @@ fn handle(event: SwarmEvent<BehaviourEvent>, seen: &mut Seen, print_connections:
     }
 }
 
+/// Dials `addr` and drives the swarm until the connection to `peer` is up; an error event
+/// and exit if the dial fails.
+async fn connect(swarm: &mut Swarm<Behaviour>, seen: &mut Seen, addr: &Multiaddr, peer: PeerId) {
+    swarm
+        .dial(addr.clone())
+        .unwrap_or_else(|e| fail(format!("cannot connect to {addr}: {e}")));
+    drive(swarm, seen, false, |_, s| {
+        s.connected.contains(&peer) || s.dial_error.is_some()
+    })
+    .await;
+    if let Some(e) = seen.dial_error.take() {
+        fail(format!("cannot connect to {addr}: {e}"));
+    }
+}
+
+/// Drives the swarm while a spawned stream exchange runs; its result, or an error event and
+/// exit.
+async fn run_exchange<T>(
+    swarm: &mut Swarm<Behaviour>,
+    seen: &mut Seen,
+    exchange: tokio::task::JoinHandle<Result<T, String>>,
+) -> T {
+    tokio::pin!(exchange);
+    loop {
+        tokio::select! {
+            event = swarm.select_next_some() => handle(event, seen, false),
+            result = &mut exchange => {
+                return result.map_err(|e| e.to_string()).and_then(|r| r).unwrap_or_else(|e| fail(e));
+            }
+        }
+    }
+}
+
 async fn listen(args: Args) {
     let mut swarm = swarm(&args).unwrap_or_else(|e| fail(e));
     serve_streams(&mut swarm);
@@ -473,17 +506,8 @@ async fn dial(args: Args) {
     if let Some(topic) = &topic {
         let _ = gossip(&mut swarm).subscribe(topic);
     }
-    swarm
-        .dial(addr.clone())
-        .unwrap_or_else(|e| fail(format!("cannot connect to {addr}: {e}")));
     let mut seen = Seen::default();
-    drive(&mut swarm, &mut seen, false, |_, s| {
-        s.connected.contains(&peer) || s.dial_error.is_some()
-    })
-    .await;
-    if let Some(e) = seen.dial_error.take() {
-        fail(format!("cannot connect to {addr}: {e}"));
-    }
+    connect(&mut swarm, &mut seen, &addr, peer).await;
     emit(
         &json!({ "event": "connected", "peer": peer.to_string(), "dir": "out", "addr": addr.to_string() }),
     );
@@ -527,13 +551,7 @@ async fn dial(args: Args) {
             }
             Ok::<usize, String>(back.len())
         });
-        tokio::pin!(exchange);
-        let bytes = loop {
-            tokio::select! {
-                event = swarm.select_next_some() => handle(event, &mut seen, false),
-                result = &mut exchange => break result.map_err(|e| e.to_string()).and_then(|r| r).unwrap_or_else(|e| fail(e)),
-            }
-        };
+        let bytes = run_exchange(&mut swarm, &mut seen, exchange).await;
         emit(&json!({ "event": "echo", "peer": peer.to_string(), "ok": true, "bytes": bytes }));
     }
     if args.identify {
@@ -570,17 +588,8 @@ async fn perf(args: Args) {
     let peer = peer_of(&addr);
     let mut swarm = swarm(&args).unwrap_or_else(|e| fail(e));
     let start = Instant::now();
-    swarm
-        .dial(addr.clone())
-        .unwrap_or_else(|e| fail(format!("cannot connect to {addr}: {e}")));
     let mut seen = Seen::default();
-    drive(&mut swarm, &mut seen, false, |_, s| {
-        s.connected.contains(&peer) || s.dial_error.is_some()
-    })
-    .await;
-    if let Some(e) = seen.dial_error.take() {
-        fail(format!("cannot connect to {addr}: {e}"));
-    }
+    connect(&mut swarm, &mut seen, &addr, peer).await;
     let mut control = swarm.behaviour().stream.new_control();
     let (upload, download) = (args.upload, args.download);
     let exchange = tokio::spawn(async move {
@@ -614,13 +623,7 @@ async fn perf(args: Args) {
         }
         Ok::<u64, String>(received)
     });
-    tokio::pin!(exchange);
-    let downloaded = loop {
-        tokio::select! {
-            event = swarm.select_next_some() => handle(event, &mut seen, false),
-            result = &mut exchange => break result.map_err(|e| e.to_string()).and_then(|r| r).unwrap_or_else(|e| fail(e)),
-        }
-    };
+    let downloaded = run_exchange(&mut swarm, &mut seen, exchange).await;
     if downloaded != download {
         fail(format!(
             "perf: asked for {download} bytes, received {downloaded}"
