@@ -92,6 +92,14 @@ fn run(args: &[&str]) -> Output {
         .expect("run lp2p-node")
 }
 
+/// `lp2p-node dial --addr ADDR EXTRA... --timeout COMMAND_TIMEOUT`.
+fn dial(addr: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["dial", "--addr", addr];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--timeout", COMMAND_TIMEOUT]);
+    run(&args)
+}
+
 fn events_of(output: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -157,13 +165,7 @@ fn bad_address_is_an_error() {
 
 #[test]
 fn address_without_peer_id_is_an_error() {
-    let output = run(&[
-        "dial",
-        "--addr",
-        "/ip4/127.0.0.1/tcp/1",
-        "--timeout",
-        COMMAND_TIMEOUT,
-    ]);
+    let output = dial("/ip4/127.0.0.1/tcp/1", &[]);
     assert_fails_with(&output, "/p2p/");
 }
 
@@ -177,15 +179,7 @@ fn unreachable_peer_is_an_error() {
         .port();
     let peer = peer_id_of(7);
     let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{peer}");
-    let output = run(&[
-        "dial",
-        "--addr",
-        &addr,
-        "--ping",
-        "1",
-        "--timeout",
-        COMMAND_TIMEOUT,
-    ]);
+    let output = dial(&addr, &["--ping", "1"]);
     assert_fails_with(&output, &format!("127.0.0.1/tcp/{port}"));
 }
 
@@ -195,15 +189,7 @@ fn wrong_peer_id_is_an_error() {
     let other = peer_id_of(2);
     let base = addr.rsplit_once("/p2p/").expect("p2p").0;
     let wrong = format!("{base}/p2p/{other}");
-    let output = run(&[
-        "dial",
-        "--addr",
-        &wrong,
-        "--ping",
-        "1",
-        "--timeout",
-        COMMAND_TIMEOUT,
-    ]);
+    let output = dial(&wrong, &["--ping", "1"]);
     let what = assert_fails_with(&output, &other);
     assert!(what.to_lowercase().contains("peer id"), "{what}");
 }
@@ -211,53 +197,24 @@ fn wrong_peer_id_is_an_error() {
 #[test]
 fn security_the_remote_does_not_speak_is_an_error() {
     let (_listener, addr) = listen(&["--security", "noise"]);
-    let output = run(&[
-        "dial",
-        "--addr",
-        &addr,
-        "--security",
-        "plaintext",
-        "--ping",
-        "1",
-        "--timeout",
-        COMMAND_TIMEOUT,
-    ]);
+    let output = dial(&addr, &["--security", "plaintext", "--ping", "1"]);
     assert_fails_with(&output, "/plaintext/2.0.0");
 }
 
 #[test]
 fn muxer_the_remote_does_not_speak_is_an_error() {
     let (_listener, addr) = listen(&["--muxer", "yamux", "--only"]);
-    let output = run(&[
-        "dial",
-        "--addr",
-        &addr,
-        "--muxer",
-        "mplex",
-        "--only",
-        "--ping",
-        "1",
-        "--timeout",
-        COMMAND_TIMEOUT,
-    ]);
+    let output = dial(&addr, &["--muxer", "mplex", "--only", "--ping", "1"]);
     assert_fails_with(&output, "/mplex/6.7.0");
 }
 
 #[test]
 fn dial_pings_echoes_and_identifies() {
     let (listener, addr) = listen(&[]);
-    let output = run(&[
-        "dial",
-        "--addr",
+    let output = dial(
         &addr,
-        "--ping",
-        "2",
-        "--echo",
-        "hello lp2p",
-        "--identify",
-        "--timeout",
-        COMMAND_TIMEOUT,
-    ]);
+        &["--ping", "2", "--echo", "hello lp2p", "--identify"],
+    );
     let events = events_of(&output);
     assert!(
         output.status.success(),
@@ -306,22 +263,20 @@ fn dial_pings_echoes_and_identifies() {
 #[test]
 fn dial_over_plaintext_and_mplex() {
     let (_listener, addr) = listen(&["--security", "plaintext", "--muxer", "mplex", "--bare"]);
-    let output = run(&[
-        "dial",
-        "--addr",
+    let output = dial(
         &addr,
-        "--security",
-        "plaintext",
-        "--muxer",
-        "mplex",
-        "--bare",
-        "--ping",
-        "1",
-        "--echo",
-        "x",
-        "--timeout",
-        COMMAND_TIMEOUT,
-    ]);
+        &[
+            "--security",
+            "plaintext",
+            "--muxer",
+            "mplex",
+            "--bare",
+            "--ping",
+            "1",
+            "--echo",
+            "x",
+        ],
+    );
     let events = events_of(&output);
     assert!(output.status.success(), "{events:?}");
     assert_eq!(
@@ -497,15 +452,7 @@ fn demo_runs_and_exits_zero() {
 fn ctrl_c_stops_a_listener_gracefully() {
     let (mut listener, addr) = listen(&[]);
     // Give it a connection to close.
-    let output = run(&[
-        "dial",
-        "--addr",
-        &addr,
-        "--ping",
-        "1",
-        "--timeout",
-        COMMAND_TIMEOUT,
-    ]);
+    let output = dial(&addr, &["--ping", "1"]);
     assert!(output.status.success(), "{:?}", events_of(&output));
     let pid = i32::try_from(listener.child.id()).expect("pid fits");
     let pid = rustix::process::Pid::from_raw(pid).expect("a real pid");
