@@ -86,3 +86,25 @@ pub fn lp2p_node_binary(release: bool) -> PathBuf {
         .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
         .expect("cargo reported the lp2p-node executable")
 }
+
+/// Waits on `rt` (at most [`EXCHANGE_TIMEOUT`]) for the first item of `reports` that `pick`
+/// maps to `Some`, skipping the others: how the tests read what a rust-libp2p swarm task
+/// reports. Panics if the task ends or the time runs out.
+pub fn recv_matching<R, T>(
+    rt: &tokio::runtime::Runtime,
+    reports: &mut tokio::sync::mpsc::UnboundedReceiver<R>,
+    mut pick: impl FnMut(R) -> Option<T>,
+) -> T {
+    rt.block_on(async {
+        tokio::time::timeout(EXCHANGE_TIMEOUT, async {
+            loop {
+                let report = reports.recv().await.expect("swarm task alive");
+                if let Some(found) = pick(report) {
+                    return found;
+                }
+            }
+        })
+        .await
+        .expect("swarm report in time")
+    })
+}

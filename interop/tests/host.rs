@@ -124,20 +124,9 @@ async fn lp2p_host(listen: bool) -> Host {
 fn wait_report<T>(
     rt: &tokio::runtime::Runtime,
     peer: &mut RustPeer,
-    mut pick: impl FnMut(SwarmReport) -> Option<T>,
+    pick: impl FnMut(SwarmReport) -> Option<T>,
 ) -> T {
-    rt.block_on(async {
-        tokio::time::timeout(EXCHANGE_TIMEOUT, async {
-            loop {
-                let report = peer.reports.recv().await.expect("swarm task alive");
-                if let Some(found) = pick(report) {
-                    return found;
-                }
-            }
-        })
-        .await
-        .expect("swarm report in time")
-    })
+    lp2p_interop::recv_matching(rt, &mut peer.reports, pick)
 }
 
 #[test]

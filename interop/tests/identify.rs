@@ -18,7 +18,7 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, identify, ping};
 use lp2p_host::{EventStream, Host, HostEvent, HostStream, IdentifyInfo};
 use lp2p_identify::{ID_PROTOCOL, Identify, IdentifyConfig, PUSH_PROTOCOL, RecordFormat};
-use lp2p_interop::{EXCHANGE_TIMEOUT, init_tracing, run, tokio_runtime};
+use lp2p_interop::{init_tracing, run, tokio_runtime};
 use tokio::sync::mpsc;
 
 const RUST_AGENT: &str = "rust-interop/0.57";
@@ -100,20 +100,9 @@ fn start_rust_peer(rt: &tokio::runtime::Runtime) -> RustPeer {
 fn wait_report<T>(
     rt: &tokio::runtime::Runtime,
     peer: &mut RustPeer,
-    mut pick: impl FnMut(Report) -> Option<T>,
+    pick: impl FnMut(Report) -> Option<T>,
 ) -> T {
-    rt.block_on(async {
-        tokio::time::timeout(EXCHANGE_TIMEOUT, async {
-            loop {
-                let report = peer.reports.recv().await.expect("swarm task alive");
-                if let Some(found) = pick(report) {
-                    return found;
-                }
-            }
-        })
-        .await
-        .expect("swarm report in time")
-    })
+    lp2p_interop::recv_matching(rt, &mut peer.reports, pick)
 }
 
 fn rust_listen_addr(rt: &tokio::runtime::Runtime, rust: &mut RustPeer) -> Multiaddr {

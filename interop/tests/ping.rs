@@ -84,20 +84,9 @@ fn start_rust_peer(rt: &tokio::runtime::Runtime) -> RustPeer {
 fn wait_report<T>(
     rt: &tokio::runtime::Runtime,
     peer: &mut RustPeer,
-    mut pick: impl FnMut(Report) -> Option<T>,
+    pick: impl FnMut(Report) -> Option<T>,
 ) -> T {
-    rt.block_on(async {
-        tokio::time::timeout(EXCHANGE_TIMEOUT, async {
-            loop {
-                let report = peer.reports.recv().await.expect("swarm task alive");
-                if let Some(found) = pick(report) {
-                    return found;
-                }
-            }
-        })
-        .await
-        .expect("swarm report in time")
-    })
+    lp2p_interop::recv_matching(rt, &mut peer.reports, pick)
 }
 
 async fn lp2p_host() -> (Host, Ping) {
