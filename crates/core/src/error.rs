@@ -68,6 +68,26 @@ pub enum Error {
         /// The peer id the remote proved.
         actual: Box<PeerId>,
     },
+    /// multistream-select of the security protocol failed (no common protocol, or a
+    /// malformed negotiation).
+    #[error("negotiating the security protocol failed: {0}")]
+    SecurityNegotiation(#[source] BoxError),
+    /// multistream-select of the stream muxer failed.
+    #[error("negotiating the stream muxer failed: {0}")]
+    MuxerNegotiation(#[source] BoxError),
+    /// Resolving a name in an address failed (`/dns*`, `/dnsaddr`).
+    #[error("resolving {addr} failed: {source}")]
+    Resolve {
+        /// The address being resolved.
+        addr: Multiaddr,
+        /// The resolver's own error.
+        #[source]
+        source: BoxError,
+    },
+    /// The local node refused the connection (a limit or a gate), after it was
+    /// authenticated; the text says which rule.
+    #[error("connection refused locally: {0}")]
+    Denied(String),
     /// A security handshake failed.
     #[error("{protocol} handshake failed: {source}")]
     Security {

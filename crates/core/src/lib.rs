@@ -5,9 +5,11 @@
 //!
 //! | layer | trait | implemented by |
 //! |---|---|---|
-//! | raw connections | [`Transport`], [`Listener`], [`Connection`] | `lp2p-tcp`, `lp2p-memory` |
+//! | established connections (what the swarm takes) | [`Transport`], [`Listener`] → [`Incoming`] → [`Established`] | `lp2p_swarm::Upgraded` over a raw transport; QUIC |
+//! | raw byte streams | [`RawTransport`], [`RawListener`], [`Connection`] | `lp2p-tcp`, `lp2p-memory` |
 //! | security | [`SecurityUpgrader`] → [`SecureConnection`] | `lp2p-noise`, `lp2p-plaintext` |
 //! | stream muxing | [`MuxerUpgrader`] → [`MuxedConnection`] → [`Stream`] | `lp2p-yamux`, `lp2p-mplex` |
+//! | names in addresses | [`AddressResolver`] | `lp2p-dns` |
 //!
 //! It also holds the [`runtime`] seam (spawning and timers behind one small trait, with
 //! async-std and smol implementations), the [`varint`] codec and length-prefixed
@@ -35,9 +37,11 @@
 
 pub mod addr;
 mod error;
+mod established;
 pub mod framing;
 mod muxing;
 mod protocol;
+mod resolve;
 pub mod runtime;
 mod security;
 mod transport;
@@ -47,11 +51,15 @@ pub mod varint;
 /// `#[lp2p_core::async_trait]` without depending on `async-trait` yourself.
 pub use async_trait::async_trait;
 pub use error::{BoxError, Error};
+pub use established::{
+    DialOpts, Established, Incoming, Listener, SecuredCheck, Transport, TransportContext,
+};
 pub use muxing::{MuxedConnection, MuxerUpgrader, Stream};
 pub use protocol::{ProtocolId, Role};
+pub use resolve::AddressResolver;
 pub use runtime::{JoinHandle, Runtime, RuntimeHandle};
 pub use security::{SecureConnection, SecurityUpgrader, UpgradeContext};
-pub use transport::{Connection, Listener, Transport};
+pub use transport::{Connection, RawListener, RawTransport};
 
 pub use libp2p_identity as identity;
 pub use libp2p_identity::{Keypair, PeerId, PublicKey};

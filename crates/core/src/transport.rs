@@ -2,42 +2,49 @@ use async_trait::async_trait;
 use futures::io::{AsyncRead, AsyncWrite};
 use multiaddr::Multiaddr;
 
-use crate::Error;
+use crate::{DialOpts, Error};
 
-/// A way to reach peers: dials and listens on the addresses it supports.
+/// A byte-stream transport: dials and listens on the addresses it supports and hands out
+/// raw, unauthenticated byte streams.
 ///
 /// Implementations: `lp2p-tcp` (`/ip4|ip6/.../tcp/...`) and `lp2p-memory` (`/memory/N`).
-/// A host holds several transports and gives each address to the first one whose
-/// [`can_dial`](Transport::can_dial) accepts it.
+/// A raw transport becomes a [`Transport`](crate::Transport) (one that hands the swarm
+/// established, authenticated, multiplexed connections) through `lp2p_swarm::Upgraded`,
+/// which runs security and muxer negotiation on every connection; `HostBuilder::transport`
+/// does that wrapping for you.
 #[async_trait]
-pub trait Transport: Send + Sync + 'static {
+pub trait RawTransport: Send + Sync + 'static {
     /// A short name for logs and errors, e.g. `"tcp"`.
     fn name(&self) -> &'static str;
 
-    /// Whether [`dial`](Transport::dial) can handle this address. Must be cheap and must not
-    /// do I/O. A trailing `/p2p/<peer id>` is part of a dialable address.
+    /// Whether [`dial`](RawTransport::dial) can handle this address. Must be cheap and must
+    /// not do I/O. A trailing `/p2p/<peer id>` is part of a dialable address.
     fn can_dial(&self, addr: &Multiaddr) -> bool;
 
-    /// Whether [`listen`](Transport::listen) can handle this address; by default the same as
-    /// [`can_dial`](Transport::can_dial).
+    /// Whether [`listen`](RawTransport::listen) can handle this address; by default the same
+    /// as [`can_dial`](RawTransport::can_dial).
     fn can_listen(&self, addr: &Multiaddr) -> bool {
         self.can_dial(addr)
     }
 
     /// Opens a raw connection to `addr`.
     ///
+    /// `opts.port_reuse` asks to dial from the port we listen on (for hole punching); a
+    /// transport that cannot do that dials from an ephemeral port. `opts.role` and
+    /// `opts.expected_peer` are for the upgrade above and are ignored here.
+    ///
     /// Fails with [`Error::UnsupportedAddress`] when `can_dial(addr)` is false and with
     /// [`Error::Dial`] when the remote cannot be reached.
-    async fn dial(&self, addr: &Multiaddr) -> Result<Box<dyn Connection>, Error>;
+    async fn dial(&self, addr: &Multiaddr, opts: &DialOpts) -> Result<Box<dyn Connection>, Error>;
 
     /// Starts listening on `addr`. A port of 0 asks for a free one; the listener's
-    /// [`local_addr`](Listener::local_addr) reports what was bound.
-    async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn Listener>, Error>;
+    /// [`local_addr`](RawListener::local_addr) reports what was bound.
+    async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn RawListener>, Error>;
 }
 
-/// A bound listener that yields inbound raw connections.
+/// A bound listener of a [`RawTransport`] that yields inbound raw connections.
 #[async_trait]
-pub trait Listener: Send + 'static {
+pub trait RawListener: Send + 'static {
     /// Waits for the next inbound connection.
     ///
     /// Transient failures (a connection reset before it was accepted, running out of file

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use futures::future::AbortHandle;
 use futures::{FutureExt, StreamExt};
 use lp2p_core::{
-    Keypair, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RuntimeHandle, SecurityUpgrader, Stream,
-    Transport,
+    Keypair, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RawTransport, RuntimeHandle,
+    SecurityUpgrader, Stream,
 };
 use lp2p_multiselect::{MultiselectError, Version, dialer_select, listener_select};
 use lp2p_peerstore::Peerstore;
@@ -55,7 +55,7 @@ impl HostBuilder {
 
     /// Adds a transport.
     #[must_use]
-    pub fn transport(mut self, transport: impl Transport) -> Self {
+    pub fn transport(mut self, transport: impl RawTransport) -> Self {
         self.swarm = self.swarm.transport(transport);
         self.has_transport = true;
         self

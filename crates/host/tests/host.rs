@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::runtime::block_on;
-use lp2p_core::{Keypair, Multiaddr, PeerId, RuntimeHandle, Transport};
+use lp2p_core::{DialOpts, Keypair, Multiaddr, PeerId, RawTransport, RuntimeHandle};
 use lp2p_host::{Host, HostBuilder, HostError, HostEvent, HostStream, SwarmConfig, SwarmError};
 use lp2p_memory::MemoryTransport;
 use lp2p_mplex::Mplex;
@@ -381,7 +381,7 @@ fn a_peer_that_stalls_the_upgrade_times_out_and_others_are_served() {
         let mut events = server.events();
         // A raw TCP connection that never says anything.
         let staller = TcpTransport::default()
-            .dial(&server.listen_addrs()[0])
+            .dial(&server.listen_addrs()[0], &DialOpts::default())
             .await
             .unwrap();
         let error = loop {

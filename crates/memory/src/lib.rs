@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use futures::{AsyncReadExt, AsyncWriteExt};
-//! use lp2p_core::{Multiaddr, Transport};
+//! use lp2p_core::{DialOpts, Multiaddr, RawTransport};
 //! use lp2p_memory::MemoryTransport;
 //!
 //! # lp2p_core::runtime::block_on(async {
@@ -20,7 +20,7 @@
 //! let mut listener = transport.listen(&"/memory/0".parse()?).await?;
 //! let addr = listener.local_addr(); // e.g. /memory/4294967296
 //!
-//! let mut client = transport.dial(&addr).await?;
+//! let mut client = transport.dial(&addr, &DialOpts::default()).await?;
 //! let mut server = listener.accept().await?;
 //! client.write_all(b"ping").await?;
 //! let mut buf = [0u8; 4];

@@ -6,7 +6,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::channel::mpsc;
-use lp2p_core::{Connection, Error, Listener, Multiaddr, Protocol, Transport, addr};
+use lp2p_core::{
+    Connection, DialOpts, Error, Multiaddr, Protocol, RawListener, RawTransport, addr,
+};
 
 use crate::MemoryConnection;
 
@@ -84,7 +86,7 @@ fn memory_port(addr: &Multiaddr) -> Option<u64> {
 }
 
 #[async_trait]
-impl Transport for MemoryTransport {
+impl RawTransport for MemoryTransport {
     fn name(&self) -> &'static str {
         "memory"
     }
@@ -97,7 +99,7 @@ impl Transport for MemoryTransport {
         memory_port(addr).is_some()
     }
 
-    async fn dial(&self, addr: &Multiaddr) -> Result<Box<dyn Connection>, Error> {
+    async fn dial(&self, addr: &Multiaddr, _opts: &DialOpts) -> Result<Box<dyn Connection>, Error> {
         let transport_addr = addr::split_peer_id(addr).0;
         let Some(port) = memory_port(&transport_addr).filter(|p| *p != 0) else {
             return Err(Error::UnsupportedAddress(addr.clone()));
@@ -121,7 +123,7 @@ impl Transport for MemoryTransport {
         }
     }
 
-    async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn Listener>, Error> {
+    async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn RawListener>, Error> {
         let Some(asked) = memory_port(addr) else {
             return Err(Error::UnsupportedAddress(addr.clone()));
         };
@@ -162,7 +164,7 @@ pub struct MemoryListener {
 }
 
 #[async_trait]
-impl Listener for MemoryListener {
+impl RawListener for MemoryListener {
     async fn accept(&mut self) -> Result<Box<dyn Connection>, Error> {
         match self.rx.next().await {
             Some(conn) => Ok(Box::new(conn)),

@@ -4,7 +4,7 @@
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p_core::runtime::block_on;
-use lp2p_core::{Error, Multiaddr, PeerId, RuntimeHandle, Transport};
+use lp2p_core::{DialOpts, Error, Multiaddr, PeerId, RawTransport, RuntimeHandle};
 use lp2p_memory::{MemoryConnection, MemoryTransport};
 
 fn ma(s: &str) -> Multiaddr {
@@ -21,7 +21,7 @@ fn port_zero_picks_a_free_number_and_dial_connects() {
         assert_ne!(l1.local_addr(), ma("/memory/0"));
 
         let addr = l1.local_addr();
-        let mut c = t.dial(&addr).await.unwrap();
+        let mut c = t.dial(&addr, &DialOpts::default()).await.unwrap();
         let mut s = l1.accept().await.unwrap();
         assert_eq!(c.remote_addr(), addr);
         assert_eq!(s.local_addr(), addr);
@@ -50,7 +50,7 @@ fn dial_accepts_a_trailing_peer_id() {
             .local_addr()
             .with(lp2p_core::Protocol::P2p(PeerId::random()));
         assert!(t.can_dial(&addr));
-        let _c = t.dial(&addr).await.unwrap();
+        let _c = t.dial(&addr, &DialOpts::default()).await.unwrap();
         let _s = l.accept().await.unwrap();
     });
 }
@@ -62,11 +62,14 @@ fn refused_and_unsupported() {
         let l = t.listen(&ma("/memory/0")).await.unwrap();
         let addr = l.local_addr();
         drop(l);
-        assert!(matches!(t.dial(&addr).await, Err(Error::Dial { .. })));
+        assert!(matches!(
+            t.dial(&addr, &DialOpts::default()).await,
+            Err(Error::Dial { .. })
+        ));
         let tcp = ma("/ip4/127.0.0.1/tcp/1");
         assert!(!t.can_dial(&tcp));
         assert!(matches!(
-            t.dial(&tcp).await,
+            t.dial(&tcp, &DialOpts::default()).await,
             Err(Error::UnsupportedAddress(_))
         ));
         assert!(matches!(
@@ -94,9 +97,12 @@ fn backlog_is_bounded() {
         let t = MemoryTransport::default().with_backlog(2);
         let l = t.listen(&ma("/memory/0")).await.unwrap();
         let addr = l.local_addr();
-        let _a = t.dial(&addr).await.unwrap();
-        let _b = t.dial(&addr).await.unwrap();
-        assert!(matches!(t.dial(&addr).await, Err(Error::Dial { .. })));
+        let _a = t.dial(&addr, &DialOpts::default()).await.unwrap();
+        let _b = t.dial(&addr, &DialOpts::default()).await.unwrap();
+        assert!(matches!(
+            t.dial(&addr, &DialOpts::default()).await,
+            Err(Error::Dial { .. })
+        ));
     });
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use lp2p_core::{Connection, Role, RuntimeHandle, Transport};
+use lp2p_core::{Connection, DialOpts, RawTransport, Role, RuntimeHandle};
 use lp2p_mplex::{MplexConfig, MplexConnection};
 use lp2p_tcp::TcpTransport;
 
@@ -20,7 +20,8 @@ fn tcp_pair() -> (Box<dyn Connection>, Box<dyn Connection>) {
             .await
             .unwrap();
         let addr = listener.local_addr();
-        let (dialed, accepted) = futures::join!(tcp.dial(&addr), listener.accept());
+        let opts = DialOpts::default();
+        let (dialed, accepted) = futures::join!(tcp.dial(&addr, &opts), listener.accept());
         (dialed.unwrap(), accepted.unwrap())
     })
 }

@@ -225,7 +225,10 @@ async fn attempt(
             .clone();
         let raw = match inner
             .runtime
-            .timeout(inner.config.transport_timeout, transport.dial(&addr))
+            .timeout(
+                inner.config.transport_timeout,
+                transport.dial(&addr, &lp2p_core::DialOpts::to_peer(expected)),
+            )
             .await
         {
             Ok(Ok(raw)) => raw,

@@ -2,14 +2,14 @@
 
 use std::sync::{Arc, Weak};
 
-use lp2p_core::{Connection as RawConnection, Listener};
+use lp2p_core::{Connection as RawConnection, RawListener};
 
 use crate::swarm::{Inner, PendingSlot};
 use crate::{Direction, Stage, SwarmError, SwarmEvent};
 
 /// Accepts connections until the listener fails or the swarm goes away; each connection is
 /// upgraded in its own task, within the pending-inbound limit.
-pub(crate) async fn accept_loop(swarm: Weak<Inner>, mut listener: Box<dyn Listener>) {
+pub(crate) async fn accept_loop(swarm: Weak<Inner>, mut listener: Box<dyn RawListener>) {
     let local = listener.local_addr();
     loop {
         let accepted = listener.accept().await;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures::future::{AbortHandle, Either, select};
 use lp2p_core::{
-    Keypair, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RuntimeHandle, SecurityUpgrader, Stream,
-    Transport, UpgradeContext,
+    Keypair, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RawTransport, RuntimeHandle,
+    SecurityUpgrader, Stream, UpgradeContext,
 };
 use lp2p_peerstore::{CONNECTED_ADDR_TTL, Peerstore, RECENTLY_CONNECTED_ADDR_TTL};
 
@@ -29,7 +29,7 @@ pub type InboundStreamHandler = Arc<dyn Fn(Connection, Box<dyn Stream>) + Send +
 #[derive(Default)]
 pub struct SwarmBuilder {
     keypair: Option<Keypair>,
-    transports: Vec<Arc<dyn Transport>>,
+    transports: Vec<Arc<dyn RawTransport>>,
     security: Vec<Arc<dyn SecurityUpgrader>>,
     muxers: Vec<Arc<dyn MuxerUpgrader>>,
     peerstore: Option<Peerstore>,
@@ -83,7 +83,7 @@ impl SwarmBuilder {
 
     /// Adds a transport; addresses go to the first transport that can handle them.
     #[must_use]
-    pub fn transport(mut self, transport: impl Transport) -> Self {
+    pub fn transport(mut self, transport: impl RawTransport) -> Self {
         self.transports.push(Arc::new(transport));
         self
     }
@@ -199,7 +199,7 @@ pub(crate) struct Inner {
     pub(crate) local_peer: PeerId,
     pub(crate) keypair: Keypair,
     pub(crate) upgraders: Upgraders,
-    pub(crate) transports: Vec<Arc<dyn Transport>>,
+    pub(crate) transports: Vec<Arc<dyn RawTransport>>,
     pub(crate) peerstore: Peerstore,
     pub(crate) config: SwarmConfig,
     pub(crate) runtime: RuntimeHandle,
@@ -518,7 +518,7 @@ impl Inner {
             .and_then(|c| c.iter().rev().find(|c| !c.is_closed()).cloned())
     }
 
-    pub(crate) fn transport_for(&self, addr: &Multiaddr) -> Option<&Arc<dyn Transport>> {
+    pub(crate) fn transport_for(&self, addr: &Multiaddr) -> Option<&Arc<dyn RawTransport>> {
         self.transports.iter().find(|t| t.can_dial(addr))
     }
 

@@ -7,7 +7,7 @@
 //! headers) that Nagle's algorithm would hold back.
 //!
 //! Anything else (`/udp/...`, `/dns/...`, `/memory/...`) is refused by
-//! [`can_dial`](lp2p_core::Transport::can_dial) and fails with
+//! [`can_dial`](lp2p_core::RawTransport::can_dial) and fails with
 //! [`Error::UnsupportedAddress`](lp2p_core::Error::UnsupportedAddress).
 //!
 //! A listener survives failed accepts: a connection reset before it was accepted is skipped,
@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use futures::{AsyncReadExt, AsyncWriteExt};
-//! use lp2p_core::Transport;
+//! use lp2p_core::{DialOpts, RawTransport};
 //! use lp2p_tcp::TcpTransport;
 //!
 //! # lp2p_core::runtime::block_on(async {
@@ -26,7 +26,7 @@
 //! let mut listener = tcp.listen(&"/ip4/127.0.0.1/tcp/0".parse()?).await?;
 //! let addr = listener.local_addr(); // the port actually bound
 //!
-//! let mut client = tcp.dial(&addr).await?;
+//! let mut client = tcp.dial(&addr, &DialOpts::default()).await?;
 //! let mut server = listener.accept().await?;
 //! client.write_all(b"hi").await?;
 //! let mut buf = [0u8; 2];

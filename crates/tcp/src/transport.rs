@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_io::{Async, Timer};
 use async_trait::async_trait;
-use lp2p_core::{Connection, Error, Listener, Multiaddr, Transport, addr};
+use lp2p_core::{Connection, DialOpts, Error, Multiaddr, RawListener, RawTransport, addr};
 
 use crate::{TcpConnection, multiaddr_to_socketaddr, socketaddr_to_multiaddr};
 
@@ -42,7 +42,7 @@ impl TcpTransport {
         multiaddr_to_socketaddr(&addr::split_peer_id(addr).0)
     }
 
-    /// [`Transport::dial`] with the concrete connection type.
+    /// [`RawTransport::dial`] with the concrete connection type.
     pub async fn dial_tcp(&self, addr: &Multiaddr) -> Result<TcpConnection, Error> {
         let Some(socket_addr) = Self::socket_addr(addr).filter(|_| self.can_dial(addr)) else {
             return Err(Error::UnsupportedAddress(addr.clone()));
@@ -64,7 +64,7 @@ impl TcpTransport {
         ))
     }
 
-    /// [`Transport::listen`] with the concrete listener type.
+    /// [`RawTransport::listen`] with the concrete listener type.
     pub fn listen_tcp(&self, addr: &Multiaddr) -> Result<TcpListener, Error> {
         let Some(socket_addr) = multiaddr_to_socketaddr(addr) else {
             return Err(Error::UnsupportedAddress(addr.clone()));
@@ -86,7 +86,7 @@ impl TcpTransport {
 }
 
 #[async_trait]
-impl Transport for TcpTransport {
+impl RawTransport for TcpTransport {
     fn name(&self) -> &'static str {
         "tcp"
     }
@@ -99,11 +99,11 @@ impl Transport for TcpTransport {
         multiaddr_to_socketaddr(addr).is_some()
     }
 
-    async fn dial(&self, addr: &Multiaddr) -> Result<Box<dyn Connection>, Error> {
+    async fn dial(&self, addr: &Multiaddr, _opts: &DialOpts) -> Result<Box<dyn Connection>, Error> {
         Ok(Box::new(self.dial_tcp(addr).await?))
     }
 
-    async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn Listener>, Error> {
+    async fn listen(&self, addr: &Multiaddr) -> Result<Box<dyn RawListener>, Error> {
         Ok(Box::new(self.listen_tcp(addr)?))
     }
 }
@@ -136,7 +136,7 @@ fn is_resource_exhaustion(err: &io::Error) -> bool {
 }
 
 impl TcpListener {
-    /// [`Listener::accept`] with the concrete connection type. Never fails: failed accepts
+    /// [`RawListener::accept`] with the concrete connection type. Never fails: failed accepts
     /// are skipped or paused on (see [`ACCEPT_ERROR_BACKOFF`]).
     pub async fn accept_tcp(&mut self) -> TcpConnection {
         loop {
@@ -172,7 +172,7 @@ impl TcpListener {
 }
 
 #[async_trait]
-impl Listener for TcpListener {
+impl RawListener for TcpListener {
     async fn accept(&mut self) -> Result<Box<dyn Connection>, Error> {
         Ok(Box::new(self.accept_tcp().await))
     }

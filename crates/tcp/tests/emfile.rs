@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p_core::runtime::block_on;
-use lp2p_core::{RuntimeHandle, Transport};
+use lp2p_core::{DialOpts, RawTransport, RuntimeHandle};
 use lp2p_tcp::TcpTransport;
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
@@ -67,7 +67,7 @@ fn listener_keeps_accepting_after_emfile() {
             .await
             .unwrap()
             .unwrap();
-        let _c = tcp.dial(&addr).await.unwrap();
+        let _c = tcp.dial(&addr, &DialOpts::default()).await.unwrap();
         let _s = listener.accept().await.unwrap();
     });
 }

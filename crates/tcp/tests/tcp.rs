@@ -5,7 +5,9 @@
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p_core::runtime::block_on;
-use lp2p_core::{Error, Listener, Multiaddr, PeerId, Protocol, RuntimeHandle, Transport};
+use lp2p_core::{
+    DialOpts, Error, Multiaddr, PeerId, Protocol, RawListener, RawTransport, RuntimeHandle,
+};
 use lp2p_tcp::TcpTransport;
 
 fn ma(s: &str) -> Multiaddr {
@@ -26,7 +28,7 @@ async fn echo_roundtrip(tcp: &TcpTransport, listen: &str) {
     let addr = listener.local_addr();
     assert_ne!(port_of(&addr), 0, "port 0 must report the port bound");
 
-    let mut client = tcp.dial(&addr).await.unwrap();
+    let mut client = tcp.dial(&addr, &DialOpts::default()).await.unwrap();
     let mut server = listener.accept().await.unwrap();
     assert_eq!(client.remote_addr(), addr);
     assert_eq!(server.local_addr(), addr);
@@ -91,7 +93,7 @@ fn trailing_peer_id_is_accepted_for_dialing() {
         let mut listener = tcp.listen(&ma("/ip4/127.0.0.1/tcp/0")).await.unwrap();
         let addr = listener.local_addr().with(Protocol::P2p(PeerId::random()));
         assert!(tcp.can_dial(&addr));
-        let client = tcp.dial(&addr).await.unwrap();
+        let client = tcp.dial(&addr, &DialOpts::default()).await.unwrap();
         let _server = listener.accept().await.unwrap();
         // The connection reports the socket address, without the peer id.
         assert_eq!(client.remote_addr(), listener.local_addr());
@@ -114,7 +116,7 @@ fn unsupported_addresses_are_refused() {
         ] {
             let addr = ma(bad);
             assert!(!tcp.can_dial(&addr), "{bad} must not be dialable");
-            match tcp.dial(&addr).await {
+            match tcp.dial(&addr, &DialOpts::default()).await {
                 Err(Error::UnsupportedAddress(a)) => assert_eq!(a, addr),
                 Err(other) => panic!("{bad}: wrong error {other}"),
                 Ok(_) => panic!("{bad}: dial succeeded"),
@@ -144,7 +146,10 @@ fn dial_refused_is_a_dial_error() {
             .unwrap()
             .port();
         let addr = ma(&format!("/ip4/127.0.0.1/tcp/{port}"));
-        match TcpTransport::default().dial(&addr).await {
+        match TcpTransport::default()
+            .dial(&addr, &DialOpts::default())
+            .await
+        {
             Err(Error::Dial { addr: a, source }) => {
                 assert_eq!(a, addr);
                 assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
@@ -177,7 +182,7 @@ fn many_connections_in_parallel() {
             let tcp = tcp.clone();
             let addr = addr.clone();
             clients.push(rt.spawn(async move {
-                let mut c = tcp.dial(&addr).await.unwrap();
+                let mut c = tcp.dial(&addr, &DialOpts::default()).await.unwrap();
                 c.write_all(&i.to_be_bytes()).await.unwrap();
                 let mut buf = [0u8; 4];
                 c.read_exact(&mut buf).await.unwrap();

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use futures::{AsyncReadExt, AsyncWriteExt, FutureExt};
-use lp2p_core::{MuxedConnection, MuxerUpgrader, Role, RuntimeHandle, Stream, Transport};
+use lp2p_core::{
+    DialOpts, MuxedConnection, MuxerUpgrader, RawTransport, Role, RuntimeHandle, Stream,
+};
 use lp2p_memory::MemoryConnection;
 use lp2p_tcp::TcpTransport;
 use lp2p_yamux::{Yamux, YamuxConfig, YamuxConnection};
@@ -42,7 +44,10 @@ async fn pair(link: Link, config: YamuxConfig) -> (Arc<YamuxConnection>, Arc<Yam
                 .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
                 .await
                 .unwrap();
-            let dialed = tcp.dial(&listener.local_addr()).await.unwrap();
+            let dialed = tcp
+                .dial(&listener.local_addr(), &DialOpts::default())
+                .await
+                .unwrap();
             let accepted = listener.accept().await.unwrap();
             (
                 yamux.start(dialed, Role::Initiator, &rt),

@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
@@ -20,5 +20,9 @@ impl Runtime for AsyncStdRuntime {
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(async_std::task::sleep(duration))
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
     }
 }

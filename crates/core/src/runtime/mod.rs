@@ -32,7 +32,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::channel::oneshot;
@@ -61,6 +61,11 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// A future that completes after `duration`.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+
+    /// The current time. Every lp2p shell reads the clock through this (never through
+    /// `Instant::now()` directly), so a virtual-time runtime (`lp2p-testkit`) can drive
+    /// whole hosts in tests; `sleep` must agree with it.
+    fn now(&self) -> Instant;
 }
 
 /// A cheap, cloneable handle to a [`Runtime`] that also counts the tasks spawned through it.
@@ -136,6 +141,17 @@ impl RuntimeHandle {
     /// A future that completes after `duration`.
     pub fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         self.runtime.sleep(duration)
+    }
+
+    /// The runtime's current time (see [`Runtime::now`]).
+    pub fn now(&self) -> Instant {
+        self.runtime.now()
+    }
+
+    /// A future that completes at `deadline` (at once when it has passed).
+    pub fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        self.runtime
+            .sleep(deadline.saturating_duration_since(self.runtime.now()))
     }
 
     /// Runs `future` for at most `duration`; fails with [`Error::Timeout`] after that.

@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
@@ -21,5 +21,9 @@ impl Runtime for SmolRuntime {
         Box::pin(async move {
             smol::Timer::after(duration).await;
         })
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
     }
 }
