@@ -34,9 +34,10 @@ function identifyEvent (info) {
   }
 }
 
-function messageEvent (msg) {
+function messageEvent (msg, msgId) {
   return {
     event: 'message',
+    ...(msgId == null ? {} : { id: Buffer.from(msgId, 'base64').toString('hex') }),
     topic: msg.topic,
     from: msg.type === 'signed' ? msg.from.toString() : '',
     data: new TextDecoder().decode(msg.data)
@@ -95,7 +96,8 @@ export async function listen (opts) {
   printConnectionEvents(node)
   const pubsub = node.services.pubsub
   if (pubsub != null) {
-    pubsub.addEventListener('message', (evt) => emit(messageEvent(evt.detail)))
+    // gossipsub:message carries the message id (js-libp2p's default string form: base64).
+    pubsub.addEventListener('gossipsub:message', (evt) => emit(messageEvent(evt.detail.msg, evt.detail.msgId)))
     for (const topic of opts.topics) pubsub.subscribe(topic)
   } else if (opts.topics.length > 0) {
     return fail('pubsub is not running (--bare serves only ping, echo and perf)')

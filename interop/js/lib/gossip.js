@@ -38,7 +38,7 @@ export function gossipService (opts) {
   if (g.d != null) {
     // Dscore and Dout must stay within the mesh degree bounds when the degree is lowered.
     init.Dscore = Math.min(g.d, 4)
-    init.Dout = Math.min(Math.floor(g.d / 2), g.dlo ?? 1)
+    init.Dout = Math.max(0, Math.min(Math.floor(g.d / 2), (g.dlo ?? 1) - 1))
   }
   if (g.pruneBackoff != null) init.pruneBackoff = g.pruneBackoff * 1000
   if (g.historyLength != null) init.mcacheLength = g.historyLength
@@ -48,13 +48,18 @@ export function gossipService (opts) {
   return gossipsub(init)
 }
 
-function controlEvents (dir, peer, control, topicOf) {
+/** Message ids as hex, as the tests compare them. */
+export function hexIds (ids) {
+  return (ids ?? []).map(id => Buffer.from(id).toString('hex'))
+}
+
+function controlEvents (dir, peer, control) {
   if (control == null) return
   for (const ihave of control.ihave ?? []) {
-    emit({ event: 'control', kind: 'ihave', dir, peer, topic: ihave.topicID, ids: ihave.messageIDs?.length ?? 0 })
+    emit({ event: 'control', kind: 'ihave', dir, peer, topic: ihave.topicID, ids: hexIds(ihave.messageIDs) })
   }
   for (const iwant of control.iwant ?? []) {
-    emit({ event: 'control', kind: 'iwant', dir, peer, ids: iwant.messageIDs?.length ?? 0 })
+    emit({ event: 'control', kind: 'iwant', dir, peer, ids: hexIds(iwant.messageIDs) })
   }
   for (const graft of control.graft ?? []) {
     emit({ event: 'control', kind: 'graft', dir, peer, topic: graft.topicID })
@@ -73,7 +78,7 @@ function controlEvents (dir, peer, control, topicOf) {
     })
   }
   for (const idontwant of control.idontwant ?? []) {
-    emit({ event: 'control', kind: 'idontwant', dir, peer, ids: idontwant.messageIDs?.length ?? 0 })
+    emit({ event: 'control', kind: 'idontwant', dir, peer, ids: hexIds(idontwant.messageIDs) })
   }
 }
 
