@@ -529,7 +529,7 @@ fn interop_matrix() {
                 }
                 Outcome::Skip(why) => {
                     skipped += 1;
-                    notes.push(format!("{at}: skipped, {why}"));
+                    notes.push(format!("{}: skipped, {why}", row.label));
                 }
             }
         }
