@@ -553,3 +553,19 @@ fn interop_matrix() {
         failures.join("\n")
     );
 }
+
+/// The bookkeeping that keeps the upstream-failure list honest: a listed cell that fails is
+/// an xfail, a listed cell that passes is a failure (XPASS), an unlisted failure is a
+/// failure.
+#[test]
+fn expected_failures_turn_into_failures_when_they_pass() {
+    let reason = "upstream does X";
+    assert!(matches!(judge(Ok(()), None), Outcome::Pass));
+    assert!(matches!(judge(Err("e".into()), None), Outcome::Fail(e) if e == "e"));
+    assert!(matches!(
+        judge(Err("e".into()), Some(reason)),
+        Outcome::XFail { reason: r, error } if r == reason && error == "e"
+    ));
+    assert!(matches!(judge(Ok(()), Some(reason)), Outcome::XPass { reason: r } if r == reason));
+    assert_eq!(judge(Ok(()), Some(reason)).mark(), "XPASS");
+}
