@@ -332,9 +332,13 @@ def message_event(message) -> dict:
     }
 
 
-async def print_messages(subscription, seen: list | None = None) -> None:
+async def print_messages(subscription, me, seen: list | None = None) -> None:
+    """Prints each message; py-libp2p hands a node its own published messages too, which
+    the contract (and lp2p-node) does not print."""
     while True:
         message = await subscription.get()
+        if message.from_id == me.to_bytes():
+            continue
         emit(message_event(message))
         if seen is not None:
             seen.append(message)
@@ -386,7 +390,7 @@ async def listen(opts: Options) -> None:
             nursery.start_soon(_run_service, gossipsub)
             await pubsub.wait_until_ready()
             for topic in opts.topics:
-                nursery.start_soon(print_messages, await pubsub.subscribe(topic))
+                nursery.start_soon(print_messages, await pubsub.subscribe(topic), host.get_id())
         emit(
             {
                 "event": "listening",
@@ -484,7 +488,9 @@ async def dial(opts: Options) -> None:
             nursery.start_soon(_run_service, gossipsub)
             await pubsub.wait_until_ready()
             if topic is not None:
-                nursery.start_soon(print_messages, await pubsub.subscribe(topic), messages)
+                nursery.start_soon(
+                    print_messages, await pubsub.subscribe(topic), host.get_id(), messages
+                )
         try:
             await host.connect(info)
         except Exception as err:
