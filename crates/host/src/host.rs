@@ -14,8 +14,8 @@ use lp2p_core::{
 use lp2p_multiselect::{MultiselectError, Version, dialer_select, listener_select};
 use lp2p_peerstore::Peerstore;
 use lp2p_swarm::{
-    Connection, ConnectionEvents, EventBus, EventStream, IntoTransport, Swarm, SwarmBuilder,
-    SwarmConfig,
+    Connection, ConnectionEvents, ConnectionGate, EventBus, EventStream, IntoTransport, Swarm,
+    SwarmBuilder, SwarmConfig,
 };
 
 use crate::handler::{ActiveGuard, Handlers, ProtocolPredicate};
@@ -64,6 +64,14 @@ impl HostBuilder {
     pub fn transport<M>(mut self, transport: impl IntoTransport<M>) -> Self {
         self.swarm = self.swarm.transport(transport);
         self.has_transport = true;
+        self
+    }
+
+    /// Adds a connection gate (allow/deny lists, or your own rules) asked at dial, accept,
+    /// once the remote is authenticated, and when the connection is ready.
+    #[must_use]
+    pub fn gate(mut self, gate: impl ConnectionGate) -> Self {
+        self.swarm = self.swarm.gate(gate);
         self
     }
 

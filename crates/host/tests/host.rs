@@ -478,7 +478,8 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
                 *refusal,
                 SwarmError::Limit {
                     kind: LimitKind::Inbound,
-                    limit: 2
+                    limit: 2,
+                    ..
                 }
             ),
             "{refusal}"
@@ -517,7 +518,8 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
                 err,
                 HostError::Swarm(SwarmError::Limit {
                     kind: LimitKind::Outbound,
-                    limit: 1
+                    limit: 1,
+                    ..
                 })
             ),
             "{err}"
@@ -572,7 +574,8 @@ fn per_peer_limit() {
                 *refusal,
                 SwarmError::Limit {
                     kind: LimitKind::PerPeer,
-                    limit: 1
+                    limit: 1,
+                    ..
                 }
             ),
             "{refusal}"

@@ -272,7 +272,7 @@ impl SwarmCore {
             return None;
         }
         self.backoff.record_success(&addr, now);
-        let admitted = self.insert(peer, Direction::Outbound, remote_addr, limited, now);
+        let admitted = self.insert(peer, Direction::Outbound, remote_addr, limited, None, now);
         // `insert` ended the peer's merged dial; a dial to a bare address or a fresh-connection
         // dial ends here.
         if let Some(d) = self.dials.remove(&id) {
