@@ -543,9 +543,12 @@ impl SwarmCore {
         }
     }
 
-    /// Whether an inbound connection from `peer` is finishing its upgrade.
+    /// Whether an inbound connection that is, or may turn out to be, from `peer` is finishing
+    /// its upgrade (one whose remote is not authenticated yet may be anyone).
     pub fn inbound_pending_from(&self, peer: &PeerId) -> bool {
-        self.pending.values().any(|p| p.peer.as_ref() == Some(peer))
+        self.pending
+            .values()
+            .any(|p| p.peer.is_none_or(|known| known == *peer))
     }
 
     // ---- lifecycle -------------------------------------------------------------------

@@ -897,3 +897,52 @@ fn expired_and_cancelled_handshakes_give_their_ip_share_back() {
         (0, 0)
     );
 }
+
+#[test]
+fn a_dial_with_no_address_waits_briefly_for_unauthenticated_inbound_handshakes() {
+    let mut sim = Sim::new(SwarmConfig {
+        inbound_wait: Duration::from_secs(2),
+        ..config()
+    });
+    let peer = PeerId::random();
+    // Someone is handshaking; who, we learn only at the end (noise XX's responder).
+    let remote = ma("/ip4/10.0.0.9/tcp/9");
+    let pending = sim.core.inbound_attempt(remote.clone(), sim.now).unwrap();
+    let dial = sim.dial(peer, &[]);
+    assert!(finished(&sim.actions()).is_none(), "it waits");
+    sim.advance(Duration::from_millis(500));
+    let admitted = sim
+        .core
+        .inbound_established(pending, peer, remote, false, sim.now)
+        .unwrap();
+    let actions = sim.actions();
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::DialFinished { dial: d, outcome: Ok(id) } if *d == dial && *id == admitted.id)),
+        "{actions:?}"
+    );
+    // A handshake that turns out to be someone else: the dial gives up after the wait.
+    let _other = sim
+        .core
+        .inbound_attempt(ma("/ip4/10.0.0.8/tcp/8"), sim.now)
+        .unwrap();
+    let stranger = PeerId::random();
+    sim.dial(stranger, &[]);
+    sim.advance(Duration::from_millis(1999));
+    assert!(finished(&sim.actions()).is_none());
+    sim.advance(Duration::from_millis(1));
+    assert!(matches!(finished(&sim.actions()), Some(Err(_))));
+}
+
+#[test]
+fn a_dial_whose_addresses_failed_does_not_wait_for_inbound_handshakes() {
+    let mut sim = Sim::new(config());
+    let _someone = sim
+        .core
+        .inbound_attempt(ma("/ip4/10.0.0.9/tcp/9"), sim.now)
+        .unwrap();
+    let peer = PeerId::random();
+    sim.dial(peer, &["/ip4/1.1.1.1/tcp/1"]);
+    let a = started(&sim.actions());
+    sim.fail(a[0].0);
+    assert!(matches!(finished(&sim.actions()), Some(Err(_))));
+}
