@@ -10,6 +10,7 @@ use lp2p_peerstore::{CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL};
 use crate::candidates::prepare;
 use crate::connection::ConnectionParts;
 use crate::core::{Action, Admitted, AttemptId, DialRequest, PendingId};
+use crate::gate::GateStage;
 use crate::state::{Shared, State, stage_of, swarm_error};
 use crate::{CloseReason, Connection, Direction, Stage, SwarmError, SwarmEvent};
 
@@ -158,6 +159,7 @@ impl Shared {
         result: Result<Established, lp2p_core::Error>,
     ) {
         let now = self.now();
+        let result = result.and_then(|est| self.gate_upgraded(est, Direction::Outbound));
         match result {
             Ok(est) => {
                 let registered = {
@@ -177,6 +179,7 @@ impl Shared {
                 if let Some((conn, n)) = registered {
                     self.after_register(conn, n, &est);
                 } else {
+                    self.stats.refused(Direction::Outbound);
                     tracing::debug!(peer = %est.peer, %addr, "connection not admitted; closing it");
                     let muxed = est.muxer;
                     self.runtime
@@ -189,8 +192,10 @@ impl Shared {
                 tracing::debug!(%addr, %stage, %err, "dial attempt failed");
                 // A mismatch proves the address works (for someone else); a limit says
                 // nothing about the address: neither backs it off.
-                let at_fault = !matches!(stage, Stage::UnsupportedAddress | Stage::Limit)
-                    && !matches!(err, SwarmError::PeerIdMismatch { .. });
+                let at_fault = !matches!(
+                    stage,
+                    Stage::UnsupportedAddress | Stage::Limit | Stage::Denied
+                ) && !matches!(err, SwarmError::PeerIdMismatch { .. });
                 {
                     let mut st = self.lock();
                     st.attempts.remove(&attempt);
@@ -273,10 +278,24 @@ impl Shared {
     pub(crate) fn inbound(self: &Arc<Self>, incoming: Incoming, transport: &'static str) {
         let now = self.now();
         let remote_addr = incoming.remote_addr.clone();
+        if let Err(reason) = self.check_gates(GateStage::Accept, |g| {
+            g.allow_accept(&incoming.local_addr, &remote_addr)
+        }) {
+            drop(incoming);
+            self.events.emit(&SwarmEvent::IncomingConnectionError {
+                remote_addr,
+                error: Arc::new(SwarmError::Denied {
+                    stage: GateStage::Accept,
+                    reason,
+                }),
+            });
+            return;
+        }
         let admitted = self.lock().core.inbound_attempt(remote_addr.clone(), now);
         let pending = match admitted {
             Ok(pending) => pending,
             Err(err) => {
+                self.stats.refused(Direction::Inbound);
                 // Dropping the attempt refuses it: the dialer's upgrade fails.
                 drop(incoming);
                 tracing::debug!(%remote_addr, %err, "inbound connection refused");
@@ -312,6 +331,7 @@ impl Shared {
         result: Result<Established, lp2p_core::Error>,
     ) {
         let now = self.now();
+        let result = result.and_then(|est| self.gate_upgraded(est, Direction::Inbound));
         let outcome = match result {
             Ok(est) => {
                 let registered = {
@@ -334,6 +354,7 @@ impl Shared {
                         return;
                     }
                     Err(err) => {
+                        self.stats.refused(Direction::Inbound);
                         let muxed = est.muxer;
                         self.runtime
                             .spawn_detached(async move { muxed.close().await });
@@ -354,6 +375,36 @@ impl Shared {
             remote_addr,
             error: Arc::new(outcome),
         });
+    }
+
+    /// The gates' last word on a ready connection: refused ones are closed here and come
+    /// back as an error.
+    fn gate_upgraded(
+        self: &Arc<Self>,
+        est: Established,
+        direction: Direction,
+    ) -> Result<Established, lp2p_core::Error> {
+        let checked = self.check_gates(GateStage::Upgraded, |g| {
+            g.allow_upgraded(
+                &est.peer,
+                &est.remote_addr,
+                direction,
+                est.muxer_protocol.as_str(),
+                est.limited,
+            )
+        });
+        match checked {
+            Ok(()) => Ok(est),
+            Err(reason) => {
+                let muxed = est.muxer;
+                self.runtime
+                    .spawn_detached(async move { muxed.close().await });
+                Err(lp2p_core::Error::Denied(Box::new(SwarmError::Denied {
+                    stage: GateStage::Upgraded,
+                    reason,
+                })))
+            }
+        }
     }
 
     // ---- connections -----------------------------------------------------------------

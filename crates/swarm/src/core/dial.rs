@@ -29,9 +29,9 @@ pub(super) struct Dial {
     /// While attempts run, the next queued address starts no earlier than this.
     next_start: Option<Instant>,
     deadline: Instant,
-    /// Nothing left to try, but an inbound connection from the peer is finishing its
-    /// upgrade: the dial waits for it.
-    waiting_inbound: bool,
+    /// Nothing left to try, but an inbound connection that may be from the peer is finishing
+    /// its upgrade: the dial waits for it, until this deadline at the latest.
+    waiting_inbound: Option<Instant>,
     /// The bootstrap address this dial serves, if any.
     pub(super) bootstrap: Option<Multiaddr>,
 }
@@ -39,6 +39,9 @@ pub(super) struct Dial {
 impl Dial {
     pub(super) fn next_timeout(&self) -> Instant {
         let mut next = self.deadline;
+        if let Some(t) = self.waiting_inbound {
+            next = next.min(t);
+        }
         for r in &self.running {
             next = next.min(r.deadline);
         }
@@ -124,8 +127,11 @@ impl SwarmCore {
                 None => candidates.push(addr),
             }
         }
-        let waiting_inbound = req.peer.is_some_and(|p| self.inbound_pending_from(&p));
-        if candidates.is_empty() && !waiting_inbound {
+        let waiting_inbound = (candidates.is_empty()
+            && !self.config.inbound_wait.is_zero()
+            && req.peer.is_some_and(|p| self.inbound_pending_from(&p)))
+        .then(|| now + self.config.inbound_wait);
+        if candidates.is_empty() && waiting_inbound.is_none() {
             return Err(DialFailure {
                 peer: req.peer,
                 attempts: failures,
@@ -221,8 +227,10 @@ impl SwarmCore {
             });
         }
         if d.running.is_empty() && d.queue.is_empty() {
-            d.waiting_inbound = d.peer.is_some_and(|p| self.inbound_pending_from(&p));
-            if !d.waiting_inbound {
+            // Only a dial that had nothing to try waits (for an inbound connection that may
+            // be the peer); one whose addresses all failed fails now.
+            let still = d.peer.is_some_and(|p| self.inbound_pending_from(&p));
+            if !still || d.waiting_inbound.is_none_or(|until| until <= now) {
                 self.finish_failed(id, d, now);
                 return;
             }
@@ -235,7 +243,7 @@ impl SwarmCore {
         let waiting: Vec<DialId> = self
             .dials
             .iter()
-            .filter(|(_, d)| d.waiting_inbound)
+            .filter(|(_, d)| d.waiting_inbound.is_some())
             .map(|(id, _)| *id)
             .collect();
         for id in waiting {
@@ -272,7 +280,7 @@ impl SwarmCore {
             return None;
         }
         self.backoff.record_success(&addr, now);
-        let admitted = self.insert(peer, Direction::Outbound, remote_addr, limited, now);
+        let admitted = self.insert(peer, Direction::Outbound, remote_addr, limited, None, now);
         // `insert` ended the peer's merged dial; a dial to a bare address or a fresh-connection
         // dial ends here.
         if let Some(d) = self.dials.remove(&id) {
