@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lp2p_core::{Multiaddr, PeerId};
+use lp2p_core::{DialOpts, Multiaddr, PeerId};
 
 use super::{
     Action, Admitted, AttemptId, DialFailure, DialId, DialRequest, DialStart, SwarmCore, rank,
@@ -23,6 +23,7 @@ struct Running {
 #[derive(Debug)]
 pub(super) struct Dial {
     peer: Option<PeerId>,
+    opts: DialOpts,
     queue: VecDeque<Multiaddr>,
     running: Vec<Running>,
     failures: Vec<DialAttempt>,
@@ -145,6 +146,11 @@ impl SwarmCore {
             id,
             Dial {
                 peer: req.peer,
+                opts: DialOpts {
+                    expected_peer: req.peer,
+                    port_reuse: req.port_reuse,
+                    role: req.role,
+                },
                 queue: candidates.into(),
                 running: Vec::new(),
                 failures,
@@ -223,7 +229,7 @@ impl SwarmCore {
                 attempt,
                 dial: id,
                 addr,
-                peer: d.peer,
+                opts: d.opts,
             });
         }
         if d.running.is_empty() && d.queue.is_empty() {

@@ -34,7 +34,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lp2p_core::{Multiaddr, PeerId};
+use lp2p_core::{DialOpts, Multiaddr, PeerId, Role};
 
 use crate::{
     CloseReason, ConnectionId, DialAttempt, Direction, LimitKind, SwarmConfig, SwarmError,
@@ -81,8 +81,27 @@ pub struct DialRequest {
     /// listed in the dial's failure report.
     pub failures: Vec<DialAttempt>,
     /// Reuse a live connection to the peer and merge with a dial already running to it.
-    /// `false` always makes a new connection (benchmarks, tools).
+    /// `false` always makes a new connection (benchmarks, tools, hole punching).
     pub reuse: bool,
+    /// Dial from the listening port (hole punching).
+    pub port_reuse: bool,
+    /// The role to take in the upgrade ([`Role::Responder`] on one side of a simultaneous
+    /// open).
+    pub role: Role,
+}
+
+impl DialRequest {
+    /// An ordinary dial: reuse a live connection, dial from an ephemeral port, as initiator.
+    pub fn new(peer: Option<PeerId>, addrs: Vec<Multiaddr>, failures: Vec<DialAttempt>) -> Self {
+        DialRequest {
+            peer,
+            addrs,
+            failures,
+            reuse: true,
+            port_reuse: false,
+            role: Role::Initiator,
+        }
+    }
 }
 
 /// How a dial started.
@@ -151,8 +170,8 @@ pub enum Action {
         dial: DialId,
         /// The address.
         addr: Multiaddr,
-        /// The peer expected, if known.
-        peer: Option<PeerId>,
+        /// How to dial it (the peer expected, port reuse, role).
+        opts: DialOpts,
     },
     /// Stop this attempt (another one won, or it or its dial timed out). No report is
     /// expected; a late report is ignored.

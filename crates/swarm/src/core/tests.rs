@@ -63,10 +63,12 @@ impl Sim {
             .core
             .dial(
                 DialRequest {
-                    peer: Some(peer),
-                    addrs: addrs.iter().map(|a| ma(a)).collect(),
-                    failures: Vec::new(),
                     reuse: true,
+                    ..DialRequest::new(
+                        Some(peer),
+                        addrs.iter().map(|a| ma(a)).collect(),
+                        Vec::new(),
+                    )
                 },
                 self.now,
             )
@@ -288,10 +290,8 @@ fn backoff_grows_is_reported_as_backoff_and_clears() {
         .core
         .dial(
             DialRequest {
-                peer: Some(peer),
-                addrs: vec![ma(addr)],
-                failures: Vec::new(),
                 reuse: true,
+                ..DialRequest::new(Some(peer), vec![ma(addr)], Vec::new())
             },
             sim.now,
         )
@@ -355,10 +355,8 @@ fn concurrent_dials_merge_and_a_live_connection_is_reused() {
         .core
         .dial(
             DialRequest {
-                peer: Some(peer),
-                addrs: vec![],
-                failures: vec![],
                 reuse: true,
+                ..DialRequest::new(Some(peer), vec![], vec![])
             },
             sim.now,
         )
@@ -399,10 +397,8 @@ fn an_inbound_connection_ends_a_running_dial_and_a_dial_waits_for_one() {
         .core
         .dial(
             DialRequest {
-                peer: Some(PeerId::random()),
-                addrs: vec![],
-                failures: vec![],
                 reuse: true,
+                ..DialRequest::new(Some(PeerId::random()), vec![], vec![])
             },
             sim.now,
         )
@@ -500,10 +496,12 @@ fn outbound_limits() {
         .core
         .dial(
             DialRequest {
-                peer: Some(PeerId::random()),
-                addrs: vec![ma("/ip4/1.1.1.2/tcp/1")],
-                failures: vec![],
                 reuse: true,
+                ..DialRequest::new(
+                    Some(PeerId::random()),
+                    vec![ma("/ip4/1.1.1.2/tcp/1")],
+                    vec![],
+                )
             },
             sim.now,
         )
@@ -531,10 +529,8 @@ fn a_refused_success_is_a_limit_failure_and_the_dial_goes_on() {
         .core
         .dial(
             DialRequest {
-                peer: Some(peer),
-                addrs: vec![ma("/ip4/1.1.1.1/tcp/1")],
-                failures: vec![],
                 reuse: false,
+                ..DialRequest::new(Some(peer), vec![ma("/ip4/1.1.1.1/tcp/1")], vec![])
             },
             sim.now,
         )
@@ -551,10 +547,12 @@ fn a_refused_success_is_a_limit_failure_and_the_dial_goes_on() {
         .core
         .dial(
             DialRequest {
-                peer: None,
-                addrs: vec![ma("/ip4/1.1.1.1/tcp/1"), ma("/ip4/1.1.1.2/tcp/1")],
-                failures: vec![],
                 reuse: false,
+                ..DialRequest::new(
+                    None,
+                    vec![ma("/ip4/1.1.1.1/tcp/1"), ma("/ip4/1.1.1.2/tcp/1")],
+                    vec![],
+                )
             },
             sim.now,
         )
