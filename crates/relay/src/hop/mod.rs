@@ -1,0 +1,5 @@
+//! The relay side (hop): reservations and circuits. [`core`] decides, [`service`] moves the
+//! bytes.
+
+pub mod core;
+pub mod service;
