@@ -28,6 +28,7 @@
 //! # Example: two hosts, an echo, and a minute that takes no time
 //!
 //! ```
+//! # #[cfg(feature = "hosts")] {
 //! use std::time::Duration;
 //! use futures::{AsyncReadExt, AsyncWriteExt};
 //! use lp2p_host::HostStream;
@@ -55,6 +56,7 @@
 //!     client.close().await;
 //!     server.close().await;
 //! });
+//! # }
 //! ```
 
 mod config;
