@@ -170,7 +170,9 @@ impl SwarmBuilder {
                 ctx,
             },
             transports: self.transports,
-            peerstore: self.peerstore.unwrap_or_default(),
+            peerstore: self
+                .peerstore
+                .unwrap_or_else(|| Peerstore::with_runtime(runtime.clone())),
             events: EventBus::new(self.config.event_buffer),
             config: self.config,
             runtime,
