@@ -107,7 +107,7 @@ impl fmt::Debug for SimHandle {
             .field("seed", &state.config.seed)
             .field("elapsed", &state.elapsed())
             .field("tasks", &state.task_count())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
