@@ -10,7 +10,8 @@ use lp2p_core::{
 };
 use lp2p_peerstore::Peerstore;
 
-use crate::shared::{InboundStreamHandler, Parts, Shared, timer_loop};
+use crate::driver::timer_loop;
+use crate::state::{InboundStreamHandler, Parts, Shared};
 use crate::transports::{IntoTransport, TransportKind};
 use crate::{
     Connection, ConnectionEvents, ConnectionId, EventStream, SwarmConfig, SwarmError, SwarmEvent,
