@@ -914,7 +914,7 @@ fn many_connections_in_and_out() {
 /// connection instead of failing with "no known address" (the dialer has no listen address).
 #[test]
 fn new_stream_back_to_a_peer_whose_inbound_handshake_is_finishing() {
-    run(async {
+    run_real(async {
         let server = tcp_builder(Stack::NoiseYamux)
             .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
             .build()
