@@ -27,7 +27,12 @@ use serde_json::Value;
 const RUN_TIMEOUT: &str = "90";
 /// The perf transfer in each direction.
 const PERF_BYTES: u64 = 64 * 1024 * 1024;
-const TOPIC: &str = "interop-matrix";
+/// Each row gossips on its own topic: a listener serves several rows, and a peer's gossip
+/// (IHAVE of its message cache) would otherwise hand a row's dialer the previous row's
+/// messages, which satisfy `--expect-messages` before the row's own message arrives.
+fn row_topic(row: usize) -> String {
+    format!("interop-matrix-row-{row}")
+}
 /// Listener groups run at the same time: the processes mostly wait on each other, so a few
 /// in parallel keep a 2-core machine busy without starving the perf cells.
 const WORKERS: usize = 3;
@@ -222,13 +227,14 @@ impl Cell<'_> {
     /// The dialer publishes once the listener is in its mesh and waits for one message; the
     /// runner sees the listener print the dialer's message and has the listener publish back.
     fn gossipsub(&self, listener: &mut Peer) -> Result<(), String> {
+        let topic = row_topic(self.row);
         let outbound = format!("to the listener, row {}", self.row);
         let inbound = format!("to the dialer, row {}", self.row);
         let args = with(
             dial_args("dial", listener, self.security, self.muxer),
             &[
                 "--topic",
-                TOPIC,
+                &topic,
                 "--publish",
                 &outbound,
                 "--expect-messages",
@@ -257,7 +263,7 @@ impl Cell<'_> {
         listener
             .wait_for(|e| e["event"] == "message" && e["data"] == outbound.as_str())
             .map_err(|e| format!("the listener never received the dialer's message: {e}"))?;
-        listener.send_line(&format!("publish {TOPIC} {inbound}"))?;
+        listener.send_line(&format!("publish {topic} {inbound}"))?;
         let output = child
             .0
             .take()
@@ -356,12 +362,10 @@ fn run_group(programs: &Programs, group: &Group, first_row: usize) -> Vec<Row> {
         return skip(why);
     }
     let listener = programs.command(group.listener).and_then(|command| {
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "listen",
             "--addr",
             group.ip.listen_addr(),
-            "--topic",
-            TOPIC,
             "--security",
             group.security,
             "--muxer",
@@ -372,6 +376,10 @@ fn run_group(programs: &Programs, group: &Group, first_row: usize) -> Vec<Row> {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+        for row in first_row..first_row + group.muxers.len() {
+            args.push("--topic".to_owned());
+            args.push(row_topic(row));
+        }
         Peer::listen(command, &args, None)
     });
     let mut listener = match listener {
