@@ -319,7 +319,11 @@ where
                 return Round::Done;
             }
         }
-        if progress { Round::Progress } else { Round::Idle }
+        if progress {
+            Round::Progress
+        } else {
+            Round::Idle
+        }
     }
 }
 

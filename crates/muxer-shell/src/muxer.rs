@@ -42,12 +42,7 @@ pub trait MuxerCore: Send + 'static {
     type StreamId: Copy + Eq + Hash + Unpin + fmt::Debug + fmt::Display + Send + Sync + 'static;
     /// The core's error: what failed, on which stream. It becomes the `std::io::Error` of a
     /// stream operation and the `lp2p_core::Error` of the connection traits.
-    type Error: std::error::Error
-        + Send
-        + Sync
-        + 'static
-        + Into<io::Error>
-        + Into<lp2p_core::Error>;
+    type Error: std::error::Error + Send + Sync + 'static + Into<io::Error> + Into<lp2p_core::Error>;
 
     /// The protocol id, for logs (e.g. `/yamux/1.0.0`).
     const PROTOCOL_ID: &'static str;

@@ -155,6 +155,14 @@ impl<M: MuxerCore> Inner<M> {
         register_in(&mut self.close_wakers, waker);
     }
 
+    /// The wakers of whoever waits on this stream.
+    pub(crate) fn take_stream_wakers(&mut self, id: M::StreamId) -> Wakeups {
+        let mut wake = Wakeups::new();
+        wake.extend(self.read_wakers.remove(&id));
+        wake.extend(self.write_wakers.remove(&id));
+        wake
+    }
+
     /// A stream handle is gone: forget its wakers.
     pub(crate) fn forget_stream(&mut self, id: M::StreamId) {
         self.read_wakers.remove(&id);

@@ -97,7 +97,14 @@ impl<M: MuxerCore> AsyncWrite for ShellStream<M> {
 impl<M: MuxerCore> lp2p_core::Stream for ShellStream<M> {
     fn reset(&mut self) {
         let id = self.id;
-        self.shared.with(|inner| inner.core.reset_stream(id));
+        // A task blocked on the other half of this stream (after a split) learns it too.
+        let wake = self.shared.with(|inner| {
+            inner.core.reset_stream(id);
+            inner.take_stream_wakers(id)
+        });
+        for w in wake {
+            w.wake();
+        }
     }
 }
 
