@@ -485,9 +485,12 @@ fn rtt_is_measured_and_the_task_ends_with_the_connection() {
         let client = Yamux::default().start(a, Role::Initiator, &rt);
         let server = Yamux::default().start(b, Role::Responder, &rt);
         assert_eq!(rt.live_tasks(), 2);
-        rt.timeout(TIMEOUT, wait_until(|| client.core(lp2p_yamux::Connection::rtt).is_some()))
-            .await
-            .unwrap();
+        rt.timeout(
+            TIMEOUT,
+            wait_until(|| client.core(lp2p_yamux::Connection::rtt).is_some()),
+        )
+        .await
+        .unwrap();
         client.close().await;
         rt.timeout(TIMEOUT, wait_until(|| server.is_closed()))
             .await
