@@ -58,10 +58,7 @@ fn codec(c: &mut Criterion) {
     group.finish();
 }
 
-fn pair(
-    config: &MplexConfig,
-    rt: &RuntimeHandle,
-) -> (Arc<MplexConnection>, Arc<MplexConnection>) {
+fn pair(config: &MplexConfig, rt: &RuntimeHandle) -> (Arc<MplexConnection>, Arc<MplexConnection>) {
     let (a, b) = MemoryConnection::pair(
         256 * 1024,
         "/memory/1".parse().unwrap(),

@@ -113,6 +113,8 @@ pub mod id_map;
 mod muxer;
 mod shared;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 pub use config::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_READ_BUFFER_SIZE, MAX_READ_BUFFER_SIZE, MIN_READ_BUFFER_SIZE,
