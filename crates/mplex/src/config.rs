@@ -29,12 +29,12 @@ pub const DEFAULT_SPLIT_SIZE: usize = 64 * 1024;
 /// Default share of receive memory each stream is sure of: 4 MiB of data its reader has not
 /// read yet.
 ///
-/// mplex has no flow control, so a remote can always send more than we read. Past its share,
-/// a stream borrows from the connection's memory (so its lagging reader stalls nobody else)
-/// until its reader reads nothing for the stall timeout, or until the memory is needed by a
-/// stream within its share: then the stream furthest past its share is reset. 4 MiB is
-/// sixteen times a yamux stream's initial window: a reader that keeps up at all rarely gets
-/// near it.
+/// mplex has no flow control, so a remote can always send more than we read. At its share,
+/// input waits for a live reader (see [`DEFAULT_READER_GRACE`]); the stream of an idle reader
+/// borrows from the connection's memory instead (so it stalls nobody else) until its reader
+/// reads nothing for the stall timeout, or until the memory is needed: then the stream of an
+/// idle reader furthest past its share is reset. 4 MiB is sixteen times a yamux stream's
+/// initial window: a reader that keeps up at all rarely gets near it.
 pub const DEFAULT_MAX_STREAM_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Default cap on the receive memory of the whole connection: 32 MiB.
@@ -61,6 +61,18 @@ pub const DEFAULT_MAX_STREAMS: usize = 1024;
 /// streams coalesce into one socket write, small enough that a stalled socket does not hold
 /// much memory per connection.
 pub const DEFAULT_MAX_SEND_BUFFER: usize = 256 * 1024;
+
+/// Default time a reader counts as alive after it last read: 100 ms.
+///
+/// A frame that would take a stream past its share of receive memory waits for a live
+/// reader (the spec's back-pressure: input pauses until the reader makes room, which a
+/// reader in a read loop does within microseconds), so a fast transfer to a live but slower
+/// reader holds no more than the share. A reader idle for longer lets its stream borrow
+/// from the connection's memory instead, so nothing else waits for it; such a stream is the
+/// first reset when that memory runs short. 100 ms is long enough for a reader task on a
+/// loaded machine to be scheduled, and short enough that other streams barely notice a
+/// pause for a reader that has stopped.
+pub const DEFAULT_READER_GRACE: Duration = Duration::from_millis(100);
 
 /// Default time a lagging reader gets before its stream is reset: 5 s.
 ///
@@ -92,6 +104,7 @@ pub struct MplexConfig {
     max_send_buffer: usize,
     close_timeout: Duration,
     stall_timeout: Duration,
+    reader_grace: Duration,
     read_buffer_size: usize,
 }
 
@@ -106,6 +119,7 @@ impl Default for MplexConfig {
             max_send_buffer: DEFAULT_MAX_SEND_BUFFER,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            reader_grace: DEFAULT_READER_GRACE,
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
         }
     }
@@ -179,6 +193,15 @@ impl MplexConfig {
         self
     }
 
+    /// Sets how long a reader counts as alive after it last read (default
+    /// [`DEFAULT_READER_GRACE`]): input waits for a live reader at its stream's share, while
+    /// the stream of a reader idle for longer borrows connection memory instead.
+    #[must_use]
+    pub fn with_reader_grace(mut self, grace: Duration) -> Self {
+        self.reader_grace = grace;
+        self
+    }
+
     /// Sets how many bytes the connection task reads from the socket at once (default
     /// [`DEFAULT_READ_BUFFER_SIZE`], clamped to what the shell accepts).
     #[must_use]
@@ -228,6 +251,11 @@ impl MplexConfig {
     /// How long a lagging reader gets before a stream is reset.
     pub fn stall_timeout(&self) -> Duration {
         self.stall_timeout
+    }
+
+    /// How long a reader counts as alive after it last read.
+    pub fn reader_grace(&self) -> Duration {
+        self.reader_grace
     }
 
     /// Bytes the connection task reads from the socket at once.

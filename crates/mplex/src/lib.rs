@@ -3,11 +3,11 @@
 //! mplex runs many byte streams over one connection with frames of
 //! `uvarint(stream << 3 | flag) || uvarint(length) || data` ([`wire`]). It has no flow
 //! control, so this implementation bounds what a remote can make it hold: a share of receive
-//! memory per stream and a connection-wide cap (a stream whose reader lags borrows from the
-//! connection, so it stalls no other stream, and is reset when its reader stays idle for the
-//! stall timeout or the memory is needed; only with every stream within its share does
-//! reading from the socket pause), a cap on open streams per direction, and a cap on frames
-//! queued for the socket. Every limit has a named default and a knob on
+//! memory per stream and a connection-wide cap (at its share a stream waits for a reader that
+//! is reading; the stream of an idle reader borrows from the connection instead, so it stalls
+//! no other stream, and is reset when its reader stays idle for the stall timeout or the
+//! memory is needed), a cap on open streams per direction, and a cap on frames queued for
+//! the socket. Every limit has a named default and a knob on
 //! [`MplexConfig`].
 //!
 //! The crate has three layers:
@@ -69,8 +69,8 @@ pub mod wire;
 
 pub use config::{
     DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_CONNECTION_BUFFER, DEFAULT_MAX_SEND_BUFFER,
-    DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAMS, DEFAULT_READ_BUFFER_SIZE, DEFAULT_SPLIT_SIZE,
-    DEFAULT_STALL_TIMEOUT, MAX_MESSAGE_SIZE, MplexConfig, PROTOCOL_ID,
+    DEFAULT_MAX_STREAM_BUFFER, DEFAULT_MAX_STREAMS, DEFAULT_READ_BUFFER_SIZE, DEFAULT_READER_GRACE,
+    DEFAULT_SPLIT_SIZE, DEFAULT_STALL_TIMEOUT, MAX_MESSAGE_SIZE, MplexConfig, PROTOCOL_ID,
 };
 pub use core::{Event, Session, Stats};
 pub use error::MplexError;

@@ -180,3 +180,13 @@ fn unread_stream_does_not_stall_the_others() {
     let (d, l) = pair_with(MplexConfig::default(), config);
     run(common::unread_stream_does_not_stall_the_others(d, l));
 }
+
+#[test]
+fn slow_reader_is_waited_for() {
+    let config = MplexConfig::default()
+        .with_max_connection_buffer(1024 * 1024)
+        .with_max_stream_buffer(256 * 1024)
+        .with_reader_grace(Duration::from_secs(60));
+    let (d, l) = pair_with(MplexConfig::default(), config);
+    run(common::slow_reader_is_waited_for(d, l));
+}

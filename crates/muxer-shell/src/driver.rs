@@ -30,7 +30,7 @@ fn feed<M: MuxerCore>(
         Ok(used) => used.min(pending.len()),
         Err(err) => {
             // The core closed itself (and may have queued a last frame): drop the rest.
-            tracing::debug!(error = %err, "the remote broke the protocol");
+            tracing::debug!(error = %err, "input ended the connection");
             pending.len()
         }
     };

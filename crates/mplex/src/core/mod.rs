@@ -12,11 +12,13 @@
 //!
 //! mplex has no flow control, so receive memory is where the remote can hurt us. Each stream
 //! has a share of it (`max_stream_buffer`) and the connection a cap (`max_connection_buffer`).
-//! A stream whose reader lags may go past its share while the connection has memory to lend,
-//! so the other streams keep flowing; it is reset when its reader reads nothing for the stall
-//! timeout, or as soon as that memory is needed (the stream furthest over its share goes
-//! first). Only when every stream is within its share and the connection's memory is full
-//! does input pause, for at most the stall timeout.
+//! At its share, a stream whose reader is alive (read within the reader grace) holds input
+//! until the reader makes room: the spec's back-pressure, brief for a reader that reads. The
+//! stream of an idle reader goes past its share instead, borrowing from the connection so the
+//! other streams keep flowing; it is reset when its reader reads nothing for the stall
+//! timeout, or as soon as that memory is needed (the idle stream furthest over its share goes
+//! first). Input waits for memory only when no idle stream is past its share, for at most the
+//! stall timeout.
 //!
 //! Both peers number their streams independently, so a stream is known by its number *and*
 //! by which side opened it ([`StreamId`]): a frame with an Initiator flag (or NewStream)
@@ -97,6 +99,8 @@ struct StreamRecord {
     write_blocked: bool,
     /// Over its share of receive memory: reset unless its reader reads before this.
     stall_deadline: Option<Instant>,
+    /// When its reader last read data (`None`: never).
+    last_read: Option<Instant>,
 }
 
 impl StreamRecord {
@@ -117,9 +121,15 @@ enum ReadState {
         buf: [u8; MAX_HEADER_LEN],
         len: usize,
     },
-    /// A Message header waiting for connection receive memory (every stream within its
-    /// share), until `deadline`.
-    Blocked { header: Header, deadline: Instant },
+    /// A Message header waiting, until `deadline` at most: for its stream's live reader to
+    /// make room within the stream's share, or for connection receive memory. At `recheck`
+    /// the wait is looked at again (`retry`): a reader idle since then no longer holds input.
+    Blocked {
+        header: Header,
+        deadline: Instant,
+        recheck: Instant,
+        retry: bool,
+    },
     /// Inside a frame's payload: `remaining` bytes go to `target` (or are dropped).
     Payload {
         target: Option<StreamId>,
@@ -330,14 +340,15 @@ impl Session {
     }
 
     /// Whether the session will consume input now. False once closed, while a frame waits
-    /// for its stream's reader or for connection receive memory (until a read makes room or
-    /// the stall timeout passes), and while too many bytes wait to be sent (until
+    /// for connection receive memory (until a read makes room or the stall timeout passes),
+    /// and while too many bytes wait to be sent (until
     /// [`poll_transmit`](Session::poll_transmit) takes them).
     pub fn wants_input(&self) -> bool {
         if self.status != Status::Open || self.send.len() >= self.config.input_pause_threshold() {
             return false;
         }
         match self.read_state {
+            ReadState::Blocked { retry: true, .. } => true,
             ReadState::Blocked { header, .. } => self.admission_possible(header),
             _ => true,
         }
@@ -351,7 +362,14 @@ impl Session {
             return None;
         }
         let pause = match self.read_state {
-            ReadState::Blocked { deadline, .. } => Some(deadline),
+            ReadState::Blocked {
+                deadline,
+                retry: true,
+                ..
+            } => Some(deadline),
+            ReadState::Blocked {
+                deadline, recheck, ..
+            } => Some(deadline.min(recheck)),
             _ => None,
         };
         self.overdrawn
@@ -364,27 +382,44 @@ impl Session {
     /// Lets time pass.
     ///
     /// A stream over its share of receive memory whose reader read nothing for the stall
-    /// timeout is reset. When input has been paused for the stall timeout (the connection's
-    /// memory full, every stream within its share), the stream holding the most unread data
-    /// is reset and input resumes (offer the kept bytes again).
+    /// timeout is reset. A paused input is looked at again once the reader grace has passed
+    /// (an idle reader no longer holds it). When input has been paused for the stall timeout,
+    /// the stream the waiting frame would take past its share is reset, or, when the
+    /// connection's memory is what is full, the stream holding the most unread data; input
+    /// then resumes (offer the kept bytes again).
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.status != Status::Open {
             return;
         }
         self.expire_overdrafts(now);
-        let ReadState::Blocked { header, deadline } = self.read_state else {
+        let ReadState::Blocked {
+            header,
+            deadline,
+            recheck,
+            retry,
+        } = self.read_state
+        else {
             return;
         };
         if now < deadline {
+            if now >= recheck && !retry {
+                self.read_state = ReadState::Blocked {
+                    header,
+                    deadline,
+                    recheck,
+                    retry: true,
+                };
+            }
             return;
         }
         let id = StreamId::new(header.stream, !header.flag.sent_by_opener());
-        if !self
-            .streams
-            .get(&id)
-            .is_some_and(StreamRecord::accepts_data)
-        {
+        let Some(rec) = self.streams.get(&id).filter(|rec| rec.accepts_data()) else {
             // The stream went away meanwhile: the frame is dropped on the next input.
+            return;
+        };
+        if rec.buffer.len().saturating_add(header.length) > self.config.max_stream_buffer() {
+            self.overflow(id, "stream's reader made no room for the stall timeout");
+            self.discard(header.length);
             return;
         }
         let victim = self
@@ -405,10 +440,28 @@ impl Session {
         );
         self.reset_by_session(victim);
         // Wait again (another stall timeout at most) if that did not make enough room.
+        self.block(
+            header,
+            now,
+            now.checked_add(self.config.stall_timeout()).unwrap_or(now),
+        );
+    }
+
+    /// Input waits with `header` until `deadline` at most, looked at again after the reader
+    /// grace.
+    fn block(&mut self, header: Header, now: Instant, deadline: Instant) {
         self.read_state = ReadState::Blocked {
             header,
-            deadline: now.checked_add(self.config.stall_timeout()).unwrap_or(now),
+            deadline,
+            recheck: now.checked_add(self.config.reader_grace()).unwrap_or(now),
+            retry: false,
         };
+    }
+
+    /// Whether the stream's reader read within the reader grace.
+    fn reader_alive(&self, rec: &StreamRecord, now: Instant) -> bool {
+        rec.last_read
+            .is_some_and(|at| now.saturating_duration_since(at) < self.config.reader_grace())
     }
 
     /// Resets the streams over their share whose reader read nothing for the stall timeout.
@@ -470,8 +523,10 @@ impl Session {
                     };
                     self.on_header(header, now)?;
                 }
-                ReadState::Blocked { header, deadline } => {
-                    if !self.admit(header, deadline) {
+                ReadState::Blocked {
+                    header, deadline, ..
+                } => {
+                    if !self.admit(header, now, deadline) {
                         return Ok(());
                     }
                 }
@@ -584,7 +639,7 @@ impl Session {
             }
             Kind::Message => {
                 let deadline = now.checked_add(self.config.stall_timeout()).unwrap_or(now);
-                if !self.admit(header, deadline) {
+                if !self.admit(header, now, deadline) {
                     self.stats.input_pauses = self.stats.input_pauses.saturating_add(1);
                     tracing::debug!(
                         stream = %id,
@@ -635,7 +690,7 @@ impl Session {
     /// streams over their share are reset to make room, the one furthest over first (the
     /// frame's own stream among them, counting this frame); only when every stream is
     /// within its share does input pause.
-    fn admit(&mut self, header: Header, deadline: Instant) -> bool {
+    fn admit(&mut self, header: Header, now: Instant, deadline: Instant) -> bool {
         let id = StreamId::new(header.stream, !header.flag.sent_by_opener());
         let len = header.length;
         let Some(rec) = self.streams.get_mut(&id) else {
@@ -675,6 +730,15 @@ impl Session {
         let need = rec.buffer.chunks_needed(len);
         // How far past its share the stream would be with this frame.
         let overdraft = rec.buffer.len().saturating_add(len).saturating_sub(share);
+        let alive = rec
+            .last_read
+            .is_some_and(|at| now.saturating_duration_since(at) < self.config.reader_grace());
+        if overdraft > 0 && alive {
+            // A live reader makes room soon: wait for it (the spec's back-pressure) rather
+            // than let its stream grow.
+            self.block(header, now, deadline);
+            return false;
+        }
         loop {
             if self.pool.try_reserve(need) {
                 self.read_state = ReadState::Payload {
@@ -684,34 +748,44 @@ impl Session {
                 };
                 return true;
             }
-            match self.furthest_over_share() {
+            // No room: streams of idle readers past their share give way, the furthest past
+            // it first (this frame's own stream among them, counting this frame).
+            match self.furthest_over_share(now, id) {
                 Some((victim, over)) if over >= overdraft => {
                     self.overflow(
                         victim,
-                        "connection receive memory needed; stream over its share",
+                        "connection receive memory needed; idle stream past its share",
                     );
                 }
                 _ if overdraft > 0 => {
-                    self.overflow(id, "connection receive memory full; stream over its share");
+                    self.overflow(
+                        id,
+                        "connection receive memory full; idle stream past its share",
+                    );
                     self.discard(len);
                     return true;
                 }
                 _ => {
-                    self.read_state = ReadState::Blocked { header, deadline };
+                    self.block(header, now, deadline);
                     return false;
                 }
             }
         }
     }
 
-    /// The stream furthest over its share of receive memory, and by how much.
-    fn furthest_over_share(&self) -> Option<(StreamId, usize)> {
+    /// The stream of an idle reader (other than `except`) furthest over its share of receive
+    /// memory, and by how much.
+    fn furthest_over_share(&self, now: Instant, except: StreamId) -> Option<(StreamId, usize)> {
         let share = self.config.max_stream_buffer();
         self.overdrawn
             .iter()
+            .filter(|id| **id != except)
             .filter_map(|id| {
                 let rec = self.streams.get(id)?;
                 rec.stall_deadline?;
+                if self.reader_alive(rec, now) {
+                    return None;
+                }
                 let over = rec
                     .buffer
                     .len()
@@ -722,15 +796,16 @@ impl Session {
             .max_by_key(|(_, over)| *over)
     }
 
-    /// Whether [`admit`](Session::admit) would let a waiting `header` through now (a waiting
-    /// frame is within its stream's share: it only waits for connection memory).
+    /// Whether a waiting `header` may go through: its stream's reader made room within the
+    /// share, and connection memory has room. (An idle reader's turn comes at the recheck.)
     fn admission_possible(&self, header: Header) -> bool {
         let id = StreamId::new(header.stream, !header.flag.sent_by_opener());
         match self.streams.get(&id) {
             Some(rec) if rec.accepts_data() => {
-                self.pool
-                    .can_reserve(rec.buffer.chunks_needed(header.length))
-                    || self.furthest_over_share().is_some()
+                rec.buffer.len().saturating_add(header.length) <= self.config.max_stream_buffer()
+                    && self
+                        .pool
+                        .can_reserve(rec.buffer.chunks_needed(header.length))
             }
             _ => true,
         }
@@ -974,6 +1049,7 @@ impl Session {
         }
         if !rec.buffer.is_empty() {
             let n = rec.buffer.read(buf, &mut self.pool);
+            rec.last_read = Some(now);
             if rec.stall_deadline.is_some() {
                 rec.stall_deadline = if rec.buffer.len() > share {
                     // Still over its share, but its reader is alive: a new stall timeout.

@@ -701,6 +701,10 @@ fn stall() -> Duration {
     MplexConfig::default().stall_timeout()
 }
 
+fn grace() -> Duration {
+    MplexConfig::default().reader_grace()
+}
+
 /// Feeds frames at time `at` and expects them all consumed.
 fn feed_at(s: &mut Session, frames: &[(u64, Flag, &[u8])], at: Instant) {
     let bytes = encode(frames);
@@ -767,6 +771,57 @@ fn a_stream_past_its_share_borrows_memory_until_its_reader_stalls() {
         ],
     );
     assert_eq!(drain(&mut s, remote(3)).0, vec![7; 100]);
+}
+
+#[test]
+fn a_live_reader_holds_input_at_its_share_and_an_idle_one_lets_it_borrow() {
+    let mut s = Session::new(
+        Role::Responder,
+        MplexConfig::default().with_max_stream_buffer(100),
+    );
+    let t0 = now();
+    feed_at(
+        &mut s,
+        &[
+            (1, Flag::NewStream, b""),
+            (1, Flag::MessageInitiator, &[1; 60]),
+        ],
+        t0,
+    );
+    assert_eq!(accept(&mut s), remote(1));
+    assert_eq!(s.read(remote(1), &mut [0; 10], t0).unwrap(), Some(10));
+    // 50 + 60 is past the share of 100 and the reader is alive: input waits for it.
+    let bytes = encode(&[(1, Flag::MessageInitiator, &[2; 60])]);
+    let t1 = t0 + Duration::from_millis(1);
+    let used = s.handle_input(&bytes, t1).unwrap();
+    assert!(used < bytes.len(), "the header only");
+    assert!(!s.wants_input());
+    assert_eq!(s.stats().input_pauses, 1);
+    assert_eq!(s.poll_timeout(), Some(t1 + grace()));
+    // It reads: room within the share, input goes on; nothing was borrowed.
+    assert_eq!(s.read(remote(1), &mut [0; 20], t1).unwrap(), Some(20));
+    assert!(s.wants_input());
+    let rest = &bytes[used..];
+    assert_eq!(s.handle_input(rest, t1).unwrap(), rest.len());
+    assert_eq!(s.stats().streams_over_share, 0);
+    assert_eq!(s.poll_timeout(), None);
+    // Past the share again, and this time the reader stops: after the grace the stream
+    // borrows and input goes on; its stall timeout starts.
+    let bytes = encode(&[(1, Flag::MessageInitiator, &[3; 90])]);
+    let used = s.handle_input(&bytes, t1).unwrap();
+    assert!(used < bytes.len());
+    let t2 = t1 + grace();
+    s.handle_timeout(t2 - Duration::from_millis(1));
+    assert!(!s.wants_input());
+    s.handle_timeout(t2);
+    assert!(s.wants_input());
+    let rest = &bytes[used..];
+    assert_eq!(s.handle_input(rest, t2).unwrap(), rest.len());
+    assert_eq!(s.stats().streams_over_share, 1);
+    assert_eq!(s.poll_timeout(), Some(t2 + stall()));
+    assert_eq!(drain(&mut s, remote(1)).0.len(), 180);
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.stats().streams_overflowed, 0);
 }
 
 #[test]
@@ -1027,7 +1082,11 @@ fn a_paused_frame_whose_stream_went_away_is_dropped_at_the_timeout() {
     let used = s.handle_input(&bytes, t0).unwrap();
     assert!(used < bytes.len());
     assert!(!s.wants_input());
-    assert_eq!(s.poll_timeout(), Some(t0 + stall()));
+    assert_eq!(
+        s.poll_timeout(),
+        Some(t0 + grace()),
+        "looked at again after the grace"
+    );
     s.release_stream(remote(3));
     assert!(s.wants_input());
     s.handle_timeout(later());

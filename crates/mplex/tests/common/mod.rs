@@ -306,6 +306,43 @@ pub(crate) async fn late_reader_is_not_reset(
     );
 }
 
+/// A reader slower than its sender but reading all along gets every byte of a transfer many
+/// times the connection's receive memory: input waits for it at its stream's share (the
+/// caller makes the reader grace long, so the reader counts as alive however loaded the
+/// machine), and nothing is reset.
+pub(crate) async fn slow_reader_is_waited_for(
+    dialer: Arc<MplexConnection>,
+    listener: Arc<MplexConnection>,
+) {
+    const LEN: usize = 8 * 1024 * 1024;
+    let rt = RuntimeHandle::default();
+    let mut out = dialer.open().await.unwrap();
+    let writer = rt.spawn(async move {
+        out.write_all(&pattern(3, b'd', LEN)).await.unwrap();
+        out.close().await.unwrap();
+        out
+    });
+    let mut inbound = listener.accept().await.unwrap();
+    let mut got = Vec::with_capacity(LEN);
+    let mut buf = [0u8; 1000];
+    for round in 0.. {
+        let n = inbound.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if round % 64 == 0 {
+            rt.sleep(Duration::from_millis(1)).await;
+        }
+    }
+    assert!(got == pattern(3, b'd', LEN), "wrong contents");
+    drop(writer.await.unwrap());
+    let stats = stats(&listener);
+    assert_eq!(stats.streams_overflowed, 0, "{stats:?}");
+    assert_eq!(stats.streams_reset_for_memory, 0, "{stats:?}");
+    assert!(stats.input_pauses > 0, "the sender outran the reader");
+}
+
 /// Dropping the connection handle closes the connection, as `close` would without waiting:
 /// a stream still held fails from then on (its writes at once), and the remote notices.
 pub(crate) async fn dropping_the_connection_closes_it(
