@@ -62,7 +62,8 @@ pub const DEFAULT_MAX_STREAMS: usize = 1024;
 /// much memory per connection.
 pub const DEFAULT_MAX_SEND_BUFFER: usize = 256 * 1024;
 
-/// Default time a reader counts as alive after it last read: 100 ms.
+/// Default time a reader counts as alive after it last read (or, before its first read, after
+/// its stream's first data arrived): 100 ms.
 ///
 /// A frame that would take a stream past its share of receive memory waits for a live
 /// reader (the spec's back-pressure: input pauses until the reader makes room, which a

@@ -268,7 +268,10 @@ where
                     now,
                 );
             }
-            if timer_fired || inner.core.poll_timeout().is_some_and(|t| t <= now) {
+            // Deadlines the core set since the timer was armed lie ahead of `now`, or woke
+            // this task to arm a new timer, which fires at once: the armed one says enough.
+            let due = self.timer.as_ref().is_some_and(|(at, _)| *at <= now);
+            if timer_fired || due {
                 inner.core.handle_timeout(now);
             }
             if self.write_buf.is_empty() && !self.write_failed {

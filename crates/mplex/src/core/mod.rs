@@ -99,8 +99,9 @@ struct StreamRecord {
     write_blocked: bool,
     /// Over its share of receive memory: reset unless its reader reads before this.
     stall_deadline: Option<Instant>,
-    /// When its reader last read data (`None`: never).
-    last_read: Option<Instant>,
+    /// The reader's last sign of life: its last read, or, before any, the arrival of the
+    /// stream's first data (a new reader gets the grace to start reading).
+    alive_at: Option<Instant>,
 }
 
 impl StreamRecord {
@@ -460,7 +461,7 @@ impl Session {
 
     /// Whether the stream's reader read within the reader grace.
     fn reader_alive(&self, rec: &StreamRecord, now: Instant) -> bool {
-        rec.last_read
+        rec.alive_at
             .is_some_and(|at| now.saturating_duration_since(at) < self.config.reader_grace())
     }
 
@@ -731,7 +732,7 @@ impl Session {
         // How far past its share the stream would be with this frame.
         let overdraft = rec.buffer.len().saturating_add(len).saturating_sub(share);
         let alive = rec
-            .last_read
+            .alive_at
             .is_some_and(|at| now.saturating_duration_since(at) < self.config.reader_grace());
         if overdraft > 0 && alive {
             // A live reader makes room soon: wait for it (the spec's back-pressure) rather
@@ -825,6 +826,7 @@ impl Session {
             && rec.accepts_data()
         {
             let was_empty = rec.buffer.is_empty();
+            rec.alive_at.get_or_insert(now);
             rec.buffer.push(bytes, &mut self.pool, reservation);
             if was_empty {
                 self.events.push_back(Event::Readable(id));
@@ -1049,7 +1051,7 @@ impl Session {
         }
         if !rec.buffer.is_empty() {
             let n = rec.buffer.read(buf, &mut self.pool);
-            rec.last_read = Some(now);
+            rec.alive_at = Some(now);
             if rec.stall_deadline.is_some() {
                 rec.stall_deadline = if rec.buffer.len() > share {
                     // Still over its share, but its reader is alive: a new stall timeout.

@@ -720,7 +720,7 @@ fn a_stream_past_its_share_borrows_memory_until_its_reader_stalls() {
         Role::Responder,
         MplexConfig::default().with_max_stream_buffer(100),
     );
-    let t0 = now();
+    let start = now();
     feed_at(
         &mut s,
         &[
@@ -728,7 +728,15 @@ fn a_stream_past_its_share_borrows_memory_until_its_reader_stalls() {
             (3, Flag::NewStream, b""),
             (1, Flag::MessageInitiator, &[1; 60]),
             (1, Flag::MessageInitiator, &[2; 40]), // exactly at its share
-            (1, Flag::MessageInitiator, &[3; 1]),  // one past: borrowed
+        ],
+        start,
+    );
+    // Its reader had the grace (from the first data) to start reading, and did not.
+    let t0 = start + grace();
+    feed_at(
+        &mut s,
+        &[
+            (1, Flag::MessageInitiator, &[3; 1]), // one past: borrowed
             (1, Flag::MessageInitiator, &[4; 10]),
         ],
         t0,
@@ -830,12 +838,19 @@ fn a_reader_that_keeps_reading_is_never_reset() {
         Role::Responder,
         MplexConfig::default().with_max_stream_buffer(100),
     );
-    let t0 = now();
+    let start = now();
     feed_at(
         &mut s,
         &[
             (1, Flag::NewStream, b""),
             (1, Flag::MessageInitiator, &[1; 60]),
+        ],
+        start,
+    );
+    let t0 = start + grace();
+    feed_at(
+        &mut s,
+        &[
             (1, Flag::MessageInitiator, &[2; 60]),
             (1, Flag::MessageInitiator, &[3; 60]),
             (1, Flag::CloseInitiator, b""),
@@ -869,17 +884,26 @@ fn memory_needed_within_a_share_resets_the_stream_furthest_past_its_share() {
             .with_max_connection_buffer(5 * CHUNK_SIZE)
             .with_max_stream_buffer(20_000),
     );
-    feed(
+    let start = now();
+    feed_at(
         &mut s,
         &[
             (1, Flag::NewStream, b""),
             (3, Flag::NewStream, b""),
             (5, Flag::NewStream, b""),
             (1, Flag::MessageInitiator, &vec![1; 20_000]),
-            (1, Flag::MessageInitiator, &vec![1; 20_000]), // 20,000 past: three chunks
             (5, Flag::MessageInitiator, &vec![5; 20_000]),
-            (5, Flag::MessageInitiator, &vec![5; 5_000]), // 5,000 past: two chunks
         ],
+        start,
+    );
+    // Neither reader started within the grace: both streams borrow.
+    feed_at(
+        &mut s,
+        &[
+            (1, Flag::MessageInitiator, &vec![1; 20_000]), // 20,000 past: three chunks
+            (5, Flag::MessageInitiator, &vec![5; 5_000]),  // 5,000 past: two chunks
+        ],
+        start + grace(),
     );
     assert_eq!(s.buffered_bytes(), 5 * CHUNK_SIZE, "the connection is full");
     for n in [1, 3, 5] {
@@ -887,7 +911,11 @@ fn memory_needed_within_a_share_resets_the_stream_furthest_past_its_share() {
     }
     let _ = events(&mut s);
     // Stream 3 is within its share: stream 1, the furthest past its share, makes room.
-    feed(&mut s, &[(3, Flag::MessageInitiator, b"within its share")]);
+    feed_at(
+        &mut s,
+        &[(3, Flag::MessageInitiator, b"within its share")],
+        start + grace(),
+    );
     assert_eq!(
         events(&mut s),
         [
@@ -900,7 +928,11 @@ fn memory_needed_within_a_share_resets_the_stream_furthest_past_its_share() {
     assert_eq!(s.stats().input_pauses, 0);
     assert_eq!(drain(&mut s, remote(3)).0, b"within its share");
     // Stream 5 asks for more than is free while past its share: it goes itself.
-    feed(&mut s, &[(5, Flag::MessageInitiator, &vec![5; 60_000])]);
+    feed_at(
+        &mut s,
+        &[(5, Flag::MessageInitiator, &vec![5; 60_000])],
+        start + grace(),
+    );
     assert_eq!(
         events(&mut s),
         [Event::Readable(remote(5)), Event::Writable(remote(5))]
@@ -915,7 +947,11 @@ fn memory_needed_within_a_share_resets_the_stream_furthest_past_its_share() {
         ]
     );
     // Stream 3 still works.
-    feed(&mut s, &[(3, Flag::MessageInitiator, b"still fine")]);
+    feed_at(
+        &mut s,
+        &[(3, Flag::MessageInitiator, b"still fine")],
+        start + grace(),
+    );
     assert_eq!(drain(&mut s, remote(3)).0, b"still fine");
     assert_eq!(s.stats().input_pauses, 0);
 }
