@@ -86,7 +86,9 @@ fn overflow_resets_only_that_stream() {
 
 #[test]
 fn late_reader_is_not_reset() {
-    let (d, l) = pair();
+    // A stall timeout beyond any scheduling delay of a loaded machine (the default is 5 s).
+    let config = MplexConfig::default().with_stall_timeout(Duration::from_secs(120));
+    let (d, l) = pair_with(MplexConfig::default(), config);
     run(common::late_reader_is_not_reset(d, l));
 }
 
