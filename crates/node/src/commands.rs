@@ -1,11 +1,11 @@
 //! The subcommands.
 
 use std::io::{BufRead, IsTerminal};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
-use lp2p::{Host, HostEvent, IdentifyInfo, Keypair, Multiaddr, PeerId};
+use lp2p::{ConnectionEvent, Host, HostEvent, IdentifyInfo, Keypair, Multiaddr, PeerId};
 use serde_json::{Value, json};
 
 use crate::cli::Common;
@@ -52,39 +52,41 @@ fn connected_event(peer: &PeerId, conn: &lp2p::Connection) -> Value {
 }
 
 /// Prints connected / disconnected (and, when asked, identify) events of `host` until the
-/// host closes.
+/// host closes. Connections come from the lossless lifecycle stream, which starts with the
+/// connections that already exist (bootstrap dials may have finished before we got here).
 fn print_connection_events(host: &Host, out: &Output, identify: bool) {
-    // Subscribe first, then report the connections that already exist (bootstrap dials may
-    // have finished before we got here); an id seen in both is reported once.
-    let mut events = host.events();
-    let mut reported = std::collections::HashSet::new();
-    for connection in host.swarm().all_connections() {
-        reported.insert(connection.id());
-        out.emit(&connected_event(&connection.peer(), &connection));
-    }
-    let out = out.clone();
+    let mut connections = host.connection_events();
+    let printer = out.clone();
     host.spawn(async move {
-        while let Some(event) = events.next().await {
+        while let Some(event) = connections.next().await {
             match event {
-                HostEvent::Connected {
-                    peer, connection, ..
-                } if !reported.remove(&connection.id()) => {
-                    out.emit(&connected_event(&peer, &connection));
+                ConnectionEvent::Established(connection) => {
+                    printer.emit(&connected_event(&connection.peer(), &connection));
                 }
-                HostEvent::Disconnected {
-                    peer,
+                ConnectionEvent::Closed {
+                    connection,
                     num_remaining: 0,
                     ..
                 } => {
-                    out.emit(&json!({ "event": "disconnected", "peer": peer.to_string() }));
+                    printer.emit(
+                        &json!({ "event": "disconnected", "peer": connection.peer().to_string() }),
+                    );
                 }
-                HostEvent::Identified { peer, info } if identify => {
-                    out.emit(&identify_event(&peer, &info));
-                }
-                _ => {}
+                ConnectionEvent::Closed { .. } => {}
             }
         }
     });
+    if identify {
+        let mut events = host.events();
+        let printer = out.clone();
+        host.spawn(async move {
+            while let Some(event) = events.next().await {
+                if let HostEvent::Identified { peer, info } = event {
+                    printer.emit(&identify_event(&peer, &info));
+                }
+            }
+        });
+    }
 }
 
 /// Starts watching for Ctrl-C (SIGINT) and SIGTERM. Called before the node reports that it
@@ -290,7 +292,8 @@ pub(crate) async fn perf(
     let key = node::load_keypair(&common.key)?;
     let Node { host, .. } = node::start(common, key, &[], &[]).await?;
     let result = async {
-        let start = Instant::now();
+        let runtime = host.runtime();
+        let start = runtime.now();
         let conn = host
             .connect_addr(addr.clone())
             .await
@@ -299,7 +302,7 @@ pub(crate) async fn perf(
             .new_stream_on(&conn, [lp2p_perf::PROTOCOL])
             .await
             .map_err(|e| format!("perf: {e}"))?;
-        let report = lp2p_perf::run_on(stream, upload, download, start)
+        let report = lp2p_perf::run_on(runtime, stream, upload, download, start)
             .await
             .map_err(|e| e.to_string())?;
         out.emit(&json!({
@@ -343,19 +346,20 @@ pub(crate) async fn conn_bench(
     let Node { host, services } = node::start(common, key, &[], &[]).await?;
     let result = async {
         let mut firsts = Vec::with_capacity(count);
-        let start = Instant::now();
+        let runtime = host.runtime();
+        let start = runtime.now();
         for i in 0..count {
-            let t0 = Instant::now();
+            let t0 = runtime.now();
             let conn = host
                 .swarm()
                 .dial_new(addr.clone())
                 .await
                 .map_err(|e| format!("connection {} to {addr}: {e}", i + 1))?;
             services.ping_on(&host, &conn).await?;
-            firsts.push(t0.elapsed().as_secs_f64() * 1000.0);
+            firsts.push(runtime.now().saturating_duration_since(t0).as_secs_f64() * 1000.0);
             conn.close().await;
         }
-        let seconds = start.elapsed().as_secs_f64();
+        let seconds = runtime.now().saturating_duration_since(start).as_secs_f64();
         firsts.sort_by(f64::total_cmp);
         #[allow(clippy::cast_precision_loss)]
         let rate = if seconds > 0.0 {
@@ -392,7 +396,7 @@ pub(crate) async fn hold(
     let signals = watch_interrupts();
     let key = node::load_keypair(&common.key)?;
     let Node { host, .. } = node::start(common, key, &[], &[]).await?;
-    let start = Instant::now();
+    let start = host.runtime().now();
     let dials = futures::stream::iter(0..count)
         .map(|_| {
             let host = host.clone();
@@ -401,7 +405,11 @@ pub(crate) async fn hold(
         })
         .buffer_unordered(concurrency);
     let results: Vec<_> = dials.collect().await;
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = host
+        .runtime()
+        .now()
+        .saturating_duration_since(start)
+        .as_secs_f64();
     let mut first_error = None;
     let mut held = Vec::new();
     for r in results {

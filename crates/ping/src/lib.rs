@@ -51,13 +51,15 @@ mod error;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::{AbortHandle, Abortable, Either};
 use futures::stream::FuturesUnordered;
 use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::{PeerId, RuntimeHandle, Stream};
-use lp2p_host::{Connection, ConnectionId, EventStream, Host, HostEvent, HostStream, WeakHost};
+use lp2p_host::{
+    Connection, ConnectionEvent, ConnectionEvents, ConnectionId, Host, HostStream, WeakHost,
+};
 
 pub use config::{
     DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_FAILURES, DEFAULT_TIMEOUT,
@@ -116,8 +118,8 @@ impl Ping {
             async move { shared.serve(stream).await }
         });
         if let Some(keep_alive) = shared.config.keep_alive.clone() {
-            // Subscribe before spawning, so no connection established from now on is missed.
-            let events = host.events();
+            // Every connection: the live ones first, none missed afterwards.
+            let events = host.connection_events();
             host.spawn(keep_alive_service(shared.clone(), events, keep_alive));
         }
         Ping { shared }
@@ -161,7 +163,7 @@ impl Shared {
         let attempt = async {
             let _slot = self.outbound_slot(peer).await;
             let stream = open.await.map_err(|e| stream_error(peer, e))?;
-            ping_stream(stream).await
+            ping_stream(stream, &self.runtime).await
         };
         match self.runtime.timeout(after, attempt).await {
             Ok(result) => result,
@@ -309,20 +311,24 @@ async fn read_block<R: AsyncRead + Unpin>(
     Ok(true)
 }
 
-/// One ping on an open stream: 32 random bytes out, the same 32 back.
-async fn ping_stream(mut stream: HostStream) -> Result<Duration, PingError> {
+/// One ping on an open stream: 32 random bytes out, the same 32 back, timed on the
+/// runtime's clock.
+async fn ping_stream(
+    mut stream: HostStream,
+    runtime: &RuntimeHandle,
+) -> Result<Duration, PingError> {
     let peer = stream.peer();
     let io_error = |source| PingError::Io {
         peer: Box::new(peer),
         source,
     };
     let payload: [u8; PING_SIZE] = rand::random();
-    let started = Instant::now();
+    let started = runtime.now();
     stream.write_all(&payload).await.map_err(io_error)?;
     stream.flush().await.map_err(io_error)?;
     let mut echo = [0u8; PING_SIZE];
     stream.read_exact(&mut echo).await.map_err(io_error)?;
-    let rtt = started.elapsed();
+    let rtt = runtime.now().saturating_duration_since(started);
     if echo != payload {
         stream.reset();
         return Err(PingError::Mismatch(Box::new(peer)));
@@ -346,7 +352,7 @@ fn stream_error(peer: PeerId, err: lp2p_host::HostError) -> PingError {
 /// the host, which aborts the task, stops them all).
 async fn keep_alive_service(
     shared: Arc<Shared>,
-    mut events: EventStream<HostEvent>,
+    mut events: ConnectionEvents,
     config: KeepAliveConfig,
 ) {
     let mut pingers = FuturesUnordered::new();
@@ -370,18 +376,17 @@ async fn keep_alive_service(
             }
         };
         match event {
-            HostEvent::Connected { connection, .. } => {
+            ConnectionEvent::Established(connection) => {
                 let (abort, registration) = AbortHandle::new_pair();
                 aborts.insert(connection.id(), abort);
                 let pinger = keep_alive(shared.clone(), connection, config.clone());
                 pingers.push(Abortable::new(pinger, registration));
             }
-            HostEvent::Disconnected { connection_id, .. } => {
-                if let Some(abort) = aborts.remove(&connection_id) {
+            ConnectionEvent::Closed { connection, .. } => {
+                if let Some(abort) = aborts.remove(&connection.id()) {
                     abort.abort();
                 }
             }
-            _ => {}
         }
     }
 }
