@@ -11,6 +11,7 @@
 //! | `plaintext` | [`security::plaintext`]: `/plaintext/2.0.0` (tests only) | no |
 //! | `yamux` | [`muxer::yamux`]: `/yamux/1.0.0` | yes |
 //! | `mplex` | [`muxer::mplex`]: `/mplex/6.7.0` | yes |
+//! | `muxer-shell` | [`muxer::shell`]: the async shell of every muxer, to write one (on with `yamux` or `mplex`) | yes |
 //! | `identify` | `identify`: `/ipfs/id/1.0.0` and push | yes |
 //! | `ping` | `ping`: `/ipfs/ping/1.0.0` | yes |
 //! | `pubsub` | `pubsub`: floodsub and gossipsub | yes |
@@ -94,6 +95,8 @@ pub mod security {
 pub mod muxer {
     #[cfg(feature = "mplex")]
     pub use lp2p_mplex as mplex;
+    #[cfg(feature = "muxer-shell")]
+    pub use lp2p_muxer_shell as shell;
     #[cfg(feature = "yamux")]
     pub use lp2p_yamux as yamux;
 }

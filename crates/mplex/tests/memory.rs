@@ -21,16 +21,19 @@ fn memory_pair() -> (MemoryConnection, MemoryConnection) {
     )
 }
 
-fn pair_with(dialer: MplexConfig, listener: MplexConfig) -> (MplexConnection, MplexConnection) {
+fn pair_with(
+    dialer: MplexConfig,
+    listener: MplexConfig,
+) -> (Arc<MplexConnection>, Arc<MplexConnection>) {
     let rt = RuntimeHandle::default();
     let (a, b) = memory_pair();
     (
-        MplexConnection::new(a, Role::Initiator, dialer, &rt),
-        MplexConnection::new(b, Role::Responder, listener, &rt),
+        Mplex::new(dialer).start(a, Role::Initiator, &rt),
+        Mplex::new(listener).start(b, Role::Responder, &rt),
     )
 }
 
-fn pair() -> (MplexConnection, MplexConnection) {
+fn pair() -> (Arc<MplexConnection>, Arc<MplexConnection>) {
     pair_with(MplexConfig::default(), MplexConfig::default())
 }
 
@@ -89,14 +92,16 @@ fn overflow_resets_only_that_stream() {
 
 #[test]
 fn late_reader_is_not_reset() {
-    let (d, l) = pair();
+    // A stall timeout beyond any scheduling delay of a loaded machine (the default is 5 s).
+    let config = MplexConfig::default().with_stall_timeout(Duration::from_secs(120));
+    let (d, l) = pair_with(MplexConfig::default(), config);
     run(common::late_reader_is_not_reset(d, l));
 }
 
 #[test]
-fn dropping_every_handle_closes() {
+fn dropping_the_connection_closes_it() {
     let (d, l) = pair();
-    run(common::dropping_every_handle_closes(d, l));
+    run(common::dropping_the_connection_closes_it(d, l));
 }
 
 #[test]
@@ -104,7 +109,7 @@ fn remote_protocol_error_fails_the_streams() {
     // A raw peer that opens a stream, sends data, then a frame with flag 7.
     let rt = RuntimeHandle::default();
     let (a, mut raw) = memory_pair();
-    let conn = MplexConnection::new(a, Role::Responder, MplexConfig::default(), &rt);
+    let conn = Mplex::default().start(a, Role::Responder, &rt);
     run(async move {
         raw.write_all(&[0x08, 0x00, 0x0a, 0x02, b'h', b'i'])
             .await
@@ -116,7 +121,7 @@ fn remote_protocol_error_fails_the_streams() {
         raw.write_all(&[0x0f, 0x00]).await.unwrap();
         let err = stream.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted);
-        assert!(conn.closed());
+        assert!(conn.is_closed());
         // The connection was dropped: the raw peer reads EOF.
         let mut rest = Vec::new();
         raw.read_to_end(&mut rest).await.unwrap();
@@ -156,13 +161,34 @@ fn upgrade_through_the_muxer_trait() {
 fn connection_task_ends_with_the_connection() {
     let rt = RuntimeHandle::default().scope();
     let (a, b) = memory_pair();
-    let d = MplexConnection::new(a, Role::Initiator, MplexConfig::default(), &rt);
-    let l = MplexConnection::new(b, Role::Responder, MplexConfig::default(), &rt);
+    let d = Mplex::default().start(a, Role::Initiator, &rt);
+    let l = Mplex::default().start(b, Role::Responder, &rt);
     assert_eq!(rt.live_tasks(), 2);
     run(async move {
-        d.shutdown().await;
-        common::wait_until(|| l.closed()).await;
+        d.close().await;
+        common::wait_until(|| l.is_closed()).await;
         drop((d, l));
         common::wait_until(|| rt.live_tasks() == 0).await;
     });
+}
+
+#[test]
+fn unread_stream_does_not_stall_the_others() {
+    // A stall timeout far beyond the scenario's timeout: only a connection that keeps
+    // reading for the other streams passes.
+    let config = MplexConfig::default()
+        .with_max_stream_buffer(256 * 1024)
+        .with_stall_timeout(Duration::from_secs(3600));
+    let (d, l) = pair_with(MplexConfig::default(), config);
+    run(common::unread_stream_does_not_stall_the_others(d, l));
+}
+
+#[test]
+fn slow_reader_is_waited_for() {
+    let config = MplexConfig::default()
+        .with_max_connection_buffer(1024 * 1024)
+        .with_max_stream_buffer(256 * 1024)
+        .with_reader_grace(Duration::from_secs(60));
+    let (d, l) = pair_with(MplexConfig::default(), config);
+    run(common::slow_reader_is_waited_for(d, l));
 }

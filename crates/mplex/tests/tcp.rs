@@ -3,10 +3,11 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lp2p_core::{Connection, DialOpts, RawTransport, Role, RuntimeHandle};
-use lp2p_mplex::{MplexConfig, MplexConnection};
+use lp2p_mplex::{Mplex, MplexConfig, MplexConnection};
 use lp2p_tcp::TcpTransport;
 
 use common::run;
@@ -26,16 +27,19 @@ fn tcp_pair() -> (Box<dyn Connection>, Box<dyn Connection>) {
     })
 }
 
-fn pair_with(dialer: MplexConfig, listener: MplexConfig) -> (MplexConnection, MplexConnection) {
+fn pair_with(
+    dialer: MplexConfig,
+    listener: MplexConfig,
+) -> (Arc<MplexConnection>, Arc<MplexConnection>) {
     let rt = RuntimeHandle::default();
     let (a, b) = tcp_pair();
     (
-        MplexConnection::new(a, Role::Initiator, dialer, &rt),
-        MplexConnection::new(b, Role::Responder, listener, &rt),
+        Mplex::new(dialer).start(a, Role::Initiator, &rt),
+        Mplex::new(listener).start(b, Role::Responder, &rt),
     )
 }
 
-fn pair() -> (MplexConnection, MplexConnection) {
+fn pair() -> (Arc<MplexConnection>, Arc<MplexConnection>) {
     pair_with(MplexConfig::default(), MplexConfig::default())
 }
 
@@ -82,12 +86,33 @@ fn overflow_resets_only_that_stream() {
 
 #[test]
 fn late_reader_is_not_reset() {
-    let (d, l) = pair();
+    // A stall timeout beyond any scheduling delay of a loaded machine (the default is 5 s).
+    let config = MplexConfig::default().with_stall_timeout(Duration::from_secs(120));
+    let (d, l) = pair_with(MplexConfig::default(), config);
     run(common::late_reader_is_not_reset(d, l));
 }
 
 #[test]
-fn dropping_every_handle_closes() {
+fn dropping_the_connection_closes_it() {
     let (d, l) = pair();
-    run(common::dropping_every_handle_closes(d, l));
+    run(common::dropping_the_connection_closes_it(d, l));
+}
+
+#[test]
+fn unread_stream_does_not_stall_the_others() {
+    let config = MplexConfig::default()
+        .with_max_stream_buffer(256 * 1024)
+        .with_stall_timeout(Duration::from_secs(3600));
+    let (d, l) = pair_with(MplexConfig::default(), config);
+    run(common::unread_stream_does_not_stall_the_others(d, l));
+}
+
+#[test]
+fn slow_reader_is_waited_for() {
+    let config = MplexConfig::default()
+        .with_max_connection_buffer(1024 * 1024)
+        .with_max_stream_buffer(256 * 1024)
+        .with_reader_grace(Duration::from_secs(60));
+    let (d, l) = pair_with(MplexConfig::default(), config);
+    run(common::slow_reader_is_waited_for(d, l));
 }

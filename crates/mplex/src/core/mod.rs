@@ -1,100 +1,73 @@
-//! The sans-IO mplex state machine: bytes in, frames and events out; no socket, no task, no
-//! clock.
+//! The core layer: the sans-IO mplex state machine, bytes in, frames and events out; no
+//! socket, no task, no clock.
 //!
 //! A [`Session`] is fed the bytes read from the connection with
 //! [`handle_input`](Session::handle_input), hands out the bytes to write with
 //! [`poll_transmit`](Session::poll_transmit), and reports what the application must learn
-//! about (a stream opened, data arrived, a stream was reset) through
+//! about (a stream opened, data arrived, a stream was reset, room in the send buffer) through
 //! [`poll_event`](Session::poll_event). Stream operations ([`open_stream`](Session::open_stream),
-//! [`write`](Session::write), [`read`](Session::read), [`close_stream`](Session::close_stream),
+//! [`accept_stream`](Session::accept_stream), [`write`](Session::write),
+//! [`read`](Session::read), [`close_stream`](Session::close_stream),
 //! [`reset_stream`](Session::reset_stream)) act on the state directly and queue frames.
+//!
+//! mplex has no flow control, so receive memory is where the remote can hurt us. Each stream
+//! has a share of it (`max_stream_buffer`) and the connection a cap (`max_connection_buffer`).
+//! At its share, a stream whose reader is alive (read within the reader grace) holds input
+//! until the reader makes room: the spec's back-pressure, brief for a reader that reads. The
+//! stream of an idle reader goes past its share instead, borrowing from the connection so the
+//! other streams keep flowing; it is reset when its reader reads nothing for the stall
+//! timeout, or as soon as that memory is needed (the idle stream furthest over its share goes
+//! first). Input waits for memory only when no idle stream is past its share, for at most the
+//! stall timeout.
 //!
 //! Both peers number their streams independently, so a stream is known by its number *and*
 //! by which side opened it ([`StreamId`]): a frame with an Initiator flag (or NewStream)
 //! names a stream the remote opened, one with a Receiver flag names a stream we opened.
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
+mod recv_buffer;
+
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::time::Instant;
 
 use lp2p_core::Role;
 
 use crate::config::MplexConfig;
 use crate::error::MplexError;
-use crate::recv_buffer::{ChunkPool, RecvBuffer};
+use crate::id::StreamId;
 use crate::wire::{Flag, Header, Kind, MAX_HEADER_LEN, MAX_STREAM_NUMBER, encode_frame};
+use recv_buffer::{ChunkPool, RecvBuffer};
 
 #[cfg(test)]
 mod tests;
 
-/// A stream of one connection: its number and which side opened it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StreamId {
-    number: u64,
-    opened_locally: bool,
-}
-
-impl StreamId {
-    /// The stream `number` opened by us (`opened_locally`) or by the remote.
-    pub fn new(number: u64, opened_locally: bool) -> StreamId {
-        StreamId {
-            number,
-            opened_locally,
-        }
-    }
-
-    /// The number on the wire.
-    pub fn number(self) -> u64 {
-        self.number
-    }
-
-    /// Whether we opened the stream (so we send the Initiator flags on it).
-    pub fn opened_locally(self) -> bool {
-        self.opened_locally
-    }
-}
-
-impl fmt::Display for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let by = if self.opened_locally {
-            "local"
-        } else {
-            "remote"
-        };
-        write!(f, "{}/{by}", self.number)
-    }
-}
-
-impl fmt::Debug for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-/// What the application must learn about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// The remote opened a stream: hand it to whoever accepts streams.
-    StreamOpened(StreamId),
-    /// Data (or the remote's Close) arrived for a stream whose buffer was empty: wake its
-    /// reader.
-    Readable(StreamId),
-    /// The stream was reset, by the remote or by us because it broke a rule (its receive
-    /// buffer overflowed, data after the remote's Close): wake its reader and writer.
-    StreamReset(StreamId),
-}
+/// What the application must learn about: the shared shell's event vocabulary over mplex
+/// stream ids.
+///
+/// - `InboundStream`: the remote opened a stream; [`Session::accept_stream`] returns it.
+/// - `Readable(id)`: data, the remote's Close or a reset arrived for the stream: a reader
+///   that found nothing can read again.
+/// - `Writable(id)`: room opened in the send buffer (or the stream was reset): a writer that
+///   was refused can write again.
+/// - `Closed`: the session closed; every stream operation now fails or returns what is left.
+///
+/// (`OutboundAvailable` is never raised: opening a stream never has to wait.)
+pub type Event = lp2p_muxer_shell::Event<StreamId>;
 
 /// Counters of what the session dropped or refused, for logs and metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Inbound streams reset on arrival because the stream limit was reached.
     pub streams_refused: u64,
-    /// Streams reset because a frame would have taken their receive buffer over its cap and
-    /// the reader did not make room within the stall timeout.
+    /// Times a stream's unread data went past its share of receive memory (its reader lagged)
+    /// and the connection lent it memory instead of pausing.
+    pub streams_over_share: u64,
+    /// Streams reset while over their share: their reader read nothing for the stall timeout,
+    /// or the connection's memory was needed for a stream within its share.
     pub streams_overflowed: u64,
     /// Streams reset because the connection's receive memory stayed full for the stall
-    /// timeout (the stream holding the most unread data goes).
+    /// timeout while every stream was within its share (the stream holding the most unread
+    /// data goes).
     pub streams_reset_for_memory: u64,
     /// Streams reset because the remote sent data after closing its side.
     pub streams_violated: u64,
@@ -102,8 +75,8 @@ pub struct Stats {
     pub frames_for_unknown_streams: u64,
     /// Payload bytes received and dropped (unknown, reset or released streams, names).
     pub bytes_discarded: u64,
-    /// Times reading paused to wait for a reader (a stream's or the connection's receive
-    /// buffer was full).
+    /// Times reading paused to wait for readers (the connection's receive memory was full
+    /// and every stream within its share).
     pub input_pauses: u64,
 }
 
@@ -120,6 +93,15 @@ struct StreamRecord {
     released: bool,
     /// Counts toward the open-stream limit of its direction.
     counted: bool,
+    /// Opened by the remote and waiting in the accept queue.
+    queued: bool,
+    /// A write was refused for lack of room in the send buffer: raise `Writable` on room.
+    write_blocked: bool,
+    /// Over its share of receive memory: reset unless its reader reads before this.
+    stall_deadline: Option<Instant>,
+    /// The reader's last sign of life: its last read, or, before any, the arrival of the
+    /// stream's first data (a new reader gets the grace to start reading).
+    alive_at: Option<Instant>,
 }
 
 impl StreamRecord {
@@ -140,9 +122,15 @@ enum ReadState {
         buf: [u8; MAX_HEADER_LEN],
         len: usize,
     },
-    /// A Message header waiting for its stream's reader or for connection receive memory,
-    /// until `deadline`.
-    Blocked { header: Header, deadline: Instant },
+    /// A Message header waiting, until `deadline` at most: for its stream's live reader to
+    /// make room within the stream's share, or for connection receive memory. At `recheck`
+    /// the wait is looked at again (`retry`): a reader idle since then no longer holds input.
+    Blocked {
+        header: Header,
+        deadline: Instant,
+        recheck: Instant,
+        retry: bool,
+    },
     /// Inside a frame's payload: `remaining` bytes go to `target` (or are dropped).
     Payload {
         target: Option<StreamId>,
@@ -196,9 +184,10 @@ enum Status {
 /// dialer.poll_transmit(&mut wire);
 ///
 /// listener.handle_input(&wire, Instant::now())?;
-/// let Some(Event::StreamOpened(remote_id)) = listener.poll_event() else { panic!() };
+/// assert_eq!(listener.poll_event(), Some(Event::InboundStream));
+/// let remote_id = listener.accept_stream()?.expect("the dialer opened a stream");
 /// let mut buf = [0u8; 16];
-/// assert_eq!(listener.read(remote_id, &mut buf)?, Some(5));
+/// assert_eq!(listener.read(remote_id, &mut buf, Instant::now())?, Some(5));
 /// assert_eq!(&buf[..5], b"hello");
 /// # Ok::<(), lp2p_mplex::MplexError>(())
 /// ```
@@ -212,6 +201,13 @@ pub struct Session {
     pool: ChunkPool,
     read_state: ReadState,
     send: Vec<u8>,
+    /// Streams whose write waits for room in `send`.
+    write_waiters: Vec<StreamId>,
+    /// Streams the remote opened, not yet taken by [`accept_stream`](Session::accept_stream).
+    accept_queue: VecDeque<StreamId>,
+    /// Streams over their share of receive memory (each has a `stall_deadline`); may hold
+    /// ids no longer over it, pruned as it is walked.
+    overdrawn: Vec<StreamId>,
     events: VecDeque<Event>,
     status: Status,
     stats: Stats,
@@ -230,6 +226,9 @@ impl Session {
             open_outbound: 0,
             read_state: ReadState::IDLE,
             send: Vec::new(),
+            write_waiters: Vec::new(),
+            accept_queue: VecDeque::new(),
+            overdrawn: Vec::new(),
             events: VecDeque::new(),
             status: Status::Open,
             stats: Stats::default(),
@@ -285,7 +284,7 @@ impl Session {
             Ok(()) => Ok(bytes.len().saturating_sub(rest.len())),
             Err(err) => {
                 tracing::warn!(error = %err, "mplex protocol error; dropping the connection");
-                self.status = Status::Failed;
+                self.end(Status::Failed);
                 Err(err)
             }
         }
@@ -305,64 +304,122 @@ impl Session {
         };
         if mid_frame {
             tracing::debug!("connection ended in the middle of a frame");
-            self.status = Status::Failed;
+            self.end(Status::Failed);
             Err(MplexError::TruncatedFrame)
         } else {
-            self.status = Status::Closed;
+            self.end(Status::Closed);
             Ok(())
         }
     }
 
+    /// Reading or writing the connection failed: the session is closed. Streams read what
+    /// they have, then fail.
+    pub fn handle_io_error(&mut self, err: &std::io::Error) {
+        if self.status == Status::Open {
+            tracing::debug!(error = %err, "the connection failed");
+            self.end(Status::Failed);
+        }
+    }
+
+    /// Leaves the open state. Streams the remote opened and nobody accepted are kept after a
+    /// clean end (their data was received in full and may still be read), dropped otherwise.
+    fn end(&mut self, status: Status) {
+        if self.status != Status::Open {
+            return;
+        }
+        self.status = status;
+        if status == Status::Failed {
+            self.drop_accept_queue();
+        }
+        self.events.push_back(Event::Closed);
+    }
+
+    fn drop_accept_queue(&mut self) {
+        while let Some(id) = self.accept_queue.pop_front() {
+            self.forget(id);
+        }
+    }
+
     /// Whether the session will consume input now. False once closed, while a frame waits
-    /// for its stream's reader or for connection receive memory (until a read makes room or
-    /// the stall timeout passes), and while too many bytes wait to be sent (until
+    /// for connection receive memory (until a read makes room or the stall timeout passes),
+    /// and while too many bytes wait to be sent (until
     /// [`poll_transmit`](Session::poll_transmit) takes them).
     pub fn wants_input(&self) -> bool {
         if self.status != Status::Open || self.send.len() >= self.config.input_pause_threshold() {
             return false;
         }
         match self.read_state {
+            ReadState::Blocked { retry: true, .. } => true,
             ReadState::Blocked { header, .. } => self.admission_possible(header),
             _ => true,
         }
     }
 
     /// When [`handle_timeout`](Session::handle_timeout) must be called next: the end of the
-    /// current input pause, if any.
+    /// current input pause, or the stall deadline of a stream over its share, whichever
+    /// comes first.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.read_state {
-            ReadState::Blocked { deadline, .. } if self.status == Status::Open => Some(deadline),
-            _ => None,
+        if self.status != Status::Open {
+            return None;
         }
+        let pause = match self.read_state {
+            ReadState::Blocked {
+                deadline,
+                retry: true,
+                ..
+            } => Some(deadline),
+            ReadState::Blocked {
+                deadline, recheck, ..
+            } => Some(deadline.min(recheck)),
+            _ => None,
+        };
+        self.overdrawn
+            .iter()
+            .filter_map(|id| self.streams.get(id).and_then(|rec| rec.stall_deadline))
+            .chain(pause)
+            .min()
     }
 
-    /// Lets time pass. When a pause has lasted the stall timeout, a stream is reset to end
-    /// it: the stream the waiting frame would overflow, or, when the connection's memory is
-    /// what is full, the stream holding the most unread data. Input then resumes (offer the
-    /// kept bytes again).
+    /// Lets time pass.
+    ///
+    /// A stream over its share of receive memory whose reader read nothing for the stall
+    /// timeout is reset. A paused input is looked at again once the reader grace has passed
+    /// (an idle reader no longer holds it). When input has been paused for the stall timeout,
+    /// the stream the waiting frame would take past its share is reset, or, when the
+    /// connection's memory is what is full, the stream holding the most unread data; input
+    /// then resumes (offer the kept bytes again).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let ReadState::Blocked { header, deadline } = self.read_state else {
+        if self.status != Status::Open {
+            return;
+        }
+        self.expire_overdrafts(now);
+        let ReadState::Blocked {
+            header,
+            deadline,
+            recheck,
+            retry,
+        } = self.read_state
+        else {
             return;
         };
-        if self.status != Status::Open || now < deadline {
+        if now < deadline {
+            if now >= recheck && !retry {
+                self.read_state = ReadState::Blocked {
+                    header,
+                    deadline,
+                    recheck,
+                    retry: true,
+                };
+            }
             return;
         }
         let id = StreamId::new(header.stream, !header.flag.sent_by_opener());
-        let stream_full = match self.streams.get(&id) {
-            Some(rec) if rec.accepts_data() => {
-                rec.buffer.len().saturating_add(header.length) > self.config.max_stream_buffer()
-            }
+        let Some(rec) = self.streams.get(&id).filter(|rec| rec.accepts_data()) else {
             // The stream went away meanwhile: the frame is dropped on the next input.
-            _ => return,
+            return;
         };
-        if stream_full {
-            self.stats.streams_overflowed = self.stats.streams_overflowed.saturating_add(1);
-            tracing::debug!(
-                stream = %id,
-                limit = self.config.max_stream_buffer(),
-                "stream receive buffer stayed full; resetting it"
-            );
-            self.reset_by_session(id);
+        if rec.buffer.len().saturating_add(header.length) > self.config.max_stream_buffer() {
+            self.overflow(id, "stream's reader made no room for the stall timeout");
             self.discard(header.length);
             return;
         }
@@ -384,10 +441,72 @@ impl Session {
         );
         self.reset_by_session(victim);
         // Wait again (another stall timeout at most) if that did not make enough room.
+        self.block(
+            header,
+            now,
+            now.checked_add(self.config.stall_timeout()).unwrap_or(now),
+        );
+    }
+
+    /// Input waits with `header` until `deadline` at most, looked at again after the reader
+    /// grace.
+    fn block(&mut self, header: Header, now: Instant, deadline: Instant) {
         self.read_state = ReadState::Blocked {
             header,
-            deadline: now.checked_add(self.config.stall_timeout()).unwrap_or(now),
+            deadline,
+            recheck: now.checked_add(self.config.reader_grace()).unwrap_or(now),
+            retry: false,
         };
+    }
+
+    /// Whether the stream's reader read within the reader grace.
+    fn reader_alive(&self, rec: &StreamRecord, now: Instant) -> bool {
+        rec.alive_at
+            .is_some_and(|at| now.saturating_duration_since(at) < self.config.reader_grace())
+    }
+
+    /// Resets the streams over their share whose reader read nothing for the stall timeout.
+    fn expire_overdrafts(&mut self, now: Instant) {
+        let expired: Vec<StreamId> = self
+            .overdrawn
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.streams
+                    .get(id)
+                    .and_then(|rec| rec.stall_deadline)
+                    .is_some_and(|deadline| now >= deadline)
+            })
+            .collect();
+        for id in expired {
+            self.overflow(
+                id,
+                "stream over its receive share and not read for the stall timeout",
+            );
+        }
+        self.prune_overdrawn();
+    }
+
+    /// Drops the ids of streams no longer over their share from `overdrawn`.
+    fn prune_overdrawn(&mut self) {
+        let streams = &self.streams;
+        self.overdrawn.retain(|id| {
+            streams
+                .get(id)
+                .is_some_and(|rec| rec.stall_deadline.is_some())
+        });
+    }
+
+    /// Resets a stream that took more than its share of receive memory.
+    fn overflow(&mut self, id: StreamId, why: &'static str) {
+        self.stats.streams_overflowed = self.stats.streams_overflowed.saturating_add(1);
+        tracing::debug!(
+            stream = %id,
+            buffered = self.streams.get(&id).map_or(0, |rec| rec.buffer.len()),
+            share = self.config.max_stream_buffer(),
+            "{why}; resetting it"
+        );
+        self.reset_by_session(id);
     }
 
     fn consume(&mut self, input: &mut &[u8], now: Instant) -> Result<(), MplexError> {
@@ -405,8 +524,10 @@ impl Session {
                     };
                     self.on_header(header, now)?;
                 }
-                ReadState::Blocked { header, deadline } => {
-                    if !self.admit(header, deadline) {
+                ReadState::Blocked {
+                    header, deadline, ..
+                } => {
+                    if !self.admit(header, now, deadline) {
                         return Ok(());
                     }
                 }
@@ -419,9 +540,9 @@ impl Session {
                         return Ok(());
                     }
                     let n = remaining.min(input.len());
-                    let (now, later) = input.split_at(n);
+                    let (chunk, later) = input.split_at(n);
                     *input = later;
-                    let target = self.deliver(target, now, &mut reservation);
+                    let target = self.deliver(target, chunk, &mut reservation, now);
                     let remaining = remaining.saturating_sub(n);
                     if remaining == 0 {
                         self.pool.unreserve(reservation);
@@ -506,23 +627,25 @@ impl Session {
                         id,
                         StreamRecord {
                             counted: true,
+                            queued: true,
                             ..StreamRecord::default()
                         },
                     );
                     self.open_inbound = self.open_inbound.saturating_add(1);
-                    self.events.push_back(Event::StreamOpened(id));
+                    self.accept_queue.push_back(id);
+                    self.events.push_back(Event::InboundStream);
                 }
                 // The name is for debugging only.
                 self.discard(header.length);
             }
             Kind::Message => {
                 let deadline = now.checked_add(self.config.stall_timeout()).unwrap_or(now);
-                if !self.admit(header, deadline) {
+                if !self.admit(header, now, deadline) {
                     self.stats.input_pauses = self.stats.input_pauses.saturating_add(1);
                     tracing::debug!(
                         stream = %id,
                         buffered = self.pool.bytes_in_use(),
-                        "receive buffer full; pausing input until the reader makes room"
+                        "connection receive memory full; pausing input until readers make room"
                     );
                 }
             }
@@ -547,9 +670,8 @@ impl Session {
                         if !rec.reset {
                             rec.reset = true;
                             rec.buffer.clear(&mut self.pool);
-                            if !rec.released {
-                                self.events.push_back(Event::StreamReset(id));
-                            }
+                            rec.stall_deadline = None;
+                            self.after_reset(id);
                         }
                         self.settle(id);
                     }
@@ -562,8 +684,14 @@ impl Session {
     }
 
     /// Decides where a Message payload goes. Returns false (and leaves the header waiting
-    /// until `deadline`) when it must wait for the stream's reader or for receive memory.
-    fn admit(&mut self, header: Header, deadline: Instant) -> bool {
+    /// until `deadline`) when it must wait for receive memory.
+    ///
+    /// A frame that fits the connection's memory is taken, even past its stream's share (the
+    /// stream then has until the stall timeout to be read from). When it does not fit,
+    /// streams over their share are reset to make room, the one furthest over first (the
+    /// frame's own stream among them, counting this frame); only when every stream is
+    /// within its share does input pause.
+    fn admit(&mut self, header: Header, now: Instant, deadline: Instant) -> bool {
         let id = StreamId::new(header.stream, !header.flag.sent_by_opener());
         let len = header.length;
         let Some(rec) = self.streams.get_mut(&id) else {
@@ -586,18 +714,14 @@ impl Session {
             self.read_state = ReadState::IDLE;
             return true;
         }
-        if len
-            > self
-                .config
-                .max_stream_buffer()
-                .min(self.config.max_connection_buffer())
-        {
-            // Waiting for the reader cannot help: the frame alone is over a cap.
+        let share = self.config.max_stream_buffer();
+        if len > share.min(self.config.max_connection_buffer()) {
+            // The frame alone is over a cap: no reader can make room for it.
             self.stats.streams_overflowed = self.stats.streams_overflowed.saturating_add(1);
             tracing::debug!(
                 stream = %id,
                 frame = len,
-                limit = self.config.max_stream_buffer(),
+                limit = share,
                 "frame bigger than the stream receive cap; resetting the stream"
             );
             self.reset_by_session(id);
@@ -605,27 +729,84 @@ impl Session {
             return true;
         }
         let need = rec.buffer.chunks_needed(len);
-        let fits_stream = rec.buffer.len().saturating_add(len) <= self.config.max_stream_buffer();
-        if !fits_stream || !self.pool.try_reserve(need) {
-            self.read_state = ReadState::Blocked { header, deadline };
+        // How far past its share the stream would be with this frame.
+        let overdraft = rec.buffer.len().saturating_add(len).saturating_sub(share);
+        let alive = rec
+            .alive_at
+            .is_some_and(|at| now.saturating_duration_since(at) < self.config.reader_grace());
+        if overdraft > 0 && alive {
+            // A live reader makes room soon: wait for it (the spec's back-pressure) rather
+            // than let its stream grow.
+            self.block(header, now, deadline);
             return false;
         }
-        self.read_state = ReadState::Payload {
-            target: Some(id),
-            remaining: len,
-            reservation: need,
-        };
-        true
+        loop {
+            if self.pool.try_reserve(need) {
+                self.read_state = ReadState::Payload {
+                    target: Some(id),
+                    remaining: len,
+                    reservation: need,
+                };
+                return true;
+            }
+            // No room: streams of idle readers past their share give way, the furthest past
+            // it first (this frame's own stream among them, counting this frame).
+            match self.furthest_over_share(now, id) {
+                Some((victim, over)) if over >= overdraft => {
+                    self.overflow(
+                        victim,
+                        "connection receive memory needed; idle stream past its share",
+                    );
+                }
+                _ if overdraft > 0 => {
+                    self.overflow(
+                        id,
+                        "connection receive memory full; idle stream past its share",
+                    );
+                    self.discard(len);
+                    return true;
+                }
+                _ => {
+                    self.block(header, now, deadline);
+                    return false;
+                }
+            }
+        }
     }
 
-    /// Whether [`admit`](Session::admit) would let `header` through now.
+    /// The stream of an idle reader (other than `except`) furthest over its share of receive
+    /// memory, and by how much.
+    fn furthest_over_share(&self, now: Instant, except: StreamId) -> Option<(StreamId, usize)> {
+        let share = self.config.max_stream_buffer();
+        self.overdrawn
+            .iter()
+            .filter(|id| **id != except)
+            .filter_map(|id| {
+                let rec = self.streams.get(id)?;
+                rec.stall_deadline?;
+                if self.reader_alive(rec, now) {
+                    return None;
+                }
+                let over = rec
+                    .buffer
+                    .len()
+                    .checked_sub(share)
+                    .filter(|over| *over > 0)?;
+                Some((*id, over))
+            })
+            .max_by_key(|(_, over)| *over)
+    }
+
+    /// Whether a waiting `header` may go through: its stream's reader made room within the
+    /// share, and connection memory has room. (An idle reader's turn comes at the recheck.)
     fn admission_possible(&self, header: Header) -> bool {
         let id = StreamId::new(header.stream, !header.flag.sent_by_opener());
         match self.streams.get(&id) {
             Some(rec) if rec.accepts_data() => {
-                let need = rec.buffer.chunks_needed(header.length);
                 rec.buffer.len().saturating_add(header.length) <= self.config.max_stream_buffer()
-                    && self.pool.can_reserve(need)
+                    && self
+                        .pool
+                        .can_reserve(rec.buffer.chunks_needed(header.length))
             }
             _ => true,
         }
@@ -638,15 +819,31 @@ impl Session {
         target: Option<StreamId>,
         bytes: &[u8],
         reservation: &mut usize,
+        now: Instant,
     ) -> Option<StreamId> {
         if let Some(id) = target
             && let Some(rec) = self.streams.get_mut(&id)
             && rec.accepts_data()
         {
             let was_empty = rec.buffer.is_empty();
+            rec.alive_at.get_or_insert(now);
             rec.buffer.push(bytes, &mut self.pool, reservation);
             if was_empty {
                 self.events.push_back(Event::Readable(id));
+            }
+            if rec.stall_deadline.is_none() && rec.buffer.len() > self.config.max_stream_buffer() {
+                // Its reader lags: lend it connection memory for a while.
+                rec.stall_deadline =
+                    Some(now.checked_add(self.config.stall_timeout()).unwrap_or(now));
+                self.stats.streams_over_share = self.stats.streams_over_share.saturating_add(1);
+                tracing::debug!(
+                    stream = %id,
+                    buffered = rec.buffer.len(),
+                    share = self.config.max_stream_buffer(),
+                    "stream past its receive share; lending it connection memory"
+                );
+                self.prune_overdrawn();
+                self.overdrawn.push(id);
             }
             return Some(id);
         }
@@ -674,6 +871,8 @@ impl Session {
 
     /// Moves the bytes waiting to be sent into `out` (by swapping buffers when `out` is
     /// empty, so steady-state sending allocates nothing). Returns whether there were any.
+    ///
+    /// Writers that were refused for lack of room get [`Event::Writable`].
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
         if self.send.is_empty() {
             return false;
@@ -683,6 +882,14 @@ impl Session {
         } else {
             out.extend_from_slice(&self.send);
             self.send.clear();
+        }
+        for id in self.write_waiters.drain(..) {
+            if let Some(rec) = self.streams.get_mut(&id)
+                && rec.write_blocked
+            {
+                rec.write_blocked = false;
+                self.events.push_back(Event::Writable(id));
+            }
         }
         true
     }
@@ -704,8 +911,8 @@ impl Session {
     }
 
     fn queue_frame(&mut self, id: StreamId, kind: Kind, payload: &[u8]) {
-        let flag = Flag::new(kind, id.opened_locally);
-        encode_frame(id.number, flag, payload, &mut self.send);
+        let flag = Flag::new(kind, id.opened_locally());
+        encode_frame(id.number(), flag, payload, &mut self.send);
     }
 
     // ---------------------------------------------------------------- streams
@@ -750,6 +957,33 @@ impl Session {
         Ok(id)
     }
 
+    /// Takes the next stream the remote opened, if one waits (else wait for
+    /// [`Event::InboundStream`]). Fails once the session is closed and none waits: after a
+    /// clean end the streams the remote opened before it can still be taken and read; after
+    /// a local close or an error they are gone.
+    pub fn accept_stream(&mut self) -> Result<Option<StreamId>, MplexError> {
+        while let Some(id) = self.accept_queue.pop_front() {
+            let Some(rec) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            rec.queued = false;
+            if rec.reset {
+                // Reset locally before anyone took it: nobody will.
+                self.release_stream(id);
+                continue;
+            }
+            return Ok(Some(id));
+        }
+        if self.status != Status::Open {
+            return Err(MplexError::ConnectionClosed);
+        }
+        Ok(None)
+    }
+
+    /// Streams the remote opened that wait for [`accept_stream`](Session::accept_stream).
+    pub fn pending_accept(&self) -> usize {
+        self.accept_queue.len()
+    }
     /// Queues `data` for the stream, split into frames of the configured split size.
     ///
     /// Returns `Ok(Some(n))` with the bytes taken (all of `data`, or as much as fits the
@@ -771,14 +1005,20 @@ impl Session {
             return Ok(Some(0));
         }
         if !self.can_write() {
+            if let Some(rec) = self.streams.get_mut(&id)
+                && !rec.write_blocked
+            {
+                rec.write_blocked = true;
+                self.write_waiters.push(id);
+            }
             return Ok(None);
         }
-        let flag = Flag::new(Kind::Message, id.opened_locally);
+        let flag = Flag::new(Kind::Message, id.opened_locally());
         let split = self.config.split_size();
         let mut rest = data;
         while !rest.is_empty() && self.can_write() {
             let (frame, later) = rest.split_at(split.min(rest.len()));
-            encode_frame(id.number, flag, frame, &mut self.send);
+            encode_frame(id.number(), flag, frame, &mut self.send);
             rest = later;
         }
         Ok(Some(data.len().saturating_sub(rest.len())))
@@ -789,8 +1029,16 @@ impl Session {
     /// Returns `Ok(Some(n))` with `n > 0` bytes read, `Ok(Some(0))` at the end of the stream
     /// (the remote closed it and everything was read; or `buf` is empty), and `Ok(None)` when
     /// nothing is there yet. Fails once the stream is reset, or when the session closed
-    /// before the remote closed the stream.
-    pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<Option<usize>, MplexError> {
+    /// before the remote closed the stream. `now` dates the read: a stream over its share of
+    /// receive memory has a stall timeout from its last read.
+    pub fn read(
+        &mut self,
+        id: StreamId,
+        buf: &mut [u8],
+        now: Instant,
+    ) -> Result<Option<usize>, MplexError> {
+        let share = self.config.max_stream_buffer();
+        let stall = self.config.stall_timeout();
         let rec = self
             .streams
             .get_mut(&id)
@@ -802,7 +1050,17 @@ impl Session {
             return Ok(Some(0));
         }
         if !rec.buffer.is_empty() {
-            return Ok(Some(rec.buffer.read(buf, &mut self.pool)));
+            let n = rec.buffer.read(buf, &mut self.pool);
+            rec.alive_at = Some(now);
+            if rec.stall_deadline.is_some() {
+                rec.stall_deadline = if rec.buffer.len() > share {
+                    // Still over its share, but its reader is alive: a new stall timeout.
+                    Some(now.checked_add(stall).unwrap_or(now))
+                } else {
+                    None
+                };
+            }
+            return Ok(Some(n));
         }
         if rec.recv_closed {
             return Ok(Some(0));
@@ -847,10 +1105,20 @@ impl Session {
         let finished = rec.send_closed && rec.recv_closed;
         rec.reset = true;
         rec.buffer.clear(&mut self.pool);
+        rec.stall_deadline = None;
         if !finished && self.status == Status::Open {
             self.queue_frame(id, Kind::Reset, &[]);
         }
         self.settle(id);
+        Ok(())
+    }
+
+    /// Whether what was written to the stream can still be delivered: fails once the stream
+    /// is reset.
+    pub fn flush_stream(&self, id: StreamId) -> Result<(), MplexError> {
+        if self.is_reset(id) {
+            return Err(MplexError::StreamReset(id));
+        }
         Ok(())
     }
 
@@ -866,6 +1134,8 @@ impl Session {
         }
         rec.released = true;
         rec.buffer.clear(&mut self.pool);
+        rec.stall_deadline = None;
+        rec.write_blocked = false;
         let close = !rec.reset && !rec.send_closed;
         if self.status != Status::Open {
             // Nothing more will happen on this stream.
@@ -883,10 +1153,11 @@ impl Session {
 
     /// Closes the session locally. Frames already queued stay queued (flush them, then close
     /// the connection); every stream operation fails from now on, except reading what was
-    /// already received.
+    /// already received. Streams the remote opened and nobody accepted are dropped.
     pub fn close(&mut self) {
         if self.status == Status::Open {
-            self.status = Status::Closed;
+            self.drop_accept_queue();
+            self.end(Status::Closed);
         }
     }
 
@@ -905,12 +1176,24 @@ impl Session {
 
     /// Resets a stream on the session's own initiative and tells the application.
     fn reset_by_session(&mut self, id: StreamId) {
-        let Some(rec) = self.streams.get_mut(&id) else {
+        if self.streams.contains_key(&id) && self.reset_stream(id).is_ok() {
+            self.after_reset(id);
+        }
+    }
+
+    /// A stream was reset by the remote or by the session. Nobody took it yet: forget it (a
+    /// peer that opens and resets streams in a loop must not grow the accept queue, and reset
+    /// streams no longer count toward the limit). Otherwise its reader and writer learn it.
+    fn after_reset(&mut self, id: StreamId) {
+        let Some(rec) = self.streams.get(&id) else {
             return;
         };
-        let released = rec.released;
-        if self.reset_stream(id).is_ok() && !released {
-            self.events.push_back(Event::StreamReset(id));
+        if rec.queued {
+            self.accept_queue.retain(|queued| *queued != id);
+            self.forget(id);
+        } else if !rec.released {
+            self.events.push_back(Event::Readable(id));
+            self.events.push_back(Event::Writable(id));
         }
     }
 
@@ -941,7 +1224,7 @@ impl Session {
     }
 
     fn uncount(&mut self, id: StreamId) {
-        if id.opened_locally {
+        if id.opened_locally() {
             self.open_outbound = self.open_outbound.saturating_sub(1);
         } else {
             self.open_inbound = self.open_inbound.saturating_sub(1);

@@ -6,9 +6,9 @@
     clippy::unchecked_time_subtraction
 )]
 
+use super::recv_buffer::CHUNK_SIZE;
 use super::*;
 use crate::config::MAX_MESSAGE_SIZE;
-use crate::recv_buffer::CHUNK_SIZE;
 use crate::wire::Frame;
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
@@ -65,12 +65,17 @@ fn drain(s: &mut Session, id: StreamId) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let mut buf = [0u8; 7000];
     loop {
-        match s.read(id, &mut buf).unwrap() {
+        match s.read(id, &mut buf, now()).unwrap() {
             Some(0) => return (out, true),
             Some(n) => out.extend_from_slice(&buf[..n]),
             None => return (out, false),
         }
     }
+}
+
+/// Takes the next stream the remote opened, as the application would.
+fn accept(s: &mut Session) -> StreamId {
+    s.accept_stream().unwrap().expect("a stream waits")
 }
 
 fn remote(n: u64) -> StreamId {
@@ -89,13 +94,14 @@ fn spec_vectors_as_a_conversation() {
     // "ok"; both close.
     let mut s = session(Role::Responder);
     assert_eq!(s.handle_input(&[0x18, 0x01, 0x33], now()).unwrap(), 3);
-    assert_eq!(events(&mut s), [Event::StreamOpened(remote(3))]);
+    assert_eq!(events(&mut s), [Event::InboundStream]);
+    assert_eq!(accept(&mut s), remote(3));
     assert_eq!(s.handle_input(&[0x1a, 0x02, b'h', b'i'], now()).unwrap(), 4);
     assert_eq!(events(&mut s), [Event::Readable(remote(3))]);
     let mut buf = [0u8; 8];
-    assert_eq!(s.read(remote(3), &mut buf).unwrap(), Some(2));
+    assert_eq!(s.read(remote(3), &mut buf, now()).unwrap(), Some(2));
     assert_eq!(&buf[..2], b"hi");
-    assert_eq!(s.read(remote(3), &mut buf).unwrap(), None);
+    assert_eq!(s.read(remote(3), &mut buf, now()).unwrap(), None);
 
     assert_eq!(s.write(remote(3), b"ok").unwrap(), Some(2));
     s.close_stream(remote(3)).unwrap();
@@ -105,30 +111,39 @@ fn spec_vectors_as_a_conversation() {
 
     assert_eq!(s.handle_input(&[0x1c, 0x00], now()).unwrap(), 2);
     assert_eq!(events(&mut s), [Event::Readable(remote(3))]);
-    assert_eq!(s.read(remote(3), &mut buf).unwrap(), Some(0), "EOF");
+    assert_eq!(s.read(remote(3), &mut buf, now()).unwrap(), Some(0), "EOF");
     assert_eq!(s.num_streams(), 0, "closed both ways");
 
     // Stream 16 (a two-byte header), reset by us.
     assert_eq!(s.handle_input(&[0x80, 0x01, 0x00], now()).unwrap(), 3);
-    assert_eq!(events(&mut s), [Event::StreamOpened(remote(16))]);
+    assert_eq!(events(&mut s), [Event::InboundStream]);
+    assert_eq!(accept(&mut s), remote(16));
     s.reset_stream(remote(16)).unwrap();
     let mut wire = Vec::new();
     s.poll_transmit(&mut wire);
     assert_eq!(wire, [0x85, 0x01, 0x00]); // ResetReceiver, stream 16
 
     // Stream 5, reset by the remote: 0x28 = 5 << 3 | NewStream, 0x2e = 5 << 3 | ResetInitiator.
-    assert_eq!(s.handle_input(&[0x28, 0x00, 0x2e, 0x00], now()).unwrap(), 4);
+    assert_eq!(s.handle_input(&[0x28, 0x00], now()).unwrap(), 2);
+    assert_eq!(accept(&mut s), remote(5));
+    assert_eq!(s.handle_input(&[0x2e, 0x00], now()).unwrap(), 2);
     assert_eq!(
         events(&mut s),
         [
-            Event::StreamOpened(remote(5)),
-            Event::StreamReset(remote(5))
+            Event::InboundStream,
+            Event::Readable(remote(5)),
+            Event::Writable(remote(5))
         ]
     );
     assert!(matches!(
-        s.read(remote(5), &mut buf),
+        s.read(remote(5), &mut buf, now()),
         Err(MplexError::StreamReset(_))
     ));
+    // Stream 7, opened and reset before anyone accepted it: forgotten.
+    assert_eq!(s.handle_input(&[0x38, 0x00, 0x3e, 0x00], now()).unwrap(), 4);
+    assert_eq!(events(&mut s), [Event::InboundStream]);
+    assert_eq!(s.accept_stream().unwrap(), None);
+    assert_eq!(s.num_streams(), 0);
 }
 
 #[test]
@@ -221,12 +236,13 @@ fn streams_are_keyed_by_number_and_opener() {
     assert_eq!(
         events(&mut s),
         [
-            Event::StreamOpened(remote(1)),
+            Event::InboundStream,
             Event::Readable(local(1)),
             Event::Readable(remote(1)),
             Event::Readable(local(1)), // the Close: EOF is readable
         ]
     );
+    assert_eq!(accept(&mut s), remote(1));
     assert_eq!(drain(&mut s, local(1)), (b"to mine".to_vec(), true));
     assert_eq!(drain(&mut s, remote(1)), (b"to theirs".to_vec(), false));
     assert_eq!(s.num_streams(), 2);
@@ -239,7 +255,7 @@ fn empty_messages_are_fine() {
         &mut s,
         &[(1, Flag::NewStream, b""), (1, Flag::MessageInitiator, b"")],
     );
-    assert_eq!(events(&mut s), [Event::StreamOpened(remote(1))]);
+    assert_eq!(events(&mut s), [Event::InboundStream]);
     assert_eq!(drain(&mut s, remote(1)), (vec![], false));
 }
 
@@ -258,9 +274,12 @@ fn close_and_reset_bodies_are_skipped() {
             (1, Flag::MessageInitiator, b"late"),
         ],
     );
-    let ev = events(&mut s);
-    assert!(ev.contains(&Event::StreamReset(remote(3))));
+    // Stream 1 saw its Close and then data: the junk bodies did not desynchronise anything.
     assert_eq!(s.stats().streams_violated, 1, "data after close");
+    assert_eq!(s.stats().bytes_discarded, 4 + 9 + 4);
+    // Both were reset before anyone accepted them: nothing is left of them.
+    assert_eq!(s.accept_stream().unwrap(), None);
+    assert_eq!(s.num_streams(), 0);
 }
 
 // ------------------------------------------------------------------ state transitions
@@ -287,7 +306,11 @@ fn half_close_both_ways() {
         ],
     );
     assert_eq!(drain(&mut s, id), (b"response".to_vec(), true));
-    assert_eq!(s.read(id, &mut [0; 4]).unwrap(), Some(0), "EOF stays EOF");
+    assert_eq!(
+        s.read(id, &mut [0; 4], now()).unwrap(),
+        Some(0),
+        "EOF stays EOF"
+    );
     assert_eq!(s.num_streams(), 0);
     assert!(sent(&mut s).is_empty(), "nothing more to say");
 }
@@ -332,11 +355,15 @@ fn remote_reset_drops_buffered_data_and_fails_both_ways() {
     );
     assert_eq!(
         events(&mut s),
-        [Event::Readable(id), Event::StreamReset(id)]
+        [
+            Event::Readable(id),
+            Event::Readable(id),
+            Event::Writable(id)
+        ]
     );
     assert_eq!(s.buffered_bytes(), 0, "data dropped");
     assert!(matches!(
-        s.read(id, &mut [0; 8]),
+        s.read(id, &mut [0; 8], now()),
         Err(MplexError::StreamReset(_))
     ));
     assert!(matches!(s.write(id, b"x"), Err(MplexError::StreamReset(_))));
@@ -376,7 +403,7 @@ fn local_reset_drops_data_and_later_frames() {
     );
     assert!(events(&mut s).is_empty());
     assert!(matches!(
-        s.read(remote(4), &mut [0; 8]),
+        s.read(remote(4), &mut [0; 8], now()),
         Err(MplexError::StreamReset(_))
     ));
     assert!(sent(&mut s).is_empty());
@@ -474,13 +501,13 @@ fn local_close_fails_everything_but_buffered_reads() {
         Err(MplexError::ConnectionClosed)
     ));
     let mut buf = [0u8; 8];
-    assert_eq!(s.read(a, &mut buf).unwrap(), Some(4));
+    assert_eq!(s.read(a, &mut buf, now()).unwrap(), Some(4));
     assert!(matches!(
-        s.read(a, &mut buf),
+        s.read(a, &mut buf, now()),
         Err(MplexError::ConnectionClosed)
     ));
     assert_eq!(
-        s.read(b, &mut buf).unwrap(),
+        s.read(b, &mut buf, now()).unwrap(),
         Some(0),
         "b was closed by the remote"
     );
@@ -504,9 +531,9 @@ fn eof_at_a_frame_boundary_closes_cleanly() {
     s.handle_eof().unwrap();
     assert!(s.is_closed());
     let mut buf = [0u8; 8];
-    assert_eq!(s.read(remote(0), &mut buf).unwrap(), Some(4));
+    assert_eq!(s.read(remote(0), &mut buf, now()).unwrap(), Some(4));
     assert!(matches!(
-        s.read(remote(0), &mut buf),
+        s.read(remote(0), &mut buf, now()),
         Err(MplexError::ConnectionClosed)
     ));
 }
@@ -640,8 +667,9 @@ fn a_flood_of_new_streams_is_refused_over_the_limit() {
     let frames: Vec<(u64, Flag, &[u8])> = (0..10).map(|n| (n, Flag::NewStream, &b""[..])).collect();
     feed(&mut s, &frames);
     let opened = events(&mut s);
-    assert_eq!(opened.len(), 4);
+    assert_eq!(opened, [Event::InboundStream; 4]);
     assert_eq!(s.num_streams(), 4);
+    assert_eq!(s.pending_accept(), 4);
     assert_eq!(s.stats().streams_refused, 6);
     let resets = sent(&mut s);
     assert_eq!(
@@ -654,9 +682,11 @@ fn a_flood_of_new_streams_is_refused_over_the_limit() {
     feed(&mut s, &[(7, Flag::MessageInitiator, b"ignored")]);
     assert!(events(&mut s).is_empty());
     // Once a stream finishes, a new one fits.
+    assert_eq!(accept(&mut s), remote(0));
     s.reset_stream(remote(0)).unwrap();
     feed(&mut s, &[(100, Flag::NewStream, b"")]);
-    assert_eq!(events(&mut s), [Event::StreamOpened(remote(100))]);
+    assert_eq!(events(&mut s), [Event::InboundStream]);
+    assert_eq!(s.pending_accept(), 4);
     // The limit applies to our own streams too, separately.
     for _ in 0..4 {
         s.open_stream().unwrap();
@@ -671,78 +701,325 @@ fn stall() -> Duration {
     MplexConfig::default().stall_timeout()
 }
 
+fn grace() -> Duration {
+    MplexConfig::default().reader_grace()
+}
+
+/// Feeds frames at time `at` and expects them all consumed.
+fn feed_at(s: &mut Session, frames: &[(u64, Flag, &[u8])], at: Instant) {
+    let bytes = encode(frames);
+    assert_eq!(s.handle_input(&bytes, at).unwrap(), bytes.len());
+}
+
 #[test]
-fn receive_buffer_overflow_waits_for_the_reader_then_resets() {
+fn a_stream_past_its_share_borrows_memory_until_its_reader_stalls() {
+    // Issue 16: one stream nobody reads must not stall the others. It goes past its share
+    // without pausing input, and is reset once its reader has read nothing for the stall
+    // timeout.
+    let mut s = Session::new(
+        Role::Responder,
+        MplexConfig::default().with_max_stream_buffer(100),
+    );
+    let start = now();
+    feed_at(
+        &mut s,
+        &[
+            (1, Flag::NewStream, b""),
+            (3, Flag::NewStream, b""),
+            (1, Flag::MessageInitiator, &[1; 60]),
+            (1, Flag::MessageInitiator, &[2; 40]), // exactly at its share
+        ],
+        start,
+    );
+    // Its reader had the grace (from the first data) to start reading, and did not.
+    let t0 = start + grace();
+    feed_at(
+        &mut s,
+        &[
+            (1, Flag::MessageInitiator, &[3; 1]), // one past: borrowed
+            (1, Flag::MessageInitiator, &[4; 10]),
+        ],
+        t0,
+    );
+    assert!(s.wants_input(), "input never paused");
+    assert_eq!(s.stats().input_pauses, 0);
+    assert_eq!(s.stats().streams_over_share, 1);
+    assert_eq!(s.poll_timeout(), Some(t0 + stall()));
+    assert_eq!(accept(&mut s), remote(1));
+    assert_eq!(accept(&mut s), remote(3));
+    let _ = events(&mut s);
+    // The other stream flows meanwhile.
+    feed_at(&mut s, &[(3, Flag::MessageInitiator, &[5; 100])], t0);
+    assert_eq!(drain(&mut s, remote(3)).0, vec![5; 100]);
+    // Nothing happens before the deadline.
+    s.handle_timeout(t0 + stall() - Duration::from_millis(1));
+    assert_eq!(s.stats().streams_overflowed, 0);
+    let _ = events(&mut s);
+    assert!(sent(&mut s).is_empty());
+    // At the deadline the stream is reset and its data dropped.
+    s.handle_timeout(t0 + stall());
+    assert_eq!(
+        events(&mut s),
+        [Event::Readable(remote(1)), Event::Writable(remote(1))]
+    );
+    assert_eq!(sent(&mut s), [(1, Flag::ResetReceiver, vec![])]);
+    assert_eq!(s.stats().streams_overflowed, 1);
+    assert_eq!(s.buffered_bytes(), 0);
+    assert_eq!(s.poll_timeout(), None);
+    assert!(matches!(
+        s.read(remote(1), &mut [0; 8], now()),
+        Err(MplexError::StreamReset(_))
+    ));
+    // Frames still in flight for it are dropped; other streams are unaffected.
+    feed(
+        &mut s,
+        &[
+            (1, Flag::MessageInitiator, &[6; 10]),
+            (3, Flag::MessageInitiator, &[7; 100]),
+        ],
+    );
+    assert_eq!(drain(&mut s, remote(3)).0, vec![7; 100]);
+}
+
+#[test]
+fn a_live_reader_holds_input_at_its_share_and_an_idle_one_lets_it_borrow() {
     let mut s = Session::new(
         Role::Responder,
         MplexConfig::default().with_max_stream_buffer(100),
     );
     let t0 = now();
-    let bytes = encode(&[
-        (1, Flag::NewStream, b""),
-        (1, Flag::MessageInitiator, &[1; 60]),
-        (1, Flag::MessageInitiator, &[2; 40]), // exactly at the cap: fine
-        (1, Flag::MessageInitiator, &[3; 1]),  // one over: waits for the reader
-        (1, Flag::MessageInitiator, &[4; 10]),
-        (3, Flag::NewStream, b""),
-    ]);
-    let used = s.handle_input(&bytes, t0).unwrap();
-    assert!(used < bytes.len());
+    feed_at(
+        &mut s,
+        &[
+            (1, Flag::NewStream, b""),
+            (1, Flag::MessageInitiator, &[1; 60]),
+        ],
+        t0,
+    );
+    assert_eq!(accept(&mut s), remote(1));
+    assert_eq!(s.read(remote(1), &mut [0; 10], t0).unwrap(), Some(10));
+    // 50 + 60 is past the share of 100 and the reader is alive: input waits for it.
+    let bytes = encode(&[(1, Flag::MessageInitiator, &[2; 60])]);
+    let t1 = t0 + Duration::from_millis(1);
+    let used = s.handle_input(&bytes, t1).unwrap();
+    assert!(used < bytes.len(), "the header only");
     assert!(!s.wants_input());
     assert_eq!(s.stats().input_pauses, 1);
-    assert_eq!(s.poll_timeout(), Some(t0 + stall()));
-    assert_eq!(
-        events(&mut s),
-        [Event::StreamOpened(remote(1)), Event::Readable(remote(1))]
-    );
-    // Nothing happens before the deadline.
-    s.handle_timeout(t0 + stall() - Duration::from_millis(1));
-    assert!(!s.wants_input());
-    assert!(sent(&mut s).is_empty());
-    // At the deadline the stream is reset and its data dropped.
-    s.handle_timeout(t0 + stall());
-    assert_eq!(events(&mut s), [Event::StreamReset(remote(1))]);
-    assert_eq!(sent(&mut s), [(1, Flag::ResetReceiver, vec![])]);
-    assert_eq!(s.stats().streams_overflowed, 1);
-    assert_eq!(s.buffered_bytes(), 0);
-    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.poll_timeout(), Some(t1 + grace()));
+    // It reads: room within the share, input goes on; nothing was borrowed.
+    assert_eq!(s.read(remote(1), &mut [0; 20], t1).unwrap(), Some(20));
     assert!(s.wants_input());
-    // The rest of the input goes through; frames for the reset stream are dropped.
     let rest = &bytes[used..];
-    assert_eq!(s.handle_input(rest, now()).unwrap(), rest.len());
-    assert_eq!(events(&mut s), [Event::StreamOpened(remote(3))]);
-    assert!(matches!(
-        s.read(remote(1), &mut [0; 8]),
-        Err(MplexError::StreamReset(_))
-    ));
-    // Other streams are unaffected.
-    feed(&mut s, &[(3, Flag::MessageInitiator, &[5; 100])]);
-    assert_eq!(drain(&mut s, remote(3)).0, vec![5; 100]);
+    assert_eq!(s.handle_input(rest, t1).unwrap(), rest.len());
+    assert_eq!(s.stats().streams_over_share, 0);
+    assert_eq!(s.poll_timeout(), None);
+    // Past the share again, and this time the reader stops: after the grace the stream
+    // borrows and input goes on; its stall timeout starts.
+    let bytes = encode(&[(1, Flag::MessageInitiator, &[3; 90])]);
+    let used = s.handle_input(&bytes, t1).unwrap();
+    assert!(used < bytes.len());
+    let t2 = t1 + grace();
+    s.handle_timeout(t2 - Duration::from_millis(1));
+    assert!(!s.wants_input());
+    s.handle_timeout(t2);
+    assert!(s.wants_input());
+    let rest = &bytes[used..];
+    assert_eq!(s.handle_input(rest, t2).unwrap(), rest.len());
+    assert_eq!(s.stats().streams_over_share, 1);
+    assert_eq!(s.poll_timeout(), Some(t2 + stall()));
+    assert_eq!(drain(&mut s, remote(1)).0.len(), 180);
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.stats().streams_overflowed, 0);
 }
 
 #[test]
-fn a_reader_that_makes_room_in_time_avoids_the_reset() {
+fn a_reader_that_keeps_reading_is_never_reset() {
     let mut s = Session::new(
         Role::Responder,
         MplexConfig::default().with_max_stream_buffer(100),
     );
-    let bytes = encode(&[
-        (1, Flag::NewStream, b""),
-        (1, Flag::MessageInitiator, &[1; 60]),
-        (1, Flag::MessageInitiator, &[2; 60]),
-        (1, Flag::CloseInitiator, b""),
-    ]);
-    let used = s.handle_input(&bytes, now()).unwrap();
-    assert!(!s.wants_input());
+    let start = now();
+    feed_at(
+        &mut s,
+        &[
+            (1, Flag::NewStream, b""),
+            (1, Flag::MessageInitiator, &[1; 60]),
+        ],
+        start,
+    );
+    let t0 = start + grace();
+    feed_at(
+        &mut s,
+        &[
+            (1, Flag::MessageInitiator, &[2; 60]),
+            (1, Flag::MessageInitiator, &[3; 60]),
+            (1, Flag::CloseInitiator, b""),
+        ],
+        t0,
+    );
+    assert_eq!(s.poll_timeout(), Some(t0 + stall()));
+    // Just before the deadline the reader reads a little: still past its share, but alive.
+    let t1 = t0 + stall() - Duration::from_millis(1);
     let mut buf = [0u8; 30];
-    assert_eq!(s.read(remote(1), &mut buf).unwrap(), Some(30));
-    assert!(s.wants_input(), "60 - 30 + 60 fits in 100");
-    let rest = &bytes[used..];
-    assert_eq!(s.handle_input(rest, now()).unwrap(), rest.len());
+    assert_eq!(s.read(remote(1), &mut buf, t1).unwrap(), Some(30));
+    assert_eq!(s.poll_timeout(), Some(t1 + stall()));
+    s.handle_timeout(t0 + stall());
+    assert_eq!(s.stats().streams_overflowed, 0);
+    // Back within its share (180 - 30 - 50 = 100): no deadline any more.
+    assert_eq!(s.read(remote(1), &mut [0; 50], t1).unwrap(), Some(50));
+    assert_eq!(s.poll_timeout(), None);
     let (data, eof) = drain(&mut s, remote(1));
-    assert_eq!(data.len(), 90);
+    assert_eq!(data.len(), 100);
     assert!(eof);
     assert_eq!(s.stats().streams_overflowed, 0);
+    assert_eq!(s.stats().streams_over_share, 1);
+}
+
+#[test]
+fn memory_needed_within_a_share_resets_the_stream_furthest_past_its_share() {
+    // Five chunks for the connection, a share of 20,000 bytes per stream.
+    let mut s = Session::new(
+        Role::Responder,
+        MplexConfig::default()
+            .with_max_connection_buffer(5 * CHUNK_SIZE)
+            .with_max_stream_buffer(20_000),
+    );
+    let start = now();
+    feed_at(
+        &mut s,
+        &[
+            (1, Flag::NewStream, b""),
+            (3, Flag::NewStream, b""),
+            (5, Flag::NewStream, b""),
+            (1, Flag::MessageInitiator, &vec![1; 20_000]),
+            (5, Flag::MessageInitiator, &vec![5; 20_000]),
+        ],
+        start,
+    );
+    // Neither reader started within the grace: both streams borrow.
+    feed_at(
+        &mut s,
+        &[
+            (1, Flag::MessageInitiator, &vec![1; 20_000]), // 20,000 past: three chunks
+            (5, Flag::MessageInitiator, &vec![5; 5_000]),  // 5,000 past: two chunks
+        ],
+        start + grace(),
+    );
+    assert_eq!(s.buffered_bytes(), 5 * CHUNK_SIZE, "the connection is full");
+    for n in [1, 3, 5] {
+        assert_eq!(accept(&mut s), remote(n));
+    }
+    let _ = events(&mut s);
+    // Stream 3 is within its share: stream 1, the furthest past its share, makes room.
+    feed_at(
+        &mut s,
+        &[(3, Flag::MessageInitiator, b"within its share")],
+        start + grace(),
+    );
+    assert_eq!(
+        events(&mut s),
+        [
+            Event::Readable(remote(1)),
+            Event::Writable(remote(1)),
+            Event::Readable(remote(3))
+        ]
+    );
+    assert_eq!(s.stats().streams_overflowed, 1);
+    assert_eq!(s.stats().input_pauses, 0);
+    assert_eq!(drain(&mut s, remote(3)).0, b"within its share");
+    // Stream 5 asks for more than is free while past its share: it goes itself.
+    feed_at(
+        &mut s,
+        &[(5, Flag::MessageInitiator, &vec![5; 60_000])],
+        start + grace(),
+    );
+    assert_eq!(
+        events(&mut s),
+        [Event::Readable(remote(5)), Event::Writable(remote(5))]
+    );
+    assert_eq!(s.stats().streams_overflowed, 2);
+    assert_eq!(s.stats().bytes_discarded, 60_000);
+    assert_eq!(
+        sent(&mut s),
+        [
+            (1, Flag::ResetReceiver, vec![]),
+            (5, Flag::ResetReceiver, vec![])
+        ]
+    );
+    // Stream 3 still works.
+    feed_at(
+        &mut s,
+        &[(3, Flag::MessageInitiator, b"still fine")],
+        start + grace(),
+    );
+    assert_eq!(drain(&mut s, remote(3)).0, b"still fine");
+    assert_eq!(s.stats().input_pauses, 0);
+}
+
+#[test]
+fn streams_reset_before_accept_leave_the_queue() {
+    // A peer opens and resets 20,000 streams nobody accepts, then opens one that stays.
+    let mut s = session(Role::Responder);
+    let mut flood = Vec::new();
+    for n in 0..20_000u64 {
+        encode_frame(n, Flag::NewStream, b"", &mut flood);
+        encode_frame(n, Flag::ResetInitiator, b"", &mut flood);
+    }
+    encode_frame(99_999, Flag::NewStream, b"", &mut flood);
+    for piece in flood.chunks(4096) {
+        assert_eq!(s.handle_input(piece, now()).unwrap(), piece.len());
+        let _ = events(&mut s);
+    }
+    assert_eq!(s.pending_accept(), 1);
+    assert_eq!(s.stream_ids().collect::<Vec<_>>(), [remote(99_999)]);
+    assert_eq!(s.num_streams(), 1);
+    assert_eq!(accept(&mut s), remote(99_999));
+}
+
+#[test]
+fn unaccepted_streams_survive_a_clean_end_only() {
+    let frames: &[(u64, Flag, &[u8])] = &[
+        (1, Flag::NewStream, b""),
+        (1, Flag::MessageInitiator, b"last words"),
+        (1, Flag::CloseInitiator, b""),
+    ];
+    // The remote closed the connection cleanly: what it sent can still be taken and read.
+    let mut s = session(Role::Responder);
+    feed(&mut s, frames);
+    s.handle_eof().unwrap();
+    assert_eq!(
+        events(&mut s),
+        [
+            Event::InboundStream,
+            Event::Readable(remote(1)),
+            Event::Readable(remote(1)),
+            Event::Closed
+        ]
+    );
+    assert_eq!(accept(&mut s), remote(1));
+    assert_eq!(drain(&mut s, remote(1)), (b"last words".to_vec(), true));
+    assert!(matches!(
+        s.accept_stream(),
+        Err(MplexError::ConnectionClosed)
+    ));
+    // Closed locally, or broken: they are dropped.
+    let mut s = session(Role::Responder);
+    feed(&mut s, frames);
+    s.close();
+    assert!(matches!(
+        s.accept_stream(),
+        Err(MplexError::ConnectionClosed)
+    ));
+    assert!(s.streams.is_empty());
+    let mut s = session(Role::Responder);
+    feed(&mut s, frames);
+    s.handle_io_error(&std::io::ErrorKind::ConnectionReset.into());
+    assert!(matches!(
+        s.accept_stream(),
+        Err(MplexError::ConnectionClosed)
+    ));
+    assert!(s.streams.is_empty());
+    assert_eq!(events(&mut s).last(), Some(&Event::Closed));
 }
 
 #[test]
@@ -758,12 +1035,11 @@ fn a_frame_bigger_than_the_stream_cap_resets_at_once() {
             (1, Flag::MessageInitiator, &[1; 101]),
         ],
     );
+    assert_eq!(events(&mut s), [Event::InboundStream]);
     assert_eq!(
-        events(&mut s),
-        [
-            Event::StreamOpened(remote(1)),
-            Event::StreamReset(remote(1))
-        ]
+        s.accept_stream().unwrap(),
+        None,
+        "reset before it was accepted"
     );
     assert_eq!(s.stats().streams_overflowed, 1);
     assert_eq!(s.stats().bytes_discarded, 101);
@@ -786,9 +1062,15 @@ fn connection_memory_full_for_the_stall_timeout_resets_the_biggest_stream() {
     ]);
     let used = s.handle_input(&bytes, t0).unwrap();
     assert!(!s.wants_input());
+    for n in [1, 3, 5] {
+        assert_eq!(accept(&mut s), remote(n));
+    }
     let _ = events(&mut s);
     s.handle_timeout(t0 + stall());
-    assert_eq!(events(&mut s), [Event::StreamReset(remote(3))]);
+    assert_eq!(
+        events(&mut s),
+        [Event::Readable(remote(3)), Event::Writable(remote(3))]
+    );
     assert_eq!(s.stats().streams_reset_for_memory, 1);
     assert_eq!(s.stats().streams_overflowed, 0);
     assert!(s.wants_input());
@@ -820,23 +1102,34 @@ fn a_frame_bigger_than_the_connection_cap_resets_at_once() {
 
 #[test]
 fn a_paused_frame_whose_stream_went_away_is_dropped_at_the_timeout() {
+    // One chunk for the whole connection, held by stream 1 (within its share): stream 3's
+    // frame waits for memory.
     let mut s = Session::new(
         Role::Responder,
-        MplexConfig::default().with_max_stream_buffer(10),
+        MplexConfig::default().with_max_connection_buffer(CHUNK_SIZE),
     );
     let t0 = now();
     let bytes = encode(&[
         (1, Flag::NewStream, b""),
+        (3, Flag::NewStream, b""),
         (1, Flag::MessageInitiator, &[1; 10]),
-        (1, Flag::MessageInitiator, &[2; 10]),
+        (3, Flag::MessageInitiator, &[3; 10]),
     ]);
     let used = s.handle_input(&bytes, t0).unwrap();
-    s.release_stream(remote(1));
+    assert!(used < bytes.len());
+    assert!(!s.wants_input());
+    assert_eq!(
+        s.poll_timeout(),
+        Some(t0 + grace()),
+        "looked at again after the grace"
+    );
+    s.release_stream(remote(3));
     assert!(s.wants_input());
     s.handle_timeout(later());
-    assert_eq!(s.stats().streams_overflowed, 0);
+    assert_eq!(s.stats().streams_reset_for_memory, 0);
     let rest = &bytes[used..];
     assert_eq!(s.handle_input(rest, now()).unwrap(), rest.len());
+    assert_eq!(drain(&mut s, remote(1)).0, vec![1; 10]);
 }
 
 #[test]
@@ -866,14 +1159,23 @@ fn data_after_the_remote_closed_resets_the_stream() {
     );
     assert_eq!(
         events(&mut s),
-        [
-            Event::StreamOpened(remote(1)),
-            Event::Readable(remote(1)),
-            Event::StreamReset(remote(1)),
-        ]
+        [Event::InboundStream, Event::Readable(remote(1))]
     );
     assert_eq!(sent(&mut s), [(1, Flag::ResetReceiver, vec![])]);
     assert_eq!(s.stats().streams_violated, 1);
+    // An accepted stream learns of the reset.
+    feed(
+        &mut s,
+        &[(3, Flag::NewStream, b""), (3, Flag::CloseInitiator, b"")],
+    );
+    assert_eq!(accept(&mut s), remote(3));
+    let _ = events(&mut s);
+    feed(&mut s, &[(3, Flag::MessageInitiator, b"too late")]);
+    assert_eq!(
+        events(&mut s),
+        [Event::Readable(remote(3)), Event::Writable(remote(3))]
+    );
+    assert_eq!(s.stats().streams_violated, 2);
 }
 
 #[test]
@@ -927,7 +1229,7 @@ fn a_paused_frame_for_a_stream_reset_meanwhile_is_dropped() {
     let rest = &bytes[used..];
     assert_eq!(s.handle_input(rest, now()).unwrap(), rest.len());
     let ev = events(&mut s);
-    assert!(ev.contains(&Event::StreamOpened(remote(5))));
+    assert_eq!(ev.iter().filter(|e| **e == Event::InboundStream).count(), 3);
     assert_eq!(drain(&mut s, remote(1)).0, vec![1; 10]);
 }
 
@@ -952,6 +1254,11 @@ fn writes_wait_for_a_full_send_buffer_and_split_into_frames() {
         frames[1..]
             .iter()
             .all(|f| f.1 == Flag::MessageInitiator && f.2.len() == 1000)
+    );
+    assert_eq!(
+        events(&mut s),
+        [Event::Writable(id)],
+        "the refused writer may go on"
     );
     assert!(s.can_write());
     assert_eq!(s.write(id, &data[n..]).unwrap(), Some(3000));
@@ -989,7 +1296,7 @@ fn writing_to_unknown_streams_fails() {
         Err(MplexError::UnknownStream(_))
     ));
     assert!(matches!(
-        s.read(ghost, &mut [0]),
+        s.read(ghost, &mut [0], now()),
         Err(MplexError::UnknownStream(_))
     ));
     assert!(matches!(
@@ -1044,13 +1351,7 @@ fn two_sessions_exchange_data_both_ways() {
         a.close_stream(*id).unwrap();
     }
     pump(&mut a, &mut b, 777);
-    let inbound: Vec<StreamId> = events(&mut b)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::StreamOpened(id) => Some(id),
-            _ => None,
-        })
-        .collect();
+    let inbound: Vec<StreamId> = std::iter::from_fn(|| b.accept_stream().unwrap()).collect();
     assert_eq!(inbound.len(), 20);
     for (i, id) in inbound.iter().enumerate() {
         assert_eq!(id.number(), ids[i].number());
@@ -1077,12 +1378,10 @@ fn two_sessions_reset_propagates() {
     let id = a.open_stream().unwrap();
     a.write(id, b"hello").unwrap();
     pump(&mut a, &mut b, 100);
-    let Some(Event::StreamOpened(theirs)) = b.poll_event() else {
-        panic!("no stream")
-    };
+    let theirs = accept(&mut b);
     b.reset_stream(theirs).unwrap();
     pump(&mut a, &mut b, 100);
-    assert_eq!(a.poll_event(), Some(Event::StreamReset(id)));
+    assert_eq!(events(&mut a), [Event::Readable(id), Event::Writable(id)]);
     assert!(matches!(a.write(id, b"x"), Err(MplexError::StreamReset(_))));
     assert_eq!(a.num_streams() + b.num_streams(), 0);
 }
@@ -1116,10 +1415,7 @@ proptest! {
             expected.push(data);
         }
         pump(&mut a, &mut b, chunk);
-        let opened: Vec<StreamId> = events(&mut b).into_iter().filter_map(|e| match e {
-            Event::StreamOpened(id) => Some(id),
-            _ => None,
-        }).collect();
+        let opened: Vec<StreamId> = std::iter::from_fn(|| b.accept_stream().unwrap()).collect();
         prop_assert_eq!(opened.len(), expected.len());
         for (id, data) in opened.iter().zip(&expected) {
             let (got, eof) = drain(&mut b, *id);
@@ -1151,10 +1447,9 @@ proptest! {
             prop_assert!(s.buffered_bytes() <= 5 * CHUNK_SIZE);
             prop_assert!(s.send.len() < threshold + MAX_HEADER_LEN);
             prop_assert!(s.num_streams() <= 8);
-            while let Some(event) = s.poll_event() {
-                if let Event::StreamOpened(id) = event {
-                    let _ = s.write(id, b"echo");
-                }
+            while s.poll_event().is_some() {}
+            while let Ok(Some(id)) = s.accept_stream() {
+                let _ = s.write(id, b"echo");
             }
         }
         let _ = s.handle_eof();

@@ -1,4 +1,4 @@
-//! The sans-IO yamux connection: bytes and `now` in, frames and events out.
+//! The core layer: the sans-IO yamux connection, bytes and `now` in, frames and events out.
 //!
 //! [`Connection`] owns no socket, spawns no task and reads no clock. The async shell (or a
 //! test) feeds it what the socket produced with [`handle_input`](Connection::handle_input),
@@ -23,10 +23,12 @@ use std::time::{Duration, Instant};
 
 use lp2p_core::Role;
 
+use lp2p_muxer_shell::id_map::IdMap;
+
 use crate::config::{INITIAL_WINDOW, YamuxConfig};
 use crate::error::YamuxError;
-use crate::frame::{Flags, FrameKind, GoAwayCode, HEADER_LEN, Header, StreamId};
-use crate::id_hash::IdMap;
+use crate::id::StreamId;
+use crate::wire::{Flags, FrameKind, GoAwayCode, HEADER_LEN, Header};
 use stream::StreamState;
 pub use stream::StreamStatus;
 
@@ -46,20 +48,16 @@ const DIRECT_READ_MAX: usize = 256 * 1024;
 /// less). Smaller frames are read many at a time.
 const DIRECT_READ_MIN: u32 = 4 * 1024;
 
-/// Something the owner of a [`Connection`] must react to, usually by waking a task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Event {
-    /// A stream the remote opened is waiting: [`Connection::accept_stream`] returns it.
-    InboundStream,
-    /// A reader that found nothing can read again (data, FIN or reset arrived).
-    Readable(StreamId),
-    /// A writer that was blocked can write again (window update, buffer drained or reset).
-    Writable(StreamId),
-    /// [`Connection::open_stream`] may succeed again (ACK backlog shrank or a stream ended).
-    OutboundAvailable,
-    /// The connection closed; every stream operation now fails.
-    Closed,
-}
+/// Something the owner of a [`Connection`] must react to, usually by waking a task: the
+/// shared shell's event vocabulary over yamux stream ids.
+///
+/// - `InboundStream`: a stream the remote opened is waiting ([`Connection::accept_stream`]).
+/// - `Readable(id)`: a reader that found nothing can read again (data, FIN or reset arrived).
+/// - `Writable(id)`: a blocked writer can write again (window update, buffer drained, reset).
+/// - `OutboundAvailable`: [`Connection::open_stream`] may succeed again (the ACK backlog
+///   shrank or a stream ended).
+/// - `Closed`: the connection closed; every stream operation now fails.
+pub type Event = lp2p_muxer_shell::Event<StreamId>;
 
 /// Counters of remote misbehaviour that did not close the connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -435,7 +433,7 @@ impl Connection {
         match h.kind {
             FrameKind::Ping | FrameKind::GoAway if !h.stream.is_session() => {
                 Err(YamuxError::WrongStreamId {
-                    kind: h.kind,
+                    kind: h.kind.name(),
                     stream: h.stream,
                 })
             }
@@ -449,7 +447,7 @@ impl Connection {
             }
             FrameKind::Data | FrameKind::WindowUpdate if h.stream.is_session() => {
                 Err(YamuxError::WrongStreamId {
-                    kind: h.kind,
+                    kind: h.kind.name(),
                     stream: h.stream,
                 })
             }

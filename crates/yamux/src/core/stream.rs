@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::recv_buffer::RecvBuffer;
 use crate::config::INITIAL_WINDOW;
-use crate::frame::Flags;
+use crate::wire::Flags;
 
 /// One stream's send and receive halves, its flow-control windows and its flags.
 #[derive(Debug)]

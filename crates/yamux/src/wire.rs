@@ -1,4 +1,5 @@
-//! The yamux frame header: 12 bytes, big-endian (hashicorp yamux spec.md, "Framing").
+//! The wire layer: the yamux frame header, 12 bytes, big-endian (hashicorp yamux spec.md,
+//! "Framing").
 //!
 //! ```text
 //! | version u8 | type u8 | flags u16 | stream id u32 | length u32 |
@@ -7,57 +8,16 @@
 //! Only Data frames have a body (`length` bytes). [`Header::parse`] checks version and type;
 //! after that no accessor can fail.
 
-use std::fmt;
 use std::ops::BitOr;
 
 use crate::error::YamuxError;
+use crate::id::StreamId;
 
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 12;
 
 /// The only protocol version.
 pub const VERSION: u8 = 0;
-
-/// A stream id. Odd ids belong to the client (the dialer), even ids to the server; 0 is the
-/// session itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StreamId(u32);
-
-impl StreamId {
-    /// The session id, used by Ping and GoAway.
-    pub const SESSION: StreamId = StreamId(0);
-
-    /// A stream id from its number.
-    pub const fn new(id: u32) -> StreamId {
-        StreamId(id)
-    }
-
-    /// The id's number.
-    pub const fn get(self) -> u32 {
-        self.0
-    }
-
-    /// Whether this is the session id 0.
-    pub const fn is_session(self) -> bool {
-        self.0 == 0
-    }
-
-    /// Whether the client (dialer) opens this id (odd ids).
-    pub const fn is_client(self) -> bool {
-        self.0 & 1 == 1
-    }
-
-    /// Whether the server (listener) opens this id (even ids other than 0).
-    pub const fn is_server(self) -> bool {
-        self.0 != 0 && self.0 & 1 == 0
-    }
-}
-
-impl fmt::Display for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
 
 /// The frame type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,6 +40,16 @@ impl FrameKind {
             FrameKind::WindowUpdate => 1,
             FrameKind::Ping => 2,
             FrameKind::GoAway => 3,
+        }
+    }
+
+    /// The type's name in the spec, for messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FrameKind::Data => "Data",
+            FrameKind::WindowUpdate => "WindowUpdate",
+            FrameKind::Ping => "Ping",
+            FrameKind::GoAway => "GoAway",
         }
     }
 
@@ -185,7 +155,7 @@ impl Header {
         Ok(Header {
             kind,
             flags: Flags(u16::from_be_bytes([f0, f1])),
-            stream: StreamId(u32::from_be_bytes([s0, s1, s2, s3])),
+            stream: StreamId::new(u32::from_be_bytes([s0, s1, s2, s3])),
             length: u32::from_be_bytes([l0, l1, l2, l3]),
         })
     }
@@ -193,7 +163,7 @@ impl Header {
     /// The header's 12 wire bytes.
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let [f0, f1] = self.flags.0.to_be_bytes();
-        let [s0, s1, s2, s3] = self.stream.0.to_be_bytes();
+        let [s0, s1, s2, s3] = self.stream.get().to_be_bytes();
         let [l0, l1, l2, l3] = self.length.to_be_bytes();
         [
             VERSION,

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::{DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_PING_TIMEOUT};
-use crate::frame::Flags;
+use crate::wire::Flags;
 
 const KIB: u32 = 1024;
 
