@@ -203,7 +203,7 @@ impl TlsError {
     /// A copy of a certificate rule failure (the variants a verifier produces). `Io` and
     /// `Signing`, which hold non-cloneable sources and which no verifier produces, become
     /// their message in `Malformed`.
-    pub(crate) fn clone_rule(&self) -> TlsError {
+    pub fn clone_rule(&self) -> TlsError {
         match self {
             TlsError::NoCertificate => TlsError::NoCertificate,
             TlsError::TooManyCertificates { count } => {
@@ -257,14 +257,6 @@ impl TlsError {
                 reason: self.to_string(),
             },
         }
-    }
-
-    /// This error as the rustls error a verifier returns (the `TlsError` travels inside and
-    /// [`TlsError::from_rustls`] reaches it again).
-    pub fn into_rustls(self) -> rustls::Error {
-        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
-            std::sync::Arc::new(self),
-        )))
     }
 }
 

@@ -13,8 +13,9 @@ use crate::TlsError;
 use crate::certificate::{self, SUPPORTED_SCHEMES, VerifiedCertificate};
 
 /// Called with every certificate a verifier rejects, before the handshake fails: transports
-/// count and log refusals here, or keep the precise error of one handshake.
-pub type FailureHook = Arc<dyn Fn(&TlsError) + Send + Sync>;
+/// count and log refusals here, or keep the precise error of one handshake (QUIC, where the
+/// rustls error only survives as text).
+pub type FailureHook = Arc<dyn Fn(&Arc<TlsError>) + Send + Sync>;
 
 /// Verifies the remote's certificate by the libp2p rules (see
 /// [`certificate::verify`](crate::certificate::verify)), as a server verifier (we dial) and as
@@ -80,10 +81,11 @@ impl Libp2pCertVerifier {
 
     fn fail(&self, err: TlsError) -> rustls::Error {
         tracing::debug!(error = %err, "refusing the remote's TLS certificate");
+        let err = Arc::new(err);
         if let Some(hook) = &self.on_failure {
             hook(&err);
         }
-        err.into_rustls()
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(err)))
     }
 
     fn check_signature(

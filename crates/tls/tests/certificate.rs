@@ -608,7 +608,7 @@ fn failure_hook_sees_every_refusal() {
 
     let seen = Arc::new(AtomicUsize::new(0));
     let counter = seen.clone();
-    let verifier = Libp2pCertVerifier::new().on_failure(Arc::new(move |err: &TlsError| {
+    let verifier = Libp2pCertVerifier::new().on_failure(Arc::new(move |err: &Arc<TlsError>| {
         assert!(err.is_bad_certificate());
         counter.fetch_add(1, Ordering::SeqCst);
     }));
