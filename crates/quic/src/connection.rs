@@ -226,7 +226,10 @@ pub(crate) struct ConnRef(Arc<ConnShared>);
 
 impl ConnRef {
     fn new(shared: Arc<ConnShared>) -> ConnRef {
-        shared.lock().refs += 1;
+        {
+            let mut state = shared.lock();
+            state.refs = state.refs.saturating_add(1);
+        }
         ConnRef(shared)
     }
 
@@ -304,17 +307,16 @@ impl Driver {
             .clamp(1, MAX_TRANSMIT_SEGMENTS);
         let mut sent = 0usize;
         loop {
-            let transmit = match self.pending.take() {
-                Some(t) => t,
-                None => {
-                    self.send_buf.clear();
-                    match state
-                        .conn
-                        .poll_transmit(now, max_segments, &mut self.send_buf)
-                    {
-                        Some(t) => t,
-                        None => return false,
-                    }
+            let transmit = if let Some(t) = self.pending.take() {
+                t
+            } else {
+                self.send_buf.clear();
+                match state
+                    .conn
+                    .poll_transmit(now, max_segments, &mut self.send_buf)
+                {
+                    Some(t) => t,
+                    None => return false,
                 }
             };
             if let Some(writable) = &mut self.writable {
@@ -532,17 +534,14 @@ impl QuicConnection {
         if let Some(err) = &state.error {
             return Poll::Ready(Err(closed_error(err)));
         }
-        match state.conn.streams().open(Dir::Bi) {
-            Some(id) => {
-                state.streams = state.streams.saturating_add(1);
-                drop(state);
-                Poll::Ready(Ok(QuicStream::new(self.conn.clone(), id)))
-            }
-            None => {
-                // The remote's stream limit is reached: QUIC flow control, wait for credit.
-                state.open_wakers.push(cx.waker().clone());
-                Poll::Pending
-            }
+        if let Some(id) = state.conn.streams().open(Dir::Bi) {
+            state.streams = state.streams.saturating_add(1);
+            drop(state);
+            Poll::Ready(Ok(QuicStream::new(self.conn.clone(), id)))
+        } else {
+            // The remote's stream limit is reached: QUIC flow control, wait for credit.
+            state.open_wakers.push(cx.waker().clone());
+            Poll::Pending
         }
     }
 

@@ -166,7 +166,7 @@ impl Endpoint {
         socket: UdpSocket,
         server: Option<Arc<ServerConfig>>,
         max_pending: usize,
-        runtime: RuntimeHandle,
+        runtime: &RuntimeHandle,
         counters: Arc<Counters>,
     ) -> EndpointHandle {
         let listening = server.is_some();

@@ -133,10 +133,10 @@ impl QuicError {
 
 impl From<QuicError> for lp2p_core::Error {
     fn from(err: QuicError) -> Self {
-        if let QuicError::Tls { source, .. } = &err {
-            if let TlsError::PeerIdMismatch { expected, actual } = &**source {
-                return lp2p_core::Error::peer_id_mismatch(**expected, **actual);
-            }
+        if let QuicError::Tls { source, .. } = &err
+            && let TlsError::PeerIdMismatch { expected, actual } = &**source
+        {
+            return lp2p_core::Error::peer_id_mismatch(**expected, **actual);
         }
         match err {
             QuicError::UnsupportedAddress(addr) => lp2p_core::Error::UnsupportedAddress(addr),

@@ -37,7 +37,8 @@ pub(crate) async fn wait_for_incoming(
             let mut pause = [0u8; 1];
             let _ = rng.fill(&mut pause);
             let max_ms = u64::try_from(MAX_PUNCH_INTERVAL.as_millis()).unwrap_or(200);
-            let ms = 10u64.saturating_add(u64::from(pause[0]) % max_ms.saturating_sub(9).max(1));
+            let spread = max_ms.saturating_sub(9).max(1);
+            let ms = 10u64.saturating_add(u64::from(pause[0]).checked_rem(spread).unwrap_or(0));
             runtime.sleep(Duration::from_millis(ms)).await;
         }
     };

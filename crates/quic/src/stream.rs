@@ -102,10 +102,7 @@ impl AsyncRead for QuicStream {
         let mut filled = 0usize;
         let mut finished = false;
         let mut reset = None;
-        loop {
-            let Some(room) = buf.get_mut(filled..).filter(|r| !r.is_empty()) else {
-                break;
-            };
+        while let Some(room) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
             match chunks.next(room.len()) {
                 Ok(Some(chunk)) => {
                     let len = chunk.bytes.len().min(room.len());

@@ -135,14 +135,17 @@ impl QuicTransport {
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let mut server = ServerConfig::with_crypto(Arc::new(crypto));
         let pending = self.config.get_max_pending_incoming();
+        // quinn-proto silently drops Initials past `max_incoming` (attempts not yet accepted
+        // or refused, queued or handed out); our own queue refuses (and counts) past
+        // `pending`. Twice that leaves room for the attempts the swarm is admitting.
         server
             .transport_config(self.transport.clone())
-            .max_incoming(pending)
+            .max_incoming(pending.saturating_mul(2))
             .incoming_buffer_size(self.config.incoming_buffer())
             .incoming_buffer_size_total(
                 self.config
                     .incoming_buffer()
-                    .saturating_mul(u64::try_from(pending).unwrap_or(u64::MAX)),
+                    .saturating_mul(u64::try_from(pending.saturating_mul(2)).unwrap_or(u64::MAX)),
             );
         Ok(Arc::new(server))
     }
@@ -186,7 +189,7 @@ impl QuicTransport {
             socket,
             server,
             self.config.get_max_pending_incoming(),
-            ctx.runtime.clone(),
+            &ctx.runtime,
             self.shared.counters.clone(),
         ))
     }

@@ -120,7 +120,7 @@ fn a_thousand_streams_sequentially_and_concurrently() {
                             counter.fetch_add(1, Ordering::SeqCst);
                         });
                     }
-                    _ = tasks.select_next_some() => {}
+                    () = tasks.select_next_some() => {}
                 }
             }
         });

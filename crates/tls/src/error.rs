@@ -203,6 +203,7 @@ impl TlsError {
     /// A copy of a certificate rule failure (the variants a verifier produces). `Io` and
     /// `Signing`, which hold non-cloneable sources and which no verifier produces, become
     /// their message in `Malformed`.
+    #[must_use]
     pub fn clone_rule(&self) -> TlsError {
         match self {
             TlsError::NoCertificate => TlsError::NoCertificate,

@@ -61,14 +61,17 @@ pub fn cert_with_foreign_key() -> (Vec<u8>, Vec<u8>) {
     (generated.certificate.to_vec(), other.serialize_der())
 }
 
+/// A connection of the raw client and how it ended up (connected, lost, pending).
+type RawConn = (
+    ConnectionHandle,
+    Connection,
+    Option<Result<(), ConnectionError>>,
+);
+
 pub struct RawClient {
     pub socket: UdpSocket,
     endpoint: Endpoint,
-    conns: Vec<(
-        ConnectionHandle,
-        Connection,
-        Option<Result<(), ConnectionError>>,
-    )>,
+    conns: Vec<RawConn>,
     buf: Vec<u8>,
 }
 
@@ -153,10 +156,9 @@ impl RawClient {
                 if let Some(DatagramEvent::ConnectionEvent(handle, event)) =
                     self.endpoint
                         .handle(Instant::now(), from, None, None, data, &mut self.buf)
+                    && let Some((_, conn, _)) = self.conns.iter_mut().find(|c| c.0 == handle)
                 {
-                    if let Some((_, conn, _)) = self.conns.iter_mut().find(|c| c.0 == handle) {
-                        conn.handle_event(event);
-                    }
+                    conn.handle_event(event);
                 }
             }
         }
