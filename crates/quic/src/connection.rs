@@ -19,7 +19,7 @@ use quinn_proto::{
     Transmit, VarInt,
 };
 
-use crate::endpoint::{EndpointHandle, EventSink, udp_transmit};
+use crate::endpoint::{Endpoint, EndpointHandle, EventSink, udp_transmit};
 use crate::stats::Counters;
 use crate::stream::QuicStream;
 
@@ -111,7 +111,9 @@ impl ConnState {
 /// One connection, shared by its task, its handles and the endpoint.
 pub(crate) struct ConnShared {
     state: Mutex<ConnState>,
-    endpoint: EndpointHandle,
+    /// Not a counted handle: the connection's task holds one while it runs, so a drained
+    /// connection that the application still references does not keep the socket open.
+    endpoint: Arc<Endpoint>,
     handle: ConnectionHandle,
     remote: SocketAddr,
 }
@@ -126,7 +128,7 @@ impl EventSink for ConnShared {
 
 impl ConnShared {
     pub(crate) fn new(
-        endpoint: EndpointHandle,
+        endpoint: &EndpointHandle,
         handle: ConnectionHandle,
         conn: quinn_proto::Connection,
     ) -> Arc<ConnShared> {
@@ -147,7 +149,7 @@ impl ConnShared {
                 refs: 0,
                 streams: 0,
             }),
-            endpoint,
+            endpoint: endpoint.shared(),
             handle,
             remote,
         })
@@ -187,6 +189,7 @@ impl ConnShared {
     /// Spawns the connection's task and returns the first handle.
     pub(crate) fn start(self: &Arc<ConnShared>) -> ConnRef {
         let driver = Driver {
+            endpoint: EndpointHandle::counted(&self.endpoint),
             shared: self.clone(),
             timer: None,
             send_buf: Vec::new(),
@@ -287,6 +290,8 @@ pub(crate) fn connection_io_error(err: &ConnectionError) -> std::io::Error {
 
 /// The task of one connection.
 struct Driver {
+    /// Keeps the endpoint (its socket) running while the connection runs.
+    endpoint: EndpointHandle,
     shared: Arc<ConnShared>,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
     send_buf: Vec<u8>,
@@ -301,7 +306,7 @@ impl Driver {
     /// Sends what quinn-proto has to send; true when it stopped at the per-poll cap with
     /// more to send.
     fn transmit(&mut self, state: &mut ConnState, now: Instant, cx: &mut Context<'_>) -> bool {
-        let socket = self.shared.endpoint.socket();
+        let socket = self.endpoint.socket();
         let max_segments = socket
             .max_transmit_segments()
             .clamp(1, MAX_TRANSMIT_SEGMENTS);
@@ -371,7 +376,7 @@ impl Driver {
                     } else {
                         tracing::debug!(remote = %self.shared.remote, %reason, "QUIC connection failed");
                         if state.connected {
-                            Counters::bump(&self.shared.endpoint.counters().connections_failed);
+                            Counters::bump(&self.endpoint.counters().connections_failed);
                         }
                     }
                     if state.error.is_none() {
@@ -457,7 +462,7 @@ impl Future for Driver {
             drop(state);
 
             if !this.endpoint_events.is_empty() {
-                shared.endpoint.handle_events(
+                this.endpoint.handle_events(
                     shared.handle,
                     this.endpoint_events.drain(..),
                     &mut this.back,

@@ -89,9 +89,20 @@ impl EndpointHandle {
         EndpointHandle(endpoint)
     }
 
-    /// Whether this endpoint is still the one behind a weak reference.
+    /// A weak reference (for tables that must not keep the endpoint running).
     pub(crate) fn downgrade(&self) -> std::sync::Weak<Endpoint> {
         Arc::downgrade(&self.0)
+    }
+
+    /// The endpoint itself, without counting as a handle: what a connection keeps for its
+    /// addresses and runtime once its task (which holds a real handle) has ended.
+    pub(crate) fn shared(&self) -> Arc<Endpoint> {
+        self.0.clone()
+    }
+
+    /// Another counted handle to this endpoint.
+    pub(crate) fn counted(endpoint: &Arc<Endpoint>) -> EndpointHandle {
+        EndpointHandle::from_arc(endpoint.clone())
     }
 
     /// A handle from a weak reference, if the endpoint still runs.

@@ -141,7 +141,7 @@ impl From<QuicError> for lp2p_core::Error {
         match err {
             QuicError::UnsupportedAddress(addr) => lp2p_core::Error::UnsupportedAddress(addr),
             QuicError::HandshakeTimeout { timeout, .. } => lp2p_core::Error::Timeout(timeout),
-            QuicError::Denied { reason, .. } => lp2p_core::Error::Denied(reason),
+            denied @ QuicError::Denied { .. } => lp2p_core::Error::Denied(Box::new(denied)),
             tls @ QuicError::Tls { .. } => lp2p_core::Error::Security {
                 protocol: lp2p_tls::PROTOCOL_ID,
                 source: Box::new(tls),

@@ -57,8 +57,9 @@ struct Shared {
 #[derive(Default)]
 struct Registry {
     listeners: Vec<Weak<Endpoint>>,
-    client_v4: Option<EndpointHandle>,
-    client_v6: Option<EndpointHandle>,
+    /// Client-only endpoints run while their connections do, so these are weak.
+    client_v4: Option<Weak<Endpoint>>,
+    client_v6: Option<Weak<Endpoint>>,
 }
 
 impl Default for QuicTransport {
@@ -224,10 +225,7 @@ impl QuicTransport {
         } else {
             &mut registry.client_v6
         };
-        if let Some(endpoint) = slot
-            .as_ref()
-            .and_then(|ep| EndpointHandle::upgrade(&ep.downgrade()))
-        {
+        if let Some(endpoint) = slot.as_ref().and_then(EndpointHandle::upgrade) {
             return Ok(endpoint);
         }
         let any = if remote.is_ipv4() {
@@ -236,7 +234,7 @@ impl QuicTransport {
             IpAddr::V6(Ipv6Addr::UNSPECIFIED)
         };
         let endpoint = self.bind(ctx, SocketAddr::new(any, 0), None)?;
-        *slot = Some(endpoint.clone());
+        *slot = Some(endpoint.downgrade());
         Ok(endpoint)
     }
 
@@ -257,18 +255,18 @@ impl QuicTransport {
             })
             .map_err(quic_err)?;
         let now = ctx.runtime.now();
-        let handle = endpoint.clone();
         let shared = endpoint
             .connect(now, config, remote, |h, conn| {
-                ConnShared::new(handle, h, conn)
+                ConnShared::new(&endpoint, h, conn)
             })
             .map_err(|e| QuicError::Connect {
                 addr: remote,
                 reason: e.to_string(),
             })
             .map_err(quic_err)?;
-        drop(endpoint);
+        // Started before our handle goes: the connection's task holds its own.
         let conn = shared.start();
+        drop(endpoint);
         tracing::debug!(%remote, local = %shared.local(), "dialing over QUIC");
         self.establish(conn, Role::Initiator, ctx, expected, Some(&slot))
             .await
@@ -576,9 +574,8 @@ pub(crate) async fn accept_incoming(
     let remote = incoming.remote_address();
     let endpoint = guard.endpoint.clone();
     let now = ctx.runtime.now();
-    let handle = endpoint.clone();
     let shared = endpoint
-        .accept(incoming, now, |h, conn| ConnShared::new(handle, h, conn))
+        .accept(incoming, now, |h, conn| ConnShared::new(&endpoint, h, conn))
         .map_err(|reason| {
             Counters::bump(&transport.shared.counters.handshakes_failed);
             lp2p_core::Error::from(QuicError::ConnectionLost {
@@ -586,8 +583,9 @@ pub(crate) async fn accept_incoming(
                 reason,
             })
         })?;
-    drop(endpoint);
     let conn = shared.start();
+    drop(endpoint);
+    drop(guard);
     transport
         .establish(conn, Role::Responder, &ctx, expected, None)
         .await
