@@ -1,8 +1,8 @@
 //! The multi-process interop matrix: `lp2p-node` against `rust-libp2p-node` (this package's
-//! rust-libp2p 0.57 program with the same command-line contract), as separate processes over
-//! TCP on 127.0.0.1, in both directions, across {noise, plaintext} x {yamux} x {ping, echo,
-//! identify, gossipsub both ways, perf 64 MiB both ways}. It prints a pass/fail table and
-//! fails if any cell failed.
+//! rust-libp2p 0.57 program with the same command-line contract), as separate processes on
+//! 127.0.0.1, in both directions, across {TCP with noise, TLS or plaintext and yamux; QUIC}
+//! x {ping, echo, identify, gossipsub both ways, perf 64 MiB both ways}. It prints a
+//! pass/fail table and fails if any cell failed.
 //!
 //! The lp2p-node binary is taken from `$LP2P_NODE` when set (CI passes the one its test step
 //! built); otherwise this test builds it with cargo from the parent workspace.
@@ -69,13 +69,37 @@ struct Listener {
     addr: String,
 }
 
+/// The transports of the matrix's rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Tcp,
+    Quic,
+}
+
+impl Transport {
+    fn listen_addr(self) -> &'static str {
+        match self {
+            Transport::Tcp => "/ip4/127.0.0.1/tcp/0",
+            Transport::Quic => "/ip4/127.0.0.1/udp/0/quic-v1",
+        }
+    }
+
+    /// The protocol before the port in a listen address.
+    fn port_protocol(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Quic => "udp",
+        }
+    }
+}
+
 impl Listener {
-    fn start(bin: &Path, security: &str) -> Result<Listener, String> {
+    fn start(bin: &Path, transport: Transport, security: &str) -> Result<Listener, String> {
         let mut child = Command::new(bin)
             .args([
                 "listen",
                 "--addr",
-                "/ip4/127.0.0.1/tcp/0",
+                transport.listen_addr(),
                 "--topic",
                 TOPIC,
                 "--security",
@@ -222,6 +246,7 @@ fn cell_identify(
     dialer: &Path,
     listener: &Listener,
     security: &str,
+    transport: Transport,
     listener_impl: Implementation,
 ) -> Result<(), String> {
     let events = run_client(
@@ -266,12 +291,10 @@ fn cell_identify(
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    expect(
-        addrs
-            .iter()
-            .any(|a| a.contains(&format!("/tcp/{listen_port}"))),
-        || format!("listen addrs {addrs:?} miss port {listen_port}"),
-    )
+    let wanted = format!("/{}/{listen_port}", transport.port_protocol());
+    expect(addrs.iter().any(|a| a.contains(&wanted)), || {
+        format!("listen addrs {addrs:?} miss {wanted}")
+    })
 }
 
 /// The dialer publishes once the listener is in its mesh and waits for one message; the
@@ -371,15 +394,22 @@ fn interop_matrix() {
         (Implementation::Lp2p, Implementation::Rust),
         (Implementation::Rust, Implementation::Lp2p),
     ];
-    for security in ["noise", "plaintext"] {
+    // QUIC brings its own TLS 1.3 and streams: `--security` is passed but ignored.
+    let stacks = [
+        (Transport::Tcp, "noise", "TCP, noise, yamux"),
+        (Transport::Tcp, "tls", "TCP, tls, yamux"),
+        (Transport::Tcp, "plaintext", "TCP, plaintext, yamux"),
+        (Transport::Quic, "noise", "QUIC"),
+    ];
+    for (transport, security, stack) in stacks {
         for (dialer_impl, listener_impl) in pairs {
             let label = format!(
-                "{} dials {} ({security}, yamux)",
+                "{} dials {} ({stack})",
                 dialer_impl.name(),
                 listener_impl.name()
             );
             let dialer = binaries.of(dialer_impl);
-            let results = match Listener::start(binaries.of(listener_impl), security) {
+            let results = match Listener::start(binaries.of(listener_impl), transport, security) {
                 Err(e) => CELLS
                     .iter()
                     .map(|_| Err(format!("listener: {e}")))
@@ -387,7 +417,7 @@ fn interop_matrix() {
                 Ok(mut listener) => vec![
                     cell_ping(dialer, &listener, security),
                     cell_echo(dialer, &listener, security),
-                    cell_identify(dialer, &listener, security, listener_impl),
+                    cell_identify(dialer, &listener, security, transport, listener_impl),
                     cell_gossipsub(dialer, &mut listener, security, rows.len()),
                     cell_perf(dialer, &listener, security),
                 ],
@@ -397,9 +427,7 @@ fn interop_matrix() {
     }
 
     let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
-    println!(
-        "\ninterop matrix: lp2p-node vs rust-libp2p-node (rust-libp2p 0.57), TCP on 127.0.0.1"
-    );
+    println!("\ninterop matrix: lp2p-node vs rust-libp2p-node (rust-libp2p 0.57), on 127.0.0.1");
     println!("{:width$} | {}", "", CELLS.join(" | "));
     let mut failures = Vec::new();
     for (label, results) in &rows {

@@ -64,7 +64,11 @@ where
     };
     let ((), (), got_ours, got_theirs) =
         futures::join!(send_ours, send_theirs, recv_ours, recv_theirs);
-    assert!(got_theirs == to_rust, "rust read {} bytes", got_theirs.len());
+    assert!(
+        got_theirs == to_rust,
+        "rust read {} bytes",
+        got_theirs.len()
+    );
     assert!(got_ours == to_lp2p, "lp2p read {} bytes", got_ours.len());
 }
 
