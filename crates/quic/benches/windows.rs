@@ -102,9 +102,7 @@ fn main() {
             println!("round {} of {rounds} done", round + 1);
         }
     });
-    println!(
-        "\nQUIC single stream, {mib} MiB one way over 127.0.0.1, {rounds} interleaved rounds"
-    );
+    println!("\nQUIC single stream, {mib} MiB one way over 127.0.0.1, {rounds} interleaved rounds");
     println!(
         "{:>22} {:>12} {:>12}",
         "stream window (MiB)", "median MiB/s", "best MiB/s"
