@@ -1,10 +1,12 @@
 //! Whole-stack benchmark: lp2p against rust-libp2p 0.57 on the same machine in one run.
 //!
 //! Each implementation serves itself: `lp2p-node listen --bare` answers `lp2p-node`
-//! clients, `rust-libp2p-node listen --bare` answers `rust-libp2p-node` clients, over TCP on
-//! 127.0.0.1 with noise and yamux. Rounds alternate between the two so machine noise hits
-//! both alike; the report gives the median of each measure and the ratio lp2p / rust-libp2p
-//! (above 1 means lp2p is faster).
+//! clients, `rust-libp2p-node listen --bare` answers `rust-libp2p-node` clients, on 127.0.0.1
+//! over TCP with noise and yamux, and over QUIC (lp2p-quic on async-std against
+//! rust-libp2p's libp2p-quic on tokio). Rounds alternate between the four (implementation x
+//! transport), in a rotating order, so machine noise hits all alike; the report gives the
+//! median of each measure and the ratio lp2p / rust-libp2p (above 1 means lp2p is faster),
+//! then lp2p's QUIC against lp2p's own TCP.
 //!
 //! - perf: one `/perf/1.0.0` exchange, `PERF_MIB` up then `PERF_MIB` down, in MiB/s;
 //! - connections: `conn-bench` of `CONNS` sequential connections (dial, upgrade, one ping,
@@ -29,7 +31,8 @@ const CONNS: &str = "200";
 
 struct Server {
     child: Child,
-    addr: String,
+    tcp: String,
+    quic: String,
 }
 
 impl Server {
@@ -39,6 +42,8 @@ impl Server {
                 "listen",
                 "--addr",
                 "/ip4/127.0.0.1/tcp/0",
+                "--addr",
+                "/ip4/127.0.0.1/udp/0/quic-v1",
                 "--bare",
                 "--timeout",
                 "3600",
@@ -54,8 +59,24 @@ impl Server {
             .read_line(&mut line)
             .expect("listening line");
         let event: Value = serde_json::from_str(&line).expect("JSON");
-        let addr = event["addrs"][0].as_str().expect("address").to_owned();
-        Server { child, addr }
+        let addrs: Vec<String> = event["addrs"]
+            .as_array()
+            .expect("addresses")
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect();
+        let pick = |needle: &str| {
+            addrs
+                .iter()
+                .find(|a| a.contains(needle))
+                .cloned()
+                .expect("a listen address of each transport")
+        };
+        Server {
+            tcp: pick("/tcp/"),
+            quic: pick("/quic-v1"),
+            child,
+        }
     }
 }
 
@@ -96,14 +117,14 @@ struct Samples {
     first_ping_ms: Vec<f64>,
 }
 
-fn round(bin: &Path, server: &Server, samples: &mut Samples) {
+fn round(bin: &Path, addr: &str, samples: &mut Samples) {
     let bytes = (PERF_MIB << 20).to_string();
     let perf = run(
         bin,
         &[
             "perf",
             "--addr",
-            &server.addr,
+            addr,
             "--upload-bytes",
             &bytes,
             "--download-bytes",
@@ -113,10 +134,7 @@ fn round(bin: &Path, server: &Server, samples: &mut Samples) {
     let seconds = perf["seconds"].as_f64().expect("seconds");
     #[allow(clippy::cast_precision_loss)]
     samples.perf_mib_s.push((2 * PERF_MIB) as f64 / seconds);
-    let conns = run(
-        bin,
-        &["conn-bench", "--addr", &server.addr, "--count", CONNS],
-    );
+    let conns = run(bin, &["conn-bench", "--addr", addr, "--count", CONNS]);
     samples
         .conns_per_sec
         .push(conns["conns_per_sec"].as_f64().expect("rate"));
@@ -138,48 +156,67 @@ fn main() {
     let lp2p = lp2p_interop::lp2p_node_binary(true);
     let rust = PathBuf::from(env!("CARGO_BIN_EXE_rust-libp2p-node"));
     let (lp2p_server, rust_server) = (Server::start(&lp2p), Server::start(&rust));
-    let (mut ours, mut theirs) = (Samples::default(), Samples::default());
+    // [lp2p TCP, rust TCP, lp2p QUIC, rust QUIC]
+    let cells: [(&Path, &str); 4] = [
+        (&lp2p, &lp2p_server.tcp),
+        (&rust, &rust_server.tcp),
+        (&lp2p, &lp2p_server.quic),
+        (&rust, &rust_server.quic),
+    ];
+    let mut samples: [Samples; 4] = Default::default();
     for i in 0..rounds {
-        if i % 2 == 0 {
-            round(&lp2p, &lp2p_server, &mut ours);
-            round(&rust, &rust_server, &mut theirs);
-        } else {
-            round(&rust, &rust_server, &mut theirs);
-            round(&lp2p, &lp2p_server, &mut ours);
+        for k in 0..cells.len() {
+            let cell = (i + k) % cells.len();
+            let (bin, addr) = cells[cell];
+            round(bin, addr, &mut samples[cell]);
         }
         println!("round {} of {rounds} done", i + 1);
     }
-    let rows = [
-        (
-            "perf, MiB/s (256 MiB up + 256 MiB down)",
-            median(&mut ours.perf_mib_s),
-            median(&mut theirs.perf_mib_s),
-            true,
-        ),
-        (
-            "connections per second (dial + upgrade + ping + close)",
-            median(&mut ours.conns_per_sec),
-            median(&mut theirs.conns_per_sec),
-            true,
-        ),
-        (
-            "time to first ping, ms (p50)",
-            median(&mut ours.first_ping_ms),
-            median(&mut theirs.first_ping_ms),
-            false,
-        ),
+    let medians: Vec<[f64; 3]> = samples
+        .iter_mut()
+        .map(|s| {
+            [
+                median(&mut s.perf_mib_s),
+                median(&mut s.conns_per_sec),
+                median(&mut s.first_ping_ms),
+            ]
+        })
+        .collect();
+    let names = [
+        format!("perf, MiB/s ({PERF_MIB} MiB up + {PERF_MIB} MiB down)"),
+        "connections per second (dial + upgrade + ping + close)".to_owned(),
+        "time to first ping, ms (p50)".to_owned(),
     ];
-    println!("\nwhole stack, TCP 127.0.0.1 + noise + yamux, median of {rounds} interleaved rounds");
-    println!(
-        "{:58} {:>10} {:>12} {:>16}",
-        "", "lp2p", "rust-libp2p", "lp2p advantage"
-    );
-    for (name, ours, theirs, higher_is_better) in rows {
-        let advantage = if higher_is_better {
-            ours / theirs
-        } else {
+    // Higher is better for perf and connections, lower for the first ping.
+    let advantage = |measure: usize, ours: f64, theirs: f64| {
+        if measure == 2 {
             theirs / ours
-        };
-        println!("{name:58} {ours:>10.2} {theirs:>12.2} {advantage:>15.2}x");
-    }
+        } else {
+            ours / theirs
+        }
+    };
+    let table = |title: &str, left: &str, right: &str, a: usize, b: usize| {
+        println!("\n{title}, median of {rounds} interleaved rounds");
+        println!("{:58} {left:>12} {right:>12} {:>10}", "", "ratio");
+        for (measure, name) in names.iter().enumerate() {
+            let (ours, theirs) = (medians[a][measure], medians[b][measure]);
+            let ratio = advantage(measure, ours, theirs);
+            println!("{name:58} {ours:>12.2} {theirs:>12.2} {ratio:>9.2}x");
+        }
+    };
+    table(
+        "whole stack, TCP 127.0.0.1 + noise + yamux",
+        "lp2p",
+        "rust-libp2p",
+        0,
+        1,
+    );
+    table("whole stack, QUIC 127.0.0.1", "lp2p", "rust-libp2p", 2, 3);
+    table(
+        "lp2p: QUIC against its own TCP + noise + yamux",
+        "lp2p QUIC",
+        "lp2p TCP",
+        2,
+        0,
+    );
 }

@@ -4,7 +4,9 @@
 //! in both dial directions, across {noise, plaintext} x {yamux, mplex where the peer has it}
 //! x {ping, echo, identify, gossipsub both ways, perf 64 MiB both ways} on 127.0.0.1, plus
 //! the same cells over `/ip6/::1` (noise, yamux), skipped visibly where the machine has no
-//! IPv6 loopback.
+//! IPv6 loopback. Against rust-libp2p also TCP with TLS 1.3 (`--security tls`, yamux) and
+//! QUIC (`/udp/0/quic-v1`, which brings its own TLS 1.3 and streams: `--security` and
+//! `--muxer` are passed but do not apply).
 //!
 //! A cell that fails because of the other implementation is listed in [`KNOWN_UPSTREAM`]
 //! with the upstream behaviour: it still runs, is reported `xfail`, and turns into a failure
@@ -58,11 +60,30 @@ enum Ip {
     V6,
 }
 
-impl Ip {
-    fn listen_addr(self) -> &'static str {
+/// The transport of a group's listen address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Tcp,
+    Quic,
+}
+
+impl Transport {
+    /// The protocol before the port in a listen address.
+    fn port_protocol(self) -> &'static str {
         match self {
-            Ip::V4 => "/ip4/127.0.0.1/tcp/0",
-            Ip::V6 => "/ip6/::1/tcp/0",
+            Transport::Tcp => "tcp",
+            Transport::Quic => "udp",
+        }
+    }
+}
+
+impl Ip {
+    fn listen_addr(self, transport: Transport) -> &'static str {
+        match (self, transport) {
+            (Ip::V4, Transport::Tcp) => "/ip4/127.0.0.1/tcp/0",
+            (Ip::V6, Transport::Tcp) => "/ip6/::1/tcp/0",
+            (Ip::V4, Transport::Quic) => "/ip4/127.0.0.1/udp/0/quic-v1",
+            (Ip::V6, Transport::Quic) => "/ip6/::1/udp/0/quic-v1",
         }
     }
 
@@ -79,6 +100,7 @@ struct Group {
     dialer: Implementation,
     listener: Implementation,
     security: &'static str,
+    transport: Transport,
     ip: Ip,
     muxers: Vec<&'static str>,
 }
@@ -141,6 +163,7 @@ struct Cell<'a> {
     dialer: Implementation,
     listener_impl: Implementation,
     security: &'a str,
+    transport: Transport,
     muxer: &'a str,
     row: usize,
 }
@@ -206,9 +229,10 @@ impl Cell<'_> {
                 format!("{expected} missing from {protocols:?}")
             })?;
         }
+        let protocol = self.transport.port_protocol();
         let port = listener
             .addr
-            .split("/tcp/")
+            .split(&format!("/{protocol}/"))
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .unwrap_or("");
@@ -218,10 +242,10 @@ impl Cell<'_> {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
-        expect(
-            addrs.iter().any(|a| a.contains(&format!("/tcp/{port}"))),
-            || format!("listen addrs {addrs:?} miss port {port}"),
-        )
+        let wanted = format!("/{protocol}/{port}");
+        expect(addrs.iter().any(|a| a.contains(&wanted)), || {
+            format!("listen addrs {addrs:?} miss {wanted}")
+        })
     }
 
     /// The dialer publishes once the listener is in its mesh and waits for one message; the
@@ -330,13 +354,21 @@ fn judge(result: Result<(), String>, known: Option<&'static str>) -> Outcome {
 }
 
 fn row_label(group: &Group, muxer: &str) -> String {
-    format!(
-        "{} dials {} ({}, {muxer}, {})",
-        group.dialer.name(),
-        group.listener.name(),
-        group.security,
-        group.ip.name()
-    )
+    match group.transport {
+        Transport::Tcp => format!(
+            "{} dials {} ({}, {muxer}, {})",
+            group.dialer.name(),
+            group.listener.name(),
+            group.security,
+            group.ip.name()
+        ),
+        Transport::Quic => format!(
+            "{} dials {} (quic-v1, {})",
+            group.dialer.name(),
+            group.listener.name(),
+            group.ip.name()
+        ),
+    }
 }
 
 /// Starts the group's listener and runs its rows' cells in order.
@@ -365,7 +397,7 @@ fn run_group(programs: &Programs, group: &Group, first_row: usize) -> Vec<Row> {
         let mut args: Vec<String> = [
             "listen",
             "--addr",
-            group.ip.listen_addr(),
+            group.ip.listen_addr(group.transport),
             "--security",
             group.security,
             "--muxer",
@@ -413,6 +445,7 @@ fn run_group(programs: &Programs, group: &Group, first_row: usize) -> Vec<Row> {
                 dialer: group.dialer,
                 listener_impl: group.listener,
                 security: group.security,
+                transport: group.transport,
                 muxer,
                 row: first_row + i,
             };
@@ -449,6 +482,7 @@ fn groups() -> Vec<Group> {
                     dialer,
                     listener,
                     security,
+                    transport: Transport::Tcp,
                     ip: Ip::V4,
                     muxers: peer.muxers().to_vec(),
                 });
@@ -457,9 +491,30 @@ fn groups() -> Vec<Group> {
                 dialer,
                 listener,
                 security: "noise",
+                transport: Transport::Tcp,
                 ip: Ip::V6,
                 muxers: vec!["yamux"],
             });
+            // TLS and QUIC: rust-libp2p's libp2p-tls and libp2p-quic (the js-libp2p and
+            // py-libp2p programs speak neither).
+            if peer == Implementation::Rust {
+                groups.push(Group {
+                    dialer,
+                    listener,
+                    security: "tls",
+                    transport: Transport::Tcp,
+                    ip: Ip::V4,
+                    muxers: vec!["yamux"],
+                });
+                groups.push(Group {
+                    dialer,
+                    listener,
+                    security: "noise",
+                    transport: Transport::Quic,
+                    ip: Ip::V4,
+                    muxers: vec!["yamux"],
+                });
+            }
         }
     }
     groups
@@ -506,7 +561,7 @@ fn interop_matrix() {
 
     let width = rows.iter().map(|row| row.label.len()).max().unwrap_or(0);
     println!(
-        "\ninterop matrix: lp2p-node vs {}, {}, {}; TCP on 127.0.0.1 and [::1]",
+        "\ninterop matrix: lp2p-node vs {}, {}, {}; TCP on 127.0.0.1 and [::1], QUIC on 127.0.0.1",
         Implementation::Rust.version(),
         Implementation::Js.version(),
         Implementation::Py.version()

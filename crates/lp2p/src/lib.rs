@@ -6,8 +6,10 @@
 //! | feature | component | default |
 //! |---|---|---|
 //! | `tcp` | [`transport::tcp`]: TCP transport | yes |
+//! | `quic` | `transport::quic`: QUIC transport (`/udp/P/quic-v1`, TLS 1.3 inside) | no |
 //! | `memory` | [`transport::memory`]: in-process transport | no |
 //! | `noise` | [`security::noise`]: `/noise` | yes |
+//! | `tls` | `security::tls`: `/tls/1.0.0` | no |
 //! | `plaintext` | [`security::plaintext`]: `/plaintext/2.0.0` (tests only) | no |
 //! | `yamux` | [`muxer::yamux`]: `/yamux/1.0.0` | yes |
 //! | `mplex` | [`muxer::mplex`]: `/mplex/6.7.0` | yes |
@@ -17,8 +19,9 @@
 //! | `pubsub` | `pubsub`: floodsub and gossipsub | yes |
 //! | `async-std` / `smol` | the runtime | async-std |
 //!
-//! [`HostBuilderExt::with_defaults`] gives a host with TCP, noise, yamux then mplex,
-//! identify and ping (as far as those features are enabled).
+//! [`HostBuilderExt::with_defaults`] gives a host with TCP (and QUIC with the `quic`
+//! feature), noise, yamux then mplex, identify and ping (as far as those features are
+//! enabled).
 //!
 //! # Example
 //!
@@ -79,6 +82,8 @@ pub use lp2p_pubsub as pubsub;
 pub mod transport {
     #[cfg(feature = "memory")]
     pub use lp2p_memory as memory;
+    #[cfg(feature = "quic")]
+    pub use lp2p_quic as quic;
     #[cfg(feature = "tcp")]
     pub use lp2p_tcp as tcp;
 }
@@ -89,6 +94,8 @@ pub mod security {
     pub use lp2p_noise as noise;
     #[cfg(feature = "plaintext")]
     pub use lp2p_plaintext as plaintext;
+    #[cfg(feature = "tls")]
+    pub use lp2p_tls as tls;
 }
 
 /// Stream muxers.
@@ -103,7 +110,7 @@ pub mod muxer {
 
 /// Adds the usual components to a [`HostBuilder`].
 pub trait HostBuilderExt: Sized {
-    /// TCP, noise, yamux then mplex, identify and ping — each as far as its feature is
+    /// TCP, QUIC, noise, yamux then mplex, identify and ping — each as far as its feature is
     /// enabled. Add transports, security channels or muxers of your own after it; the ones
     /// added here come first in preference order.
     #[must_use]
@@ -115,6 +122,8 @@ impl HostBuilderExt for HostBuilder {
         let b = self;
         #[cfg(feature = "tcp")]
         let b = b.transport(lp2p_tcp::TcpTransport::default());
+        #[cfg(feature = "quic")]
+        let b = b.transport(lp2p_quic::QuicTransport::default());
         #[cfg(feature = "noise")]
         let b = b.security(lp2p_noise::Noise::new());
         #[cfg(feature = "yamux")]

@@ -20,6 +20,8 @@ pub(crate) const DEFAULT_HOLD_CONCURRENCY: usize = 32;
 pub(crate) enum Security {
     /// `/noise`.
     Noise,
+    /// `/tls/1.0.0` (QUIC always uses TLS 1.3 and ignores the choice).
+    Tls,
     /// `/plaintext/2.0.0`.
     Plaintext,
 }
@@ -165,7 +167,8 @@ commands:
   keygen [--out PATH]
 
 options (any command):
-  --security noise|plaintext   default noise
+  --security noise|tls|plaintext
+                               default noise (/udp/P/quic-v1 always uses TLS 1.3)
   --muxer yamux|mplex          default yamux (the other is offered second unless --only)
   --only                       offer only the chosen muxer
   --key-seed N                 deterministic Ed25519 identity from a u64 seed
@@ -224,10 +227,11 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--security" => {
                 common.security = match value("a value")?.as_str() {
                     "noise" => Security::Noise,
+                    "tls" => Security::Tls,
                     "plaintext" => Security::Plaintext,
                     other => {
                         return Err(usage(format!(
-                            "unknown security `{other}`; use noise or plaintext"
+                            "unknown security `{other}`; use noise, tls or plaintext"
                         )));
                     }
                 }
@@ -510,7 +514,7 @@ mod tests {
                 ],
                 "needs --download-bytes",
             ),
-            (&["dial", "--security", "tls"], "unknown security `tls`"),
+            (&["dial", "--security", "ssl"], "unknown security `ssl`"),
             (&["dial", "--timeout", "-1"], "non-negative"),
             (&["keygen", "stray"], "unexpected argument `stray`"),
         ];

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p::muxer::{mplex::Mplex, yamux::Yamux};
-use lp2p::security::{noise::Noise, plaintext::Plaintext};
-use lp2p::transport::tcp::TcpTransport;
+use lp2p::security::{noise::Noise, plaintext::Plaintext, tls::Tls};
+use lp2p::transport::{quic::QuicTransport, tcp::TcpTransport};
 use lp2p::{Host, HostBuilder, HostStream, Keypair, Multiaddr, SwarmConfig};
 
 use crate::cli::{Common, KeySource, Muxer, Security};
@@ -89,13 +89,16 @@ pub(crate) fn write_key_file(path: &Path, key: &Keypair) -> Result<(), String> {
         .map_err(|e| format!("cannot write key file {}: {e}", path.display()))
 }
 
-/// A host configured from the common options, with TCP, the chosen security and muxers.
+/// A host configured from the common options: TCP with the chosen security and muxers,
+/// and QUIC (which brings its own TLS 1.3 and streams).
 pub(crate) fn builder(common: &Common, key: Keypair) -> HostBuilder {
     let mut b = Host::builder()
         .keypair(key)
-        .transport(TcpTransport::default());
+        .transport(TcpTransport::default())
+        .transport(QuicTransport::default());
     b = match common.security {
         Security::Noise => b.security(Noise::new()),
+        Security::Tls => b.security(Tls::new()),
         Security::Plaintext => b.security(Plaintext::new()),
     };
     let yamux = |b: HostBuilder| b.muxer(Yamux::default());

@@ -1,8 +1,9 @@
 //! `rust-libp2p-node`: the lp2p-node command-line contract (docs/node-cli.md) implemented with
 //! rust-libp2p 0.57, so the interop matrix can pair the two programs process against process.
 //!
-//! Supported: `listen`, `dial`, `perf` and `conn-bench` with `--security noise|plaintext`, `--muxer yamux`
-//! (rust-libp2p 0.57 has no mplex: asking for it is an `error` event), `--key-seed`,
+//! Supported: `listen`, `dial`, `perf` and `conn-bench` with `--security noise|tls|plaintext`,
+//! `--muxer yamux` (rust-libp2p 0.57 has no mplex: asking for it is an `error` event), TCP and
+//! QUIC (`/udp/P/quic-v1`, rust-libp2p's libp2p-quic on tokio) addresses, `--key-seed`,
 //! `--timeout`, `--bare`, and the same JSON-line events. Protocols served: identify (with
 //! signed peer records), ping, gossipsub on every `--topic`, `/echo/1.0.0` and `/perf/1.0.0`
 //! (both over `libp2p-stream`); `--bare` leaves out identify and gossipsub, as lp2p-node's
@@ -47,6 +48,15 @@ struct Behaviour {
     stream: libp2p_stream::Behaviour,
 }
 
+/// `--security` (TCP only: QUIC always runs TLS 1.3).
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    #[default]
+    Noise,
+    Tls,
+    Plaintext,
+}
+
 /// Gossipsub tuning for the mixed-network test (not part of the lp2p-node contract); unset
 /// fields keep rust-libp2p's defaults.
 #[derive(Default, Clone)]
@@ -72,7 +82,7 @@ struct Args {
     addrs: Vec<Multiaddr>,
     connect: Vec<Multiaddr>,
     topics: Vec<String>,
-    plaintext: bool,
+    security: Security,
     bare: bool,
     count: usize,
     seed: Option<u64>,
@@ -136,8 +146,9 @@ fn parse() -> Result<Args, String> {
             }
             "--topic" => args.topics.push(value(&mut raw, &flag)?),
             "--security" => match value(&mut raw, &flag)?.as_str() {
-                "noise" => args.plaintext = false,
-                "plaintext" => args.plaintext = true,
+                "noise" => args.security = Security::Noise,
+                "tls" => args.security = Security::Tls,
+                "plaintext" => args.security = Security::Plaintext,
                 other => return Err(format!("unknown security {other}")),
             },
             "--muxer" => match value(&mut raw, &flag)?.as_str() {
@@ -292,37 +303,31 @@ fn behaviour(key: &identity::Keypair, bare: bool, tuning: &GossipTuning) -> Beha
     }
 }
 
+/// A swarm with TCP (the chosen security, yamux) and QUIC.
 fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
     let key = keypair(args.seed);
     let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
     let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(300));
     let tcp = libp2p::tcp::Config::default().nodelay(true);
-    if args.plaintext {
-        Ok(builder
-            .with_tcp(
-                tcp,
-                |k: &identity::Keypair| {
-                    Ok::<_, std::convert::Infallible>(libp2p::plaintext::Config::new(k))
-                },
-                libp2p::yamux::Config::default,
-            )
-            .map_err(|e| e.to_string())?
-            .with_behaviour(|k| behaviour(k, args.bare, &args.gossip))
-            .map_err(|e| e.to_string())?
-            .with_swarm_config(idle)
-            .build())
-    } else {
-        Ok(builder
-            .with_tcp(
-                tcp,
-                libp2p::noise::Config::new,
-                libp2p::yamux::Config::default,
-            )
-            .map_err(|e| e.to_string())?
-            .with_behaviour(|k| behaviour(k, args.bare, &args.gossip))
-            .map_err(|e| e.to_string())?
-            .with_swarm_config(idle)
-            .build())
+    // The builder's types differ per security upgrade, so each arm builds the rest itself.
+    macro_rules! finish {
+        ($security:expr) => {
+            Ok(builder
+                .with_tcp(tcp, $security, libp2p::yamux::Config::default)
+                .map_err(|e| e.to_string())?
+                .with_quic()
+                .with_behaviour(|k| behaviour(k, args.bare, &args.gossip))
+                .map_err(|e| e.to_string())?
+                .with_swarm_config(idle)
+                .build())
+        };
+    }
+    match args.security {
+        Security::Noise => finish!(libp2p::noise::Config::new),
+        Security::Tls => finish!(libp2p::tls::Config::new),
+        Security::Plaintext => finish!(|k: &identity::Keypair| {
+            Ok::<_, std::convert::Infallible>(libp2p::plaintext::Config::new(k))
+        }),
     }
 }
 
