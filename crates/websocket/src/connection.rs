@@ -244,6 +244,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection for WsConnec
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
     use crate::frame::{Header, MAX_HEADER_LEN, OpCode, apply_mask};

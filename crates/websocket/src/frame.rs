@@ -136,7 +136,7 @@ impl Header {
                 if len >> 63 != 0 {
                     return Err(WsError::Protocol("payload length with the top bit set"));
                 }
-                if len <= u64::from(u16::MAX) {
+                if u16::try_from(len).is_ok() {
                     return Err(WsError::Protocol("payload length not minimally encoded"));
                 }
                 (len, 10usize)
@@ -175,20 +175,19 @@ impl Header {
     pub fn emit(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
         out[0] = if self.fin { 0x80 } else { 0 } | self.opcode.bits();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
-        let mut at = match self.len {
-            len @ 0..=125 => {
-                // Fits in 7 bits by the match arm.
-                out[1] = mask_bit | len as u8;
+        let mut at = match (u8::try_from(self.len), u16::try_from(self.len)) {
+            (Ok(short), _) if short <= 125 => {
+                out[1] = mask_bit | short;
                 2
             }
-            len @ 126..=0xFFFF => {
-                out[1] = mask_bit | 126;
-                out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            (_, Ok(medium)) => {
+                out[1] = mask_bit | 0x7E;
+                out[2..4].copy_from_slice(&medium.to_be_bytes());
                 4
             }
-            len => {
-                out[1] = mask_bit | 127;
-                out[2..10].copy_from_slice(&len.to_be_bytes());
+            _ => {
+                out[1] = mask_bit | 0x7F;
+                out[2..10].copy_from_slice(&self.len.to_be_bytes());
                 10
             }
         };
@@ -203,28 +202,21 @@ impl Header {
 /// XORs `data` with the masking key, starting `offset` bytes into the payload (RFC 6455
 /// section 5.3). Masking and unmasking are the same operation.
 pub fn apply_mask(key: [u8; 4], offset: u64, data: &mut [u8]) {
-    // Rotate the key so index 0 of `data` lines up with payload byte `offset`.
+    // The key rotated so index 0 of `data` lines up with payload byte `offset`, repeated
+    // over a 64-byte block: a fixed-size inner loop the compiler turns into vector XORs.
     let shift = (offset % 4) as usize;
-    let mut rotated = [0u8; 4];
-    for (i, byte) in rotated.iter_mut().enumerate() {
+    let mut block = [0u8; 64];
+    for (i, byte) in block.iter_mut().enumerate() {
         *byte = key[(i + shift) % 4];
     }
-    let wide = u64::from_ne_bytes([
-        rotated[0], rotated[1], rotated[2], rotated[3], rotated[0], rotated[1], rotated[2],
-        rotated[3],
-    ]);
-    let mut chunks = data.chunks_exact_mut(8);
+    let mut chunks = data.chunks_exact_mut(64);
     for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+        for (byte, k) in chunk.iter_mut().zip(block.iter()) {
+            *byte ^= k;
+        }
     }
-    // The tail starts at a multiple of 8 bytes past index 0, so the rotated key lines up.
-    for (byte, k) in chunks
-        .into_remainder()
-        .iter_mut()
-        .zip(rotated.iter().cycle())
-    {
+    // The tail starts at a multiple of 64 bytes past index 0, so the block lines up.
+    for (byte, k) in chunks.into_remainder().iter_mut().zip(block.iter()) {
         *byte ^= k;
     }
 }

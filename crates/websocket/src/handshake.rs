@@ -265,11 +265,11 @@ mod tests {
     fn bad_requests_are_named() {
         let ok_key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
         let cases = [
-            (format!("POST / HTTP/1.1\r\n\r\n"), 400, "method POST"),
-            (format!("GET / HTTP/1.0\r\n\r\n"), 400, "HTTP/1.1"),
-            (format!("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 426, "Upgrade"),
+            ("POST / HTTP/1.1\r\n\r\n".to_owned(), 400, "method POST"),
+            ("GET / HTTP/1.0\r\n\r\n".to_owned(), 400, "HTTP/1.1"),
+            ("GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(), 426, "Upgrade"),
             (
-                format!("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
+                "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n".to_owned(),
                 400,
                 "Connection",
             ),
@@ -281,16 +281,12 @@ mod tests {
                 "not 13",
             ),
             (
-                format!(
-                    "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                ),
+                "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n".to_owned(),
                 400,
                 "without Sec-WebSocket-Key",
             ),
             (
-                format!(
-                    "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: abc\r\n\r\n"
-                ),
+                "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: abc\r\n\r\n".to_owned(),
                 400,
                 "16 bytes",
             ),

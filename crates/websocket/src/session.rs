@@ -27,6 +27,15 @@ pub struct CloseInfo {
     pub reason: String,
 }
 
+/// The body of a close frame we send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseBody {
+    /// A status code.
+    Code(u16),
+    /// No body (answering a close frame that had none).
+    Empty,
+}
+
 /// What [`Session::decode`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Decoded {
@@ -73,9 +82,14 @@ pub struct Session {
     remote_close: Option<CloseInfo>,
     /// The latest ping's payload, to answer (older ones are superseded, RFC 6455 5.5.3).
     pending_pong: Option<([u8; MAX_CONTROL_PAYLOAD], usize)>,
-    /// A close frame to send: status code (`None` = empty body).
-    pending_close: Option<Option<u16>>,
+    /// A close frame to send.
+    pending_close: Option<CloseBody>,
     close_sent: bool,
+    /// A violation found after payload bytes were produced in the same call: those bytes
+    /// are returned first, the error on the next call.
+    deferred: Option<WsError>,
+    /// A violation ended reading: every later read fails.
+    failed: bool,
 }
 
 impl Session {
@@ -94,6 +108,8 @@ impl Session {
             pending_pong: None,
             pending_close: None,
             close_sent: false,
+            deferred: None,
+            failed: false,
         }
     }
 
@@ -109,6 +125,12 @@ impl Session {
     /// On a violation the session stops reading, queues a close frame with the matching
     /// status code, and returns the error.
     pub fn decode(&mut self, input: &[u8], out: &mut [u8]) -> Result<Decoded, WsError> {
+        if let Some(err) = self.deferred.take() {
+            return Err(err);
+        }
+        if self.failed {
+            return Err(WsError::Protocol("reading after the connection failed"));
+        }
         let mut done = Decoded::default();
         loop {
             let rest = input.get(done.consumed..).unwrap_or_default();
@@ -124,7 +146,7 @@ impl Session {
                     }
                     match self.take_header(rest) {
                         Ok(used) => done.consumed += used,
-                        Err(err) => return Err(self.fail(err)),
+                        Err(err) => return self.fail_after(err, done),
                     }
                 }
                 Rx::Data {
@@ -174,7 +196,7 @@ impl Session {
                     let (opcode, mask, len) = (*opcode, *mask, *len);
                     self.rx = Rx::Header;
                     if let Err(err) = self.on_control(opcode, mask, len) {
-                        return Err(self.fail(err));
+                        return self.fail_after(err, done);
                     }
                     if matches!(self.rx, Rx::Done) {
                         done.consumed = input.len();
@@ -251,7 +273,7 @@ impl Session {
     /// was already queued or sent.
     pub fn close(&mut self, code: u16) {
         if !self.close_sent && self.pending_close.is_none() {
-            self.pending_close = Some(Some(code));
+            self.pending_close = Some(CloseBody::Code(code));
         }
     }
 
@@ -265,15 +287,13 @@ impl Session {
             self.push_frame(OpCode::Pong, payload.get(..len).unwrap_or_default(), out);
             any = true;
         }
-        if let Some(code) = self.pending_close.take()
+        if let Some(body) = self.pending_close.take()
             && !self.close_sent
         {
-            let body = code.map(u16::to_be_bytes);
-            self.push_frame(
-                OpCode::Close,
-                body.as_ref().map_or(&[][..], |b| &b[..]),
-                out,
-            );
+            match body {
+                CloseBody::Code(code) => self.push_frame(OpCode::Close, &code.to_be_bytes(), out),
+                CloseBody::Empty => self.push_frame(OpCode::Close, &[], out),
+            }
             self.close_sent = true;
             any = true;
         }
@@ -420,7 +440,7 @@ impl Session {
                 tracing::debug!(code = ?info.code, reason = %info.reason, "WebSocket close frame received");
                 // Answer with the same code (RFC 6455 section 5.5.1), or an empty body.
                 if !self.close_sent && self.pending_close.is_none() {
-                    self.pending_close = Some(info.code);
+                    self.pending_close = Some(info.code.map_or(CloseBody::Empty, CloseBody::Code));
                 }
                 self.remote_close = Some(info);
                 self.rx = Rx::Done;
@@ -431,11 +451,21 @@ impl Session {
         Ok(())
     }
 
-    /// Stops reading after a violation and queues the matching close frame.
-    fn fail(&mut self, err: WsError) -> WsError {
+    /// Stops reading after a violation and queues the matching close frame. Payload
+    /// already produced in this call is returned first and the error kept for the next.
+    fn fail_after(&mut self, err: WsError, done: Decoded) -> Result<Decoded, WsError> {
         self.rx = Rx::Done;
+        self.failed = true;
         self.close(err.close_code());
-        err
+        if done.produced > 0 {
+            self.deferred = Some(err);
+            Ok(Decoded {
+                consumed: done.consumed,
+                produced: done.produced,
+            })
+        } else {
+            Err(err)
+        }
     }
 }
 
@@ -473,6 +503,7 @@ fn parse_close(payload: &[u8]) -> Result<CloseInfo, WsError> {
 pub const NORMAL_CLOSE: u16 = close_code::NORMAL;
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 
@@ -653,10 +684,10 @@ mod tests {
         assert_eq!(h.opcode, OpCode::Close);
         assert_eq!(u16::from_be_bytes([body[0], body[1]]), code, "{expected}");
         // Nothing more is read after a violation.
-        let d = s
-            .decode(&frame(OpCode::Binary, true, K, b"x"), &mut [0; 8])
-            .unwrap();
-        assert_eq!(d.produced, 0);
+        assert!(
+            s.decode(&frame(OpCode::Binary, true, K, b"x"), &mut [0; 8])
+                .is_err()
+        );
     }
 
     #[test]
@@ -744,6 +775,21 @@ mod tests {
             "message of at least 16 bytes",
             1009,
         );
+    }
+
+    #[test]
+    fn data_before_a_violation_is_delivered_first() {
+        let mut s = Session::new(Side::Server, limits());
+        let mut wire = frame(OpCode::Binary, true, K, b"fine");
+        wire.extend(frame(OpCode::Text, true, K, b"bad"));
+        let mut out = [0u8; 64];
+        let d = s.decode(&wire, &mut out).unwrap();
+        assert_eq!(&out[..d.produced], b"fine");
+        assert!(matches!(
+            s.decode(&wire[d.consumed..], &mut out),
+            Err(WsError::TextFrame)
+        ));
+        assert!(s.decode(&[], &mut out).is_err());
     }
 
     #[test]
