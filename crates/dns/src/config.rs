@@ -28,9 +28,10 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Tries per query: 2, so one lost UDP packet does not fail a dial.
 pub const DEFAULT_ATTEMPTS: usize = 2;
 
-/// Deadline for resolving one address, all its lookups together: 20 s, inside the swarm's
-/// 30 s dial timeout so a resolution that hangs still leaves the dial an answer.
-pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Deadline for resolving one address, all its lookups together: 10 s, the swarm's
+/// transport timeout (which also bounds resolution of a dial candidate), and long enough
+/// for one lookup's two tries of 5 s.
+pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which servers to ask.
 #[derive(Debug, Clone, PartialEq, Eq)]
