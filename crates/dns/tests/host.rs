@@ -38,7 +38,9 @@ fn port(addr: &Multiaddr) -> u16 {
 }
 
 fn builder() -> HostBuilder {
-    Host::builder().security(Noise::new()).muxer(Yamux::default())
+    Host::builder()
+        .security(Noise::new())
+        .muxer(Yamux::default())
 }
 
 #[test]
@@ -54,7 +56,10 @@ fn a_host_connects_to_a_dnsaddr_name() {
         let id = server.local_peer_id();
         let p = port(&server.listen_addrs()[0]);
         dns.add_dnsaddr("boot.test", &format!("/dnsaddr/node.boot.test/p2p/{id}"));
-        dns.add_dnsaddr("node.boot.test", &format!("/dns4/node.test/tcp/{p}/p2p/{id}"));
+        dns.add_dnsaddr(
+            "node.boot.test",
+            &format!("/dns4/node.test/tcp/{p}/p2p/{id}"),
+        );
         dns.add("node.test", TestRecord::A("127.0.0.1".parse().unwrap()));
 
         let client = builder()

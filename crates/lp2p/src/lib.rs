@@ -7,6 +7,8 @@
 //! |---|---|---|
 //! | `tcp` | [`transport::tcp`]: TCP transport | yes |
 //! | `memory` | [`transport::memory`]: in-process transport | no |
+//! | `websocket` | `transport::websocket`: `/ws`, `/tls/ws` | no |
+//! | `dns` | `dns`: `/dns*` and `/dnsaddr` resolution | no |
 //! | `noise` | [`security::noise`]: `/noise` | yes |
 //! | `plaintext` | [`security::plaintext`]: `/plaintext/2.0.0` (tests only) | no |
 //! | `yamux` | [`muxer::yamux`]: `/yamux/1.0.0` | yes |
@@ -17,7 +19,8 @@
 //! | `async-std` / `smol` | the runtime | async-std |
 //!
 //! [`HostBuilderExt::with_defaults`] gives a host with TCP, noise, yamux then mplex,
-//! identify and ping (as far as those features are enabled).
+//! identify and ping (as far as those features are enabled), and with the `dns` feature the
+//! system's DNS resolver.
 //!
 //! # Example
 //!
@@ -63,6 +66,8 @@ pub use lp2p_peerstore as peerstore;
 pub use lp2p_peerstore::Peerstore;
 pub use lp2p_swarm as swarm;
 
+#[cfg(feature = "dns")]
+pub use lp2p_dns as dns;
 #[cfg(feature = "identify")]
 pub use lp2p_identify as identify;
 #[cfg(feature = "identify")]
@@ -80,6 +85,8 @@ pub mod transport {
     pub use lp2p_memory as memory;
     #[cfg(feature = "tcp")]
     pub use lp2p_tcp as tcp;
+    #[cfg(feature = "websocket")]
+    pub use lp2p_websocket as websocket;
 }
 
 /// Security channels.
@@ -100,8 +107,8 @@ pub mod muxer {
 
 /// Adds the usual components to a [`HostBuilder`].
 pub trait HostBuilderExt: Sized {
-    /// TCP, noise, yamux then mplex, identify and ping — each as far as its feature is
-    /// enabled. Add transports, security channels or muxers of your own after it; the ones
+    /// TCP, noise, yamux then mplex, identify and ping, and the system's DNS resolver —
+    /// each as far as its feature is enabled. Add transports, security channels or muxers of your own after it; the ones
     /// added here come first in preference order.
     #[must_use]
     fn with_defaults(self) -> Self;
@@ -118,6 +125,14 @@ impl HostBuilderExt for HostBuilder {
         let b = b.muxer(lp2p_yamux::Yamux::default());
         #[cfg(feature = "mplex")]
         let b = b.muxer(lp2p_mplex::Mplex::default());
+        #[cfg(feature = "dns")]
+        let b = match lp2p_dns::DnsResolver::system() {
+            Ok(resolver) => b.resolver(resolver),
+            Err(err) => {
+                tracing::warn!(%err, "no DNS resolver: names in addresses will not be dialed");
+                b
+            }
+        };
         services::attach_defaults(b)
     }
 }
