@@ -1,10 +1,11 @@
 //! Whole-stack benchmark: lp2p against rust-libp2p 0.57 on the same machine in one run.
 //!
 //! Each implementation serves itself: `lp2p-node listen --bare` answers `lp2p-node`
-//! clients, `rust-libp2p-node listen --bare` answers `rust-libp2p-node` clients, over TCP on
-//! 127.0.0.1 with noise and yamux. Rounds alternate between the two so machine noise hits
-//! both alike; the report gives the median of each measure and the ratio lp2p / rust-libp2p
-//! (above 1 means lp2p is faster).
+//! clients, `rust-libp2p-node listen --bare` answers `rust-libp2p-node` clients, over TCP and
+//! over WebSocket (`/ws`) on 127.0.0.1 with noise and yamux. Rounds alternate between the two
+//! so machine noise hits both alike; the report gives the median of each measure and the
+//! ratio lp2p / rust-libp2p (above 1 means lp2p is faster), and lp2p's WebSocket throughput
+//! as a share of its TCP throughput.
 //!
 //! - perf: one `/perf/1.0.0` exchange, `PERF_MIB` up then `PERF_MIB` down, in MiB/s;
 //! - connections: `conn-bench` of `CONNS` sequential connections (dial, upgrade, one ping,
@@ -33,16 +34,9 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &Path) -> Server {
+    fn start(bin: &Path, listen: &str) -> Server {
         let mut child = Command::new(bin)
-            .args([
-                "listen",
-                "--addr",
-                "/ip4/127.0.0.1/tcp/0",
-                "--bare",
-                "--timeout",
-                "3600",
-            ])
+            .args(["listen", "--addr", listen, "--bare", "--timeout", "3600"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -125,6 +119,12 @@ fn round(bin: &Path, server: &Server, samples: &mut Samples) {
         .push(conns["first_ping_ms_p50"].as_f64().expect("p50"));
 }
 
+/// The transports measured: a label and the listen address.
+const TRANSPORTS: [(&str, &str); 2] = [
+    ("TCP", "/ip4/127.0.0.1/tcp/0"),
+    ("WebSocket", "/ip4/127.0.0.1/tcp/0/ws"),
+];
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs bench targets without it,
     // and a minutes-long benchmark has no place in a test run.
@@ -137,49 +137,63 @@ fn main() {
         .unwrap_or(5);
     let lp2p = lp2p_interop::lp2p_node_binary(true);
     let rust = PathBuf::from(env!("CARGO_BIN_EXE_rust-libp2p-node"));
-    let (lp2p_server, rust_server) = (Server::start(&lp2p), Server::start(&rust));
-    let (mut ours, mut theirs) = (Samples::default(), Samples::default());
-    for i in 0..rounds {
-        if i % 2 == 0 {
-            round(&lp2p, &lp2p_server, &mut ours);
-            round(&rust, &rust_server, &mut theirs);
-        } else {
-            round(&rust, &rust_server, &mut theirs);
-            round(&lp2p, &lp2p_server, &mut ours);
+    let mut lp2p_perf_by_transport = Vec::new();
+    for (transport, listen) in TRANSPORTS {
+        let (lp2p_server, rust_server) =
+            (Server::start(&lp2p, listen), Server::start(&rust, listen));
+        let (mut ours, mut theirs) = (Samples::default(), Samples::default());
+        for i in 0..rounds {
+            if i % 2 == 0 {
+                round(&lp2p, &lp2p_server, &mut ours);
+                round(&rust, &rust_server, &mut theirs);
+            } else {
+                round(&rust, &rust_server, &mut theirs);
+                round(&lp2p, &lp2p_server, &mut ours);
+            }
+            println!("{transport}: round {} of {rounds} done", i + 1);
         }
-        println!("round {} of {rounds} done", i + 1);
+        let ours_perf = median(&mut ours.perf_mib_s);
+        lp2p_perf_by_transport.push((transport, ours_perf));
+        let rows = [
+            (
+                "perf, MiB/s (256 MiB up + 256 MiB down)",
+                ours_perf,
+                median(&mut theirs.perf_mib_s),
+                true,
+            ),
+            (
+                "connections per second (dial + upgrade + ping + close)",
+                median(&mut ours.conns_per_sec),
+                median(&mut theirs.conns_per_sec),
+                true,
+            ),
+            (
+                "time to first ping, ms (p50)",
+                median(&mut ours.first_ping_ms),
+                median(&mut theirs.first_ping_ms),
+                false,
+            ),
+        ];
+        println!(
+            "\nwhole stack, {transport} 127.0.0.1 + noise + yamux, median of {rounds} interleaved rounds"
+        );
+        println!(
+            "{:58} {:>10} {:>12} {:>16}",
+            "", "lp2p", "rust-libp2p", "lp2p advantage"
+        );
+        for (name, ours, theirs, higher_is_better) in rows {
+            let advantage = if higher_is_better {
+                ours / theirs
+            } else {
+                theirs / ours
+            };
+            println!("{name:58} {ours:>10.2} {theirs:>12.2} {advantage:>15.2}x");
+        }
     }
-    let rows = [
-        (
-            "perf, MiB/s (256 MiB up + 256 MiB down)",
-            median(&mut ours.perf_mib_s),
-            median(&mut theirs.perf_mib_s),
-            true,
-        ),
-        (
-            "connections per second (dial + upgrade + ping + close)",
-            median(&mut ours.conns_per_sec),
-            median(&mut theirs.conns_per_sec),
-            true,
-        ),
-        (
-            "time to first ping, ms (p50)",
-            median(&mut ours.first_ping_ms),
-            median(&mut theirs.first_ping_ms),
-            false,
-        ),
-    ];
-    println!("\nwhole stack, TCP 127.0.0.1 + noise + yamux, median of {rounds} interleaved rounds");
-    println!(
-        "{:58} {:>10} {:>12} {:>16}",
-        "", "lp2p", "rust-libp2p", "lp2p advantage"
-    );
-    for (name, ours, theirs, higher_is_better) in rows {
-        let advantage = if higher_is_better {
-            ours / theirs
-        } else {
-            theirs / ours
-        };
-        println!("{name:58} {ours:>10.2} {theirs:>12.2} {advantage:>15.2}x");
+    if let [(_, tcp), (_, ws)] = lp2p_perf_by_transport[..] {
+        println!(
+            "\nlp2p WebSocket perf throughput is {:.0} % of its TCP throughput",
+            100.0 * ws / tcp
+        );
     }
 }
