@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use lp2p_core::{Multiaddr, PeerId, addr};
 
+use crate::gate::GateStage;
 use crate::state::Shared;
 use crate::{DialAttempt, Stage, SwarmError};
 
@@ -38,7 +39,18 @@ pub(crate) async fn prepare(
                 continue;
             }
             if shared.transport_for(&transport_addr).is_some() {
-                if !out.contains(&transport_addr) {
+                if let Err(reason) = shared.check_gates(GateStage::Dial, |g| {
+                    g.allow_dial(peer.as_ref(), &transport_addr)
+                }) {
+                    failures.push(DialAttempt {
+                        error: Arc::new(SwarmError::Denied {
+                            stage: GateStage::Dial,
+                            reason,
+                        }),
+                        addr: transport_addr,
+                        stage: Stage::Denied,
+                    });
+                } else if !out.contains(&transport_addr) {
                     out.push(transport_addr);
                 }
             } else {

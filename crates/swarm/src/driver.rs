@@ -4,12 +4,13 @@
 use std::sync::{Arc, Weak};
 
 use futures::future::{Either, select};
-use lp2p_core::{DialOpts, Established, Incoming, Multiaddr, PeerId, Stream, addr};
+use lp2p_core::{DialOpts, Established, Incoming, Multiaddr, Stream, addr};
 use lp2p_peerstore::{CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL};
 
 use crate::candidates::prepare;
 use crate::connection::ConnectionParts;
 use crate::core::{Action, Admitted, AttemptId, DialRequest, PendingId};
+use crate::gate::GateStage;
 use crate::state::{Shared, State, stage_of, swarm_error};
 use crate::{CloseReason, Connection, Direction, Stage, SwarmError, SwarmEvent};
 
@@ -31,9 +32,9 @@ impl Shared {
             Action::StartAttempt {
                 attempt,
                 addr,
-                peer,
+                opts,
                 ..
-            } => self.start_attempt(attempt, addr, peer),
+            } => self.start_attempt(attempt, addr, opts),
             Action::CancelAttempt { attempt } => {
                 if let Some(abort) = self.lock().attempts.remove(&attempt) {
                     abort.abort();
@@ -120,7 +121,7 @@ impl Shared {
         }
     }
 
-    fn start_attempt(self: &Arc<Self>, attempt: AttemptId, addr: Multiaddr, peer: Option<PeerId>) {
+    fn start_attempt(self: &Arc<Self>, attempt: AttemptId, addr: Multiaddr, opts: DialOpts) {
         let Some(transport) = self.transport_for(&addr).cloned() else {
             // Filtered before the dial started; a transport cannot vanish.
             let now = self.now();
@@ -136,7 +137,7 @@ impl Shared {
         let weak = Arc::downgrade(self);
         let ctx = self.ctx.clone();
         let task = self.runtime.spawn(async move {
-            let result = transport.dial(&ctx, &addr, DialOpts::to_peer(peer)).await;
+            let result = transport.dial(&ctx, &addr, opts).await;
             let Some(shared) = weak.upgrade() else {
                 if let Ok(est) = result {
                     est.muxer.close().await;
@@ -158,6 +159,7 @@ impl Shared {
         result: Result<Established, lp2p_core::Error>,
     ) {
         let now = self.now();
+        let result = result.and_then(|est| self.gate_upgraded(est, Direction::Outbound));
         match result {
             Ok(est) => {
                 let registered = {
@@ -177,6 +179,7 @@ impl Shared {
                 if let Some((conn, n)) = registered {
                     self.after_register(conn, n, &est);
                 } else {
+                    self.stats.refused(Direction::Outbound);
                     tracing::debug!(peer = %est.peer, %addr, "connection not admitted; closing it");
                     let muxed = est.muxer;
                     self.runtime
@@ -189,8 +192,10 @@ impl Shared {
                 tracing::debug!(%addr, %stage, %err, "dial attempt failed");
                 // A mismatch proves the address works (for someone else); a limit says
                 // nothing about the address: neither backs it off.
-                let at_fault = !matches!(stage, Stage::UnsupportedAddress | Stage::Limit)
-                    && !matches!(err, SwarmError::PeerIdMismatch { .. });
+                let at_fault = !matches!(
+                    stage,
+                    Stage::UnsupportedAddress | Stage::Limit | Stage::Denied
+                ) && !matches!(err, SwarmError::PeerIdMismatch { .. });
                 {
                     let mut st = self.lock();
                     st.attempts.remove(&attempt);
@@ -273,10 +278,24 @@ impl Shared {
     pub(crate) fn inbound(self: &Arc<Self>, incoming: Incoming, transport: &'static str) {
         let now = self.now();
         let remote_addr = incoming.remote_addr.clone();
+        if let Err(reason) = self.check_gates(GateStage::Accept, |g| {
+            g.allow_accept(&incoming.local_addr, &remote_addr)
+        }) {
+            drop(incoming);
+            self.events.emit(&SwarmEvent::IncomingConnectionError {
+                remote_addr,
+                error: Arc::new(SwarmError::Denied {
+                    stage: GateStage::Accept,
+                    reason,
+                }),
+            });
+            return;
+        }
         let admitted = self.lock().core.inbound_attempt(remote_addr.clone(), now);
         let pending = match admitted {
             Ok(pending) => pending,
             Err(err) => {
+                self.stats.refused(Direction::Inbound);
                 // Dropping the attempt refuses it: the dialer's upgrade fails.
                 drop(incoming);
                 tracing::debug!(%remote_addr, %err, "inbound connection refused");
@@ -312,6 +331,7 @@ impl Shared {
         result: Result<Established, lp2p_core::Error>,
     ) {
         let now = self.now();
+        let result = result.and_then(|est| self.gate_upgraded(est, Direction::Inbound));
         let outcome = match result {
             Ok(est) => {
                 let registered = {
@@ -334,6 +354,7 @@ impl Shared {
                         return;
                     }
                     Err(err) => {
+                        self.stats.refused(Direction::Inbound);
                         let muxed = est.muxer;
                         self.runtime
                             .spawn_detached(async move { muxed.close().await });
@@ -354,6 +375,36 @@ impl Shared {
             remote_addr,
             error: Arc::new(outcome),
         });
+    }
+
+    /// The gates' last word on a ready connection: refused ones are closed here and come
+    /// back as an error.
+    fn gate_upgraded(
+        self: &Arc<Self>,
+        est: Established,
+        direction: Direction,
+    ) -> Result<Established, lp2p_core::Error> {
+        let checked = self.check_gates(GateStage::Upgraded, |g| {
+            g.allow_upgraded(
+                &est.peer,
+                &est.remote_addr,
+                direction,
+                est.muxer_protocol.as_str(),
+                est.limited,
+            )
+        });
+        match checked {
+            Ok(()) => Ok(est),
+            Err(reason) => {
+                let muxed = est.muxer;
+                self.runtime
+                    .spawn_detached(async move { muxed.close().await });
+                Err(lp2p_core::Error::Denied(Box::new(SwarmError::Denied {
+                    stage: GateStage::Upgraded,
+                    reason,
+                })))
+            }
+        }
     }
 
     // ---- connections -----------------------------------------------------------------
@@ -478,10 +529,8 @@ pub(crate) async fn redial(shared: Weak<Shared>, target: Multiaddr) {
         let mut st = shared.lock();
         let started = st.core.dial(
             DialRequest {
-                peer,
-                addrs,
-                failures,
                 reuse: peer.is_some(),
+                ..DialRequest::new(peer, addrs, failures)
             },
             now,
         );

@@ -2,9 +2,9 @@
 //! one lock, and the small helpers around it. The driver (`driver.rs`) runs the core's
 //! actions on it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -19,10 +19,11 @@ use lp2p_core::{
 use lp2p_peerstore::Peerstore;
 
 use crate::core::{AttemptId, DialId, PendingId, SwarmCore};
+use crate::gate::{ConnectionGate, Denied, GateStage};
 use crate::lifecycle::LifecycleBus;
 use crate::{
-    Connection, ConnectionEvents, ConnectionId, EventBus, Stage, SwarmConfig, SwarmError,
-    SwarmEvent,
+    Connection, ConnectionEvents, ConnectionId, Direction, EventBus, Stage, SwarmConfig,
+    SwarmError, SwarmEvent,
 };
 
 /// Called for every stream a remote opens, with the connection it arrived on. It must not
@@ -35,7 +36,7 @@ pub(crate) type DialWaiter = oneshot::Sender<Result<Connection, SwarmError>>;
 /// Everything behind the swarm's lock.
 pub(crate) struct State {
     pub(crate) core: SwarmCore,
-    pub(crate) conns: HashMap<ConnectionId, Connection>,
+    pub(crate) conns: BTreeMap<ConnectionId, Connection>,
     pub(crate) attempts: HashMap<AttemptId, AbortHandle>,
     pub(crate) inbound: HashMap<PendingId, (AbortHandle, Multiaddr)>,
     pub(crate) waiters: HashMap<DialId, Vec<DialWaiter>>,
@@ -82,6 +83,8 @@ pub(crate) struct Shared {
     pub(crate) ctx: TransportContext,
     pub(crate) transports: Vec<Arc<dyn Transport>>,
     pub(crate) resolvers: Vec<Arc<dyn AddressResolver>>,
+    pub(crate) gates: Vec<Arc<dyn ConnectionGate>>,
+    pub(crate) stats: Counters,
     pub(crate) peerstore: Peerstore,
     pub(crate) config: SwarmConfig,
     pub(crate) runtime: RuntimeHandle,
@@ -98,10 +101,70 @@ pub(crate) struct Parts {
     pub(crate) keypair: Keypair,
     pub(crate) transports: Vec<Arc<dyn Transport>>,
     pub(crate) resolvers: Vec<Arc<dyn AddressResolver>>,
+    pub(crate) gates: Vec<Arc<dyn ConnectionGate>>,
     pub(crate) peerstore: Peerstore,
     pub(crate) config: SwarmConfig,
     pub(crate) runtime: RuntimeHandle,
     pub(crate) inbound_handler: Option<InboundStreamHandler>,
+}
+
+/// Counters of refused connections (see [`SwarmStats`]).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    denied: [AtomicU64; 4],
+    refused_inbound: AtomicU64,
+    refused_outbound: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn denied(&self, stage: GateStage) {
+        let i = match stage {
+            GateStage::Dial => 0,
+            GateStage::Accept => 1,
+            GateStage::Secured => 2,
+            GateStage::Upgraded => 3,
+        };
+        if let Some(c) = self.denied.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn refused(&self, direction: Direction) {
+        match direction {
+            Direction::Inbound => &self.refused_inbound,
+            Direction::Outbound => &self.refused_outbound,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> SwarmStats {
+        let get = |i: usize| self.denied.get(i).map_or(0, |c| c.load(Ordering::Relaxed));
+        SwarmStats {
+            denied_dial: get(0),
+            denied_accept: get(1),
+            denied_secured: get(2),
+            denied_upgraded: get(3),
+            refused_inbound: self.refused_inbound.load(Ordering::Relaxed),
+            refused_outbound: self.refused_outbound.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Connections the swarm refused, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwarmStats {
+    /// Addresses a gate refused to dial.
+    pub denied_dial: u64,
+    /// Inbound attempts a gate refused by address.
+    pub denied_accept: u64,
+    /// Connections a gate refused once the remote was authenticated.
+    pub denied_secured: u64,
+    /// Connections a gate refused when they were ready.
+    pub denied_upgraded: u64,
+    /// Inbound attempts or connections a limit refused.
+    pub refused_inbound: u64,
+    /// Outbound connections a limit refused.
+    pub refused_outbound: u64,
 }
 
 /// Maps a transport's error to the stage of the attempt that failed.
@@ -112,7 +175,10 @@ pub(crate) fn stage_of(err: &lp2p_core::Error) -> Stage {
         E::SecurityNegotiation(_) => Stage::SecurityNegotiation,
         E::Security { .. } | E::PeerIdMismatch { .. } => Stage::Security,
         E::MuxerNegotiation(_) => Stage::MuxerNegotiation,
-        E::Denied(_) => Stage::Limit,
+        E::Denied(source) => match source.downcast_ref::<SwarmError>() {
+            Some(SwarmError::Denied { .. }) => Stage::Denied,
+            _ => Stage::Limit,
+        },
         E::Timeout(_) => Stage::Timeout,
         E::Resolve { .. } => Stage::Resolve,
         _ => Stage::Transport,
@@ -146,6 +212,18 @@ impl Shared {
                     let Some(shared) = weak.upgrade() else {
                         return Err(lp2p_core::Error::Denied(Box::new(SwarmError::Closed)));
                     };
+                    let direction = match role {
+                        Role::Responder => Direction::Inbound,
+                        Role::Initiator => Direction::Outbound,
+                    };
+                    if let Err(reason) = shared.check_gates(GateStage::Secured, |g| {
+                        g.allow_secured(peer, remote, direction)
+                    }) {
+                        return Err(lp2p_core::Error::Denied(Box::new(SwarmError::Denied {
+                            stage: GateStage::Secured,
+                            reason,
+                        })));
+                    }
                     let mut st = shared.lock();
                     let checked = match role {
                         Role::Responder => st.core.inbound_secured(remote, *peer),
@@ -160,12 +238,14 @@ impl Shared {
                 ctx,
                 transports: parts.transports,
                 resolvers: parts.resolvers,
+                gates: parts.gates,
+                stats: Counters::default(),
                 peerstore: parts.peerstore,
                 events: EventBus::new(parts.config.event_buffer),
                 lifecycle: LifecycleBus::default(),
                 state: Mutex::new(State {
                     core: SwarmCore::new(parts.config.clone(), local_peer, now),
-                    conns: HashMap::new(),
+                    conns: BTreeMap::new(),
                     attempts: HashMap::new(),
                     inbound: HashMap::new(),
                     waiters: HashMap::new(),
@@ -206,6 +286,22 @@ impl Shared {
         } else {
             Ok(())
         }
+    }
+
+    /// Asks every gate; the first refusal wins (counted and logged).
+    pub(crate) fn check_gates(
+        &self,
+        stage: GateStage,
+        check: impl Fn(&dyn ConnectionGate) -> Result<(), Denied>,
+    ) -> Result<(), Denied> {
+        for gate in &self.gates {
+            if let Err(reason) = check(gate.as_ref()) {
+                self.stats.denied(stage);
+                tracing::debug!(%stage, %reason, "connection denied by a gate");
+                return Err(reason);
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn transport_for(&self, addr: &Multiaddr) -> Option<&Arc<dyn Transport>> {
