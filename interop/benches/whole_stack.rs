@@ -2,11 +2,12 @@
 //!
 //! Each implementation serves itself: `lp2p-node listen --bare` answers `lp2p-node`
 //! clients, `rust-libp2p-node listen --bare` answers `rust-libp2p-node` clients, on 127.0.0.1
-//! over TCP with noise and yamux, and over QUIC (lp2p-quic on async-std against
-//! rust-libp2p's libp2p-quic on tokio). Rounds alternate between the four (implementation x
-//! transport), in a rotating order, so machine noise hits all alike; the report gives the
-//! median of each measure and the ratio lp2p / rust-libp2p (above 1 means lp2p is faster),
-//! then lp2p's QUIC against lp2p's own TCP.
+//! over TCP with noise and yamux, over WebSocket (`/ws`, noise and yamux) and over QUIC
+//! (lp2p-quic on async-std against rust-libp2p's libp2p-quic on tokio). Rounds alternate
+//! between the six cells (implementation x transport), in a rotating order, so machine noise
+//! hits all alike; the report gives the median of each measure and the ratio lp2p /
+//! rust-libp2p (above 1 means lp2p is faster), then lp2p's QUIC and WebSocket against lp2p's
+//! own TCP.
 //!
 //! - perf: one `/perf/1.0.0` exchange, `PERF_MIB` up then `PERF_MIB` down, in MiB/s;
 //! - connections: `conn-bench` of `CONNS` sequential connections (dial, upgrade, one ping,
@@ -33,6 +34,7 @@ struct Server {
     child: Child,
     tcp: String,
     quic: String,
+    ws: String,
 }
 
 impl Server {
@@ -44,6 +46,8 @@ impl Server {
                 "/ip4/127.0.0.1/tcp/0",
                 "--addr",
                 "/ip4/127.0.0.1/udp/0/quic-v1",
+                "--addr",
+                "/ip4/127.0.0.1/tcp/0/ws",
                 "--bare",
                 "--timeout",
                 "3600",
@@ -68,13 +72,14 @@ impl Server {
         let pick = |needle: &str| {
             addrs
                 .iter()
-                .find(|a| a.contains(needle))
+                .find(|a| a.contains(needle) && (needle == "/ws" || !a.ends_with("/ws")))
                 .cloned()
                 .expect("a listen address of each transport")
         };
         Server {
             tcp: pick("/tcp/"),
             quic: pick("/quic-v1"),
+            ws: pick("/ws"),
             child,
         }
     }
@@ -156,14 +161,16 @@ fn main() {
     let lp2p = lp2p_interop::lp2p_node_binary(true);
     let rust = PathBuf::from(env!("CARGO_BIN_EXE_rust-libp2p-node"));
     let (lp2p_server, rust_server) = (Server::start(&lp2p), Server::start(&rust));
-    // [lp2p TCP, rust TCP, lp2p QUIC, rust QUIC]
-    let cells: [(&Path, &str); 4] = [
+    // [lp2p TCP, rust TCP, lp2p QUIC, rust QUIC, lp2p WebSocket, rust WebSocket]
+    let cells: [(&Path, &str); 6] = [
         (&lp2p, &lp2p_server.tcp),
         (&rust, &rust_server.tcp),
         (&lp2p, &lp2p_server.quic),
         (&rust, &rust_server.quic),
+        (&lp2p, &lp2p_server.ws),
+        (&rust, &rust_server.ws),
     ];
-    let mut samples: [Samples; 4] = Default::default();
+    let mut samples: [Samples; 6] = Default::default();
     for i in 0..rounds {
         for k in 0..cells.len() {
             let cell = (i + k) % cells.len();
@@ -213,10 +220,24 @@ fn main() {
     );
     table("whole stack, QUIC 127.0.0.1", "lp2p", "rust-libp2p", 2, 3);
     table(
+        "whole stack, WebSocket (/ws) 127.0.0.1 + noise + yamux",
+        "lp2p",
+        "rust-libp2p",
+        4,
+        5,
+    );
+    table(
         "lp2p: QUIC against its own TCP + noise + yamux",
         "lp2p QUIC",
         "lp2p TCP",
         2,
+        0,
+    );
+    table(
+        "lp2p: WebSocket against its own TCP + noise + yamux",
+        "lp2p ws",
+        "lp2p TCP",
+        4,
         0,
     );
 }

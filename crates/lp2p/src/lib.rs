@@ -8,6 +8,8 @@
 //! | `tcp` | [`transport::tcp`]: TCP transport | yes |
 //! | `quic` | `transport::quic`: QUIC transport (`/udp/P/quic-v1`, TLS 1.3 inside) | no |
 //! | `memory` | [`transport::memory`]: in-process transport | no |
+//! | `websocket` | `transport::websocket`: `/ws`, `/tls/ws` | no |
+//! | `dns` | `dns`: `/dns*` and `/dnsaddr` resolution | no |
 //! | `noise` | [`security::noise`]: `/noise` | yes |
 //! | `tls` | `security::tls`: `/tls/1.0.0` | no |
 //! | `plaintext` | [`security::plaintext`]: `/plaintext/2.0.0` (tests only) | no |
@@ -21,7 +23,7 @@
 //!
 //! [`HostBuilderExt::with_defaults`] gives a host with TCP (and QUIC with the `quic`
 //! feature), noise, yamux then mplex, identify and ping (as far as those features are
-//! enabled).
+//! enabled), and with the `dns` feature the system's DNS resolver.
 //!
 //! # Example
 //!
@@ -67,6 +69,8 @@ pub use lp2p_peerstore as peerstore;
 pub use lp2p_peerstore::Peerstore;
 pub use lp2p_swarm as swarm;
 
+#[cfg(feature = "dns")]
+pub use lp2p_dns as dns;
 #[cfg(feature = "identify")]
 pub use lp2p_identify as identify;
 #[cfg(feature = "identify")]
@@ -86,6 +90,8 @@ pub mod transport {
     pub use lp2p_quic as quic;
     #[cfg(feature = "tcp")]
     pub use lp2p_tcp as tcp;
+    #[cfg(feature = "websocket")]
+    pub use lp2p_websocket as websocket;
 }
 
 /// Security channels.
@@ -110,8 +116,9 @@ pub mod muxer {
 
 /// Adds the usual components to a [`HostBuilder`].
 pub trait HostBuilderExt: Sized {
-    /// TCP, QUIC, noise, yamux then mplex, identify and ping — each as far as its feature is
-    /// enabled. Add transports, security channels or muxers of your own after it; the ones
+    /// TCP, QUIC, noise, yamux then mplex, identify and ping, and the system's DNS resolver —
+    /// each as far as its feature is enabled. Add transports, security channels or muxers of
+    /// your own after it; the ones
     /// added here come first in preference order.
     #[must_use]
     fn with_defaults(self) -> Self;
@@ -130,6 +137,14 @@ impl HostBuilderExt for HostBuilder {
         let b = b.muxer(lp2p_yamux::Yamux::default());
         #[cfg(feature = "mplex")]
         let b = b.muxer(lp2p_mplex::Mplex::default());
+        #[cfg(feature = "dns")]
+        let b = match lp2p_dns::DnsResolver::system() {
+            Ok(resolver) => b.resolver(resolver),
+            Err(err) => {
+                tracing::warn!(%err, "no DNS resolver: names in addresses will not be dialed");
+                b
+            }
+        };
         services::attach_defaults(b)
     }
 }

@@ -1,6 +1,7 @@
 //! The command line: subcommands and options of docs/node-cli.md, parsed by hand so every
 //! mistake becomes one clear `error` event.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,6 +66,14 @@ pub(crate) struct Common {
     pub verbose: u8,
     /// `--bare`: only ping, echo and perf.
     pub bare: bool,
+    /// `--cert`: PEM certificate chain for `/tls/ws` listeners (self-signed without it).
+    pub cert: Option<PathBuf>,
+    /// `--cert-key`: PEM private key for `--cert`.
+    pub cert_key: Option<PathBuf>,
+    /// `--insecure-ws-cert`: `/tls/ws` dials accept any server certificate.
+    pub insecure_ws_cert: bool,
+    /// `--dns-server IP:PORT`: resolve names with this server only.
+    pub dns_server: Option<SocketAddr>,
 }
 
 impl Default for Common {
@@ -78,6 +87,10 @@ impl Default for Common {
             human: false,
             verbose: 0,
             bare: false,
+            cert: None,
+            cert_key: None,
+            insecure_ws_cert: false,
+            dns_server: None,
         }
     }
 }
@@ -158,6 +171,8 @@ usage: lp2p-node <command> [options]
 
 commands:
   listen --addr MULTIADDR [--addr ...] [--topic T]... [--connect MULTIADDR/p2p/ID]...
+         (MULTIADDR: /ip4|ip6/H/tcp/P, .../tcp/P/ws, .../tcp/P/tls/ws; dial addresses may
+          also name hosts: /dns|dns4|dns6/NAME/..., /dnsaddr/NAME)
   dial --addr MULTIADDR/p2p/ID [--ping N] [--echo TEXT] [--identify]
        [--topic T --publish TEXT] [--expect-messages K]
   perf --addr MULTIADDR --upload-bytes N --download-bytes M
@@ -176,6 +191,10 @@ options (any command):
   --timeout SECS               hard stop (default 30 for dial and perf, none otherwise)
   --json | --human             output format (default --json)
   --bare                       serve and use only ping, echo and perf
+  --cert PATH --cert-key PATH  PEM certificate chain and key for /tls/ws listeners
+                               (a self-signed certificate without them)
+  --insecure-ws-cert           /tls/ws dials accept any server certificate
+  --dns-server IP:PORT         resolve /dns* and /dnsaddr names with this server only
   -v, -vv                      logs on stderr (RUST_LOG works too)
 ";
 
@@ -263,6 +282,16 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--json" => common.human = false,
             "--human" => common.human = true,
             "--bare" => common.bare = true,
+            "--cert" => common.cert = Some(PathBuf::from(value("a path")?)),
+            "--cert-key" => common.cert_key = Some(PathBuf::from(value("a path")?)),
+            "--insecure-ws-cert" => common.insecure_ws_cert = true,
+            "--dns-server" => {
+                let text = value("an IP:PORT")?;
+                common.dns_server = Some(
+                    text.parse()
+                        .map_err(|_| usage(format!("{arg} needs an IP:PORT, got `{text}`")))?,
+                );
+            }
             "-v" => common.verbose = common.verbose.saturating_add(1),
             "-vv" => common.verbose = common.verbose.saturating_add(2),
             "--addr" => raw.addrs.push(multiaddr(arg, &value("a multiaddr")?)?),
@@ -284,6 +313,9 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             }
             other => return Err(usage(format!("unexpected argument `{other}`"))),
         }
+    }
+    if common.cert.is_some() != common.cert_key.is_some() {
+        return Err(usage("--cert and --cert-key go together"));
     }
     let command = raw.into_command(name)?;
     if common.timeout.is_none() && matches!(command, Command::Dial { .. } | Command::Perf { .. }) {
@@ -516,6 +548,8 @@ mod tests {
             ),
             (&["dial", "--security", "ssl"], "unknown security `ssl`"),
             (&["dial", "--timeout", "-1"], "non-negative"),
+            (&["dial", "--dns-server", "localhost"], "needs an IP:PORT"),
+            (&["listen", "--cert", "c.pem"], "go together"),
             (&["keygen", "stray"], "unexpected argument `stray`"),
         ];
         for (args, expected) in cases {
@@ -525,6 +559,27 @@ mod tests {
                 "{args:?}: {err} (expected {expected})"
             );
         }
+    }
+
+    #[test]
+    fn websocket_and_dns_options() {
+        let (_, common) = p(&[
+            "listen",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/0/tls/ws",
+            "--cert",
+            "c.pem",
+            "--cert-key",
+            "k.pem",
+            "--insecure-ws-cert",
+            "--dns-server",
+            "127.0.0.1:5353",
+        ])
+        .unwrap();
+        assert_eq!(common.cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(common.cert_key, Some(PathBuf::from("k.pem")));
+        assert!(common.insecure_ws_cert);
+        assert_eq!(common.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
     }
 
     #[test]

@@ -211,7 +211,12 @@ pub(crate) async fn dial(
     publish: Option<&str>,
     expect_messages: Option<usize>,
 ) -> Result<(), String> {
-    let peer = peer_of(addr)?;
+    // A name (`/dnsaddr/bootstrap.example`) may leave the peer to the records.
+    let peer = match peer_of(addr) {
+        Ok(peer) => Some(peer),
+        Err(_) if lp2p::dns::has_name(addr) => None,
+        Err(e) => return Err(e),
+    };
     let key = node::load_keypair(&common.key)?;
     let Node { host, services } = node::start(common, key, &[], &[]).await?;
     let result = dial_actions(
@@ -238,7 +243,7 @@ async fn dial_actions(
     services: &crate::services::Services,
     out: &Output,
     addr: &Multiaddr,
-    peer: PeerId,
+    peer: Option<PeerId>,
     ping: Option<u32>,
     echo: Option<&str>,
     identify: bool,
@@ -255,6 +260,7 @@ async fn dial_actions(
         .connect_addr(addr.clone())
         .await
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let peer = peer.unwrap_or_else(|| conn.peer());
     out.emit(&connected_event(&peer, &conn));
 
     if let Some(count) = ping {

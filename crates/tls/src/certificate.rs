@@ -64,7 +64,10 @@ pub struct GeneratedCertificate {
 pub fn generate(host_key: &Keypair) -> Result<GeneratedCertificate, TlsError> {
     let cert_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(|e| TlsError::Generation(e.to_string()))?;
-    let extension = libp2p_extension(host_key, &cert_key.public_key_der())?;
+    let extension = libp2p_extension(
+        host_key,
+        &rcgen::PublicKeyData::subject_public_key_info(&cert_key),
+    )?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.custom_extensions.push(extension);

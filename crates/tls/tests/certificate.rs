@@ -8,7 +8,7 @@ use lp2p_tls::certificate::{self, LIBP2P_EXTENSION_OID, SIGNING_PREFIX};
 use lp2p_tls::rustls::SignatureScheme;
 use lp2p_tls::rustls::pki_types::{CertificateDer, UnixTime};
 use lp2p_tls::{Libp2pCertVerifier, SignedKey, TlsError};
-use rcgen::{CertificateParams, CustomExtension, DistinguishedName, KeyPair};
+use rcgen::{CertificateParams, CustomExtension, DistinguishedName, KeyPair, PublicKeyData};
 
 fn hex(s: &str) -> Vec<u8> {
     assert!(s.len().is_multiple_of(2));
@@ -132,7 +132,7 @@ fn build(
     edit: impl FnOnce(&mut CertificateParams, &mut Vec<u8>),
 ) -> Vec<u8> {
     let mut message = SIGNING_PREFIX.to_vec();
-    message.extend_from_slice(&cert_key.public_key_der());
+    message.extend_from_slice(&cert_key.subject_public_key_info());
     let signature = host.sign(&message).unwrap();
     let public_key = host.public().encode_protobuf();
     let mut value = SignedKey {
@@ -341,7 +341,7 @@ fn extension_signed_for_another_certificate_key() {
     let other_key = p256();
     let der = build(&host, &p256(), |_, value| {
         let mut message = SIGNING_PREFIX.to_vec();
-        message.extend_from_slice(&other_key.public_key_der());
+        message.extend_from_slice(&other_key.subject_public_key_info());
         let signature = host.sign(&message).unwrap();
         let public_key = host.public().encode_protobuf();
         *value = SignedKey {
@@ -364,7 +364,7 @@ fn extension_with_a_foreign_host_key() {
     let key = p256();
     let der = build(&host, &key, |_, value| {
         let mut message = SIGNING_PREFIX.to_vec();
-        message.extend_from_slice(&key.public_key_der());
+        message.extend_from_slice(&key.subject_public_key_info());
         let signature = foreign.sign(&message).unwrap();
         let public_key = host.public().encode_protobuf();
         *value = SignedKey {
@@ -444,7 +444,7 @@ fn certificate_signed_by_another_key() {
     let subject_key = p256();
     let issuer_key = p256();
     let mut message = SIGNING_PREFIX.to_vec();
-    message.extend_from_slice(&subject_key.public_key_der());
+    message.extend_from_slice(&subject_key.subject_public_key_info());
     let signature = host.sign(&message).unwrap();
     let public_key = host.public().encode_protobuf();
     let value = SignedKey {
@@ -454,7 +454,7 @@ fn certificate_signed_by_another_key() {
     .encode();
     let mut issuer_params = CertificateParams::default();
     issuer_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let issuer = issuer_params.self_signed(&issuer_key).unwrap();
+    let issuer = rcgen::Issuer::new(issuer_params, &issuer_key);
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params
@@ -463,9 +463,7 @@ fn certificate_signed_by_another_key() {
             &LIBP2P_EXTENSION_OID,
             value,
         ));
-    let cert = params
-        .signed_by(&subject_key, &issuer, &issuer_key)
-        .unwrap();
+    let cert = params.signed_by(&subject_key, &issuer).unwrap();
     assert!(matches!(
         verify_err(cert.der()),
         TlsError::SelfSignatureInvalid

@@ -2,8 +2,11 @@
 //! rust-libp2p 0.57, so the interop matrix can pair the two programs process against process.
 //!
 //! Supported: `listen`, `dial`, `perf` and `conn-bench` with `--security noise|tls|plaintext`,
-//! `--muxer yamux` (rust-libp2p 0.57 has no mplex: asking for it is an `error` event), TCP and
-//! QUIC (`/udp/P/quic-v1`, rust-libp2p's libp2p-quic on tokio) addresses, `--key-seed`,
+//! `--muxer yamux` (rust-libp2p 0.57 has no mplex: asking for it is an `error` event), TCP,
+//! QUIC (`/udp/P/quic-v1`, rust-libp2p's libp2p-quic on tokio) and WebSocket (`/ws`,
+//! `/tls/ws`: `--cert`/`--cert-key` PEM files or a self-signed certificate for listeners,
+//! `--ws-trust PEM` to trust a certificate when dialing, since rust-libp2p has no way to skip
+//! the check) addresses, `--key-seed`,
 //! `--timeout`, `--bare`, and the same JSON-line events. Protocols served: identify (with
 //! signed peer records), ping, gossipsub on every `--topic`, `/echo/1.0.0` and `/perf/1.0.0`
 //! (both over `libp2p-stream`); `--bare` leaves out identify and gossipsub, as lp2p-node's
@@ -94,6 +97,9 @@ struct Args {
     expect_messages: Option<usize>,
     upload: u64,
     download: u64,
+    cert: Option<String>,
+    cert_key: Option<String>,
+    ws_trust: Vec<String>,
     gossip: GossipTuning,
 }
 
@@ -194,6 +200,14 @@ fn parse() -> Result<Args, String> {
                     value(&mut raw, &flag)?
                         .parse()
                         .map_err(|e| format!("{flag}: {e}"))?,
+                );
+            }
+            "--cert" => args.cert = Some(value(&mut raw, &flag)?),
+            "--cert-key" => args.cert_key = Some(value(&mut raw, &flag)?),
+            "--ws-trust" => args.ws_trust.push(value(&mut raw, &flag)?),
+            "--insecure-ws-cert" => {
+                return Err(
+                    "rust-libp2p cannot skip certificate checks; use --ws-trust PEM".to_owned(),
                 );
             }
             "--upload-bytes" => {
@@ -303,7 +317,68 @@ fn behaviour(key: &identity::Keypair, bare: bool, tuning: &GossipTuning) -> Beha
     }
 }
 
-/// A swarm with TCP (the chosen security, yamux) and QUIC.
+type BoxedTransport =
+    libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The TLS settings of the WebSocket transport: the listener's certificate (from
+/// `--cert`/`--cert-key`, else self-signed for 127.0.0.1) and the certificates a dial trusts
+/// besides the web roots (`--ws-trust`).
+fn ws_tls(args: &Args) -> Result<libp2p::websocket::tls::Config, BoxError> {
+    use libp2p::websocket::tls;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let mut builder = tls::Config::builder();
+    let (chain, key) = match (&args.cert, &args.cert_key) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)?
+                .map(|c| c.map(|c| c.to_vec()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = PrivateKeyDer::from_pem_file(key)?.secret_der().to_vec();
+            (chain, key)
+        }
+        _ => {
+            let (cert, key) = lp2p_websocket::self_signed(&["127.0.0.1", "localhost"])?;
+            (vec![cert.to_vec()], key.secret_der().to_vec())
+        }
+    };
+    builder.server(
+        tls::PrivateKey::new(key),
+        chain.into_iter().map(tls::Certificate::new),
+    )?;
+    for path in &args.ws_trust {
+        for cert in CertificateDer::pem_file_iter(path)? {
+            builder.add_trust(&tls::Certificate::new(cert?.to_vec()))?;
+        }
+    }
+    Ok(builder.finish())
+}
+
+/// rust-libp2p's WebSocket transport (over its tokio TCP), upgraded like its TCP one.
+fn ws_transport(key: &identity::Keypair, args: &Args) -> Result<BoxedTransport, BoxError> {
+    use libp2p::Transport as _;
+    use libp2p::core::upgrade::Version;
+    let tcp = libp2p::tcp::tokio::Transport::new(libp2p::tcp::Config::default().nodelay(true));
+    let mut ws = libp2p::websocket::Config::new(tcp);
+    ws.set_tls_config(ws_tls(args)?);
+    let upgrade = ws.upgrade(Version::V1Lazy);
+    Ok(match args.security {
+        Security::Plaintext => upgrade
+            .authenticate(libp2p::plaintext::Config::new(key))
+            .multiplex(libp2p::yamux::Config::default())
+            .boxed(),
+        Security::Noise => upgrade
+            .authenticate(libp2p::noise::Config::new(key)?)
+            .multiplex(libp2p::yamux::Config::default())
+            .boxed(),
+        Security::Tls => upgrade
+            .authenticate(libp2p::tls::Config::new(key)?)
+            .multiplex(libp2p::yamux::Config::default())
+            .boxed(),
+    })
+}
+
+/// A swarm with TCP (the chosen security, yamux), QUIC and WebSocket.
 fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
     let key = keypair(args.seed);
     let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
@@ -316,6 +391,8 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                 .with_tcp(tcp, $security, libp2p::yamux::Config::default)
                 .map_err(|e| e.to_string())?
                 .with_quic()
+                .with_other_transport(|k| ws_transport(k, args))
+                .map_err(|e| e.to_string())?
                 .with_behaviour(|k| behaviour(k, args.bare, &args.gossip))
                 .map_err(|e| e.to_string())?
                 .with_swarm_config(idle)
