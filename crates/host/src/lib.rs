@@ -82,6 +82,7 @@ pub use events::{HostEvent, IdentifyInfo};
 pub use handler::{ProtocolPredicate, StreamHandler};
 pub use host::{Host, HostBuilder, HostStats, StartHook, WeakHost};
 pub use lp2p_swarm::{
-    CloseReason, Connection, ConnectionId, Direction, EventStream, SwarmConfig, SwarmError,
+    AllowDenyList, CloseReason, Connection, ConnectionEvent, ConnectionEvents, ConnectionGate,
+    ConnectionId, Direction, EventStream, IpSubnet, SwarmConfig, SwarmError,
 };
 pub use stream::HostStream;

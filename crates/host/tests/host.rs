@@ -451,6 +451,13 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
                 .unwrap();
             clients.push(c);
         }
+        // The responder finishes its side of the upgrade a moment after the dialer: wait
+        // until both are in the table, so the third is refused by the established count.
+        while server.swarm().connection_counts().0 < 2 {
+            RuntimeHandle::default()
+                .sleep(Duration::from_millis(5))
+                .await;
+        }
         let mut events = server.events();
         let third = memory_builder().build().await.unwrap();
         let err = third
@@ -471,7 +478,8 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
                 *refusal,
                 SwarmError::Limit {
                     kind: LimitKind::Inbound,
-                    limit: 2
+                    limit: 2,
+                    ..
                 }
             ),
             "{refusal}"
@@ -510,7 +518,8 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
                 err,
                 HostError::Swarm(SwarmError::Limit {
                     kind: LimitKind::Outbound,
-                    limit: 1
+                    limit: 1,
+                    ..
                 })
             ),
             "{err}"
@@ -565,7 +574,8 @@ fn per_peer_limit() {
                 *refusal,
                 SwarmError::Limit {
                     kind: LimitKind::PerPeer,
-                    limit: 1
+                    limit: 1,
+                    ..
                 }
             ),
             "{refusal}"
