@@ -1411,6 +1411,16 @@ impl KadCore {
     }
 }
 
+/// The sha2-256 multihash of `data` (`0x12 0x20 ‖ SHA-256(data)`): the provider key of a
+/// piece of content (a CID's multihash).
+pub fn sha256_multihash(data: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut key = Vec::with_capacity(34);
+    key.extend_from_slice(&[0x12, 0x20]);
+    key.extend_from_slice(&sha2::Sha256::digest(data));
+    key
+}
+
 /// Whether `bytes` is exactly one multihash: `uvarint(code) ‖ uvarint(len) ‖ digest[len]`.
 pub fn is_multihash(bytes: &[u8]) -> bool {
     let Ok((_code, rest)) = lp2p_core::varint::decode_prefix(bytes) else {

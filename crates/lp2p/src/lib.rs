@@ -14,6 +14,8 @@
 //! | `identify` | `identify`: `/ipfs/id/1.0.0` and push | yes |
 //! | `ping` | `ping`: `/ipfs/ping/1.0.0` | yes |
 //! | `pubsub` | `pubsub`: floodsub and gossipsub | yes |
+//! | `kad` | `kad`: Kademlia DHT, `/ipfs/kad/1.0.0` | no |
+//! | `request-response` (+ `json`, `cbor`) | `request_response`: generic request-response protocols and their codecs | no |
 //! | `async-std` / `smol` | the runtime | async-std |
 //!
 //! [`HostBuilderExt::with_defaults`] gives a host with TCP, noise, yamux then mplex,
@@ -73,6 +75,10 @@ pub use lp2p_ping as ping;
 pub use lp2p_ping::{Ping, PingConfig};
 #[cfg(feature = "pubsub")]
 pub use lp2p_pubsub as pubsub;
+#[cfg(feature = "kad")]
+pub use lp2p_kad as kad;
+#[cfg(feature = "request-response")]
+pub use lp2p_request_response as request_response;
 
 /// Transports.
 pub mod transport {
