@@ -89,7 +89,8 @@ pub mod wire;
 
 pub use crate::config::*;
 pub use crate::core::{
-    KadCore, OutboundRequest, PeerReport, RequestFailure, ResponseInfo, is_multihash, sha256_multihash,
+    KadCore, OutboundRequest, PeerReport, RequestFailure, ResponseInfo, is_multihash,
+    sha256_multihash,
 };
 pub use crate::error::KadError;
 pub use crate::event::{Counters, Event, Progress, QueryId, QueryResult, QueryStats, RequestId};
