@@ -45,7 +45,8 @@ fn heap_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let region = Region::new(GLOBAL);
     let value = f();
     let s = region.change();
-    let net = s.bytes_allocated.cast_signed() - s.bytes_deallocated.cast_signed() + s.bytes_reallocated;
+    let net =
+        s.bytes_allocated.cast_signed() - s.bytes_deallocated.cast_signed() + s.bytes_reallocated;
     (value, net.max(0) as usize)
 }
 

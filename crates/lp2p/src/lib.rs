@@ -69,14 +69,14 @@ pub use lp2p_swarm as swarm;
 pub use lp2p_identify as identify;
 #[cfg(feature = "identify")]
 pub use lp2p_identify::{Identify, IdentifyConfig};
+#[cfg(feature = "kad")]
+pub use lp2p_kad as kad;
 #[cfg(feature = "ping")]
 pub use lp2p_ping as ping;
 #[cfg(feature = "ping")]
 pub use lp2p_ping::{Ping, PingConfig};
 #[cfg(feature = "pubsub")]
 pub use lp2p_pubsub as pubsub;
-#[cfg(feature = "kad")]
-pub use lp2p_kad as kad;
 #[cfg(feature = "request-response")]
 pub use lp2p_request_response as request_response;
 
