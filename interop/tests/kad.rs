@@ -88,11 +88,11 @@ fn start_rust(rt: &tokio::runtime::Runtime, mode: kad::Mode) -> RustPeer {
                     SwarmEvent::NewListenAddr { address, .. } => {
                         let _ = report_tx.send(Report::Listening(address));
                     }
-                    SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
-                        if info.protocols.contains(&KAD) {
-                            for addr in info.listen_addrs {
-                                swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                            }
+                    SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }))
+                        if info.protocols.contains(&KAD) =>
+                    {
+                        for addr in info.listen_addrs {
+                            swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                         }
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {

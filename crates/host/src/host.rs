@@ -18,7 +18,7 @@ use lp2p_swarm::{
     SwarmBuilder, SwarmConfig,
 };
 
-use crate::handler::{ActiveGuard, Handlers, ProtocolPredicate};
+use crate::handler::{ActiveGuard, HandlerOptions, Handlers, ProtocolPredicate};
 use crate::{HostConfig, HostError, HostEvent, HostStream, StreamHandler};
 
 /// A function run once the host is built (how services such as identify and ping attach
@@ -301,7 +301,7 @@ impl Inner {
         let inner = self.clone();
         self.runtime.spawn_detached(async move {
             let peer = conn.peer();
-            let negotiation = listener_select(stream, inner.handlers.clone());
+            let negotiation = listener_select(stream, inner.handlers.for_connection(conn.is_limited()));
             let negotiated = inner.runtime.timeout(inner.config.negotiation_timeout, negotiation).await;
             drop(guard);
             let (protocol, io) = match negotiated {
@@ -380,9 +380,21 @@ impl Host {
     /// Registers `handler` for streams that propose exactly `protocol`, replacing any
     /// handler registered for it.
     pub fn set_stream_handler(&self, protocol: impl Into<ProtocolId>, handler: impl StreamHandler) {
+        self.set_stream_handler_with(protocol, HandlerOptions::default(), handler);
+    }
+
+    /// [`set_stream_handler`](Host::set_stream_handler) with options, e.g. to serve the
+    /// protocol over limited (relayed) connections too:
+    /// `host.set_stream_handler_with("/x/1", HandlerOptions::allow_limited(), handler)`.
+    pub fn set_stream_handler_with(
+        &self,
+        protocol: impl Into<ProtocolId>,
+        options: HandlerOptions,
+        handler: impl StreamHandler,
+    ) {
         self.inner
             .handlers
-            .insert(protocol.into(), Arc::new(handler));
+            .insert(protocol.into(), Arc::new(handler), options);
         self.inner.events.emit(&HostEvent::LocalProtocolsChanged);
     }
 
@@ -396,9 +408,12 @@ impl Host {
         handler: impl StreamHandler,
     ) {
         let predicate: ProtocolPredicate = Arc::new(predicate);
-        self.inner
-            .handlers
-            .insert_matching(protocol.into(), predicate, Arc::new(handler));
+        self.inner.handlers.insert_matching(
+            protocol.into(),
+            predicate,
+            Arc::new(handler),
+            HandlerOptions::default(),
+        );
         self.inner.events.emit(&HostEvent::LocalProtocolsChanged);
     }
 
@@ -419,6 +434,35 @@ impl Host {
     /// Opens a stream to `peer` for the first of `protocols` (in preference order) the peer
     /// supports, connecting first if needed (with the peerstore's addresses).
     pub async fn new_stream<I>(&self, peer: &PeerId, protocols: I) -> Result<HostStream, HostError>
+    where
+        I: IntoIterator,
+        I::Item: Into<ProtocolId>,
+    {
+        let protocols: Vec<ProtocolId> = protocols.into_iter().map(Into::into).collect();
+        if protocols.is_empty() {
+            return Err(HostError::NoProtocols);
+        }
+        self.ensure_open()?;
+        let conn = self.inner.swarm.dial(*peer).await?;
+        if conn.is_limited() {
+            // Only a limited (relayed) connection: the caller must opt in to spend it.
+            return Err(HostError::LimitedConnection {
+                peer: *peer,
+                offered: protocols,
+            });
+        }
+        self.new_stream_on(&conn, protocols).await
+    }
+
+    /// [`new_stream`](Host::new_stream) that may also use a limited (relayed) connection
+    /// when no direct one exists: for protocols made to run over relays (hole punching,
+    /// small control exchanges) whose remote handler opted in with
+    /// [`HandlerOptions::allow_limited`].
+    pub async fn new_stream_allow_limited<I>(
+        &self,
+        peer: &PeerId,
+        protocols: I,
+    ) -> Result<HostStream, HostError>
     where
         I: IntoIterator,
         I::Item: Into<ProtocolId>,

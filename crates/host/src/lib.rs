@@ -79,7 +79,7 @@ pub use config::{
 };
 pub use error::HostError;
 pub use events::{HostEvent, IdentifyInfo};
-pub use handler::{ProtocolPredicate, StreamHandler};
+pub use handler::{HandlerOptions, ProtocolPredicate, StreamHandler};
 pub use host::{Host, HostBuilder, HostStats, StartHook, WeakHost};
 pub use lp2p_swarm::{
     AllowDenyList, CloseReason, Connection, ConnectionEvent, ConnectionEvents, ConnectionGate,

@@ -43,6 +43,12 @@ pub const DEFAULT_MAX_PER_PEER: usize = 8;
 /// does X25519 and signature checks), so an unauthenticated flood is capped here.
 pub const DEFAULT_MAX_PENDING_INBOUND: usize = 128;
 
+/// How long a dial with no address to try waits for inbound handshakes in progress that may
+/// turn out to be the peer (a noise responder learns who dialed only from the last
+/// handshake message, a moment after the dialer is done). Long enough for a handshake on a
+/// slow path, short enough that a dial that cannot succeed still fails promptly.
+pub const DEFAULT_INBOUND_WAIT: Duration = Duration::from_secs(2);
+
 /// Inbound handshakes in progress from one IP address. An honest host rarely has more than
 /// a couple in flight with us at once; a cap this low means one source cannot fill the
 /// pending-inbound slots ([`DEFAULT_MAX_PENDING_INBOUND`]) with silent connections.
@@ -121,6 +127,8 @@ pub struct SwarmConfig {
     pub max_per_peer: usize,
     /// See [`DEFAULT_MAX_PENDING_INBOUND`].
     pub max_pending_inbound: usize,
+    /// See [`DEFAULT_INBOUND_WAIT`]; zero fails a dial with no address at once.
+    pub inbound_wait: Duration,
     /// See [`DEFAULT_MAX_PENDING_INBOUND_PER_IP`].
     pub max_pending_inbound_per_ip: usize,
     /// See [`DEFAULT_MAX_INBOUND_PER_IP`].
@@ -154,6 +162,7 @@ impl Default for SwarmConfig {
             max_outbound: DEFAULT_MAX_OUTBOUND,
             max_per_peer: DEFAULT_MAX_PER_PEER,
             max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND,
+            inbound_wait: DEFAULT_INBOUND_WAIT,
             max_pending_inbound_per_ip: DEFAULT_MAX_PENDING_INBOUND_PER_IP,
             max_inbound_per_ip: DEFAULT_MAX_INBOUND_PER_IP,
             max_pending_inbound_per_subnet: DEFAULT_MAX_PENDING_INBOUND_PER_SUBNET,

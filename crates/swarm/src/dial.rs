@@ -63,10 +63,8 @@ impl Swarm {
         run(
             shared,
             DialRequest {
-                peer: Some(peer),
-                addrs,
-                failures,
                 reuse: true,
+                ..DialRequest::new(Some(peer), addrs, failures)
             },
         )
         .await
@@ -85,10 +83,8 @@ impl Swarm {
         run(
             &self.shared,
             DialRequest {
-                peer: None,
-                addrs,
-                failures,
                 reuse: false,
+                ..DialRequest::new(None, addrs, failures)
             },
         )
         .await
@@ -105,10 +101,32 @@ impl Swarm {
         run(
             &self.shared,
             DialRequest {
-                peer,
-                addrs,
-                failures,
                 reuse: false,
+                ..DialRequest::new(peer, addrs, failures)
+            },
+        )
+        .await
+    }
+
+    /// Makes a new connection (never reusing or merging) to one of `addrs`, with `opts`:
+    /// what hole punching needs. `opts.expected_peer` is the peer the remote must prove;
+    /// `opts.port_reuse` dials from the listening port; `opts.role` is the role taken in
+    /// the upgrade ([`Role::Responder`](lp2p_core::Role::Responder) on one side of a TCP
+    /// simultaneous open). The addresses are ranked and staggered like any dial's.
+    pub async fn dial_new_with_opts(
+        &self,
+        addrs: Vec<Multiaddr>,
+        opts: lp2p_core::DialOpts,
+    ) -> Result<Connection, SwarmError> {
+        self.shared.ensure_open()?;
+        let (addrs, failures) = prepare(&self.shared, opts.expected_peer, addrs).await;
+        run(
+            &self.shared,
+            DialRequest {
+                reuse: false,
+                port_reuse: opts.port_reuse,
+                role: opts.role,
+                ..DialRequest::new(opts.expected_peer, addrs, failures)
             },
         )
         .await

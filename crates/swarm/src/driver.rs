@@ -4,7 +4,7 @@
 use std::sync::{Arc, Weak};
 
 use futures::future::{Either, select};
-use lp2p_core::{DialOpts, Established, Incoming, Multiaddr, PeerId, Stream, addr};
+use lp2p_core::{DialOpts, Established, Incoming, Multiaddr, Stream, addr};
 use lp2p_peerstore::{CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL};
 
 use crate::candidates::prepare;
@@ -32,9 +32,9 @@ impl Shared {
             Action::StartAttempt {
                 attempt,
                 addr,
-                peer,
+                opts,
                 ..
-            } => self.start_attempt(attempt, addr, peer),
+            } => self.start_attempt(attempt, addr, opts),
             Action::CancelAttempt { attempt } => {
                 if let Some(abort) = self.lock().attempts.remove(&attempt) {
                     abort.abort();
@@ -121,7 +121,7 @@ impl Shared {
         }
     }
 
-    fn start_attempt(self: &Arc<Self>, attempt: AttemptId, addr: Multiaddr, peer: Option<PeerId>) {
+    fn start_attempt(self: &Arc<Self>, attempt: AttemptId, addr: Multiaddr, opts: DialOpts) {
         let Some(transport) = self.transport_for(&addr).cloned() else {
             // Filtered before the dial started; a transport cannot vanish.
             let now = self.now();
@@ -137,7 +137,7 @@ impl Shared {
         let weak = Arc::downgrade(self);
         let ctx = self.ctx.clone();
         let task = self.runtime.spawn(async move {
-            let result = transport.dial(&ctx, &addr, DialOpts::to_peer(peer)).await;
+            let result = transport.dial(&ctx, &addr, opts).await;
             let Some(shared) = weak.upgrade() else {
                 if let Ok(est) = result {
                     est.muxer.close().await;
@@ -529,10 +529,8 @@ pub(crate) async fn redial(shared: Weak<Shared>, target: Multiaddr) {
         let mut st = shared.lock();
         let started = st.core.dial(
             DialRequest {
-                peer,
-                addrs,
-                failures,
                 reuse: peer.is_some(),
+                ..DialRequest::new(peer, addrs, failures)
             },
             now,
         );

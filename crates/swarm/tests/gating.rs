@@ -208,3 +208,44 @@ fn upgraded_gate_sees_the_ready_connection_and_can_refuse_it() {
         server.close().await;
     });
 }
+
+/// `dial_new_with_opts` makes a new connection alongside an existing one, from the listening
+/// port when asked (what hole punching does after a relayed connection exists).
+#[test]
+fn a_new_connection_from_the_listening_port() {
+    run(async {
+        let tcp = || {
+            Swarm::builder()
+                .transport(TcpTransport::default())
+                .security(Plaintext::new())
+                .muxer(Yamux::default())
+        };
+        let (server, addr) = listening(tcp(), "/ip4/127.0.0.1/tcp/0").await;
+        let (client, client_addr) = listening(tcp(), "/ip4/127.0.0.1/tcp/0").await;
+        let first = client
+            .dial_with_addrs(server.local_peer_id(), vec![addr.clone()])
+            .await
+            .unwrap();
+        let second = client
+            .dial_new_with_opts(
+                vec![addr],
+                lp2p_core::DialOpts {
+                    expected_peer: Some(server.local_peer_id()),
+                    port_reuse: true,
+                    role: lp2p_core::Role::Initiator,
+                },
+            )
+            .await
+            .unwrap();
+        assert_ne!(first.id(), second.id());
+        assert_eq!(
+            second.local_addr(),
+            &client_addr,
+            "dialed from the listen port"
+        );
+        assert_ne!(first.local_addr(), &client_addr);
+        assert_eq!(client.connections(&server.local_peer_id()).len(), 2);
+        client.close().await;
+        server.close().await;
+    });
+}

@@ -29,12 +29,12 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lp2p_core::{Multiaddr, PeerId};
+use lp2p_core::{DialOpts, Multiaddr, PeerId, Role};
 
 use crate::{
     CloseReason, ConnectionId, DialAttempt, Direction, LimitKind, SwarmConfig, SwarmError,
@@ -81,8 +81,27 @@ pub struct DialRequest {
     /// listed in the dial's failure report.
     pub failures: Vec<DialAttempt>,
     /// Reuse a live connection to the peer and merge with a dial already running to it.
-    /// `false` always makes a new connection (benchmarks, tools).
+    /// `false` always makes a new connection (benchmarks, tools, hole punching).
     pub reuse: bool,
+    /// Dial from the listening port (hole punching).
+    pub port_reuse: bool,
+    /// The role to take in the upgrade ([`Role::Responder`] on one side of a simultaneous
+    /// open).
+    pub role: Role,
+}
+
+impl DialRequest {
+    /// An ordinary dial: reuse a live connection, dial from an ephemeral port, as initiator.
+    pub fn new(peer: Option<PeerId>, addrs: Vec<Multiaddr>, failures: Vec<DialAttempt>) -> Self {
+        DialRequest {
+            peer,
+            addrs,
+            failures,
+            reuse: true,
+            port_reuse: false,
+            role: Role::Initiator,
+        }
+    }
 }
 
 /// How a dial started.
@@ -151,8 +170,8 @@ pub enum Action {
         dial: DialId,
         /// The address.
         addr: Multiaddr,
-        /// The peer expected, if known.
-        peer: Option<PeerId>,
+        /// How to dial it (the peer expected, port reuse, role).
+        opts: DialOpts,
     },
     /// Stop this attempt (another one won, or it or its dial timed out). No report is
     /// expected; a late report is ignored.
@@ -214,15 +233,17 @@ struct Pending {
     ip: Option<std::net::IpAddr>,
 }
 
-/// The swarm's state machine. See the module docs.
+/// The swarm's state machine. See the module docs. Everything it iterates to produce
+/// actions is ordered (`BTreeMap`), so the same inputs give the same actions in the same
+/// order: whole hosts replay exactly in virtual time.
 #[derive(Debug)]
 pub struct SwarmCore {
     config: SwarmConfig,
     local_peer: PeerId,
     next_id: u64,
     table: Table,
-    pending: HashMap<PendingId, Pending>,
-    dials: HashMap<DialId, Dial>,
+    pending: BTreeMap<PendingId, Pending>,
+    dials: BTreeMap<DialId, Dial>,
     /// The merged (reusable) dial to each peer.
     dial_of_peer: HashMap<PeerId, DialId>,
     attempts: HashMap<AttemptId, DialId>,
@@ -243,8 +264,8 @@ impl SwarmCore {
             local_peer,
             next_id: 1,
             table: Table::default(),
-            pending: HashMap::new(),
-            dials: HashMap::new(),
+            pending: BTreeMap::new(),
+            dials: BTreeMap::new(),
             dial_of_peer: HashMap::new(),
             attempts: HashMap::new(),
             backoff: BackoffBook::default(),
@@ -543,9 +564,12 @@ impl SwarmCore {
         }
     }
 
-    /// Whether an inbound connection from `peer` is finishing its upgrade.
+    /// Whether an inbound connection that is, or may turn out to be, from `peer` is finishing
+    /// its upgrade (one whose remote is not authenticated yet may be anyone).
     pub fn inbound_pending_from(&self, peer: &PeerId) -> bool {
-        self.pending.values().any(|p| p.peer.as_ref() == Some(peer))
+        self.pending
+            .values()
+            .any(|p| p.peer.is_none_or(|known| known == *peer))
     }
 
     // ---- lifecycle -------------------------------------------------------------------

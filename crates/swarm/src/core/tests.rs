@@ -63,10 +63,12 @@ impl Sim {
             .core
             .dial(
                 DialRequest {
-                    peer: Some(peer),
-                    addrs: addrs.iter().map(|a| ma(a)).collect(),
-                    failures: Vec::new(),
                     reuse: true,
+                    ..DialRequest::new(
+                        Some(peer),
+                        addrs.iter().map(|a| ma(a)).collect(),
+                        Vec::new(),
+                    )
                 },
                 self.now,
             )
@@ -288,10 +290,8 @@ fn backoff_grows_is_reported_as_backoff_and_clears() {
         .core
         .dial(
             DialRequest {
-                peer: Some(peer),
-                addrs: vec![ma(addr)],
-                failures: Vec::new(),
                 reuse: true,
+                ..DialRequest::new(Some(peer), vec![ma(addr)], Vec::new())
             },
             sim.now,
         )
@@ -355,10 +355,8 @@ fn concurrent_dials_merge_and_a_live_connection_is_reused() {
         .core
         .dial(
             DialRequest {
-                peer: Some(peer),
-                addrs: vec![],
-                failures: vec![],
                 reuse: true,
+                ..DialRequest::new(Some(peer), vec![], vec![])
             },
             sim.now,
         )
@@ -399,10 +397,8 @@ fn an_inbound_connection_ends_a_running_dial_and_a_dial_waits_for_one() {
         .core
         .dial(
             DialRequest {
-                peer: Some(PeerId::random()),
-                addrs: vec![],
-                failures: vec![],
                 reuse: true,
+                ..DialRequest::new(Some(PeerId::random()), vec![], vec![])
             },
             sim.now,
         )
@@ -500,10 +496,12 @@ fn outbound_limits() {
         .core
         .dial(
             DialRequest {
-                peer: Some(PeerId::random()),
-                addrs: vec![ma("/ip4/1.1.1.2/tcp/1")],
-                failures: vec![],
                 reuse: true,
+                ..DialRequest::new(
+                    Some(PeerId::random()),
+                    vec![ma("/ip4/1.1.1.2/tcp/1")],
+                    vec![],
+                )
             },
             sim.now,
         )
@@ -531,10 +529,8 @@ fn a_refused_success_is_a_limit_failure_and_the_dial_goes_on() {
         .core
         .dial(
             DialRequest {
-                peer: Some(peer),
-                addrs: vec![ma("/ip4/1.1.1.1/tcp/1")],
-                failures: vec![],
                 reuse: false,
+                ..DialRequest::new(Some(peer), vec![ma("/ip4/1.1.1.1/tcp/1")], vec![])
             },
             sim.now,
         )
@@ -551,10 +547,12 @@ fn a_refused_success_is_a_limit_failure_and_the_dial_goes_on() {
         .core
         .dial(
             DialRequest {
-                peer: None,
-                addrs: vec![ma("/ip4/1.1.1.1/tcp/1"), ma("/ip4/1.1.1.2/tcp/1")],
-                failures: vec![],
                 reuse: false,
+                ..DialRequest::new(
+                    None,
+                    vec![ma("/ip4/1.1.1.1/tcp/1"), ma("/ip4/1.1.1.2/tcp/1")],
+                    vec![],
+                )
             },
             sim.now,
         )
@@ -896,4 +894,53 @@ fn expired_and_cancelled_handshakes_give_their_ip_share_back() {
         sim.core.inbound_from_ip("10.9.9.9".parse().unwrap()),
         (0, 0)
     );
+}
+
+#[test]
+fn a_dial_with_no_address_waits_briefly_for_unauthenticated_inbound_handshakes() {
+    let mut sim = Sim::new(SwarmConfig {
+        inbound_wait: Duration::from_secs(2),
+        ..config()
+    });
+    let peer = PeerId::random();
+    // Someone is handshaking; who, we learn only at the end (noise XX's responder).
+    let remote = ma("/ip4/10.0.0.9/tcp/9");
+    let pending = sim.core.inbound_attempt(remote.clone(), sim.now).unwrap();
+    let dial = sim.dial(peer, &[]);
+    assert!(finished(&sim.actions()).is_none(), "it waits");
+    sim.advance(Duration::from_millis(500));
+    let admitted = sim
+        .core
+        .inbound_established(pending, peer, remote, false, sim.now)
+        .unwrap();
+    let actions = sim.actions();
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::DialFinished { dial: d, outcome: Ok(id) } if *d == dial && *id == admitted.id)),
+        "{actions:?}"
+    );
+    // A handshake that turns out to be someone else: the dial gives up after the wait.
+    let _other = sim
+        .core
+        .inbound_attempt(ma("/ip4/10.0.0.8/tcp/8"), sim.now)
+        .unwrap();
+    let stranger = PeerId::random();
+    sim.dial(stranger, &[]);
+    sim.advance(Duration::from_millis(1999));
+    assert!(finished(&sim.actions()).is_none());
+    sim.advance(Duration::from_millis(1));
+    assert!(matches!(finished(&sim.actions()), Some(Err(_))));
+}
+
+#[test]
+fn a_dial_whose_addresses_failed_does_not_wait_for_inbound_handshakes() {
+    let mut sim = Sim::new(config());
+    let _someone = sim
+        .core
+        .inbound_attempt(ma("/ip4/10.0.0.9/tcp/9"), sim.now)
+        .unwrap();
+    let peer = PeerId::random();
+    sim.dial(peer, &["/ip4/1.1.1.1/tcp/1"]);
+    let a = started(&sim.actions());
+    sim.fail(a[0].0);
+    assert!(matches!(finished(&sim.actions()), Some(Err(_))));
 }
