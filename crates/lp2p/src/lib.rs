@@ -19,6 +19,8 @@
 //! | `identify` | `identify`: `/ipfs/id/1.0.0` and push | yes |
 //! | `ping` | `ping`: `/ipfs/ping/1.0.0` | yes |
 //! | `pubsub` | `pubsub`: floodsub and gossipsub | yes |
+//! | `kad` | `kad`: Kademlia DHT, `/ipfs/kad/1.0.0` | no |
+//! | `request-response` (+ `json`, `cbor`) | `request_response`: generic request-response protocols and their codecs | no |
 //! | `async-std` / `smol` | the runtime | async-std |
 //!
 //! [`HostBuilderExt::with_defaults`] gives a host with TCP (and QUIC with the `quic`
@@ -75,12 +77,16 @@ pub use lp2p_dns as dns;
 pub use lp2p_identify as identify;
 #[cfg(feature = "identify")]
 pub use lp2p_identify::{Identify, IdentifyConfig};
+#[cfg(feature = "kad")]
+pub use lp2p_kad as kad;
 #[cfg(feature = "ping")]
 pub use lp2p_ping as ping;
 #[cfg(feature = "ping")]
 pub use lp2p_ping::{Ping, PingConfig};
 #[cfg(feature = "pubsub")]
 pub use lp2p_pubsub as pubsub;
+#[cfg(feature = "request-response")]
+pub use lp2p_request_response as request_response;
 
 /// Transports.
 pub mod transport {

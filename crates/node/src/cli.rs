@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lp2p::Multiaddr;
+use lp2p::kad::Mode as KadMode;
+use lp2p::{Multiaddr, PeerId};
 
 /// Default hard stop for `dial` and `perf`.
 pub(crate) const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,6 +48,26 @@ pub(crate) enum KeySource {
     File(PathBuf),
 }
 
+/// A Kademlia operation (dial flags, listen stdin lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KadOp {
+    /// `--kad-find-peer ID`.
+    FindPeer(PeerId),
+    /// `--kad-put KEY=VALUE`.
+    Put {
+        /// The record key (UTF-8 text).
+        key: String,
+        /// The value (UTF-8 text).
+        value: String,
+    },
+    /// `--kad-get KEY`.
+    Get(String),
+    /// `--kad-provide KEY`.
+    Provide(String),
+    /// `--kad-find-providers KEY`.
+    FindProviders(String),
+}
+
 /// Options every subcommand accepts.
 #[derive(Debug, Clone)]
 pub(crate) struct Common {
@@ -74,6 +95,8 @@ pub(crate) struct Common {
     pub insecure_ws_cert: bool,
     /// `--dns-server IP:PORT`: resolve names with this server only.
     pub dns_server: Option<SocketAddr>,
+    /// `--kad server|client` (dial: implied `client` by a Kademlia operation).
+    pub kad: Option<KadMode>,
 }
 
 impl Default for Common {
@@ -91,6 +114,7 @@ impl Default for Common {
             cert_key: None,
             insecure_ws_cert: false,
             dns_server: None,
+            kad: None,
         }
     }
 }
@@ -123,6 +147,8 @@ pub(crate) enum Command {
         publish: Option<String>,
         /// `--expect-messages`.
         expect_messages: Option<usize>,
+        /// `--kad-*` operations, in the order given.
+        kad_ops: Vec<KadOp>,
     },
     /// One /perf/1.0.0 exchange.
     Perf {
@@ -175,6 +201,8 @@ commands:
           also name hosts: /dns|dns4|dns6/NAME/..., /dnsaddr/NAME)
   dial --addr MULTIADDR/p2p/ID [--ping N] [--echo TEXT] [--identify]
        [--topic T --publish TEXT] [--expect-messages K]
+       [--kad-find-peer ID] [--kad-put KEY=VALUE] [--kad-get KEY]
+       [--kad-provide KEY] [--kad-find-providers KEY]   (in the order given)
   perf --addr MULTIADDR --upload-bytes N --download-bytes M
   conn-bench --addr MULTIADDR --count N
   hold --addr MULTIADDR --count N [--concurrency C]
@@ -195,6 +223,10 @@ options (any command):
                                (a self-signed certificate without them)
   --insecure-ws-cert           /tls/ws dials accept any server certificate
   --dns-server IP:PORT         resolve /dns* and /dnsaddr names with this server only
+  --kad server|client          run Kademlia (/ipfs/kad/1.0.0); listen's --connect peers are
+                               its bootstrap peers; listen reads stdin lines kad-find-peer ID,
+                               kad-put KEY VALUE, kad-get KEY, kad-provide KEY,
+                               kad-find-providers KEY
   -v, -vv                      logs on stderr (RUST_LOG works too)
 ";
 
@@ -292,6 +324,37 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
                         .map_err(|_| usage(format!("{arg} needs an IP:PORT, got `{text}`")))?,
                 );
             }
+            "--kad" => {
+                common.kad = Some(match value("server or client")?.as_str() {
+                    "server" => KadMode::Server,
+                    "client" => KadMode::Client,
+                    other => {
+                        return Err(usage(format!(
+                            "unknown kad mode `{other}`; use server or client"
+                        )));
+                    }
+                });
+            }
+            "--kad-find-peer" => {
+                let text = value("a peer id")?;
+                let peer = text
+                    .parse()
+                    .map_err(|e| usage(format!("{arg}: `{text}` is not a peer id ({e})")))?;
+                raw.kad_ops.push(KadOp::FindPeer(peer));
+            }
+            "--kad-put" => {
+                let text = value("KEY=VALUE")?;
+                let (key, value) = text
+                    .split_once('=')
+                    .ok_or_else(|| usage(format!("{arg} needs KEY=VALUE, got `{text}`")))?;
+                raw.kad_ops.push(KadOp::Put {
+                    key: key.to_owned(),
+                    value: value.to_owned(),
+                });
+            }
+            "--kad-get" => raw.kad_ops.push(KadOp::Get(value("a key")?)),
+            "--kad-provide" => raw.kad_ops.push(KadOp::Provide(value("a key")?)),
+            "--kad-find-providers" => raw.kad_ops.push(KadOp::FindProviders(value("a key")?)),
             "-v" => common.verbose = common.verbose.saturating_add(1),
             "-vv" => common.verbose = common.verbose.saturating_add(2),
             "--addr" => raw.addrs.push(multiaddr(arg, &value("a multiaddr")?)?),
@@ -317,6 +380,18 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
     if common.cert.is_some() != common.cert_key.is_some() {
         return Err(usage("--cert and --cert-key go together"));
     }
+    if common.kad.is_some() && !matches!(name, "listen" | "dial") {
+        return Err(usage(format!("option --kad does not apply to `{name}`")));
+    }
+    if !raw.kad_ops.is_empty() && common.kad.is_none() {
+        // Querying needs no server: a dial with operations runs a client by default.
+        common.kad = Some(KadMode::Client);
+    }
+    if common.bare && common.kad.is_some() {
+        return Err(usage(
+            "--kad does not go with --bare (ping, echo and perf only)",
+        ));
+    }
     let command = raw.into_command(name)?;
     if common.timeout.is_none() && matches!(command, Command::Dial { .. } | Command::Perf { .. }) {
         common.timeout = Some(DEFAULT_DIAL_TIMEOUT);
@@ -341,6 +416,7 @@ struct Raw {
     concurrency: Option<usize>,
     nodes: Option<usize>,
     out: Option<PathBuf>,
+    kad_ops: Vec<KadOp>,
 }
 
 impl Raw {
@@ -355,6 +431,7 @@ impl Raw {
                 "topic",
                 "publish",
                 "expect-messages",
+                "kad-*",
             ],
             "perf" => &["addr", "upload-bytes", "download-bytes"],
             "conn-bench" => &["addr", "count"],
@@ -377,6 +454,7 @@ impl Raw {
             ("concurrency", self.concurrency.is_some()),
             ("nodes", self.nodes.is_some()),
             ("out", self.out.is_some()),
+            ("kad-*", !self.kad_ops.is_empty()),
         ];
         if let Some((option, _)) = given.iter().find(|(o, set)| *set && !allowed.contains(o)) {
             return Err(usage(format!(
@@ -424,6 +502,7 @@ impl Raw {
                     topic: self.topics.into_iter().next(),
                     publish: self.publish,
                     expect_messages: self.expect_messages,
+                    kad_ops: self.kad_ops,
                 }
             }
             "perf" => Command::Perf {
@@ -580,6 +659,99 @@ mod tests {
         assert_eq!(common.cert_key, Some(PathBuf::from("k.pem")));
         assert!(common.insecure_ws_cert);
         assert_eq!(common.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+    }
+
+    #[test]
+    fn kad_flags() {
+        let peer = PeerId::random();
+        let (cmd, common) = p(&[
+            "dial",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/1",
+            "--kad-put",
+            "k=v=w",
+            "--kad-find-peer",
+            &peer.to_string(),
+            "--kad-get",
+            "k",
+        ])
+        .unwrap();
+        assert_eq!(
+            common.kad,
+            Some(KadMode::Client),
+            "implied by the operations"
+        );
+        let Command::Dial { kad_ops, .. } = cmd else {
+            panic!()
+        };
+        assert_eq!(
+            kad_ops,
+            vec![
+                KadOp::Put {
+                    key: "k".into(),
+                    value: "v=w".into()
+                },
+                KadOp::FindPeer(peer),
+                KadOp::Get("k".into()),
+            ]
+        );
+        let (_, common) = p(&[
+            "listen",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/0",
+            "--kad",
+            "server",
+        ])
+        .unwrap();
+        assert_eq!(common.kad, Some(KadMode::Server));
+        for (args, expected) in [
+            (
+                &["listen", "--addr", "/ip4/127.0.0.1/tcp/0", "--kad", "both"][..],
+                "unknown kad mode",
+            ),
+            (
+                &["listen", "--addr", "/ip4/127.0.0.1/tcp/0", "--kad-get", "k"],
+                "--kad-* does not apply to `listen`",
+            ),
+            (
+                &[
+                    "dial",
+                    "--addr",
+                    "/ip4/127.0.0.1/tcp/1",
+                    "--kad-put",
+                    "novalue",
+                ],
+                "needs KEY=VALUE",
+            ),
+            (
+                &[
+                    "dial",
+                    "--addr",
+                    "/ip4/127.0.0.1/tcp/1",
+                    "--kad-find-peer",
+                    "xyz",
+                ],
+                "is not a peer id",
+            ),
+            (
+                &["perf", "--addr", "/ip4/127.0.0.1/tcp/1", "--kad", "client"],
+                "--kad does not apply to `perf`",
+            ),
+            (
+                &[
+                    "dial",
+                    "--addr",
+                    "/ip4/127.0.0.1/tcp/1",
+                    "--bare",
+                    "--kad-get",
+                    "k",
+                ],
+                "--kad does not go with --bare",
+            ),
+        ] {
+            let err = p(args).unwrap_err();
+            assert!(err.0.contains(expected), "{args:?}: {err}");
+        }
     }
 
     #[test]

@@ -183,6 +183,25 @@ async fn handle_stdin_line(services: &crate::services::Services, out: &Output, l
     if line.is_empty() {
         return;
     }
+    if let Some(op) = crate::kad::parse_line(line) {
+        match (op, &services.kad) {
+            (Ok(op), Some(kad)) => {
+                // Each operation in its own task: a slow lookup does not hold up the others.
+                let (kad, out) = (kad.clone(), out.clone());
+                if let Some(rt) = lp2p::RuntimeHandle::try_default() {
+                    rt.spawn_detached(async move {
+                        let (_, event) = crate::kad::run(&kad, &op).await;
+                        out.emit(&event);
+                    });
+                }
+            }
+            (Ok(_), None) => out.emit(&json!({
+                "event": "kad", "ok": false, "error": "kad is not running (start with --kad server|client)",
+            })),
+            (Err(err), _) => out.emit(&json!({ "event": "kad", "ok": false, "error": err })),
+        }
+        return;
+    }
     let mut parts = line.splitn(3, ' ');
     if let (Some("publish"), Some(topic), Some(text)) = (parts.next(), parts.next(), parts.next()) {
         if let Err(err) = services.publish(topic, text.as_bytes()).await {
@@ -192,24 +211,36 @@ async fn handle_stdin_line(services: &crate::services::Services, out: &Output, l
     } else {
         tracing::warn!(
             line,
-            "unknown stdin command; expected `publish <topic> <text>`"
+            "unknown stdin command; expected `publish <topic> <text>` or a kad-* line"
         );
-        out.say("unknown command; expected `publish <topic> <text>`");
+        out.say("unknown command; expected `publish <topic> <text>` or a kad-* line");
     }
 }
 
+/// What `dial` does after connecting, in this order.
+pub(crate) struct DialActions<'a> {
+    /// `--ping N`.
+    pub ping: Option<u32>,
+    /// `--echo TEXT`.
+    pub echo: Option<&'a str>,
+    /// `--identify`.
+    pub identify: bool,
+    /// `--topic`.
+    pub topic: Option<&'a str>,
+    /// `--publish`.
+    pub publish: Option<&'a str>,
+    /// `--expect-messages`.
+    pub expect_messages: Option<usize>,
+    /// `--kad-*`, in the order given.
+    pub kad_ops: &'a [crate::cli::KadOp],
+}
+
 /// `dial`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn dial(
     common: &Common,
     out: &Output,
     addr: &Multiaddr,
-    ping: Option<u32>,
-    echo: Option<&str>,
-    identify: bool,
-    topic: Option<&str>,
-    publish: Option<&str>,
-    expect_messages: Option<usize>,
+    actions: DialActions<'_>,
 ) -> Result<(), String> {
     // A name (`/dnsaddr/bootstrap.example`) may leave the peer to the records.
     let peer = match peer_of(addr) {
@@ -219,40 +250,21 @@ pub(crate) async fn dial(
     };
     let key = node::load_keypair(&common.key)?;
     let Node { host, services } = node::start(common, key, &[], &[]).await?;
-    let result = dial_actions(
-        &host,
-        &services,
-        out,
-        addr,
-        peer,
-        ping,
-        echo,
-        identify,
-        topic,
-        publish,
-        expect_messages,
-    )
-    .await;
+    let result = dial_actions(&host, &services, out, addr, peer, &actions).await;
     host.close().await;
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn dial_actions(
     host: &Host,
     services: &crate::services::Services,
     out: &Output,
     addr: &Multiaddr,
     peer: Option<PeerId>,
-    ping: Option<u32>,
-    echo: Option<&str>,
-    identify: bool,
-    topic: Option<&str>,
-    publish: Option<&str>,
-    expect_messages: Option<usize>,
+    actions: &DialActions<'_>,
 ) -> Result<(), String> {
     // Subscribe before connecting so the first gossip already knows our interest.
-    let messages = match topic {
+    let messages = match actions.topic {
         Some(t) => Some(services.collect_messages(host, t, out)?),
         None => None,
     };
@@ -263,26 +275,41 @@ async fn dial_actions(
     let peer = peer.unwrap_or_else(|| conn.peer());
     out.emit(&connected_event(&peer, &conn));
 
-    if let Some(count) = ping {
+    if let Some(count) = actions.ping {
         for _ in 0..count {
             let rtt = services.ping(host, &peer).await?;
             out.emit(&json!({ "event": "ping", "peer": peer.to_string(), "rtt_ms": rtt.as_secs_f64() * 1000.0 }));
         }
     }
-    if let Some(text) = echo {
+    if let Some(text) = actions.echo {
         let bytes = node::echo(host, &peer, text, STEP_TIMEOUT).await?;
         out.emit(&json!({ "event": "echo", "peer": peer.to_string(), "ok": true, "bytes": bytes }));
     }
-    if identify {
+    if actions.identify {
         let info = services.wait_identified(host, &peer, IDENTIFY_WAIT).await?;
         out.emit(&identify_event(&peer, &info));
     }
-    if let (Some(topic), Some(text)) = (topic, publish) {
+    if let (Some(topic), Some(text)) = (actions.topic, actions.publish) {
         services.wait_for_mesh(host, topic, &peer, MESH_WAIT).await;
         services.publish(topic, text.as_bytes()).await?;
     }
-    if let (Some(messages), Some(expected)) = (messages, expect_messages) {
+    if let (Some(messages), Some(expected)) = (messages, actions.expect_messages) {
         messages.wait_for(expected).await?;
+    }
+    if let Some(kad) = &services.kad {
+        // The dialed peer is the DHT entry point.
+        crate::kad::add_bootstrap(kad, std::slice::from_ref(addr));
+        for op in actions.kad_ops {
+            let (ok, event) = crate::kad::run(kad, op).await;
+            out.emit(&event);
+            if !ok {
+                let what = event["error"].as_str().unwrap_or("failed").to_owned();
+                return Err(format!(
+                    "kad {}: {what}",
+                    event["op"].as_str().unwrap_or("?")
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -189,7 +189,10 @@ pub(crate) async fn start(
         .build()
         .await
         .map_err(|e| format!("starting the node failed: {e}"))?;
-    let services = Services::start(&host, common.bare)?;
+    let mut services = Services::start(&host, common.bare)?;
+    if let Some(mode) = common.kad {
+        services.kad = Some(crate::kad::start(&host, mode, bootstrap)?);
+    }
     host.set_stream_handler(ECHO, serve_echo);
     lp2p_perf::serve(&host, lp2p_perf::PerfConfig::default());
     for addr in listen {

@@ -51,6 +51,8 @@ pub(crate) struct Services {
     /// Subscriptions made with [`Services::subscribe_quietly`], read by
     /// [`Services::next_message`].
     quiet: Mutex<HashMap<String, Subscription>>,
+    /// Kademlia, with `--kad`.
+    pub(crate) kad: Option<lp2p::kad::Kademlia>,
 }
 
 impl Services {
@@ -70,6 +72,7 @@ impl Services {
             identify,
             pubsub,
             quiet: Mutex::new(HashMap::new()),
+            kad: None,
         })
     }
 

@@ -577,3 +577,81 @@ fn quic_draft_29_is_a_clear_error() {
     );
     assert_fails_with(&output, "draft-29");
 }
+
+/// Reads events until one with `"event":"kad"` and the given op arrives.
+fn next_kad(node: &mut Running, op: &str) -> Value {
+    loop {
+        let event = node.next_event();
+        if event["event"] == "kad" && event["op"] == op {
+            return event;
+        }
+    }
+}
+
+#[test]
+fn kad_operations_on_dial_and_stdin() {
+    let (_hub, hub_addr) = listen(&["--kad", "server"]);
+    let (_a, a_addr) = listen(&["--kad", "server", "--connect", &hub_addr]);
+    let (mut b, _) = listen(&["--kad", "server", "--connect", &hub_addr]);
+    let a_peer = a_addr.rsplit('/').next().unwrap().to_owned();
+    // A client dials the hub and runs every operation in order.
+    let output = dial(
+        &hub_addr,
+        &[
+            "--kad-put",
+            "greeting=hello world",
+            "--kad-get",
+            "greeting",
+            "--kad-provide",
+            "the-file",
+            "--kad-find-providers",
+            "the-file",
+            "--kad-find-peer",
+            &a_peer,
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let events: Vec<Value> = events_of(&output)
+        .into_iter()
+        .filter(|e| e["event"] == "kad")
+        .collect();
+    let ops: Vec<&str> = events.iter().map(|e| e["op"].as_str().unwrap()).collect();
+    assert_eq!(
+        ops,
+        ["put", "get", "provide", "find-providers", "find-peer"]
+    );
+    assert!(events.iter().all(|e| e["ok"] == true), "{events:?}");
+    assert_eq!(events[1]["value"], "hello world");
+    assert_eq!(events[4]["peers"][0], a_addr.as_str());
+    // A listening node reads the same operations from stdin.
+    let stdin = b.stdin.as_mut().unwrap();
+    writeln!(stdin, "kad-get greeting").unwrap();
+    writeln!(stdin, "kad-find-providers the-file").unwrap();
+    writeln!(stdin, "kad-find-peer {a_peer}").unwrap();
+    stdin.flush().unwrap();
+    // They run side by side: their events come in any order.
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < 3 {
+        let event = b.next_event();
+        if event["event"] == "kad" {
+            answers.insert(event["op"].as_str().unwrap().to_owned(), event);
+        }
+    }
+    assert_eq!(answers["get"]["value"], "hello world", "{answers:?}");
+    assert_eq!(answers["find-providers"]["ok"], true, "{answers:?}");
+    assert_eq!(
+        answers["find-peer"]["peers"][0],
+        a_addr.as_str(),
+        "{answers:?}"
+    );
+    // A missing record is an event with ok false on stdin, an error exit on dial.
+    writeln!(b.stdin.as_mut().unwrap(), "kad-get nothing-here").unwrap();
+    let missing = next_kad(&mut b, "get");
+    assert_eq!(missing["ok"], false);
+    let output = dial(&hub_addr, &["--kad-get", "nothing-here"]);
+    assert_fails_with(&output, "kad get");
+}
