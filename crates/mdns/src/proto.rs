@@ -390,32 +390,38 @@ pub fn announcements(message: &Message, service: &Name) -> Vec<Announcement> {
     if !message.header.is_response() {
         return Vec::new();
     }
-    let mut found: Vec<Announcement> = Vec::new();
-    let entry = |found: &mut Vec<Announcement>, instance: &Name| -> usize {
-        if let Some(i) = found.iter().position(|a| a.instance == *instance) {
+    /// An announcement being read: its PTR TTL, and the smallest TXT TTL.
+    struct Partial {
+        found: Announcement,
+        ptr_ttl: Option<u32>,
+        txt_ttl: Option<u32>,
+    }
+    let mut partial: Vec<Partial> = Vec::new();
+    let index = |partial: &mut Vec<Partial>, instance: &Name| -> usize {
+        if let Some(i) = partial.iter().position(|p| p.found.instance == *instance) {
             return i;
         }
-        found.push(Announcement {
-            instance: instance.clone(),
-            peer: None,
-            addrs: Vec::new(),
-            ttl: u32::MAX,
-            rejected: 0,
+        partial.push(Partial {
+            found: Announcement {
+                instance: instance.clone(),
+                peer: None,
+                addrs: Vec::new(),
+                ttl: 0,
+                rejected: 0,
+            },
+            ptr_ttl: None,
+            txt_ttl: None,
         });
-        found.len().saturating_sub(1)
+        partial.len().saturating_sub(1)
     };
-    // PTR answers first: their TTL is the announcement's.
-    let mut with_ptr: Vec<bool> = Vec::new();
     for record in &message.answers {
         if let RData::Ptr(instance) = &record.data
             && record.name == *service
             && is_child_of(instance, service)
         {
-            let i = entry(&mut found, instance);
-            with_ptr.resize(found.len(), false);
-            if let (Some(a), Some(flag)) = (found.get_mut(i), with_ptr.get_mut(i)) {
-                a.ttl = if *flag { a.ttl.min(record.ttl) } else { record.ttl };
-                *flag = true;
+            let i = index(&mut partial, instance);
+            if let Some(p) = partial.get_mut(i) {
+                p.ptr_ttl = Some(p.ptr_ttl.map_or(record.ttl, |t| t.min(record.ttl)));
             }
         }
     }
@@ -426,13 +432,10 @@ pub fn announcements(message: &Message, service: &Name) -> Vec<Announcement> {
         if !is_child_of(&record.name, service) {
             continue;
         }
-        let i = entry(&mut found, &record.name);
-        with_ptr.resize(found.len(), false);
-        let has_ptr = with_ptr.get(i).copied().unwrap_or(false);
-        let Some(a) = found.get_mut(i) else { continue };
-        if !has_ptr {
-            a.ttl = a.ttl.min(record.ttl);
-        }
+        let i = index(&mut partial, &record.name);
+        let Some(p) = partial.get_mut(i) else { continue };
+        p.txt_ttl = Some(p.txt_ttl.map_or(record.ttl, |t| t.min(record.ttl)));
+        let a = &mut p.found;
         for string in strings {
             match dnsaddr(string) {
                 Some((peer, addr)) if a.peer.is_none_or(|p| p == peer) => {
@@ -445,12 +448,14 @@ pub fn announcements(message: &Message, service: &Name) -> Vec<Announcement> {
             }
         }
     }
-    for a in &mut found {
-        if a.ttl == u32::MAX {
-            a.ttl = 0;
-        }
-    }
-    found
+    partial
+        .into_iter()
+        .map(|p| Announcement {
+            // The PTR's TTL when there is one (as rust-libp2p), else the TXT records'.
+            ttl: p.ptr_ttl.or(p.txt_ttl).unwrap_or(0),
+            ..p.found
+        })
+        .collect()
 }
 
 /// `name` is `<one label>.<service>`.
