@@ -207,10 +207,7 @@ mod tests {
             loopback: false,
             mtu: Some(1500),
             ipv4: vec!["192.168.1.10".parse().unwrap()],
-            ipv6: vec![
-                "fe80::1".parse().unwrap(),
-                "fd00::10".parse().unwrap(),
-            ],
+            ipv6: vec!["fe80::1".parse().unwrap(), "fd00::10".parse().unwrap()],
         }
     }
 
@@ -262,9 +259,8 @@ mod tests {
     #[test]
     fn a_listen_address_with_our_id_is_not_doubled() {
         let me = PeerId::random();
-        let listen: Vec<Multiaddr> = vec![format!("/ip4/192.168.1.10/tcp/1/p2p/{me}")
-            .parse()
-            .unwrap()];
+        let listen: Vec<Multiaddr> =
+            vec![format!("/ip4/192.168.1.10/tcp/1/p2p/{me}").parse().unwrap()];
         assert_eq!(
             strs(&advertised(&listen, &eth(), me)),
             [format!("/ip4/192.168.1.10/tcp/1/p2p/{me}")]
@@ -278,7 +274,10 @@ mod tests {
         assert_eq!(ok("/ip4/127.0.0.1/tcp/1", false), Err(Unusable::Loopback));
         assert_eq!(ok("/ip4/127.0.0.1/tcp/1", true), Ok(()));
         assert_eq!(ok("/ip4/0.0.0.0/tcp/1", true), Err(Unusable::NotUnicast));
-        assert_eq!(ok("/ip4/224.0.0.251/udp/1", false), Err(Unusable::NotUnicast));
+        assert_eq!(
+            ok("/ip4/224.0.0.251/udp/1", false),
+            Err(Unusable::NotUnicast)
+        );
         assert_eq!(ok("/ip6/::1/tcp/1", false), Err(Unusable::Loopback));
         assert_eq!(ok("/ip6/fe80::1/tcp/1", false), Err(Unusable::LinkLocal));
         assert_eq!(ok("/ip6/fd00::1/tcp/1", false), Ok(()));

@@ -12,9 +12,8 @@ use lp2p_core::{Multiaddr, PeerId};
 use crate::MdnsError;
 use crate::config::META_QUERY_NAME;
 use crate::wire::{
-    CLASS_ANY, CLASS_IN, FLAG_AUTHORITATIVE, FLAG_RESPONSE, Message, MessageWriter, Name,
-    Question, RData, Record, Section, Srv, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR, TYPE_SRV,
-    TYPE_TXT,
+    CLASS_ANY, CLASS_IN, FLAG_AUTHORITATIVE, FLAG_RESPONSE, Message, MessageWriter, Name, Question,
+    RData, Record, Section, Srv, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR, TYPE_SRV, TYPE_TXT,
 };
 
 /// The prefix of a libp2p TXT string.
@@ -384,17 +383,18 @@ pub struct Announcement {
     pub rejected: usize,
 }
 
+/// An announcement being read: its PTR TTL, and the smallest TXT TTL.
+struct Partial {
+    found: Announcement,
+    ptr_ttl: Option<u32>,
+    txt_ttl: Option<u32>,
+}
+
 /// The peers announced in a response for `service`: one entry per instance named by a
 /// `<service> PTR` answer or owning a TXT record under the service.
 pub fn announcements(message: &Message, service: &Name) -> Vec<Announcement> {
     if !message.header.is_response() {
         return Vec::new();
-    }
-    /// An announcement being read: its PTR TTL, and the smallest TXT TTL.
-    struct Partial {
-        found: Announcement,
-        ptr_ttl: Option<u32>,
-        txt_ttl: Option<u32>,
     }
     let mut partial: Vec<Partial> = Vec::new();
     let index = |partial: &mut Vec<Partial>, instance: &Name| -> usize {
@@ -433,7 +433,9 @@ pub fn announcements(message: &Message, service: &Name) -> Vec<Announcement> {
             continue;
         }
         let i = index(&mut partial, &record.name);
-        let Some(p) = partial.get_mut(i) else { continue };
+        let Some(p) = partial.get_mut(i) else {
+            continue;
+        };
         p.txt_ttl = Some(p.txt_ttl.map_or(record.ttl, |t| t.min(record.ttl)));
         let a = &mut p.found;
         for string in strings {

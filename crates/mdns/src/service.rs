@@ -368,7 +368,13 @@ impl Task {
         }
     }
 
-    fn remember(&self, host: Option<&Host>, peer: PeerId, addrs: &[Multiaddr], ttl: std::time::Duration) {
+    fn remember(
+        &self,
+        host: Option<&Host>,
+        peer: PeerId,
+        addrs: &[Multiaddr],
+        ttl: std::time::Duration,
+    ) {
         self.shared.state().peers.insert(peer, addrs.to_vec());
         if let Some(host) = host
             && let Err(err) = host.peerstore().add_addrs(&peer, addrs.to_vec(), ttl)
@@ -385,7 +391,10 @@ impl Task {
 }
 
 /// The datagrams arriving on one socket; ends after the first error.
-fn datagrams(key: IfaceKey, socket: Arc<Async<UdpSocket>>) -> impl futures::Stream<Item = Datagram> {
+fn datagrams(
+    key: IfaceKey,
+    socket: Arc<Async<UdpSocket>>,
+) -> impl futures::Stream<Item = Datagram> {
     let buf = vec![0u8; RECV_BUFFER_SIZE];
     futures::stream::unfold(Some((socket, buf)), move |state| async move {
         let (socket, mut buf) = state?;

@@ -97,7 +97,15 @@ fn veth_pair(tag: &str, subnet: u8) -> Result<(Namespaces, [String; 2]), String>
         "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b,
     ])?;
     for (n, dev, host) in [(&a, &va, 1), (&b, &vb, 2)] {
-        ip(&["-n", n, "addr", "add", &format!("10.77.{subnet}.{host}/24"), "dev", dev])?;
+        ip(&[
+            "-n",
+            n,
+            "addr",
+            "add",
+            &format!("10.77.{subnet}.{host}/24"),
+            "dev",
+            dev,
+        ])?;
         ip(&[
             "-n",
             n,
@@ -153,7 +161,8 @@ impl Proc {
                     if tx.send(v).is_err() {
                         break;
                     }
-                } else if !line.trim().is_empty() && std::env::var_os("LP2P_MDNS_VERBOSE").is_some() {
+                } else if !line.trim().is_empty() && std::env::var_os("LP2P_MDNS_VERBOSE").is_some()
+                {
                     eprintln!("[{label}] {line}");
                 }
             }
@@ -353,11 +362,17 @@ fn child_flood() {
         vec![0; 11],
         vec![0xff; 512],
         // 65535 answers announced over 20 bytes.
-        [&[0, 0, 0x84, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0][..], &[0; 20][..]].concat(),
+        [
+            &[0, 0, 0x84, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0][..],
+            &[0; 20][..],
+        ]
+        .concat(),
         // A question whose name points at itself.
         vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 12, 0, 1],
         // A reserved label type.
-        vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x41, b'a', 0, 0, 12, 0, 1],
+        vec![
+            0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x41, b'a', 0, 0, 12, 0, 1,
+        ],
         // A label running past the end.
         vec![0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0, 40, b'a', b'b'],
         // Opcode 5.
@@ -447,7 +462,9 @@ fn child_flood() {
         .unwrap();
         send(&w.finish());
     }
-    emit(&json!({ "event": "flooded", "malformed": malformed.len() * 5, "fake_peers": fake_peers }));
+    emit(
+        &json!({ "event": "flooded", "malformed": malformed.len() * 5, "fake_peers": fake_peers }),
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -507,10 +524,10 @@ fn two_hosts_on_a_link_discover_and_connect() -> Outcome {
         v["event"] == "discovered" && v["peer"] == peer(1).to_string()
     });
     assert_eq!(str_list(&db["addrs"]).len(), 2, "{db}");
-    assert!(str_list(&db["addrs"]).contains(&format!(
-        "/ip4/10.77.1.1/tcp/{}",
-        listen_port(&la, "/ip4/")
-    )));
+    assert!(
+        str_list(&db["addrs"])
+            .contains(&format!("/ip4/10.77.1.1/tcp/{}", listen_port(&la, "/ip4/")))
+    );
     na.wait_for("connected to b", |v| v["event"] == "connected");
     nb.wait_for("connected to a", |v| v["event"] == "connected");
 
@@ -556,7 +573,10 @@ fn discovery_over_ipv6_only() -> Outcome {
         v["event"] == "discovered" && v["peer"] == peer(12).to_string()
     });
     let addrs = str_list(&d["addrs"]);
-    assert!(addrs.iter().any(|a| a.starts_with("/ip6/fd77:2::2/tcp/")), "{d}");
+    assert!(
+        addrs.iter().any(|a| a.starts_with("/ip6/fd77:2::2/tcp/")),
+        "{d}"
+    );
     na.wait_for("connected to b", |v| v["event"] == "connected");
     na.finish();
     nb.finish();
@@ -581,7 +601,10 @@ fn loopback_only_setup() -> Outcome {
         v["event"] == "discovered" && v["peer"] == peer(22).to_string()
     });
     let addrs = str_list(&d["addrs"]);
-    assert!(addrs.iter().any(|a| a.starts_with("/ip4/127.0.0.1/tcp/")), "{d}");
+    assert!(
+        addrs.iter().any(|a| a.starts_with("/ip4/127.0.0.1/tcp/")),
+        "{d}"
+    );
     assert!(addrs.iter().any(|a| a.starts_with("/ip6/::1/tcp/")), "{d}");
     nb.wait_for("discovered a", |v| {
         v["event"] == "discovered" && v["peer"] == peer(21).to_string()
@@ -627,7 +650,9 @@ fn main() {
             }
             Ok(Outcome::Skipped(why)) if require => {
                 failed += 1;
-                println!("test {name} ... FAILED (cannot make network namespaces: {why}; LP2P_REQUIRE_NETNS is set)");
+                println!(
+                    "test {name} ... FAILED (cannot make network namespaces: {why}; LP2P_REQUIRE_NETNS is set)"
+                );
             }
             Ok(Outcome::Skipped(why)) => {
                 skipped += 1;

@@ -63,6 +63,8 @@ pub(crate) struct Common {
     pub verbose: u8,
     /// `--bare`: only ping, echo and perf.
     pub bare: bool,
+    /// `--mdns` (listen, dial): mDNS discovery, printing `discovered` events.
+    pub mdns: bool,
 }
 
 impl Default for Common {
@@ -76,6 +78,7 @@ impl Default for Common {
             human: false,
             verbose: 0,
             bare: false,
+            mdns: false,
         }
     }
 }
@@ -173,6 +176,8 @@ options (any command):
   --timeout SECS               hard stop (default 30 for dial and perf, none otherwise)
   --json | --human             output format (default --json)
   --bare                       serve and use only ping, echo and perf
+  --mdns                       (listen, dial) discover peers on the local network with mDNS
+                               and print a `discovered` event per new peer
   -v, -vv                      logs on stderr (RUST_LOG works too)
 ";
 
@@ -275,12 +280,14 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--concurrency" => raw.concurrency = Some(number(arg, &value("a count")?)?),
             "--nodes" => raw.nodes = Some(number(arg, &value("a count")?)?),
             "--out" => raw.out = Some(PathBuf::from(value("a path")?)),
+            "--mdns" => raw.mdns = true,
             other if other.starts_with('-') => {
                 return Err(usage(format!("unknown option `{other}`")));
             }
             other => return Err(usage(format!("unexpected argument `{other}`"))),
         }
     }
+    common.mdns = raw.mdns;
     let command = raw.into_command(name)?;
     if common.timeout.is_none() && matches!(command, Command::Dial { .. } | Command::Perf { .. }) {
         common.timeout = Some(DEFAULT_DIAL_TIMEOUT);
@@ -305,12 +312,13 @@ struct Raw {
     concurrency: Option<usize>,
     nodes: Option<usize>,
     out: Option<PathBuf>,
+    mdns: bool,
 }
 
 impl Raw {
     fn into_command(self, name: &str) -> Result<Command, UsageError> {
         let allowed: &[&str] = match name {
-            "listen" => &["addr", "topic", "connect"],
+            "listen" => &["addr", "topic", "connect", "mdns"],
             "dial" => &[
                 "addr",
                 "ping",
@@ -319,6 +327,7 @@ impl Raw {
                 "topic",
                 "publish",
                 "expect-messages",
+                "mdns",
             ],
             "perf" => &["addr", "upload-bytes", "download-bytes"],
             "conn-bench" => &["addr", "count"],
@@ -341,6 +350,7 @@ impl Raw {
             ("concurrency", self.concurrency.is_some()),
             ("nodes", self.nodes.is_some()),
             ("out", self.out.is_some()),
+            ("mdns", self.mdns),
         ];
         if let Some((option, _)) = given.iter().find(|(o, set)| *set && !allowed.contains(o)) {
             return Err(usage(format!(
@@ -521,6 +531,18 @@ mod tests {
                 "{args:?}: {err} (expected {expected})"
             );
         }
+    }
+
+    #[test]
+    fn mdns_applies_to_listen_and_dial_only() {
+        let (_, common) = p(&["listen", "--addr", "/ip4/0.0.0.0/tcp/0", "--mdns"]).unwrap();
+        assert!(common.mdns);
+        let (_, common) = p(&["dial", "--mdns", "--addr", "/ip4/127.0.0.1/tcp/1"]).unwrap();
+        assert!(common.mdns);
+        let (_, common) = p(&["listen", "--addr", "/ip4/0.0.0.0/tcp/0"]).unwrap();
+        assert!(!common.mdns);
+        let err = p(&["perf", "--mdns", "--addr", "/ip4/127.0.0.1/tcp/1"]).unwrap_err();
+        assert!(err.0.contains("--mdns does not apply to `perf`"), "{err}");
     }
 
     #[test]

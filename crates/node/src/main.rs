@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod demo;
+mod discovery;
 mod node;
 mod output;
 mod services;

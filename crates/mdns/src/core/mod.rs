@@ -206,10 +206,14 @@ impl Core {
         self.listen = addrs;
         let keys: Vec<IfaceKey> = self.ifaces.keys().copied().collect();
         for key in keys {
-            self.schedule_response(key, Wants {
-                peers: true,
-                ..Wants::default()
-            }, now);
+            self.schedule_response(
+                key,
+                Wants {
+                    peers: true,
+                    ..Wants::default()
+                },
+                now,
+            );
         }
     }
 
@@ -245,25 +249,36 @@ impl Core {
                     state.iface = interface;
                     state.backoff = initial;
                     state.next_query = query_time(state.last_query, now);
-                    self.schedule_response(key, Wants {
-                        peers: true,
-                        ..Wants::default()
-                    }, now);
+                    self.schedule_response(
+                        key,
+                        Wants {
+                            peers: true,
+                            ..Wants::default()
+                        },
+                        now,
+                    );
                 }
                 None => {
-                    self.ifaces.insert(key, IfaceState {
-                        iface: interface,
-                        next_query: now,
-                        last_query: None,
-                        backoff: initial,
-                        last_response: None,
-                        pending: None,
-                    });
+                    self.ifaces.insert(
+                        key,
+                        IfaceState {
+                            iface: interface,
+                            next_query: now,
+                            last_query: None,
+                            backoff: initial,
+                            last_response: None,
+                            pending: None,
+                        },
+                    );
                     changes.added.push(key);
-                    self.schedule_response(key, Wants {
-                        peers: true,
-                        ..Wants::default()
-                    }, now);
+                    self.schedule_response(
+                        key,
+                        Wants {
+                            peers: true,
+                            ..Wants::default()
+                        },
+                        now,
+                    );
                 }
             }
         }
@@ -303,11 +318,8 @@ impl Core {
             }
             return Ok(());
         }
-        let on_loopback = self
-            .ifaces
-            .get(&key)
-            .is_some_and(|s| s.iface.loopback)
-            || from.ip().is_loopback();
+        let on_loopback =
+            self.ifaces.get(&key).is_some_and(|s| s.iface.loopback) || from.ip().is_loopback();
         for announcement in proto::announcements(&message, &self.names.service) {
             self.stats.txt_rejected = self
                 .stats
@@ -340,9 +352,10 @@ impl Core {
 
     /// When [`handle_timeout`](Core::handle_timeout) should run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ifaces = self.ifaces.values().flat_map(|s| {
-            std::iter::once(s.next_query).chain(s.pending.map(|(at, _)| at))
-        });
+        let ifaces = self
+            .ifaces
+            .values()
+            .flat_map(|s| std::iter::once(s.next_query).chain(s.pending.map(|(at, _)| at)));
         let peers = self.peers.values().flat_map(|e| {
             e.addrs
                 .iter()
@@ -603,9 +616,7 @@ fn query_time(last: Option<Instant>, now: Instant) -> Instant {
 
 /// Whole seconds of a TTL, rounded up, saturating at `u32::MAX`.
 fn secs(d: Duration) -> u32 {
-    let s = d
-        .as_secs()
-        .saturating_add(u64::from(d.subsec_nanos() > 0));
+    let s = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
     u32::try_from(s).unwrap_or(u32::MAX)
 }
 

@@ -48,7 +48,11 @@ fn node(i: u8, config: MdnsConfig, now: Instant) -> Node {
     let changes = core.set_interfaces(vec![iface.clone()], now);
     assert_eq!(changes.added, vec![key(2)]);
     core.set_listen_addrs(
-        vec![format!("/ip4/0.0.0.0/tcp/{}", 4000 + u16::from(i)).parse().unwrap()],
+        vec![
+            format!("/ip4/0.0.0.0/tcp/{}", 4000 + u16::from(i))
+                .parse()
+                .unwrap(),
+        ],
         now,
     );
     Node {
@@ -140,7 +144,11 @@ fn two_peers_discover_each_other_with_their_interface_addresses() {
         vec![(a, vec!["/ip4/10.0.0.1/tcp/4001".parse().unwrap()])]
     );
     // Nobody discovers itself.
-    assert!(nodes.iter().all(|n| n.core.peers().all(|(p, _)| p != n.peer)));
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n.core.peers().all(|(p, _)| p != n.peer))
+    );
     assert_eq!(nodes[0].core.stats().peers_discovered, 1);
     assert_eq!(nodes[0].core.stats().malformed_packets, 0);
 }
@@ -175,7 +183,11 @@ fn a_query_flood_gets_one_answer_per_second() {
         n.core.handle_packet(key(2), from, &q, now).unwrap();
         n.core.handle_timeout(now);
         while let Some(t) = n.core.poll_transmit() {
-            if Message::parse(&t.payload, 256).unwrap().header.is_response() {
+            if Message::parse(&t.payload, 256)
+                .unwrap()
+                .header
+                .is_response()
+            {
                 answers += 1;
             }
         }
@@ -200,7 +212,12 @@ fn answers_wait_20_to_120_ms() {
     let (due, wants) = n.core.ifaces[&key(2)].pending.unwrap();
     assert!(wants.peers);
     assert!(due >= later + RESPONSE_DELAY_MIN && due <= later + RESPONSE_DELAY_MAX);
-    let is_answer = |t: Transmit| Message::parse(&t.payload, 256).unwrap().header.is_response();
+    let is_answer = |t: Transmit| {
+        Message::parse(&t.payload, 256)
+            .unwrap()
+            .header
+            .is_response()
+    };
     n.core.handle_timeout(due - Duration::from_millis(1));
     assert!(!std::iter::from_fn(|| n.core.poll_transmit()).any(is_answer));
     n.core.handle_timeout(due);
@@ -227,10 +244,9 @@ fn peers_expire_after_their_ttl_and_are_queried_for_before() {
     assert!(nodes[0].events.contains(&Event::Expired { peer: b }));
     assert_eq!(nodes[0].core.peers().count(), 0);
     // A refresh query went out at 80 % of the TTL, beside the start-up schedule.
-    let refresh_at = queries(&nodes[0])
-        .into_iter()
-        .skip(before)
-        .any(|q| q >= t - 200 * SEC + Duration::from_secs(70) && q <= t - 200 * SEC + Duration::from_secs(82));
+    let refresh_at = queries(&nodes[0]).into_iter().skip(before).any(|q| {
+        q >= t - 200 * SEC + Duration::from_secs(70) && q <= t - 200 * SEC + Duration::from_secs(82)
+    });
     assert!(refresh_at);
     assert_eq!(nodes[0].core.stats().peers_expired, 1);
 }
@@ -265,18 +281,20 @@ fn goodbye_removes_a_peer_after_one_second() {
     assert!(!bye.is_empty());
     let src: SocketAddr = "10.0.0.2:5353".parse().unwrap();
     for t in &bye {
-        nodes[0].core.handle_packet(t.iface, src, &t.payload, now).unwrap();
+        nodes[0]
+            .core
+            .handle_packet(t.iface, src, &t.payload, now)
+            .unwrap();
     }
     nodes[1].offline = true;
     let b = nodes[1].peer;
-    nodes[0].core.handle_timeout(now + Duration::from_millis(999));
+    nodes[0]
+        .core
+        .handle_timeout(now + Duration::from_millis(999));
     assert!(nodes[0].core.peers().any(|(p, _)| p == b));
     nodes[0].core.handle_timeout(now + SEC);
     assert!(!nodes[0].core.peers().any(|(p, _)| p == b));
-    assert_eq!(
-        nodes[0].core.poll_event(),
-        Some(Event::Expired { peer: b })
-    );
+    assert_eq!(nodes[0].core.poll_event(), Some(Event::Expired { peer: b }));
 }
 
 /// A response from `peer` announcing `addrs` with `ttl`, under instance `name`.
@@ -325,7 +343,12 @@ fn the_peer_table_is_bounded() {
     let mut n = node(1, cfg, now);
     let from: SocketAddr = "10.0.0.66:5353".parse().unwrap();
     for i in 0..1000 {
-        let p = announce(&format!("flood{i}"), PeerId::random(), &["/ip4/10.0.0.66/tcp/1"], 120);
+        let p = announce(
+            &format!("flood{i}"),
+            PeerId::random(),
+            &["/ip4/10.0.0.66/tcp/1"],
+            120,
+        );
         n.core.handle_packet(key(2), from, &p, now).unwrap();
     }
     assert_eq!(n.core.peers().count(), 10);
@@ -373,7 +396,11 @@ fn loopback_addresses_are_kept_only_from_a_loopback_interface() {
     let p = announce(
         "lo",
         peer,
-        &["/ip4/127.0.0.1/tcp/1", "/ip6/::1/tcp/1", "/ip4/0.0.0.0/tcp/1"],
+        &[
+            "/ip4/127.0.0.1/tcp/1",
+            "/ip6/::1/tcp/1",
+            "/ip4/0.0.0.0/tcp/1",
+        ],
         120,
     );
     n.core
@@ -437,7 +464,11 @@ fn malformed_packets_are_counted_and_change_nothing() {
         vec![0; 5],
         vec![0xff; 100],
         // A header announcing 65535 answers over 20 bytes.
-        [&[0, 0, 0x84, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0][..], &[0u8; 20][..]].concat(),
+        [
+            &[0, 0, 0x84, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0][..],
+            &[0u8; 20][..],
+        ]
+        .concat(),
     ];
     for b in &bad {
         assert!(n.core.handle_packet(key(2), from, b, now).is_err());
@@ -472,7 +503,12 @@ fn a_bare_ptr_goodbye_is_matched_by_instance_name() {
     let peer = PeerId::random();
     let from: SocketAddr = "10.0.0.5:5353".parse().unwrap();
     n.core
-        .handle_packet(key(2), from, &announce("named", peer, &["/ip4/10.0.0.5/tcp/1"], 120), now)
+        .handle_packet(
+            key(2),
+            from,
+            &announce("named", peer, &["/ip4/10.0.0.5/tcp/1"], 120),
+            now,
+        )
         .unwrap();
     let service = Name::new("_p2p._udp.local").unwrap();
     let mut w = MessageWriter::new(0, FLAG_RESPONSE, 512);
@@ -487,7 +523,9 @@ fn a_bare_ptr_goodbye_is_matched_by_instance_name() {
         },
     )
     .unwrap();
-    n.core.handle_packet(key(2), from, &w.finish(), now).unwrap();
+    n.core
+        .handle_packet(key(2), from, &w.finish(), now)
+        .unwrap();
     n.core.handle_timeout(now + GOODBYE_DELAY);
     assert_eq!(n.core.peers().count(), 0);
 }
@@ -499,7 +537,12 @@ fn new_addresses_update_and_repeats_refresh() {
     let peer = PeerId::random();
     let from: SocketAddr = "10.0.0.5:5353".parse().unwrap();
     let one = announce("p", peer, &["/ip4/10.0.0.5/tcp/1"], 120);
-    let two = announce("p", peer, &["/ip4/10.0.0.5/tcp/1", "/ip4/10.0.0.5/tcp/2"], 120);
+    let two = announce(
+        "p",
+        peer,
+        &["/ip4/10.0.0.5/tcp/1", "/ip4/10.0.0.5/tcp/2"],
+        120,
+    );
     n.core.handle_packet(key(2), from, &one, now).unwrap();
     n.core.handle_packet(key(2), from, &two, now).unwrap();
     n.core.handle_packet(key(2), from, &two, now).unwrap();
@@ -516,7 +559,10 @@ fn interface_changes_open_close_and_requery() {
     let mut core = Core::new(config(), PeerId::random(), 3).unwrap();
     core.set_listen_addrs(vec!["/ip4/0.0.0.0/tcp/1".parse().unwrap()], now);
     let a = eth(Ipv4Addr::new(10, 0, 0, 1));
-    assert_eq!(core.set_interfaces(vec![a.clone()], now).added, vec![key(2)]);
+    assert_eq!(
+        core.set_interfaces(vec![a.clone()], now).added,
+        vec![key(2)]
+    );
     // The same list again: nothing to do.
     assert_eq!(
         core.set_interfaces(vec![a.clone()], now),
@@ -542,7 +588,10 @@ fn interface_changes_open_close_and_requery() {
         .flat_map(|m| proto::announcements(m, &Name::new("_p2p._udp.local").unwrap()))
         .flat_map(|a| a.addrs)
         .collect::<Vec<_>>();
-    assert_eq!(announced, vec!["/ip4/10.0.0.7/tcp/1".parse::<Multiaddr>().unwrap()]);
+    assert_eq!(
+        announced,
+        vec!["/ip4/10.0.0.7/tcp/1".parse::<Multiaddr>().unwrap()]
+    );
     // Gone.
     assert_eq!(core.set_interfaces(vec![], later).removed, vec![key(2)]);
     assert_eq!(core.interface_keys().count(), 0);

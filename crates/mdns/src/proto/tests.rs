@@ -17,9 +17,14 @@ fn names(peer_name: &str) -> LocalNames {
 fn addrs(peer: PeerId, n: usize) -> Vec<Multiaddr> {
     (0..n)
         .map(|i| {
-            format!("/ip4/10.0.{}.{}/tcp/{}/p2p/{peer}", i / 250, i % 250 + 1, 4000 + i)
-                .parse()
-                .unwrap()
+            format!(
+                "/ip4/10.0.{}.{}/tcp/{}/p2p/{peer}",
+                i / 250,
+                i % 250 + 1,
+                4000 + i
+            )
+            .parse()
+            .unwrap()
         })
         .collect()
 }
@@ -122,11 +127,7 @@ fn the_find_all_answer_is_what_rust_libp2p_reads() {
         srv.target.to_utf8(),
         "abcdefghijabcdefghijabcdefghij12.p2p.local."
     );
-    assert!(
-        h.additionals
-            .iter()
-            .any(|r| matches!(r.data, HRData::A(_)))
-    );
+    assert!(h.additionals.iter().any(|r| matches!(r.data, HRData::A(_))));
     // And we read ourselves back.
     let m = Message::parse(&packets[0], MAX).unwrap();
     let found = announcements(&m, &n.service);
@@ -312,7 +313,12 @@ fn a_response_asks_nothing_of_us() {
     assert!(!wants(&m, &n).any());
 }
 
-fn response_with_txt(service: &Name, instance: &str, ptr_ttl: Option<u32>, strings: &[&[u8]]) -> Message {
+fn response_with_txt(
+    service: &Name,
+    instance: &str,
+    ptr_ttl: Option<u32>,
+    strings: &[&[u8]],
+) -> Message {
     let instance = Name::new(instance).unwrap();
     let mut w = MessageWriter::new(0, FLAG_RESPONSE, 9000);
     if let Some(ttl) = ptr_ttl {
@@ -358,8 +364,8 @@ fn bad_txt_strings_are_rejected_and_counted() {
         upper.as_bytes(),
         b"dnsaddr=/ip4/10.0.0.9/tcp/5",        // no /p2p
         b"dnsaddr=/ip4/999.0.0.1/tcp/5/p2p/x", // not a multiaddr
-        b"dnsaddr=\xff\xfe",                  // not UTF-8
-        b"path=/x",                           // another key
+        b"dnsaddr=\xff\xfe",                   // not UTF-8
+        b"path=/x",                            // another key
         b"",
         b"dnsaddr=",
         format!("dnsaddr=/p2p/{a}").leak().as_bytes(), // nothing but the id

@@ -1,8 +1,7 @@
 //! [`Message`](super::Message) building under a size limit, with name compression.
 
 use super::{
-    HEADER_LEN, Name, QCLASS_UNICAST_RESPONSE, Question, RCLASS_CACHE_FLUSH, RData, Record,
-    Section,
+    HEADER_LEN, Name, QCLASS_UNICAST_RESPONSE, Question, RCLASS_CACHE_FLUSH, RData, Record, Section,
 };
 use crate::MdnsError;
 
@@ -100,8 +99,7 @@ impl MessageWriter {
         self.enter(index)?;
         self.transaction(index, |w| {
             w.write_name(&record.name, true);
-            w.buf
-                .extend_from_slice(&record.data.rtype().to_be_bytes());
+            w.buf.extend_from_slice(&record.data.rtype().to_be_bytes());
             let mut class = record.class & !RCLASS_CACHE_FLUSH;
             if record.cache_flush {
                 class |= RCLASS_CACHE_FLUSH;
@@ -236,9 +234,7 @@ impl MessageWriter {
         self.buf
             .extend_from_slice(wire.get(..written).unwrap_or_default());
         match pointer {
-            Some(offset) => self
-                .buf
-                .extend_from_slice(&(0xC000 | offset).to_be_bytes()),
+            Some(offset) => self.buf.extend_from_slice(&(0xC000 | offset).to_be_bytes()),
             None => self.buf.push(0),
         }
         for (start, _) in label_starts(wire) {

@@ -215,7 +215,10 @@ pub(crate) fn read_name(packet: &[u8], start: usize) -> Result<(Name, usize), Md
                     return Err(MdnsError::Truncated { offset: from });
                 };
                 name.push_label(label)
-                    .map_err(|reason| MdnsError::BadName { offset: pos, reason })?;
+                    .map_err(|reason| MdnsError::BadName {
+                        offset: pos,
+                        reason,
+                    })?;
                 pos = to;
             }
             0xC0 => {

@@ -84,15 +84,13 @@ fn round_trip_with_compression() {
     assert_eq!(m.header.flags, FLAG_RESPONSE | FLAG_AUTHORITATIVE);
     assert_eq!(m.answers.len(), 1);
     assert_eq!(m.additionals.len(), 4);
-    assert_eq!(
-        m.answers[0].data,
-        RData::Ptr(name("abc._p2p._udp.local"))
-    );
+    assert_eq!(m.answers[0].data, RData::Ptr(name("abc._p2p._udp.local")));
     assert_eq!(m.additionals[0].name, name("abc._p2p._udp.local"));
     assert!(m.additionals[2].cache_flush);
     // The PTR target and the TXT owner were compressed to pointers: far below the
     // uncompressed size.
-    let uncompressed = 12 + (17 + 10 + 21) + (21 + 10 + 28) + (21 + 10 + 6 + 15) + (15 + 14) + (15 + 26);
+    let uncompressed =
+        12 + (17 + 10 + 21) + (21 + 10 + 28) + (21 + 10 + 6 + 15) + (15 + 14) + (15 + 26);
     assert!(bytes.len() < uncompressed - 40, "{} bytes", bytes.len());
 }
 
@@ -135,7 +133,10 @@ fn we_read_what_hickory_writes() {
     let mut txt = HRecord::from_rdata(
         instance.clone(),
         300,
-        HRData::TXT(TXT::new(vec!["dnsaddr=/ip4/10.0.0.2/tcp/7".into(), "x".into()])),
+        HRData::TXT(TXT::new(vec![
+            "dnsaddr=/ip4/10.0.0.2/tcp/7".into(),
+            "x".into(),
+        ])),
     );
     txt.mdns_cache_flush = true;
     h.add_additional(txt);
@@ -390,7 +391,8 @@ fn arb_label() -> impl Strategy<Value = String> {
 }
 
 fn arb_name() -> impl Strategy<Value = Name> {
-    prop::collection::vec(arb_label(), 0..5).prop_map(|labels| Name::new(&labels.join(".")).unwrap())
+    prop::collection::vec(arb_label(), 0..5)
+        .prop_map(|labels| Name::new(&labels.join(".")).unwrap())
 }
 
 fn arb_rdata() -> impl Strategy<Value = RData> {
@@ -399,22 +401,31 @@ fn arb_rdata() -> impl Strategy<Value = RData> {
         any::<[u8; 16]>().prop_map(|b| RData::Aaaa(Ipv6Addr::from(b))),
         arb_name().prop_map(RData::Ptr),
         prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 1..4).prop_map(RData::Txt),
-        (any::<u16>(), any::<u16>(), any::<u16>(), arb_name()).prop_map(|(priority, weight, port, target)| {
-            RData::Srv(Srv { priority, weight, port, target })
-        }),
+        (any::<u16>(), any::<u16>(), any::<u16>(), arb_name()).prop_map(
+            |(priority, weight, port, target)| {
+                RData::Srv(Srv {
+                    priority,
+                    weight,
+                    port,
+                    target,
+                })
+            }
+        ),
         (100u16..200, prop::collection::vec(any::<u8>(), 1..30))
             .prop_map(|(rtype, data)| RData::Other { rtype, data }),
     ]
 }
 
 fn arb_record() -> impl Strategy<Value = Record> {
-    (arb_name(), any::<bool>(), any::<u32>(), arb_rdata()).prop_map(|(name, cache_flush, ttl, data)| Record {
-        name,
-        class: CLASS_IN,
-        cache_flush,
-        ttl,
-        data,
-    })
+    (arb_name(), any::<bool>(), any::<u32>(), arb_rdata()).prop_map(
+        |(name, cache_flush, ttl, data)| Record {
+            name,
+            class: CLASS_IN,
+            cache_flush,
+            ttl,
+            data,
+        },
+    )
 }
 
 proptest! {
