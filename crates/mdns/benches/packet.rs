@@ -34,17 +34,17 @@ fn bench(c: &mut Criterion) {
     let peer = PeerId::random();
     let packet = answer(peer, 4, 1472).remove(0);
     c.bench_function("parse a 4-address answer", |b| {
-        b.iter(|| Message::parse(black_box(&packet), 256).unwrap())
+        b.iter(|| Message::parse(black_box(&packet), 256).unwrap());
     });
     let service = lp2p_mdns::wire::Name::new(DEFAULT_SERVICE_NAME).unwrap();
     c.bench_function("parse + read announcements (4 addresses)", |b| {
         b.iter(|| {
             let m = Message::parse(black_box(&packet), 256).unwrap();
             proto::announcements(&m, &service)
-        })
+        });
     });
     c.bench_function("build the answer (4 addresses)", |b| {
-        b.iter(|| answer(black_box(peer), 4, 1472))
+        b.iter(|| answer(black_box(peer), 4, 1472));
     });
     c.bench_function(
         "build the answer (100 addresses, split to 1472 bytes)",
@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
             core.handle_packet(key, from, black_box(&packet), now)
                 .unwrap();
             while core.poll_event().is_some() {}
-        })
+        });
     });
 }
 

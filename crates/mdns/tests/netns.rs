@@ -183,7 +183,12 @@ impl Proc {
             match self.lines.recv_timeout(left) {
                 Ok(v) if pick(&v) => return v,
                 Ok(_) => {}
-                Err(_) => panic!("{}: no {what} within {WAIT:?}", self.name),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("{}: no {what} within {WAIT:?}", self.name)
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("{}: exited before printing {what}", self.name)
+                }
             }
         }
     }
@@ -629,7 +634,8 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let tests: [(&str, fn() -> Outcome); 3] = [
+    type Test = (&'static str, fn() -> Outcome);
+    let tests: [Test; 3] = [
         (
             "two_hosts_on_a_link_discover_and_connect",
             two_hosts_on_a_link_discover_and_connect,

@@ -47,7 +47,7 @@ fn rust_libp2p_view(packet: &[u8]) -> Vec<String> {
                 continue;
             }
             if let HRData::TXT(txt) = &add.data {
-                for s in txt.txt_data.iter() {
+                for s in &txt.txt_data {
                     out.push(String::from_utf8(s.to_vec()).unwrap());
                 }
             }
@@ -188,7 +188,7 @@ fn the_longest_string_fits_the_smallest_packet() {
     let suffix = format!("/tcp/1/p2p/{peer}");
     let host = "h".repeat(255 - prefix.len() - suffix.len());
     let addr: Multiaddr = format!("/dns4/{host}/tcp/1/p2p/{peer}").parse().unwrap();
-    let (advert, too_long) = Advert::new(&[addr.clone()], vec![], vec![]);
+    let (advert, too_long) = Advert::new(std::slice::from_ref(&addr), vec![], vec![]);
     assert_eq!(too_long, 0);
     assert_eq!(advert.txt[0].len(), 255);
     let packets = responses(
