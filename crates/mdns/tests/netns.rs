@@ -624,6 +624,9 @@ fn loopback_only_setup() -> Outcome {
 // ---------------------------------------------------------------------------------------
 // The harness.
 
+/// A test: its name and body.
+type Test = (&'static str, fn() -> Outcome);
+
 fn main() {
     match std::env::var("LP2P_MDNS_CHILD").as_deref() {
         Ok("node") => return child_node(),
@@ -634,7 +637,6 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    type Test = (&'static str, fn() -> Outcome);
     let tests: [Test; 3] = [
         (
             "two_hosts_on_a_link_discover_and_connect",
