@@ -390,8 +390,9 @@ struct Partial {
     txt_ttl: Option<u32>,
 }
 
-/// The peers announced in a response for `service`: one entry per instance named by a
-/// `<service> PTR` answer or owning a TXT record under the service.
+/// The peers announced in a response for `service`: one entry per name a `<service> PTR`
+/// answer points to (with the TXT records that name owns), and per TXT record owned by a
+/// name under the service without a PTR.
 pub fn announcements(message: &Message, service: &Name) -> Vec<Announcement> {
     if !message.header.is_response() {
         return Vec::new();
@@ -415,9 +416,12 @@ pub fn announcements(message: &Message, service: &Name) -> Vec<Announcement> {
         partial.len().saturating_sub(1)
     };
     for record in &message.answers {
+        // rust-libp2p (0.49) points its PTR at a bare one-label name (`<random>.`) rather
+        // than `<peer-name>.<service>`, and owns its TXT records by that name: any target
+        // other than the root is accepted.
         if let RData::Ptr(instance) = &record.data
             && record.name == *service
-            && is_child_of(instance, service)
+            && !instance.is_root()
         {
             let i = index(&mut partial, instance);
             if let Some(p) = partial.get_mut(i) {
@@ -429,7 +433,8 @@ pub fn announcements(message: &Message, service: &Name) -> Vec<Announcement> {
         let RData::Txt(strings) = &record.data else {
             continue;
         };
-        if !is_child_of(&record.name, service) {
+        let named = partial.iter().any(|p| p.found.instance == record.name);
+        if !named && !is_child_of(&record.name, service) {
             continue;
         }
         let i = index(&mut partial, &record.name);

@@ -6,11 +6,13 @@
 //! `--timeout`, `--bare`, and the same JSON-line events. Protocols served: identify (with
 //! signed peer records), ping, gossipsub on every `--topic`, `/echo/1.0.0` and `/perf/1.0.0`
 //! (both over `libp2p-stream`); `--bare` leaves out identify and gossipsub, as lp2p-node's
-//! does, so benchmarks compare the transport stacks alone.
+//! does, so benchmarks compare the transport stacks alone. `--mdns` (listen, dial) runs
+//! `libp2p-mdns` (IPv4, its defaults) and prints `{"event":"discovered","peer":..,"addrs":[..]}`
+//! once per new peer, as lp2p-node does.
 
 #![allow(clippy::print_stdout)]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,7 @@ struct Behaviour {
     ping: ping::Behaviour,
     gossipsub: Toggle<gossipsub::Behaviour>,
     stream: libp2p_stream::Behaviour,
+    mdns: Toggle<libp2p::mdns::tokio::Behaviour>,
 }
 
 /// The parsed command line.
@@ -59,6 +62,7 @@ struct Args {
     expect_messages: Option<usize>,
     upload: u64,
     download: u64,
+    mdns: bool,
 }
 
 fn emit(event: &Value) {
@@ -111,6 +115,7 @@ fn parse() -> Result<Args, String> {
             },
             "--only" | "--json" => {}
             "--bare" => args.bare = true,
+            "--mdns" => args.mdns = true,
             "--count" => {
                 args.count = value(&mut raw, &flag)?
                     .parse()
@@ -175,7 +180,7 @@ fn keypair(seed: Option<u64>) -> identity::Keypair {
     }
 }
 
-fn behaviour(key: &identity::Keypair, bare: bool) -> Behaviour {
+fn behaviour(key: &identity::Keypair, bare: bool, mdns: bool) -> Behaviour {
     let gossip_config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_millis(500))
         .build()
@@ -189,7 +194,12 @@ fn behaviour(key: &identity::Keypair, bare: bool) -> Behaviour {
         gossip_config,
     )
     .expect("gossipsub");
+    let mdns = mdns.then(|| {
+        libp2p::mdns::tokio::Behaviour::new(libp2p::mdns::Config::default(), key.public().to_peer_id())
+            .unwrap_or_else(|e| fail(format!("starting mDNS failed: {e}")))
+    });
     Behaviour {
+        mdns: Toggle::from(mdns),
         identify: Toggle::from((!bare).then_some(identify)),
         ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_millis(200))),
         gossipsub: Toggle::from((!bare).then_some(gossipsub)),
@@ -212,7 +222,7 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                 libp2p::yamux::Config::default,
             )
             .map_err(|e| e.to_string())?
-            .with_behaviour(|k| behaviour(k, args.bare))
+            .with_behaviour(|k| behaviour(k, args.bare, args.mdns))
             .map_err(|e| e.to_string())?
             .with_swarm_config(idle)
             .build())
@@ -224,7 +234,7 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                 libp2p::yamux::Config::default,
             )
             .map_err(|e| e.to_string())?
-            .with_behaviour(|k| behaviour(k, args.bare))
+            .with_behaviour(|k| behaviour(k, args.bare, args.mdns))
             .map_err(|e| e.to_string())?
             .with_swarm_config(idle)
             .build())
@@ -329,6 +339,8 @@ struct Seen {
     ping_failure: Option<String>,
     messages: usize,
     dial_error: Option<String>,
+    /// Peers printed in a `discovered` event and not expired since, with their addresses.
+    discovered: HashMap<PeerId, Vec<String>>,
 }
 
 /// Runs the swarm until `done` says so, printing events. `done` sees the swarm and what was
@@ -392,6 +404,38 @@ fn handle(event: SwarmEvent<BehaviourEvent>, seen: &mut Seen, print_connections:
             match result {
                 Ok(rtt) => seen.pings.push((peer, rtt)),
                 Err(e) => seen.ping_failure = Some(format!("ping {peer} failed: {e}")),
+            }
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(list))) => {
+            // One `discovered` per new peer, with the addresses this batch has for it (they
+            // end in /p2p/<peer> already). libp2p-mdns reports each answer packet as its own
+            // batch, so addresses of a known peer that arrive later are printed as
+            // `discovered-addrs` with the full set (an extra of this program, for the split
+            // answer test).
+            let mut new: Vec<PeerId> = Vec::new();
+            let mut grew: Vec<PeerId> = Vec::new();
+            for (peer, addr) in list {
+                let addr = addr.to_string();
+                let known = seen.discovered.entry(peer).or_default();
+                if known.is_empty() && !new.contains(&peer) {
+                    new.push(peer);
+                } else if !known.contains(&addr) && !new.contains(&peer) && !grew.contains(&peer) {
+                    grew.push(peer);
+                }
+                if !known.contains(&addr) {
+                    known.push(addr);
+                }
+            }
+            for peer in new {
+                emit(&json!({ "event": "discovered", "peer": peer.to_string(), "addrs": seen.discovered[&peer] }));
+            }
+            for peer in grew {
+                emit(&json!({ "event": "discovered-addrs", "peer": peer.to_string(), "addrs": seen.discovered[&peer] }));
+            }
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Expired(list))) => {
+            for (peer, _) in list {
+                seen.discovered.remove(&peer);
             }
         }
         SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {

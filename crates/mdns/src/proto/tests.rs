@@ -413,7 +413,7 @@ fn txt_without_ptr_and_goodbyes() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].peer, None);
     assert_eq!(found[0].ttl, 0);
-    // A PTR to a name outside the service is ignored.
+    // A PTR to the root names nobody.
     let mut w = MessageWriter::new(0, FLAG_RESPONSE, 512);
     w.record(
         Section::Answer,
@@ -422,12 +422,48 @@ fn txt_without_ptr_and_goodbyes() {
             class: CLASS_IN,
             cache_flush: false,
             ttl: 10,
-            data: RData::Ptr(Name::new("elsewhere.local").unwrap()),
+            data: RData::Ptr(Name::root()),
         },
     )
     .unwrap();
     let m = Message::parse(&w.finish(), MAX).unwrap();
     assert!(announcements(&m, &service).is_empty());
+}
+
+/// rust-libp2p 0.49's answer, byte for byte as its `build_query_response` lays it out: the
+/// PTR points at a bare one-label name, which also owns the TXT records (class IN with the
+/// cache-flush bit), one string each.
+#[test]
+fn rust_libp2p_answers_are_read() {
+    let service = Name::new(DEFAULT_SERVICE_NAME).unwrap();
+    let peer = PeerId::random();
+    let label = b"Zq3xVb7rT0aaaaaaaaaaaaaaaaaaaaaa1234";
+    let mut bare = vec![u8::try_from(label.len()).unwrap()];
+    bare.extend_from_slice(label);
+    bare.push(0);
+    let addrs = ["/ip4/10.0.0.2/tcp/4001", "/ip4/10.0.0.2/udp/4001/quic-v1"];
+    let mut p = vec![0x12, 0x34, 0x84, 0x00, 0, 0, 0, 1, 0, 0, 0, u8::try_from(addrs.len()).unwrap()];
+    p.extend_from_slice(b"\x04_p2p\x04_udp\x05local\x00");
+    p.extend_from_slice(&[0x00, 0x0c, 0x00, 0x01]);
+    p.extend_from_slice(&360u32.to_be_bytes());
+    p.extend_from_slice(&u16::try_from(bare.len()).unwrap().to_be_bytes());
+    p.extend_from_slice(&bare);
+    for a in addrs {
+        let txt = format!("dnsaddr={a}/p2p/{}", peer.to_base58());
+        p.extend_from_slice(&bare);
+        p.extend_from_slice(&[0x00, 0x10, 0x80, 0x01]);
+        p.extend_from_slice(&360u32.to_be_bytes());
+        p.extend_from_slice(&u16::try_from(txt.len() + 1).unwrap().to_be_bytes());
+        p.push(u8::try_from(txt.len()).unwrap());
+        p.extend_from_slice(txt.as_bytes());
+    }
+    let m = Message::parse(&p, MAX).unwrap();
+    let found = announcements(&m, &service);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].peer, Some(peer));
+    assert_eq!(found[0].ttl, 360);
+    let got: Vec<String> = found[0].addrs.iter().map(ToString::to_string).collect();
+    assert_eq!(got, addrs);
 }
 
 #[test]
