@@ -151,6 +151,9 @@ fn record(cur: &mut Cursor<'_>) -> Result<Record, MdnsError> {
             }
             RData::Ptr(target)
         }
+        // RFC 6763 §6.1: empty TXT data (invalid) is read as one empty string, as it is
+        // written.
+        TYPE_TXT if rdata.is_empty() => RData::Txt(vec![Vec::new()]),
         TYPE_TXT => RData::Txt(txt_strings(rdata).ok_or_else(|| bad("TXT string overruns"))?),
         TYPE_SRV => {
             let mut inner = Cursor {
