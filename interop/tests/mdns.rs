@@ -74,7 +74,15 @@ fn veth_pair(tag: &str, subnet: u8) -> Result<(Namespaces, [String; 2]), String>
         &names[1],
     ])?;
     for (n, dev, host) in [(&names[0], &va, 1), (&names[1], &vb, 2)] {
-        ip(&["-n", n, "addr", "add", &format!("10.78.{subnet}.{host}/24"), "dev", dev])?;
+        ip(&[
+            "-n",
+            n,
+            "addr",
+            "add",
+            &format!("10.78.{subnet}.{host}/24"),
+            "dev",
+            dev,
+        ])?;
         ip(&[
             "-n",
             n,
@@ -245,13 +253,19 @@ fn lp2p_and_rust_libp2p_discover_each_other(bins: &Binaries) -> Outcome {
     let found_rust = discovered(&lp2p, 42);
     assert_eq!(
         found_rust,
-        vec![format!("/ip4/10.78.1.2/tcp/{rust_port}/p2p/{}", peer_of_seed(42))]
+        vec![format!(
+            "/ip4/10.78.1.2/tcp/{rust_port}/p2p/{}",
+            peer_of_seed(42)
+        )]
     );
     // rust-libp2p found lp2p at its link address.
     let found_lp2p = discovered(&rust, 41);
     assert_eq!(
         found_lp2p,
-        vec![format!("/ip4/10.78.1.1/tcp/{lp2p_port}/p2p/{}", peer_of_seed(41))]
+        vec![format!(
+            "/ip4/10.78.1.1/tcp/{lp2p_port}/p2p/{}",
+            peer_of_seed(41)
+        )]
     );
     // The discovered addresses work, both ways.
     dial_ping(&bins.lp2p, &a, &found_rust[0]);
@@ -305,8 +319,16 @@ fn two_lp2p_nodes_discover_each_other(bins: &Binaries) -> Outcome {
     // IPv4 and IPv6 link addresses, no loopback.
     for (found, host) in [(&from_a, 2), (&from_b, 1)] {
         assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found.iter().any(|a| a.starts_with(&format!("/ip4/10.78.3.{host}/tcp/"))));
-        assert!(found.iter().any(|a| a.starts_with(&format!("/ip6/fd78:3::{host}/tcp/"))));
+        assert!(
+            found
+                .iter()
+                .any(|a| a.starts_with(&format!("/ip4/10.78.3.{host}/tcp/")))
+        );
+        assert!(
+            found
+                .iter()
+                .any(|a| a.starts_with(&format!("/ip6/fd78:3::{host}/tcp/")))
+        );
     }
     for addr in &from_a {
         dial_ping(&bins.lp2p, &a, addr);

@@ -195,8 +195,11 @@ fn behaviour(key: &identity::Keypair, bare: bool, mdns: bool) -> Behaviour {
     )
     .expect("gossipsub");
     let mdns = mdns.then(|| {
-        libp2p::mdns::tokio::Behaviour::new(libp2p::mdns::Config::default(), key.public().to_peer_id())
-            .unwrap_or_else(|e| fail(format!("starting mDNS failed: {e}")))
+        libp2p::mdns::tokio::Behaviour::new(
+            libp2p::mdns::Config::default(),
+            key.public().to_peer_id(),
+        )
+        .unwrap_or_else(|e| fail(format!("starting mDNS failed: {e}")))
     });
     Behaviour {
         mdns: Toggle::from(mdns),
@@ -427,10 +430,14 @@ fn handle(event: SwarmEvent<BehaviourEvent>, seen: &mut Seen, print_connections:
                 }
             }
             for peer in new {
-                emit(&json!({ "event": "discovered", "peer": peer.to_string(), "addrs": seen.discovered[&peer] }));
+                emit(
+                    &json!({ "event": "discovered", "peer": peer.to_string(), "addrs": seen.discovered[&peer] }),
+                );
             }
             for peer in grew {
-                emit(&json!({ "event": "discovered-addrs", "peer": peer.to_string(), "addrs": seen.discovered[&peer] }));
+                emit(
+                    &json!({ "event": "discovered-addrs", "peer": peer.to_string(), "addrs": seen.discovered[&peer] }),
+                );
             }
         }
         SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Expired(list))) => {

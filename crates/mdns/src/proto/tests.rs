@@ -442,7 +442,20 @@ fn rust_libp2p_answers_are_read() {
     bare.extend_from_slice(label);
     bare.push(0);
     let addrs = ["/ip4/10.0.0.2/tcp/4001", "/ip4/10.0.0.2/udp/4001/quic-v1"];
-    let mut p = vec![0x12, 0x34, 0x84, 0x00, 0, 0, 0, 1, 0, 0, 0, u8::try_from(addrs.len()).unwrap()];
+    let mut p = vec![
+        0x12,
+        0x34,
+        0x84,
+        0x00,
+        0,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        u8::try_from(addrs.len()).unwrap(),
+    ];
     p.extend_from_slice(b"\x04_p2p\x04_udp\x05local\x00");
     p.extend_from_slice(&[0x00, 0x0c, 0x00, 0x01]);
     p.extend_from_slice(&360u32.to_be_bytes());
