@@ -30,7 +30,7 @@ use crate::{MdnsError, MdnsStats};
 /// Queries on one interface are at least this far apart (RFC 6762 §5.2).
 const MIN_QUERY_GAP: Duration = Duration::from_secs(1);
 
-/// A packet to send to the mDNS group of `iface` (224.0.0.251:5353 or [ff02::fb]:5353).
+/// A packet to send to the mDNS group of `iface` (`224.0.0.251:5353` or `[ff02::fb]:5353`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// The interface and IP version to send on.
