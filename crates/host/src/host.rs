@@ -8,14 +8,17 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use futures::future::AbortHandle;
 use futures::{FutureExt, StreamExt};
 use lp2p_core::{
-    Keypair, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RawTransport, RuntimeHandle,
+    AddressResolver, Keypair, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RuntimeHandle,
     SecurityUpgrader, Stream,
 };
 use lp2p_multiselect::{MultiselectError, Version, dialer_select, listener_select};
 use lp2p_peerstore::Peerstore;
-use lp2p_swarm::{Connection, EventBus, EventStream, Swarm, SwarmBuilder, SwarmConfig};
+use lp2p_swarm::{
+    Connection, ConnectionEvents, ConnectionGate, EventBus, EventStream, IntoTransport, Swarm,
+    SwarmBuilder, SwarmConfig,
+};
 
-use crate::handler::{ActiveGuard, Handlers, ProtocolPredicate};
+use crate::handler::{ActiveGuard, HandlerOptions, Handlers, ProtocolPredicate};
 use crate::{HostConfig, HostError, HostEvent, HostStream, StreamHandler};
 
 /// A function run once the host is built (how services such as identify and ping attach
@@ -30,6 +33,7 @@ pub struct HostBuilder {
     listen: Vec<Multiaddr>,
     runtime: Option<RuntimeHandle>,
     on_start: Vec<StartHook>,
+    event_buffer: Option<usize>,
     has_transport: bool,
     has_security: bool,
     has_muxer: bool,
@@ -53,11 +57,29 @@ impl HostBuilder {
         self
     }
 
-    /// Adds a transport.
+    /// Adds a transport: a byte-stream one (TCP, WebSocket, memory), upgraded with this
+    /// builder's security channels and muxers, or one that yields established connections
+    /// itself (QUIC). Addresses go to the first transport that can handle them.
     #[must_use]
-    pub fn transport(mut self, transport: impl RawTransport) -> Self {
+    pub fn transport<M>(mut self, transport: impl IntoTransport<M>) -> Self {
         self.swarm = self.swarm.transport(transport);
         self.has_transport = true;
+        self
+    }
+
+    /// Adds a connection gate (allow/deny lists, or your own rules) asked at dial, accept,
+    /// once the remote is authenticated, and when the connection is ready.
+    #[must_use]
+    pub fn gate(mut self, gate: impl ConnectionGate) -> Self {
+        self.swarm = self.swarm.gate(gate);
+        self
+    }
+
+    /// Adds an address resolver (`lp2p-dns`): `/dns*` and `/dnsaddr` dial candidates are
+    /// resolved before dialing.
+    #[must_use]
+    pub fn resolver(mut self, resolver: impl AddressResolver) -> Self {
+        self.swarm = self.swarm.resolver(resolver);
         self
     }
 
@@ -84,9 +106,11 @@ impl HostBuilder {
         self
     }
 
-    /// Connection limits, timeouts and the idle policy.
+    /// Connection limits, timeouts and the idle policy; its `event_buffer` also sizes the
+    /// host's event stream subscriptions.
     #[must_use]
     pub fn swarm_config(mut self, config: SwarmConfig) -> Self {
+        self.event_buffer = Some(config.event_buffer);
         self.swarm = self.swarm.config(config);
         self
     }
@@ -144,7 +168,10 @@ impl HostBuilder {
             runtime,
             config: self.config,
             handlers: Handlers::default(),
-            events: EventBus::new(lp2p_swarm::config::DEFAULT_EVENT_BUFFER),
+            events: EventBus::new(
+                self.event_buffer
+                    .unwrap_or(lp2p_swarm::config::DEFAULT_EVENT_BUFFER),
+            ),
             external_addrs: Mutex::new(Vec::new()),
             services: Mutex::new(Vec::new()),
             negotiating: AtomicUsize::new(0),
@@ -274,7 +301,7 @@ impl Inner {
         let inner = self.clone();
         self.runtime.spawn_detached(async move {
             let peer = conn.peer();
-            let negotiation = listener_select(stream, inner.handlers.clone());
+            let negotiation = listener_select(stream, inner.handlers.for_connection(conn.is_limited()));
             let negotiated = inner.runtime.timeout(inner.config.negotiation_timeout, negotiation).await;
             drop(guard);
             let (protocol, io) = match negotiated {
@@ -353,9 +380,21 @@ impl Host {
     /// Registers `handler` for streams that propose exactly `protocol`, replacing any
     /// handler registered for it.
     pub fn set_stream_handler(&self, protocol: impl Into<ProtocolId>, handler: impl StreamHandler) {
+        self.set_stream_handler_with(protocol, HandlerOptions::default(), handler);
+    }
+
+    /// [`set_stream_handler`](Host::set_stream_handler) with options, e.g. to serve the
+    /// protocol over limited (relayed) connections too:
+    /// `host.set_stream_handler_with("/x/1", HandlerOptions::allow_limited(), handler)`.
+    pub fn set_stream_handler_with(
+        &self,
+        protocol: impl Into<ProtocolId>,
+        options: HandlerOptions,
+        handler: impl StreamHandler,
+    ) {
         self.inner
             .handlers
-            .insert(protocol.into(), Arc::new(handler));
+            .insert(protocol.into(), Arc::new(handler), options);
         self.inner.events.emit(&HostEvent::LocalProtocolsChanged);
     }
 
@@ -369,9 +408,12 @@ impl Host {
         handler: impl StreamHandler,
     ) {
         let predicate: ProtocolPredicate = Arc::new(predicate);
-        self.inner
-            .handlers
-            .insert_matching(protocol.into(), predicate, Arc::new(handler));
+        self.inner.handlers.insert_matching(
+            protocol.into(),
+            predicate,
+            Arc::new(handler),
+            HandlerOptions::default(),
+        );
         self.inner.events.emit(&HostEvent::LocalProtocolsChanged);
     }
 
@@ -392,6 +434,35 @@ impl Host {
     /// Opens a stream to `peer` for the first of `protocols` (in preference order) the peer
     /// supports, connecting first if needed (with the peerstore's addresses).
     pub async fn new_stream<I>(&self, peer: &PeerId, protocols: I) -> Result<HostStream, HostError>
+    where
+        I: IntoIterator,
+        I::Item: Into<ProtocolId>,
+    {
+        let protocols: Vec<ProtocolId> = protocols.into_iter().map(Into::into).collect();
+        if protocols.is_empty() {
+            return Err(HostError::NoProtocols);
+        }
+        self.ensure_open()?;
+        let conn = self.inner.swarm.dial(*peer).await?;
+        if conn.is_limited() {
+            // Only a limited (relayed) connection: the caller must opt in to spend it.
+            return Err(HostError::LimitedConnection {
+                peer: *peer,
+                offered: protocols,
+            });
+        }
+        self.new_stream_on(&conn, protocols).await
+    }
+
+    /// [`new_stream`](Host::new_stream) that may also use a limited (relayed) connection
+    /// when no direct one exists: for protocols made to run over relays (hole punching,
+    /// small control exchanges) whose remote handler opted in with
+    /// [`HandlerOptions::allow_limited`].
+    pub async fn new_stream_allow_limited<I>(
+        &self,
+        peer: &PeerId,
+        protocols: I,
+    ) -> Result<HostStream, HostError>
     where
         I: IntoIterator,
         I::Item: Into<ProtocolId>,
@@ -506,9 +577,38 @@ impl Host {
             .clone()
     }
 
-    /// A stream of host events from now on.
+    /// A stream of host events from now on. Bounded per subscriber (`event_buffer` of the
+    /// swarm configuration): a subscriber that falls that far behind misses events (counted
+    /// and logged). Services that must see every connection open and close use
+    /// [`connection_events`](Host::connection_events).
     pub fn events(&self) -> EventStream<HostEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// Every connection open and close, without loss and in order per connection: starts
+    /// with the connections that exist now (see [`ConnectionEvents`]).
+    pub fn connection_events(&self) -> ConnectionEvents {
+        self.inner.swarm.connection_events()
+    }
+
+    /// The live connection a new stream to `peer` would use, if any.
+    pub fn connection_to(&self, peer: &PeerId) -> Option<Connection> {
+        self.inner.swarm.connection_to(peer)
+    }
+
+    /// Every live connection to `peer`.
+    pub fn connections(&self, peer: &PeerId) -> Vec<Connection> {
+        self.inner.swarm.connections(peer)
+    }
+
+    /// Every live connection.
+    pub fn all_connections(&self) -> Vec<Connection> {
+        self.inner.swarm.all_connections()
+    }
+
+    /// Whether we have a connection to `peer`.
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.inner.swarm.is_connected(peer)
     }
 
     /// Publishes an event on the host's event stream (for services such as identify).

@@ -451,6 +451,13 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
                 .unwrap();
             clients.push(c);
         }
+        // The responder finishes its side of the upgrade a moment after the dialer: wait
+        // until both are in the table, so the third is refused by the established count.
+        while server.swarm().connection_counts().0 < 2 {
+            RuntimeHandle::default()
+                .sleep(Duration::from_millis(5))
+                .await;
+        }
         let mut events = server.events();
         let third = memory_builder().build().await.unwrap();
         let err = third
@@ -471,7 +478,8 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
                 *refusal,
                 SwarmError::Limit {
                     kind: LimitKind::Inbound,
-                    limit: 2
+                    limit: 2,
+                    ..
                 }
             ),
             "{refusal}"
@@ -510,7 +518,8 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
                 err,
                 HostError::Swarm(SwarmError::Limit {
                     kind: LimitKind::Outbound,
-                    limit: 1
+                    limit: 1,
+                    ..
                 })
             ),
             "{err}"
@@ -565,7 +574,8 @@ fn per_peer_limit() {
                 *refusal,
                 SwarmError::Limit {
                     kind: LimitKind::PerPeer,
-                    limit: 1
+                    limit: 1,
+                    ..
                 }
             ),
             "{refusal}"
@@ -882,6 +892,33 @@ fn many_connections_in_and_out() {
         assert_eq!(server.connected_peers().len(), 20);
         for c in clients {
             c.close().await;
+        }
+        server.close().await;
+    });
+}
+
+/// The responder finishes the noise handshake a moment after the dialer: a stream opened
+/// back to a peer whose inbound connection is still being upgraded waits for that
+/// connection instead of failing with "no known address" (the dialer has no listen address).
+#[test]
+fn new_stream_back_to_a_peer_whose_inbound_handshake_is_finishing() {
+    run(async {
+        let server = tcp_builder(Stack::NoiseYamux)
+            .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
+            .build()
+            .await
+            .unwrap();
+        for _ in 0..20 {
+            let client = tcp_builder(Stack::NoiseYamux).build().await.unwrap();
+            client.set_stream_handler("/echo/1.0.0", echo);
+            client
+                .connect(server.local_peer_id(), server.listen_addrs())
+                .await
+                .unwrap();
+            // At once, before the server may have finished its side.
+            let got = echo_roundtrip(&server, client.local_peer_id(), b"back").await;
+            assert_eq!(got, b"back");
+            client.close().await;
         }
         server.close().await;
     });

@@ -3,7 +3,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lp2p_core::{Multiaddr, PeerId};
-use lp2p_multiselect::MultiselectError;
 
 /// Where a connection attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +11,8 @@ pub enum Stage {
     Backoff,
     /// No transport can dial the address.
     UnsupportedAddress,
+    /// A name in the address (`/dns*`, `/dnsaddr`) could not be resolved.
+    Resolve,
     /// The transport could not connect.
     Transport,
     /// multistream-select for the security protocol.
@@ -22,6 +23,8 @@ pub enum Stage {
     MuxerNegotiation,
     /// A connection limit refused the connection.
     Limit,
+    /// A connection gate refused the connection.
+    Denied,
     /// The attempt ran out of time.
     Timeout,
 }
@@ -31,11 +34,13 @@ impl fmt::Display for Stage {
         f.write_str(match self {
             Stage::Backoff => "in dial backoff",
             Stage::UnsupportedAddress => "unsupported address",
+            Stage::Resolve => "name resolution",
             Stage::Transport => "transport",
             Stage::SecurityNegotiation => "security negotiation",
             Stage::Security => "security handshake",
             Stage::MuxerNegotiation => "muxer negotiation",
             Stage::Limit => "connection limit",
+            Stage::Denied => "denied by a connection gate",
             Stage::Timeout => "timeout",
         })
     }
@@ -69,6 +74,14 @@ pub enum LimitKind {
     PerPeer,
     /// Inbound connections still handshaking.
     PendingInbound,
+    /// Inbound handshakes from one IP address.
+    PendingInboundPerIp,
+    /// Inbound connections (established and handshaking) from one IP address.
+    InboundPerIp,
+    /// Inbound handshakes from one subnet.
+    PendingInboundPerSubnet,
+    /// Inbound connections (established and handshaking) from one subnet.
+    InboundPerSubnet,
 }
 
 impl fmt::Display for LimitKind {
@@ -78,6 +91,10 @@ impl fmt::Display for LimitKind {
             LimitKind::Outbound => "outbound connections",
             LimitKind::PerPeer => "connections per peer",
             LimitKind::PendingInbound => "pending inbound connections",
+            LimitKind::PendingInboundPerIp => "pending inbound connections from one IP address",
+            LimitKind::InboundPerIp => "inbound connections from one IP address",
+            LimitKind::PendingInboundPerSubnet => "pending inbound connections from one subnet",
+            LimitKind::InboundPerSubnet => "inbound connections from one subnet",
         })
     }
 }
@@ -101,25 +118,21 @@ pub enum SwarmError {
     #[error("no transport supports the address {0}")]
     UnsupportedAddress(Multiaddr),
     /// A connection limit refused the connection.
-    #[error("connection limit reached: {kind} (limit {limit})")]
+    #[error("connection limit reached: {kind}{}: {current} in use, limit {limit}", subject.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
     Limit {
         /// Which limit.
         kind: LimitKind,
         /// Its value.
         limit: usize,
+        /// What was in use when the connection was refused.
+        current: usize,
+        /// What the limit applies to, when it is not the whole node: the peer, IP address
+        /// or subnet.
+        subject: Option<String>,
     },
     /// A failure in the transport, security channel or muxer.
     #[error(transparent)]
     Core(#[from] lp2p_core::Error),
-    /// multistream-select failed while negotiating the security protocol or the muxer.
-    #[error("negotiating the {what} failed: {source}")]
-    Negotiation {
-        /// "security protocol" or "stream muxer".
-        what: &'static str,
-        /// The negotiation error (names the protocols offered when none matched).
-        #[source]
-        source: MultiselectError,
-    },
     /// The remote proved another identity than the one dialed.
     #[error("peer id mismatch: dialed {expected}, reached {actual}")]
     PeerIdMismatch {
@@ -127,6 +140,24 @@ pub enum SwarmError {
         expected: Box<PeerId>,
         /// The peer we reached.
         actual: Box<PeerId>,
+    },
+    /// A connection gate refused the connection.
+    #[error("connection denied at the {stage} stage: {reason}")]
+    Denied {
+        /// Where.
+        stage: crate::GateStage,
+        /// The gate's reason.
+        reason: crate::Denied,
+    },
+    /// The address failed recently and is in dial backoff.
+    #[error(
+        "{addr} is in dial backoff for another {remaining:?} (it failed recently; clear it with clear_dial_backoff)"
+    )]
+    Backoff {
+        /// The address.
+        addr: Multiaddr,
+        /// How long it stays in backoff.
+        remaining: Duration,
     },
     /// We dialed our own peer id.
     #[error("refusing to dial ourselves")]

@@ -1,0 +1,548 @@
+//! The driver: carries out [`SwarmCore`](crate::core::SwarmCore)'s actions (attempt tasks,
+//! connection tasks, closes, redials), registers connections, and runs the timer task.
+
+use std::sync::{Arc, Weak};
+
+use futures::future::{Either, select};
+use lp2p_core::{DialOpts, Established, Incoming, Multiaddr, Stream, addr};
+use lp2p_peerstore::{CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL};
+
+use crate::candidates::prepare;
+use crate::connection::ConnectionParts;
+use crate::core::{Action, Admitted, AttemptId, DialRequest, PendingId};
+use crate::gate::GateStage;
+use crate::state::{Shared, State, stage_of, swarm_error};
+use crate::{CloseReason, Connection, Direction, Stage, SwarmError, SwarmEvent};
+
+impl Shared {
+    // ---- running the core's actions --------------------------------------------------
+
+    /// Carries out every action the core has queued, then lets the timer task re-arm.
+    pub(crate) fn drain(self: &Arc<Self>) {
+        loop {
+            let action = self.lock().core.poll_action();
+            let Some(action) = action else { break };
+            self.execute(action);
+        }
+        self.timer.notify();
+    }
+
+    fn execute(self: &Arc<Self>, action: Action) {
+        match action {
+            Action::StartAttempt {
+                attempt,
+                addr,
+                opts,
+                ..
+            } => self.start_attempt(attempt, addr, opts),
+            Action::CancelAttempt { attempt } => {
+                if let Some(abort) = self.lock().attempts.remove(&attempt) {
+                    abort.abort();
+                }
+            }
+            Action::DialFinished { dial, outcome } => {
+                let (waiters, result) = {
+                    let mut st = self.lock();
+                    let waiters = st.waiters.remove(&dial).unwrap_or_default();
+                    let result = match outcome {
+                        Ok(id) => st.conns.get(&id).cloned().ok_or(SwarmError::Closed),
+                        Err(failure) => Err(failure.into_error()),
+                    };
+                    (waiters, result)
+                };
+                if let Err(SwarmError::DialFailed { peer, attempts }) = &result {
+                    let error = Arc::new(SwarmError::DialFailed {
+                        peer: *peer,
+                        attempts: attempts.clone(),
+                    });
+                    tracing::debug!(%error, "dial failed");
+                    self.events
+                        .emit(&SwarmEvent::DialFailed { peer: *peer, error });
+                }
+                for waiter in waiters {
+                    let _ = waiter.send(match &result {
+                        Ok(conn) => Ok(conn.clone()),
+                        Err(SwarmError::DialFailed { peer, attempts }) => {
+                            Err(SwarmError::DialFailed {
+                                peer: *peer,
+                                attempts: attempts.clone(),
+                            })
+                        }
+                        Err(SwarmError::NoAddresses(p)) => Err(SwarmError::NoAddresses(*p)),
+                        Err(_) => Err(SwarmError::Closed),
+                    });
+                }
+            }
+            Action::CancelInbound { pending } => {
+                let cancelled = self.lock().inbound.remove(&pending);
+                if let Some((abort, remote_addr)) = cancelled {
+                    abort.abort();
+                    let error = SwarmError::Timeout {
+                        what: "inbound connection upgrade",
+                        after: self.config.upgrade_timeout,
+                    };
+                    tracing::debug!(%remote_addr, %error, "inbound upgrade cancelled");
+                    self.events.emit(&SwarmEvent::IncomingConnectionError {
+                        remote_addr,
+                        error: Arc::new(error),
+                    });
+                }
+            }
+            Action::CheckIdle { conn } => {
+                let now = self.now();
+                let mut st = self.lock();
+                let counts = st
+                    .conns
+                    .get(&conn)
+                    .map(|c| (c.num_streams(), c.streams_opened()));
+                if let Some((open, opened)) = counts {
+                    st.core.idle_report(conn, open, opened, now);
+                }
+            }
+            Action::Close { conn, reason } => {
+                let target = {
+                    let mut st = self.lock();
+                    st.core.closing(conn);
+                    st.conns.get(&conn).cloned()
+                };
+                if let Some(target) = target {
+                    tracing::debug!(peer = %target.peer(), connection = %conn, %reason, "closing connection");
+                    target.mark_closing(&reason);
+                    let muxed = target.muxed().clone();
+                    self.runtime
+                        .spawn_detached(async move { muxed.close().await });
+                }
+            }
+            Action::Redial { addr } => {
+                let weak = Arc::downgrade(self);
+                self.runtime
+                    .spawn_detached(async move { redial(weak, addr).await });
+            }
+        }
+    }
+
+    fn start_attempt(self: &Arc<Self>, attempt: AttemptId, addr: Multiaddr, opts: DialOpts) {
+        let Some(transport) = self.transport_for(&addr).cloned() else {
+            // Filtered before the dial started; a transport cannot vanish.
+            let now = self.now();
+            self.lock().core.attempt_failed(
+                attempt,
+                Stage::UnsupportedAddress,
+                Arc::new(SwarmError::UnsupportedAddress(addr)),
+                false,
+                now,
+            );
+            return;
+        };
+        let weak = Arc::downgrade(self);
+        let ctx = self.ctx.clone();
+        let task = self.runtime.spawn(async move {
+            let result = transport.dial(&ctx, &addr, opts).await;
+            let Some(shared) = weak.upgrade() else {
+                if let Ok(est) = result {
+                    est.muxer.close().await;
+                }
+                return;
+            };
+            shared.attempt_done(attempt, &addr, transport.name(), result);
+        });
+        // The task cannot have reported yet: reporting needs the lock this caller does not
+        // hold, and `drain` runs outside it. If it already finished, the abort is a no-op.
+        self.lock().attempts.insert(attempt, task.abort_handle());
+    }
+
+    fn attempt_done(
+        self: &Arc<Self>,
+        attempt: AttemptId,
+        addr: &Multiaddr,
+        transport: &'static str,
+        result: Result<Established, lp2p_core::Error>,
+    ) {
+        let now = self.now();
+        let result = result.and_then(|est| self.gate_upgraded(est, Direction::Outbound));
+        match result {
+            Ok(est) => {
+                let registered = {
+                    let mut st = self.lock();
+                    st.attempts.remove(&attempt);
+                    let admitted = st.core.attempt_succeeded(
+                        attempt,
+                        est.peer,
+                        est.remote_addr.clone(),
+                        est.limited,
+                        now,
+                    );
+                    admitted
+                        .map(|a| self.register(&mut st, a, &est, Direction::Outbound, transport))
+                };
+                self.drain();
+                if let Some((conn, n)) = registered {
+                    self.after_register(conn, n, &est);
+                } else {
+                    self.stats.refused(Direction::Outbound);
+                    tracing::debug!(peer = %est.peer, %addr, "connection not admitted; closing it");
+                    let muxed = est.muxer;
+                    self.runtime
+                        .spawn_detached(async move { muxed.close().await });
+                }
+            }
+            Err(err) => {
+                let stage = stage_of(&err);
+                let err = swarm_error(err);
+                tracing::debug!(%addr, %stage, %err, "dial attempt failed");
+                // A mismatch proves the address works (for someone else); a limit says
+                // nothing about the address: neither backs it off.
+                let at_fault = !matches!(
+                    stage,
+                    Stage::UnsupportedAddress | Stage::Limit | Stage::Denied
+                ) && !matches!(err, SwarmError::PeerIdMismatch { .. });
+                {
+                    let mut st = self.lock();
+                    st.attempts.remove(&attempt);
+                    st.core
+                        .attempt_failed(attempt, stage, Arc::new(err), at_fault, now);
+                }
+                self.drain();
+            }
+        }
+    }
+
+    /// Puts an admitted connection in the table (under the lock, so lifecycle subscribers see
+    /// it in order).
+    fn register(
+        &self,
+        st: &mut State,
+        admitted: Admitted,
+        est: &Established,
+        direction: Direction,
+        transport: &'static str,
+    ) -> (Connection, usize) {
+        let conn = Connection::new(ConnectionParts {
+            id: admitted.id,
+            peer: est.peer,
+            direction,
+            local_addr: est.local_addr.clone(),
+            remote_addr: est.remote_addr.clone(),
+            security: est.security.clone(),
+            muxer: est.muxer_protocol.clone(),
+            transport,
+            limited: est.limited,
+            muxed: est.muxer.clone(),
+            established_at: self.now(),
+        });
+        st.conns.insert(admitted.id, conn.clone());
+        self.lifecycle.established(&conn);
+        (conn, admitted.num_established)
+    }
+
+    /// After a connection entered the table: the peerstore, the event, the connection task.
+    fn after_register(
+        self: &Arc<Self>,
+        conn: Connection,
+        num_established: usize,
+        est: &Established,
+    ) {
+        let peer = conn.peer();
+        if let Err(err) = self.peerstore.add_public_key(&peer, est.remote_key.clone()) {
+            tracing::debug!(%peer, %err, "peerstore refused the remote key");
+        }
+        if conn.direction() == Direction::Outbound && !conn.is_limited() {
+            // Inbound remote addresses are ephemeral source ports: not worth dialing.
+            let _ = self
+                .peerstore
+                .add_addr(&peer, conn.remote_addr().clone(), CONNECTED_ADDR_TTL);
+        }
+        tracing::info!(
+            %peer,
+            connection = %conn.id(),
+            direction = %conn.direction(),
+            remote_addr = %conn.remote_addr(),
+            transport = conn.transport(),
+            security = conn.security_protocol(),
+            muxer = conn.muxer_protocol(),
+            limited = conn.is_limited(),
+            "connection established"
+        );
+        self.runtime
+            .spawn_detached(drive_connection(Arc::downgrade(self), conn.clone()));
+        self.events.emit(&SwarmEvent::ConnectionEstablished {
+            connection: conn,
+            num_established,
+        });
+    }
+
+    // ---- inbound ---------------------------------------------------------------------
+
+    /// An inbound attempt from a listener: admitted by address, then upgraded in its own
+    /// task (which the core cancels when it runs out of time).
+    pub(crate) fn inbound(self: &Arc<Self>, incoming: Incoming, transport: &'static str) {
+        let now = self.now();
+        let remote_addr = incoming.remote_addr.clone();
+        if let Err(reason) = self.check_gates(GateStage::Accept, |g| {
+            g.allow_accept(&incoming.local_addr, &remote_addr)
+        }) {
+            drop(incoming);
+            self.events.emit(&SwarmEvent::IncomingConnectionError {
+                remote_addr,
+                error: Arc::new(SwarmError::Denied {
+                    stage: GateStage::Accept,
+                    reason,
+                }),
+            });
+            return;
+        }
+        let admitted = self.lock().core.inbound_attempt(remote_addr.clone(), now);
+        let pending = match admitted {
+            Ok(pending) => pending,
+            Err(err) => {
+                self.stats.refused(Direction::Inbound);
+                // Dropping the attempt refuses it: the dialer's upgrade fails.
+                drop(incoming);
+                tracing::debug!(%remote_addr, %err, "inbound connection refused");
+                self.events.emit(&SwarmEvent::IncomingConnectionError {
+                    remote_addr,
+                    error: Arc::new(err),
+                });
+                return;
+            }
+        };
+        let weak = Arc::downgrade(self);
+        let task = self.runtime.spawn(async move {
+            let result = incoming.upgrade.await;
+            let Some(shared) = weak.upgrade() else {
+                if let Ok(est) = result {
+                    est.muxer.close().await;
+                }
+                return;
+            };
+            shared.inbound_done(pending, incoming.remote_addr, transport, result);
+        });
+        self.lock()
+            .inbound
+            .insert(pending, (task.abort_handle(), remote_addr));
+        self.drain();
+    }
+
+    fn inbound_done(
+        self: &Arc<Self>,
+        pending: PendingId,
+        remote_addr: Multiaddr,
+        transport: &'static str,
+        result: Result<Established, lp2p_core::Error>,
+    ) {
+        let now = self.now();
+        let result = result.and_then(|est| self.gate_upgraded(est, Direction::Inbound));
+        let outcome = match result {
+            Ok(est) => {
+                let registered = {
+                    let mut st = self.lock();
+                    st.inbound.remove(&pending);
+                    st.core
+                        .inbound_established(
+                            pending,
+                            est.peer,
+                            est.remote_addr.clone(),
+                            est.limited,
+                            now,
+                        )
+                        .map(|a| self.register(&mut st, a, &est, Direction::Inbound, transport))
+                };
+                match registered {
+                    Ok((conn, n)) => {
+                        self.drain();
+                        self.after_register(conn, n, &est);
+                        return;
+                    }
+                    Err(err) => {
+                        self.stats.refused(Direction::Inbound);
+                        let muxed = est.muxer;
+                        self.runtime
+                            .spawn_detached(async move { muxed.close().await });
+                        err
+                    }
+                }
+            }
+            Err(err) => {
+                let mut st = self.lock();
+                st.inbound.remove(&pending);
+                st.core.inbound_failed(pending, now);
+                swarm_error(err)
+            }
+        };
+        self.drain();
+        tracing::debug!(%remote_addr, err = %outcome, "inbound connection failed");
+        self.events.emit(&SwarmEvent::IncomingConnectionError {
+            remote_addr,
+            error: Arc::new(outcome),
+        });
+    }
+
+    /// The gates' last word on a ready connection: refused ones are closed here and come
+    /// back as an error.
+    fn gate_upgraded(
+        self: &Arc<Self>,
+        est: Established,
+        direction: Direction,
+    ) -> Result<Established, lp2p_core::Error> {
+        let checked = self.check_gates(GateStage::Upgraded, |g| {
+            g.allow_upgraded(
+                &est.peer,
+                &est.remote_addr,
+                direction,
+                est.muxer_protocol.as_str(),
+                est.limited,
+            )
+        });
+        match checked {
+            Ok(()) => Ok(est),
+            Err(reason) => {
+                let muxed = est.muxer;
+                self.runtime
+                    .spawn_detached(async move { muxed.close().await });
+                Err(lp2p_core::Error::Denied(Box::new(SwarmError::Denied {
+                    stage: GateStage::Upgraded,
+                    reason,
+                })))
+            }
+        }
+    }
+
+    // ---- connections -----------------------------------------------------------------
+
+    fn dispatch_inbound_stream(&self, conn: Connection, mut stream: Box<dyn Stream>) {
+        let handler = self
+            .inbound_handler
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(handler) = handler {
+            handler(conn, stream);
+        } else {
+            tracing::debug!(peer = %conn.peer(), "no inbound stream handler; resetting the stream");
+            stream.reset();
+        }
+    }
+
+    fn unregister(self: &Arc<Self>, conn: &Connection, reason: CloseReason) {
+        let now = self.now();
+        let removed = {
+            let mut st = self.lock();
+            st.conns.remove(&conn.id());
+            let removed = st.core.connection_closed(conn.id(), now);
+            if let Some(r) = &removed {
+                self.lifecycle.closed(conn, &reason, r.num_remaining);
+            }
+            removed
+        };
+        self.drain();
+        let Some(removed) = removed else { return };
+        let peer = conn.peer();
+        if removed.num_remaining == 0 {
+            self.peerstore
+                .update_addrs(&peer, CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL);
+        }
+        tracing::info!(%peer, connection = %conn.id(), %reason, "connection closed");
+        self.events.emit(&SwarmEvent::ConnectionClosed {
+            peer,
+            id: conn.id(),
+            direction: conn.direction(),
+            remote_addr: conn.remote_addr().clone(),
+            reason,
+            num_remaining: removed.num_remaining,
+        });
+    }
+}
+
+/// The task of one connection: hands inbound streams to the handler and takes the connection
+/// out of the table when it ends.
+async fn drive_connection(shared: Weak<Shared>, conn: Connection) {
+    let muxed = conn.muxed().clone();
+    let reason = loop {
+        match muxed.accept_stream().await {
+            Ok(stream) => {
+                conn.count_stream();
+                match shared.upgrade() {
+                    Some(s) => s.dispatch_inbound_stream(conn.clone(), stream),
+                    None => drop(stream),
+                }
+            }
+            Err(err) => {
+                break conn
+                    .local_close_reason()
+                    .unwrap_or_else(|| CloseReason::Remote(err.to_string()));
+            }
+        }
+    };
+    if let Some(shared) = shared.upgrade() {
+        shared.unregister(&conn, reason);
+    }
+}
+
+/// The timer task: runs the core's timeouts when they are due, and the peerstore's garbage
+/// collection every `MAINTENANCE_INTERVAL`.
+pub(crate) async fn timer_loop(shared: Weak<Shared>) {
+    let (mut next_gc, notify) = match shared.upgrade() {
+        Some(s) => (
+            s.now() + crate::config::MAINTENANCE_INTERVAL,
+            s.timer.clone(),
+        ),
+        None => return,
+    };
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let now = s.now();
+        if next_gc <= now {
+            let stats = s.peerstore.gc();
+            tracing::trace!(?stats, "peerstore maintenance done");
+            next_gc = now + crate::config::MAINTENANCE_INTERVAL;
+        }
+        let due = s
+            .lock()
+            .core
+            .poll_timeout()
+            .map_or(next_gc, |t| t.min(next_gc));
+        let sleep = s.runtime.sleep_until(due);
+        // Wait without keeping the swarm alive.
+        drop(s);
+        let woken = matches!(select(sleep, notify.notified()).await, Either::Right(_));
+        let Some(s) = shared.upgrade() else { return };
+        if !woken || s.now() >= due {
+            let now = s.now();
+            s.lock().core.handle_timeout(now);
+            s.drain();
+        }
+    }
+}
+
+/// Runs a bootstrap redial the core asked for.
+pub(crate) async fn redial(shared: Weak<Shared>, target: Multiaddr) {
+    let Some(shared) = shared.upgrade() else {
+        return;
+    };
+    if shared.is_closed() {
+        return;
+    }
+    let (transport_addr, peer) = addr::split_peer_id(&target);
+    let (addrs, failures) = prepare(&shared, peer, vec![target.clone()]).await;
+    let now = shared.now();
+    let started = {
+        let mut st = shared.lock();
+        let started = st.core.dial(
+            DialRequest {
+                reuse: peer.is_some(),
+                ..DialRequest::new(peer, addrs, failures)
+            },
+            now,
+        );
+        match &started {
+            Ok(start) => st.core.bootstrap_dial_started(&target, *start, now),
+            Err(_) => st.core.bootstrap_dial_failed(&target, now),
+        }
+        started
+    };
+    shared.drain();
+    match started {
+        Ok(_) => tracing::debug!(addr = %transport_addr, "bootstrap dial started"),
+        Err(err) => tracing::debug!(addr = %target, %err, "bootstrap dial could not start"),
+    }
+}
