@@ -12,9 +12,9 @@ use async_io::Async;
 use futures::channel::oneshot;
 use futures::stream::{AbortHandle, BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
+use lp2p_core::events::EventBus;
 use lp2p_core::{Multiaddr, PeerId, RuntimeHandle};
 use lp2p_host::{EventStream, Host, HostEvent, WeakHost};
-use lp2p_swarm::EventBus;
 
 use crate::config::{MdnsConfig, RECV_BUFFER_SIZE};
 use crate::core::{Core, Event};
