@@ -79,6 +79,11 @@ pub use lp2p_identify as identify;
 pub use lp2p_identify::{Identify, IdentifyConfig};
 #[cfg(feature = "kad")]
 pub use lp2p_kad as kad;
+/// mDNS discovery (feature `mdns`, off by default: it multicasts on the local network).
+#[cfg(feature = "mdns")]
+pub use lp2p_mdns as mdns;
+#[cfg(feature = "mdns")]
+pub use lp2p_mdns::{Mdns, MdnsConfig, MdnsEvent};
 #[cfg(feature = "ping")]
 pub use lp2p_ping as ping;
 #[cfg(feature = "ping")]

@@ -97,6 +97,8 @@ pub(crate) struct Common {
     pub dns_server: Option<SocketAddr>,
     /// `--kad server|client` (dial: implied `client` by a Kademlia operation).
     pub kad: Option<KadMode>,
+    /// `--mdns` (listen, dial): mDNS discovery, printing `discovered` events.
+    pub mdns: bool,
 }
 
 impl Default for Common {
@@ -115,6 +117,7 @@ impl Default for Common {
             insecure_ws_cert: false,
             dns_server: None,
             kad: None,
+            mdns: false,
         }
     }
 }
@@ -227,6 +230,8 @@ options (any command):
                                its bootstrap peers; listen reads stdin lines kad-find-peer ID,
                                kad-put KEY VALUE, kad-get KEY, kad-provide KEY,
                                kad-find-providers KEY
+  --mdns                       (listen, dial) discover peers on the local network with mDNS
+                               and print a `discovered` event per new peer
   -v, -vv                      logs on stderr (RUST_LOG works too)
 ";
 
@@ -371,6 +376,7 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--concurrency" => raw.concurrency = Some(number(arg, &value("a count")?)?),
             "--nodes" => raw.nodes = Some(number(arg, &value("a count")?)?),
             "--out" => raw.out = Some(PathBuf::from(value("a path")?)),
+            "--mdns" => raw.mdns = true,
             other if other.starts_with('-') => {
                 return Err(usage(format!("unknown option `{other}`")));
             }
@@ -392,6 +398,7 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--kad does not go with --bare (ping, echo and perf only)",
         ));
     }
+    common.mdns = raw.mdns;
     let command = raw.into_command(name)?;
     if common.timeout.is_none() && matches!(command, Command::Dial { .. } | Command::Perf { .. }) {
         common.timeout = Some(DEFAULT_DIAL_TIMEOUT);
@@ -417,12 +424,13 @@ struct Raw {
     nodes: Option<usize>,
     out: Option<PathBuf>,
     kad_ops: Vec<KadOp>,
+    mdns: bool,
 }
 
 impl Raw {
     fn into_command(self, name: &str) -> Result<Command, UsageError> {
         let allowed: &[&str] = match name {
-            "listen" => &["addr", "topic", "connect"],
+            "listen" => &["addr", "topic", "connect", "mdns"],
             "dial" => &[
                 "addr",
                 "ping",
@@ -432,6 +440,7 @@ impl Raw {
                 "publish",
                 "expect-messages",
                 "kad-*",
+                "mdns",
             ],
             "perf" => &["addr", "upload-bytes", "download-bytes"],
             "conn-bench" => &["addr", "count"],
@@ -455,6 +464,7 @@ impl Raw {
             ("nodes", self.nodes.is_some()),
             ("out", self.out.is_some()),
             ("kad-*", !self.kad_ops.is_empty()),
+            ("mdns", self.mdns),
         ];
         if let Some((option, _)) = given.iter().find(|(o, set)| *set && !allowed.contains(o)) {
             return Err(usage(format!(
@@ -752,6 +762,19 @@ mod tests {
             let err = p(args).unwrap_err();
             assert!(err.0.contains(expected), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn mdns_applies_to_listen_and_dial_only() {
+        let (_, common) = p(&["listen", "--addr", "/ip4/0.0.0.0/tcp/0", "--mdns"]).unwrap();
+        assert!(common.mdns);
+        let (_, common) = p(&["dial", "--mdns", "--addr", "/ip4/127.0.0.1/tcp/1"]).unwrap();
+        assert!(common.mdns);
+        let (_, common) = p(&["listen", "--addr", "/ip4/0.0.0.0/tcp/0"]).unwrap();
+        assert!(!common.mdns);
+        let err = p(&["perf", "--mdns", "--addr", "/ip4/127.0.0.1/tcp/1"]).unwrap_err();
+        assert!(err.0.contains("--mdns does not apply to `perf`"), "{err}");
+
     }
 
     #[test]

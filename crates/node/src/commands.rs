@@ -138,6 +138,11 @@ pub(crate) async fn listen(
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     }
+    let mdns = if common.mdns {
+        Some(crate::discovery::start(&host, out)?)
+    } else {
+        None
+    };
     let me = host.local_peer_id();
     out.emit(&json!({
         "event": "listening",
@@ -173,6 +178,10 @@ pub(crate) async fn listen(
                 None => break,
             },
         }
+    }
+    if let Some(mdns) = mdns {
+        // Goodbye on the network, so peers forget us now rather than after our TTL.
+        mdns.stop().await;
     }
     host.close().await;
     Ok(())
@@ -250,6 +259,9 @@ pub(crate) async fn dial(
     };
     let key = node::load_keypair(&common.key)?;
     let Node { host, services } = node::start(common, key, &[], &[]).await?;
+    if common.mdns {
+        crate::discovery::start(&host, out)?;
+    }
     let result = dial_actions(&host, &services, out, addr, peer, &actions).await;
     host.close().await;
     result

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod demo;
 mod kad;
+mod discovery;
 mod node;
 mod output;
 mod services;

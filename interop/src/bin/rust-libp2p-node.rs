@@ -24,6 +24,9 @@
 //! default id, base58 author + decimal seqno; spec: author bytes + 8-byte seqno), and
 //! `--trace-control` prints a `control` event per received control message. Message events
 //! carry the message id in hex (`id`).
+//!
+//! `--mdns` (listen, dial) runs `libp2p-mdns` (IPv4, its defaults) and prints
+//! `{"event":"discovered","peer":..,"addrs":[..]}` once per new peer, as lp2p-node does.
 
 #![allow(clippy::print_stdout)]
 
@@ -59,6 +62,7 @@ struct Behaviour {
     gossipsub: Toggle<gossipsub::Behaviour>,
     stream: libp2p_stream::Behaviour,
     kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    mdns: Toggle<libp2p::mdns::tokio::Behaviour>,
 }
 
 /// A Kademlia operation.
@@ -182,6 +186,7 @@ struct Args {
     kad: Option<kad::Mode>,
     kad_ops: Vec<KadOp>,
     gossip: GossipTuning,
+    mdns: bool,
 }
 
 fn emit(event: &Value) {
@@ -248,6 +253,7 @@ fn parse() -> Result<Args, String> {
             },
             "--only" | "--json" => {}
             "--bare" => args.bare = true,
+            "--mdns" => args.mdns = true,
             "--count" => {
                 args.count = value(&mut raw, &flag)?
                     .parse()
@@ -411,6 +417,7 @@ fn behaviour(
     bare: bool,
     tuning: &GossipTuning,
     kad_mode: Option<kad::Mode>,
+    mdns: bool,
 ) -> Behaviour {
     let gossip_config = gossip_config(tuning).unwrap_or_else(|e| fail(e));
     let identify = identify::Behaviour::new(
@@ -422,7 +429,15 @@ fn behaviour(
         gossip_config,
     )
     .expect("gossipsub");
+    let mdns = mdns.then(|| {
+        libp2p::mdns::tokio::Behaviour::new(
+            libp2p::mdns::Config::default(),
+            key.public().to_peer_id(),
+        )
+        .unwrap_or_else(|e| fail(format!("starting mDNS failed: {e}")))
+    });
     Behaviour {
+        mdns: Toggle::from(mdns),
         identify: Toggle::from((!bare).then_some(identify)),
         ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_millis(200))),
         gossipsub: Toggle::from((!bare).then_some(gossipsub)),
@@ -516,7 +531,7 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                 .with_quic()
                 .with_other_transport(|k| ws_transport(k, args))
                 .map_err(|e| e.to_string())?
-                .with_behaviour(|k| behaviour(k, args.bare, &args.gossip, args.kad))
+                .with_behaviour(|k| behaviour(k, args.bare, &args.gossip, args.kad, args.mdns))
                 .map_err(|e| e.to_string())?
                 .with_swarm_config(idle)
                 .build())
@@ -635,6 +650,8 @@ struct Seen {
     /// Peers identify reported as DHT servers, with their listen addresses (to add to the
     /// routing table once the event handler has the swarm).
     kad_servers: Vec<(PeerId, Vec<Multiaddr>)>,
+    /// Peers printed in a `discovered` event and not expired since, with their addresses.
+    discovered: HashMap<PeerId, Vec<String>>,
 }
 
 /// Runs the swarm until `done` says so, printing events. `done` sees the swarm and what was
@@ -711,6 +728,42 @@ fn handle(event: SwarmEvent<BehaviourEvent>, seen: &mut Seen, print_connections:
             match result {
                 Ok(rtt) => seen.pings.push((peer, rtt)),
                 Err(e) => seen.ping_failure = Some(format!("ping {peer} failed: {e}")),
+            }
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(list))) => {
+            // One `discovered` per new peer, with the addresses this batch has for it (they
+            // end in /p2p/<peer> already). libp2p-mdns reports each answer packet as its own
+            // batch, so addresses of a known peer that arrive later are printed as
+            // `discovered-addrs` with the full set (an extra of this program, for the split
+            // answer test).
+            let mut new: Vec<PeerId> = Vec::new();
+            let mut grew: Vec<PeerId> = Vec::new();
+            for (peer, addr) in list {
+                let addr = addr.to_string();
+                let known = seen.discovered.entry(peer).or_default();
+                if known.is_empty() && !new.contains(&peer) {
+                    new.push(peer);
+                } else if !known.contains(&addr) && !new.contains(&peer) && !grew.contains(&peer) {
+                    grew.push(peer);
+                }
+                if !known.contains(&addr) {
+                    known.push(addr);
+                }
+            }
+            for peer in new {
+                emit(
+                    &json!({ "event": "discovered", "peer": peer.to_string(), "addrs": seen.discovered[&peer] }),
+                );
+            }
+            for peer in grew {
+                emit(
+                    &json!({ "event": "discovered-addrs", "peer": peer.to_string(), "addrs": seen.discovered[&peer] }),
+                );
+            }
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Expired(list))) => {
+            for (peer, _) in list {
+                seen.discovered.remove(&peer);
             }
         }
         SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
