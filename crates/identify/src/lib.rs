@@ -81,6 +81,7 @@ pub mod config;
 mod error;
 pub mod message;
 pub mod observed;
+mod pushes;
 mod service;
 pub mod verify;
 

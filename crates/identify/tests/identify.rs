@@ -660,3 +660,44 @@ fn a_peer_gets_two_pushes_in_flight_at_most() {
         b.close().await;
     });
 }
+
+/// A change not yet pushed when the host closes is pushed before the connections close: with
+/// a debounce far longer than the test (the push is waiting it out), and right after the
+/// change (its event may not even have reached the service).
+#[test]
+fn a_change_not_yet_pushed_is_pushed_on_close() {
+    for late in [false, true] {
+        run(async {
+            let a = listening().await;
+            let b = listening().await;
+            let id_a = Identify::new(&a, IdentifyConfig::default());
+            let slow = IdentifyConfig {
+                push_debounce: Duration::from_secs(3600),
+                ..IdentifyConfig::default()
+            };
+            let _id_b = Identify::new(&b, slow);
+            let (mut ev_a, mut ev_b) = (a.events(), b.events());
+            a.connect(b.local_peer_id(), b.listen_addrs())
+                .await
+                .unwrap();
+            identified(&mut ev_a, b.local_peer_id()).await;
+            identified(&mut ev_b, a.local_peer_id()).await;
+
+            b.set_stream_handler("/late/1.0.0", |_s: HostStream| async {});
+            if !late {
+                // Let the service see the change and start waiting out its debounce.
+                b.runtime().sleep(Duration::from_millis(100)).await;
+            }
+            b.close().await;
+            let peer = b.local_peer_id();
+            loop {
+                let info = identified(&mut ev_a, peer).await;
+                if info.protocols.iter().any(|p| p == "/late/1.0.0") {
+                    break;
+                }
+            }
+            assert!(id_a.stats().pushes_received >= 1);
+            a.close().await;
+        });
+    }
+}
