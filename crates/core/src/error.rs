@@ -84,10 +84,10 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// The local node refused the connection (a limit or a gate), after it was
-    /// authenticated; the text says which rule.
+    /// The local node refused the connection (a limit or a gate) after it was
+    /// authenticated; the source says which rule.
     #[error("connection refused locally: {0}")]
-    Denied(String),
+    Denied(#[source] BoxError),
     /// A security handshake failed.
     #[error("{protocol} handshake failed: {source}")]
     Security {

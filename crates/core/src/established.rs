@@ -143,7 +143,7 @@ impl fmt::Debug for TransportContext {
             .field("local_peer_id", &self.local_peer_id())
             .field("runtime", &self.runtime)
             .field("on_secured", &self.on_secured.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use futures::future::AbortHandle;
 use futures::{FutureExt, StreamExt};
 use lp2p_core::{
-    Keypair, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RawTransport, RuntimeHandle,
+    AddressResolver, Keypair, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RuntimeHandle,
     SecurityUpgrader, Stream,
 };
 use lp2p_multiselect::{MultiselectError, Version, dialer_select, listener_select};
 use lp2p_peerstore::Peerstore;
-use lp2p_swarm::{Connection, EventBus, EventStream, Swarm, SwarmBuilder, SwarmConfig};
+use lp2p_swarm::{
+    Connection, ConnectionEvents, EventBus, EventStream, IntoTransport, Swarm, SwarmBuilder,
+    SwarmConfig,
+};
 
 use crate::close::CloseHooks;
 use crate::handler::{ActiveGuard, Handlers, ProtocolPredicate};
@@ -31,6 +34,7 @@ pub struct HostBuilder {
     listen: Vec<Multiaddr>,
     runtime: Option<RuntimeHandle>,
     on_start: Vec<StartHook>,
+    event_buffer: Option<usize>,
     has_transport: bool,
     has_security: bool,
     has_muxer: bool,
@@ -54,11 +58,21 @@ impl HostBuilder {
         self
     }
 
-    /// Adds a transport.
+    /// Adds a transport: a byte-stream one (TCP, WebSocket, memory), upgraded with this
+    /// builder's security channels and muxers, or one that yields established connections
+    /// itself (QUIC). Addresses go to the first transport that can handle them.
     #[must_use]
-    pub fn transport(mut self, transport: impl RawTransport) -> Self {
+    pub fn transport<M>(mut self, transport: impl IntoTransport<M>) -> Self {
         self.swarm = self.swarm.transport(transport);
         self.has_transport = true;
+        self
+    }
+
+    /// Adds an address resolver (`lp2p-dns`): `/dns*` and `/dnsaddr` dial candidates are
+    /// resolved before dialing.
+    #[must_use]
+    pub fn resolver(mut self, resolver: impl AddressResolver) -> Self {
+        self.swarm = self.swarm.resolver(resolver);
         self
     }
 
@@ -85,9 +99,11 @@ impl HostBuilder {
         self
     }
 
-    /// Connection limits, timeouts and the idle policy.
+    /// Connection limits, timeouts and the idle policy; its `event_buffer` also sizes the
+    /// host's event stream subscriptions.
     #[must_use]
     pub fn swarm_config(mut self, config: SwarmConfig) -> Self {
+        self.event_buffer = Some(config.event_buffer);
         self.swarm = self.swarm.config(config);
         self
     }
@@ -145,7 +161,10 @@ impl HostBuilder {
             runtime,
             config: self.config,
             handlers: Handlers::default(),
-            events: EventBus::new(lp2p_swarm::config::DEFAULT_EVENT_BUFFER),
+            events: EventBus::new(
+                self.event_buffer
+                    .unwrap_or(lp2p_swarm::config::DEFAULT_EVENT_BUFFER),
+            ),
             external_addrs: Mutex::new(Vec::new()),
             services: Mutex::new(Vec::new()),
             close_hooks: CloseHooks::default(),
@@ -509,9 +528,38 @@ impl Host {
             .clone()
     }
 
-    /// A stream of host events from now on.
+    /// A stream of host events from now on. Bounded per subscriber (`event_buffer` of the
+    /// swarm configuration): a subscriber that falls that far behind misses events (counted
+    /// and logged). Services that must see every connection open and close use
+    /// [`connection_events`](Host::connection_events).
     pub fn events(&self) -> EventStream<HostEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// Every connection open and close, without loss and in order per connection: starts
+    /// with the connections that exist now (see [`ConnectionEvents`]).
+    pub fn connection_events(&self) -> ConnectionEvents {
+        self.inner.swarm.connection_events()
+    }
+
+    /// The live connection a new stream to `peer` would use, if any.
+    pub fn connection_to(&self, peer: &PeerId) -> Option<Connection> {
+        self.inner.swarm.connection_to(peer)
+    }
+
+    /// Every live connection to `peer`.
+    pub fn connections(&self, peer: &PeerId) -> Vec<Connection> {
+        self.inner.swarm.connections(peer)
+    }
+
+    /// Every live connection.
+    pub fn all_connections(&self) -> Vec<Connection> {
+        self.inner.swarm.all_connections()
+    }
+
+    /// Whether we have a connection to `peer`.
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.inner.swarm.is_connected(peer)
     }
 
     /// Publishes an event on the host's event stream (for services such as identify).

@@ -83,6 +83,7 @@ pub use events::{HostEvent, IdentifyInfo};
 pub use handler::{ProtocolPredicate, StreamHandler};
 pub use host::{Host, HostBuilder, HostStats, StartHook, WeakHost};
 pub use lp2p_swarm::{
-    CloseReason, Connection, ConnectionId, Direction, EventStream, SwarmConfig, SwarmError,
+    CloseReason, Connection, ConnectionEvent, ConnectionEvents, ConnectionId, Direction,
+    EventStream, SwarmConfig, SwarmError,
 };
 pub use stream::HostStream;

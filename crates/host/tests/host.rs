@@ -451,6 +451,13 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
                 .unwrap();
             clients.push(c);
         }
+        // The responder finishes its side of the upgrade a moment after the dialer: wait
+        // until both are in the table, so the third is refused by the established count.
+        while server.swarm().connection_counts().0 < 2 {
+            RuntimeHandle::default()
+                .sleep(Duration::from_millis(5))
+                .await;
+        }
         let mut events = server.events();
         let third = memory_builder().build().await.unwrap();
         let err = third

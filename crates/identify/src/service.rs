@@ -1,6 +1,6 @@
 //! The async shell: identify on every connection, answer, push, and apply what arrives.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,7 +11,8 @@ use futures::stream::FuturesUnordered;
 use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::{Keypair, Multiaddr, PeerId, Protocol, ProtocolId, RuntimeHandle, addr};
 use lp2p_host::{
-    Connection, ConnectionId, EventStream, Host, HostEvent, HostStream, IdentifyInfo, WeakHost,
+    Connection, ConnectionEvent, ConnectionEvents, EventStream, Host, HostEvent, HostStream,
+    IdentifyInfo, WeakHost,
 };
 use lp2p_peerstore::CONNECTED_ADDR_TTL;
 use lp2p_peerstore::record::PeerRecord;
@@ -163,12 +164,13 @@ impl Identify {
             let shared = push.clone();
             async move { shared.receive_push(stream).await }
         });
-        // Subscribe after registering (our own registrations need no push) and before
-        // spawning, so no connection established from now on is missed.
+        // Subscribe after registering (our own registrations need no push). The connection
+        // subscription starts with every live connection and misses none afterwards.
         let events = host.events();
+        let connections = host.connection_events();
         // One pending push request is enough: requests made while one waits coalesce.
         let (push_tx, push_rx) = mpsc::channel(1);
-        host.spawn(shared.clone().run(events, push_tx));
+        host.spawn(shared.clone().run(connections, events, push_tx));
         if shared.config.push {
             host.spawn(shared.clone().pusher(push_rx));
             // A change not yet pushed when the host closes is pushed before the connections
@@ -236,23 +238,21 @@ impl Shared {
 
     /// The service task: identifies new connections (all exchanges inside this one task, so
     /// closing the host stops them), forgets closed ones, asks for pushes on changes.
-    async fn run(self: Arc<Self>, mut events: EventStream<HostEvent>, mut push: mpsc::Sender<()>) {
-        let mut exchanges = FuturesUnordered::new();
-        // Live connections already identified or being identified (so one that is both found
-        // below and announced by an event is asked once).
-        let mut known: HashSet<ConnectionId> = HashSet::new();
-        // Connections established before the service started are identified too.
-        if let Some(host) = self.host.upgrade() {
-            for peer in host.connected_peers() {
-                for connection in host.swarm().connections(&peer) {
-                    if known.insert(connection.id()) {
-                        exchanges.push(self.clone().identify_later(connection));
-                    }
-                }
-            }
+    async fn run(
+        self: Arc<Self>,
+        connections: ConnectionEvents,
+        events: EventStream<HostEvent>,
+        mut push: mpsc::Sender<()>,
+    ) {
+        enum Input {
+            Connection(ConnectionEvent),
+            Host(HostEvent),
         }
+        let mut inputs =
+            futures::stream::select(connections.map(Input::Connection), events.map(Input::Host));
+        let mut exchanges = FuturesUnordered::new();
         loop {
-            let next_event = events.next();
+            let next_input = inputs.next();
             let next_done = async {
                 if exchanges.is_empty() {
                     futures::future::pending::<()>().await;
@@ -261,41 +261,41 @@ impl Shared {
                 }
             };
             futures::pin_mut!(next_done);
-            let event = match futures::future::select(next_event, next_done).await {
-                Either::Left((Some(event), _)) => event,
+            let input = match futures::future::select(next_input, next_done).await {
+                Either::Left((Some(input), _)) => input,
                 Either::Left((None, _)) => return,
                 Either::Right(((), _)) => continue,
             };
-            match event {
-                HostEvent::Connected { connection, .. } if known.insert(connection.id()) => {
+            match input {
+                Input::Connection(ConnectionEvent::Established(connection)) => {
                     exchanges.push(self.clone().identify_later(connection));
                 }
-                HostEvent::Disconnected {
-                    peer,
-                    connection_id,
+                Input::Connection(ConnectionEvent::Closed {
+                    connection,
                     num_remaining,
                     ..
-                } => {
-                    known.remove(&connection_id);
+                }) => {
                     let mut state = self.state();
-                    state.observed.remove_connection(connection_id.get());
+                    state.observed.remove_connection(connection.id().get());
                     if num_remaining == 0 {
-                        state.peers.remove(&peer);
+                        state.peers.remove(&connection.peer());
                         drop(state);
-                        self.views().remove(&peer);
+                        self.views().remove(&connection.peer());
                     }
                 }
-                HostEvent::LocalProtocolsChanged
-                | HostEvent::ListenAddrAdded(_)
-                | HostEvent::ListenAddrRemoved(_)
-                | HostEvent::ExternalAddrConfirmed(_) => {
+                Input::Host(
+                    HostEvent::LocalProtocolsChanged
+                    | HostEvent::ListenAddrAdded(_)
+                    | HostEvent::ListenAddrRemoved(_)
+                    | HostEvent::ExternalAddrConfirmed(_),
+                ) => {
                     if self.config.push {
                         self.pushes.request();
                     }
                     // Full: a push is already pending and will carry this change too.
                     let _ = push.try_send(());
                 }
-                _ => {}
+                Input::Host(_) => {}
             }
         }
     }
@@ -547,7 +547,7 @@ impl Shared {
         let mut confirmed = None;
         {
             let mut state = self.state();
-            if host.swarm().is_connected(&peer) {
+            if host.is_connected(&peer) {
                 state.peers.insert(
                     peer,
                     PeerState {

@@ -54,8 +54,9 @@ pub use lp2p_core::{
 };
 pub use lp2p_host as host;
 pub use lp2p_host::{
-    CloseReason, Connection, ConnectionId, Direction, Host, HostBuilder, HostConfig, HostError,
-    HostEvent, HostStream, IdentifyInfo, StreamHandler, SwarmConfig, SwarmError,
+    CloseReason, Connection, ConnectionEvent, ConnectionEvents, ConnectionId, Direction, Host,
+    HostBuilder, HostConfig, HostError, HostEvent, HostStream, IdentifyInfo, StreamHandler,
+    SwarmConfig, SwarmError,
 };
 pub use lp2p_multiselect as multiselect;
 pub use lp2p_peerstore as peerstore;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
-use lp2p::{Host, HostEvent, IdentifyInfo, Keypair, Multiaddr, PeerId};
+use lp2p::{ConnectionEvent, Host, HostEvent, IdentifyInfo, Keypair, Multiaddr, PeerId};
 use serde_json::{Value, json};
 
 use crate::cli::Common;
@@ -52,39 +52,41 @@ fn connected_event(peer: &PeerId, conn: &lp2p::Connection) -> Value {
 }
 
 /// Prints connected / disconnected (and, when asked, identify) events of `host` until the
-/// host closes.
+/// host closes. Connections come from the lossless lifecycle stream, which starts with the
+/// connections that already exist (bootstrap dials may have finished before we got here).
 fn print_connection_events(host: &Host, out: &Output, identify: bool) {
-    // Subscribe first, then report the connections that already exist (bootstrap dials may
-    // have finished before we got here); an id seen in both is reported once.
-    let mut events = host.events();
-    let mut reported = std::collections::HashSet::new();
-    for connection in host.swarm().all_connections() {
-        reported.insert(connection.id());
-        out.emit(&connected_event(&connection.peer(), &connection));
-    }
-    let out = out.clone();
+    let mut connections = host.connection_events();
+    let printer = out.clone();
     host.spawn(async move {
-        while let Some(event) = events.next().await {
+        while let Some(event) = connections.next().await {
             match event {
-                HostEvent::Connected {
-                    peer, connection, ..
-                } if !reported.remove(&connection.id()) => {
-                    out.emit(&connected_event(&peer, &connection));
+                ConnectionEvent::Established(connection) => {
+                    printer.emit(&connected_event(&connection.peer(), &connection));
                 }
-                HostEvent::Disconnected {
-                    peer,
+                ConnectionEvent::Closed {
+                    connection,
                     num_remaining: 0,
                     ..
                 } => {
-                    out.emit(&json!({ "event": "disconnected", "peer": peer.to_string() }));
+                    printer.emit(
+                        &json!({ "event": "disconnected", "peer": connection.peer().to_string() }),
+                    );
                 }
-                HostEvent::Identified { peer, info } if identify => {
-                    out.emit(&identify_event(&peer, &info));
-                }
-                _ => {}
+                ConnectionEvent::Closed { .. } => {}
             }
         }
     });
+    if identify {
+        let mut events = host.events();
+        let printer = out.clone();
+        host.spawn(async move {
+            while let Some(event) = events.next().await {
+                if let HostEvent::Identified { peer, info } = event {
+                    printer.emit(&identify_event(&peer, &info));
+                }
+            }
+        });
+    }
 }
 
 /// Starts watching for Ctrl-C (SIGINT) and SIGTERM. Called before the node reports that it

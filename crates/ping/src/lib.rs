@@ -57,7 +57,9 @@ use futures::future::{AbortHandle, Abortable, Either};
 use futures::stream::FuturesUnordered;
 use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::{PeerId, RuntimeHandle, Stream};
-use lp2p_host::{Connection, ConnectionId, EventStream, Host, HostEvent, HostStream, WeakHost};
+use lp2p_host::{
+    Connection, ConnectionEvent, ConnectionEvents, ConnectionId, Host, HostStream, WeakHost,
+};
 
 pub use config::{
     DEFAULT_KEEP_ALIVE_INTERVAL, DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_FAILURES, DEFAULT_TIMEOUT,
@@ -116,8 +118,8 @@ impl Ping {
             async move { shared.serve(stream).await }
         });
         if let Some(keep_alive) = shared.config.keep_alive.clone() {
-            // Subscribe before spawning, so no connection established from now on is missed.
-            let events = host.events();
+            // Every connection: the live ones first, none missed afterwards.
+            let events = host.connection_events();
             host.spawn(keep_alive_service(shared.clone(), events, keep_alive));
         }
         Ping { shared }
@@ -346,7 +348,7 @@ fn stream_error(peer: PeerId, err: lp2p_host::HostError) -> PingError {
 /// the host, which aborts the task, stops them all).
 async fn keep_alive_service(
     shared: Arc<Shared>,
-    mut events: EventStream<HostEvent>,
+    mut events: ConnectionEvents,
     config: KeepAliveConfig,
 ) {
     let mut pingers = FuturesUnordered::new();
@@ -370,18 +372,17 @@ async fn keep_alive_service(
             }
         };
         match event {
-            HostEvent::Connected { connection, .. } => {
+            ConnectionEvent::Established(connection) => {
                 let (abort, registration) = AbortHandle::new_pair();
                 aborts.insert(connection.id(), abort);
                 let pinger = keep_alive(shared.clone(), connection, config.clone());
                 pingers.push(Abortable::new(pinger, registration));
             }
-            HostEvent::Disconnected { connection_id, .. } => {
-                if let Some(abort) = aborts.remove(&connection_id) {
+            ConnectionEvent::Closed { connection, .. } => {
+                if let Some(abort) = aborts.remove(&connection.id()) {
                     abort.abort();
                 }
             }
-            _ => {}
         }
     }
 }

@@ -59,6 +59,14 @@ pub const DEFAULT_BOOTSTRAP_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait between two redials of a bootstrap peer.
 pub const MAX_BOOTSTRAP_BACKOFF: Duration = Duration::from_secs(60);
 
+/// An address that led to a connection within this window is dialed first next time: the
+/// path worked a moment ago, so it most likely still does.
+pub const RECENT_SUCCESS_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// Addresses remembered as recently successful (the oldest is forgotten beyond this): one
+/// per peer a busy node talks to, bounded so the memory is too.
+pub const MAX_RECENT_SUCCESSES: usize = 4096;
+
 /// How often expired peerstore entries and dial backoffs are collected.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 

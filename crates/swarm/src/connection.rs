@@ -2,12 +2,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Instant;
 
-use lp2p_core::{Multiaddr, MuxedConnection, PeerId, Role, Stream};
+use lp2p_core::{Multiaddr, MuxedConnection, PeerId, ProtocolId, Role, Stream};
 
-use crate::SwarmError;
+use crate::{CloseReason, SwarmError};
 
 /// A connection's number, unique within one swarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,16 +61,25 @@ pub(crate) struct ConnectionParts {
     pub(crate) direction: Direction,
     pub(crate) local_addr: Multiaddr,
     pub(crate) remote_addr: Multiaddr,
-    pub(crate) security: &'static str,
-    pub(crate) muxer: &'static str,
+    pub(crate) security: ProtocolId,
+    pub(crate) muxer: ProtocolId,
+    pub(crate) transport: &'static str,
+    pub(crate) limited: bool,
     pub(crate) muxed: Arc<dyn MuxedConnection>,
+    pub(crate) established_at: Instant,
 }
+
+const OPEN: u8 = 0;
+const CLOSING_LOCAL: u8 = 1;
+const CLOSING_IDLE: u8 = 2;
 
 struct Inner {
     parts: ConnectionParts,
-    established_at: Instant,
-    /// Set when we asked the connection to close, so the close is reported as local.
-    closing: AtomicBool,
+    /// Set when we asked the connection to close, so the close is reported with our reason.
+    closing: AtomicU8,
+    /// Streams ever opened on it, both directions (the idle policy counts a stream that
+    /// opened and closed between two checks as activity).
+    opened: AtomicU64,
 }
 
 /// An established, upgraded connection to a peer. Cheap to clone (a handle).
@@ -84,8 +93,8 @@ impl Connection {
         Connection {
             inner: Arc::new(Inner {
                 parts,
-                established_at: Instant::now(),
-                closing: AtomicBool::new(false),
+                closing: AtomicU8::new(OPEN),
+                opened: AtomicU64::new(0),
             }),
         }
     }
@@ -116,30 +125,41 @@ impl Connection {
         &self.inner.parts.remote_addr
     }
 
-    /// The security protocol negotiated, e.g. `/noise`.
-    pub fn security_protocol(&self) -> &'static str {
-        self.inner.parts.security
+    /// The security protocol negotiated, e.g. `/noise` or `/tls/1.0.0`.
+    pub fn security_protocol(&self) -> &str {
+        self.inner.parts.security.as_str()
     }
 
-    /// The stream muxer negotiated, e.g. `/yamux/1.0.0`.
-    pub fn muxer_protocol(&self) -> &'static str {
-        self.inner.parts.muxer
+    /// The stream muxer negotiated, e.g. `/yamux/1.0.0` (`quic-v1` for QUIC's own streams).
+    pub fn muxer_protocol(&self) -> &str {
+        self.inner.parts.muxer.as_str()
     }
 
-    /// When the connection was established.
+    /// The name of the transport that made it, e.g. `"tcp"` or `"quic"`.
+    pub fn transport(&self) -> &'static str {
+        self.inner.parts.transport
+    }
+
+    /// Whether it is a limited connection (a relayed circuit with duration and data caps).
+    pub fn is_limited(&self) -> bool {
+        self.inner.parts.limited
+    }
+
+    /// When the connection was established (by the swarm's runtime clock).
     pub fn established_at(&self) -> Instant {
-        self.inner.established_at
+        self.inner.parts.established_at
     }
 
     /// Opens a raw stream (no protocol negotiated yet; the host runs multistream-select on it).
     pub async fn open_stream(&self) -> Result<Box<dyn Stream>, SwarmError> {
+        self.count_stream();
         Ok(self.inner.parts.muxed.open_stream().await?)
     }
 
     /// Closes the connection gracefully; every stream on it fails afterwards. The swarm
     /// reports it with a `ConnectionClosed` event whose reason is `Local`.
     pub async fn close(&self) {
-        self.inner.closing.store(true, Ordering::Release);
+        self.mark_closing(&CloseReason::Local);
         self.inner.parts.muxed.close().await;
     }
 
@@ -157,12 +177,34 @@ impl Connection {
         &self.inner.parts.muxed
     }
 
-    pub(crate) fn closed_locally(&self) -> bool {
-        self.inner.closing.load(Ordering::Acquire)
+    /// Streams ever opened on it (both directions).
+    pub fn streams_opened(&self) -> u64 {
+        self.inner.opened.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn mark_closing(&self) {
-        self.inner.closing.store(true, Ordering::Release);
+    pub(crate) fn count_stream(&self) {
+        self.inner.opened.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Why we closed it, if we did.
+    pub(crate) fn local_close_reason(&self) -> Option<CloseReason> {
+        match self.inner.closing.load(Ordering::Acquire) {
+            CLOSING_LOCAL => Some(CloseReason::Local),
+            CLOSING_IDLE => Some(CloseReason::Idle),
+            _ => None,
+        }
+    }
+
+    /// Records that we are closing it (the first reason given wins).
+    pub(crate) fn mark_closing(&self, reason: &CloseReason) {
+        let code = match reason {
+            CloseReason::Idle => CLOSING_IDLE,
+            _ => CLOSING_LOCAL,
+        };
+        let _ =
+            self.inner
+                .closing
+                .compare_exchange(OPEN, code, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
@@ -183,6 +225,7 @@ impl fmt::Debug for Connection {
             .field("remote_addr", self.remote_addr())
             .field("security", &self.security_protocol())
             .field("muxer", &self.muxer_protocol())
+            .field("limited", &self.is_limited())
             .finish()
     }
 }

@@ -1,54 +1,53 @@
-//! Dialing: address ranking, Happy-Eyeballs-style staggered parallel attempts, merging of
-//! concurrent dials to one peer, and per-address backoff.
+//! Dialing, the shell's side: candidate addresses are resolved (`/dns*`, `/dnsaddr`) and
+//! filtered to what some transport can dial, then handed to the core, which ranks, staggers,
+//! times and backs them off.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::future::{BoxFuture, FusedFuture, FutureExt, Shared};
-use futures::stream::{FuturesUnordered, StreamExt};
-use lp2p_core::{Multiaddr, PeerId, Protocol, addr};
+use futures::channel::oneshot;
+use lp2p_core::{Multiaddr, PeerId, addr};
 use lp2p_peerstore::TEMP_ADDR_TTL;
 
-use crate::swarm::Inner;
-use crate::upgrade::Upgraded;
-use crate::{Connection, DialAttempt, Direction, Stage, Swarm, SwarmError, SwarmEvent, config};
+use crate::core::{DialRequest, DialStart};
+use crate::shared::Shared;
+use crate::{Connection, DialAttempt, Stage, Swarm, SwarmError};
 
-/// The outcome every waiter of a merged dial gets.
-pub(crate) type DialOutcome = Result<Connection, (Option<PeerId>, Vec<DialAttempt>)>;
-pub(crate) type SharedDial = Shared<BoxFuture<'static, DialOutcome>>;
+/// Rounds of resolution one candidate may go through (a `/dnsaddr` resolving to `/dns4`
+/// names that resolve to IPs is two). The resolver bounds its own recursion (`/dnsaddr`
+/// chains); this bounds the swarm's re-resolution of what it returns.
+pub const MAX_RESOLVE_ROUNDS: usize = 4;
 
-/// An address in dial backoff: not dialed again before `until`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Backoff {
-    pub(crate) until: Instant,
-    failures: u32,
-}
+/// Addresses one dial keeps after resolution: plenty for a peer with many transports and
+/// interfaces, and a cap on what a hostile DNS answer can make us dial.
+pub const MAX_RESOLVED_ADDRS: usize = 64;
 
 impl Swarm {
     /// A connection to `peer`: an existing live one, or a new one dialed with the
-    /// addresses the peerstore holds. Concurrent calls for one peer share one dial.
+    /// addresses the peerstore holds. Concurrent calls for one peer share one dial; when an
+    /// inbound connection from the peer is finishing its handshake, the dial waits for it.
     pub async fn dial(&self, peer: PeerId) -> Result<Connection, SwarmError> {
         self.dial_with_addrs(peer, Vec::new()).await
     }
 
-    /// [`dial`](Swarm::dial), trying `addrs` first (they are also added to the peerstore
-    /// with a temporary TTL). Addresses may end in `/p2p/<peer>`; one naming another peer is
-    /// an error.
+    /// [`dial`](Swarm::dial), with `addrs` as extra candidates (they are also added to the
+    /// peerstore with a temporary TTL). Addresses may end in `/p2p/<peer>`; one naming another
+    /// peer is an error.
     pub async fn dial_with_addrs(
         &self,
         peer: PeerId,
         addrs: Vec<Multiaddr>,
     ) -> Result<Connection, SwarmError> {
-        let inner = &self.inner;
-        inner.ensure_open()?;
-        if peer == inner.local_peer {
+        let shared = &self.shared;
+        shared.ensure_open()?;
+        if peer == shared.local_peer {
             return Err(SwarmError::DialSelf);
         }
-        if let Some(conn) = inner.connection_to(&peer) {
+        if let Some(conn) = self.connection_to(&peer) {
             return Ok(conn);
         }
-        let mut explicit = Vec::with_capacity(addrs.len());
+        let mut candidates = Vec::with_capacity(addrs.len());
         for a in addrs {
             let (transport_addr, named) = addr::split_peer_id(&a);
             if let Some(named) = named.filter(|n| *n != peer) {
@@ -57,55 +56,29 @@ impl Swarm {
                     actual: Box::new(named),
                 });
             }
-            explicit.push(transport_addr);
+            candidates.push(transport_addr);
         }
-        if !explicit.is_empty() {
-            let _ = inner
+        if !candidates.is_empty() {
+            let _ = shared
                 .peerstore
-                .add_addrs(&peer, explicit.clone(), TEMP_ADDR_TTL);
+                .add_addrs(&peer, candidates.clone(), TEMP_ADDR_TTL);
         }
-        let dial = {
-            let mut st = inner.lock();
-            if let Some(existing) = st.dials.get(&peer) {
-                existing.clone()
-            } else {
-                drop(st);
-                inner.admit_outbound()?;
-                let mut candidates = explicit;
-                for a in inner.peerstore.addrs(&peer) {
-                    if !candidates.contains(&a) {
-                        candidates.push(a);
-                    }
-                }
-                if candidates.is_empty() {
-                    return Err(SwarmError::NoAddresses(peer));
-                }
-                let task = inner.runtime.spawn(dial_addrs(
-                    Arc::downgrade(inner),
-                    Some(peer),
-                    candidates,
-                    true,
-                ));
-                let shared = async move {
-                    task.await.unwrap_or_else(|err| {
-                        Err((
-                            Some(peer),
-                            vec![DialAttempt {
-                                addr: Multiaddr::empty(),
-                                stage: Stage::Timeout,
-                                error: Arc::new(SwarmError::Core(err)),
-                            }],
-                        ))
-                    })
-                }
-                .boxed()
-                .shared();
-                st = inner.lock();
-                st.dials.entry(peer).or_insert(shared).clone()
+        for a in shared.peerstore.addrs(&peer) {
+            if !candidates.contains(&a) {
+                candidates.push(a);
             }
-        };
-        dial.await
-            .map_err(|(peer, attempts)| SwarmError::DialFailed { peer, attempts })
+        }
+        let (addrs, failures) = prepare(shared, Some(peer), candidates).await;
+        run(
+            shared,
+            DialRequest {
+                peer: Some(peer),
+                addrs,
+                failures,
+                reuse: true,
+            },
+        )
+        .await
     }
 
     /// Dials an address. With a trailing `/p2p/<peer>` this is
@@ -116,11 +89,18 @@ impl Swarm {
         if let Some(peer) = addr::peer_id(&addr) {
             return self.dial_with_addrs(peer, vec![addr]).await;
         }
-        self.inner.ensure_open()?;
-        self.inner.admit_outbound()?;
-        dial_addrs(Arc::downgrade(&self.inner), None, vec![addr], false)
-            .await
-            .map_err(|(peer, attempts)| SwarmError::DialFailed { peer, attempts })
+        self.shared.ensure_open()?;
+        let (addrs, failures) = prepare(&self.shared, None, vec![addr]).await;
+        run(
+            &self.shared,
+            DialRequest {
+                peer: None,
+                addrs,
+                failures,
+                reuse: false,
+            },
+        )
+        .await
     }
 
     /// Always makes a new connection to `addr`, even when one to that peer exists (no
@@ -128,253 +108,164 @@ impl Swarm {
     /// trailing `/p2p/<peer>` the remote must prove that identity. For benchmarks and tools
     /// that measure connection setup.
     pub async fn dial_new(&self, addr: Multiaddr) -> Result<Connection, SwarmError> {
-        self.inner.ensure_open()?;
+        self.shared.ensure_open()?;
         let (transport_addr, peer) = addr::split_peer_id(&addr);
-        if peer == Some(self.inner.local_peer) {
-            return Err(SwarmError::DialSelf);
-        }
-        self.inner.admit_outbound()?;
-        if let Some(peer) = peer {
-            self.inner.admit_peer(&peer)?;
-        }
-        dial_addrs(
-            Arc::downgrade(&self.inner),
-            peer,
-            vec![transport_addr],
-            false,
+        let (addrs, failures) = prepare(&self.shared, peer, vec![transport_addr]).await;
+        run(
+            &self.shared,
+            DialRequest {
+                peer,
+                addrs,
+                failures,
+                reuse: false,
+            },
         )
         .await
-        .map_err(|(peer, attempts)| SwarmError::DialFailed { peer, attempts })
     }
 
     /// How long `addr` stays in dial backoff, if it is in backoff.
     pub fn dial_backoff(&self, addr: &Multiaddr) -> Option<Duration> {
-        let now = Instant::now();
-        let st = self.inner.lock();
-        st.backoff
-            .get(&addr::split_peer_id(addr).0)
-            .and_then(|b| b.until.checked_duration_since(now))
+        let now = self.shared.now();
+        self.shared
+            .lock()
+            .core
+            .backoff_remaining(&addr::split_peer_id(addr).0, now)
     }
 
     /// Takes `addr` out of dial backoff, or every address when `None`.
     pub fn clear_dial_backoff(&self, addr: Option<&Multiaddr>) {
-        let mut st = self.inner.lock();
-        match addr {
-            Some(a) => {
-                st.backoff.remove(&addr::split_peer_id(a).0);
+        let addr = addr.map(|a| addr::split_peer_id(a).0);
+        self.shared.lock().core.clear_backoff(addr.as_ref());
+    }
+}
+
+/// Hands a prepared request to the core and waits for its outcome.
+async fn run(shared: &Arc<Shared>, req: DialRequest) -> Result<Connection, SwarmError> {
+    let now = shared.now();
+    let rx = {
+        let mut st = shared.lock();
+        match st.core.dial(req, now)? {
+            DialStart::Connected(id) => {
+                return st.conns.get(&id).cloned().ok_or(SwarmError::Closed);
             }
-            None => st.backoff.clear(),
-        }
-    }
-}
-
-/// Orders candidate addresses: direct before relayed; otherwise as given (explicit
-/// addresses first, then the peerstore's, oldest first).
-fn rank(addrs: &mut [Multiaddr]) {
-    addrs.sort_by_key(|a| a.iter().any(|p| matches!(p, Protocol::P2pCircuit)));
-}
-
-impl Inner {
-    fn backoff_remaining(&self, addr: &Multiaddr, now: Instant) -> Option<Duration> {
-        self.lock()
-            .backoff
-            .get(addr)
-            .and_then(|b| b.until.checked_duration_since(now))
-            .filter(|d| !d.is_zero())
-    }
-
-    fn record_failure(&self, addr: &Multiaddr) {
-        let base = self.config.dial_backoff;
-        if base.is_zero() {
-            return;
-        }
-        let now = Instant::now();
-        let mut st = self.lock();
-        let entry = st.backoff.entry(addr.clone()).or_insert(Backoff {
-            until: now,
-            failures: 0,
-        });
-        entry.failures = entry.failures.saturating_add(1);
-        let factor = 1u32 << entry.failures.saturating_sub(1).min(16);
-        entry.until = now + base.saturating_mul(factor).min(config::MAX_DIAL_BACKOFF);
-    }
-
-    fn record_success(&self, addr: &Multiaddr) {
-        self.lock().backoff.remove(addr);
-    }
-}
-
-/// One address, dialed and upgraded.
-async fn attempt(
-    inner: Arc<Inner>,
-    addr: Multiaddr,
-    expected: Option<PeerId>,
-) -> (
-    Multiaddr,
-    Result<(Upgraded, Multiaddr, Multiaddr), (Stage, SwarmError)>,
-) {
-    let result = async {
-        let transport = inner
-            .transport_for(&addr)
-            .ok_or_else(|| {
-                (
-                    Stage::UnsupportedAddress,
-                    SwarmError::UnsupportedAddress(addr.clone()),
-                )
-            })?
-            .clone();
-        let raw = match inner
-            .runtime
-            .timeout(
-                inner.config.transport_timeout,
-                transport.dial(&addr, &lp2p_core::DialOpts::to_peer(expected)),
-            )
-            .await
-        {
-            Ok(Ok(raw)) => raw,
-            Ok(Err(err)) => return Err((Stage::Transport, SwarmError::Core(err))),
-            Err(_) => {
-                return Err((
-                    Stage::Timeout,
-                    SwarmError::Timeout {
-                        what: "transport dial",
-                        after: inner.config.transport_timeout,
-                    },
-                ));
+            DialStart::Dialing(dial) => {
+                let (tx, rx) = oneshot::channel();
+                st.waiters.entry(dial).or_default().push(tx);
+                rx
             }
-        };
-        let local = raw.local_addr();
-        let remote = raw.remote_addr();
-        let upgrade = inner.upgraders.outbound(raw, expected, &inner.runtime);
-        match inner
-            .runtime
-            .timeout(inner.config.upgrade_timeout, upgrade)
-            .await
-        {
-            Ok(Ok(upgraded)) => Ok((upgraded, local, remote)),
-            Ok(Err(failure)) => Err(failure),
-            Err(_) => Err((
-                Stage::Timeout,
-                SwarmError::Timeout {
-                    what: "connection upgrade",
-                    after: inner.config.upgrade_timeout,
-                },
-            )),
         }
-    }
-    .await;
-    (addr, result)
-}
-
-/// Dials `addrs` (the peer's candidates) Happy-Eyeballs style: the first right away, the
-/// next after the stagger delay or as soon as one fails, at most `dial_concurrency` at
-/// once; the first success wins and the rest are cancelled.
-///
-/// `merged` says whether this is the shared dial of `peer` in the dial table (which it then
-/// removes when done).
-pub(crate) async fn dial_addrs(
-    swarm: Weak<Inner>,
-    peer: Option<PeerId>,
-    mut addrs: Vec<Multiaddr>,
-    merged: bool,
-) -> DialOutcome {
-    let Some(inner) = swarm.upgrade() else {
-        return Err((peer, Vec::new()));
     };
-    let outcome = run_dial(&inner, peer, &mut addrs).await;
-    if let Some(peer) = peer.filter(|_| merged) {
-        inner.lock().dials.remove(&peer);
-    }
-    if let Err((peer, attempts)) = &outcome {
-        let error = Arc::new(SwarmError::DialFailed {
-            peer: *peer,
-            attempts: attempts.clone(),
-        });
-        tracing::debug!(%error, "dial failed");
-        inner
-            .events
-            .emit(&SwarmEvent::DialFailed { peer: *peer, error });
-    }
-    outcome
+    shared.drain();
+    rx.await.unwrap_or(Err(SwarmError::Closed))
 }
 
-async fn run_dial(
-    inner: &Arc<Inner>,
+/// Resolves names in `candidates` and keeps what some transport can dial; everything else
+/// becomes a failure entry. Results naming another peer than `peer` are dropped.
+pub(crate) async fn prepare(
+    shared: &Arc<Shared>,
     peer: Option<PeerId>,
-    addrs: &mut Vec<Multiaddr>,
-) -> DialOutcome {
-    rank(addrs);
-    let now = Instant::now();
+    candidates: Vec<Multiaddr>,
+) -> (Vec<Multiaddr>, Vec<DialAttempt>) {
+    let mut out: Vec<Multiaddr> = Vec::new();
     let mut failures = Vec::new();
-    let mut queue = VecDeque::new();
-    for addr in addrs.drain(..) {
-        match inner.backoff_remaining(&addr, now) {
-            Some(left) => failures.push(DialAttempt {
-                error: Arc::new(SwarmError::Timeout {
-                    what: "dial backoff (retry later)",
-                    after: left,
-                }),
-                addr,
-                stage: Stage::Backoff,
+    let mut work: VecDeque<(Multiaddr, usize)> = candidates.into_iter().map(|a| (a, 0)).collect();
+    while let Some((a, round)) = work.pop_front() {
+        if out.len() >= MAX_RESOLVED_ADDRS {
+            break;
+        }
+        let Some(resolver) = shared.resolvers.iter().find(|r| r.can_resolve(&a)) else {
+            let (transport_addr, named) = addr::split_peer_id(&a);
+            if named.is_some_and(|n| Some(n) != peer) && peer.is_some() {
+                continue;
+            }
+            if shared.transport_for(&transport_addr).is_some() {
+                if !out.contains(&transport_addr) {
+                    out.push(transport_addr);
+                }
+            } else {
+                failures.push(DialAttempt {
+                    error: Arc::new(SwarmError::UnsupportedAddress(transport_addr.clone())),
+                    addr: transport_addr,
+                    stage: Stage::UnsupportedAddress,
+                });
+            }
+            continue;
+        };
+        if round >= MAX_RESOLVE_ROUNDS {
+            failures.push(DialAttempt {
+                error: Arc::new(SwarmError::Core(lp2p_core::Error::Resolve {
+                    addr: a.clone(),
+                    source: format!("still a name after {MAX_RESOLVE_ROUNDS} rounds of resolution")
+                        .into(),
+                })),
+                addr: a,
+                stage: Stage::Resolve,
+            });
+            continue;
+        }
+        // The resolver filters by the peer id (`/dnsaddr` records name their peer).
+        let query = match peer {
+            Some(p) => addr::with_peer_id(&a, p),
+            None => a.clone(),
+        };
+        let resolved = shared
+            .runtime
+            .timeout(shared.config.transport_timeout, resolver.resolve(&query))
+            .await;
+        match resolved {
+            Ok(Ok(list)) => {
+                tracing::debug!(addr = %a, resolved = list.len(), "address resolved");
+                work.extend(list.into_iter().map(|r| (r, round + 1)));
+            }
+            Ok(Err(err)) => failures.push(DialAttempt {
+                stage: Stage::Resolve,
+                error: Arc::new(SwarmError::Core(err)),
+                addr: a,
             }),
-            None => queue.push_back(addr),
+            Err(_) => failures.push(DialAttempt {
+                stage: Stage::Resolve,
+                error: Arc::new(SwarmError::Timeout {
+                    what: "address resolution",
+                    after: shared.config.transport_timeout,
+                }),
+                addr: a,
+            }),
         }
     }
-    let concurrency = inner.config.dial_concurrency.max(1);
-    let mut running = FuturesUnordered::new();
-    let mut in_flight: Vec<Multiaddr> = Vec::new();
-    let mut deadline = inner.runtime.sleep(inner.config.dial_timeout).fuse();
-    let mut stagger = futures::future::Fuse::terminated();
+    (out, failures)
+}
 
-    loop {
-        let slot_free =
-            running.len() < concurrency && (running.is_empty() || stagger.is_terminated());
-        if slot_free && let Some(addr) = queue.pop_front() {
-            in_flight.push(addr.clone());
-            running.push(attempt(inner.clone(), addr, peer));
-            stagger = inner.runtime.sleep(inner.config.dial_stagger).fuse();
+/// Runs a bootstrap redial the core asked for.
+pub(crate) async fn redial(shared: Weak<Shared>, target: Multiaddr) {
+    let Some(shared) = shared.upgrade() else {
+        return;
+    };
+    if shared.is_closed() {
+        return;
+    }
+    let (transport_addr, peer) = addr::split_peer_id(&target);
+    let (addrs, failures) = prepare(&shared, peer, vec![target.clone()]).await;
+    let now = shared.now();
+    let started = {
+        let mut st = shared.lock();
+        let started = st.core.dial(
+            DialRequest {
+                peer,
+                addrs,
+                failures,
+                reuse: peer.is_some(),
+            },
+            now,
+        );
+        match &started {
+            Ok(start) => st.core.bootstrap_dial_started(&target, *start, now),
+            Err(_) => st.core.bootstrap_dial_failed(&target, now),
         }
-        if running.is_empty() {
-            return Err((peer, failures));
-        }
-        futures::select! {
-            done = running.select_next_some() => {
-                let (addr, result) = done;
-                in_flight.retain(|a| a != &addr);
-                match result {
-                    Ok((upgraded, local, remote)) => {
-                        inner.record_success(&addr);
-                        match inner.register(upgraded, Direction::Outbound, local, remote) {
-                            Ok(conn) => return Ok(conn),
-                            Err(err) => failures.push(DialAttempt { addr, stage: Stage::Limit, error: Arc::new(err) }),
-                        }
-                    }
-                    Err((stage, err)) => {
-                        tracing::debug!(?peer, %addr, %stage, %err, "dial attempt failed");
-                        // A peer id mismatch proves the address works (for someone else):
-                        // backing it off would only block a dial with the right expectation.
-                        let address_failed = !matches!(stage, Stage::UnsupportedAddress | Stage::Limit)
-                            && !matches!(err, SwarmError::PeerIdMismatch { .. });
-                        if address_failed {
-                            inner.record_failure(&addr);
-                        }
-                        failures.push(DialAttempt { addr, stage, error: Arc::new(err) });
-                        // A failure frees a slot: try the next address without waiting.
-                        stagger = futures::future::Fuse::terminated();
-                    }
-                }
-            }
-            () = stagger => {}
-            () = deadline => {
-                for addr in in_flight.drain(..) {
-                    failures.push(DialAttempt {
-                        addr,
-                        stage: Stage::Timeout,
-                        error: Arc::new(SwarmError::Timeout { what: "dial", after: inner.config.dial_timeout }),
-                    });
-                }
-                return Err((peer, failures));
-            }
-        }
+        started
+    };
+    shared.drain();
+    match started {
+        Ok(_) => tracing::debug!(addr = %transport_addr, "bootstrap dial started"),
+        Err(err) => tracing::debug!(addr = %target, %err, "bootstrap dial could not start"),
     }
 }

@@ -3,7 +3,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lp2p_core::{Multiaddr, PeerId};
-use lp2p_multiselect::MultiselectError;
 
 /// Where a connection attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +11,8 @@ pub enum Stage {
     Backoff,
     /// No transport can dial the address.
     UnsupportedAddress,
+    /// A name in the address (`/dns*`, `/dnsaddr`) could not be resolved.
+    Resolve,
     /// The transport could not connect.
     Transport,
     /// multistream-select for the security protocol.
@@ -31,6 +32,7 @@ impl fmt::Display for Stage {
         f.write_str(match self {
             Stage::Backoff => "in dial backoff",
             Stage::UnsupportedAddress => "unsupported address",
+            Stage::Resolve => "name resolution",
             Stage::Transport => "transport",
             Stage::SecurityNegotiation => "security negotiation",
             Stage::Security => "security handshake",
@@ -111,15 +113,6 @@ pub enum SwarmError {
     /// A failure in the transport, security channel or muxer.
     #[error(transparent)]
     Core(#[from] lp2p_core::Error),
-    /// multistream-select failed while negotiating the security protocol or the muxer.
-    #[error("negotiating the {what} failed: {source}")]
-    Negotiation {
-        /// "security protocol" or "stream muxer".
-        what: &'static str,
-        /// The negotiation error (names the protocols offered when none matched).
-        #[source]
-        source: MultiselectError,
-    },
     /// The remote proved another identity than the one dialed.
     #[error("peer id mismatch: dialed {expected}, reached {actual}")]
     PeerIdMismatch {
@@ -127,6 +120,16 @@ pub enum SwarmError {
         expected: Box<PeerId>,
         /// The peer we reached.
         actual: Box<PeerId>,
+    },
+    /// The address failed recently and is in dial backoff.
+    #[error(
+        "{addr} is in dial backoff for another {remaining:?} (it failed recently; clear it with clear_dial_backoff)"
+    )]
+    Backoff {
+        /// The address.
+        addr: Multiaddr,
+        /// How long it stays in backoff.
+        remaining: Duration,
     },
     /// We dialed our own peer id.
     #[error("refusing to dial ourselves")]

@@ -68,19 +68,26 @@
 //! # }).unwrap();
 //! ```
 
-mod bootstrap;
 pub mod config;
 mod connection;
+pub mod core;
 mod dial;
 mod error;
 mod events;
+mod lifecycle;
 mod listen;
-mod maintenance;
+mod shared;
 mod swarm;
+mod transports;
 mod upgrade;
 
 pub use config::SwarmConfig;
 pub use connection::{Connection, ConnectionId, Direction};
+pub use dial::{MAX_RESOLVE_ROUNDS, MAX_RESOLVED_ADDRS};
 pub use error::{DialAttempt, LimitKind, Stage, SwarmError};
 pub use events::{CloseReason, EventBus, EventStream, SwarmEvent};
-pub use swarm::{InboundStreamHandler, Swarm, SwarmBuilder};
+pub use lifecycle::{ConnectionEvent, ConnectionEvents};
+pub use shared::InboundStreamHandler;
+pub use swarm::{Swarm, SwarmBuilder};
+pub use transports::{EstablishedMarker, IntoTransport, RawMarker, TransportKind};
+pub use upgrade::{UpgradeStack, Upgraded};

@@ -1,37 +1,30 @@
-//! The swarm handle, its builder, the connection table and the connection tasks.
+//! The swarm handle and its builder.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use futures::future::{AbortHandle, Either, select};
 use lp2p_core::{
-    Keypair, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RawTransport, RuntimeHandle,
-    SecurityUpgrader, Stream, UpgradeContext,
+    AddressResolver, Keypair, Multiaddr, MuxerUpgrader, PeerId, RuntimeHandle, SecurityUpgrader,
+    Transport,
 };
-use lp2p_peerstore::{CONNECTED_ADDR_TTL, Peerstore, RECENTLY_CONNECTED_ADDR_TTL};
+use lp2p_peerstore::Peerstore;
 
-use crate::connection::ConnectionParts;
-use crate::dial::{Backoff, SharedDial};
-use crate::upgrade::{Upgraded, Upgraders};
+use crate::shared::{InboundStreamHandler, Parts, Shared, timer_loop};
+use crate::transports::{IntoTransport, TransportKind};
 use crate::{
-    CloseReason, Connection, ConnectionId, Direction, EventBus, EventStream, LimitKind,
-    SwarmConfig, SwarmError, SwarmEvent, config,
+    Connection, ConnectionEvents, ConnectionId, EventStream, SwarmConfig, SwarmError, SwarmEvent,
+    UpgradeStack, Upgraded, config,
 };
 
-/// Called for every stream a remote opens, with the connection it arrived on. It must not
-/// block: the host spawns a task that negotiates the protocol and runs the handler.
-pub type InboundStreamHandler = Arc<dyn Fn(Connection, Box<dyn Stream>) + Send + Sync>;
-
-/// Builds a [`Swarm`]: at least one transport, one security channel and one muxer.
+/// Builds a [`Swarm`]: at least one transport; byte-stream transports also need at least one
+/// security channel and one muxer.
 #[derive(Default)]
 pub struct SwarmBuilder {
     keypair: Option<Keypair>,
-    transports: Vec<Arc<dyn RawTransport>>,
-    security: Vec<Arc<dyn SecurityUpgrader>>,
-    muxers: Vec<Arc<dyn MuxerUpgrader>>,
+    transports: Vec<TransportKind>,
+    stack: UpgradeStack,
+    resolvers: Vec<Arc<dyn AddressResolver>>,
     peerstore: Option<Peerstore>,
     config: SwarmConfig,
     runtime: Option<RuntimeHandle>,
@@ -42,26 +35,9 @@ pub struct SwarmBuilder {
 impl fmt::Debug for SwarmBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SwarmBuilder")
-            .field(
-                "transports",
-                &self.transports.iter().map(|t| t.name()).collect::<Vec<_>>(),
-            )
-            .field(
-                "security",
-                &self
-                    .security
-                    .iter()
-                    .map(|s| s.protocol_id())
-                    .collect::<Vec<_>>(),
-            )
-            .field(
-                "muxers",
-                &self
-                    .muxers
-                    .iter()
-                    .map(|m| m.protocol_id())
-                    .collect::<Vec<_>>(),
-            )
+            .field("transports", &self.transports)
+            .field("stack", &self.stack)
+            .field("resolvers", &self.resolvers.len())
             .field("config", &self.config)
             .field("bootstrap", &self.bootstrap)
             .finish_non_exhaustive()
@@ -81,24 +57,35 @@ impl SwarmBuilder {
         self
     }
 
-    /// Adds a transport; addresses go to the first transport that can handle them.
+    /// Adds a transport; addresses go to the first transport that can handle them. A
+    /// byte-stream transport ([`RawTransport`](lp2p_core::RawTransport): TCP, memory,
+    /// WebSocket) is wrapped in [`Upgraded`] with this builder's security channels and
+    /// muxers; an established-connection [`Transport`] (QUIC) is used as it is.
     #[must_use]
-    pub fn transport(mut self, transport: impl RawTransport) -> Self {
-        self.transports.push(Arc::new(transport));
+    pub fn transport<M>(mut self, transport: impl IntoTransport<M>) -> Self {
+        self.transports.push(transport.into_transport());
         self
     }
 
-    /// Adds a security channel, in preference order.
+    /// Adds a security channel for byte-stream transports, in preference order.
     #[must_use]
     pub fn security(mut self, security: impl SecurityUpgrader) -> Self {
-        self.security.push(Arc::new(security));
+        self.stack = self.stack.security(security);
         self
     }
 
-    /// Adds a stream muxer, in preference order.
+    /// Adds a stream muxer for byte-stream transports, in preference order.
     #[must_use]
     pub fn muxer(mut self, muxer: impl MuxerUpgrader) -> Self {
-        self.muxers.push(Arc::new(muxer));
+        self.stack = self.stack.muxer(muxer);
+        self
+    }
+
+    /// Adds an address resolver (`lp2p-dns`): dial candidates it
+    /// [`can_resolve`](AddressResolver::can_resolve) are resolved before the dial.
+    #[must_use]
+    pub fn resolver(mut self, resolver: impl AddressResolver) -> Self {
+        self.resolvers.push(Arc::new(resolver));
         self
     }
 
@@ -116,16 +103,16 @@ impl SwarmBuilder {
         self
     }
 
-    /// The runtime to spawn on (the default runtime of the enabled feature otherwise). The
-    /// swarm counts its tasks in its own scope of it.
+    /// The runtime to spawn on and read the clock from (the default runtime of the enabled
+    /// feature otherwise). The swarm counts its tasks in a scope of it.
     #[must_use]
     pub fn runtime(mut self, runtime: RuntimeHandle) -> Self {
         self.runtime = Some(runtime);
         self
     }
 
-    /// A peer to dial at start and to redial with backoff whenever the connection drops.
-    /// The address should end in `/p2p/<peer id>`.
+    /// An address to dial at start and to redial with backoff whenever the connection drops.
+    /// It should end in `/p2p/<peer id>`.
     #[must_use]
     pub fn bootstrap(mut self, addr: Multiaddr) -> Self {
         self.bootstrap.push(addr);
@@ -139,105 +126,77 @@ impl SwarmBuilder {
         self
     }
 
-    /// Builds the swarm and starts its background tasks (bootstrap dials, maintenance). It
-    /// does not listen until [`Swarm::listen_on`] is called.
+    /// Builds the swarm and starts its timer task (bootstrap dials start at once). It does
+    /// not listen until [`Swarm::listen_on`] is called.
     pub fn build(self) -> Result<Swarm, SwarmError> {
         let runtime = match self.runtime {
             Some(rt) => rt,
-            None => default_runtime()?,
+            None => RuntimeHandle::try_default().ok_or(SwarmError::InvalidConfig(
+                "no runtime: enable lp2p-core's async-std or smol feature, or set one",
+            ))?,
         };
         if self.transports.is_empty() {
             return Err(SwarmError::InvalidConfig("no transport configured"));
         }
-        if self.security.is_empty() {
+        let has_raw = self
+            .transports
+            .iter()
+            .any(|t| matches!(t, TransportKind::Raw(_)));
+        if has_raw && self.stack.security_ids().is_empty() {
             return Err(SwarmError::InvalidConfig("no security protocol configured"));
         }
-        if self.muxers.is_empty() {
+        if has_raw && self.stack.muxer_ids().is_empty() {
             return Err(SwarmError::InvalidConfig("no stream muxer configured"));
         }
-        let keypair = self.keypair.unwrap_or_else(Keypair::generate_ed25519);
-        let muxer_ids = self
-            .muxers
-            .iter()
-            .map(|m| ProtocolId::from_static(m.protocol_id()));
-        let ctx = UpgradeContext::new(keypair.clone(), runtime.clone()).with_muxers(muxer_ids);
-        let inner = Arc::new(Inner {
-            local_peer: keypair.public().to_peer_id(),
-            keypair,
-            upgraders: Upgraders {
-                security: self.security,
-                muxers: self.muxers,
-                ctx,
-            },
-            transports: self.transports,
+        let stack = Arc::new(self.stack);
+        let transports: Vec<Arc<dyn Transport>> = self
+            .transports
+            .into_iter()
+            .map(|t| match t {
+                TransportKind::Raw(raw) => {
+                    Arc::new(Upgraded::from_arc(raw, stack.clone())) as Arc<dyn Transport>
+                }
+                TransportKind::Established(t) => t,
+            })
+            .collect();
+        let shared = Shared::new(Parts {
+            keypair: self.keypair.unwrap_or_else(Keypair::generate_ed25519),
+            transports,
+            resolvers: self.resolvers,
             peerstore: self.peerstore.unwrap_or_default(),
-            events: EventBus::new(self.config.event_buffer),
             config: self.config,
             runtime,
-            inbound_handler: RwLock::new(self.inbound_handler),
-            state: Mutex::new(State::default()),
-            next_id: AtomicU64::new(1),
-            closed: AtomicBool::new(false),
+            inbound_handler: self.inbound_handler,
         });
-        let swarm = Swarm { inner };
-        swarm.spawn_background(crate::maintenance::run(Arc::downgrade(&swarm.inner)));
-        for addr in self.bootstrap {
-            swarm.spawn_background(crate::bootstrap::run(Arc::downgrade(&swarm.inner), addr));
+        let swarm = Swarm { shared };
+        {
+            let now = swarm.shared.now();
+            let mut st = swarm.shared.lock();
+            for addr in self.bootstrap {
+                st.core.add_bootstrap(addr, now);
+            }
         }
+        swarm
+            .shared
+            .spawn_background(timer_loop(Arc::downgrade(&swarm.shared)));
         Ok(swarm)
     }
 }
 
-fn default_runtime() -> Result<RuntimeHandle, SwarmError> {
-    RuntimeHandle::try_default().ok_or(SwarmError::InvalidConfig(
-        "no runtime: enable lp2p-core's async-std or smol feature, or set one",
-    ))
-}
-
-/// The state behind every clone of a [`Swarm`].
-pub(crate) struct Inner {
-    pub(crate) local_peer: PeerId,
-    pub(crate) keypair: Keypair,
-    pub(crate) upgraders: Upgraders,
-    pub(crate) transports: Vec<Arc<dyn RawTransport>>,
-    pub(crate) peerstore: Peerstore,
-    pub(crate) config: SwarmConfig,
-    pub(crate) runtime: RuntimeHandle,
-    pub(crate) events: EventBus<SwarmEvent>,
-    inbound_handler: RwLock<Option<InboundStreamHandler>>,
-    state: Mutex<State>,
-    next_id: AtomicU64,
-    closed: AtomicBool,
-}
-
-#[derive(Default)]
-pub(crate) struct State {
-    connections: HashMap<PeerId, Vec<Connection>>,
-    inbound: usize,
-    outbound: usize,
-    pending_inbound: usize,
-    listeners: Vec<(Multiaddr, AbortHandle)>,
-    pub(crate) dials: HashMap<PeerId, SharedDial>,
-    /// Peers whose connections the idle timeout never closes.
-    protected: HashSet<PeerId>,
-    pub(crate) backoff: HashMap<Multiaddr, Backoff>,
-    background: Vec<AbortHandle>,
-}
-
-/// The swarm: transports, upgrades, the connection table, limits and events. Cheap to clone
+/// The swarm: transports, the connection table, limits, dialing and events. Cheap to clone
 /// (a handle); every method takes `&self`.
 ///
 /// Most users reach it through `lp2p-host`; it is public so other front ends can be built
-/// on it.
+/// on it. Its decisions are made by the sans-IO [`SwarmCore`](crate::core::SwarmCore).
 #[derive(Clone)]
 pub struct Swarm {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl fmt::Debug for Swarm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Swarm")
-            .field("local_peer", &self.inner.local_peer)
+            .field("local_peer", &self.shared.local_peer)
             .field("listen_addrs", &self.listen_addrs())
             .field("connected_peers", &self.connected_peers().len())
             .finish_non_exhaustive()
@@ -252,155 +211,170 @@ impl Swarm {
 
     /// Our peer id.
     pub fn local_peer_id(&self) -> PeerId {
-        self.inner.local_peer
+        self.shared.local_peer
     }
 
     /// Our identity key.
     pub fn keypair(&self) -> &Keypair {
-        &self.inner.keypair
+        &self.shared.keypair
     }
 
     /// The peerstore the swarm reads addresses from and records connections in.
     pub fn peerstore(&self) -> &Peerstore {
-        &self.inner.peerstore
+        &self.shared.peerstore
     }
 
     /// The swarm's runtime scope: every task the swarm spawns is counted here.
     pub fn runtime(&self) -> &RuntimeHandle {
-        &self.inner.runtime
+        &self.shared.runtime
     }
 
     /// The configuration in force.
     pub fn config(&self) -> &SwarmConfig {
-        &self.inner.config
+        &self.shared.config
+    }
+
+    /// The transports' names, in the order addresses are offered to them.
+    pub fn transport_names(&self) -> Vec<&'static str> {
+        self.shared.transports.iter().map(|t| t.name()).collect()
     }
 
     /// Sets what to do with streams remotes open, replacing the previous handler.
     pub fn set_inbound_stream_handler(&self, handler: InboundStreamHandler) {
-        *self
-            .inner
-            .inbound_handler
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handler);
+        self.shared.set_inbound_handler(handler);
     }
 
-    /// A stream of everything that happens from now on.
+    /// A stream of everything that happens from now on. Bounded per subscriber
+    /// ([`SwarmConfig::event_buffer`]): a subscriber that falls that far behind misses
+    /// events (counted and logged). For connection opens and closes that must not be
+    /// missed, use [`connection_events`](Swarm::connection_events).
     pub fn events(&self) -> EventStream<SwarmEvent> {
-        self.inner.events.subscribe()
+        self.shared.events.subscribe()
+    }
+
+    /// Every connection open and close, without loss: starts with the connections that
+    /// exist now, then follows every change (see [`ConnectionEvents`]).
+    pub fn connection_events(&self) -> ConnectionEvents {
+        self.shared.connection_events()
     }
 
     /// Starts listening on `addr` and returns the address actually bound (with the real
-    /// port when port 0 was asked for).
+    /// port when port 0 was asked for; the first one when the transport bound several).
     pub async fn listen_on(&self, addr: &Multiaddr) -> Result<Multiaddr, SwarmError> {
-        self.inner.ensure_open()?;
+        self.shared.ensure_open()?;
         let transport = self
-            .inner
+            .shared
             .transports
             .iter()
             .find(|t| t.can_listen(addr))
+            .ok_or_else(|| SwarmError::UnsupportedAddress(addr.clone()))?
+            .clone();
+        let listener = transport.listen(&self.shared.ctx, addr).await?;
+        let bound = listener.local_addrs();
+        let first = bound
+            .first()
+            .cloned()
             .ok_or_else(|| SwarmError::UnsupportedAddress(addr.clone()))?;
-        let listener = transport.listen(addr).await?;
-        let bound = listener.local_addr();
-        let task = self.inner.runtime.spawn(crate::listen::accept_loop(
-            Arc::downgrade(&self.inner),
+        let task = self.shared.runtime.spawn(crate::listen::accept_loop(
+            Arc::downgrade(&self.shared),
             listener,
+            transport.name(),
         ));
-        self.inner
+        self.shared
             .lock()
             .listeners
             .push((bound.clone(), task.abort_handle()));
-        tracing::info!(local_peer = %self.inner.local_peer, addr = %bound, "listening");
-        self.inner
-            .events
-            .emit(&SwarmEvent::ListenAddrAdded(bound.clone()));
-        Ok(bound)
+        for a in bound {
+            tracing::info!(local_peer = %self.shared.local_peer, addr = %a, "listening");
+            self.shared.events.emit(&SwarmEvent::ListenAddrAdded(a));
+        }
+        Ok(first)
     }
 
     /// Stops the listener bound to `addr`; false when there is none.
     pub fn remove_listener(&self, addr: &Multiaddr) -> bool {
         let removed = {
-            let mut st = self.inner.lock();
-            let before = st.listeners.len();
-            st.listeners.retain(|(a, abort)| {
-                if a == addr {
+            let mut st = self.shared.lock();
+            match st.listeners.iter().position(|(a, _)| a.contains(addr)) {
+                Some(i) => {
+                    let (addrs, abort) = st.listeners.swap_remove(i);
                     abort.abort();
-                    false
-                } else {
-                    true
+                    addrs
                 }
-            });
-            before != st.listeners.len()
+                None => return false,
+            }
         };
-        if removed {
-            self.inner
-                .events
-                .emit(&SwarmEvent::ListenAddrRemoved(addr.clone()));
+        for a in removed {
+            self.shared.events.emit(&SwarmEvent::ListenAddrRemoved(a));
         }
-        removed
+        true
     }
 
     /// The addresses we listen on.
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
-        self.inner
+        self.shared
             .lock()
             .listeners
             .iter()
-            .map(|(a, _)| a.clone())
+            .flat_map(|(a, _)| a.iter().cloned())
             .collect()
     }
 
-    /// A live connection to `peer`, if there is one (the most recent).
+    /// The connection a new stream to `peer` would use: the newest one not closing, direct
+    /// before limited.
     pub fn connection_to(&self, peer: &PeerId) -> Option<Connection> {
-        self.inner.connection_to(peer)
+        let st = self.shared.lock();
+        st.core
+            .best_connection(peer)
+            .and_then(|id| st.conns.get(&id).cloned())
     }
 
-    /// Every live connection to `peer`.
+    /// Every live connection to `peer`, oldest first.
     pub fn connections(&self, peer: &PeerId) -> Vec<Connection> {
-        self.inner
-            .lock()
-            .connections
-            .get(peer)
-            .cloned()
-            .unwrap_or_default()
+        let st = self.shared.lock();
+        st.core
+            .connections_of(peer)
+            .iter()
+            .filter_map(|id| st.conns.get(id).cloned())
+            .collect()
     }
 
     /// Every live connection.
     pub fn all_connections(&self) -> Vec<Connection> {
-        self.inner
-            .lock()
-            .connections
-            .values()
-            .flatten()
-            .cloned()
-            .collect()
+        self.shared.lock().conns.values().cloned().collect()
     }
 
     /// Peers we have at least one connection to.
     pub fn connected_peers(&self) -> Vec<PeerId> {
-        self.inner.lock().connections.keys().copied().collect()
+        self.shared.lock().core.connected_peers().copied().collect()
     }
 
     /// Whether we have a connection to `peer`.
     pub fn is_connected(&self, peer: &PeerId) -> bool {
-        self.inner.lock().connections.contains_key(peer)
+        !self.shared.lock().core.connections_of(peer).is_empty()
     }
 
     /// Established (inbound, outbound) connections and inbound connections still handshaking.
     pub fn connection_counts(&self) -> (usize, usize, usize) {
-        let st = self.inner.lock();
-        (st.inbound, st.outbound, st.pending_inbound)
+        let c = self.shared.lock().core.counts();
+        (c.inbound, c.outbound, c.pending_inbound)
     }
 
     /// Closes every connection to `peer`.
     pub async fn disconnect(&self, peer: &PeerId) {
         for conn in self.connections(peer) {
+            self.shared.lock().core.closing(conn.id());
             conn.close().await;
         }
     }
 
     /// Closes the connection with this id; false when there is none.
     pub async fn close_connection(&self, id: ConnectionId) -> bool {
-        let conn = self.all_connections().into_iter().find(|c| c.id() == id);
+        let conn = {
+            let mut st = self.shared.lock();
+            st.core.closing(id);
+            st.conns.get(&id).cloned()
+        };
         match conn {
             Some(conn) => {
                 conn.close().await;
@@ -410,43 +384,48 @@ impl Swarm {
         }
     }
 
-    /// Exempts connections to `peer` from the idle timeout (bootstrap peers are protected
+    /// Exempts connections to `peer` from the idle timeout (bootstrap peers are exempt
     /// automatically).
     pub fn protect_peer(&self, peer: PeerId) {
-        self.inner.lock().protected.insert(peer);
+        self.shared.lock().core.protect(peer);
     }
 
     /// Undoes [`protect_peer`](Swarm::protect_peer).
     pub fn unprotect_peer(&self, peer: &PeerId) {
-        self.inner.lock().protected.remove(peer);
+        self.shared.lock().core.unprotect(peer);
     }
 
     /// Whether connections to `peer` are exempt from the idle timeout.
     pub fn is_protected(&self, peer: &PeerId) -> bool {
-        self.inner.lock().protected.contains(peer)
+        self.shared.lock().core.is_protected(peer)
     }
 
     /// Whether [`close`](Swarm::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.shared.is_closed()
     }
 
-    /// Stops listening, stops bootstrap redials, closes every connection and waits (up to
-    /// [`CLOSE_GRACE`](crate::config::CLOSE_GRACE)) for every task the swarm spawned to end,
-    /// aborting any that remain. Event subscriptions end afterwards.
+    /// Stops listening, dialing and bootstrap redials, closes every connection and waits (up
+    /// to [`CLOSE_GRACE`](crate::config::CLOSE_GRACE)) for every task the swarm spawned to
+    /// end, aborting any that remain. Event subscriptions end afterwards.
     pub async fn close(&self) {
-        let first = !self.inner.closed.swap(true, Ordering::AcqRel);
-        if first {
+        let shared = &self.shared;
+        if shared.mark_closed() {
+            let now = shared.now();
             let (listeners, background) = {
-                let mut st = self.inner.lock();
+                let mut st = shared.lock();
+                st.core.close(now);
                 (
                     std::mem::take(&mut st.listeners),
                     std::mem::take(&mut st.background),
                 )
             };
-            for (addr, abort) in listeners {
+            shared.drain();
+            for (addrs, abort) in listeners {
                 abort.abort();
-                self.inner.events.emit(&SwarmEvent::ListenAddrRemoved(addr));
+                for a in addrs {
+                    shared.events.emit(&SwarmEvent::ListenAddrRemoved(a));
+                }
             }
             for abort in background {
                 abort.abort();
@@ -455,313 +434,22 @@ impl Swarm {
                 .all_connections()
                 .into_iter()
                 .map(|c| async move { c.close().await });
-            let _ = self
-                .inner
+            let _ = shared
                 .runtime
                 .timeout(config::CLOSE_GRACE, futures::future::join_all(closes))
                 .await;
         }
-        let deadline = Instant::now() + config::CLOSE_GRACE;
-        while self.inner.runtime.live_tasks() > 0 && Instant::now() < deadline {
-            self.inner.runtime.sleep(Duration::from_millis(10)).await;
+        let deadline = shared.now() + config::CLOSE_GRACE;
+        while shared.runtime.live_tasks() > 0 && shared.now() < deadline {
+            shared.runtime.sleep(Duration::from_millis(10)).await;
         }
-        if self.inner.runtime.live_tasks() > 0 {
+        if shared.runtime.live_tasks() > 0 {
             tracing::warn!(
-                tasks = self.inner.runtime.live_tasks(),
+                tasks = shared.runtime.live_tasks(),
                 "tasks still running after close"
             );
         }
-        self.inner.events.close();
-    }
-
-    /// Spawns a task that `close()` aborts.
-    pub(crate) fn spawn_background(
-        &self,
-        task: impl std::future::Future<Output = ()> + Send + 'static,
-    ) {
-        let handle = self.inner.runtime.spawn(task);
-        self.inner.lock().background.push(handle.abort_handle());
-    }
-}
-
-/// Holds one pending-inbound slot until dropped.
-pub(crate) struct PendingSlot(Weak<Inner>);
-
-impl Drop for PendingSlot {
-    fn drop(&mut self) {
-        if let Some(inner) = self.0.upgrade() {
-            let mut st = inner.lock();
-            st.pending_inbound = st.pending_inbound.saturating_sub(1);
-        }
-    }
-}
-
-impl Inner {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn ensure_open(&self) -> Result<(), SwarmError> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(SwarmError::Closed)
-        } else {
-            Ok(())
-        }
-    }
-
-    pub(crate) fn connection_to(&self, peer: &PeerId) -> Option<Connection> {
-        self.lock()
-            .connections
-            .get(peer)
-            .and_then(|c| c.iter().rev().find(|c| !c.is_closed()).cloned())
-    }
-
-    pub(crate) fn transport_for(&self, addr: &Multiaddr) -> Option<&Arc<dyn RawTransport>> {
-        self.transports.iter().find(|t| t.can_dial(addr))
-    }
-
-    /// Takes a pending-inbound slot, or says which limit refuses a new inbound connection.
-    pub(crate) fn reserve_inbound(self: &Arc<Self>) -> Result<PendingSlot, SwarmError> {
-        let mut st = self.lock();
-        if st.pending_inbound >= self.config.max_pending_inbound {
-            return Err(SwarmError::Limit {
-                kind: LimitKind::PendingInbound,
-                limit: self.config.max_pending_inbound,
-            });
-        }
-        if st.inbound + st.pending_inbound >= self.config.max_inbound {
-            return Err(SwarmError::Limit {
-                kind: LimitKind::Inbound,
-                limit: self.config.max_inbound,
-            });
-        }
-        st.pending_inbound += 1;
-        Ok(PendingSlot(Arc::downgrade(self)))
-    }
-
-    /// Whether one more connection to `peer` is allowed.
-    pub(crate) fn admit_peer(&self, peer: &PeerId) -> Result<(), SwarmError> {
-        let st = self.lock();
-        if st.connections.get(peer).map_or(0, Vec::len) >= self.config.max_per_peer {
-            return Err(SwarmError::Limit {
-                kind: LimitKind::PerPeer,
-                limit: self.config.max_per_peer,
-            });
-        }
-        Ok(())
-    }
-
-    /// Whether one more outbound connection is allowed.
-    pub(crate) fn admit_outbound(&self) -> Result<(), SwarmError> {
-        if self.lock().outbound >= self.config.max_outbound {
-            return Err(SwarmError::Limit {
-                kind: LimitKind::Outbound,
-                limit: self.config.max_outbound,
-            });
-        }
-        Ok(())
-    }
-
-    /// Puts an upgraded connection in the table (limits permitting), records it in the
-    /// peerstore, starts its task and announces it.
-    pub(crate) fn register(
-        self: &Arc<Self>,
-        upgraded: Upgraded,
-        direction: Direction,
-        local_addr: Multiaddr,
-        remote_addr: Multiaddr,
-    ) -> Result<Connection, SwarmError> {
-        let peer = upgraded.peer;
-        let remote_key = upgraded.remote_key.clone();
-        let refuse = |muxed: Arc<dyn lp2p_core::MuxedConnection>, err: SwarmError| {
-            self.runtime
-                .spawn_detached(async move { muxed.close().await });
-            Err(err)
-        };
-        if self.closed.load(Ordering::Acquire) {
-            return refuse(upgraded.muxed, SwarmError::Closed);
-        }
-        let (conn, num_established) = {
-            let mut st = self.lock();
-            let per_peer = st.connections.get(&peer).map_or(0, Vec::len);
-            if per_peer >= self.config.max_per_peer {
-                drop(st);
-                return refuse(
-                    upgraded.muxed,
-                    SwarmError::Limit {
-                        kind: LimitKind::PerPeer,
-                        limit: self.config.max_per_peer,
-                    },
-                );
-            }
-            let (count, max, kind) = match direction {
-                Direction::Inbound => (st.inbound, self.config.max_inbound, LimitKind::Inbound),
-                Direction::Outbound => (st.outbound, self.config.max_outbound, LimitKind::Outbound),
-            };
-            if count >= max {
-                drop(st);
-                return refuse(upgraded.muxed, SwarmError::Limit { kind, limit: max });
-            }
-            let id = ConnectionId(self.next_id.fetch_add(1, Ordering::Relaxed));
-            let conn = Connection::new(ConnectionParts {
-                id,
-                peer,
-                direction,
-                local_addr,
-                remote_addr,
-                security: upgraded.security,
-                muxer: upgraded.muxer,
-                muxed: upgraded.muxed,
-            });
-            match direction {
-                Direction::Inbound => st.inbound += 1,
-                Direction::Outbound => st.outbound += 1,
-            }
-            let list = st.connections.entry(peer).or_default();
-            list.push(conn.clone());
-            (conn, list.len())
-        };
-        if let Err(err) = self.peerstore.add_public_key(&peer, remote_key) {
-            tracing::debug!(%peer, %err, "peerstore refused the remote key");
-        }
-        if direction == Direction::Outbound {
-            // Inbound remote addresses are ephemeral source ports: not worth dialing.
-            let _ = self
-                .peerstore
-                .add_addr(&peer, conn.remote_addr().clone(), CONNECTED_ADDR_TTL);
-        }
-        tracing::info!(
-            %peer,
-            connection = %conn.id(),
-            %direction,
-            remote_addr = %conn.remote_addr(),
-            security = conn.security_protocol(),
-            muxer = conn.muxer_protocol(),
-            "connection established"
-        );
-        self.runtime.spawn_detached(drive_connection(
-            Arc::downgrade(self),
-            conn.clone(),
-            self.config.idle_timeout,
-        ));
-        self.events.emit(&SwarmEvent::ConnectionEstablished {
-            connection: conn.clone(),
-            num_established,
-        });
-        Ok(conn)
-    }
-
-    fn unregister(&self, conn: &Connection, reason: CloseReason) {
-        let peer = conn.peer();
-        let num_remaining = {
-            let mut st = self.lock();
-            let Some(list) = st.connections.get_mut(&peer) else {
-                return;
-            };
-            let before = list.len();
-            list.retain(|c| c != conn);
-            if list.len() == before {
-                return;
-            }
-            let remaining = list.len();
-            if remaining == 0 {
-                st.connections.remove(&peer);
-            }
-            match conn.direction() {
-                Direction::Inbound => st.inbound = st.inbound.saturating_sub(1),
-                Direction::Outbound => st.outbound = st.outbound.saturating_sub(1),
-            }
-            remaining
-        };
-        if num_remaining == 0 {
-            self.peerstore
-                .update_addrs(&peer, CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL);
-        }
-        tracing::info!(%peer, connection = %conn.id(), %reason, "connection closed");
-        self.events.emit(&SwarmEvent::ConnectionClosed {
-            peer,
-            id: conn.id(),
-            direction: conn.direction(),
-            remote_addr: conn.remote_addr().clone(),
-            reason,
-            num_remaining,
-        });
-    }
-
-    fn dispatch_inbound_stream(&self, conn: Connection, mut stream: Box<dyn Stream>) {
-        let handler = self
-            .inbound_handler
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if let Some(handler) = handler {
-            handler(conn, stream);
-        } else {
-            tracing::debug!(peer = %conn.peer(), "no inbound stream handler; resetting the stream");
-            stream.reset();
-        }
-    }
-}
-
-/// The task of one connection: hands inbound streams to the handler, closes the connection
-/// when it has been idle too long, and takes it out of the table when it ends.
-async fn drive_connection(swarm: Weak<Inner>, conn: Connection, idle_timeout: Option<Duration>) {
-    let Some(runtime) = swarm.upgrade().map(|i| i.runtime.clone()) else {
-        return;
-    };
-    let muxed = conn.muxed().clone();
-    let tick_every = idle_timeout
-        .map(|idle| (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)));
-    let new_tick = || match tick_every {
-        Some(every) => runtime.sleep(every),
-        None => Box::pin(futures::future::pending()),
-    };
-    let mut accept = muxed.accept_stream();
-    let mut tick = new_tick();
-    let mut idle_since: Option<Instant> = None;
-    let reason = loop {
-        match select(accept, tick).await {
-            Either::Left((Ok(stream), pending_tick)) => {
-                tick = pending_tick;
-                idle_since = None;
-                match swarm.upgrade() {
-                    Some(inner) => inner.dispatch_inbound_stream(conn.clone(), stream),
-                    None => drop(stream),
-                }
-                accept = muxed.accept_stream();
-            }
-            Either::Left((Err(err), _)) => {
-                break if conn.closed_locally() {
-                    CloseReason::Local
-                } else {
-                    CloseReason::Remote(err.to_string())
-                };
-            }
-            Either::Right(((), pending_accept)) => {
-                accept = pending_accept;
-                tick = new_tick();
-                let Some(idle) = idle_timeout else { continue };
-                let protected = swarm
-                    .upgrade()
-                    .is_some_and(|i| i.lock().protected.contains(&conn.peer()));
-                if protected || conn.num_streams() > 0 {
-                    idle_since = None;
-                    continue;
-                }
-                let since = *idle_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= idle {
-                    tracing::debug!(peer = %conn.peer(), connection = %conn.id(), "closing idle connection");
-                    conn.mark_closing();
-                    drop(accept);
-                    muxed.close().await;
-                    break CloseReason::Idle;
-                }
-            }
-        }
-    };
-    if let Some(inner) = swarm.upgrade() {
-        inner.unregister(&conn, reason);
+        shared.close_lifecycle();
+        shared.events.close();
     }
 }

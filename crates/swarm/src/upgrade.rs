@@ -1,190 +1,320 @@
-//! Turning a raw connection into an established one: multistream-select the security
-//! protocol, run its handshake, then multistream-select the muxer (unless the handshake
-//! already agreed on one) and start it.
+//! `Upgraded`: a byte-stream transport made into a [`Transport`] by negotiating a security
+//! channel and a stream muxer on every connection.
+//!
+//! Per connection, in the dialer's role: multistream-select the security protocol (our
+//! preference order), run its handshake (the remote proves its peer id; a different one than
+//! expected fails), then take the muxer the handshake agreed on (noise's `stream_muxers`
+//! extension, TLS's ALPN) or multistream-select one, and start it. The listener side is the
+//! mirror image. The swarm's `on_secured` check runs as soon as the remote is known, before
+//! any muxer work.
 
+use std::fmt;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use lp2p_core::{
-    Connection as RawConnection, MuxedConnection, MuxerUpgrader, PeerId, ProtocolId, PublicKey,
-    Role, RuntimeHandle, SecureConnection, SecurityUpgrader, UpgradeContext,
+    Connection as RawConnection, DialOpts, Error, Established, Incoming, Listener, Multiaddr,
+    MuxerUpgrader, PeerId, ProtocolId, RawListener, RawTransport, Role, SecureConnection,
+    SecurityUpgrader, Transport, TransportContext, UpgradeContext,
 };
 use lp2p_multiselect::{Version, dialer_select, listener_select};
 
-use crate::{Stage, SwarmError};
-
-/// The security channels and muxers in preference order, and the context handshakes need.
-pub(crate) struct Upgraders {
-    pub(crate) security: Vec<Arc<dyn SecurityUpgrader>>,
-    pub(crate) muxers: Vec<Arc<dyn MuxerUpgrader>>,
-    pub(crate) ctx: UpgradeContext,
+/// The security channels and muxers offered on every connection of an [`Upgraded`]
+/// transport, in preference order.
+#[derive(Clone, Default)]
+pub struct UpgradeStack {
+    security: Vec<Arc<dyn SecurityUpgrader>>,
+    muxers: Vec<Arc<dyn MuxerUpgrader>>,
 }
 
-/// A connection after a successful upgrade.
-pub(crate) struct Upgraded {
-    pub(crate) peer: PeerId,
-    pub(crate) remote_key: PublicKey,
-    pub(crate) security: &'static str,
-    pub(crate) muxer: &'static str,
-    pub(crate) muxed: Arc<dyn MuxedConnection>,
+impl fmt::Debug for UpgradeStack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpgradeStack")
+            .field("security", &self.security_ids())
+            .field("muxers", &self.muxer_ids())
+            .finish()
+    }
 }
 
-/// A failed upgrade: where and why.
-pub(crate) type UpgradeFailure = (Stage, SwarmError);
+impl UpgradeStack {
+    /// An empty stack; add at least one security channel and one muxer.
+    pub fn new() -> UpgradeStack {
+        UpgradeStack::default()
+    }
 
-impl Upgraders {
-    fn security_ids(&self) -> Vec<ProtocolId> {
+    /// Adds a security channel (preference order).
+    #[must_use]
+    pub fn security(mut self, security: impl SecurityUpgrader) -> Self {
+        self.security.push(Arc::new(security));
+        self
+    }
+
+    /// Adds a shared security channel (preference order).
+    #[must_use]
+    pub fn security_arc(mut self, security: Arc<dyn SecurityUpgrader>) -> Self {
+        self.security.push(security);
+        self
+    }
+
+    /// Adds a muxer (preference order).
+    #[must_use]
+    pub fn muxer(mut self, muxer: impl MuxerUpgrader) -> Self {
+        self.muxers.push(Arc::new(muxer));
+        self
+    }
+
+    /// Adds a shared muxer (preference order).
+    #[must_use]
+    pub fn muxer_arc(mut self, muxer: Arc<dyn MuxerUpgrader>) -> Self {
+        self.muxers.push(muxer);
+        self
+    }
+
+    /// Whether it has at least one security channel and one muxer.
+    pub fn is_complete(&self) -> bool {
+        !self.security.is_empty() && !self.muxers.is_empty()
+    }
+
+    /// The security protocol ids, in preference order.
+    pub fn security_ids(&self) -> Vec<ProtocolId> {
         self.security
             .iter()
             .map(|s| ProtocolId::from_static(s.protocol_id()))
             .collect()
     }
 
-    fn muxer_ids(&self) -> Vec<ProtocolId> {
+    /// The muxer protocol ids, in preference order.
+    pub fn muxer_ids(&self) -> Vec<ProtocolId> {
         self.muxers
             .iter()
             .map(|m| ProtocolId::from_static(m.protocol_id()))
             .collect()
     }
 
-    fn security_for(&self, id: &str) -> Option<&Arc<dyn SecurityUpgrader>> {
-        self.security.iter().find(|s| s.protocol_id() == id)
+    fn security_for(&self, id: &str) -> Result<&Arc<dyn SecurityUpgrader>, Error> {
+        self.security
+            .iter()
+            .find(|s| s.protocol_id() == id)
+            .ok_or_else(|| not_offered("security protocol", id))
     }
 
     fn muxer_for(&self, id: &str) -> Option<&Arc<dyn MuxerUpgrader>> {
         self.muxers.iter().find(|m| m.protocol_id() == id)
     }
 
-    /// Upgrades a connection we dialed. With `expected`, a remote proving another identity
-    /// fails with [`SwarmError::PeerIdMismatch`].
-    pub(crate) async fn outbound(
+    fn upgrade_context(&self, ctx: &TransportContext) -> UpgradeContext {
+        UpgradeContext::new(ctx.local_key.clone(), ctx.runtime.clone())
+            .with_muxers(self.muxer_ids())
+    }
+
+    /// Secures and multiplexes a raw connection in `role`. As the initiator with `expected`,
+    /// a remote proving another identity fails with [`Error::PeerIdMismatch`].
+    pub async fn upgrade(
         &self,
         raw: Box<dyn RawConnection>,
+        ctx: &TransportContext,
+        role: Role,
         expected: Option<PeerId>,
-        runtime: &RuntimeHandle,
-    ) -> Result<Upgraded, UpgradeFailure> {
-        let (id, io) = dialer_select(raw, self.security_ids(), Version::V1)
-            .await
-            .map_err(|source| {
-                (
-                    Stage::SecurityNegotiation,
-                    SwarmError::Negotiation {
-                        what: "security protocol",
-                        source,
-                    },
-                )
-            })?;
-        let security = self
-            .security_for(id.as_str())
-            .ok_or_else(|| unknown(Stage::SecurityNegotiation, &id))?;
-        let secure = security
-            .secure_outbound(Box::new(io), &self.ctx, expected)
-            .await
-            .map_err(security_failure)?;
-        self.finish(secure, Role::Initiator, runtime).await
-    }
-
-    /// Upgrades a connection we accepted. `admit` runs once the remote's identity is known
-    /// (before the muxer is negotiated), so a per-peer limit refuses early.
-    pub(crate) async fn inbound(
-        &self,
-        raw: Box<dyn RawConnection>,
-        admit: impl FnOnce(&PeerId) -> Result<(), SwarmError>,
-        runtime: &RuntimeHandle,
-    ) -> Result<Upgraded, UpgradeFailure> {
+    ) -> Result<Established, Error> {
+        let local_addr = raw.local_addr();
+        let remote_addr = raw.remote_addr();
+        let upgrade_ctx = self.upgrade_context(ctx);
         let ids = self.security_ids();
-        let (id, io) = listener_select(raw, ids.as_slice())
+        let secure = match role {
+            Role::Initiator => {
+                let (id, io) = dialer_select(raw, ids, Version::V1)
+                    .await
+                    .map_err(|e| Error::SecurityNegotiation(Box::new(e)))?;
+                self.security_for(id.as_str())?
+                    .secure_outbound(Box::new(io), &upgrade_ctx, expected)
+                    .await?
+            }
+            Role::Responder => {
+                let (id, io) = listener_select(raw, ids.as_slice())
+                    .await
+                    .map_err(|e| Error::SecurityNegotiation(Box::new(e)))?;
+                let secure = self
+                    .security_for(id.as_str())?
+                    .secure_inbound(Box::new(io), &upgrade_ctx)
+                    .await?;
+                // A simultaneous open dials as responder: the expectation still holds.
+                if let Some(expected) = expected
+                    && secure.remote_peer() != expected
+                {
+                    return Err(Error::peer_id_mismatch(expected, secure.remote_peer()));
+                }
+                secure
+            }
+        };
+        ctx.check_secured(&secure.remote_peer(), &remote_addr, role)?;
+        self.finish(secure, role, &upgrade_ctx, local_addr, remote_addr)
             .await
-            .map_err(|source| {
-                (
-                    Stage::SecurityNegotiation,
-                    SwarmError::Negotiation {
-                        what: "security protocol",
-                        source,
-                    },
-                )
-            })?;
-        let security = self
-            .security_for(id.as_str())
-            .ok_or_else(|| unknown(Stage::SecurityNegotiation, &id))?;
-        let secure = security
-            .secure_inbound(Box::new(io), &self.ctx)
-            .await
-            .map_err(security_failure)?;
-        admit(&secure.remote_peer()).map_err(|e| (Stage::Limit, e))?;
-        self.finish(secure, Role::Responder, runtime).await
     }
 
-    /// Agrees on a muxer (in the handshake or with multistream-select) and starts it.
+    /// Agrees on a muxer (in the handshake, or with multistream-select) and starts it.
     async fn finish(
         &self,
         secure: SecureConnection,
         role: Role,
-        runtime: &RuntimeHandle,
-    ) -> Result<Upgraded, UpgradeFailure> {
+        upgrade_ctx: &UpgradeContext,
+        local_addr: Multiaddr,
+        remote_addr: Multiaddr,
+    ) -> Result<Established, Error> {
         let peer = secure.remote_peer();
-        let security = secure.protocol();
+        let security_id = secure.protocol();
+        let security = ProtocolId::from_static(security_id);
         let remote_key = secure.remote_key().clone();
-        if let Some(muxer) = secure
+        let early = secure
             .early_muxer()
             .and_then(|id| self.muxer_for(id.as_str()))
-        {
+            .cloned();
+        let (muxer, secure) = if let Some(muxer) = early {
             tracing::debug!(%peer, muxer = muxer.protocol_id(), "muxer agreed inside the security handshake");
-            let muxer = muxer.clone();
-            let muxed = muxer.upgrade(secure, role, runtime);
-            return Ok(Upgraded {
-                peer,
-                remote_key,
-                security,
-                muxer: muxer.protocol_id(),
-                muxed,
-            });
-        }
-        let ids = self.muxer_ids();
-        let negotiated = match role {
-            Role::Initiator => dialer_select(secure, ids, Version::V1).await,
-            Role::Responder => listener_select(secure, ids.as_slice()).await,
+            (muxer, secure)
+        } else {
+            let ids = self.muxer_ids();
+            let negotiated = match role {
+                Role::Initiator => dialer_select(secure, ids, Version::V1).await,
+                Role::Responder => listener_select(secure, ids.as_slice()).await,
+            };
+            let (id, io) = negotiated.map_err(|e| Error::MuxerNegotiation(Box::new(e)))?;
+            let muxer = self
+                .muxer_for(id.as_str())
+                .cloned()
+                .ok_or_else(|| not_offered("stream muxer", id.as_str()))?;
+            let secure = SecureConnection::new(Box::new(io), remote_key.clone(), security_id);
+            (muxer, secure)
         };
-        let (id, io) = negotiated.map_err(|source| {
-            (
-                Stage::MuxerNegotiation,
-                SwarmError::Negotiation {
-                    what: "stream muxer",
-                    source,
-                },
-            )
-        })?;
-        let muxer = self
-            .muxer_for(id.as_str())
-            .ok_or_else(|| unknown(Stage::MuxerNegotiation, &id))?;
-        let secure = SecureConnection::new(Box::new(io), remote_key.clone(), security);
-        let muxed = muxer.upgrade(secure, role, runtime);
-        Ok(Upgraded {
+        let muxed = muxer.upgrade(secure, role, &upgrade_ctx.runtime);
+        Ok(Established {
             peer,
             remote_key,
+            muxer: muxed,
+            local_addr,
+            remote_addr,
             security,
-            muxer: muxer.protocol_id(),
-            muxed,
+            muxer_protocol: ProtocolId::from_static(muxer.protocol_id()),
+            limited: false,
         })
     }
 }
 
-fn security_failure(err: lp2p_core::Error) -> UpgradeFailure {
-    match err {
-        lp2p_core::Error::PeerIdMismatch { expected, actual } => (
-            Stage::Security,
-            SwarmError::PeerIdMismatch { expected, actual },
-        ),
-        other => (Stage::Security, SwarmError::Core(other)),
+/// multistream-select agreed on an id we did not offer: impossible unless it is broken.
+fn not_offered(what: &str, id: &str) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("negotiated a {what} we did not offer: {id}"),
+    ))
+}
+
+/// A [`RawTransport`] whose connections are upgraded with an [`UpgradeStack`]: a
+/// [`Transport`] for the swarm. `HostBuilder::transport` and `SwarmBuilder::transport` wrap
+/// byte-stream transports in it with the builder's security channels and muxers.
+///
+/// ```
+/// use lp2p_memory::MemoryTransport;
+/// use lp2p_plaintext::Plaintext;
+/// use lp2p_swarm::{UpgradeStack, Upgraded};
+/// use lp2p_yamux::Yamux;
+///
+/// let stack = UpgradeStack::new().security(Plaintext::new()).muxer(Yamux::default());
+/// let transport = Upgraded::new(MemoryTransport::default(), stack);
+/// # let _ = transport;
+/// ```
+#[derive(Clone)]
+pub struct Upgraded {
+    raw: Arc<dyn RawTransport>,
+    stack: Arc<UpgradeStack>,
+}
+
+impl fmt::Debug for Upgraded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upgraded")
+            .field("raw", &self.raw.name())
+            .field("stack", &self.stack)
+            .finish()
     }
 }
 
-/// multistream-select agreed on an id we did not offer: impossible unless it is broken.
-fn unknown(stage: Stage, id: &ProtocolId) -> UpgradeFailure {
-    (
-        stage,
-        SwarmError::Core(lp2p_core::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("negotiated a protocol we did not offer: {id}"),
-        ))),
-    )
+impl Upgraded {
+    /// Upgrades `raw`'s connections with `stack`.
+    pub fn new(raw: impl RawTransport, stack: UpgradeStack) -> Upgraded {
+        Upgraded::from_arc(Arc::new(raw), Arc::new(stack))
+    }
+
+    /// [`new`](Upgraded::new) with shared parts.
+    pub fn from_arc(raw: Arc<dyn RawTransport>, stack: Arc<UpgradeStack>) -> Upgraded {
+        Upgraded { raw, stack }
+    }
+
+    /// The raw transport underneath.
+    pub fn raw(&self) -> &Arc<dyn RawTransport> {
+        &self.raw
+    }
+}
+
+#[async_trait]
+impl Transport for Upgraded {
+    fn name(&self) -> &'static str {
+        self.raw.name()
+    }
+
+    fn can_dial(&self, addr: &Multiaddr) -> bool {
+        self.raw.can_dial(addr)
+    }
+
+    fn can_listen(&self, addr: &Multiaddr) -> bool {
+        self.raw.can_listen(addr)
+    }
+
+    async fn dial(
+        &self,
+        ctx: &TransportContext,
+        addr: &Multiaddr,
+        opts: DialOpts,
+    ) -> Result<Established, Error> {
+        let raw = self.raw.dial(addr, &opts).await?;
+        self.stack
+            .upgrade(raw, ctx, opts.role, opts.expected_peer)
+            .await
+    }
+
+    async fn listen(
+        &self,
+        ctx: &TransportContext,
+        addr: &Multiaddr,
+    ) -> Result<Box<dyn Listener>, Error> {
+        let raw = self.raw.listen(addr).await?;
+        Ok(Box::new(UpgradedListener {
+            raw,
+            stack: self.stack.clone(),
+            ctx: ctx.clone(),
+        }))
+    }
+}
+
+struct UpgradedListener {
+    raw: Box<dyn RawListener>,
+    stack: Arc<UpgradeStack>,
+    ctx: TransportContext,
+}
+
+#[async_trait]
+impl Listener for UpgradedListener {
+    async fn accept(&mut self) -> Result<Incoming, Error> {
+        let raw = self.raw.accept().await?;
+        let local_addr = raw.local_addr();
+        let remote_addr = raw.remote_addr();
+        let stack = self.stack.clone();
+        let ctx = self.ctx.clone();
+        Ok(Incoming {
+            local_addr,
+            remote_addr,
+            upgrade: Box::pin(async move { stack.upgrade(raw, &ctx, Role::Responder, None).await }),
+        })
+    }
+
+    fn local_addrs(&self) -> Vec<Multiaddr> {
+        vec![self.raw.local_addr()]
+    }
 }

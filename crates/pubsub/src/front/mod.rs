@@ -22,7 +22,9 @@ use futures::channel::{mpsc, oneshot};
 use futures::future::{AbortHandle, Abortable, BoxFuture};
 use futures::{AsyncWriteExt, FutureExt, StreamExt};
 use lp2p_core::{Multiaddr, PeerId, Protocol, RuntimeHandle};
-use lp2p_host::{Connection, ConnectionId, Host, HostEvent, HostStream, WeakHost};
+use lp2p_host::{
+    Connection, ConnectionEvent, ConnectionEvents, ConnectionId, Host, HostStream, WeakHost,
+};
 use lp2p_swarm::{EventBus, EventStream};
 use tracing::{debug, trace, warn};
 
@@ -285,8 +287,8 @@ impl PubSub {
             pending_dials: AtomicUsize::new(0),
             dropped_deliveries: AtomicU64::new(0),
         });
-        // Subscribe to host events before looking at existing connections, so none is missed.
-        let host_events = host.events();
+        // Every connection, the live ones first, none missed afterwards.
+        let connections = host.connection_events();
         for protocol in protocols {
             let handler_inner = inner.clone();
             host.set_stream_handler(*protocol, move |stream: HostStream| {
@@ -294,10 +296,7 @@ impl PubSub {
                 async move { inner.read_inbound(stream).await }
             });
         }
-        for connection in host.swarm().all_connections() {
-            inner.ensure_link(connection);
-        }
-        host.spawn(drive(inner.clone(), host_events, wake_rx));
+        host.spawn(drive(inner.clone(), connections, wake_rx));
         // On close, what is queued goes out before the connections close (within the host's
         // close grace), whether or not a `PubSub` handle is still around.
         let flushing = Arc::downgrade(&inner);
@@ -499,13 +498,9 @@ impl PubSub {
 }
 
 /// The driver: host connection events in, the core's timers run on time.
-async fn drive(
-    inner: Arc<Inner>,
-    host_events: EventStream<HostEvent>,
-    wake_rx: mpsc::Receiver<()>,
-) {
+async fn drive(inner: Arc<Inner>, connections: ConnectionEvents, wake_rx: mpsc::Receiver<()>) {
     let _stopping = Stopping(inner.clone());
-    let mut host_events = host_events.fuse();
+    let mut connections = connections.fuse();
     let mut wake_rx = wake_rx.fuse();
     loop {
         let deadline = {
@@ -519,12 +514,12 @@ async fn drive(
             None => futures::future::pending().boxed().fuse(),
         };
         futures::select_biased! {
-            event = host_events.next() => {
+            event = connections.next() => {
                 let Some(event) = event else {
-                    debug!("pubsub: host event stream ended; service stops");
+                    debug!("pubsub: connection event stream ended; service stops");
                     return;
                 };
-                inner.on_host_event(event);
+                inner.on_connection_event(event);
             }
             _ = wake_rx.next() => {}
             () = sleep => {
@@ -650,7 +645,7 @@ impl Inner {
         let Some(host) = self.host.upgrade() else {
             return;
         };
-        if peer == self.local_peer_id || host.swarm().is_connected(&peer) {
+        if peer == self.local_peer_id || host.is_connected(&peer) {
             return;
         }
         if self
@@ -672,15 +667,16 @@ impl Inner {
         });
     }
 
-    fn on_host_event(self: &Arc<Self>, event: HostEvent) {
+    fn on_connection_event(self: &Arc<Self>, event: ConnectionEvent) {
         match event {
-            HostEvent::Connected { connection, .. } => self.ensure_link(connection),
-            HostEvent::Disconnected {
-                peer,
-                connection_id,
+            ConnectionEvent::Established(connection) => self.ensure_link(connection),
+            ConnectionEvent::Closed {
+                connection: closed,
                 num_remaining,
                 ..
             } => {
+                let peer = closed.peer();
+                let connection_id = closed.id();
                 let mut state = self.lock();
                 let carried = matches!(
                     state.peers.get(&peer),
@@ -694,16 +690,13 @@ impl Inner {
                 drop(state);
                 if num_remaining > 0
                     && carried
-                    && let Some(connection) = self
-                        .host
-                        .upgrade()
-                        .and_then(|h| h.swarm().connection_to(&peer))
+                    && let Some(connection) =
+                        self.host.upgrade().and_then(|h| h.connection_to(&peer))
                 {
                     // Our stream went down with that connection; another one remains.
                     self.ensure_link(connection);
                 }
             }
-            _ => {}
         }
     }
 

@@ -1,0 +1,680 @@
+//! `SwarmCore`: the swarm's decisions, sans I/O.
+//!
+//! It owns no socket, spawns no task and reads no clock. The shell ([`Swarm`](crate::Swarm))
+//! feeds it what happened (a dial was asked for, an attempt succeeded or failed, an inbound
+//! attempt arrived, a connection closed, a stream count) together with `now`, and carries out
+//! what it asks for ([`Action`]s: start or cancel an attempt, finish a dial, check or close an
+//! idle connection, redial a bootstrap peer), waking it at [`SwarmCore::poll_timeout`]. The
+//! model is quinn-proto's `Endpoint`.
+//!
+//! What it decides:
+//! - **admission**: inbound, outbound, per-peer and pending-inbound limits;
+//! - **dial scheduling**: candidates ranked (see `rank`), started one after another with a
+//!   stagger (Happy Eyeballs), at most `dial_concurrency` at once, the first success wins and
+//!   the others are cancelled; a per-attempt and a whole-dial timeout; concurrent dials to one
+//!   peer merged; a dial finishes early when a connection to the peer appears by any route;
+//! - **backoff**: a failed address is skipped for a while (exponential, clearable), reported as
+//!   [`SwarmError::Backoff`];
+//! - **idle policy**: a connection with no stream for `idle_timeout` is closed (protected and
+//!   bootstrap peers exempt);
+//! - **bootstrap redial**: bootstrap addresses dialed at start and again with backoff whenever
+//!   their peer's last connection closes or a dial fails.
+
+mod backoff;
+mod bootstrap;
+mod dial;
+pub(crate) mod rank;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lp2p_core::{Multiaddr, PeerId};
+
+use crate::{
+    CloseReason, ConnectionId, DialAttempt, Direction, LimitKind, SwarmConfig, SwarmError,
+};
+
+use self::backoff::BackoffBook;
+use self::bootstrap::Bootstrap;
+use self::dial::Dial;
+use self::table::{Entry, Idle, Table};
+
+/// A dial's number (one dial may try many addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DialId(u64);
+
+/// One address attempt's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttemptId(u64);
+
+/// An inbound attempt's number, from arrival until it is established or fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PendingId(u64);
+
+macro_rules! display_id {
+    ($($t:ty => $prefix:literal),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    )*};
+}
+display_id!(DialId => "dial#", AttemptId => "attempt#", PendingId => "inbound#");
+
+/// What a dial asks for.
+#[derive(Debug, Clone)]
+pub struct DialRequest {
+    /// The peer to reach; `None` accepts whoever answers (dialing a bare address).
+    pub peer: Option<PeerId>,
+    /// Candidate addresses (already resolved, each dialable by some transport). The core
+    /// ranks them.
+    pub addrs: Vec<Multiaddr>,
+    /// Addresses that failed before the dial started (unsupported, unresolvable): they are
+    /// listed in the dial's failure report.
+    pub failures: Vec<DialAttempt>,
+    /// Reuse a live connection to the peer and merge with a dial already running to it.
+    /// `false` always makes a new connection (benchmarks, tools).
+    pub reuse: bool,
+}
+
+/// How a dial started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialStart {
+    /// A live connection to the peer exists: use it.
+    Connected(ConnectionId),
+    /// The dial is running (new, or one already running to that peer); wait for
+    /// [`Action::DialFinished`] with this id.
+    Dialing(DialId),
+}
+
+/// Why a dial failed: every address tried (or skipped), in order.
+#[derive(Debug, Clone)]
+pub struct DialFailure {
+    /// The peer dialed, when known.
+    pub peer: Option<PeerId>,
+    /// Every address and why it failed.
+    pub attempts: Vec<DialAttempt>,
+}
+
+impl DialFailure {
+    /// The error a caller sees.
+    pub fn into_error(self) -> SwarmError {
+        if self.attempts.is_empty()
+            && let Some(peer) = self.peer
+        {
+            return SwarmError::NoAddresses(peer);
+        }
+        SwarmError::DialFailed {
+            peer: self.peer,
+            attempts: self.attempts,
+        }
+    }
+}
+
+/// A connection the core admitted.
+#[derive(Debug, Clone, Copy)]
+pub struct Admitted {
+    /// Its id.
+    pub id: ConnectionId,
+    /// Connections to the peer now, this one included.
+    pub num_established: usize,
+}
+
+/// A connection that left the table.
+#[derive(Debug, Clone)]
+pub struct Removed {
+    /// The peer.
+    pub peer: PeerId,
+    /// Its direction.
+    pub direction: Direction,
+    /// Connections to the peer that remain.
+    pub num_remaining: usize,
+}
+
+/// What the core asks the shell to do.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Dial `addr` (expecting `peer` when set) and report the outcome with
+    /// [`SwarmCore::attempt_succeeded`] or [`SwarmCore::attempt_failed`].
+    StartAttempt {
+        /// The attempt.
+        attempt: AttemptId,
+        /// The dial it belongs to.
+        dial: DialId,
+        /// The address.
+        addr: Multiaddr,
+        /// The peer expected, if known.
+        peer: Option<PeerId>,
+    },
+    /// Stop this attempt (another one won, or it or its dial timed out). No report is
+    /// expected; a late report is ignored.
+    CancelAttempt {
+        /// The attempt.
+        attempt: AttemptId,
+    },
+    /// A dial ended.
+    DialFinished {
+        /// The dial.
+        dial: DialId,
+        /// The connection, or why every address failed.
+        outcome: Result<ConnectionId, DialFailure>,
+    },
+    /// This inbound attempt ran out of time: drop its upgrade.
+    CancelInbound {
+        /// The attempt.
+        pending: PendingId,
+    },
+    /// Report the connection's stream counts with [`SwarmCore::idle_report`].
+    CheckIdle {
+        /// The connection.
+        conn: ConnectionId,
+    },
+    /// Close this connection, for this reason.
+    Close {
+        /// The connection.
+        conn: ConnectionId,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// Dial this bootstrap address again (resolve it, then [`SwarmCore::dial`] with
+    /// [`SwarmCore::bootstrap_dial_started`]).
+    Redial {
+        /// The bootstrap address.
+        addr: Multiaddr,
+    },
+}
+
+/// Connection counts, for limits and for the curious.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Established inbound connections.
+    pub inbound: usize,
+    /// Established outbound connections.
+    pub outbound: usize,
+    /// Inbound connections still in their handshake.
+    pub pending_inbound: usize,
+    /// Dials running.
+    pub dials: usize,
+}
+
+#[derive(Debug)]
+struct Pending {
+    remote_addr: Multiaddr,
+    deadline: Instant,
+    peer: Option<PeerId>,
+}
+
+/// The swarm's state machine. See the module docs.
+#[derive(Debug)]
+pub struct SwarmCore {
+    config: SwarmConfig,
+    local_peer: PeerId,
+    next_id: u64,
+    table: Table,
+    pending: HashMap<PendingId, Pending>,
+    dials: HashMap<DialId, Dial>,
+    /// The merged (reusable) dial to each peer.
+    dial_of_peer: HashMap<PeerId, DialId>,
+    attempts: HashMap<AttemptId, DialId>,
+    backoff: BackoffBook,
+    protected: HashSet<PeerId>,
+    bootstrap: Bootstrap,
+    actions: VecDeque<Action>,
+    next_gc: Instant,
+    closed: bool,
+}
+
+impl SwarmCore {
+    /// A core with these limits for the node `local_peer`, starting at `now`.
+    pub fn new(config: SwarmConfig, local_peer: PeerId, now: Instant) -> SwarmCore {
+        SwarmCore {
+            config,
+            local_peer,
+            next_id: 1,
+            table: Table::default(),
+            pending: HashMap::new(),
+            dials: HashMap::new(),
+            dial_of_peer: HashMap::new(),
+            attempts: HashMap::new(),
+            backoff: BackoffBook::default(),
+            protected: HashSet::new(),
+            bootstrap: Bootstrap::default(),
+            actions: VecDeque::new(),
+            next_gc: now + crate::config::MAINTENANCE_INTERVAL,
+            closed: false,
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        id
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &SwarmConfig {
+        &self.config
+    }
+
+    /// Connection counts.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            inbound: self.table.inbound,
+            outbound: self.table.outbound,
+            pending_inbound: self.pending.len(),
+            dials: self.dials.len(),
+        }
+    }
+
+    /// The connections to `peer`, oldest first.
+    pub fn connections_of(&self, peer: &PeerId) -> &[ConnectionId] {
+        self.table.of_peer(peer)
+    }
+
+    /// The connection a new stream to `peer` should use: the newest one not closing,
+    /// direct before limited.
+    pub fn best_connection(&self, peer: &PeerId) -> Option<ConnectionId> {
+        self.table.best_for(peer)
+    }
+
+    /// The remote address of a connection in the table.
+    pub fn remote_addr(&self, conn: ConnectionId) -> Option<&Multiaddr> {
+        self.table.conns.get(&conn).map(|e| &e.remote_addr)
+    }
+
+    /// Every peer with a connection.
+    pub fn connected_peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.table.peers()
+    }
+
+    /// Exempts `peer`'s connections from the idle timeout.
+    pub fn protect(&mut self, peer: PeerId) {
+        self.protected.insert(peer);
+    }
+
+    /// Undoes [`protect`](SwarmCore::protect) (bootstrap peers stay exempt).
+    pub fn unprotect(&mut self, peer: &PeerId) {
+        self.protected.remove(peer);
+    }
+
+    /// Whether `peer`'s connections are exempt from the idle timeout.
+    pub fn is_protected(&self, peer: &PeerId) -> bool {
+        self.protected.contains(peer) || self.bootstrap.is_bootstrap_peer(peer)
+    }
+
+    /// Adds a bootstrap address: dialed at the next [`handle_timeout`](SwarmCore::handle_timeout)
+    /// (an [`Action::Redial`]) and redialed whenever its peer's last connection closes or a
+    /// dial to it fails. Its peer is exempt from the idle timeout.
+    pub fn add_bootstrap(&mut self, addr: Multiaddr, now: Instant) {
+        self.bootstrap.add(addr, now);
+    }
+
+    /// How long `addr` stays in dial backoff, if it is.
+    pub fn backoff_remaining(&self, addr: &Multiaddr, now: Instant) -> Option<Duration> {
+        self.backoff.remaining(addr, now)
+    }
+
+    /// Takes `addr` out of dial backoff, or every address with `None`.
+    pub fn clear_backoff(&mut self, addr: Option<&Multiaddr>) {
+        self.backoff.clear(addr);
+    }
+
+    // ---- admission -------------------------------------------------------------------
+
+    fn limit(kind: LimitKind, limit: usize) -> SwarmError {
+        SwarmError::Limit { kind, limit }
+    }
+
+    /// Whether one more outbound connection may be dialed.
+    pub fn admit_outbound(&self) -> Result<(), SwarmError> {
+        if self.table.outbound >= self.config.max_outbound {
+            return Err(Self::limit(LimitKind::Outbound, self.config.max_outbound));
+        }
+        Ok(())
+    }
+
+    /// Whether one more connection to `peer` is allowed (checked as soon as a handshake
+    /// names the peer, and again when the connection is admitted).
+    pub fn admit_peer(&self, peer: &PeerId) -> Result<(), SwarmError> {
+        if self.table.of_peer(peer).len() >= self.config.max_per_peer {
+            return Err(Self::limit(LimitKind::PerPeer, self.config.max_per_peer));
+        }
+        Ok(())
+    }
+
+    fn admit(&self, peer: &PeerId, direction: Direction) -> Result<(), SwarmError> {
+        if self.closed {
+            return Err(SwarmError::Closed);
+        }
+        self.admit_peer(peer)?;
+        let (count, max, kind) = match direction {
+            Direction::Inbound => (
+                self.table.inbound,
+                self.config.max_inbound,
+                LimitKind::Inbound,
+            ),
+            Direction::Outbound => (
+                self.table.outbound,
+                self.config.max_outbound,
+                LimitKind::Outbound,
+            ),
+        };
+        if count >= max {
+            return Err(Self::limit(kind, max));
+        }
+        Ok(())
+    }
+
+    fn insert(
+        &mut self,
+        peer: PeerId,
+        direction: Direction,
+        remote_addr: Multiaddr,
+        limited: bool,
+        now: Instant,
+    ) -> Admitted {
+        let id = ConnectionId(self.next());
+        let idle = Idle {
+            next_check: self
+                .config
+                .idle_timeout
+                .map(|_| now + self.idle_check_every()),
+            ..Idle::default()
+        };
+        let num_established = self.table.insert(
+            id,
+            Entry {
+                peer,
+                direction,
+                remote_addr,
+                limited,
+                idle,
+            },
+        );
+        self.bootstrap.connected(&peer);
+        // A connection to the peer by any route ends a dial running to it.
+        if let Some(dial) = self.dial_of_peer.get(&peer).copied() {
+            self.finish_dial(dial, Ok(id), now);
+        }
+        Admitted {
+            id,
+            num_established,
+        }
+    }
+
+    // ---- inbound ---------------------------------------------------------------------
+
+    /// An inbound attempt arrived from `remote_addr`: takes a pending-inbound slot (the
+    /// upgrade then runs, at most `upgrade_timeout`), or says which limit refuses it.
+    pub fn inbound_attempt(
+        &mut self,
+        remote_addr: Multiaddr,
+        now: Instant,
+    ) -> Result<PendingId, SwarmError> {
+        if self.closed {
+            return Err(SwarmError::Closed);
+        }
+        if self.pending.len() >= self.config.max_pending_inbound {
+            return Err(Self::limit(
+                LimitKind::PendingInbound,
+                self.config.max_pending_inbound,
+            ));
+        }
+        if self.table.inbound.saturating_add(self.pending.len()) >= self.config.max_inbound {
+            return Err(Self::limit(LimitKind::Inbound, self.config.max_inbound));
+        }
+        let id = PendingId(self.next());
+        self.pending.insert(
+            id,
+            Pending {
+                remote_addr,
+                deadline: now + self.config.upgrade_timeout,
+                peer: None,
+            },
+        );
+        Ok(id)
+    }
+
+    /// An inbound handshake from `remote_addr` proved `peer`: checks the per-peer limit and
+    /// remembers who is coming (a dial to that peer then waits for this connection instead
+    /// of failing for lack of addresses).
+    pub fn inbound_secured(
+        &mut self,
+        remote_addr: &Multiaddr,
+        peer: PeerId,
+    ) -> Result<(), SwarmError> {
+        self.admit_peer(&peer)?;
+        if let Some(p) = self
+            .pending
+            .values_mut()
+            .find(|p| p.peer.is_none() && &p.remote_addr == remote_addr)
+        {
+            p.peer = Some(peer);
+        }
+        Ok(())
+    }
+
+    /// The inbound attempt finished its upgrade: admits it (limits permitting).
+    pub fn inbound_established(
+        &mut self,
+        pending: PendingId,
+        peer: PeerId,
+        remote_addr: Multiaddr,
+        limited: bool,
+        now: Instant,
+    ) -> Result<Admitted, SwarmError> {
+        if self.pending.remove(&pending).is_none() {
+            // Timed out (and cancelled) while the upgrade was finishing.
+            return Err(SwarmError::Timeout {
+                what: "inbound connection upgrade",
+                after: self.config.upgrade_timeout,
+            });
+        }
+        self.admit(&peer, Direction::Inbound)?;
+        let admitted = self.insert(peer, Direction::Inbound, remote_addr, limited, now);
+        self.wake_waiting_dials(now);
+        Ok(admitted)
+    }
+
+    /// The inbound attempt failed (or was refused after the handshake).
+    pub fn inbound_failed(&mut self, pending: PendingId, now: Instant) {
+        if self.pending.remove(&pending).is_some() {
+            self.wake_waiting_dials(now);
+        }
+    }
+
+    /// Whether an inbound connection from `peer` is finishing its upgrade.
+    pub fn inbound_pending_from(&self, peer: &PeerId) -> bool {
+        self.pending.values().any(|p| p.peer.as_ref() == Some(peer))
+    }
+
+    // ---- lifecycle -------------------------------------------------------------------
+
+    /// The connection closed (for any reason): takes it out of the table.
+    pub fn connection_closed(&mut self, conn: ConnectionId, now: Instant) -> Option<Removed> {
+        let (entry, num_remaining) = self.table.remove(conn)?;
+        if num_remaining == 0 {
+            self.bootstrap.disconnected(&entry.peer, &self.config, now);
+        }
+        Some(Removed {
+            peer: entry.peer,
+            direction: entry.direction,
+            num_remaining,
+        })
+    }
+
+    fn idle_check_every(&self) -> Duration {
+        // Checks are cheap; often enough that an idle connection closes within a quarter of
+        // the timeout of its due time, rarely enough not to matter.
+        self.config.idle_timeout.map_or(Duration::MAX, |idle| {
+            (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5))
+        })
+    }
+
+    /// The shell's answer to [`Action::CheckIdle`]: how many streams are open on `conn` and
+    /// how many were ever opened on it.
+    pub fn idle_report(
+        &mut self,
+        conn: ConnectionId,
+        open: usize,
+        opened_total: u64,
+        now: Instant,
+    ) {
+        let Some(idle_timeout) = self.config.idle_timeout else {
+            return;
+        };
+        let every = self.idle_check_every();
+        let protected = match self.table.conns.get(&conn) {
+            Some(e) => self.is_protected(&e.peer),
+            None => return,
+        };
+        let Some(entry) = self.table.conns.get_mut(&conn) else {
+            return;
+        };
+        let idle = &mut entry.idle;
+        idle.asked = false;
+        if idle.closing {
+            return;
+        }
+        let active = open > 0 || opened_total != idle.opened;
+        idle.opened = opened_total;
+        if protected || active {
+            // Active: idle from now at the earliest.
+            idle.since = (open == 0).then_some(now);
+            idle.next_check = Some(now + every);
+            return;
+        }
+        let since = *idle.since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= idle_timeout {
+            idle.closing = true;
+            idle.next_check = None;
+            self.actions.push_back(Action::Close {
+                conn,
+                reason: CloseReason::Idle,
+            });
+        } else {
+            idle.next_check = Some((since + idle_timeout).min(now + every).max(now));
+        }
+    }
+
+    /// Marks a connection as closing (a local close): no more idle checks for it, and new
+    /// streams avoid it.
+    pub fn closing(&mut self, conn: ConnectionId) {
+        if let Some(e) = self.table.conns.get_mut(&conn) {
+            e.idle.closing = true;
+            e.idle.next_check = None;
+        }
+    }
+
+    // ---- time ------------------------------------------------------------------------
+
+    /// When [`handle_timeout`](SwarmCore::handle_timeout) must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = Some(self.next_gc);
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
+        };
+        for d in self.dials.values() {
+            consider(Some(d.next_timeout()));
+        }
+        for p in self.pending.values() {
+            consider(Some(p.deadline));
+        }
+        for e in self.table.conns.values() {
+            if !e.idle.asked {
+                consider(e.idle.next_check);
+            }
+        }
+        consider(self.bootstrap.next_timeout());
+        next
+    }
+
+    /// Runs everything due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Inbound upgrades out of time.
+        let expired: Vec<PendingId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for pending in expired {
+            self.pending.remove(&pending);
+            self.actions.push_back(Action::CancelInbound { pending });
+        }
+        if !self.pending.is_empty() || !self.dials.is_empty() {
+            self.wake_waiting_dials(now);
+        }
+        // Dials: attempt and dial deadlines, staggered starts.
+        let due: Vec<DialId> = self
+            .dials
+            .iter()
+            .filter(|(_, d)| d.next_timeout() <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for dial in due {
+            self.step_dial(dial, now);
+        }
+        // Idle checks.
+        for (id, e) in &mut self.table.conns {
+            if !e.idle.asked && !e.idle.closing && e.idle.next_check.is_some_and(|t| t <= now) {
+                e.idle.asked = true;
+                self.actions.push_back(Action::CheckIdle { conn: *id });
+            }
+        }
+        // Bootstrap redials.
+        for addr in self.bootstrap.due(now) {
+            // The bootstrap schedule is the one that counts for these addresses: the
+            // per-address backoff of an earlier failure must not refuse the redial.
+            self.backoff
+                .clear(Some(&lp2p_core::addr::split_peer_id(&addr).0));
+            self.backoff.clear(Some(&addr));
+            self.actions.push_back(Action::Redial { addr });
+        }
+        if self.next_gc <= now {
+            self.backoff.collect_garbage(now);
+            self.next_gc = now + crate::config::MAINTENANCE_INTERVAL;
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Stops everything: running dials fail with [`SwarmError::Closed`], nothing new is
+    /// admitted, bootstrap redials stop.
+    pub fn close(&mut self, now: Instant) {
+        self.closed = true;
+        self.bootstrap.stop();
+        let dials: Vec<DialId> = self.dials.keys().copied().collect();
+        let closed = Arc::new(SwarmError::Closed);
+        for dial in dials {
+            if let Some(mut d) = self.dials.remove(&dial) {
+                d.cancel_all(&mut self.actions, |addr| DialAttempt {
+                    addr,
+                    stage: crate::Stage::Transport,
+                    error: closed.clone(),
+                });
+                self.finish_failed(dial, d, now);
+            }
+        }
+        for pending in self.pending.keys().copied().collect::<Vec<_>>() {
+            self.actions.push_back(Action::CancelInbound { pending });
+        }
+        self.pending.clear();
+    }
+
+    /// Whether [`close`](SwarmCore::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}

@@ -1,0 +1,718 @@
+//! `SwarmCore` driven in virtual time: every input is given `now`, every output is an action.
+//! No sockets, no tasks, no sleeps.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lp2p_core::{Multiaddr, PeerId};
+
+use super::*;
+use crate::{CloseReason, LimitKind, Stage, SwarmConfig, SwarmError};
+
+fn ma(s: &str) -> Multiaddr {
+    s.parse().unwrap()
+}
+
+fn config() -> SwarmConfig {
+    SwarmConfig {
+        dial_stagger: Duration::from_millis(250),
+        dial_concurrency: 3,
+        transport_timeout: Duration::from_secs(10),
+        upgrade_timeout: Duration::from_secs(15),
+        dial_timeout: Duration::from_secs(30),
+        dial_backoff: Duration::from_secs(5),
+        idle_timeout: Some(Duration::from_secs(60)),
+        ..SwarmConfig::default()
+    }
+}
+
+/// A core and a virtual clock.
+struct Sim {
+    core: SwarmCore,
+    now: Instant,
+}
+
+impl Sim {
+    fn new(config: SwarmConfig) -> Sim {
+        let now = Instant::now();
+        Sim {
+            core: SwarmCore::new(config, PeerId::random(), now),
+            now,
+        }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.core.handle_timeout(self.now);
+    }
+
+    /// Advances to the core's next deadline (at most `limit` ahead).
+    fn advance_to_next(&mut self, limit: Duration) -> Duration {
+        let next = self.core.poll_timeout().unwrap();
+        let by = next.saturating_duration_since(self.now).min(limit);
+        self.advance(by);
+        by
+    }
+
+    fn actions(&mut self) -> Vec<Action> {
+        std::iter::from_fn(|| self.core.poll_action()).collect()
+    }
+
+    fn dial(&mut self, peer: PeerId, addrs: &[&str]) -> DialId {
+        match self
+            .core
+            .dial(
+                DialRequest {
+                    peer: Some(peer),
+                    addrs: addrs.iter().map(|a| ma(a)).collect(),
+                    failures: Vec::new(),
+                    reuse: true,
+                },
+                self.now,
+            )
+            .unwrap()
+        {
+            DialStart::Dialing(id) => id,
+            DialStart::Connected(c) => panic!("unexpected existing connection {c}"),
+        }
+    }
+
+    fn fail(&mut self, attempt: AttemptId) {
+        self.core.attempt_failed(
+            attempt,
+            Stage::Transport,
+            Arc::new(SwarmError::Timeout {
+                what: "test",
+                after: Duration::ZERO,
+            }),
+            true,
+            self.now,
+        );
+    }
+
+    fn succeed(&mut self, attempt: AttemptId, peer: PeerId) -> Option<Admitted> {
+        self.core
+            .attempt_succeeded(attempt, peer, ma("/ip4/1.2.3.4/tcp/1"), false, self.now)
+    }
+
+    fn inbound(&mut self, peer: PeerId, port: u16) -> Result<Admitted, SwarmError> {
+        let remote = ma(&format!("/ip4/10.0.0.1/tcp/{port}"));
+        let pending = self.core.inbound_attempt(remote.clone(), self.now)?;
+        self.core.inbound_secured(&remote, peer)?;
+        self.core
+            .inbound_established(pending, peer, remote, false, self.now)
+    }
+}
+
+fn started(actions: &[Action]) -> Vec<(AttemptId, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::StartAttempt { attempt, addr, .. } => Some((*attempt, addr.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn cancelled(actions: &[Action]) -> Vec<AttemptId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CancelAttempt { attempt } => Some(*attempt),
+            _ => None,
+        })
+        .collect()
+}
+
+fn finished(actions: &[Action]) -> Option<&Result<ConnectionId, DialFailure>> {
+    actions.iter().find_map(|a| match a {
+        Action::DialFinished { outcome, .. } => Some(outcome),
+        _ => None,
+    })
+}
+
+#[test]
+fn dials_in_rank_order_with_a_stagger() {
+    let mut sim = Sim::new(config());
+    let peer = PeerId::random();
+    sim.dial(
+        peer,
+        &[
+            "/ip4/8.8.8.8/tcp/1",
+            "/ip4/8.8.8.8/udp/1/quic-v1",
+            "/ip6/2001:db8::1/udp/1/quic-v1",
+            "/ip4/127.0.0.1/tcp/1",
+        ],
+    );
+    // Only the best address starts at once.
+    let first = started(&sim.actions());
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].1, "/ip4/127.0.0.1/tcp/1");
+    // Nothing more before the stagger elapses.
+    sim.advance(Duration::from_millis(249));
+    assert!(started(&sim.actions()).is_empty());
+    sim.advance(Duration::from_millis(1));
+    let second = started(&sim.actions());
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].1, "/ip6/2001:db8::1/udp/1/quic-v1");
+    sim.advance(Duration::from_millis(250));
+    assert_eq!(started(&sim.actions())[0].1, "/ip4/8.8.8.8/udp/1/quic-v1");
+    // Concurrency 3: the fourth waits even after the stagger.
+    sim.advance(Duration::from_millis(250));
+    assert!(started(&sim.actions()).is_empty());
+}
+
+#[test]
+fn first_success_wins_and_losers_are_cancelled() {
+    let mut sim = Sim::new(config());
+    let peer = PeerId::random();
+    sim.dial(
+        peer,
+        &[
+            "/ip4/1.1.1.1/tcp/1",
+            "/ip4/1.1.1.2/tcp/1",
+            "/ip4/1.1.1.3/tcp/1",
+        ],
+    );
+    let mut attempts = started(&sim.actions());
+    sim.advance(Duration::from_millis(250));
+    attempts.extend(started(&sim.actions()));
+    sim.advance(Duration::from_millis(250));
+    attempts.extend(started(&sim.actions()));
+    assert_eq!(attempts.len(), 3);
+    // The second one answers first.
+    let admitted = sim.succeed(attempts[1].0, peer).unwrap();
+    let actions = sim.actions();
+    let mut losers = cancelled(&actions);
+    losers.sort();
+    assert_eq!(losers, vec![attempts[0].0, attempts[2].0]);
+    assert!(matches!(finished(&actions), Some(Ok(id)) if *id == admitted.id));
+    // A loser that answers late is not admitted.
+    assert!(sim.succeed(attempts[0].0, peer).is_none());
+    assert_eq!(sim.core.counts().outbound, 1);
+}
+
+#[test]
+fn a_failure_starts_the_next_address_without_waiting() {
+    let mut sim = Sim::new(config());
+    let peer = PeerId::random();
+    sim.dial(peer, &["/ip4/1.1.1.1/tcp/1", "/ip4/1.1.1.2/tcp/1"]);
+    let first = started(&sim.actions());
+    sim.fail(first[0].0);
+    let next = started(&sim.actions());
+    assert_eq!(next.len(), 1, "the next address starts at once");
+    assert_eq!(next[0].1, "/ip4/1.1.1.2/tcp/1");
+    sim.fail(next[0].0);
+    let actions = sim.actions();
+    let Some(Err(failure)) = finished(&actions) else {
+        panic!("the dial must fail: {actions:?}");
+    };
+    assert_eq!(failure.attempts.len(), 2);
+    assert!(failure.attempts.iter().all(|a| a.stage == Stage::Transport));
+}
+
+#[test]
+fn attempt_and_dial_timeouts() {
+    let mut sim = Sim::new(SwarmConfig {
+        transport_timeout: Duration::from_secs(1),
+        upgrade_timeout: Duration::from_secs(1),
+        dial_timeout: Duration::from_secs(5),
+        dial_stagger: Duration::from_secs(10),
+        dial_concurrency: 1,
+        ..config()
+    });
+    let peer = PeerId::random();
+    sim.dial(
+        peer,
+        &[
+            "/ip4/1.1.1.1/tcp/1",
+            "/ip4/1.1.1.2/tcp/1",
+            "/ip4/1.1.1.3/tcp/1",
+        ],
+    );
+    let first = started(&sim.actions());
+    // Each attempt gets transport + upgrade timeout (2 s), then the next starts.
+    assert_eq!(
+        sim.advance_to_next(Duration::from_secs(60)),
+        Duration::from_secs(2)
+    );
+    let actions = sim.actions();
+    assert_eq!(cancelled(&actions), vec![first[0].0]);
+    assert_eq!(started(&actions)[0].1, "/ip4/1.1.1.2/tcp/1");
+    sim.advance_to_next(Duration::from_secs(60));
+    let third = started(&sim.actions());
+    assert_eq!(third[0].1, "/ip4/1.1.1.3/tcp/1");
+    // The whole dial ends at 5 s, with the attempt still running cancelled.
+    sim.advance_to_next(Duration::from_secs(60));
+    let actions = sim.actions();
+    assert_eq!(cancelled(&actions), vec![third[0].0]);
+    let Some(Err(failure)) = finished(&actions) else {
+        panic!("timed out dial: {actions:?}");
+    };
+    let stages: Vec<Stage> = failure.attempts.iter().map(|a| a.stage).collect();
+    assert_eq!(stages, [Stage::Timeout, Stage::Timeout, Stage::Timeout]);
+    assert!(
+        failure.attempts[2]
+            .error
+            .to_string()
+            .contains("dial timed out")
+    );
+}
+
+#[test]
+fn backoff_grows_is_reported_as_backoff_and_clears() {
+    let mut sim = Sim::new(config());
+    let peer = PeerId::random();
+    let addr = "/ip4/1.1.1.1/tcp/1";
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        sim.dial(peer, &[addr]);
+        let a = started(&sim.actions());
+        sim.fail(a[0].0);
+        sim.actions();
+        let left = sim.core.backoff_remaining(&ma(addr), sim.now).unwrap();
+        waits.push(left);
+        sim.advance(left);
+    }
+    assert_eq!(
+        waits,
+        [5, 10, 20, 40].map(Duration::from_secs),
+        "exponential from dial_backoff"
+    );
+    // In backoff: the dial fails at once with a Backoff error, not a timeout.
+    sim.dial(peer, &[addr]);
+    let a = started(&sim.actions());
+    sim.fail(a[0].0);
+    sim.actions();
+    let err = sim
+        .core
+        .dial(
+            DialRequest {
+                peer: Some(peer),
+                addrs: vec![ma(addr)],
+                failures: Vec::new(),
+                reuse: true,
+            },
+            sim.now,
+        )
+        .unwrap_err();
+    let attempts = err.attempts();
+    assert_eq!(attempts[0].stage, Stage::Backoff);
+    assert!(matches!(*attempts[0].error, SwarmError::Backoff { .. }));
+    // Cleared: dialable again.
+    sim.core.clear_backoff(Some(&ma(addr)));
+    sim.dial(peer, &[addr]);
+    assert_eq!(started(&sim.actions()).len(), 1);
+}
+
+#[test]
+fn backoff_is_capped() {
+    let mut sim = Sim::new(config());
+    let peer = PeerId::random();
+    for _ in 0..20 {
+        sim.core.clear_backoff(None);
+        sim.core
+            .backoff
+            .record_failure(&ma("/ip4/1.1.1.1/tcp/1"), Duration::from_secs(5), sim.now);
+    }
+    let _ = peer;
+    let left = sim
+        .core
+        .backoff_remaining(&ma("/ip4/1.1.1.1/tcp/1"), sim.now)
+        .unwrap();
+    assert!(left <= crate::config::MAX_DIAL_BACKOFF, "{left:?}");
+}
+
+#[test]
+fn recent_success_is_tried_first_next_time() {
+    let mut sim = Sim::new(config());
+    let peer = PeerId::random();
+    sim.dial(peer, &["/ip4/127.0.0.1/tcp/1", "/ip4/8.8.8.8/tcp/1"]);
+    let a = started(&sim.actions());
+    sim.fail(a[0].0);
+    let b = started(&sim.actions());
+    assert_eq!(b[0].1, "/ip4/8.8.8.8/tcp/1");
+    let conn = sim.succeed(b[0].0, peer).unwrap();
+    sim.actions();
+    sim.core.connection_closed(conn.id, sim.now);
+    sim.core.clear_backoff(None);
+    sim.dial(peer, &["/ip4/127.0.0.1/tcp/1", "/ip4/8.8.8.8/tcp/1"]);
+    assert_eq!(started(&sim.actions())[0].1, "/ip4/8.8.8.8/tcp/1");
+}
+
+#[test]
+fn concurrent_dials_merge_and_a_live_connection_is_reused() {
+    let mut sim = Sim::new(config());
+    let peer = PeerId::random();
+    let d1 = sim.dial(peer, &["/ip4/1.1.1.1/tcp/1"]);
+    let d2 = sim.dial(peer, &["/ip4/1.1.1.1/tcp/1"]);
+    assert_eq!(d1, d2);
+    let a = started(&sim.actions());
+    assert_eq!(a.len(), 1);
+    let conn = sim.succeed(a[0].0, peer).unwrap();
+    sim.actions();
+    let again = sim
+        .core
+        .dial(
+            DialRequest {
+                peer: Some(peer),
+                addrs: vec![],
+                failures: vec![],
+                reuse: true,
+            },
+            sim.now,
+        )
+        .unwrap();
+    assert_eq!(again, DialStart::Connected(conn.id));
+}
+
+#[test]
+fn an_inbound_connection_ends_a_running_dial_and_a_dial_waits_for_one() {
+    let mut sim = Sim::new(config());
+    let peer = PeerId::random();
+    sim.dial(peer, &["/ip4/1.1.1.1/tcp/1"]);
+    let a = started(&sim.actions());
+    let inbound = sim.inbound(peer, 7).unwrap();
+    let actions = sim.actions();
+    assert_eq!(cancelled(&actions), vec![a[0].0]);
+    assert!(matches!(finished(&actions), Some(Ok(id)) if *id == inbound.id));
+
+    // A peer with no address but an inbound handshake in progress: the dial waits for it.
+    let other = PeerId::random();
+    let remote = ma("/ip4/10.0.0.9/tcp/9");
+    let pending = sim.core.inbound_attempt(remote.clone(), sim.now).unwrap();
+    sim.core.inbound_secured(&remote, other).unwrap();
+    let dial = sim.dial(other, &[]);
+    assert!(finished(&sim.actions()).is_none());
+    let admitted = sim
+        .core
+        .inbound_established(pending, other, remote, false, sim.now)
+        .unwrap();
+    let actions = sim.actions();
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::DialFinished { dial: d, outcome: Ok(id) } if *d == dial && *id == admitted.id)),
+        "{actions:?}"
+    );
+
+    // Without an inbound attempt it fails at once for lack of addresses.
+    let err = sim
+        .core
+        .dial(
+            DialRequest {
+                peer: Some(PeerId::random()),
+                addrs: vec![],
+                failures: vec![],
+                reuse: true,
+            },
+            sim.now,
+        )
+        .unwrap_err();
+    assert!(matches!(err, SwarmError::NoAddresses(_)), "{err}");
+}
+
+#[test]
+fn a_waiting_dial_fails_when_the_inbound_handshake_fails() {
+    let mut sim = Sim::new(config());
+    let peer = PeerId::random();
+    let remote = ma("/ip4/10.0.0.9/tcp/9");
+    let pending = sim.core.inbound_attempt(remote.clone(), sim.now).unwrap();
+    sim.core.inbound_secured(&remote, peer).unwrap();
+    sim.dial(peer, &[]);
+    sim.core.inbound_failed(pending, sim.now);
+    assert!(matches!(finished(&sim.actions()), Some(Err(_))));
+}
+
+#[test]
+fn inbound_limits() {
+    let mut sim = Sim::new(SwarmConfig {
+        max_inbound: 3,
+        max_pending_inbound: 2,
+        max_per_peer: 2,
+        ..config()
+    });
+    // Pending inbound: 2 handshakes at a time.
+    let p1 = sim
+        .core
+        .inbound_attempt(ma("/ip4/10.0.0.1/tcp/1"), sim.now)
+        .unwrap();
+    let p2 = sim
+        .core
+        .inbound_attempt(ma("/ip4/10.0.0.1/tcp/2"), sim.now)
+        .unwrap();
+    let err = sim
+        .core
+        .inbound_attempt(ma("/ip4/10.0.0.1/tcp/3"), sim.now)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        SwarmError::Limit {
+            kind: LimitKind::PendingInbound,
+            limit: 2
+        }
+    ));
+    sim.core.inbound_failed(p1, sim.now);
+    sim.core.inbound_failed(p2, sim.now);
+    // Per peer: 2 connections to one peer; the check runs once the handshake names it.
+    let a = PeerId::random();
+    sim.inbound(a, 10).unwrap();
+    sim.inbound(a, 11).unwrap();
+    let err = sim.inbound(a, 12).unwrap_err();
+    assert!(matches!(
+        err,
+        SwarmError::Limit {
+            kind: LimitKind::PerPeer,
+            limit: 2
+        }
+    ));
+    // The refused attempt still holds its pending slot until reported failed.
+    assert_eq!(sim.core.counts().pending_inbound, 1);
+    // Inbound total: 3, pending attempts count against it.
+    let pend: Vec<PendingId> = sim.core.pending.keys().copied().collect();
+    for p in pend {
+        sim.core.inbound_failed(p, sim.now);
+    }
+    sim.inbound(PeerId::random(), 13).unwrap();
+    let err = sim.inbound(PeerId::random(), 14).unwrap_err();
+    assert!(matches!(
+        err,
+        SwarmError::Limit {
+            kind: LimitKind::Inbound,
+            limit: 3
+        }
+    ));
+}
+
+#[test]
+fn outbound_limits() {
+    let mut sim = Sim::new(SwarmConfig {
+        max_outbound: 1,
+        ..config()
+    });
+    let peer = PeerId::random();
+    sim.dial(peer, &["/ip4/1.1.1.1/tcp/1"]);
+    let a = started(&sim.actions());
+    sim.succeed(a[0].0, peer).unwrap();
+    sim.actions();
+    let err = sim
+        .core
+        .dial(
+            DialRequest {
+                peer: Some(PeerId::random()),
+                addrs: vec![ma("/ip4/1.1.1.2/tcp/1")],
+                failures: vec![],
+                reuse: true,
+            },
+            sim.now,
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        SwarmError::Limit {
+            kind: LimitKind::Outbound,
+            limit: 1
+        }
+    ));
+}
+
+#[test]
+fn a_refused_success_is_a_limit_failure_and_the_dial_goes_on() {
+    let mut sim = Sim::new(SwarmConfig {
+        max_per_peer: 1,
+        ..config()
+    });
+    let peer = PeerId::random();
+    sim.inbound(peer, 1).unwrap();
+    // A fresh-connection dial to the same peer hits the per-peer limit at once...
+    let err = sim
+        .core
+        .dial(
+            DialRequest {
+                peer: Some(peer),
+                addrs: vec![ma("/ip4/1.1.1.1/tcp/1")],
+                failures: vec![],
+                reuse: false,
+            },
+            sim.now,
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        SwarmError::Limit {
+            kind: LimitKind::PerPeer,
+            ..
+        }
+    ));
+    // ...and a bare-address dial that reaches it is refused when it succeeds.
+    let DialStart::Dialing(_) = sim
+        .core
+        .dial(
+            DialRequest {
+                peer: None,
+                addrs: vec![ma("/ip4/1.1.1.1/tcp/1"), ma("/ip4/1.1.1.2/tcp/1")],
+                failures: vec![],
+                reuse: false,
+            },
+            sim.now,
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    let a = started(&sim.actions());
+    assert!(sim.succeed(a[0].0, peer).is_none());
+    let next = started(&sim.actions());
+    assert_eq!(next[0].1, "/ip4/1.1.1.2/tcp/1", "the dial goes on");
+}
+
+#[test]
+fn idle_connections_close_and_active_or_protected_ones_stay() {
+    let mut sim = Sim::new(config());
+    let busy = PeerId::random();
+    let quiet = PeerId::random();
+    let guarded = PeerId::random();
+    let c_busy = sim.inbound(busy, 1).unwrap().id;
+    let c_quiet = sim.inbound(quiet, 2).unwrap().id;
+    let c_guarded = sim.inbound(guarded, 3).unwrap().id;
+    sim.core.protect(guarded);
+    let mut opened = 0u64;
+    let mut closed = Vec::new();
+    let mut elapsed = Duration::ZERO;
+    while elapsed < Duration::from_secs(200) {
+        elapsed += sim.advance_to_next(Duration::from_secs(300));
+        for action in sim.actions() {
+            match action {
+                Action::CheckIdle { conn } if conn == c_busy => {
+                    // A short stream opened and closed between two checks still counts.
+                    opened += 1;
+                    sim.core.idle_report(conn, 0, opened, sim.now);
+                }
+                Action::CheckIdle { conn } => sim.core.idle_report(conn, 0, 0, sim.now),
+                Action::Close { conn, reason } => {
+                    assert_eq!(reason, CloseReason::Idle);
+                    closed.push((conn, elapsed));
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0].0, c_quiet);
+    // Idle from the first check (15 s), closed 60 s later, within one check interval.
+    let at = closed[0].1;
+    assert!(
+        at >= Duration::from_secs(60) && at <= Duration::from_secs(80),
+        "{at:?}"
+    );
+    let _ = c_guarded;
+}
+
+#[test]
+fn bootstrap_redial_schedule() {
+    let mut sim = Sim::new(SwarmConfig {
+        bootstrap_backoff: Duration::from_secs(1),
+        ..config()
+    });
+    let peer = PeerId::random();
+    let addr = ma(&format!("/ip4/1.1.1.1/tcp/1/p2p/{peer}"));
+    sim.core.add_bootstrap(addr.clone(), sim.now);
+    assert!(sim.core.is_protected(&peer));
+    let mut redials = Vec::new();
+    let mut t = Duration::ZERO;
+    // Every redial fails: 1 s, 2 s, 4 s, ... apart.
+    while redials.len() < 5 {
+        t += sim.advance_to_next(Duration::from_secs(600));
+        for action in sim.actions() {
+            if let Action::Redial { addr: a } = action {
+                assert_eq!(a, addr);
+                redials.push(t);
+                sim.core.bootstrap_dial_failed(&a, sim.now);
+            }
+        }
+    }
+    let gaps: Vec<u64> = redials
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]).as_secs())
+        .collect();
+    assert_eq!(redials[0], Duration::ZERO, "dialed at start");
+    assert_eq!(gaps, [1, 2, 4, 8]);
+    // Connected: no redial while the connection lives; its close schedules one after the base.
+    t += sim.advance_to_next(Duration::from_secs(600));
+    let redial = sim
+        .actions()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Redial { addr } => Some(addr),
+            _ => None,
+        })
+        .unwrap();
+    let id = sim.dial(peer, &["/ip4/1.1.1.1/tcp/1"]);
+    sim.core
+        .bootstrap_dial_started(&redial, DialStart::Dialing(id), sim.now);
+    let a = started(&sim.actions());
+    let conn = sim.succeed(a[0].0, peer).unwrap();
+    sim.actions();
+    sim.advance(Duration::from_secs(3600));
+    assert!(
+        !sim.actions()
+            .iter()
+            .any(|a| matches!(a, Action::Redial { .. })),
+        "no redial while connected"
+    );
+    sim.core.connection_closed(conn.id, sim.now);
+    sim.advance(Duration::from_millis(999));
+    assert!(
+        !sim.actions()
+            .iter()
+            .any(|a| matches!(a, Action::Redial { .. }))
+    );
+    sim.advance(Duration::from_millis(1));
+    assert!(
+        sim.actions()
+            .iter()
+            .any(|a| matches!(a, Action::Redial { .. }))
+    );
+    let _ = t;
+}
+
+#[test]
+fn inbound_upgrade_timeout_cancels_the_attempt() {
+    let mut sim = Sim::new(config());
+    let pending = sim
+        .core
+        .inbound_attempt(ma("/ip4/10.0.0.1/tcp/1"), sim.now)
+        .unwrap();
+    sim.advance(Duration::from_secs(14));
+    assert!(sim.actions().is_empty());
+    sim.advance(Duration::from_secs(1));
+    let actions = sim.actions();
+    assert!(matches!(actions.as_slice(), [Action::CancelInbound { pending: p }] if *p == pending));
+    assert_eq!(sim.core.counts().pending_inbound, 0);
+    // A late success is refused.
+    let err = sim
+        .core
+        .inbound_established(
+            pending,
+            PeerId::random(),
+            ma("/ip4/10.0.0.1/tcp/1"),
+            false,
+            sim.now,
+        )
+        .unwrap_err();
+    assert!(matches!(err, SwarmError::Timeout { .. }));
+}
+
+#[test]
+fn close_fails_running_dials_and_refuses_new_work() {
+    let mut sim = Sim::new(config());
+    let peer = PeerId::random();
+    sim.dial(peer, &["/ip4/1.1.1.1/tcp/1"]);
+    let a = started(&sim.actions());
+    sim.core.close(sim.now);
+    let actions = sim.actions();
+    assert_eq!(cancelled(&actions), vec![a[0].0]);
+    assert!(matches!(finished(&actions), Some(Err(_))));
+    assert!(matches!(
+        sim.core.inbound_attempt(ma("/ip4/10.0.0.1/tcp/1"), sim.now),
+        Err(SwarmError::Closed)
+    ));
+}
