@@ -20,13 +20,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{AbortHandle, Abortable, BoxFuture};
-use futures::{AsyncWriteExt, FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt};
 use lp2p_core::{Multiaddr, PeerId, Protocol, RuntimeHandle};
 use lp2p_host::{
     Connection, ConnectionEvent, ConnectionEvents, ConnectionId, Host, HostStream, WeakHost,
 };
 use lp2p_swarm::{EventBus, EventStream};
-use tracing::{debug, trace, warn};
+use tracing::{debug, warn};
 
 use subscription::SubscriptionGuard;
 pub use subscription::{Deliveries, Delivery, Subscription};
@@ -83,6 +83,9 @@ macro_rules! with_core {
     };
 }
 
+// After the macro, which it uses.
+mod writer;
+
 /// Where a peer's pubsub link is.
 enum Link {
     /// Our outbound stream is being negotiated; readers of its inbound stream wait here.
@@ -111,6 +114,10 @@ struct PeerEntry {
     /// finds the queue empty with nothing unwritten; dropped (the caller sees the link go)
     /// when the link ends first.
     drain_waiters: Vec<oneshot::Sender<()>>,
+    /// Set when the host closes: once the queue is drained, the writer half-closes its
+    /// stream and waits for the peer to close its end, then answers `finish_waiters`.
+    finishing: bool,
+    finish_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl PeerEntry {
@@ -123,6 +130,8 @@ impl PeerEntry {
             readers: VecDeque::new(),
             writing: false,
             drain_waiters: Vec::new(),
+            finishing: false,
+            finish_waiters: Vec::new(),
         }
     }
 }
@@ -302,11 +311,11 @@ impl PubSub {
         let flushing = Arc::downgrade(&inner);
         host.on_close(move || async move {
             if let Some(inner) = flushing.upgrade() {
-                let flushed = inner.flush_queues().await;
+                let finished = inner.finish_links().await;
                 debug!(
-                    peers = flushed.peers,
-                    lost = flushed.lost.len(),
-                    "pubsub: flushed on close"
+                    peers = finished.peers,
+                    lost = finished.lost.len(),
+                    "pubsub: links finished on close"
                 );
             }
         });
@@ -803,174 +812,6 @@ impl Inner {
         Some((stream, notified))
     }
 
-    /// The writer: on each wake-up, pulls the peer's queued RPCs and writes them, taking more
-    /// only once the stream accepted the previous batch.
-    async fn write_outbound(
-        self: Arc<Self>,
-        peer: PeerId,
-        generation: u64,
-        mut stream: HostStream,
-        mut notified: mpsc::Receiver<()>,
-    ) {
-        let mut buf = Vec::new();
-        let mut unflushed = false;
-        loop {
-            if self.take_output(&peer, generation, &mut buf, unflushed) {
-                if let Err(err) = stream.write_all(&buf).await {
-                    debug!(%peer, %err, "pubsub: writing to peer failed");
-                    self.link_failed(&peer, generation);
-                    return;
-                }
-                trace!(%peer, bytes = buf.len(), "pubsub: wrote RPCs");
-                unflushed = true;
-                buf.clear();
-                if buf.capacity() > WRITE_BUFFER_KEEP {
-                    buf = Vec::new();
-                }
-            } else if unflushed {
-                if let Err(err) = stream.flush().await {
-                    debug!(%peer, %err, "pubsub: flushing to peer failed");
-                    self.link_failed(&peer, generation);
-                    return;
-                }
-                unflushed = false;
-            } else if notified.next().await.is_none() {
-                // The link was removed: dropping the stream closes it.
-                return;
-            }
-        }
-    }
-
-    /// The writers' one look at the queue: takes the peer's next batch into `buf` (true), or
-    /// finds nothing queued (false). With nothing queued and nothing unwritten
-    /// (`unflushed` false), everything queued before has been handed to the stream: the
-    /// [`PubSub::flush`] callers waiting on this peer are answered. One lock for both, so
-    /// output queued in between cannot be mistaken for written.
-    fn take_output(
-        &self,
-        peer: &PeerId,
-        generation: u64,
-        buf: &mut Vec<u8>,
-        unflushed: bool,
-    ) -> bool {
-        let mut state = self.lock();
-        let more = with_core!(&mut state.core, c => c.poll_transmit(peer, buf));
-        if let Some(entry) = state
-            .peers
-            .get_mut(peer)
-            .filter(|e| e.generation == generation)
-        {
-            if more {
-                entry.writing = true;
-            } else if !unflushed {
-                entry.writing = false;
-                for waiter in entry.drain_waiters.drain(..) {
-                    let _ = waiter.send(());
-                }
-            }
-        }
-        more
-    }
-
-    /// [`PubSub::flush`]: waits for every linked peer with queued or unwritten output.
-    async fn flush_queues(&self) -> Flushed {
-        let waits: Vec<(PeerId, oneshot::Receiver<()>)> = {
-            let mut state = self.lock();
-            let State { core, peers, .. } = &mut *state;
-            peers
-                .iter_mut()
-                .filter(|(_, entry)| matches!(entry.link, Link::Ready { .. }))
-                .filter_map(|(peer, entry)| {
-                    let queued = with_core!(&*core, c => c.has_pending_output(peer));
-                    (queued || entry.writing).then(|| {
-                        let (tx, rx) = oneshot::channel();
-                        entry.drain_waiters.push(tx);
-                        (*peer, rx)
-                    })
-                })
-                .collect()
-        };
-        let linked = {
-            let state = self.lock();
-            state
-                .peers
-                .values()
-                .filter(|e| matches!(e.link, Link::Ready { .. }))
-                .count()
-        };
-        let outcomes = futures::future::join_all(
-            waits
-                .into_iter()
-                .map(|(peer, rx)| rx.map(move |drained| (peer, drained.is_ok()))),
-        )
-        .await;
-        let lost: Vec<PeerId> = outcomes
-            .into_iter()
-            .filter_map(|(peer, drained)| (!drained).then_some(peer))
-            .collect();
-        Flushed {
-            peers: linked.saturating_sub(lost.len()),
-            lost,
-        }
-    }
-
-    /// The writer for floodsub peers: each batch goes out as one RPC (the batch's RPCs merged)
-    /// on a stream of its own, closed after it. rust-libp2p's floodsub reads exactly one RPC
-    /// per inbound stream and drops the stream, so a long-lived stream would lose everything
-    /// after the first RPC; go-libp2p reads any stream to its end, so it takes these too.
-    async fn write_floodsub(
-        self: Arc<Self>,
-        connection: Connection,
-        generation: u64,
-        first: HostStream,
-        mut notified: mpsc::Receiver<()>,
-    ) {
-        let peer = connection.peer();
-        let mut first = Some(first);
-        let mut buf = Vec::new();
-        loop {
-            // Each batch is written and its stream closed before the next look at the queue,
-            // so nothing is ever left unflushed between looks.
-            if !self.take_output(&peer, generation, &mut buf, false) {
-                if notified.next().await.is_none() {
-                    return;
-                }
-                continue;
-            }
-            for frame in merge_frames(&buf, self.max_frame) {
-                let stream = match first.take() {
-                    Some(stream) => Ok(stream),
-                    None => match self.host.upgrade() {
-                        Some(host) => {
-                            host.new_stream_on(&connection, [crate::FLOODSUB_PROTOCOL])
-                                .await
-                        }
-                        None => return,
-                    },
-                };
-                let sent = match stream {
-                    Ok(mut stream) => {
-                        let written = stream.write_all(&frame).await;
-                        match written {
-                            Ok(()) => stream.close().await,
-                            Err(err) => Err(err),
-                        }
-                    }
-                    Err(err) => Err(std::io::Error::other(err)),
-                };
-                if let Err(err) = sent {
-                    debug!(%peer, %err, "pubsub: writing to floodsub peer failed");
-                    self.link_failed(&peer, generation);
-                    return;
-                }
-            }
-            buf.clear();
-            if buf.capacity() > WRITE_BUFFER_KEEP {
-                buf = Vec::new();
-            }
-        }
-    }
-
     fn link_failed(self: &Arc<Self>, peer: &PeerId, generation: u64) {
         let mut state = self.lock();
         // A draining link's writer failing is expected: its connection is gone.
@@ -1118,40 +959,6 @@ impl Inner {
         with_core!(&mut state.core, c => c.unsubscribe(topic, self.runtime.now()));
         self.flush(&mut state);
     }
-}
-
-/// Merges LP-framed RPCs into as few frames as fit in `max` bytes each: protobuf messages
-/// whose fields are all repeated (or embedded messages) merge by concatenation, so the
-/// bodies joined are one RPC carrying every subscription and message of the batch.
-fn merge_frames(framed: &[u8], max: usize) -> Vec<Vec<u8>> {
-    let mut frames = Vec::new();
-    let mut body: Vec<u8> = Vec::new();
-    let mut rest = framed;
-    while let Ok(Some((len, prefix))) = lp2p_core::varint::decode(rest) {
-        let Some(end) = usize::try_from(len)
-            .ok()
-            .and_then(|len| prefix.checked_add(len))
-        else {
-            break;
-        };
-        let (Some(rpc), Some(after)) = (rest.get(prefix..end), rest.get(end..)) else {
-            break;
-        };
-        if !body.is_empty() && body.len().saturating_add(rpc.len()) > max {
-            let mut frame = Vec::with_capacity(body.len() + 10);
-            lp2p_core::framing::encode_frame(&body, &mut frame);
-            frames.push(frame);
-            body.clear();
-        }
-        body.extend_from_slice(rpc);
-        rest = after;
-    }
-    if !body.is_empty() {
-        let mut frame = Vec::with_capacity(body.len() + 10);
-        lp2p_core::framing::encode_frame(&body, &mut frame);
-        frames.push(frame);
-    }
-    frames
 }
 
 /// The IP address of a connection's remote address, for the colocation score (P₆).
