@@ -20,6 +20,7 @@ use lp2p_swarm::{
 
 use crate::close::CloseHooks;
 use crate::handler::{ActiveGuard, Handlers, ProtocolPredicate};
+use crate::registry::Services;
 use crate::{HostConfig, HostError, HostEvent, HostStream, StreamHandler};
 
 /// A function run once the host is built (how services such as identify and ping attach
@@ -168,6 +169,7 @@ impl HostBuilder {
             external_addrs: Mutex::new(Vec::new()),
             services: Mutex::new(Vec::new()),
             close_hooks: CloseHooks::default(),
+            registry: Services::default(),
             negotiating: AtomicUsize::new(0),
             stats: Stats::default(),
             closed: AtomicBool::new(false),
@@ -242,6 +244,7 @@ struct Inner {
     external_addrs: Mutex<Vec<Multiaddr>>,
     services: Mutex<Vec<AbortHandle>>,
     close_hooks: CloseHooks,
+    registry: Services,
     negotiating: AtomicUsize,
     stats: Stats,
     closed: AtomicBool,
@@ -626,6 +629,22 @@ impl Host {
         self.inner.close_hooks.register(hook)
     }
 
+    /// Registers `service` as this host's service of type `T`, replacing (and returning) the
+    /// one registered before. Services register their handle when they start (`Identify`,
+    /// `Ping`, `PubSub` do), so code that did not start them can find them with
+    /// [`service`](Host::service). The registry holds the handle until the host closes;
+    /// handles keep only a weak reference to the host, so this makes no cycle.
+    pub fn insert_service<T: Clone + Send + Sync + 'static>(&self, service: T) -> Option<T> {
+        self.inner.registry.insert(service)
+    }
+
+    /// The service of type `T` running on this host, if one registered itself: e.g.
+    /// `host.service::<Identify>()` for the identify service `with_defaults()` started.
+    /// `None` once the host is closed.
+    pub fn service<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.inner.registry.get()
+    }
+
     /// Whether [`close`](Host::close) has begun (services flushing, or already closed):
     /// services should queue no new work from then on.
     pub fn is_closing(&self) -> bool {
@@ -650,6 +669,7 @@ impl Host {
             service.abort();
         }
         self.inner.swarm.close().await;
+        self.inner.registry.clear();
         self.inner.events.close();
     }
 

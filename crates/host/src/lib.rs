@@ -72,6 +72,7 @@ mod error;
 mod events;
 mod handler;
 mod host;
+mod registry;
 mod stream;
 
 pub use config::{

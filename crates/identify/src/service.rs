@@ -130,8 +130,9 @@ impl Identify {
     /// are pushed.
     ///
     /// Create one per host: a second replaces the first's handlers but both services would
-    /// run. (`lp2p::HostBuilderExt::with_defaults` creates one with the default config; the
-    /// peerstore and `HostEvent::Identified` carry what it learns.)
+    /// run. The service registers its handle on the host, so `host.service::<Identify>()`
+    /// finds it (e.g. the one `lp2p::HostBuilderExt::with_defaults` started); the peerstore
+    /// and `HostEvent::Identified` carry what it learns.
     pub fn new(host: &Host, config: IdentifyConfig) -> Identify {
         let shared = Arc::new(Shared {
             host: host.downgrade(),
@@ -182,7 +183,9 @@ impl Identify {
                 }
             });
         }
-        Identify { shared }
+        let identify = Identify { shared };
+        host.insert_service(identify.clone());
+        identify
     }
 
     /// The latest of what `peer` told us (its answer, updated by its pushes), while it is

@@ -186,7 +186,10 @@ pub(crate) struct Inner {
 ///
 /// Built with [`PubSub::gossipsub`] or [`PubSub::floodsub`], it registers stream handlers for
 /// its protocols, opens one outbound stream to every connected peer that speaks one of them
-/// (and to every peer that connects later), and runs until the host is closed.
+/// (and to every peer that connects later), and runs until the host is closed, whether or
+/// not a handle is kept: dropping every `PubSub` handle loses nothing, and `host.close()`
+/// still delivers what was queued (see [`PubSub::flush`]). The service registers its handle
+/// on the host: `host.service::<PubSub>()` finds it.
 ///
 /// ```
 /// use futures::StreamExt;
@@ -319,7 +322,9 @@ impl PubSub {
                 );
             }
         });
-        Ok(PubSub { inner })
+        let pubsub = PubSub { inner };
+        host.insert_service(pubsub.clone());
+        Ok(pubsub)
     }
 
     /// Our peer id (the host's).
