@@ -17,6 +17,7 @@ use lp2p_host::{
 use lp2p_peerstore::CONNECTED_ADDR_TTL;
 use lp2p_peerstore::record::PeerRecord;
 
+use crate::interfaces;
 use crate::message::{IdentifyDecoder, LocalInfo, ReceivedIdentify, encode_messages};
 use crate::observed::{Observation, ObservedAddrs, Observer};
 use crate::pushes::PushTracker;
@@ -659,11 +660,16 @@ impl Shared {
         }
     }
 
-    /// What we tell peers: our addresses (listen and confirmed external ones, without
-    /// unspecified IPs), protocols, key, and our signed record.
+    /// What we tell peers: our addresses (listen and confirmed external ones; a listener on
+    /// an unspecified IP as one address per interface IP, never the unspecified IP itself),
+    /// protocols, key, and our signed record.
     fn local_info(&self, host: &Host, observed_addr: Option<Multiaddr>) -> LocalInfo {
         let mut addrs: Vec<Multiaddr> = Vec::new();
-        for a in host.listen_addrs().into_iter().chain(host.external_addrs()) {
+        let mut listen = host.listen_addrs();
+        if listen.iter().any(is_unspecified) {
+            listen = interfaces::expand_unspecified(&listen, &interfaces::interface_ips());
+        }
+        for a in listen.into_iter().chain(host.external_addrs()) {
             let a = addr::split_peer_id(&a).0;
             if a.is_empty() || is_unspecified(&a) || addrs.contains(&a) {
                 continue;
