@@ -794,7 +794,10 @@ fn a_listener_on_all_interfaces_is_advertised_per_interface() {
             "{:?}",
             info.listen_addrs
         );
-        assert!(info.signed_record, "the addresses came from the signed record");
+        assert!(
+            info.signed_record,
+            "the addresses came from the signed record"
+        );
         a.close().await;
         b.close().await;
     });
