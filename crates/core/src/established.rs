@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use libp2p_identity::{Keypair, PeerId, PublicKey};
 use multiaddr::Multiaddr;
 
-use crate::{Error, MuxedConnection, ProtocolId, Role, RuntimeHandle};
+use crate::{DialOpts, Error, MuxedConnection, ProtocolId, Role, RuntimeHandle};
 
 /// A connection ready for the swarm: the remote proved its identity and streams can be
 /// opened and accepted on it.
@@ -50,41 +50,6 @@ impl fmt::Debug for Established {
             .field("muxer_protocol", &self.muxer_protocol)
             .field("limited", &self.limited)
             .finish_non_exhaustive()
-    }
-}
-
-/// How to dial one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DialOpts {
-    /// The peer we mean to reach: a remote that proves another identity fails the dial with
-    /// [`Error::PeerIdMismatch`]. `None` accepts whoever answers.
-    pub expected_peer: Option<PeerId>,
-    /// Dial from the port we listen on (TCP with `SO_REUSEPORT`, QUIC from the listening
-    /// socket), so the remote and NATs on the way see our listen address (hole punching).
-    pub port_reuse: bool,
-    /// The role we take in the upgrade. [`Role::Initiator`] for an ordinary dial; in a TCP
-    /// simultaneous open (hole punching) both sides dial and one of them takes
-    /// [`Role::Responder`] so the security handshake has one initiator.
-    pub role: Role,
-}
-
-impl Default for DialOpts {
-    fn default() -> Self {
-        DialOpts {
-            expected_peer: None,
-            port_reuse: false,
-            role: Role::Initiator,
-        }
-    }
-}
-
-impl DialOpts {
-    /// An ordinary dial to `peer` (or to whoever answers, with `None`).
-    pub fn to_peer(peer: Option<PeerId>) -> DialOpts {
-        DialOpts {
-            expected_peer: peer,
-            ..DialOpts::default()
-        }
     }
 }
 

@@ -51,15 +51,13 @@ pub mod varint;
 /// `#[lp2p_core::async_trait]` without depending on `async-trait` yourself.
 pub use async_trait::async_trait;
 pub use error::{BoxError, Error};
-pub use established::{
-    DialOpts, Established, Incoming, Listener, SecuredCheck, Transport, TransportContext,
-};
+pub use established::{Established, Incoming, Listener, SecuredCheck, Transport, TransportContext};
 pub use muxing::{MuxedConnection, MuxerUpgrader, Stream};
 pub use protocol::{ProtocolId, Role};
 pub use resolve::AddressResolver;
 pub use runtime::{JoinHandle, Runtime, RuntimeHandle};
 pub use security::{SecureConnection, SecurityUpgrader, UpgradeContext};
-pub use transport::{Connection, RawListener, RawTransport};
+pub use transport::{Connection, DialOpts, RawListener, RawTransport};
 
 pub use libp2p_identity as identity;
 pub use libp2p_identity::{Keypair, PeerId, PublicKey};

@@ -2,7 +2,44 @@ use async_trait::async_trait;
 use futures::io::{AsyncRead, AsyncWrite};
 use multiaddr::Multiaddr;
 
-use crate::{DialOpts, Error};
+use libp2p_identity::PeerId;
+
+use crate::{Error, Role};
+
+/// How to dial one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialOpts {
+    /// The peer we mean to reach: a remote that proves another identity fails the dial with
+    /// [`Error::PeerIdMismatch`]. `None` accepts whoever answers.
+    pub expected_peer: Option<PeerId>,
+    /// Dial from the port we listen on (TCP with `SO_REUSEPORT`, QUIC from the listening
+    /// socket), so the remote and NATs on the way see our listen address (hole punching).
+    pub port_reuse: bool,
+    /// The role we take in the upgrade. [`Role::Initiator`] for an ordinary dial; in a TCP
+    /// simultaneous open (hole punching) both sides dial and one of them takes
+    /// [`Role::Responder`] so the security handshake has one initiator.
+    pub role: Role,
+}
+
+impl Default for DialOpts {
+    fn default() -> Self {
+        DialOpts {
+            expected_peer: None,
+            port_reuse: false,
+            role: Role::Initiator,
+        }
+    }
+}
+
+impl DialOpts {
+    /// An ordinary dial to `peer` (or to whoever answers, with `None`).
+    pub fn to_peer(peer: Option<PeerId>) -> DialOpts {
+        DialOpts {
+            expected_peer: peer,
+            ..DialOpts::default()
+        }
+    }
+}
 
 /// A byte-stream transport: dials and listens on the addresses it supports and hands out
 /// raw, unauthenticated byte streams.

@@ -44,6 +44,18 @@ pub enum HostError {
         /// The limit.
         after: Duration,
     },
+    /// The only connection to the peer is limited (relayed) and the caller did not opt in
+    /// to use it (see `Host::new_stream_allow_limited`).
+    #[error(
+        "the only connection to {peer} is limited (relayed); offered {}: use new_stream_allow_limited for protocols meant to run over relays",
+        list(offered)
+    )]
+    LimitedConnection {
+        /// The peer.
+        peer: PeerId,
+        /// The protocols the stream was for.
+        offered: Vec<ProtocolId>,
+    },
     /// `new_stream` was called without any protocol.
     #[error("no protocol given to negotiate")]
     NoProtocols,

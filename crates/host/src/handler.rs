@@ -48,9 +48,28 @@ where
 /// A predicate over proposed protocol ids, for handlers that accept a family of versions.
 pub type ProtocolPredicate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// How a handler is registered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandlerOptions {
+    /// Serve this protocol over limited connections too (relayed circuits with duration and
+    /// data caps). Off by default: only protocols meant for them (hole punching, small
+    /// control exchanges) should spend a relay's budget.
+    pub allow_limited: bool,
+}
+
+impl HandlerOptions {
+    /// Options that also serve limited connections.
+    pub fn allow_limited() -> HandlerOptions {
+        HandlerOptions {
+            allow_limited: true,
+        }
+    }
+}
+
 pub(crate) struct HandlerEntry {
     pub(crate) handler: Arc<dyn StreamHandler>,
     pub(crate) active: AtomicUsize,
+    pub(crate) options: HandlerOptions,
 }
 
 struct MatchEntry {
@@ -83,10 +102,16 @@ impl Handlers {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn insert(&self, protocol: ProtocolId, handler: Arc<dyn StreamHandler>) {
+    pub(crate) fn insert(
+        &self,
+        protocol: ProtocolId,
+        handler: Arc<dyn StreamHandler>,
+        options: HandlerOptions,
+    ) {
         let entry = Arc::new(HandlerEntry {
             handler,
             active: AtomicUsize::new(0),
+            options,
         });
         let mut table = self.write();
         table.matching.retain(|m| m.protocol != protocol);
@@ -98,10 +123,12 @@ impl Handlers {
         protocol: ProtocolId,
         predicate: ProtocolPredicate,
         handler: Arc<dyn StreamHandler>,
+        options: HandlerOptions,
     ) {
         let entry = Arc::new(HandlerEntry {
             handler,
             active: AtomicUsize::new(0),
+            options,
         });
         let mut table = self.write();
         table.exact.remove(&protocol);
@@ -143,21 +170,45 @@ impl Handlers {
     }
 }
 
-impl Matcher for Handlers {
+impl Handlers {
+    /// The handlers a stream on a connection may reach: all of them, or on a limited
+    /// connection only those registered with `allow_limited`.
+    pub(crate) fn for_connection(&self, limited: bool) -> ConnectionHandlers {
+        ConnectionHandlers {
+            handlers: self.clone(),
+            limited,
+        }
+    }
+}
+
+/// The [`Matcher`] for one connection's inbound streams.
+pub(crate) struct ConnectionHandlers {
+    handlers: Handlers,
+    limited: bool,
+}
+
+impl Matcher for ConnectionHandlers {
     fn select(&self, proposed: &str) -> Option<ProtocolId> {
-        let table = self.read();
-        if let Some((id, _)) = table.exact.get_key_value(proposed) {
-            return Some(id.clone());
+        let table = self.handlers.read();
+        let usable = |e: &HandlerEntry| !self.limited || e.options.allow_limited;
+        if let Some((id, entry)) = table.exact.get_key_value(proposed) {
+            return usable(entry).then(|| id.clone());
         }
         table
             .matching
             .iter()
-            .any(|m| (m.predicate)(proposed))
+            .any(|m| usable(&m.entry) && (m.predicate)(proposed))
             .then(|| ProtocolId::from(proposed.to_owned()))
     }
 
     fn list(&self) -> Vec<ProtocolId> {
-        let mut exact: Vec<ProtocolId> = self.read().exact.keys().cloned().collect();
+        let table = self.handlers.read();
+        let mut exact: Vec<ProtocolId> = table
+            .exact
+            .iter()
+            .filter(|(_, e)| !self.limited || e.options.allow_limited)
+            .map(|(id, _)| id.clone())
+            .collect();
         exact.sort();
         exact
     }

@@ -14,12 +14,12 @@ use lp2p_core::{
 use lp2p_multiselect::{MultiselectError, Version, dialer_select, listener_select};
 use lp2p_peerstore::Peerstore;
 use lp2p_swarm::{
-    Connection, ConnectionEvents, EventBus, EventStream, IntoTransport, Swarm, SwarmBuilder,
-    SwarmConfig,
+    Connection, ConnectionEvents, ConnectionGate, EventBus, EventStream, IntoTransport, Swarm,
+    SwarmBuilder, SwarmConfig,
 };
 
 use crate::close::CloseHooks;
-use crate::handler::{ActiveGuard, Handlers, ProtocolPredicate};
+use crate::handler::{ActiveGuard, HandlerOptions, Handlers, ProtocolPredicate};
 use crate::registry::Services;
 use crate::{HostConfig, HostError, HostEvent, HostStream, StreamHandler};
 
@@ -66,6 +66,14 @@ impl HostBuilder {
     pub fn transport<M>(mut self, transport: impl IntoTransport<M>) -> Self {
         self.swarm = self.swarm.transport(transport);
         self.has_transport = true;
+        self
+    }
+
+    /// Adds a connection gate (allow/deny lists, or your own rules) asked at dial, accept,
+    /// once the remote is authenticated, and when the connection is ready.
+    #[must_use]
+    pub fn gate(mut self, gate: impl ConnectionGate) -> Self {
+        self.swarm = self.swarm.gate(gate);
         self
     }
 
@@ -299,7 +307,7 @@ impl Inner {
         let inner = self.clone();
         self.runtime.spawn_detached(async move {
             let peer = conn.peer();
-            let negotiation = listener_select(stream, inner.handlers.clone());
+            let negotiation = listener_select(stream, inner.handlers.for_connection(conn.is_limited()));
             let negotiated = inner.runtime.timeout(inner.config.negotiation_timeout, negotiation).await;
             drop(guard);
             let (protocol, io) = match negotiated {
@@ -378,9 +386,21 @@ impl Host {
     /// Registers `handler` for streams that propose exactly `protocol`, replacing any
     /// handler registered for it.
     pub fn set_stream_handler(&self, protocol: impl Into<ProtocolId>, handler: impl StreamHandler) {
+        self.set_stream_handler_with(protocol, HandlerOptions::default(), handler);
+    }
+
+    /// [`set_stream_handler`](Host::set_stream_handler) with options, e.g. to serve the
+    /// protocol over limited (relayed) connections too:
+    /// `host.set_stream_handler_with("/x/1", HandlerOptions::allow_limited(), handler)`.
+    pub fn set_stream_handler_with(
+        &self,
+        protocol: impl Into<ProtocolId>,
+        options: HandlerOptions,
+        handler: impl StreamHandler,
+    ) {
         self.inner
             .handlers
-            .insert(protocol.into(), Arc::new(handler));
+            .insert(protocol.into(), Arc::new(handler), options);
         self.inner.events.emit(&HostEvent::LocalProtocolsChanged);
     }
 
@@ -394,9 +414,12 @@ impl Host {
         handler: impl StreamHandler,
     ) {
         let predicate: ProtocolPredicate = Arc::new(predicate);
-        self.inner
-            .handlers
-            .insert_matching(protocol.into(), predicate, Arc::new(handler));
+        self.inner.handlers.insert_matching(
+            protocol.into(),
+            predicate,
+            Arc::new(handler),
+            HandlerOptions::default(),
+        );
         self.inner.events.emit(&HostEvent::LocalProtocolsChanged);
     }
 
@@ -417,6 +440,35 @@ impl Host {
     /// Opens a stream to `peer` for the first of `protocols` (in preference order) the peer
     /// supports, connecting first if needed (with the peerstore's addresses).
     pub async fn new_stream<I>(&self, peer: &PeerId, protocols: I) -> Result<HostStream, HostError>
+    where
+        I: IntoIterator,
+        I::Item: Into<ProtocolId>,
+    {
+        let protocols: Vec<ProtocolId> = protocols.into_iter().map(Into::into).collect();
+        if protocols.is_empty() {
+            return Err(HostError::NoProtocols);
+        }
+        self.ensure_open()?;
+        let conn = self.inner.swarm.dial(*peer).await?;
+        if conn.is_limited() {
+            // Only a limited (relayed) connection: the caller must opt in to spend it.
+            return Err(HostError::LimitedConnection {
+                peer: *peer,
+                offered: protocols,
+            });
+        }
+        self.new_stream_on(&conn, protocols).await
+    }
+
+    /// [`new_stream`](Host::new_stream) that may also use a limited (relayed) connection
+    /// when no direct one exists: for protocols made to run over relays (hole punching,
+    /// small control exchanges) whose remote handler opted in with
+    /// [`HandlerOptions::allow_limited`].
+    pub async fn new_stream_allow_limited<I>(
+        &self,
+        peer: &PeerId,
+        protocols: I,
+    ) -> Result<HostStream, HostError>
     where
         I: IntoIterator,
         I::Item: Into<ProtocolId>,

@@ -81,10 +81,10 @@ pub use config::{
 };
 pub use error::HostError;
 pub use events::{HostEvent, IdentifyInfo};
-pub use handler::{ProtocolPredicate, StreamHandler};
+pub use handler::{HandlerOptions, ProtocolPredicate, StreamHandler};
 pub use host::{Host, HostBuilder, HostStats, StartHook, WeakHost};
 pub use lp2p_swarm::{
-    CloseReason, Connection, ConnectionEvent, ConnectionEvents, ConnectionId, Direction,
-    EventStream, SwarmConfig, SwarmError,
+    AllowDenyList, CloseReason, Connection, ConnectionEvent, ConnectionEvents, ConnectionGate,
+    ConnectionId, Direction, EventStream, IpSubnet, SwarmConfig, SwarmError,
 };
 pub use stream::HostStream;

@@ -478,7 +478,8 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
                 *refusal,
                 SwarmError::Limit {
                     kind: LimitKind::Inbound,
-                    limit: 2
+                    limit: 2,
+                    ..
                 }
             ),
             "{refusal}"
@@ -517,7 +518,8 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
                 err,
                 HostError::Swarm(SwarmError::Limit {
                     kind: LimitKind::Outbound,
-                    limit: 1
+                    limit: 1,
+                    ..
                 })
             ),
             "{err}"
@@ -572,7 +574,8 @@ fn per_peer_limit() {
                 *refusal,
                 SwarmError::Limit {
                     kind: LimitKind::PerPeer,
-                    limit: 1
+                    limit: 1,
+                    ..
                 }
             ),
             "{refusal}"
@@ -889,6 +892,33 @@ fn many_connections_in_and_out() {
         assert_eq!(server.connected_peers().len(), 20);
         for c in clients {
             c.close().await;
+        }
+        server.close().await;
+    });
+}
+
+/// The responder finishes the noise handshake a moment after the dialer: a stream opened
+/// back to a peer whose inbound connection is still being upgraded waits for that
+/// connection instead of failing with "no known address" (the dialer has no listen address).
+#[test]
+fn new_stream_back_to_a_peer_whose_inbound_handshake_is_finishing() {
+    run(async {
+        let server = tcp_builder(Stack::NoiseYamux)
+            .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
+            .build()
+            .await
+            .unwrap();
+        for _ in 0..20 {
+            let client = tcp_builder(Stack::NoiseYamux).build().await.unwrap();
+            client.set_stream_handler("/echo/1.0.0", echo);
+            client
+                .connect(server.local_peer_id(), server.listen_addrs())
+                .await
+                .unwrap();
+            // At once, before the server may have finished its side.
+            let got = echo_roundtrip(&server, client.local_peer_id(), b"back").await;
+            assert_eq!(got, b"back");
+            client.close().await;
         }
         server.close().await;
     });

@@ -57,6 +57,7 @@
 mod buffer;
 mod config;
 mod dialer;
+mod engine;
 mod error;
 mod listener;
 mod matcher;

@@ -9,7 +9,7 @@ use futures::io::{AsyncRead, AsyncWrite, IoSlice, IoSliceMut};
 use lp2p_core::{Connection, Multiaddr, Stream};
 
 use crate::buffer::{ReadBuffer, SendBuffer};
-use crate::shell::poll_negotiate;
+use crate::engine::poll_negotiate;
 use crate::{Dialer, MultiselectError};
 
 /// What the read side does next.

@@ -43,6 +43,36 @@ pub const DEFAULT_MAX_PER_PEER: usize = 8;
 /// does X25519 and signature checks), so an unauthenticated flood is capped here.
 pub const DEFAULT_MAX_PENDING_INBOUND: usize = 128;
 
+/// How long a dial with no address to try waits for inbound handshakes in progress that may
+/// turn out to be the peer (a noise responder learns who dialed only from the last
+/// handshake message, a moment after the dialer is done). Long enough for a handshake on a
+/// slow path, short enough that a dial that cannot succeed still fails promptly.
+pub const DEFAULT_INBOUND_WAIT: Duration = Duration::from_secs(2);
+
+/// Inbound handshakes in progress from one IP address. An honest host rarely has more than
+/// a couple in flight with us at once; a cap this low means one source cannot fill the
+/// pending-inbound slots ([`DEFAULT_MAX_PENDING_INBOUND`]) with silent connections.
+pub const DEFAULT_MAX_PENDING_INBOUND_PER_IP: usize = 8;
+
+/// Established plus pending inbound connections from one IP address. Several peers can sit
+/// behind one address (a NAT, a carrier-grade NAT), so this is well above one peer's share
+/// ([`DEFAULT_MAX_PER_PEER`]) and far below the node's total.
+pub const DEFAULT_MAX_INBOUND_PER_IP: usize = 32;
+
+/// Inbound handshakes in progress from one subnet (IPv4 /24, IPv6 /48: what one operator
+/// typically holds), so a source with a range of addresses gets a bounded share too.
+pub const DEFAULT_MAX_PENDING_INBOUND_PER_SUBNET: usize = 32;
+
+/// Established plus pending inbound connections from one subnet.
+pub const DEFAULT_MAX_INBOUND_PER_SUBNET: usize = 128;
+
+/// The IPv4 prefix length that makes one "subnet" for the per-subnet limits.
+pub const IPV4_SUBNET_PREFIX: u8 = 24;
+
+/// The IPv6 prefix length that makes one "subnet" for the per-subnet limits (a typical
+/// site allocation).
+pub const IPV6_SUBNET_PREFIX: u8 = 48;
+
 /// A connection with no open stream for this long is closed (the connection-lifetime
 /// policy in docs/architecture.md). Long enough that request/response protocols reuse
 /// connections; `None` keeps idle connections forever.
@@ -97,6 +127,20 @@ pub struct SwarmConfig {
     pub max_per_peer: usize,
     /// See [`DEFAULT_MAX_PENDING_INBOUND`].
     pub max_pending_inbound: usize,
+    /// See [`DEFAULT_INBOUND_WAIT`]; zero fails a dial with no address at once.
+    pub inbound_wait: Duration,
+    /// See [`DEFAULT_MAX_PENDING_INBOUND_PER_IP`].
+    pub max_pending_inbound_per_ip: usize,
+    /// See [`DEFAULT_MAX_INBOUND_PER_IP`].
+    pub max_inbound_per_ip: usize,
+    /// See [`DEFAULT_MAX_PENDING_INBOUND_PER_SUBNET`].
+    pub max_pending_inbound_per_subnet: usize,
+    /// See [`DEFAULT_MAX_INBOUND_PER_SUBNET`].
+    pub max_inbound_per_subnet: usize,
+    /// Whether the per-IP and per-subnet limits also apply to loopback peers. Off by default:
+    /// a loopback peer is on this machine (tests, local tools and benchmarks open thousands
+    /// of connections from 127.0.0.1); turn it on to test the limits locally.
+    pub ip_limits_on_loopback: bool,
     /// See [`DEFAULT_IDLE_TIMEOUT`]; `None` never closes idle connections.
     pub idle_timeout: Option<Duration>,
     /// See [`DEFAULT_EVENT_BUFFER`].
@@ -118,6 +162,12 @@ impl Default for SwarmConfig {
             max_outbound: DEFAULT_MAX_OUTBOUND,
             max_per_peer: DEFAULT_MAX_PER_PEER,
             max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND,
+            inbound_wait: DEFAULT_INBOUND_WAIT,
+            max_pending_inbound_per_ip: DEFAULT_MAX_PENDING_INBOUND_PER_IP,
+            max_inbound_per_ip: DEFAULT_MAX_INBOUND_PER_IP,
+            max_pending_inbound_per_subnet: DEFAULT_MAX_PENDING_INBOUND_PER_SUBNET,
+            max_inbound_per_subnet: DEFAULT_MAX_INBOUND_PER_SUBNET,
+            ip_limits_on_loopback: false,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             event_buffer: DEFAULT_EVENT_BUFFER,
             bootstrap_backoff: DEFAULT_BOOTSTRAP_BACKOFF,

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use lp2p_core::{Multiaddr, MuxedConnection, PeerId, ProtocolId, Role, Stream};
 
-use crate::{CloseReason, SwarmError};
+use crate::SwarmError;
 
 /// A connection's number, unique within one swarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,6 +51,27 @@ impl fmt::Display for Direction {
             Direction::Inbound => "in",
             Direction::Outbound => "out",
         })
+    }
+}
+
+/// Why a connection closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// We closed it (`Connection::close`, `Swarm::disconnect`, `Swarm::close`).
+    Local,
+    /// It had no open stream for the idle timeout.
+    Idle,
+    /// The remote closed it, or it failed; the text says how.
+    Remote(String),
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Local => f.write_str("closed locally"),
+            CloseReason::Idle => f.write_str("idle timeout"),
+            CloseReason::Remote(why) => write!(f, "closed by the remote or failed: {why}"),
+        }
     }
 }
 

@@ -1,27 +1,18 @@
-//! Dialing, the shell's side: candidate addresses are resolved (`/dns*`, `/dnsaddr`) and
-//! filtered to what some transport can dial, then handed to the core, which ranks, staggers,
-//! times and backs them off.
+//! Dialing, the shell's side: candidate addresses are prepared (resolved, filtered to what
+//! some transport can dial), then handed to the core, which ranks, staggers, times and backs
+//! them off.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::oneshot;
 use lp2p_core::{Multiaddr, PeerId, addr};
 use lp2p_peerstore::TEMP_ADDR_TTL;
 
+use crate::candidates::prepare;
 use crate::core::{DialRequest, DialStart};
-use crate::shared::Shared;
-use crate::{Connection, DialAttempt, Stage, Swarm, SwarmError};
-
-/// Rounds of resolution one candidate may go through (a `/dnsaddr` resolving to `/dns4`
-/// names that resolve to IPs is two). The resolver bounds its own recursion (`/dnsaddr`
-/// chains); this bounds the swarm's re-resolution of what it returns.
-pub const MAX_RESOLVE_ROUNDS: usize = 4;
-
-/// Addresses one dial keeps after resolution: plenty for a peer with many transports and
-/// interfaces, and a cap on what a hostile DNS answer can make us dial.
-pub const MAX_RESOLVED_ADDRS: usize = 64;
+use crate::state::Shared;
+use crate::{Connection, Swarm, SwarmError};
 
 impl Swarm {
     /// A connection to `peer`: an existing live one, or a new one dialed with the
@@ -72,10 +63,8 @@ impl Swarm {
         run(
             shared,
             DialRequest {
-                peer: Some(peer),
-                addrs,
-                failures,
                 reuse: true,
+                ..DialRequest::new(Some(peer), addrs, failures)
             },
         )
         .await
@@ -94,10 +83,8 @@ impl Swarm {
         run(
             &self.shared,
             DialRequest {
-                peer: None,
-                addrs,
-                failures,
                 reuse: false,
+                ..DialRequest::new(None, addrs, failures)
             },
         )
         .await
@@ -114,10 +101,32 @@ impl Swarm {
         run(
             &self.shared,
             DialRequest {
-                peer,
-                addrs,
-                failures,
                 reuse: false,
+                ..DialRequest::new(peer, addrs, failures)
+            },
+        )
+        .await
+    }
+
+    /// Makes a new connection (never reusing or merging) to one of `addrs`, with `opts`:
+    /// what hole punching needs. `opts.expected_peer` is the peer the remote must prove;
+    /// `opts.port_reuse` dials from the listening port; `opts.role` is the role taken in
+    /// the upgrade ([`Role::Responder`](lp2p_core::Role::Responder) on one side of a TCP
+    /// simultaneous open). The addresses are ranked and staggered like any dial's.
+    pub async fn dial_new_with_opts(
+        &self,
+        addrs: Vec<Multiaddr>,
+        opts: lp2p_core::DialOpts,
+    ) -> Result<Connection, SwarmError> {
+        self.shared.ensure_open()?;
+        let (addrs, failures) = prepare(&self.shared, opts.expected_peer, addrs).await;
+        run(
+            &self.shared,
+            DialRequest {
+                reuse: false,
+                port_reuse: opts.port_reuse,
+                role: opts.role,
+                ..DialRequest::new(opts.expected_peer, addrs, failures)
             },
         )
         .await
@@ -157,115 +166,4 @@ async fn run(shared: &Arc<Shared>, req: DialRequest) -> Result<Connection, Swarm
     };
     shared.drain();
     rx.await.unwrap_or(Err(SwarmError::Closed))
-}
-
-/// Resolves names in `candidates` and keeps what some transport can dial; everything else
-/// becomes a failure entry. Results naming another peer than `peer` are dropped.
-pub(crate) async fn prepare(
-    shared: &Arc<Shared>,
-    peer: Option<PeerId>,
-    candidates: Vec<Multiaddr>,
-) -> (Vec<Multiaddr>, Vec<DialAttempt>) {
-    let mut out: Vec<Multiaddr> = Vec::new();
-    let mut failures = Vec::new();
-    let mut work: VecDeque<(Multiaddr, usize)> = candidates.into_iter().map(|a| (a, 0)).collect();
-    while let Some((a, round)) = work.pop_front() {
-        if out.len() >= MAX_RESOLVED_ADDRS {
-            break;
-        }
-        let Some(resolver) = shared.resolvers.iter().find(|r| r.can_resolve(&a)) else {
-            let (transport_addr, named) = addr::split_peer_id(&a);
-            if named.is_some_and(|n| Some(n) != peer) && peer.is_some() {
-                continue;
-            }
-            if shared.transport_for(&transport_addr).is_some() {
-                if !out.contains(&transport_addr) {
-                    out.push(transport_addr);
-                }
-            } else {
-                failures.push(DialAttempt {
-                    error: Arc::new(SwarmError::UnsupportedAddress(transport_addr.clone())),
-                    addr: transport_addr,
-                    stage: Stage::UnsupportedAddress,
-                });
-            }
-            continue;
-        };
-        if round >= MAX_RESOLVE_ROUNDS {
-            failures.push(DialAttempt {
-                error: Arc::new(SwarmError::Core(lp2p_core::Error::Resolve {
-                    addr: a.clone(),
-                    source: format!("still a name after {MAX_RESOLVE_ROUNDS} rounds of resolution")
-                        .into(),
-                })),
-                addr: a,
-                stage: Stage::Resolve,
-            });
-            continue;
-        }
-        // The resolver filters by the peer id (`/dnsaddr` records name their peer).
-        let query = match peer {
-            Some(p) => addr::with_peer_id(&a, p),
-            None => a.clone(),
-        };
-        let resolved = shared
-            .runtime
-            .timeout(shared.config.transport_timeout, resolver.resolve(&query))
-            .await;
-        match resolved {
-            Ok(Ok(list)) => {
-                tracing::debug!(addr = %a, resolved = list.len(), "address resolved");
-                work.extend(list.into_iter().map(|r| (r, round + 1)));
-            }
-            Ok(Err(err)) => failures.push(DialAttempt {
-                stage: Stage::Resolve,
-                error: Arc::new(SwarmError::Core(err)),
-                addr: a,
-            }),
-            Err(_) => failures.push(DialAttempt {
-                stage: Stage::Resolve,
-                error: Arc::new(SwarmError::Timeout {
-                    what: "address resolution",
-                    after: shared.config.transport_timeout,
-                }),
-                addr: a,
-            }),
-        }
-    }
-    (out, failures)
-}
-
-/// Runs a bootstrap redial the core asked for.
-pub(crate) async fn redial(shared: Weak<Shared>, target: Multiaddr) {
-    let Some(shared) = shared.upgrade() else {
-        return;
-    };
-    if shared.is_closed() {
-        return;
-    }
-    let (transport_addr, peer) = addr::split_peer_id(&target);
-    let (addrs, failures) = prepare(&shared, peer, vec![target.clone()]).await;
-    let now = shared.now();
-    let started = {
-        let mut st = shared.lock();
-        let started = st.core.dial(
-            DialRequest {
-                peer,
-                addrs,
-                failures,
-                reuse: peer.is_some(),
-            },
-            now,
-        );
-        match &started {
-            Ok(start) => st.core.bootstrap_dial_started(&target, *start, now),
-            Err(_) => st.core.bootstrap_dial_failed(&target, now),
-        }
-        started
-    };
-    shared.drain();
-    match started {
-        Ok(_) => tracing::debug!(addr = %transport_addr, "bootstrap dial started"),
-        Err(err) => tracing::debug!(addr = %target, %err, "bootstrap dial could not start"),
-    }
 }

@@ -23,6 +23,8 @@ pub enum Stage {
     MuxerNegotiation,
     /// A connection limit refused the connection.
     Limit,
+    /// A connection gate refused the connection.
+    Denied,
     /// The attempt ran out of time.
     Timeout,
 }
@@ -38,6 +40,7 @@ impl fmt::Display for Stage {
             Stage::Security => "security handshake",
             Stage::MuxerNegotiation => "muxer negotiation",
             Stage::Limit => "connection limit",
+            Stage::Denied => "denied by a connection gate",
             Stage::Timeout => "timeout",
         })
     }
@@ -71,6 +74,14 @@ pub enum LimitKind {
     PerPeer,
     /// Inbound connections still handshaking.
     PendingInbound,
+    /// Inbound handshakes from one IP address.
+    PendingInboundPerIp,
+    /// Inbound connections (established and handshaking) from one IP address.
+    InboundPerIp,
+    /// Inbound handshakes from one subnet.
+    PendingInboundPerSubnet,
+    /// Inbound connections (established and handshaking) from one subnet.
+    InboundPerSubnet,
 }
 
 impl fmt::Display for LimitKind {
@@ -80,6 +91,10 @@ impl fmt::Display for LimitKind {
             LimitKind::Outbound => "outbound connections",
             LimitKind::PerPeer => "connections per peer",
             LimitKind::PendingInbound => "pending inbound connections",
+            LimitKind::PendingInboundPerIp => "pending inbound connections from one IP address",
+            LimitKind::InboundPerIp => "inbound connections from one IP address",
+            LimitKind::PendingInboundPerSubnet => "pending inbound connections from one subnet",
+            LimitKind::InboundPerSubnet => "inbound connections from one subnet",
         })
     }
 }
@@ -103,12 +118,17 @@ pub enum SwarmError {
     #[error("no transport supports the address {0}")]
     UnsupportedAddress(Multiaddr),
     /// A connection limit refused the connection.
-    #[error("connection limit reached: {kind} (limit {limit})")]
+    #[error("connection limit reached: {kind}{}: {current} in use, limit {limit}", subject.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
     Limit {
         /// Which limit.
         kind: LimitKind,
         /// Its value.
         limit: usize,
+        /// What was in use when the connection was refused.
+        current: usize,
+        /// What the limit applies to, when it is not the whole node: the peer, IP address
+        /// or subnet.
+        subject: Option<String>,
     },
     /// A failure in the transport, security channel or muxer.
     #[error(transparent)]
@@ -120,6 +140,14 @@ pub enum SwarmError {
         expected: Box<PeerId>,
         /// The peer we reached.
         actual: Box<PeerId>,
+    },
+    /// A connection gate refused the connection.
+    #[error("connection denied at the {stage} stage: {reason}")]
+    Denied {
+        /// Where.
+        stage: crate::GateStage,
+        /// The gate's reason.
+        reason: crate::Denied,
     },
     /// The address failed recently and is in dial backoff.
     #[error(

@@ -9,28 +9,7 @@ use futures::channel::mpsc;
 use futures::stream::Stream;
 use lp2p_core::{Multiaddr, PeerId};
 
-use crate::{Connection, ConnectionId, Direction, SwarmError};
-
-/// Why a connection closed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloseReason {
-    /// We closed it (`Connection::close`, `Swarm::disconnect`, `Swarm::close`).
-    Local,
-    /// It had no open stream for the idle timeout.
-    Idle,
-    /// The remote closed it, or it failed; the text says how.
-    Remote(String),
-}
-
-impl std::fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CloseReason::Local => f.write_str("closed locally"),
-            CloseReason::Idle => f.write_str("idle timeout"),
-            CloseReason::Remote(why) => write!(f, "closed by the remote or failed: {why}"),
-        }
-    }
-}
+use crate::{CloseReason, Connection, ConnectionId, Direction, SwarmError};
 
 /// Something that happened in the swarm.
 #[derive(Debug, Clone)]

@@ -68,26 +68,30 @@
 //! # }).unwrap();
 //! ```
 
+mod candidates;
 pub mod config;
 mod connection;
 pub mod core;
 mod dial;
+mod driver;
 mod error;
 mod events;
+mod gate;
 mod lifecycle;
 mod listen;
-mod shared;
+mod state;
 mod swarm;
 mod transports;
 mod upgrade;
 
+pub use candidates::{MAX_RESOLVE_ROUNDS, MAX_RESOLVED_ADDRS};
 pub use config::SwarmConfig;
-pub use connection::{Connection, ConnectionId, Direction};
-pub use dial::{MAX_RESOLVE_ROUNDS, MAX_RESOLVED_ADDRS};
+pub use connection::{CloseReason, Connection, ConnectionId, Direction};
 pub use error::{DialAttempt, LimitKind, Stage, SwarmError};
-pub use events::{CloseReason, EventBus, EventStream, SwarmEvent};
+pub use events::{EventBus, EventStream, SwarmEvent};
+pub use gate::{AllowDenyList, ConnectionGate, Denied, GateStage, IpSubnet, SubnetParseError};
 pub use lifecycle::{ConnectionEvent, ConnectionEvents};
-pub use shared::InboundStreamHandler;
+pub use state::{InboundStreamHandler, SwarmStats};
 pub use swarm::{Swarm, SwarmBuilder};
 pub use transports::{EstablishedMarker, IntoTransport, RawMarker, TransportKind};
 pub use upgrade::{UpgradeStack, Upgraded};

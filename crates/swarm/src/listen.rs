@@ -6,7 +6,7 @@ use std::sync::Weak;
 use lp2p_core::Listener;
 
 use crate::SwarmEvent;
-use crate::shared::Shared;
+use crate::state::Shared;
 
 /// Accepts attempts until the listener fails or the swarm goes away.
 pub(crate) async fn accept_loop(

@@ -10,7 +10,9 @@ use lp2p_core::{
 };
 use lp2p_peerstore::Peerstore;
 
-use crate::shared::{InboundStreamHandler, Parts, Shared, timer_loop};
+use crate::driver::timer_loop;
+use crate::gate::ConnectionGate;
+use crate::state::{InboundStreamHandler, Parts, Shared, SwarmStats};
 use crate::transports::{IntoTransport, TransportKind};
 use crate::{
     Connection, ConnectionEvents, ConnectionId, EventStream, SwarmConfig, SwarmError, SwarmEvent,
@@ -25,6 +27,7 @@ pub struct SwarmBuilder {
     transports: Vec<TransportKind>,
     stack: UpgradeStack,
     resolvers: Vec<Arc<dyn AddressResolver>>,
+    gates: Vec<Arc<dyn ConnectionGate>>,
     peerstore: Option<Peerstore>,
     config: SwarmConfig,
     runtime: Option<RuntimeHandle>,
@@ -86,6 +89,15 @@ impl SwarmBuilder {
     #[must_use]
     pub fn resolver(mut self, resolver: impl AddressResolver) -> Self {
         self.resolvers.push(Arc::new(resolver));
+        self
+    }
+
+    /// Adds a connection gate (see [`ConnectionGate`]): asked before every dial, on every
+    /// inbound attempt, once a remote is authenticated and when a connection is ready. Gates
+    /// are asked in the order added; the first refusal wins.
+    #[must_use]
+    pub fn gate(mut self, gate: impl ConnectionGate) -> Self {
+        self.gates.push(Arc::new(gate));
         self
     }
 
@@ -163,6 +175,7 @@ impl SwarmBuilder {
             keypair: self.keypair.unwrap_or_else(Keypair::generate_ed25519),
             transports,
             resolvers: self.resolvers,
+            gates: self.gates,
             peerstore: self.peerstore.unwrap_or_default(),
             config: self.config,
             runtime,
@@ -237,6 +250,11 @@ impl Swarm {
     /// The transports' names, in the order addresses are offered to them.
     pub fn transport_names(&self) -> Vec<&'static str> {
         self.shared.transports.iter().map(|t| t.name()).collect()
+    }
+
+    /// Connections refused so far, by gate stage and by limit.
+    pub fn stats(&self) -> SwarmStats {
+        self.shared.stats.snapshot()
     }
 
     /// Sets what to do with streams remotes open, replacing the previous handler.

@@ -42,4 +42,4 @@ mod transport;
 
 pub use address::{multiaddr_to_socketaddr, socketaddr_to_multiaddr};
 pub use connection::TcpConnection;
-pub use transport::{ACCEPT_ERROR_BACKOFF, TcpListener, TcpTransport};
+pub use transport::{ACCEPT_ERROR_BACKOFF, LISTEN_BACKLOG, TcpListener, TcpTransport};

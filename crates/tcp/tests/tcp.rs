@@ -195,3 +195,62 @@ fn many_connections_in_parallel() {
         server.await.unwrap();
     });
 }
+
+/// With `port_reuse`, a dial leaves from the port we listen on (what hole punching needs);
+/// without it, from an ephemeral port; and with no listener of that family, it falls back.
+#[test]
+fn port_reuse_dials_from_the_listening_port() {
+    block_on(async {
+        let a = TcpTransport::default();
+        let mut a_listener = a.listen(&ma("/ip4/127.0.0.1/tcp/0")).await.unwrap();
+        let a_port = port_of(&a_listener.local_addr());
+        let b = TcpTransport::default();
+        let mut b_listener = b.listen(&ma("/ip4/127.0.0.1/tcp/0")).await.unwrap();
+        let b_addr = b_listener.local_addr();
+
+        let reuse = DialOpts {
+            port_reuse: true,
+            ..DialOpts::default()
+        };
+        let dialed = a.dial(&b_addr, &reuse).await.unwrap();
+        let accepted = b_listener.accept().await.unwrap();
+        assert_eq!(port_of(&dialed.local_addr()), a_port);
+        assert_eq!(
+            port_of(&accepted.remote_addr()),
+            a_port,
+            "b sees a's listen port"
+        );
+
+        // A second connection from the same port to another destination works too.
+        let c = TcpTransport::default();
+        let mut c_listener = c.listen(&ma("/ip4/127.0.0.1/tcp/0")).await.unwrap();
+        let again = a.dial(&c_listener.local_addr(), &reuse).await.unwrap();
+        let _ = c_listener.accept().await.unwrap();
+        assert_eq!(port_of(&again.local_addr()), a_port);
+
+        // The listener still accepts.
+        let inbound = b
+            .dial(&a_listener.local_addr(), &DialOpts::default())
+            .await
+            .unwrap();
+        let got = a_listener.accept().await.unwrap();
+        assert_eq!(got.remote_addr(), inbound.local_addr());
+
+        // Without port reuse: an ephemeral port.
+        let plain = a.dial(&b_addr, &DialOpts::default()).await.unwrap();
+        assert_ne!(port_of(&plain.local_addr()), a_port);
+
+        // No IPv6 listener: an IPv6 dial with port reuse falls back to an ephemeral port
+        // (where the machine has IPv6 loopback at all).
+        if let Ok(mut v6) = b.listen(&ma("/ip6/::1/tcp/0")).await {
+            let d = a.dial(&v6.local_addr(), &reuse).await.unwrap();
+            let _ = v6.accept().await.unwrap();
+            assert_ne!(port_of(&d.local_addr()), a_port);
+        }
+
+        // A dropped listener no longer lends its port.
+        drop(a_listener);
+        let after = a.dial(&b_addr, &reuse).await.unwrap();
+        assert_ne!(port_of(&after.local_addr()), a_port);
+    });
+}

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lp2p_core::{Multiaddr, PeerId};
+use lp2p_core::{DialOpts, Multiaddr, PeerId};
 
 use super::{
     Action, Admitted, AttemptId, DialFailure, DialId, DialRequest, DialStart, SwarmCore, rank,
@@ -23,15 +23,16 @@ struct Running {
 #[derive(Debug)]
 pub(super) struct Dial {
     peer: Option<PeerId>,
+    opts: DialOpts,
     queue: VecDeque<Multiaddr>,
     running: Vec<Running>,
     failures: Vec<DialAttempt>,
     /// While attempts run, the next queued address starts no earlier than this.
     next_start: Option<Instant>,
     deadline: Instant,
-    /// Nothing left to try, but an inbound connection from the peer is finishing its
-    /// upgrade: the dial waits for it.
-    waiting_inbound: bool,
+    /// Nothing left to try, but an inbound connection that may be from the peer is finishing
+    /// its upgrade: the dial waits for it, until this deadline at the latest.
+    waiting_inbound: Option<Instant>,
     /// The bootstrap address this dial serves, if any.
     pub(super) bootstrap: Option<Multiaddr>,
 }
@@ -39,6 +40,9 @@ pub(super) struct Dial {
 impl Dial {
     pub(super) fn next_timeout(&self) -> Instant {
         let mut next = self.deadline;
+        if let Some(t) = self.waiting_inbound {
+            next = next.min(t);
+        }
         for r in &self.running {
             next = next.min(r.deadline);
         }
@@ -124,8 +128,11 @@ impl SwarmCore {
                 None => candidates.push(addr),
             }
         }
-        let waiting_inbound = req.peer.is_some_and(|p| self.inbound_pending_from(&p));
-        if candidates.is_empty() && !waiting_inbound {
+        let waiting_inbound = (candidates.is_empty()
+            && !self.config.inbound_wait.is_zero()
+            && req.peer.is_some_and(|p| self.inbound_pending_from(&p)))
+        .then(|| now + self.config.inbound_wait);
+        if candidates.is_empty() && waiting_inbound.is_none() {
             return Err(DialFailure {
                 peer: req.peer,
                 attempts: failures,
@@ -139,6 +146,11 @@ impl SwarmCore {
             id,
             Dial {
                 peer: req.peer,
+                opts: DialOpts {
+                    expected_peer: req.peer,
+                    port_reuse: req.port_reuse,
+                    role: req.role,
+                },
                 queue: candidates.into(),
                 running: Vec::new(),
                 failures,
@@ -217,12 +229,14 @@ impl SwarmCore {
                 attempt,
                 dial: id,
                 addr,
-                peer: d.peer,
+                opts: d.opts,
             });
         }
         if d.running.is_empty() && d.queue.is_empty() {
-            d.waiting_inbound = d.peer.is_some_and(|p| self.inbound_pending_from(&p));
-            if !d.waiting_inbound {
+            // Only a dial that had nothing to try waits (for an inbound connection that may
+            // be the peer); one whose addresses all failed fails now.
+            let still = d.peer.is_some_and(|p| self.inbound_pending_from(&p));
+            if !still || d.waiting_inbound.is_none_or(|until| until <= now) {
                 self.finish_failed(id, d, now);
                 return;
             }
@@ -235,7 +249,7 @@ impl SwarmCore {
         let waiting: Vec<DialId> = self
             .dials
             .iter()
-            .filter(|(_, d)| d.waiting_inbound)
+            .filter(|(_, d)| d.waiting_inbound.is_some())
             .map(|(id, _)| *id)
             .collect();
         for id in waiting {
@@ -272,7 +286,7 @@ impl SwarmCore {
             return None;
         }
         self.backoff.record_success(&addr, now);
-        let admitted = self.insert(peer, Direction::Outbound, remote_addr, limited, now);
+        let admitted = self.insert(peer, Direction::Outbound, remote_addr, limited, None, now);
         // `insert` ended the peer's merged dial; a dial to a bare address or a fresh-connection
         // dial ends here.
         if let Some(d) = self.dials.remove(&id) {

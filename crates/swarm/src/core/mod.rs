@@ -23,6 +23,7 @@
 mod backoff;
 mod bootstrap;
 mod dial;
+mod ip_limits;
 pub(crate) mod rank;
 mod table;
 #[cfg(test)]
@@ -33,7 +34,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lp2p_core::{Multiaddr, PeerId};
+use lp2p_core::{DialOpts, Multiaddr, PeerId, Role};
 
 use crate::{
     CloseReason, ConnectionId, DialAttempt, Direction, LimitKind, SwarmConfig, SwarmError,
@@ -42,6 +43,7 @@ use crate::{
 use self::backoff::BackoffBook;
 use self::bootstrap::Bootstrap;
 use self::dial::Dial;
+use self::ip_limits::IpLimits;
 use self::table::{Entry, Idle, Table};
 
 /// A dial's number (one dial may try many addresses).
@@ -79,8 +81,27 @@ pub struct DialRequest {
     /// listed in the dial's failure report.
     pub failures: Vec<DialAttempt>,
     /// Reuse a live connection to the peer and merge with a dial already running to it.
-    /// `false` always makes a new connection (benchmarks, tools).
+    /// `false` always makes a new connection (benchmarks, tools, hole punching).
     pub reuse: bool,
+    /// Dial from the listening port (hole punching).
+    pub port_reuse: bool,
+    /// The role to take in the upgrade ([`Role::Responder`] on one side of a simultaneous
+    /// open).
+    pub role: Role,
+}
+
+impl DialRequest {
+    /// An ordinary dial: reuse a live connection, dial from an ephemeral port, as initiator.
+    pub fn new(peer: Option<PeerId>, addrs: Vec<Multiaddr>, failures: Vec<DialAttempt>) -> Self {
+        DialRequest {
+            peer,
+            addrs,
+            failures,
+            reuse: true,
+            port_reuse: false,
+            role: Role::Initiator,
+        }
+    }
 }
 
 /// How a dial started.
@@ -149,8 +170,8 @@ pub enum Action {
         dial: DialId,
         /// The address.
         addr: Multiaddr,
-        /// The peer expected, if known.
-        peer: Option<PeerId>,
+        /// How to dial it (the peer expected, port reuse, role).
+        opts: DialOpts,
     },
     /// Stop this attempt (another one won, or it or its dial timed out). No report is
     /// expected; a late report is ignored.
@@ -208,6 +229,8 @@ struct Pending {
     remote_addr: Multiaddr,
     deadline: Instant,
     peer: Option<PeerId>,
+    /// The address the per-IP limits count it under.
+    ip: Option<std::net::IpAddr>,
 }
 
 /// The swarm's state machine. See the module docs.
@@ -223,6 +246,7 @@ pub struct SwarmCore {
     dial_of_peer: HashMap<PeerId, DialId>,
     attempts: HashMap<AttemptId, DialId>,
     backoff: BackoffBook,
+    ip_limits: IpLimits,
     protected: HashSet<PeerId>,
     bootstrap: Bootstrap,
     actions: VecDeque<Action>,
@@ -243,6 +267,7 @@ impl SwarmCore {
             dial_of_peer: HashMap::new(),
             attempts: HashMap::new(),
             backoff: BackoffBook::default(),
+            ip_limits: IpLimits::default(),
             protected: HashSet::new(),
             bootstrap: Bootstrap::default(),
             actions: VecDeque::new(),
@@ -327,14 +352,23 @@ impl SwarmCore {
 
     // ---- admission -------------------------------------------------------------------
 
-    fn limit(kind: LimitKind, limit: usize) -> SwarmError {
-        SwarmError::Limit { kind, limit }
+    fn limit(kind: LimitKind, limit: usize, current: usize) -> SwarmError {
+        SwarmError::Limit {
+            kind,
+            limit,
+            current,
+            subject: None,
+        }
     }
 
     /// Whether one more outbound connection may be dialed.
     pub fn admit_outbound(&self) -> Result<(), SwarmError> {
         if self.table.outbound >= self.config.max_outbound {
-            return Err(Self::limit(LimitKind::Outbound, self.config.max_outbound));
+            return Err(Self::limit(
+                LimitKind::Outbound,
+                self.config.max_outbound,
+                self.table.outbound,
+            ));
         }
         Ok(())
     }
@@ -342,10 +376,22 @@ impl SwarmCore {
     /// Whether one more connection to `peer` is allowed (checked as soon as a handshake
     /// names the peer, and again when the connection is admitted).
     pub fn admit_peer(&self, peer: &PeerId) -> Result<(), SwarmError> {
-        if self.table.of_peer(peer).len() >= self.config.max_per_peer {
-            return Err(Self::limit(LimitKind::PerPeer, self.config.max_per_peer));
+        let current = self.table.of_peer(peer).len();
+        if current >= self.config.max_per_peer {
+            return Err(SwarmError::Limit {
+                kind: LimitKind::PerPeer,
+                limit: self.config.max_per_peer,
+                current,
+                subject: Some(peer.to_string()),
+            });
         }
         Ok(())
+    }
+
+    /// Inbound connections (handshaking, established) counted against the per-IP limits for
+    /// `ip` (loopback is not counted unless `ip_limits_on_loopback`).
+    pub fn inbound_from_ip(&self, ip: std::net::IpAddr) -> (usize, usize) {
+        self.ip_limits.usage(ip)
     }
 
     fn admit(&self, peer: &PeerId, direction: Direction) -> Result<(), SwarmError> {
@@ -366,7 +412,7 @@ impl SwarmCore {
             ),
         };
         if count >= max {
-            return Err(Self::limit(kind, max));
+            return Err(Self::limit(kind, max, count));
         }
         Ok(())
     }
@@ -377,6 +423,7 @@ impl SwarmCore {
         direction: Direction,
         remote_addr: Multiaddr,
         limited: bool,
+        ip: Option<std::net::IpAddr>,
         now: Instant,
     ) -> Admitted {
         let id = ConnectionId(self.next());
@@ -394,6 +441,7 @@ impl SwarmCore {
                 direction,
                 remote_addr,
                 limited,
+                ip,
                 idle,
             },
         );
@@ -420,14 +468,27 @@ impl SwarmCore {
         if self.closed {
             return Err(SwarmError::Closed);
         }
+        let ip = ip_limits::key(&self.config, &remote_addr);
+        if let Some(ip) = ip {
+            self.ip_limits.check(&self.config, ip)?;
+        }
         if self.pending.len() >= self.config.max_pending_inbound {
             return Err(Self::limit(
                 LimitKind::PendingInbound,
                 self.config.max_pending_inbound,
+                self.pending.len(),
             ));
         }
-        if self.table.inbound.saturating_add(self.pending.len()) >= self.config.max_inbound {
-            return Err(Self::limit(LimitKind::Inbound, self.config.max_inbound));
+        let inbound = self.table.inbound.saturating_add(self.pending.len());
+        if inbound >= self.config.max_inbound {
+            return Err(Self::limit(
+                LimitKind::Inbound,
+                self.config.max_inbound,
+                inbound,
+            ));
+        }
+        if let Some(ip) = ip {
+            self.ip_limits.pending_added(ip);
         }
         let id = PendingId(self.next());
         self.pending.insert(
@@ -436,6 +497,7 @@ impl SwarmCore {
                 remote_addr,
                 deadline: now + self.config.upgrade_timeout,
                 peer: None,
+                ip,
             },
         );
         Ok(id)
@@ -469,29 +531,43 @@ impl SwarmCore {
         limited: bool,
         now: Instant,
     ) -> Result<Admitted, SwarmError> {
-        if self.pending.remove(&pending).is_none() {
+        let Some(p) = self.pending.remove(&pending) else {
             // Timed out (and cancelled) while the upgrade was finishing.
             return Err(SwarmError::Timeout {
                 what: "inbound connection upgrade",
                 after: self.config.upgrade_timeout,
             });
+        };
+        if let Err(err) = self.admit(&peer, Direction::Inbound) {
+            if let Some(ip) = p.ip {
+                self.ip_limits.pending_ended(ip, false);
+            }
+            return Err(err);
         }
-        self.admit(&peer, Direction::Inbound)?;
-        let admitted = self.insert(peer, Direction::Inbound, remote_addr, limited, now);
+        if let Some(ip) = p.ip {
+            self.ip_limits.pending_ended(ip, true);
+        }
+        let admitted = self.insert(peer, Direction::Inbound, remote_addr, limited, p.ip, now);
         self.wake_waiting_dials(now);
         Ok(admitted)
     }
 
     /// The inbound attempt failed (or was refused after the handshake).
     pub fn inbound_failed(&mut self, pending: PendingId, now: Instant) {
-        if self.pending.remove(&pending).is_some() {
+        if let Some(p) = self.pending.remove(&pending) {
+            if let Some(ip) = p.ip {
+                self.ip_limits.pending_ended(ip, false);
+            }
             self.wake_waiting_dials(now);
         }
     }
 
-    /// Whether an inbound connection from `peer` is finishing its upgrade.
+    /// Whether an inbound connection that is, or may turn out to be, from `peer` is finishing
+    /// its upgrade (one whose remote is not authenticated yet may be anyone).
     pub fn inbound_pending_from(&self, peer: &PeerId) -> bool {
-        self.pending.values().any(|p| p.peer.as_ref() == Some(peer))
+        self.pending
+            .values()
+            .any(|p| p.peer.is_none_or(|known| known == *peer))
     }
 
     // ---- lifecycle -------------------------------------------------------------------
@@ -499,6 +575,9 @@ impl SwarmCore {
     /// The connection closed (for any reason): takes it out of the table.
     pub fn connection_closed(&mut self, conn: ConnectionId, now: Instant) -> Option<Removed> {
         let (entry, num_remaining) = self.table.remove(conn)?;
+        if let Some(ip) = entry.ip {
+            self.ip_limits.established_closed(ip);
+        }
         if num_remaining == 0 {
             self.bootstrap.disconnected(&entry.peer, &self.config, now);
         }
@@ -607,7 +686,9 @@ impl SwarmCore {
             .map(|(id, _)| *id)
             .collect();
         for pending in expired {
-            self.pending.remove(&pending);
+            if let Some(ip) = self.pending.remove(&pending).and_then(|p| p.ip) {
+                self.ip_limits.pending_ended(ip, false);
+            }
             self.actions.push_back(Action::CancelInbound { pending });
         }
         if !self.pending.is_empty() || !self.dials.is_empty() {
@@ -667,10 +748,12 @@ impl SwarmCore {
                 self.finish_failed(dial, d, now);
             }
         }
-        for pending in self.pending.keys().copied().collect::<Vec<_>>() {
+        for (pending, p) in std::mem::take(&mut self.pending) {
+            if let Some(ip) = p.ip {
+                self.ip_limits.pending_ended(ip, false);
+            }
             self.actions.push_back(Action::CancelInbound { pending });
         }
-        self.pending.clear();
     }
 
     /// Whether [`close`](SwarmCore::close) was called.

@@ -31,6 +31,8 @@ pub(super) struct Entry {
     pub(super) direction: Direction,
     pub(super) remote_addr: Multiaddr,
     pub(super) limited: bool,
+    /// The address the per-IP limits count this (inbound) connection under.
+    pub(super) ip: Option<std::net::IpAddr>,
     pub(super) idle: Idle,
 }
 

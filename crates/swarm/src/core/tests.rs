@@ -63,10 +63,12 @@ impl Sim {
             .core
             .dial(
                 DialRequest {
-                    peer: Some(peer),
-                    addrs: addrs.iter().map(|a| ma(a)).collect(),
-                    failures: Vec::new(),
                     reuse: true,
+                    ..DialRequest::new(
+                        Some(peer),
+                        addrs.iter().map(|a| ma(a)).collect(),
+                        Vec::new(),
+                    )
                 },
                 self.now,
             )
@@ -288,10 +290,8 @@ fn backoff_grows_is_reported_as_backoff_and_clears() {
         .core
         .dial(
             DialRequest {
-                peer: Some(peer),
-                addrs: vec![ma(addr)],
-                failures: Vec::new(),
                 reuse: true,
+                ..DialRequest::new(Some(peer), vec![ma(addr)], Vec::new())
             },
             sim.now,
         )
@@ -355,10 +355,8 @@ fn concurrent_dials_merge_and_a_live_connection_is_reused() {
         .core
         .dial(
             DialRequest {
-                peer: Some(peer),
-                addrs: vec![],
-                failures: vec![],
                 reuse: true,
+                ..DialRequest::new(Some(peer), vec![], vec![])
             },
             sim.now,
         )
@@ -399,10 +397,8 @@ fn an_inbound_connection_ends_a_running_dial_and_a_dial_waits_for_one() {
         .core
         .dial(
             DialRequest {
-                peer: Some(PeerId::random()),
-                addrs: vec![],
-                failures: vec![],
                 reuse: true,
+                ..DialRequest::new(Some(PeerId::random()), vec![], vec![])
             },
             sim.now,
         )
@@ -447,7 +443,8 @@ fn inbound_limits() {
         err,
         SwarmError::Limit {
             kind: LimitKind::PendingInbound,
-            limit: 2
+            limit: 2,
+            ..
         }
     ));
     sim.core.inbound_failed(p1, sim.now);
@@ -461,7 +458,8 @@ fn inbound_limits() {
         err,
         SwarmError::Limit {
             kind: LimitKind::PerPeer,
-            limit: 2
+            limit: 2,
+            ..
         }
     ));
     // The refused attempt still holds its pending slot until reported failed.
@@ -477,7 +475,8 @@ fn inbound_limits() {
         err,
         SwarmError::Limit {
             kind: LimitKind::Inbound,
-            limit: 3
+            limit: 3,
+            ..
         }
     ));
 }
@@ -497,10 +496,12 @@ fn outbound_limits() {
         .core
         .dial(
             DialRequest {
-                peer: Some(PeerId::random()),
-                addrs: vec![ma("/ip4/1.1.1.2/tcp/1")],
-                failures: vec![],
                 reuse: true,
+                ..DialRequest::new(
+                    Some(PeerId::random()),
+                    vec![ma("/ip4/1.1.1.2/tcp/1")],
+                    vec![],
+                )
             },
             sim.now,
         )
@@ -509,7 +510,8 @@ fn outbound_limits() {
         err,
         SwarmError::Limit {
             kind: LimitKind::Outbound,
-            limit: 1
+            limit: 1,
+            ..
         }
     ));
 }
@@ -527,10 +529,8 @@ fn a_refused_success_is_a_limit_failure_and_the_dial_goes_on() {
         .core
         .dial(
             DialRequest {
-                peer: Some(peer),
-                addrs: vec![ma("/ip4/1.1.1.1/tcp/1")],
-                failures: vec![],
                 reuse: false,
+                ..DialRequest::new(Some(peer), vec![ma("/ip4/1.1.1.1/tcp/1")], vec![])
             },
             sim.now,
         )
@@ -547,10 +547,12 @@ fn a_refused_success_is_a_limit_failure_and_the_dial_goes_on() {
         .core
         .dial(
             DialRequest {
-                peer: None,
-                addrs: vec![ma("/ip4/1.1.1.1/tcp/1"), ma("/ip4/1.1.1.2/tcp/1")],
-                failures: vec![],
                 reuse: false,
+                ..DialRequest::new(
+                    None,
+                    vec![ma("/ip4/1.1.1.1/tcp/1"), ma("/ip4/1.1.1.2/tcp/1")],
+                    vec![],
+                )
             },
             sim.now,
         )
@@ -715,4 +717,230 @@ fn close_fails_running_dials_and_refuses_new_work() {
         sim.core.inbound_attempt(ma("/ip4/10.0.0.1/tcp/1"), sim.now),
         Err(SwarmError::Closed)
     ));
+}
+
+#[test]
+fn one_ip_and_one_subnet_get_a_bounded_share_of_inbound_slots() {
+    let mut sim = Sim::new(SwarmConfig {
+        max_pending_inbound_per_ip: 2,
+        max_inbound_per_ip: 3,
+        max_pending_inbound_per_subnet: 4,
+        max_inbound_per_subnet: 5,
+        ..config()
+    });
+    let at = |s: &str| ma(s);
+    // Pending from one IP: 2.
+    let a1 = sim
+        .core
+        .inbound_attempt(at("/ip4/10.0.0.1/tcp/1"), sim.now)
+        .unwrap();
+    let _a2 = sim
+        .core
+        .inbound_attempt(at("/ip4/10.0.0.1/tcp/2"), sim.now)
+        .unwrap();
+    let err = sim
+        .core
+        .inbound_attempt(at("/ip4/10.0.0.1/tcp/3"), sim.now)
+        .unwrap_err();
+    let SwarmError::Limit {
+        kind: LimitKind::PendingInboundPerIp,
+        limit: 2,
+        current: 2,
+        subject: Some(subject),
+    } = &err
+    else {
+        panic!("{err}");
+    };
+    assert_eq!(subject, "10.0.0.1");
+    assert!(err.to_string().contains("10.0.0.1"), "{err}");
+    // Another IP of the same /24 is still served, up to the subnet's pending share (4).
+    let b1 = sim
+        .core
+        .inbound_attempt(at("/ip4/10.0.0.2/tcp/1"), sim.now)
+        .unwrap();
+    let _b2 = sim
+        .core
+        .inbound_attempt(at("/ip4/10.0.0.2/tcp/2"), sim.now)
+        .unwrap();
+    let err = sim
+        .core
+        .inbound_attempt(at("/ip4/10.0.0.3/tcp/1"), sim.now)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SwarmError::Limit {
+                kind: LimitKind::PendingInboundPerSubnet,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Another subnet is unaffected.
+    sim.core
+        .inbound_attempt(at("/ip4/10.0.1.1/tcp/1"), sim.now)
+        .unwrap();
+    // Handshakes that end free their slot; established ones count towards the IP total.
+    sim.core
+        .inbound_established(
+            a1,
+            PeerId::random(),
+            at("/ip4/10.0.0.1/tcp/1"),
+            false,
+            sim.now,
+        )
+        .unwrap();
+    sim.core.inbound_failed(b1, sim.now);
+    assert_eq!(
+        sim.core.inbound_from_ip("10.0.0.1".parse().unwrap()),
+        (1, 1)
+    );
+    let c = sim
+        .core
+        .inbound_attempt(at("/ip4/10.0.0.1/tcp/4"), sim.now)
+        .unwrap();
+    sim.core
+        .inbound_established(
+            c,
+            PeerId::random(),
+            at("/ip4/10.0.0.1/tcp/4"),
+            false,
+            sim.now,
+        )
+        .unwrap();
+    let err = sim
+        .core
+        .inbound_attempt(at("/ip4/10.0.0.1/tcp/5"), sim.now)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SwarmError::Limit {
+                kind: LimitKind::InboundPerIp,
+                limit: 3,
+                current: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // A closed connection gives its share back.
+    let conns: Vec<ConnectionId> = sim.core.table.conns.keys().copied().collect();
+    for conn in conns {
+        sim.core.connection_closed(conn, sim.now);
+    }
+    assert_eq!(
+        sim.core.inbound_from_ip("10.0.0.1".parse().unwrap()),
+        (1, 0)
+    );
+}
+
+#[test]
+fn loopback_is_spared_the_per_ip_limits_unless_asked() {
+    let config = SwarmConfig {
+        max_pending_inbound_per_ip: 1,
+        ..config()
+    };
+    let mut sim = Sim::new(config.clone());
+    for port in 1..=5 {
+        sim.core
+            .inbound_attempt(ma(&format!("/ip4/127.0.0.1/tcp/{port}")), sim.now)
+            .unwrap();
+    }
+    let mut strict = Sim::new(SwarmConfig {
+        ip_limits_on_loopback: true,
+        ..config
+    });
+    strict
+        .core
+        .inbound_attempt(ma("/ip4/127.0.0.1/tcp/1"), strict.now)
+        .unwrap();
+    assert!(
+        strict
+            .core
+            .inbound_attempt(ma("/ip6/::1/tcp/2"), strict.now)
+            .is_ok(),
+        "another address"
+    );
+    assert!(
+        strict
+            .core
+            .inbound_attempt(ma("/ip4/127.0.0.1/tcp/3"), strict.now)
+            .is_err()
+    );
+}
+
+#[test]
+fn expired_and_cancelled_handshakes_give_their_ip_share_back() {
+    let mut sim = Sim::new(SwarmConfig {
+        max_pending_inbound_per_ip: 1,
+        ..config()
+    });
+    sim.core
+        .inbound_attempt(ma("/ip4/10.9.9.9/tcp/1"), sim.now)
+        .unwrap();
+    assert!(
+        sim.core
+            .inbound_attempt(ma("/ip4/10.9.9.9/tcp/2"), sim.now)
+            .is_err()
+    );
+    sim.advance(Duration::from_secs(15));
+    sim.actions();
+    sim.core
+        .inbound_attempt(ma("/ip4/10.9.9.9/tcp/3"), sim.now)
+        .unwrap();
+    sim.core.close(sim.now);
+    assert_eq!(
+        sim.core.inbound_from_ip("10.9.9.9".parse().unwrap()),
+        (0, 0)
+    );
+}
+
+#[test]
+fn a_dial_with_no_address_waits_briefly_for_unauthenticated_inbound_handshakes() {
+    let mut sim = Sim::new(SwarmConfig {
+        inbound_wait: Duration::from_secs(2),
+        ..config()
+    });
+    let peer = PeerId::random();
+    // Someone is handshaking; who, we learn only at the end (noise XX's responder).
+    let remote = ma("/ip4/10.0.0.9/tcp/9");
+    let pending = sim.core.inbound_attempt(remote.clone(), sim.now).unwrap();
+    let dial = sim.dial(peer, &[]);
+    assert!(finished(&sim.actions()).is_none(), "it waits");
+    sim.advance(Duration::from_millis(500));
+    let admitted = sim
+        .core
+        .inbound_established(pending, peer, remote, false, sim.now)
+        .unwrap();
+    let actions = sim.actions();
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::DialFinished { dial: d, outcome: Ok(id) } if *d == dial && *id == admitted.id)),
+        "{actions:?}"
+    );
+    // A handshake that turns out to be someone else: the dial gives up after the wait.
+    let _other = sim
+        .core
+        .inbound_attempt(ma("/ip4/10.0.0.8/tcp/8"), sim.now)
+        .unwrap();
+    let stranger = PeerId::random();
+    sim.dial(stranger, &[]);
+    sim.advance(Duration::from_millis(1999));
+    assert!(finished(&sim.actions()).is_none());
+    sim.advance(Duration::from_millis(1));
+    assert!(matches!(finished(&sim.actions()), Some(Err(_))));
+}
+
+#[test]
+fn a_dial_whose_addresses_failed_does_not_wait_for_inbound_handshakes() {
+    let mut sim = Sim::new(config());
+    let _someone = sim
+        .core
+        .inbound_attempt(ma("/ip4/10.0.0.9/tcp/9"), sim.now)
+        .unwrap();
+    let peer = PeerId::random();
+    sim.dial(peer, &["/ip4/1.1.1.1/tcp/1"]);
+    let a = started(&sim.actions());
+    sim.fail(a[0].0);
+    assert!(matches!(finished(&sim.actions()), Some(Err(_))));
 }

@@ -1,244 +1,20 @@
-//! The shell's shared state and the executor of [`SwarmCore`]'s actions: attempt tasks,
-//! connection tasks, the timer task, and the bookkeeping around them.
+//! The driver: carries out [`SwarmCore`](crate::core::SwarmCore)'s actions (attempt tasks,
+//! connection tasks, closes, redials), registers connections, and runs the timer task.
 
-use std::collections::HashMap;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::sync::{Arc, Weak};
 
-use futures::channel::oneshot;
-use futures::future::{AbortHandle, Either, select};
-use futures::task::AtomicWaker;
-use lp2p_core::{
-    AddressResolver, DialOpts, Established, Incoming, Keypair, Multiaddr, PeerId, Role,
-    RuntimeHandle, Stream, Transport, TransportContext,
-};
-use lp2p_peerstore::{CONNECTED_ADDR_TTL, Peerstore, RECENTLY_CONNECTED_ADDR_TTL};
+use futures::future::{Either, select};
+use lp2p_core::{DialOpts, Established, Incoming, Multiaddr, Stream, addr};
+use lp2p_peerstore::{CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL};
 
+use crate::candidates::prepare;
 use crate::connection::ConnectionParts;
-use crate::core::{Action, Admitted, AttemptId, DialId, PendingId, SwarmCore};
-use crate::lifecycle::LifecycleBus;
-use crate::{
-    CloseReason, Connection, ConnectionEvents, ConnectionId, Direction, EventBus, Stage,
-    SwarmConfig, SwarmError, SwarmEvent,
-};
-
-/// Called for every stream a remote opens, with the connection it arrived on. It must not
-/// block: the host spawns a task that negotiates the protocol and runs the handler.
-pub type InboundStreamHandler = Arc<dyn Fn(Connection, Box<dyn Stream>) + Send + Sync>;
-
-/// A waiter of a dial.
-pub(crate) type DialWaiter = oneshot::Sender<Result<Connection, SwarmError>>;
-
-/// Everything behind the swarm's lock.
-pub(crate) struct State {
-    pub(crate) core: SwarmCore,
-    pub(crate) conns: HashMap<ConnectionId, Connection>,
-    attempts: HashMap<AttemptId, AbortHandle>,
-    inbound: HashMap<PendingId, (AbortHandle, Multiaddr)>,
-    pub(crate) waiters: HashMap<DialId, Vec<DialWaiter>>,
-    pub(crate) listeners: Vec<(Vec<Multiaddr>, AbortHandle)>,
-    pub(crate) background: Vec<AbortHandle>,
-}
-
-/// Wakes the timer task when the core's next deadline may have moved.
-#[derive(Default)]
-struct Notify {
-    flag: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Notify {
-    fn notify(&self) {
-        self.flag.store(true, Ordering::Release);
-        self.waker.wake();
-    }
-
-    fn notified(&self) -> Notified<'_> {
-        Notified(self)
-    }
-}
-
-struct Notified<'a>(&'a Notify);
-
-impl std::future::Future for Notified<'_> {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.waker.register(cx.waker());
-        if self.0.flag.swap(false, Ordering::AcqRel) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
-}
-
-/// The state behind every clone of a [`Swarm`](crate::Swarm).
-pub(crate) struct Shared {
-    pub(crate) local_peer: PeerId,
-    pub(crate) keypair: Keypair,
-    pub(crate) ctx: TransportContext,
-    pub(crate) transports: Vec<Arc<dyn Transport>>,
-    pub(crate) resolvers: Vec<Arc<dyn AddressResolver>>,
-    pub(crate) peerstore: Peerstore,
-    pub(crate) config: SwarmConfig,
-    pub(crate) runtime: RuntimeHandle,
-    pub(crate) events: EventBus<SwarmEvent>,
-    lifecycle: LifecycleBus,
-    inbound_handler: RwLock<Option<InboundStreamHandler>>,
-    state: Mutex<State>,
-    timer: Arc<Notify>,
-    closed: AtomicBool,
-}
-
-/// What [`Shared::new`] needs.
-pub(crate) struct Parts {
-    pub(crate) keypair: Keypair,
-    pub(crate) transports: Vec<Arc<dyn Transport>>,
-    pub(crate) resolvers: Vec<Arc<dyn AddressResolver>>,
-    pub(crate) peerstore: Peerstore,
-    pub(crate) config: SwarmConfig,
-    pub(crate) runtime: RuntimeHandle,
-    pub(crate) inbound_handler: Option<InboundStreamHandler>,
-}
-
-/// Maps a transport's error to the stage of the attempt that failed.
-pub(crate) fn stage_of(err: &lp2p_core::Error) -> Stage {
-    use lp2p_core::Error as E;
-    match err {
-        E::UnsupportedAddress(_) => Stage::UnsupportedAddress,
-        E::SecurityNegotiation(_) => Stage::SecurityNegotiation,
-        E::Security { .. } | E::PeerIdMismatch { .. } => Stage::Security,
-        E::MuxerNegotiation(_) => Stage::MuxerNegotiation,
-        E::Denied(_) => Stage::Limit,
-        E::Timeout(_) => Stage::Timeout,
-        E::Resolve { .. } => Stage::Resolve,
-        _ => Stage::Transport,
-    }
-}
-
-/// The swarm error for a transport error (a refusal by the swarm's own check comes back as
-/// the original error).
-pub(crate) fn swarm_error(err: lp2p_core::Error) -> SwarmError {
-    match err {
-        lp2p_core::Error::PeerIdMismatch { expected, actual } => {
-            SwarmError::PeerIdMismatch { expected, actual }
-        }
-        lp2p_core::Error::Denied(source) => match source.downcast::<SwarmError>() {
-            Ok(own) => *own,
-            Err(other) => SwarmError::Core(lp2p_core::Error::Denied(other)),
-        },
-        other => SwarmError::Core(other),
-    }
-}
+use crate::core::{Action, Admitted, AttemptId, DialRequest, PendingId};
+use crate::gate::GateStage;
+use crate::state::{Shared, State, stage_of, swarm_error};
+use crate::{CloseReason, Connection, Direction, Stage, SwarmError, SwarmEvent};
 
 impl Shared {
-    pub(crate) fn new(parts: Parts) -> Arc<Shared> {
-        let local_peer = parts.keypair.public().to_peer_id();
-        let now = parts.runtime.now();
-        Arc::new_cyclic(|weak: &Weak<Shared>| {
-            let weak = weak.clone();
-            let mut ctx = TransportContext::new(parts.keypair.clone(), parts.runtime.clone());
-            ctx.on_secured = Some(Arc::new(
-                move |peer: &PeerId, remote: &Multiaddr, role: Role| {
-                    let Some(shared) = weak.upgrade() else {
-                        return Err(lp2p_core::Error::Denied(Box::new(SwarmError::Closed)));
-                    };
-                    let mut st = shared.lock();
-                    let checked = match role {
-                        Role::Responder => st.core.inbound_secured(remote, *peer),
-                        Role::Initiator => st.core.admit_peer(peer),
-                    };
-                    checked.map_err(|e| lp2p_core::Error::Denied(Box::new(e)))
-                },
-            ));
-            Shared {
-                local_peer,
-                keypair: parts.keypair,
-                ctx,
-                transports: parts.transports,
-                resolvers: parts.resolvers,
-                peerstore: parts.peerstore,
-                events: EventBus::new(parts.config.event_buffer),
-                lifecycle: LifecycleBus::default(),
-                state: Mutex::new(State {
-                    core: SwarmCore::new(parts.config.clone(), local_peer, now),
-                    conns: HashMap::new(),
-                    attempts: HashMap::new(),
-                    inbound: HashMap::new(),
-                    waiters: HashMap::new(),
-                    listeners: Vec::new(),
-                    background: Vec::new(),
-                }),
-                config: parts.config,
-                runtime: parts.runtime,
-                inbound_handler: RwLock::new(parts.inbound_handler),
-                timer: Arc::new(Notify::default()),
-                closed: AtomicBool::new(false),
-            }
-        })
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn now(&self) -> Instant {
-        self.runtime.now()
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// Marks the swarm closed; true the first time.
-    pub(crate) fn mark_closed(&self) -> bool {
-        !self.closed.swap(true, Ordering::AcqRel)
-    }
-
-    pub(crate) fn ensure_open(&self) -> Result<(), SwarmError> {
-        if self.is_closed() {
-            Err(SwarmError::Closed)
-        } else {
-            Ok(())
-        }
-    }
-
-    pub(crate) fn transport_for(&self, addr: &Multiaddr) -> Option<&Arc<dyn Transport>> {
-        self.transports.iter().find(|t| t.can_dial(addr))
-    }
-
-    pub(crate) fn set_inbound_handler(&self, handler: InboundStreamHandler) {
-        *self
-            .inbound_handler
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handler);
-    }
-
-    /// A lossless lifecycle subscription, starting with the live connections.
-    pub(crate) fn connection_events(&self) -> ConnectionEvents {
-        let st = self.lock();
-        self.lifecycle.subscribe(st.conns.values().cloned())
-    }
-
-    pub(crate) fn close_lifecycle(&self) {
-        let _st = self.lock();
-        self.lifecycle.close();
-    }
-
-    /// Spawns a task that `close()` aborts.
-    pub(crate) fn spawn_background(
-        &self,
-        task: impl std::future::Future<Output = ()> + Send + 'static,
-    ) {
-        let handle = self.runtime.spawn(task);
-        self.lock().background.push(handle.abort_handle());
-    }
-
     // ---- running the core's actions --------------------------------------------------
 
     /// Carries out every action the core has queued, then lets the timer task re-arm.
@@ -256,9 +32,9 @@ impl Shared {
             Action::StartAttempt {
                 attempt,
                 addr,
-                peer,
+                opts,
                 ..
-            } => self.start_attempt(attempt, addr, peer),
+            } => self.start_attempt(attempt, addr, opts),
             Action::CancelAttempt { attempt } => {
                 if let Some(abort) = self.lock().attempts.remove(&attempt) {
                     abort.abort();
@@ -340,12 +116,12 @@ impl Shared {
             Action::Redial { addr } => {
                 let weak = Arc::downgrade(self);
                 self.runtime
-                    .spawn_detached(async move { crate::dial::redial(weak, addr).await });
+                    .spawn_detached(async move { redial(weak, addr).await });
             }
         }
     }
 
-    fn start_attempt(self: &Arc<Self>, attempt: AttemptId, addr: Multiaddr, peer: Option<PeerId>) {
+    fn start_attempt(self: &Arc<Self>, attempt: AttemptId, addr: Multiaddr, opts: DialOpts) {
         let Some(transport) = self.transport_for(&addr).cloned() else {
             // Filtered before the dial started; a transport cannot vanish.
             let now = self.now();
@@ -361,7 +137,7 @@ impl Shared {
         let weak = Arc::downgrade(self);
         let ctx = self.ctx.clone();
         let task = self.runtime.spawn(async move {
-            let result = transport.dial(&ctx, &addr, DialOpts::to_peer(peer)).await;
+            let result = transport.dial(&ctx, &addr, opts).await;
             let Some(shared) = weak.upgrade() else {
                 if let Ok(est) = result {
                     est.muxer.close().await;
@@ -383,6 +159,7 @@ impl Shared {
         result: Result<Established, lp2p_core::Error>,
     ) {
         let now = self.now();
+        let result = result.and_then(|est| self.gate_upgraded(est, Direction::Outbound));
         match result {
             Ok(est) => {
                 let registered = {
@@ -402,6 +179,7 @@ impl Shared {
                 if let Some((conn, n)) = registered {
                     self.after_register(conn, n, &est);
                 } else {
+                    self.stats.refused(Direction::Outbound);
                     tracing::debug!(peer = %est.peer, %addr, "connection not admitted; closing it");
                     let muxed = est.muxer;
                     self.runtime
@@ -414,8 +192,10 @@ impl Shared {
                 tracing::debug!(%addr, %stage, %err, "dial attempt failed");
                 // A mismatch proves the address works (for someone else); a limit says
                 // nothing about the address: neither backs it off.
-                let at_fault = !matches!(stage, Stage::UnsupportedAddress | Stage::Limit)
-                    && !matches!(err, SwarmError::PeerIdMismatch { .. });
+                let at_fault = !matches!(
+                    stage,
+                    Stage::UnsupportedAddress | Stage::Limit | Stage::Denied
+                ) && !matches!(err, SwarmError::PeerIdMismatch { .. });
                 {
                     let mut st = self.lock();
                     st.attempts.remove(&attempt);
@@ -498,10 +278,24 @@ impl Shared {
     pub(crate) fn inbound(self: &Arc<Self>, incoming: Incoming, transport: &'static str) {
         let now = self.now();
         let remote_addr = incoming.remote_addr.clone();
+        if let Err(reason) = self.check_gates(GateStage::Accept, |g| {
+            g.allow_accept(&incoming.local_addr, &remote_addr)
+        }) {
+            drop(incoming);
+            self.events.emit(&SwarmEvent::IncomingConnectionError {
+                remote_addr,
+                error: Arc::new(SwarmError::Denied {
+                    stage: GateStage::Accept,
+                    reason,
+                }),
+            });
+            return;
+        }
         let admitted = self.lock().core.inbound_attempt(remote_addr.clone(), now);
         let pending = match admitted {
             Ok(pending) => pending,
             Err(err) => {
+                self.stats.refused(Direction::Inbound);
                 // Dropping the attempt refuses it: the dialer's upgrade fails.
                 drop(incoming);
                 tracing::debug!(%remote_addr, %err, "inbound connection refused");
@@ -537,6 +331,7 @@ impl Shared {
         result: Result<Established, lp2p_core::Error>,
     ) {
         let now = self.now();
+        let result = result.and_then(|est| self.gate_upgraded(est, Direction::Inbound));
         let outcome = match result {
             Ok(est) => {
                 let registered = {
@@ -559,6 +354,7 @@ impl Shared {
                         return;
                     }
                     Err(err) => {
+                        self.stats.refused(Direction::Inbound);
                         let muxed = est.muxer;
                         self.runtime
                             .spawn_detached(async move { muxed.close().await });
@@ -579,6 +375,36 @@ impl Shared {
             remote_addr,
             error: Arc::new(outcome),
         });
+    }
+
+    /// The gates' last word on a ready connection: refused ones are closed here and come
+    /// back as an error.
+    fn gate_upgraded(
+        self: &Arc<Self>,
+        est: Established,
+        direction: Direction,
+    ) -> Result<Established, lp2p_core::Error> {
+        let checked = self.check_gates(GateStage::Upgraded, |g| {
+            g.allow_upgraded(
+                &est.peer,
+                &est.remote_addr,
+                direction,
+                est.muxer_protocol.as_str(),
+                est.limited,
+            )
+        });
+        match checked {
+            Ok(()) => Ok(est),
+            Err(reason) => {
+                let muxed = est.muxer;
+                self.runtime
+                    .spawn_detached(async move { muxed.close().await });
+                Err(lp2p_core::Error::Denied(Box::new(SwarmError::Denied {
+                    stage: GateStage::Upgraded,
+                    reason,
+                })))
+            }
+        }
     }
 
     // ---- connections -----------------------------------------------------------------
@@ -685,5 +511,38 @@ pub(crate) async fn timer_loop(shared: Weak<Shared>) {
             s.lock().core.handle_timeout(now);
             s.drain();
         }
+    }
+}
+
+/// Runs a bootstrap redial the core asked for.
+pub(crate) async fn redial(shared: Weak<Shared>, target: Multiaddr) {
+    let Some(shared) = shared.upgrade() else {
+        return;
+    };
+    if shared.is_closed() {
+        return;
+    }
+    let (transport_addr, peer) = addr::split_peer_id(&target);
+    let (addrs, failures) = prepare(&shared, peer, vec![target.clone()]).await;
+    let now = shared.now();
+    let started = {
+        let mut st = shared.lock();
+        let started = st.core.dial(
+            DialRequest {
+                reuse: peer.is_some(),
+                ..DialRequest::new(peer, addrs, failures)
+            },
+            now,
+        );
+        match &started {
+            Ok(start) => st.core.bootstrap_dial_started(&target, *start, now),
+            Err(_) => st.core.bootstrap_dial_failed(&target, now),
+        }
+        started
+    };
+    shared.drain();
+    match started {
+        Ok(_) => tracing::debug!(addr = %transport_addr, "bootstrap dial started"),
+        Err(err) => tracing::debug!(addr = %target, %err, "bootstrap dial could not start"),
     }
 }
