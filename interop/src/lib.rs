@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use lp2p_memory::MemoryConnection;
 
+pub mod peers;
+
 /// How long any single interop exchange may take before a test fails instead of hanging.
 /// Generous: CI machines are slow and loaded; a healthy exchange takes milliseconds.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,7 +1,7 @@
 //! The subcommands.
 
 use std::io::{BufRead, IsTerminal};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -295,7 +295,8 @@ pub(crate) async fn perf(
     let key = node::load_keypair(&common.key)?;
     let Node { host, .. } = node::start(common, key, &[], &[]).await?;
     let result = async {
-        let start = Instant::now();
+        let runtime = host.runtime();
+        let start = runtime.now();
         let conn = host
             .connect_addr(addr.clone())
             .await
@@ -304,7 +305,7 @@ pub(crate) async fn perf(
             .new_stream_on(&conn, [lp2p_perf::PROTOCOL])
             .await
             .map_err(|e| format!("perf: {e}"))?;
-        let report = lp2p_perf::run_on(stream, upload, download, start)
+        let report = lp2p_perf::run_on(runtime, stream, upload, download, start)
             .await
             .map_err(|e| e.to_string())?;
         out.emit(&json!({
@@ -348,19 +349,20 @@ pub(crate) async fn conn_bench(
     let Node { host, services } = node::start(common, key, &[], &[]).await?;
     let result = async {
         let mut firsts = Vec::with_capacity(count);
-        let start = Instant::now();
+        let runtime = host.runtime();
+        let start = runtime.now();
         for i in 0..count {
-            let t0 = Instant::now();
+            let t0 = runtime.now();
             let conn = host
                 .swarm()
                 .dial_new(addr.clone())
                 .await
                 .map_err(|e| format!("connection {} to {addr}: {e}", i + 1))?;
             services.ping_on(&host, &conn).await?;
-            firsts.push(t0.elapsed().as_secs_f64() * 1000.0);
+            firsts.push(runtime.now().saturating_duration_since(t0).as_secs_f64() * 1000.0);
             conn.close().await;
         }
-        let seconds = start.elapsed().as_secs_f64();
+        let seconds = runtime.now().saturating_duration_since(start).as_secs_f64();
         firsts.sort_by(f64::total_cmp);
         #[allow(clippy::cast_precision_loss)]
         let rate = if seconds > 0.0 {
@@ -397,7 +399,7 @@ pub(crate) async fn hold(
     let signals = watch_interrupts();
     let key = node::load_keypair(&common.key)?;
     let Node { host, .. } = node::start(common, key, &[], &[]).await?;
-    let start = Instant::now();
+    let start = host.runtime().now();
     let dials = futures::stream::iter(0..count)
         .map(|_| {
             let host = host.clone();
@@ -406,7 +408,11 @@ pub(crate) async fn hold(
         })
         .buffer_unordered(concurrency);
     let results: Vec<_> = dials.collect().await;
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = host
+        .runtime()
+        .now()
+        .saturating_duration_since(start)
+        .as_secs_f64();
     let mut first_error = None;
     let mut held = Vec::new();
     for r in results {

@@ -186,13 +186,19 @@ fn remote_closing_mid_message_is_an_eof() {
 
 #[test]
 fn a_silent_remote_hits_the_handshake_timeout() {
+    // In virtual time (lp2p-testkit): the 200 ms pass on the simulation's clock, exactly.
+    let sim = lp2p_testkit::Sim::new();
     let (ours, _theirs) = pipe(1024);
     let noise =
         Noise::with_config(NoiseConfig::default().handshake_timeout(Duration::from_millis(200)));
-    let err = block_on(noise.secure_inbound(Box::new(ours), &ctx(&[]))).unwrap_err();
+    let ctx = UpgradeContext::new(Keypair::generate_ed25519(), sim.runtime());
+    let err = sim
+        .block_on(noise.secure_inbound(Box::new(ours), &ctx))
+        .unwrap_err();
     assert!(
         matches!(noise_error(&err), NoiseError::Timeout(t) if *t == Duration::from_millis(200))
     );
+    assert_eq!(sim.elapsed(), Duration::from_millis(200));
 }
 
 #[test]

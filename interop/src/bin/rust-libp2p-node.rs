@@ -7,6 +7,13 @@
 //! signed peer records), ping, gossipsub on every `--topic`, `/echo/1.0.0` and `/perf/1.0.0`
 //! (both over `libp2p-stream`); `--bare` leaves out identify and gossipsub, as lp2p-node's
 //! does, so benchmarks compare the transport stacks alone.
+//!
+//! For the mixed-network test, gossipsub can be tuned beyond the contract: `--mesh-d`,
+//! `--mesh-dlo`, `--mesh-dhi`, `--px`, `--prune-backoff SECS`, `--history-length`,
+//! `--history-gossip`, `--heartbeat-ms`, `--message-id spec|native` (native: rust-libp2p's
+//! default id, base58 author + decimal seqno; spec: author bytes + 8-byte seqno), and
+//! `--trace-control` prints a `control` event per received control message. Message events
+//! carry the message id in hex (`id`).
 
 #![allow(clippy::print_stdout)]
 
@@ -40,6 +47,24 @@ struct Behaviour {
     stream: libp2p_stream::Behaviour,
 }
 
+/// Gossipsub tuning for the mixed-network test (not part of the lp2p-node contract); unset
+/// fields keep rust-libp2p's defaults.
+#[derive(Default, Clone)]
+struct GossipTuning {
+    d: Option<usize>,
+    dlo: Option<usize>,
+    dhi: Option<usize>,
+    px: bool,
+    prune_backoff: Option<u64>,
+    history_length: Option<usize>,
+    history_gossip: Option<usize>,
+    heartbeat_ms: Option<u64>,
+    /// The pubsub spec's message id (from + seqno bytes) instead of rust-libp2p's default.
+    spec_message_id: bool,
+    /// Print a `control` event per control message received (from gossipsub's logs).
+    trace_control: bool,
+}
+
 /// The parsed command line.
 #[derive(Default)]
 struct Args {
@@ -59,6 +84,7 @@ struct Args {
     expect_messages: Option<usize>,
     upload: u64,
     download: u64,
+    gossip: GossipTuning,
 }
 
 fn emit(event: &Value) {
@@ -70,6 +96,19 @@ fn emit(event: &Value) {
 fn fail(what: impl std::fmt::Display) -> ! {
     emit(&json!({ "event": "error", "what": what.to_string() }));
     std::process::exit(1)
+}
+
+fn number<T: std::str::FromStr>(
+    raw: &mut dyn Iterator<Item = String>,
+    flag: &str,
+) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    raw.next()
+        .ok_or(format!("{flag} needs a value"))?
+        .parse()
+        .map_err(|e| format!("{flag}: {e}"))
 }
 
 fn parse() -> Result<Args, String> {
@@ -156,6 +195,20 @@ fn parse() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("{flag}: {e}"))?
             }
+            "--mesh-d" => args.gossip.d = Some(number(&mut raw, &flag)?),
+            "--mesh-dlo" => args.gossip.dlo = Some(number(&mut raw, &flag)?),
+            "--mesh-dhi" => args.gossip.dhi = Some(number(&mut raw, &flag)?),
+            "--px" => args.gossip.px = true,
+            "--prune-backoff" => args.gossip.prune_backoff = Some(number(&mut raw, &flag)?),
+            "--history-length" => args.gossip.history_length = Some(number(&mut raw, &flag)?),
+            "--history-gossip" => args.gossip.history_gossip = Some(number(&mut raw, &flag)?),
+            "--heartbeat-ms" => args.gossip.heartbeat_ms = Some(number(&mut raw, &flag)?),
+            "--message-id" => match value(&mut raw, &flag)?.as_str() {
+                "native" => args.gossip.spec_message_id = false,
+                "spec" => args.gossip.spec_message_id = true,
+                other => return Err(format!("unknown --message-id {other} (native or spec)")),
+            },
+            "--trace-control" => args.gossip.trace_control = true,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -175,11 +228,53 @@ fn keypair(seed: Option<u64>) -> identity::Keypair {
     }
 }
 
-fn behaviour(key: &identity::Keypair, bare: bool) -> Behaviour {
-    let gossip_config = gossipsub::ConfigBuilder::default()
-        .heartbeat_interval(Duration::from_millis(500))
+/// The pubsub spec's (and go-libp2p's, lp2p's, py-libp2p's) message id: the author's peer id
+/// bytes followed by the 8-byte big-endian seqno. rust-libp2p's default is different: the
+/// base58 text of the author followed by the decimal text of the seqno.
+fn spec_message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
+    let mut id = message.source.map(|p| p.to_bytes()).unwrap_or_default();
+    if let Some(seqno) = message.sequence_number {
+        id.extend_from_slice(&seqno.to_be_bytes());
+    }
+    gossipsub::MessageId::from(id)
+}
+
+fn gossip_config(tuning: &GossipTuning) -> Result<gossipsub::Config, String> {
+    let mut builder = gossipsub::ConfigBuilder::default();
+    builder.heartbeat_interval(Duration::from_millis(tuning.heartbeat_ms.unwrap_or(500)));
+    if let Some(d) = tuning.d {
+        builder.mesh_n(d);
+        // The outbound quota must stay below the lowered bounds.
+        builder.mesh_outbound_min((d / 2).min(tuning.dlo.unwrap_or(1).saturating_sub(1)));
+    }
+    if let Some(dlo) = tuning.dlo {
+        builder.mesh_n_low(dlo);
+    }
+    if let Some(dhi) = tuning.dhi {
+        builder.mesh_n_high(dhi);
+    }
+    if tuning.px {
+        builder.do_px();
+    }
+    if let Some(secs) = tuning.prune_backoff {
+        builder.prune_backoff(Duration::from_secs(secs));
+    }
+    if let Some(n) = tuning.history_length {
+        builder.history_length(n);
+    }
+    if let Some(n) = tuning.history_gossip {
+        builder.history_gossip(n);
+    }
+    if tuning.spec_message_id {
+        builder.message_id_fn(spec_message_id);
+    }
+    builder
         .build()
-        .expect("valid gossipsub config");
+        .map_err(|e| format!("gossipsub config: {e}"))
+}
+
+fn behaviour(key: &identity::Keypair, bare: bool, tuning: &GossipTuning) -> Behaviour {
+    let gossip_config = gossip_config(tuning).unwrap_or_else(|e| fail(e));
     let identify = identify::Behaviour::new(
         identify::Config::new_with_signed_peer_record("ipfs/0.1.0".to_owned(), key)
             .with_agent_version("rust-libp2p/0.57 (lp2p interop)".to_owned()),
@@ -212,7 +307,7 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                 libp2p::yamux::Config::default,
             )
             .map_err(|e| e.to_string())?
-            .with_behaviour(|k| behaviour(k, args.bare))
+            .with_behaviour(|k| behaviour(k, args.bare, &args.gossip))
             .map_err(|e| e.to_string())?
             .with_swarm_config(idle)
             .build())
@@ -224,7 +319,7 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                 libp2p::yamux::Config::default,
             )
             .map_err(|e| e.to_string())?
-            .with_behaviour(|k| behaviour(k, args.bare))
+            .with_behaviour(|k| behaviour(k, args.bare, &args.gossip))
             .map_err(|e| e.to_string())?
             .with_swarm_config(idle)
             .build())
@@ -311,9 +406,10 @@ fn identify_event(peer: &PeerId, info: &identify::Info) -> Value {
     })
 }
 
-fn message_event(message: &gossipsub::Message) -> Value {
+fn message_event(message: &gossipsub::Message, id: &gossipsub::MessageId) -> Value {
     json!({
         "event": "message",
+        "id": id.0.iter().map(|b| format!("{b:02x}")).collect::<String>(),
         "topic": message.topic.to_string(),
         "from": message.source.map(|p| p.to_string()).unwrap_or_default(),
         "data": String::from_utf8_lossy(&message.data),
@@ -396,9 +492,10 @@ fn handle(event: SwarmEvent<BehaviourEvent>, seen: &mut Seen, print_connections:
         }
         SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
             message,
+            message_id,
             ..
         })) => {
-            emit(&message_event(&message));
+            emit(&message_event(&message, &message_id));
             seen.messages += 1;
         }
         _ => {}
@@ -709,13 +806,73 @@ async fn conn_bench(args: Args) {
     }));
 }
 
+/// Turns rust-libp2p gossipsub's log lines about received control messages into `control`
+/// events (rust-libp2p has no API that reports them). The kinds it logs: IHAVE, IWANT, GRAFT,
+/// PRUNE, and a GRAFT inside our backoff (rust-libp2p does not log a received IDONTWANT).
+struct ControlTrace;
+
+#[derive(Default)]
+struct LogFields {
+    message: String,
+    peer: String,
+}
+
+impl tracing::field::Visit for LogFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "peer" | "peer_id" => self.peer = format!("{value:?}"),
+            _ => {}
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ControlTrace {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if !event.metadata().target().starts_with("libp2p_gossipsub") {
+            return;
+        }
+        let mut fields = LogFields::default();
+        event.record(&mut fields);
+        let kind = match fields.message.as_str() {
+            "Handling IHAVE for peer" => "ihave",
+            "Handling IWANT for peer" => "iwant",
+            "Handling GRAFT message for peer" => "graft",
+            "Handling PRUNE message for peer" => "prune",
+            "[Penalty] Peer attempted graft within backoff time, penalizing" => "graft-in-backoff",
+            _ => return,
+        };
+        emit(&json!({ "event": "control", "kind": kind, "dir": "in", "peer": fields.peer }));
+    }
+}
+
+fn init_tracing(trace_control: bool) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(tracing_subscriber::EnvFilter::from_default_env());
+    let control = trace_control.then(|| {
+        ControlTrace.with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("libp2p_gossipsub", tracing::Level::TRACE),
+        )
+    });
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(control)
+        .try_init();
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .try_init();
     let args = parse().unwrap_or_else(|e| fail(e));
+    init_tracing(args.gossip.trace_control);
     let timeout = args.timeout;
     let command = args.command.clone();
     let name = command.clone();

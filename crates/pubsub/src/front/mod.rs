@@ -21,11 +21,11 @@ use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{AbortHandle, Abortable, BoxFuture};
 use futures::{FutureExt, StreamExt};
+use lp2p_core::events::{EventBus, EventStream};
 use lp2p_core::{Multiaddr, PeerId, Protocol, RuntimeHandle};
 use lp2p_host::{
     Connection, ConnectionEvent, ConnectionEvents, ConnectionId, Host, HostStream, WeakHost,
 };
-use lp2p_swarm::{EventBus, EventStream};
 use tracing::{debug, warn};
 
 use subscription::SubscriptionGuard;

@@ -593,6 +593,7 @@ impl Router for GossipsubRouter {
         peer: PeerId,
         control: proto::ControlMessage,
     ) {
+        log_control(&peer, &control);
         self.handle_ihave(ctx, peer, &control.ihave);
         self.handle_iwant(ctx, peer, &control.iwant);
         self.handle_graft(ctx, peer, &control.graft);
@@ -637,5 +638,37 @@ impl Router for GossipsubRouter {
         self.score
             .as_mut()
             .is_some_and(|s| s.set_application_score(peer, score))
+    }
+}
+
+/// Logs each received control message at debug level under the target
+/// `lp2p_pubsub::control`, one line per entry, before any checks: which peer sent which kind
+/// (and for PRUNE its backoff and how many PX peers, with how many signed records). The
+/// mixed-implementation interop test reads these lines to see control traffic cross
+/// implementation boundaries.
+fn log_control(peer: &PeerId, control: &proto::ControlMessage) {
+    const TARGET: &str = "lp2p_pubsub::control";
+    if !tracing::enabled!(target: TARGET, tracing::Level::DEBUG) {
+        return;
+    }
+    for ihave in &control.ihave {
+        debug!(target: TARGET, %peer, kind = "ihave", ids = ihave.message_ids.len(), "gossipsub control received");
+    }
+    for iwant in &control.iwant {
+        debug!(target: TARGET, %peer, kind = "iwant", ids = iwant.message_ids.len(), "gossipsub control received");
+    }
+    for _ in &control.graft {
+        debug!(target: TARGET, %peer, kind = "graft", "gossipsub control received");
+    }
+    for prune in &control.prune {
+        let records = prune
+            .peers
+            .iter()
+            .filter(|p| p.signed_peer_record.as_ref().is_some_and(|r| !r.is_empty()))
+            .count();
+        debug!(target: TARGET, %peer, kind = "prune", backoff = prune.backoff.unwrap_or(0), px = prune.peers.len(), px_records = records, "gossipsub control received");
+    }
+    for idontwant in &control.idontwant {
+        debug!(target: TARGET, %peer, kind = "idontwant", ids = idontwant.message_ids.len(), "gossipsub control received");
     }
 }
