@@ -116,7 +116,7 @@ fn wait_for_line(
         match lines.recv_timeout(left) {
             Ok(line) if test(&line) => return line,
             Ok(_) => {}
-            Err(_) => panic!("no line showing {what} within {LIMIT:?}"),
+            Err(e) => panic!("no line showing {what} within {LIMIT:?}: {e}"),
         }
     }
 }

@@ -129,7 +129,7 @@ mod tests {
         let hooks = CloseHooks::default();
         let finished = Arc::new(AtomicUsize::new(0));
         let done = finished.clone();
-        hooks.register(|| futures::future::pending::<()>());
+        hooks.register(futures::future::pending::<()>);
         hooks.register(move || async move {
             done.fetch_add(1, Ordering::SeqCst);
         });

@@ -69,7 +69,7 @@ fn hooks_run_before_the_connections_close() {
             // Not a round trip: write, half-close, return. The close that follows must not
             // lose these bytes.
             let mut stream = host.new_stream(&target, [LAST_WORDS]).await.unwrap();
-            stream.write_all(&[7u8; 100_000]).await.unwrap();
+            stream.write_all(&vec![7u8; 100_000]).await.unwrap();
             stream.close().await.unwrap();
         }));
         client.close().await;
@@ -98,7 +98,7 @@ fn the_grace_bounds_a_stuck_hook() {
         let client = host(config).await;
         let finished = Arc::new(AtomicBool::new(false));
         let done = finished.clone();
-        client.on_close(|| futures::future::pending::<()>());
+        client.on_close(futures::future::pending::<()>);
         client.on_close(move || async move {
             done.store(true, Ordering::SeqCst);
         });

@@ -478,10 +478,10 @@ impl Shared {
                 stream.close().await
             })
             .await;
-        if !matches!(sent, Ok(Ok(()))) {
-            tracing::debug!(%peer, "sending an identify answer failed");
-        } else {
+        if matches!(sent, Ok(Ok(()))) {
             self.record_view(peer, view);
+        } else {
+            tracing::debug!(%peer, "sending an identify answer failed");
         }
     }
 
