@@ -15,6 +15,13 @@ pub const DEFAULT_MAX_NEGOTIATING_STREAMS: usize = 512;
 /// bound.
 pub const DEFAULT_MAX_STREAMS_PER_PROTOCOL: usize = 1024;
 
+/// How long [`Host::close`](crate::Host::close) lets services finish what they queued (pubsub
+/// send queues, identify pushes: the hooks registered with
+/// [`Host::on_close`](crate::Host::on_close)) before it closes the connections anyway. A healthy
+/// flush takes a round trip or two; five seconds covers a slow, loaded link and still lets a
+/// Ctrl-C feel prompt when a peer stopped reading.
+pub const DEFAULT_CLOSE_GRACE: Duration = Duration::from_secs(5);
+
 /// The host's limits and timeouts.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
@@ -24,6 +31,8 @@ pub struct HostConfig {
     pub max_negotiating_streams: usize,
     /// See [`DEFAULT_MAX_STREAMS_PER_PROTOCOL`].
     pub max_streams_per_protocol: usize,
+    /// See [`DEFAULT_CLOSE_GRACE`]. Zero skips the flush: close at once.
+    pub close_grace: Duration,
 }
 
 impl Default for HostConfig {
@@ -32,6 +41,7 @@ impl Default for HostConfig {
             negotiation_timeout: DEFAULT_NEGOTIATION_TIMEOUT,
             max_negotiating_streams: DEFAULT_MAX_NEGOTIATING_STREAMS,
             max_streams_per_protocol: DEFAULT_MAX_STREAMS_PER_PROTOCOL,
+            close_grace: DEFAULT_CLOSE_GRACE,
         }
     }
 }

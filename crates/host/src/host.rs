@@ -18,7 +18,9 @@ use lp2p_swarm::{
     SwarmBuilder, SwarmConfig,
 };
 
+use crate::close::CloseHooks;
 use crate::handler::{ActiveGuard, HandlerOptions, Handlers, ProtocolPredicate};
+use crate::registry::Services;
 use crate::{HostConfig, HostError, HostEvent, HostStream, StreamHandler};
 
 /// A function run once the host is built (how services such as identify and ping attach
@@ -174,6 +176,8 @@ impl HostBuilder {
             ),
             external_addrs: Mutex::new(Vec::new()),
             services: Mutex::new(Vec::new()),
+            close_hooks: CloseHooks::default(),
+            registry: Services::default(),
             negotiating: AtomicUsize::new(0),
             stats: Stats::default(),
             closed: AtomicBool::new(false),
@@ -247,6 +251,8 @@ struct Inner {
     events: EventBus<HostEvent>,
     external_addrs: Mutex<Vec<Multiaddr>>,
     services: Mutex<Vec<AbortHandle>>,
+    close_hooks: CloseHooks,
+    registry: Services,
     negotiating: AtomicUsize,
     stats: Stats,
     closed: AtomicBool,
@@ -644,15 +650,78 @@ impl Host {
         WeakHost(Arc::downgrade(&self.inner))
     }
 
-    /// Stops services, listeners and dials, closes every connection (every stream fails),
-    /// and waits for every task of the host to end. Event streams end afterwards.
+    /// Registers work a service must finish before the host closes its connections: flush
+    /// what it queued (pubsub send queues, identify pushes, a half-written reply). When
+    /// [`close`](Host::close) is called, every hook registered runs once, all at the same
+    /// time, while the host still works (streams open, connections stay up); the connections
+    /// close when all of them finished or [`HostConfig::close_grace`] ran out, whichever is
+    /// first. Returns false, and drops `hook` without running it, once closing has begun.
+    ///
+    /// ```
+    /// # use lp2p_host::Host;
+    /// # lp2p_core::runtime::block_on(async {
+    /// # let host = Host::builder().transport(lp2p_memory::MemoryTransport::default())
+    /// #     .security(lp2p_noise::Noise::new()).muxer(lp2p_yamux::Yamux::default())
+    /// #     .build().await?;
+    /// let (done, flushed) = futures::channel::oneshot::channel();
+    /// host.on_close(move || async move {
+    ///     // e.g. wait until a queue was written out
+    ///     let _ = done.send(());
+    /// });
+    /// host.close().await;
+    /// assert!(flushed.await.is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn on_close<F, Fut>(&self, hook: F) -> bool
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.inner.close_hooks.register(hook)
+    }
+
+    /// Registers `service` as this host's service of type `T`, replacing (and returning) the
+    /// one registered before. Services register their handle when they start (`Identify`,
+    /// `Ping`, `PubSub` do), so code that did not start them can find them with
+    /// [`service`](Host::service). The registry holds the handle until the host closes;
+    /// handles keep only a weak reference to the host, so this makes no cycle.
+    pub fn insert_service<T: Clone + Send + Sync + 'static>(&self, service: T) -> Option<T> {
+        self.inner.registry.insert(service)
+    }
+
+    /// The service of type `T` running on this host, if one registered itself: e.g.
+    /// `host.service::<Identify>()` for the identify service `with_defaults()` started.
+    /// `None` once the host is closed.
+    pub fn service<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.inner.registry.get()
+    }
+
+    /// Whether [`close`](Host::close) has begun (services flushing, or already closed):
+    /// services should queue no new work from then on.
+    pub fn is_closing(&self) -> bool {
+        self.inner.close_hooks.is_closing() || self.is_closed()
+    }
+
+    /// Closes the host gracefully: first every hook registered with
+    /// [`on_close`](Host::on_close) runs (services flush what they queued) for at most
+    /// [`HostConfig::close_grace`]; then services, listeners and dials stop, every connection
+    /// closes (bytes already written to streams are still sent: the muxers close after their
+    /// queued frames; streams fail from then on), and this waits for every task of the host
+    /// to end. Event streams end afterwards. Calling it again, or from several tasks, waits
+    /// for the same close.
     pub async fn close(&self) {
+        self.inner
+            .close_hooks
+            .run(&self.inner.runtime, self.inner.config.close_grace)
+            .await;
         self.inner.closed.store(true, Ordering::Release);
         let services = std::mem::take(&mut *self.inner.services());
         for service in services {
             service.abort();
         }
         self.inner.swarm.close().await;
+        self.inner.registry.clear();
         self.inner.events.close();
     }
 

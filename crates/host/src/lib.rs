@@ -66,16 +66,18 @@
 // returned once per failed call, never on a data path, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod close;
 mod config;
 mod error;
 mod events;
 mod handler;
 mod host;
+mod registry;
 mod stream;
 
 pub use config::{
-    DEFAULT_MAX_NEGOTIATING_STREAMS, DEFAULT_MAX_STREAMS_PER_PROTOCOL, DEFAULT_NEGOTIATION_TIMEOUT,
-    HostConfig,
+    DEFAULT_CLOSE_GRACE, DEFAULT_MAX_NEGOTIATING_STREAMS, DEFAULT_MAX_STREAMS_PER_PROTOCOL,
+    DEFAULT_NEGOTIATION_TIMEOUT, HostConfig,
 };
 pub use error::HostError;
 pub use events::{HostEvent, IdentifyInfo};

@@ -17,7 +17,11 @@
 //! - **Push**: when our protocols or addresses change, after a short debounce, our
 //!   information goes to every connected peer that supports `/ipfs/id/push/1.0.0`; pushes
 //!   received are checked the same way and applied (fields a push leaves out stay as they
-//!   were).
+//!   were). When the host closes, a change not yet pushed is pushed before the connections
+//!   close (a `Host::on_close` hook, within the host's close grace).
+//! - **Addresses we advertise**: listen addresses and confirmed external ones; a listener on
+//!   `0.0.0.0` or `::` is advertised as one address per interface IP of its family
+//!   ([`interfaces`]), never as the unspecified address.
 //! - **Observed addresses** ([`observed`]): an address peers see us at is adopted as an
 //!   external address (`host.add_external_addr`, which emits
 //!   `HostEvent::ExternalAddrConfirmed`) once [`IdentifyConfig::observed_addr_threshold`]
@@ -79,8 +83,10 @@
 
 pub mod config;
 mod error;
+pub mod interfaces;
 pub mod message;
 pub mod observed;
+mod pushes;
 mod service;
 pub mod verify;
 

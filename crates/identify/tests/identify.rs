@@ -660,3 +660,145 @@ fn a_peer_gets_two_pushes_in_flight_at_most() {
         b.close().await;
     });
 }
+
+/// A change not yet pushed when the host closes is pushed before the connections close: with
+/// a debounce far longer than the test (the push is waiting it out), and right after the
+/// change (its event may not even have reached the service).
+#[test]
+fn a_change_not_yet_pushed_is_pushed_on_close() {
+    for late in [false, true] {
+        run(async {
+            let a = listening().await;
+            let b = listening().await;
+            let id_a = Identify::new(&a, IdentifyConfig::default());
+            let slow = IdentifyConfig {
+                push_debounce: Duration::from_secs(3600),
+                ..IdentifyConfig::default()
+            };
+            let _id_b = Identify::new(&b, slow);
+            let (mut ev_a, mut ev_b) = (a.events(), b.events());
+            a.connect(b.local_peer_id(), b.listen_addrs())
+                .await
+                .unwrap();
+            identified(&mut ev_a, b.local_peer_id()).await;
+            identified(&mut ev_b, a.local_peer_id()).await;
+
+            b.set_stream_handler("/late/1.0.0", |_s: HostStream| async {});
+            if !late {
+                // Let the service see the change and start waiting out its debounce.
+                b.runtime().sleep(Duration::from_millis(100)).await;
+            }
+            b.close().await;
+            let peer = b.local_peer_id();
+            loop {
+                let info = identified(&mut ev_a, peer).await;
+                if info.protocols.iter().any(|p| p == "/late/1.0.0") {
+                    break;
+                }
+            }
+            assert!(id_a.stats().pushes_received >= 1);
+            a.close().await;
+        });
+    }
+}
+
+/// A memory transport that claims its listener is bound to `0.0.0.0` (the test must not bind
+/// a real socket to every interface): what a host listening on `/ip4/0.0.0.0/tcp/N` shows
+/// identify, with the real memory address kept aside for dialing.
+struct AllInterfaces {
+    memory: MemoryTransport,
+    bound: Arc<std::sync::Mutex<Option<Multiaddr>>>,
+}
+
+struct AllInterfacesListener {
+    inner: Box<dyn lp2p_core::RawListener>,
+    port: u16,
+}
+
+#[lp2p_core::async_trait]
+impl lp2p_core::RawTransport for AllInterfaces {
+    fn name(&self) -> &'static str {
+        "all-interfaces"
+    }
+    fn can_dial(&self, addr: &Multiaddr) -> bool {
+        self.memory.can_dial(addr)
+    }
+    fn can_listen(&self, addr: &Multiaddr) -> bool {
+        addr.to_string().starts_with("/ip4/0.0.0.0/tcp/")
+    }
+    async fn dial(
+        &self,
+        addr: &Multiaddr,
+        opts: &lp2p_core::DialOpts,
+    ) -> Result<Box<dyn lp2p_core::Connection>, lp2p_core::Error> {
+        self.memory.dial(addr, opts).await
+    }
+    async fn listen(
+        &self,
+        _addr: &Multiaddr,
+    ) -> Result<Box<dyn lp2p_core::RawListener>, lp2p_core::Error> {
+        let inner = self.memory.listen(&ma("/memory/0")).await?;
+        *self.bound.lock().unwrap() = Some(inner.local_addr());
+        Ok(Box::new(AllInterfacesListener { inner, port: 4001 }))
+    }
+}
+
+#[lp2p_core::async_trait]
+impl lp2p_core::RawListener for AllInterfacesListener {
+    async fn accept(&mut self) -> Result<Box<dyn lp2p_core::Connection>, lp2p_core::Error> {
+        self.inner.accept().await
+    }
+    fn local_addr(&self) -> Multiaddr {
+        ma(&format!("/ip4/0.0.0.0/tcp/{}", self.port))
+    }
+}
+
+/// A host listening on 0.0.0.0 advertises its interface addresses (loopback among them) with
+/// the listener's port, and never 0.0.0.0; its signed record carries the same.
+#[test]
+fn a_listener_on_all_interfaces_is_advertised_per_interface() {
+    run(async {
+        let bound = Arc::new(std::sync::Mutex::new(None));
+        let b = Host::builder()
+            .transport(AllInterfaces {
+                memory: MemoryTransport::default(),
+                bound: bound.clone(),
+            })
+            .security(Plaintext::new())
+            .muxer(Yamux::default())
+            .listen_on(ma("/ip4/0.0.0.0/tcp/4001"))
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(b.listen_addrs(), vec![ma("/ip4/0.0.0.0/tcp/4001")]);
+        let a = memory().build().await.unwrap();
+        let _ia = Identify::new(&a, IdentifyConfig::default());
+        let _ib = Identify::new(&b, IdentifyConfig::default());
+        let mut ev_a = a.events();
+        let memory_addr = bound.lock().unwrap().clone().unwrap();
+        a.connect(b.local_peer_id(), vec![memory_addr])
+            .await
+            .unwrap();
+        let info = identified(&mut ev_a, b.local_peer_id()).await;
+        assert!(
+            info.listen_addrs.contains(&ma("/ip4/127.0.0.1/tcp/4001")),
+            "{:?}",
+            info.listen_addrs
+        );
+        assert!(
+            info.listen_addrs
+                .iter()
+                .all(|addr| addr.to_string().starts_with("/ip4/")
+                    && addr.to_string().ends_with("/tcp/4001")
+                    && !addr.to_string().starts_with("/ip4/0.0.0.0")),
+            "{:?}",
+            info.listen_addrs
+        );
+        assert!(
+            info.signed_record,
+            "the addresses came from the signed record"
+        );
+        a.close().await;
+        b.close().await;
+    });
+}

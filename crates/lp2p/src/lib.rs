@@ -25,7 +25,9 @@
 //!
 //! [`HostBuilderExt::with_defaults`] gives a host with TCP (and QUIC with the `quic`
 //! feature), noise, yamux then mplex, identify and ping (as far as those features are
-//! enabled), and with the `dns` feature the system's DNS resolver.
+//! enabled), and with the `dns` feature the system's DNS resolver. The services register
+//! their handles on the host: `host.service::<Identify>()` and `host.service::<Ping>()` hand
+//! them back.
 //!
 //! # Example
 //!
@@ -128,9 +130,23 @@ pub mod muxer {
 /// Adds the usual components to a [`HostBuilder`].
 pub trait HostBuilderExt: Sized {
     /// TCP, QUIC, noise, yamux then mplex, identify and ping, and the system's DNS resolver —
-    /// each as far as its feature is enabled. Add transports, security channels or muxers of
-    /// your own after it; the ones
-    /// added here come first in preference order.
+    /// each as far as its feature is enabled. Add transports, security channels or muxers of your own after it; the ones
+    /// added here come first in preference order. Once built, `host.service::<Identify>()`
+    /// and `host.service::<Ping>()` give the handles of the services started here:
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "identify", feature = "ping"))]
+    /// # lp2p::core::runtime::block_on(async {
+    /// use lp2p::{Host, HostBuilderExt, Identify, Ping};
+    /// let host = Host::builder().with_defaults().build().await?;
+    /// let ping: Ping = host.service().expect("with_defaults started ping");
+    /// let identify: Identify = host.service().expect("with_defaults started identify");
+    /// # let _ = (ping, identify);
+    /// host.close().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+
     #[must_use]
     fn with_defaults(self) -> Self;
 }
@@ -165,7 +181,8 @@ mod services {
 
     /// Starts identify and ping with the host (when their features are on), with their
     /// default configurations, before it listens. The services live as long as the host;
-    /// `host.close()` stops them.
+    /// `host.close()` stops them. Each registers its handle on the host
+    /// (`host.service::<Identify>()`).
     pub(crate) fn attach_defaults(b: HostBuilder) -> HostBuilder {
         #[cfg(feature = "identify")]
         let b = b.on_start(|host| {
@@ -216,7 +233,9 @@ mod services {
                     assert!(info.protocols.iter().any(|p| p == protocol), "{protocol}");
                 }
                 assert!(info.signed_record);
-                let ping = lp2p_ping::Ping::new(&client, lp2p_ping::PingConfig::default());
+                // The handles of the services with_defaults started.
+                assert!(client.service::<lp2p_identify::Identify>().is_some());
+                let ping = client.service::<lp2p_ping::Ping>().unwrap();
                 ping.ping(&server.local_peer_id()).await.unwrap();
                 client.close().await;
                 server.close().await;

@@ -774,7 +774,6 @@ mod tests {
         assert!(!common.mdns);
         let err = p(&["perf", "--mdns", "--addr", "/ip4/127.0.0.1/tcp/1"]).unwrap_err();
         assert!(err.0.contains("--mdns does not apply to `perf`"), "{err}");
-
     }
 
     #[test]

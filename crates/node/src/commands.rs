@@ -304,6 +304,9 @@ async fn dial_actions(
     if let (Some(topic), Some(text)) = (actions.topic, actions.publish) {
         services.wait_for_mesh(host, topic, &peer, MESH_WAIT).await;
         services.publish(topic, text.as_bytes()).await?;
+        // Publishing only queues: wait until the message is on its way to every peer before
+        // the node closes and exits.
+        services.flush(host, STEP_TIMEOUT).await?;
     }
     if let (Some(messages), Some(expected)) = (messages, actions.expect_messages) {
         messages.wait_for(expected).await?;

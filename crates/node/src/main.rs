@@ -6,8 +6,8 @@
 mod cli;
 mod commands;
 mod demo;
-mod kad;
 mod discovery;
+mod kad;
 mod node;
 mod output;
 mod services;

@@ -235,6 +235,29 @@ impl Services {
         }
     }
 
+    /// Waits (at most `limit`) until everything published so far has been handed to every
+    /// pubsub peer's stream.
+    pub(crate) async fn flush(&self, host: &Host, limit: Duration) -> Result<(), String> {
+        let pubsub = self.pubsub()?;
+        let flushed = host
+            .runtime()
+            .timeout(limit, pubsub.flush())
+            .await
+            .map_err(|_| {
+                format!("published messages not written to every peer within {limit:?}")
+            })?;
+        match flushed.lost.as_slice() {
+            [] => Ok(()),
+            lost => Err(format!(
+                "the link to {} went down before the published message was written",
+                lost.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
     /// Waits (at most `limit`) until `peer` is in our mesh for `topic`. A peer that only
     /// speaks floodsub never joins a mesh; publishing still reaches it, so running out of time
     /// here is not an error.

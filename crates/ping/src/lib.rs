@@ -101,9 +101,10 @@ impl Ping {
     /// Registers the `/ipfs/ping/1.0.0` echo handler on `host` and, when configured, starts
     /// the keep-alive service (a task of the host, stopped by `host.close()`).
     ///
-    /// Several `Ping`s on one host work (the last registered handler serves inbound pings);
-    /// `lp2p::HostBuilderExt::with_defaults` creates one without keep-alive, and another
-    /// created later for `ping()` calls or with keep-alive is fine.
+    /// The handle registers itself on the host: `host.service::<Ping>()` finds it (e.g. the
+    /// one `lp2p::HostBuilderExt::with_defaults` started, to call `ping()` on). Several
+    /// `Ping`s on one host work (the last one created serves inbound pings and is the one
+    /// registered); another created later with keep-alive is fine.
     pub fn new(host: &Host, config: PingConfig) -> Ping {
         let shared = Arc::new(Shared {
             host: host.downgrade(),
@@ -122,7 +123,9 @@ impl Ping {
             let events = host.connection_events();
             host.spawn(keep_alive_service(shared.clone(), events, keep_alive));
         }
-        Ping { shared }
+        let ping = Ping { shared };
+        host.insert_service(ping.clone());
+        ping
     }
 
     /// Pings `peer` (connecting first if needed) and returns the round-trip time, measured

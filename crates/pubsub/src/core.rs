@@ -180,6 +180,14 @@ impl<R: Router> PubSubCore<R> {
             .map(|p| (p.outbox.queued_messages(), p.outbox.queued_bytes()))
     }
 
+    /// Whether anything (subscriptions, control, messages) waits in the peer's send queue.
+    pub fn has_pending_output(&self, peer: &PeerId) -> bool {
+        self.shared
+            .peers
+            .get(peer)
+            .is_some_and(|p| !p.outbox.is_empty())
+    }
+
     /// Sets (or replaces) the synchronous validator of a topic.
     pub fn set_validator(
         &mut self,
