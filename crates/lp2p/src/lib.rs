@@ -146,7 +146,6 @@ pub trait HostBuilderExt: Sized {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-
     #[must_use]
     fn with_defaults(self) -> Self;
 }
