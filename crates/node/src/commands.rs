@@ -198,8 +198,9 @@ async fn handle_stdin_line(services: &crate::services::Services, out: &Output, l
                 // Each operation in its own task: a slow lookup does not hold up the others.
                 let (kad, out) = (kad.clone(), out.clone());
                 if let Some(rt) = lp2p::RuntimeHandle::try_default() {
+                    let clock = rt.clone();
                     rt.spawn_detached(async move {
-                        let (_, event) = crate::kad::run(&kad, &op).await;
+                        let (_, event) = crate::kad::run(&clock, &kad, &op).await;
                         out.emit(&event);
                     });
                 }
@@ -315,7 +316,7 @@ async fn dial_actions(
         // The dialed peer is the DHT entry point.
         crate::kad::add_bootstrap(kad, std::slice::from_ref(addr));
         for op in actions.kad_ops {
-            let (ok, event) = crate::kad::run(kad, op).await;
+            let (ok, event) = crate::kad::run(host.runtime(), kad, op).await;
             out.emit(&event);
             if !ok {
                 let what = event["error"].as_str().unwrap_or("failed").to_owned();

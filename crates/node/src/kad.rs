@@ -76,11 +76,12 @@ pub(crate) fn parse_line(line: &str) -> Option<Result<KadOp, String>> {
 }
 
 /// Runs one operation and returns its `kad` event, `ok` true or false (with `error`).
-pub(crate) async fn run(kad: &Kademlia, op: &KadOp) -> (bool, Value) {
-    let started = std::time::Instant::now();
+/// `clock` times an operation that failed before a query reported its own duration.
+pub(crate) async fn run(clock: &lp2p::RuntimeHandle, kad: &Kademlia, op: &KadOp) -> (bool, Value) {
+    let started = clock.now();
     let ms = |stats: Option<&QueryStats>| {
         stats.map_or_else(
-            || started.elapsed().as_secs_f64() * 1000.0,
+            || clock.now().saturating_duration_since(started).as_secs_f64() * 1000.0,
             |s| s.duration().as_secs_f64() * 1000.0,
         )
     };
