@@ -132,23 +132,25 @@ pub(crate) async fn listen(
     let signals = watch_interrupts();
     let key = node::load_keypair(&common.key)?;
     let Node { host, services } = node::start(common, key, &[], connect).await?;
-    print_connection_events(&host, out, true);
     for addr in addrs {
         host.listen_on(addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     }
-    let mdns = if common.mdns {
-        Some(crate::discovery::start(&host, out)?)
-    } else {
-        None
-    };
     let me = host.local_peer_id();
+    // `listening` is the first event (the contract); the lifecycle stream starts with the
+    // connections that already exist, so a bootstrap connection made meanwhile still prints.
     out.emit(&json!({
         "event": "listening",
         "peer_id": me.to_string(),
         "addrs": host.listen_addrs().iter().map(|a| with_peer(a, me).to_string()).collect::<Vec<_>>(),
     }));
+    print_connection_events(&host, out, true);
+    let mdns = if common.mdns {
+        Some(crate::discovery::start(&host, out)?)
+    } else {
+        None
+    };
     for topic in topics {
         services.print_messages(&host, topic, out)?;
     }
