@@ -229,7 +229,9 @@ where
         let now = self.shared.runtime.now();
         let mut progress = false;
         let mut input = Input::None;
-        if !self.has_leftover() && !self.read_done && self.can_read {
+        // Whether this round polls the socket (and so registers for its wake-up).
+        let polled_socket = !self.has_leftover() && !self.read_done && self.can_read;
+        if polled_socket {
             match self.poll_direct_input(cx, now) {
                 Ok(direct) => progress |= direct,
                 Err(limit) => input = self.poll_input(cx, limit),
@@ -278,6 +280,12 @@ where
                 progress |= inner.core.poll_transmit(&mut self.write_buf);
             }
             self.can_read = inner.core.wants_input();
+            // The core wants input again (a reader made room since the last round) but this
+            // round skipped the socket: go round once more, or nothing would wake this task
+            // (the socket has no waker of ours, and `input_paused` is cleared below).
+            if self.can_read && !polled_socket && !self.has_leftover() && !self.read_done {
+                progress = true;
+            }
             let closed = inner.core.is_closed();
             let deadline = inner.core.poll_timeout();
             register(&mut inner.driver, cx.waker());
