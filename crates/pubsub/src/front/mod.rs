@@ -90,6 +90,11 @@ mod writer;
 enum Link {
     /// Our outbound stream is being negotiated; readers of its inbound stream wait here.
     Connecting { waiters: Vec<oneshot::Sender<()>> },
+    /// The connection carrying our stream closed while another to the peer remains: the
+    /// peer stays in the core (its subscriptions and mesh state carry over, as rust- and
+    /// go-libp2p keep theirs across connections and do not announce them again) while our
+    /// stream is re-opened on the remaining connection. Its inbound streams are read.
+    Moving,
     /// The peer is in the core; its writer is woken through `writer`.
     Ready {
         writer: mpsc::Sender<()>,
@@ -691,6 +696,11 @@ impl Inner {
             } => {
                 let peer = closed.peer();
                 let connection_id = closed.id();
+                let remaining = if num_remaining > 0 {
+                    self.host.upgrade().and_then(|h| h.connection_to(&peer))
+                } else {
+                    None
+                };
                 let mut state = self.lock();
                 let carried = matches!(
                     state.peers.get(&peer),
@@ -699,19 +709,36 @@ impl Inner {
                 if num_remaining == 0 {
                     self.retire_peer(&mut state, &peer);
                 } else if carried {
-                    self.remove_peer(&mut state, &peer);
-                }
-                drop(state);
-                if num_remaining > 0
-                    && carried
-                    && let Some(connection) =
-                        self.host.upgrade().and_then(|h| h.connection_to(&peer))
-                {
                     // Our stream went down with that connection; another one remains.
-                    self.ensure_link(connection);
+                    match remaining {
+                        Some(connection) => self.move_link(state, connection),
+                        None => self.remove_peer(&mut state, &peer),
+                    }
                 }
             }
         }
+    }
+
+    /// Re-opens our outbound stream to a linked peer on `connection` after the one carrying
+    /// it closed, keeping the peer in the core (see [`Link::Moving`]). Readers of inbound
+    /// streams on other connections keep reading: removing the peer here would drop
+    /// subscriptions it already sent on its new stream, and it never sends them again.
+    fn move_link(self: &Arc<Self>, mut state: MutexGuard<'_, State>, connection: Connection) {
+        let peer = connection.peer();
+        let generation = state.next_id();
+        let Some(entry) = state.peers.get_mut(&peer) else {
+            return;
+        };
+        // Dropping the old writer's wake-up sender ends it; what it had taken but not
+        // written went down with its connection.
+        entry.generation = generation;
+        entry.link = Link::Moving;
+        entry.writing = false;
+        drop(state);
+        debug!(%peer, connection = %connection.id(), "pubsub: link moves to another connection");
+        let inner = self.clone();
+        self.runtime
+            .spawn_detached(async move { inner.open_outbound(connection, generation).await });
     }
 
     /// Starts opening our outbound stream to the connection's peer unless a link exists.
@@ -786,7 +813,7 @@ impl Inner {
             return None;
         };
         let (writer, notified) = mpsc::channel(0);
-        let waiters = match state.peers.get_mut(&peer) {
+        let (waiters, in_core) = match state.peers.get_mut(&peer) {
             Some(entry) => match std::mem::replace(
                 &mut entry.link,
                 Link::Ready {
@@ -794,11 +821,17 @@ impl Inner {
                     connection: connection.id(),
                 },
             ) {
-                Link::Connecting { waiters } => waiters,
-                Link::Ready { .. } | Link::Draining => Vec::new(),
+                Link::Connecting { waiters } => (waiters, false),
+                Link::Moving | Link::Ready { .. } | Link::Draining => (Vec::new(), true),
             },
             None => return None,
         };
+        if in_core {
+            // A moved link: the new writer's first look takes what queued meanwhile.
+            drop(state);
+            debug!(%peer, "pubsub: peer link moved");
+            return Some((stream, notified));
+        }
         let link = PeerConnection {
             kind,
             direction: match connection.direction() {
@@ -835,7 +868,8 @@ impl Inner {
     fn retire_peer(self: &Arc<Self>, state: &mut State, peer: &PeerId) {
         match state.peers.get_mut(peer) {
             Some(entry)
-                if matches!(entry.link, Link::Ready { .. }) && !entry.readers.is_empty() =>
+                if matches!(entry.link, Link::Ready { .. } | Link::Moving)
+                    && !entry.readers.is_empty() =>
             {
                 // Dropping the writer's wake-up sender ends the writer; flush callers
                 // waiting on this peer learn it is lost.
@@ -855,7 +889,10 @@ impl Inner {
         for (_, reader) in entry.readers {
             reader.abort();
         }
-        if matches!(entry.link, Link::Ready { .. } | Link::Draining) {
+        if matches!(
+            entry.link,
+            Link::Ready { .. } | Link::Moving | Link::Draining
+        ) {
             with_core!(&mut state.core, c => c.remove_peer(peer, self.runtime.now()));
             self.flush(state);
             debug!(%peer, "pubsub: peer link down");
@@ -898,7 +935,7 @@ impl Inner {
                     waiters.push(tx);
                     Some(rx)
                 }
-                Link::Ready { .. } | Link::Draining => None,
+                Link::Moving | Link::Ready { .. } | Link::Draining => None,
             };
             (reader_id, wait)
         };

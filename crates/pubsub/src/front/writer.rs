@@ -22,6 +22,8 @@ enum Next {
     Wait,
     /// Everything queued has been handed to the stream and the host is closing: finish.
     Finish,
+    /// The link this writer serves is gone or replaced: stop.
+    Stop,
 }
 
 /// Bytes read at a time while waiting for a peer to close its end of our stream (it should
@@ -69,6 +71,7 @@ impl Inner {
                         return;
                     }
                 }
+                Next::Stop => return,
                 Next::Finish => {
                     let _ = stream.close().await;
                     wait_for_remote_close(&peer, &mut stream).await;
@@ -106,6 +109,7 @@ impl Inner {
                     }
                     continue;
                 }
+                Next::Stop => return,
                 Next::Finish => {
                     if let Some(stream) = &mut last {
                         wait_for_remote_close(&peer, stream).await;
@@ -156,6 +160,15 @@ impl Inner {
     /// callers waiting on this peer are answered, and a closing host's writer finishes.
     fn next(&self, peer: &PeerId, generation: u64, buf: &mut Vec<u8>, unflushed: bool) -> Next {
         let mut state = self.lock();
+        let current = state
+            .peers
+            .get(peer)
+            .is_some_and(|e| e.generation == generation);
+        if !current {
+            // A stale writer (its link moved or ended) takes nothing: what is queued belongs
+            // to the peer's current link.
+            return Next::Stop;
+        }
         let more = with_core!(&mut state.core, c => c.poll_transmit(peer, buf));
         let entry = state
             .peers
