@@ -7,7 +7,7 @@
 //! reads ([`Codec::max_request_size`], [`Codec::max_response_size`]).
 //!
 //! - [`Codec`]: how messages look on the wire. [`LengthPrefixed`] (byte strings behind a
-//!   uvarint length) is always there; [`Json`] (feature `json`, serde_json) and [`Cbor`]
+//!   uvarint length) is always there; `Json` (feature `json`, serde_json) and `Cbor`
 //!   (feature `cbor`, cbor4ii's serde encoding) are byte for byte rust-libp2p's
 //!   `request_response::json` and `request_response::cbor`.
 //! - [`RequestResponse`]: the service on a host. [`RequestResponse::send_request`] returns
