@@ -176,7 +176,14 @@ impl Identify {
         let connections = host.connection_events();
         // One pending push request is enough: requests made while one waits coalesce.
         let (push_tx, push_rx) = mpsc::channel(1);
-        host.spawn(shared.clone().run(connections, events, push_tx));
+        // Moved into the task (dropped with it even if it never ran): the identify event
+        // streams end when the host closes and aborts the task.
+        let close_events = BusCloser(shared.events.0.clone());
+        host.spawn(
+            shared
+                .clone()
+                .run(connections, events, push_tx, close_events),
+        );
         if shared.config.push {
             host.spawn(shared.clone().pusher(push_rx));
             // A change not yet pushed when the host closes is pushed before the connections
@@ -255,19 +262,19 @@ impl Shared {
     }
 
     /// The service task: identifies new connections (all exchanges inside this one task, so
-    /// closing the host stops them), forgets closed ones, asks for pushes on changes.
+    /// closing the host stops them), forgets closed ones, asks for pushes on changes. Holds
+    /// `_close_events`, which ends the identify event streams when the task ends.
     async fn run(
         self: Arc<Self>,
         connections: ConnectionEvents,
         events: EventStream<HostEvent>,
         mut push: mpsc::Sender<()>,
+        _close_events: BusCloser,
     ) {
         enum Input {
             Connection(ConnectionEvent),
             Host(HostEvent),
         }
-        // Aborted when the host closes: the identify event streams end with it.
-        let _close_events = BusCloser(self.events.0.clone());
         let mut inputs =
             futures::stream::select(connections.map(Input::Connection), events.map(Input::Host));
         let mut exchanges = FuturesUnordered::new();
