@@ -165,15 +165,16 @@ impl HostBuilder {
             None => default_runtime()?.scope(),
         };
         let swarm = self.swarm.runtime(runtime.clone()).build()?;
+        let event_buffer = self
+            .event_buffer
+            .unwrap_or(lp2p_swarm::config::DEFAULT_EVENT_BUFFER);
         let inner = Arc::new(Inner {
             swarm,
             runtime,
             config: self.config,
             handlers: Handlers::default(),
-            events: EventBus::new(
-                self.event_buffer
-                    .unwrap_or(lp2p_swarm::config::DEFAULT_EVENT_BUFFER),
-            ),
+            events: EventBus::new(event_buffer),
+            event_buffer,
             external_addrs: Mutex::new(Vec::new()),
             services: Mutex::new(Vec::new()),
             close_hooks: CloseHooks::default(),
@@ -249,6 +250,8 @@ struct Inner {
     config: HostConfig,
     handlers: Handlers,
     events: EventBus<HostEvent>,
+    /// The per-subscriber capacity of `events` (the swarm configuration's `event_buffer`).
+    event_buffer: usize,
     external_addrs: Mutex<Vec<Multiaddr>>,
     services: Mutex<Vec<AbortHandle>>,
     close_hooks: CloseHooks,
@@ -591,6 +594,13 @@ impl Host {
         self.inner.events.subscribe()
     }
 
+    /// How many events a subscriber of [`events`](Host::events) may fall behind before it
+    /// misses some (`event_buffer` of the swarm configuration). Services that publish their
+    /// own event streams (identify) size them the same way.
+    pub fn event_buffer(&self) -> usize {
+        self.inner.event_buffer
+    }
+
     /// Every connection open and close, without loss and in order per connection: starts
     /// with the connections that exist now (see [`ConnectionEvents`]).
     pub fn connection_events(&self) -> ConnectionEvents {
@@ -615,11 +625,6 @@ impl Host {
     /// Whether we have a connection to `peer`.
     pub fn is_connected(&self, peer: &PeerId) -> bool {
         self.inner.swarm.is_connected(peer)
-    }
-
-    /// Publishes an event on the host's event stream (for services such as identify).
-    pub fn emit(&self, event: &HostEvent) {
-        self.inner.events.emit(event);
     }
 
     /// Runs a background task for the lifetime of the host: counted in the host's runtime

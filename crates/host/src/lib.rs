@@ -80,7 +80,7 @@ pub use config::{
     DEFAULT_NEGOTIATION_TIMEOUT, HostConfig,
 };
 pub use error::HostError;
-pub use events::{HostEvent, IdentifyInfo};
+pub use events::HostEvent;
 pub use handler::{HandlerOptions, ProtocolPredicate, StreamHandler};
 pub use host::{Host, HostBuilder, HostStats, StartHook, WeakHost};
 pub use lp2p_swarm::{

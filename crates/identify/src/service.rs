@@ -12,11 +12,12 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::{Keypair, Multiaddr, PeerId, Protocol, ProtocolId, RuntimeHandle, addr};
 use lp2p_host::{
     Connection, ConnectionEvent, ConnectionEvents, EventStream, Host, HostEvent, HostStream,
-    IdentifyInfo, WeakHost,
+    WeakHost,
 };
 use lp2p_peerstore::CONNECTED_ADDR_TTL;
 use lp2p_peerstore::record::PeerRecord;
 
+use crate::events::{Bus, BusCloser, IdentifyEvent, IdentifyInfo};
 use crate::interfaces;
 use crate::message::{IdentifyDecoder, LocalInfo, ReceivedIdentify, encode_messages};
 use crate::observed::{Observation, ObservedAddrs, Observer};
@@ -95,6 +96,8 @@ struct Shared {
     /// pushes to the peers whose view is stale.
     views: Mutex<HashMap<PeerId, u64>>,
     counters: Counters,
+    /// Where `Identified` events go (the host's identify bus, see [`crate::subscribe`]).
+    events: Bus,
 }
 
 struct State {
@@ -133,9 +136,10 @@ impl Identify {
     /// Create one per host: a second replaces the first's handlers but both services would
     /// run. The service registers its handle on the host, so `host.service::<Identify>()`
     /// finds it (e.g. the one `lp2p::HostBuilderExt::with_defaults` started); the peerstore
-    /// and `HostEvent::Identified` carry what it learns.
+    /// and [`events`](Identify::events) carry what it learns.
     pub fn new(host: &Host, config: IdentifyConfig) -> Identify {
         let shared = Arc::new(Shared {
+            events: crate::events::bus(host),
             host: host.downgrade(),
             local_peer: host.local_peer_id(),
             keypair: host.keypair().clone(),
@@ -172,7 +176,14 @@ impl Identify {
         let connections = host.connection_events();
         // One pending push request is enough: requests made while one waits coalesce.
         let (push_tx, push_rx) = mpsc::channel(1);
-        host.spawn(shared.clone().run(connections, events, push_tx));
+        // Moved into the task (dropped with it even if it never ran): the identify event
+        // streams end when the host closes and aborts the task.
+        let close_events = BusCloser(shared.events.0.clone());
+        host.spawn(
+            shared
+                .clone()
+                .run(connections, events, push_tx, close_events),
+        );
         if shared.config.push {
             host.spawn(shared.clone().pusher(push_rx));
             // A change not yet pushed when the host closes is pushed before the connections
@@ -187,6 +198,16 @@ impl Identify {
         let identify = Identify { shared };
         host.insert_service(identify.clone());
         identify
+    }
+
+    /// The identify events from now on (see [`crate::subscribe`], which this is, for the
+    /// host this service runs on): bounded per subscriber as the host's events are, and
+    /// ending when the host closes.
+    pub fn events(&self) -> EventStream<IdentifyEvent> {
+        match self.shared.host.upgrade() {
+            Some(host) => crate::subscribe(&host),
+            None => crate::events::ended(),
+        }
     }
 
     /// The latest of what `peer` told us (its answer, updated by its pushes), while it is
@@ -241,12 +262,14 @@ impl Shared {
     }
 
     /// The service task: identifies new connections (all exchanges inside this one task, so
-    /// closing the host stops them), forgets closed ones, asks for pushes on changes.
+    /// closing the host stops them), forgets closed ones, asks for pushes on changes. Holds
+    /// `_close_events`, which ends the identify event streams when the task ends.
     async fn run(
         self: Arc<Self>,
         connections: ConnectionEvents,
         events: EventStream<HostEvent>,
         mut push: mpsc::Sender<()>,
+        _close_events: BusCloser,
     ) {
         enum Input {
             Connection(ConnectionEvent),
@@ -337,11 +360,11 @@ impl Shared {
             return;
         };
         let mut views = self.views();
-        if host.swarm().is_connected(&peer) {
+        if host.is_connected(&peer) {
             views.insert(peer, view);
         }
         if views.len() > host.connected_peers().len() {
-            views.retain(|p, _| host.swarm().is_connected(p));
+            views.retain(|p, _| host.is_connected(p));
         }
     }
 
@@ -589,7 +612,7 @@ impl Shared {
         if kind == Kind::Push {
             bump(&self.counters.pushes_received);
         }
-        host.emit(&HostEvent::Identified {
+        self.events.0.emit(&IdentifyEvent::Identified {
             peer,
             info: info.clone(),
         });

@@ -10,9 +10,11 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::framing::encode_frame;
 use lp2p_core::runtime::block_on;
 use lp2p_core::{Keypair, Multiaddr, PeerId, RuntimeHandle};
-use lp2p_host::{EventStream, Host, HostBuilder, HostEvent, HostStream, IdentifyInfo};
+use lp2p_host::{EventStream, Host, HostBuilder, HostEvent, HostStream};
 use lp2p_identify::proto::Identify as Pb;
-use lp2p_identify::{ID_PROTOCOL, Identify, IdentifyConfig, PUSH_PROTOCOL};
+use lp2p_identify::{
+    ID_PROTOCOL, Identify, IdentifyConfig, IdentifyEvent, IdentifyInfo, PUSH_PROTOCOL,
+};
 use lp2p_memory::MemoryTransport;
 use lp2p_noise::Noise;
 use lp2p_peerstore::record::{PeerRecord, SignedEnvelope};
@@ -45,9 +47,9 @@ async fn listening() -> Host {
 }
 
 /// The next `Identified` event about `peer`.
-async fn identified(events: &mut EventStream<HostEvent>, peer: PeerId) -> Arc<IdentifyInfo> {
+async fn identified(events: &mut EventStream<IdentifyEvent>, peer: PeerId) -> Arc<IdentifyInfo> {
     loop {
-        if let HostEvent::Identified { peer: p, info } = events.next().await.unwrap()
+        if let IdentifyEvent::Identified { peer: p, info } = events.next().await.unwrap()
             && p == peer
         {
             return info;
@@ -68,7 +70,7 @@ fn both_sides_identify_each_other_and_fill_the_peerstore() {
         };
         let id_b = Identify::new(&b, config_b);
         b.set_stream_handler("/echo/1.0.0", |_s: HostStream| async {});
-        let (mut ev_a, mut ev_b) = (a.events(), b.events());
+        let (mut ev_a, mut ev_b) = (id_a.events(), lp2p_identify::subscribe(&b));
         a.connect(b.local_peer_id(), b.listen_addrs())
             .await
             .unwrap();
@@ -131,7 +133,7 @@ fn identify_over_tcp_and_noise() {
         let b = builder().build().await.unwrap();
         let _ia = Identify::new(&a, IdentifyConfig::default());
         let _ib = Identify::new(&b, IdentifyConfig::default());
-        let mut ev_a = a.events();
+        let mut ev_a = lp2p_identify::subscribe(&a);
         a.connect(b.local_peer_id(), b.listen_addrs())
             .await
             .unwrap();
@@ -150,8 +152,8 @@ fn a_new_handler_is_pushed_to_connected_peers() {
         let b = listening().await;
         let id_a = Identify::new(&a, IdentifyConfig::default());
         let id_b = Identify::new(&b, IdentifyConfig::default());
-        let mut ev_a = a.events();
-        let mut ev_b = b.events();
+        let mut ev_a = lp2p_identify::subscribe(&a);
+        let mut ev_b = lp2p_identify::subscribe(&b);
         a.connect(b.local_peer_id(), b.listen_addrs())
             .await
             .unwrap();
@@ -207,7 +209,7 @@ fn observed_address_is_adopted_exactly_at_the_threshold() {
             ..IdentifyConfig::default()
         };
         let _id = Identify::new(&server, config);
-        let mut events = server.events();
+        let mut events = lp2p_identify::subscribe(&server);
         let mut confirmations = server.events();
         let mut clients = Vec::new();
         for i in 0..3 {
@@ -523,7 +525,7 @@ fn a_push_with_a_foreign_key_changes_nothing() {
         let b = listening().await;
         let id_a = Identify::new(&a, IdentifyConfig::default());
         let _id_b = Identify::new(&b, IdentifyConfig::default());
-        let mut ev_a = a.events();
+        let mut ev_a = lp2p_identify::subscribe(&a);
         a.connect(b.local_peer_id(), b.listen_addrs())
             .await
             .unwrap();
@@ -592,6 +594,29 @@ fn too_many_protocols_and_addresses_are_trimmed_to_the_peerstore_limits() {
 }
 
 #[test]
+fn identify_event_streams_end_when_the_host_closes() {
+    run(async {
+        // One subscriber from before the service starts, one from the service, one from a
+        // host that never runs identify: all end with their host.
+        let a = listening().await;
+        let early = lp2p_identify::subscribe(&a);
+        let id_a = Identify::new(&a, IdentifyConfig::default());
+        let late = id_a.events();
+        let b = listening().await;
+        let without = lp2p_identify::subscribe(&b);
+        a.close().await;
+        b.close().await;
+        for events in [early, late, without] {
+            let seen: Vec<IdentifyEvent> = events.collect().await;
+            assert!(seen.is_empty(), "{seen:?}");
+        }
+        // After the close, a new subscription ends at once.
+        assert!(id_a.events().next().await.is_none());
+        assert!(lp2p_identify::subscribe(&a).next().await.is_none());
+    });
+}
+
+#[test]
 fn connections_made_before_identify_started_are_identified() {
     run(async {
         let a = listening().await;
@@ -600,7 +625,7 @@ fn connections_made_before_identify_started_are_identified() {
         a.connect(b.local_peer_id(), b.listen_addrs())
             .await
             .unwrap();
-        let mut events = a.events();
+        let mut events = lp2p_identify::subscribe(&a);
         let id_a = Identify::new(&a, IdentifyConfig::default());
         let info = identified(&mut events, b.local_peer_id()).await;
         assert_eq!(info.listen_addrs, b.listen_addrs());
@@ -617,7 +642,7 @@ fn a_peer_gets_two_pushes_in_flight_at_most() {
         let b = listening().await;
         let id_a = Identify::new(&a, IdentifyConfig::default());
         let _id_b = Identify::new(&b, IdentifyConfig::default());
-        let mut ev_a = a.events();
+        let mut ev_a = lp2p_identify::subscribe(&a);
         a.connect(b.local_peer_id(), b.listen_addrs())
             .await
             .unwrap();
@@ -676,7 +701,7 @@ fn a_change_not_yet_pushed_is_pushed_on_close() {
                 ..IdentifyConfig::default()
             };
             let _id_b = Identify::new(&b, slow);
-            let (mut ev_a, mut ev_b) = (a.events(), b.events());
+            let (mut ev_a, mut ev_b) = (id_a.events(), lp2p_identify::subscribe(&b));
             a.connect(b.local_peer_id(), b.listen_addrs())
                 .await
                 .unwrap();
@@ -774,7 +799,7 @@ fn a_listener_on_all_interfaces_is_advertised_per_interface() {
         let a = memory().build().await.unwrap();
         let _ia = Identify::new(&a, IdentifyConfig::default());
         let _ib = Identify::new(&b, IdentifyConfig::default());
-        let mut ev_a = a.events();
+        let mut ev_a = lp2p_identify::subscribe(&a);
         let memory_addr = bound.lock().unwrap().clone().unwrap();
         a.connect(b.local_peer_id(), vec![memory_addr])
             .await

@@ -2,9 +2,9 @@
 //! [`KadCore`] with real streams and the runtime's clock.
 //!
 //! One driver task (spawned with [`Host::spawn`], so [`Host::close`] ends it) watches the
-//! host's connections and identify results and runs the core's timers. Each outbound request
-//! runs in its own task: connect (reusing a connection), open a stream, write one LP frame,
-//! read one back, close. Inbound streams are served frame by frame (several requests per
+//! host's connections and identify's results ([`lp2p_identify::subscribe`]) and runs the
+//! core's timers. Each outbound request runs in its own task: connect (reusing a
+//! connection), open a stream, write one LP frame, read one back, close. Inbound streams are served frame by frame (several requests per
 //! stream), at most `max_inbound_streams_per_peer` per peer. The core sits behind a mutex
 //! that is never held across an await.
 
@@ -19,6 +19,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::{AsyncWriteExt, FutureExt, Stream, StreamExt};
 use lp2p_core::{Multiaddr, PeerId, ProtocolId, RuntimeHandle};
 use lp2p_host::{Direction, Host, HostEvent, HostStream, WeakHost};
+use lp2p_identify::{IdentifyEvent, IdentifyInfo};
 use lp2p_swarm::{EventBus, EventStream};
 use tracing::{debug, trace, warn};
 
@@ -228,6 +229,8 @@ impl Kademlia {
         });
         // Subscribe before looking at existing peers, so nothing is missed.
         let host_events = host.events();
+        // Identify may start after us: this subscription also hears a later service.
+        let identify_events = lp2p_identify::subscribe(host);
         if inner.config.mode == Mode::Server {
             inner.register(host);
         }
@@ -250,7 +253,7 @@ impl Kademlia {
             }
             inner.flush(&mut state);
         }
-        host.spawn(drive(inner.clone(), host_events, wake_rx));
+        host.spawn(drive(inner.clone(), host_events, identify_events, wake_rx));
         Ok(Kademlia { inner })
     }
 
@@ -464,10 +467,12 @@ fn announce_addrs(host: &Host) -> Vec<Multiaddr> {
 async fn drive(
     inner: Arc<Inner>,
     host_events: EventStream<HostEvent>,
+    identify_events: EventStream<IdentifyEvent>,
     wake_rx: mpsc::Receiver<()>,
 ) {
     let _stopping = Stopping(inner.clone());
     let mut host_events = host_events.fuse();
+    let mut identify_events = identify_events.fuse();
     let mut wake_rx = wake_rx.fuse();
     loop {
         let deadline = {
@@ -487,6 +492,13 @@ async fn drive(
                     return;
                 };
                 inner.on_host_event(event);
+            }
+            // Ends when the host closes (or never started identify); the host events end
+            // then too, which is what stops the driver.
+            event = identify_events.next() => {
+                if let Some(IdentifyEvent::Identified { peer, info }) = event {
+                    inner.on_identified(peer, &info);
+                }
             }
             _ = wake_rx.next() => {}
             () = sleep => {
@@ -548,22 +560,6 @@ impl Inner {
                 state.dialed.remove(&peer);
                 state.core.on_disconnected(&peer);
             }
-            HostEvent::Identified { peer, info } => {
-                let server = info
-                    .protocols
-                    .iter()
-                    .any(|p| p.as_str() == self.protocol.as_str());
-                let mut verified_addrs: Vec<Multiaddr> =
-                    state.dialed.get(&peer).cloned().into_iter().collect();
-                if info.signed_record || self.config.trust_unsigned_addrs {
-                    verified_addrs.extend(info.listen_addrs.iter().cloned());
-                }
-                let report = PeerReport {
-                    server,
-                    verified_addrs,
-                };
-                state.core.on_peer_report(peer, report, now);
-            }
             HostEvent::ListenAddrAdded(_) | HostEvent::ExternalAddrConfirmed(_) => {
                 if let Some(host) = self.host.upgrade() {
                     state.core.set_local_addrs(announce_addrs(&host));
@@ -571,6 +567,44 @@ impl Inner {
             }
             _ => {}
         }
+        self.flush(&mut state);
+    }
+
+    /// What identify learned about `peer`: whether it serves our protocol, and the
+    /// addresses we can trust (the one we dialed; its listen addresses when they came in a
+    /// signed record, or when configured to trust unsigned ones).
+    fn on_identified(self: &Arc<Self>, peer: PeerId, info: &IdentifyInfo) {
+        // Identify's stream is not ordered with the host's: the `Connected` event of an
+        // outbound connection may not have been handled yet, so ask the host too.
+        let outbound: Vec<Multiaddr> = self
+            .host
+            .upgrade()
+            .map(|host| {
+                host.connections(&peer)
+                    .iter()
+                    .filter(|c| c.direction() == Direction::Outbound)
+                    .map(|c| c.remote_addr().clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut state = self.lock();
+        let now = self.runtime.now();
+        let server = info
+            .protocols
+            .iter()
+            .any(|p| p.as_str() == self.protocol.as_str());
+        let mut verified_addrs: Vec<Multiaddr> = match state.dialed.get(&peer) {
+            Some(dialed) => vec![dialed.clone()],
+            None => outbound,
+        };
+        if info.signed_record || self.config.trust_unsigned_addrs {
+            verified_addrs.extend(info.listen_addrs.iter().cloned());
+        }
+        let report = PeerReport {
+            server,
+            verified_addrs,
+        };
+        state.core.on_peer_report(peer, report, now);
         self.flush(&mut state);
     }
 

@@ -7,12 +7,12 @@
 //! |---|---|---|
 //! | `tcp` | [`transport::tcp`]: TCP transport | yes |
 //! | `quic` | `transport::quic`: QUIC transport (`/udp/P/quic-v1`, TLS 1.3 inside) | no |
-//! | `memory` | [`transport::memory`]: in-process transport | no |
+//! | `memory` | `transport::memory`: in-process transport | no |
 //! | `websocket` | `transport::websocket`: `/ws`, `/tls/ws` | no |
 //! | `dns` | `dns`: `/dns*` and `/dnsaddr` resolution | no |
 //! | `noise` | [`security::noise`]: `/noise` | yes |
 //! | `tls` | `security::tls`: `/tls/1.0.0` | no |
-//! | `plaintext` | [`security::plaintext`]: `/plaintext/2.0.0` (tests only) | no |
+//! | `plaintext` | `security::plaintext`: `/plaintext/2.0.0` (tests only) | no |
 //! | `yamux` | [`muxer::yamux`]: `/yamux/1.0.0` | yes |
 //! | `mplex` | [`muxer::mplex`]: `/mplex/6.7.0` | yes |
 //! | `muxer-shell` | [`muxer::shell`]: the async shell of every muxer, to write one (on with `yamux` or `mplex`) | yes |
@@ -65,8 +65,8 @@ pub use lp2p_core::{
 pub use lp2p_host as host;
 pub use lp2p_host::{
     CloseReason, Connection, ConnectionEvent, ConnectionEvents, ConnectionId, Direction, Host,
-    HostBuilder, HostConfig, HostError, HostEvent, HostStream, IdentifyInfo, StreamHandler,
-    SwarmConfig, SwarmError,
+    HostBuilder, HostConfig, HostError, HostEvent, HostStream, StreamHandler, SwarmConfig,
+    SwarmError,
 };
 pub use lp2p_multiselect as multiselect;
 pub use lp2p_peerstore as peerstore;
@@ -78,7 +78,7 @@ pub use lp2p_dns as dns;
 #[cfg(feature = "identify")]
 pub use lp2p_identify as identify;
 #[cfg(feature = "identify")]
-pub use lp2p_identify::{Identify, IdentifyConfig};
+pub use lp2p_identify::{Identify, IdentifyConfig, IdentifyEvent, IdentifyInfo};
 #[cfg(feature = "kad")]
 pub use lp2p_kad as kad;
 /// mDNS discovery (feature `mdns`, off by default: it multicasts on the local network).
@@ -198,7 +198,8 @@ mod services {
     #[cfg(all(test, feature = "identify", feature = "ping", feature = "tcp"))]
     mod tests {
         use futures::StreamExt;
-        use lp2p_host::{Host, HostEvent};
+        use lp2p_host::Host;
+        use lp2p_identify::IdentifyEvent;
 
         use crate::HostBuilderExt;
 
@@ -212,13 +213,13 @@ mod services {
                 let server = Host::builder().with_defaults().listen_on(listen);
                 let server = server.build().await.unwrap();
                 let client = Host::builder().with_defaults().build().await.unwrap();
-                let mut events = client.events();
+                let mut events = lp2p_identify::subscribe(&client);
                 client
                     .connect(server.local_peer_id(), server.listen_addrs())
                     .await
                     .unwrap();
                 let info = loop {
-                    if let Some(HostEvent::Identified { peer, info }) = events.next().await
+                    if let Some(IdentifyEvent::Identified { peer, info }) = events.next().await
                         && peer == server.local_peer_id()
                     {
                         break info;

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
-use lp2p::{ConnectionEvent, Host, HostEvent, IdentifyInfo, Keypair, Multiaddr, PeerId};
+use lp2p::identify::IdentifyEvent;
+use lp2p::{ConnectionEvent, Host, IdentifyInfo, Keypair, Multiaddr, PeerId};
 use serde_json::{Value, json};
 
 use crate::cli::Common;
@@ -77,11 +78,11 @@ fn print_connection_events(host: &Host, out: &Output, identify: bool) {
         }
     });
     if identify {
-        let mut events = host.events();
+        let mut events = lp2p::identify::subscribe(host);
         let printer = out.clone();
         host.spawn(async move {
             while let Some(event) = events.next().await {
-                if let HostEvent::Identified { peer, info } = event {
+                if let IdentifyEvent::Identified { peer, info } = event {
                     printer.emit(&identify_event(&peer, &info));
                 }
             }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
-use lp2p::identify::{Identify, IdentifyConfig};
+use lp2p::identify::{Identify, IdentifyConfig, IdentifyEvent};
 use lp2p::ping::{Ping, PingConfig};
 use lp2p::pubsub::{Config as PubsubConfig, Message, PubSub, Subscription};
-use lp2p::{Connection, Host, HostEvent, IdentifyInfo, PeerId};
+use lp2p::{Connection, Host, IdentifyInfo, PeerId};
 use serde_json::{Value, json};
 
 use crate::output::Output;
@@ -115,17 +115,17 @@ impl Services {
         peer: &PeerId,
         timeout: Duration,
     ) -> Result<Arc<IdentifyInfo>, String> {
-        if self.identify.is_none() {
+        let Some(identify) = &self.identify else {
             return Err("identify is not running (--bare)".to_owned());
-        }
+        };
         // Listen before looking, so an answer between the two is not missed.
-        let mut events = host.events();
+        let mut events = identify.events();
         if let Some(info) = self.identified(host, peer) {
             return Ok(info);
         }
         let wait = async {
             while let Some(event) = events.next().await {
-                if let HostEvent::Identified { peer: p, info } = event
+                if let IdentifyEvent::Identified { peer: p, info } = event
                     && p == *peer
                 {
                     return Ok(info);

@@ -241,7 +241,7 @@ async fn twenty_hosts(net: Net, router: Router) {
         edges.push((i, other));
     }
     for &(a, b) in &edges {
-        if !hosts[a].swarm().is_connected(&hosts[b].local_peer_id()) {
+        if !hosts[a].is_connected(&hosts[b].local_peer_id()) {
             connect(&hosts[a], &hosts[b]).await;
         }
     }
@@ -370,14 +370,13 @@ fn links_follow_connections() {
         addr.push(lp2p_core::Protocol::P2p(idb));
         let second = a.swarm().dial_new(addr).await.unwrap();
         let first = a
-            .swarm()
             .connections(&idb)
             .into_iter()
             .find(|c| c.id() != second.id())
             .unwrap();
         a.swarm().close_connection(first.id()).await;
         wait_until("only the second connection is left", || {
-            a.swarm().connections(&idb).len() == 1
+            a.connections(&idb).len() == 1
         })
         .await;
         wait_until("the link moved", || pa.peers(TOPIC) == [idb]).await;
