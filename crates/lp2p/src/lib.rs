@@ -245,13 +245,16 @@ mod services {
     }
 }
 
-// The guides' code blocks are compiled and run as doc tests of this crate.
+// The guides' code blocks are compiled and run as doc tests of this crate. `guides` is a
+// symlink to the workspace's `docs/guides`: `cargo package` copies the files it points to into
+// the crate, so these paths resolve in the published crate too (a path out of the crate
+// directory would not).
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/guides/protocols.md")]
+#[doc = include_str!("../guides/protocols.md")]
 mod guide_protocols {}
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/guides/extending.md")]
+#[doc = include_str!("../guides/extending.md")]
 mod guide_extending {}
 #[cfg(all(doctest, feature = "pubsub"))]
-#[doc = include_str!("../../../docs/guides/pubsub.md")]
+#[doc = include_str!("../guides/pubsub.md")]
 mod guide_pubsub {}
