@@ -140,8 +140,7 @@ fn rust_libp2p_list(server: &TestDnsServer, addr: &Multiaddr) -> Vec<Multiaddr> 
             .expect("libp2p-dns finished in time");
         assert!(outcome.is_err(), "every recorded dial fails");
     });
-    let list = recorder.0.lock().expect("lock").clone();
-    list
+    recorder.0.lock().expect("lock").clone()
 }
 
 fn lp2p_list(server: &TestDnsServer, addr: &Multiaddr) -> Vec<Multiaddr> {

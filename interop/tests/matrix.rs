@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use lp2p_interop::peers::{self, Implementation, Peer, Programs};
 use serde_json::Value;
@@ -520,6 +520,9 @@ fn groups() -> Vec<Group> {
     groups
 }
 
+/// A group's index in [`groups`] and the rows it produced.
+type GroupRows = (usize, Vec<Row>);
+
 #[test]
 fn interop_matrix() {
     let interop_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -536,8 +539,10 @@ fn interop_matrix() {
         first_rows.push(next);
         next += group.muxers.len();
     }
-    let queue: Arc<Mutex<VecDeque<usize>>> = Arc::new(Mutex::new((0..groups.len()).collect()));
-    let results: Arc<Mutex<Vec<(usize, Vec<Row>)>>> = Arc::new(Mutex::new(Vec::new()));
+    // The groups still to run, and each finished group's rows by its index (scoped threads
+    // borrow both, so no Arc).
+    let queue: Mutex<VecDeque<usize>> = Mutex::new((0..groups.len()).collect());
+    let results: Mutex<Vec<GroupRows>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..WORKERS {
             let (queue, results, groups, programs, first_rows) =
@@ -555,7 +560,7 @@ fn interop_matrix() {
             });
         }
     });
-    let mut results = std::mem::take(&mut *results.lock().expect("results"));
+    let mut results = results.into_inner().expect("results");
     results.sort_by_key(|(index, _)| *index);
     let rows: Vec<Row> = results.into_iter().flat_map(|(_, rows)| rows).collect();
 
