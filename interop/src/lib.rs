@@ -14,6 +14,7 @@ use std::time::Duration;
 use lp2p_memory::MemoryConnection;
 
 pub mod peers;
+pub mod secure;
 
 /// How long any single interop exchange may take before a test fails instead of hanging.
 /// Generous: CI machines are slow and loaded; a healthy exchange takes milliseconds.
