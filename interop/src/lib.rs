@@ -15,6 +15,7 @@ use lp2p_memory::MemoryConnection;
 
 pub mod peers;
 pub mod secure;
+pub mod stream_peer;
 
 /// How long any single interop exchange may take before a test fails instead of hanging.
 /// Generous: CI machines are slow and loaded; a healthy exchange takes milliseconds.

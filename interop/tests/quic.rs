@@ -7,13 +7,14 @@
 
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, ping};
-use lp2p_host::{Host, HostEvent, HostStream};
+use libp2p::PeerId;
+use lp2p_host::Host;
+use lp2p_interop::stream_peer::{
+    RustPeer, RustPeerConfig, RustTransport, SwarmReport, lp2p_request, next_connected,
+    rust_request, serve_echo,
+};
 use lp2p_interop::{EXCHANGE_TIMEOUT, init_tracing, run, tokio_runtime};
 use lp2p_quic::QuicTransport;
-use tokio::sync::{mpsc, oneshot};
 
 /// The custom protocol both sides serve: read the request to EOF, answer with a prefix.
 const PROTOCOL: &str = "/lp2p-interop/quic-echo/1.0.0";
@@ -21,102 +22,17 @@ const PROTOCOL: &str = "/lp2p-interop/quic-echo/1.0.0";
 /// Bytes of the bulk request.
 const BULK: usize = 8 * 1024 * 1024;
 
-#[derive(NetworkBehaviour)]
-struct Behaviour {
-    ping: ping::Behaviour,
-    stream: libp2p_stream::Behaviour,
-}
-
-enum SwarmReport {
-    Listening(Multiaddr),
-    Connected(PeerId, Multiaddr),
-    Pinged(PeerId),
-}
-
-struct RustPeer {
-    peer: PeerId,
-    control: libp2p_stream::Control,
-    dial: mpsc::UnboundedSender<Multiaddr>,
-    reports: mpsc::UnboundedReceiver<SwarmReport>,
-}
-
+/// A rust-libp2p swarm on QUIC that also pings every 200 ms.
 fn start_rust_peer(rt: &tokio::runtime::Runtime, listen: bool) -> RustPeer {
-    let (dial, mut dials) = mpsc::unbounded_channel::<Multiaddr>();
-    let (report_tx, reports) = mpsc::unbounded_channel();
-    let (ready_tx, ready_rx) = oneshot::channel();
-    rt.spawn(async move {
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_quic()
-            .with_behaviour(|_| Behaviour {
-                ping: ping::Behaviour::new(
-                    ping::Config::new().with_interval(Duration::from_millis(200)),
-                ),
-                stream: libp2p_stream::Behaviour::new(),
-            })
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
-        let mut control = swarm.behaviour().stream.new_control();
-        let mut incoming = control
-            .accept(StreamProtocol::new(PROTOCOL))
-            .expect("accept");
-        tokio::spawn(async move {
-            while let Some((_peer, mut stream)) = incoming.next().await {
-                tokio::spawn(async move {
-                    let mut request = Vec::new();
-                    stream
-                        .read_to_end(&mut request)
-                        .await
-                        .expect("read request");
-                    let mut answer = b"rust:".to_vec();
-                    answer.extend_from_slice(&request);
-                    stream.write_all(&answer).await.expect("write answer");
-                    stream.close().await.expect("close");
-                });
-            }
-        });
-        if listen {
-            swarm
-                .listen_on("/ip4/127.0.0.1/udp/0/quic-v1".parse().expect("addr"))
-                .expect("listen");
-        }
-        let _ = ready_tx.send((*swarm.local_peer_id(), control));
-        loop {
-            tokio::select! {
-                event = swarm.select_next_some() => match event {
-                    SwarmEvent::NewListenAddr { address, .. } => {
-                        let _ = report_tx.send(SwarmReport::Listening(address));
-                    }
-                    SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
-                        let _ = report_tx.send(SwarmReport::Connected(
-                            peer_id,
-                            endpoint.get_remote_address().clone(),
-                        ));
-                    }
-                    SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
-                        peer,
-                        result: Ok(_),
-                        ..
-                    })) => {
-                        let _ = report_tx.send(SwarmReport::Pinged(peer));
-                    }
-                    _ => {}
-                },
-                addr = dials.recv() => match addr {
-                    Some(addr) => swarm.dial(addr).expect("dial"),
-                    None => break,
-                },
-            }
-        }
-    });
-    let (peer, control) = ready_rx.blocking_recv().expect("swarm started");
-    RustPeer {
-        peer,
-        control,
-        dial,
-        reports,
-    }
+    RustPeer::start(
+        rt,
+        RustPeerConfig {
+            transport: RustTransport::Quic,
+            protocol: PROTOCOL,
+            listen,
+            ping_every: Some(Duration::from_millis(200)),
+        },
+    )
 }
 
 async fn lp2p_host(listen: bool) -> (Host, lp2p_ping::Ping) {
@@ -125,61 +41,15 @@ async fn lp2p_host(listen: bool) -> (Host, lp2p_ping::Ping) {
         builder = builder.listen_on("/ip4/127.0.0.1/udp/0/quic-v1".parse().expect("addr"));
     }
     let host = builder.build().await.expect("lp2p host");
-    host.set_stream_handler(PROTOCOL, |mut stream: HostStream| async move {
-        let mut request = Vec::new();
-        if stream.read_to_end(&mut request).await.is_ok() {
-            let mut answer = b"lp2p:".to_vec();
-            answer.extend_from_slice(&request);
-            let _ = stream.write_all(&answer).await;
-            let _ = stream.close().await;
-        }
-    });
+    serve_echo(&host, PROTOCOL);
     let ping = lp2p_ping::Ping::new(&host, lp2p_ping::PingConfig::default());
     (host, ping)
-}
-
-fn wait_report<T>(
-    rt: &tokio::runtime::Runtime,
-    peer: &mut RustPeer,
-    pick: impl FnMut(SwarmReport) -> Option<T>,
-) -> T {
-    lp2p_interop::recv_matching(rt, &mut peer.reports, pick)
 }
 
 fn bulk() -> Vec<u8> {
     (0..BULK)
         .map(|i| (i as u8).wrapping_mul(13) ^ (i >> 9) as u8)
         .collect()
-}
-
-/// A request from lp2p to rust-libp2p on `PROTOCOL`.
-async fn lp2p_request(host: &Host, peer: PeerId, request: &[u8]) -> Vec<u8> {
-    let mut stream = host
-        .new_stream(&peer, [PROTOCOL])
-        .await
-        .expect("new_stream");
-    stream.write_all(request).await.expect("write");
-    stream.close().await.expect("close");
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.expect("read");
-    answer
-}
-
-/// A request from rust-libp2p to lp2p on `PROTOCOL`.
-async fn rust_request(
-    mut control: libp2p_stream::Control,
-    peer: PeerId,
-    request: Vec<u8>,
-) -> Vec<u8> {
-    let mut stream = control
-        .open_stream(peer, StreamProtocol::new(PROTOCOL))
-        .await
-        .expect("open");
-    stream.write_all(&request).await.expect("write");
-    stream.close().await.expect("close");
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.expect("read");
-    answer
 }
 
 /// Requests both ways (one small, one bulk, then 64 at once from each side) and pings both
@@ -194,15 +64,18 @@ fn exchange(
     let rust_peer = rust.peer;
     let data = bulk();
     run("lp2p requests to rust-libp2p over QUIC", async {
-        assert_eq!(lp2p_request(host, rust_peer, b"hello").await, b"rust:hello");
-        let answer = lp2p_request(host, rust_peer, &data).await;
+        assert_eq!(
+            lp2p_request(host, rust_peer, PROTOCOL, b"hello").await,
+            b"rust:hello"
+        );
+        let answer = lp2p_request(host, rust_peer, PROTOCOL, &data).await;
         assert!(answer.len() == BULK + 5 && answer[5..] == data[..], "bulk");
         // One after the other: libp2p-stream hands inbound streams over a zero-capacity
         // channel and drops (stops) those that arrive while its acceptor is busy, so a burst
         // towards rust-libp2p would measure that, not QUIC.
         for i in 0..64u32 {
             let request = i.to_be_bytes();
-            let answer = lp2p_request(host, rust_peer, &request).await;
+            let answer = lp2p_request(host, rust_peer, PROTOCOL, &request).await;
             assert_eq!(&answer[5..], &request);
         }
         let rtt = ping.ping(&rust_peer).await.expect("lp2p pings rust-libp2p");
@@ -212,15 +85,16 @@ fn exchange(
     let data_for_rust = data.clone();
     rt.block_on(async {
         tokio::time::timeout(EXCHANGE_TIMEOUT, async {
-            let answer = rust_request(control.clone(), lp2p_peer, b"hello".to_vec()).await;
+            let answer =
+                rust_request(control.clone(), lp2p_peer, PROTOCOL, b"hello".to_vec()).await;
             assert_eq!(answer, b"lp2p:hello");
-            let answer = rust_request(control.clone(), lp2p_peer, data_for_rust).await;
+            let answer = rust_request(control.clone(), lp2p_peer, PROTOCOL, data_for_rust).await;
             assert!(answer.len() == BULK + 5 && answer[5..] == data[..], "bulk");
             let many = (0..64u32).map(|i| {
                 let control = control.clone();
                 async move {
                     let request = i.to_be_bytes().to_vec();
-                    let answer = rust_request(control, lp2p_peer, request.clone()).await;
+                    let answer = rust_request(control, lp2p_peer, PROTOCOL, request.clone()).await;
                     assert_eq!(answer[5..], request[..]);
                 }
             });
@@ -230,7 +104,7 @@ fn exchange(
         .expect("in time");
     });
     // rust-libp2p's ping behaviour pings us every 200 ms.
-    let pinged = wait_report(rt, rust, |r| match r {
+    let pinged = rust.wait_report(rt, |r| match r {
         SwarmReport::Pinged(peer) => Some(peer),
         _ => None,
     });
@@ -242,10 +116,7 @@ fn lp2p_dials_rust_libp2p_over_quic() {
     init_tracing();
     let rt = tokio_runtime();
     let mut rust = start_rust_peer(&rt, true);
-    let rust_addr = wait_report(&rt, &mut rust, |r| match r {
-        SwarmReport::Listening(addr) => Some(addr),
-        _ => None,
-    });
+    let rust_addr = rust.listen_addr(&rt);
     let (host, ping) = run("lp2p host", lp2p_host(false));
     let conn = run("lp2p dials rust-libp2p", async {
         host.connect(rust.peer, vec![rust_addr.clone()])
@@ -255,10 +126,7 @@ fn lp2p_dials_rust_libp2p_over_quic() {
     assert_eq!(conn.transport(), "quic");
     assert_eq!(conn.security_protocol(), "/tls/1.0.0");
     assert_eq!(conn.muxer_protocol(), "quic-v1");
-    let (seen, _) = wait_report(&rt, &mut rust, |r| match r {
-        SwarmReport::Connected(peer, addr) => Some((peer, addr)),
-        _ => None,
-    });
+    let (seen, _) = rust.connected(&rt);
     assert_eq!(seen, host.local_peer_id(), "rust-libp2p sees our peer id");
     exchange(&rt, &mut rust, &host, &ping);
     assert_eq!(host.connections(&rust.peer).len(), 1);
@@ -281,28 +149,19 @@ fn rust_libp2p_dials_lp2p_over_quic() {
                 .with(libp2p::multiaddr::Protocol::P2p(lp2p_peer)),
         )
         .expect("swarm task alive");
-    let (seen, remote) = wait_report(&rt, &mut rust, |r| match r {
-        SwarmReport::Connected(peer, addr) => Some((peer, addr)),
-        _ => None,
-    });
+    let (seen, remote) = rust.connected(&rt);
     assert_eq!(seen, lp2p_peer);
     assert!(
         remote.to_string().starts_with(&listen.to_string()),
         "{remote}"
     );
-    run("lp2p sees the inbound QUIC connection", async {
-        loop {
-            if let Some(HostEvent::Connected {
-                peer, connection, ..
-            }) = events.next().await
-            {
-                assert_eq!(peer, rust.peer);
-                assert_eq!(connection.direction().to_string(), "in");
-                assert_eq!(connection.transport(), "quic");
-                break;
-            }
-        }
-    });
+    let connection = run(
+        "lp2p sees the inbound QUIC connection",
+        next_connected(&mut events),
+    );
+    assert_eq!(connection.peer(), rust.peer);
+    assert_eq!(connection.direction().to_string(), "in");
+    assert_eq!(connection.transport(), "quic");
     exchange(&rt, &mut rust, &host, &ping);
     run("close", host.close());
 }
@@ -312,10 +171,7 @@ fn lp2p_dialing_rust_libp2p_under_the_wrong_peer_id_fails() {
     init_tracing();
     let rt = tokio_runtime();
     let mut rust = start_rust_peer(&rt, true);
-    let rust_addr = wait_report(&rt, &mut rust, |r| match r {
-        SwarmReport::Listening(addr) => Some(addr),
-        _ => None,
-    });
+    let rust_addr = rust.listen_addr(&rt);
     let transport = QuicTransport::default();
     let ctx = lp2p_core::TransportContext::new(
         lp2p_core::Keypair::generate_ed25519(),
