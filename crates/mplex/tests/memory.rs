@@ -4,7 +4,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p_core::{Keypair, MuxerUpgrader, Role, RuntimeHandle, SecureConnection};
@@ -33,15 +32,8 @@ fn pair_with(
     )
 }
 
-fn pair() -> (Arc<MplexConnection>, Arc<MplexConnection>) {
-    pair_with(MplexConfig::default(), MplexConfig::default())
-}
-
-#[test]
-fn thousand_streams_of_64_kib_both_ways() {
-    let (d, l) = pair();
-    run(common::many_streams_both_ways(d, l, 1000, 64 * 1024));
-}
+// The scenarios every transport runs (tests/common), over this file's `pair_with`.
+common::transport_tests!(pair_with);
 
 #[test]
 fn many_streams_with_small_frames_and_a_tight_connection_cap() {
@@ -53,55 +45,6 @@ fn many_streams_with_small_frames_and_a_tight_connection_cap() {
         .with_max_send_buffer(8 * 1024);
     let (d, l) = pair_with(config.clone(), config);
     run(common::many_streams_both_ways(d, l, 100, 100_000));
-}
-
-#[test]
-fn half_close() {
-    let (d, l) = pair();
-    run(common::half_close(d, l));
-}
-
-#[test]
-fn reset() {
-    let (d, l) = pair();
-    run(common::reset(d, l));
-}
-
-#[test]
-fn close_wakes_every_stream() {
-    let (d, l) = pair();
-    run(common::close_wakes_every_stream(d, l));
-}
-
-#[test]
-fn drop_half_closes() {
-    let (d, l) = pair();
-    run(common::drop_half_closes(d, l));
-}
-
-#[test]
-fn overflow_resets_only_that_stream() {
-    let (d, l) = pair_with(
-        MplexConfig::default(),
-        MplexConfig::default()
-            .with_max_stream_buffer(256 * 1024)
-            .with_stall_timeout(Duration::from_millis(100)),
-    );
-    run(common::overflow_resets_only_that_stream(d, l));
-}
-
-#[test]
-fn late_reader_is_not_reset() {
-    // A stall timeout beyond any scheduling delay of a loaded machine (the default is 5 s).
-    let config = MplexConfig::default().with_stall_timeout(Duration::from_secs(120));
-    let (d, l) = pair_with(MplexConfig::default(), config);
-    run(common::late_reader_is_not_reset(d, l));
-}
-
-#[test]
-fn dropping_the_connection_closes_it() {
-    let (d, l) = pair();
-    run(common::dropping_the_connection_closes_it(d, l));
 }
 
 #[test]
@@ -170,25 +113,4 @@ fn connection_task_ends_with_the_connection() {
         drop((d, l));
         common::wait_until(|| rt.live_tasks() == 0).await;
     });
-}
-
-#[test]
-fn unread_stream_does_not_stall_the_others() {
-    // A stall timeout far beyond the scenario's timeout: only a connection that keeps
-    // reading for the other streams passes.
-    let config = MplexConfig::default()
-        .with_max_stream_buffer(256 * 1024)
-        .with_stall_timeout(Duration::from_secs(3600));
-    let (d, l) = pair_with(MplexConfig::default(), config);
-    run(common::unread_stream_does_not_stall_the_others(d, l));
-}
-
-#[test]
-fn slow_reader_is_waited_for() {
-    let config = MplexConfig::default()
-        .with_max_connection_buffer(1024 * 1024)
-        .with_max_stream_buffer(256 * 1024)
-        .with_reader_grace(Duration::from_secs(60));
-    let (d, l) = pair_with(MplexConfig::default(), config);
-    run(common::slow_reader_is_waited_for(d, l));
 }

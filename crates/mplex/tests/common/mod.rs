@@ -409,3 +409,107 @@ pub(crate) async fn unread_stream_does_not_stall_the_others(
     assert_eq!(stats(&listener).streams_overflowed, 1);
     drop(held);
 }
+
+/// The `#[test]` functions every transport runs, one per scenario above. `$pair_with` is the
+/// test file's `fn(dialer: MplexConfig, listener: MplexConfig) -> (Arc<MplexConnection>,
+/// Arc<MplexConnection>)` that connects two mplex connections over its transport; the test
+/// names are the same in every file.
+macro_rules! transport_tests {
+    ($pair_with:ident) => {
+        fn pair() -> (
+            ::std::sync::Arc<::lp2p_mplex::MplexConnection>,
+            ::std::sync::Arc<::lp2p_mplex::MplexConnection>,
+        ) {
+            $pair_with(
+                ::lp2p_mplex::MplexConfig::default(),
+                ::lp2p_mplex::MplexConfig::default(),
+            )
+        }
+
+        #[test]
+        fn thousand_streams_of_64_kib_both_ways() {
+            let (d, l) = pair();
+            $crate::common::run($crate::common::many_streams_both_ways(
+                d,
+                l,
+                1000,
+                64 * 1024,
+            ));
+        }
+
+        #[test]
+        fn half_close() {
+            let (d, l) = pair();
+            $crate::common::run($crate::common::half_close(d, l));
+        }
+
+        #[test]
+        fn reset() {
+            let (d, l) = pair();
+            $crate::common::run($crate::common::reset(d, l));
+        }
+
+        #[test]
+        fn close_wakes_every_stream() {
+            let (d, l) = pair();
+            $crate::common::run($crate::common::close_wakes_every_stream(d, l));
+        }
+
+        #[test]
+        fn drop_half_closes() {
+            let (d, l) = pair();
+            $crate::common::run($crate::common::drop_half_closes(d, l));
+        }
+
+        #[test]
+        fn overflow_resets_only_that_stream() {
+            let (d, l) = $pair_with(
+                ::lp2p_mplex::MplexConfig::default(),
+                ::lp2p_mplex::MplexConfig::default()
+                    .with_max_stream_buffer(256 * 1024)
+                    .with_stall_timeout(::std::time::Duration::from_millis(100)),
+            );
+            $crate::common::run($crate::common::overflow_resets_only_that_stream(d, l));
+        }
+
+        #[test]
+        fn late_reader_is_not_reset() {
+            // A stall timeout beyond any scheduling delay of a loaded machine (the default is
+            // 5 s).
+            let config = ::lp2p_mplex::MplexConfig::default()
+                .with_stall_timeout(::std::time::Duration::from_secs(120));
+            let (d, l) = $pair_with(::lp2p_mplex::MplexConfig::default(), config);
+            $crate::common::run($crate::common::late_reader_is_not_reset(d, l));
+        }
+
+        #[test]
+        fn dropping_the_connection_closes_it() {
+            let (d, l) = pair();
+            $crate::common::run($crate::common::dropping_the_connection_closes_it(d, l));
+        }
+
+        #[test]
+        fn unread_stream_does_not_stall_the_others() {
+            // A stall timeout far beyond the scenario's timeout: only a connection that keeps
+            // reading for the other streams passes.
+            let config = ::lp2p_mplex::MplexConfig::default()
+                .with_max_stream_buffer(256 * 1024)
+                .with_stall_timeout(::std::time::Duration::from_secs(3600));
+            let (d, l) = $pair_with(::lp2p_mplex::MplexConfig::default(), config);
+            $crate::common::run($crate::common::unread_stream_does_not_stall_the_others(
+                d, l,
+            ));
+        }
+
+        #[test]
+        fn slow_reader_is_waited_for() {
+            let config = ::lp2p_mplex::MplexConfig::default()
+                .with_max_connection_buffer(1024 * 1024)
+                .with_max_stream_buffer(256 * 1024)
+                .with_reader_grace(::std::time::Duration::from_secs(60));
+            let (d, l) = $pair_with(::lp2p_mplex::MplexConfig::default(), config);
+            $crate::common::run($crate::common::slow_reader_is_waited_for(d, l));
+        }
+    };
+}
+pub(crate) use transport_tests;
