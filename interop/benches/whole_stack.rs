@@ -15,7 +15,13 @@
 //!
 //! Run with `cargo bench --bench whole_stack` in interop/ (release builds of both stacks;
 //! `LP2P_NODE` may name a prebuilt lp2p-node). `WHOLE_STACK_ROUNDS` (default 5) sets the
-//! number of rounds.
+//! number of rounds, `WHOLE_STACK_PERF_MIB` (default 256) the perf size.
+//!
+//! `WHOLE_STACK_RTT_MS=N` puts a delaying relay (`whole_stack/delay.rs`) in front of each
+//! server address, so that every round trip costs N ms: the setup figures then show what a
+//! handshake's round trips cost (QUIC's one against TCP + noise's several), which loopback's
+//! near-zero round trip hides. Throughput through the relay says little (a window-bound
+//! transfer over a user-space relay); use a small `WHOLE_STACK_PERF_MIB` with it.
 
 #![allow(clippy::print_stdout)]
 
@@ -25,10 +31,31 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
+#[path = "whole_stack/delay.rs"]
+mod delay;
+
 /// MiB each way in one perf exchange: long enough that setup is noise.
 const PERF_MIB: u64 = 256;
 /// Connections per conn-bench run.
 const CONNS: &str = "200";
+
+/// `addr` with its TCP or UDP port replaced by a delaying relay's (see [`delay`]).
+fn relayed(addr: &str, rtt: std::time::Duration) -> String {
+    let mut parts: Vec<String> = addr.split('/').map(str::to_owned).collect();
+    let at = parts
+        .iter()
+        .position(|p| p == "tcp" || p == "udp")
+        .expect("a TCP or UDP address");
+    let port: u16 = parts[at + 1].parse().expect("a port");
+    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let relay = if parts[at] == "tcp" {
+        delay::tcp(upstream, rtt)
+    } else {
+        delay::udp(upstream, rtt)
+    };
+    parts[at + 1] = relay.port().to_string();
+    parts.join("/")
+}
 
 struct Server {
     child: Child,
@@ -122,8 +149,8 @@ struct Samples {
     first_ping_ms: Vec<f64>,
 }
 
-fn round(bin: &Path, addr: &str, samples: &mut Samples) {
-    let bytes = (PERF_MIB << 20).to_string();
+fn round(perf_mib: u64, bin: &Path, addr: &str, samples: &mut Samples) {
+    let bytes = (perf_mib << 20).to_string();
     let perf = run(
         bin,
         &[
@@ -138,7 +165,7 @@ fn round(bin: &Path, addr: &str, samples: &mut Samples) {
     );
     let seconds = perf["seconds"].as_f64().expect("seconds");
     #[allow(clippy::cast_precision_loss)]
-    samples.perf_mib_s.push((2 * PERF_MIB) as f64 / seconds);
+    samples.perf_mib_s.push((2 * perf_mib) as f64 / seconds);
     let conns = run(bin, &["conn-bench", "--addr", addr, "--count", CONNS]);
     samples
         .conns_per_sec
@@ -160,7 +187,27 @@ fn main() {
         .unwrap_or(5);
     let lp2p = lp2p_interop::lp2p_node_binary(true);
     let rust = PathBuf::from(env!("CARGO_BIN_EXE_rust-libp2p-node"));
-    let (lp2p_server, rust_server) = (Server::start(&lp2p), Server::start(&rust));
+    let (mut lp2p_server, mut rust_server) = (Server::start(&lp2p), Server::start(&rust));
+    let perf_mib: u64 = std::env::var("WHOLE_STACK_PERF_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PERF_MIB);
+    let rtt_ms: Option<u64> = std::env::var("WHOLE_STACK_RTT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&ms| ms > 0);
+    let link = match rtt_ms {
+        Some(ms) => format!("127.0.0.1 via a relay adding {ms} ms RTT"),
+        None => "127.0.0.1".to_owned(),
+    };
+    if let Some(ms) = rtt_ms {
+        let rtt = std::time::Duration::from_millis(ms);
+        for server in [&mut lp2p_server, &mut rust_server] {
+            for addr in [&mut server.tcp, &mut server.quic, &mut server.ws] {
+                *addr = relayed(addr, rtt);
+            }
+        }
+    }
     // [lp2p TCP, rust TCP, lp2p QUIC, rust QUIC, lp2p WebSocket, rust WebSocket]
     let cells: [(&Path, &str); 6] = [
         (&lp2p, &lp2p_server.tcp),
@@ -175,7 +222,7 @@ fn main() {
         for k in 0..cells.len() {
             let cell = (i + k) % cells.len();
             let (bin, addr) = cells[cell];
-            round(bin, addr, &mut samples[cell]);
+            round(perf_mib, bin, addr, &mut samples[cell]);
         }
         println!("round {} of {rounds} done", i + 1);
     }
@@ -190,7 +237,7 @@ fn main() {
         })
         .collect();
     let names = [
-        format!("perf, MiB/s ({PERF_MIB} MiB up + {PERF_MIB} MiB down)"),
+        format!("perf, MiB/s ({perf_mib} MiB up + {perf_mib} MiB down)"),
         "connections per second (dial + upgrade + ping + close)".to_owned(),
         "time to first ping, ms (p50)".to_owned(),
     ];
@@ -212,15 +259,21 @@ fn main() {
         }
     };
     table(
-        "whole stack, TCP 127.0.0.1 + noise + yamux",
+        &format!("whole stack, TCP {link} + noise + yamux"),
         "lp2p",
         "rust-libp2p",
         0,
         1,
     );
-    table("whole stack, QUIC 127.0.0.1", "lp2p", "rust-libp2p", 2, 3);
     table(
-        "whole stack, WebSocket (/ws) 127.0.0.1 + noise + yamux",
+        &format!("whole stack, QUIC {link}"),
+        "lp2p",
+        "rust-libp2p",
+        2,
+        3,
+    );
+    table(
+        &format!("whole stack, WebSocket (/ws) {link} + noise + yamux"),
         "lp2p",
         "rust-libp2p",
         4,

@@ -23,7 +23,9 @@
 //! `--history-gossip`, `--heartbeat-ms`, `--message-id spec|native` (native: rust-libp2p's
 //! default id, base58 author + decimal seqno; spec: author bytes + 8-byte seqno), and
 //! `--trace-control` prints a `control` event per received control message. Message events
-//! carry the message id in hex (`id`).
+//! carry the message id in hex (`id`). `--ping-interval-ms MS` sets the time between pings of
+//! a connection (default 200 ms, quick for the ping tests; the Kademlia network bench sets
+//! rust-libp2p's and lp2p's default, 15 s, so 50 nodes do not spend the machine on pings).
 //!
 //! `--mdns` (listen, dial) runs `libp2p-mdns` (IPv4, its defaults) and prints
 //! `{"event":"discovered","peer":..,"addrs":[..]}` once per new peer, as lp2p-node does.
@@ -173,6 +175,8 @@ struct Args {
     count: usize,
     seed: Option<u64>,
     timeout: Option<Duration>,
+    /// `--ping-interval-ms`: time between pings of a connection (default 200 ms).
+    ping_ms: Option<u64>,
     ping: Option<u32>,
     echo: Option<String>,
     identify: bool,
@@ -339,6 +343,7 @@ fn parse() -> Result<Args, String> {
             "--history-length" => args.gossip.history_length = Some(number(&mut raw, &flag)?),
             "--history-gossip" => args.gossip.history_gossip = Some(number(&mut raw, &flag)?),
             "--heartbeat-ms" => args.gossip.heartbeat_ms = Some(number(&mut raw, &flag)?),
+            "--ping-interval-ms" => args.ping_ms = Some(number(&mut raw, &flag)?),
             "--message-id" => match value(&mut raw, &flag)?.as_str() {
                 "native" => args.gossip.spec_message_id = false,
                 "spec" => args.gossip.spec_message_id = true,
@@ -418,6 +423,7 @@ fn behaviour(
     tuning: &GossipTuning,
     kad_mode: Option<kad::Mode>,
     mdns: bool,
+    ping_ms: Option<u64>,
 ) -> Behaviour {
     let gossip_config = gossip_config(tuning).unwrap_or_else(|e| fail(e));
     let identify = identify::Behaviour::new(
@@ -439,7 +445,9 @@ fn behaviour(
     Behaviour {
         mdns: Toggle::from(mdns),
         identify: Toggle::from((!bare).then_some(identify)),
-        ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_millis(200))),
+        ping: ping::Behaviour::new(
+            ping::Config::new().with_interval(Duration::from_millis(ping_ms.unwrap_or(200))),
+        ),
         gossipsub: Toggle::from((!bare).then_some(gossipsub)),
         stream: libp2p_stream::Behaviour::new(),
         kad: Toggle::from(kad_mode.map(|mode| {
@@ -531,7 +539,16 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                 .with_quic()
                 .with_other_transport(|k| ws_transport(k, args))
                 .map_err(|e| e.to_string())?
-                .with_behaviour(|k| behaviour(k, args.bare, &args.gossip, args.kad, args.mdns))
+                .with_behaviour(|k| {
+                    behaviour(
+                        k,
+                        args.bare,
+                        &args.gossip,
+                        args.kad,
+                        args.mdns,
+                        args.ping_ms,
+                    )
+                })
                 .map_err(|e| e.to_string())?
                 .with_swarm_config(idle)
                 .build())
