@@ -249,6 +249,24 @@ impl<R: Router> PubSubCore<R> {
         true
     }
 
+    /// Our outbound stream to `peer` was replaced by one on another connection (the one
+    /// carrying it closed while another remains): queues our subscriptions again, as
+    /// go-libp2p does on every new stream, so a peer that reset its state of us when its
+    /// connection closed learns them again. Announcing a subscription twice is harmless.
+    /// Returns false if the peer is not connected.
+    pub fn resend_subscriptions(&mut self, peer: &PeerId) -> bool {
+        let Some(state) = self.shared.peers.get_mut(peer) else {
+            return false;
+        };
+        for topic in &self.shared.subscriptions {
+            state.outbox.push_subscription(topic, true);
+        }
+        if !self.shared.subscriptions.is_empty() {
+            self.shared.mark_ready(*peer);
+        }
+        true
+    }
+
     /// A pubsub peer disconnected. Returns false if it was not connected.
     pub fn remove_peer(&mut self, peer: &PeerId, now: Instant) -> bool {
         if !self.shared.peers.contains_key(peer) {

@@ -23,9 +23,7 @@ use futures::future::{AbortHandle, Abortable, BoxFuture};
 use futures::{FutureExt, StreamExt};
 use lp2p_core::events::{EventBus, EventStream};
 use lp2p_core::{Multiaddr, PeerId, Protocol, RuntimeHandle};
-use lp2p_host::{
-    Connection, ConnectionEvent, ConnectionEvents, ConnectionId, Host, HostStream, WeakHost,
-};
+use lp2p_host::{Connection, ConnectionEvent, ConnectionEvents, Host, HostStream, WeakHost};
 use tracing::{debug, warn};
 
 use subscription::SubscriptionGuard;
@@ -98,7 +96,8 @@ enum Link {
     /// The peer is in the core; its writer is woken through `writer`.
     Ready {
         writer: mpsc::Sender<()>,
-        connection: ConnectionId,
+        /// The connection our stream runs on.
+        connection: Connection,
     },
     /// The peer's last connection closed, but what it delivered may still sit unread in its
     /// inbound streams: the peer stays in the core (its RPCs are still accepted) until its
@@ -690,30 +689,34 @@ impl Inner {
         match event {
             ConnectionEvent::Established(connection) => self.ensure_link(connection),
             ConnectionEvent::Closed {
-                connection: closed,
-                num_remaining,
-                ..
+                connection: closed, ..
             } => {
                 let peer = closed.peer();
                 let connection_id = closed.id();
-                let remaining = if num_remaining > 0 {
-                    self.host.upgrade().and_then(|h| h.connection_to(&peer))
-                } else {
-                    None
-                };
+                // What is connected now, not the event's `num_remaining`: events arrive
+                // late, and a connection that came up meanwhile may already carry the peer's
+                // new streams (retiring the peer would abort their readers and lose what
+                // they carry). Looked up under our lock: a reader of a stream on a newer
+                // connection joins the peer's entry only after that connection is in the
+                // swarm's table, so either we see it here or the reader comes after us and
+                // finds the peer draining (and starts a new link).
+                // (The host handle outlives the guard: its last drop must not run under it.)
+                let host = self.host.upgrade();
                 let mut state = self.lock();
+                let remaining = host.as_ref().and_then(|h| {
+                    h.connections(&peer)
+                        .into_iter()
+                        .find(|c| c.id() != connection_id && !c.is_closed())
+                });
                 let carried = matches!(
                     state.peers.get(&peer),
-                    Some(PeerEntry { link: Link::Ready { connection, .. }, .. }) if *connection == connection_id
+                    Some(PeerEntry { link: Link::Ready { connection, .. }, .. }) if connection.id() == connection_id
                 );
-                if num_remaining == 0 {
-                    self.retire_peer(&mut state, &peer);
-                } else if carried {
+                match remaining {
+                    None => self.retire_peer(&mut state, &peer),
                     // Our stream went down with that connection; another one remains.
-                    match remaining {
-                        Some(connection) => self.move_link(state, connection),
-                        None => self.remove_peer(&mut state, &peer),
-                    }
+                    Some(connection) if carried => self.move_link(state, connection),
+                    Some(_) => {}
                 }
             }
         }
@@ -734,6 +737,7 @@ impl Inner {
         entry.generation = generation;
         entry.link = Link::Moving;
         entry.writing = false;
+        with_core!(&mut state.core, c => c.resend_subscriptions(&peer));
         drop(state);
         debug!(%peer, connection = %connection.id(), "pubsub: link moves to another connection");
         let inner = self.clone();
@@ -818,7 +822,7 @@ impl Inner {
                 &mut entry.link,
                 Link::Ready {
                     writer,
-                    connection: connection.id(),
+                    connection: connection.clone(),
                 },
             ) {
                 Link::Connecting { waiters } => (waiters, false),
@@ -850,15 +854,38 @@ impl Inner {
         Some((stream, notified))
     }
 
+    /// The writer of the link `generation` failed. When its connection went down and
+    /// another to the peer remains, the link moves there (the writer often learns of the
+    /// close before the lifecycle event arrives); otherwise the peer leaves.
     fn link_failed(self: &Arc<Self>, peer: &PeerId, generation: u64) {
+        // Live connections only (the swarm may not have dropped the failed one yet), looked
+        // up under our lock as in the close event's handling.
+        let host = self.host.upgrade();
         let mut state = self.lock();
+        let live: Vec<Connection> = host
+            .as_ref()
+            .map(|h| h.connections(peer))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| !c.is_closed())
+            .collect();
         // A draining link's writer failing is expected: its connection is gone.
-        if state
-            .peers
-            .get(peer)
-            .is_some_and(|e| e.generation == generation && !matches!(e.link, Link::Draining))
-        {
-            self.remove_peer(&mut state, peer);
+        let carried_by = match state.peers.get(peer) {
+            Some(e) if e.generation == generation => match &e.link {
+                Link::Ready { connection, .. } => Some(connection.clone()),
+                Link::Draining => return,
+                Link::Connecting { .. } | Link::Moving => None,
+            },
+            _ => return,
+        };
+        // Only when the link's own connection is gone: a peer that resets our stream on a
+        // live connection is not asked again on another one.
+        let next = carried_by
+            .filter(Connection::is_closed)
+            .and_then(|carried| live.into_iter().find(|c| c.id() != carried.id()));
+        match next {
+            Some(connection) => self.move_link(state, connection),
+            None => self.remove_peer(&mut state, peer),
         }
     }
 
