@@ -267,17 +267,6 @@ impl Samples {
     }
 }
 
-/// The peer id of the Ed25519 key `--key-seed seed` would give (a peer in no network).
-fn peer_of_seed(seed: u64) -> String {
-    let mut secret = [0u8; 32];
-    secret[..8].copy_from_slice(&seed.to_le_bytes());
-    libp2p::identity::Keypair::ed25519_from_bytes(secret)
-        .expect("ed25519 key")
-        .public()
-        .to_peer_id()
-        .to_string()
-}
-
 /// The `p` quantile (0..=1) of `values`, nearest rank; NaN if empty.
 fn quantile(values: &[f64], p: f64) -> f64 {
     let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
@@ -388,7 +377,7 @@ fn main() {
     }
     println!("find-peer done");
     for (k, &(from, _)) in finds.iter().enumerate() {
-        let target = peer_of_seed(ABSENT_SEED_BASE + k as u64);
+        let target = lp2p_interop::peer_of_seed(ABSENT_SEED_BASE + k as u64);
         for x in [k % 2, 1 - k % 2] {
             let (elapsed, event) = networks[x].nodes[from].timed(
                 &format!("kad-find-peer {target}"),

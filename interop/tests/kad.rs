@@ -597,14 +597,7 @@ fn js_dials_lp2p_every_operation() {
     let (got, _) = run("lp2p get", kad_b.get_value(b"/interop/from-js".to_vec()))
         .expect("lp2p gets js's record");
     assert_eq!(got.value, b"four");
-    let js_peer: PeerId = {
-        let mut secret = [0u8; 32];
-        secret[..8].copy_from_slice(&js_seed.to_le_bytes());
-        libp2p::identity::Keypair::ed25519_from_bytes(secret)
-            .expect("ed25519 key")
-            .public()
-            .to_peer_id()
-    };
+    let js_peer: PeerId = lp2p_interop::seed_keypair(js_seed).public().to_peer_id();
     let (providers, _) = run(
         "lp2p find providers",
         kad_a.get_providers(lp2p_kad::sha256_multihash(b"content-js")),

@@ -30,6 +30,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lp2p_interop::peer_of_seed;
 use lp2p_interop::peers::{self, Implementation, Peer, Programs};
 use serde_json::Value;
 
@@ -120,6 +121,17 @@ impl Network {
         node.send_line(line)?;
         node.wait_for(|e| e["event"] == "kad" && (e["op"] == op || e["ok"] == false))
     }
+
+    /// [`kad_line`](Self::kad_line) for an operation whose success is all that matters: the
+    /// failed event, as text, is the error.
+    fn kad_line_ok(&mut self, i: usize, line: &str, op: &str) -> Result<(), String> {
+        let event = self.kad_line(i, line, op)?;
+        if event["ok"] == true {
+            Ok(())
+        } else {
+            Err(event.to_string())
+        }
+    }
 }
 
 /// Runs `dial --addr ENTRY --key-seed SEED ARGS...` with `imp`: its `kad` events, or the
@@ -182,16 +194,6 @@ fn lists(events: &[Value], op: &str, field: &str, want: &str) -> bool {
 
 fn ok(op: &'static str) -> impl Fn(&[Value]) -> bool {
     move |events: &[Value]| events.iter().any(|e| e["op"] == op && e["ok"] == true)
-}
-
-fn peer_of_seed(seed: u64) -> String {
-    let mut secret = [0u8; 32];
-    secret[..8].copy_from_slice(&seed.to_le_bytes());
-    libp2p::identity::Keypair::ed25519_from_bytes(secret)
-        .expect("ed25519 key")
-        .public()
-        .to_peer_id()
-        .to_string()
 }
 
 /// The ordered pairs of different implementations.
@@ -439,14 +441,7 @@ fn six_node_mixed_network_every_operation_across_implementations() {
         let key = format!("/interop/listener-{}", short(imp));
         let value = format!("stdin-{}", short(imp));
         let result = net
-            .kad_line(i, &format!("kad-put {key} {value}"), "put")
-            .and_then(|e| {
-                if e["ok"] == true {
-                    Ok(())
-                } else {
-                    Err(e.to_string())
-                }
-            })
+            .kad_line_ok(i, &format!("kad-put {key} {value}"), "put")
             .and_then(|()| {
                 dial_until(
                     &programs,
@@ -469,14 +464,7 @@ fn six_node_mixed_network_every_operation_across_implementations() {
         let content = format!("content-listener-{}", short(imp));
         let who = net.peer(i);
         let result = net
-            .kad_line(i, &format!("kad-provide {content}"), "provide")
-            .and_then(|e| {
-                if e["ok"] == true {
-                    Ok(())
-                } else {
-                    Err(e.to_string())
-                }
-            })
+            .kad_line_ok(i, &format!("kad-provide {content}"), "provide")
             .and_then(|()| {
                 dial_until(
                     &programs,

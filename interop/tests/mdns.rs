@@ -173,17 +173,6 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The peer id both programs derive from `--key-seed`.
-fn peer_of_seed(seed: u64) -> String {
-    let mut secret = [0u8; 32];
-    secret[..8].copy_from_slice(&seed.to_le_bytes());
-    libp2p::identity::Keypair::ed25519_from_bytes(secret)
-        .unwrap()
-        .public()
-        .to_peer_id()
-        .to_string()
-}
-
 fn listen_args(seed: u64, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "listen",
@@ -204,7 +193,7 @@ fn listen_args(seed: u64, extra: &[&str]) -> Vec<String> {
 
 /// Waits for `node` to discover the peer of `seed`; returns its addresses.
 fn discovered(node: &Node, seed: u64) -> Vec<String> {
-    let peer = peer_of_seed(seed);
+    let peer = lp2p_interop::peer_of_seed(seed);
     let event = node.wait_for(&format!("discovered {peer}"), |v| {
         v["event"] == "discovered" && v["peer"] == peer.as_str()
     });
@@ -255,7 +244,7 @@ fn lp2p_and_rust_libp2p_discover_each_other(bins: &Binaries) -> Outcome {
         found_rust,
         vec![format!(
             "/ip4/10.78.1.2/tcp/{rust_port}/p2p/{}",
-            peer_of_seed(42)
+            lp2p_interop::peer_of_seed(42)
         )]
     );
     // rust-libp2p found lp2p at its link address.
@@ -264,7 +253,7 @@ fn lp2p_and_rust_libp2p_discover_each_other(bins: &Binaries) -> Outcome {
         found_lp2p,
         vec![format!(
             "/ip4/10.78.1.1/tcp/{lp2p_port}/p2p/{}",
-            peer_of_seed(41)
+            lp2p_interop::peer_of_seed(41)
         )]
     );
     // The discovered addresses work, both ways.
@@ -288,7 +277,7 @@ fn rust_libp2p_reads_a_split_answer(bins: &Binaries) -> Outcome {
     let listening = lp2p.wait_for("listening", |v| v["event"] == "listening");
     assert_eq!(strings(&listening["addrs"]).len(), 40);
     let mut all = discovered(&rust, 51);
-    let peer = peer_of_seed(51);
+    let peer = lp2p_interop::peer_of_seed(51);
     while all.len() < 40 {
         let more = rust.wait_for("more addresses", |v| {
             v["event"] == "discovered-addrs" && v["peer"] == peer.as_str()

@@ -364,11 +364,7 @@ fn parse() -> Result<Args, String> {
 fn keypair(seed: Option<u64>) -> identity::Keypair {
     match seed {
         None => identity::Keypair::generate_ed25519(),
-        Some(seed) => {
-            let mut secret = [0u8; 32];
-            secret[..8].copy_from_slice(&seed.to_le_bytes());
-            identity::Keypair::ed25519_from_bytes(secret).expect("32 bytes are an ed25519 key")
-        }
+        Some(seed) => lp2p_interop::seed_keypair(seed),
     }
 }
 
