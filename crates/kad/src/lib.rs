@@ -77,7 +77,6 @@ mod core;
 mod error;
 mod event;
 mod front;
-pub mod ipns;
 pub mod key;
 pub mod proto;
 mod query;
@@ -97,4 +96,5 @@ pub use crate::event::{Counters, Event, Progress, QueryId, QueryResult, QuerySta
 pub use crate::front::{DEFAULT_EVENT_BUFFER, DEFAULT_PROGRESS_BUFFER, Kademlia, Op, QueryHandle};
 pub use crate::query::{Lookup, MAX_CANDIDATES};
 pub use crate::record::Record;
+pub use crate::validator::ipns;
 pub use crate::wire::{ConnectionType, PROTOCOL, PeerInfo, Request, Response};

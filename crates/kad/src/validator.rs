@@ -3,7 +3,7 @@
 //! A [`Validator`] says whether a value is valid for a key (checked on PUT_VALUE before
 //! storing and on every GET_VALUE answer) and which of several valid values is best. The
 //! default, [`NamespacedValidator::default`], knows `/pk/` ([`PublicKeyValidator`]) and
-//! `/ipns/` ([`crate::ipns::IpnsValidator`]) and refuses keys of any other namespace;
+//! `/ipns/` ([`ipns::IpnsValidator`]) and refuses keys of any other namespace;
 //! [`UnknownNamespaces::Accept`] lets any other key through with any value (what an
 //! application-private DHT, or rust-libp2p by default, does).
 
@@ -12,6 +12,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use lp2p_core::{PeerId, PublicKey};
+
+pub mod ipns;
 
 /// Why a record is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,7 +83,7 @@ impl Default for NamespacedValidator {
     fn default() -> Self {
         NamespacedValidator::empty()
             .with("pk", PublicKeyValidator)
-            .with("ipns", crate::ipns::IpnsValidator::default())
+            .with("ipns", ipns::IpnsValidator::default())
     }
 }
 

@@ -22,10 +22,6 @@ const IDENTIFY_WAIT: Duration = Duration::from_secs(10);
 /// A per-operation timeout inside commands that have no --timeout.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(crate) fn with_peer(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
-    lp2p::core::addr::with_peer_id(addr, peer)
-}
-
 fn peer_of(addr: &Multiaddr) -> Result<PeerId, String> {
     lp2p::core::addr::peer_id(addr)
         .ok_or_else(|| format!("the address {addr} must end in /p2p/<peer id>"))
@@ -144,7 +140,7 @@ pub(crate) async fn listen(
     out.emit(&json!({
         "event": "listening",
         "peer_id": me.to_string(),
-        "addrs": host.listen_addrs().iter().map(|a| with_peer(a, me).to_string()).collect::<Vec<_>>(),
+        "addrs": host.listen_addrs().iter().map(|a| lp2p::core::addr::with_peer_id(a, me).to_string()).collect::<Vec<_>>(),
     }));
     print_connection_events(&host, out, true);
     let mdns = if common.mdns {

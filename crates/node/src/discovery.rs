@@ -9,14 +9,14 @@ use lp2p::mdns::{Mdns, MdnsConfig, MdnsEvent};
 use lp2p::{Host, Multiaddr, PeerId};
 use serde_json::{Value, json};
 
-use crate::commands::with_peer;
 use crate::output::Output;
+use lp2p::core::addr::with_peer_id;
 
 fn discovered_event(peer: PeerId, addrs: &[Multiaddr]) -> Value {
     json!({
         "event": "discovered",
         "peer": peer.to_string(),
-        "addrs": addrs.iter().map(|a| with_peer(a, peer).to_string()).collect::<Vec<_>>(),
+        "addrs": addrs.iter().map(|a| with_peer_id(a, peer).to_string()).collect::<Vec<_>>(),
     })
 }
 

@@ -66,6 +66,7 @@
 mod addr;
 mod config;
 mod connection;
+mod driver;
 mod endpoint;
 mod error;
 mod punch;
@@ -80,7 +81,8 @@ pub use config::{
     DEFAULT_MAX_PENDING_INCOMING, DEFAULT_SEND_WINDOW, DEFAULT_SOCKET_BUFFER_SIZE,
     DEFAULT_STREAM_RECEIVE_WINDOW, QuicConfig,
 };
-pub use connection::{CLOSE_NORMAL, CLOSE_REFUSED, QuicConnection, STREAM_RESET};
+pub use connection::QuicConnection;
+pub use driver::{CLOSE_NORMAL, CLOSE_REFUSED, STREAM_RESET};
 pub use error::QuicError;
 pub use stats::QuicStats;
 pub use stream::QuicStream;

@@ -8,7 +8,7 @@ use futures::io::{AsyncRead, AsyncWrite};
 use lp2p_core::Stream;
 use quinn_proto::{FinishError, ReadError, ReadableError, StreamId, VarInt, WriteError};
 
-use crate::connection::{ConnRef, STREAM_RESET, connection_io_error};
+use crate::driver::{ConnRef, STREAM_RESET, connection_io_error};
 
 /// A bidirectional stream of a [`QuicConnection`](crate::QuicConnection).
 ///

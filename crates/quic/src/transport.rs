@@ -16,7 +16,8 @@ use quinn_proto::{ConnectionError, ServerConfig, TransportConfig, TransportError
 
 use crate::addr::{QuicAddr, parse, to_multiaddr};
 use crate::config::QuicConfig;
-use crate::connection::{CLOSE_REFUSED, ConnRef, ConnShared, QuicConnection};
+use crate::connection::QuicConnection;
+use crate::driver::{CLOSE_REFUSED, ConnRef, ConnShared};
 use crate::endpoint::{Endpoint, EndpointHandle};
 use crate::error::{MUXER_PROTOCOL, QuicError};
 use crate::punch;

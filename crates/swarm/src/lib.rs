@@ -73,6 +73,7 @@ pub mod config;
 mod connection;
 pub mod core;
 mod dial;
+mod direction;
 mod driver;
 mod error;
 mod events;
@@ -86,7 +87,8 @@ mod upgrade;
 
 pub use candidates::{MAX_RESOLVE_ROUNDS, MAX_RESOLVED_ADDRS};
 pub use config::SwarmConfig;
-pub use connection::{CloseReason, Connection, ConnectionId, Direction};
+pub use connection::{CloseReason, Connection, ConnectionId};
+pub use direction::Direction;
 pub use error::{DialAttempt, LimitKind, Stage, SwarmError};
 pub use events::SwarmEvent;
 pub use gate::{AllowDenyList, ConnectionGate, Denied, GateStage, IpSubnet, SubnetParseError};

@@ -96,11 +96,11 @@ impl WsError {
     /// connection.
     pub fn close_code(&self) -> u16 {
         match self {
-            WsError::TextFrame => crate::frame::close_code::UNSUPPORTED_DATA,
+            WsError::TextFrame => crate::close_code::UNSUPPORTED_DATA,
             WsError::FrameTooLarge { .. } | WsError::MessageTooLarge { .. } => {
-                crate::frame::close_code::TOO_BIG
+                crate::close_code::TOO_BIG
             }
-            _ => crate::frame::close_code::PROTOCOL_ERROR,
+            _ => crate::close_code::PROTOCOL_ERROR,
         }
     }
 }

@@ -23,18 +23,6 @@ pub const MAX_HEADER_LEN: usize = 14;
 /// The longest payload of a control frame (ping, pong, close), RFC 6455 section 5.5.
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
-/// Close status codes of RFC 6455 section 7.4.1 that we send.
-pub mod close_code {
-    /// Normal closure.
-    pub const NORMAL: u16 = 1000;
-    /// The endpoint saw a protocol error.
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    /// The endpoint received a type of data it cannot accept (a text frame).
-    pub const UNSUPPORTED_DATA: u16 = 1003;
-    /// A message too big to process.
-    pub const TOO_BIG: u16 = 1009;
-}
-
 /// A frame's opcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpCode {

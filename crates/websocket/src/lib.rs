@@ -54,6 +54,7 @@
 //! ```
 
 pub mod addr;
+pub mod close_code;
 mod config;
 mod connection;
 mod error;

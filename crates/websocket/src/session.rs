@@ -5,8 +5,9 @@
 //! clock.
 
 use crate::WsError;
+use crate::close_code;
 use crate::config::Limits;
-use crate::frame::{Header, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, apply_mask, close_code};
+use crate::frame::{Header, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, apply_mask};
 
 /// Which end of the connection we are: a client masks what it sends and expects unmasked
 /// frames, a server the opposite (RFC 6455 section 5.1).

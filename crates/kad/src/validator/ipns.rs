@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lp2p_core::{Keypair, PeerId, PublicKey};
 use prost::Message as _;
 
-use crate::validator::{InvalidRecord, Validator};
+use super::{InvalidRecord, Validator};
 
 /// The largest record accepted, as the spec requires implementations to support (and
 /// allows them to refuse beyond).
