@@ -52,6 +52,7 @@
     warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
 )]
 
+mod aead;
 mod codec;
 mod config;
 mod crypto;
