@@ -42,8 +42,9 @@ pub(crate) const MAX_RECV_BATCHES_PER_POLL: usize = 16;
 /// Where the endpoint delivers the events of one connection (implemented by the connection
 /// shell; a trait so the endpoint module does not depend on the connection module).
 pub(crate) trait EventSink: Send + Sync {
-    /// Hands a datagram or an endpoint-issued event to the connection.
-    fn deliver(&self, event: ConnectionEvent);
+    /// Hands datagrams or endpoint-issued events to the connection, all under one lock
+    /// and with one wake-up of its task.
+    fn deliver(&self, events: &mut dyn Iterator<Item = ConnectionEvent>);
 }
 
 /// The shared part of an endpoint.
@@ -484,6 +485,21 @@ impl EndpointDriver {
         }
     }
 
+    /// Hands the routed events to their connections, one call per run of events for the
+    /// same connection (usually the whole batch: one lock and one wake-up, not one per
+    /// datagram).
+    fn deliver(&mut self) {
+        let mut events = self.deliveries.drain(..).peekable();
+        while let Some((conn, first)) = events.next() {
+            let mut run = std::iter::once(first).chain(std::iter::from_fn(|| {
+                events
+                    .next_if(|(next, _)| Arc::ptr_eq(next, &conn))
+                    .map(|(_, event)| event)
+            }));
+            conn.deliver(&mut run);
+        }
+    }
+
     fn shut_down(&mut self) {
         let endpoint = &*self.endpoint;
         let mut state = endpoint.lock();
@@ -524,9 +540,7 @@ impl Future for EndpointDriver {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(count)) => {
                     this.route(count);
-                    for (conn, event) in this.deliveries.drain(..) {
-                        conn.deliver(event);
-                    }
+                    this.deliver();
                 }
                 Poll::Ready(Err(err)) => {
                     tracing::warn!(
