@@ -25,6 +25,12 @@ use crate::stats::Counters;
 /// and delay the acknowledgements and timers handled between sends.
 pub(crate) const MAX_TRANSMIT_SEGMENTS: usize = 10;
 
+/// Bytes of one GSO send, at most: the kernel takes the batch as one UDP datagram, whose
+/// payload IPv4 caps at 65 507 bytes, and refuses a larger one (after which quinn-udp turns
+/// GSO off for the socket). Binds when packets are large (loopback, see
+/// [`DEFAULT_LOOPBACK_MTU`](crate::DEFAULT_LOOPBACK_MTU)).
+pub(crate) const MAX_TRANSMIT_BYTES: usize = 65_000;
+
 /// Datagrams sent per wake-up of a connection task before it yields, so one busy connection
 /// cannot hold a thread: the others (and this one's receive path) get their turn.
 pub(crate) const MAX_TRANSMIT_DATAGRAMS_PER_POLL: usize = 40;
@@ -365,11 +371,14 @@ impl Driver {
     /// [`MAX_TRANSMIT_DATAGRAMS_PER_POLL`] datagrams; true when it stopped at that cap with
     /// more to send.
     fn fill(&mut self, state: &mut ConnState, now: Instant) -> bool {
+        let mtu = usize::from(state.conn.current_mtu());
         let max_segments = self
             .endpoint
             .socket()
             .max_transmit_segments()
-            .clamp(1, MAX_TRANSMIT_SEGMENTS);
+            .clamp(1, MAX_TRANSMIT_SEGMENTS)
+            .min(MAX_TRANSMIT_BYTES.checked_div(mtu).unwrap_or(1))
+            .max(1);
         let mut taken = 0usize;
         while taken < MAX_TRANSMIT_DATAGRAMS_PER_POLL {
             let mut buf = self.spare.pop().unwrap_or_default();
