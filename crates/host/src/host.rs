@@ -486,6 +486,12 @@ impl Host {
     }
 
     /// Opens a stream on a given connection for the first of `protocols` the peer supports.
+    ///
+    /// With one protocol that the peer announced (identify put it in the peerstore), the
+    /// negotiation is lazy: this returns at once and the proposal travels with the first
+    /// bytes written, saving a round trip; should the peer refuse after all, the first read
+    /// or write fails with "no common protocol". Otherwise it waits for the peer's answer
+    /// and an unsupported protocol is [`HostError::ProtocolNotSupported`].
     pub async fn new_stream_on<I>(
         &self,
         conn: &Connection,
@@ -501,7 +507,7 @@ impl Host {
         }
         let peer = conn.peer();
         let raw = conn.open_stream().await?;
-        let negotiation = dialer_select(raw, offered.clone(), Version::V1);
+        let negotiation = dialer_select(raw, offered.clone(), self.select_version(&peer, &offered));
         let after = self.inner.config.negotiation_timeout;
         match self.inner.runtime.timeout(after, negotiation).await {
             Ok(Ok((protocol, io))) => Ok(HostStream::new(io, protocol, conn.clone())),
@@ -518,6 +524,27 @@ impl Host {
                 offered,
                 after,
             }),
+        }
+    }
+
+    /// How to negotiate `offered` with `peer` (decision D25): lazily (the proposal and the
+    /// first application bytes in one packet, no round trip) when we offer one protocol and
+    /// the peer announced it (identify stored it in the peerstore), as go-libp2p does; with
+    /// the full round trip otherwise, so an unsupported protocol is still reported as
+    /// [`HostError::ProtocolNotSupported`] before any data is written.
+    fn select_version(&self, peer: &PeerId, offered: &[ProtocolId]) -> Version {
+        match offered {
+            [only]
+                if !self
+                    .inner
+                    .swarm
+                    .peerstore()
+                    .supports_protocols(peer, std::slice::from_ref(only))
+                    .is_empty() =>
+            {
+                Version::V1Lazy
+            }
+            _ => Version::V1,
         }
     }
 

@@ -539,7 +539,9 @@ fn a_push_with_a_foreign_key_changes_nothing() {
         s.write_all(&framed(&answer_from(&stranger, &["/ip4/6.6.6.6/tcp/1"])))
             .await
             .unwrap();
-        s.close().await.unwrap();
+        // A refuses the push by resetting the stream, which may reach B while its (lazy)
+        // close still waits for A's negotiation answer: then the close fails, rightly.
+        let _ = s.close().await;
         loop {
             if id_a.stats().failed >= 1 {
                 break;
@@ -647,14 +649,22 @@ fn a_peer_gets_two_pushes_in_flight_at_most() {
             .await
             .unwrap();
         identified(&mut ev_a, b.local_peer_id()).await;
-        // B opens three push streams by hand and sends nothing yet.
+        // B opens three push streams by hand and sends nothing yet. A announced push, so the
+        // negotiation is lazy: flushing sends the proposal, which makes the stream reach A.
         let mut streams = Vec::new();
         for _ in 0..2 {
-            let s = b.new_stream(&a.local_peer_id(), [PUSH_PROTOCOL]).await;
-            streams.push(s.unwrap());
+            let mut s = b
+                .new_stream(&a.local_peer_id(), [PUSH_PROTOCOL])
+                .await
+                .unwrap();
+            s.flush().await.unwrap();
+            streams.push(s);
         }
         // (The reset may arrive during negotiation or after it.)
-        let third = b.new_stream(&a.local_peer_id(), [PUSH_PROTOCOL]).await;
+        let mut third = b.new_stream(&a.local_peer_id(), [PUSH_PROTOCOL]).await;
+        if let Ok(s) = third.as_mut() {
+            let _ = s.flush().await;
+        }
         // The third is reset and counted as failed.
         while id_a.stats().failed == 0 {
             a.runtime().sleep(Duration::from_millis(10)).await;

@@ -286,6 +286,63 @@ fn lazy_close_sends_the_pending_negotiation() {
     });
 }
 
+/// A lazy dialer's close sends its end of the stream at once, then waits for the listener's
+/// answer: a stream dropped right after `close` no longer meets the answer as unread data (a
+/// muxer resets such a stream, which could cost the listener what it had not read yet).
+#[test]
+fn lazy_close_waits_for_the_answer_and_keeps_what_follows() {
+    run(async {
+        let (a, b) = pipe();
+        let dialer = async {
+            let (_, mut io) = dialer_select(a, ["/rr/1"], Version::V1Lazy).await.unwrap();
+            io.write_all(b"request").await.unwrap();
+            assert!(!io.is_confirmed());
+            io.close().await.unwrap();
+            assert!(io.is_confirmed(), "close returned before the answer");
+            let mut reply = Vec::new();
+            io.read_to_end(&mut reply).await.unwrap();
+            assert_eq!(reply, b"reply");
+        };
+        let listener = async {
+            let (_, mut io) = listener_select(b, ["/rr/1"]).await.unwrap();
+            // The request ends with the dialer's close, before the dialer saw our answer.
+            let mut request = Vec::new();
+            io.read_to_end(&mut request).await.unwrap();
+            assert_eq!(request, b"request");
+            io.write_all(b"reply").await.unwrap();
+            io.close().await.unwrap();
+        };
+        futures::join!(dialer, listener);
+    });
+}
+
+/// A refusal that arrives while a lazy dialer closes fails the close.
+#[test]
+fn lazy_close_reports_a_refusal() {
+    run(async {
+        let (a, b) = pipe();
+        let dialer = async {
+            let (_, mut io) = dialer_select(a, ["/nope/1"], Version::V1Lazy)
+                .await
+                .unwrap();
+            let err = io.close().await.unwrap_err();
+            let inner = err.get_ref().unwrap().downcast_ref::<MultiselectError>();
+            assert!(
+                matches!(inner, Some(MultiselectError::NoCommonProtocol { .. })),
+                "{err:?}"
+            );
+            // Closing again does not change the verdict for reads.
+            let mut buf = [0u8; 1];
+            assert!(io.read(&mut buf).await.is_err());
+        };
+        let listener = async {
+            // `na`, then the dialer's end of the stream.
+            assert!(listener_select(b, ["/other/1"]).await.is_err());
+        };
+        futures::join!(dialer, listener);
+    });
+}
+
 #[test]
 fn lazy_large_first_write_is_coalesced_in_part() {
     run(async {

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use lp2p::kad::validator::{NamespacedValidator, UnknownNamespaces};
-use lp2p::kad::{KadConfig, Kademlia, Mode, QueryStats, Record, sha256_multihash};
+use lp2p::kad::{
+    KadConfig, KadError, Kademlia, Mode, Op, QueryResult, QueryStats, Record, sha256_multihash,
+};
 use lp2p::{Host, Multiaddr, PeerId};
 use serde_json::{Value, json};
 
@@ -85,13 +87,32 @@ pub(crate) async fn run(clock: &lp2p::RuntimeHandle, kad: &Kademlia, op: &KadOp)
             |s| s.duration().as_secs_f64() * 1000.0,
         )
     };
+    // A failed query still reports how long it ran and how many peers it asked.
+    let failed_query = |op: &str, key: &str, err: &dyn std::fmt::Display, stats: &QueryStats| {
+        let mut event = failed(op, key, err, ms(Some(stats)));
+        event["queried"] = json!(stats.requests);
+        event
+    };
+    let why = |stats: &QueryStats, otherwise: String| {
+        if stats.timed_out {
+            "the query timed out".to_owned()
+        } else {
+            otherwise
+        }
+    };
     let mut event = match op {
-        KadOp::FindPeer(peer) => match kad.find_peer(*peer).await {
-            Ok((found, stats)) => json!({
+        KadOp::FindPeer(peer) => match finish(kad, Op::FindPeer(*peer)).await {
+            Ok((QueryResult::FindPeer(Some(found)), stats)) => json!({
                 "op": "find-peer", "key": peer.to_string(), "ok": true,
                 "peers": found.addrs.iter().map(|a| with_peer(a, *peer)).collect::<Vec<_>>(),
                 "ms": ms(Some(&stats)), "queried": stats.requests,
             }),
+            Ok((_, stats)) => failed_query(
+                "find-peer",
+                &peer.to_string(),
+                &why(&stats, format!("no peer knows {peer}")),
+                &stats,
+            ),
             Err(e) => failed("find-peer", &peer.to_string(), &e, ms(None)),
         },
         KadOp::Put { key, value } => {
@@ -101,18 +122,27 @@ pub(crate) async fn run(clock: &lp2p::RuntimeHandle, kad: &Kademlia, op: &KadOp)
                     "op": "put", "key": key, "ok": true, "value": value, "stored": stored,
                     "ms": ms(Some(&stats)), "queried": stats.requests,
                 }),
-                Ok((_, stats)) => {
-                    failed("put", key, &"no peer stored the record", ms(Some(&stats)))
-                }
+                Ok((_, stats)) => failed_query(
+                    "put",
+                    key,
+                    &why(&stats, "no peer stored the record".to_owned()),
+                    &stats,
+                ),
                 Err(e) => failed("put", key, &e, ms(None)),
             }
         }
-        KadOp::Get(key) => match kad.get_value(key.as_bytes().to_vec()).await {
-            Ok((record, stats)) => json!({
+        KadOp::Get(key) => match finish(kad, Op::GetValue(key.as_bytes().to_vec())).await {
+            Ok((QueryResult::GetValue(Some(record)), stats)) => json!({
                 "op": "get", "key": key, "ok": true,
                 "value": String::from_utf8_lossy(&record.value),
                 "ms": ms(Some(&stats)), "queried": stats.requests,
             }),
+            Ok((_, stats)) => failed_query(
+                "get",
+                key,
+                &why(&stats, "no record under the key".to_owned()),
+                &stats,
+            ),
             Err(e) => failed("get", key, &e, ms(None)),
         },
         KadOp::Provide(key) => match kad.start_providing(sha256_multihash(key.as_bytes())).await {
@@ -120,11 +150,11 @@ pub(crate) async fn run(clock: &lp2p::RuntimeHandle, kad: &Kademlia, op: &KadOp)
                 "op": "provide", "key": key, "ok": true, "stored": stored,
                 "ms": ms(Some(&stats)), "queried": stats.requests,
             }),
-            Ok((_, stats)) => failed(
+            Ok((_, stats)) => failed_query(
                 "provide",
                 key,
-                &"no peer took the provider record",
-                ms(Some(&stats)),
+                &why(&stats, "no peer took the provider record".to_owned()),
+                &stats,
             ),
             Err(e) => failed("provide", key, &e, ms(None)),
         },
@@ -135,11 +165,11 @@ pub(crate) async fn run(clock: &lp2p::RuntimeHandle, kad: &Kademlia, op: &KadOp)
                     "providers": providers.iter().map(|p| p.peer.to_string()).collect::<Vec<_>>(),
                     "ms": ms(Some(&stats)), "queried": stats.requests,
                 }),
-                Ok((_, stats)) => failed(
+                Ok((_, stats)) => failed_query(
                     "find-providers",
                     key,
-                    &"no provider found",
-                    ms(Some(&stats)),
+                    &why(&stats, "no provider found".to_owned()),
+                    &stats,
                 ),
                 Err(e) => failed("find-providers", key, &e, ms(None)),
             }
@@ -154,6 +184,12 @@ pub(crate) async fn run(clock: &lp2p::RuntimeHandle, kad: &Kademlia, op: &KadOp)
         *object = ordered;
     }
     (ok, event)
+}
+
+/// Runs `op` to its end, keeping the statistics of a query that found nothing (the
+/// `Kademlia::find_peer`-style helpers turn that into an error without them).
+async fn finish(kad: &Kademlia, op: Op) -> Result<(QueryResult, QueryStats), KadError> {
+    kad.query(op)?.finish().await
 }
 
 fn failed(op: &str, key: &str, err: &dyn std::fmt::Display, ms: f64) -> Value {

@@ -652,6 +652,9 @@ fn kad_operations_on_dial_and_stdin() {
     writeln!(b.stdin.as_mut().unwrap(), "kad-get nothing-here").unwrap();
     let missing = next_kad(&mut b, "get");
     assert_eq!(missing["ok"], false);
+    assert_eq!(missing["error"], "no record under the key", "{missing}");
+    // The query ran and asked the hub and a: a failed event still says how many it queried.
+    assert!(missing["queried"].as_u64() >= Some(1), "{missing}");
     let output = dial(&hub_addr, &["--kad-get", "nothing-here"]);
     assert_fails_with(&output, "kad get");
 }
