@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use quinn_proto::congestion::CubicConfig;
 use quinn_proto::{IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 
 /// Default cap on the streams a remote may have open towards us at once (QUIC's
@@ -60,6 +61,21 @@ pub const DEFAULT_INCOMING_BUFFER_SIZE: u64 = 64 * 1024;
 /// few Gbit/s. The kernel caps it (`net.core.rmem_max`); the request is best effort.
 pub const DEFAULT_SOCKET_BUFFER_SIZE: usize = 4 * 1024 * 1024;
 
+/// Default UDP payload size on loopback paths (the remote is 127.0.0.0/8 or `::1`), from
+/// the first packet on. quinn-proto starts at 1200 bytes and probes up to 1452 (what
+/// Ethernet carries), which is right for real paths. A loopback path's MTU is known without probing (65536 on Linux),
+/// and on it QUIC's cost is per packet (encryption setup, acknowledgements, loss tracking),
+/// not per byte: `perf` over 127.0.0.1 went from about 380 to 500 to 900 MiB/s (256 MiB each
+/// way, interleaved runs, same binary) with 1452, 4000 and 16000-byte packets. 16 000 lets
+/// four datagrams share one 64 KiB GSO send. A remote that advertises a smaller
+/// `max_udp_payload_size` (rust-libp2p's: 1472) gets no larger packets than that.
+pub const DEFAULT_LOOPBACK_MTU: u16 = 16_000;
+
+/// The UDP payload size quinn-proto assumes for paths that are not loopback before it
+/// knows better (its default `max_udp_payload_size`: Ethernet's 1500 less the IPv4 and UDP
+/// headers); the endpoint advertises at least this and sizes its receive buffers from it.
+const ETHERNET_UDP_PAYLOAD: u16 = 1472;
+
 /// Settings of the QUIC transport.
 ///
 /// ```
@@ -84,6 +100,7 @@ pub struct QuicConfig {
     incoming_buffer_size: u64,
     socket_buffer_size: usize,
     mtu_discovery: bool,
+    loopback_mtu: Option<u16>,
 }
 
 impl Default for QuicConfig {
@@ -100,6 +117,7 @@ impl Default for QuicConfig {
             incoming_buffer_size: DEFAULT_INCOMING_BUFFER_SIZE,
             socket_buffer_size: DEFAULT_SOCKET_BUFFER_SIZE,
             mtu_discovery: true,
+            loopback_mtu: Some(DEFAULT_LOOPBACK_MTU),
         }
     }
 }
@@ -183,6 +201,26 @@ impl QuicConfig {
         self
     }
 
+    /// UDP payload size on loopback paths (default [`DEFAULT_LOOPBACK_MTU`], clamped to
+    /// QUIC's 1200 to 65527 bytes); `None` treats loopback like any other path.
+    #[must_use]
+    pub fn loopback_mtu(mut self, bytes: Option<u16>) -> Self {
+        self.loopback_mtu = bytes.map(|b| b.clamp(1200, 65_527));
+        self
+    }
+
+    /// The UDP payload size on loopback paths, if it has its own.
+    pub fn get_loopback_mtu(&self) -> Option<u16> {
+        self.loopback_mtu
+    }
+
+    /// The largest UDP payload the endpoint accepts (the `max_udp_payload_size` transport
+    /// parameter, and the receive buffer size).
+    pub(crate) fn max_udp_payload_size(&self) -> u16 {
+        self.loopback_mtu
+            .map_or(ETHERNET_UDP_PAYLOAD, |mtu| mtu.max(ETHERNET_UDP_PAYLOAD))
+    }
+
     /// The stream limit.
     pub fn get_max_concurrent_streams(&self) -> u32 {
         self.max_concurrent_streams
@@ -228,5 +266,32 @@ impl QuicConfig {
 
     pub(crate) fn transport_arc(&self) -> Arc<TransportConfig> {
         Arc::new(self.transport())
+    }
+
+    /// The transport configuration of loopback paths, when they have their own MTU: packets
+    /// of that size from the start (a remote that advertises a smaller
+    /// `max_udp_payload_size` caps them), path MTU discovery with it as the ceiling (so no
+    /// probes, which on a short connection cost more than they gain, but black-hole
+    /// detection stays on), and the initial congestion window RFC 9002 gives for that
+    /// datagram size (the default one, 14 720 bytes, would not fit a single packet).
+    pub(crate) fn loopback_transport_arc(&self) -> Option<Arc<TransportConfig>> {
+        let mtu = self.loopback_mtu?;
+        let mut transport = self.transport();
+        transport.initial_mtu(mtu);
+        if self.mtu_discovery {
+            let mut discovery = MtuDiscoveryConfig::default();
+            discovery.upper_bound(mtu);
+            transport.mtu_discovery_config(Some(discovery));
+        }
+        // RFC 9002, 7.2: ten datagrams, at most the larger of 14 720 bytes and two datagrams.
+        let datagram = u64::from(mtu);
+        let mut cubic = CubicConfig::default();
+        cubic.initial_window(
+            datagram
+                .saturating_mul(10)
+                .min(datagram.saturating_mul(2).max(14_720)),
+        );
+        transport.congestion_controller_factory(Arc::new(cubic));
+        Some(Arc::new(transport))
     }
 }

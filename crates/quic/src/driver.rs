@@ -2,7 +2,7 @@
 //! task that drives it (timers, sending, events). [`QuicConnection`](crate::QuicConnection)
 //! and [`QuicStream`](crate::QuicStream) are views on it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -24,6 +24,12 @@ use crate::stats::Counters;
 /// Datagrams per send call (GSO batch), at most. quinn's value: larger batches gain little
 /// and delay the acknowledgements and timers handled between sends.
 pub(crate) const MAX_TRANSMIT_SEGMENTS: usize = 10;
+
+/// Bytes of one GSO send, at most: the kernel takes the batch as one UDP datagram, whose
+/// payload IPv4 caps at 65 507 bytes, and refuses a larger one (after which quinn-udp turns
+/// GSO off for the socket). Binds when packets are large (loopback, see
+/// [`DEFAULT_LOOPBACK_MTU`](crate::DEFAULT_LOOPBACK_MTU)).
+pub(crate) const MAX_TRANSMIT_BYTES: usize = 65_000;
 
 /// Datagrams sent per wake-up of a connection task before it yields, so one busy connection
 /// cannot hold a thread: the others (and this one's receive path) get their turn.
@@ -117,9 +123,11 @@ pub(crate) struct ConnShared {
 }
 
 impl EventSink for ConnShared {
-    fn deliver(&self, event: ConnectionEvent) {
+    fn deliver(&self, events: &mut dyn Iterator<Item = ConnectionEvent>) {
         let mut state = self.lock();
-        state.conn.handle_event(event);
+        for event in events {
+            state.conn.handle_event(event);
+        }
         state.wake_driver();
     }
 }
@@ -190,8 +198,8 @@ impl ConnShared {
             endpoint: EndpointHandle::counted(&self.endpoint),
             shared: self.clone(),
             timer: None,
-            send_buf: Vec::new(),
-            pending: None,
+            queued: VecDeque::new(),
+            spare: Vec::new(),
             writable: None,
             endpoint_events: Vec::new(),
             back: Vec::new(),
@@ -346,61 +354,71 @@ struct Driver {
     endpoint: EndpointHandle,
     shared: Arc<ConnShared>,
     timer: Option<(Instant, BoxFuture<'static, ()>)>,
-    send_buf: Vec<u8>,
-    /// A transmit the socket could not take yet, its bytes in `send_buf`.
-    pending: Option<Transmit>,
+    /// Transmits quinn-proto produced under the connection's lock, sent once it is released
+    /// (a send is a system call that, on loopback, delivers the datagrams to the receiver
+    /// before it returns: holding the lock meanwhile would block the stream handles and the
+    /// endpoint's deliveries). In order; the front one may be waiting for the socket.
+    queued: VecDeque<(Transmit, Vec<u8>)>,
+    /// Buffers of sent transmits, for reuse.
+    spare: Vec<Vec<u8>>,
     writable: Option<Pin<Box<async_io::WritableOwned<std::net::UdpSocket>>>>,
     endpoint_events: Vec<quinn_proto::EndpointEvent>,
     back: Vec<ConnectionEvent>,
 }
 
 impl Driver {
-    /// Sends what quinn-proto has to send; true when it stopped at the per-poll cap with
+    /// Takes what quinn-proto has to send into the queue, up to
+    /// [`MAX_TRANSMIT_DATAGRAMS_PER_POLL`] datagrams; true when it stopped at that cap with
     /// more to send.
-    fn transmit(&mut self, state: &mut ConnState, now: Instant, cx: &mut Context<'_>) -> bool {
-        let socket = self.endpoint.socket();
-        let max_segments = socket
+    fn fill(&mut self, state: &mut ConnState, now: Instant) -> bool {
+        let mtu = usize::from(state.conn.current_mtu());
+        let max_segments = self
+            .endpoint
+            .socket()
             .max_transmit_segments()
-            .clamp(1, MAX_TRANSMIT_SEGMENTS);
-        let mut sent = 0usize;
-        loop {
-            let transmit = if let Some(t) = self.pending.take() {
-                t
-            } else {
-                self.send_buf.clear();
-                match state
-                    .conn
-                    .poll_transmit(now, max_segments, &mut self.send_buf)
-                {
-                    Some(t) => t,
-                    None => return false,
-                }
+            .clamp(1, MAX_TRANSMIT_SEGMENTS)
+            .min(MAX_TRANSMIT_BYTES.checked_div(mtu).unwrap_or(1))
+            .max(1);
+        let mut taken = 0usize;
+        while taken < MAX_TRANSMIT_DATAGRAMS_PER_POLL {
+            let mut buf = self.spare.pop().unwrap_or_default();
+            buf.clear();
+            let Some(transmit) = state.conn.poll_transmit(now, max_segments, &mut buf) else {
+                self.spare.push(buf);
+                return false;
             };
+            let datagrams = match transmit.segment_size {
+                Some(size) if size > 0 => transmit.size.div_ceil(size),
+                _ => 1,
+            };
+            taken = taken.saturating_add(datagrams);
+            self.queued.push_back((transmit, buf));
+        }
+        true
+    }
+
+    /// Sends the queued transmits, without the connection's lock; false when the socket is
+    /// full (the task is woken when it takes sends again).
+    fn flush(&mut self, cx: &mut Context<'_>) -> bool {
+        while let Some((transmit, buf)) = self.queued.front() {
             if let Some(writable) = &mut self.writable {
                 if writable.as_mut().poll(cx).is_pending() {
-                    self.pending = Some(transmit);
                     return false;
                 }
                 self.writable = None;
             }
-            let contents = self.send_buf.get(..transmit.size).unwrap_or(&self.send_buf);
-            match socket.send(&udp_transmit(&transmit, contents)) {
-                Ok(()) => {
-                    let datagrams = match transmit.segment_size {
-                        Some(size) if size > 0 => transmit.size.div_ceil(size),
-                        _ => 1,
-                    };
-                    sent = sent.saturating_add(datagrams);
-                    if sent >= MAX_TRANSMIT_DATAGRAMS_PER_POLL {
-                        return true;
-                    }
-                }
-                Err(_would_block) => {
-                    self.pending = Some(transmit);
-                    self.writable = Some(Box::pin(socket.writable()));
-                }
+            let socket = self.endpoint.socket();
+            let contents = buf.get(..transmit.size).unwrap_or(buf);
+            if socket.send(&udp_transmit(transmit, contents)).is_err() {
+                // Would block: wait for the socket, then retry this transmit.
+                self.writable = Some(Box::pin(socket.writable()));
+                continue;
+            }
+            if let Some((_, buf)) = self.queued.pop_front() {
+                self.spare.push(buf);
             }
         }
+        true
     }
 
     /// Acts on quinn-proto's application events: wakes whoever waits for them.
@@ -492,6 +510,7 @@ impl Future for Driver {
         let this = &mut *self;
         let shared = this.shared.clone();
         loop {
+            let blocked = !this.flush(cx);
             let now = shared.runtime().now();
             let mut state = shared.lock();
             match &state.driver {
@@ -501,18 +520,22 @@ impl Future for Driver {
             if state.conn.poll_timeout().is_some_and(|t| t <= now) {
                 state.conn.handle_timeout(now);
             }
-            let more_to_send = this.transmit(&mut state, now, cx);
+            // While the socket is full, quinn-proto keeps what it has to send.
+            let more_to_send = !blocked && this.fill(&mut state, now);
             this.process_events(&mut state);
             while let Some(event) = state.conn.poll_endpoint_events() {
                 this.endpoint_events.push(event);
             }
-            if state.conn.is_closed() && this.pending.is_none() && !more_to_send {
-                state.wake_close_waiters();
-            }
+            let closed = state.conn.is_closed();
             let drained = state.conn.is_drained();
             let deadline = state.conn.poll_timeout();
             drop(state);
 
+            let blocked = !this.flush(cx);
+            if closed && !blocked && !more_to_send {
+                // The CONNECTION_CLOSE went out.
+                shared.lock().wake_close_waiters();
+            }
             if !this.endpoint_events.is_empty() {
                 this.endpoint.handle_events(
                     shared.handle,

@@ -27,6 +27,7 @@ use quinn_proto::{
 use quinn_udp::RecvMeta;
 use smallvec::SmallVec;
 
+use crate::config::QuicConfig;
 use crate::socket::UdpSocket;
 use crate::stats::Counters;
 
@@ -42,8 +43,9 @@ pub(crate) const MAX_RECV_BATCHES_PER_POLL: usize = 16;
 /// Where the endpoint delivers the events of one connection (implemented by the connection
 /// shell; a trait so the endpoint module does not depend on the connection module).
 pub(crate) trait EventSink: Send + Sync {
-    /// Hands a datagram or an endpoint-issued event to the connection.
-    fn deliver(&self, event: ConnectionEvent);
+    /// Hands datagrams or endpoint-issued events to the connection, all under one lock
+    /// and with one wake-up of its task.
+    fn deliver(&self, events: &mut dyn Iterator<Item = ConnectionEvent>);
 }
 
 /// The shared part of an endpoint.
@@ -63,6 +65,8 @@ pub(crate) struct EndpointState {
     incoming: VecDeque<quinn_proto::Incoming>,
     max_pending: usize,
     accept_waker: Option<Waker>,
+    /// The server configuration for attempts from a loopback address (its own MTU), if any.
+    loopback_server: Option<Arc<ServerConfig>>,
     /// Hole punches waiting for an inbound attempt from one address (see `punch`).
     punch_waiters: HashMap<SocketAddr, oneshot::Sender<quinn_proto::Incoming>>,
     listening: bool,
@@ -172,29 +176,38 @@ pub(crate) fn udp_transmit<'a>(t: &Transmit, contents: &'a [u8]) -> quinn_udp::T
 }
 
 impl Endpoint {
-    /// Starts an endpoint on `socket` (listening when `server` is set) and its task.
+    /// Starts an endpoint on `socket` (listening when `server` is set: the configuration for
+    /// any remote, and the one for loopback remotes if they have their own) and its task.
     pub(crate) fn start(
         socket: UdpSocket,
-        server: Option<Arc<ServerConfig>>,
-        max_pending: usize,
+        server: Option<(Arc<ServerConfig>, Option<Arc<ServerConfig>>)>,
+        config: &QuicConfig,
         runtime: &RuntimeHandle,
         counters: Arc<Counters>,
     ) -> EndpointHandle {
+        let (server, loopback_server) = match server {
+            Some((any, loopback)) => (Some(any), loopback),
+            None => (None, None),
+        };
         let listening = server.is_some();
+        let max_pending = config.get_max_pending_incoming();
         let allow_mtud = !socket.may_fragment();
+        let mut endpoint_config = EndpointConfig::default();
+        let max_payload = config.max_udp_payload_size();
+        if let Err(err) = endpoint_config.max_udp_payload_size(max_payload) {
+            tracing::debug!(max_payload, %err, "keeping the default max_udp_payload_size");
+        }
+        // One buffer holds a GRO batch of Ethernet-sized datagrams (the kernel coalesces at
+        // most 64 KiB, and 64 of these are more) or one datagram of the largest size we take.
         let buffer_len = usize::try_from(
             EndpointConfig::default()
                 .get_max_udp_payload_size()
                 .min(64 * 1024),
         )
         .unwrap_or(1472)
-        .saturating_mul(socket.max_receive_segments().max(1));
-        let proto = quinn_proto::Endpoint::new(
-            Arc::new(EndpointConfig::default()),
-            server,
-            allow_mtud,
-            None,
-        );
+        .saturating_mul(socket.max_receive_segments().max(1))
+        .max(usize::from(max_payload));
+        let proto = quinn_proto::Endpoint::new(Arc::new(endpoint_config), server, allow_mtud, None);
         let endpoint = Arc::new(Endpoint {
             socket,
             state: Mutex::new(EndpointState {
@@ -203,6 +216,7 @@ impl Endpoint {
                 incoming: VecDeque::new(),
                 max_pending,
                 accept_waker: None,
+                loopback_server,
                 punch_waiters: HashMap::new(),
                 listening,
                 failed: false,
@@ -282,6 +296,7 @@ impl Endpoint {
         let mut state = self.lock();
         state.listening = false;
         state.proto.set_server_config(None);
+        state.loopback_server = None;
         let queued: Vec<_> = state.incoming.drain(..).collect();
         for incoming in queued {
             self.refuse_locked(&mut state, incoming);
@@ -345,10 +360,16 @@ impl Endpoint {
             proto,
             response,
             connections,
+            loopback_server,
             ..
         } = &mut *state;
         response.clear();
-        match proto.accept(incoming, now, response, None) {
+        // None: the endpoint's own server configuration.
+        let server = loopback_server
+            .as_ref()
+            .filter(|_| incoming.remote_address().ip().is_loopback())
+            .cloned();
+        match proto.accept(incoming, now, response, server) {
             Ok((handle, conn)) => {
                 let shell = make(handle, conn);
                 connections.insert(handle, shell.clone());
@@ -484,6 +505,21 @@ impl EndpointDriver {
         }
     }
 
+    /// Hands the routed events to their connections, one call per run of events for the
+    /// same connection (usually the whole batch: one lock and one wake-up, not one per
+    /// datagram).
+    fn deliver(&mut self) {
+        let mut events = self.deliveries.drain(..).peekable();
+        while let Some((conn, first)) = events.next() {
+            let mut run = std::iter::once(first).chain(std::iter::from_fn(|| {
+                events
+                    .next_if(|(next, _)| Arc::ptr_eq(next, &conn))
+                    .map(|(_, event)| event)
+            }));
+            conn.deliver(&mut run);
+        }
+    }
+
     fn shut_down(&mut self) {
         let endpoint = &*self.endpoint;
         let mut state = endpoint.lock();
@@ -524,9 +560,7 @@ impl Future for EndpointDriver {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(count)) => {
                     this.route(count);
-                    for (conn, event) in this.deliveries.drain(..) {
-                        conn.deliver(event);
-                    }
+                    this.deliver();
                 }
                 Poll::Ready(Err(err)) => {
                     tracing::warn!(

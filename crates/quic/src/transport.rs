@@ -46,6 +46,8 @@ pub const SECURITY_PROTOCOL: &str = lp2p_tls::PROTOCOL_ID;
 pub struct QuicTransport {
     config: QuicConfig,
     transport: Arc<TransportConfig>,
+    /// For connections over loopback, when they have their own MTU.
+    loopback_transport: Option<Arc<TransportConfig>>,
     shared: Arc<Shared>,
 }
 
@@ -95,6 +97,7 @@ impl QuicTransport {
     pub fn new(config: QuicConfig) -> QuicTransport {
         QuicTransport {
             transport: config.transport_arc(),
+            loopback_transport: config.loopback_transport_arc(),
             config,
             shared: Arc::new(Shared {
                 registry: Mutex::new(Registry::default()),
@@ -126,7 +129,21 @@ impl QuicTransport {
         Ok(cert)
     }
 
-    fn server_config(&self, ctx: &TransportContext) -> Result<Arc<ServerConfig>, TlsError> {
+    /// The transport configuration for a connection with `remote`.
+    fn transport_for(&self, remote: SocketAddr) -> Arc<TransportConfig> {
+        match &self.loopback_transport {
+            Some(loopback) if remote.ip().is_loopback() => loopback.clone(),
+            _ => self.transport.clone(),
+        }
+    }
+
+    /// The server configuration for any remote, and the one for loopback remotes if they
+    /// have their own transport configuration.
+    #[allow(clippy::type_complexity)]
+    fn server_config(
+        &self,
+        ctx: &TransportContext,
+    ) -> Result<(Arc<ServerConfig>, Option<Arc<ServerConfig>>), TlsError> {
         let local = self.local_certificate(ctx)?;
         let counters = self.shared.counters.clone();
         let verifier = Libp2pCertVerifier::new().on_failure(Arc::new(move |_: &Arc<TlsError>| {
@@ -149,13 +166,19 @@ impl QuicTransport {
                     .incoming_buffer()
                     .saturating_mul(u64::try_from(pending.saturating_mul(2)).unwrap_or(u64::MAX)),
             );
-        Ok(Arc::new(server))
+        let loopback = self.loopback_transport.as_ref().map(|transport| {
+            let mut loopback = server.clone();
+            loopback.transport_config(transport.clone());
+            Arc::new(loopback)
+        });
+        Ok((Arc::new(server), loopback))
     }
 
     /// A client configuration for one dial; the verifier's precise failure lands in `slot`.
     fn client_config(
         &self,
         ctx: &TransportContext,
+        remote: SocketAddr,
         expected: Option<PeerId>,
         slot: &Arc<Mutex<Option<Arc<TlsError>>>>,
     ) -> Result<quinn_proto::ClientConfig, TlsError> {
@@ -174,7 +197,7 @@ impl QuicTransport {
         let crypto = QuicClientConfig::try_from(Arc::new(tls))
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let mut client = quinn_proto::ClientConfig::new(Arc::new(crypto));
-        client.transport_config(self.transport.clone());
+        client.transport_config(self.transport_for(remote));
         Ok(client)
     }
 
@@ -183,14 +206,14 @@ impl QuicTransport {
         &self,
         ctx: &TransportContext,
         addr: SocketAddr,
-        server: Option<Arc<ServerConfig>>,
+        server: Option<(Arc<ServerConfig>, Option<Arc<ServerConfig>>)>,
     ) -> Result<EndpointHandle, QuicError> {
         let socket = UdpSocket::bind(addr, self.config.get_socket_buffer_size())
             .map_err(|source| QuicError::Bind { addr, source })?;
         Ok(Endpoint::start(
             socket,
             server,
-            self.config.get_max_pending_incoming(),
+            &self.config,
             &ctx.runtime,
             self.shared.counters.clone(),
         ))
@@ -249,7 +272,7 @@ impl QuicTransport {
         let endpoint = self.dial_endpoint(ctx, remote).map_err(quic_err)?;
         let slot = Arc::new(Mutex::new(None));
         let config = self
-            .client_config(ctx, expected, &slot)
+            .client_config(ctx, remote, expected, &slot)
             .map_err(|source| QuicError::Tls {
                 addr: remote,
                 source: Arc::new(source),

@@ -73,6 +73,10 @@ pub struct RawClient {
     endpoint: Endpoint,
     conns: Vec<RawConn>,
     buf: Vec<u8>,
+    /// Bytes of every datagram received so far.
+    pub received: usize,
+    /// The largest datagram received so far.
+    pub largest_datagram: usize,
 }
 
 impl Default for RawClient {
@@ -83,15 +87,28 @@ impl Default for RawClient {
 
 impl RawClient {
     pub fn new() -> RawClient {
+        RawClient::with_endpoint_config(EndpointConfig::default())
+    }
+
+    /// A client that advertises `max_udp_payload_size` (quinn-proto's default is 1472).
+    pub fn with_max_udp_payload(max_udp_payload_size: u16) -> RawClient {
+        let mut config = EndpointConfig::default();
+        config.max_udp_payload_size(max_udp_payload_size).unwrap();
+        RawClient::with_endpoint_config(config)
+    }
+
+    fn with_endpoint_config(config: EndpointConfig) -> RawClient {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(5)))
             .unwrap();
         RawClient {
             socket,
-            endpoint: Endpoint::new(Arc::new(EndpointConfig::default()), None, false, None),
+            endpoint: Endpoint::new(Arc::new(config), None, false, None),
             conns: Vec::new(),
             buf: Vec::new(),
+            received: 0,
+            largest_datagram: 0,
         }
     }
 
@@ -151,6 +168,8 @@ impl RawClient {
                 }
             }
             if let Ok((len, from)) = self.socket.recv_from(&mut recv) {
+                self.received += len;
+                self.largest_datagram = self.largest_datagram.max(len);
                 self.buf.clear();
                 let data = BytesMut::from(&recv[..len]);
                 if let Some(DatagramEvent::ConnectionEvent(handle, event)) =
