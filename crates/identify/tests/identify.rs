@@ -649,22 +649,24 @@ fn a_peer_gets_two_pushes_in_flight_at_most() {
             .await
             .unwrap();
         identified(&mut ev_a, b.local_peer_id()).await;
-        // B opens three push streams by hand and sends nothing yet. A announced push, so the
-        // negotiation is lazy: flushing sends the proposal, which makes the stream reach A.
+        // B opens three push streams by hand and sends nothing yet. Offering a second
+        // protocol makes each negotiation take the full round trip (a single announced
+        // protocol would be proposed lazily and reach A only with its first bytes, and A's
+        // handlers could then start in any order): A has taken each stream before B opens
+        // the next, so the third is the one over the limit.
+        const NOT_ANNOUNCED: &str = "/not-announced/1.0.0";
         let mut streams = Vec::new();
         for _ in 0..2 {
-            let mut s = b
-                .new_stream(&a.local_peer_id(), [PUSH_PROTOCOL])
+            let s = b
+                .new_stream(&a.local_peer_id(), [PUSH_PROTOCOL, NOT_ANNOUNCED])
                 .await
                 .unwrap();
-            s.flush().await.unwrap();
             streams.push(s);
         }
         // (The reset may arrive during negotiation or after it.)
-        let mut third = b.new_stream(&a.local_peer_id(), [PUSH_PROTOCOL]).await;
-        if let Ok(s) = third.as_mut() {
-            let _ = s.flush().await;
-        }
+        let third = b
+            .new_stream(&a.local_peer_id(), [PUSH_PROTOCOL, NOT_ANNOUNCED])
+            .await;
         // The third is reset and counted as failed.
         while id_a.stats().failed == 0 {
             a.runtime().sleep(Duration::from_millis(10)).await;
