@@ -654,18 +654,18 @@ fn a_peer_gets_two_pushes_in_flight_at_most() {
         // protocol would be proposed lazily and reach A only with its first bytes, and A's
         // handlers could then start in any order): A has taken each stream before B opens
         // the next, so the third is the one over the limit.
-        const NOT_ANNOUNCED: &str = "/not-announced/1.0.0";
+        let not_announced = "/not-announced/1.0.0";
         let mut streams = Vec::new();
         for _ in 0..2 {
             let s = b
-                .new_stream(&a.local_peer_id(), [PUSH_PROTOCOL, NOT_ANNOUNCED])
+                .new_stream(&a.local_peer_id(), [PUSH_PROTOCOL, not_announced])
                 .await
                 .unwrap();
             streams.push(s);
         }
         // (The reset may arrive during negotiation or after it.)
         let third = b
-            .new_stream(&a.local_peer_id(), [PUSH_PROTOCOL, NOT_ANNOUNCED])
+            .new_stream(&a.local_peer_id(), [PUSH_PROTOCOL, not_announced])
             .await;
         // The third is reset and counted as failed.
         while id_a.stats().failed == 0 {
