@@ -1,6 +1,6 @@
 //! The subcommands.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use futures::channel::mpsc;
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::cli::Common;
 use crate::node::{self, Node};
 use crate::output::Output;
+use crate::stdin_lines::{MAX_STDIN_LINE, StdinLine, read_line};
 
 /// How long `dial --publish` waits for the remote to join the topic mesh.
 const MESH_WAIT: Duration = Duration::from_secs(5);
@@ -153,11 +154,15 @@ pub(crate) async fn listen(
     }
 
     // Stdin lines `publish <topic> <text>`; EOF ends the run when stdin is not a terminal.
-    let (mut lines_tx, mut lines) = mpsc::channel::<String>(16);
+    let (mut lines_tx, mut lines) = mpsc::channel::<StdinLine>(16);
     let stdin_is_terminal = std::io::stdin().is_terminal();
     std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let line = match read_line(&mut stdin, MAX_STDIN_LINE) {
+                Ok(StdinLine::Eof) | Err(_) => break,
+                Ok(line) => line,
+            };
             if futures::executor::block_on(lines_tx.send(line)).is_err() {
                 break;
             }
@@ -172,9 +177,13 @@ pub(crate) async fn listen(
         futures::select! {
             _ = stop => break,
             line = lines.next() => match line {
-                Some(line) => handle_stdin_line(&services, out, &line).await,
+                Some(StdinLine::Line(line)) => handle_stdin_line(&services, out, &line).await,
+                Some(StdinLine::Skipped { len, reason }) => {
+                    tracing::warn!(len, reason, "stdin line skipped");
+                    out.say(&format!("stdin line of {len} bytes skipped: {reason} (at most {MAX_STDIN_LINE} bytes of UTF-8)"));
+                }
                 None if stdin_is_terminal => futures::future::pending::<()>().await,
-                None => break,
+                Some(StdinLine::Eof) | None => break,
             },
         }
     }

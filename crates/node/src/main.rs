@@ -11,6 +11,7 @@ mod kad;
 mod node;
 mod output;
 mod services;
+mod stdin_lines;
 
 use std::process::ExitCode;
 
