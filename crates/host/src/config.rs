@@ -10,6 +10,12 @@ pub const DEFAULT_NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// and a small buffer; past this, new inbound streams are reset (counted and logged).
 pub const DEFAULT_MAX_NEGOTIATING_STREAMS: usize = 512;
 
+/// Inbound streams of one peer negotiating their protocol at once: its fair share of
+/// [`DEFAULT_MAX_NEGOTIATING_STREAMS`]. An eighth of the pool, so at least eight peers are
+/// needed to fill it, while an honest peer's burst (identify, ping, a kad query's requests and
+/// pubsub opening together, each done in a round trip) stays far below it.
+pub const DEFAULT_MAX_NEGOTIATING_STREAMS_PER_PEER: usize = 64;
+
 /// Inbound streams one protocol's handler runs at once. When a handler falls this far
 /// behind, further streams for it are reset (counted and logged) instead of queuing without
 /// bound.
@@ -29,6 +35,8 @@ pub struct HostConfig {
     pub negotiation_timeout: Duration,
     /// See [`DEFAULT_MAX_NEGOTIATING_STREAMS`].
     pub max_negotiating_streams: usize,
+    /// See [`DEFAULT_MAX_NEGOTIATING_STREAMS_PER_PEER`].
+    pub max_negotiating_streams_per_peer: usize,
     /// See [`DEFAULT_MAX_STREAMS_PER_PROTOCOL`].
     pub max_streams_per_protocol: usize,
     /// See [`DEFAULT_CLOSE_GRACE`]. Zero skips the flush: close at once.
@@ -40,6 +48,7 @@ impl Default for HostConfig {
         HostConfig {
             negotiation_timeout: DEFAULT_NEGOTIATION_TIMEOUT,
             max_negotiating_streams: DEFAULT_MAX_NEGOTIATING_STREAMS,
+            max_negotiating_streams_per_peer: DEFAULT_MAX_NEGOTIATING_STREAMS_PER_PEER,
             max_streams_per_protocol: DEFAULT_MAX_STREAMS_PER_PROTOCOL,
             close_grace: DEFAULT_CLOSE_GRACE,
         }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use futures::future::AbortHandle;
@@ -20,6 +20,7 @@ use lp2p_swarm::{
 
 use crate::close::CloseHooks;
 use crate::handler::{ActiveGuard, HandlerOptions, Handlers, ProtocolPredicate};
+use crate::negotiating::{NegotiationSlots, Refusal};
 use crate::registry::Services;
 use crate::{HostConfig, HostError, HostEvent, HostStream, StreamHandler};
 
@@ -168,6 +169,10 @@ impl HostBuilder {
         let event_buffer = self
             .event_buffer
             .unwrap_or(lp2p_swarm::config::DEFAULT_EVENT_BUFFER);
+        let negotiating = NegotiationSlots::new(
+            self.config.max_negotiating_streams,
+            self.config.max_negotiating_streams_per_peer,
+        );
         let inner = Arc::new(Inner {
             swarm,
             runtime,
@@ -179,7 +184,7 @@ impl HostBuilder {
             services: Mutex::new(Vec::new()),
             close_hooks: CloseHooks::default(),
             registry: Services::default(),
-            negotiating: AtomicUsize::new(0),
+            negotiating,
             stats: Stats::default(),
             closed: AtomicBool::new(false),
         });
@@ -226,6 +231,7 @@ fn default_runtime() -> Result<RuntimeHandle, HostError> {
 #[derive(Debug, Default)]
 struct Stats {
     refused_negotiating: AtomicU64,
+    refused_negotiating_peer: AtomicU64,
     refused_busy: AtomicU64,
     failed_negotiation: AtomicU64,
     handler_panics: AtomicU64,
@@ -234,8 +240,14 @@ struct Stats {
 /// A snapshot of the host's stream counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HostStats {
-    /// Inbound streams reset because too many were negotiating at once.
+    /// Inbound streams reset because too many were negotiating at once (all peers together,
+    /// [`HostConfig::max_negotiating_streams`]).
     pub refused_negotiating: u64,
+    /// Inbound streams reset because their peer already had its share of negotiating
+    /// streams ([`HostConfig::max_negotiating_streams_per_peer`]).
+    pub refused_negotiating_peer: u64,
+    /// Inbound streams negotiating their protocol right now.
+    pub negotiating: usize,
     /// Inbound streams reset because their protocol's handler was at its limit.
     pub refused_busy: u64,
     /// Inbound streams whose negotiation failed (no common protocol, malformed, timeout).
@@ -256,7 +268,7 @@ struct Inner {
     services: Mutex<Vec<AbortHandle>>,
     close_hooks: CloseHooks,
     registry: Services,
-    negotiating: AtomicUsize,
+    negotiating: Arc<NegotiationSlots>,
     stats: Stats,
     closed: AtomicBool,
 }
@@ -278,35 +290,31 @@ impl fmt::Debug for Host {
     }
 }
 
-/// Decrements the count of negotiating streams on drop.
-struct NegotiatingGuard(Arc<Inner>);
-
-impl Drop for NegotiatingGuard {
-    fn drop(&mut self) {
-        self.0.negotiating.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 impl Inner {
     fn accept_inbound(self: &Arc<Self>, conn: Connection, mut stream: Box<dyn Stream>) {
-        let max = self.config.max_negotiating_streams;
-        if self
-            .negotiating
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_err()
-        {
-            let n = self
-                .stats
-                .refused_negotiating
-                .fetch_add(1, Ordering::Relaxed)
-                + 1;
-            tracing::warn!(peer = %conn.peer(), refused_total = n, limit = max, "too many inbound streams negotiating; stream reset");
-            stream.reset();
-            return;
-        }
-        let guard = NegotiatingGuard(self.clone());
+        let guard = match self.negotiating.try_take(conn.peer()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                let (counter, what, limit, current) = match refusal {
+                    Refusal::Total { limit, current } => (
+                        &self.stats.refused_negotiating,
+                        "max_negotiating_streams (all peers)",
+                        limit,
+                        current,
+                    ),
+                    Refusal::Peer { limit, current } => (
+                        &self.stats.refused_negotiating_peer,
+                        "max_negotiating_streams_per_peer",
+                        limit,
+                        current,
+                    ),
+                };
+                let n = counter.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+                tracing::warn!(peer = %conn.peer(), limit_name = what, limit, current, refused_total = n, "too many inbound streams negotiating; stream reset");
+                stream.reset();
+                return;
+            }
+        };
         let inner = self.clone();
         self.runtime.spawn_detached(async move {
             let peer = conn.peer();
@@ -666,6 +674,8 @@ impl Host {
         let s = &self.inner.stats;
         HostStats {
             refused_negotiating: s.refused_negotiating.load(Ordering::Relaxed),
+            refused_negotiating_peer: s.refused_negotiating_peer.load(Ordering::Relaxed),
+            negotiating: self.inner.negotiating.in_use(),
             refused_busy: s.refused_busy.load(Ordering::Relaxed),
             failed_negotiation: s.failed_negotiation.load(Ordering::Relaxed),
             handler_panics: s.handler_panics.load(Ordering::Relaxed),

@@ -72,12 +72,13 @@ mod error;
 mod events;
 mod handler;
 mod host;
+mod negotiating;
 mod registry;
 mod stream;
 
 pub use config::{
-    DEFAULT_CLOSE_GRACE, DEFAULT_MAX_NEGOTIATING_STREAMS, DEFAULT_MAX_STREAMS_PER_PROTOCOL,
-    DEFAULT_NEGOTIATION_TIMEOUT, HostConfig,
+    DEFAULT_CLOSE_GRACE, DEFAULT_MAX_NEGOTIATING_STREAMS, DEFAULT_MAX_NEGOTIATING_STREAMS_PER_PEER,
+    DEFAULT_MAX_STREAMS_PER_PROTOCOL, DEFAULT_NEGOTIATION_TIMEOUT, HostConfig,
 };
 pub use error::HostError;
 pub use events::HostEvent;

@@ -11,7 +11,10 @@ use std::time::Duration;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::runtime::block_on;
 use lp2p_core::{DialOpts, Keypair, Multiaddr, PeerId, RawTransport, RuntimeHandle};
-use lp2p_host::{Host, HostBuilder, HostError, HostEvent, HostStream, SwarmConfig, SwarmError};
+use lp2p_host::{
+    DEFAULT_NEGOTIATION_TIMEOUT, Host, HostBuilder, HostConfig, HostError, HostEvent, HostStream,
+    SwarmConfig, SwarmError,
+};
 use lp2p_memory::MemoryTransport;
 use lp2p_mplex::Mplex;
 use lp2p_noise::Noise;
@@ -368,6 +371,58 @@ fn no_common_security_or_muxer_is_an_upgrade_error() {
         };
         assert_eq!(e.attempts()[0].stage, Stage::MuxerNegotiation, "{err}");
         client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn streams_that_never_negotiate_get_a_share_of_slots_and_lose_them_with_their_connection() {
+    run(|sim| async move {
+        let server = memory_builder(&sim)
+            .config(HostConfig {
+                max_negotiating_streams: 100,
+                max_negotiating_streams_per_peer: 10,
+                ..HostConfig::default()
+            })
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let peer = server.local_peer_id();
+        // The attacker opens 30 streams that send the multistream header and then nothing.
+        let attacker = memory_builder(&sim).build().await.unwrap();
+        let conn = attacker.connect(peer, server.listen_addrs()).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..30 {
+            let mut stream = conn.open_stream().await.unwrap();
+            stream.write_all(b"\x13/multistream/1.0.0\n").await.unwrap();
+            stream.flush().await.unwrap();
+            held.push(stream);
+        }
+        wait_until(sim.runtime(), || {
+            server.stats().refused_negotiating_peer == 20
+        })
+        .await;
+        assert_eq!(server.stats().negotiating, 10);
+        assert_eq!(server.stats().refused_negotiating, 0);
+        // Meanwhile an honest peer is served.
+        let honest = memory_builder(&sim).build().await.unwrap();
+        honest.connect(peer, server.listen_addrs()).await.unwrap();
+        assert_eq!(echo_roundtrip(&honest, peer, b"ok").await, b"ok");
+        // The attacker leaves: its slots come back with its connection, long before the
+        // negotiation timeout would have freed them.
+        let left_at = sim.now();
+        conn.close().await;
+        wait_until(sim.runtime(), || server.stats().negotiating == 0).await;
+        assert!(
+            sim.now() - left_at < DEFAULT_NEGOTIATION_TIMEOUT / 10,
+            "slots held for {:?} after the connection closed",
+            sim.now() - left_at
+        );
+        drop(held);
+        honest.close().await;
+        attacker.close().await;
         server.close().await;
     });
 }
