@@ -10,10 +10,12 @@ pub const DEFAULT_NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// and a small buffer; past this, new inbound streams are reset (counted and logged).
 pub const DEFAULT_MAX_NEGOTIATING_STREAMS: usize = 512;
 
-/// Inbound streams of one peer negotiating their protocol at once: its fair share of
-/// [`DEFAULT_MAX_NEGOTIATING_STREAMS`]. An eighth of the pool, so at least eight peers are
-/// needed to fill it, while an honest peer's burst (identify, ping, a kad query's requests and
-/// pubsub opening together, each done in a round trip) stays far below it.
+/// Inbound streams of one peer negotiating their protocol at once, once half of
+/// [`DEFAULT_MAX_NEGOTIATING_STREAMS`] is in use: its fair share under contention (below half,
+/// a burst may go past it, so no peer ever holds more than half the pool). An eighth of the
+/// pool: besides the one peer that may hold half, at least four more are needed to fill it,
+/// while an honest peer's usual streams (identify, ping, a kad query's requests and pubsub
+/// opening together, each negotiated in a round trip) stay far below it.
 pub const DEFAULT_MAX_NEGOTIATING_STREAMS_PER_PEER: usize = 64;
 
 /// Inbound streams one protocol's handler runs at once. When a handler falls this far

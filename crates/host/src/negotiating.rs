@@ -1,6 +1,11 @@
 //! Slots for inbound streams that are still negotiating their protocol: a node-wide pool and
 //! a fair share of it per peer, so one peer (or its few connections) cannot hold every slot
 //! with streams that never finish negotiating.
+//!
+//! The share binds only under contention: a peer may go past it while less than half of the
+//! pool is in use, so an honest burst (hundreds of streams opened at once to an idle node) is
+//! not reset, while a peer that stalls streams can never take more than half the pool, and
+//! once half is in use, nobody gets more than their share.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,7 +54,8 @@ impl NegotiationSlots {
     pub(crate) fn try_take(self: &Arc<Self>, peer: PeerId) -> Result<NegotiationSlot, Refusal> {
         let mut state = self.lock();
         let held = state.per_peer.get(&peer).copied().unwrap_or(0);
-        if held >= self.max_per_peer {
+        let contended = state.total >= self.max_total / 2;
+        if held >= self.max_per_peer && contended {
             return Err(Refusal::Peer {
                 limit: self.max_per_peer,
                 current: held,
@@ -111,22 +117,30 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_gets_its_share_and_no_more() {
+    fn past_half_the_pool_a_peer_gets_its_share_and_no_more() {
         let slots = NegotiationSlots::new(10, 3);
-        let (a, b) = (peer(), peer());
-        let held: Vec<_> = (0..3).map(|_| slots.try_take(a).unwrap()).collect();
+        let (a, b, c) = (peer(), peer(), peer());
+        // An idle pool lets a burst past the share, up to half the pool.
+        let held: Vec<_> = (0..5).map(|_| slots.try_take(a).unwrap()).collect();
         assert_eq!(
             slots.try_take(a).unwrap_err(),
             Refusal::Peer {
                 limit: 3,
-                current: 3
+                current: 5
             }
         );
-        // Another peer is still served.
-        let other = slots.try_take(b).unwrap();
-        assert_eq!(slots.in_use(), 4);
-        drop(held);
-        drop(other);
+        // Others still get their share each.
+        let others: Vec<_> = (0..3).map(|_| slots.try_take(b).unwrap()).collect();
+        assert!(matches!(slots.try_take(b), Err(Refusal::Peer { .. })));
+        let last = (slots.try_take(c).unwrap(), slots.try_take(c).unwrap());
+        assert_eq!(
+            slots.try_take(c).unwrap_err(),
+            Refusal::Total {
+                limit: 10,
+                current: 10
+            }
+        );
+        drop((held, others, last));
         assert_eq!(slots.in_use(), 0);
         assert!(slots.lock().per_peer.is_empty());
         assert!(slots.try_take(a).is_ok());
