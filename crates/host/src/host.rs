@@ -22,7 +22,8 @@ use crate::close::CloseHooks;
 use crate::handler::{ActiveGuard, HandlerOptions, Handlers, ProtocolPredicate};
 use crate::negotiating::{NegotiationSlots, Refusal};
 use crate::registry::Services;
-use crate::{HostConfig, HostError, HostEvent, HostStream, StreamHandler};
+use crate::traffic::{Opened, TrafficTable};
+use crate::{HostConfig, HostError, HostEvent, HostStream, ProtocolTraffic, StreamHandler};
 
 /// A function run once the host is built (how services such as identify and ping attach
 /// themselves to a host built by a builder).
@@ -185,6 +186,7 @@ impl HostBuilder {
             close_hooks: CloseHooks::default(),
             registry: Services::default(),
             negotiating,
+            traffic: TrafficTable::default(),
             stats: Stats::default(),
             closed: AtomicBool::new(false),
         });
@@ -269,6 +271,7 @@ struct Inner {
     close_hooks: CloseHooks,
     registry: Services,
     negotiating: Arc<NegotiationSlots>,
+    traffic: TrafficTable,
     stats: Stats,
     closed: AtomicBool,
 }
@@ -334,12 +337,14 @@ impl Inner {
                     return;
                 }
             };
-            let mut stream = HostStream::new(io, protocol.clone(), conn);
             let Some(entry) = inner.handlers.get(protocol.as_str()) else {
                 // Removed between negotiation and now.
-                stream.reset();
+                let mut io = io;
+                io.reset();
                 return;
             };
+            let traffic = inner.traffic.stream(&entry.name, Opened::Inbound);
+            let mut stream = HostStream::new(io, protocol.clone(), conn, traffic);
             let Some(active) = ActiveGuard::try_new(entry, inner.config.max_streams_per_protocol) else {
                 let n = inner.stats.refused_busy.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(%peer, %protocol, refused_total = n, "handler at its stream limit; stream reset");
@@ -518,7 +523,10 @@ impl Host {
         let negotiation = dialer_select(raw, offered.clone(), self.select_version(&peer, &offered));
         let after = self.inner.config.negotiation_timeout;
         match self.inner.runtime.timeout(after, negotiation).await {
-            Ok(Ok((protocol, io))) => Ok(HostStream::new(io, protocol, conn.clone())),
+            Ok(Ok((protocol, io))) => {
+                let traffic = self.inner.traffic.stream(&protocol, Opened::Outbound);
+                Ok(HostStream::new(io, protocol, conn.clone(), traffic))
+            }
             Ok(Err(MultiselectError::NoCommonProtocol { .. })) => {
                 Err(HostError::ProtocolNotSupported { peer, offered })
             }
@@ -680,6 +688,12 @@ impl Host {
             failed_negotiation: s.failed_negotiation.load(Ordering::Relaxed),
             handler_panics: s.handler_panics.load(Ordering::Relaxed),
         }
+    }
+
+    /// Streams and bytes per protocol since the host started (for monitoring; see
+    /// [`ProtocolTraffic`] for how protocols are named and bounded).
+    pub fn protocol_traffic(&self) -> Vec<ProtocolTraffic> {
+        self.inner.traffic.snapshot()
     }
 
     /// Whether [`close`](Host::close) was called.

@@ -75,6 +75,7 @@ mod host;
 mod negotiating;
 mod registry;
 mod stream;
+mod traffic;
 
 pub use config::{
     DEFAULT_CLOSE_GRACE, DEFAULT_MAX_NEGOTIATING_STREAMS, DEFAULT_MAX_NEGOTIATING_STREAMS_PER_PEER,
@@ -89,3 +90,4 @@ pub use lp2p_swarm::{
     ConnectionId, Direction, EventStream, IpSubnet, SwarmConfig, SwarmError,
 };
 pub use stream::HostStream;
+pub use traffic::{MAX_TRAFFIC_PROTOCOLS, OTHER_PROTOCOLS, ProtocolTraffic};

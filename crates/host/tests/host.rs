@@ -429,6 +429,60 @@ fn streams_that_never_negotiate_get_a_share_of_slots_and_lose_them_with_their_co
 }
 
 #[test]
+fn traffic_is_counted_per_protocol_under_the_handlers_name() {
+    run(|sim| async move {
+        let server = memory_builder(&sim)
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        // Inbound streams of a predicate handler count under its registration name, whatever
+        // id the remote proposed.
+        server.set_stream_handler_matching("/any/1", |p| p.starts_with("/any/1."), echo);
+        let client = memory_builder(&sim).build().await.unwrap();
+        let peer = server.local_peer_id();
+        client.connect(peer, server.listen_addrs()).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(echo_roundtrip(&client, peer, b"hello").await, b"hello");
+        }
+        for minor in ["/any/1.1", "/any/1.2"] {
+            let mut s = client.new_stream(&peer, [minor]).await.unwrap();
+            s.write_all(b"abc").await.unwrap();
+            s.close().await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+        }
+        let find = |host: &Host, protocol: &str| {
+            host.protocol_traffic()
+                .into_iter()
+                .find(|t| t.protocol == protocol)
+                .unwrap_or_else(|| panic!("no traffic for {protocol}"))
+        };
+        // The handlers' last writes may land just after the client read EOF.
+        wait_until(sim.runtime(), || find(&server, "/any/1").bytes_written == 6).await;
+        let echo_out = find(&client, "/echo/1.0.0");
+        assert_eq!(
+            (echo_out.outbound_streams, echo_out.inbound_streams),
+            (3, 0)
+        );
+        assert_eq!((echo_out.bytes_written, echo_out.bytes_read), (15, 15));
+        let echo_in = find(&server, "/echo/1.0.0");
+        assert_eq!((echo_in.inbound_streams, echo_in.bytes_read), (3, 15));
+        let any = find(&server, "/any/1");
+        assert_eq!((any.inbound_streams, any.bytes_read), (2, 6));
+        assert!(
+            server
+                .protocol_traffic()
+                .iter()
+                .all(|t| !t.protocol.as_str().starts_with("/any/1."))
+        );
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
 fn a_peer_that_stalls_the_upgrade_times_out_and_others_are_served() {
     run(|sim| async move {
         let timeout = Duration::from_millis(500);
