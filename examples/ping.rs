@@ -13,7 +13,7 @@
 use std::error::Error;
 use std::time::Duration;
 
-use lp2p::ping::{Ping, PingConfig};
+use lp2p::ping::Ping;
 use lp2p::{Host, HostBuilderExt, Multiaddr, Protocol};
 
 async fn listen() -> Result<Host, Box<dyn Error>> {
@@ -37,8 +37,8 @@ async fn dial(target: Multiaddr, count: u32) -> Result<(), Box<dyn Error>> {
         return Err("the address must end in /p2p/<peer id>".into());
     };
     let host = Host::builder().with_defaults().build().await?;
-    // A handle to ping from (the handler `with_defaults` registered stays as it is).
-    let ping = Ping::new(&host, PingConfig::default());
+    // The ping service `with_defaults` started, found on the host.
+    let ping: Ping = host.service().ok_or("with_defaults starts ping")?;
     host.connect(peer, vec![target]).await?;
     for _ in 0..count {
         let rtt = ping.ping(&peer).await?;

@@ -14,6 +14,8 @@ use std::time::Duration;
 use lp2p_memory::MemoryConnection;
 
 pub mod peers;
+pub mod secure;
+pub mod stream_peer;
 
 /// How long any single interop exchange may take before a test fails instead of hanging.
 /// Generous: CI machines are slow and loaded; a healthy exchange takes milliseconds.
@@ -27,6 +29,20 @@ pub fn pipe() -> (MemoryConnection, MemoryConnection) {
         "/memory/1".parse().expect("valid multiaddr"),
         "/memory/2".parse().expect("valid multiaddr"),
     )
+}
+
+/// The identity every node program here (lp2p-node, rust-libp2p-node, js-libp2p-node) derives
+/// from `--key-seed SEED`: the seed as 8 little-endian bytes, then 24 zero bytes, as the
+/// Ed25519 secret key.
+pub fn seed_keypair(seed: u64) -> libp2p::identity::Keypair {
+    let mut secret = [0u8; 32];
+    secret[..8].copy_from_slice(&seed.to_le_bytes());
+    libp2p::identity::Keypair::ed25519_from_bytes(secret).expect("32 bytes are an ed25519 key")
+}
+
+/// The peer id of [`seed_keypair`]`(seed)`, as text.
+pub fn peer_of_seed(seed: u64) -> String {
+    seed_keypair(seed).public().to_peer_id().to_string()
 }
 
 /// A multi-threaded tokio runtime for rust-libp2p swarms.

@@ -16,8 +16,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, identify, ping};
-use lp2p_host::{EventStream, Host, HostEvent, HostStream, IdentifyInfo};
-use lp2p_identify::{ID_PROTOCOL, Identify, IdentifyConfig, PUSH_PROTOCOL, RecordFormat};
+use lp2p_host::{EventStream, Host, HostStream};
+use lp2p_identify::{
+    ID_PROTOCOL, Identify, IdentifyConfig, IdentifyEvent, IdentifyInfo, PUSH_PROTOCOL, RecordFormat,
+};
 use lp2p_interop::{init_tracing, run, tokio_runtime};
 use tokio::sync::mpsc;
 
@@ -144,9 +146,12 @@ async fn lp2p_host(format: RecordFormat) -> (Host, Identify) {
     (host, identify)
 }
 
-async fn lp2p_identified(events: &mut EventStream<HostEvent>, peer: PeerId) -> Arc<IdentifyInfo> {
+async fn lp2p_identified(
+    events: &mut EventStream<IdentifyEvent>,
+    peer: PeerId,
+) -> Arc<IdentifyInfo> {
     loop {
-        if let HostEvent::Identified { peer: p, info } = events.next().await.expect("events")
+        if let IdentifyEvent::Identified { peer: p, info } = events.next().await.expect("events")
             && p == peer
         {
             return info;
@@ -220,7 +225,7 @@ fn lp2p_dials_rust_libp2p_and_both_identify() {
     let mut rust = start_rust_peer(&rt);
     let rust_addr = rust_listen_addr(&rt, &mut rust);
     let (host, identify) = run("lp2p host", lp2p_host(RecordFormat::Legacy));
-    let mut events = host.events();
+    let mut events = identify.events();
 
     let info = run("lp2p identifies rust-libp2p", async {
         host.connect(rust.peer, vec![rust_addr.clone()])
@@ -262,8 +267,8 @@ fn rust_libp2p_dials_lp2p_and_both_identify() {
     let rt = tokio_runtime();
     let mut rust = start_rust_peer(&rt);
     let rust_addr = rust_listen_addr(&rt, &mut rust);
-    let (host, _identify) = run("lp2p host", lp2p_host(RecordFormat::Legacy));
-    let mut events = host.events();
+    let (host, identify) = run("lp2p host", lp2p_host(RecordFormat::Legacy));
+    let mut events = identify.events();
     let mut target = host.listen_addrs()[0].clone();
     target.push(libp2p::multiaddr::Protocol::P2p(host.local_peer_id()));
     rust.dial.send(target).expect("swarm alive");

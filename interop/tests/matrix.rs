@@ -4,7 +4,9 @@
 //! in both dial directions, across {noise, plaintext} x {yamux, mplex where the peer has it}
 //! x {ping, echo, identify, gossipsub both ways, perf 64 MiB both ways} on 127.0.0.1, plus
 //! the same cells over `/ip6/::1` (noise, yamux), skipped visibly where the machine has no
-//! IPv6 loopback.
+//! IPv6 loopback. Against rust-libp2p also TCP with TLS 1.3 (`--security tls`, yamux) and
+//! QUIC (`/udp/0/quic-v1`, which brings its own TLS 1.3 and streams: `--security` and
+//! `--muxer` are passed but do not apply).
 //!
 //! A cell that fails because of the other implementation is listed in [`KNOWN_UPSTREAM`]
 //! with the upstream behaviour: it still runs, is reported `xfail`, and turns into a failure
@@ -18,7 +20,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use lp2p_interop::peers::{self, Implementation, Peer, Programs};
 use serde_json::Value;
@@ -27,7 +29,12 @@ use serde_json::Value;
 const RUN_TIMEOUT: &str = "90";
 /// The perf transfer in each direction.
 const PERF_BYTES: u64 = 64 * 1024 * 1024;
-const TOPIC: &str = "interop-matrix";
+/// Each row gossips on its own topic: a listener serves several rows, and a peer's gossip
+/// (IHAVE of its message cache) would otherwise hand a row's dialer the previous row's
+/// messages, which satisfy `--expect-messages` before the row's own message arrives.
+fn row_topic(row: usize) -> String {
+    format!("interop-matrix-row-{row}")
+}
 /// Listener groups run at the same time: the processes mostly wait on each other, so a few
 /// in parallel keep a 2-core machine busy without starving the perf cells.
 const WORKERS: usize = 3;
@@ -53,11 +60,30 @@ enum Ip {
     V6,
 }
 
-impl Ip {
-    fn listen_addr(self) -> &'static str {
+/// The transport of a group's listen address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Tcp,
+    Quic,
+}
+
+impl Transport {
+    /// The protocol before the port in a listen address.
+    fn port_protocol(self) -> &'static str {
         match self {
-            Ip::V4 => "/ip4/127.0.0.1/tcp/0",
-            Ip::V6 => "/ip6/::1/tcp/0",
+            Transport::Tcp => "tcp",
+            Transport::Quic => "udp",
+        }
+    }
+}
+
+impl Ip {
+    fn listen_addr(self, transport: Transport) -> &'static str {
+        match (self, transport) {
+            (Ip::V4, Transport::Tcp) => "/ip4/127.0.0.1/tcp/0",
+            (Ip::V6, Transport::Tcp) => "/ip6/::1/tcp/0",
+            (Ip::V4, Transport::Quic) => "/ip4/127.0.0.1/udp/0/quic-v1",
+            (Ip::V6, Transport::Quic) => "/ip6/::1/udp/0/quic-v1",
         }
     }
 
@@ -74,6 +100,7 @@ struct Group {
     dialer: Implementation,
     listener: Implementation,
     security: &'static str,
+    transport: Transport,
     ip: Ip,
     muxers: Vec<&'static str>,
 }
@@ -136,6 +163,7 @@ struct Cell<'a> {
     dialer: Implementation,
     listener_impl: Implementation,
     security: &'a str,
+    transport: Transport,
     muxer: &'a str,
     row: usize,
 }
@@ -201,9 +229,10 @@ impl Cell<'_> {
                 format!("{expected} missing from {protocols:?}")
             })?;
         }
+        let protocol = self.transport.port_protocol();
         let port = listener
             .addr
-            .split("/tcp/")
+            .split(&format!("/{protocol}/"))
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .unwrap_or("");
@@ -213,22 +242,23 @@ impl Cell<'_> {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
-        expect(
-            addrs.iter().any(|a| a.contains(&format!("/tcp/{port}"))),
-            || format!("listen addrs {addrs:?} miss port {port}"),
-        )
+        let wanted = format!("/{protocol}/{port}");
+        expect(addrs.iter().any(|a| a.contains(&wanted)), || {
+            format!("listen addrs {addrs:?} miss {wanted}")
+        })
     }
 
     /// The dialer publishes once the listener is in its mesh and waits for one message; the
     /// runner sees the listener print the dialer's message and has the listener publish back.
     fn gossipsub(&self, listener: &mut Peer) -> Result<(), String> {
+        let topic = row_topic(self.row);
         let outbound = format!("to the listener, row {}", self.row);
         let inbound = format!("to the dialer, row {}", self.row);
         let args = with(
             dial_args("dial", listener, self.security, self.muxer),
             &[
                 "--topic",
-                TOPIC,
+                &topic,
                 "--publish",
                 &outbound,
                 "--expect-messages",
@@ -257,7 +287,7 @@ impl Cell<'_> {
         listener
             .wait_for(|e| e["event"] == "message" && e["data"] == outbound.as_str())
             .map_err(|e| format!("the listener never received the dialer's message: {e}"))?;
-        listener.send_line(&format!("publish {TOPIC} {inbound}"))?;
+        listener.send_line(&format!("publish {topic} {inbound}"))?;
         let output = child
             .0
             .take()
@@ -324,13 +354,21 @@ fn judge(result: Result<(), String>, known: Option<&'static str>) -> Outcome {
 }
 
 fn row_label(group: &Group, muxer: &str) -> String {
-    format!(
-        "{} dials {} ({}, {muxer}, {})",
-        group.dialer.name(),
-        group.listener.name(),
-        group.security,
-        group.ip.name()
-    )
+    match group.transport {
+        Transport::Tcp => format!(
+            "{} dials {} ({}, {muxer}, {})",
+            group.dialer.name(),
+            group.listener.name(),
+            group.security,
+            group.ip.name()
+        ),
+        Transport::Quic => format!(
+            "{} dials {} (quic-v1, {})",
+            group.dialer.name(),
+            group.listener.name(),
+            group.ip.name()
+        ),
+    }
 }
 
 /// Starts the group's listener and runs its rows' cells in order.
@@ -356,12 +394,10 @@ fn run_group(programs: &Programs, group: &Group, first_row: usize) -> Vec<Row> {
         return skip(why);
     }
     let listener = programs.command(group.listener).and_then(|command| {
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "listen",
             "--addr",
-            group.ip.listen_addr(),
-            "--topic",
-            TOPIC,
+            group.ip.listen_addr(group.transport),
             "--security",
             group.security,
             "--muxer",
@@ -372,6 +408,10 @@ fn run_group(programs: &Programs, group: &Group, first_row: usize) -> Vec<Row> {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+        for row in first_row..first_row + group.muxers.len() {
+            args.push("--topic".to_owned());
+            args.push(row_topic(row));
+        }
         Peer::listen(command, &args, None)
     });
     let mut listener = match listener {
@@ -405,6 +445,7 @@ fn run_group(programs: &Programs, group: &Group, first_row: usize) -> Vec<Row> {
                 dialer: group.dialer,
                 listener_impl: group.listener,
                 security: group.security,
+                transport: group.transport,
                 muxer,
                 row: first_row + i,
             };
@@ -441,6 +482,7 @@ fn groups() -> Vec<Group> {
                     dialer,
                     listener,
                     security,
+                    transport: Transport::Tcp,
                     ip: Ip::V4,
                     muxers: peer.muxers().to_vec(),
                 });
@@ -449,13 +491,37 @@ fn groups() -> Vec<Group> {
                 dialer,
                 listener,
                 security: "noise",
+                transport: Transport::Tcp,
                 ip: Ip::V6,
                 muxers: vec!["yamux"],
             });
+            // TLS and QUIC: rust-libp2p's libp2p-tls and libp2p-quic (the js-libp2p and
+            // py-libp2p programs speak neither).
+            if peer == Implementation::Rust {
+                groups.push(Group {
+                    dialer,
+                    listener,
+                    security: "tls",
+                    transport: Transport::Tcp,
+                    ip: Ip::V4,
+                    muxers: vec!["yamux"],
+                });
+                groups.push(Group {
+                    dialer,
+                    listener,
+                    security: "noise",
+                    transport: Transport::Quic,
+                    ip: Ip::V4,
+                    muxers: vec!["yamux"],
+                });
+            }
         }
     }
     groups
 }
+
+/// A group's index in [`groups`] and the rows it produced.
+type GroupRows = (usize, Vec<Row>);
 
 #[test]
 fn interop_matrix() {
@@ -473,8 +539,10 @@ fn interop_matrix() {
         first_rows.push(next);
         next += group.muxers.len();
     }
-    let queue: Arc<Mutex<VecDeque<usize>>> = Arc::new(Mutex::new((0..groups.len()).collect()));
-    let results: Arc<Mutex<Vec<(usize, Vec<Row>)>>> = Arc::new(Mutex::new(Vec::new()));
+    // The groups still to run, and each finished group's rows by its index (scoped threads
+    // borrow both, so no Arc).
+    let queue: Mutex<VecDeque<usize>> = Mutex::new((0..groups.len()).collect());
+    let results: Mutex<Vec<GroupRows>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..WORKERS {
             let (queue, results, groups, programs, first_rows) =
@@ -492,13 +560,13 @@ fn interop_matrix() {
             });
         }
     });
-    let mut results = std::mem::take(&mut *results.lock().expect("results"));
+    let mut results = results.into_inner().expect("results");
     results.sort_by_key(|(index, _)| *index);
     let rows: Vec<Row> = results.into_iter().flat_map(|(_, rows)| rows).collect();
 
     let width = rows.iter().map(|row| row.label.len()).max().unwrap_or(0);
     println!(
-        "\ninterop matrix: lp2p-node vs {}, {}, {}; TCP on 127.0.0.1 and [::1]",
+        "\ninterop matrix: lp2p-node vs {}, {}, {}; TCP on 127.0.0.1 and [::1], QUIC on 127.0.0.1",
         Implementation::Rust.version(),
         Implementation::Js.version(),
         Implementation::Py.version()

@@ -12,7 +12,9 @@ use libp2p_core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade};
 use lp2p_core::{Role, RuntimeHandle, Stream};
 use lp2p_interop::{init_tracing, pipe, run};
 use lp2p_memory::MemoryConnection;
-use lp2p_mplex::{MplexConfig, MplexConnection, PROTOCOL_ID};
+use std::sync::Arc;
+
+use lp2p_mplex::{Mplex, MplexConnection, PROTOCOL_ID};
 
 type RustMuxer = libp2p_mplex::Multiplex<MemoryConnection>;
 
@@ -38,8 +40,8 @@ async fn rust_listener(io: MemoryConnection) -> RustMuxer {
         .unwrap()
 }
 
-fn lp2p(io: MemoryConnection, role: Role) -> MplexConnection {
-    MplexConnection::new(io, role, MplexConfig::default(), &RuntimeHandle::default())
+fn lp2p(io: MemoryConnection, role: Role) -> Arc<MplexConnection> {
+    Mplex::default().start(io, role, &RuntimeHandle::default())
 }
 
 /// The bytes side `side` sends on the stream with index `index`: differs per stream, per
@@ -128,12 +130,11 @@ async fn rust_accepts(mut muxer: RustMuxer, count: usize, len: usize) -> (RustMu
 
 /// lp2p opens `count` streams, running the opener side on each.
 async fn lp2p_opens(conn: &MplexConnection, count: u32, len: usize) {
-    let tasks: Vec<_> = (0..count)
-        .map(|index| {
-            let stream = conn.open().unwrap();
-            async_std::task::spawn(opener_side(stream, index, len))
-        })
-        .collect();
+    let mut tasks = Vec::new();
+    for index in 0..count {
+        let stream = conn.open().await.unwrap();
+        tasks.push(async_std::task::spawn(opener_side(stream, index, len)));
+    }
     for task in tasks {
         task.await;
     }
@@ -169,7 +170,7 @@ async fn rust_opens(
 }
 
 fn check_clean(conn: &MplexConnection) {
-    let stats = conn.stats();
+    let stats = conn.core(|session| session.stats().clone());
     assert_eq!(stats.streams_overflowed, 0, "{stats:?}");
     assert_eq!(stats.streams_reset_for_memory, 0, "{stats:?}");
     assert_eq!(stats.streams_violated, 0, "{stats:?}");
@@ -189,7 +190,7 @@ fn lp2p_dialer_opens_many_streams_to_rust_listener() {
         let (_muxer, seen) = theirs.await;
         assert_eq!(seen, (0..200).collect::<Vec<_>>());
         check_clean(&ours);
-        ours.shutdown().await;
+        ours.close().await;
     });
 }
 
@@ -214,7 +215,7 @@ fn rust_dialer_opens_many_streams_to_lp2p_listener() {
         // rust-libp2p closes the connection; lp2p notices.
         muxer.close().await.unwrap();
         poll_fn(|cx| {
-            if ours.closed() {
+            if ours.is_closed() {
                 std::task::Poll::Ready(())
             } else {
                 cx.waker().wake_by_ref();
@@ -296,7 +297,7 @@ fn reset_and_half_close_across_implementations() {
         let mut muxer = rust_listener(b).await;
 
         // Half-close from lp2p: rust reads the request to EOF and can still answer.
-        let mut out = ours.open().unwrap();
+        let mut out = ours.open().await.unwrap();
         out.write_all(b"request").await.unwrap();
         out.close().await.unwrap();
         let mut inbound = poll_fn(|cx| muxer.poll_inbound_unpin(cx)).await.unwrap();
@@ -312,7 +313,7 @@ fn reset_and_half_close_across_implementations() {
         // Reset from lp2p. rust-libp2p reports a remote reset to readers as EOF (a documented
         // departure from the spec, see its `poll_read_stream`), but the stream is gone: its
         // writes fail.
-        let mut doomed = ours.open().unwrap();
+        let mut doomed = ours.open().await.unwrap();
         doomed.write_all(b"partial").await.unwrap();
         let mut inbound = poll_fn(|cx| muxer.poll_inbound_unpin(cx)).await.unwrap();
         let mut buf = [0u8; 7];
@@ -323,7 +324,7 @@ fn reset_and_half_close_across_implementations() {
         assert_eq!(err.kind(), ErrorKind::BrokenPipe);
 
         // Reset from rust (dropping an open substream resets it): our read fails.
-        let mut victim = ours.open().unwrap();
+        let mut victim = ours.open().await.unwrap();
         victim.write_all(b"hello").await.unwrap();
         let mut inbound = poll_fn(|cx| muxer.poll_inbound_unpin(cx)).await.unwrap();
         inbound.read_exact(&mut [0u8; 5]).await.unwrap();

@@ -258,7 +258,7 @@ async fn large_transfers(lp2p: Arc<YamuxConnection>, rust: RustYamux) {
     assert_eq!(big_from_rust.await.unwrap(), 88);
 
     // rust-yamux pings at start, and answers ours: both RTTs are known.
-    assert!(lp2p.rtt().is_some());
+    assert!(lp2p.core(lp2p_yamux::Connection::rtt).is_some());
 }
 
 #[test]
@@ -279,7 +279,7 @@ fn lp2p_dialer_rust_listener() {
     );
     run("lp2p client, rust-yamux server: close", async {
         // Our close sends GoAway: rust-yamux ends the connection.
-        lp2p.close_gracefully().await;
+        lp2p.close().await;
         assert!(rust.driver.await.unwrap().is_ok());
         drop(rust.close);
     });
@@ -307,7 +307,7 @@ fn rust_dialer_lp2p_listener() {
         while !lp2p_core::MuxedConnection::is_closed(&*lp2p) {
             rt.sleep(Duration::from_millis(2)).await;
         }
-        assert_eq!(lp2p.remote_go_away(), Some(0));
+        assert_eq!(lp2p.core(lp2p_yamux::Connection::remote_go_away), Some(0));
         assert!(lp2p.open().await.is_err());
     });
 }

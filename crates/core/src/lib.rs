@@ -38,6 +38,7 @@
 pub mod addr;
 mod error;
 mod established;
+pub mod events;
 pub mod framing;
 mod muxing;
 mod protocol;

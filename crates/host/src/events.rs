@@ -2,27 +2,8 @@
 
 use std::sync::Arc;
 
-use lp2p_core::{Multiaddr, PeerId, ProtocolId, PublicKey};
+use lp2p_core::{Multiaddr, PeerId};
 use lp2p_swarm::{CloseReason, Connection, ConnectionId, Direction, SwarmError, SwarmEvent};
-
-/// What a peer told us about itself through identify (filled in by `lp2p-identify`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentifyInfo {
-    /// The peer's identity key (checked against its peer id).
-    pub public_key: PublicKey,
-    /// e.g. "ipfs/0.1.0".
-    pub protocol_version: String,
-    /// e.g. "lp2p/0.1.0" or "rust-libp2p/0.57.1".
-    pub agent_version: String,
-    /// Addresses the peer listens on (from its signed peer record when valid).
-    pub listen_addrs: Vec<Multiaddr>,
-    /// Protocols the peer accepts inbound streams for.
-    pub protocols: Vec<ProtocolId>,
-    /// Our address as the peer sees it.
-    pub observed_addr: Option<Multiaddr>,
-    /// Whether the listen addresses came from a valid signed peer record.
-    pub signed_record: bool,
-}
 
 /// Something that happened in or to the host.
 #[derive(Debug, Clone)]
@@ -68,16 +49,11 @@ pub enum HostEvent {
         /// Why, per address.
         error: Arc<SwarmError>,
     },
-    /// A peer identified itself (`lp2p-identify`).
-    Identified {
-        /// The peer.
-        peer: PeerId,
-        /// What it said.
-        info: Arc<IdentifyInfo>,
-    },
     /// The set of protocols we handle changed (a handler was added or removed).
     LocalProtocolsChanged,
     /// An external address of ours was confirmed (identify: enough peers observed it).
+    /// What peers say about themselves is on identify's own stream
+    /// (`lp2p_identify::subscribe`), not here.
     ExternalAddrConfirmed(Multiaddr),
 }
 

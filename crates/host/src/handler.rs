@@ -67,6 +67,8 @@ impl HandlerOptions {
 }
 
 pub(crate) struct HandlerEntry {
+    /// The protocol id it was registered with (traffic counts under it).
+    pub(crate) name: ProtocolId,
     pub(crate) handler: Arc<dyn StreamHandler>,
     pub(crate) active: AtomicUsize,
     pub(crate) options: HandlerOptions,
@@ -109,6 +111,7 @@ impl Handlers {
         options: HandlerOptions,
     ) {
         let entry = Arc::new(HandlerEntry {
+            name: protocol.clone(),
             handler,
             active: AtomicUsize::new(0),
             options,
@@ -126,6 +129,7 @@ impl Handlers {
         options: HandlerOptions,
     ) {
         let entry = Arc::new(HandlerEntry {
+            name: protocol.clone(),
             handler,
             active: AtomicUsize::new(0),
             options,

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use futures::future::AbortHandle;
@@ -18,8 +18,12 @@ use lp2p_swarm::{
     SwarmBuilder, SwarmConfig,
 };
 
+use crate::close::CloseHooks;
 use crate::handler::{ActiveGuard, HandlerOptions, Handlers, ProtocolPredicate};
-use crate::{HostConfig, HostError, HostEvent, HostStream, StreamHandler};
+use crate::negotiating::{NegotiationSlots, Refusal};
+use crate::registry::Services;
+use crate::traffic::{Opened, TrafficTable};
+use crate::{HostConfig, HostError, HostEvent, HostStream, ProtocolTraffic, StreamHandler};
 
 /// A function run once the host is built (how services such as identify and ping attach
 /// themselves to a host built by a builder).
@@ -163,18 +167,26 @@ impl HostBuilder {
             None => default_runtime()?.scope(),
         };
         let swarm = self.swarm.runtime(runtime.clone()).build()?;
+        let event_buffer = self
+            .event_buffer
+            .unwrap_or(lp2p_swarm::config::DEFAULT_EVENT_BUFFER);
+        let negotiating = NegotiationSlots::new(
+            self.config.max_negotiating_streams,
+            self.config.max_negotiating_streams_per_peer,
+        );
         let inner = Arc::new(Inner {
             swarm,
             runtime,
             config: self.config,
             handlers: Handlers::default(),
-            events: EventBus::new(
-                self.event_buffer
-                    .unwrap_or(lp2p_swarm::config::DEFAULT_EVENT_BUFFER),
-            ),
+            events: EventBus::new(event_buffer),
+            event_buffer,
             external_addrs: Mutex::new(Vec::new()),
             services: Mutex::new(Vec::new()),
-            negotiating: AtomicUsize::new(0),
+            close_hooks: CloseHooks::default(),
+            registry: Services::default(),
+            negotiating,
+            traffic: TrafficTable::default(),
             stats: Stats::default(),
             closed: AtomicBool::new(false),
         });
@@ -221,6 +233,7 @@ fn default_runtime() -> Result<RuntimeHandle, HostError> {
 #[derive(Debug, Default)]
 struct Stats {
     refused_negotiating: AtomicU64,
+    refused_negotiating_peer: AtomicU64,
     refused_busy: AtomicU64,
     failed_negotiation: AtomicU64,
     handler_panics: AtomicU64,
@@ -229,8 +242,14 @@ struct Stats {
 /// A snapshot of the host's stream counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HostStats {
-    /// Inbound streams reset because too many were negotiating at once.
+    /// Inbound streams reset because too many were negotiating at once (all peers together,
+    /// [`HostConfig::max_negotiating_streams`]).
     pub refused_negotiating: u64,
+    /// Inbound streams reset because their peer already had its share of negotiating
+    /// streams ([`HostConfig::max_negotiating_streams_per_peer`]).
+    pub refused_negotiating_peer: u64,
+    /// Inbound streams negotiating their protocol right now.
+    pub negotiating: usize,
     /// Inbound streams reset because their protocol's handler was at its limit.
     pub refused_busy: u64,
     /// Inbound streams whose negotiation failed (no common protocol, malformed, timeout).
@@ -245,9 +264,14 @@ struct Inner {
     config: HostConfig,
     handlers: Handlers,
     events: EventBus<HostEvent>,
+    /// The per-subscriber capacity of `events` (the swarm configuration's `event_buffer`).
+    event_buffer: usize,
     external_addrs: Mutex<Vec<Multiaddr>>,
     services: Mutex<Vec<AbortHandle>>,
-    negotiating: AtomicUsize,
+    close_hooks: CloseHooks,
+    registry: Services,
+    negotiating: Arc<NegotiationSlots>,
+    traffic: TrafficTable,
     stats: Stats,
     closed: AtomicBool,
 }
@@ -269,35 +293,31 @@ impl fmt::Debug for Host {
     }
 }
 
-/// Decrements the count of negotiating streams on drop.
-struct NegotiatingGuard(Arc<Inner>);
-
-impl Drop for NegotiatingGuard {
-    fn drop(&mut self) {
-        self.0.negotiating.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 impl Inner {
     fn accept_inbound(self: &Arc<Self>, conn: Connection, mut stream: Box<dyn Stream>) {
-        let max = self.config.max_negotiating_streams;
-        if self
-            .negotiating
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_err()
-        {
-            let n = self
-                .stats
-                .refused_negotiating
-                .fetch_add(1, Ordering::Relaxed)
-                + 1;
-            tracing::warn!(peer = %conn.peer(), refused_total = n, limit = max, "too many inbound streams negotiating; stream reset");
-            stream.reset();
-            return;
-        }
-        let guard = NegotiatingGuard(self.clone());
+        let guard = match self.negotiating.try_take(conn.peer()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                let (counter, what, limit, current) = match refusal {
+                    Refusal::Total { limit, current } => (
+                        &self.stats.refused_negotiating,
+                        "max_negotiating_streams (all peers)",
+                        limit,
+                        current,
+                    ),
+                    Refusal::Peer { limit, current } => (
+                        &self.stats.refused_negotiating_peer,
+                        "max_negotiating_streams_per_peer",
+                        limit,
+                        current,
+                    ),
+                };
+                let n = counter.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+                tracing::warn!(peer = %conn.peer(), limit_name = what, limit, current, refused_total = n, "too many inbound streams negotiating; stream reset");
+                stream.reset();
+                return;
+            }
+        };
         let inner = self.clone();
         self.runtime.spawn_detached(async move {
             let peer = conn.peer();
@@ -317,12 +337,14 @@ impl Inner {
                     return;
                 }
             };
-            let mut stream = HostStream::new(io, protocol.clone(), conn);
             let Some(entry) = inner.handlers.get(protocol.as_str()) else {
                 // Removed between negotiation and now.
-                stream.reset();
+                let mut io = io;
+                io.reset();
                 return;
             };
+            let traffic = inner.traffic.stream(&entry.name, Opened::Inbound);
+            let mut stream = HostStream::new(io, protocol.clone(), conn, traffic);
             let Some(active) = ActiveGuard::try_new(entry, inner.config.max_streams_per_protocol) else {
                 let n = inner.stats.refused_busy.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(%peer, %protocol, refused_total = n, "handler at its stream limit; stream reset");
@@ -477,6 +499,12 @@ impl Host {
     }
 
     /// Opens a stream on a given connection for the first of `protocols` the peer supports.
+    ///
+    /// With one protocol that the peer announced (identify put it in the peerstore), the
+    /// negotiation is lazy: this returns at once and the proposal travels with the first
+    /// bytes written, saving a round trip; should the peer refuse after all, the first read
+    /// or write fails with "no common protocol". Otherwise it waits for the peer's answer
+    /// and an unsupported protocol is [`HostError::ProtocolNotSupported`].
     pub async fn new_stream_on<I>(
         &self,
         conn: &Connection,
@@ -492,10 +520,13 @@ impl Host {
         }
         let peer = conn.peer();
         let raw = conn.open_stream().await?;
-        let negotiation = dialer_select(raw, offered.clone(), Version::V1);
+        let negotiation = dialer_select(raw, offered.clone(), self.select_version(&peer, &offered));
         let after = self.inner.config.negotiation_timeout;
         match self.inner.runtime.timeout(after, negotiation).await {
-            Ok(Ok((protocol, io))) => Ok(HostStream::new(io, protocol, conn.clone())),
+            Ok(Ok((protocol, io))) => {
+                let traffic = self.inner.traffic.stream(&protocol, Opened::Outbound);
+                Ok(HostStream::new(io, protocol, conn.clone(), traffic))
+            }
             Ok(Err(MultiselectError::NoCommonProtocol { .. })) => {
                 Err(HostError::ProtocolNotSupported { peer, offered })
             }
@@ -509,6 +540,27 @@ impl Host {
                 offered,
                 after,
             }),
+        }
+    }
+
+    /// How to negotiate `offered` with `peer` (decision D25): lazily (the proposal and the
+    /// first application bytes in one packet, no round trip) when we offer one protocol and
+    /// the peer announced it (identify stored it in the peerstore), as go-libp2p does; with
+    /// the full round trip otherwise, so an unsupported protocol is still reported as
+    /// [`HostError::ProtocolNotSupported`] before any data is written.
+    fn select_version(&self, peer: &PeerId, offered: &[ProtocolId]) -> Version {
+        match offered {
+            [only]
+                if !self
+                    .inner
+                    .swarm
+                    .peerstore()
+                    .supports_protocols(peer, std::slice::from_ref(only))
+                    .is_empty() =>
+            {
+                Version::V1Lazy
+            }
+            _ => Version::V1,
         }
     }
 
@@ -585,6 +637,13 @@ impl Host {
         self.inner.events.subscribe()
     }
 
+    /// How many events a subscriber of [`events`](Host::events) may fall behind before it
+    /// misses some (`event_buffer` of the swarm configuration). Services that publish their
+    /// own event streams (identify) size them the same way.
+    pub fn event_buffer(&self) -> usize {
+        self.inner.event_buffer
+    }
+
     /// Every connection open and close, without loss and in order per connection: starts
     /// with the connections that exist now (see [`ConnectionEvents`]).
     pub fn connection_events(&self) -> ConnectionEvents {
@@ -611,11 +670,6 @@ impl Host {
         self.inner.swarm.is_connected(peer)
     }
 
-    /// Publishes an event on the host's event stream (for services such as identify).
-    pub fn emit(&self, event: &HostEvent) {
-        self.inner.events.emit(event);
-    }
-
     /// Runs a background task for the lifetime of the host: counted in the host's runtime
     /// scope and aborted by [`close`](Host::close).
     pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
@@ -628,10 +682,18 @@ impl Host {
         let s = &self.inner.stats;
         HostStats {
             refused_negotiating: s.refused_negotiating.load(Ordering::Relaxed),
+            refused_negotiating_peer: s.refused_negotiating_peer.load(Ordering::Relaxed),
+            negotiating: self.inner.negotiating.in_use(),
             refused_busy: s.refused_busy.load(Ordering::Relaxed),
             failed_negotiation: s.failed_negotiation.load(Ordering::Relaxed),
             handler_panics: s.handler_panics.load(Ordering::Relaxed),
         }
+    }
+
+    /// Streams and bytes per protocol since the host started (for monitoring; see
+    /// [`ProtocolTraffic`] for how protocols are named and bounded).
+    pub fn protocol_traffic(&self) -> Vec<ProtocolTraffic> {
+        self.inner.traffic.snapshot()
     }
 
     /// Whether [`close`](Host::close) was called.
@@ -644,15 +706,78 @@ impl Host {
         WeakHost(Arc::downgrade(&self.inner))
     }
 
-    /// Stops services, listeners and dials, closes every connection (every stream fails),
-    /// and waits for every task of the host to end. Event streams end afterwards.
+    /// Registers work a service must finish before the host closes its connections: flush
+    /// what it queued (pubsub send queues, identify pushes, a half-written reply). When
+    /// [`close`](Host::close) is called, every hook registered runs once, all at the same
+    /// time, while the host still works (streams open, connections stay up); the connections
+    /// close when all of them finished or [`HostConfig::close_grace`] ran out, whichever is
+    /// first. Returns false, and drops `hook` without running it, once closing has begun.
+    ///
+    /// ```
+    /// # use lp2p_host::Host;
+    /// # lp2p_core::runtime::block_on(async {
+    /// # let host = Host::builder().transport(lp2p_memory::MemoryTransport::default())
+    /// #     .security(lp2p_noise::Noise::new()).muxer(lp2p_yamux::Yamux::default())
+    /// #     .build().await?;
+    /// let (done, flushed) = futures::channel::oneshot::channel();
+    /// host.on_close(move || async move {
+    ///     // e.g. wait until a queue was written out
+    ///     let _ = done.send(());
+    /// });
+    /// host.close().await;
+    /// assert!(flushed.await.is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn on_close<F, Fut>(&self, hook: F) -> bool
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.inner.close_hooks.register(hook)
+    }
+
+    /// Registers `service` as this host's service of type `T`, replacing (and returning) the
+    /// one registered before. Services register their handle when they start (`Identify`,
+    /// `Ping`, `PubSub` do), so code that did not start them can find them with
+    /// [`service`](Host::service). The registry holds the handle until the host closes;
+    /// handles keep only a weak reference to the host, so this makes no cycle.
+    pub fn insert_service<T: Clone + Send + Sync + 'static>(&self, service: T) -> Option<T> {
+        self.inner.registry.insert(service)
+    }
+
+    /// The service of type `T` running on this host, if one registered itself: e.g.
+    /// `host.service::<Identify>()` for the identify service `with_defaults()` started.
+    /// `None` once the host is closed.
+    pub fn service<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.inner.registry.get()
+    }
+
+    /// Whether [`close`](Host::close) has begun (services flushing, or already closed):
+    /// services should queue no new work from then on.
+    pub fn is_closing(&self) -> bool {
+        self.inner.close_hooks.is_closing() || self.is_closed()
+    }
+
+    /// Closes the host gracefully: first every hook registered with
+    /// [`on_close`](Host::on_close) runs (services flush what they queued) for at most
+    /// [`HostConfig::close_grace`]; then services, listeners and dials stop, every connection
+    /// closes (bytes already written to streams are still sent: the muxers close after their
+    /// queued frames; streams fail from then on), and this waits for every task of the host
+    /// to end. Event streams end afterwards. Calling it again, or from several tasks, waits
+    /// for the same close.
     pub async fn close(&self) {
+        self.inner
+            .close_hooks
+            .run(&self.inner.runtime, self.inner.config.close_grace)
+            .await;
         self.inner.closed.store(true, Ordering::Release);
         let services = std::mem::take(&mut *self.inner.services());
         for service in services {
             service.abort();
         }
         self.inner.swarm.close().await;
+        self.inner.registry.clear();
         self.inner.events.close();
     }
 

@@ -66,19 +66,23 @@
 // returned once per failed call, never on a data path, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod close;
 mod config;
 mod error;
 mod events;
 mod handler;
 mod host;
+mod negotiating;
+mod registry;
 mod stream;
+mod traffic;
 
 pub use config::{
-    DEFAULT_MAX_NEGOTIATING_STREAMS, DEFAULT_MAX_STREAMS_PER_PROTOCOL, DEFAULT_NEGOTIATION_TIMEOUT,
-    HostConfig,
+    DEFAULT_CLOSE_GRACE, DEFAULT_MAX_NEGOTIATING_STREAMS, DEFAULT_MAX_NEGOTIATING_STREAMS_PER_PEER,
+    DEFAULT_MAX_STREAMS_PER_PROTOCOL, DEFAULT_NEGOTIATION_TIMEOUT, HostConfig,
 };
 pub use error::HostError;
-pub use events::{HostEvent, IdentifyInfo};
+pub use events::HostEvent;
 pub use handler::{HandlerOptions, ProtocolPredicate, StreamHandler};
 pub use host::{Host, HostBuilder, HostStats, StartHook, WeakHost};
 pub use lp2p_swarm::{
@@ -86,3 +90,4 @@ pub use lp2p_swarm::{
     ConnectionId, Direction, EventStream, IpSubnet, SwarmConfig, SwarmError,
 };
 pub use stream::HostStream;
+pub use traffic::{MAX_TRAFFIC_PROTOCOLS, OTHER_PROTOCOLS, ProtocolTraffic};

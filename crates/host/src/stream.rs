@@ -1,12 +1,15 @@
 use std::fmt;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::io::{AsyncRead, AsyncWrite};
 use lp2p_core::{PeerId, ProtocolId, Stream};
 use lp2p_multiselect::Negotiated;
 use lp2p_swarm::Connection;
+
+use crate::traffic::Traffic;
 
 /// A stream with its protocol agreed: read and write bytes; it knows its protocol, the
 /// remote peer and the connection it runs on.
@@ -17,6 +20,7 @@ pub struct HostStream {
     io: Negotiated<Box<dyn Stream>>,
     protocol: ProtocolId,
     connection: Connection,
+    traffic: Arc<Traffic>,
 }
 
 impl HostStream {
@@ -24,11 +28,13 @@ impl HostStream {
         io: Negotiated<Box<dyn Stream>>,
         protocol: ProtocolId,
         connection: Connection,
+        traffic: Arc<Traffic>,
     ) -> Self {
         HostStream {
             io,
             protocol,
             connection,
+            traffic,
         }
     }
 
@@ -64,7 +70,12 @@ impl AsyncRead for HostStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled {
+            this.traffic.read(*n);
+        }
+        polled
     }
 }
 
@@ -74,7 +85,12 @@ impl AsyncWrite for HostStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled {
+            this.traffic.written(*n);
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -82,7 +98,12 @@ impl AsyncWrite for HostStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &polled {
+            this.traffic.written(*n);
+        }
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -1,4 +1,6 @@
-//! Two or more hosts in one process, over TCP on 127.0.0.1 and over the memory transport.
+//! Two or more hosts in one process, over TCP on 127.0.0.1 (real runtime) and over the
+//! memory transport in virtual time (lp2p-testkit: idle timeouts, upgrade timeouts and
+//! redial backoffs pass without real waiting, and their timing is asserted exactly).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,16 +11,20 @@ use std::time::Duration;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::runtime::block_on;
 use lp2p_core::{DialOpts, Keypair, Multiaddr, PeerId, RawTransport, RuntimeHandle};
-use lp2p_host::{Host, HostBuilder, HostError, HostEvent, HostStream, SwarmConfig, SwarmError};
+use lp2p_host::{
+    DEFAULT_NEGOTIATION_TIMEOUT, Host, HostBuilder, HostConfig, HostError, HostEvent, HostStream,
+    SwarmConfig, SwarmError,
+};
 use lp2p_memory::MemoryTransport;
 use lp2p_mplex::Mplex;
 use lp2p_noise::Noise;
 use lp2p_plaintext::Plaintext;
 use lp2p_swarm::{LimitKind, Stage};
 use lp2p_tcp::TcpTransport;
+use lp2p_testkit::{SimHandle, run, wait_until};
 use lp2p_yamux::Yamux;
 
-/// Generous: CI machines are slow and loaded.
+/// For the tests over TCP. Generous: CI machines are slow and loaded.
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn ma(s: &str) -> Multiaddr {
@@ -41,8 +47,11 @@ fn tcp_builder(stack: Stack) -> HostBuilder {
     }
 }
 
-fn memory_builder() -> HostBuilder {
+/// A host over the memory transport with noise and yamux, on the simulation's runtime.
+fn memory_builder(sim: &SimHandle) -> HostBuilder {
     Host::builder()
+        .runtime(sim.runtime().clone())
+        .keypair(sim.keypair())
         .transport(MemoryTransport::default())
         .security(Noise::new())
         .muxer(Yamux::default())
@@ -67,13 +76,14 @@ async fn echo_roundtrip(client: &Host, server: PeerId, payload: &[u8]) -> Vec<u8
     got
 }
 
-fn run<F: std::future::Future>(f: F) -> F::Output {
+/// For the tests over TCP, on the real runtime (virtual time cannot wait for sockets).
+fn run_real<F: std::future::Future>(f: F) -> F::Output {
     let rt = RuntimeHandle::default();
     block_on(async move { rt.timeout(LIMIT, f).await.expect("test timed out") })
 }
 
 fn echo_over_tcp(stack: Stack) {
-    run(async {
+    run_real(async {
         let server = tcp_builder(stack)
             .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
             .build()
@@ -129,7 +139,7 @@ fn echo_tcp_plaintext_yamux() {
 
 #[test]
 fn two_hundred_concurrent_streams_on_one_connection() {
-    run(async {
+    run_real(async {
         let server = tcp_builder(Stack::NoiseYamux)
             .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
             .build()
@@ -161,14 +171,14 @@ fn two_hundred_concurrent_streams_on_one_connection() {
 
 #[test]
 fn unsupported_protocol_names_the_protocols_offered_and_keeps_the_connection() {
-    run(async {
-        let server = memory_builder()
+    run(|sim| async move {
+        let server = memory_builder(&sim)
             .listen_on(ma("/memory/0"))
             .build()
             .await
             .unwrap();
         server.set_stream_handler("/echo/1.0.0", echo);
-        let client = memory_builder().build().await.unwrap();
+        let client = memory_builder(&sim).build().await.unwrap();
         let peer = server.local_peer_id();
         client.connect(peer, server.listen_addrs()).await.unwrap();
         let err = client
@@ -206,7 +216,7 @@ fn unsupported_protocol_names_the_protocols_offered_and_keeps_the_connection() {
 
 #[test]
 fn wrong_peer_id_fails_with_a_mismatch() {
-    run(async {
+    run_real(async {
         let server = tcp_builder(Stack::NoiseYamux)
             .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
             .build()
@@ -243,7 +253,7 @@ fn wrong_peer_id_fails_with_a_mismatch() {
 
 #[test]
 fn dial_with_two_dead_addresses_of_three_succeeds() {
-    run(async {
+    run_real(async {
         let server = tcp_builder(Stack::NoiseYamux)
             .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
             .build()
@@ -283,7 +293,7 @@ fn dial_with_two_dead_addresses_of_three_succeeds() {
 
 #[test]
 fn a_failed_dial_lists_every_address_and_stage() {
-    run(async {
+    run_real(async {
         let client = tcp_builder(Stack::NoiseYamux).build().await.unwrap();
         let peer = PeerId::random();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -329,7 +339,7 @@ fn a_failed_dial_lists_every_address_and_stage() {
 
 #[test]
 fn no_common_security_or_muxer_is_an_upgrade_error() {
-    run(async {
+    run_real(async {
         // Security: noise only vs plaintext only.
         let server = Host::builder()
             .transport(TcpTransport::default())
@@ -366,33 +376,144 @@ fn no_common_security_or_muxer_is_an_upgrade_error() {
 }
 
 #[test]
+fn streams_that_never_negotiate_get_a_share_of_slots_and_lose_them_with_their_connection() {
+    run(|sim| async move {
+        let server = memory_builder(&sim)
+            .config(HostConfig {
+                max_negotiating_streams: 40,
+                max_negotiating_streams_per_peer: 10,
+                ..HostConfig::default()
+            })
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let peer = server.local_peer_id();
+        // The attacker opens 60 streams that send the multistream header and then nothing.
+        // Past half the pool (20) it is over its share (10): the rest are reset.
+        let attacker = memory_builder(&sim).build().await.unwrap();
+        let conn = attacker.connect(peer, server.listen_addrs()).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..60 {
+            let mut stream = conn.open_stream().await.unwrap();
+            stream.write_all(b"\x13/multistream/1.0.0\n").await.unwrap();
+            stream.flush().await.unwrap();
+            held.push(stream);
+        }
+        wait_until(sim.runtime(), || {
+            server.stats().refused_negotiating_peer == 40
+        })
+        .await;
+        assert_eq!(server.stats().negotiating, 20);
+        assert_eq!(server.stats().refused_negotiating, 0);
+        // Meanwhile an honest peer is served.
+        let honest = memory_builder(&sim).build().await.unwrap();
+        honest.connect(peer, server.listen_addrs()).await.unwrap();
+        assert_eq!(echo_roundtrip(&honest, peer, b"ok").await, b"ok");
+        // The attacker leaves: its slots come back with its connection, long before the
+        // negotiation timeout would have freed them.
+        let left_at = sim.now();
+        conn.close().await;
+        wait_until(sim.runtime(), || server.stats().negotiating == 0).await;
+        assert!(
+            sim.now() - left_at < DEFAULT_NEGOTIATION_TIMEOUT / 10,
+            "slots held for {:?} after the connection closed",
+            sim.now() - left_at
+        );
+        drop(held);
+        honest.close().await;
+        attacker.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
+fn traffic_is_counted_per_protocol_under_the_handlers_name() {
+    run(|sim| async move {
+        let server = memory_builder(&sim)
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        // Inbound streams of a predicate handler count under its registration name, whatever
+        // id the remote proposed.
+        server.set_stream_handler_matching("/any/1", |p| p.starts_with("/any/1."), echo);
+        let client = memory_builder(&sim).build().await.unwrap();
+        let peer = server.local_peer_id();
+        client.connect(peer, server.listen_addrs()).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(echo_roundtrip(&client, peer, b"hello").await, b"hello");
+        }
+        for minor in ["/any/1.1", "/any/1.2"] {
+            let mut s = client.new_stream(&peer, [minor]).await.unwrap();
+            s.write_all(b"abc").await.unwrap();
+            s.close().await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+        }
+        let find = |host: &Host, protocol: &str| {
+            host.protocol_traffic()
+                .into_iter()
+                .find(|t| t.protocol == protocol)
+                .unwrap_or_else(|| panic!("no traffic for {protocol}"))
+        };
+        // The handlers' last writes may land just after the client read EOF.
+        wait_until(sim.runtime(), || find(&server, "/any/1").bytes_written == 6).await;
+        let echo_out = find(&client, "/echo/1.0.0");
+        assert_eq!(
+            (echo_out.outbound_streams, echo_out.inbound_streams),
+            (3, 0)
+        );
+        assert_eq!((echo_out.bytes_written, echo_out.bytes_read), (15, 15));
+        let echo_in = find(&server, "/echo/1.0.0");
+        assert_eq!((echo_in.inbound_streams, echo_in.bytes_read), (3, 15));
+        let any = find(&server, "/any/1");
+        assert_eq!((any.inbound_streams, any.bytes_read), (2, 6));
+        assert!(
+            server
+                .protocol_traffic()
+                .iter()
+                .all(|t| !t.protocol.as_str().starts_with("/any/1."))
+        );
+        client.close().await;
+        server.close().await;
+    });
+}
+
+#[test]
 fn a_peer_that_stalls_the_upgrade_times_out_and_others_are_served() {
-    run(async {
-        let server = tcp_builder(Stack::NoiseYamux)
+    run(|sim| async move {
+        let timeout = Duration::from_millis(500);
+        let server = memory_builder(&sim)
             .swarm_config(SwarmConfig {
-                upgrade_timeout: Duration::from_millis(500),
+                upgrade_timeout: timeout,
                 ..SwarmConfig::default()
             })
-            .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
+            .listen_on(ma("/memory/0"))
             .build()
             .await
             .unwrap();
         server.set_stream_handler("/echo/1.0.0", echo);
         let mut events = server.events();
-        // A raw TCP connection that never says anything.
-        let staller = TcpTransport::default()
+        // A raw connection that never says anything.
+        let staller = MemoryTransport::default()
             .dial(&server.listen_addrs()[0], &DialOpts::default())
             .await
             .unwrap();
+        let stalled_at = sim.now();
         let error = loop {
             if let HostEvent::IncomingConnectionError { error, .. } = events.next().await.unwrap() {
                 break error;
             }
         };
         assert!(error.to_string().contains("timed out"), "{error}");
+        // Exactly the upgrade timeout, in virtual time.
+        assert_eq!(sim.now() - stalled_at, timeout);
         drop(staller);
         // A well-behaved client is still served.
-        let client = tcp_builder(Stack::NoiseYamux).build().await.unwrap();
+        let client = memory_builder(&sim).build().await.unwrap();
         client
             .connect(server.local_peer_id(), server.listen_addrs())
             .await
@@ -408,7 +529,7 @@ fn a_peer_that_stalls_the_upgrade_times_out_and_others_are_served() {
 
 #[test]
 fn unsupported_address_is_refused_clearly() {
-    run(async {
+    run_real(async {
         let host = tcp_builder(Stack::NoiseYamux).build().await.unwrap();
         let err = host
             .connect_addr(ma("/dns4/example.com/tcp/443"))
@@ -432,8 +553,8 @@ fn unsupported_address_is_refused_clearly() {
 
 #[test]
 fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
-    run(async {
-        let server = memory_builder()
+    run(|sim| async move {
+        let server = memory_builder(&sim)
             .swarm_config(SwarmConfig {
                 max_inbound: 2,
                 ..SwarmConfig::default()
@@ -445,7 +566,7 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
         server.set_stream_handler("/echo/1.0.0", echo);
         let mut clients = Vec::new();
         for _ in 0..2 {
-            let c = memory_builder().build().await.unwrap();
+            let c = memory_builder(&sim).build().await.unwrap();
             c.connect(server.local_peer_id(), server.listen_addrs())
                 .await
                 .unwrap();
@@ -453,13 +574,9 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
         }
         // The responder finishes its side of the upgrade a moment after the dialer: wait
         // until both are in the table, so the third is refused by the established count.
-        while server.swarm().connection_counts().0 < 2 {
-            RuntimeHandle::default()
-                .sleep(Duration::from_millis(5))
-                .await;
-        }
+        wait_until(sim.runtime(), || server.swarm().connection_counts().0 >= 2).await;
         let mut events = server.events();
-        let third = memory_builder().build().await.unwrap();
+        let third = memory_builder(&sim).build().await.unwrap();
         let err = third
             .connect(server.local_peer_id(), server.listen_addrs())
             .await
@@ -492,7 +609,7 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
         );
 
         // Outbound limit, on the dialing side.
-        let limited = memory_builder()
+        let limited = memory_builder(&sim)
             .swarm_config(SwarmConfig {
                 max_outbound: 1,
                 ..SwarmConfig::default()
@@ -500,7 +617,7 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
             .build()
             .await
             .unwrap();
-        let other = memory_builder()
+        let other = memory_builder(&sim)
             .listen_on(ma("/memory/0"))
             .build()
             .await
@@ -532,8 +649,8 @@ fn connection_limits_are_enforced_and_the_refused_side_gets_an_error() {
 
 #[test]
 fn per_peer_limit() {
-    run(async {
-        let server = memory_builder()
+    run(|sim| async move {
+        let server = memory_builder(&sim)
             .swarm_config(SwarmConfig {
                 max_per_peer: 1,
                 ..SwarmConfig::default()
@@ -542,7 +659,7 @@ fn per_peer_limit() {
             .build()
             .await
             .unwrap();
-        let client = memory_builder().build().await.unwrap();
+        let client = memory_builder(&sim).build().await.unwrap();
         client
             .connect(server.local_peer_id(), server.listen_addrs())
             .await
@@ -558,9 +675,7 @@ fn per_peer_limit() {
             ),
             Ok(second) => {
                 let err = second.open_stream().await.err();
-                while !second.is_closed() {
-                    client.runtime().sleep(Duration::from_millis(5)).await;
-                }
+                wait_until(sim.runtime(), || second.is_closed()).await;
                 drop(err);
             }
         }
@@ -588,8 +703,8 @@ fn per_peer_limit() {
 
 #[test]
 fn handlers_that_panic_or_return_early_do_not_hurt_the_host() {
-    run(async {
-        let server = memory_builder()
+    run(|sim| async move {
+        let server = memory_builder(&sim)
             .listen_on(ma("/memory/0"))
             .build()
             .await
@@ -599,7 +714,7 @@ fn handlers_that_panic_or_return_early_do_not_hurt_the_host() {
         });
         server.set_stream_handler("/early/1.0.0", |_s: HostStream| async move {});
         server.set_stream_handler("/echo/1.0.0", echo);
-        let client = memory_builder().build().await.unwrap();
+        let client = memory_builder(&sim).build().await.unwrap();
         let peer = server.local_peer_id();
         client.connect(peer, server.listen_addrs()).await.unwrap();
 
@@ -612,9 +727,7 @@ fn handlers_that_panic_or_return_early_do_not_hurt_the_host() {
 
         assert_eq!(echo_roundtrip(&client, peer, b"fine").await, b"fine");
         // The panic was counted (it may land just after the stream ended).
-        while server.stats().handler_panics == 0 {
-            server.runtime().sleep(Duration::from_millis(5)).await;
-        }
+        wait_until(sim.runtime(), || server.stats().handler_panics > 0).await;
         client.close().await;
         server.close().await;
     });
@@ -622,8 +735,8 @@ fn handlers_that_panic_or_return_early_do_not_hurt_the_host() {
 
 #[test]
 fn predicate_handlers_and_removal() {
-    run(async {
-        let server = memory_builder()
+    run(|sim| async move {
+        let server = memory_builder(&sim)
             .listen_on(ma("/memory/0"))
             .build()
             .await
@@ -640,7 +753,7 @@ fn predicate_handlers_and_removal() {
                 }
             },
         );
-        let client = memory_builder().build().await.unwrap();
+        let client = memory_builder(&sim).build().await.unwrap();
         let peer = server.local_peer_id();
         client.connect(peer, server.listen_addrs()).await.unwrap();
         let s = client.new_stream(&peer, ["/app/1.7"]).await.unwrap();
@@ -648,9 +761,7 @@ fn predicate_handlers_and_removal() {
         drop(s);
         let err = client.new_stream(&peer, ["/app/2.0"]).await.unwrap_err();
         assert!(matches!(err, HostError::ProtocolNotSupported { .. }));
-        while seen.lock().unwrap().is_empty() {
-            server.runtime().sleep(Duration::from_millis(5)).await;
-        }
+        wait_until(sim.runtime(), || !seen.lock().unwrap().is_empty()).await;
         assert_eq!(seen.lock().unwrap().as_slice(), ["/app/1.7"]);
         assert_eq!(server.protocols(), ["/app/1.x"]);
 
@@ -665,13 +776,13 @@ fn predicate_handlers_and_removal() {
 
 #[test]
 fn events_report_connections_and_disconnections() {
-    run(async {
-        let server = memory_builder()
+    run(|sim| async move {
+        let server = memory_builder(&sim)
             .listen_on(ma("/memory/0"))
             .build()
             .await
             .unwrap();
-        let client = memory_builder().build().await.unwrap();
+        let client = memory_builder(&sim).build().await.unwrap();
         let mut server_events = server.events();
         let mut client_events = client.events();
         client
@@ -718,13 +829,13 @@ fn events_report_connections_and_disconnections() {
 
 #[test]
 fn concurrent_dials_to_one_peer_share_one_connection() {
-    run(async {
-        let server = memory_builder()
+    run(|sim| async move {
+        let server = memory_builder(&sim)
             .listen_on(ma("/memory/0"))
             .build()
             .await
             .unwrap();
-        let client = memory_builder().build().await.unwrap();
+        let client = memory_builder(&sim).build().await.unwrap();
         let peer = server.local_peer_id();
         client
             .peerstore()
@@ -742,12 +853,13 @@ fn concurrent_dials_to_one_peer_share_one_connection() {
 
 #[test]
 fn idle_connections_close_and_busy_ones_stay() {
-    run(async {
+    run(|sim| async move {
+        let idle = Duration::from_millis(300);
         let config = SwarmConfig {
-            idle_timeout: Some(Duration::from_millis(300)),
+            idle_timeout: Some(idle),
             ..SwarmConfig::default()
         };
-        let server = memory_builder()
+        let server = memory_builder(&sim)
             .listen_on(ma("/memory/0"))
             .build()
             .await
@@ -756,22 +868,34 @@ fn idle_connections_close_and_busy_ones_stay() {
             let mut buf = Vec::new();
             let _ = s.read_to_end(&mut buf).await;
         });
-        let client = memory_builder().swarm_config(config).build().await.unwrap();
+        let client = memory_builder(&sim)
+            .swarm_config(config)
+            .build()
+            .await
+            .unwrap();
         let peer = server.local_peer_id();
         let mut events = client.events();
         client.connect(peer, server.listen_addrs()).await.unwrap();
         // A stream keeps the connection alive well past the idle timeout.
         let mut s = client.new_stream(&peer, ["/hold/1.0.0"]).await.unwrap();
-        client.runtime().sleep(Duration::from_millis(900)).await;
+        sim.sleep(3 * idle).await;
         assert!(client.swarm().is_connected(&peer));
         s.close().await.unwrap();
         drop(s);
+        let idle_from = sim.now();
         let reason = loop {
             if let HostEvent::Disconnected { reason, .. } = events.next().await.unwrap() {
                 break reason;
             }
         };
         assert_eq!(reason, lp2p_host::CloseReason::Idle);
+        // Virtual time makes the policy's timing exact: not before the idle timeout, and
+        // within the core's check interval (a quarter of it) after.
+        let took = sim.now() - idle_from;
+        assert!(
+            took >= idle && took <= idle + idle / 4,
+            "closed after {took:?}"
+        );
         client.close().await;
         server.close().await;
     });
@@ -779,8 +903,8 @@ fn idle_connections_close_and_busy_ones_stay() {
 
 #[test]
 fn bootstrap_peers_are_dialed_and_redialed() {
-    run(async {
-        let server = memory_builder()
+    run(|sim| async move {
+        let server = memory_builder(&sim)
             .listen_on(ma("/memory/0"))
             .build()
             .await
@@ -792,16 +916,14 @@ fn bootstrap_peers_are_dialed_and_redialed() {
             bootstrap_backoff: Duration::from_millis(20),
             ..SwarmConfig::default()
         };
-        let client = memory_builder()
+        let client = memory_builder(&sim)
             .swarm_config(config)
             .bootstrap(addr)
             .build()
             .await
             .unwrap();
         let peer = server.local_peer_id();
-        while !client.swarm().is_connected(&peer) {
-            client.runtime().sleep(Duration::from_millis(10)).await;
-        }
+        wait_until(sim.runtime(), || client.swarm().is_connected(&peer)).await;
         assert!(
             client.swarm().is_protected(&peer),
             "bootstrap peers are kept past the idle timeout"
@@ -822,7 +944,7 @@ fn bootstrap_peers_are_dialed_and_redialed() {
 
 #[test]
 fn close_ends_every_task() {
-    run(async {
+    run_real(async {
         let server = tcp_builder(Stack::NoiseYamux)
             .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
             .build()
@@ -859,10 +981,10 @@ fn close_ends_every_task() {
 
 #[test]
 fn deterministic_identity_is_used() {
-    run(async {
+    run(|sim| async move {
         let key = Keypair::ed25519_from_bytes([7u8; 32]).unwrap();
         let expected = key.public().to_peer_id();
-        let host = memory_builder().keypair(key).build().await.unwrap();
+        let host = memory_builder(&sim).keypair(key).build().await.unwrap();
         assert_eq!(host.local_peer_id(), expected);
         host.close().await;
     });
@@ -870,8 +992,8 @@ fn deterministic_identity_is_used() {
 
 #[test]
 fn many_connections_in_and_out() {
-    run(async {
-        let server = memory_builder()
+    run(|sim| async move {
+        let server = memory_builder(&sim)
             .listen_on(ma("/memory/0"))
             .build()
             .await
@@ -879,7 +1001,7 @@ fn many_connections_in_and_out() {
         server.set_stream_handler("/echo/1.0.0", echo);
         let counter = Arc::new(AtomicUsize::new(0));
         let clients = futures::future::join_all((0..20).map(|_| async {
-            let c = memory_builder().build().await.unwrap();
+            let c = memory_builder(&sim).build().await.unwrap();
             c.connect(server.local_peer_id(), server.listen_addrs())
                 .await
                 .unwrap();
@@ -902,7 +1024,7 @@ fn many_connections_in_and_out() {
 /// connection instead of failing with "no known address" (the dialer has no listen address).
 #[test]
 fn new_stream_back_to_a_peer_whose_inbound_handshake_is_finishing() {
-    run(async {
+    run_real(async {
         let server = tcp_builder(Stack::NoiseYamux)
             .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
             .build()

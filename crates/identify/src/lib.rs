@@ -11,13 +11,17 @@
 //!   be signed by that key, describe that peer and not be older than the last one (else it
 //!   is ignored and the plain `listenAddrs` are used). Then the peerstore gets the key,
 //!   protocols, agent and protocol versions and the addresses, [`Identify::info`] the
-//!   latest [`IdentifyInfo`](lp2p_host::IdentifyInfo), and the host's event stream a
-//!   `HostEvent::Identified`. Oversized, malformed, truncated or too many messages, or no
+//!   latest [`IdentifyInfo`], and identify's own event stream ([`Identify::events`], or
+//!   [`subscribe`] before the service starts) an [`IdentifyEvent::Identified`]. Oversized, malformed, truncated or too many messages, or no
 //!   answer within [`IdentifyConfig::timeout`], fail the exchange; nothing is stored.
 //! - **Push**: when our protocols or addresses change, after a short debounce, our
 //!   information goes to every connected peer that supports `/ipfs/id/push/1.0.0`; pushes
 //!   received are checked the same way and applied (fields a push leaves out stay as they
-//!   were).
+//!   were). When the host closes, a change not yet pushed is pushed before the connections
+//!   close (a `Host::on_close` hook, within the host's close grace).
+//! - **Addresses we advertise**: listen addresses and confirmed external ones; a listener on
+//!   `0.0.0.0` or `::` is advertised as one address per interface IP of its family
+//!   ([`interfaces`]), never as the unspecified address.
 //! - **Observed addresses** ([`observed`]): an address peers see us at is adopted as an
 //!   external address (`host.add_external_addr`, which emits
 //!   `HostEvent::ExternalAddrConfirmed`) once [`IdentifyConfig::observed_addr_threshold`]
@@ -35,8 +39,8 @@
 //!
 //! ```
 //! use futures::StreamExt;
-//! use lp2p_host::{Host, HostEvent};
-//! use lp2p_identify::{Identify, IdentifyConfig};
+//! use lp2p_host::Host;
+//! use lp2p_identify::{Identify, IdentifyConfig, IdentifyEvent};
 //! use lp2p_memory::MemoryTransport;
 //! use lp2p_plaintext::Plaintext;
 //! use lp2p_yamux::Yamux;
@@ -52,11 +56,11 @@
 //! let _server_identify = Identify::new(&server, IdentifyConfig::default());
 //! let client = builder().build().await?;
 //! let identify = Identify::new(&client, IdentifyConfig::default());
-//! let mut events = client.events();
+//! let mut events = identify.events();
 //!
 //! client.connect(server.local_peer_id(), server.listen_addrs()).await?;
 //! let info = loop {
-//!     if let Some(HostEvent::Identified { peer, info }) = events.next().await {
+//!     if let Some(IdentifyEvent::Identified { peer, info }) = events.next().await {
 //!         if peer == server.local_peer_id() {
 //!             break info;
 //!         }
@@ -79,8 +83,11 @@
 
 pub mod config;
 mod error;
+mod events;
+pub mod interfaces;
 pub mod message;
 pub mod observed;
+mod pushes;
 mod service;
 pub mod verify;
 
@@ -97,6 +104,7 @@ pub use config::{
     MAX_OBSERVED_CANDIDATES, MAX_SEND_MESSAGE_LEN, default_agent_version,
 };
 pub use error::IdentifyError;
+pub use events::{IdentifyEvent, IdentifyInfo, subscribe};
 pub use lp2p_peerstore::record::{RecordError, RecordFormat};
 pub use message::{EncodeReport, IdentifyDecoder, LocalInfo, ReceivedIdentify};
 pub use service::{ID_PROTOCOL, Identify, IdentifyStats, PUSH_PROTOCOL};

@@ -12,13 +12,16 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::{Keypair, Multiaddr, PeerId, Protocol, ProtocolId, RuntimeHandle, addr};
 use lp2p_host::{
     Connection, ConnectionEvent, ConnectionEvents, EventStream, Host, HostEvent, HostStream,
-    IdentifyInfo, WeakHost,
+    WeakHost,
 };
 use lp2p_peerstore::CONNECTED_ADDR_TTL;
 use lp2p_peerstore::record::PeerRecord;
 
+use crate::events::{Bus, BusCloser, IdentifyEvent, IdentifyInfo};
+use crate::interfaces;
 use crate::message::{IdentifyDecoder, LocalInfo, ReceivedIdentify, encode_messages};
 use crate::observed::{Observation, ObservedAddrs, Observer};
+use crate::pushes::PushTracker;
 use crate::verify::{VerifiedIdentify, verify};
 use crate::{IdentifyConfig, IdentifyError};
 
@@ -86,7 +89,15 @@ struct Shared {
     state: Mutex<State>,
     /// Inbound pushes in flight per peer (entries removed at zero).
     inbound_pushes: Mutex<HashMap<PeerId, usize>>,
+    /// Push requests and the pushes that served them (what closing the host waits for).
+    pushes: PushTracker,
+    /// Per connected peer, a fingerprint ([`view_of`]) of what it last got from us in an
+    /// answer or a push; entries go when the peer's last connection closes. Closing the host
+    /// pushes to the peers whose view is stale.
+    views: Mutex<HashMap<PeerId, u64>>,
     counters: Counters,
+    /// Where `Identified` events go (the host's identify bus, see [`crate::subscribe`]).
+    events: Bus,
 }
 
 struct State {
@@ -123,10 +134,12 @@ impl Identify {
     /// are pushed.
     ///
     /// Create one per host: a second replaces the first's handlers but both services would
-    /// run. (`lp2p::HostBuilderExt::with_defaults` creates one with the default config; the
-    /// peerstore and `HostEvent::Identified` carry what it learns.)
+    /// run. The service registers its handle on the host, so `host.service::<Identify>()`
+    /// finds it (e.g. the one `lp2p::HostBuilderExt::with_defaults` started); the peerstore
+    /// and [`events`](Identify::events) carry what it learns.
     pub fn new(host: &Host, config: IdentifyConfig) -> Identify {
         let shared = Arc::new(Shared {
+            events: crate::events::bus(host),
             host: host.downgrade(),
             local_peer: host.local_peer_id(),
             keypair: host.keypair().clone(),
@@ -143,6 +156,8 @@ impl Identify {
             }),
             config,
             inbound_pushes: Mutex::new(HashMap::new()),
+            pushes: PushTracker::default(),
+            views: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         });
         let answer = shared.clone();
@@ -161,11 +176,38 @@ impl Identify {
         let connections = host.connection_events();
         // One pending push request is enough: requests made while one waits coalesce.
         let (push_tx, push_rx) = mpsc::channel(1);
-        host.spawn(shared.clone().run(connections, events, push_tx));
+        // Moved into the task (dropped with it even if it never ran): the identify event
+        // streams end when the host closes and aborts the task.
+        let close_events = BusCloser(shared.events.0.clone());
+        host.spawn(
+            shared
+                .clone()
+                .run(connections, events, push_tx, close_events),
+        );
         if shared.config.push {
             host.spawn(shared.clone().pusher(push_rx));
+            // A change not yet pushed when the host closes is pushed before the connections
+            // close (within the host's close grace), without the debounce.
+            let flushing = Arc::downgrade(&shared);
+            host.on_close(move || async move {
+                if let Some(shared) = flushing.upgrade() {
+                    shared.push_before_close().await;
+                }
+            });
         }
-        Identify { shared }
+        let identify = Identify { shared };
+        host.insert_service(identify.clone());
+        identify
+    }
+
+    /// The identify events from now on (see [`crate::subscribe`], which this is, for the
+    /// host this service runs on): bounded per subscriber as the host's events are, and
+    /// ending when the host closes.
+    pub fn events(&self) -> EventStream<IdentifyEvent> {
+        match self.shared.host.upgrade() {
+            Some(host) => crate::subscribe(&host),
+            None => crate::events::ended(),
+        }
     }
 
     /// The latest of what `peer` told us (its answer, updated by its pushes), while it is
@@ -220,12 +262,14 @@ impl Shared {
     }
 
     /// The service task: identifies new connections (all exchanges inside this one task, so
-    /// closing the host stops them), forgets closed ones, asks for pushes on changes.
+    /// closing the host stops them), forgets closed ones, asks for pushes on changes. Holds
+    /// `_close_events`, which ends the identify event streams when the task ends.
     async fn run(
         self: Arc<Self>,
         connections: ConnectionEvents,
         events: EventStream<HostEvent>,
         mut push: mpsc::Sender<()>,
+        _close_events: BusCloser,
     ) {
         enum Input {
             Connection(ConnectionEvent),
@@ -262,6 +306,8 @@ impl Shared {
                     state.observed.remove_connection(connection.id().get());
                     if num_remaining == 0 {
                         state.peers.remove(&connection.peer());
+                        drop(state);
+                        self.views().remove(&connection.peer());
                     }
                 }
                 Input::Host(
@@ -270,6 +316,9 @@ impl Shared {
                     | HostEvent::ListenAddrRemoved(_)
                     | HostEvent::ExternalAddrConfirmed(_),
                 ) => {
+                    if self.config.push {
+                        self.pushes.request();
+                    }
                     // Full: a push is already pending and will carry this change too.
                     let _ = push.try_send(());
                 }
@@ -289,9 +338,56 @@ impl Shared {
     /// Waits for push requests, lets a burst settle, then pushes once.
     async fn pusher(self: Arc<Self>, mut requests: mpsc::Receiver<()>) {
         while requests.next().await.is_some() {
-            self.runtime.sleep(self.config.push_debounce).await;
+            if let Some(closing) = self.pushes.debounce() {
+                let settle = self.runtime.sleep(self.config.push_debounce);
+                futures::future::select(settle, closing).await;
+            }
             while requests.try_recv().is_ok() {}
+            let mark = self.pushes.starting();
             self.push_all().await;
+            self.pushes.covered(mark);
+        }
+    }
+
+    fn views(&self) -> MutexGuard<'_, HashMap<PeerId, u64>> {
+        self.views.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes what `peer` now knows of us, while it is connected (an entry for a peer that
+    /// left meanwhile is pruned, so the map never outgrows the connected peers for long).
+    fn record_view(&self, peer: PeerId, view: u64) {
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        let mut views = self.views();
+        if host.is_connected(&peer) {
+            views.insert(peer, view);
+        }
+        if views.len() > host.connected_peers().len() {
+            views.retain(|p, _| host.is_connected(p));
+        }
+    }
+
+    /// The close hook: the push in flight or waiting out its debounce goes out now; then
+    /// every peer whose view of us is stale (a change whose event the service had not
+    /// handled yet) gets a push too.
+    async fn push_before_close(&self) {
+        if let Some(pushed) = self.pushes.flush() {
+            let _ = pushed.await;
+        }
+        let Some(host) = self.host.upgrade() else {
+            return;
+        };
+        let current = view_of(&self.local_info(&host, None));
+        let stale: Vec<PeerId> = self
+            .views()
+            .iter()
+            .filter(|(_, view)| **view != current)
+            .map(|(peer, _)| *peer)
+            .collect();
+        if !stale.is_empty() {
+            tracing::debug!(peers = stale.len(), "pushing identify before close");
+            self.push_to(&host, stale).await;
         }
     }
 
@@ -299,8 +395,12 @@ impl Shared {
         let Some(host) = self.host.upgrade() else {
             return;
         };
-        let peers: Vec<PeerId> = host
-            .connected_peers()
+        self.push_to(&host, host.connected_peers()).await;
+    }
+
+    /// Pushes our current information to those of `peers` that support push.
+    async fn push_to(&self, host: &Host, peers: Vec<PeerId>) {
+        let peers: Vec<PeerId> = peers
             .into_iter()
             .filter(|peer| {
                 !host
@@ -312,15 +412,12 @@ impl Shared {
         if peers.is_empty() {
             return;
         }
+        let info = self.local_info(host, None);
+        let view = view_of(&info);
         let mut wire = Vec::new();
-        let report = encode_messages(
-            &self.local_info(&host, None),
-            self.config.max_send_message_len,
-            &mut wire,
-        );
+        let report = encode_messages(&info, self.config.max_send_message_len, &mut wire);
         tracing::debug!(peers = peers.len(), ?report, "pushing identify");
         let wire = &wire;
-        let host = &host;
         futures::stream::iter(peers)
             .for_each_concurrent(
                 self.config.max_concurrent_pushes.max(1),
@@ -335,6 +432,7 @@ impl Shared {
                         .await;
                     if let Ok(Some(())) = sent {
                         bump(&self.counters.pushes_sent);
+                        self.record_view(peer, view);
                     } else {
                         tracing::debug!(%peer, "identify push failed");
                     }
@@ -384,6 +482,7 @@ impl Shared {
         let observed = addr::split_peer_id(stream.connection().remote_addr()).0;
         let info = self.local_info(&host, Some(observed));
         drop(host);
+        let view = view_of(&info);
         let mut wire = Vec::new();
         let report = encode_messages(&info, self.config.max_send_message_len, &mut wire);
         if report
@@ -402,7 +501,9 @@ impl Shared {
                 stream.close().await
             })
             .await;
-        if !matches!(sent, Ok(Ok(()))) {
+        if matches!(sent, Ok(Ok(()))) {
+            self.record_view(peer, view);
+        } else {
             tracing::debug!(%peer, "sending an identify answer failed");
         }
     }
@@ -511,7 +612,7 @@ impl Shared {
         if kind == Kind::Push {
             bump(&self.counters.pushes_received);
         }
-        host.emit(&HostEvent::Identified {
+        self.events.0.emit(&IdentifyEvent::Identified {
             peer,
             info: info.clone(),
         });
@@ -582,11 +683,16 @@ impl Shared {
         }
     }
 
-    /// What we tell peers: our addresses (listen and confirmed external ones, without
-    /// unspecified IPs), protocols, key, and our signed record.
+    /// What we tell peers: our addresses (listen and confirmed external ones; a listener on
+    /// an unspecified IP as one address per interface IP, never the unspecified IP itself),
+    /// protocols, key, and our signed record.
     fn local_info(&self, host: &Host, observed_addr: Option<Multiaddr>) -> LocalInfo {
         let mut addrs: Vec<Multiaddr> = Vec::new();
-        for a in host.listen_addrs().into_iter().chain(host.external_addrs()) {
+        let mut listen = host.listen_addrs();
+        if listen.iter().any(is_unspecified) {
+            listen = interfaces::expand_unspecified(&listen, &interfaces::interface_ips());
+        }
+        for a in listen.into_iter().chain(host.external_addrs()) {
             let a = addr::split_peer_id(&a).0;
             if a.is_empty() || is_unspecified(&a) || addrs.contains(&a) {
                 continue;
@@ -688,6 +794,16 @@ impl Drop for PushSlot {
             }
         }
     }
+}
+
+/// A fingerprint of what a peer learns from us (protocols and addresses; the observed address
+/// and the record's signature aside): equal fingerprints, nothing to push.
+fn view_of(info: &LocalInfo) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    info.protocols.hash(&mut hasher);
+    info.listen_addrs.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn is_unspecified(a: &Multiaddr) -> bool {

@@ -10,9 +10,11 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::framing::encode_frame;
 use lp2p_core::runtime::block_on;
 use lp2p_core::{Keypair, Multiaddr, PeerId, RuntimeHandle};
-use lp2p_host::{EventStream, Host, HostBuilder, HostEvent, HostStream, IdentifyInfo};
+use lp2p_host::{EventStream, Host, HostBuilder, HostEvent, HostStream};
 use lp2p_identify::proto::Identify as Pb;
-use lp2p_identify::{ID_PROTOCOL, Identify, IdentifyConfig, PUSH_PROTOCOL};
+use lp2p_identify::{
+    ID_PROTOCOL, Identify, IdentifyConfig, IdentifyEvent, IdentifyInfo, PUSH_PROTOCOL,
+};
 use lp2p_memory::MemoryTransport;
 use lp2p_noise::Noise;
 use lp2p_peerstore::record::{PeerRecord, SignedEnvelope};
@@ -45,9 +47,9 @@ async fn listening() -> Host {
 }
 
 /// The next `Identified` event about `peer`.
-async fn identified(events: &mut EventStream<HostEvent>, peer: PeerId) -> Arc<IdentifyInfo> {
+async fn identified(events: &mut EventStream<IdentifyEvent>, peer: PeerId) -> Arc<IdentifyInfo> {
     loop {
-        if let HostEvent::Identified { peer: p, info } = events.next().await.unwrap()
+        if let IdentifyEvent::Identified { peer: p, info } = events.next().await.unwrap()
             && p == peer
         {
             return info;
@@ -68,7 +70,7 @@ fn both_sides_identify_each_other_and_fill_the_peerstore() {
         };
         let id_b = Identify::new(&b, config_b);
         b.set_stream_handler("/echo/1.0.0", |_s: HostStream| async {});
-        let (mut ev_a, mut ev_b) = (a.events(), b.events());
+        let (mut ev_a, mut ev_b) = (id_a.events(), lp2p_identify::subscribe(&b));
         a.connect(b.local_peer_id(), b.listen_addrs())
             .await
             .unwrap();
@@ -131,7 +133,7 @@ fn identify_over_tcp_and_noise() {
         let b = builder().build().await.unwrap();
         let _ia = Identify::new(&a, IdentifyConfig::default());
         let _ib = Identify::new(&b, IdentifyConfig::default());
-        let mut ev_a = a.events();
+        let mut ev_a = lp2p_identify::subscribe(&a);
         a.connect(b.local_peer_id(), b.listen_addrs())
             .await
             .unwrap();
@@ -150,8 +152,8 @@ fn a_new_handler_is_pushed_to_connected_peers() {
         let b = listening().await;
         let id_a = Identify::new(&a, IdentifyConfig::default());
         let id_b = Identify::new(&b, IdentifyConfig::default());
-        let mut ev_a = a.events();
-        let mut ev_b = b.events();
+        let mut ev_a = lp2p_identify::subscribe(&a);
+        let mut ev_b = lp2p_identify::subscribe(&b);
         a.connect(b.local_peer_id(), b.listen_addrs())
             .await
             .unwrap();
@@ -207,7 +209,7 @@ fn observed_address_is_adopted_exactly_at_the_threshold() {
             ..IdentifyConfig::default()
         };
         let _id = Identify::new(&server, config);
-        let mut events = server.events();
+        let mut events = lp2p_identify::subscribe(&server);
         let mut confirmations = server.events();
         let mut clients = Vec::new();
         for i in 0..3 {
@@ -523,7 +525,7 @@ fn a_push_with_a_foreign_key_changes_nothing() {
         let b = listening().await;
         let id_a = Identify::new(&a, IdentifyConfig::default());
         let _id_b = Identify::new(&b, IdentifyConfig::default());
-        let mut ev_a = a.events();
+        let mut ev_a = lp2p_identify::subscribe(&a);
         a.connect(b.local_peer_id(), b.listen_addrs())
             .await
             .unwrap();
@@ -537,7 +539,9 @@ fn a_push_with_a_foreign_key_changes_nothing() {
         s.write_all(&framed(&answer_from(&stranger, &["/ip4/6.6.6.6/tcp/1"])))
             .await
             .unwrap();
-        s.close().await.unwrap();
+        // A refuses the push by resetting the stream, which may reach B while its (lazy)
+        // close still waits for A's negotiation answer: then the close fails, rightly.
+        let _ = s.close().await;
         loop {
             if id_a.stats().failed >= 1 {
                 break;
@@ -592,6 +596,29 @@ fn too_many_protocols_and_addresses_are_trimmed_to_the_peerstore_limits() {
 }
 
 #[test]
+fn identify_event_streams_end_when_the_host_closes() {
+    run(async {
+        // One subscriber from before the service starts, one from the service, one from a
+        // host that never runs identify: all end with their host.
+        let a = listening().await;
+        let early = lp2p_identify::subscribe(&a);
+        let id_a = Identify::new(&a, IdentifyConfig::default());
+        let late = id_a.events();
+        let b = listening().await;
+        let without = lp2p_identify::subscribe(&b);
+        a.close().await;
+        b.close().await;
+        for events in [early, late, without] {
+            let seen: Vec<IdentifyEvent> = events.collect().await;
+            assert!(seen.is_empty(), "{seen:?}");
+        }
+        // After the close, a new subscription ends at once.
+        assert!(id_a.events().next().await.is_none());
+        assert!(lp2p_identify::subscribe(&a).next().await.is_none());
+    });
+}
+
+#[test]
 fn connections_made_before_identify_started_are_identified() {
     run(async {
         let a = listening().await;
@@ -600,7 +627,7 @@ fn connections_made_before_identify_started_are_identified() {
         a.connect(b.local_peer_id(), b.listen_addrs())
             .await
             .unwrap();
-        let mut events = a.events();
+        let mut events = lp2p_identify::subscribe(&a);
         let id_a = Identify::new(&a, IdentifyConfig::default());
         let info = identified(&mut events, b.local_peer_id()).await;
         assert_eq!(info.listen_addrs, b.listen_addrs());
@@ -617,19 +644,29 @@ fn a_peer_gets_two_pushes_in_flight_at_most() {
         let b = listening().await;
         let id_a = Identify::new(&a, IdentifyConfig::default());
         let _id_b = Identify::new(&b, IdentifyConfig::default());
-        let mut ev_a = a.events();
+        let mut ev_a = lp2p_identify::subscribe(&a);
         a.connect(b.local_peer_id(), b.listen_addrs())
             .await
             .unwrap();
         identified(&mut ev_a, b.local_peer_id()).await;
-        // B opens three push streams by hand and sends nothing yet.
+        // B opens three push streams by hand and sends nothing yet. Offering a second
+        // protocol makes each negotiation take the full round trip (a single announced
+        // protocol would be proposed lazily and reach A only with its first bytes, and A's
+        // handlers could then start in any order): A has taken each stream before B opens
+        // the next, so the third is the one over the limit.
+        let not_announced = "/not-announced/1.0.0";
         let mut streams = Vec::new();
         for _ in 0..2 {
-            let s = b.new_stream(&a.local_peer_id(), [PUSH_PROTOCOL]).await;
-            streams.push(s.unwrap());
+            let s = b
+                .new_stream(&a.local_peer_id(), [PUSH_PROTOCOL, not_announced])
+                .await
+                .unwrap();
+            streams.push(s);
         }
         // (The reset may arrive during negotiation or after it.)
-        let third = b.new_stream(&a.local_peer_id(), [PUSH_PROTOCOL]).await;
+        let third = b
+            .new_stream(&a.local_peer_id(), [PUSH_PROTOCOL, not_announced])
+            .await;
         // The third is reset and counted as failed.
         while id_a.stats().failed == 0 {
             a.runtime().sleep(Duration::from_millis(10)).await;
@@ -656,6 +693,148 @@ fn a_peer_gets_two_pushes_in_flight_at_most() {
             }
             a.runtime().sleep(Duration::from_millis(10)).await;
         }
+        a.close().await;
+        b.close().await;
+    });
+}
+
+/// A change not yet pushed when the host closes is pushed before the connections close: with
+/// a debounce far longer than the test (the push is waiting it out), and right after the
+/// change (its event may not even have reached the service).
+#[test]
+fn a_change_not_yet_pushed_is_pushed_on_close() {
+    for late in [false, true] {
+        run(async {
+            let a = listening().await;
+            let b = listening().await;
+            let id_a = Identify::new(&a, IdentifyConfig::default());
+            let slow = IdentifyConfig {
+                push_debounce: Duration::from_secs(3600),
+                ..IdentifyConfig::default()
+            };
+            let _id_b = Identify::new(&b, slow);
+            let (mut ev_a, mut ev_b) = (id_a.events(), lp2p_identify::subscribe(&b));
+            a.connect(b.local_peer_id(), b.listen_addrs())
+                .await
+                .unwrap();
+            identified(&mut ev_a, b.local_peer_id()).await;
+            identified(&mut ev_b, a.local_peer_id()).await;
+
+            b.set_stream_handler("/late/1.0.0", |_s: HostStream| async {});
+            if !late {
+                // Let the service see the change and start waiting out its debounce.
+                b.runtime().sleep(Duration::from_millis(100)).await;
+            }
+            b.close().await;
+            let peer = b.local_peer_id();
+            loop {
+                let info = identified(&mut ev_a, peer).await;
+                if info.protocols.iter().any(|p| p == "/late/1.0.0") {
+                    break;
+                }
+            }
+            assert!(id_a.stats().pushes_received >= 1);
+            a.close().await;
+        });
+    }
+}
+
+/// A memory transport that claims its listener is bound to `0.0.0.0` (the test must not bind
+/// a real socket to every interface): what a host listening on `/ip4/0.0.0.0/tcp/N` shows
+/// identify, with the real memory address kept aside for dialing.
+struct AllInterfaces {
+    memory: MemoryTransport,
+    bound: Arc<std::sync::Mutex<Option<Multiaddr>>>,
+}
+
+struct AllInterfacesListener {
+    inner: Box<dyn lp2p_core::RawListener>,
+    port: u16,
+}
+
+#[lp2p_core::async_trait]
+impl lp2p_core::RawTransport for AllInterfaces {
+    fn name(&self) -> &'static str {
+        "all-interfaces"
+    }
+    fn can_dial(&self, addr: &Multiaddr) -> bool {
+        self.memory.can_dial(addr)
+    }
+    fn can_listen(&self, addr: &Multiaddr) -> bool {
+        addr.to_string().starts_with("/ip4/0.0.0.0/tcp/")
+    }
+    async fn dial(
+        &self,
+        addr: &Multiaddr,
+        opts: &lp2p_core::DialOpts,
+    ) -> Result<Box<dyn lp2p_core::Connection>, lp2p_core::Error> {
+        self.memory.dial(addr, opts).await
+    }
+    async fn listen(
+        &self,
+        _addr: &Multiaddr,
+    ) -> Result<Box<dyn lp2p_core::RawListener>, lp2p_core::Error> {
+        let inner = self.memory.listen(&ma("/memory/0")).await?;
+        *self.bound.lock().unwrap() = Some(inner.local_addr());
+        Ok(Box::new(AllInterfacesListener { inner, port: 4001 }))
+    }
+}
+
+#[lp2p_core::async_trait]
+impl lp2p_core::RawListener for AllInterfacesListener {
+    async fn accept(&mut self) -> Result<Box<dyn lp2p_core::Connection>, lp2p_core::Error> {
+        self.inner.accept().await
+    }
+    fn local_addr(&self) -> Multiaddr {
+        ma(&format!("/ip4/0.0.0.0/tcp/{}", self.port))
+    }
+}
+
+/// A host listening on 0.0.0.0 advertises its interface addresses (loopback among them) with
+/// the listener's port, and never 0.0.0.0; its signed record carries the same.
+#[test]
+fn a_listener_on_all_interfaces_is_advertised_per_interface() {
+    run(async {
+        let bound = Arc::new(std::sync::Mutex::new(None));
+        let b = Host::builder()
+            .transport(AllInterfaces {
+                memory: MemoryTransport::default(),
+                bound: bound.clone(),
+            })
+            .security(Plaintext::new())
+            .muxer(Yamux::default())
+            .listen_on(ma("/ip4/0.0.0.0/tcp/4001"))
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(b.listen_addrs(), vec![ma("/ip4/0.0.0.0/tcp/4001")]);
+        let a = memory().build().await.unwrap();
+        let _ia = Identify::new(&a, IdentifyConfig::default());
+        let _ib = Identify::new(&b, IdentifyConfig::default());
+        let mut ev_a = lp2p_identify::subscribe(&a);
+        let memory_addr = bound.lock().unwrap().clone().unwrap();
+        a.connect(b.local_peer_id(), vec![memory_addr])
+            .await
+            .unwrap();
+        let info = identified(&mut ev_a, b.local_peer_id()).await;
+        assert!(
+            info.listen_addrs.contains(&ma("/ip4/127.0.0.1/tcp/4001")),
+            "{:?}",
+            info.listen_addrs
+        );
+        assert!(
+            info.listen_addrs
+                .iter()
+                .all(|addr| addr.to_string().starts_with("/ip4/")
+                    && addr.to_string().ends_with("/tcp/4001")
+                    && !addr.to_string().starts_with("/ip4/0.0.0.0")),
+            "{:?}",
+            info.listen_addrs
+        );
+        assert!(
+            info.signed_record,
+            "the addresses came from the signed record"
+        );
         a.close().await;
         b.close().await;
     });

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use lp2p_core::runtime::{AsyncStdRuntime, block_on};
+use lp2p_core::runtime::block_on;
 use lp2p_core::{Multiaddr, Runtime, RuntimeHandle};
 use lp2p_host::{Host, HostBuilder, SwarmConfig};
 use lp2p_identify::{Identify, IdentifyConfig};
@@ -62,29 +62,30 @@ impl Future for Wait {
     }
 }
 
-/// async-std, with the gate in front of captured tasks.
-struct GatedRuntime(Arc<Gate>);
+/// The default runtime (async-std, or smol under `LP2P_RUNTIME=smol`), with the gate in
+/// front of captured tasks.
+struct GatedRuntime(Arc<Gate>, RuntimeHandle);
 
 impl Runtime for GatedRuntime {
     fn name(&self) -> &'static str {
-        "gated async-std"
+        "gated"
     }
     fn spawn(&self, task: BoxFuture<'static, ()>) {
         if self.0.capture.load(Ordering::Acquire) {
             let gate = self.0.clone();
-            AsyncStdRuntime.spawn(Box::pin(async move {
+            self.1.spawn_detached(async move {
                 Wait(gate).await;
                 task.await;
-            }));
+            });
         } else {
-            AsyncStdRuntime.spawn(task);
+            self.1.spawn_detached(task);
         }
     }
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        AsyncStdRuntime.sleep(duration)
+        self.1.sleep(duration)
     }
     fn now(&self) -> Instant {
-        AsyncStdRuntime.now()
+        self.1.now()
     }
 }
 
@@ -103,7 +104,10 @@ fn a_stalled_identify_service_still_identifies_every_connection() {
             .timeout(LIMIT, async move {
                 let gate = Arc::new(Gate::default());
                 let server = memory()
-                    .runtime(RuntimeHandle::new(GatedRuntime(gate.clone())))
+                    .runtime(RuntimeHandle::new(GatedRuntime(
+                        gate.clone(),
+                        RuntimeHandle::default(),
+                    )))
                     .swarm_config(SwarmConfig {
                         max_inbound: CONNECTIONS * 2,
                         // A tiny general event buffer: the lossy bus would drop almost

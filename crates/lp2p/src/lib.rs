@@ -6,18 +6,28 @@
 //! | feature | component | default |
 //! |---|---|---|
 //! | `tcp` | [`transport::tcp`]: TCP transport | yes |
-//! | `memory` | [`transport::memory`]: in-process transport | no |
+//! | `quic` | `transport::quic`: QUIC transport (`/udp/P/quic-v1`, TLS 1.3 inside) | no |
+//! | `memory` | `transport::memory`: in-process transport | no |
+//! | `websocket` | `transport::websocket`: `/ws`, `/tls/ws` | no |
+//! | `dns` | `dns`: `/dns*` and `/dnsaddr` resolution | no |
 //! | `noise` | [`security::noise`]: `/noise` | yes |
-//! | `plaintext` | [`security::plaintext`]: `/plaintext/2.0.0` (tests only) | no |
+//! | `tls` | `security::tls`: `/tls/1.0.0` | no |
+//! | `plaintext` | `security::plaintext`: `/plaintext/2.0.0` (tests only) | no |
 //! | `yamux` | [`muxer::yamux`]: `/yamux/1.0.0` | yes |
 //! | `mplex` | [`muxer::mplex`]: `/mplex/6.7.0` | yes |
+//! | `muxer-shell` | [`muxer::shell`]: the async shell of every muxer, to write one (on with `yamux` or `mplex`) | yes |
 //! | `identify` | `identify`: `/ipfs/id/1.0.0` and push | yes |
 //! | `ping` | `ping`: `/ipfs/ping/1.0.0` | yes |
 //! | `pubsub` | `pubsub`: floodsub and gossipsub | yes |
+//! | `kad` | `kad`: Kademlia DHT, `/ipfs/kad/1.0.0` | no |
+//! | `request-response` (+ `json`, `cbor`) | `request_response`: generic request-response protocols and their codecs | no |
 //! | `async-std` / `smol` | the runtime | async-std |
 //!
-//! [`HostBuilderExt::with_defaults`] gives a host with TCP, noise, yamux then mplex,
-//! identify and ping (as far as those features are enabled).
+//! [`HostBuilderExt::with_defaults`] gives a host with TCP (and QUIC with the `quic`
+//! feature), noise, yamux then mplex, identify and ping (as far as those features are
+//! enabled), and with the `dns` feature the system's DNS resolver. The services register
+//! their handles on the host: `host.service::<Identify>()` and `host.service::<Ping>()` hand
+//! them back.
 //!
 //! # Example
 //!
@@ -55,31 +65,46 @@ pub use lp2p_core::{
 pub use lp2p_host as host;
 pub use lp2p_host::{
     CloseReason, Connection, ConnectionEvent, ConnectionEvents, ConnectionId, Direction, Host,
-    HostBuilder, HostConfig, HostError, HostEvent, HostStream, IdentifyInfo, StreamHandler,
-    SwarmConfig, SwarmError,
+    HostBuilder, HostConfig, HostError, HostEvent, HostStream, StreamHandler, SwarmConfig,
+    SwarmError,
 };
 pub use lp2p_multiselect as multiselect;
 pub use lp2p_peerstore as peerstore;
 pub use lp2p_peerstore::Peerstore;
 pub use lp2p_swarm as swarm;
 
+#[cfg(feature = "dns")]
+pub use lp2p_dns as dns;
 #[cfg(feature = "identify")]
 pub use lp2p_identify as identify;
 #[cfg(feature = "identify")]
-pub use lp2p_identify::{Identify, IdentifyConfig};
+pub use lp2p_identify::{Identify, IdentifyConfig, IdentifyEvent, IdentifyInfo};
+#[cfg(feature = "kad")]
+pub use lp2p_kad as kad;
+/// mDNS discovery (feature `mdns`, off by default: it multicasts on the local network).
+#[cfg(feature = "mdns")]
+pub use lp2p_mdns as mdns;
+#[cfg(feature = "mdns")]
+pub use lp2p_mdns::{Mdns, MdnsConfig, MdnsEvent};
 #[cfg(feature = "ping")]
 pub use lp2p_ping as ping;
 #[cfg(feature = "ping")]
 pub use lp2p_ping::{Ping, PingConfig};
 #[cfg(feature = "pubsub")]
 pub use lp2p_pubsub as pubsub;
+#[cfg(feature = "request-response")]
+pub use lp2p_request_response as request_response;
 
 /// Transports.
 pub mod transport {
     #[cfg(feature = "memory")]
     pub use lp2p_memory as memory;
+    #[cfg(feature = "quic")]
+    pub use lp2p_quic as quic;
     #[cfg(feature = "tcp")]
     pub use lp2p_tcp as tcp;
+    #[cfg(feature = "websocket")]
+    pub use lp2p_websocket as websocket;
 }
 
 /// Security channels.
@@ -88,21 +113,39 @@ pub mod security {
     pub use lp2p_noise as noise;
     #[cfg(feature = "plaintext")]
     pub use lp2p_plaintext as plaintext;
+    #[cfg(feature = "tls")]
+    pub use lp2p_tls as tls;
 }
 
 /// Stream muxers.
 pub mod muxer {
     #[cfg(feature = "mplex")]
     pub use lp2p_mplex as mplex;
+    #[cfg(feature = "muxer-shell")]
+    pub use lp2p_muxer_shell as shell;
     #[cfg(feature = "yamux")]
     pub use lp2p_yamux as yamux;
 }
 
 /// Adds the usual components to a [`HostBuilder`].
 pub trait HostBuilderExt: Sized {
-    /// TCP, noise, yamux then mplex, identify and ping — each as far as its feature is
-    /// enabled. Add transports, security channels or muxers of your own after it; the ones
-    /// added here come first in preference order.
+    /// TCP, QUIC, noise, yamux then mplex, identify and ping, and the system's DNS resolver —
+    /// each as far as its feature is enabled. Add transports, security channels or muxers of your own after it; the ones
+    /// added here come first in preference order. Once built, `host.service::<Identify>()`
+    /// and `host.service::<Ping>()` give the handles of the services started here:
+    ///
+    /// ```
+    /// # #[cfg(all(feature = "identify", feature = "ping"))]
+    /// # lp2p::core::runtime::block_on(async {
+    /// use lp2p::{Host, HostBuilderExt, Identify, Ping};
+    /// let host = Host::builder().with_defaults().build().await?;
+    /// let ping: Ping = host.service().expect("with_defaults started ping");
+    /// let identify: Identify = host.service().expect("with_defaults started identify");
+    /// # let _ = (ping, identify);
+    /// host.close().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     #[must_use]
     fn with_defaults(self) -> Self;
 }
@@ -112,12 +155,22 @@ impl HostBuilderExt for HostBuilder {
         let b = self;
         #[cfg(feature = "tcp")]
         let b = b.transport(lp2p_tcp::TcpTransport::default());
+        #[cfg(feature = "quic")]
+        let b = b.transport(lp2p_quic::QuicTransport::default());
         #[cfg(feature = "noise")]
         let b = b.security(lp2p_noise::Noise::new());
         #[cfg(feature = "yamux")]
         let b = b.muxer(lp2p_yamux::Yamux::default());
         #[cfg(feature = "mplex")]
         let b = b.muxer(lp2p_mplex::Mplex::default());
+        #[cfg(feature = "dns")]
+        let b = match lp2p_dns::DnsResolver::system() {
+            Ok(resolver) => b.resolver(resolver),
+            Err(err) => {
+                tracing::warn!(%err, "no DNS resolver: names in addresses will not be dialed");
+                b
+            }
+        };
         services::attach_defaults(b)
     }
 }
@@ -127,7 +180,8 @@ mod services {
 
     /// Starts identify and ping with the host (when their features are on), with their
     /// default configurations, before it listens. The services live as long as the host;
-    /// `host.close()` stops them.
+    /// `host.close()` stops them. Each registers its handle on the host
+    /// (`host.service::<Identify>()`).
     pub(crate) fn attach_defaults(b: HostBuilder) -> HostBuilder {
         #[cfg(feature = "identify")]
         let b = b.on_start(|host| {
@@ -144,7 +198,8 @@ mod services {
     #[cfg(all(test, feature = "identify", feature = "ping", feature = "tcp"))]
     mod tests {
         use futures::StreamExt;
-        use lp2p_host::{Host, HostEvent};
+        use lp2p_host::Host;
+        use lp2p_identify::IdentifyEvent;
 
         use crate::HostBuilderExt;
 
@@ -158,13 +213,13 @@ mod services {
                 let server = Host::builder().with_defaults().listen_on(listen);
                 let server = server.build().await.unwrap();
                 let client = Host::builder().with_defaults().build().await.unwrap();
-                let mut events = client.events();
+                let mut events = lp2p_identify::subscribe(&client);
                 client
                     .connect(server.local_peer_id(), server.listen_addrs())
                     .await
                     .unwrap();
                 let info = loop {
-                    if let Some(HostEvent::Identified { peer, info }) = events.next().await
+                    if let Some(IdentifyEvent::Identified { peer, info }) = events.next().await
                         && peer == server.local_peer_id()
                     {
                         break info;
@@ -178,7 +233,9 @@ mod services {
                     assert!(info.protocols.iter().any(|p| p == protocol), "{protocol}");
                 }
                 assert!(info.signed_record);
-                let ping = lp2p_ping::Ping::new(&client, lp2p_ping::PingConfig::default());
+                // The handles of the services with_defaults started.
+                assert!(client.service::<lp2p_identify::Identify>().is_some());
+                let ping = client.service::<lp2p_ping::Ping>().unwrap();
                 ping.ping(&server.local_peer_id()).await.unwrap();
                 client.close().await;
                 server.close().await;
@@ -188,13 +245,16 @@ mod services {
     }
 }
 
-// The guides' code blocks are compiled and run as doc tests of this crate.
+// The guides' code blocks are compiled and run as doc tests of this crate. `guides` is a
+// symlink to the workspace's `docs/guides`: `cargo package` copies the files it points to into
+// the crate, so these paths resolve in the published crate too (a path out of the crate
+// directory would not).
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/guides/protocols.md")]
+#[doc = include_str!("../guides/protocols.md")]
 mod guide_protocols {}
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/guides/extending.md")]
+#[doc = include_str!("../guides/extending.md")]
 mod guide_extending {}
 #[cfg(all(doctest, feature = "pubsub"))]
-#[doc = include_str!("../../../docs/guides/pubsub.md")]
+#[doc = include_str!("../guides/pubsub.md")]
 mod guide_pubsub {}

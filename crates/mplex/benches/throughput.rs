@@ -8,7 +8,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p_core::{Role, RuntimeHandle};
 use lp2p_memory::MemoryConnection;
-use lp2p_mplex::{Event, MplexConfig, MplexConnection, MplexStream, Session};
+use std::sync::Arc;
+
+use lp2p_mplex::{Mplex, MplexConfig, MplexConnection, MplexStream, Session};
 
 /// Bytes moved per iteration of the connection benches.
 const TOTAL: usize = 16 * 1024 * 1024;
@@ -28,9 +30,7 @@ fn codec(c: &mut Criterion) {
             let mut wire = Vec::new();
             tx.poll_transmit(&mut wire);
             rx.handle_input(&wire, Instant::now()).unwrap();
-            let Some(Event::StreamOpened(rid)) = rx.poll_event() else {
-                panic!("no stream")
-            };
+            let rid = rx.accept_stream().unwrap().expect("a stream");
             let data = vec![0x5a; APP_IO];
             let mut buf = vec![0u8; APP_IO];
             b.iter(|| {
@@ -44,7 +44,7 @@ fn codec(c: &mut Criterion) {
                         let now = Instant::now();
                         rx.handle_input(&wire, now).unwrap();
                         while rx.poll_event().is_some() {}
-                        while let Some(n) = rx.read(rid, &mut buf).unwrap() {
+                        while let Some(n) = rx.read(rid, &mut buf, now).unwrap() {
                             if n == 0 {
                                 break;
                             }
@@ -58,15 +58,15 @@ fn codec(c: &mut Criterion) {
     group.finish();
 }
 
-fn pair(config: &MplexConfig, rt: &RuntimeHandle) -> (MplexConnection, MplexConnection) {
+fn pair(config: &MplexConfig, rt: &RuntimeHandle) -> (Arc<MplexConnection>, Arc<MplexConnection>) {
     let (a, b) = MemoryConnection::pair(
         256 * 1024,
         "/memory/1".parse().unwrap(),
         "/memory/2".parse().unwrap(),
     );
     (
-        MplexConnection::new(a, Role::Initiator, config.clone(), rt),
-        MplexConnection::new(b, Role::Responder, config.clone(), rt),
+        Mplex::new(config.clone()).start(a, Role::Initiator, rt),
+        Mplex::new(config.clone()).start(b, Role::Responder, rt),
     )
 }
 
@@ -101,9 +101,10 @@ async fn transfer(
     streams: usize,
 ) {
     let per_stream = TOTAL / streams;
-    let senders: Vec<_> = (0..streams)
-        .map(|_| rt.spawn(send(dialer.open().unwrap(), per_stream)))
-        .collect();
+    let mut senders = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        senders.push(rt.spawn(send(dialer.open().await.unwrap(), per_stream)));
+    }
     let mut receivers = Vec::with_capacity(streams);
     for _ in 0..streams {
         receivers.push(rt.spawn(receive(listener.accept().await.unwrap())));

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use lp2p_muxer_shell::ShellConfig;
+pub use lp2p_muxer_shell::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_READ_BUFFER_SIZE};
+
 /// The protocol id negotiated with multistream-select. The spec does not write it down;
 /// every implementation (go, js, rust, py) uses this one.
 pub const PROTOCOL_ID: &str = "/mplex/6.7.0";
@@ -23,20 +26,24 @@ pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
 /// millisecond on a gigabit link).
 pub const DEFAULT_SPLIT_SIZE: usize = 64 * 1024;
 
-/// Default cap on the bytes buffered for one stream that its reader has not read yet: 4 MiB.
+/// Default share of receive memory each stream is sure of: 4 MiB of data its reader has not
+/// read yet.
 ///
-/// mplex has no flow control, so a remote can always send more than we read. A frame that
-/// would pass this cap waits (input pauses) for up to the stall timeout, then the stream is
-/// reset. 4 MiB is sixteen times a yamux stream's initial window: a reader that keeps up at
-/// all rarely gets near it.
+/// mplex has no flow control, so a remote can always send more than we read. At its share,
+/// input waits for a live reader (see [`DEFAULT_READER_GRACE`]); the stream of an idle reader
+/// borrows from the connection's memory instead (so it stalls nobody else) until its reader
+/// reads nothing for the stall timeout, or until the memory is needed: then the stream of an
+/// idle reader furthest past its share is reset. 4 MiB is sixteen times a yamux stream's
+/// initial window: a reader that keeps up at all rarely gets near it.
 pub const DEFAULT_MAX_STREAM_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Default cap on the receive memory of the whole connection: 32 MiB.
 ///
 /// Counted in the fixed-size chunks that hold received data, so it bounds real memory, not
-/// just payload bytes. When it is reached the connection stops reading from the socket until
-/// readers catch up; if none does within the stall timeout, the stream holding the most
-/// unread data is reset. 32 MiB lets eight streams sit at their full per-stream cap.
+/// just payload bytes. When it is reached, streams past their share are reset to make room;
+/// if every stream is within its share, the connection stops reading from the socket until
+/// readers catch up, and if none does within the stall timeout, the stream holding the most
+/// unread data is reset. 32 MiB lets eight streams sit at their full share.
 pub const DEFAULT_MAX_CONNECTION_BUFFER: usize = 32 * 1024 * 1024;
 
 /// Default cap on concurrently open streams, counted separately for the streams each side
@@ -55,21 +62,29 @@ pub const DEFAULT_MAX_STREAMS: usize = 1024;
 /// much memory per connection.
 pub const DEFAULT_MAX_SEND_BUFFER: usize = 256 * 1024;
 
-/// Default time input may stay paused waiting for one stream's reader before that stream is
-/// reset: 5 s.
+/// Default time a reader counts as alive after it last read (or, before its first read, after
+/// its stream's first data arrived): 100 ms.
 ///
-/// mplex has no flow control, so when a frame would take a stream past its receive cap, or
-/// the connection past its memory cap, the connection stops reading (the spec's first remedy)
-/// and gives readers this long to catch up before it resets a stream (the second remedy), as
-/// go-mplex does. Long enough for a reader task on a loaded machine to be scheduled, so an
-/// honest fast transfer is never reset; short enough that a stream nobody reads stalls its
-/// connection only briefly.
-pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// A frame that would take a stream past its share of receive memory waits for a live
+/// reader (the spec's back-pressure: input pauses until the reader makes room, which a
+/// reader in a read loop does within microseconds), so a fast transfer to a live but slower
+/// reader holds no more than the share. A reader idle for longer lets its stream borrow
+/// from the connection's memory instead, so nothing else waits for it; such a stream is the
+/// first reset when that memory runs short. 100 ms is long enough for a reader task on a
+/// loaded machine to be scheduled, and short enough that other streams barely notice a
+/// pause for a reader that has stopped.
+pub const DEFAULT_READER_GRACE: Duration = Duration::from_millis(100);
 
-/// Default time a local close may spend flushing queued frames before it drops the
-/// connection anyway: 10 s (go-yamux's write timeout). A remote that stopped reading must not
-/// make `close` hang.
-pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a lagging reader gets before its stream is reset: 5 s.
+///
+/// mplex has no flow control. A stream past its share of receive memory is reset when its
+/// reader reads nothing for this long (each read starts the time again); when the
+/// connection's memory is full with every stream within its share, input pauses (the spec's
+/// first remedy) for at most this long before the stream holding the most unread data is
+/// reset (the second remedy), as go-mplex does. Long enough for a reader task on a loaded
+/// machine to be scheduled, so an honest fast transfer is never reset; short enough that a
+/// stream nobody reads holds borrowed memory only briefly.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Configuration of an mplex connection. Start from [`MplexConfig::default`] and adjust.
 ///
@@ -90,6 +105,8 @@ pub struct MplexConfig {
     max_send_buffer: usize,
     close_timeout: Duration,
     stall_timeout: Duration,
+    reader_grace: Duration,
+    read_buffer_size: usize,
 }
 
 impl Default for MplexConfig {
@@ -103,6 +120,8 @@ impl Default for MplexConfig {
             max_send_buffer: DEFAULT_MAX_SEND_BUFFER,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            reader_grace: DEFAULT_READER_GRACE,
+            read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
         }
     }
 }
@@ -125,9 +144,9 @@ impl MplexConfig {
         self
     }
 
-    /// Sets the per-stream receive buffer cap (default [`DEFAULT_MAX_STREAM_BUFFER`]).
-    /// A frame that would take a stream past it waits up to the stall timeout for the reader,
-    /// then resets the stream (at once if the frame alone is bigger than the cap).
+    /// Sets each stream's share of receive memory (default [`DEFAULT_MAX_STREAM_BUFFER`]).
+    /// Past it a stream borrows connection memory until its reader stalls for the stall
+    /// timeout or the memory is needed; a frame alone bigger than it resets its stream.
     #[must_use]
     pub fn with_max_stream_buffer(mut self, bytes: usize) -> Self {
         self.max_stream_buffer = bytes;
@@ -135,7 +154,8 @@ impl MplexConfig {
     }
 
     /// Sets the connection-wide receive memory cap (default
-    /// [`DEFAULT_MAX_CONNECTION_BUFFER`]). Reaching it pauses reading from the socket; after
+    /// [`DEFAULT_MAX_CONNECTION_BUFFER`]). Reaching it resets the streams furthest past their
+    /// share, or, with every stream within its share, pauses reading from the socket; after
     /// the stall timeout the stream holding the most unread data is reset.
     #[must_use]
     pub fn with_max_connection_buffer(mut self, bytes: usize) -> Self {
@@ -166,11 +186,31 @@ impl MplexConfig {
         self
     }
 
-    /// Sets how long input may wait for a reader to make room before a stream is reset
-    /// (default [`DEFAULT_STALL_TIMEOUT`]).
+    /// Sets how long a lagging reader gets before a stream is reset (default
+    /// [`DEFAULT_STALL_TIMEOUT`]).
     #[must_use]
     pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
         self.stall_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a reader counts as alive after it last read (default
+    /// [`DEFAULT_READER_GRACE`]): input waits for a live reader at its stream's share, while
+    /// the stream of a reader idle for longer borrows connection memory instead.
+    #[must_use]
+    pub fn with_reader_grace(mut self, grace: Duration) -> Self {
+        self.reader_grace = grace;
+        self
+    }
+
+    /// Sets how many bytes the connection task reads from the socket at once (default
+    /// [`DEFAULT_READ_BUFFER_SIZE`], clamped to what the shell accepts).
+    #[must_use]
+    pub fn with_read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes.clamp(
+            lp2p_muxer_shell::MIN_READ_BUFFER_SIZE,
+            lp2p_muxer_shell::MAX_READ_BUFFER_SIZE,
+        );
         self
     }
 
@@ -184,7 +224,7 @@ impl MplexConfig {
         self.split_size
     }
 
-    /// The per-stream receive buffer cap.
+    /// Each stream's share of receive memory.
     pub fn max_stream_buffer(&self) -> usize {
         self.max_stream_buffer
     }
@@ -209,9 +249,26 @@ impl MplexConfig {
         self.close_timeout
     }
 
-    /// How long input may wait for a reader to make room before a stream is reset.
+    /// How long a lagging reader gets before a stream is reset.
     pub fn stall_timeout(&self) -> Duration {
         self.stall_timeout
+    }
+
+    /// How long a reader counts as alive after it last read.
+    pub fn reader_grace(&self) -> Duration {
+        self.reader_grace
+    }
+
+    /// Bytes the connection task reads from the socket at once.
+    pub fn read_buffer_size(&self) -> usize {
+        self.read_buffer_size
+    }
+
+    /// What the shared async shell needs to know: the read buffer and the close timeout.
+    pub(crate) fn shell_config(&self) -> ShellConfig {
+        ShellConfig::default()
+            .with_read_buffer_size(self.read_buffer_size)
+            .with_close_timeout(self.close_timeout)
     }
 
     /// Past this many queued bytes the connection stops reading input, so replies to input

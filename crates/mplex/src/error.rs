@@ -1,7 +1,7 @@
 //! The one error type of this crate.
 
 use crate::config::PROTOCOL_ID;
-use crate::session::StreamId;
+use crate::id::StreamId;
 
 /// Everything that can go wrong in an mplex connection or stream.
 ///

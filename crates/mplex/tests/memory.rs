@@ -4,7 +4,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p_core::{Keypair, MuxerUpgrader, Role, RuntimeHandle, SecureConnection};
@@ -21,24 +20,20 @@ fn memory_pair() -> (MemoryConnection, MemoryConnection) {
     )
 }
 
-fn pair_with(dialer: MplexConfig, listener: MplexConfig) -> (MplexConnection, MplexConnection) {
+fn pair_with(
+    dialer: MplexConfig,
+    listener: MplexConfig,
+) -> (Arc<MplexConnection>, Arc<MplexConnection>) {
     let rt = RuntimeHandle::default();
     let (a, b) = memory_pair();
     (
-        MplexConnection::new(a, Role::Initiator, dialer, &rt),
-        MplexConnection::new(b, Role::Responder, listener, &rt),
+        Mplex::new(dialer).start(a, Role::Initiator, &rt),
+        Mplex::new(listener).start(b, Role::Responder, &rt),
     )
 }
 
-fn pair() -> (MplexConnection, MplexConnection) {
-    pair_with(MplexConfig::default(), MplexConfig::default())
-}
-
-#[test]
-fn thousand_streams_of_64_kib_both_ways() {
-    let (d, l) = pair();
-    run(common::many_streams_both_ways(d, l, 1000, 64 * 1024));
-}
+// The scenarios every transport runs (tests/common), over this file's `pair_with`.
+common::transport_tests!(pair_with);
 
 #[test]
 fn many_streams_with_small_frames_and_a_tight_connection_cap() {
@@ -53,58 +48,11 @@ fn many_streams_with_small_frames_and_a_tight_connection_cap() {
 }
 
 #[test]
-fn half_close() {
-    let (d, l) = pair();
-    run(common::half_close(d, l));
-}
-
-#[test]
-fn reset() {
-    let (d, l) = pair();
-    run(common::reset(d, l));
-}
-
-#[test]
-fn close_wakes_every_stream() {
-    let (d, l) = pair();
-    run(common::close_wakes_every_stream(d, l));
-}
-
-#[test]
-fn drop_half_closes() {
-    let (d, l) = pair();
-    run(common::drop_half_closes(d, l));
-}
-
-#[test]
-fn overflow_resets_only_that_stream() {
-    let (d, l) = pair_with(
-        MplexConfig::default(),
-        MplexConfig::default()
-            .with_max_stream_buffer(256 * 1024)
-            .with_stall_timeout(Duration::from_millis(100)),
-    );
-    run(common::overflow_resets_only_that_stream(d, l));
-}
-
-#[test]
-fn late_reader_is_not_reset() {
-    let (d, l) = pair();
-    run(common::late_reader_is_not_reset(d, l));
-}
-
-#[test]
-fn dropping_every_handle_closes() {
-    let (d, l) = pair();
-    run(common::dropping_every_handle_closes(d, l));
-}
-
-#[test]
 fn remote_protocol_error_fails_the_streams() {
     // A raw peer that opens a stream, sends data, then a frame with flag 7.
     let rt = RuntimeHandle::default();
     let (a, mut raw) = memory_pair();
-    let conn = MplexConnection::new(a, Role::Responder, MplexConfig::default(), &rt);
+    let conn = Mplex::default().start(a, Role::Responder, &rt);
     run(async move {
         raw.write_all(&[0x08, 0x00, 0x0a, 0x02, b'h', b'i'])
             .await
@@ -116,7 +64,7 @@ fn remote_protocol_error_fails_the_streams() {
         raw.write_all(&[0x0f, 0x00]).await.unwrap();
         let err = stream.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted);
-        assert!(conn.closed());
+        assert!(conn.is_closed());
         // The connection was dropped: the raw peer reads EOF.
         let mut rest = Vec::new();
         raw.read_to_end(&mut rest).await.unwrap();
@@ -156,12 +104,12 @@ fn upgrade_through_the_muxer_trait() {
 fn connection_task_ends_with_the_connection() {
     let rt = RuntimeHandle::default().scope();
     let (a, b) = memory_pair();
-    let d = MplexConnection::new(a, Role::Initiator, MplexConfig::default(), &rt);
-    let l = MplexConnection::new(b, Role::Responder, MplexConfig::default(), &rt);
+    let d = Mplex::default().start(a, Role::Initiator, &rt);
+    let l = Mplex::default().start(b, Role::Responder, &rt);
     assert_eq!(rt.live_tasks(), 2);
     run(async move {
-        d.shutdown().await;
-        common::wait_until(|| l.closed()).await;
+        d.close().await;
+        common::wait_until(|| l.is_closed()).await;
         drop((d, l));
         common::wait_until(|| rt.live_tasks() == 0).await;
     });

@@ -3,13 +3,11 @@
 
 mod common;
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use lp2p_core::{Connection, DialOpts, RawTransport, Role, RuntimeHandle};
-use lp2p_mplex::{MplexConfig, MplexConnection};
+use lp2p_mplex::{Mplex, MplexConfig, MplexConnection};
 use lp2p_tcp::TcpTransport;
-
-use common::run;
 
 /// Two ends of a TCP connection over loopback (port 0: the OS picks a free port).
 fn tcp_pair() -> (Box<dyn Connection>, Box<dyn Connection>) {
@@ -26,68 +24,17 @@ fn tcp_pair() -> (Box<dyn Connection>, Box<dyn Connection>) {
     })
 }
 
-fn pair_with(dialer: MplexConfig, listener: MplexConfig) -> (MplexConnection, MplexConnection) {
+fn pair_with(
+    dialer: MplexConfig,
+    listener: MplexConfig,
+) -> (Arc<MplexConnection>, Arc<MplexConnection>) {
     let rt = RuntimeHandle::default();
     let (a, b) = tcp_pair();
     (
-        MplexConnection::new(a, Role::Initiator, dialer, &rt),
-        MplexConnection::new(b, Role::Responder, listener, &rt),
+        Mplex::new(dialer).start(a, Role::Initiator, &rt),
+        Mplex::new(listener).start(b, Role::Responder, &rt),
     )
 }
 
-fn pair() -> (MplexConnection, MplexConnection) {
-    pair_with(MplexConfig::default(), MplexConfig::default())
-}
-
-#[test]
-fn thousand_streams_of_64_kib_both_ways() {
-    let (d, l) = pair();
-    run(common::many_streams_both_ways(d, l, 1000, 64 * 1024));
-}
-
-#[test]
-fn half_close() {
-    let (d, l) = pair();
-    run(common::half_close(d, l));
-}
-
-#[test]
-fn reset() {
-    let (d, l) = pair();
-    run(common::reset(d, l));
-}
-
-#[test]
-fn close_wakes_every_stream() {
-    let (d, l) = pair();
-    run(common::close_wakes_every_stream(d, l));
-}
-
-#[test]
-fn drop_half_closes() {
-    let (d, l) = pair();
-    run(common::drop_half_closes(d, l));
-}
-
-#[test]
-fn overflow_resets_only_that_stream() {
-    let (d, l) = pair_with(
-        MplexConfig::default(),
-        MplexConfig::default()
-            .with_max_stream_buffer(256 * 1024)
-            .with_stall_timeout(Duration::from_millis(100)),
-    );
-    run(common::overflow_resets_only_that_stream(d, l));
-}
-
-#[test]
-fn late_reader_is_not_reset() {
-    let (d, l) = pair();
-    run(common::late_reader_is_not_reset(d, l));
-}
-
-#[test]
-fn dropping_every_handle_closes() {
-    let (d, l) = pair();
-    run(common::dropping_every_handle_closes(d, l));
-}
+// The scenarios every transport runs (tests/common), over this file's `pair_with`.
+common::transport_tests!(pair_with);

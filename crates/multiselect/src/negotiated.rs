@@ -54,6 +54,8 @@ pub struct Negotiated<S> {
     coalesce: bool,
     /// How many bytes of that write may be.
     max_coalesced_len: usize,
+    /// Our write side is closed (`poll_close` got that far).
+    write_closed: bool,
 }
 
 impl<S> Negotiated<S> {
@@ -69,6 +71,7 @@ impl<S> Negotiated<S> {
             send: SendBuffer::default(),
             coalesce: false,
             max_coalesced_len: 0,
+            write_closed: false,
         }
     }
 
@@ -85,6 +88,7 @@ impl<S> Negotiated<S> {
             read: ReadState::Expecting(Box::new(Expecting { dialer, recv })),
             send,
             coalesce: true,
+            write_closed: false,
         }
     }
 
@@ -242,12 +246,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Negotiated<S> {
         Poll::Ready(Ok(()))
     }
 
+    /// Half-closes. A lazy dialer whose negotiation is still open then reads the listener's
+    /// answer before it reports the close done (as go-multistream does): the answer is on
+    /// its way, and a stream dropped before it arrives would be reset by the muxer when it
+    /// does, which can cost the listener data it has not read yet (a push, a request). The
+    /// write side closes first, so the remote sees the end of our data without delay; bytes
+    /// that follow the answer stay buffered for later reads. A refusal fails the close.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !matches!(this.read, ReadState::Failed { .. }) {
-            std::task::ready!(this.poll_pending_send(cx))?;
+        if !this.write_closed {
+            if !matches!(this.read, ReadState::Failed { .. }) {
+                std::task::ready!(this.poll_pending_send(cx))?;
+            }
+            std::task::ready!(Pin::new(&mut this.io).poll_close(cx))?;
+            this.write_closed = true;
+            // Nothing may be written or flushed after the close.
+            this.send.clear();
         }
-        Pin::new(&mut this.io).poll_close(cx)
+        let ReadState::Expecting(expecting) = &mut this.read else {
+            return Poll::Ready(Ok(()));
+        };
+        let Expecting { dialer, recv } = &mut **expecting;
+        match std::task::ready!(poll_negotiate(
+            &mut this.io,
+            dialer,
+            recv,
+            &mut this.send,
+            cx
+        )) {
+            Ok(_protocol) => {
+                let recv = std::mem::replace(recv, ReadBuffer::new(0));
+                this.read = if recv.is_empty() {
+                    ReadState::Passthrough
+                } else {
+                    ReadState::Buffered(recv)
+                };
+                Poll::Ready(Ok(()))
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "multistream-select: lazy negotiation failed");
+                Poll::Ready(Err(this.fail(err)))
+            }
+        }
     }
 }
 

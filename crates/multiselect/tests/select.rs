@@ -5,7 +5,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use lp2p_core::{Connection, Multiaddr, ProtocolId, Stream};
@@ -14,135 +13,20 @@ use lp2p_multiselect::{
     Config, MultiselectError, Protocols, Version, dialer_select, dialer_select_with_config,
     list_protocols, listener_select, listener_select_with_config,
 };
+use lp2p_testkit::io::{Recorder, ScriptedStream, pipe};
 use proptest::prelude::*;
 
 const HDR: &[u8] = b"\x13/multistream/1.0.0\n";
 
-fn pair() -> (MemoryConnection, MemoryConnection) {
-    MemoryConnection::pair(
-        64 * 1024,
-        "/memory/1".parse().unwrap(),
-        "/memory/2".parse().unwrap(),
-    )
-}
-
-/// Runs a test body with a generous timeout so a bug hangs nothing.
+/// Runs a test body in virtual time (lp2p-testkit): a bug that hangs fails as a stall.
 fn run<F: std::future::Future>(f: F) -> F::Output {
-    lp2p_core::runtime::block_on(async {
-        let rt = lp2p_core::RuntimeHandle::default();
-        rt.timeout(Duration::from_secs(60), f)
-            .await
-            .expect("test timed out")
-    })
-}
-
-/// A stream wrapper that records every write call's bytes.
-struct Recorder<S> {
-    inner: S,
-    writes: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl<S> Recorder<S> {
-    fn new(inner: S) -> (Self, Arc<Mutex<Vec<Vec<u8>>>>) {
-        let writes = Arc::new(Mutex::new(Vec::new()));
-        (
-            Recorder {
-                inner,
-                writes: writes.clone(),
-            },
-            writes,
-        )
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Recorder<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Recorder<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = res {
-            self.writes.lock().unwrap().push(buf[..n].to_vec());
-        }
-        res
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
-/// A scripted remote: reads hand out `input` in pieces of the given sizes (cycling), then
-/// EOF; writes are collected.
-struct Script {
-    input: Vec<u8>,
-    pos: usize,
-    pieces: Vec<usize>,
-    next_piece: usize,
-    output: Vec<u8>,
-}
-
-impl Script {
-    fn new(input: Vec<u8>, pieces: Vec<usize>) -> Script {
-        Script {
-            input,
-            pos: 0,
-            pieces,
-            next_piece: 0,
-            output: Vec::new(),
-        }
-    }
-}
-
-impl AsyncRead for Script {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let piece = self.pieces[self.next_piece % self.pieces.len()].max(1);
-        self.next_piece += 1;
-        let n = piece.min(buf.len()).min(self.input.len() - self.pos);
-        buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
-        self.pos += n;
-        Poll::Ready(Ok(n))
-    }
-}
-
-impl AsyncWrite for Script {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.output.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
+    lp2p_testkit::run(|_sim| f)
 }
 
 #[test]
 fn match_at_once_and_data_flows_both_ways() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let (a, dialer_writes) = Recorder::new(a);
         let (b, listener_writes) = Recorder::new(b);
         let dialer = async {
@@ -176,7 +60,7 @@ fn match_at_once_and_data_flows_both_ways() {
 #[test]
 fn na_then_fallback() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let dialer = dialer_select(a, ["/x/2", "/x/1"], Version::V1);
         let listener = listener_select(b, Protocols::new().with("/x/1"));
         let (d, l) = futures::join!(dialer, listener);
@@ -194,7 +78,7 @@ fn na_then_fallback() {
 #[test]
 fn no_common_protocol_fails_both_sides_cleanly() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let dialer = dialer_select(a, ["/a", "/b"], Version::V1);
         let listener = listener_select(b, ["/c"]);
         let (d, l) = futures::join!(dialer, listener);
@@ -215,7 +99,7 @@ fn no_common_protocol_fails_both_sides_cleanly() {
 #[test]
 fn ls_lists_the_exact_protocols() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let supported = Protocols::new()
             .with("/a/1")
             .with("/b/1")
@@ -236,7 +120,7 @@ fn ls_lists_the_exact_protocols() {
 #[test]
 fn predicate_matcher_through_the_shell() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let supported = Protocols::new().with_predicate(|id| id.starts_with("/app/1."));
         let (d, l) = futures::join!(
             dialer_select(a, ["/app/2.0", "/app/1.4"], Version::V1),
@@ -250,7 +134,7 @@ fn predicate_matcher_through_the_shell() {
 #[test]
 fn lazy_data_right_behind_the_proposal_reaches_the_handler() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let (a, dialer_writes) = Recorder::new(a);
         let dialer = async {
             let (p, mut io) = dialer_select(a, ["/echo/1"], Version::V1Lazy)
@@ -283,7 +167,7 @@ fn lazy_data_right_behind_the_proposal_reaches_the_handler() {
 #[test]
 fn lazy_coalescing_is_bounded_by_the_config() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let (a, dialer_writes) = Recorder::new(a);
         let config = Config::default().with_max_coalesced_len(3);
         let dialer = async {
@@ -312,7 +196,7 @@ fn lazy_coalescing_is_bounded_by_the_config() {
 #[test]
 fn lazy_dialer_that_reads_first_does_not_hang() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let dialer = async {
             let (_, mut io) = dialer_select(a, ["/greet/1"], Version::V1Lazy)
                 .await
@@ -333,7 +217,7 @@ fn lazy_dialer_that_reads_first_does_not_hang() {
 #[test]
 fn lazy_with_na_fails_the_first_read() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let dialer = async {
             let (_, mut io) = dialer_select(a, ["/nope/1"], Version::V1Lazy)
                 .await
@@ -364,7 +248,7 @@ fn lazy_with_na_fails_the_first_read() {
 #[test]
 fn lazy_with_several_protocols_is_v1() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let (dialed, listened) = futures::join!(
             dialer_select(a, ["/a", "/b"], Version::V1Lazy),
             listener_select(b, ["/b"])
@@ -379,7 +263,7 @@ fn lazy_with_several_protocols_is_v1() {
 #[test]
 fn lazy_close_sends_the_pending_negotiation() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let dialer = async {
             let (_, mut io) = dialer_select(a, ["/sink/1"], Version::V1Lazy)
                 .await
@@ -402,10 +286,67 @@ fn lazy_close_sends_the_pending_negotiation() {
     });
 }
 
+/// A lazy dialer's close sends its end of the stream at once, then waits for the listener's
+/// answer: a stream dropped right after `close` no longer meets the answer as unread data (a
+/// muxer resets such a stream, which could cost the listener what it had not read yet).
+#[test]
+fn lazy_close_waits_for_the_answer_and_keeps_what_follows() {
+    run(async {
+        let (a, b) = pipe();
+        let dialer = async {
+            let (_, mut io) = dialer_select(a, ["/rr/1"], Version::V1Lazy).await.unwrap();
+            io.write_all(b"request").await.unwrap();
+            assert!(!io.is_confirmed());
+            io.close().await.unwrap();
+            assert!(io.is_confirmed(), "close returned before the answer");
+            let mut reply = Vec::new();
+            io.read_to_end(&mut reply).await.unwrap();
+            assert_eq!(reply, b"reply");
+        };
+        let listener = async {
+            let (_, mut io) = listener_select(b, ["/rr/1"]).await.unwrap();
+            // The request ends with the dialer's close, before the dialer saw our answer.
+            let mut request = Vec::new();
+            io.read_to_end(&mut request).await.unwrap();
+            assert_eq!(request, b"request");
+            io.write_all(b"reply").await.unwrap();
+            io.close().await.unwrap();
+        };
+        futures::join!(dialer, listener);
+    });
+}
+
+/// A refusal that arrives while a lazy dialer closes fails the close.
+#[test]
+fn lazy_close_reports_a_refusal() {
+    run(async {
+        let (a, b) = pipe();
+        let dialer = async {
+            let (_, mut io) = dialer_select(a, ["/nope/1"], Version::V1Lazy)
+                .await
+                .unwrap();
+            let err = io.close().await.unwrap_err();
+            let inner = err.get_ref().unwrap().downcast_ref::<MultiselectError>();
+            assert!(
+                matches!(inner, Some(MultiselectError::NoCommonProtocol { .. })),
+                "{err:?}"
+            );
+            // Closing again does not change the verdict for reads.
+            let mut buf = [0u8; 1];
+            assert!(io.read(&mut buf).await.is_err());
+        };
+        let listener = async {
+            // `na`, then the dialer's end of the stream.
+            assert!(listener_select(b, ["/other/1"]).await.is_err());
+        };
+        futures::join!(dialer, listener);
+    });
+}
+
 #[test]
 fn lazy_large_first_write_is_coalesced_in_part() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let payload: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
         let dialer = async {
             let (_, mut io) = dialer_select(a, ["/bulk/1"], Version::V1Lazy)
@@ -430,7 +371,7 @@ fn lazy_large_first_write_is_coalesced_in_part() {
 /// Feeds `remote` bytes to a listener and returns its error.
 fn listener_error(remote: &[u8]) -> MultiselectError {
     run(async {
-        let (mut a, b) = pair();
+        let (mut a, b) = pipe();
         a.write_all(remote).await.unwrap();
         a.close().await.unwrap();
         let err = listener_select(b, ["/a"]).await.unwrap_err();
@@ -442,7 +383,7 @@ fn listener_error(remote: &[u8]) -> MultiselectError {
 /// Feeds `remote` bytes to a dialer and returns its error.
 fn dialer_error(remote: &[u8]) -> MultiselectError {
     run(async {
-        let (a, mut b) = pair();
+        let (a, mut b) = pipe();
         b.write_all(remote).await.unwrap();
         b.close().await.unwrap();
         dialer_select(a, ["/a"], Version::V1).await.unwrap_err()
@@ -519,7 +460,7 @@ fn remote_closing_mid_negotiation() {
 #[test]
 fn listener_round_limit_through_the_shell() {
     run(async {
-        let (mut a, b) = pair();
+        let (mut a, b) = pipe();
         let mut remote = HDR.to_vec();
         for _ in 0..10 {
             remote.extend_from_slice(b"\x03/x\n");
@@ -535,7 +476,7 @@ fn listener_round_limit_through_the_shell() {
 #[test]
 fn invalid_proposals_are_refused_before_any_io() {
     run(async {
-        let (a, mut b) = pair();
+        let (a, mut b) = pipe();
         let err = dialer_select(a, ["no-slash"], Version::V1)
             .await
             .unwrap_err();
@@ -588,7 +529,7 @@ impl Stream for ResetProbe {
 #[test]
 fn negotiated_is_a_connection_and_a_stream() {
     run(async {
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let reset = Arc::new(Mutex::new(false));
         let probe = ResetProbe {
             reset: reset.clone(),
@@ -632,9 +573,9 @@ proptest! {
     fn listener_result_is_independent_of_read_splits(pieces in proptest::collection::vec(1usize..40, 1..8)) {
         let input = [HDR, b"\x03/x\n", b"\x03ls\n", b"\x03/b\n", b"application bytes"].concat();
         let (protocol, leftover, output) = futures::executor::block_on(async {
-            let (p, mut io) = listener_select(Script::new(input, pieces), ["/a", "/b"]).await.unwrap();
+            let (p, mut io) = listener_select(ScriptedStream::new(input, pieces), ["/a", "/b"]).await.unwrap();
             let leftover = read_all(&mut io).await;
-            (p, leftover, io.get_ref().output.clone())
+            (p, leftover, io.get_ref().written().to_vec())
         });
         prop_assert_eq!(protocol, ProtocolId::from("/b"));
         prop_assert_eq!(leftover, b"application bytes".to_vec());
@@ -650,9 +591,9 @@ proptest! {
         let version = if lazy { Version::V1Lazy } else { Version::V1 };
         let input = [HDR, b"\x03na\n", b"\x03/b\n", b"application bytes"].concat();
         let (protocol, leftover, output) = futures::executor::block_on(async {
-            let (p, mut io) = dialer_select(Script::new(input, pieces), ["/a", "/b"], version).await.unwrap();
+            let (p, mut io) = dialer_select(ScriptedStream::new(input, pieces), ["/a", "/b"], version).await.unwrap();
             let leftover = read_all(&mut io).await;
-            (p, leftover, io.get_ref().output.clone())
+            (p, leftover, io.get_ref().written().to_vec())
         });
         prop_assert_eq!(protocol, ProtocolId::from("/b"));
         prop_assert_eq!(leftover, b"application bytes".to_vec());
@@ -664,10 +605,10 @@ proptest! {
     fn lazy_dialer_result_is_independent_of_read_splits(pieces in proptest::collection::vec(1usize..40, 1..8)) {
         let input = [HDR, b"\x03/a\n", b"response"].concat();
         let (leftover, output) = futures::executor::block_on(async {
-            let (_, mut io) = dialer_select(Script::new(input, pieces), ["/a"], Version::V1Lazy).await.unwrap();
+            let (_, mut io) = dialer_select(ScriptedStream::new(input, pieces), ["/a"], Version::V1Lazy).await.unwrap();
             io.write_all(b"request").await.unwrap();
             let leftover = read_all(&mut io).await;
-            (leftover, io.get_ref().output.clone())
+            (leftover, io.get_ref().written().to_vec())
         });
         prop_assert_eq!(leftover, b"response".to_vec());
         prop_assert_eq!(output, [HDR, b"\x03/a\n", b"request"].concat());
@@ -677,6 +618,6 @@ proptest! {
     #[test]
     fn listener_survives_garbage(garbage in proptest::collection::vec(any::<u8>(), 0..300), pieces in proptest::collection::vec(1usize..40, 1..4)) {
         let input = [HDR, &garbage].concat();
-        let _ = futures::executor::block_on(listener_select(Script::new(input, pieces), ["/a"]));
+        let _ = futures::executor::block_on(listener_select(ScriptedStream::new(input, pieces), ["/a"]));
     }
 }

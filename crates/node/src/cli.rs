@@ -1,10 +1,12 @@
 //! The command line: subcommands and options of docs/node-cli.md, parsed by hand so every
 //! mistake becomes one clear `error` event.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lp2p::Multiaddr;
+use lp2p::kad::Mode as KadMode;
+use lp2p::{Multiaddr, PeerId};
 
 /// Default hard stop for `dial` and `perf`.
 pub(crate) const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -20,6 +22,8 @@ pub(crate) const DEFAULT_HOLD_CONCURRENCY: usize = 32;
 pub(crate) enum Security {
     /// `/noise`.
     Noise,
+    /// `/tls/1.0.0` (QUIC always uses TLS 1.3 and ignores the choice).
+    Tls,
     /// `/plaintext/2.0.0`.
     Plaintext,
 }
@@ -44,6 +48,26 @@ pub(crate) enum KeySource {
     File(PathBuf),
 }
 
+/// A Kademlia operation (dial flags, listen stdin lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KadOp {
+    /// `--kad-find-peer ID`.
+    FindPeer(PeerId),
+    /// `--kad-put KEY=VALUE`.
+    Put {
+        /// The record key (UTF-8 text).
+        key: String,
+        /// The value (UTF-8 text).
+        value: String,
+    },
+    /// `--kad-get KEY`.
+    Get(String),
+    /// `--kad-provide KEY`.
+    Provide(String),
+    /// `--kad-find-providers KEY`.
+    FindProviders(String),
+}
+
 /// Options every subcommand accepts.
 #[derive(Debug, Clone)]
 pub(crate) struct Common {
@@ -63,6 +87,18 @@ pub(crate) struct Common {
     pub verbose: u8,
     /// `--bare`: only ping, echo and perf.
     pub bare: bool,
+    /// `--cert`: PEM certificate chain for `/tls/ws` listeners (self-signed without it).
+    pub cert: Option<PathBuf>,
+    /// `--cert-key`: PEM private key for `--cert`.
+    pub cert_key: Option<PathBuf>,
+    /// `--insecure-ws-cert`: `/tls/ws` dials accept any server certificate.
+    pub insecure_ws_cert: bool,
+    /// `--dns-server IP:PORT`: resolve names with this server only.
+    pub dns_server: Option<SocketAddr>,
+    /// `--kad server|client` (dial: implied `client` by a Kademlia operation).
+    pub kad: Option<KadMode>,
+    /// `--mdns` (listen, dial): mDNS discovery, printing `discovered` events.
+    pub mdns: bool,
 }
 
 impl Default for Common {
@@ -76,6 +112,12 @@ impl Default for Common {
             human: false,
             verbose: 0,
             bare: false,
+            cert: None,
+            cert_key: None,
+            insecure_ws_cert: false,
+            dns_server: None,
+            kad: None,
+            mdns: false,
         }
     }
 }
@@ -108,6 +150,8 @@ pub(crate) enum Command {
         publish: Option<String>,
         /// `--expect-messages`.
         expect_messages: Option<usize>,
+        /// `--kad-*` operations, in the order given.
+        kad_ops: Vec<KadOp>,
     },
     /// One /perf/1.0.0 exchange.
     Perf {
@@ -156,8 +200,12 @@ usage: lp2p-node <command> [options]
 
 commands:
   listen --addr MULTIADDR [--addr ...] [--topic T]... [--connect MULTIADDR/p2p/ID]...
+         (MULTIADDR: /ip4|ip6/H/tcp/P, .../tcp/P/ws, .../tcp/P/tls/ws; dial addresses may
+          also name hosts: /dns|dns4|dns6/NAME/..., /dnsaddr/NAME)
   dial --addr MULTIADDR/p2p/ID [--ping N] [--echo TEXT] [--identify]
        [--topic T --publish TEXT] [--expect-messages K]
+       [--kad-find-peer ID] [--kad-put KEY=VALUE] [--kad-get KEY]
+       [--kad-provide KEY] [--kad-find-providers KEY]   (in the order given)
   perf --addr MULTIADDR --upload-bytes N --download-bytes M
   conn-bench --addr MULTIADDR --count N
   hold --addr MULTIADDR --count N [--concurrency C]
@@ -165,7 +213,8 @@ commands:
   keygen [--out PATH]
 
 options (any command):
-  --security noise|plaintext   default noise
+  --security noise|tls|plaintext
+                               default noise (/udp/P/quic-v1 always uses TLS 1.3)
   --muxer yamux|mplex          default yamux (the other is offered second unless --only)
   --only                       offer only the chosen muxer
   --key-seed N                 deterministic Ed25519 identity from a u64 seed
@@ -173,6 +222,16 @@ options (any command):
   --timeout SECS               hard stop (default 30 for dial and perf, none otherwise)
   --json | --human             output format (default --json)
   --bare                       serve and use only ping, echo and perf
+  --cert PATH --cert-key PATH  PEM certificate chain and key for /tls/ws listeners
+                               (a self-signed certificate without them)
+  --insecure-ws-cert           /tls/ws dials accept any server certificate
+  --dns-server IP:PORT         resolve /dns* and /dnsaddr names with this server only
+  --kad server|client          run Kademlia (/ipfs/kad/1.0.0); listen's --connect peers are
+                               its bootstrap peers; listen reads stdin lines kad-find-peer ID,
+                               kad-put KEY VALUE, kad-get KEY, kad-provide KEY,
+                               kad-find-providers KEY
+  --mdns                       (listen, dial) discover peers on the local network with mDNS
+                               and print a `discovered` event per new peer
   -v, -vv                      logs on stderr (RUST_LOG works too)
 ";
 
@@ -224,10 +283,11 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--security" => {
                 common.security = match value("a value")?.as_str() {
                     "noise" => Security::Noise,
+                    "tls" => Security::Tls,
                     "plaintext" => Security::Plaintext,
                     other => {
                         return Err(usage(format!(
-                            "unknown security `{other}`; use noise or plaintext"
+                            "unknown security `{other}`; use noise, tls or plaintext"
                         )));
                     }
                 }
@@ -259,6 +319,47 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--json" => common.human = false,
             "--human" => common.human = true,
             "--bare" => common.bare = true,
+            "--cert" => common.cert = Some(PathBuf::from(value("a path")?)),
+            "--cert-key" => common.cert_key = Some(PathBuf::from(value("a path")?)),
+            "--insecure-ws-cert" => common.insecure_ws_cert = true,
+            "--dns-server" => {
+                let text = value("an IP:PORT")?;
+                common.dns_server = Some(
+                    text.parse()
+                        .map_err(|_| usage(format!("{arg} needs an IP:PORT, got `{text}`")))?,
+                );
+            }
+            "--kad" => {
+                common.kad = Some(match value("server or client")?.as_str() {
+                    "server" => KadMode::Server,
+                    "client" => KadMode::Client,
+                    other => {
+                        return Err(usage(format!(
+                            "unknown kad mode `{other}`; use server or client"
+                        )));
+                    }
+                });
+            }
+            "--kad-find-peer" => {
+                let text = value("a peer id")?;
+                let peer = text
+                    .parse()
+                    .map_err(|e| usage(format!("{arg}: `{text}` is not a peer id ({e})")))?;
+                raw.kad_ops.push(KadOp::FindPeer(peer));
+            }
+            "--kad-put" => {
+                let text = value("KEY=VALUE")?;
+                let (key, value) = text
+                    .split_once('=')
+                    .ok_or_else(|| usage(format!("{arg} needs KEY=VALUE, got `{text}`")))?;
+                raw.kad_ops.push(KadOp::Put {
+                    key: key.to_owned(),
+                    value: value.to_owned(),
+                });
+            }
+            "--kad-get" => raw.kad_ops.push(KadOp::Get(value("a key")?)),
+            "--kad-provide" => raw.kad_ops.push(KadOp::Provide(value("a key")?)),
+            "--kad-find-providers" => raw.kad_ops.push(KadOp::FindProviders(value("a key")?)),
             "-v" => common.verbose = common.verbose.saturating_add(1),
             "-vv" => common.verbose = common.verbose.saturating_add(2),
             "--addr" => raw.addrs.push(multiaddr(arg, &value("a multiaddr")?)?),
@@ -275,12 +376,29 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--concurrency" => raw.concurrency = Some(number(arg, &value("a count")?)?),
             "--nodes" => raw.nodes = Some(number(arg, &value("a count")?)?),
             "--out" => raw.out = Some(PathBuf::from(value("a path")?)),
+            "--mdns" => raw.mdns = true,
             other if other.starts_with('-') => {
                 return Err(usage(format!("unknown option `{other}`")));
             }
             other => return Err(usage(format!("unexpected argument `{other}`"))),
         }
     }
+    if common.cert.is_some() != common.cert_key.is_some() {
+        return Err(usage("--cert and --cert-key go together"));
+    }
+    if common.kad.is_some() && !matches!(name, "listen" | "dial") {
+        return Err(usage(format!("option --kad does not apply to `{name}`")));
+    }
+    if !raw.kad_ops.is_empty() && common.kad.is_none() {
+        // Querying needs no server: a dial with operations runs a client by default.
+        common.kad = Some(KadMode::Client);
+    }
+    if common.bare && common.kad.is_some() {
+        return Err(usage(
+            "--kad does not go with --bare (ping, echo and perf only)",
+        ));
+    }
+    common.mdns = raw.mdns;
     let command = raw.into_command(name)?;
     if common.timeout.is_none() && matches!(command, Command::Dial { .. } | Command::Perf { .. }) {
         common.timeout = Some(DEFAULT_DIAL_TIMEOUT);
@@ -305,12 +423,14 @@ struct Raw {
     concurrency: Option<usize>,
     nodes: Option<usize>,
     out: Option<PathBuf>,
+    kad_ops: Vec<KadOp>,
+    mdns: bool,
 }
 
 impl Raw {
     fn into_command(self, name: &str) -> Result<Command, UsageError> {
         let allowed: &[&str] = match name {
-            "listen" => &["addr", "topic", "connect"],
+            "listen" => &["addr", "topic", "connect", "mdns"],
             "dial" => &[
                 "addr",
                 "ping",
@@ -319,6 +439,8 @@ impl Raw {
                 "topic",
                 "publish",
                 "expect-messages",
+                "kad-*",
+                "mdns",
             ],
             "perf" => &["addr", "upload-bytes", "download-bytes"],
             "conn-bench" => &["addr", "count"],
@@ -341,6 +463,8 @@ impl Raw {
             ("concurrency", self.concurrency.is_some()),
             ("nodes", self.nodes.is_some()),
             ("out", self.out.is_some()),
+            ("kad-*", !self.kad_ops.is_empty()),
+            ("mdns", self.mdns),
         ];
         if let Some((option, _)) = given.iter().find(|(o, set)| *set && !allowed.contains(o)) {
             return Err(usage(format!(
@@ -388,6 +512,7 @@ impl Raw {
                     topic: self.topics.into_iter().next(),
                     publish: self.publish,
                     expect_messages: self.expect_messages,
+                    kad_ops: self.kad_ops,
                 }
             }
             "perf" => Command::Perf {
@@ -510,8 +635,10 @@ mod tests {
                 ],
                 "needs --download-bytes",
             ),
-            (&["dial", "--security", "tls"], "unknown security `tls`"),
+            (&["dial", "--security", "ssl"], "unknown security `ssl`"),
             (&["dial", "--timeout", "-1"], "non-negative"),
+            (&["dial", "--dns-server", "localhost"], "needs an IP:PORT"),
+            (&["listen", "--cert", "c.pem"], "go together"),
             (&["keygen", "stray"], "unexpected argument `stray`"),
         ];
         for (args, expected) in cases {
@@ -521,6 +648,132 @@ mod tests {
                 "{args:?}: {err} (expected {expected})"
             );
         }
+    }
+
+    #[test]
+    fn websocket_and_dns_options() {
+        let (_, common) = p(&[
+            "listen",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/0/tls/ws",
+            "--cert",
+            "c.pem",
+            "--cert-key",
+            "k.pem",
+            "--insecure-ws-cert",
+            "--dns-server",
+            "127.0.0.1:5353",
+        ])
+        .unwrap();
+        assert_eq!(common.cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(common.cert_key, Some(PathBuf::from("k.pem")));
+        assert!(common.insecure_ws_cert);
+        assert_eq!(common.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+    }
+
+    #[test]
+    fn kad_flags() {
+        let peer = PeerId::random();
+        let (cmd, common) = p(&[
+            "dial",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/1",
+            "--kad-put",
+            "k=v=w",
+            "--kad-find-peer",
+            &peer.to_string(),
+            "--kad-get",
+            "k",
+        ])
+        .unwrap();
+        assert_eq!(
+            common.kad,
+            Some(KadMode::Client),
+            "implied by the operations"
+        );
+        let Command::Dial { kad_ops, .. } = cmd else {
+            panic!()
+        };
+        assert_eq!(
+            kad_ops,
+            vec![
+                KadOp::Put {
+                    key: "k".into(),
+                    value: "v=w".into()
+                },
+                KadOp::FindPeer(peer),
+                KadOp::Get("k".into()),
+            ]
+        );
+        let (_, common) = p(&[
+            "listen",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/0",
+            "--kad",
+            "server",
+        ])
+        .unwrap();
+        assert_eq!(common.kad, Some(KadMode::Server));
+        for (args, expected) in [
+            (
+                &["listen", "--addr", "/ip4/127.0.0.1/tcp/0", "--kad", "both"][..],
+                "unknown kad mode",
+            ),
+            (
+                &["listen", "--addr", "/ip4/127.0.0.1/tcp/0", "--kad-get", "k"],
+                "--kad-* does not apply to `listen`",
+            ),
+            (
+                &[
+                    "dial",
+                    "--addr",
+                    "/ip4/127.0.0.1/tcp/1",
+                    "--kad-put",
+                    "novalue",
+                ],
+                "needs KEY=VALUE",
+            ),
+            (
+                &[
+                    "dial",
+                    "--addr",
+                    "/ip4/127.0.0.1/tcp/1",
+                    "--kad-find-peer",
+                    "xyz",
+                ],
+                "is not a peer id",
+            ),
+            (
+                &["perf", "--addr", "/ip4/127.0.0.1/tcp/1", "--kad", "client"],
+                "--kad does not apply to `perf`",
+            ),
+            (
+                &[
+                    "dial",
+                    "--addr",
+                    "/ip4/127.0.0.1/tcp/1",
+                    "--bare",
+                    "--kad-get",
+                    "k",
+                ],
+                "--kad does not go with --bare",
+            ),
+        ] {
+            let err = p(args).unwrap_err();
+            assert!(err.0.contains(expected), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn mdns_applies_to_listen_and_dial_only() {
+        let (_, common) = p(&["listen", "--addr", "/ip4/0.0.0.0/tcp/0", "--mdns"]).unwrap();
+        assert!(common.mdns);
+        let (_, common) = p(&["dial", "--mdns", "--addr", "/ip4/127.0.0.1/tcp/1"]).unwrap();
+        assert!(common.mdns);
+        let (_, common) = p(&["listen", "--addr", "/ip4/0.0.0.0/tcp/0"]).unwrap();
+        assert!(!common.mdns);
+        let err = p(&["perf", "--mdns", "--addr", "/ip4/127.0.0.1/tcp/1"]).unwrap_err();
+        assert!(err.0.contains("--mdns does not apply to `perf`"), "{err}");
     }
 
     #[test]

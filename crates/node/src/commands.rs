@@ -1,16 +1,18 @@
 //! The subcommands.
 
-use std::io::{BufRead, IsTerminal};
-use std::time::{Duration, Instant};
+use std::io::IsTerminal;
+use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
-use lp2p::{ConnectionEvent, Host, HostEvent, IdentifyInfo, Keypair, Multiaddr, PeerId};
+use lp2p::identify::IdentifyEvent;
+use lp2p::{ConnectionEvent, Host, IdentifyInfo, Keypair, Multiaddr, PeerId};
 use serde_json::{Value, json};
 
 use crate::cli::Common;
 use crate::node::{self, Node};
 use crate::output::Output;
+use crate::stdin_lines::{MAX_STDIN_LINE, StdinLine, read_line};
 
 /// How long `dial --publish` waits for the remote to join the topic mesh.
 const MESH_WAIT: Duration = Duration::from_secs(5);
@@ -20,10 +22,6 @@ const IDENTIFY_WAIT: Duration = Duration::from_secs(10);
 
 /// A per-operation timeout inside commands that have no --timeout.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub(crate) fn with_peer(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
-    lp2p::core::addr::with_peer_id(addr, peer)
-}
 
 fn peer_of(addr: &Multiaddr) -> Result<PeerId, String> {
     lp2p::core::addr::peer_id(addr)
@@ -77,11 +75,11 @@ fn print_connection_events(host: &Host, out: &Output, identify: bool) {
         }
     });
     if identify {
-        let mut events = host.events();
+        let mut events = lp2p::identify::subscribe(host);
         let printer = out.clone();
         host.spawn(async move {
             while let Some(event) = events.next().await {
-                if let HostEvent::Identified { peer, info } = event {
+                if let IdentifyEvent::Identified { peer, info } = event {
                     printer.emit(&identify_event(&peer, &info));
                 }
             }
@@ -132,28 +130,39 @@ pub(crate) async fn listen(
     let signals = watch_interrupts();
     let key = node::load_keypair(&common.key)?;
     let Node { host, services } = node::start(common, key, &[], connect).await?;
-    print_connection_events(&host, out, true);
     for addr in addrs {
         host.listen_on(addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     }
     let me = host.local_peer_id();
+    // `listening` is the first event (the contract); the lifecycle stream starts with the
+    // connections that already exist, so a bootstrap connection made meanwhile still prints.
     out.emit(&json!({
         "event": "listening",
         "peer_id": me.to_string(),
-        "addrs": host.listen_addrs().iter().map(|a| with_peer(a, me).to_string()).collect::<Vec<_>>(),
+        "addrs": host.listen_addrs().iter().map(|a| lp2p::core::addr::with_peer_id(a, me).to_string()).collect::<Vec<_>>(),
     }));
+    print_connection_events(&host, out, true);
+    let mdns = if common.mdns {
+        Some(crate::discovery::start(&host, out)?)
+    } else {
+        None
+    };
     for topic in topics {
         services.print_messages(&host, topic, out)?;
     }
 
     // Stdin lines `publish <topic> <text>`; EOF ends the run when stdin is not a terminal.
-    let (mut lines_tx, mut lines) = mpsc::channel::<String>(16);
+    let (mut lines_tx, mut lines) = mpsc::channel::<StdinLine>(16);
     let stdin_is_terminal = std::io::stdin().is_terminal();
     std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let line = match read_line(&mut stdin, MAX_STDIN_LINE) {
+                Ok(StdinLine::Eof) | Err(_) => break,
+                Ok(line) => line,
+            };
             if futures::executor::block_on(lines_tx.send(line)).is_err() {
                 break;
             }
@@ -168,11 +177,19 @@ pub(crate) async fn listen(
         futures::select! {
             _ = stop => break,
             line = lines.next() => match line {
-                Some(line) => handle_stdin_line(&services, out, &line).await,
+                Some(StdinLine::Line(line)) => handle_stdin_line(&services, out, &line).await,
+                Some(StdinLine::Skipped { len, reason }) => {
+                    tracing::warn!(len, reason, "stdin line skipped");
+                    out.say(&format!("stdin line of {len} bytes skipped: {reason} (at most {MAX_STDIN_LINE} bytes of UTF-8)"));
+                }
                 None if stdin_is_terminal => futures::future::pending::<()>().await,
-                None => break,
+                Some(StdinLine::Eof) | None => break,
             },
         }
+    }
+    if let Some(mdns) = mdns {
+        // Goodbye on the network, so peers forget us now rather than after our TTL.
+        mdns.stop().await;
     }
     host.close().await;
     Ok(())
@@ -181,6 +198,26 @@ pub(crate) async fn listen(
 async fn handle_stdin_line(services: &crate::services::Services, out: &Output, line: &str) {
     let line = line.trim();
     if line.is_empty() {
+        return;
+    }
+    if let Some(op) = crate::kad::parse_line(line) {
+        match (op, &services.kad) {
+            (Ok(op), Some(kad)) => {
+                // Each operation in its own task: a slow lookup does not hold up the others.
+                let (kad, out) = (kad.clone(), out.clone());
+                if let Some(rt) = lp2p::RuntimeHandle::try_default() {
+                    let clock = rt.clone();
+                    rt.spawn_detached(async move {
+                        let (_, event) = crate::kad::run(&clock, &kad, &op).await;
+                        out.emit(&event);
+                    });
+                }
+            }
+            (Ok(_), None) => out.emit(&json!({
+                "event": "kad", "ok": false, "error": "kad is not running (start with --kad server|client)",
+            })),
+            (Err(err), _) => out.emit(&json!({ "event": "kad", "ok": false, "error": err })),
+        }
         return;
     }
     let mut parts = line.splitn(3, ' ');
@@ -192,62 +229,63 @@ async fn handle_stdin_line(services: &crate::services::Services, out: &Output, l
     } else {
         tracing::warn!(
             line,
-            "unknown stdin command; expected `publish <topic> <text>`"
+            "unknown stdin command; expected `publish <topic> <text>` or a kad-* line"
         );
-        out.say("unknown command; expected `publish <topic> <text>`");
+        out.say("unknown command; expected `publish <topic> <text>` or a kad-* line");
     }
 }
 
+/// What `dial` does after connecting, in this order.
+pub(crate) struct DialActions<'a> {
+    /// `--ping N`.
+    pub ping: Option<u32>,
+    /// `--echo TEXT`.
+    pub echo: Option<&'a str>,
+    /// `--identify`.
+    pub identify: bool,
+    /// `--topic`.
+    pub topic: Option<&'a str>,
+    /// `--publish`.
+    pub publish: Option<&'a str>,
+    /// `--expect-messages`.
+    pub expect_messages: Option<usize>,
+    /// `--kad-*`, in the order given.
+    pub kad_ops: &'a [crate::cli::KadOp],
+}
+
 /// `dial`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn dial(
     common: &Common,
     out: &Output,
     addr: &Multiaddr,
-    ping: Option<u32>,
-    echo: Option<&str>,
-    identify: bool,
-    topic: Option<&str>,
-    publish: Option<&str>,
-    expect_messages: Option<usize>,
+    actions: DialActions<'_>,
 ) -> Result<(), String> {
-    let peer = peer_of(addr)?;
+    // A name (`/dnsaddr/bootstrap.example`) may leave the peer to the records.
+    let peer = match peer_of(addr) {
+        Ok(peer) => Some(peer),
+        Err(_) if lp2p::dns::has_name(addr) => None,
+        Err(e) => return Err(e),
+    };
     let key = node::load_keypair(&common.key)?;
     let Node { host, services } = node::start(common, key, &[], &[]).await?;
-    let result = dial_actions(
-        &host,
-        &services,
-        out,
-        addr,
-        peer,
-        ping,
-        echo,
-        identify,
-        topic,
-        publish,
-        expect_messages,
-    )
-    .await;
+    if common.mdns {
+        crate::discovery::start(&host, out)?;
+    }
+    let result = dial_actions(&host, &services, out, addr, peer, &actions).await;
     host.close().await;
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn dial_actions(
     host: &Host,
     services: &crate::services::Services,
     out: &Output,
     addr: &Multiaddr,
-    peer: PeerId,
-    ping: Option<u32>,
-    echo: Option<&str>,
-    identify: bool,
-    topic: Option<&str>,
-    publish: Option<&str>,
-    expect_messages: Option<usize>,
+    peer: Option<PeerId>,
+    actions: &DialActions<'_>,
 ) -> Result<(), String> {
     // Subscribe before connecting so the first gossip already knows our interest.
-    let messages = match topic {
+    let messages = match actions.topic {
         Some(t) => Some(services.collect_messages(host, t, out)?),
         None => None,
     };
@@ -255,28 +293,47 @@ async fn dial_actions(
         .connect_addr(addr.clone())
         .await
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let peer = peer.unwrap_or_else(|| conn.peer());
     out.emit(&connected_event(&peer, &conn));
 
-    if let Some(count) = ping {
+    if let Some(count) = actions.ping {
         for _ in 0..count {
             let rtt = services.ping(host, &peer).await?;
             out.emit(&json!({ "event": "ping", "peer": peer.to_string(), "rtt_ms": rtt.as_secs_f64() * 1000.0 }));
         }
     }
-    if let Some(text) = echo {
+    if let Some(text) = actions.echo {
         let bytes = node::echo(host, &peer, text, STEP_TIMEOUT).await?;
         out.emit(&json!({ "event": "echo", "peer": peer.to_string(), "ok": true, "bytes": bytes }));
     }
-    if identify {
+    if actions.identify {
         let info = services.wait_identified(host, &peer, IDENTIFY_WAIT).await?;
         out.emit(&identify_event(&peer, &info));
     }
-    if let (Some(topic), Some(text)) = (topic, publish) {
+    if let (Some(topic), Some(text)) = (actions.topic, actions.publish) {
         services.wait_for_mesh(host, topic, &peer, MESH_WAIT).await;
         services.publish(topic, text.as_bytes()).await?;
+        // Publishing only queues: wait until the message is on its way to every peer before
+        // the node closes and exits.
+        services.flush(host, STEP_TIMEOUT).await?;
     }
-    if let (Some(messages), Some(expected)) = (messages, expect_messages) {
+    if let (Some(messages), Some(expected)) = (messages, actions.expect_messages) {
         messages.wait_for(expected).await?;
+    }
+    if let Some(kad) = &services.kad {
+        // The dialed peer is the DHT entry point.
+        crate::kad::add_bootstrap(kad, std::slice::from_ref(addr));
+        for op in actions.kad_ops {
+            let (ok, event) = crate::kad::run(host.runtime(), kad, op).await;
+            out.emit(&event);
+            if !ok {
+                let what = event["error"].as_str().unwrap_or("failed").to_owned();
+                return Err(format!(
+                    "kad {}: {what}",
+                    event["op"].as_str().unwrap_or("?")
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -292,7 +349,8 @@ pub(crate) async fn perf(
     let key = node::load_keypair(&common.key)?;
     let Node { host, .. } = node::start(common, key, &[], &[]).await?;
     let result = async {
-        let start = Instant::now();
+        let runtime = host.runtime();
+        let start = runtime.now();
         let conn = host
             .connect_addr(addr.clone())
             .await
@@ -301,7 +359,7 @@ pub(crate) async fn perf(
             .new_stream_on(&conn, [lp2p_perf::PROTOCOL])
             .await
             .map_err(|e| format!("perf: {e}"))?;
-        let report = lp2p_perf::run_on(stream, upload, download, start)
+        let report = lp2p_perf::run_on(runtime, stream, upload, download, start)
             .await
             .map_err(|e| e.to_string())?;
         out.emit(&json!({
@@ -345,19 +403,20 @@ pub(crate) async fn conn_bench(
     let Node { host, services } = node::start(common, key, &[], &[]).await?;
     let result = async {
         let mut firsts = Vec::with_capacity(count);
-        let start = Instant::now();
+        let runtime = host.runtime();
+        let start = runtime.now();
         for i in 0..count {
-            let t0 = Instant::now();
+            let t0 = runtime.now();
             let conn = host
                 .swarm()
                 .dial_new(addr.clone())
                 .await
                 .map_err(|e| format!("connection {} to {addr}: {e}", i + 1))?;
             services.ping_on(&host, &conn).await?;
-            firsts.push(t0.elapsed().as_secs_f64() * 1000.0);
+            firsts.push(runtime.now().saturating_duration_since(t0).as_secs_f64() * 1000.0);
             conn.close().await;
         }
-        let seconds = start.elapsed().as_secs_f64();
+        let seconds = runtime.now().saturating_duration_since(start).as_secs_f64();
         firsts.sort_by(f64::total_cmp);
         #[allow(clippy::cast_precision_loss)]
         let rate = if seconds > 0.0 {
@@ -394,7 +453,7 @@ pub(crate) async fn hold(
     let signals = watch_interrupts();
     let key = node::load_keypair(&common.key)?;
     let Node { host, .. } = node::start(common, key, &[], &[]).await?;
-    let start = Instant::now();
+    let start = host.runtime().now();
     let dials = futures::stream::iter(0..count)
         .map(|_| {
             let host = host.clone();
@@ -403,7 +462,11 @@ pub(crate) async fn hold(
         })
         .buffer_unordered(concurrency);
     let results: Vec<_> = dials.collect().await;
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = host
+        .runtime()
+        .now()
+        .saturating_duration_since(start)
+        .as_secs_f64();
     let mut first_error = None;
     let mut held = Vec::new();
     for r in results {

@@ -7,9 +7,10 @@ use lp2p::{Host, Multiaddr, PeerId};
 use serde_json::{Value, json};
 
 use crate::cli::Common;
-use crate::commands::{identify_event, with_peer};
+use crate::commands::identify_event;
 use crate::node::{self, Node};
 use crate::output::Output;
+use lp2p::core::addr::with_peer_id;
 
 /// The most nodes a demo starts: each is a full host with tasks and sockets.
 const MAX_DEMO_NODES: usize = 50;
@@ -65,7 +66,7 @@ pub(crate) async fn run(common: &Common, out: &Output, count: usize) -> Result<(
             .host
             .listen_addrs()
             .iter()
-            .map(|a| with_peer(a, me).to_string())
+            .map(|a| with_peer_id(a, me).to_string())
             .collect();
         report(
             out,

@@ -6,9 +6,12 @@
 mod cli;
 mod commands;
 mod demo;
+mod discovery;
+mod kad;
 mod node;
 mod output;
 mod services;
+mod stdin_lines;
 
 use std::process::ExitCode;
 
@@ -91,17 +94,21 @@ async fn run(command: Command, common: &cli::Common, out: &Output) -> Result<(),
             topic,
             publish,
             expect_messages,
+            kad_ops,
         } => {
             let run = commands::dial(
                 common,
                 out,
                 &addr,
-                ping,
-                echo.as_deref(),
-                identify,
-                topic.as_deref(),
-                publish.as_deref(),
-                expect_messages,
+                commands::DialActions {
+                    ping,
+                    echo: echo.as_deref(),
+                    identify,
+                    topic: topic.as_deref(),
+                    publish: publish.as_deref(),
+                    expect_messages,
+                    kad_ops: &kad_ops,
+                },
             );
             with_timeout(&rt, common, Box::pin(run))
                 .await

@@ -4,9 +4,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
+use lp2p::dns::DnsResolver;
 use lp2p::muxer::{mplex::Mplex, yamux::Yamux};
-use lp2p::security::{noise::Noise, plaintext::Plaintext};
-use lp2p::transport::tcp::TcpTransport;
+use lp2p::security::{noise::Noise, plaintext::Plaintext, tls::Tls};
+use lp2p::transport::websocket::{TlsConfig, WsTransport};
+use lp2p::transport::{quic::QuicTransport, tcp::TcpTransport};
 use lp2p::{Host, HostBuilder, HostStream, Keypair, Multiaddr, SwarmConfig};
 
 use crate::cli::{Common, KeySource, Muxer, Security};
@@ -89,13 +91,68 @@ pub(crate) fn write_key_file(path: &Path, key: &Keypair) -> Result<(), String> {
         .map_err(|e| format!("cannot write key file {}: {e}", path.display()))
 }
 
-/// A host configured from the common options, with TCP, the chosen security and muxers.
-pub(crate) fn builder(common: &Common, key: Keypair) -> HostBuilder {
+/// Names on the self-signed certificate of `/tls/ws` listeners without `--cert`: the
+/// loopback names a local test dials.
+const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// The WebSocket transport from `--cert`/`--cert-key` (or a self-signed certificate) and
+/// `--insecure-ws-cert`.
+pub(crate) fn websocket(common: &Common) -> Result<WsTransport, String> {
+    let mut tls = TlsConfig::new();
+    if common.insecure_ws_cert {
+        tls = tls
+            .with_insecure_client()
+            .map_err(|e| format!("--insecure-ws-cert: {e}"))?;
+    }
+    tls = match (&common.cert, &common.cert_key) {
+        (Some(cert), Some(key)) => {
+            let read = |path: &Path| {
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            };
+            tls.with_server_pem(&read(cert)?, &read(key)?)
+                .map_err(|e| format!("--cert/--cert-key: {e}"))?
+        }
+        _ => {
+            tls.with_self_signed(&SELF_SIGNED_NAMES)
+                .map_err(|e| format!("cannot make a self-signed certificate: {e}"))?
+                .0
+        }
+    };
+    Ok(WsTransport::new().with_tls(tls))
+}
+
+/// The DNS resolver: `--dns-server` only, or the system's (none, with a warning, if the
+/// system's cannot be read and no fallback works).
+pub(crate) fn resolver(common: &Common) -> Result<Option<DnsResolver>, String> {
+    match common.dns_server {
+        Some(server) => DnsResolver::with_server(server)
+            .map(Some)
+            .map_err(|e| format!("--dns-server {server}: {e}")),
+        None => match DnsResolver::system() {
+            Ok(resolver) => Ok(Some(resolver)),
+            Err(err) => {
+                tracing::warn!(%err, "no DNS resolver; names in addresses cannot be dialed");
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// A host configured from the common options: TCP and WebSocket with the chosen security
+/// and muxers, QUIC (which brings its own TLS 1.3 and streams), and a DNS resolver.
+pub(crate) fn builder(common: &Common, key: Keypair) -> Result<HostBuilder, String> {
     let mut b = Host::builder()
         .keypair(key)
-        .transport(TcpTransport::default());
+        .transport(TcpTransport::default())
+        .transport(websocket(common)?)
+        .transport(QuicTransport::default());
+    if let Some(resolver) = resolver(common)? {
+        b = b.resolver(resolver);
+    }
+
     b = match common.security {
         Security::Noise => b.security(Noise::new()),
+        Security::Tls => b.security(Tls::new()),
         Security::Plaintext => b.security(Plaintext::new()),
     };
     let yamux = |b: HostBuilder| b.muxer(Yamux::default());
@@ -106,7 +163,7 @@ pub(crate) fn builder(common: &Common, key: Keypair) -> HostBuilder {
         (Muxer::Yamux, false) => mplex(yamux(b)),
         (Muxer::Mplex, false) => yamux(mplex(b)),
     };
-    b.swarm_config(swarm_config(MAX_CONNECTIONS))
+    Ok(b.swarm_config(swarm_config(MAX_CONNECTIONS)))
 }
 
 /// A running node: the host and its services.
@@ -124,7 +181,7 @@ pub(crate) async fn start(
     listen: &[Multiaddr],
     bootstrap: &[Multiaddr],
 ) -> Result<Node, String> {
-    let mut b = builder(common, key);
+    let mut b = builder(common, key)?;
     for addr in bootstrap {
         b = b.bootstrap(addr.clone());
     }
@@ -132,7 +189,10 @@ pub(crate) async fn start(
         .build()
         .await
         .map_err(|e| format!("starting the node failed: {e}"))?;
-    let services = Services::start(&host, common.bare)?;
+    let mut services = Services::start(&host, common.bare)?;
+    if let Some(mode) = common.kad {
+        services.kad = Some(crate::kad::start(&host, mode, bootstrap)?);
+    }
     host.set_stream_handler(ECHO, serve_echo);
     lp2p_perf::serve(&host, lp2p_perf::PerfConfig::default());
     for addr in listen {

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
-use lp2p::identify::{Identify, IdentifyConfig};
+use lp2p::identify::{Identify, IdentifyConfig, IdentifyEvent};
 use lp2p::ping::{Ping, PingConfig};
 use lp2p::pubsub::{Config as PubsubConfig, Message, PubSub, Subscription};
-use lp2p::{Connection, Host, HostEvent, IdentifyInfo, PeerId};
+use lp2p::{Connection, Host, IdentifyInfo, PeerId};
 use serde_json::{Value, json};
 
 use crate::output::Output;
@@ -51,6 +51,8 @@ pub(crate) struct Services {
     /// Subscriptions made with [`Services::subscribe_quietly`], read by
     /// [`Services::next_message`].
     quiet: Mutex<HashMap<String, Subscription>>,
+    /// Kademlia, with `--kad`.
+    pub(crate) kad: Option<lp2p::kad::Kademlia>,
 }
 
 impl Services {
@@ -70,6 +72,7 @@ impl Services {
             identify,
             pubsub,
             quiet: Mutex::new(HashMap::new()),
+            kad: None,
         })
     }
 
@@ -112,17 +115,17 @@ impl Services {
         peer: &PeerId,
         timeout: Duration,
     ) -> Result<Arc<IdentifyInfo>, String> {
-        if self.identify.is_none() {
+        let Some(identify) = &self.identify else {
             return Err("identify is not running (--bare)".to_owned());
-        }
+        };
         // Listen before looking, so an answer between the two is not missed.
-        let mut events = host.events();
+        let mut events = identify.events();
         if let Some(info) = self.identified(host, peer) {
             return Ok(info);
         }
         let wait = async {
             while let Some(event) = events.next().await {
-                if let HostEvent::Identified { peer: p, info } = event
+                if let IdentifyEvent::Identified { peer: p, info } = event
                     && p == *peer
                 {
                     return Ok(info);
@@ -229,6 +232,29 @@ impl Services {
         match self.pubsub()?.publish(topic, data.to_vec()).await {
             Ok(_id) => Ok(()),
             Err(e) => Err(format!("publishing on {topic} failed: {e}")),
+        }
+    }
+
+    /// Waits (at most `limit`) until everything published so far has been handed to every
+    /// pubsub peer's stream.
+    pub(crate) async fn flush(&self, host: &Host, limit: Duration) -> Result<(), String> {
+        let pubsub = self.pubsub()?;
+        let flushed = host
+            .runtime()
+            .timeout(limit, pubsub.flush())
+            .await
+            .map_err(|_| {
+                format!("published messages not written to every peer within {limit:?}")
+            })?;
+        match flushed.lost.as_slice() {
+            [] => Ok(()),
+            lost => Err(format!(
+                "the link to {} went down before the published message was written",
+                lost.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         }
     }
 

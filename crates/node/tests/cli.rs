@@ -56,6 +56,13 @@ impl Drop for Running {
 /// Starts `lp2p-node listen` on 127.0.0.1 port 0 with `extra` options; returns it and the
 /// dialable address (ending in /p2p/ID) from its `listening` event.
 fn listen(extra: &[&str]) -> (Running, String) {
+    let (node, addrs) = listen_all(extra);
+    (node, addrs[0].clone())
+}
+
+/// Like [`listen`], with every address of the `listening` event (the TCP one first, then
+/// any that `extra` adds with `--addr`).
+fn listen_all(extra: &[&str]) -> (Running, Vec<String>) {
     let mut child = Command::new(NODE)
         .args([
             "listen",
@@ -79,8 +86,13 @@ fn listen(extra: &[&str]) -> (Running, String) {
     };
     let event = node.next_event();
     assert_eq!(event["event"], "listening", "{event}");
-    let addr = event["addrs"][0].as_str().expect("an address").to_owned();
-    (node, addr)
+    let addrs = event["addrs"]
+        .as_array()
+        .expect("addresses")
+        .iter()
+        .map(|a| a.as_str().expect("an address").to_owned())
+        .collect();
+    (node, addrs)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -484,4 +496,165 @@ fn connect_peers_are_dialed_when_listening() {
             break;
         }
     }
+}
+
+#[test]
+fn quic_and_tcp_at_once() {
+    let (listener, addrs) = listen_all(&["--addr", "/ip4/127.0.0.1/udp/0/quic-v1"]);
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    let quic = addrs
+        .iter()
+        .find(|a| a.contains("/udp/") && a.contains("/quic-v1/p2p/"))
+        .expect("a QUIC address");
+    let output = dial(quic, &["--ping", "2", "--echo", "over quic", "--identify"]);
+    let events = events_of(&output);
+    assert!(output.status.success(), "{events:?}");
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["connected", "ping", "ping", "echo", "identify"],
+        "{events:?}"
+    );
+    assert!(
+        events[0]["addr"]
+            .as_str()
+            .expect("addr")
+            .ends_with("/quic-v1"),
+        "{events:?}"
+    );
+    // The listener announces both addresses.
+    let listen_addrs = events[4]["listen_addrs"].as_array().expect("list");
+    assert_eq!(listen_addrs.len(), 2, "{listen_addrs:?}");
+    // TCP still works beside it.
+    let output = dial(&addrs[0], &["--ping", "1"]);
+    assert!(output.status.success(), "{:?}", events_of(&output));
+    // And perf over QUIC.
+    let output = run(&[
+        "perf",
+        "--addr",
+        quic,
+        "--upload-bytes",
+        "1000000",
+        "--download-bytes",
+        "2000000",
+        "--timeout",
+        COMMAND_TIMEOUT,
+    ]);
+    let events = events_of(&output);
+    assert!(output.status.success(), "{events:?}");
+    let perf = events.iter().find(|e| e["event"] == "perf").expect("perf");
+    assert_eq!(perf["upload_bytes"], 1_000_000);
+    assert_eq!(perf["download_bytes"], 2_000_000);
+    let (status, rest) = listener.finish();
+    assert!(status.success(), "listener exit {status:?}: {rest:?}");
+}
+
+#[test]
+fn tls_over_tcp() {
+    let (_listener, addr) = listen(&["--security", "tls", "--bare"]);
+    let output = dial(
+        &addr,
+        &["--security", "tls", "--bare", "--ping", "1", "--echo", "x"],
+    );
+    let events = events_of(&output);
+    assert!(output.status.success(), "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| e["event"] == "echo").count(),
+        1,
+        "{events:?}"
+    );
+    // A noise-only dialer is told there is no security protocol in common.
+    let output = dial(&addr, &["--security", "noise", "--ping", "1"]);
+    assert_fails_with(&output, "/noise");
+}
+
+#[test]
+fn quic_draft_29_is_a_clear_error() {
+    let peer = peer_id_of(7);
+    let output = dial(
+        &format!("/ip4/127.0.0.1/udp/9/quic/p2p/{peer}"),
+        &["--ping", "1"],
+    );
+    assert_fails_with(&output, "draft-29");
+}
+
+/// Reads events until one with `"event":"kad"` and the given op arrives.
+fn next_kad(node: &mut Running, op: &str) -> Value {
+    loop {
+        let event = node.next_event();
+        if event["event"] == "kad" && event["op"] == op {
+            return event;
+        }
+    }
+}
+
+#[test]
+fn kad_operations_on_dial_and_stdin() {
+    let (_hub, hub_addr) = listen(&["--kad", "server"]);
+    let (_a, a_addr) = listen(&["--kad", "server", "--connect", &hub_addr]);
+    let (mut b, _) = listen(&["--kad", "server", "--connect", &hub_addr]);
+    let a_peer = a_addr.rsplit('/').next().unwrap().to_owned();
+    // A client dials the hub and runs every operation in order.
+    let output = dial(
+        &hub_addr,
+        &[
+            "--kad-put",
+            "greeting=hello world",
+            "--kad-get",
+            "greeting",
+            "--kad-provide",
+            "the-file",
+            "--kad-find-providers",
+            "the-file",
+            "--kad-find-peer",
+            &a_peer,
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let events: Vec<Value> = events_of(&output)
+        .into_iter()
+        .filter(|e| e["event"] == "kad")
+        .collect();
+    let ops: Vec<&str> = events.iter().map(|e| e["op"].as_str().unwrap()).collect();
+    assert_eq!(
+        ops,
+        ["put", "get", "provide", "find-providers", "find-peer"]
+    );
+    assert!(events.iter().all(|e| e["ok"] == true), "{events:?}");
+    assert_eq!(events[1]["value"], "hello world");
+    assert_eq!(events[4]["peers"][0], a_addr.as_str());
+    // A listening node reads the same operations from stdin.
+    let stdin = b.stdin.as_mut().unwrap();
+    writeln!(stdin, "kad-get greeting").unwrap();
+    writeln!(stdin, "kad-find-providers the-file").unwrap();
+    writeln!(stdin, "kad-find-peer {a_peer}").unwrap();
+    stdin.flush().unwrap();
+    // They run side by side: their events come in any order.
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < 3 {
+        let event = b.next_event();
+        if event["event"] == "kad" {
+            answers.insert(event["op"].as_str().unwrap().to_owned(), event);
+        }
+    }
+    assert_eq!(answers["get"]["value"], "hello world", "{answers:?}");
+    assert_eq!(answers["find-providers"]["ok"], true, "{answers:?}");
+    assert_eq!(
+        answers["find-peer"]["peers"][0],
+        a_addr.as_str(),
+        "{answers:?}"
+    );
+    // A missing record is an event with ok false on stdin, an error exit on dial.
+    writeln!(b.stdin.as_mut().unwrap(), "kad-get nothing-here").unwrap();
+    let missing = next_kad(&mut b, "get");
+    assert_eq!(missing["ok"], false);
+    assert_eq!(missing["error"], "no record under the key", "{missing}");
+    // The query ran and asked the hub and a: a failed event still says how many it queried.
+    assert!(missing["queried"].as_u64() >= Some(1), "{missing}");
+    let output = dial(&hub_addr, &["--kad-get", "nothing-here"]);
+    assert_fails_with(&output, "kad get");
 }

@@ -4,16 +4,15 @@
 //!
 //! Sans-IO and allocation-free, except that handshake messages are appended to a `Vec`.
 
-use chacha20poly1305::aead::inout::InOutBuf;
-use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
 use sha2::{Digest, Sha256};
 
+use crate::aead::AeadKey;
 use crate::error::{NoiseError, Stage};
 
 /// Length of a SHA-256 output, of the chaining key `ck`, the hash `h` and cipher keys.
 pub(crate) const HASH_LEN: usize = 32;
 /// Length of the ChaCha20-Poly1305 authentication tag appended to every ciphertext.
-pub const TAG_LEN: usize = 16;
+pub const TAG_LEN: usize = crate::aead::TAG_LEN;
 /// SHA-256's block length, used by HMAC.
 const BLOCK_LEN: usize = 64;
 
@@ -52,20 +51,13 @@ pub(crate) fn hkdf2(chaining_key: &[u8; HASH_LEN], ikm: &[u8]) -> ([u8; HASH_LEN
     (out1, out2)
 }
 
-/// The ChaCha20-Poly1305 nonce for counter `n`: four zero bytes, then `n` little-endian.
-fn nonce(n: u64) -> Nonce {
-    let mut bytes = [0u8; 12];
-    bytes[4..].copy_from_slice(&n.to_le_bytes());
-    Nonce::from(bytes)
-}
-
 /// A Noise `CipherState`: an optional key and a 64-bit nonce counter.
 ///
 /// Without a key, encryption and decryption are the identity (handshake message 1).
 /// `n = 2^64 - 1` is reserved by Noise: reaching it is [`NoiseError::NonceExhausted`], never
 /// a wrap.
 pub struct CipherState {
-    cipher: Option<ChaCha20Poly1305>,
+    cipher: Option<AeadKey>,
     n: u64,
 }
 
@@ -87,7 +79,7 @@ impl CipherState {
     /// A cipher state with key `k` and the nonce at 0.
     pub(crate) fn with_key(k: &[u8; HASH_LEN]) -> CipherState {
         CipherState {
-            cipher: Some(ChaCha20Poly1305::new(&Key::from(*k))),
+            cipher: Some(AeadKey::new(k)),
             n: 0,
         }
     }
@@ -108,11 +100,11 @@ impl CipherState {
         self.n = n;
     }
 
-    fn next_nonce(&mut self, stage: Stage) -> Result<Nonce, NoiseError> {
+    fn next_nonce(&mut self, stage: Stage) -> Result<u64, NoiseError> {
         if self.n == u64::MAX {
             return Err(NoiseError::NonceExhausted { stage });
         }
-        let nonce = nonce(self.n);
+        let nonce = self.n;
         // Below u64::MAX (checked above): no overflow.
         self.n = self.n.saturating_add(1);
         Ok(nonce)
@@ -127,11 +119,15 @@ impl CipherState {
         buffer: &mut [u8],
         stage: Stage,
     ) -> Result<[u8; TAG_LEN], NoiseError> {
-        self.encrypt(ad, InOutBuf::from(buffer), stage)
+        let len = buffer.len();
+        let (cipher, n) = self.sealing(stage)?;
+        cipher
+            .seal_in_place(n, ad, buffer)
+            .map_err(|_| too_large(stage, len))
     }
 
     /// Encrypts `input` into `output` (same length) with associated data `ad`, returning the
-    /// tag: one pass, no intermediate copy.
+    /// tag: one pass, no intermediate copy (with the default backend).
     pub(crate) fn encrypt_into(
         &mut self,
         ad: &[u8],
@@ -139,32 +135,23 @@ impl CipherState {
         output: &mut [u8],
         stage: Stage,
     ) -> Result<[u8; TAG_LEN], NoiseError> {
-        let buf = InOutBuf::new(input, output)
-            .map_err(|_| NoiseError::OutOfTurn("encrypt_into lengths differ"))?;
-        self.encrypt(ad, buf, stage)
+        if input.len() != output.len() {
+            return Err(NoiseError::OutOfTurn("encrypt_into lengths differ"));
+        }
+        let (cipher, n) = self.sealing(stage)?;
+        cipher
+            .seal_into(n, ad, input, output)
+            .map_err(|_| too_large(stage, input.len()))
     }
 
-    fn encrypt(
-        &mut self,
-        ad: &[u8],
-        buf: InOutBuf<'_, '_, u8>,
-        stage: Stage,
-    ) -> Result<[u8; TAG_LEN], NoiseError> {
-        let len = buf.len();
-        let nonce = self.next_nonce(stage)?;
+    /// The key and the nonce for the next encryption (the counter moves on).
+    fn sealing(&mut self, stage: Stage) -> Result<(&AeadKey, u64), NoiseError> {
+        let n = self.next_nonce(stage)?;
         let cipher = self
             .cipher
             .as_ref()
             .ok_or(NoiseError::OutOfTurn("encrypt without a key"))?;
-        let tag = cipher
-            .encrypt_inout_detached(&nonce, ad, buf)
-            // Only fails for messages beyond ChaCha20's 256 GiB block limit; ours are ≤ 64 KiB.
-            .map_err(|_| NoiseError::MessageTooLarge {
-                stage,
-                len,
-                max: usize::from(u16::MAX),
-            })?;
-        Ok(tag.into())
+        Ok((cipher, n))
     }
 
     /// Verifies `tag` and decrypts `buffer` in place with associated data `ad`.
@@ -175,7 +162,12 @@ impl CipherState {
         tag: &[u8; TAG_LEN],
         stage: Stage,
     ) -> Result<(), NoiseError> {
-        self.decrypt(ad, InOutBuf::from(buffer), tag, stage)
+        let n = self.opening_nonce(stage)?;
+        self.key()?
+            .open_in_place(n, ad, buffer, tag)
+            .map_err(|_| NoiseError::Decrypt { stage })?;
+        self.opened();
+        Ok(())
     }
 
     /// Verifies `tag` and decrypts `input` into `output` (same length).
@@ -187,31 +179,43 @@ impl CipherState {
         tag: &[u8; TAG_LEN],
         stage: Stage,
     ) -> Result<(), NoiseError> {
-        let buf = InOutBuf::new(input, output)
-            .map_err(|_| NoiseError::OutOfTurn("decrypt_into lengths differ"))?;
-        self.decrypt(ad, buf, tag, stage)
+        if input.len() != output.len() {
+            return Err(NoiseError::OutOfTurn("decrypt_into lengths differ"));
+        }
+        let n = self.opening_nonce(stage)?;
+        self.key()?
+            .open_into(n, ad, input, output, tag)
+            .map_err(|_| NoiseError::Decrypt { stage })?;
+        self.opened();
+        Ok(())
     }
 
-    fn decrypt(
-        &mut self,
-        ad: &[u8],
-        buf: InOutBuf<'_, '_, u8>,
-        tag: &[u8; TAG_LEN],
-        stage: Stage,
-    ) -> Result<(), NoiseError> {
+    /// The nonce for the next decryption; the counter moves only once it succeeded.
+    fn opening_nonce(&self, stage: Stage) -> Result<u64, NoiseError> {
         if self.n == u64::MAX {
             return Err(NoiseError::NonceExhausted { stage });
         }
-        let cipher = self
-            .cipher
+        Ok(self.n)
+    }
+
+    fn key(&self) -> Result<&AeadKey, NoiseError> {
+        self.cipher
             .as_ref()
-            .ok_or(NoiseError::OutOfTurn("decrypt without a key"))?;
-        cipher
-            .decrypt_inout_detached(&nonce(self.n), ad, buf, &Tag::from(*tag))
-            .map_err(|_| NoiseError::Decrypt { stage })?;
-        // Below u64::MAX (checked above): no overflow.
+            .ok_or(NoiseError::OutOfTurn("decrypt without a key"))
+    }
+
+    fn opened(&mut self) {
+        // Below u64::MAX (checked by `opening_nonce`): no overflow.
         self.n = self.n.saturating_add(1);
-        Ok(())
+    }
+}
+
+/// Sealing fails only for messages beyond ChaCha20's 256 GiB limit; ours are at most 64 KiB.
+fn too_large(stage: Stage, len: usize) -> NoiseError {
+    NoiseError::MessageTooLarge {
+        stage,
+        len,
+        max: usize::from(u16::MAX),
     }
 }
 
@@ -358,12 +362,6 @@ mod tests {
             d.decrypt_in_place(&[], &mut buf, &[0; 16], Stage::Transport),
             Err(NoiseError::NonceExhausted { .. })
         ));
-    }
-
-    #[test]
-    fn nonce_layout_is_four_zero_bytes_then_little_endian_counter() {
-        let n = nonce(0x0102_0304_0506_0708);
-        assert_eq!(n.as_slice(), &[0, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1]);
     }
 
     #[test]

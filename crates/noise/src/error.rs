@@ -74,6 +74,16 @@ pub enum NoiseError {
         /// The limit in force.
         max: usize,
     },
+    /// The initiator's first message carries a payload. libp2p sends its handshake payload in
+    /// messages 2 and 3 only, and message 1 is unencrypted and unauthenticated, so bytes there
+    /// can only be a confused or hostile peer (rust-libp2p refuses them too).
+    #[error("{stage}: carries a payload of {len} bytes; the first message must carry none")]
+    UnexpectedPayload {
+        /// The message (always message 1).
+        stage: Stage,
+        /// The payload's length.
+        len: usize,
+    },
     /// The remote's X25519 key is of low order: the Diffie-Hellman result is all zeros.
     #[error("{stage}: the remote's X25519 key is invalid (low order point)")]
     InvalidKey {

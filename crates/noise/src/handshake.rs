@@ -60,6 +60,9 @@ pub struct Handshake {
     config: HandshakeConfig,
     remote: Option<RemotePayload>,
     scratch: Vec<u8>,
+    /// A received message was refused: the handshake cannot go on (no message 2 is ever
+    /// written for a refused message 1, for instance).
+    failed: bool,
 }
 
 impl std::fmt::Debug for Handshake {
@@ -131,6 +134,7 @@ impl Handshake {
             config,
             remote: None,
             scratch: Vec::new(),
+            failed: false,
         }
     }
 
@@ -169,6 +173,9 @@ impl Handshake {
     /// Appends our next handshake frame (2-byte big-endian length, then the message) to
     /// `out`.
     pub fn write_message(&mut self, out: &mut Vec<u8>) -> Result<(), NoiseError> {
+        if self.failed {
+            return Err(NoiseError::OutOfTurn("the handshake already failed"));
+        }
         if self.next_step() != Step::Send {
             return Err(NoiseError::OutOfTurn("write_message when not our turn"));
         }
@@ -197,9 +204,19 @@ impl Handshake {
 
     /// Processes the body of the remote's next handshake frame.
     pub fn read_message(&mut self, message: &[u8]) -> Result<(), NoiseError> {
+        if self.failed {
+            return Err(NoiseError::OutOfTurn("the handshake already failed"));
+        }
         if self.next_step() != Step::Receive {
             return Err(NoiseError::OutOfTurn("read_message when not expecting one"));
         }
+        let result = self.take_message(message);
+        self.failed = result.is_err();
+        result
+    }
+
+    /// [`read_message`](Handshake::read_message) once it is our turn to read.
+    fn take_message(&mut self, message: &[u8]) -> Result<(), NoiseError> {
         let stage = self.stage();
         let max = self.config.max_message_size;
         if message.len() > max {
@@ -213,7 +230,14 @@ impl Handshake {
         self.xx.read_message(message, &mut self.scratch)?;
         tracing::trace!(%stage, len = message.len(), "noise: read handshake message");
         if stage == Stage::Message1 {
-            // Any message 1 payload is unauthenticated early data: ignored.
+            // `-> e` and nothing else: a payload here is unencrypted, unauthenticated bytes
+            // that no libp2p implementation sends. Refused rather than answered.
+            if !self.scratch.is_empty() {
+                return Err(NoiseError::UnexpectedPayload {
+                    stage,
+                    len: self.scratch.len(),
+                });
+            }
             return Ok(());
         }
         let remote_static = *self
@@ -417,6 +441,39 @@ mod tests {
     }
 
     #[test]
+    fn a_first_message_with_a_payload_is_refused() {
+        // A hostile initiator: its ephemeral key followed by 100 bytes of "early data".
+        let mut remote = XxHandshake::new(
+            Role::Initiator,
+            &[],
+            DhKeypair::generate(),
+            DhKeypair::generate(),
+        );
+        let mut msg1 = Vec::new();
+        remote.write_message(&[7u8; 100], &mut msg1).unwrap();
+        let mut resp = Handshake::new(
+            Role::Responder,
+            Keypair::generate_ed25519(),
+            HandshakeConfig::default(),
+        );
+        let err = resp.read_message(&msg1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NoiseError::UnexpectedPayload {
+                    stage: Stage::Message1,
+                    len: 100
+                }
+            ),
+            "{err}"
+        );
+        // Nothing to answer with: the responder never produced message 2.
+        let mut wire = Vec::new();
+        assert!(resp.write_message(&mut wire).is_err());
+        assert!(wire.is_empty());
+    }
+
+    #[test]
     fn messages_of_the_wrong_size_are_rejected() {
         let mut resp = Handshake::new(
             Role::Responder,
@@ -487,7 +544,13 @@ mod tests {
                 max: 100
             })
         ));
+        // A refused message ends the handshake.
+        assert!(matches!(
+            resp.read_message(&[9u8; 32]),
+            Err(NoiseError::OutOfTurn(_))
+        ));
         // Our own message 2 (96 + 120 bytes with an Ed25519 payload) exceeds 100 too.
+        let mut resp = Handshake::new(Role::Responder, Keypair::generate_ed25519(), cfg);
         resp.read_message(&[9u8; 32]).unwrap();
         assert!(matches!(
             resp.write_message(&mut Vec::new()),

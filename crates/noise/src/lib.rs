@@ -52,6 +52,7 @@
     warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
 )]
 
+mod aead;
 mod codec;
 mod config;
 mod crypto;
@@ -62,7 +63,10 @@ mod payload;
 mod upgrade;
 mod xx;
 
-pub use codec::{DECODE_BUFFER_LEN, FrameDecoder, FrameEncoder, LEN_PREFIX};
+pub use codec::{
+    DECODE_BUFFER_LEN, FrameDecoder, FrameEncoder, INITIAL_DECODE_BUFFER_LEN,
+    INITIAL_ENCODE_BUFFER_LEN, LEN_PREFIX,
+};
 pub use config::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKE_MESSAGE_SIZE, DEFAULT_MAX_STREAM_MUXERS,
     MAX_FRAME_LEN, MAX_FRAME_PLAINTEXT, NoiseConfig,

@@ -186,13 +186,19 @@ fn remote_closing_mid_message_is_an_eof() {
 
 #[test]
 fn a_silent_remote_hits_the_handshake_timeout() {
+    // In virtual time (lp2p-testkit): the 200 ms pass on the simulation's clock, exactly.
+    let sim = lp2p_testkit::Sim::new();
     let (ours, _theirs) = pipe(1024);
     let noise =
         Noise::with_config(NoiseConfig::default().handshake_timeout(Duration::from_millis(200)));
-    let err = block_on(noise.secure_inbound(Box::new(ours), &ctx(&[]))).unwrap_err();
+    let ctx = UpgradeContext::new(Keypair::generate_ed25519(), sim.runtime());
+    let err = sim
+        .block_on(noise.secure_inbound(Box::new(ours), &ctx))
+        .unwrap_err();
     assert!(
         matches!(noise_error(&err), NoiseError::Timeout(t) if *t == Duration::from_millis(200))
     );
+    assert_eq!(sim.elapsed(), Duration::from_millis(200));
 }
 
 #[test]
@@ -215,6 +221,40 @@ fn an_oversized_message_is_refused_before_it_is_read() {
             max: 1024
         }
     ));
+}
+
+#[test]
+fn a_first_message_with_a_payload_gets_no_answer() {
+    let (ours, mut theirs) = pipe(4096);
+    let (err, answer) = block_on(async {
+        // Frame: length 32 + 5, then an X25519 public key (any 32 bytes) and 5 payload bytes.
+        let mut msg1 = vec![0u8, 37];
+        msg1.extend_from_slice(&[9u8; 32]);
+        msg1.extend_from_slice(b"hello");
+        theirs.write_all(&msg1).await.unwrap();
+        // A bounded wait: before the check existed, the listener answered and then waited for
+        // message 3, so without the timeout this test would hang rather than fail.
+        let err =
+            Noise::with_config(NoiseConfig::default().handshake_timeout(Duration::from_secs(30)))
+                .secure_inbound(Box::new(ours), &ctx(&[]))
+                .await
+                .unwrap_err();
+        // Our side is dropped: whatever it wrote is readable, then EOF.
+        let mut answer = Vec::new();
+        theirs.read_to_end(&mut answer).await.unwrap();
+        (err, answer)
+    });
+    assert!(
+        matches!(
+            noise_error(&err),
+            NoiseError::UnexpectedPayload {
+                stage: Stage::Message1,
+                len: 5
+            }
+        ),
+        "{err}"
+    );
+    assert!(answer.is_empty(), "answered with {} bytes", answer.len());
 }
 
 #[test]

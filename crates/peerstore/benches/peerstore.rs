@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use lp2p_core::{Multiaddr, PeerId};
+use lp2p_core::{Multiaddr, PeerId, RuntimeHandle};
 use lp2p_peerstore::{
     CONNECTED_ADDR_TTL, MAX_PEERS, Peerstore, RECENTLY_CONNECTED_ADDR_TTL, TEMP_ADDR_TTL,
 };
@@ -17,7 +17,7 @@ fn addr(n: u16) -> Multiaddr {
 
 /// A store at its default peer cap, every peer with 4 addresses and 8 protocols.
 fn full_store() -> (Peerstore, Vec<PeerId>) {
-    let store = Peerstore::default();
+    let store = Peerstore::with_runtime(RuntimeHandle::default());
     let protocols: Vec<String> = (0..8).map(|i| format!("/proto/{i}/1.0.0")).collect();
     let peers: Vec<PeerId> = (0..MAX_PEERS).map(|_| PeerId::random()).collect();
     for peer in &peers {

@@ -1,8 +1,4 @@
-//! The bounds of a [`Peerstore`](crate::Peerstore) and its clock.
-
-use std::fmt;
-use std::sync::Arc;
-use std::time::Instant;
+//! The bounds of a [`Peerstore`](crate::Peerstore).
 
 /// Default for [`PeerstoreConfig::with_max_peers`].
 ///
@@ -52,11 +48,7 @@ pub const MAX_METADATA_ENTRIES_PER_PEER: usize = 32;
 /// with room for applications' entries.
 pub const MAX_METADATA_BYTES_PER_PEER: usize = 8 * 1024;
 
-/// The clock a peerstore reads expiry times from: `Instant::now` unless replaced with
-/// [`PeerstoreConfig::with_clock`] (tests drive expiry with a manual clock, without sleeping).
-pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
-
-/// The numeric bounds, copied into the store so it never needs the clock.
+/// The numeric bounds, copied into the store.
 // The field names mirror the constants and the config methods, `max_` included.
 #[allow(clippy::struct_field_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +76,8 @@ impl Default for Limits {
     }
 }
 
-/// Configuration of a [`Peerstore`](crate::Peerstore): its bounds and its clock.
+/// Configuration of a [`Peerstore`](crate::Peerstore): its bounds. (Its clock is the runtime
+/// given to [`Peerstore::new`](crate::Peerstore::new).)
 ///
 /// Every bound defaults to the constant of the same name (see each constant for why that
 /// value). A bound of zero stores nothing of that kind, except `max_peers`, which is at
@@ -96,42 +89,9 @@ impl Default for Limits {
 /// assert_eq!(config.max_peers(), 1_000);
 /// assert_eq!(PeerstoreConfig::default().max_peers(), MAX_PEERS);
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PeerstoreConfig {
     pub(crate) limits: Limits,
-    clock: Clock,
-}
-
-impl Default for PeerstoreConfig {
-    fn default() -> Self {
-        PeerstoreConfig {
-            limits: Limits::default(),
-            clock: Arc::new(Instant::now),
-        }
-    }
-}
-
-impl fmt::Debug for PeerstoreConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PeerstoreConfig")
-            .field("max_peers", &self.limits.max_peers)
-            .field("max_addrs_per_peer", &self.limits.max_addrs_per_peer)
-            .field("max_addr_len", &self.limits.max_addr_len)
-            .field(
-                "max_protocols_per_peer",
-                &self.limits.max_protocols_per_peer,
-            )
-            .field("max_protocol_len", &self.limits.max_protocol_len)
-            .field(
-                "max_metadata_entries_per_peer",
-                &self.limits.max_metadata_entries_per_peer,
-            )
-            .field(
-                "max_metadata_bytes_per_peer",
-                &self.limits.max_metadata_bytes_per_peer,
-            )
-            .finish_non_exhaustive()
-    }
 }
 
 impl PeerstoreConfig {
@@ -188,16 +148,6 @@ impl PeerstoreConfig {
         self
     }
 
-    /// Replaces the clock expiry times are read from (default `Instant::now`).
-    ///
-    /// The peerstore calls it once per operation, outside its lock. Tests pass a manual clock
-    /// to exercise expiry without sleeping.
-    #[must_use]
-    pub fn with_clock(mut self, clock: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
     /// The maximum number of peers kept.
     pub fn max_peers(&self) -> usize {
         self.limits.max_peers
@@ -232,17 +182,11 @@ impl PeerstoreConfig {
     pub fn max_metadata_bytes_per_peer(&self) -> usize {
         self.limits.max_metadata_bytes_per_peer
     }
-
-    /// The current time according to the configured clock.
-    pub(crate) fn now(&self) -> Instant {
-        (self.clock)()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn defaults_are_the_constants() {
@@ -265,11 +209,8 @@ mod tests {
     }
 
     #[test]
-    fn clock_is_replaceable() {
-        let fixed = Instant::now() + Duration::from_secs(3600);
-        let c = PeerstoreConfig::default().with_clock(move || fixed);
-        assert_eq!(c.now(), fixed);
-        let shown = format!("{c:?}");
+    fn debug_shows_the_bounds() {
+        let shown = format!("{:?}", PeerstoreConfig::default());
         assert!(shown.contains("max_peers: 10000"), "{shown}");
     }
 }

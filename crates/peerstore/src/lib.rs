@@ -22,18 +22,20 @@
 //! [`PERMANENT_ADDR_TTL`] address go last. Operations that can be refused are all or nothing
 //! and return a [`PeerstoreError`].
 //!
-//! The store is plain library code: no I/O, no tasks; time comes from a clock the
-//! configuration can replace ([`PeerstoreConfig::with_clock`]), so expiry is testable without
-//! sleeping. It is thread-safe and cheap to clone (an `Arc` inside).
+//! The store is plain library code: no I/O, no tasks; time comes from the clock of the
+//! [`RuntimeHandle`](lp2p_core::RuntimeHandle) it is made with (the host's), so expiry follows
+//! a virtual clock in tests (`lp2p-testkit`) without sleeping. It is thread-safe and cheap to
+//! clone (an `Arc` inside).
 //!
 //! # Example
 //!
 //! ```
-//! use lp2p_core::{Keypair, Multiaddr};
+//! use lp2p_core::{Keypair, Multiaddr, RuntimeHandle};
 //! use lp2p_peerstore::{Peerstore, PeerstoreError, CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL};
 //!
 //! # fn main() -> Result<(), PeerstoreError> {
-//! let store = Peerstore::default();
+//! // A host passes its own runtime; expiry follows that runtime's clock.
+//! let store = Peerstore::with_runtime(RuntimeHandle::default());
 //! let key = Keypair::generate_ed25519().public();
 //! let peer = key.to_peer_id();
 //!
@@ -86,9 +88,8 @@ pub use addr_book::{
     CONNECTED_ADDR_TTL, PERMANENT_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL, TEMP_ADDR_TTL,
 };
 pub use config::{
-    Clock, MAX_ADDR_LEN, MAX_ADDRS_PER_PEER, MAX_METADATA_BYTES_PER_PEER,
-    MAX_METADATA_ENTRIES_PER_PEER, MAX_PEERS, MAX_PROTOCOL_LEN, MAX_PROTOCOLS_PER_PEER,
-    PeerstoreConfig,
+    MAX_ADDR_LEN, MAX_ADDRS_PER_PEER, MAX_METADATA_BYTES_PER_PEER, MAX_METADATA_ENTRIES_PER_PEER,
+    MAX_PEERS, MAX_PROTOCOL_LEN, MAX_PROTOCOLS_PER_PEER, PeerstoreConfig,
 };
 pub use error::PeerstoreError;
 pub use metadata::{AGENT_VERSION_KEY, PROTOCOL_VERSION_KEY};

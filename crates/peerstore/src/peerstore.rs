@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use lp2p_core::multiaddr::multihash::Multihash;
-use lp2p_core::{Multiaddr, PeerId, ProtocolId, PublicKey};
+use lp2p_core::{Multiaddr, PeerId, ProtocolId, PublicKey, RuntimeHandle};
 
 use crate::addr_book::normalize;
 use crate::config::PeerstoreConfig;
@@ -56,6 +56,8 @@ pub struct PeerInfo {
 
 struct Shared {
     config: PeerstoreConfig,
+    /// The clock: expiry times are read from `runtime.now()`.
+    runtime: RuntimeHandle,
     store: Mutex<Store>,
 }
 
@@ -64,17 +66,12 @@ struct Shared {
 ///
 /// Thread-safe and cheap to clone: clones share one store (an `Arc` around a mutex whose
 /// hold times are a few map operations). Plain library code: no I/O, no tasks; time comes from
-/// the configured clock, read once per call. See the crate docs for the rules on TTLs,
-/// bounds and eviction.
+/// the runtime's clock ([`RuntimeHandle::now`]), read once per call, so a host's peerstore
+/// ages with the host's clock (virtual time in `lp2p-testkit`). See the crate docs for the
+/// rules on TTLs, bounds and eviction.
 #[derive(Clone)]
 pub struct Peerstore {
     shared: Arc<Shared>,
-}
-
-impl Default for Peerstore {
-    fn default() -> Self {
-        Peerstore::new(PeerstoreConfig::default())
-    }
 }
 
 impl fmt::Debug for Peerstore {
@@ -87,12 +84,21 @@ impl fmt::Debug for Peerstore {
 }
 
 impl Peerstore {
-    /// An empty peerstore with these bounds and this clock.
-    pub fn new(config: PeerstoreConfig) -> Self {
+    /// An empty peerstore with these bounds, reading time from `runtime`'s clock.
+    pub fn new(config: PeerstoreConfig, runtime: RuntimeHandle) -> Self {
         let store = Mutex::new(Store::new(config.limits));
         Peerstore {
-            shared: Arc::new(Shared { config, store }),
+            shared: Arc::new(Shared {
+                config,
+                runtime,
+                store,
+            }),
         }
+    }
+
+    /// An empty peerstore with the default bounds, reading time from `runtime`'s clock.
+    pub fn with_runtime(runtime: RuntimeHandle) -> Self {
+        Peerstore::new(PeerstoreConfig::default(), runtime)
     }
 
     /// The configuration this peerstore was built with.
@@ -109,8 +115,13 @@ impl Peerstore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The runtime whose clock the peerstore reads.
+    pub fn runtime(&self) -> &RuntimeHandle {
+        &self.shared.runtime
+    }
+
     fn now(&self) -> Instant {
-        self.shared.config.now()
+        self.shared.runtime.now()
     }
 
     fn normalize_all(

@@ -3,10 +3,10 @@
 //! another could be.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lp2p_core::{Keypair, Multiaddr, PeerId, Protocol, PublicKey};
+use lp2p_testkit::Sim;
 use proptest::prelude::*;
 
 use crate::{
@@ -114,30 +114,28 @@ fn addr(n: u16) -> Multiaddr {
 
 struct World {
     store: Peerstore,
-    offset: Arc<Mutex<Duration>>,
+    /// The virtual clock the store reads; `Op::Advance` moves it.
+    sim: Sim,
     keys: Vec<PublicKey>,
     peers: Vec<PeerId>,
 }
 
 impl World {
     fn new() -> Self {
-        let start = Instant::now();
-        let offset = Arc::new(Mutex::new(Duration::ZERO));
-        let clock = offset.clone();
+        let sim = Sim::new();
         let config = PeerstoreConfig::default()
             .with_max_peers(4)
             .with_max_addrs_per_peer(3)
             .with_max_protocols_per_peer(4)
             .with_max_metadata_entries_per_peer(3)
-            .with_max_metadata_bytes_per_peer(48)
-            .with_clock(move || start + *clock.lock().unwrap());
+            .with_max_metadata_bytes_per_peer(48);
         let keys: Vec<PublicKey> = (0..PEERS)
             .map(|_| Keypair::generate_ed25519().public())
             .collect();
         let peers = keys.iter().map(PublicKey::to_peer_id).collect();
         World {
-            store: Peerstore::new(config),
-            offset,
+            store: Peerstore::new(config, sim.runtime()),
+            sim,
             keys,
             peers,
         }
@@ -222,7 +220,7 @@ impl World {
                 ps.remove_peer(&self.peers[*peer]);
             }
             Op::Advance(secs) => {
-                *self.offset.lock().unwrap() += Duration::from_secs(*secs);
+                self.sim.advance(Duration::from_secs(*secs));
             }
             Op::Gc => {
                 ps.gc();

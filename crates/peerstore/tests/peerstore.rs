@@ -2,8 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lp2p_core::multiaddr::multihash::Multihash;
 use lp2p_core::{Keypair, Multiaddr, PeerId, Protocol, ProtocolId};
@@ -11,38 +10,16 @@ use lp2p_peerstore::{
     CONNECTED_ADDR_TTL, GcStats, PERMANENT_ADDR_TTL, PeerInfo, Peerstore, PeerstoreConfig,
     PeerstoreError, RECENTLY_CONNECTED_ADDR_TTL, TEMP_ADDR_TTL,
 };
+use lp2p_testkit::Sim;
 
-/// A clock tests move by hand.
-#[derive(Clone)]
-struct ManualClock {
-    start: Instant,
-    offset: Arc<Mutex<Duration>>,
+/// A peerstore on a virtual clock, and the simulation whose clock it reads: the tests move
+/// time with `sim.advance(..)`, never sleeping.
+fn store_with(config: PeerstoreConfig) -> (Peerstore, Sim) {
+    let sim = Sim::new();
+    (Peerstore::new(config, sim.runtime()), sim)
 }
 
-impl ManualClock {
-    fn new() -> Self {
-        ManualClock {
-            start: Instant::now(),
-            offset: Arc::new(Mutex::new(Duration::ZERO)),
-        }
-    }
-
-    fn now(&self) -> Instant {
-        self.start + *self.offset.lock().unwrap()
-    }
-
-    fn advance(&self, by: Duration) {
-        *self.offset.lock().unwrap() += by;
-    }
-}
-
-fn store_with(config: PeerstoreConfig) -> (Peerstore, ManualClock) {
-    let clock = ManualClock::new();
-    let c = clock.clone();
-    (Peerstore::new(config.with_clock(move || c.now())), clock)
-}
-
-fn store() -> (Peerstore, ManualClock) {
+fn store() -> (Peerstore, Sim) {
     store_with(PeerstoreConfig::default())
 }
 
@@ -57,12 +34,12 @@ const MIN: Duration = Duration::from_secs(60);
 
 #[test]
 fn temporary_address_expires_after_its_ttl() {
-    let (ps, clock) = store();
+    let (ps, sim) = store();
     let p = PeerId::random();
     ps.add_addr(&p, addr(1), TEMP_ADDR_TTL).unwrap();
-    clock.advance(TEMP_ADDR_TTL.checked_sub(SEC).unwrap());
+    sim.advance(TEMP_ADDR_TTL.checked_sub(SEC).unwrap());
     assert_eq!(ps.addrs(&p), vec![addr(1)]);
-    clock.advance(SEC);
+    sim.advance(SEC);
     assert!(ps.addrs(&p).is_empty());
     // Collected lazily on that access: nothing else was stored, so the peer is gone.
     assert!(!ps.contains(&p));
@@ -70,23 +47,23 @@ fn temporary_address_expires_after_its_ttl() {
 
 #[test]
 fn permanent_and_connected_addresses_do_not_expire() {
-    let (ps, clock) = store();
+    let (ps, sim) = store();
     let p = PeerId::random();
     ps.add_addr(&p, addr(1), PERMANENT_ADDR_TTL).unwrap();
     ps.add_addr(&p, addr(2), CONNECTED_ADDR_TTL).unwrap();
-    clock.advance(Duration::from_secs(100 * 365 * 24 * 3600));
+    sim.advance(Duration::from_secs(100 * 365 * 24 * 3600));
     assert_eq!(ps.addrs(&p), vec![addr(1), addr(2)]);
     assert_eq!(ps.gc(), GcStats::default());
 }
 
 #[test]
 fn add_extends_but_never_shortens() {
-    let (ps, clock) = store();
+    let (ps, sim) = store();
     let p = PeerId::random();
     ps.add_addr(&p, addr(1), RECENTLY_CONNECTED_ADDR_TTL)
         .unwrap();
     ps.add_addr(&p, addr(1), TEMP_ADDR_TTL).unwrap();
-    clock.advance(5 * MIN);
+    sim.advance(5 * MIN);
     assert_eq!(
         ps.addrs(&p),
         vec![addr(1)],
@@ -95,11 +72,11 @@ fn add_extends_but_never_shortens() {
 
     let q = PeerId::random();
     ps.add_addr(&q, addr(2), TEMP_ADDR_TTL).unwrap();
-    clock.advance(MIN);
+    sim.advance(MIN);
     ps.add_addr(&q, addr(2), TEMP_ADDR_TTL).unwrap();
-    clock.advance(MIN + 30 * SEC);
+    sim.advance(MIN + 30 * SEC);
     assert_eq!(ps.addrs(&q), vec![addr(2)], "the second add extended it");
-    clock.advance(MIN);
+    sim.advance(MIN);
     assert!(ps.addrs(&q).is_empty());
 }
 
@@ -115,13 +92,13 @@ fn add_with_zero_ttl_stores_nothing() {
 
 #[test]
 fn set_replaces_the_ttl_and_zero_removes() {
-    let (ps, clock) = store();
+    let (ps, sim) = store();
     let p = PeerId::random();
     ps.add_addrs(&p, [addr(1), addr(2)], PERMANENT_ADDR_TTL)
         .unwrap();
     // Shortening is allowed with set; the other address is untouched.
     ps.set_addr(&p, addr(1), TEMP_ADDR_TTL).unwrap();
-    clock.advance(TEMP_ADDR_TTL);
+    sim.advance(TEMP_ADDR_TTL);
     assert_eq!(ps.addrs(&p), vec![addr(2)]);
     ps.set_addrs(&p, [addr(2)], Duration::ZERO).unwrap();
     assert!(ps.addrs(&p).is_empty());
@@ -132,7 +109,7 @@ fn set_replaces_the_ttl_and_zero_removes() {
 
 #[test]
 fn update_downgrades_connected_on_disconnect() {
-    let (ps, clock) = store();
+    let (ps, sim) = store();
     let p = PeerId::random();
     ps.add_addr(&p, addr(1), CONNECTED_ADDR_TTL).unwrap();
     ps.add_addr(&p, addr(2), PERMANENT_ADDR_TTL).unwrap();
@@ -140,9 +117,9 @@ fn update_downgrades_connected_on_disconnect() {
     assert!(ps.is_connected(&p));
     ps.update_addrs(&p, CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL);
     assert!(!ps.is_connected(&p));
-    clock.advance(RECENTLY_CONNECTED_ADDR_TTL.checked_sub(SEC).unwrap());
+    sim.advance(RECENTLY_CONNECTED_ADDR_TTL.checked_sub(SEC).unwrap());
     assert_eq!(ps.addrs(&p), vec![addr(1), addr(2)]);
-    clock.advance(SEC);
+    sim.advance(SEC);
     assert_eq!(ps.addrs(&p), vec![addr(2)], "permanent is untouched");
     // A zero new TTL removes the matching addresses.
     ps.update_addrs(&p, PERMANENT_ADDR_TTL, Duration::ZERO);
@@ -498,7 +475,7 @@ fn refused_writes_do_not_evict_or_insert() {
 
 #[test]
 fn gc_collects_expired_addresses_and_empty_peers() {
-    let (ps, clock) = store();
+    let (ps, sim) = store();
     let key = Keypair::generate_ed25519().public();
     let keyed = key.to_peer_id();
     let bare = PeerId::random();
@@ -510,7 +487,7 @@ fn gc_collects_expired_addresses_and_empty_peers() {
     ps.add_addr(&lasting, addr(4), RECENTLY_CONNECTED_ADDR_TTL)
         .unwrap();
     assert_eq!(ps.gc(), GcStats::default());
-    clock.advance(TEMP_ADDR_TTL);
+    sim.advance(TEMP_ADDR_TTL);
     // Expired entries are no longer listed even before gc.
     let mut with_addrs = ps.peers_with_addrs();
     with_addrs.sort();
@@ -575,7 +552,8 @@ fn clones_share_one_store() {
 
 #[test]
 fn concurrent_use_from_several_threads() {
-    let ps = Peerstore::new(
+    // Frozen virtual time: no temporary address expires halfway through.
+    let (ps, _sim) = store_with(
         PeerstoreConfig::default()
             .with_max_peers(64)
             .with_max_addrs_per_peer(8),

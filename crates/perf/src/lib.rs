@@ -29,7 +29,7 @@
 use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use lp2p_core::PeerId;
+use lp2p_core::{PeerId, RuntimeHandle};
 use lp2p_host::{Host, HostError, HostStream};
 
 /// The protocol id.
@@ -150,14 +150,17 @@ pub async fn run(
     upload: u64,
     download: u64,
 ) -> Result<PerfReport, PerfError> {
-    let start = Instant::now();
+    let runtime = host.runtime();
+    let start = runtime.now();
     let stream = host.new_stream(peer, [PROTOCOL]).await?;
-    run_on(stream, upload, download, start).await
+    run_on(runtime, stream, upload, download, start).await
 }
 
 /// [`run`] on a stream already negotiated for `/perf/1.0.0`; `start` is when the caller
-/// started timing.
+/// started timing, on `runtime`'s clock (the host's, [`Host::runtime`]), which times the
+/// rest.
 pub async fn run_on(
+    runtime: &RuntimeHandle,
     mut stream: HostStream,
     upload: u64,
     download: u64,
@@ -172,7 +175,7 @@ pub async fn run_on(
     let mut buf = vec![0u8; CHUNK];
     write_zeros(&mut stream, upload, &buf).await.map_err(io)?;
     stream.close().await.map_err(io)?;
-    let uploaded_at = Instant::now();
+    let uploaded_at = runtime.now();
     let mut received = 0u64;
     loop {
         let n = stream.read(&mut buf).await.map_err(io)?;
@@ -181,7 +184,7 @@ pub async fn run_on(
         }
         received += n as u64;
     }
-    let done = Instant::now();
+    let done = runtime.now();
     if received != download {
         return Err(PerfError::ShortDownload {
             peer,
@@ -192,8 +195,8 @@ pub async fn run_on(
     Ok(PerfReport {
         uploaded: upload,
         downloaded: received,
-        upload_time: uploaded_at - start,
-        download_time: done - uploaded_at,
-        total: done - start,
+        upload_time: uploaded_at.saturating_duration_since(start),
+        download_time: done.saturating_duration_since(uploaded_at),
+        total: done.saturating_duration_since(start),
     })
 }

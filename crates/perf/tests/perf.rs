@@ -103,3 +103,36 @@ fn a_short_server_is_detected() {
         server.close().await;
     });
 }
+
+#[test]
+fn timings_come_from_the_runtime_clock() {
+    // In virtual time the only time that passes is the server's deliberate pause before it
+    // answers, so the report shows exactly that pause: the timings read the host's runtime.
+    lp2p_testkit::run(|sim| async move {
+        let (server, client) = lp2p_testkit::hosts::pair(&sim).await.unwrap();
+        let pause = std::time::Duration::from_secs(3);
+        let rt = sim.runtime().clone();
+        server.set_stream_handler(PROTOCOL, move |mut s: HostStream| {
+            let rt = rt.clone();
+            async move {
+                let mut header = [0u8; 8];
+                s.read_exact(&mut header).await.unwrap();
+                let mut sink = Vec::new();
+                s.read_to_end(&mut sink).await.unwrap();
+                rt.sleep(pause).await;
+                let len = usize::try_from(u64::from_be_bytes(header)).unwrap();
+                s.write_all(&vec![0u8; len]).await.unwrap();
+                s.close().await.unwrap();
+            }
+        });
+        let report = lp2p_perf::run(&client, &server.local_peer_id(), 1000, 2000)
+            .await
+            .unwrap();
+        assert_eq!(report.downloaded, 2000);
+        assert_eq!(report.upload_time, std::time::Duration::ZERO);
+        assert_eq!(report.download_time, pause);
+        assert_eq!(report.total, pause);
+        client.close().await;
+        server.close().await;
+    });
+}

@@ -51,7 +51,7 @@ mod error;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::{AbortHandle, Abortable, Either};
 use futures::stream::FuturesUnordered;
@@ -101,9 +101,10 @@ impl Ping {
     /// Registers the `/ipfs/ping/1.0.0` echo handler on `host` and, when configured, starts
     /// the keep-alive service (a task of the host, stopped by `host.close()`).
     ///
-    /// Several `Ping`s on one host work (the last registered handler serves inbound pings);
-    /// `lp2p::HostBuilderExt::with_defaults` creates one without keep-alive, and another
-    /// created later for `ping()` calls or with keep-alive is fine.
+    /// The handle registers itself on the host: `host.service::<Ping>()` finds it (e.g. the
+    /// one `lp2p::HostBuilderExt::with_defaults` started, to call `ping()` on). Several
+    /// `Ping`s on one host work (the last one created serves inbound pings and is the one
+    /// registered); another created later with keep-alive is fine.
     pub fn new(host: &Host, config: PingConfig) -> Ping {
         let shared = Arc::new(Shared {
             host: host.downgrade(),
@@ -122,7 +123,9 @@ impl Ping {
             let events = host.connection_events();
             host.spawn(keep_alive_service(shared.clone(), events, keep_alive));
         }
-        Ping { shared }
+        let ping = Ping { shared };
+        host.insert_service(ping.clone());
+        ping
     }
 
     /// Pings `peer` (connecting first if needed) and returns the round-trip time, measured
@@ -163,7 +166,7 @@ impl Shared {
         let attempt = async {
             let _slot = self.outbound_slot(peer).await;
             let stream = open.await.map_err(|e| stream_error(peer, e))?;
-            ping_stream(stream).await
+            ping_stream(stream, &self.runtime).await
         };
         match self.runtime.timeout(after, attempt).await {
             Ok(result) => result,
@@ -311,20 +314,24 @@ async fn read_block<R: AsyncRead + Unpin>(
     Ok(true)
 }
 
-/// One ping on an open stream: 32 random bytes out, the same 32 back.
-async fn ping_stream(mut stream: HostStream) -> Result<Duration, PingError> {
+/// One ping on an open stream: 32 random bytes out, the same 32 back, timed on the
+/// runtime's clock.
+async fn ping_stream(
+    mut stream: HostStream,
+    runtime: &RuntimeHandle,
+) -> Result<Duration, PingError> {
     let peer = stream.peer();
     let io_error = |source| PingError::Io {
         peer: Box::new(peer),
         source,
     };
     let payload: [u8; PING_SIZE] = rand::random();
-    let started = Instant::now();
+    let started = runtime.now();
     stream.write_all(&payload).await.map_err(io_error)?;
     stream.flush().await.map_err(io_error)?;
     let mut echo = [0u8; PING_SIZE];
     stream.read_exact(&mut echo).await.map_err(io_error)?;
-    let rtt = started.elapsed();
+    let rtt = runtime.now().saturating_duration_since(started);
     if echo != payload {
         stream.reset();
         return Err(PingError::Mismatch(Box::new(peer)));

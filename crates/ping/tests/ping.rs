@@ -1,5 +1,7 @@
-//! Ping between hosts over lp2p-memory + plaintext + yamux (and once over TCP + noise), with
-//! peers that answer wrong bytes, never answer, or open too many streams.
+//! Ping between hosts over lp2p-memory + plaintext + yamux in virtual time (lp2p-testkit:
+//! timeouts and keep-alive intervals pass without real waiting), and once over TCP + noise on
+//! the real runtime; with peers that answer wrong bytes, never answer, or open too many
+//! streams.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,52 +12,28 @@ use std::time::Duration;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::runtime::block_on;
 use lp2p_core::{RuntimeHandle, Stream};
-use lp2p_host::{Host, HostBuilder, HostEvent, HostStream};
-use lp2p_memory::MemoryTransport;
+use lp2p_host::{Host, HostEvent, HostStream};
 use lp2p_noise::Noise;
 use lp2p_ping::{KeepAliveConfig, PROTOCOL, Ping, PingConfig, PingError};
-use lp2p_plaintext::Plaintext;
 use lp2p_tcp::TcpTransport;
+use lp2p_testkit::{hosts, run, wait_until};
 use lp2p_yamux::Yamux;
 
+/// For the one test over TCP, on the real runtime (virtual time cannot wait for sockets).
 /// Generous: CI machines are slow and loaded.
-const LIMIT: Duration = Duration::from_secs(120);
-
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    let rt = RuntimeHandle::default();
-    block_on(async move { rt.timeout(LIMIT, f).await.expect("test timed out") })
-}
-
-fn memory() -> HostBuilder {
-    Host::builder()
-        .transport(MemoryTransport::default())
-        .security(Plaintext::new())
-        .muxer(Yamux::default())
-}
-
-async fn pair() -> (Host, Host) {
-    let server = memory()
-        .listen_on("/memory/0".parse().unwrap())
-        .build()
-        .await
-        .unwrap();
-    let client = memory().build().await.unwrap();
-    client
-        .connect(server.local_peer_id(), server.listen_addrs())
-        .await
-        .unwrap();
-    (server, client)
-}
+const TCP_LIMIT: Duration = Duration::from_secs(120);
 
 #[test]
 fn ping_and_ping_on_measure_a_round_trip() {
-    run(async {
-        let (server, client) = pair().await;
+    run(|sim| async move {
+        let (server, client) = hosts::pair(&sim).await.unwrap();
         let _server_ping = Ping::new(&server, PingConfig::default());
         let ping = Ping::new(&client, PingConfig::default());
         for _ in 0..5 {
             let rtt = ping.ping(&server.local_peer_id()).await.unwrap();
-            assert!(rtt < LIMIT);
+            // Virtual time: nothing on the memory path arms a timer, so the round trip
+            // takes no time at all.
+            assert_eq!(rtt, Duration::ZERO);
         }
         // Both ways, and on a given connection.
         let server_ping = Ping::new(&server, PingConfig::default());
@@ -75,7 +53,8 @@ fn ping_and_ping_on_measure_a_round_trip() {
 
 #[test]
 fn ping_dials_when_not_connected_over_tcp_and_noise() {
-    run(async {
+    let rt = RuntimeHandle::default();
+    block_on(rt.clone().timeout(TCP_LIMIT, async move {
         let builder = || {
             Host::builder()
                 .transport(TcpTransport::default())
@@ -102,13 +81,14 @@ fn ping_dials_when_not_connected_over_tcp_and_noise() {
         assert_eq!(client.connected_peers(), vec![server.local_peer_id()]);
         client.close().await;
         server.close().await;
-    });
+    }))
+    .expect("test timed out");
 }
 
 #[test]
 fn wrong_bytes_back_are_a_mismatch() {
-    run(async {
-        let (server, client) = pair().await;
+    run(|sim| async move {
+        let (server, client) = hosts::pair(&sim).await.unwrap();
         // A peer that answers each ping with the bytes inverted.
         server.set_stream_handler(PROTOCOL, |mut s: HostStream| async move {
             let mut block = [0u8; 32];
@@ -133,8 +113,8 @@ fn wrong_bytes_back_are_a_mismatch() {
 
 #[test]
 fn no_answer_is_a_timeout_and_short_answer_an_error() {
-    run(async {
-        let (server, client) = pair().await;
+    run(|sim| async move {
+        let (server, client) = hosts::pair(&sim).await.unwrap();
         // A peer that reads the ping and never answers.
         server.set_stream_handler(PROTOCOL, |mut s: HostStream| async move {
             let mut sink = Vec::new();
@@ -146,11 +126,14 @@ fn no_answer_is_a_timeout_and_short_answer_an_error() {
         };
         let ping = Ping::new(&client, config.clone());
         // Ping replaced the silent handler on the client only; the server keeps it.
+        let asked = sim.now();
         let err = ping.ping(&server.local_peer_id()).await.unwrap_err();
         assert!(
             matches!(err, PingError::Timeout { after, .. } if after == Duration::from_millis(500)),
             "{err:?}"
         );
+        // Exactly the timeout, in virtual time.
+        assert_eq!(sim.now() - asked, Duration::from_millis(500));
 
         // A peer that answers half a ping and closes.
         server.set_stream_handler(PROTOCOL, |mut s: HostStream| async move {
@@ -179,8 +162,8 @@ fn no_answer_is_a_timeout_and_short_answer_an_error() {
 
 #[test]
 fn the_echo_handler_serves_several_pings_on_one_stream_and_limits_streams_per_peer() {
-    run(async {
-        let (server, client) = pair().await;
+    run(|sim| async move {
+        let (server, client) = hosts::pair(&sim).await.unwrap();
         let _server_ping = Ping::new(&server, PingConfig::default());
         let peer = server.local_peer_id();
         // Three pings on one stream, as rust-libp2p does.
@@ -226,12 +209,8 @@ fn the_echo_handler_serves_several_pings_on_one_stream_and_limits_streams_per_pe
 
 #[test]
 fn keep_alive_closes_a_connection_whose_peer_stops_answering() {
-    run(async {
-        let server = memory()
-            .listen_on("/memory/0".parse().unwrap())
-            .build()
-            .await
-            .unwrap();
+    run(|sim| async move {
+        let server = hosts::listening(&sim).await.unwrap();
         // An echo handler that counts the pings it answers.
         let answered = Arc::new(AtomicUsize::new(0));
         let counter = answered.clone();
@@ -247,12 +226,13 @@ fn keep_alive_closes_a_connection_whose_peer_stops_answering() {
                 }
             }
         });
+        let (interval, keep_alive_timeout) = (Duration::from_millis(50), Duration::from_secs(2));
         let keep_alive = KeepAliveConfig {
-            interval: Duration::from_millis(50),
-            timeout: Duration::from_secs(2),
+            interval,
+            timeout: keep_alive_timeout,
             max_failures: 2,
         };
-        let client = memory().build().await.unwrap();
+        let client = hosts::builder(&sim).build().await.unwrap();
         let _ping = Ping::new(&client, PingConfig::default().with_keep_alive(keep_alive));
         let mut events = client.events();
         client
@@ -260,15 +240,14 @@ fn keep_alive_closes_a_connection_whose_peer_stops_answering() {
             .await
             .unwrap();
         // While the server answers, keep-alive pings flow and the connection stays.
-        while answered.load(Ordering::SeqCst) < 3 {
-            client.runtime().sleep(Duration::from_millis(20)).await;
-        }
+        wait_until(sim.runtime(), || answered.load(Ordering::SeqCst) >= 3).await;
         assert_eq!(client.connected_peers(), vec![server.local_peer_id()]);
         // The server goes silent: after two failed pings the client closes the connection.
         server.set_stream_handler(PROTOCOL, |mut s: HostStream| async move {
             let mut sink = Vec::new();
             let _ = s.read_to_end(&mut sink).await;
         });
+        let silent_since = sim.now();
         loop {
             match events.next().await.unwrap() {
                 HostEvent::Disconnected { peer, .. } if peer == server.local_peer_id() => break,
@@ -276,6 +255,13 @@ fn keep_alive_closes_a_connection_whose_peer_stops_answering() {
             }
         }
         assert!(client.connected_peers().is_empty());
+        // Two pings timed out (2 s each), with up to one interval before each: the clock says
+        // so exactly, since no real time is involved.
+        let took = sim.now() - silent_since;
+        assert!(
+            took >= 2 * keep_alive_timeout && took <= 2 * (keep_alive_timeout + interval),
+            "closed after {took:?}"
+        );
         client.close().await;
         server.close().await;
         assert_eq!(client.runtime().live_tasks(), 0);
@@ -284,8 +270,8 @@ fn keep_alive_closes_a_connection_whose_peer_stops_answering() {
 
 #[test]
 fn concurrent_pings_of_one_peer_use_one_stream_at_a_time() {
-    run(async {
-        let (server, client) = pair().await;
+    run(|sim| async move {
+        let (server, client) = hosts::pair(&sim).await.unwrap();
         // An echo handler that records how many pings were between read and echo at once
         // (with one outbound ping per peer at a time, the next ping can only arrive after
         // the previous echo went out).

@@ -4,32 +4,14 @@
 use std::time::Duration;
 
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use lp2p_core::{
-    Connection, Error, Keypair, RuntimeHandle, SecurityUpgrader, UpgradeContext, varint,
-};
-use lp2p_memory::MemoryConnection;
+use lp2p_core::{Connection, Error, Keypair, SecurityUpgrader, UpgradeContext, varint};
 use lp2p_plaintext::{Config, PROTOCOL_ID, Plaintext, PlaintextError};
+use lp2p_testkit::io::pipe;
+use lp2p_testkit::{SimHandle, run};
 
-fn pair() -> (MemoryConnection, MemoryConnection) {
-    MemoryConnection::pair(
-        64 * 1024,
-        "/memory/1".parse().unwrap(),
-        "/memory/2".parse().unwrap(),
-    )
-}
-
-fn ctx(key: &Keypair) -> UpgradeContext {
-    UpgradeContext::new(key.clone(), RuntimeHandle::default())
-}
-
-/// Runs a test body with a generous timeout so a bug hangs nothing.
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    lp2p_core::runtime::block_on(async {
-        RuntimeHandle::default()
-            .timeout(Duration::from_secs(60), f)
-            .await
-            .expect("test timed out")
-    })
+/// An upgrade context on the simulation's runtime: handshake timeouts run in virtual time.
+fn ctx(sim: &SimHandle, key: &Keypair) -> UpgradeContext {
+    UpgradeContext::new(key.clone(), sim.runtime().clone())
 }
 
 /// An exchange message, encoded by hand (field 1: id, field 2: pubkey) so the tests do not
@@ -67,12 +49,12 @@ fn plaintext_error(err: &Error) -> Option<&PlaintextError> {
 
 #[test]
 fn happy_path_both_roles_then_data_both_ways() {
-    run(async {
+    run(|sim| async move {
         let (alice, bob) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-        let (a, b) = pair();
+        let (a, b) = pipe();
         let upgrader = Plaintext::new();
         assert_eq!(upgrader.protocol_id(), "/plaintext/2.0.0");
-        let (actx, bctx) = (ctx(&alice), ctx(&bob));
+        let (actx, bctx) = (ctx(&sim, &alice), ctx(&sim, &bob));
         let (out, inb) = futures::join!(
             upgrader.secure_outbound(Box::new(a), &actx, Some(bob.public().to_peer_id())),
             upgrader.secure_inbound(Box::new(b), &bctx),
@@ -97,10 +79,10 @@ fn happy_path_both_roles_then_data_both_ways() {
 
 #[test]
 fn dialing_without_an_expected_peer_learns_it() {
-    run(async {
+    run(|sim| async move {
         let (alice, bob) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-        let (a, b) = pair();
-        let (actx, bctx) = (ctx(&alice), ctx(&bob));
+        let (a, b) = pipe();
+        let (actx, bctx) = (ctx(&sim, &alice), ctx(&sim, &bob));
         let p = Plaintext::new();
         let (out, inb) = futures::join!(
             p.secure_outbound(Box::new(a), &actx, None),
@@ -113,15 +95,19 @@ fn dialing_without_an_expected_peer_learns_it() {
 
 #[test]
 fn bytes_right_behind_the_exchange_are_kept() {
-    run(async {
+    run(|sim| async move {
         let (alice, bob) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-        let (a, mut b) = pair();
+        let (a, mut b) = pipe();
         // The remote sends its exchange and data in one write.
         let mut first = valid_exchange(&bob);
         first.extend_from_slice(b"early data");
         b.write_all(&first).await.unwrap();
         let mut conn = Plaintext::new()
-            .secure_outbound(Box::new(a), &ctx(&alice), Some(bob.public().to_peer_id()))
+            .secure_outbound(
+                Box::new(a),
+                &ctx(&sim, &alice),
+                Some(bob.public().to_peer_id()),
+            )
             .await
             .unwrap();
         let mut buf = [0u8; 10];
@@ -142,9 +128,9 @@ fn against_script(
     expected: Option<lp2p_core::PeerId>,
     config: Config,
 ) -> Error {
-    run(async move {
+    run(|sim| async move {
         let local = Keypair::generate_ed25519();
-        let (a, mut b) = pair();
+        let (a, mut b) = pipe();
         b.write_all(&remote).await.unwrap();
         if close {
             b.close().await.unwrap();
@@ -152,10 +138,12 @@ fn against_script(
         let upgrader = Plaintext::with_config(config);
         let result = if expected.is_some() {
             upgrader
-                .secure_outbound(Box::new(a), &ctx(&local), expected)
+                .secure_outbound(Box::new(a), &ctx(&sim, &local), expected)
                 .await
         } else {
-            upgrader.secure_inbound(Box::new(a), &ctx(&local)).await
+            upgrader
+                .secure_inbound(Box::new(a), &ctx(&sim, &local))
+                .await
         };
         drop(b);
         result.unwrap_err()

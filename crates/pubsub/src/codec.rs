@@ -10,6 +10,11 @@ use prost::Message as _;
 
 use crate::proto;
 
+/// The prefix of the bytes a pubsub signature covers (libp2p/specs pubsub/README.md). It
+/// lives with the codec, which builds the signed bytes of received messages; `message`
+/// re-exports it for authoring (so the two files import one way only).
+pub const SIGNING_PREFIX: &[u8] = b"libp2p-pubsub:";
+
 /// Protobuf wire types.
 const WIRE_VARINT: u64 = 0;
 const WIRE_FIXED64: u64 = 1;
@@ -197,7 +202,7 @@ pub(crate) fn decode_rpc(body: &Bytes, out: &mut DecodedRpc) -> Result<(), RpcDe
 /// with its `signature` and `key` fields left out, every other field exactly as received.
 pub(crate) fn signed_bytes(raw_message: &[u8], out: &mut Vec<u8>) -> Result<(), RpcDecodeError> {
     out.clear();
-    out.extend_from_slice(crate::message::SIGNING_PREFIX);
+    out.extend_from_slice(SIGNING_PREFIX);
     for field in Fields::new(raw_message) {
         let field = field?;
         if field.number == MESSAGE_SIGNATURE || field.number == MESSAGE_KEY {

@@ -180,6 +180,14 @@ impl<R: Router> PubSubCore<R> {
             .map(|p| (p.outbox.queued_messages(), p.outbox.queued_bytes()))
     }
 
+    /// Whether anything (subscriptions, control, messages) waits in the peer's send queue.
+    pub fn has_pending_output(&self, peer: &PeerId) -> bool {
+        self.shared
+            .peers
+            .get(peer)
+            .is_some_and(|p| !p.outbox.is_empty())
+    }
+
     /// Sets (or replaces) the synchronous validator of a topic.
     pub fn set_validator(
         &mut self,
@@ -238,6 +246,24 @@ impl<R: Router> PubSubCore<R> {
             now,
         };
         self.router.add_peer(&mut ctx, peer);
+        true
+    }
+
+    /// Our outbound stream to `peer` was replaced by one on another connection (the one
+    /// carrying it closed while another remains): queues our subscriptions again, as
+    /// go-libp2p does on every new stream, so a peer that reset its state of us when its
+    /// connection closed learns them again. Announcing a subscription twice is harmless.
+    /// Returns false if the peer is not connected.
+    pub fn resend_subscriptions(&mut self, peer: &PeerId) -> bool {
+        let Some(state) = self.shared.peers.get_mut(peer) else {
+            return false;
+        };
+        for topic in &self.shared.subscriptions {
+            state.outbox.push_subscription(topic, true);
+        }
+        if !self.shared.subscriptions.is_empty() {
+            self.shared.mark_ready(*peer);
+        }
         true
     }
 

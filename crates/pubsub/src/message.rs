@@ -15,8 +15,7 @@ use crate::error::PubsubError;
 use crate::proto;
 use crate::types::{Message, MessageId, Topic};
 
-/// The prefix of the bytes a pubsub signature covers (libp2p/specs pubsub/README.md).
-pub const SIGNING_PREFIX: &[u8] = b"libp2p-pubsub:";
+pub use crate::codec::SIGNING_PREFIX;
 
 /// Multihash code of the identity hash: such a PeerId inlines its public key.
 const IDENTITY_MULTIHASH: u64 = 0;

@@ -57,7 +57,12 @@ fn join_grafts_d_peers() {
 #[test]
 fn heartbeat_tops_up_a_thin_mesh_but_not_from_backed_off_peers() {
     let mut h = Harness::gossipsub(GossipsubConfig::default());
-    h.connect_subscribed(10, T);
+    // Outbound peers only: with a mix, a random top-up may leave fewer than D_out outbound
+    // peers in the mesh, and the heartbeat then rightly grafts one more (7, not 6).
+    for _ in 0..10 {
+        let peer = h.connect(PeerKind::Gossipsub12, Direction::Outbound);
+        h.subscribe_remote(peer, T);
+    }
     h.core.subscribe(T, h.now);
     h.drain();
     let pruners: Vec<PeerId> = h.mesh(T).into_iter().take(3).collect();

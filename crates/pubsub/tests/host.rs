@@ -241,7 +241,7 @@ async fn twenty_hosts(net: Net, router: Router) {
         edges.push((i, other));
     }
     for &(a, b) in &edges {
-        if !hosts[a].swarm().is_connected(&hosts[b].local_peer_id()) {
+        if !hosts[a].is_connected(&hosts[b].local_peer_id()) {
             connect(&hosts[a], &hosts[b]).await;
         }
     }
@@ -370,14 +370,13 @@ fn links_follow_connections() {
         addr.push(lp2p_core::Protocol::P2p(idb));
         let second = a.swarm().dial_new(addr).await.unwrap();
         let first = a
-            .swarm()
             .connections(&idb)
             .into_iter()
             .find(|c| c.id() != second.id())
             .unwrap();
         a.swarm().close_connection(first.id()).await;
         wait_until("only the second connection is left", || {
-            a.swarm().connections(&idb).len() == 1
+            a.connections(&idb).len() == 1
         })
         .await;
         wait_until("the link moved", || pa.peers(TOPIC) == [idb]).await;
@@ -412,6 +411,62 @@ fn links_follow_connections() {
         }
         a.close().await;
         b.close().await;
+    });
+}
+
+/// A peer that announces its subscriptions once, on its first connection, and then moves its
+/// stream to a second connection (as rust-libp2p does: it keeps per-peer state across
+/// connections and does not announce again) stays subscribed when the first connection
+/// closes: our link moves to the remaining connection without forgetting the peer's state.
+#[test]
+fn subscriptions_survive_the_link_moving() {
+    run(async {
+        const MESHSUB: &str = "/meshsub/1.1.0";
+        let (a, x) = (host(Net::Memory).await, host(Net::Memory).await);
+        let pa = pubsub(&a, Router::Gossipsub, Config::default());
+        // x takes a's streams by hand and counts them.
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        x.set_stream_handler(MESHSUB, move |mut stream: HostStream| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                let mut sink = Vec::new();
+                let _ = stream.read_to_end(&mut sink).await;
+            }
+        });
+        let ida = a.local_peer_id();
+        let idx = x.local_peer_id();
+        connect(&x, &a).await;
+        wait_until("a linked x", || pa.connected_peers() == [idx]).await;
+        let first = x.connection_to(&ida).unwrap();
+
+        // The announcement, once, on the first connection.
+        let mut stream = x.new_stream_on(&first, [MESHSUB]).await.unwrap();
+        let mut frame = Vec::new();
+        lp2p_core::framing::encode_frame(&subscribe_rpc(TOPIC), &mut frame);
+        stream.write_all(&frame).await.unwrap();
+        stream.flush().await.unwrap();
+        wait_until("x subscribed", || pa.peers(TOPIC) == [idx]).await;
+
+        // A second connection carries x's new stream (no announcement on it); then the first
+        // connection, which carries a's stream to x, closes.
+        let mut addr = a.listen_addrs()[0].clone();
+        addr.push(lp2p_core::Protocol::P2p(ida));
+        let second = x.swarm().dial_new(addr).await.unwrap();
+        let mut moved = x.new_stream_on(&second, [MESHSUB]).await.unwrap();
+        moved.flush().await.unwrap();
+        let before = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        x.swarm().close_connection(first.id()).await;
+        wait_until("a re-opened its stream to x", || {
+            accepted.load(std::sync::atomic::Ordering::SeqCst) > before
+        })
+        .await;
+        assert_eq!(a.connections(&idx).len(), 1);
+        assert_eq!(pa.connected_peers(), [idx]);
+        assert_eq!(pa.peers(TOPIC), [idx], "x's subscription was forgotten");
+        drop((stream, moved));
+        a.close().await;
+        x.close().await;
     });
 }
 

@@ -48,9 +48,9 @@ pub enum RelayError {
     Stream {
         /// The remote.
         peer: PeerId,
-        /// The I/O or framing error.
+        /// The I/O or framing error (boxed: keeps the error small).
         #[source]
-        source: lp2p_core::Error,
+        source: Box<lp2p_core::Error>,
     },
     /// The remote did not answer in time.
     #[error("{peer} did not answer within {after:?}")]
@@ -76,9 +76,9 @@ pub enum RelayError {
     Voucher {
         /// The relay.
         relay: PeerId,
-        /// Why.
+        /// Why (boxed: the envelope error is large and this variant is rare).
         #[source]
-        source: VoucherError,
+        source: Box<VoucherError>,
     },
     /// The only connection to the relay is itself relayed; relays are not chained.
     #[error("the connection to relay {relay} is relayed; relays are not chained")]
@@ -103,5 +103,4 @@ impl RelayError {
             source: Box::new(source),
         }
     }
-
 }

@@ -27,7 +27,10 @@ pub(crate) async fn read_message(
         .await
     {
         Ok(Ok(body)) => Ok(body),
-        Ok(Err(source)) => Err(RelayError::Stream { peer, source }),
+        Ok(Err(source)) => Err(RelayError::Stream {
+            peer,
+            source: Box::new(source),
+        }),
         Err(_) => Err(RelayError::Timeout {
             peer,
             after: timeout,
@@ -43,10 +46,13 @@ pub(crate) async fn write_message(
 ) -> Result<(), RelayError> {
     write_frame(stream, body)
         .await
-        .map_err(|source| RelayError::Stream { peer, source })?;
+        .map_err(|source| RelayError::Stream {
+            peer,
+            source: Box::new(source),
+        })?;
     stream.flush().await.map_err(|e| RelayError::Stream {
         peer,
-        source: e.into(),
+        source: Box::new(e.into()),
     })
 }
 

@@ -346,11 +346,18 @@ mod tests {
     #[test]
     fn stop_connect_encodes_its_zero_type() {
         let p = peer();
-        let bytes = StopMessage::Connect { peer: p, limit: None }.encode();
+        let bytes = StopMessage::Connect {
+            peer: p,
+            limit: None,
+        }
+        .encode();
         assert_eq!(&bytes[..2], &[0x08, 0x00]);
         assert_eq!(
             StopMessage::decode(&bytes),
-            Ok(StopMessage::Connect { peer: p, limit: None })
+            Ok(StopMessage::Connect {
+                peer: p,
+                limit: None
+            })
         );
     }
 
@@ -442,7 +449,10 @@ mod tests {
     fn bad_addresses_are_dropped_and_capped() {
         let good: Multiaddr = "/ip4/192.0.2.1/tcp/1".parse().unwrap();
         let mut addrs = vec![vec![0xff, 0xff]];
-        addrs.extend(std::iter::repeat_n(good.to_vec(), MAX_ADDRS_PER_MESSAGE + 5));
+        addrs.extend(std::iter::repeat_n(
+            good.to_vec(),
+            MAX_ADDRS_PER_MESSAGE + 5,
+        ));
         let pb = proto::HopMessage {
             r#type: proto::hop_message::Type::Status as i32,
             reservation: Some(proto::Reservation {

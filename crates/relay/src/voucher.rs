@@ -57,7 +57,10 @@ impl Voucher {
             expiration: self.expiration,
         }
         .encode_to_vec();
-        Ok(SignedEnvelope::seal(relay_key, VOUCHER_DOMAIN, VOUCHER_PAYLOAD_TYPE, payload)?.encode())
+        Ok(
+            SignedEnvelope::seal(relay_key, VOUCHER_DOMAIN, VOUCHER_PAYLOAD_TYPE, payload)?
+                .encode(),
+        )
     }
 
     /// Decodes and verifies a voucher received from `relay` for a reservation of `peer`
@@ -115,7 +118,10 @@ mod tests {
             expiration: 1_800_000_000,
         };
         let bytes = v.seal(&relay_key).unwrap();
-        assert_eq!(Voucher::verify(&bytes, &relay, &peer, 1_800_000_000).unwrap(), v);
+        assert_eq!(
+            Voucher::verify(&bytes, &relay, &peer, 1_800_000_000).unwrap(),
+            v
+        );
     }
 
     #[test]

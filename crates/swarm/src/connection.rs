@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Instant;
 
-use lp2p_core::{Multiaddr, MuxedConnection, PeerId, ProtocolId, Role, Stream};
+use lp2p_core::{Multiaddr, MuxedConnection, PeerId, ProtocolId, Stream};
 
-use crate::SwarmError;
+use crate::{Direction, SwarmError};
 
 /// A connection's number, unique within one swarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,34 +23,6 @@ impl ConnectionId {
 impl fmt::Display for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)
-    }
-}
-
-/// Who opened a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// The remote dialed us.
-    Inbound,
-    /// We dialed the remote.
-    Outbound,
-}
-
-impl Direction {
-    /// Our role on the connection: initiator when we dialed.
-    pub fn role(self) -> Role {
-        match self {
-            Direction::Inbound => Role::Responder,
-            Direction::Outbound => Role::Initiator,
-        }
-    }
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Direction::Inbound => "in",
-            Direction::Outbound => "out",
-        })
     }
 }
 

@@ -1,12 +1,7 @@
-//! The swarm's events and a small bounded broadcast bus to deliver them.
+//! The swarm's events (delivered on an [`EventBus`](lp2p_core::events::EventBus)).
 
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
-use futures::channel::mpsc;
-use futures::stream::Stream;
 use lp2p_core::{Multiaddr, PeerId};
 
 use crate::{CloseReason, Connection, ConnectionId, Direction, SwarmError};
@@ -55,79 +50,4 @@ pub enum SwarmEvent {
         /// Why (for a multi-address dial, every attempt).
         error: Arc<SwarmError>,
     },
-}
-
-/// A bounded broadcast bus: each subscriber gets its own queue of `capacity` events; when a
-/// subscriber falls that far behind, further events to it are dropped and counted (a slow
-/// reader must not stall the sender or grow memory).
-#[derive(Debug)]
-pub struct EventBus<T> {
-    subscribers: Mutex<Vec<mpsc::Sender<T>>>,
-    capacity: usize,
-    dropped: AtomicU64,
-}
-
-impl<T: Clone> EventBus<T> {
-    /// A bus whose subscribers each buffer `capacity` events.
-    pub fn new(capacity: usize) -> Self {
-        EventBus {
-            subscribers: Mutex::new(Vec::new()),
-            capacity: capacity.max(1),
-            dropped: AtomicU64::new(0),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Vec<mpsc::Sender<T>>> {
-        self.subscribers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A new subscriber; it sees events emitted from now on.
-    pub fn subscribe(&self) -> EventStream<T> {
-        let (tx, rx) = mpsc::channel(self.capacity.saturating_sub(1));
-        self.lock().push(tx);
-        EventStream { rx }
-    }
-
-    /// Sends `event` to every subscriber; forgets subscribers that are gone.
-    pub fn emit(&self, event: &T) {
-        let mut subs = self.lock();
-        subs.retain_mut(|tx| match tx.try_send(event.clone()) {
-            Ok(()) => true,
-            Err(e) if e.is_full() => {
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(
-                    dropped_total = n,
-                    "an event subscriber is not keeping up; event dropped"
-                );
-                true
-            }
-            Err(_) => false,
-        });
-    }
-
-    /// Events dropped so far because a subscriber was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Ends every subscription (their streams end after the events already queued).
-    pub fn close(&self) {
-        self.lock().clear();
-    }
-}
-
-/// A subscription to an [`EventBus`]: a `Stream` of events.
-#[derive(Debug)]
-pub struct EventStream<T> {
-    rx: mpsc::Receiver<T>,
-}
-
-impl<T> Stream for EventStream<T> {
-    type Item = T;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        Pin::new(&mut self.rx).poll_next(cx)
-    }
 }

@@ -2,7 +2,7 @@
 //! one lock, and the small helpers around it. The driver (`driver.rs`) runs the core's
 //! actions on it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
@@ -36,7 +36,7 @@ pub(crate) type DialWaiter = oneshot::Sender<Result<Connection, SwarmError>>;
 /// Everything behind the swarm's lock.
 pub(crate) struct State {
     pub(crate) core: SwarmCore,
-    pub(crate) conns: HashMap<ConnectionId, Connection>,
+    pub(crate) conns: BTreeMap<ConnectionId, Connection>,
     pub(crate) attempts: HashMap<AttemptId, AbortHandle>,
     pub(crate) inbound: HashMap<PendingId, (AbortHandle, Multiaddr)>,
     pub(crate) waiters: HashMap<DialId, Vec<DialWaiter>>,
@@ -245,7 +245,7 @@ impl Shared {
                 lifecycle: LifecycleBus::default(),
                 state: Mutex::new(State {
                     core: SwarmCore::new(parts.config.clone(), local_peer, now),
-                    conns: HashMap::new(),
+                    conns: BTreeMap::new(),
                     attempts: HashMap::new(),
                     inbound: HashMap::new(),
                     waiters: HashMap::new(),

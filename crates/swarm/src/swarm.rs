@@ -176,7 +176,9 @@ impl SwarmBuilder {
             transports,
             resolvers: self.resolvers,
             gates: self.gates,
-            peerstore: self.peerstore.unwrap_or_default(),
+            peerstore: self
+                .peerstore
+                .unwrap_or_else(|| Peerstore::with_runtime(runtime.clone())),
             config: self.config,
             runtime,
             inbound_handler: self.inbound_handler,

@@ -17,7 +17,7 @@ use lp2p_core::{
     MuxerUpgrader, PeerId, ProtocolId, RawListener, RawTransport, Role, SecureConnection,
     SecurityUpgrader, Transport, TransportContext, UpgradeContext,
 };
-use lp2p_multiselect::{Version, dialer_select, listener_select};
+use lp2p_multiselect::{MultiselectError, Version, dialer_select, listener_select};
 
 /// The security channels and muxers offered on every connection of an [`Upgraded`]
 /// transport, in preference order.
@@ -122,12 +122,16 @@ impl UpgradeStack {
         let ids = self.security_ids();
         let secure = match role {
             Role::Initiator => {
-                let (id, io) = dialer_select(raw, ids, Version::V1)
+                // Lazily when we offer one security protocol (the usual case): its first
+                // handshake message travels with the proposal, saving a round trip per
+                // connection, as rust-libp2p's dialers do (decision D26).
+                let (id, io) = dialer_select(raw, ids, Version::V1Lazy)
                     .await
                     .map_err(|e| Error::SecurityNegotiation(Box::new(e)))?;
                 self.security_for(id.as_str())?
                     .secure_outbound(Box::new(io), &upgrade_ctx, expected)
-                    .await?
+                    .await
+                    .map_err(refused_lazily)?
             }
             Role::Responder => {
                 let (id, io) = listener_select(raw, ids.as_slice())
@@ -196,6 +200,35 @@ impl UpgradeStack {
             muxer_protocol: ProtocolId::from_static(muxer.protocol_id()),
             limited: false,
         })
+    }
+}
+
+/// A lazily proposed security protocol that the listener refused surfaces inside the
+/// handshake, as an I/O error wrapping multistream-select's refusal: report it as the
+/// negotiation failure it is (the same error a `V1` negotiation gives), not as a handshake
+/// failure.
+fn refused_lazily(err: Error) -> Error {
+    let offered = {
+        let mut found = None;
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        while let Some(current) = source {
+            let inner = current
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<MultiselectError>());
+            if let Some(MultiselectError::NoCommonProtocol { offered }) = inner {
+                found = Some(offered.clone());
+                break;
+            }
+            source = current.source();
+        }
+        found
+    };
+    match offered {
+        Some(offered) => {
+            Error::SecurityNegotiation(Box::new(MultiselectError::NoCommonProtocol { offered }))
+        }
+        None => err,
     }
 }
 

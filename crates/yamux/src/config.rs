@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+use lp2p_muxer_shell::ShellConfig;
+
+/// The yamux protocol id, as negotiated with multistream-select.
+pub const PROTOCOL_ID: &str = "/yamux/1.0.0";
+
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
 
@@ -56,12 +61,7 @@ pub const DEFAULT_MAX_SEND_BUFFER: usize = 256 * KIB;
 /// peer never gets near 64 KiB (over 5000 frames).
 pub const DEFAULT_MAX_CONTROL_BACKLOG: usize = 64 * KIB;
 
-/// Default number of bytes the connection task reads from the socket at once.
-pub const DEFAULT_READ_BUFFER_SIZE: usize = 64 * KIB;
-
-/// Default time [`close`](lp2p_core::MuxedConnection::close) spends flushing GoAway and
-/// pending frames before it gives up on a remote that does not read (go-yamux's write timeout).
-pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+pub use lp2p_muxer_shell::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_READ_BUFFER_SIZE};
 
 /// Configuration of a yamux connection. `YamuxConfig::default()` suits most uses; every
 /// setter documents the default it replaces.
@@ -209,7 +209,10 @@ impl YamuxConfig {
     /// [`DEFAULT_READ_BUFFER_SIZE`]).
     #[must_use]
     pub fn with_read_buffer_size(mut self, bytes: usize) -> Self {
-        self.read_buffer_size = bytes.clamp(64, 16 * MIB);
+        self.read_buffer_size = bytes.clamp(
+            lp2p_muxer_shell::MIN_READ_BUFFER_SIZE,
+            lp2p_muxer_shell::MAX_READ_BUFFER_SIZE,
+        );
         self
     }
 
@@ -239,5 +242,12 @@ impl YamuxConfig {
     /// The keep-alive interval, if keep-alive is on.
     pub fn keep_alive_interval(&self) -> Option<Duration> {
         self.keep_alive_interval
+    }
+
+    /// What the shared async shell needs to know: the read buffer and the close timeout.
+    pub(crate) fn shell_config(&self) -> ShellConfig {
+        ShellConfig::default()
+            .with_read_buffer_size(self.read_buffer_size)
+            .with_close_timeout(self.close_timeout)
     }
 }

@@ -4,10 +4,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::frame::{FrameKind, StreamId};
-
-/// The yamux protocol id, as negotiated with multistream-select.
-pub const PROTOCOL_ID: &str = "/yamux/1.0.0";
+use crate::config::PROTOCOL_ID;
+use crate::id::StreamId;
 
 /// Everything that can go wrong on a yamux connection or stream.
 ///
@@ -23,10 +21,10 @@ pub enum YamuxError {
     #[error("unknown yamux frame type {0}")]
     UnknownFrameType(u8),
     /// A session frame (Ping, GoAway) on a stream, or a stream frame on stream 0.
-    #[error("{kind:?} frame on stream {stream}: Ping and GoAway use stream 0, no other frame does")]
+    #[error("{kind} frame on stream {stream}: Ping and GoAway use stream 0, no other frame does")]
     WrongStreamId {
-        /// The frame's type.
-        kind: FrameKind,
+        /// The frame's type, as the spec names it (`Data`, `WindowUpdate`, `Ping`, `GoAway`).
+        kind: &'static str,
         /// The stream id it carried.
         stream: StreamId,
     },
@@ -125,6 +123,12 @@ impl YamuxError {
 impl From<io::Error> for YamuxError {
     fn from(err: io::Error) -> Self {
         YamuxError::Io(Arc::new(err))
+    }
+}
+
+impl From<YamuxError> for io::Error {
+    fn from(err: YamuxError) -> Self {
+        err.into_io()
     }
 }
 

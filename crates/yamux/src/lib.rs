@@ -7,15 +7,19 @@
 //! accepted. The side that dialed ([`Role::Initiator`](lp2p_core::Role)) is the yamux client
 //! and opens odd stream ids.
 //!
-//! Underneath is a sans-IO [`Connection`] (bytes and `now` in, frames and events out) that
-//! holds every rule of the protocol: flow control with 256 KiB initial windows, window
-//! updates as the reader consumes, window auto-tuning up to 16 MiB per stream when the reader
-//! keeps up within an RTT, a memory cap across all streams, the ACK and accept backlogs,
-//! stream limits, Ping (answered, plus keep-alive with RTT measurement) and GoAway. The async
-//! shell moves bytes between it and the socket: stream writes land in one shared send buffer
-//! that the connection task writes out in few large writes, and large Data bodies are read
-//! from the socket straight into the receiving stream's buffer. See [`YamuxConfig`] for every
-//! limit and its default.
+//! The crate has three layers:
+//! - [`wire`]: the 12-byte frame header, parsed checked and emitted byte for byte;
+//! - [`core`]: the sans-IO [`Connection`] (bytes and `now` in, frames and events out) that
+//!   holds every rule of the protocol: flow control with 256 KiB initial windows, window
+//!   updates as the reader consumes, window auto-tuning up to 16 MiB per stream when the
+//!   reader keeps up within an RTT, a memory cap across all streams, the ACK and accept
+//!   backlogs, stream limits, Ping (answered, plus keep-alive with RTT measurement) and GoAway;
+//! - the shell: the async shell every lp2p muxer shares (`lp2p-muxer-shell`) runs the core:
+//!   stream writes land in one shared send buffer that the connection task writes out in few
+//!   large writes, and large Data bodies are read from the socket straight into the receiving
+//!   stream's buffer. [`YamuxConnection`] and [`YamuxStream`] are its handles.
+//!
+//! See [`YamuxConfig`] for every limit and its default.
 //!
 //! # Example
 //!
@@ -41,7 +45,7 @@
 //! inbound.read_to_end(&mut msg).await?;
 //! assert_eq!(msg, b"hello");
 //!
-//! client.close_gracefully().await; // GoAway, flush, close
+//! client.close().await; // GoAway, flush, close
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
@@ -71,14 +75,15 @@
 //! ```
 
 mod config;
-pub mod connection;
+pub mod core;
 mod error;
-pub mod frame;
-mod id_hash;
+mod id;
 mod shell;
+pub mod wire;
 
 pub use config::*;
-pub use connection::{Connection, ConnectionStats, Event, StreamStatus};
-pub use error::{PROTOCOL_ID, YamuxError};
-pub use frame::{Flags, FrameKind, GoAwayCode, HEADER_LEN, Header, StreamId};
+pub use core::{Connection, ConnectionStats, Event, StreamStatus};
+pub use error::YamuxError;
+pub use id::StreamId;
 pub use shell::{Yamux, YamuxConnection, YamuxStream};
+pub use wire::{Flags, FrameKind, GoAwayCode, HEADER_LEN, Header};

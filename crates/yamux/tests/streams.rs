@@ -181,7 +181,7 @@ fn thousand_streams(link: Link) {
         let mut seen = client_accepts.await.unwrap();
         seen.sort_unstable();
         assert_eq!(seen, (1_000_000..1_000_000 + per_side).collect::<Vec<_>>());
-        client.close_gracefully().await;
+        client.close().await;
         assert!(client.is_closed());
     });
 }
@@ -245,7 +245,8 @@ fn stalled_reader(link: Link) {
         // The stalled writer is still stuck on its window.
         let writer_done = writer.now_or_never();
         assert!(writer_done.is_none(), "the stalled writer finished early");
-        let status = stalled_remote.status().unwrap();
+        let id = stalled_remote.id();
+        let status = stalled_remote.core(|core| core.stream_status(id)).unwrap();
         assert!(status.buffered >= 256 * 1024 - 5, "{status:?}");
         // Reading it lets the writer finish.
         let mut got = Vec::new();
@@ -382,7 +383,7 @@ fn close_wakes_every_stream(link: Link) {
         }
         assert!(acceptor.await.unwrap().is_err());
         wait_until(|| server.is_closed()).await;
-        assert_eq!(server.remote_go_away(), Some(0));
+        assert_eq!(server.core(lp2p_yamux::Connection::remote_go_away), Some(0));
         assert!(client.open().await.is_err());
         assert!(server.open().await.is_err());
     });
@@ -484,10 +485,13 @@ fn rtt_is_measured_and_the_task_ends_with_the_connection() {
         let client = Yamux::default().start(a, Role::Initiator, &rt);
         let server = Yamux::default().start(b, Role::Responder, &rt);
         assert_eq!(rt.live_tasks(), 2);
-        rt.timeout(TIMEOUT, wait_until(|| client.rtt().is_some()))
-            .await
-            .unwrap();
-        client.close_gracefully().await;
+        rt.timeout(
+            TIMEOUT,
+            wait_until(|| client.core(lp2p_yamux::Connection::rtt).is_some()),
+        )
+        .await
+        .unwrap();
+        client.close().await;
         rt.timeout(TIMEOUT, wait_until(|| server.is_closed()))
             .await
             .unwrap();

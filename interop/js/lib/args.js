@@ -1,6 +1,8 @@
 // The lp2p-node command line (NODE-CLI.md), as far as js-libp2p-node implements it, plus the
 // gossipsub tuning options the mixed-network test gives to the reference peers.
 import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { putArgument } from './kad.js'
 
 /** Thrown for a bad command line: ends in one `error` event and exit 2. */
 export class UsageError extends Error {}
@@ -53,6 +55,8 @@ export function parse (argv) {
     expectMessages: undefined,
     upload: 0,
     download: 0,
+    kad: undefined,
+    kadOps: [],
     gossip: {
       // Mixed-network tuning; defaults leave js-libp2p's own defaults in place.
       d: undefined,
@@ -102,6 +106,31 @@ export function parse (argv) {
       case '--expect-messages': opts.expectMessages = integer(flag, value()); break
       case '--upload-bytes': opts.upload = integer(flag, value()); break
       case '--download-bytes': opts.download = integer(flag, value()); break
+      case '--kad': {
+        const v = value()
+        if (v !== 'server' && v !== 'client') throw new UsageError(`unknown kad mode \`${v}\`; use server or client`)
+        opts.kad = v
+        break
+      }
+      case '--kad-find-peer': {
+        const v = value()
+        try {
+          peerIdFromString(v)
+        } catch (err) {
+          throw new UsageError(`--kad-find-peer: \`${v}\` is not a peer id (${err.message})`)
+        }
+        opts.kadOps.push({ op: 'find-peer', key: v })
+        break
+      }
+      case '--kad-put': {
+        const op = putArgument(value())
+        if (op == null) throw new UsageError('--kad-put needs KEY=VALUE')
+        opts.kadOps.push(op)
+        break
+      }
+      case '--kad-get': opts.kadOps.push({ op: 'get', key: value() }); break
+      case '--kad-provide': opts.kadOps.push({ op: 'provide', key: value() }); break
+      case '--kad-find-providers': opts.kadOps.push({ op: 'find-providers', key: value() }); break
       // Gossipsub tuning (not part of the lp2p-node contract; used by the mixed network).
       case '--mesh-d': opts.gossip.d = integer(flag, value()); break
       case '--mesh-dlo': opts.gossip.dlo = integer(flag, value()); break
@@ -126,6 +155,17 @@ export function parse (argv) {
   }
   if (opts.command !== 'listen' && opts.addrs.length !== 1) {
     throw new UsageError(`${opts.command} needs exactly one --addr`)
+  }
+  if (opts.kadOps.length > 0 && opts.command !== 'dial') {
+    throw new UsageError(`the --kad-* operations apply to dial (listen reads them from stdin), not to ${opts.command}`)
+  }
+  if (opts.kad != null && opts.command === 'perf') {
+    throw new UsageError('option --kad does not apply to perf')
+  }
+  // A Kademlia operation implies a client, as lp2p-node does.
+  if (opts.kadOps.length > 0 && opts.kad == null) opts.kad = 'client'
+  if (opts.kad != null && opts.bare) {
+    throw new UsageError('--kad does not go with --bare (ping, echo and perf only)')
   }
   if (opts.publish != null && opts.topics.length !== 1) {
     throw new UsageError('--publish needs exactly one --topic')

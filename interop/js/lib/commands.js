@@ -1,6 +1,7 @@
 // The subcommands: listen, dial and perf, with the events of the lp2p-node contract.
 import readline from 'node:readline'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { parseLine as parseKadLine, runOp as runKadOp } from './kad.js'
 import { createNode } from './node.js'
 import { debug, emit, fail } from './output.js'
 import { echoClient, perfClient } from './streams.js'
@@ -110,9 +111,20 @@ export async function listen (opts) {
     process.once('SIGTERM', resolve)
     if (opts.timeout != null) setTimeout(resolve, opts.timeout * 1000)
     const lines = readline.createInterface({ input: process.stdin, terminal: false })
-    // Lines are handled in order: each publish finishes before the next starts.
+    // Publish lines are handled in order: each publish finishes before the next starts. A
+    // kad line runs at once, on its own: a slow lookup does not hold up the others.
     let queue = Promise.resolve()
-    lines.on('line', (line) => { queue = queue.then(() => publishLine(node, line)) })
+    lines.on('line', (line) => {
+      const kad = parseKadLine(line)
+      if (kad == null) {
+        queue = queue.then(() => publishLine(node, line))
+      } else if (kad.error != null) {
+        emit({ event: 'kad', ok: false, error: kad.error })
+      } else {
+        const running = runKadOp(node, kad).then(emit)
+        queue = queue.then(() => running)
+      }
+    })
     if (!process.stdin.isTTY) lines.on('close', () => { void queue.then(resolve) })
   })
   await done
@@ -188,6 +200,13 @@ export async function dial (opts) {
   }
   if (opts.expectMessages != null) {
     await waitFor('messages', () => messages.length >= opts.expectMessages)
+  }
+  // Kademlia operations in the order given; the dialed peer is the DHT entry point (it joins
+  // the routing table once identify shows it serves the protocol).
+  for (const op of opts.kadOps) {
+    const event = await runKadOp(node, op)
+    emit(event)
+    if (!event.ok) return fail(`kad ${event.op}: ${event.error}`)
   }
   await node.stop()
 }

@@ -9,6 +9,7 @@ import { plaintext } from '@libp2p/plaintext'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { gossipService, traceControl } from './gossip.js'
+import { kadService } from './kad.js'
 import { serveEcho, servePerf } from './streams.js'
 
 /** The agent version this program announces in identify. */
@@ -55,6 +56,8 @@ export async function createNode (opts, { listen = [] } = {}) {
     services.identify = identify()
     services.identifyPush = identifyPush()
     services.pubsub = gossipService(opts)
+    // Kademlia needs identify: it adds peers that announce the protocol to its routing table.
+    if (opts.kad != null) services.dht = kadService(opts.kad)
   }
   const node = await createLibp2p({
     privateKey: await privateKey(opts.seed),

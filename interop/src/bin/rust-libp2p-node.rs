@@ -1,23 +1,38 @@
 //! `rust-libp2p-node`: the lp2p-node command-line contract (docs/node-cli.md) implemented with
 //! rust-libp2p 0.57, so the interop matrix can pair the two programs process against process.
 //!
-//! Supported: `listen`, `dial`, `perf` and `conn-bench` with `--security noise|plaintext`, `--muxer yamux`
-//! (rust-libp2p 0.57 has no mplex: asking for it is an `error` event), `--key-seed`,
+//! Supported: `listen`, `dial`, `perf` and `conn-bench` with `--security noise|tls|plaintext`,
+//! `--muxer yamux` (rust-libp2p 0.57 has no mplex: asking for it is an `error` event), TCP,
+//! QUIC (`/udp/P/quic-v1`, rust-libp2p's libp2p-quic on tokio) and WebSocket (`/ws`,
+//! `/tls/ws`: `--cert`/`--cert-key` PEM files or a self-signed certificate for listeners,
+//! `--ws-trust PEM` to trust a certificate when dialing, since rust-libp2p has no way to skip
+//! the check) addresses, `--key-seed`,
 //! `--timeout`, `--bare`, and the same JSON-line events. Protocols served: identify (with
 //! signed peer records), ping, gossipsub on every `--topic`, `/echo/1.0.0` and `/perf/1.0.0`
 //! (both over `libp2p-stream`); `--bare` leaves out identify and gossipsub, as lp2p-node's
 //! does, so benchmarks compare the transport stacks alone.
+//!
+//! `--kad server|client` runs `libp2p-kad` 0.49 (`/ipfs/kad/1.0.0`) with the Kademlia
+//! operations of docs/node-cli.md: `--kad-find-peer ID`, `--kad-put KEY=VALUE`,
+//! `--kad-get KEY`, `--kad-provide KEY`, `--kad-find-providers KEY` on `dial` (in the order
+//! given), the same as stdin lines on `listen` (`kad-put KEY VALUE`), each printing a `kad`
+//! event. Provider keys are the sha2-256 multihash of KEY, as lp2p-node computes them.
 //!
 //! For the mixed-network test, gossipsub can be tuned beyond the contract: `--mesh-d`,
 //! `--mesh-dlo`, `--mesh-dhi`, `--px`, `--prune-backoff SECS`, `--history-length`,
 //! `--history-gossip`, `--heartbeat-ms`, `--message-id spec|native` (native: rust-libp2p's
 //! default id, base58 author + decimal seqno; spec: author bytes + 8-byte seqno), and
 //! `--trace-control` prints a `control` event per received control message. Message events
-//! carry the message id in hex (`id`).
+//! carry the message id in hex (`id`). `--ping-interval-ms MS` sets the time between pings of
+//! a connection (default 200 ms, quick for the ping tests; the Kademlia network bench sets
+//! rust-libp2p's and lp2p's default, 15 s, so 50 nodes do not spend the machine on pings).
+//!
+//! `--mdns` (listen, dial) runs `libp2p-mdns` (IPv4, its defaults) and prints
+//! `{"event":"discovered","peer":..,"addrs":[..]}` once per new peer, as lp2p-node does.
 
 #![allow(clippy::print_stdout)]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -26,16 +41,19 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, gossipsub, identify, identity, multiaddr::Protocol,
-    ping,
+    Multiaddr, PeerId, StreamProtocol, Swarm, gossipsub, identify, identity, kad,
+    multiaddr::Protocol, ping,
 };
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
 const ECHO: StreamProtocol = StreamProtocol::new("/echo/1.0.0");
 const PERF: StreamProtocol = StreamProtocol::new("/perf/1.0.0");
+const KAD: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
 /// How long `dial --publish` waits for the remote to join the mesh, as lp2p-node.
 const MESH_WAIT: Duration = Duration::from_secs(5);
+/// How long `dial` keeps running after a provide (see its use).
+const PROVIDE_FLUSH: Duration = Duration::from_secs(2);
 /// Bytes per perf read/write call.
 const PERF_CHUNK: usize = 64 * 1024;
 
@@ -45,6 +63,86 @@ struct Behaviour {
     ping: ping::Behaviour,
     gossipsub: Toggle<gossipsub::Behaviour>,
     stream: libp2p_stream::Behaviour,
+    kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    mdns: Toggle<libp2p::mdns::tokio::Behaviour>,
+}
+
+/// A Kademlia operation.
+#[derive(Clone, Debug)]
+enum KadOp {
+    FindPeer(PeerId),
+    Put(String, String),
+    Get(String),
+    Provide(String),
+    FindProviders(String),
+}
+
+impl KadOp {
+    fn name(&self) -> &'static str {
+        match self {
+            KadOp::FindPeer(_) => "find-peer",
+            KadOp::Put(..) => "put",
+            KadOp::Get(_) => "get",
+            KadOp::Provide(_) => "provide",
+            KadOp::FindProviders(_) => "find-providers",
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            KadOp::FindPeer(p) => p.to_string(),
+            KadOp::Put(k, _) | KadOp::Get(k) | KadOp::Provide(k) | KadOp::FindProviders(k) => {
+                k.clone()
+            }
+        }
+    }
+
+    /// Parses a listen stdin line; `None` if it is not a kad line.
+    fn from_line(line: &str) -> Option<Result<KadOp, String>> {
+        let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let rest = rest.trim().to_owned();
+        Some(match command {
+            "kad-find-peer" => rest
+                .parse()
+                .map(KadOp::FindPeer)
+                .map_err(|e| format!("kad-find-peer: {e}")),
+            "kad-put" => match rest.split_once(' ') {
+                Some((k, v)) => Ok(KadOp::Put(k.to_owned(), v.to_owned())),
+                None => Err("kad-put needs KEY VALUE".to_owned()),
+            },
+            "kad-get" => Ok(KadOp::Get(rest)),
+            "kad-provide" => Ok(KadOp::Provide(rest)),
+            "kad-find-providers" => Ok(KadOp::FindProviders(rest)),
+            _ => return None,
+        })
+    }
+}
+
+/// The provider key of KEY: its sha2-256 multihash (as lp2p-node computes it).
+fn provider_key(key: &str) -> kad::RecordKey {
+    use sha2::Digest;
+    let mut bytes = vec![0x12, 0x20];
+    bytes.extend(sha2::Sha256::digest(key.as_bytes()));
+    kad::RecordKey::new(&bytes)
+}
+
+/// What a running Kademlia query has gathered.
+struct KadQuery {
+    op: KadOp,
+    started: Instant,
+    /// Providers found so far (find-providers).
+    providers: HashSet<PeerId>,
+    /// The final event, once done.
+    done: Option<Value>,
+}
+
+/// `--security` (TCP only: QUIC always runs TLS 1.3).
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    #[default]
+    Noise,
+    Tls,
+    Plaintext,
 }
 
 /// Gossipsub tuning for the mixed-network test (not part of the lp2p-node contract); unset
@@ -72,11 +170,13 @@ struct Args {
     addrs: Vec<Multiaddr>,
     connect: Vec<Multiaddr>,
     topics: Vec<String>,
-    plaintext: bool,
+    security: Security,
     bare: bool,
     count: usize,
     seed: Option<u64>,
     timeout: Option<Duration>,
+    /// `--ping-interval-ms`: time between pings of a connection (default 200 ms).
+    ping_ms: Option<u64>,
     ping: Option<u32>,
     echo: Option<String>,
     identify: bool,
@@ -84,7 +184,13 @@ struct Args {
     expect_messages: Option<usize>,
     upload: u64,
     download: u64,
+    cert: Option<String>,
+    cert_key: Option<String>,
+    ws_trust: Vec<String>,
+    kad: Option<kad::Mode>,
+    kad_ops: Vec<KadOp>,
     gossip: GossipTuning,
+    mdns: bool,
 }
 
 fn emit(event: &Value) {
@@ -136,8 +242,9 @@ fn parse() -> Result<Args, String> {
             }
             "--topic" => args.topics.push(value(&mut raw, &flag)?),
             "--security" => match value(&mut raw, &flag)?.as_str() {
-                "noise" => args.plaintext = false,
-                "plaintext" => args.plaintext = true,
+                "noise" => args.security = Security::Noise,
+                "tls" => args.security = Security::Tls,
+                "plaintext" => args.security = Security::Plaintext,
                 other => return Err(format!("unknown security {other}")),
             },
             "--muxer" => match value(&mut raw, &flag)?.as_str() {
@@ -150,6 +257,7 @@ fn parse() -> Result<Args, String> {
             },
             "--only" | "--json" => {}
             "--bare" => args.bare = true,
+            "--mdns" => args.mdns = true,
             "--count" => {
                 args.count = value(&mut raw, &flag)?
                     .parse()
@@ -185,6 +293,38 @@ fn parse() -> Result<Args, String> {
                         .map_err(|e| format!("{flag}: {e}"))?,
                 );
             }
+            "--cert" => args.cert = Some(value(&mut raw, &flag)?),
+            "--cert-key" => args.cert_key = Some(value(&mut raw, &flag)?),
+            "--ws-trust" => args.ws_trust.push(value(&mut raw, &flag)?),
+            "--insecure-ws-cert" => {
+                return Err(
+                    "rust-libp2p cannot skip certificate checks; use --ws-trust PEM".to_owned(),
+                );
+            }
+            "--kad" => {
+                args.kad = Some(match value(&mut raw, &flag)?.as_str() {
+                    "server" => kad::Mode::Server,
+                    "client" => kad::Mode::Client,
+                    other => return Err(format!("unknown kad mode {other}")),
+                })
+            }
+            "--kad-find-peer" => args.kad_ops.push(KadOp::FindPeer(
+                value(&mut raw, &flag)?
+                    .parse()
+                    .map_err(|e| format!("{flag}: {e}"))?,
+            )),
+            "--kad-put" => {
+                let text = value(&mut raw, &flag)?;
+                let (k, v) = text
+                    .split_once('=')
+                    .ok_or(format!("{flag} needs KEY=VALUE"))?;
+                args.kad_ops.push(KadOp::Put(k.to_owned(), v.to_owned()));
+            }
+            "--kad-get" => args.kad_ops.push(KadOp::Get(value(&mut raw, &flag)?)),
+            "--kad-provide" => args.kad_ops.push(KadOp::Provide(value(&mut raw, &flag)?)),
+            "--kad-find-providers" => args
+                .kad_ops
+                .push(KadOp::FindProviders(value(&mut raw, &flag)?)),
             "--upload-bytes" => {
                 args.upload = value(&mut raw, &flag)?
                     .parse()
@@ -203,6 +343,7 @@ fn parse() -> Result<Args, String> {
             "--history-length" => args.gossip.history_length = Some(number(&mut raw, &flag)?),
             "--history-gossip" => args.gossip.history_gossip = Some(number(&mut raw, &flag)?),
             "--heartbeat-ms" => args.gossip.heartbeat_ms = Some(number(&mut raw, &flag)?),
+            "--ping-interval-ms" => args.ping_ms = Some(number(&mut raw, &flag)?),
             "--message-id" => match value(&mut raw, &flag)?.as_str() {
                 "native" => args.gossip.spec_message_id = false,
                 "spec" => args.gossip.spec_message_id = true,
@@ -212,6 +353,9 @@ fn parse() -> Result<Args, String> {
             other => return Err(format!("unknown option {other}")),
         }
     }
+    if !args.kad_ops.is_empty() && args.kad.is_none() {
+        args.kad = Some(kad::Mode::Client);
+    }
     Ok(args)
 }
 
@@ -220,11 +364,7 @@ fn parse() -> Result<Args, String> {
 fn keypair(seed: Option<u64>) -> identity::Keypair {
     match seed {
         None => identity::Keypair::generate_ed25519(),
-        Some(seed) => {
-            let mut secret = [0u8; 32];
-            secret[..8].copy_from_slice(&seed.to_le_bytes());
-            identity::Keypair::ed25519_from_bytes(secret).expect("32 bytes are an ed25519 key")
-        }
+        Some(seed) => lp2p_interop::seed_keypair(seed),
     }
 }
 
@@ -273,7 +413,14 @@ fn gossip_config(tuning: &GossipTuning) -> Result<gossipsub::Config, String> {
         .map_err(|e| format!("gossipsub config: {e}"))
 }
 
-fn behaviour(key: &identity::Keypair, bare: bool, tuning: &GossipTuning) -> Behaviour {
+fn behaviour(
+    key: &identity::Keypair,
+    bare: bool,
+    tuning: &GossipTuning,
+    kad_mode: Option<kad::Mode>,
+    mdns: bool,
+    ping_ms: Option<u64>,
+) -> Behaviour {
     let gossip_config = gossip_config(tuning).unwrap_or_else(|e| fail(e));
     let identify = identify::Behaviour::new(
         identify::Config::new_with_signed_peer_record("ipfs/0.1.0".to_owned(), key)
@@ -284,45 +431,131 @@ fn behaviour(key: &identity::Keypair, bare: bool, tuning: &GossipTuning) -> Beha
         gossip_config,
     )
     .expect("gossipsub");
+    let mdns = mdns.then(|| {
+        libp2p::mdns::tokio::Behaviour::new(
+            libp2p::mdns::Config::default(),
+            key.public().to_peer_id(),
+        )
+        .unwrap_or_else(|e| fail(format!("starting mDNS failed: {e}")))
+    });
     Behaviour {
+        mdns: Toggle::from(mdns),
         identify: Toggle::from((!bare).then_some(identify)),
-        ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_millis(200))),
+        ping: ping::Behaviour::new(
+            ping::Config::new().with_interval(Duration::from_millis(ping_ms.unwrap_or(200))),
+        ),
         gossipsub: Toggle::from((!bare).then_some(gossipsub)),
         stream: libp2p_stream::Behaviour::new(),
+        kad: Toggle::from(kad_mode.map(|mode| {
+            let peer = key.public().to_peer_id();
+            let mut kad = kad::Behaviour::with_config(
+                peer,
+                kad::store::MemoryStore::new(peer),
+                kad::Config::new(KAD),
+            );
+            kad.set_mode(Some(mode));
+            kad
+        })),
     }
 }
 
+type BoxedTransport =
+    libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The TLS settings of the WebSocket transport: the listener's certificate (from
+/// `--cert`/`--cert-key`, else self-signed for 127.0.0.1) and the certificates a dial trusts
+/// besides the web roots (`--ws-trust`).
+fn ws_tls(args: &Args) -> Result<libp2p::websocket::tls::Config, BoxError> {
+    use libp2p::websocket::tls;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let mut builder = tls::Config::builder();
+    let (chain, key) = match (&args.cert, &args.cert_key) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)?
+                .map(|c| c.map(|c| c.to_vec()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = PrivateKeyDer::from_pem_file(key)?.secret_der().to_vec();
+            (chain, key)
+        }
+        _ => {
+            let (cert, key) = lp2p_websocket::self_signed(&["127.0.0.1", "localhost"])?;
+            (vec![cert.to_vec()], key.secret_der().to_vec())
+        }
+    };
+    builder.server(
+        tls::PrivateKey::new(key),
+        chain.into_iter().map(tls::Certificate::new),
+    )?;
+    for path in &args.ws_trust {
+        for cert in CertificateDer::pem_file_iter(path)? {
+            builder.add_trust(&tls::Certificate::new(cert?.to_vec()))?;
+        }
+    }
+    Ok(builder.finish())
+}
+
+/// rust-libp2p's WebSocket transport (over its tokio TCP), upgraded like its TCP one.
+fn ws_transport(key: &identity::Keypair, args: &Args) -> Result<BoxedTransport, BoxError> {
+    use libp2p::Transport as _;
+    use libp2p::core::upgrade::Version;
+    let tcp = libp2p::tcp::tokio::Transport::new(libp2p::tcp::Config::default().nodelay(true));
+    let mut ws = libp2p::websocket::Config::new(tcp);
+    ws.set_tls_config(ws_tls(args)?);
+    let upgrade = ws.upgrade(Version::V1Lazy);
+    Ok(match args.security {
+        Security::Plaintext => upgrade
+            .authenticate(libp2p::plaintext::Config::new(key))
+            .multiplex(libp2p::yamux::Config::default())
+            .boxed(),
+        Security::Noise => upgrade
+            .authenticate(libp2p::noise::Config::new(key)?)
+            .multiplex(libp2p::yamux::Config::default())
+            .boxed(),
+        Security::Tls => upgrade
+            .authenticate(libp2p::tls::Config::new(key)?)
+            .multiplex(libp2p::yamux::Config::default())
+            .boxed(),
+    })
+}
+
+/// A swarm with TCP (the chosen security, yamux), QUIC and WebSocket.
 fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
     let key = keypair(args.seed);
     let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
     let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(300));
     let tcp = libp2p::tcp::Config::default().nodelay(true);
-    if args.plaintext {
-        Ok(builder
-            .with_tcp(
-                tcp,
-                |k: &identity::Keypair| {
-                    Ok::<_, std::convert::Infallible>(libp2p::plaintext::Config::new(k))
-                },
-                libp2p::yamux::Config::default,
-            )
-            .map_err(|e| e.to_string())?
-            .with_behaviour(|k| behaviour(k, args.bare, &args.gossip))
-            .map_err(|e| e.to_string())?
-            .with_swarm_config(idle)
-            .build())
-    } else {
-        Ok(builder
-            .with_tcp(
-                tcp,
-                libp2p::noise::Config::new,
-                libp2p::yamux::Config::default,
-            )
-            .map_err(|e| e.to_string())?
-            .with_behaviour(|k| behaviour(k, args.bare, &args.gossip))
-            .map_err(|e| e.to_string())?
-            .with_swarm_config(idle)
-            .build())
+    // The builder's types differ per security upgrade, so each arm builds the rest itself.
+    macro_rules! finish {
+        ($security:expr) => {
+            Ok(builder
+                .with_tcp(tcp, $security, libp2p::yamux::Config::default)
+                .map_err(|e| e.to_string())?
+                .with_quic()
+                .with_other_transport(|k| ws_transport(k, args))
+                .map_err(|e| e.to_string())?
+                .with_behaviour(|k| {
+                    behaviour(
+                        k,
+                        args.bare,
+                        &args.gossip,
+                        args.kad,
+                        args.mdns,
+                        args.ping_ms,
+                    )
+                })
+                .map_err(|e| e.to_string())?
+                .with_swarm_config(idle)
+                .build())
+        };
+    }
+    match args.security {
+        Security::Noise => finish!(libp2p::noise::Config::new),
+        Security::Tls => finish!(libp2p::tls::Config::new),
+        Security::Plaintext => finish!(|k: &identity::Keypair| {
+            Ok::<_, std::convert::Infallible>(libp2p::plaintext::Config::new(k))
+        }),
     }
 }
 
@@ -425,6 +658,13 @@ struct Seen {
     ping_failure: Option<String>,
     messages: usize,
     dial_error: Option<String>,
+    /// Kademlia queries started by a command, by id.
+    kad: HashMap<kad::QueryId, KadQuery>,
+    /// Peers identify reported as DHT servers, with their listen addresses (to add to the
+    /// routing table once the event handler has the swarm).
+    kad_servers: Vec<(PeerId, Vec<Multiaddr>)>,
+    /// Peers printed in a `discovered` event and not expired since, with their addresses.
+    discovered: HashMap<PeerId, Vec<String>>,
 }
 
 /// Runs the swarm until `done` says so, printing events. `done` sees the swarm and what was
@@ -482,12 +722,61 @@ fn handle(event: SwarmEvent<BehaviourEvent>, seen: &mut Seen, print_connections:
             if print_connections {
                 emit(&identify_event(&peer_id, &info));
             }
+            if info.protocols.contains(&KAD) {
+                seen.kad_servers.push((peer_id, info.listen_addrs.clone()));
+            }
             seen.identified.push((peer_id, info));
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+            id,
+            result,
+            stats,
+            step,
+        })) => {
+            if let Some(query) = seen.kad.get_mut(&id) {
+                on_kad_result(query, result, &stats, step.last);
+            }
         }
         SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result, .. })) => {
             match result {
                 Ok(rtt) => seen.pings.push((peer, rtt)),
                 Err(e) => seen.ping_failure = Some(format!("ping {peer} failed: {e}")),
+            }
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(list))) => {
+            // One `discovered` per new peer, with the addresses this batch has for it (they
+            // end in /p2p/<peer> already). libp2p-mdns reports each answer packet as its own
+            // batch, so addresses of a known peer that arrive later are printed as
+            // `discovered-addrs` with the full set (an extra of this program, for the split
+            // answer test).
+            let mut new: Vec<PeerId> = Vec::new();
+            let mut grew: Vec<PeerId> = Vec::new();
+            for (peer, addr) in list {
+                let addr = addr.to_string();
+                let known = seen.discovered.entry(peer).or_default();
+                if known.is_empty() && !new.contains(&peer) {
+                    new.push(peer);
+                } else if !known.contains(&addr) && !new.contains(&peer) && !grew.contains(&peer) {
+                    grew.push(peer);
+                }
+                if !known.contains(&addr) {
+                    known.push(addr);
+                }
+            }
+            for peer in new {
+                emit(
+                    &json!({ "event": "discovered", "peer": peer.to_string(), "addrs": seen.discovered[&peer] }),
+                );
+            }
+            for peer in grew {
+                emit(
+                    &json!({ "event": "discovered-addrs", "peer": peer.to_string(), "addrs": seen.discovered[&peer] }),
+                );
+            }
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Expired(list))) => {
+            for (peer, _) in list {
+                seen.discovered.remove(&peer);
             }
         }
         SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
@@ -500,6 +789,159 @@ fn handle(event: SwarmEvent<BehaviourEvent>, seen: &mut Seen, print_connections:
         }
         _ => {}
     }
+}
+
+/// Adds the DHT servers identify reported to the routing table (the usual rust-libp2p
+/// pattern: the kad behaviour learns addresses from identify).
+fn feed_kad(swarm: &mut Swarm<Behaviour>, seen: &mut Seen) {
+    let servers = std::mem::take(&mut seen.kad_servers);
+    if let Some(kad) = swarm.behaviour_mut().kad.as_mut() {
+        for (peer, addrs) in servers {
+            for addr in addrs {
+                kad.add_address(&peer, addr);
+            }
+        }
+    }
+}
+
+fn kad_event(op: &KadOp, ok: bool, started: Instant, stats: &kad::QueryStats) -> Value {
+    json!({
+        "event": "kad",
+        "op": op.name(),
+        "key": op.key(),
+        "ok": ok,
+        "ms": started.elapsed().as_secs_f64() * 1000.0,
+        "queried": stats.num_requests(),
+    })
+}
+
+fn on_kad_result(
+    query: &mut KadQuery,
+    result: kad::QueryResult,
+    stats: &kad::QueryStats,
+    last: bool,
+) {
+    let op = query.op.clone();
+    let started = query.started;
+    let make = |ok: bool, extra: Value| {
+        let mut e = kad_event(&op, ok, started, stats);
+        if let (Some(e), Some(extra)) = (e.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                e.insert(k.clone(), v.clone());
+            }
+        }
+        e
+    };
+    let pending = query.done.is_none();
+    let outcome = match result {
+        kad::QueryResult::GetClosestPeers(Ok(ok)) => {
+            let KadOp::FindPeer(target) = op else { return };
+            Some(match ok.peers.iter().find(|p| p.peer_id == target) {
+                Some(p) if !p.addrs.is_empty() => make(
+                    true,
+                    json!({ "peers": p.addrs.iter().map(|a| a.clone().with_p2p(target).unwrap_or_else(|a| a).to_string()).collect::<Vec<_>>() }),
+                ),
+                _ => make(false, json!({ "error": "the peer was not found" })),
+            })
+        }
+        kad::QueryResult::GetClosestPeers(Err(e)) => {
+            Some(make(false, json!({ "error": e.to_string() })))
+        }
+        kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) if pending => {
+            Some(make(
+                true,
+                json!({ "value": String::from_utf8_lossy(&found.record.value) }),
+            ))
+        }
+        kad::QueryResult::GetRecord(Ok(_)) if last && pending => {
+            Some(make(false, json!({ "error": "no record found" })))
+        }
+        kad::QueryResult::GetRecord(Err(e)) if pending => {
+            Some(make(false, json!({ "error": e.to_string() })))
+        }
+        kad::QueryResult::PutRecord(Ok(_)) => {
+            let KadOp::Put(_, value) = &op else { return };
+            Some(make(true, json!({ "value": value })))
+        }
+        kad::QueryResult::PutRecord(Err(e)) => Some(make(false, json!({ "error": e.to_string() }))),
+        kad::QueryResult::StartProviding(Ok(_)) => Some(make(true, json!({}))),
+        kad::QueryResult::StartProviding(Err(e)) => {
+            Some(make(false, json!({ "error": e.to_string() })))
+        }
+        kad::QueryResult::GetProviders(found) => {
+            if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = found {
+                query.providers.extend(providers);
+            }
+            last.then(|| {
+                let list: Vec<String> = query.providers.iter().map(ToString::to_string).collect();
+                let ok = !list.is_empty();
+                let mut extra = json!({ "providers": list });
+                if !ok {
+                    extra["error"] = json!("no provider found");
+                }
+                make(ok, extra)
+            })
+        }
+        _ => None,
+    };
+    if let Some(event) = outcome {
+        query.done = Some(event);
+    }
+}
+
+/// Starts `op` on the swarm's Kademlia; returns its query id (or the event of its failure).
+fn start_kad(
+    swarm: &mut Swarm<Behaviour>,
+    seen: &mut Seen,
+    op: &KadOp,
+) -> Result<kad::QueryId, Value> {
+    let started = Instant::now();
+    let failed = |what: String| json!({ "event": "kad", "op": op.name(), "key": op.key(), "ok": false, "error": what, "ms": 0.0 });
+    let Some(kad) = swarm.behaviour_mut().kad.as_mut() else {
+        return Err(failed(
+            "kad is not running (start with --kad server|client)".to_owned(),
+        ));
+    };
+    let id = match op {
+        KadOp::FindPeer(peer) => kad.get_closest_peers(*peer),
+        KadOp::Put(key, value) => kad
+            .put_record(
+                kad::Record::new(
+                    kad::RecordKey::new(&key.as_bytes()),
+                    value.as_bytes().to_vec(),
+                ),
+                kad::Quorum::One,
+            )
+            .map_err(|e| failed(e.to_string()))?,
+        KadOp::Get(key) => kad.get_record(kad::RecordKey::new(&key.as_bytes())),
+        KadOp::Provide(key) => kad
+            .start_providing(provider_key(key))
+            .map_err(|e| failed(e.to_string()))?,
+        KadOp::FindProviders(key) => kad.get_providers(provider_key(key)),
+    };
+    seen.kad.insert(
+        id,
+        KadQuery {
+            op: op.clone(),
+            started,
+            providers: HashSet::new(),
+            done: None,
+        },
+    );
+    Ok(id)
+}
+
+/// The finished events of queries that ended, removed from `seen`.
+fn finished_kad(seen: &mut Seen) -> Vec<Value> {
+    let done: Vec<kad::QueryId> = seen
+        .kad
+        .iter()
+        .filter(|(_, q)| q.done.is_some())
+        .map(|(id, _)| *id)
+        .collect();
+    done.into_iter()
+        .filter_map(|id| seen.kad.remove(&id).and_then(|q| q.done))
+        .collect()
 }
 
 /// Dials `addr` and drives the swarm until the connection to `peer` is up; an error event
@@ -562,6 +1004,14 @@ async fn listen(args: Args) {
     );
     for addr in &args.connect {
         let _ = swarm.dial(addr.clone());
+        if let (Some(kad), Some(Protocol::P2p(peer))) =
+            (swarm.behaviour_mut().kad.as_mut(), addr.iter().last())
+        {
+            kad.add_address(&peer, addr.clone());
+        }
+    }
+    if let Some(kad) = swarm.behaviour_mut().kad.as_mut() {
+        let _ = kad.bootstrap();
     }
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let deadline = args.timeout.map(|t| Instant::now() + t);
@@ -569,9 +1019,24 @@ async fn listen(args: Args) {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
+        feed_kad(&mut swarm, &mut seen);
+        for event in finished_kad(&mut seen) {
+            emit(&event);
+        }
         tokio::select! {
             event = swarm.select_next_some() => handle(event, &mut seen, true),
             line = stdin.next_line() => match line {
+                Ok(Some(line)) if KadOp::from_line(line.trim()).is_some() => {
+                    match KadOp::from_line(line.trim()) {
+                        Some(Ok(op)) => {
+                            if let Err(event) = start_kad(&mut swarm, &mut seen, &op) {
+                                emit(&event);
+                            }
+                        }
+                        Some(Err(e)) => emit(&json!({ "event": "kad", "ok": false, "error": e })),
+                        None => {}
+                    }
+                }
                 Ok(Some(line)) => {
                     let mut parts = line.trim().splitn(3, ' ');
                     if let (Some("publish"), Some(topic), Some(text)) = (parts.next(), parts.next(), parts.next())
@@ -673,6 +1138,43 @@ async fn dial(args: Args) {
     }
     if let Some(expected) = args.expect_messages {
         drive(&mut swarm, &mut seen, false, |_, s| s.messages >= expected).await;
+    }
+    if let Some(kad) = swarm.behaviour_mut().kad.as_mut() {
+        // The dialed peer is the DHT entry point.
+        kad.add_address(&peer, addr.clone());
+    }
+    for op in &args.kad_ops {
+        let id = match start_kad(&mut swarm, &mut seen, op) {
+            Ok(id) => id,
+            Err(event) => {
+                emit(&event);
+                fail(format!("kad {}: could not start", op.name()));
+            }
+        };
+        drive(&mut swarm, &mut seen, false, |_, s| {
+            s.kad.get(&id).is_some_and(|q| q.done.is_some())
+        })
+        .await;
+        let event = seen
+            .kad
+            .remove(&id)
+            .and_then(|q| q.done)
+            .unwrap_or(Value::Null);
+        if matches!(op, KadOp::Provide(_)) {
+            // libp2p-kad 0.49 reports StartProviding as soon as its ADD_PROVIDER requests are
+            // queued (they have no answer), some still waiting for a dial: keep the swarm
+            // running a moment so they go out before this process exits.
+            let until = Instant::now() + PROVIDE_FLUSH;
+            drive(&mut swarm, &mut seen, false, |_, _| Instant::now() >= until).await;
+        }
+        emit(&event);
+        if event["ok"] != Value::Bool(true) {
+            fail(format!(
+                "kad {}: {}",
+                op.name(),
+                event["error"].as_str().unwrap_or("failed")
+            ));
+        }
     }
 }
 

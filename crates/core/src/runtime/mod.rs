@@ -42,11 +42,13 @@ use crate::Error;
 
 #[cfg(feature = "async-std")]
 mod async_std_rt;
+mod choice;
 #[cfg(feature = "smol")]
 mod smol_rt;
 
 #[cfg(feature = "async-std")]
 pub use async_std_rt::AsyncStdRuntime;
+pub use choice::RUNTIME_ENV;
 #[cfg(feature = "smol")]
 pub use smol_rt::SmolRuntime;
 
@@ -179,34 +181,29 @@ impl RuntimeHandle {
     /// The runtime chosen by lp2p-core's cargo features, or `None` when neither `async-std`
     /// nor `smol` is enabled. Crates above lp2p-core call this instead of testing features
     /// themselves, so enabling a runtime feature on lp2p-core anywhere in the build is enough.
+    /// With both features on, [`RUNTIME_ENV`] picks (async-std unless it says `smol`).
     pub fn try_default() -> Option<RuntimeHandle> {
-        #[cfg(feature = "async-std")]
-        {
-            Some(RuntimeHandle::new(AsyncStdRuntime))
-        }
-        #[cfg(all(feature = "smol", not(feature = "async-std")))]
-        {
-            Some(RuntimeHandle::new(SmolRuntime))
-        }
-        #[cfg(not(any(feature = "async-std", feature = "smol")))]
-        {
-            None
+        match choice::chosen()? {
+            #[cfg(feature = "async-std")]
+            choice::Choice::AsyncStd => Some(RuntimeHandle::new(AsyncStdRuntime)),
+            #[cfg(feature = "smol")]
+            choice::Choice::Smol => Some(RuntimeHandle::new(SmolRuntime)),
         }
     }
 }
 
 #[cfg(any(feature = "async-std", feature = "smol"))]
 impl Default for RuntimeHandle {
-    /// The runtime chosen by cargo features: async-std when the `async-std` feature is on,
-    /// otherwise smol.
+    /// The runtime chosen by cargo features: the one enabled, or with both enabled the one
+    /// [`RUNTIME_ENV`] names (async-std unless it says `smol`).
     fn default() -> RuntimeHandle {
-        #[cfg(feature = "async-std")]
-        {
-            RuntimeHandle::new(AsyncStdRuntime)
-        }
-        #[cfg(all(feature = "smol", not(feature = "async-std")))]
-        {
-            RuntimeHandle::new(SmolRuntime)
+        match choice::chosen() {
+            #[cfg(feature = "smol")]
+            Some(choice::Choice::Smol) => RuntimeHandle::new(SmolRuntime),
+            #[cfg(feature = "async-std")]
+            _ => RuntimeHandle::new(AsyncStdRuntime),
+            #[cfg(not(feature = "async-std"))]
+            _ => RuntimeHandle::new(SmolRuntime),
         }
     }
 }
@@ -224,13 +221,13 @@ impl fmt::Debug for RuntimeHandle {
 /// features (see [`RuntimeHandle::default`]). For `main` functions, tests and examples.
 #[cfg(any(feature = "async-std", feature = "smol"))]
 pub fn block_on<F: Future>(future: F) -> F::Output {
-    #[cfg(feature = "async-std")]
-    {
-        async_std::task::block_on(future)
-    }
-    #[cfg(all(feature = "smol", not(feature = "async-std")))]
-    {
-        smol::block_on(future)
+    match choice::chosen() {
+        #[cfg(feature = "smol")]
+        Some(choice::Choice::Smol) => smol::block_on(future),
+        #[cfg(feature = "async-std")]
+        _ => async_std::task::block_on(future),
+        #[cfg(not(feature = "async-std"))]
+        _ => smol::block_on(future),
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p_core::{MuxedConnection, RuntimeHandle, Stream};
-use lp2p_mplex::{MplexConnection, MplexStream};
+use lp2p_mplex::{MplexConnection, MplexStream, Stats};
 
 /// How long any scenario may take before the test fails instead of hanging. Generous: CI
 /// machines are slow and loaded; a healthy run takes a fraction of this.
@@ -50,6 +50,11 @@ pub(crate) fn pattern(number: u64, side: u8, len: usize) -> Vec<u8> {
     let tail = len.min(tag.len());
     out[len - tail..].copy_from_slice(&tag[..tail]);
     out
+}
+
+/// The connection's counters.
+pub(crate) fn stats(conn: &MplexConnection) -> Stats {
+    conn.core(|session| session.stats().clone())
 }
 
 /// Reads exactly `len` bytes and then expects EOF.
@@ -90,13 +95,12 @@ async fn exchange(mut stream: MplexStream, mine: u8, theirs: u8, len: usize) {
 /// `streams` concurrent streams opened by the dialer, each carrying `len` bytes each way at
 /// the same time, contents verified on both sides.
 pub(crate) async fn many_streams_both_ways(
-    dialer: MplexConnection,
-    listener: MplexConnection,
+    dialer: Arc<MplexConnection>,
+    listener: Arc<MplexConnection>,
     streams: usize,
     len: usize,
 ) {
     let rt = RuntimeHandle::default();
-    let listener = Arc::new(listener);
     let acceptor = {
         let listener = listener.clone();
         let rt = rt.clone();
@@ -113,22 +117,22 @@ pub(crate) async fn many_streams_both_ways(
     };
     let mut tasks = Vec::with_capacity(streams);
     for _ in 0..streams {
-        let stream = dialer.open().unwrap();
+        let stream = dialer.open().await.unwrap();
         tasks.push(rt.spawn(exchange(stream, b'd', b'l', len)));
     }
     for task in tasks {
         task.await.unwrap();
     }
     acceptor.await.unwrap();
-    assert_eq!(dialer.stats().streams_overflowed, 0);
-    assert_eq!(listener.stats().streams_overflowed, 0);
-    dialer.shutdown().await;
+    assert_eq!(stats(&dialer).streams_overflowed, 0);
+    assert_eq!(stats(&listener).streams_overflowed, 0);
+    dialer.close().await;
 }
 
 /// Half-close: the dialer sends a request and closes; the listener reads to EOF, answers on
 /// the same stream and closes; the dialer reads the answer to EOF. Writing after close fails.
-pub(crate) async fn half_close(dialer: MplexConnection, listener: MplexConnection) {
-    let mut out = dialer.open().unwrap();
+pub(crate) async fn half_close(dialer: Arc<MplexConnection>, listener: Arc<MplexConnection>) {
+    let mut out = dialer.open().await.unwrap();
     out.write_all(b"request").await.unwrap();
     out.close().await.unwrap();
     let err = out.write_all(b"more").await.unwrap_err();
@@ -147,13 +151,13 @@ pub(crate) async fn half_close(dialer: MplexConnection, listener: MplexConnectio
     out.read_to_end(&mut response).await.unwrap();
     assert_eq!(response, b"response");
     drop((out, inbound));
-    wait_until(|| dialer.stream_count() == 0 && listener.stream_count() == 0).await;
+    wait_until(|| dialer.num_streams() == 0 && listener.num_streams() == 0).await;
 }
 
 /// Reset: the listener resets a stream; the dialer's reads and writes then fail with
 /// `ConnectionReset` (not EOF), and so do the listener's own.
-pub(crate) async fn reset(dialer: MplexConnection, listener: MplexConnection) {
-    let mut out = dialer.open().unwrap();
+pub(crate) async fn reset(dialer: Arc<MplexConnection>, listener: Arc<MplexConnection>) {
+    let mut out = dialer.open().await.unwrap();
     out.write_all(b"hello").await.unwrap();
     let mut inbound = listener.accept().await.unwrap();
     let mut buf = [0u8; 5];
@@ -177,7 +181,7 @@ pub(crate) async fn reset(dialer: MplexConnection, listener: MplexConnection) {
         ErrorKind::ConnectionReset
     );
     // Other streams are unaffected.
-    let mut second = dialer.open().unwrap();
+    let mut second = dialer.open().await.unwrap();
     second.write_all(b"still fine").await.unwrap();
     second.close().await.unwrap();
     let mut inbound2 = listener.accept().await.unwrap();
@@ -188,13 +192,16 @@ pub(crate) async fn reset(dialer: MplexConnection, listener: MplexConnection) {
 
 /// Closing a connection wakes every stream blocked on it with an error, on both sides, and
 /// opening or accepting fails afterwards.
-pub(crate) async fn close_wakes_every_stream(dialer: MplexConnection, listener: MplexConnection) {
+pub(crate) async fn close_wakes_every_stream(
+    dialer: Arc<MplexConnection>,
+    listener: Arc<MplexConnection>,
+) {
     const STREAMS: usize = 50;
     let rt = RuntimeHandle::default();
     let mut readers = Vec::new();
     let mut remote_readers = Vec::new();
     for _ in 0..STREAMS {
-        let mut out = dialer.open().unwrap();
+        let mut out = dialer.open().await.unwrap();
         out.write_all(b"x").await.unwrap();
         readers.push(rt.spawn(async move {
             let mut buf = [0u8; 16];
@@ -208,8 +215,8 @@ pub(crate) async fn close_wakes_every_stream(dialer: MplexConnection, listener: 
     }
     // Let the readers block.
     rt.sleep(Duration::from_millis(50)).await;
-    MuxedConnection::close(&dialer).await;
-    assert!(MuxedConnection::is_closed(&dialer));
+    MuxedConnection::close(&*dialer).await;
+    assert!(MuxedConnection::is_closed(&*dialer));
     for reader in readers {
         let err = reader.await.unwrap().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConnectionAborted);
@@ -219,19 +226,19 @@ pub(crate) async fn close_wakes_every_stream(dialer: MplexConnection, listener: 
         let err = reader.await.unwrap().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConnectionAborted);
     }
-    assert!(dialer.open().is_err());
+    assert!(dialer.open().await.is_err());
     assert!(
-        MuxedConnection::accept_stream(&listener).await.is_err(),
+        MuxedConnection::accept_stream(&*listener).await.is_err(),
         "accepting on a closed connection fails"
     );
-    wait_until(|| listener.closed()).await;
-    assert!(listener.open().is_err());
+    wait_until(|| listener.is_closed()).await;
+    assert!(listener.open().await.is_err());
 }
 
 /// Dropping a stream half-closes it: the remote reads what was written, then EOF; what the
 /// remote writes afterwards is discarded without error.
-pub(crate) async fn drop_half_closes(dialer: MplexConnection, listener: MplexConnection) {
-    let mut out = dialer.open().unwrap();
+pub(crate) async fn drop_half_closes(dialer: Arc<MplexConnection>, listener: Arc<MplexConnection>) {
+    let mut out = dialer.open().await.unwrap();
     out.write_all(b"last words").await.unwrap();
     drop(out);
     let mut inbound = listener.accept().await.unwrap();
@@ -241,17 +248,17 @@ pub(crate) async fn drop_half_closes(dialer: MplexConnection, listener: MplexCon
     inbound.write_all(&vec![0u8; 100_000]).await.unwrap();
     inbound.close().await.unwrap();
     drop(inbound);
-    wait_until(|| dialer.stream_count() == 0 && listener.stream_count() == 0).await;
-    assert!(dialer.stats().bytes_discarded >= 100_000);
+    wait_until(|| dialer.num_streams() == 0 && listener.num_streams() == 0).await;
+    assert!(stats(&dialer).bytes_discarded >= 100_000);
 }
 
 /// A stream whose reader does not read is reset once its buffer cap is passed; the writer
 /// sees `ConnectionReset`, and other streams keep working.
 pub(crate) async fn overflow_resets_only_that_stream(
-    dialer: MplexConnection,
-    listener: MplexConnection,
+    dialer: Arc<MplexConnection>,
+    listener: Arc<MplexConnection>,
 ) {
-    let mut stuck = dialer.open().unwrap();
+    let mut stuck = dialer.open().await.unwrap();
     let _held = listener.accept().await.unwrap(); // never read
     let chunk = vec![7u8; 64 * 1024];
     let err = loop {
@@ -261,9 +268,9 @@ pub(crate) async fn overflow_resets_only_that_stream(
         }
     };
     assert_eq!(err.kind(), ErrorKind::ConnectionReset);
-    assert_eq!(listener.stats().streams_overflowed, 1);
+    assert_eq!(stats(&listener).streams_overflowed, 1);
 
-    let mut fine = dialer.open().unwrap();
+    let mut fine = dialer.open().await.unwrap();
     fine.write_all(b"unaffected").await.unwrap();
     fine.close().await.unwrap();
     let mut inbound = listener.accept().await.unwrap();
@@ -272,43 +279,90 @@ pub(crate) async fn overflow_resets_only_that_stream(
     assert_eq!(got, b"unaffected");
 }
 
-/// A reader that starts late (well within the stall timeout) gets every byte of a transfer
-/// far bigger than its stream's receive cap: input pauses instead of resetting the stream.
-pub(crate) async fn late_reader_is_not_reset(dialer: MplexConnection, listener: MplexConnection) {
+/// A reader that starts late (within the stall timeout) gets every byte of a transfer far
+/// bigger than its stream's share: its stream borrows connection memory instead of being
+/// reset. The reader starts only once the sender has taken the stream past its share (no
+/// sleep that a loaded machine could make too short); the caller sets a stall timeout far
+/// longer than any scheduling delay, so only a wrong reset fails this scenario.
+pub(crate) async fn late_reader_is_not_reset(
+    dialer: Arc<MplexConnection>,
+    listener: Arc<MplexConnection>,
+) {
     const LEN: usize = 16 * 1024 * 1024;
     let rt = RuntimeHandle::default();
-    let mut out = dialer.open().unwrap();
+    let mut out = dialer.open().await.unwrap();
     let writer = rt.spawn(async move {
         out.write_all(&pattern(1, b'd', LEN)).await.unwrap();
         out.close().await.unwrap();
         out
     });
     let mut inbound = listener.accept().await.unwrap();
-    rt.sleep(Duration::from_millis(300)).await;
+    // The sender outruns the reader that has not started: the stream goes past its share.
+    wait_until(|| stats(&listener).streams_over_share > 0).await;
     let got = read_then_eof(&mut inbound, LEN).await;
     assert!(got == pattern(1, b'd', LEN));
     drop(writer.await.unwrap());
-    let stats = listener.stats();
-    assert_eq!(stats.streams_overflowed, 0);
-    assert!(stats.input_pauses > 0, "the sender outran the late reader");
+    let stats = stats(&listener);
+    assert_eq!(stats.streams_overflowed, 0, "{stats:?}");
+    assert_eq!(stats.streams_reset_for_memory, 0, "{stats:?}");
 }
 
-/// Dropping the connection handle and every stream closes the connection; the remote
-/// notices.
-pub(crate) async fn dropping_every_handle_closes(
-    dialer: MplexConnection,
-    listener: MplexConnection,
+/// A reader slower than its sender but reading all along gets every byte of a transfer many
+/// times the connection's receive memory: input waits for it at its stream's share (the
+/// caller makes the reader grace long, so the reader counts as alive however loaded the
+/// machine), and nothing is reset.
+pub(crate) async fn slow_reader_is_waited_for(
+    dialer: Arc<MplexConnection>,
+    listener: Arc<MplexConnection>,
 ) {
-    let out = dialer.open().unwrap();
-    let inbound = listener.accept().await.unwrap();
+    const LEN: usize = 8 * 1024 * 1024;
+    let rt = RuntimeHandle::default();
+    let mut out = dialer.open().await.unwrap();
+    let writer = rt.spawn(async move {
+        out.write_all(&pattern(3, b'd', LEN)).await.unwrap();
+        out.close().await.unwrap();
+        out
+    });
+    let mut inbound = listener.accept().await.unwrap();
+    let mut got = Vec::with_capacity(LEN);
+    let mut buf = [0u8; 1000];
+    for round in 0.. {
+        let n = inbound.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if round % 64 == 0 {
+            rt.sleep(Duration::from_millis(1)).await;
+        }
+    }
+    assert!(got == pattern(3, b'd', LEN), "wrong contents");
+    drop(writer.await.unwrap());
+    let stats = stats(&listener);
+    assert_eq!(stats.streams_overflowed, 0, "{stats:?}");
+    assert_eq!(stats.streams_reset_for_memory, 0, "{stats:?}");
+    assert!(stats.input_pauses > 0, "the sender outran the reader");
+}
+
+/// Dropping the connection handle closes the connection, as `close` would without waiting:
+/// a stream still held fails from then on (its writes at once), and the remote notices.
+pub(crate) async fn dropping_the_connection_closes_it(
+    dialer: Arc<MplexConnection>,
+    listener: Arc<MplexConnection>,
+) {
+    let mut out = dialer.open().await.unwrap();
+    out.write_all(b"x").await.unwrap();
+    let mut inbound = listener.accept().await.unwrap();
     drop(dialer);
-    assert!(
-        !listener.closed(),
-        "a stream still holds the connection open"
+    let mut got = Vec::new();
+    // The data sent before arrives, then the read fails (the stream was never closed).
+    assert_eq!(
+        inbound.read_to_end(&mut got).await.unwrap_err().kind(),
+        ErrorKind::ConnectionAborted
     );
-    drop(out);
-    wait_until(|| listener.closed()).await;
-    drop(inbound);
+    assert_eq!(got, b"x");
+    wait_until(|| listener.is_closed()).await;
+    assert!(out.write_all(b"y").await.is_err());
 }
 
 /// Polls `condition` until it holds (the scenario timeout bounds the wait).
@@ -318,3 +372,144 @@ pub(crate) async fn wait_until(mut condition: impl FnMut() -> bool) {
         rt.sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// One stream nobody reads must not stall the others (issue 16): while the dialer keeps
+/// writing to a stream the listener never reads, a second stream carries 8 MiB to a reader
+/// that keeps up. The unread stream is reset once it has taken what the connection can lend
+/// it; the stall timeout is set far beyond the test's own timeout by the caller, so a
+/// connection that pauses for the unread stream instead fails this scenario.
+pub(crate) async fn unread_stream_does_not_stall_the_others(
+    dialer: Arc<MplexConnection>,
+    listener: Arc<MplexConnection>,
+) {
+    const LEN: usize = 8 * 1024 * 1024;
+    let rt = RuntimeHandle::default();
+    let mut stuck = dialer.open().await.unwrap();
+    let held = listener.accept().await.unwrap(); // never read
+    let flooder = rt.spawn(async move {
+        let chunk = vec![7u8; 64 * 1024];
+        loop {
+            if let Err(err) = stuck.write_all(&chunk).await {
+                return err;
+            }
+        }
+    });
+    let mut fine = dialer.open().await.unwrap();
+    let writer = rt.spawn(async move {
+        fine.write_all(&pattern(2, b'd', LEN)).await.unwrap();
+        fine.close().await.unwrap();
+        fine
+    });
+    let mut inbound = listener.accept().await.unwrap();
+    let got = read_then_eof(&mut inbound, LEN).await;
+    assert!(got == pattern(2, b'd', LEN), "wrong contents");
+    drop(writer.await.unwrap());
+    let err = flooder.await.unwrap();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+    assert_eq!(stats(&listener).streams_overflowed, 1);
+    drop(held);
+}
+
+/// The `#[test]` functions every transport runs, one per scenario above. `$pair_with` is the
+/// test file's `fn(dialer: MplexConfig, listener: MplexConfig) -> (Arc<MplexConnection>,
+/// Arc<MplexConnection>)` that connects two mplex connections over its transport; the test
+/// names are the same in every file.
+macro_rules! transport_tests {
+    ($pair_with:ident) => {
+        fn pair() -> (
+            ::std::sync::Arc<::lp2p_mplex::MplexConnection>,
+            ::std::sync::Arc<::lp2p_mplex::MplexConnection>,
+        ) {
+            $pair_with(
+                ::lp2p_mplex::MplexConfig::default(),
+                ::lp2p_mplex::MplexConfig::default(),
+            )
+        }
+
+        #[test]
+        fn thousand_streams_of_64_kib_both_ways() {
+            let (d, l) = pair();
+            $crate::common::run($crate::common::many_streams_both_ways(
+                d,
+                l,
+                1000,
+                64 * 1024,
+            ));
+        }
+
+        #[test]
+        fn half_close() {
+            let (d, l) = pair();
+            $crate::common::run($crate::common::half_close(d, l));
+        }
+
+        #[test]
+        fn reset() {
+            let (d, l) = pair();
+            $crate::common::run($crate::common::reset(d, l));
+        }
+
+        #[test]
+        fn close_wakes_every_stream() {
+            let (d, l) = pair();
+            $crate::common::run($crate::common::close_wakes_every_stream(d, l));
+        }
+
+        #[test]
+        fn drop_half_closes() {
+            let (d, l) = pair();
+            $crate::common::run($crate::common::drop_half_closes(d, l));
+        }
+
+        #[test]
+        fn overflow_resets_only_that_stream() {
+            let (d, l) = $pair_with(
+                ::lp2p_mplex::MplexConfig::default(),
+                ::lp2p_mplex::MplexConfig::default()
+                    .with_max_stream_buffer(256 * 1024)
+                    .with_stall_timeout(::std::time::Duration::from_millis(100)),
+            );
+            $crate::common::run($crate::common::overflow_resets_only_that_stream(d, l));
+        }
+
+        #[test]
+        fn late_reader_is_not_reset() {
+            // A stall timeout beyond any scheduling delay of a loaded machine (the default is
+            // 5 s).
+            let config = ::lp2p_mplex::MplexConfig::default()
+                .with_stall_timeout(::std::time::Duration::from_secs(120));
+            let (d, l) = $pair_with(::lp2p_mplex::MplexConfig::default(), config);
+            $crate::common::run($crate::common::late_reader_is_not_reset(d, l));
+        }
+
+        #[test]
+        fn dropping_the_connection_closes_it() {
+            let (d, l) = pair();
+            $crate::common::run($crate::common::dropping_the_connection_closes_it(d, l));
+        }
+
+        #[test]
+        fn unread_stream_does_not_stall_the_others() {
+            // A stall timeout far beyond the scenario's timeout: only a connection that keeps
+            // reading for the other streams passes.
+            let config = ::lp2p_mplex::MplexConfig::default()
+                .with_max_stream_buffer(256 * 1024)
+                .with_stall_timeout(::std::time::Duration::from_secs(3600));
+            let (d, l) = $pair_with(::lp2p_mplex::MplexConfig::default(), config);
+            $crate::common::run($crate::common::unread_stream_does_not_stall_the_others(
+                d, l,
+            ));
+        }
+
+        #[test]
+        fn slow_reader_is_waited_for() {
+            let config = ::lp2p_mplex::MplexConfig::default()
+                .with_max_connection_buffer(1024 * 1024)
+                .with_max_stream_buffer(256 * 1024)
+                .with_reader_grace(::std::time::Duration::from_secs(60));
+            let (d, l) = $pair_with(::lp2p_mplex::MplexConfig::default(), config);
+            $crate::common::run($crate::common::slow_reader_is_waited_for(d, l));
+        }
+    };
+}
+pub(crate) use transport_tests;

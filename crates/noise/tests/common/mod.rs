@@ -2,17 +2,10 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use lp2p_core::{Keypair, Role};
-use lp2p_memory::MemoryConnection;
 use lp2p_noise::{Handshake, HandshakeConfig, HandshakeOutcome, Step};
 
 /// Two connected in-memory ends with `capacity` bytes of buffering each way.
-pub fn pipe(capacity: usize) -> (MemoryConnection, MemoryConnection) {
-    MemoryConnection::pair(
-        capacity,
-        "/memory/1".parse().unwrap(),
-        "/memory/2".parse().unwrap(),
-    )
-}
+pub use lp2p_testkit::io::pipe_with_capacity as pipe;
 
 /// Runs a sans-IO handshake between fresh identities and returns both outcomes
 /// (initiator, responder).

@@ -20,13 +20,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{AbortHandle, Abortable, BoxFuture};
-use futures::{AsyncWriteExt, FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt};
+use lp2p_core::events::{EventBus, EventStream};
 use lp2p_core::{Multiaddr, PeerId, Protocol, RuntimeHandle};
-use lp2p_host::{
-    Connection, ConnectionEvent, ConnectionEvents, ConnectionId, Host, HostStream, WeakHost,
-};
-use lp2p_swarm::{EventBus, EventStream};
-use tracing::{debug, trace, warn};
+use lp2p_host::{Connection, ConnectionEvent, ConnectionEvents, Host, HostStream, WeakHost};
+use tracing::{debug, warn};
 
 use subscription::SubscriptionGuard;
 pub use subscription::{Deliveries, Delivery, Subscription};
@@ -83,15 +81,28 @@ macro_rules! with_core {
     };
 }
 
+// After the macro, which it uses.
+mod writer;
+
 /// Where a peer's pubsub link is.
 enum Link {
     /// Our outbound stream is being negotiated; readers of its inbound stream wait here.
     Connecting { waiters: Vec<oneshot::Sender<()>> },
+    /// The connection carrying our stream closed while another to the peer remains: the
+    /// peer stays in the core (its subscriptions and mesh state carry over, as rust- and
+    /// go-libp2p keep theirs across connections and do not announce them again) while our
+    /// stream is re-opened on the remaining connection. Its inbound streams are read.
+    Moving,
     /// The peer is in the core; its writer is woken through `writer`.
     Ready {
         writer: mpsc::Sender<()>,
-        connection: ConnectionId,
+        /// The connection our stream runs on.
+        connection: Connection,
     },
+    /// The peer's last connection closed, but what it delivered may still sit unread in its
+    /// inbound streams: the peer stays in the core (its RPCs are still accepted) until its
+    /// readers finished; the last one removes it. Nothing is written to it any more.
+    Draining,
 }
 
 struct PeerEntry {
@@ -100,6 +111,43 @@ struct PeerEntry {
     link: Link,
     /// The readers of the peer's most recent inbound streams, oldest first.
     readers: VecDeque<(u64, AbortHandle)>,
+    /// Whether the writer holds output it took from the queue and has not yet handed to the
+    /// stream (written and flushed).
+    writing: bool,
+    /// [`PubSub::flush`] callers waiting for the queue to drain. Answered when the writer
+    /// finds the queue empty with nothing unwritten; dropped (the caller sees the link go)
+    /// when the link ends first.
+    drain_waiters: Vec<oneshot::Sender<()>>,
+    /// Set when the host closes: once the queue is drained, the writer half-closes its
+    /// stream and waits for the peer to close its end, then answers `finish_waiters`.
+    finishing: bool,
+    finish_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl PeerEntry {
+    fn new(generation: u64) -> PeerEntry {
+        PeerEntry {
+            generation,
+            link: Link::Connecting {
+                waiters: Vec::new(),
+            },
+            readers: VecDeque::new(),
+            writing: false,
+            drain_waiters: Vec::new(),
+            finishing: false,
+            finish_waiters: Vec::new(),
+        }
+    }
+}
+
+/// What [`PubSub::flush`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// Peers whose queued output was all handed to their stream.
+    pub peers: usize,
+    /// Peers whose link went down before their queued output was written (they did not get
+    /// it).
+    pub lost: Vec<PeerId>,
 }
 
 struct SubscriberSlot {
@@ -142,7 +190,10 @@ pub(crate) struct Inner {
 ///
 /// Built with [`PubSub::gossipsub`] or [`PubSub::floodsub`], it registers stream handlers for
 /// its protocols, opens one outbound stream to every connected peer that speaks one of them
-/// (and to every peer that connects later), and runs until the host is closed.
+/// (and to every peer that connects later), and runs until the host is closed, whether or
+/// not a handle is kept: dropping every `PubSub` handle loses nothing, and `host.close()`
+/// still delivers what was queued (see [`PubSub::flush`]). The service registers its handle
+/// on the host: `host.service::<PubSub>()` finds it.
 ///
 /// ```
 /// use futures::StreamExt;
@@ -210,7 +261,8 @@ impl PubSub {
         gossipsub: GossipsubConfig,
     ) -> Result<PubSub, PubsubError> {
         let router = GossipsubRouter::new(gossipsub)?;
-        let core = GossipsubCore::new(host.keypair().clone(), config, router, Instant::now())?;
+        let core =
+            GossipsubCore::new(host.keypair().clone(), config, router, host.runtime().now())?;
         Self::start(host, AnyCore::Gossipsub(Box::new(core)))
     }
 
@@ -220,7 +272,7 @@ impl PubSub {
             host.keypair().clone(),
             config,
             FloodsubRouter::new(),
-            Instant::now(),
+            host.runtime().now(),
         )?;
         Self::start(host, AnyCore::Floodsub(Box::new(core)))
     }
@@ -261,7 +313,22 @@ impl PubSub {
             });
         }
         host.spawn(drive(inner.clone(), connections, wake_rx));
-        Ok(PubSub { inner })
+        // On close, what is queued goes out before the connections close (within the host's
+        // close grace), whether or not a `PubSub` handle is still around.
+        let flushing = Arc::downgrade(&inner);
+        host.on_close(move || async move {
+            if let Some(inner) = flushing.upgrade() {
+                let finished = inner.finish_links().await;
+                debug!(
+                    peers = finished.peers,
+                    lost = finished.lost.len(),
+                    "pubsub: links finished on close"
+                );
+            }
+        });
+        let pubsub = PubSub { inner };
+        host.insert_service(pubsub.clone());
+        Ok(pubsub)
     }
 
     /// Our peer id (the host's).
@@ -289,7 +356,7 @@ impl PubSub {
             .entry(topic.clone())
             .or_default()
             .push(SubscriberSlot { id, tx });
-        with_core!(&mut state.core, c => c.subscribe(topic.clone(), Instant::now()));
+        with_core!(&mut state.core, c => c.subscribe(topic.clone(), self.inner.runtime.now()));
         self.inner.flush(&mut state);
         drop(state);
         Ok(Subscription {
@@ -315,11 +382,34 @@ impl PubSub {
         data: impl Into<Bytes>,
     ) -> std::future::Ready<Result<MessageId, PubsubError>> {
         let mut state = self.inner.lock();
-        let published = with_core!(&mut state.core, c => c.publish(topic, data, Instant::now()));
+        let published =
+            with_core!(&mut state.core, c => c.publish(topic, data, self.inner.runtime.now()));
         if published.is_ok() {
             self.inner.flush(&mut state);
         }
         std::future::ready(published)
+    }
+
+    /// Waits until everything queued so far for every pubsub peer (our publishes, forwards,
+    /// subscriptions, control) has been handed to that peer's stream: written to the muxer,
+    /// which sends it even if the connection is closed right after. Output queued after this
+    /// call is not waited for.
+    ///
+    /// Publishing only queues; a program that publishes and then exits calls this in
+    /// between (or relies on [`Host::close`], which runs the same flush within the host's
+    /// close grace). A peer that stops reading holds this up, so wrap it in a timeout when
+    /// that matters:
+    ///
+    /// ```no_run
+    /// # async fn demo(host: lp2p_host::Host, pubsub: lp2p_pubsub::PubSub) -> Result<(), Box<dyn std::error::Error>> {
+    /// pubsub.publish("news", &b"bye"[..]).await?;
+    /// let flushed = host.runtime().timeout(std::time::Duration::from_secs(5), pubsub.flush()).await?;
+    /// assert!(flushed.lost.is_empty());
+    /// host.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn flush(&self) -> Flushed {
+        self.inner.flush_queues().await
     }
 
     /// The connected peers subscribed to `topic`.
@@ -395,7 +485,7 @@ impl PubSub {
     /// A peer's score (gossipsub with scoring on), `None` otherwise.
     pub fn peer_score(&self, peer: &PeerId) -> Option<f64> {
         let state = self.inner.lock();
-        with_core!(&state.core, c => c.peer_score(peer, Instant::now()))
+        with_core!(&state.core, c => c.peer_score(peer, self.inner.runtime.now()))
     }
 
     /// Sets a peer's application-specific score (P₅); false when scoring is off.
@@ -438,10 +528,7 @@ async fn drive(inner: Arc<Inner>, connections: ConnectionEvents, wake_rx: mpsc::
             deadline
         };
         let mut sleep = match deadline {
-            Some(at) => inner
-                .runtime
-                .sleep(at.saturating_duration_since(Instant::now()))
-                .fuse(),
+            Some(at) => inner.runtime.sleep_until(at).fuse(),
             None => futures::future::pending().boxed().fuse(),
         };
         futures::select_biased! {
@@ -455,7 +542,7 @@ async fn drive(inner: Arc<Inner>, connections: ConnectionEvents, wake_rx: mpsc::
             _ = wake_rx.next() => {}
             () = sleep => {
                 let mut state = inner.lock();
-                with_core!(&mut state.core, c => c.handle_timeout(Instant::now()));
+                with_core!(&mut state.core, c => c.handle_timeout(inner.runtime.now()));
                 inner.flush(&mut state);
             }
         }
@@ -544,14 +631,14 @@ impl Inner {
             } => {
                 let Some(validator) = state.async_validators.get(&message.topic).cloned() else {
                     // Validation was turned on without a validator: nothing will answer.
-                    with_core!(&mut state.core, c => c.report_validation_result(&message_id, Acceptance::Ignore, Instant::now()));
+                    with_core!(&mut state.core, c => c.report_validation_result(&message_id, Acceptance::Ignore, self.runtime.now()));
                     return;
                 };
                 let inner = self.clone();
                 self.runtime.spawn_detached(async move {
                     let acceptance = validator(propagation_source, message).await;
                     let mut state = inner.lock();
-                    with_core!(&mut state.core, c => c.report_validation_result(&message_id, acceptance, Instant::now()));
+                    with_core!(&mut state.core, c => c.report_validation_result(&message_id, acceptance, inner.runtime.now()));
                     inner.flush(&mut state);
                 });
             }
@@ -602,31 +689,60 @@ impl Inner {
         match event {
             ConnectionEvent::Established(connection) => self.ensure_link(connection),
             ConnectionEvent::Closed {
-                connection: closed,
-                num_remaining,
-                ..
+                connection: closed, ..
             } => {
                 let peer = closed.peer();
                 let connection_id = closed.id();
+                // What is connected now, not the event's `num_remaining`: events arrive
+                // late, and a connection that came up meanwhile may already carry the peer's
+                // new streams (retiring the peer would abort their readers and lose what
+                // they carry). Looked up under our lock: a reader of a stream on a newer
+                // connection joins the peer's entry only after that connection is in the
+                // swarm's table, so either we see it here or the reader comes after us and
+                // finds the peer draining (and starts a new link).
+                // (The host handle outlives the guard: its last drop must not run under it.)
+                let host = self.host.upgrade();
                 let mut state = self.lock();
+                let remaining = host.as_ref().and_then(|h| {
+                    h.connections(&peer)
+                        .into_iter()
+                        .find(|c| c.id() != connection_id && !c.is_closed())
+                });
                 let carried = matches!(
                     state.peers.get(&peer),
-                    Some(PeerEntry { link: Link::Ready { connection, .. }, .. }) if *connection == connection_id
+                    Some(PeerEntry { link: Link::Ready { connection, .. }, .. }) if connection.id() == connection_id
                 );
-                if num_remaining == 0 || carried {
-                    self.remove_peer(&mut state, &peer);
-                }
-                drop(state);
-                if num_remaining > 0
-                    && carried
-                    && let Some(connection) =
-                        self.host.upgrade().and_then(|h| h.connection_to(&peer))
-                {
+                match remaining {
+                    None => self.retire_peer(&mut state, &peer),
                     // Our stream went down with that connection; another one remains.
-                    self.ensure_link(connection);
+                    Some(connection) if carried => self.move_link(state, connection),
+                    Some(_) => {}
                 }
             }
         }
+    }
+
+    /// Re-opens our outbound stream to a linked peer on `connection` after the one carrying
+    /// it closed, keeping the peer in the core (see [`Link::Moving`]). Readers of inbound
+    /// streams on other connections keep reading: removing the peer here would drop
+    /// subscriptions it already sent on its new stream, and it never sends them again.
+    fn move_link(self: &Arc<Self>, mut state: MutexGuard<'_, State>, connection: Connection) {
+        let peer = connection.peer();
+        let generation = state.next_id();
+        let Some(entry) = state.peers.get_mut(&peer) else {
+            return;
+        };
+        // Dropping the old writer's wake-up sender ends it; what it had taken but not
+        // written went down with its connection.
+        entry.generation = generation;
+        entry.link = Link::Moving;
+        entry.writing = false;
+        with_core!(&mut state.core, c => c.resend_subscriptions(&peer));
+        drop(state);
+        debug!(%peer, connection = %connection.id(), "pubsub: link moves to another connection");
+        let inner = self.clone();
+        self.runtime
+            .spawn_detached(async move { inner.open_outbound(connection, generation).await });
     }
 
     /// Starts opening our outbound stream to the connection's peer unless a link exists.
@@ -636,20 +752,15 @@ impl Inner {
             return;
         }
         let mut state = self.lock();
-        if state.peers.contains_key(&peer) {
-            return;
+        match state.peers.get(&peer).map(|e| &e.link) {
+            // A new connection from a peer whose old one is still being drained: the old
+            // link ends now.
+            Some(Link::Draining) => self.remove_peer(&mut state, &peer),
+            Some(_) => return,
+            None => {}
         }
         let generation = state.next_id();
-        state.peers.insert(
-            peer,
-            PeerEntry {
-                generation,
-                link: Link::Connecting {
-                    waiters: Vec::new(),
-                },
-                readers: VecDeque::new(),
-            },
-        );
+        state.peers.insert(peer, PeerEntry::new(generation));
         drop(state);
         let inner = self.clone();
         self.runtime
@@ -706,19 +817,25 @@ impl Inner {
             return None;
         };
         let (writer, notified) = mpsc::channel(0);
-        let waiters = match state.peers.get_mut(&peer) {
+        let (waiters, in_core) = match state.peers.get_mut(&peer) {
             Some(entry) => match std::mem::replace(
                 &mut entry.link,
                 Link::Ready {
                     writer,
-                    connection: connection.id(),
+                    connection: connection.clone(),
                 },
             ) {
-                Link::Connecting { waiters } => waiters,
-                Link::Ready { .. } => Vec::new(),
+                Link::Connecting { waiters } => (waiters, false),
+                Link::Moving | Link::Ready { .. } | Link::Draining => (Vec::new(), true),
             },
             None => return None,
         };
+        if in_core {
+            // A moved link: the new writer's first look takes what queued meanwhile.
+            drop(state);
+            debug!(%peer, "pubsub: peer link moved");
+            return Some((stream, notified));
+        }
         let link = PeerConnection {
             kind,
             direction: match connection.direction() {
@@ -727,7 +844,7 @@ impl Inner {
             },
             ip: ip_of(connection.remote_addr()),
         };
-        with_core!(&mut state.core, c => c.add_peer(peer, link, Instant::now()));
+        with_core!(&mut state.core, c => c.add_peer(peer, link, self.runtime.now()));
         for waiter in waiters {
             let _ = waiter.send(());
         }
@@ -737,111 +854,58 @@ impl Inner {
         Some((stream, notified))
     }
 
-    /// The writer: on each wake-up, pulls the peer's queued RPCs and writes them, taking more
-    /// only once the stream accepted the previous batch.
-    async fn write_outbound(
-        self: Arc<Self>,
-        peer: PeerId,
-        generation: u64,
-        mut stream: HostStream,
-        mut notified: mpsc::Receiver<()>,
-    ) {
-        let mut buf = Vec::new();
-        while notified.next().await.is_some() {
-            loop {
-                let more = {
-                    let mut state = self.lock();
-                    with_core!(&mut state.core, c => c.poll_transmit(&peer, &mut buf))
-                };
-                if !more {
-                    break;
-                }
-                if let Err(err) = stream.write_all(&buf).await {
-                    debug!(%peer, %err, "pubsub: writing to peer failed");
-                    self.link_failed(&peer, generation);
-                    return;
-                }
-                trace!(%peer, bytes = buf.len(), "pubsub: wrote RPCs");
-                buf.clear();
-                if buf.capacity() > WRITE_BUFFER_KEEP {
-                    buf = Vec::new();
-                }
-            }
-            if let Err(err) = stream.flush().await {
-                debug!(%peer, %err, "pubsub: flushing to peer failed");
-                self.link_failed(&peer, generation);
-                return;
-            }
-        }
-        // The link was removed: dropping the stream closes it.
-    }
-
-    /// The writer for floodsub peers: each batch goes out as one RPC (the batch's RPCs merged)
-    /// on a stream of its own, closed after it. rust-libp2p's floodsub reads exactly one RPC
-    /// per inbound stream and drops the stream, so a long-lived stream would lose everything
-    /// after the first RPC; go-libp2p reads any stream to its end, so it takes these too.
-    async fn write_floodsub(
-        self: Arc<Self>,
-        connection: Connection,
-        generation: u64,
-        first: HostStream,
-        mut notified: mpsc::Receiver<()>,
-    ) {
-        let peer = connection.peer();
-        let mut first = Some(first);
-        let mut buf = Vec::new();
-        while notified.next().await.is_some() {
-            loop {
-                let more = {
-                    let mut state = self.lock();
-                    with_core!(&mut state.core, c => c.poll_transmit(&peer, &mut buf))
-                };
-                if !more {
-                    break;
-                }
-                for frame in merge_frames(&buf, self.max_frame) {
-                    let stream = match first.take() {
-                        Some(stream) => Ok(stream),
-                        None => match self.host.upgrade() {
-                            Some(host) => {
-                                host.new_stream_on(&connection, [crate::FLOODSUB_PROTOCOL])
-                                    .await
-                            }
-                            None => return,
-                        },
-                    };
-                    let sent = match stream {
-                        Ok(mut stream) => {
-                            let written = stream.write_all(&frame).await;
-                            match written {
-                                Ok(()) => stream.close().await,
-                                Err(err) => Err(err),
-                            }
-                        }
-                        Err(err) => Err(std::io::Error::other(err)),
-                    };
-                    if let Err(err) = sent {
-                        debug!(%peer, %err, "pubsub: writing to floodsub peer failed");
-                        self.link_failed(&peer, generation);
-                        return;
-                    }
-                }
-                buf.clear();
-                if buf.capacity() > WRITE_BUFFER_KEEP {
-                    buf = Vec::new();
-                }
-            }
-        }
-    }
-
+    /// The writer of the link `generation` failed. When its connection went down and
+    /// another to the peer remains, the link moves there (the writer often learns of the
+    /// close before the lifecycle event arrives); otherwise the peer leaves.
     fn link_failed(self: &Arc<Self>, peer: &PeerId, generation: u64) {
+        // Live connections only (the swarm may not have dropped the failed one yet), looked
+        // up under our lock as in the close event's handling.
+        let host = self.host.upgrade();
         let mut state = self.lock();
-        if state
-            .peers
-            .get(peer)
-            .is_some_and(|e| e.generation == generation)
-        {
-            self.remove_peer(&mut state, peer);
+        let live: Vec<Connection> = host
+            .as_ref()
+            .map(|h| h.connections(peer))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| !c.is_closed())
+            .collect();
+        // A draining link's writer failing is expected: its connection is gone.
+        let carried_by = match state.peers.get(peer) {
+            Some(e) if e.generation == generation => match &e.link {
+                Link::Ready { connection, .. } => Some(connection.clone()),
+                Link::Draining => return,
+                Link::Connecting { .. } | Link::Moving => None,
+            },
+            _ => return,
+        };
+        // Only when the link's own connection is gone: a peer that resets our stream on a
+        // live connection is not asked again on another one.
+        let next = carried_by
+            .filter(Connection::is_closed)
+            .and_then(|carried| live.into_iter().find(|c| c.id() != carried.id()));
+        match next {
+            Some(connection) => self.move_link(state, connection),
+            None => self.remove_peer(&mut state, peer),
+        }
+    }
+
+    /// The peer's last connection closed: it leaves at once when nothing of it is left to
+    /// read, otherwise once its readers drained what the connection delivered (see
+    /// [`Link::Draining`]).
+    fn retire_peer(self: &Arc<Self>, state: &mut State, peer: &PeerId) {
+        match state.peers.get_mut(peer) {
+            Some(entry)
+                if matches!(entry.link, Link::Ready { .. } | Link::Moving)
+                    && !entry.readers.is_empty() =>
+            {
+                // Dropping the writer's wake-up sender ends the writer; flush callers
+                // waiting on this peer learn it is lost.
+                entry.link = Link::Draining;
+                entry.drain_waiters.clear();
+                entry.writing = false;
+                debug!(%peer, readers = entry.readers.len(), "pubsub: peer disconnected; draining its inbound streams");
+            }
+            _ => self.remove_peer(state, peer),
         }
     }
 
@@ -852,8 +916,11 @@ impl Inner {
         for (_, reader) in entry.readers {
             reader.abort();
         }
-        if matches!(entry.link, Link::Ready { .. }) {
-            with_core!(&mut state.core, c => c.remove_peer(peer, Instant::now()));
+        if matches!(
+            entry.link,
+            Link::Ready { .. } | Link::Moving | Link::Draining
+        ) {
+            with_core!(&mut state.core, c => c.remove_peer(peer, self.runtime.now()));
             self.flush(state);
             debug!(%peer, "pubsub: peer link down");
         }
@@ -868,7 +935,13 @@ impl Inner {
         let (reader_id, wait) = {
             let mut state = self.lock();
             let reader_id = state.next_id();
-            if !state.peers.contains_key(&peer) {
+            // A stream of a draining peer that arrived on its closed connection joins the
+            // drain; on a new connection, it starts a new link.
+            let linked = state
+                .peers
+                .get(&peer)
+                .is_some_and(|e| !matches!(e.link, Link::Draining) || connection.is_closed());
+            if !linked {
                 drop(state);
                 self.ensure_link(connection);
                 state = self.lock();
@@ -889,7 +962,7 @@ impl Inner {
                     waiters.push(tx);
                     Some(rx)
                 }
-                Link::Ready { .. } => None,
+                Link::Moving | Link::Ready { .. } | Link::Draining => None,
             };
             (reader_id, wait)
         };
@@ -898,6 +971,9 @@ impl Inner {
         let mut state = self.lock();
         if let Some(entry) = state.peers.get_mut(&peer) {
             entry.readers.retain(|(id, _)| *id != reader_id);
+            if entry.readers.is_empty() && matches!(entry.link, Link::Draining) {
+                self.remove_peer(&mut state, &peer);
+            }
         }
     }
 
@@ -917,7 +993,7 @@ impl Inner {
             match lp2p_core::framing::read_frame_or_eof(&mut stream, self.max_frame).await {
                 Ok(Some(body)) => {
                     let mut state = self.lock();
-                    let handled = with_core!(&mut state.core, c => c.handle_rpc(peer, Bytes::from(body), Instant::now()));
+                    let handled = with_core!(&mut state.core, c => c.handle_rpc(peer, Bytes::from(body), self.runtime.now()));
                     self.flush(&mut state);
                     drop(state);
                     if let Err(err) = handled {
@@ -949,43 +1025,9 @@ impl Inner {
             return;
         }
         state.subscribers.remove(topic);
-        with_core!(&mut state.core, c => c.unsubscribe(topic, Instant::now()));
+        with_core!(&mut state.core, c => c.unsubscribe(topic, self.runtime.now()));
         self.flush(&mut state);
     }
-}
-
-/// Merges LP-framed RPCs into as few frames as fit in `max` bytes each: protobuf messages
-/// whose fields are all repeated (or embedded messages) merge by concatenation, so the
-/// bodies joined are one RPC carrying every subscription and message of the batch.
-fn merge_frames(framed: &[u8], max: usize) -> Vec<Vec<u8>> {
-    let mut frames = Vec::new();
-    let mut body: Vec<u8> = Vec::new();
-    let mut rest = framed;
-    while let Ok(Some((len, prefix))) = lp2p_core::varint::decode(rest) {
-        let Some(end) = usize::try_from(len)
-            .ok()
-            .and_then(|len| prefix.checked_add(len))
-        else {
-            break;
-        };
-        let (Some(rpc), Some(after)) = (rest.get(prefix..end), rest.get(end..)) else {
-            break;
-        };
-        if !body.is_empty() && body.len().saturating_add(rpc.len()) > max {
-            let mut frame = Vec::with_capacity(body.len() + 10);
-            lp2p_core::framing::encode_frame(&body, &mut frame);
-            frames.push(frame);
-            body.clear();
-        }
-        body.extend_from_slice(rpc);
-        rest = after;
-    }
-    if !body.is_empty() {
-        let mut frame = Vec::with_capacity(body.len() + 10);
-        lp2p_core::framing::encode_frame(&body, &mut frame);
-        frames.push(frame);
-    }
-    frames
 }
 
 /// The IP address of a connection's remote address, for the colocation score (P₆).

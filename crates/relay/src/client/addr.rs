@@ -62,7 +62,9 @@ mod tests {
         assert_eq!(c.dst, Some(d));
         assert_eq!(
             c.relay_addr,
-            format!("/ip4/192.0.2.1/tcp/4001/p2p/{r}").parse::<Multiaddr>().unwrap()
+            format!("/ip4/192.0.2.1/tcp/4001/p2p/{r}")
+                .parse::<Multiaddr>()
+                .unwrap()
         );
         let listen: Multiaddr = format!("/p2p/{r}/p2p-circuit").parse().unwrap();
         assert_eq!(CircuitAddr::parse(&listen).unwrap().dst, None);

@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use futures::channel::mpsc;
 use futures::future::{AbortHandle, Abortable, Either, select};
-use futures::StreamExt;
 use lp2p_core::{
     DialOpts, Error, Established, Incoming, Listener, Multiaddr, PeerId, Protocol, Role, Stream,
     Transport, TransportContext,
@@ -167,7 +167,9 @@ impl ClientShared {
     }
 
     fn listeners(&self) -> MutexGuard<'_, HashMap<PeerId, ListenerSlot>> {
-        self.listeners.lock().unwrap_or_else(PoisonError::into_inner)
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -270,9 +272,9 @@ impl RelayClient {
                     continue;
                 };
                 let relay = connection.peer();
-                let still_direct = host_weak.upgrade().is_some_and(|h| {
-                    h.connections(&relay).iter().any(|c| !c.is_limited())
-                });
+                let still_direct = host_weak
+                    .upgrade()
+                    .is_some_and(|h| h.connections(&relay).iter().any(|c| !c.is_limited()));
                 if still_direct {
                     continue;
                 }
@@ -353,7 +355,11 @@ async fn hop_stream(
         .await
         .map_err(|e| RelayError::host(relay, e))?;
     if conn.is_limited() {
-        if let Some(direct) = host.connections(&relay).into_iter().find(|c| !c.is_limited()) {
+        if let Some(direct) = host
+            .connections(&relay)
+            .into_iter()
+            .find(|c| !c.is_limited())
+        {
             conn = direct;
         } else {
             return Err(RelayError::RelayedRelay { relay });
@@ -414,8 +420,12 @@ async fn reserve_once(
     let me = host.local_peer_id();
     match &reservation.voucher {
         Some(voucher) => {
-            Voucher::verify(voucher, &relay, &me, reservation.expire)
-                .map_err(|source| RelayError::Voucher { relay, source })?;
+            Voucher::verify(voucher, &relay, &me, reservation.expire).map_err(|source| {
+                RelayError::Voucher {
+                    relay,
+                    source: Box::new(source),
+                }
+            })?;
         }
         None if shared.config.require_voucher => {
             return Err(RelayError::Unexpected {
@@ -478,7 +488,12 @@ async fn handle_stop(shared: Arc<ClientShared>, mut stream: HostStream) {
         refuse_stop(&shared, &mut stream, Status::NoReservation).await;
         return;
     };
-    if tx.poll_ready(&mut futures::task::Context::from_waker(futures::task::noop_waker_ref())).is_pending() {
+    if tx
+        .poll_ready(&mut futures::task::Context::from_waker(
+            futures::task::noop_waker_ref(),
+        ))
+        .is_pending()
+    {
         tracing::debug!(%relay, %src, "too many inbound circuits waiting");
         refuse_stop(&shared, &mut stream, Status::ResourceLimitExceeded).await;
         return;
@@ -550,7 +565,8 @@ impl Transport for RelayTransport {
         addr: &Multiaddr,
         opts: DialOpts,
     ) -> Result<Established, Error> {
-        let circuit = CircuitAddr::parse(addr).ok_or_else(|| Error::UnsupportedAddress(addr.clone()))?;
+        let circuit =
+            CircuitAddr::parse(addr).ok_or_else(|| Error::UnsupportedAddress(addr.clone()))?;
         let Some(dst) = circuit.dst.or(opts.expected_peer) else {
             return Err(to_dial_error(
                 addr,
@@ -566,9 +582,13 @@ impl Transport for RelayTransport {
         let mut stream = hop_stream(shared, relay, &circuit.relay_addr)
             .await
             .map_err(|e| to_dial_error(addr, e))?;
-        write_message(&mut stream, &HopMessage::Connect { peer: dst }.encode(), relay)
-            .await
-            .map_err(|e| to_dial_error(addr, e))?;
+        write_message(
+            &mut stream,
+            &HopMessage::Connect { peer: dst }.encode(),
+            relay,
+        )
+        .await
+        .map_err(|e| to_dial_error(addr, e))?;
         match read_hop(shared, &host, &mut stream).await {
             Ok(HopMessage::Status {
                 status: Status::Ok, ..
@@ -673,12 +693,15 @@ impl Transport for RelayTransport {
             reservation,
             ctx.runtime.clone(),
         );
-        ctx.runtime
-            .spawn_detached(async move {
-                let _ = Abortable::new(keeper, registration).await;
-            });
+        ctx.runtime.spawn_detached(async move {
+            let _ = Abortable::new(keeper, registration).await;
+        });
         guard.keeper = Some(abort);
-        Ok(Box::new(CircuitListener { rx, addrs, _guard: guard }))
+        Ok(Box::new(CircuitListener {
+            rx,
+            addrs,
+            _guard: guard,
+        }))
     }
 }
 

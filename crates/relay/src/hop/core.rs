@@ -354,6 +354,7 @@ mod tests {
         Keypair::generate_ed25519().public().to_peer_id()
     }
 
+    #[allow(clippy::unnecessary_wraps)] // the core takes an optional IP (non-IP transports)
     fn ip(n: u8) -> Option<IpAddr> {
         Some(IpAddr::from([198, 51, 100, n]))
     }

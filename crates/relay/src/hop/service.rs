@@ -12,6 +12,7 @@ use lp2p_core::{Keypair, Multiaddr, PeerId, Protocol, Stream};
 use lp2p_host::{HandlerOptions, Host, HostStream, WeakHost};
 use lp2p_swarm::ConnectionEvent;
 
+use crate::RelayError;
 use crate::hop::core::{CircuitBudget, CircuitId, HopConfig, HopCore, HopStats};
 use crate::io::{DEFAULT_STREAM_TIMEOUT, read_message, unix_now, write_message};
 use crate::message::{
@@ -19,7 +20,6 @@ use crate::message::{
 };
 use crate::splice::{Splice, SpliceEnd};
 use crate::voucher::Voucher;
-use crate::RelayError;
 
 struct ServiceInner {
     core: Mutex<HopCore>,
@@ -61,25 +61,21 @@ impl RelayService {
             key: host.keypair().clone(),
             timeout: DEFAULT_STREAM_TIMEOUT,
         });
-        let weak = Arc::downgrade(&inner);
+        // The handler owns the service state (it lives as long as the host serves the
+        // protocol, whether or not anyone keeps the returned handle); the state only holds a
+        // weak reference to the host, so there is no cycle.
+        let owned = inner.clone();
         host.set_stream_handler_with(
             PROTOCOL_HOP,
             HandlerOptions::allow_limited(),
-            move |stream: HostStream| {
-                let inner = weak.upgrade();
-                async move {
-                    if let Some(inner) = inner {
-                        handle_hop(inner, stream).await;
-                    }
-                }
-            },
+            move |stream: HostStream| handle_hop(owned.clone(), stream),
         );
         // A reservation lives as long as the reserving peer's connection to us.
         let mut events = host.connection_events();
-        let weak = Arc::downgrade(&inner);
+        let watched = inner.clone();
         host.spawn(async move {
             while let Some(event) = events.next().await {
-                let Some(inner) = weak.upgrade() else { return };
+                let inner = &watched;
                 if let ConnectionEvent::Closed {
                     connection,
                     num_remaining: 0,
@@ -212,7 +208,9 @@ async fn handle_reserve(inner: &ServiceInner, host: &Host, mut stream: HostStrea
     let ip = ip_of(stream.connection().remote_addr());
     let now = host.runtime().now();
     let unix = unix_now();
-    let granted = inner.core().reserve(peer, ip, is_relayed(&stream), now, unix);
+    let granted = inner
+        .core()
+        .reserve(peer, ip, is_relayed(&stream), now, unix);
     let grant = match granted {
         Ok(grant) => grant,
         Err(status) => {

@@ -29,7 +29,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -233,15 +233,17 @@ struct Pending {
     ip: Option<std::net::IpAddr>,
 }
 
-/// The swarm's state machine. See the module docs.
+/// The swarm's state machine. See the module docs. Everything it iterates to produce
+/// actions is ordered (`BTreeMap`), so the same inputs give the same actions in the same
+/// order: whole hosts replay exactly in virtual time.
 #[derive(Debug)]
 pub struct SwarmCore {
     config: SwarmConfig,
     local_peer: PeerId,
     next_id: u64,
     table: Table,
-    pending: HashMap<PendingId, Pending>,
-    dials: HashMap<DialId, Dial>,
+    pending: BTreeMap<PendingId, Pending>,
+    dials: BTreeMap<DialId, Dial>,
     /// The merged (reusable) dial to each peer.
     dial_of_peer: HashMap<PeerId, DialId>,
     attempts: HashMap<AttemptId, DialId>,
@@ -262,8 +264,8 @@ impl SwarmCore {
             local_peer,
             next_id: 1,
             table: Table::default(),
-            pending: HashMap::new(),
-            dials: HashMap::new(),
+            pending: BTreeMap::new(),
+            dials: BTreeMap::new(),
             dial_of_peer: HashMap::new(),
             attempts: HashMap::new(),
             backoff: BackoffBook::default(),

@@ -1,7 +1,7 @@
 //! The connection table: which connections exist, to whom, in which direction; the counts
 //! the limits are checked against; and each connection's idle-policy state.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use lp2p_core::{Multiaddr, PeerId};
@@ -39,7 +39,7 @@ pub(super) struct Entry {
 /// Every established connection, by id and by peer, with the direction counts.
 #[derive(Debug, Default)]
 pub(super) struct Table {
-    pub(super) conns: HashMap<ConnectionId, Entry>,
+    pub(super) conns: BTreeMap<ConnectionId, Entry>,
     by_peer: HashMap<PeerId, Vec<ConnectionId>>,
     pub(super) inbound: usize,
     pub(super) outbound: usize,

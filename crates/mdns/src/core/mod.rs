@@ -1,0 +1,633 @@
+//! The sans-IO mDNS state machine: no socket, no task, no clock.
+//!
+//! The shell tells [`Core`] which interfaces exist ([`Core::set_interfaces`]), which addresses
+//! we listen on ([`Core::set_listen_addrs`]) and what arrived on each interface's socket
+//! ([`Core::handle_packet`]), with the current time; it sends what [`Core::poll_transmit`]
+//! returns to the interface's multicast group, calls [`Core::handle_timeout`] at
+//! [`Core::poll_timeout`], and passes on [`Core::poll_event`]'s discoveries and expiries.
+//!
+//! Rules kept here: start-up queries doubling from `initial_query_interval` to
+//! `query_interval`, at least a second apart, plus one when a peer reaches 80 % of its TTL
+//! (RFC 6762 §5.2); answers after a random 20-120 ms and at most one per interface per
+//! `min_response_interval` (RFC 6762 §6), split to the interface's packet size; announced
+//! addresses checked (no loopback from elsewhere), TTLs capped, peers and addresses bounded,
+//! goodbyes honoured after one second (RFC 6762 §10.1).
+
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use lp2p_core::{Multiaddr, PeerId};
+
+use crate::config::{GOODBYE_DELAY, MdnsConfig, RESPONSE_DELAY_MAX, RESPONSE_DELAY_MIN};
+use crate::iface::{self, IfaceKey, Interface};
+use crate::proto::{self, Advert, Announcement, LocalNames, Wants};
+use crate::wire::{Message, Name};
+use crate::{MdnsError, MdnsStats};
+
+/// Queries on one interface are at least this far apart (RFC 6762 §5.2).
+const MIN_QUERY_GAP: Duration = Duration::from_secs(1);
+
+/// A packet to send to the mDNS group of `iface` (`224.0.0.251:5353` or `[ff02::fb]:5353`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The interface and IP version to send on.
+    pub iface: IfaceKey,
+    /// The DNS message.
+    pub payload: Vec<u8>,
+}
+
+/// What the core reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A peer we did not know announced itself.
+    Discovered {
+        /// The peer.
+        peer: PeerId,
+        /// Its usable addresses (without `/p2p`).
+        addrs: Vec<Multiaddr>,
+        /// How long they are valid.
+        ttl: Duration,
+    },
+    /// A known peer announced addresses we did not have; `addrs` is the full current set.
+    Updated {
+        /// The peer.
+        peer: PeerId,
+        /// All its current addresses.
+        addrs: Vec<Multiaddr>,
+        /// How long the announced ones are valid.
+        ttl: Duration,
+    },
+    /// A known peer announced the same addresses again (their TTL starts over).
+    Refreshed {
+        /// The peer.
+        peer: PeerId,
+        /// The addresses announced.
+        addrs: Vec<Multiaddr>,
+        /// How long they are valid.
+        ttl: Duration,
+    },
+    /// Every address of a peer expired (or it said goodbye).
+    Expired {
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
+/// Sockets to open and close after [`Core::set_interfaces`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceChanges {
+    /// Interfaces (and IP versions) that need a socket now.
+    pub added: Vec<IfaceKey>,
+    /// Interfaces whose socket should be closed.
+    pub removed: Vec<IfaceKey>,
+}
+
+struct IfaceState {
+    iface: Interface,
+    next_query: Instant,
+    last_query: Option<Instant>,
+    backoff: Duration,
+    last_response: Option<Instant>,
+    /// When to answer, and what.
+    pending: Option<(Instant, Wants)>,
+}
+
+struct PeerEntry {
+    instance: Name,
+    /// Each address with its expiry.
+    addrs: Vec<(Multiaddr, Instant)>,
+    /// When to query again before the addresses expire; `None` once done.
+    refresh_at: Option<Instant>,
+}
+
+/// The mDNS state machine of one node.
+pub struct Core {
+    config: MdnsConfig,
+    local: PeerId,
+    peer_name: String,
+    names: LocalNames,
+    query: Vec<u8>,
+    ttl: u32,
+    listen: Vec<Multiaddr>,
+    ifaces: BTreeMap<IfaceKey, IfaceState>,
+    peers: HashMap<PeerId, PeerEntry>,
+    /// Instance name -> peer, for goodbyes that carry only a PTR.
+    instances: HashMap<Name, PeerId>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: MdnsStats,
+    rng: u64,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("local", &self.local)
+            .field("peer_name", &self.peer_name)
+            .field("interfaces", &self.ifaces.len())
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// A core for `local`, with a random peer name drawn from `seed` (the shell passes a
+    /// random seed; tests a fixed one).
+    pub fn new(config: MdnsConfig, local: PeerId, seed: u64) -> Result<Core, MdnsError> {
+        let mut rng = seed;
+        let peer_name = proto::random_peer_name(|| splitmix(&mut rng));
+        let names = LocalNames::new(&config.service_name, &peer_name)?;
+        let query = proto::query(&names.service)?;
+        let ttl = secs(config.ttl);
+        Ok(Core {
+            config,
+            local,
+            peer_name,
+            names,
+            query,
+            ttl,
+            listen: Vec::new(),
+            ifaces: BTreeMap::new(),
+            peers: HashMap::new(),
+            instances: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: MdnsStats::default(),
+            rng,
+        })
+    }
+
+    /// Our random peer name (the first label of our instance name).
+    pub fn peer_name(&self) -> &str {
+        &self.peer_name
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MdnsConfig {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &MdnsStats {
+        &self.stats
+    }
+
+    /// Counters, for the shell to add its own (socket errors).
+    pub fn stats_mut(&mut self) -> &mut MdnsStats {
+        &mut self.stats
+    }
+
+    /// The interface behind a key, while it is in use.
+    pub fn interface(&self, key: IfaceKey) -> Option<&Interface> {
+        self.ifaces.get(&key).map(|s| &s.iface)
+    }
+
+    /// The interfaces in use.
+    pub fn interface_keys(&self) -> impl Iterator<Item = IfaceKey> + '_ {
+        self.ifaces.keys().copied()
+    }
+
+    /// The peers we know, with their current addresses.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerId, Vec<Multiaddr>)> + '_ {
+        self.peers
+            .iter()
+            .map(|(p, e)| (*p, e.addrs.iter().map(|(a, _)| a.clone()).collect()))
+    }
+
+    /// The addresses we listen on. When they change, every interface announces us again
+    /// (RFC 6762 §8.3), so peers learn of new addresses without waiting for a query.
+    pub fn set_listen_addrs(&mut self, addrs: Vec<Multiaddr>, now: Instant) {
+        if addrs == self.listen {
+            return;
+        }
+        self.listen = addrs;
+        let keys: Vec<IfaceKey> = self.ifaces.keys().copied().collect();
+        for key in keys {
+            self.schedule_response(
+                key,
+                Wants {
+                    peers: true,
+                    ..Wants::default()
+                },
+                now,
+            );
+        }
+    }
+
+    /// The system's interfaces now. Returns which sockets to open and close. A new
+    /// interface, or one whose addresses changed, is queried at once and announces us.
+    pub fn set_interfaces(&mut self, list: Vec<Interface>, now: Instant) -> InterfaceChanges {
+        let mut wanted: BTreeMap<IfaceKey, Interface> = BTreeMap::new();
+        for interface in list {
+            if interface.loopback && !self.config.loopback {
+                continue;
+            }
+            for key in interface.keys(self.config.ipv4, self.config.ipv6) {
+                wanted.insert(key, interface.clone());
+            }
+        }
+        let mut changes = InterfaceChanges::default();
+        let gone: Vec<IfaceKey> = self
+            .ifaces
+            .keys()
+            .filter(|k| !wanted.contains_key(k))
+            .copied()
+            .collect();
+        for key in gone {
+            self.ifaces.remove(&key);
+            changes.removed.push(key);
+        }
+        let initial = self.config.initial_query_interval;
+        for (key, interface) in wanted {
+            match self.ifaces.get_mut(&key) {
+                Some(state) if state.iface == interface => {}
+                Some(state) => {
+                    // Same interface, new addresses: a network change.
+                    state.iface = interface;
+                    state.backoff = initial;
+                    state.next_query = query_time(state.last_query, now);
+                    self.schedule_response(
+                        key,
+                        Wants {
+                            peers: true,
+                            ..Wants::default()
+                        },
+                        now,
+                    );
+                }
+                None => {
+                    self.ifaces.insert(
+                        key,
+                        IfaceState {
+                            iface: interface,
+                            next_query: now,
+                            last_query: None,
+                            backoff: initial,
+                            last_response: None,
+                            pending: None,
+                        },
+                    );
+                    changes.added.push(key);
+                    self.schedule_response(
+                        key,
+                        Wants {
+                            peers: true,
+                            ..Wants::default()
+                        },
+                        now,
+                    );
+                }
+            }
+        }
+        changes
+    }
+
+    /// Stops using an interface whose socket could not be opened or failed; the next
+    /// [`set_interfaces`](Core::set_interfaces) that lists it tries again.
+    pub fn remove_interface(&mut self, key: IfaceKey) {
+        self.ifaces.remove(&key);
+    }
+
+    /// A datagram that arrived on `key`'s socket from `from`.
+    pub fn handle_packet(
+        &mut self,
+        key: IfaceKey,
+        from: SocketAddr,
+        packet: &[u8],
+        now: Instant,
+    ) -> Result<(), MdnsError> {
+        self.stats.packets_received = self.stats.packets_received.saturating_add(1);
+        let message = match Message::parse(packet, self.config.max_records_per_packet) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed_packets = self.stats.malformed_packets.saturating_add(1);
+                return Err(MdnsError::Packet {
+                    from,
+                    source: Box::new(e),
+                });
+            }
+        };
+        if !message.header.is_response() {
+            let wants = proto::wants(&message, &self.names);
+            if wants.any() {
+                self.stats.queries_received = self.stats.queries_received.saturating_add(1);
+                self.schedule_response(key, wants, now);
+            }
+            return Ok(());
+        }
+        let on_loopback =
+            self.ifaces.get(&key).is_some_and(|s| s.iface.loopback) || from.ip().is_loopback();
+        for announcement in proto::announcements(&message, &self.names.service) {
+            self.stats.txt_rejected = self
+                .stats
+                .txt_rejected
+                .saturating_add(u64::try_from(announcement.rejected).unwrap_or(u64::MAX));
+            self.announce(announcement, on_loopback, now);
+        }
+        Ok(())
+    }
+
+    /// Runs what is due at `now`: queries, answers, refreshes and expiries.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire(now);
+        let mut refresh = false;
+        for entry in self.peers.values_mut() {
+            if entry.refresh_at.is_some_and(|t| t <= now) {
+                entry.refresh_at = None;
+                refresh = true;
+            }
+        }
+        let keys: Vec<IfaceKey> = self.ifaces.keys().copied().collect();
+        for key in keys {
+            if refresh && let Some(state) = self.ifaces.get_mut(&key) {
+                state.next_query = state.next_query.min(query_time(state.last_query, now));
+            }
+            self.query_if_due(key, now);
+            self.answer_if_due(key, now);
+        }
+    }
+
+    /// When [`handle_timeout`](Core::handle_timeout) should run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ifaces = self
+            .ifaces
+            .values()
+            .flat_map(|s| std::iter::once(s.next_query).chain(s.pending.map(|(at, _)| at)));
+        let peers = self.peers.values().flat_map(|e| {
+            e.addrs
+                .iter()
+                .map(|(_, expiry)| *expiry)
+                .chain(e.refresh_at)
+        });
+        ifaces.chain(peers).min()
+    }
+
+    /// The next packet to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Goodbye packets (our records with TTL 0, RFC 6762 §10.1) for every interface, to
+    /// send when stopping so peers forget us at once instead of after our TTL.
+    pub fn goodbye(&mut self) -> Vec<Transmit> {
+        let wants = Wants {
+            peers: true,
+            ..Wants::default()
+        };
+        let keys: Vec<IfaceKey> = self.ifaces.keys().copied().collect();
+        let mut out = Vec::new();
+        for key in keys {
+            for payload in self.build_responses(key, wants, 0) {
+                out.push(Transmit {
+                    iface: key,
+                    payload,
+                });
+            }
+        }
+        out
+    }
+
+    fn schedule_response(&mut self, key: IfaceKey, wants: Wants, now: Instant) {
+        let delay = self.jitter(RESPONSE_DELAY_MIN, RESPONSE_DELAY_MAX);
+        let min_gap = self.config.min_response_interval;
+        let Some(state) = self.ifaces.get_mut(&key) else {
+            return;
+        };
+        if let Some((_, pending)) = &mut state.pending {
+            *pending = pending.merge(wants);
+        } else {
+            let mut at = now.checked_add(delay).unwrap_or(now);
+            if let Some(last) = state.last_response
+                && let Some(allowed) = last.checked_add(min_gap)
+            {
+                at = at.max(allowed);
+            }
+            state.pending = Some((at, wants));
+        }
+    }
+
+    fn query_if_due(&mut self, key: IfaceKey, now: Instant) {
+        let query_interval = self.config.query_interval;
+        let Some(state) = self.ifaces.get_mut(&key) else {
+            return;
+        };
+        if state.next_query > now {
+            return;
+        }
+        self.transmits.push_back(Transmit {
+            iface: key,
+            payload: self.query.clone(),
+        });
+        self.stats.queries_sent = self.stats.queries_sent.saturating_add(1);
+        state.last_query = Some(now);
+        state.next_query = now
+            .checked_add(state.backoff.max(MIN_QUERY_GAP))
+            .unwrap_or(now);
+        state.backoff = state.backoff.saturating_mul(2).min(query_interval);
+    }
+
+    fn answer_if_due(&mut self, key: IfaceKey, now: Instant) {
+        let Some(state) = self.ifaces.get_mut(&key) else {
+            return;
+        };
+        let Some((at, wants)) = state.pending else {
+            return;
+        };
+        if at > now {
+            return;
+        }
+        state.pending = None;
+        state.last_response = Some(now);
+        let packets = self.build_responses(key, wants, self.ttl);
+        if !packets.is_empty() {
+            self.stats.responses_sent = self.stats.responses_sent.saturating_add(1);
+        }
+        for payload in packets {
+            self.stats.response_packets_sent = self.stats.response_packets_sent.saturating_add(1);
+            self.transmits.push_back(Transmit {
+                iface: key,
+                payload,
+            });
+        }
+    }
+
+    fn build_responses(&mut self, key: IfaceKey, wants: Wants, ttl: u32) -> Vec<Vec<u8>> {
+        let Some(state) = self.ifaces.get(&key) else {
+            return Vec::new();
+        };
+        let iface = &state.iface;
+        let addrs = iface::advertised(&self.listen, iface, self.local);
+        let keep = |ip: &IpAddr| iface.loopback || !ip.is_loopback();
+        let (advert, too_long) = Advert::new(
+            &addrs,
+            iface
+                .ipv4
+                .iter()
+                .filter(|ip| keep(&IpAddr::V4(**ip)))
+                .copied()
+                .collect(),
+            iface
+                .ipv6
+                .iter()
+                .filter(|ip| keep(&IpAddr::V6(**ip)))
+                .copied()
+                .collect(),
+        );
+        self.stats.addrs_too_long = self
+            .stats
+            .addrs_too_long
+            .saturating_add(u64::try_from(too_long).unwrap_or(u64::MAX));
+        let limit = iface.message_limit(key.family, self.config.max_packet_size);
+        match proto::responses(&self.names, wants, &advert, ttl, limit) {
+            Ok(packets) => packets,
+            Err(err) => {
+                tracing::warn!(%err, interface = %iface.name, "cannot build the mDNS answer");
+                Vec::new()
+            }
+        }
+    }
+
+    fn announce(&mut self, a: Announcement, on_loopback: bool, now: Instant) {
+        let Some(peer) = a.peer.or_else(|| self.instances.get(&a.instance).copied()) else {
+            return;
+        };
+        if peer == self.local {
+            return;
+        }
+        self.stats.announcements_received = self.stats.announcements_received.saturating_add(1);
+        let ttl = Duration::from_secs(u64::from(a.ttl)).min(self.config.max_ttl);
+        if ttl.is_zero() {
+            if let Some(entry) = self.peers.get_mut(&peer) {
+                let deadline = now.checked_add(GOODBYE_DELAY).unwrap_or(now);
+                for (_, expiry) in &mut entry.addrs {
+                    *expiry = (*expiry).min(deadline);
+                }
+                entry.refresh_at = None;
+            }
+            return;
+        }
+        let mut addrs = Vec::with_capacity(a.addrs.len());
+        for addr in a.addrs {
+            match iface::check_announced(&addr, on_loopback) {
+                Ok(()) => addrs.push(addr),
+                Err(why) => {
+                    tracing::debug!(%peer, %addr, ?why, "announced address ignored");
+                    self.stats.addrs_unusable = self.stats.addrs_unusable.saturating_add(1);
+                }
+            }
+        }
+        if addrs.is_empty() {
+            return;
+        }
+        let expiry = now.checked_add(ttl).unwrap_or(now);
+        let refresh_at = ttl
+            .checked_div(5)
+            .and_then(|fifth| now.checked_add(ttl.saturating_sub(fifth)));
+        let is_new = !self.peers.contains_key(&peer);
+        if is_new && self.peers.len() >= self.config.max_peers {
+            self.stats.peers_dropped = self.stats.peers_dropped.saturating_add(1);
+            tracing::debug!(%peer, max = self.config.max_peers, "mDNS peer table full; peer ignored");
+            return;
+        }
+        let max_addrs = self.config.max_addrs_per_peer;
+        let entry = self.peers.entry(peer).or_insert_with(|| PeerEntry {
+            instance: a.instance.clone(),
+            addrs: Vec::new(),
+            refresh_at: None,
+        });
+        if entry.instance != a.instance {
+            // The peer restarted with a new name.
+            self.instances.remove(&entry.instance);
+            entry.instance = a.instance.clone();
+        }
+        self.instances.insert(a.instance, peer);
+        let mut grew = false;
+        for addr in &addrs {
+            if let Some((_, e)) = entry.addrs.iter_mut().find(|(known, _)| known == addr) {
+                *e = expiry;
+            } else if entry.addrs.len() < max_addrs {
+                entry.addrs.push((addr.clone(), expiry));
+                grew = true;
+            } else {
+                self.stats.addrs_dropped = self.stats.addrs_dropped.saturating_add(1);
+            }
+        }
+        entry.refresh_at = refresh_at;
+        let all: Vec<Multiaddr> = entry.addrs.iter().map(|(a, _)| a.clone()).collect();
+        if is_new {
+            self.stats.peers_discovered = self.stats.peers_discovered.saturating_add(1);
+            self.events.push_back(Event::Discovered {
+                peer,
+                addrs: all,
+                ttl,
+            });
+        } else if grew {
+            self.events.push_back(Event::Updated {
+                peer,
+                addrs: all,
+                ttl,
+            });
+        } else {
+            self.events.push_back(Event::Refreshed { peer, addrs, ttl });
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let mut gone = Vec::new();
+        for (peer, entry) in &mut self.peers {
+            entry.addrs.retain(|(_, expiry)| *expiry > now);
+            if entry.addrs.is_empty() {
+                gone.push(*peer);
+            }
+        }
+        for peer in gone {
+            if let Some(entry) = self.peers.remove(&peer) {
+                self.instances.remove(&entry.instance);
+            }
+            self.stats.peers_expired = self.stats.peers_expired.saturating_add(1);
+            self.events.push_back(Event::Expired { peer });
+        }
+    }
+
+    /// A duration in `[min, max]`.
+    fn jitter(&mut self, min: Duration, max: Duration) -> Duration {
+        let span = max.saturating_sub(min);
+        let span_ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
+        let extra = splitmix(&mut self.rng)
+            .checked_rem(span_ms.saturating_add(1))
+            .unwrap_or(0);
+        min.saturating_add(Duration::from_millis(extra))
+    }
+}
+
+/// The earliest time a query may go out: now, or a second after the last one.
+fn query_time(last: Option<Instant>, now: Instant) -> Instant {
+    last.and_then(|l| l.checked_add(MIN_QUERY_GAP))
+        .map_or(now, |allowed| allowed.max(now))
+}
+
+/// Whole seconds of a TTL, rounded up, saturating at `u32::MAX`.
+fn secs(d: Duration) -> u32 {
+    let s = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
+    u32::try_from(s).unwrap_or(u32::MAX)
+}
+
+/// SplitMix64: a small, fast generator for jitter and peer names (not for secrets).
+pub(crate) fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests;

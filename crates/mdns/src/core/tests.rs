@@ -1,0 +1,663 @@
+//! The core in virtual time: several cores on one simulated link, every packet delivered to
+//! every core (the sender included, as multicast loopback does).
+
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use super::*;
+use crate::iface::Family;
+use crate::wire::{CLASS_IN, FLAG_RESPONSE, MessageWriter, RData, Record, Section};
+
+const SEC: Duration = Duration::from_secs(1);
+
+struct Node {
+    core: Core,
+    iface: Interface,
+    peer: PeerId,
+    events: Vec<Event>,
+    /// Packets this node sent, with when.
+    sent: Vec<(Instant, Vec<u8>)>,
+    /// Deliver nothing to or from this node (it left the link).
+    offline: bool,
+}
+
+fn key(index: u32) -> IfaceKey {
+    IfaceKey {
+        index,
+        family: Family::V4,
+    }
+}
+
+fn eth(ip: Ipv4Addr) -> Interface {
+    Interface {
+        index: 2,
+        name: "eth0".into(),
+        loopback: false,
+        mtu: Some(1500),
+        ipv4: vec![ip],
+        ipv6: vec![],
+    }
+}
+
+fn node(i: u8, config: MdnsConfig, now: Instant) -> Node {
+    let peer = PeerId::random();
+    let mut core = Core::new(config, peer, u64::from(i)).unwrap();
+    let ip = Ipv4Addr::new(10, 0, 0, i);
+    let iface = eth(ip);
+    let changes = core.set_interfaces(vec![iface.clone()], now);
+    assert_eq!(changes.added, vec![key(2)]);
+    core.set_listen_addrs(
+        vec![
+            format!("/ip4/0.0.0.0/tcp/{}", 4000 + u16::from(i))
+                .parse()
+                .unwrap(),
+        ],
+        now,
+    );
+    Node {
+        core,
+        iface,
+        peer,
+        events: Vec::new(),
+        sent: Vec::new(),
+        offline: false,
+    }
+}
+
+fn config() -> MdnsConfig {
+    MdnsConfig {
+        ipv6: false,
+        ..MdnsConfig::default()
+    }
+}
+
+/// Runs the link until `until`: timeouts, then every packet to every online node.
+fn run(nodes: &mut [Node], now: &mut Instant, until: Instant) {
+    loop {
+        for i in 0..nodes.len() {
+            nodes[i].core.handle_timeout(*now);
+            deliver(nodes, i, *now);
+        }
+        for n in nodes.iter_mut() {
+            while let Some(e) = n.core.poll_event() {
+                n.events.push(e);
+            }
+        }
+        let next = nodes.iter().filter_map(|n| n.core.poll_timeout()).min();
+        match next {
+            Some(t) if t <= until => *now = t.max(*now),
+            _ => {
+                *now = until;
+                return;
+            }
+        }
+    }
+}
+
+fn deliver(nodes: &mut [Node], from: usize, now: Instant) {
+    while let Some(t) = nodes[from].core.poll_transmit() {
+        assert!(t.payload.len() <= 1472, "{} bytes", t.payload.len());
+        nodes[from].sent.push((now, t.payload.clone()));
+        if nodes[from].offline {
+            continue;
+        }
+        let src = SocketAddr::from((nodes[from].iface.ipv4[0], 5353));
+        for n in nodes.iter_mut().filter(|n| !n.offline) {
+            n.core.handle_packet(t.iface, src, &t.payload, now).unwrap();
+        }
+    }
+}
+
+fn discovered(n: &Node) -> Vec<(PeerId, Vec<Multiaddr>)> {
+    n.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Discovered { peer, addrs, .. } => Some((*peer, addrs.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn queries(n: &Node) -> Vec<Instant> {
+    n.sent
+        .iter()
+        .filter(|(_, p)| !Message::parse(p, 256).unwrap().header.is_response())
+        .map(|(t, _)| *t)
+        .collect()
+}
+
+#[test]
+fn two_peers_discover_each_other_with_their_interface_addresses() {
+    let mut now = Instant::now();
+    let mut nodes = vec![node(1, config(), now), node(2, config(), now)];
+    let end = now + 3 * SEC;
+    run(&mut nodes, &mut now, end);
+    let a = nodes[0].peer;
+    let b = nodes[1].peer;
+    assert_eq!(
+        discovered(&nodes[0]),
+        vec![(b, vec!["/ip4/10.0.0.2/tcp/4002".parse().unwrap()])]
+    );
+    assert_eq!(
+        discovered(&nodes[1]),
+        vec![(a, vec!["/ip4/10.0.0.1/tcp/4001".parse().unwrap()])]
+    );
+    // Nobody discovers itself.
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n.core.peers().all(|(p, _)| p != n.peer))
+    );
+    assert_eq!(nodes[0].core.stats().peers_discovered, 1);
+    assert_eq!(nodes[0].core.stats().malformed_packets, 0);
+}
+
+#[test]
+fn start_up_queries_double_up_to_the_interval() {
+    let mut now = Instant::now();
+    let start = now;
+    let mut nodes = vec![node(1, config(), now)];
+    let end = now + 20 * 60 * SEC;
+    run(&mut nodes, &mut now, end);
+    let gaps: Vec<u64> = queries(&nodes[0])
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs())
+        .collect();
+    assert_eq!(queries(&nodes[0])[0], start);
+    assert_eq!(&gaps[..9], &[1, 2, 4, 8, 16, 32, 64, 128, 256]);
+    assert!(gaps[9..].iter().all(|g| *g == 300), "{gaps:?}");
+}
+
+#[test]
+fn a_query_flood_gets_one_answer_per_second() {
+    let mut now = Instant::now();
+    let mut n = node(1, config(), now);
+    n.core.handle_timeout(now);
+    while n.core.poll_transmit().is_some() {}
+    let q = proto::query(&Name::new("_p2p._udp.local").unwrap()).unwrap();
+    let from: SocketAddr = "10.0.0.9:5353".parse().unwrap();
+    let mut answers = 0;
+    // 1000 queries over 10 s.
+    for _ in 0..1000 {
+        n.core.handle_packet(key(2), from, &q, now).unwrap();
+        n.core.handle_timeout(now);
+        while let Some(t) = n.core.poll_transmit() {
+            if Message::parse(&t.payload, 256)
+                .unwrap()
+                .header
+                .is_response()
+            {
+                answers += 1;
+            }
+        }
+        now += Duration::from_millis(10);
+    }
+    assert!((9..=11).contains(&answers), "{answers} answers");
+    assert_eq!(n.core.stats().queries_received, 1000);
+}
+
+#[test]
+fn answers_wait_20_to_120_ms() {
+    let now = Instant::now();
+    let mut n = node(1, config(), now);
+    n.core.handle_timeout(now + 10 * SEC);
+    while n.core.poll_transmit().is_some() {}
+    // Past the one-second gap after our last answer.
+    let later = now + 12 * SEC;
+    let q = proto::query(&Name::new("_p2p._udp.local").unwrap()).unwrap();
+    n.core
+        .handle_packet(key(2), "10.0.0.9:5353".parse().unwrap(), &q, later)
+        .unwrap();
+    let (due, wants) = n.core.ifaces[&key(2)].pending.unwrap();
+    assert!(wants.peers);
+    assert!(due >= later + RESPONSE_DELAY_MIN && due <= later + RESPONSE_DELAY_MAX);
+    let is_answer = |t: Transmit| {
+        Message::parse(&t.payload, 256)
+            .unwrap()
+            .header
+            .is_response()
+    };
+    n.core
+        .handle_timeout(due.checked_sub(Duration::from_millis(1)).unwrap());
+    assert!(!std::iter::from_fn(|| n.core.poll_transmit()).any(is_answer));
+    n.core.handle_timeout(due);
+    assert!(std::iter::from_fn(|| n.core.poll_transmit()).any(is_answer));
+}
+
+#[test]
+fn peers_expire_after_their_ttl_and_are_queried_for_before() {
+    let mut now = Instant::now();
+    let short = MdnsConfig {
+        ttl: Duration::from_secs(100),
+        ..config()
+    };
+    let mut nodes = vec![node(1, short.clone(), now), node(2, short, now)];
+    let t = now + 5 * SEC;
+    run(&mut nodes, &mut now, t);
+    assert_eq!(discovered(&nodes[0]).len(), 1);
+    // Node 2 leaves without a word.
+    nodes[1].offline = true;
+    let before = queries(&nodes[0]).len();
+    let left = now;
+    let t = now + 200 * SEC;
+    run(&mut nodes, &mut now, t);
+    let b = nodes[1].peer;
+    assert!(nodes[0].events.contains(&Event::Expired { peer: b }));
+    assert_eq!(nodes[0].core.peers().count(), 0);
+    // A refresh query went out at 80 % of the TTL, beside the start-up schedule.
+    let refresh_at = queries(&nodes[0])
+        .into_iter()
+        .skip(before)
+        .any(|q| q >= left + Duration::from_secs(70) && q <= left + Duration::from_secs(82));
+    assert!(refresh_at);
+    assert_eq!(nodes[0].core.stats().peers_expired, 1);
+}
+
+#[test]
+fn a_live_peer_never_expires() {
+    let mut now = Instant::now();
+    let short = MdnsConfig {
+        ttl: Duration::from_secs(60),
+        query_interval: Duration::from_secs(300),
+        ..config()
+    };
+    let mut nodes = vec![node(1, short.clone(), now), node(2, short, now)];
+    let t = now + 3600 * SEC;
+    run(&mut nodes, &mut now, t);
+    assert!(
+        !nodes[0]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Expired { .. })),
+        "the 80 % refresh keeps the peer"
+    );
+}
+
+#[test]
+fn goodbye_removes_a_peer_after_one_second() {
+    let mut now = Instant::now();
+    let mut nodes = vec![node(1, config(), now), node(2, config(), now)];
+    let t = now + 3 * SEC;
+    run(&mut nodes, &mut now, t);
+    let bye = nodes[1].core.goodbye();
+    assert!(!bye.is_empty());
+    let src: SocketAddr = "10.0.0.2:5353".parse().unwrap();
+    for t in &bye {
+        nodes[0]
+            .core
+            .handle_packet(t.iface, src, &t.payload, now)
+            .unwrap();
+    }
+    nodes[1].offline = true;
+    let b = nodes[1].peer;
+    nodes[0]
+        .core
+        .handle_timeout(now + Duration::from_millis(999));
+    assert!(nodes[0].core.peers().any(|(p, _)| p == b));
+    nodes[0].core.handle_timeout(now + SEC);
+    assert!(!nodes[0].core.peers().any(|(p, _)| p == b));
+    assert_eq!(nodes[0].core.poll_event(), Some(Event::Expired { peer: b }));
+}
+
+/// A response from `peer` announcing `addrs` with `ttl`, under instance `name`.
+fn announce(name: &str, peer: PeerId, addrs: &[&str], ttl: u32) -> Vec<u8> {
+    let service = Name::new("_p2p._udp.local").unwrap();
+    let instance = service.prepend(name).unwrap();
+    let mut w = MessageWriter::new(0, FLAG_RESPONSE, 9000);
+    w.record(
+        Section::Answer,
+        &Record {
+            name: service,
+            class: CLASS_IN,
+            cache_flush: false,
+            ttl,
+            data: RData::Ptr(instance.clone()),
+        },
+    )
+    .unwrap();
+    w.record(
+        Section::Additional,
+        &Record {
+            name: instance,
+            class: CLASS_IN,
+            cache_flush: false,
+            ttl,
+            data: RData::Txt(
+                addrs
+                    .iter()
+                    .map(|a| format!("dnsaddr={a}/p2p/{peer}").into_bytes())
+                    .collect(),
+            ),
+        },
+    )
+    .unwrap();
+    w.finish()
+}
+
+#[test]
+fn the_peer_table_is_bounded() {
+    let now = Instant::now();
+    let cfg = MdnsConfig {
+        max_peers: 10,
+        max_addrs_per_peer: 3,
+        ..config()
+    };
+    let mut n = node(1, cfg, now);
+    let from: SocketAddr = "10.0.0.66:5353".parse().unwrap();
+    for i in 0..1000 {
+        let p = announce(
+            &format!("flood{i}"),
+            PeerId::random(),
+            &["/ip4/10.0.0.66/tcp/1"],
+            120,
+        );
+        n.core.handle_packet(key(2), from, &p, now).unwrap();
+    }
+    assert_eq!(n.core.peers().count(), 10);
+    assert_eq!(n.core.stats().peers_dropped, 990);
+    let known = n.core.peers().next().unwrap().0;
+    let many: Vec<String> = (0..50).map(|i| format!("/ip4/10.0.1.{i}/tcp/1")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let name = n
+        .core
+        .instances
+        .iter()
+        .find(|(_, p)| **p == known)
+        .map(|(i, _)| String::from_utf8(i.first_label().unwrap().to_vec()).unwrap())
+        .unwrap();
+    n.core
+        .handle_packet(key(2), from, &announce(&name, known, &many, 120), now)
+        .unwrap();
+    let addrs = n.core.peers().find(|(p, _)| *p == known).unwrap().1;
+    assert_eq!(addrs.len(), 3);
+    assert_eq!(n.core.stats().addrs_dropped, 48);
+}
+
+#[test]
+fn remote_ttls_are_capped() {
+    let now = Instant::now();
+    let mut n = node(1, config(), now);
+    let peer = PeerId::random();
+    let p = announce("long", peer, &["/ip4/10.0.0.5/tcp/1"], u32::MAX);
+    n.core
+        .handle_packet(key(2), "10.0.0.5:5353".parse().unwrap(), &p, now)
+        .unwrap();
+    match n.core.poll_event() {
+        Some(Event::Discovered { ttl, .. }) => assert_eq!(ttl, crate::config::DEFAULT_MAX_TTL),
+        other => panic!("{other:?}"),
+    }
+    n.core.handle_timeout(now + crate::config::DEFAULT_MAX_TTL);
+    assert_eq!(n.core.peers().count(), 0);
+}
+
+#[test]
+fn loopback_addresses_are_kept_only_from_a_loopback_interface() {
+    let now = Instant::now();
+    let mut n = node(1, config(), now);
+    let peer = PeerId::random();
+    let p = announce(
+        "lo",
+        peer,
+        &[
+            "/ip4/127.0.0.1/tcp/1",
+            "/ip6/::1/tcp/1",
+            "/ip4/0.0.0.0/tcp/1",
+        ],
+        120,
+    );
+    n.core
+        .handle_packet(key(2), "10.0.0.5:5353".parse().unwrap(), &p, now)
+        .unwrap();
+    assert_eq!(n.core.peers().count(), 0);
+    assert_eq!(n.core.stats().addrs_unusable, 3);
+
+    // A loopback-only test setup.
+    let mut core = Core::new(
+        MdnsConfig {
+            loopback: true,
+            ..config()
+        },
+        PeerId::random(),
+        1,
+    )
+    .unwrap();
+    let lo = Interface {
+        index: 1,
+        name: "lo".into(),
+        loopback: true,
+        mtu: Some(65536),
+        ipv4: vec![Ipv4Addr::LOCALHOST],
+        ipv6: vec![],
+    };
+    assert_eq!(core.set_interfaces(vec![lo], now).added, vec![key(1)]);
+    core.handle_packet(key(1), "127.0.0.1:5353".parse().unwrap(), &p, now)
+        .unwrap();
+    let (_, addrs) = core.peers().next().unwrap();
+    let expected: Vec<Multiaddr> = vec![
+        "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+        "/ip6/::1/tcp/1".parse().unwrap(),
+    ];
+    assert_eq!(addrs, expected);
+}
+
+#[test]
+fn loopback_interfaces_are_skipped_unless_asked_for() {
+    let now = Instant::now();
+    let mut core = Core::new(config(), PeerId::random(), 1).unwrap();
+    let lo = Interface {
+        index: 1,
+        name: "lo".into(),
+        loopback: true,
+        mtu: Some(65536),
+        ipv4: vec![Ipv4Addr::LOCALHOST],
+        ipv6: vec!["::1".parse().unwrap()],
+    };
+    let changes = core.set_interfaces(vec![lo, eth(Ipv4Addr::new(10, 0, 0, 1))], now);
+    assert_eq!(changes.added, vec![key(2)]);
+}
+
+#[test]
+fn malformed_packets_are_counted_and_change_nothing() {
+    let now = Instant::now();
+    let mut n = node(1, config(), now);
+    let from: SocketAddr = "10.0.0.5:5353".parse().unwrap();
+    let bad: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0; 5],
+        vec![0xff; 100],
+        // A header announcing 65535 answers over 20 bytes.
+        [
+            &[0, 0, 0x84, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0][..],
+            &[0u8; 20][..],
+        ]
+        .concat(),
+    ];
+    for b in &bad {
+        assert!(n.core.handle_packet(key(2), from, b, now).is_err());
+    }
+    assert_eq!(n.core.stats().malformed_packets, 4);
+    assert_eq!(n.core.peers().count(), 0);
+    assert!(n.core.poll_event().is_none());
+}
+
+#[test]
+fn a_huge_answer_is_bounded() {
+    // A 9000-byte packet full of TXT strings for one peer, most of them junk.
+    let now = Instant::now();
+    let mut n = node(1, config(), now);
+    let peer = PeerId::random();
+    let mut strings: Vec<String> = (0..20).map(|i| format!("/ip4/10.0.2.{i}/tcp/1")).collect();
+    strings.extend((0..30).map(|i| format!("/junk{i}")));
+    let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
+    let p = announce("big", peer, &refs, 120);
+    n.core
+        .handle_packet(key(2), "10.0.0.5:5353".parse().unwrap(), &p, now)
+        .unwrap();
+    let (_, addrs) = n.core.peers().next().unwrap();
+    assert_eq!(addrs.len(), 20);
+    assert_eq!(n.core.stats().txt_rejected, 30);
+}
+
+#[test]
+fn a_bare_ptr_goodbye_is_matched_by_instance_name() {
+    let now = Instant::now();
+    let mut n = node(1, config(), now);
+    let peer = PeerId::random();
+    let from: SocketAddr = "10.0.0.5:5353".parse().unwrap();
+    n.core
+        .handle_packet(
+            key(2),
+            from,
+            &announce("named", peer, &["/ip4/10.0.0.5/tcp/1"], 120),
+            now,
+        )
+        .unwrap();
+    let service = Name::new("_p2p._udp.local").unwrap();
+    let mut w = MessageWriter::new(0, FLAG_RESPONSE, 512);
+    w.record(
+        Section::Answer,
+        &Record {
+            name: service.clone(),
+            class: CLASS_IN,
+            cache_flush: false,
+            ttl: 0,
+            data: RData::Ptr(service.prepend("NAMED").unwrap()),
+        },
+    )
+    .unwrap();
+    n.core
+        .handle_packet(key(2), from, &w.finish(), now)
+        .unwrap();
+    n.core.handle_timeout(now + GOODBYE_DELAY);
+    assert_eq!(n.core.peers().count(), 0);
+}
+
+#[test]
+fn new_addresses_update_and_repeats_refresh() {
+    let now = Instant::now();
+    let mut n = node(1, config(), now);
+    let peer = PeerId::random();
+    let from: SocketAddr = "10.0.0.5:5353".parse().unwrap();
+    let one = announce("p", peer, &["/ip4/10.0.0.5/tcp/1"], 120);
+    let two = announce(
+        "p",
+        peer,
+        &["/ip4/10.0.0.5/tcp/1", "/ip4/10.0.0.5/tcp/2"],
+        120,
+    );
+    n.core.handle_packet(key(2), from, &one, now).unwrap();
+    n.core.handle_packet(key(2), from, &two, now).unwrap();
+    n.core.handle_packet(key(2), from, &two, now).unwrap();
+    let events: Vec<Event> = std::iter::from_fn(|| n.core.poll_event()).collect();
+    assert!(matches!(&events[0], Event::Discovered { addrs, .. } if addrs.len() == 1));
+    assert!(matches!(&events[1], Event::Updated { addrs, .. } if addrs.len() == 2));
+    assert!(matches!(&events[2], Event::Refreshed { .. }));
+    assert_eq!(events.len(), 3);
+}
+
+#[test]
+fn interface_changes_open_close_and_requery() {
+    let now = Instant::now();
+    let mut core = Core::new(config(), PeerId::random(), 3).unwrap();
+    core.set_listen_addrs(vec!["/ip4/0.0.0.0/tcp/1".parse().unwrap()], now);
+    let a = eth(Ipv4Addr::new(10, 0, 0, 1));
+    assert_eq!(
+        core.set_interfaces(vec![a.clone()], now).added,
+        vec![key(2)]
+    );
+    // The same list again: nothing to do.
+    assert_eq!(
+        core.set_interfaces(vec![a.clone()], now),
+        InterfaceChanges::default()
+    );
+    core.handle_timeout(now + SEC);
+    while core.poll_transmit().is_some() {}
+    // New address: query again soon, and announce the new address.
+    let later = now + 100 * SEC;
+    let b = eth(Ipv4Addr::new(10, 0, 0, 7));
+    assert_eq!(
+        core.set_interfaces(vec![b.clone()], later),
+        InterfaceChanges::default()
+    );
+    core.handle_timeout(later + Duration::from_millis(200));
+    let sent: Vec<Message> = std::iter::from_fn(|| core.poll_transmit())
+        .map(|t| Message::parse(&t.payload, 256).unwrap())
+        .collect();
+    assert!(sent.iter().any(|m| !m.header.is_response()));
+    let announced = sent
+        .iter()
+        .filter(|m| m.header.is_response())
+        .flat_map(|m| proto::announcements(m, &Name::new("_p2p._udp.local").unwrap()))
+        .flat_map(|a| a.addrs)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        announced,
+        vec!["/ip4/10.0.0.7/tcp/1".parse::<Multiaddr>().unwrap()]
+    );
+    // Gone.
+    assert_eq!(core.set_interfaces(vec![], later).removed, vec![key(2)]);
+    assert_eq!(core.interface_keys().count(), 0);
+}
+
+#[test]
+fn new_listen_addresses_are_announced_unasked() {
+    let mut now = Instant::now();
+    let mut nodes = vec![node(1, config(), now), node(2, config(), now)];
+    let t = now + 10 * SEC;
+    run(&mut nodes, &mut now, t);
+    nodes[1].events.clear();
+    nodes[0].core.set_listen_addrs(
+        vec![
+            "/ip4/0.0.0.0/tcp/4001".parse().unwrap(),
+            "/ip4/10.0.0.1/udp/9/quic-v1".parse().unwrap(),
+        ],
+        now,
+    );
+    let t = now + 2 * SEC;
+    run(&mut nodes, &mut now, t);
+    assert!(
+        nodes[1]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Updated { addrs, .. } if addrs.len() == 2))
+    );
+}
+
+#[test]
+fn ipv6_interfaces_get_their_own_socket_and_smaller_packets() {
+    let now = Instant::now();
+    let mut core = Core::new(MdnsConfig::default(), PeerId::random(), 5).unwrap();
+    let iface = Interface {
+        index: 3,
+        name: "eth1".into(),
+        loopback: false,
+        mtu: Some(1280),
+        ipv4: vec![Ipv4Addr::new(10, 0, 0, 1)],
+        ipv6: vec!["fe80::1".parse().unwrap(), "fd00::1".parse().unwrap()],
+    };
+    let listen: Vec<Multiaddr> = (0..60)
+        .map(|i| format!("/ip6/::/tcp/{}", 1000 + i).parse().unwrap())
+        .collect();
+    core.set_listen_addrs(listen, now);
+    let added = core.set_interfaces(vec![iface], now).added;
+    assert_eq!(added.len(), 2);
+    core.handle_timeout(now + SEC);
+    let v6: Vec<Transmit> = std::iter::from_fn(|| core.poll_transmit())
+        .filter(|t| t.iface.family == Family::V6)
+        .collect();
+    assert!(v6.len() > 3);
+    assert!(v6.iter().all(|t| t.payload.len() <= 1280 - 48));
+}
+
+#[test]
+fn an_invalid_service_name_is_refused() {
+    let cfg = MdnsConfig {
+        service_name: "bad..name".into(),
+        ..MdnsConfig::default()
+    };
+    assert!(matches!(
+        Core::new(cfg, PeerId::random(), 0),
+        Err(MdnsError::InvalidName { .. })
+    ));
+}

@@ -1,0 +1,519 @@
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
+use hickory_proto::op::{Message as HMessage, MessageType};
+use hickory_proto::rr::RData as HRData;
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::{DEFAULT_SERVICE_NAME, MIN_PACKET_SIZE};
+use crate::wire::{FLAG_RESPONSE, Record};
+
+const MAX: usize = 256;
+
+fn names(peer_name: &str) -> LocalNames {
+    LocalNames::new(DEFAULT_SERVICE_NAME, peer_name).unwrap()
+}
+
+fn addrs(peer: PeerId, n: usize) -> Vec<Multiaddr> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "/ip4/10.0.{}.{}/tcp/{}/p2p/{peer}",
+                i / 250,
+                i % 250 + 1,
+                4000 + i
+            )
+            .parse()
+            .unwrap()
+        })
+        .collect()
+}
+
+/// What rust-libp2p 0.49 does with a packet (its `MdnsPeer::new`), rebuilt on hickory: PTR
+/// answers named `_p2p._udp.local.`, then the TXT additionals owned by the PTR target.
+fn rust_libp2p_view(packet: &[u8]) -> Vec<String> {
+    let h = HMessage::from_vec(packet).expect("hickory parses our packet");
+    assert!(h.queries.is_empty(), "a response carries no question");
+    let mut out = Vec::new();
+    for answer in &h.answers {
+        if answer.name.to_string() != "_p2p._udp.local." {
+            continue;
+        }
+        let HRData::PTR(target) = &answer.data else {
+            continue;
+        };
+        for add in &h.additionals {
+            if add.name != target.0 {
+                continue;
+            }
+            if let HRData::TXT(txt) = &add.data {
+                for s in &txt.txt_data {
+                    out.push(String::from_utf8(s.to_vec()).unwrap());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn peer_names_are_random_lowercase_and_fit_a_label() {
+    let mut lengths = std::collections::BTreeSet::new();
+    for seed in 0..500u64 {
+        let mut state = seed;
+        let name = random_peer_name(|| crate::core::splitmix(&mut state));
+        assert!((PEER_NAME_MIN_LEN..=PEER_NAME_MAX_LEN).contains(&name.len()));
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
+        lengths.insert(name.len());
+    }
+    assert!(lengths.len() > 20, "lengths vary: {lengths:?}");
+}
+
+#[test]
+fn the_query_is_what_the_spec_says() {
+    let q = query(&Name::new(DEFAULT_SERVICE_NAME).unwrap()).unwrap();
+    let h = HMessage::from_vec(&q).unwrap();
+    assert_eq!(h.metadata.id, 0);
+    assert_eq!(h.metadata.message_type, MessageType::Query);
+    assert_eq!(h.queries.len(), 1);
+    assert_eq!(h.queries[0].name.to_utf8(), "_p2p._udp.local.");
+    assert_eq!(h.queries[0].query_type, hickory_proto::rr::RecordType::PTR);
+    assert!(!h.queries[0].mdns_unicast_response);
+    assert!(h.answers.is_empty() && h.additionals.is_empty());
+}
+
+#[test]
+fn the_find_all_answer_is_what_rust_libp2p_reads() {
+    let peer = PeerId::random();
+    let n = names("abcdefghijabcdefghijabcdefghij12");
+    let addrs = addrs(peer, 3);
+    let (advert, too_long) = Advert::new(&addrs, vec!["10.0.0.1".parse().unwrap()], vec![]);
+    assert_eq!(too_long, 0);
+    let packets = responses(
+        &n,
+        Wants {
+            peers: true,
+            ..Wants::default()
+        },
+        &advert,
+        360,
+        1472,
+    )
+    .unwrap();
+    assert_eq!(packets.len(), 1);
+    let h = HMessage::from_vec(&packets[0]).unwrap();
+    assert_eq!(h.metadata.id, 0);
+    assert!(h.metadata.authoritative);
+    assert_eq!(h.metadata.message_type, MessageType::Response);
+    assert_eq!(h.answers.len(), 1);
+    assert_eq!(h.answers[0].ttl, 360);
+    let view = rust_libp2p_view(&packets[0]);
+    let expected: Vec<String> = addrs.iter().map(|a| format!("dnsaddr={a}")).collect();
+    assert_eq!(view, expected);
+    // DNS-SD extras: SRV to the host name with the first port, and the A record.
+    let srv = h
+        .additionals
+        .iter()
+        .find_map(|r| match &r.data {
+            HRData::SRV(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(srv.port, 4000);
+    assert_eq!(
+        srv.target.to_utf8(),
+        "abcdefghijabcdefghijabcdefghij12.p2p.local."
+    );
+    assert!(h.additionals.iter().any(|r| matches!(r.data, HRData::A(_))));
+    // And we read ourselves back.
+    let m = Message::parse(&packets[0], MAX).unwrap();
+    let found = announcements(&m, &n.service);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].peer, Some(peer));
+    assert_eq!(found[0].ttl, 360);
+    assert_eq!(found[0].rejected, 0);
+    let bare: Vec<Multiaddr> = addrs
+        .iter()
+        .map(|a| {
+            let mut a = a.clone();
+            a.pop();
+            a
+        })
+        .collect();
+    assert_eq!(found[0].addrs, bare);
+}
+
+#[test]
+fn large_answers_are_split_into_packets_that_each_fit_and_stand_alone() {
+    let peer = PeerId::random();
+    let n = names(&"q".repeat(63));
+    let all = addrs(peer, 200);
+    let (advert, _) = Advert::new(&all, vec![], vec![]);
+    for limit in [MIN_PACKET_SIZE - 28, 1232, 1452, 1472, 8972] {
+        let packets = responses(
+            &n,
+            Wants {
+                peers: true,
+                ..Wants::default()
+            },
+            &advert,
+            120,
+            limit,
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        for p in &packets {
+            assert!(p.len() <= limit, "{} > {limit}", p.len());
+            let view = rust_libp2p_view(p);
+            assert!(!view.is_empty(), "every packet announces something");
+            seen.extend(view);
+        }
+        let expected: Vec<String> = all.iter().map(|a| format!("dnsaddr={a}")).collect();
+        assert_eq!(seen, expected, "limit {limit}");
+        if limit < 2000 {
+            assert!(packets.len() > 5, "{} packets at {limit}", packets.len());
+        }
+    }
+}
+
+#[test]
+fn the_longest_string_fits_the_smallest_packet() {
+    let peer = PeerId::random();
+    let n = names(&"z".repeat(63));
+    // A TXT string of exactly 255 bytes.
+    let prefix = format!("{DNSADDR_PREFIX}/dns4/");
+    let suffix = format!("/tcp/1/p2p/{peer}");
+    let host = "h".repeat(255 - prefix.len() - suffix.len());
+    let addr: Multiaddr = format!("/dns4/{host}/tcp/1/p2p/{peer}").parse().unwrap();
+    let (advert, too_long) = Advert::new(std::slice::from_ref(&addr), vec![], vec![]);
+    assert_eq!(too_long, 0);
+    assert_eq!(advert.txt[0].len(), 255);
+    let packets = responses(
+        &n,
+        Wants {
+            peers: true,
+            txt: true,
+            ..Wants::default()
+        },
+        &advert,
+        120,
+        MIN_PACKET_SIZE - 48,
+    )
+    .unwrap();
+    assert_eq!(packets.len(), 2);
+    assert!(packets.iter().all(|p| p.len() <= MIN_PACKET_SIZE - 48));
+    // One byte more cannot be announced at all, and is counted.
+    let longer: Multiaddr = format!("/dns4/{host}h/tcp/1/p2p/{peer}").parse().unwrap();
+    let (advert, too_long) = Advert::new(&[longer], vec![], vec![]);
+    assert_eq!(too_long, 1);
+    assert!(advert.txt.is_empty());
+}
+
+#[test]
+fn no_address_no_answer() {
+    let n = names(&"a".repeat(32));
+    let packets = responses(
+        &n,
+        Wants {
+            peers: true,
+            ..Wants::default()
+        },
+        &Advert::default(),
+        120,
+        1472,
+    )
+    .unwrap();
+    assert!(packets.is_empty());
+}
+
+#[test]
+fn dns_sd_questions_are_answered() {
+    let peer = PeerId::random();
+    let n = names(&"b".repeat(40));
+    let (advert, _) = Advert::new(
+        &addrs(peer, 2),
+        vec!["10.0.0.1".parse().unwrap()],
+        vec!["fe80::1".parse().unwrap()],
+    );
+    let q = |name: &Name, qtype: u16| {
+        let mut w = MessageWriter::new(0, 0, 512);
+        w.question(&Question {
+            name: name.clone(),
+            qtype,
+            qclass: CLASS_IN,
+            unicast_response: false,
+        })
+        .unwrap();
+        Message::parse(&w.finish(), MAX).unwrap()
+    };
+    assert_eq!(
+        wants(&q(&n.meta, TYPE_PTR), &n),
+        Wants {
+            meta: true,
+            ..Wants::default()
+        }
+    );
+    assert_eq!(
+        wants(&q(&n.instance, TYPE_ANY), &n),
+        Wants {
+            txt: true,
+            srv: true,
+            ..Wants::default()
+        }
+    );
+    assert_eq!(
+        wants(&q(&n.host, TYPE_AAAA), &n),
+        Wants {
+            aaaa: true,
+            ..Wants::default()
+        }
+    );
+    assert!(wants(&q(&Name::new("other._tcp.local").unwrap(), TYPE_PTR), &n) == Wants::default());
+    // Any type for the service name counts, as rust-libp2p does.
+    assert!(wants(&q(&n.service, TYPE_TXT), &n).peers);
+
+    let all = Wants {
+        meta: true,
+        txt: true,
+        srv: true,
+        a: true,
+        aaaa: true,
+        peers: false,
+    };
+    let packets = responses(&n, all, &advert, 120, 1472).unwrap();
+    let mut kinds = Vec::new();
+    for p in &packets {
+        let h = HMessage::from_vec(p).unwrap();
+        for r in &h.answers {
+            kinds.push((r.name.to_utf8(), r.data.record_type().to_string()));
+        }
+    }
+    assert!(kinds.contains(&("_services._dns-sd._udp.local.".into(), "PTR".into())));
+    assert!(kinds.contains(&(format!("{}.", n.instance), "TXT".into())));
+    assert!(kinds.contains(&(format!("{}.", n.instance), "SRV".into())));
+    assert!(kinds.contains(&(format!("{}.", n.host), "A".into())));
+    assert!(kinds.contains(&(format!("{}.", n.host), "AAAA".into())));
+}
+
+#[test]
+fn a_response_asks_nothing_of_us() {
+    let n = names(&"c".repeat(32));
+    let mut w = MessageWriter::new(0, FLAG_RESPONSE, 512);
+    w.question(&Question {
+        name: n.service.clone(),
+        qtype: TYPE_PTR,
+        qclass: CLASS_IN,
+        unicast_response: false,
+    })
+    .unwrap();
+    let m = Message::parse(&w.finish(), MAX).unwrap();
+    assert!(!wants(&m, &n).any());
+}
+
+fn response_with_txt(
+    service: &Name,
+    instance: &str,
+    ptr_ttl: Option<u32>,
+    strings: &[&[u8]],
+) -> Message {
+    let instance = Name::new(instance).unwrap();
+    let mut w = MessageWriter::new(0, FLAG_RESPONSE, 9000);
+    if let Some(ttl) = ptr_ttl {
+        w.record(
+            Section::Answer,
+            &Record {
+                name: service.clone(),
+                class: CLASS_IN,
+                cache_flush: false,
+                ttl,
+                data: RData::Ptr(instance.clone()),
+            },
+        )
+        .unwrap();
+    }
+    w.record(
+        Section::Additional,
+        &Record {
+            name: instance,
+            class: CLASS_IN,
+            cache_flush: true,
+            ttl: 77,
+            data: RData::Txt(strings.iter().map(|s| s.to_vec()).collect()),
+        },
+    )
+    .unwrap();
+    Message::parse(&w.finish(), MAX).unwrap()
+}
+
+#[test]
+fn bad_txt_strings_are_rejected_and_counted() {
+    let service = Name::new(DEFAULT_SERVICE_NAME).unwrap();
+    let a = PeerId::random();
+    let b = PeerId::random();
+    let good = format!("dnsaddr=/ip4/10.0.0.9/tcp/1/p2p/{a}");
+    let quoted = format!("\"dnsaddr=/ip4/10.0.0.9/tcp/2/p2p/{a}\"");
+    let other_peer = format!("dnsaddr=/ip4/10.0.0.9/tcp/3/p2p/{b}");
+    let upper = format!("DNSADDR=/ip4/10.0.0.9/tcp/4/p2p/{a}");
+    let strings: Vec<&[u8]> = vec![
+        good.as_bytes(),
+        quoted.as_bytes(),
+        other_peer.as_bytes(),
+        upper.as_bytes(),
+        b"dnsaddr=/ip4/10.0.0.9/tcp/5",        // no /p2p
+        b"dnsaddr=/ip4/999.0.0.1/tcp/5/p2p/x", // not a multiaddr
+        b"dnsaddr=\xff\xfe",                   // not UTF-8
+        b"path=/x",                            // another key
+        b"",
+        b"dnsaddr=",
+        format!("dnsaddr=/p2p/{a}").leak().as_bytes(), // nothing but the id
+    ];
+    let m = response_with_txt(&service, "peer._p2p._udp.local", Some(300), &strings);
+    let found = announcements(&m, &service);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].peer, Some(a));
+    assert_eq!(found[0].addrs.len(), 3);
+    assert_eq!(found[0].rejected, 8);
+    assert_eq!(found[0].ttl, 300);
+}
+
+#[test]
+fn txt_without_ptr_and_goodbyes() {
+    let service = Name::new(DEFAULT_SERVICE_NAME).unwrap();
+    let a = PeerId::random();
+    let s = format!("dnsaddr=/ip4/10.0.0.9/tcp/1/p2p/{a}");
+    // A TXT record under the service without a PTR: still an announcement, with its TTL.
+    let m = response_with_txt(&service, "x._p2p._udp.local", None, &[s.as_bytes()]);
+    let found = announcements(&m, &service);
+    assert_eq!(found[0].peer, Some(a));
+    assert_eq!(found[0].ttl, 77);
+    // A TXT record of another service is not ours.
+    let m = response_with_txt(&service, "x._other._udp.local", None, &[s.as_bytes()]);
+    assert!(announcements(&m, &service).is_empty());
+    // Goodbye: PTR with TTL 0.
+    let m = response_with_txt(&service, "x._p2p._udp.local", Some(0), &[s.as_bytes()]);
+    assert_eq!(announcements(&m, &service)[0].ttl, 0);
+    // A bare PTR goodbye names only the instance.
+    let mut w = MessageWriter::new(0, FLAG_RESPONSE, 512);
+    w.record(
+        Section::Answer,
+        &Record {
+            name: service.clone(),
+            class: CLASS_IN,
+            cache_flush: false,
+            ttl: 0,
+            data: RData::Ptr(Name::new("x._p2p._udp.local").unwrap()),
+        },
+    )
+    .unwrap();
+    let m = Message::parse(&w.finish(), MAX).unwrap();
+    let found = announcements(&m, &service);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].peer, None);
+    assert_eq!(found[0].ttl, 0);
+    // A PTR to the root names nobody.
+    let mut w = MessageWriter::new(0, FLAG_RESPONSE, 512);
+    w.record(
+        Section::Answer,
+        &Record {
+            name: service.clone(),
+            class: CLASS_IN,
+            cache_flush: false,
+            ttl: 10,
+            data: RData::Ptr(Name::root()),
+        },
+    )
+    .unwrap();
+    let m = Message::parse(&w.finish(), MAX).unwrap();
+    assert!(announcements(&m, &service).is_empty());
+}
+
+/// rust-libp2p 0.49's answer, byte for byte as its `build_query_response` lays it out: the
+/// PTR points at a bare one-label name, which also owns the TXT records (class IN with the
+/// cache-flush bit), one string each.
+#[test]
+fn rust_libp2p_answers_are_read() {
+    let service = Name::new(DEFAULT_SERVICE_NAME).unwrap();
+    let peer = PeerId::random();
+    let label = b"Zq3xVb7rT0aaaaaaaaaaaaaaaaaaaaaa1234";
+    let mut bare = vec![u8::try_from(label.len()).unwrap()];
+    bare.extend_from_slice(label);
+    bare.push(0);
+    let addrs = ["/ip4/10.0.0.2/tcp/4001", "/ip4/10.0.0.2/udp/4001/quic-v1"];
+    let mut p = vec![
+        0x12,
+        0x34,
+        0x84,
+        0x00,
+        0,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        u8::try_from(addrs.len()).unwrap(),
+    ];
+    p.extend_from_slice(b"\x04_p2p\x04_udp\x05local\x00");
+    p.extend_from_slice(&[0x00, 0x0c, 0x00, 0x01]);
+    p.extend_from_slice(&360u32.to_be_bytes());
+    p.extend_from_slice(&u16::try_from(bare.len()).unwrap().to_be_bytes());
+    p.extend_from_slice(&bare);
+    for a in addrs {
+        let txt = format!("dnsaddr={a}/p2p/{}", peer.to_base58());
+        p.extend_from_slice(&bare);
+        p.extend_from_slice(&[0x00, 0x10, 0x80, 0x01]);
+        p.extend_from_slice(&360u32.to_be_bytes());
+        p.extend_from_slice(&u16::try_from(txt.len() + 1).unwrap().to_be_bytes());
+        p.push(u8::try_from(txt.len()).unwrap());
+        p.extend_from_slice(txt.as_bytes());
+    }
+    let m = Message::parse(&p, MAX).unwrap();
+    let found = announcements(&m, &service);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].peer, Some(peer));
+    assert_eq!(found[0].ttl, 360);
+    let got: Vec<String> = found[0].addrs.iter().map(ToString::to_string).collect();
+    assert_eq!(got, addrs);
+}
+
+#[test]
+fn a_private_network_has_its_own_service() {
+    let config = crate::MdnsConfig::default().with_private_network(&[0xab, 0x01]);
+    assert_eq!(config.service_name, "_p2p-ab01._udp.local");
+    let n = LocalNames::new(&config.service_name, &"d".repeat(32)).unwrap();
+    let q = Message::parse(&query(&n.service).unwrap(), MAX).unwrap();
+    let public = names(&"e".repeat(32));
+    assert!(!wants(&q, &public).peers);
+    assert!(wants(&q, &n).peers);
+}
+
+proptest! {
+    #[test]
+    fn any_advert_splits_within_the_limit(
+        count in 0usize..120,
+        name_len in 32usize..=63,
+        limit in (MIN_PACKET_SIZE - 48)..4000,
+        extra in "[a-z]{0,120}",
+    ) {
+        let peer = PeerId::random();
+        let n = names(&"p".repeat(name_len));
+        let all: Vec<Multiaddr> = (0..count)
+            .map(|i| format!("/dns4/{extra}h{i}.example/tcp/{i}/p2p/{peer}").parse().unwrap())
+            .collect();
+        let (advert, too_long) = Advert::new(&all, vec![], vec![]);
+        let packets = responses(&n, Wants { peers: true, ..Wants::default() }, &advert, 60, limit).unwrap();
+        let mut seen = 0;
+        for p in &packets {
+            prop_assert!(p.len() <= limit);
+            let m = Message::parse(p, MAX).unwrap();
+            let found = announcements(&m, &n.service);
+            prop_assert_eq!(found.len(), 1);
+            prop_assert_eq!(found[0].peer, Some(peer));
+            seen += found[0].addrs.len();
+        }
+        prop_assert_eq!(seen + too_long, count);
+    }
+}

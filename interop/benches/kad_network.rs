@@ -1,0 +1,486 @@
+//! Kademlia network benchmark: lookup latency of lp2p against rust-libp2p 0.57 (libp2p-kad
+//! 0.49), each in its own local network of `KAD_BENCH_NODES` (default 50) listener
+//! processes in server mode on 127.0.0.1, both networks up at once, in the same run.
+//!
+//! The two networks are separate, not one mixed network: a lookup's latency is the sum of
+//! the answers of the servers it asks, so in a mixed network every figure would be part
+//! lp2p, part rust-libp2p and the ratio would say little about either. Both networks are
+//! built on the same graph: node `i` of each has the same identity (`--key-seed`), so the
+//! same place in the key space, and bootstraps (`--connect`) from the same earlier nodes,
+//! picked with a fixed seed. Then, operation by operation, alternating between the two
+//! networks so machine noise hits both alike, the same node of each network runs the same
+//! operation through its stdin (`kad-find-peer ID`, `kad-put KEY VALUE`, `kad-get KEY`):
+//!
+//! - find-peer: a random node looks up another random node of its network;
+//! - put: a node stores record `KEY` (rust-libp2p with quorum one, as rust-libp2p-node does;
+//!   lp2p stores at the closest peers it finds);
+//! - get-value: another node reads a record put before.
+//!
+//! Each operation is timed from the runner side (from writing the stdin line until the
+//! node's `kad` event is read), the same clock for both implementations; the nodes' own
+//! `ms` field is summarised too. The report gives p50 / p99 per implementation and the ratio
+//! lp2p / rust-libp2p (below 1 means lp2p is faster; the issue's goal is at most 0.5).
+//!
+//! Run with `cargo bench --bench kad_network` in interop/ (release builds of both stacks;
+//! `LP2P_NODE` may name a prebuilt lp2p-node). `KAD_BENCH_NODES` sets the nodes per network,
+//! `KAD_BENCH_OPS` (default 200) the operations of each kind per network,
+//! `KAD_BENCH_SETTLE` (default 10) the seconds the networks get to fill their routing
+//! tables before the first timed operation. Every process is killed when the bench ends,
+//! also when it panics.
+
+#![allow(clippy::print_stdout, clippy::cast_precision_loss)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Peers each node bootstraps from (fewer for the first nodes): enough that the graph is
+/// connected several ways, few enough that the DHT, not the bootstrap list, fills the
+/// routing tables.
+const BOOTSTRAP_PEERS: usize = 3;
+/// How long the runner waits for one operation's event: above both implementations' own
+/// query timeout (60 s), so a slow query is reported by the node rather than cut short here.
+const EVENT_WAIT: Duration = Duration::from_secs(120);
+/// How long a starting node may take to print `listening` on a loaded machine.
+const START_WAIT: Duration = Duration::from_secs(60);
+/// The graph's seed: the same every run.
+const GRAPH_SEED: u64 = 0x6b61_642d_6265_6e63;
+/// First `--key-seed` of the nodes (node `i` has `KEY_SEED_BASE + i` in both networks).
+const KEY_SEED_BASE: u64 = 5000;
+/// rust-libp2p-node pings each connection every 200 ms unless told otherwise (quick for the
+/// ping tests); 50 nodes connected to most of the others would then spend the machine on
+/// pings. 15 s is rust-libp2p's default and lp2p's (`DEFAULT_KEEP_ALIVE_INTERVAL`), so both
+/// networks carry the same background traffic.
+const RUST_PING_INTERVAL_MS: &str = "15000";
+/// First key seed of the absent peers looked up (far above any node's seed).
+const ABSENT_SEED_BASE: u64 = 1_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Imp {
+    Lp2p,
+    Rust,
+}
+
+impl Imp {
+    fn name(self) -> &'static str {
+        match self {
+            Imp::Lp2p => "lp2p",
+            Imp::Rust => "rust-libp2p",
+        }
+    }
+}
+
+/// splitmix64: a small, fixed pseudo-random sequence (the bench needs no better).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (`n` > 0).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A listening node, killed when dropped (also when the bench panics).
+struct Node {
+    imp: Imp,
+    child: Child,
+    stdin: ChildStdin,
+    /// Each stdout JSON line with the moment the reader thread read it.
+    events: mpsc::Receiver<(Instant, Value)>,
+    addr: String,
+    peer: String,
+}
+
+impl Node {
+    fn start(bin: &Path, imp: Imp, seed: u64, connect: &[String]) -> Node {
+        let mut command = Command::new(bin);
+        command.args([
+            "listen",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/0",
+            "--kad",
+            "server",
+            "--key-seed",
+            &seed.to_string(),
+            "--timeout",
+            "7200",
+        ]);
+        for addr in connect {
+            command.args(["--connect", addr]);
+        }
+        if imp == Imp::Rust {
+            command.args(["--ping-interval-ms", RUST_PING_INTERVAL_MS]);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {} ({}): {e}", imp.name(), bin.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let stdin = child.stdin.take().expect("stdin");
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let at = Instant::now();
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && tx.send((at, event)).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let mut node = Node {
+            imp,
+            child,
+            stdin,
+            events,
+            addr: String::new(),
+            peer: String::new(),
+        };
+        let (_, listening) = node.wait_for(START_WAIT, |e| e["event"] == "listening");
+        node.addr = listening["addrs"][0]
+            .as_str()
+            .expect("a listen address")
+            .to_owned();
+        node.peer = listening["peer_id"].as_str().expect("peer id").to_owned();
+        node
+    }
+
+    fn wait_for(&mut self, wait: Duration, matches: impl Fn(&Value) -> bool) -> (Instant, Value) {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (at, event) = self.events.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "{} node {}: no awaited event within {wait:?}",
+                    self.imp.name(),
+                    self.peer
+                )
+            });
+            assert_ne!(
+                event["event"],
+                "error",
+                "{} node failed: {event}",
+                self.imp.name()
+            );
+            if matches(&event) {
+                return (at, event);
+            }
+        }
+    }
+
+    /// Writes a kad stdin line and waits for its `kad` event; the event and the time from
+    /// the write to the event.
+    fn timed(&mut self, line: &str, op: &str, key: &str) -> (Duration, Value) {
+        // Drop what arrived since the last operation (connection events and the like).
+        while self.events.try_recv().is_ok() {}
+        let started = Instant::now();
+        writeln!(self.stdin, "{line}").expect("write stdin");
+        self.stdin.flush().expect("flush stdin");
+        let (at, event) = self.wait_for(EVENT_WAIT, |e| {
+            e["event"] == "kad" && ((e["op"] == op && e["key"] == key) || e["ok"] == false)
+        });
+        (at.saturating_duration_since(started), event)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One network: its nodes, index `i` the same identity and bootstrap peers in both.
+struct Network {
+    imp: Imp,
+    nodes: Vec<Node>,
+}
+
+/// The graph: for each node, the earlier nodes it bootstraps from.
+fn graph(nodes: usize) -> Vec<Vec<usize>> {
+    let mut rng = Rng(GRAPH_SEED);
+    (0..nodes)
+        .map(|i| {
+            let mut picked: Vec<usize> = Vec::new();
+            while picked.len() < BOOTSTRAP_PEERS.min(i) {
+                let j = rng.below(i);
+                if !picked.contains(&j) {
+                    picked.push(j);
+                }
+            }
+            picked
+        })
+        .collect()
+}
+
+/// What one operation kind measured in one network.
+#[derive(Default)]
+struct Samples {
+    /// Runner-side latency of each successful operation, ms.
+    wall_ms: Vec<f64>,
+    /// The node's own `ms` of each successful operation.
+    node_ms: Vec<f64>,
+    /// Peers the node queried (`queried`), per successful operation.
+    queried: Vec<f64>,
+    /// Failed operations (an `ok: false` event, or a wrong answer), with the first error.
+    failed: usize,
+    first_error: Option<String>,
+    /// Successful operations the node answered without asking anyone (`queried` 0).
+    local: usize,
+}
+
+impl Samples {
+    /// Records one operation; `expect_ok` false for lookups that must end in "not found".
+    fn add(&mut self, elapsed: Duration, event: &Value, expect_ok: bool, correct: bool) {
+        if (event["ok"] == true) == expect_ok
+            && !event["error"]
+                .as_str()
+                .is_some_and(|e| e.to_lowercase().contains("time"))
+            && correct
+        {
+            if event["queried"] == 0 {
+                self.local += 1;
+            }
+            self.wall_ms.push(elapsed.as_secs_f64() * 1000.0);
+            self.node_ms.push(event["ms"].as_f64().unwrap_or(f64::NAN));
+            self.queried
+                .push(event["queried"].as_f64().unwrap_or(f64::NAN));
+        } else {
+            self.failed += 1;
+            self.first_error.get_or_insert_with(|| event.to_string());
+        }
+    }
+}
+
+/// The `p` quantile (0..=1) of `values`, nearest rank; NaN if empty.
+fn quantile(values: &[f64], p: f64) -> f64 {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs bench targets without it,
+    // and a minutes-long benchmark has no place in a test run.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let n = env_usize("KAD_BENCH_NODES", 50).max(2);
+    let ops = env_usize("KAD_BENCH_OPS", 200).max(1);
+    let settle = Duration::from_secs(env_usize("KAD_BENCH_SETTLE", 10) as u64);
+    let lp2p = lp2p_interop::lp2p_node_binary(true);
+    let rust = PathBuf::from(env!("CARGO_BIN_EXE_rust-libp2p-node"));
+    println!(
+        "kad network bench: {n} nodes per implementation, {ops} operations of each kind, lp2p-node {}",
+        lp2p.display()
+    );
+
+    // Build both networks node by node, lp2p's node i then rust-libp2p's node i.
+    let edges = graph(n);
+    let mut networks = [
+        Network {
+            imp: Imp::Lp2p,
+            nodes: Vec::new(),
+        },
+        Network {
+            imp: Imp::Rust,
+            nodes: Vec::new(),
+        },
+    ];
+    let started = Instant::now();
+    for (i, from) in edges.iter().enumerate() {
+        for net in &mut networks {
+            let bin = match net.imp {
+                Imp::Lp2p => &lp2p,
+                Imp::Rust => &rust,
+            };
+            let connect: Vec<String> = from.iter().map(|&j| net.nodes[j].addr.clone()).collect();
+            let node = Node::start(bin, net.imp, KEY_SEED_BASE + i as u64, &connect);
+            net.nodes.push(node);
+        }
+    }
+    assert_eq!(
+        networks[0]
+            .nodes
+            .iter()
+            .map(|x| &x.peer)
+            .collect::<Vec<_>>(),
+        networks[1]
+            .nodes
+            .iter()
+            .map(|x| &x.peer)
+            .collect::<Vec<_>>(),
+        "both networks have the same identities"
+    );
+    println!(
+        "{} nodes started in {:.1} s; letting the routing tables fill for {} s",
+        2 * n,
+        started.elapsed().as_secs_f64(),
+        settle.as_secs()
+    );
+    std::thread::sleep(settle);
+
+    // The operations, drawn once and run in both networks.
+    let mut rng = Rng(GRAPH_SEED ^ 1);
+    let mut pair = || {
+        let from = rng.below(n);
+        let to = (from + 1 + rng.below(n - 1)) % n;
+        (from, to)
+    };
+    let finds: Vec<(usize, usize)> = (0..ops).map(|_| pair()).collect();
+    // A put from `from`; the get of the same key from `to`.
+    let records: Vec<(usize, usize)> = (0..ops).map(|_| pair()).collect();
+
+    let mut find_samples: [Samples; 2] = Default::default();
+    let mut absent_samples: [Samples; 2] = Default::default();
+    let mut put_samples: [Samples; 2] = Default::default();
+    let mut get_samples: [Samples; 2] = Default::default();
+    for (k, &(from, to)) in finds.iter().enumerate() {
+        // Alternate which network goes first.
+        for x in [k % 2, 1 - k % 2] {
+            let net = &mut networks[x];
+            let target = net.nodes[to].peer.clone();
+            let want = net.nodes[to].addr.clone();
+            let (elapsed, event) =
+                net.nodes[from].timed(&format!("kad-find-peer {target}"), "find-peer", &target);
+            let found = event["peers"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|a| a == want.as_str()));
+            find_samples[x].add(elapsed, &event, true, found);
+        }
+    }
+    println!("find-peer done");
+    for (k, &(from, _)) in finds.iter().enumerate() {
+        let target = lp2p_interop::peer_of_seed(ABSENT_SEED_BASE + k as u64);
+        for x in [k % 2, 1 - k % 2] {
+            let (elapsed, event) = networks[x].nodes[from].timed(
+                &format!("kad-find-peer {target}"),
+                "find-peer",
+                &target,
+            );
+            absent_samples[x].add(elapsed, &event, false, true);
+        }
+    }
+    println!("find-peer of absent peers done");
+    for (k, &(from, _)) in records.iter().enumerate() {
+        for x in [k % 2, 1 - k % 2] {
+            let key = format!("bench-{k}");
+            let (elapsed, event) =
+                networks[x].nodes[from].timed(&format!("kad-put {key} value-{k}"), "put", &key);
+            put_samples[x].add(elapsed, &event, true, true);
+        }
+    }
+    println!("put done");
+    for (k, &(_, to)) in records.iter().enumerate() {
+        for x in [k % 2, 1 - k % 2] {
+            let key = format!("bench-{k}");
+            let (elapsed, event) =
+                networks[x].nodes[to].timed(&format!("kad-get {key}"), "get", &key);
+            let correct = event["value"] == format!("value-{k}").as_str();
+            get_samples[x].add(elapsed, &event, true, correct);
+        }
+    }
+    println!("get-value done");
+    let wall = started.elapsed();
+    drop(networks);
+
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "\nKademlia, two separate networks of {n} server-mode listeners on 127.0.0.1 (same identities, same bootstrap graph), \
+         {ops} operations of each kind per network, run took {:.0} s, load average {}",
+        wall.as_secs_f64(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let kinds = [
+        ("find-peer", &find_samples),
+        ("find absent", &absent_samples),
+        ("get-value", &get_samples),
+        ("put", &put_samples),
+    ];
+    let table = |title: &str, pick: fn(&Samples) -> &Vec<f64>| {
+        println!("\n{title}; ratio = lp2p / rust-libp2p, goal <= 0.50");
+        println!(
+            "{:<12} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}  {:>10} {:>11} {:>13}",
+            "operation",
+            "lp2p p50",
+            "rust p50",
+            "lp2p p99",
+            "rust p99",
+            "p50 x",
+            "p99 x",
+            "failed l/r",
+            "local l/r",
+            "queried l/r"
+        );
+        for (name, s) in kinds {
+            let (l, r) = (pick(&s[0]), pick(&s[1]));
+            let (l50, r50) = (quantile(l, 0.5), quantile(r, 0.5));
+            let (l99, r99) = (quantile(l, 0.99), quantile(r, 0.99));
+            println!(
+                "{name:<12} {l50:>9.2} {r50:>9.2} {l99:>9.2} {r99:>9.2} {:>6.2}x {:>6.2}x  {:>10} {:>11} {:>13}",
+                l50 / r50,
+                l99 / r99,
+                format!("{}/{}", s[0].failed, s[1].failed),
+                format!("{}/{}", s[0].local, s[1].local),
+                format!(
+                    "{:.0}/{:.0}",
+                    quantile(&s[0].queried, 0.5),
+                    quantile(&s[1].queried, 0.5)
+                ),
+            );
+        }
+    };
+    table(
+        "latency in ms timed by the runner (stdin line written -> kad event read)",
+        |s| &s.wall_ms,
+    );
+    table(
+        "latency in ms the nodes report (`ms`: query start -> result, inside the process)",
+        |s| &s.node_ms,
+    );
+    println!(
+        "\nfind absent: a lookup of a peer id no node has, so both walk to the k closest and answer \
+         \"not found\" (counted as success here); local: answered without a request (queried 0); \
+         queried: p50 of the peers asked"
+    );
+    for (name, s) in kinds {
+        for (x, imp) in [Imp::Lp2p, Imp::Rust].into_iter().enumerate() {
+            if let Some(error) = &s[x].first_error {
+                println!(
+                    "{name}: {} of {ops} {} operations failed, first: {error}",
+                    s[x].failed,
+                    imp.name()
+                );
+            }
+        }
+    }
+}
