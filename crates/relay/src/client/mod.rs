@@ -14,7 +14,7 @@ mod circuit;
 pub mod schedule;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -334,6 +334,19 @@ impl RelayClient {
             });
         };
         reserve_once(&self.shared, relay, relay_addr).await
+    }
+}
+
+/// Holds the connection to `relay` open while we keep a reservation on it: the swarm closes
+/// idle connections, and the relay ends the reservation with the connection. Sets
+/// `ours` when this call protected the peer (a peer protected by someone else is left
+/// alone, and not unprotected by us later).
+fn hold_relay_connection(shared: &ClientShared, relay: PeerId, ours: &AtomicBool) {
+    if let Ok(host) = shared.host()
+        && !host.swarm().is_protected(&relay)
+    {
+        host.swarm().protect_peer(relay);
+        ours.store(true, Ordering::Relaxed);
     }
 }
 
@@ -664,11 +677,13 @@ impl Transport for RelayTransport {
                 },
             );
         }
+        let protected = Arc::new(AtomicBool::new(false));
         let mut guard = SlotGuard {
             shared: shared.clone(),
             relay,
             id,
             keeper: None,
+            protected: protected.clone(),
         };
         let first = match reserve_once(&shared, relay, &circuit.relay_addr).await {
             Ok(first) => first,
@@ -677,6 +692,7 @@ impl Transport for RelayTransport {
                 return Err(listen_err(err));
             }
         };
+        hold_relay_connection(&shared, relay, &protected);
         let addrs = first.addrs.clone();
         *reservation.lock().unwrap_or_else(PoisonError::into_inner) = Some(first.clone());
         shared.events.emit(&RelayClientEvent::ReservationAccepted {
@@ -685,13 +701,16 @@ impl Transport for RelayTransport {
         });
         let (abort, registration) = AbortHandle::new_pair();
         let keeper = keep_reservation(
-            shared.clone(),
-            relay,
-            circuit.relay_addr.clone(),
+            Keeper {
+                shared: shared.clone(),
+                relay,
+                relay_addr: circuit.relay_addr.clone(),
+                reconnect: reconnect_rx,
+                current: reservation,
+                protected,
+                runtime: ctx.runtime.clone(),
+            },
             first.expire,
-            reconnect_rx,
-            reservation,
-            ctx.runtime.clone(),
         );
         ctx.runtime.spawn_detached(async move {
             let _ = Abortable::new(keeper, registration).await;
@@ -711,12 +730,19 @@ struct SlotGuard {
     relay: PeerId,
     id: u64,
     keeper: Option<AbortHandle>,
+    /// Whether we exempted the relay's connection from the idle timeout.
+    protected: Arc<AtomicBool>,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         if let Some(keeper) = self.keeper.take() {
             keeper.abort();
+        }
+        if self.protected.swap(false, Ordering::Relaxed)
+            && let Ok(host) = self.shared.host()
+        {
+            host.swarm().unprotect_peer(&self.relay);
         }
         let mut listeners = self.shared.listeners();
         if listeners.get(&self.relay).is_some_and(|s| s.id == self.id) {
@@ -725,17 +751,32 @@ impl Drop for SlotGuard {
     }
 }
 
-/// Renews the reservation before it expires, and makes it again (with backoff) when the
-/// connection to the relay drops or a renewal fails.
-async fn keep_reservation(
+/// What the reservation keeper of one listener works with.
+struct Keeper {
     shared: Arc<ClientShared>,
     relay: PeerId,
     relay_addr: Multiaddr,
-    mut expire: u64,
-    mut reconnect: mpsc::Receiver<()>,
+    /// Poked when the connection to the relay drops.
+    reconnect: mpsc::Receiver<()>,
+    /// The reservation held now, if any.
     current: Arc<Mutex<Option<ReservationInfo>>>,
+    /// Whether we protected the relay's connection from the idle timeout.
+    protected: Arc<AtomicBool>,
     runtime: lp2p_core::RuntimeHandle,
-) {
+}
+
+/// Renews the reservation before it expires, and makes it again (with backoff) when the
+/// connection to the relay drops or a renewal fails.
+async fn keep_reservation(keeper: Keeper, mut expire: u64) {
+    let Keeper {
+        shared,
+        relay,
+        relay_addr,
+        mut reconnect,
+        current,
+        protected,
+        runtime,
+    } = keeper;
     let mut failures: u32 = 0;
     let mut wait = schedule::renew_delay(unix_now(), expire);
     loop {
@@ -753,6 +794,7 @@ async fn keep_reservation(
                 failures = 0;
                 expire = info.expire;
                 wait = schedule::renew_delay(unix_now(), expire);
+                hold_relay_connection(&shared, relay, &protected);
                 *current.lock().unwrap_or_else(PoisonError::into_inner) = Some(info.clone());
                 tracing::debug!(%relay, expire, renewal, "reservation kept");
                 shared.events.emit(&RelayClientEvent::ReservationAccepted {

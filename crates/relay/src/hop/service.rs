@@ -2,6 +2,7 @@
 //! [`HopCore`] for every decision, opens the stop stream to the target and splices the two
 //! streams under the circuit's limits.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -21,16 +22,58 @@ use crate::message::{
 use crate::splice::{Splice, SpliceEnd};
 use crate::voucher::Voucher;
 
+/// How often the service looks for reservations that expired without renewal, to let the
+/// idle timeout close their connections again. Why 60 s: the swarm's default idle timeout;
+/// an expired reservation keeps its connection at most about this much longer.
+pub const RESERVATION_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
 struct ServiceInner {
     core: Mutex<HopCore>,
     host: WeakHost,
     key: Keypair,
     timeout: Duration,
+    /// Peers whose connections we exempted from the idle timeout for their reservation (and
+    /// only those: a peer protected by someone else is left alone).
+    protected: Mutex<HashSet<PeerId>>,
 }
 
 impl ServiceInner {
     fn core(&self) -> MutexGuard<'_, HopCore> {
         self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn protected(&self) -> MutexGuard<'_, HashSet<PeerId>> {
+        self.protected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A reservation holds the reserving peer's connection open: idle connections are
+    /// closed by the swarm, and closing it would end the reservation.
+    fn protect(&self, host: &Host, peer: PeerId) {
+        if !host.swarm().is_protected(&peer) {
+            host.swarm().protect_peer(peer);
+            self.protected().insert(peer);
+        }
+    }
+
+    /// Lifts the protection of peers whose reservations ended (expired or disconnected).
+    fn sweep(&self, host: &Host) {
+        let now = host.runtime().now();
+        let ended: Vec<PeerId> = {
+            let mut core = self.core();
+            core.expire(now);
+            self.protected()
+                .iter()
+                .filter(|p| !core.has_reservation(p, now))
+                .copied()
+                .collect()
+        };
+        for peer in ended {
+            self.protected().remove(&peer);
+            host.swarm().unprotect_peer(&peer);
+            tracing::debug!(%peer, "reservation ended; connection no longer held open");
+        }
     }
 }
 
@@ -60,6 +103,7 @@ impl RelayService {
             host: host.downgrade(),
             key: host.keypair().clone(),
             timeout: DEFAULT_STREAM_TIMEOUT,
+            protected: Mutex::new(HashSet::new()),
         });
         // The handler owns the service state (it lives as long as the host serves the
         // protocol, whether or not anyone keeps the returned handle); the state only holds a
@@ -86,7 +130,21 @@ impl RelayService {
                     if inner.core().peer_disconnected(&peer) {
                         tracing::debug!(%peer, "reservation dropped with its connection");
                     }
+                    if let Some(host) = inner.host.upgrade() {
+                        inner.sweep(&host);
+                    }
                 }
+            }
+        });
+        let swept = inner.clone();
+        let runtime = host.runtime().clone();
+        host.spawn(async move {
+            loop {
+                runtime.sleep(RESERVATION_SWEEP_INTERVAL).await;
+                let Some(host) = swept.host.upgrade() else {
+                    return;
+                };
+                swept.sweep(&host);
             }
         });
         RelayService { inner }
@@ -243,6 +301,7 @@ async fn handle_reserve(inner: &ServiceInner, host: &Host, mut stream: HostStrea
     };
     match write_message(&mut stream, &msg.encode(), peer).await {
         Ok(()) => {
+            inner.protect(host, peer);
             tracing::debug!(%peer, expire = grant.expire_unix, renewal = grant.renewal, "reservation granted");
         }
         Err(err) => {
