@@ -446,6 +446,66 @@ mod tests {
     }
 
     #[test]
+    fn truncated_messages_are_errors() {
+        let p = peer();
+        let full = HopMessage::Status {
+            status: Status::Ok,
+            reservation: Some(Reservation {
+                expire: 1_700_000_000,
+                addrs: vec![format!("/ip4/192.0.2.1/tcp/4001/p2p/{p}").parse().unwrap()],
+                voucher: Some(vec![7; 100]),
+            }),
+            limit: Some(Limit {
+                duration: Some(Duration::from_secs(120)),
+                data: Some(1 << 17),
+            }),
+        }
+        .encode();
+        // Fields go out in tag order and the status (tag 5) is last: every strict prefix
+        // is cut inside a field or lacks the status (the empty prefix is a RESERVE: see
+        // `unknown_types_are_errors`).
+        for n in 1..full.len() {
+            assert!(
+                HopMessage::decode(&full[..n]).is_err(),
+                "prefix of {n} bytes"
+            );
+        }
+        let stop = StopMessage::Connect {
+            peer: p,
+            limit: None,
+        }
+        .encode();
+        for n in 0..stop.len() {
+            assert!(
+                StopMessage::decode(&stop[..n]).is_err(),
+                "prefix of {n} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_types_are_errors() {
+        assert_eq!(
+            StopMessage::decode(&[0x08, 0x02]),
+            Err(DecodeError::UnknownType(2))
+        );
+        assert_eq!(
+            HopMessage::decode(&[0x08, 0x03]),
+            Err(DecodeError::UnknownType(3))
+        );
+        // A negative type (a ten-byte varint).
+        let mut neg = vec![0x08];
+        neg.extend([0xff; 9]);
+        neg.push(0x01);
+        assert_eq!(HopMessage::decode(&neg), Err(DecodeError::UnknownType(-1)));
+        // A message without a type at all: proto2 `required`, prost reads it as 0.
+        // HopMessage type 0 is RESERVE, so an empty hop message is a RESERVE (as in
+        // rust-libp2p); an empty stop message is a CONNECT without a peer.
+        assert_eq!(HopMessage::decode(&[]), Ok(HopMessage::Reserve));
+        assert_eq!(StopMessage::decode(&[]), Err(DecodeError::Missing("peer")));
+    }
+
+    #[test]
     fn bad_addresses_are_dropped_and_capped() {
         let good: Multiaddr = "/ip4/192.0.2.1/tcp/1".parse().unwrap();
         let mut addrs = vec![vec![0xff, 0xff]];

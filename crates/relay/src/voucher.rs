@@ -125,6 +125,54 @@ mod tests {
     }
 
     #[test]
+    fn voucher_is_a_signed_envelope_of_the_spec() {
+        // circuit-v2.md: envelope domain `libp2p-relay-rsvp`, multicodec 0x0302 as the payload
+        // type, payload a ReservationVoucher protobuf.
+        let relay_key = Keypair::generate_ed25519();
+        let relay = relay_key.public().to_peer_id();
+        let peer = Keypair::generate_ed25519().public().to_peer_id();
+        let bytes = Voucher {
+            relay,
+            peer,
+            expiration: 1_800_000_000,
+        }
+        .seal(&relay_key)
+        .unwrap();
+        let envelope = SignedEnvelope::decode(&bytes).unwrap();
+        assert_eq!(envelope.payload_type(), &[0x03, 0x02]);
+        assert_eq!(envelope.public_key(), &relay_key.public());
+        let payload = envelope.verify("libp2p-relay-rsvp", &[0x03, 0x02]).unwrap();
+        let pb = proto::ReservationVoucher::decode(payload).unwrap();
+        assert_eq!(pb.relay, relay.to_bytes());
+        assert_eq!(pb.peer, peer.to_bytes());
+        assert_eq!(pb.expiration, 1_800_000_000);
+        // The signature covers the domain: the same payload signed for another domain (a
+        // peer record's) is not a voucher.
+        let other_domain = SignedEnvelope::seal(
+            &relay_key,
+            "libp2p-routing-state",
+            VOUCHER_PAYLOAD_TYPE,
+            payload.to_vec(),
+        )
+        .unwrap()
+        .encode();
+        assert!(matches!(
+            Voucher::verify(&other_domain, &relay, &peer, 1_800_000_000),
+            Err(VoucherError::Envelope(_))
+        ));
+        // And the payload type.
+        let other_type =
+            SignedEnvelope::seal(&relay_key, VOUCHER_DOMAIN, &[0x03, 0x01], payload.to_vec())
+                .unwrap()
+                .encode();
+        assert!(Voucher::verify(&other_type, &relay, &peer, 1_800_000_000).is_err());
+        // Every truncation fails, none panics.
+        for n in 0..bytes.len() {
+            assert!(Voucher::verify(&bytes[..n], &relay, &peer, 1_800_000_000).is_err());
+        }
+    }
+
+    #[test]
     fn forged_vouchers_are_refused() {
         let relay_key = Keypair::generate_ed25519();
         let relay = relay_key.public().to_peer_id();
