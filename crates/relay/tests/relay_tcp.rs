@@ -88,6 +88,7 @@ fn relayed_connection_over_tcp_is_limited_and_enforced() {
                 ..HopConfig::default()
             },
         );
+        assert!(relay.service::<RelayService>().is_some());
         let relay_id = relay.local_peer_id();
         let relay_addr = relay.listen_addrs()[0]
             .clone()
@@ -127,6 +128,10 @@ fn relayed_connection_over_tcp_is_limited_and_enforced() {
         );
         assert_eq!(service.num_reservations(), 1);
         assert_eq!(a_client.reservations().len(), 1);
+        assert_eq!(
+            a.service::<RelayClient>().map(|c| c.stats().reservations),
+            Some(1)
+        );
         assert!(
             a.listen_addrs()
                 .iter()

@@ -245,8 +245,10 @@ pub fn new(stack: UpgradeStack, config: ClientConfig) -> (RelayTransport, RelayC
 
 impl RelayClient {
     /// Attaches the client to `host`: serves the stop protocol and watches the connections
-    /// to relays we hold reservations on.
+    /// to relays we hold reservations on. The client registers itself on the host:
+    /// `host.service::<RelayClient>()` finds it.
     pub fn attach(&self, host: &Host) {
+        host.insert_service(self.clone());
         *self
             .shared
             .host

@@ -92,7 +92,9 @@ impl std::fmt::Debug for RelayService {
 }
 
 impl RelayService {
-    /// Starts serving the hop protocol on `host` with `config`.
+    /// Starts serving the hop protocol on `host` with `config`. The service registers
+    /// itself on the host: `host.service::<RelayService>()` finds it (e.g. for its stats when
+    /// it was started by [`hook`](Self::hook)).
     ///
     /// The handler also accepts streams over limited (relayed) connections, so that requests
     /// arriving that way are answered `PERMISSION_DENIED` and counted rather than silently
@@ -147,7 +149,9 @@ impl RelayService {
                 swept.sweep(&host);
             }
         });
-        RelayService { inner }
+        let service = RelayService { inner };
+        host.insert_service(service.clone());
+        service
     }
 
     /// A start hook for `HostBuilder::on_start` that runs the service with `config`.
