@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 
 use lp2p_host::{Host, WeakHost};
+use lp2p_swarm::{ConnectionTotals, LIFETIME_BUCKETS};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 
 use crate::labels::{Labels, counter, counters, gauge_value, gauges};
 
@@ -29,6 +31,7 @@ impl Collector for HostCollector {
             return Ok(());
         };
         encode_connections(&host, &mut encoder)?;
+        encode_totals(&host, &mut encoder)?;
         encode_traffic(&host, &mut encoder)?;
         encode_refusals(&host, &mut encoder)
     }
@@ -89,6 +92,61 @@ fn encode_connections(
         "Streams open now on open connections, by the connection's direction and transport",
         &streams,
     )
+}
+
+fn encode_totals(host: &Host, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+    let totals = host.swarm().connection_totals();
+    let base = |t: &ConnectionTotals| -> Labels {
+        vec![
+            ("direction", t.direction.to_string()),
+            ("transport", t.transport.to_owned()),
+        ]
+    };
+    let opened: Vec<(Labels, u64)> = totals.iter().map(|t| (base(t), t.opened)).collect();
+    counters(
+        encoder,
+        "connections_opened",
+        "Connections established, by who dialed and transport",
+        &opened,
+    )?;
+    let mut closed = Vec::with_capacity(totals.len() * 3);
+    for t in &totals {
+        for (reason, n) in [
+            ("local", t.closed_local),
+            ("idle", t.closed_idle),
+            ("remote", t.closed_remote),
+        ] {
+            let mut labels = base(t);
+            labels.push(("reason", reason.to_owned()));
+            closed.push((labels, n));
+        }
+    }
+    counters(
+        encoder,
+        "connections_closed",
+        "Connections closed, by who dialed, transport and reason (local, idle, remote)",
+        &closed,
+    )?;
+    let mut metric = encoder.encode_descriptor(
+        "connection_lifetime_seconds",
+        "How long closed connections were open, by who dialed and transport",
+        None,
+        MetricType::Histogram,
+    )?;
+    for t in &totals {
+        let buckets: Vec<(f64, u64)> = LIFETIME_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::MAX))
+            .zip(t.lifetimes.iter().copied())
+            .collect();
+        let count = t.lifetimes.iter().fold(0u64, |a, n| a.saturating_add(*n));
+        let labels = base(t);
+        metric
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(t.lifetime_sum.as_secs_f64(), count, &buckets, None)?;
+    }
+    Ok(())
 }
 
 fn encode_traffic(host: &Host, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {

@@ -15,9 +15,8 @@
 //! the host's bounded protocol names ([`lp2p_host::MAX_TRAFFIC_PROTOCOLS`]); topics are the
 //! ones this node subscribed to.
 //!
-//! Most figures are read from the host when scraped (nothing is added to the data path but
-//! the per-stream byte counters the host keeps anyway); connection totals and lifetimes come
-//! from the host's lossless connection events, followed by a task on the host's runtime.
+//! Everything is read from the host when scraped: nothing runs in the background, and nothing
+//! is added to the data path but the per-stream byte counters the host keeps anyway.
 //!
 //! ```no_run
 //! # async fn example(host: lp2p_host::Host) -> Result<(), lp2p_metrics::MetricsError> {
@@ -33,7 +32,6 @@
 //! # Ok(()) }
 //! ```
 
-mod connections;
 mod error;
 mod host;
 mod http;
@@ -68,12 +66,11 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Registers the host's metrics (connections, streams, bytes, refusals) in a new registry
-    /// and starts following its connection events.
+    /// Registers the host's metrics (connections, streams, bytes, refusals) in a new
+    /// registry.
     pub fn new(host: &Host) -> Metrics {
         let mut registry = Registry::with_prefix("lp2p");
         registry.register_collector(Box::new(host::HostCollector::new(host)));
-        connections::register(host, &mut registry);
         Metrics {
             registry: Arc::new(Mutex::new(registry)),
             host: host.downgrade(),

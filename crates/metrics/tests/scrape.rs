@@ -171,3 +171,64 @@ fn a_scrape_shows_connections_streams_bytes_and_closes() {
         server.close().await;
     });
 }
+
+/// Every metric the Grafana dashboard in docs/ queries exists (the dashboard is not allowed
+/// to drift from the code).
+#[test]
+fn the_dashboard_queries_only_metrics_that_exist() {
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/grafana/lp2p.json"
+    ))
+    .expect("docs/grafana/lp2p.json");
+    let text = block_on(async {
+        let server = host(true).await;
+        let host = host(false).await;
+        let metrics = Metrics::new(&host);
+        // One connection opened and closed, so the event-fed families have samples.
+        let conn = host
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap();
+        conn.close().await;
+        wait_for(
+            &metrics,
+            "lp2p_connections_closed_total{direction=\"out\",transport=\"tcp\",reason=\"local\"}",
+            1.0,
+        )
+        .await;
+        let identify =
+            lp2p_identify::Identify::new(&host, lp2p_identify::IdentifyConfig::default());
+        let pubsub = lp2p_pubsub::PubSub::gossipsub(&host, lp2p_pubsub::Config::default()).unwrap();
+        let _subscription = pubsub.subscribe("t").unwrap();
+        metrics.add_identify(&identify);
+        metrics.add_pubsub(&pubsub);
+        let text = metrics.encode();
+        host.close().await;
+        server.close().await;
+        text
+    });
+    let mut checked = 0;
+    for (i, _) in dashboard.match_indices("lp2p_") {
+        let name: String = dashboard[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if name == "lp2p_" || dashboard[i + name.len()..].starts_with(".*") {
+            continue; // a regular expression over names, not a name
+        }
+        let base = name
+            .strip_suffix("_bucket")
+            .unwrap_or(&name)
+            .trim_end_matches("_total");
+        assert!(
+            text.contains(base),
+            "the dashboard queries {name}, which lp2p does not export:\n{text}"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked > 10,
+        "only {checked} metric names found in the dashboard"
+    );
+}

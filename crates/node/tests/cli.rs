@@ -347,7 +347,7 @@ fn listen_serves_metrics_that_a_scrape_reads() {
         body = rest.to_owned();
         if sample(
             &body,
-            "lp2p_connections_closed_total{direction=\"in\",transport=\"tcp\"",
+            "lp2p_connections_closed_total{direction=\"in\",transport=\"tcp\",reason=\"remote\"}",
         ) == Some(1.0)
         {
             break;
@@ -360,7 +360,7 @@ fn listen_serves_metrics_that_a_scrape_reads() {
             1.0,
         ),
         (
-            "lp2p_connections_closed_total{direction=\"in\",transport=\"tcp\"",
+            "lp2p_connections_closed_total{direction=\"in\",transport=\"tcp\",reason=\"remote\"}",
             1.0,
         ),
         (
