@@ -13,11 +13,8 @@ use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p_core::RuntimeHandle;
 use lp2p_host::Host;
 
+use crate::request::{MAX_REQUEST_HEAD, Request, classify};
 use crate::{Metrics, MetricsError};
-
-/// The largest request head read (request line and headers). A scraper sends a few hundred
-/// bytes; anything past this is refused (431) rather than buffered.
-pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
 /// How long a client gets to send its request head. Scrapers send it at once; a client that
 /// trickles bytes is cut off after this instead of holding a slot.
@@ -104,46 +101,6 @@ async fn accept_loop(listener: Async<TcpListener>, metrics: Metrics, runtime: Ru
     }
 }
 
-/// What a request head asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Request {
-    Metrics,
-    NotFound,
-    MethodNotAllowed,
-    Malformed,
-    TooLarge,
-}
-
-/// Reads a request head (up to the blank line) and classifies it.
-pub(crate) fn classify(head: &[u8], complete: bool) -> Request {
-    if !complete {
-        return if head.len() >= MAX_REQUEST_HEAD {
-            Request::TooLarge
-        } else {
-            Request::Malformed
-        };
-    }
-    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.trim_end_matches('\r').split(' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Request::Malformed;
-    };
-    if !version.starts_with("HTTP/1.") || parts.next().is_some() {
-        return Request::Malformed;
-    }
-    if method != "GET" && method != "HEAD" {
-        return Request::MethodNotAllowed;
-    }
-    let path = target.split('?').next().unwrap_or_default();
-    if path == "/metrics" {
-        Request::Metrics
-    } else {
-        Request::NotFound
-    }
-}
-
 async fn answer(mut stream: Async<TcpStream>, metrics: &Metrics) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
@@ -192,42 +149,4 @@ async fn answer(mut stream: Async<TcpStream>, metrics: &Metrics) -> std::io::Res
     // Best effort: the client may already be gone.
     let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_are_classified() {
-        let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!(classify(get("/metrics").as_bytes(), true), Request::Metrics);
-        assert_eq!(
-            classify(get("/metrics?x=1").as_bytes(), true),
-            Request::Metrics
-        );
-        assert_eq!(classify(get("/").as_bytes(), true), Request::NotFound);
-        assert_eq!(
-            classify(b"POST /metrics HTTP/1.1\r\n\r\n", true),
-            Request::MethodNotAllowed
-        );
-        assert_eq!(
-            classify(b"HEAD /metrics HTTP/1.0\r\n\r\n", true),
-            Request::Metrics
-        );
-        for bad in [
-            &b"GET /metrics\r\n\r\n"[..],
-            b"GET /metrics SPDY/3\r\n\r\n",
-            b"\r\n\r\n",
-            b"GET /metrics HTTP/1.1 extra\r\n\r\n",
-            b"\xff\xfe\xfd\r\n\r\n",
-        ] {
-            assert_eq!(classify(bad, true), Request::Malformed, "{bad:?}");
-        }
-        assert_eq!(classify(b"GET /metr", false), Request::Malformed);
-        assert_eq!(
-            classify(&vec![b'a'; MAX_REQUEST_HEAD], false),
-            Request::TooLarge
-        );
-    }
 }

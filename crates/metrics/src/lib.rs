@@ -40,6 +40,7 @@ mod identify;
 mod labels;
 #[cfg(feature = "pubsub")]
 mod pubsub;
+pub mod request;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -48,7 +49,8 @@ use lp2p_host::{Host, WeakHost};
 use prometheus_client::registry::Registry;
 
 pub use error::MetricsError;
-pub use http::{MAX_REQUEST_HEAD, MetricsServer, REQUEST_TIMEOUT};
+pub use http::{MetricsServer, REQUEST_TIMEOUT};
+pub use request::MAX_REQUEST_HEAD;
 
 /// The metrics of one host: a Prometheus registry with the host's collectors in it. Cheap to
 /// clone (a handle).
