@@ -20,6 +20,7 @@
 //! | `ping` | `ping`: `/ipfs/ping/1.0.0` | yes |
 //! | `pubsub` | `pubsub`: floodsub and gossipsub | yes |
 //! | `kad` | `kad`: Kademlia DHT, `/ipfs/kad/1.0.0` | no |
+//! | `metrics` | `metrics`: Prometheus metrics and a `/metrics` endpoint | no |
 //! | `request-response` (+ `json`, `cbor`) | `request_response`: generic request-response protocols and their codecs | no |
 //! | `async-std` / `smol` | the runtime | async-std |
 //!
@@ -86,6 +87,9 @@ pub use lp2p_kad as kad;
 pub use lp2p_mdns as mdns;
 #[cfg(feature = "mdns")]
 pub use lp2p_mdns::{Mdns, MdnsConfig, MdnsEvent};
+/// Prometheus metrics (feature `metrics`).
+#[cfg(feature = "metrics")]
+pub use lp2p_metrics as metrics;
 #[cfg(feature = "ping")]
 pub use lp2p_ping as ping;
 #[cfg(feature = "ping")]

@@ -99,6 +99,8 @@ pub(crate) struct Common {
     pub kad: Option<KadMode>,
     /// `--mdns` (listen, dial): mDNS discovery, printing `discovered` events.
     pub mdns: bool,
+    /// `--metrics IP:PORT` (listen, dial): serve Prometheus metrics there.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Default for Common {
@@ -118,6 +120,7 @@ impl Default for Common {
             dns_server: None,
             kad: None,
             mdns: false,
+            metrics: None,
         }
     }
 }
@@ -232,6 +235,9 @@ options (any command):
                                kad-find-providers KEY
   --mdns                       (listen, dial) discover peers on the local network with mDNS
                                and print a `discovered` event per new peer
+  --metrics IP:PORT            (listen, dial) serve Prometheus metrics at
+                               http://IP:PORT/metrics (port 0 picks one; listen's
+                               `listening` event and dial's `metrics` event name the URL)
   -v, -vv                      logs on stderr (RUST_LOG works too)
 ";
 
@@ -322,6 +328,13 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--cert" => common.cert = Some(PathBuf::from(value("a path")?)),
             "--cert-key" => common.cert_key = Some(PathBuf::from(value("a path")?)),
             "--insecure-ws-cert" => common.insecure_ws_cert = true,
+            "--metrics" => {
+                let text = value("an IP:PORT")?;
+                common.metrics = Some(
+                    text.parse()
+                        .map_err(|_| usage(format!("{arg} needs an IP:PORT, got `{text}`")))?,
+                );
+            }
             "--dns-server" => {
                 let text = value("an IP:PORT")?;
                 common.dns_server = Some(
@@ -399,6 +412,11 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
         ));
     }
     common.mdns = raw.mdns;
+    if common.metrics.is_some() && !matches!(name, "listen" | "dial") {
+        return Err(usage(format!(
+            "option --metrics does not apply to `{name}`"
+        )));
+    }
     let command = raw.into_command(name)?;
     if common.timeout.is_none() && matches!(command, Command::Dial { .. } | Command::Perf { .. }) {
         common.timeout = Some(DEFAULT_DIAL_TIMEOUT);
@@ -669,6 +687,33 @@ mod tests {
         assert_eq!(common.cert_key, Some(PathBuf::from("k.pem")));
         assert!(common.insecure_ws_cert);
         assert_eq!(common.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+    }
+
+    #[test]
+    fn metrics_takes_an_address_on_listen_and_dial_only() {
+        let (_, common) = p(&[
+            "listen",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/0",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        assert_eq!(common.metrics, Some("127.0.0.1:0".parse().unwrap()));
+        let err = p(&["listen", "--metrics", "localhost:9100"]).unwrap_err();
+        assert!(err.0.contains("needs an IP:PORT"), "{err}");
+        let err = p(&[
+            "perf",
+            "--metrics",
+            "127.0.0.1:0",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/1",
+        ])
+        .unwrap_err();
+        assert!(
+            err.0.contains("--metrics does not apply to `perf`"),
+            "{err}"
+        );
     }
 
     #[test]

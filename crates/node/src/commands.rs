@@ -136,13 +136,21 @@ pub(crate) async fn listen(
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     }
     let me = host.local_peer_id();
+    let metrics = match common.metrics {
+        Some(addr) => Some(services.serve_metrics(&host, addr)?),
+        None => None,
+    };
     // `listening` is the first event (the contract); the lifecycle stream starts with the
     // connections that already exist, so a bootstrap connection made meanwhile still prints.
-    out.emit(&json!({
+    let mut listening = json!({
         "event": "listening",
         "peer_id": me.to_string(),
         "addrs": host.listen_addrs().iter().map(|a| lp2p::core::addr::with_peer_id(a, me).to_string()).collect::<Vec<_>>(),
-    }));
+    });
+    if let Some(server) = &metrics {
+        listening["metrics"] = json!(format!("http://{}/metrics", server.local_addr()));
+    }
+    out.emit(&listening);
     print_connection_events(&host, out, true);
     let mdns = if common.mdns {
         Some(crate::discovery::start(&host, out)?)
@@ -270,6 +278,16 @@ pub(crate) async fn dial(
     let Node { host, services } = node::start(common, key, &[], &[]).await?;
     if common.mdns {
         crate::discovery::start(&host, out)?;
+    }
+    let metrics = match common.metrics {
+        Some(addr) => Some(services.serve_metrics(&host, addr)?),
+        None => None,
+    };
+    if let Some(server) = &metrics {
+        out.emit(&json!({
+            "event": "metrics",
+            "url": format!("http://{}/metrics", server.local_addr()),
+        }));
     }
     let result = dial_actions(&host, &services, out, addr, peer, &actions).await;
     host.close().await;

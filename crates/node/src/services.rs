@@ -56,6 +56,23 @@ pub(crate) struct Services {
 }
 
 impl Services {
+    /// Metrics of `host` and of these services, served at `addr` (`--metrics`). The server
+    /// stops when dropped or when the host closes.
+    pub(crate) fn serve_metrics(
+        &self,
+        host: &Host,
+        addr: std::net::SocketAddr,
+    ) -> Result<lp2p::metrics::MetricsServer, String> {
+        let metrics = lp2p::metrics::Metrics::new(host);
+        if let Some(identify) = &self.identify {
+            metrics.add_identify(identify);
+        }
+        if let Some(pubsub) = &self.pubsub {
+            metrics.add_pubsub(pubsub);
+        }
+        metrics.serve(addr).map_err(|e| format!("--metrics: {e}"))
+    }
+
     /// Starts ping, and unless `bare`, identify and gossipsub on `host`.
     pub(crate) fn start(host: &Host, bare: bool) -> Result<Services, String> {
         let ping = Ping::new(host, PingConfig::default());

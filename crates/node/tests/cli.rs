@@ -272,6 +272,119 @@ fn dial_pings_echoes_and_identifies() {
     assert!(!rest.iter().any(|e| e["event"] == "error"), "{rest:?}");
 }
 
+/// One blocking HTTP GET of `url` (`http://IP:PORT/PATH`); the whole response.
+fn http_get(url: &str) -> String {
+    use std::io::Read;
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect to the metrics port");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    response
+}
+
+/// The value of the first sample line of `text` that starts with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn listen_serves_metrics_that_a_scrape_reads() {
+    let mut child = Command::new(NODE)
+        .args([
+            "listen",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--timeout",
+            "120",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn lp2p-node");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let stdin = child.stdin.take();
+    let mut node = Running {
+        child,
+        stdout,
+        stdin,
+    };
+    let listening = node.next_event();
+    assert_eq!(listening["event"], "listening", "{listening}");
+    let url = listening["metrics"]
+        .as_str()
+        .expect("a metrics URL")
+        .to_owned();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"),
+        "{url}"
+    );
+    let addr = listening["addrs"][0]
+        .as_str()
+        .expect("an address")
+        .to_owned();
+    let output = dial(&addr, &["--ping", "2", "--echo", "metrics"]);
+    assert!(output.status.success(), "{:?}", events_of(&output));
+
+    // The listener counts what the dialer did; its connection may still be closing.
+    let mut body = String::new();
+    for _ in 0..600 {
+        let response = http_get(&url);
+        let (head, rest) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body = rest.to_owned();
+        if sample(
+            &body,
+            "lp2p_connections_closed_total{direction=\"in\",transport=\"tcp\",reason=\"remote\"}",
+        ) == Some(1.0)
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for (prefix, at_least) in [
+        (
+            "lp2p_connections_opened_total{direction=\"in\",transport=\"tcp\"}",
+            1.0,
+        ),
+        (
+            "lp2p_connections_closed_total{direction=\"in\",transport=\"tcp\",reason=\"remote\"}",
+            1.0,
+        ),
+        (
+            "lp2p_protocol_streams_total{protocol=\"/ipfs/ping/1.0.0\",direction=\"in\"}",
+            1.0,
+        ),
+        (
+            "lp2p_protocol_bytes_total{protocol=\"/echo/1.0.0\",direction=\"in\"}",
+            7.0,
+        ),
+        (
+            "lp2p_protocol_bytes_total{protocol=\"/echo/1.0.0\",direction=\"out\"}",
+            7.0,
+        ),
+        ("lp2p_identify_applied_total", 1.0),
+        ("lp2p_pubsub_rpcs_total{outcome=\"received\"}", 0.0),
+    ] {
+        let value = sample(&body, prefix).unwrap_or_else(|| panic!("no {prefix} in\n{body}"));
+        assert!(value >= at_least, "{prefix} = {value}\n{body}");
+    }
+    let (status, rest) = node.finish();
+    assert!(status.success(), "listener exit {status:?}: {rest:?}");
+}
+
 #[test]
 fn dial_over_plaintext_and_mplex() {
     let (_listener, addr) = listen(&["--security", "plaintext", "--muxer", "mplex", "--bare"]);

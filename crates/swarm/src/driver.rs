@@ -231,6 +231,7 @@ impl Shared {
             established_at: self.now(),
         });
         st.conns.insert(admitted.id, conn.clone());
+        st.totals.opened(direction, transport);
         self.lifecycle.established(&conn);
         (conn, admitted.num_established)
     }
@@ -430,6 +431,12 @@ impl Shared {
             st.conns.remove(&conn.id());
             let removed = st.core.connection_closed(conn.id(), now);
             if let Some(r) = &removed {
+                st.totals.closed(
+                    conn.direction(),
+                    conn.transport(),
+                    &reason,
+                    now.saturating_duration_since(conn.established_at()),
+                );
                 self.lifecycle.closed(conn, &reason, r.num_remaining);
             }
             removed

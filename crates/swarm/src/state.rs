@@ -21,6 +21,7 @@ use lp2p_peerstore::Peerstore;
 use crate::core::{AttemptId, DialId, PendingId, SwarmCore};
 use crate::gate::{ConnectionGate, Denied, GateStage};
 use crate::lifecycle::LifecycleBus;
+use crate::totals::Totals;
 use crate::{
     Connection, ConnectionEvents, ConnectionId, Direction, EventBus, Stage, SwarmConfig,
     SwarmError, SwarmEvent,
@@ -42,6 +43,7 @@ pub(crate) struct State {
     pub(crate) waiters: HashMap<DialId, Vec<DialWaiter>>,
     pub(crate) listeners: Vec<(Vec<Multiaddr>, AbortHandle)>,
     pub(crate) background: Vec<AbortHandle>,
+    pub(crate) totals: Totals,
 }
 
 /// Wakes the timer task when the core's next deadline may have moved.
@@ -251,6 +253,7 @@ impl Shared {
                     waiters: HashMap::new(),
                     listeners: Vec::new(),
                     background: Vec::new(),
+                    totals: Totals::default(),
                 }),
                 config: parts.config,
                 runtime: parts.runtime,

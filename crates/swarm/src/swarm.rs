@@ -15,8 +15,8 @@ use crate::gate::ConnectionGate;
 use crate::state::{InboundStreamHandler, Parts, Shared, SwarmStats};
 use crate::transports::{IntoTransport, TransportKind};
 use crate::{
-    Connection, ConnectionEvents, ConnectionId, EventStream, SwarmConfig, SwarmError, SwarmEvent,
-    UpgradeStack, Upgraded, config,
+    Connection, ConnectionEvents, ConnectionId, ConnectionTotals, EventStream, SwarmConfig,
+    SwarmError, SwarmEvent, UpgradeStack, Upgraded, config,
 };
 
 /// Builds a [`Swarm`]: at least one transport; byte-stream transports also need at least one
@@ -257,6 +257,12 @@ impl Swarm {
     /// Connections refused so far, by gate stage and by limit.
     pub fn stats(&self) -> SwarmStats {
         self.shared.stats.snapshot()
+    }
+
+    /// Connections opened and closed since the swarm started, per direction and transport,
+    /// with the lifetimes of the closed ones (every connection counts, however short).
+    pub fn connection_totals(&self) -> Vec<ConnectionTotals> {
+        self.shared.lock().totals.snapshot()
     }
 
     /// Sets what to do with streams remotes open, replacing the previous handler.

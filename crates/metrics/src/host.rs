@@ -1,0 +1,249 @@
+//! The host's figures, read when scraped: open connections, stream and byte counts per
+//! protocol, and what the swarm and the host refused.
+
+use std::collections::BTreeMap;
+
+use lp2p_host::{Host, WeakHost};
+use lp2p_swarm::{ConnectionTotals, LIFETIME_BUCKETS};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+
+use crate::labels::{Labels, counter, counters, gauge_value, gauges};
+
+/// Reads a host at each scrape; holds it weakly, so metrics never keep a host alive.
+#[derive(Debug)]
+pub(crate) struct HostCollector {
+    host: WeakHost,
+}
+
+impl HostCollector {
+    pub(crate) fn new(host: &Host) -> HostCollector {
+        HostCollector {
+            host: host.downgrade(),
+        }
+    }
+}
+
+impl Collector for HostCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(host) = self.host.upgrade() else {
+            return Ok(());
+        };
+        encode_connections(&host, &mut encoder)?;
+        encode_totals(&host, &mut encoder)?;
+        encode_traffic(&host, &mut encoder)?;
+        encode_refusals(&host, &mut encoder)
+    }
+}
+
+fn encode_connections(
+    host: &Host,
+    encoder: &mut DescriptorEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    let mut open: BTreeMap<[String; 5], usize> = BTreeMap::new();
+    let mut streams: BTreeMap<[String; 2], usize> = BTreeMap::new();
+    for conn in host.swarm().all_connections() {
+        let key = [
+            conn.direction().to_string(),
+            conn.transport().to_owned(),
+            conn.security_protocol().to_owned(),
+            conn.muxer_protocol().to_owned(),
+            conn.is_limited().to_string(),
+        ];
+        *open.entry(key).or_default() += 1;
+        *streams
+            .entry([conn.direction().to_string(), conn.transport().to_owned()])
+            .or_default() += conn.num_streams();
+    }
+    let open: Vec<(Labels, i64)> = open
+        .into_iter()
+        .map(|([direction, transport, security, muxer, limited], n)| {
+            (
+                vec![
+                    ("direction", direction),
+                    ("transport", transport),
+                    ("security", security),
+                    ("muxer", muxer),
+                    ("limited", limited),
+                ],
+                gauge_value(n),
+            )
+        })
+        .collect();
+    gauges(
+        encoder,
+        "connections",
+        "Connections open now, by who dialed, transport, security, muxer and whether limited",
+        &open,
+    )?;
+    let streams: Vec<(Labels, i64)> = streams
+        .into_iter()
+        .map(|([direction, transport], n)| {
+            (
+                vec![("direction", direction), ("transport", transport)],
+                gauge_value(n),
+            )
+        })
+        .collect();
+    gauges(
+        encoder,
+        "connection_streams",
+        "Streams open now on open connections, by the connection's direction and transport",
+        &streams,
+    )
+}
+
+fn encode_totals(host: &Host, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+    let totals = host.swarm().connection_totals();
+    let base = |t: &ConnectionTotals| -> Labels {
+        vec![
+            ("direction", t.direction.to_string()),
+            ("transport", t.transport.to_owned()),
+        ]
+    };
+    let opened: Vec<(Labels, u64)> = totals.iter().map(|t| (base(t), t.opened)).collect();
+    counters(
+        encoder,
+        "connections_opened",
+        "Connections established, by who dialed and transport",
+        &opened,
+    )?;
+    let mut closed = Vec::with_capacity(totals.len() * 3);
+    for t in &totals {
+        for (reason, n) in [
+            ("local", t.closed_local),
+            ("idle", t.closed_idle),
+            ("remote", t.closed_remote),
+        ] {
+            let mut labels = base(t);
+            labels.push(("reason", reason.to_owned()));
+            closed.push((labels, n));
+        }
+    }
+    counters(
+        encoder,
+        "connections_closed",
+        "Connections closed, by who dialed, transport and reason (local, idle, remote)",
+        &closed,
+    )?;
+    let mut metric = encoder.encode_descriptor(
+        "connection_lifetime_seconds",
+        "How long closed connections were open, by who dialed and transport",
+        None,
+        MetricType::Histogram,
+    )?;
+    for t in &totals {
+        let buckets: Vec<(f64, u64)> = LIFETIME_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::MAX))
+            .zip(t.lifetimes.iter().copied())
+            .collect();
+        let count = t.lifetimes.iter().fold(0u64, |a, n| a.saturating_add(*n));
+        let labels = base(t);
+        metric
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(t.lifetime_sum.as_secs_f64(), count, &buckets, None)?;
+    }
+    Ok(())
+}
+
+fn encode_traffic(host: &Host, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+    let traffic = host.protocol_traffic();
+    let mut streams = Vec::with_capacity(traffic.len() * 2);
+    let mut bytes = Vec::with_capacity(traffic.len() * 2);
+    for t in traffic {
+        let protocol = t.protocol.as_str().to_owned();
+        let label = |direction: &str| -> Labels {
+            vec![
+                ("protocol", protocol.clone()),
+                ("direction", direction.to_owned()),
+            ]
+        };
+        streams.push((label("in"), t.inbound_streams));
+        streams.push((label("out"), t.outbound_streams));
+        bytes.push((label("in"), t.bytes_read));
+        bytes.push((label("out"), t.bytes_written));
+    }
+    counters(
+        encoder,
+        "protocol_streams",
+        "Streams that agreed on a protocol (inbound under the handler's registered name)",
+        &streams,
+    )?;
+    counters(
+        encoder,
+        "protocol_bytes",
+        "Payload bytes read (in) and written (out) on streams of a protocol",
+        &bytes,
+    )
+}
+
+fn encode_refusals(
+    host: &Host,
+    encoder: &mut DescriptorEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    let swarm = host.swarm().stats();
+    let denied: Vec<(Labels, u64)> = [
+        ("dial", swarm.denied_dial),
+        ("accept", swarm.denied_accept),
+        ("secured", swarm.denied_secured),
+        ("upgraded", swarm.denied_upgraded),
+    ]
+    .into_iter()
+    .map(|(stage, n)| (vec![("stage", stage.to_owned())], n))
+    .collect();
+    counters(
+        encoder,
+        "gate_denied",
+        "Connections or dials a connection gate refused, by stage",
+        &denied,
+    )?;
+    let refused: Vec<(Labels, u64)> = [
+        ("in", swarm.refused_inbound),
+        ("out", swarm.refused_outbound),
+    ]
+    .into_iter()
+    .map(|(direction, n)| (vec![("direction", direction.to_owned())], n))
+    .collect();
+    counters(
+        encoder,
+        "connections_refused",
+        "Connections a swarm limit refused (see the log for which limit)",
+        &refused,
+    )?;
+    let stats = host.stats();
+    let streams_refused: Vec<(Labels, u64)> = [
+        ("negotiating_all_peers", stats.refused_negotiating),
+        ("negotiating_per_peer", stats.refused_negotiating_peer),
+        ("handler_busy", stats.refused_busy),
+    ]
+    .into_iter()
+    .map(|(limit, n)| (vec![("limit", limit.to_owned())], n))
+    .collect();
+    counters(
+        encoder,
+        "streams_refused",
+        "Inbound streams reset by a host limit, by limit",
+        &streams_refused,
+    )?;
+    counter(
+        encoder,
+        "stream_negotiations_failed",
+        "Inbound streams whose protocol negotiation failed or timed out",
+        stats.failed_negotiation,
+    )?;
+    counter(
+        encoder,
+        "handler_panics",
+        "Stream handlers that panicked (caught; the stream was dropped)",
+        stats.handler_panics,
+    )?;
+    gauges(
+        encoder,
+        "streams_negotiating",
+        "Inbound streams negotiating their protocol now",
+        &[(Vec::new(), gauge_value(stats.negotiating))],
+    )
+}

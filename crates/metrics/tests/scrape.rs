@@ -1,0 +1,234 @@
+//! Two hosts over TCP on 127.0.0.1: what they did shows up in a scrape of the endpoint.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::time::Duration;
+
+use async_io::Async;
+use futures::{AsyncReadExt, AsyncWriteExt};
+use lp2p_core::runtime::block_on;
+use lp2p_host::{Host, HostStream};
+use lp2p_metrics::Metrics;
+use lp2p_noise::Noise;
+use lp2p_tcp::TcpTransport;
+use lp2p_yamux::Yamux;
+
+async fn host(listen: bool) -> Host {
+    let mut b = Host::builder()
+        .transport(TcpTransport::default())
+        .security(Noise::new())
+        .muxer(Yamux::default());
+    if listen {
+        b = b.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap());
+    }
+    b.build().await.unwrap()
+}
+
+async fn echo(mut stream: HostStream) {
+    let mut buf = Vec::new();
+    if stream.read_to_end(&mut buf).await.is_ok() {
+        let _ = stream.write_all(&buf).await;
+        let _ = stream.close().await;
+    }
+}
+
+/// One HTTP request; the whole response (head and body).
+async fn get(addr: SocketAddr, request: &str) -> String {
+    let mut stream = Async::<StdTcpStream>::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+/// The value of the sample line that starts with `prefix` (name and labels).
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn wait_for(metrics: &Metrics, prefix: &str, value: f64) -> String {
+    for _ in 0..600 {
+        let text = metrics.encode();
+        if sample(&text, prefix) == Some(value) {
+            return text;
+        }
+        async_io::Timer::after(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{prefix} never reached {value}; last scrape:\n{}",
+        metrics.encode()
+    );
+}
+
+#[test]
+fn a_scrape_shows_connections_streams_bytes_and_closes() {
+    block_on(async {
+        let server = host(true).await;
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let client = host(false).await;
+        let metrics = Metrics::new(&client);
+        let endpoint = metrics.serve("127.0.0.1:0".parse().unwrap()).unwrap();
+        let peer = server.local_peer_id();
+        let conn = client.connect(peer, server.listen_addrs()).await.unwrap();
+        for _ in 0..2 {
+            let mut s = client.new_stream(&peer, ["/echo/1.0.0"]).await.unwrap();
+            s.write_all(b"hello").await.unwrap();
+            s.close().await.unwrap();
+            let mut back = Vec::new();
+            s.read_to_end(&mut back).await.unwrap();
+            assert_eq!(back, b"hello");
+        }
+        wait_for(
+            &metrics,
+            "lp2p_connections_opened_total{direction=\"out\",transport=\"tcp\"}",
+            1.0,
+        )
+        .await;
+
+        let response = get(
+            endpoint.local_addr(),
+            "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n",
+        )
+        .await;
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+        assert_eq!(
+            sample(
+                body,
+                "lp2p_connections{direction=\"out\",transport=\"tcp\",security=\"/noise\",muxer=\"/yamux/1.0.0\",limited=\"false\"}"
+            ),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(
+            sample(
+                body,
+                "lp2p_protocol_streams_total{protocol=\"/echo/1.0.0\",direction=\"out\"}"
+            ),
+            Some(2.0),
+            "{body}"
+        );
+        assert_eq!(
+            sample(
+                body,
+                "lp2p_protocol_bytes_total{protocol=\"/echo/1.0.0\",direction=\"out\"}"
+            ),
+            Some(10.0),
+            "{body}"
+        );
+        assert_eq!(
+            sample(
+                body,
+                "lp2p_protocol_bytes_total{protocol=\"/echo/1.0.0\",direction=\"in\"}"
+            ),
+            Some(10.0),
+            "{body}"
+        );
+        assert_eq!(sample(body, "lp2p_streams_negotiating"), Some(0.0));
+        // Bounded labels: no peer id, no address.
+        assert!(!body.contains(&peer.to_string()));
+        assert!(!body.contains("127.0.0.1"));
+
+        // Closing shows up as a close with its reason and one lifetime observation.
+        conn.close().await;
+        let text = wait_for(
+            &metrics,
+            "lp2p_connections_closed_total{direction=\"out\",transport=\"tcp\",reason=\"local\"}",
+            1.0,
+        )
+        .await;
+        assert_eq!(
+            sample(
+                &text,
+                "lp2p_connection_lifetime_seconds_count{direction=\"out\",transport=\"tcp\"}"
+            ),
+            Some(1.0),
+            "{text}"
+        );
+
+        // Anything but GET /metrics gets a short error, and a huge head is refused.
+        let not_found = get(endpoint.local_addr(), "GET / HTTP/1.1\r\n\r\n").await;
+        assert!(not_found.starts_with("HTTP/1.1 404"), "{not_found}");
+        let post = get(endpoint.local_addr(), "POST /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+        let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+        let mut stream = Async::<StdTcpStream>::connect(endpoint.local_addr())
+            .await
+            .unwrap();
+        // The server may stop reading and answer before all of it is written.
+        let _ = stream.write_all(huge.as_bytes()).await;
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response).await;
+        assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+
+        drop(endpoint);
+        client.close().await;
+        server.close().await;
+    });
+}
+
+/// Every metric the Grafana dashboard in docs/ queries exists (the dashboard is not allowed
+/// to drift from the code).
+#[test]
+fn the_dashboard_queries_only_metrics_that_exist() {
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/grafana/lp2p.json"
+    ))
+    .expect("docs/grafana/lp2p.json");
+    let text = block_on(async {
+        let server = host(true).await;
+        let host = host(false).await;
+        let metrics = Metrics::new(&host);
+        // One connection opened and closed, so the event-fed families have samples.
+        let conn = host
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap();
+        conn.close().await;
+        wait_for(
+            &metrics,
+            "lp2p_connections_closed_total{direction=\"out\",transport=\"tcp\",reason=\"local\"}",
+            1.0,
+        )
+        .await;
+        let identify =
+            lp2p_identify::Identify::new(&host, lp2p_identify::IdentifyConfig::default());
+        let pubsub = lp2p_pubsub::PubSub::gossipsub(&host, lp2p_pubsub::Config::default()).unwrap();
+        let _subscription = pubsub.subscribe("t").unwrap();
+        metrics.add_identify(&identify);
+        metrics.add_pubsub(&pubsub);
+        let text = metrics.encode();
+        host.close().await;
+        server.close().await;
+        text
+    });
+    let mut checked = 0;
+    for (i, _) in dashboard.match_indices("lp2p_") {
+        let name: String = dashboard[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if name == "lp2p_" || dashboard[i + name.len()..].starts_with(".*") {
+            continue; // a regular expression over names, not a name
+        }
+        let base = name
+            .strip_suffix("_bucket")
+            .unwrap_or(&name)
+            .trim_end_matches("_total");
+        assert!(
+            text.contains(base),
+            "the dashboard queries {name}, which lp2p does not export:\n{text}"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked > 10,
+        "only {checked} metric names found in the dashboard"
+    );
+}

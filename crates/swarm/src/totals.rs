@@ -1,0 +1,141 @@
+//! Connections opened and closed since the swarm started, per direction and transport, with
+//! how long the closed ones lived: counted where connections enter and leave the table, so
+//! every connection counts, however short (for monitoring, e.g. lp2p-metrics).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::{CloseReason, Direction};
+
+/// Upper bounds, in seconds, of the lifetime buckets: 0.1 s (a refused or failed upgrade, a
+/// one-shot dial) to 1.8 h (a long-lived peer), each four times the one before; longer lives
+/// fall in a last, unbounded bucket.
+pub const LIFETIME_BUCKETS: [f64; 9] = [0.1, 0.4, 1.6, 6.4, 25.6, 102.4, 409.6, 1638.4, 6553.6];
+
+/// The totals of one direction and transport.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionTotals {
+    /// Who dialed.
+    pub direction: Direction,
+    /// The transport's name (`tcp`, `quic`, ...).
+    pub transport: &'static str,
+    /// Connections that entered the table.
+    pub opened: u64,
+    /// Closed by us.
+    pub closed_local: u64,
+    /// Closed for having no stream for the idle timeout.
+    pub closed_idle: u64,
+    /// Closed by the remote, or failed.
+    pub closed_remote: u64,
+    /// Closed connections per lifetime bucket ([`LIFETIME_BUCKETS`], then one for longer):
+    /// counts per bucket, not cumulative.
+    pub lifetimes: [u64; LIFETIME_BUCKETS.len() + 1],
+    /// The lifetimes of the closed connections added up.
+    pub lifetime_sum: Duration,
+}
+
+impl ConnectionTotals {
+    fn new(direction: Direction, transport: &'static str) -> ConnectionTotals {
+        ConnectionTotals {
+            direction,
+            transport,
+            opened: 0,
+            closed_local: 0,
+            closed_idle: 0,
+            closed_remote: 0,
+            lifetimes: [0; LIFETIME_BUCKETS.len() + 1],
+            lifetime_sum: Duration::ZERO,
+        }
+    }
+}
+
+/// The table of totals (at most two directions times the swarm's transports).
+#[derive(Debug, Default)]
+pub(crate) struct Totals {
+    map: BTreeMap<(bool, &'static str), ConnectionTotals>,
+}
+
+impl Totals {
+    fn entry(&mut self, direction: Direction, transport: &'static str) -> &mut ConnectionTotals {
+        self.map
+            .entry((direction == Direction::Inbound, transport))
+            .or_insert_with(|| ConnectionTotals::new(direction, transport))
+    }
+
+    pub(crate) fn opened(&mut self, direction: Direction, transport: &'static str) {
+        let t = self.entry(direction, transport);
+        t.opened = t.opened.saturating_add(1);
+    }
+
+    pub(crate) fn closed(
+        &mut self,
+        direction: Direction,
+        transport: &'static str,
+        reason: &CloseReason,
+        lived: Duration,
+    ) {
+        let t = self.entry(direction, transport);
+        let counter = match reason {
+            CloseReason::Local => &mut t.closed_local,
+            CloseReason::Idle => &mut t.closed_idle,
+            CloseReason::Remote(_) => &mut t.closed_remote,
+        };
+        *counter = counter.saturating_add(1);
+        let secs = lived.as_secs_f64();
+        let bucket = LIFETIME_BUCKETS
+            .iter()
+            .position(|bound| secs <= *bound)
+            .unwrap_or(LIFETIME_BUCKETS.len());
+        if let Some(n) = t.lifetimes.get_mut(bucket) {
+            *n = n.saturating_add(1);
+        }
+        t.lifetime_sum = t.lifetime_sum.saturating_add(lived);
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<ConnectionTotals> {
+        self.map.values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_closes_and_lifetimes_are_counted_per_direction_and_transport() {
+        let mut totals = Totals::default();
+        totals.opened(Direction::Outbound, "tcp");
+        totals.opened(Direction::Outbound, "tcp");
+        totals.opened(Direction::Inbound, "quic");
+        totals.closed(
+            Direction::Outbound,
+            "tcp",
+            &CloseReason::Local,
+            Duration::from_millis(50),
+        );
+        totals.closed(
+            Direction::Outbound,
+            "tcp",
+            &CloseReason::Remote("reset".into()),
+            Duration::from_secs(100_000),
+        );
+        let snapshot = totals.snapshot();
+        assert_eq!(snapshot.len(), 2);
+        let tcp = snapshot
+            .iter()
+            .find(|t| t.transport == "tcp")
+            .expect("tcp totals");
+        assert_eq!(
+            (
+                tcp.opened,
+                tcp.closed_local,
+                tcp.closed_idle,
+                tcp.closed_remote
+            ),
+            (2, 1, 0, 1)
+        );
+        assert_eq!(tcp.lifetimes[0], 1);
+        assert_eq!(tcp.lifetimes[LIFETIME_BUCKETS.len()], 1);
+        assert_eq!(tcp.lifetime_sum, Duration::from_millis(100_000_050));
+    }
+}
