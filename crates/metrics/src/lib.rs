@@ -8,8 +8,9 @@
 //!   inbound streams count under the name their handler was registered with;
 //! - refusals: the swarm's gates and limits, the host's negotiation slots and handler limits,
 //!   failed negotiations, handler panics, and streams negotiating right now;
-//! - identify (feature `identify`) and pubsub (feature `pubsub`): their counters, and pubsub's
-//!   mesh and topic peer counts per subscribed topic.
+//! - identify (feature `identify`), ping (feature `ping`: outcomes and round-trip times) and
+//!   pubsub (feature `pubsub`): their counters, and pubsub's mesh and topic peer counts per
+//!   subscribed topic.
 //!
 //! Labels are bounded by construction: no peer id or address is ever a label; protocols are
 //! the host's bounded protocol names ([`lp2p_host::MAX_TRAFFIC_PROTOCOLS`]); topics are the
@@ -38,6 +39,8 @@ mod http;
 #[cfg(feature = "identify")]
 mod identify;
 mod labels;
+#[cfg(feature = "ping")]
+mod ping;
 #[cfg(feature = "pubsub")]
 mod pubsub;
 pub mod request;
@@ -84,6 +87,14 @@ impl Metrics {
     pub fn add_identify(&self, identify: &lp2p_identify::Identify) {
         self.with_registry(|r| {
             r.register_collector(Box::new(identify::IdentifyCollector::new(identify)));
+        });
+    }
+
+    /// Adds the ping service's outcomes and round-trip times.
+    #[cfg(feature = "ping")]
+    pub fn add_ping(&self, ping: &lp2p_ping::Ping) {
+        self.with_registry(|r| {
+            r.register_collector(Box::new(ping::PingCollector::new(ping)));
         });
     }
 

@@ -201,6 +201,8 @@ fn the_dashboard_queries_only_metrics_that_exist() {
             lp2p_identify::Identify::new(&host, lp2p_identify::IdentifyConfig::default());
         let pubsub = lp2p_pubsub::PubSub::gossipsub(&host, lp2p_pubsub::Config::default()).unwrap();
         let _subscription = pubsub.subscribe("t").unwrap();
+        let ping = lp2p_ping::Ping::new(&host, lp2p_ping::PingConfig::default());
+        metrics.add_ping(&ping);
         metrics.add_identify(&identify);
         metrics.add_pubsub(&pubsub);
         let text = metrics.encode();

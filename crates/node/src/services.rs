@@ -64,6 +64,7 @@ impl Services {
         addr: std::net::SocketAddr,
     ) -> Result<lp2p::metrics::MetricsServer, String> {
         let metrics = lp2p::metrics::Metrics::new(host);
+        metrics.add_ping(&self.ping);
         if let Some(identify) = &self.identify {
             metrics.add_identify(identify);
         }
