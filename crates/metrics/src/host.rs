@@ -136,6 +136,21 @@ fn encode_totals(host: &Host, encoder: &mut DescriptorEncoder<'_>) -> Result<(),
     for t in &totals {
         histogram(metric.encode_family(&base(t))?, &t.lifetimes)?;
     }
+    let mut metric = encoder.encode_descriptor(
+        "handshake_seconds",
+        "How long connection attempts took to become connections (ok) or to fail, by who \
+         dialed, transport and outcome: outbound per address dialed (connect, security, \
+         muxer), inbound from admission",
+        None,
+        MetricType::Histogram,
+    )?;
+    for t in &totals {
+        for (outcome, h) in [("ok", &t.handshakes_ok), ("failed", &t.handshakes_failed)] {
+            let mut labels = base(t);
+            labels.push(("outcome", outcome.to_owned()));
+            histogram(metric.encode_family(&labels)?, h)?;
+        }
+    }
     Ok(())
 }
 

@@ -130,6 +130,14 @@ fn a_scrape_shows_connections_streams_bytes_and_closes() {
             "{body}"
         );
         assert_eq!(sample(body, "lp2p_streams_negotiating"), Some(0.0));
+        assert_eq!(
+            sample(
+                body,
+                "lp2p_handshake_seconds_count{direction=\"out\",transport=\"tcp\",outcome=\"ok\"}"
+            ),
+            Some(1.0),
+            "{body}"
+        );
         // Bounded labels: no peer id, no address.
         assert!(!body.contains(&peer.to_string()));
         assert!(!body.contains("127.0.0.1"));

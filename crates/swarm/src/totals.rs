@@ -14,6 +14,12 @@ use crate::{CloseReason, Direction};
 /// fall in a last, unbounded bucket.
 pub static LIFETIME_BUCKETS: [f64; 9] = [0.1, 0.4, 1.6, 6.4, 25.6, 102.4, 409.6, 1638.4, 6553.6];
 
+/// Upper bounds, in seconds, of the handshake-duration buckets: 1 ms (loopback) to 10 s
+/// (a slow path near the upgrade timeout).
+pub static HANDSHAKE_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// The totals of one direction and transport.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionTotals {
@@ -31,6 +37,13 @@ pub struct ConnectionTotals {
     pub closed_remote: u64,
     /// The lifetimes of the closed connections, in seconds, over [`LIFETIME_BUCKETS`].
     pub lifetimes: Histogram,
+    /// How long attempts that became connections took, in seconds, over
+    /// [`HANDSHAKE_BUCKETS`]: outbound from the start of the dial of one address (transport
+    /// connect, security and muxer), inbound from the attempt's admission.
+    pub handshakes_ok: Histogram,
+    /// The same for attempts that failed (cancelled ones, e.g. the losers of a parallel dial,
+    /// are not counted).
+    pub handshakes_failed: Histogram,
 }
 
 impl ConnectionTotals {
@@ -43,6 +56,8 @@ impl ConnectionTotals {
             closed_idle: 0,
             closed_remote: 0,
             lifetimes: Histogram::new(&LIFETIME_BUCKETS),
+            handshakes_ok: Histogram::new(&HANDSHAKE_BUCKETS),
+            handshakes_failed: Histogram::new(&HANDSHAKE_BUCKETS),
         }
     }
 }
@@ -80,6 +95,22 @@ impl Totals {
         };
         *counter = counter.saturating_add(1);
         t.lifetimes.observe(lived.as_secs_f64());
+    }
+
+    pub(crate) fn handshake(
+        &mut self,
+        direction: Direction,
+        transport: &'static str,
+        succeeded: bool,
+        took: Duration,
+    ) {
+        let t = self.entry(direction, transport);
+        let histogram = if succeeded {
+            &mut t.handshakes_ok
+        } else {
+            &mut t.handshakes_failed
+        };
+        histogram.observe(took.as_secs_f64());
     }
 
     pub(crate) fn snapshot(&self) -> Vec<ConnectionTotals> {
@@ -128,5 +159,14 @@ mod tests {
         assert_eq!((counts[0], counts[LIFETIME_BUCKETS.len()]), (1, 1));
         assert_eq!(tcp.lifetimes.count(), 2);
         assert!((tcp.lifetimes.sum() - 100_000.05).abs() < 1e-6);
+        totals.handshake(Direction::Inbound, "quic", true, Duration::from_millis(2));
+        totals.handshake(Direction::Inbound, "quic", false, Duration::from_secs(30));
+        let quic = totals
+            .snapshot()
+            .into_iter()
+            .find(|t| t.transport == "quic")
+            .expect("quic totals");
+        assert_eq!(quic.handshakes_ok.counts()[1], 1);
+        assert_eq!(quic.handshakes_failed.counts()[HANDSHAKE_BUCKETS.len()], 1);
     }
 }
