@@ -211,6 +211,8 @@ fn the_dashboard_queries_only_metrics_that_exist() {
         let _subscription = pubsub.subscribe("t").unwrap();
         let ping = lp2p_ping::Ping::new(&host, lp2p_ping::PingConfig::default());
         metrics.add_ping(&ping);
+        let kad = lp2p_kad::Kademlia::new(&host, lp2p_kad::KadConfig::default()).unwrap();
+        metrics.add_kad(&kad);
         metrics.add_identify(&identify);
         metrics.add_pubsub(&pubsub);
         let text = metrics.encode();

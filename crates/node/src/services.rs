@@ -71,6 +71,9 @@ impl Services {
         if let Some(pubsub) = &self.pubsub {
             metrics.add_pubsub(pubsub);
         }
+        if let Some(kad) = &self.kad {
+            metrics.add_kad(kad);
+        }
         metrics.serve(addr).map_err(|e| format!("--metrics: {e}"))
     }
 
