@@ -17,6 +17,7 @@ use crate::error::KadError;
 use crate::event::{Counters, Event, Progress, QueryId, QueryResult, QueryStats, RequestId};
 use crate::key::Key;
 use crate::query::Lookup;
+use crate::query_totals::{QueryTotals, QueryTotalsTable};
 use crate::record::Record;
 use crate::routing::{Insert, RoutingTable};
 use crate::store::{ProviderStore, RecordStore};
@@ -134,6 +135,21 @@ enum Kind {
     Bootstrap,
 }
 
+impl Kind {
+    /// The kind's name in [`QueryTotals`](crate::QueryTotals).
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::FindPeer { .. } => "find_peer",
+            Kind::ClosestPeers { .. } => "closest_peers",
+            Kind::GetValue { .. } => "get_value",
+            Kind::PutValue { .. } => "put_value",
+            Kind::AddProvider { .. } => "provide",
+            Kind::GetProviders { .. } => "get_providers",
+            Kind::Bootstrap => "bootstrap",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Lookup,
@@ -189,6 +205,7 @@ pub struct KadCore {
     next_request: u64,
     bootstrapped: bool,
     counters: Counters,
+    query_totals: QueryTotalsTable,
     rng: SmallRng,
 }
 
@@ -232,6 +249,7 @@ impl KadCore {
             next_request: 0,
             bootstrapped: false,
             counters: Counters::default(),
+            query_totals: QueryTotalsTable::default(),
             rng: SmallRng::seed_from_u64(seed),
             config,
         };
@@ -299,6 +317,11 @@ impl KadCore {
     /// What was counted.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Finished queries per kind, with their durations.
+    pub fn query_totals(&self) -> Vec<QueryTotals> {
+        self.query_totals.snapshot()
     }
 
     /// Queries running.
@@ -1195,6 +1218,11 @@ impl KadCore {
         let (requests, successes, failures) = query.lookup.counts();
         let k = self.config.k;
         let mut rounds = query.lookup.rounds(k);
+        self.query_totals.finished(
+            query.kind.name(),
+            now.saturating_duration_since(query.started),
+            timed_out,
+        );
         let result = match query.kind {
             Kind::FindPeer {
                 found, found_round, ..

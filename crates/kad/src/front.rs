@@ -428,6 +428,16 @@ impl Kademlia {
         c
     }
 
+    /// Finished queries per kind, with their durations.
+    pub fn query_totals(&self) -> Vec<crate::QueryTotals> {
+        self.inner.lock().core.query_totals()
+    }
+
+    /// Peers in the routing table now.
+    pub fn routing_table_len(&self) -> usize {
+        self.inner.lock().core.routing_table().len()
+    }
+
     /// Records and provider records held.
     pub fn store_sizes(&self) -> (usize, usize) {
         let state = self.inner.lock();

@@ -184,6 +184,16 @@ fn the_query_timeout_ends_a_query_with_what_it_has() {
     let (result, stats) = finished(&events).unwrap();
     assert!(stats.timed_out);
     assert!(matches!(result, QueryResult::ClosestPeers(p) if p.len() == 1 && p[0].peer == a));
+    // Counted for monitoring: one closest-peers query, timed out after its 5 s (in the
+    // first bucket that holds 5 s).
+    let totals = core.query_totals();
+    let closest = totals.iter().find(|t| t.kind == "closest_peers").unwrap();
+    assert_eq!((closest.finished, closest.timed_out), (1, 1));
+    let bucket = lp2p_kad::QUERY_DURATION_BUCKETS
+        .iter()
+        .position(|b| *b >= 5.0)
+        .unwrap();
+    assert_eq!(closest.durations.counts()[bucket], 1);
 }
 
 /// Values are numbers; the larger wins.

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use lp2p_host::{Host, WeakHost};
-use lp2p_swarm::{ConnectionTotals, LIFETIME_BUCKETS};
+use lp2p_swarm::ConnectionTotals;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 
-use crate::labels::{Labels, counter, counters, gauge_value, gauges};
+use crate::labels::{Labels, counter, counters, gauge_value, gauges, histogram};
 
 /// Reads a host at each scrape; holds it weakly, so metrics never keep a host alive.
 #[derive(Debug)]
@@ -134,17 +134,22 @@ fn encode_totals(host: &Host, encoder: &mut DescriptorEncoder<'_>) -> Result<(),
         MetricType::Histogram,
     )?;
     for t in &totals {
-        let buckets: Vec<(f64, u64)> = LIFETIME_BUCKETS
-            .iter()
-            .copied()
-            .chain(std::iter::once(f64::MAX))
-            .zip(t.lifetimes.iter().copied())
-            .collect();
-        let count = t.lifetimes.iter().fold(0u64, |a, n| a.saturating_add(*n));
-        let labels = base(t);
-        metric
-            .encode_family(&labels)?
-            .encode_histogram::<NoLabelSet>(t.lifetime_sum.as_secs_f64(), count, &buckets, None)?;
+        histogram(metric.encode_family(&base(t))?, &t.lifetimes)?;
+    }
+    let mut metric = encoder.encode_descriptor(
+        "handshake_seconds",
+        "How long connection attempts took to become connections (ok) or to fail, by who \
+         dialed, transport and outcome: outbound per address dialed (connect, security, \
+         muxer), inbound from admission",
+        None,
+        MetricType::Histogram,
+    )?;
+    for t in &totals {
+        for (outcome, h) in [("ok", &t.handshakes_ok), ("failed", &t.handshakes_failed)] {
+            let mut labels = base(t);
+            labels.push(("outcome", outcome.to_owned()));
+            histogram(metric.encode_family(&labels)?, h)?;
+        }
     }
     Ok(())
 }

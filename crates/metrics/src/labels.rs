@@ -1,6 +1,7 @@
 //! Label sets and small encoding helpers shared by the collectors.
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use lp2p_core::Histogram;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -50,4 +51,19 @@ pub(crate) fn gauges(
 /// A count as a gauge value (saturating: a gauge is an i64).
 pub(crate) fn gauge_value(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Encodes one of the stack's own histograms (fixed bounds, counts per bucket).
+pub(crate) fn histogram(
+    mut metric: MetricEncoder<'_>,
+    histogram: &Histogram,
+) -> Result<(), std::fmt::Error> {
+    let buckets: Vec<(f64, u64)> = histogram
+        .bounds()
+        .iter()
+        .copied()
+        .chain(std::iter::once(f64::MAX))
+        .zip(histogram.counts().iter().copied())
+        .collect();
+    metric.encode_histogram::<NoLabelSet>(histogram.sum(), histogram.count(), &buckets, None)
 }

@@ -8,8 +8,10 @@
 //!   inbound streams count under the name their handler was registered with;
 //! - refusals: the swarm's gates and limits, the host's negotiation slots and handler limits,
 //!   failed negotiations, handler panics, and streams negotiating right now;
-//! - identify (feature `identify`) and pubsub (feature `pubsub`): their counters, and pubsub's
-//!   mesh and topic peer counts per subscribed topic.
+//! - identify (feature `identify`), ping (feature `ping`: outcomes and round-trip times),
+//!   pubsub (feature `pubsub`: its counters, mesh and topic peer counts per subscribed topic)
+//!   and Kademlia (feature `kad`: queries and their durations per kind, requests, refusals,
+//!   store and routing-table sizes).
 //!
 //! Labels are bounded by construction: no peer id or address is ever a label; protocols are
 //! the host's bounded protocol names ([`lp2p_host::MAX_TRAFFIC_PROTOCOLS`]); topics are the
@@ -37,7 +39,11 @@ mod host;
 mod http;
 #[cfg(feature = "identify")]
 mod identify;
+#[cfg(feature = "kad")]
+mod kad;
 mod labels;
+#[cfg(feature = "ping")]
+mod ping;
 #[cfg(feature = "pubsub")]
 mod pubsub;
 pub mod request;
@@ -84,6 +90,23 @@ impl Metrics {
     pub fn add_identify(&self, identify: &lp2p_identify::Identify) {
         self.with_registry(|r| {
             r.register_collector(Box::new(identify::IdentifyCollector::new(identify)));
+        });
+    }
+
+    /// Adds Kademlia's queries (counts and durations per kind), requests, refusals, store
+    /// sizes and routing-table size.
+    #[cfg(feature = "kad")]
+    pub fn add_kad(&self, kad: &lp2p_kad::Kademlia) {
+        self.with_registry(|r| {
+            r.register_collector(Box::new(kad::KadCollector::new(kad)));
+        });
+    }
+
+    /// Adds the ping service's outcomes and round-trip times.
+    #[cfg(feature = "ping")]
+    pub fn add_ping(&self, ping: &lp2p_ping::Ping) {
+        self.with_registry(|r| {
+            r.register_collector(Box::new(ping::PingCollector::new(ping)));
         });
     }
 

@@ -130,6 +130,14 @@ fn a_scrape_shows_connections_streams_bytes_and_closes() {
             "{body}"
         );
         assert_eq!(sample(body, "lp2p_streams_negotiating"), Some(0.0));
+        assert_eq!(
+            sample(
+                body,
+                "lp2p_handshake_seconds_count{direction=\"out\",transport=\"tcp\",outcome=\"ok\"}"
+            ),
+            Some(1.0),
+            "{body}"
+        );
         // Bounded labels: no peer id, no address.
         assert!(!body.contains(&peer.to_string()));
         assert!(!body.contains("127.0.0.1"));
@@ -201,6 +209,10 @@ fn the_dashboard_queries_only_metrics_that_exist() {
             lp2p_identify::Identify::new(&host, lp2p_identify::IdentifyConfig::default());
         let pubsub = lp2p_pubsub::PubSub::gossipsub(&host, lp2p_pubsub::Config::default()).unwrap();
         let _subscription = pubsub.subscribe("t").unwrap();
+        let ping = lp2p_ping::Ping::new(&host, lp2p_ping::PingConfig::default());
+        metrics.add_ping(&ping);
+        let kad = lp2p_kad::Kademlia::new(&host, lp2p_kad::KadConfig::default()).unwrap();
+        metrics.add_kad(&kad);
         metrics.add_identify(&identify);
         metrics.add_pubsub(&pubsub);
         let text = metrics.encode();

@@ -64,11 +64,15 @@ impl Services {
         addr: std::net::SocketAddr,
     ) -> Result<lp2p::metrics::MetricsServer, String> {
         let metrics = lp2p::metrics::Metrics::new(host);
+        metrics.add_ping(&self.ping);
         if let Some(identify) = &self.identify {
             metrics.add_identify(identify);
         }
         if let Some(pubsub) = &self.pubsub {
             metrics.add_pubsub(pubsub);
+        }
+        if let Some(kad) = &self.kad {
+            metrics.add_kad(kad);
         }
         metrics.serve(addr).map_err(|e| format!("--metrics: {e}"))
     }

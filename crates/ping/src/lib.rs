@@ -47,6 +47,7 @@
 
 mod config;
 mod error;
+mod stats;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -66,6 +67,7 @@ pub use config::{
     KeepAliveConfig, MAX_INBOUND_STREAMS_PER_PEER, PING_SIZE, PROTOCOL, PingConfig,
 };
 pub use error::PingError;
+pub use stats::{PingStats, RTT_BUCKETS};
 
 /// An inbound ping stream with no ping for this long is closed. rust-libp2p pings every 15 s
 /// on one long-lived stream, so a minute never cuts a live pinger off, while a stream opened
@@ -87,6 +89,7 @@ struct Shared {
     /// One outbound ping per peer at a time (the spec: a dialer keeps at most one outbound
     /// ping stream per peer); entries removed when nobody holds or waits for them.
     outbound: Mutex<HashMap<PeerId, Arc<futures::lock::Mutex<()>>>>,
+    stats: Mutex<PingStats>,
 }
 
 impl std::fmt::Debug for Ping {
@@ -112,6 +115,7 @@ impl Ping {
             config,
             inbound: Mutex::new(HashMap::new()),
             outbound: Mutex::new(HashMap::new()),
+            stats: Mutex::new(PingStats::default()),
         });
         let handler_shared = shared.clone();
         host.set_stream_handler(PROTOCOL, move |stream: HostStream| {
@@ -152,6 +156,15 @@ impl Ping {
     pub fn config(&self) -> &PingConfig {
         &self.shared.config
     }
+
+    /// What the outbound pings of this service measured so far.
+    pub fn stats(&self) -> PingStats {
+        self.shared
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl Shared {
@@ -168,13 +181,22 @@ impl Shared {
             let stream = open.await.map_err(|e| stream_error(peer, e))?;
             ping_stream(stream, &self.runtime).await
         };
-        match self.runtime.timeout(after, attempt).await {
+        let result = match self.runtime.timeout(after, attempt).await {
             Ok(result) => result,
             Err(_) => Err(PingError::Timeout {
                 peer: Box::new(peer),
                 after,
             }),
+        };
+        let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        match &result {
+            Ok(rtt) => {
+                stats.ok = stats.ok.saturating_add(1);
+                stats.rtt.observe(rtt.as_secs_f64());
+            }
+            Err(_) => stats.failed = stats.failed.saturating_add(1),
         }
+        result
     }
 
     async fn outbound_slot(self: &Arc<Self>, peer: PeerId) -> OutboundSlot {

@@ -43,6 +43,10 @@ fn ping_and_ping_on_measure_a_round_trip() {
             .await
             .unwrap();
         ping.ping_on(&conn).await.unwrap();
+        // Six answered pings, each counted with its round trip (zero: the first bucket).
+        let stats = ping.stats();
+        assert_eq!((stats.ok, stats.failed, stats.rtt.count()), (6, 0, 6));
+        assert_eq!(stats.rtt.counts()[0], 6);
         assert!(server.protocols().iter().any(|p| p == PROTOCOL));
         client.close().await;
         server.close().await;
@@ -104,6 +108,8 @@ fn wrong_bytes_back_are_a_mismatch() {
         let ping = Ping::new(&client, PingConfig::default());
         let err = ping.ping(&server.local_peer_id()).await.unwrap_err();
         assert!(matches!(err, PingError::Mismatch(p) if *p == server.local_peer_id()));
+        let stats = ping.stats();
+        assert_eq!((stats.ok, stats.failed, stats.rtt.count()), (0, 1, 0));
         // The connection is still usable.
         assert_eq!(client.connected_peers(), vec![server.local_peer_id()]);
         client.close().await;

@@ -2,6 +2,7 @@
 //! connection tasks, closes, redials), registers connections, and runs the timer task.
 
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use futures::future::{Either, select};
 use lp2p_core::{DialOpts, Established, Incoming, Multiaddr, Stream, addr};
@@ -136,6 +137,7 @@ impl Shared {
         };
         let weak = Arc::downgrade(self);
         let ctx = self.ctx.clone();
+        let started = self.now();
         let task = self.runtime.spawn(async move {
             let result = transport.dial(&ctx, &addr, opts).await;
             let Some(shared) = weak.upgrade() else {
@@ -144,27 +146,31 @@ impl Shared {
                 }
                 return;
             };
-            shared.attempt_done(attempt, &addr, transport.name(), result);
+            shared.attempt_done(attempt, &addr, (transport.name(), started), result);
         });
         // The task cannot have reported yet: reporting needs the lock this caller does not
         // hold, and `drain` runs outside it. If it already finished, the abort is a no-op.
         self.lock().attempts.insert(attempt, task.abort_handle());
     }
 
+    /// An outbound attempt (on `transport`, started at the instant given) ended.
     fn attempt_done(
         self: &Arc<Self>,
         attempt: AttemptId,
         addr: &Multiaddr,
-        transport: &'static str,
+        (transport, started): (&'static str, Instant),
         result: Result<Established, lp2p_core::Error>,
     ) {
         let now = self.now();
+        let took = now.saturating_duration_since(started);
         let result = result.and_then(|est| self.gate_upgraded(est, Direction::Outbound));
         match result {
             Ok(est) => {
                 let registered = {
                     let mut st = self.lock();
                     st.attempts.remove(&attempt);
+                    st.totals
+                        .handshake(Direction::Outbound, transport, true, took);
                     let admitted = st.core.attempt_succeeded(
                         attempt,
                         est.peer,
@@ -199,6 +205,8 @@ impl Shared {
                 {
                     let mut st = self.lock();
                     st.attempts.remove(&attempt);
+                    st.totals
+                        .handshake(Direction::Outbound, transport, false, took);
                     st.core
                         .attempt_failed(attempt, stage, Arc::new(err), at_fault, now);
                 }
@@ -316,7 +324,7 @@ impl Shared {
                 }
                 return;
             };
-            shared.inbound_done(pending, incoming.remote_addr, transport, result);
+            shared.inbound_done(pending, incoming.remote_addr, (transport, now), result);
         });
         self.lock()
             .inbound
@@ -324,20 +332,24 @@ impl Shared {
         self.drain();
     }
 
+    /// An inbound attempt (on `transport`, admitted at the instant given) ended.
     fn inbound_done(
         self: &Arc<Self>,
         pending: PendingId,
         remote_addr: Multiaddr,
-        transport: &'static str,
+        (transport, started): (&'static str, Instant),
         result: Result<Established, lp2p_core::Error>,
     ) {
         let now = self.now();
+        let took = now.saturating_duration_since(started);
         let result = result.and_then(|est| self.gate_upgraded(est, Direction::Inbound));
         let outcome = match result {
             Ok(est) => {
                 let registered = {
                     let mut st = self.lock();
                     st.inbound.remove(&pending);
+                    st.totals
+                        .handshake(Direction::Inbound, transport, true, took);
                     st.core
                         .inbound_established(
                             pending,
@@ -366,6 +378,8 @@ impl Shared {
             Err(err) => {
                 let mut st = self.lock();
                 st.inbound.remove(&pending);
+                st.totals
+                    .handshake(Direction::Inbound, transport, false, took);
                 st.core.inbound_failed(pending, now);
                 swarm_error(err)
             }

@@ -97,6 +97,6 @@ pub use lifecycle::{ConnectionEvent, ConnectionEvents};
 pub use lp2p_core::events::{EventBus, EventStream};
 pub use state::{InboundStreamHandler, SwarmStats};
 pub use swarm::{Swarm, SwarmBuilder};
-pub use totals::{ConnectionTotals, LIFETIME_BUCKETS};
+pub use totals::{ConnectionTotals, HANDSHAKE_BUCKETS, LIFETIME_BUCKETS};
 pub use transports::{EstablishedMarker, IntoTransport, RawMarker, TransportKind};
 pub use upgrade::{UpgradeStack, Upgraded};

@@ -5,12 +5,20 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use lp2p_core::Histogram;
+
 use crate::{CloseReason, Direction};
 
 /// Upper bounds, in seconds, of the lifetime buckets: 0.1 s (a refused or failed upgrade, a
 /// one-shot dial) to 1.8 h (a long-lived peer), each four times the one before; longer lives
 /// fall in a last, unbounded bucket.
-pub const LIFETIME_BUCKETS: [f64; 9] = [0.1, 0.4, 1.6, 6.4, 25.6, 102.4, 409.6, 1638.4, 6553.6];
+pub static LIFETIME_BUCKETS: [f64; 9] = [0.1, 0.4, 1.6, 6.4, 25.6, 102.4, 409.6, 1638.4, 6553.6];
+
+/// Upper bounds, in seconds, of the handshake-duration buckets: 1 ms (loopback) to 10 s
+/// (a slow path near the upgrade timeout).
+pub static HANDSHAKE_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// The totals of one direction and transport.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,11 +35,15 @@ pub struct ConnectionTotals {
     pub closed_idle: u64,
     /// Closed by the remote, or failed.
     pub closed_remote: u64,
-    /// Closed connections per lifetime bucket ([`LIFETIME_BUCKETS`], then one for longer):
-    /// counts per bucket, not cumulative.
-    pub lifetimes: [u64; LIFETIME_BUCKETS.len() + 1],
-    /// The lifetimes of the closed connections added up.
-    pub lifetime_sum: Duration,
+    /// The lifetimes of the closed connections, in seconds, over [`LIFETIME_BUCKETS`].
+    pub lifetimes: Histogram,
+    /// How long attempts that became connections took, in seconds, over
+    /// [`HANDSHAKE_BUCKETS`]: outbound from the start of the dial of one address (transport
+    /// connect, security and muxer), inbound from the attempt's admission.
+    pub handshakes_ok: Histogram,
+    /// The same for attempts that failed (cancelled ones, e.g. the losers of a parallel dial,
+    /// are not counted).
+    pub handshakes_failed: Histogram,
 }
 
 impl ConnectionTotals {
@@ -43,8 +55,9 @@ impl ConnectionTotals {
             closed_local: 0,
             closed_idle: 0,
             closed_remote: 0,
-            lifetimes: [0; LIFETIME_BUCKETS.len() + 1],
-            lifetime_sum: Duration::ZERO,
+            lifetimes: Histogram::new(&LIFETIME_BUCKETS),
+            handshakes_ok: Histogram::new(&HANDSHAKE_BUCKETS),
+            handshakes_failed: Histogram::new(&HANDSHAKE_BUCKETS),
         }
     }
 }
@@ -81,15 +94,23 @@ impl Totals {
             CloseReason::Remote(_) => &mut t.closed_remote,
         };
         *counter = counter.saturating_add(1);
-        let secs = lived.as_secs_f64();
-        let bucket = LIFETIME_BUCKETS
-            .iter()
-            .position(|bound| secs <= *bound)
-            .unwrap_or(LIFETIME_BUCKETS.len());
-        if let Some(n) = t.lifetimes.get_mut(bucket) {
-            *n = n.saturating_add(1);
-        }
-        t.lifetime_sum = t.lifetime_sum.saturating_add(lived);
+        t.lifetimes.observe(lived.as_secs_f64());
+    }
+
+    pub(crate) fn handshake(
+        &mut self,
+        direction: Direction,
+        transport: &'static str,
+        succeeded: bool,
+        took: Duration,
+    ) {
+        let t = self.entry(direction, transport);
+        let histogram = if succeeded {
+            &mut t.handshakes_ok
+        } else {
+            &mut t.handshakes_failed
+        };
+        histogram.observe(took.as_secs_f64());
     }
 
     pub(crate) fn snapshot(&self) -> Vec<ConnectionTotals> {
@@ -134,8 +155,18 @@ mod tests {
             ),
             (2, 1, 0, 1)
         );
-        assert_eq!(tcp.lifetimes[0], 1);
-        assert_eq!(tcp.lifetimes[LIFETIME_BUCKETS.len()], 1);
-        assert_eq!(tcp.lifetime_sum, Duration::from_millis(100_000_050));
+        let counts = tcp.lifetimes.counts();
+        assert_eq!((counts[0], counts[LIFETIME_BUCKETS.len()]), (1, 1));
+        assert_eq!(tcp.lifetimes.count(), 2);
+        assert!((tcp.lifetimes.sum() - 100_000.05).abs() < 1e-6);
+        totals.handshake(Direction::Inbound, "quic", true, Duration::from_millis(2));
+        totals.handshake(Direction::Inbound, "quic", false, Duration::from_secs(30));
+        let quic = totals
+            .snapshot()
+            .into_iter()
+            .find(|t| t.transport == "quic")
+            .expect("quic totals");
+        assert_eq!(quic.handshakes_ok.counts()[1], 1);
+        assert_eq!(quic.handshakes_failed.counts()[HANDSHAKE_BUCKETS.len()], 1);
     }
 }
