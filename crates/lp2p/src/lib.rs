@@ -21,6 +21,7 @@
 //! | `pubsub` | `pubsub`: floodsub and gossipsub | yes |
 //! | `kad` | `kad`: Kademlia DHT, `/ipfs/kad/1.0.0` | no |
 //! | `metrics` | `metrics`: Prometheus metrics and a `/metrics` endpoint | no |
+//! | `relay` | `relay`: circuit relay v2, the relay service and the `/p2p-circuit` client transport | no |
 //! | `request-response` (+ `json`, `cbor`) | `request_response`: generic request-response protocols and their codecs | no |
 //! | `async-std` / `smol` | the runtime | async-std |
 //!
@@ -96,6 +97,9 @@ pub use lp2p_ping as ping;
 pub use lp2p_ping::{Ping, PingConfig};
 #[cfg(feature = "pubsub")]
 pub use lp2p_pubsub as pubsub;
+/// Circuit relay v2 (feature `relay`).
+#[cfg(feature = "relay")]
+pub use lp2p_relay as relay;
 #[cfg(feature = "request-response")]
 pub use lp2p_request_response as request_response;
 

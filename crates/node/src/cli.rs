@@ -101,6 +101,8 @@ pub(crate) struct Common {
     pub mdns: bool,
     /// `--metrics IP:PORT` (listen, dial): serve Prometheus metrics there.
     pub metrics: Option<SocketAddr>,
+    /// `--relay-service` (listen, dial): serve circuit relay v2 (hop).
+    pub relay_service: bool,
 }
 
 impl Default for Common {
@@ -121,6 +123,7 @@ impl Default for Common {
             kad: None,
             mdns: false,
             metrics: None,
+            relay_service: false,
         }
     }
 }
@@ -136,6 +139,8 @@ pub(crate) enum Command {
         topics: Vec<String>,
         /// `--connect`.
         connect: Vec<Multiaddr>,
+        /// `--relay`: relays to reserve a slot on.
+        relays: Vec<Multiaddr>,
     },
     /// Connect to one peer and do things.
     Dial {
@@ -235,6 +240,10 @@ options (any command):
                                kad-find-providers KEY
   --mdns                       (listen, dial) discover peers on the local network with mDNS
                                and print a `discovered` event per new peer
+  --relay-service              (listen, dial) serve circuit relay v2 (hop) to other peers
+  --relay MULTIADDR/p2p/ID     (listen, repeatable) reserve a slot on that relay and print a
+                               `reservation` event; dial addresses with /p2p-circuit go
+                               through a relay
   --metrics IP:PORT            (listen, dial) serve Prometheus metrics at
                                http://IP:PORT/metrics (port 0 picks one; listen's
                                `listening` event and dial's `metrics` event name the URL)
@@ -328,6 +337,10 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--cert" => common.cert = Some(PathBuf::from(value("a path")?)),
             "--cert-key" => common.cert_key = Some(PathBuf::from(value("a path")?)),
             "--insecure-ws-cert" => common.insecure_ws_cert = true,
+            "--relay-service" => common.relay_service = true,
+            "--relay" => raw
+                .relays
+                .push(multiaddr(arg, &value("a relay multiaddr/p2p/ID")?)?),
             "--metrics" => {
                 let text = value("an IP:PORT")?;
                 common.metrics = Some(
@@ -417,6 +430,11 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "option --metrics does not apply to `{name}`"
         )));
     }
+    if common.relay_service && !matches!(name, "listen" | "dial") {
+        return Err(usage(format!(
+            "option --relay-service does not apply to `{name}`"
+        )));
+    }
     let command = raw.into_command(name)?;
     if common.timeout.is_none() && matches!(command, Command::Dial { .. } | Command::Perf { .. }) {
         common.timeout = Some(DEFAULT_DIAL_TIMEOUT);
@@ -443,12 +461,13 @@ struct Raw {
     out: Option<PathBuf>,
     kad_ops: Vec<KadOp>,
     mdns: bool,
+    relays: Vec<Multiaddr>,
 }
 
 impl Raw {
     fn into_command(self, name: &str) -> Result<Command, UsageError> {
         let allowed: &[&str] = match name {
-            "listen" => &["addr", "topic", "connect", "mdns"],
+            "listen" => &["addr", "topic", "connect", "mdns", "relay"],
             "dial" => &[
                 "addr",
                 "ping",
@@ -483,6 +502,7 @@ impl Raw {
             ("out", self.out.is_some()),
             ("kad-*", !self.kad_ops.is_empty()),
             ("mdns", self.mdns),
+            ("relay", !self.relays.is_empty()),
         ];
         if let Some((option, _)) = given.iter().find(|(o, set)| *set && !allowed.contains(o)) {
             return Err(usage(format!(
@@ -510,6 +530,7 @@ impl Raw {
                     addrs: self.addrs,
                     topics: self.topics,
                     connect: self.connect,
+                    relays: self.relays,
                 }
             }
             "dial" => {
@@ -600,6 +621,7 @@ mod tests {
             addrs,
             topics,
             connect,
+            ..
         } = cmd
         else {
             panic!()

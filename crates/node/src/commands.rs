@@ -123,13 +123,21 @@ pub(crate) async fn listen(
     addrs: &[Multiaddr],
     topics: &[String],
     connect: &[Multiaddr],
+    relays: &[Multiaddr],
 ) -> Result<(), String> {
+    for relay in relays {
+        peer_of(relay).map_err(|e| format!("--relay: {e}"))?;
+    }
     for target in connect {
         peer_of(target)?;
     }
     let signals = watch_interrupts();
     let key = node::load_keypair(&common.key)?;
-    let Node { host, services } = node::start(common, key, &[], connect).await?;
+    let Node {
+        host,
+        services,
+        relay: relay_client,
+    } = node::start(common, key, &[], connect).await?;
     for addr in addrs {
         host.listen_on(addr)
             .await
@@ -152,6 +160,9 @@ pub(crate) async fn listen(
     }
     out.emit(&listening);
     print_connection_events(&host, out, true);
+    for relay in relays {
+        reserve(&host, &relay_client, out, relay).await?;
+    }
     let mdns = if common.mdns {
         Some(crate::discovery::start(&host, out)?)
     } else {
@@ -261,6 +272,35 @@ pub(crate) struct DialActions<'a> {
     pub kad_ops: &'a [crate::cli::KadOp],
 }
 
+/// `--relay`: listens on `<relay>/p2p-circuit`, which reserves a slot there (renewed while
+/// the node runs), and prints the reservation with our addresses through the relay.
+async fn reserve(
+    host: &Host,
+    client: &lp2p::relay::client::RelayClient,
+    out: &Output,
+    relay: &Multiaddr,
+) -> Result<(), String> {
+    let relay_peer = peer_of(relay)?;
+    let circuit = relay.clone().with(lp2p::core::Protocol::P2pCircuit);
+    host.listen_on(&circuit)
+        .await
+        .map_err(|e| format!("reserving a slot on {relay}: {e}"))?;
+    let me = host.local_peer_id();
+    let addrs: Vec<String> = client
+        .reservations()
+        .into_iter()
+        .filter(|r| r.relay == relay_peer)
+        .flat_map(|r| r.addrs)
+        .map(|a| lp2p::core::addr::with_peer_id(&a, me).to_string())
+        .collect();
+    out.emit(&json!({
+        "event": "reservation",
+        "relay": relay_peer.to_string(),
+        "addrs": addrs,
+    }));
+    Ok(())
+}
+
 /// `dial`.
 pub(crate) async fn dial(
     common: &Common,
@@ -275,7 +315,7 @@ pub(crate) async fn dial(
         Err(e) => return Err(e),
     };
     let key = node::load_keypair(&common.key)?;
-    let Node { host, services } = node::start(common, key, &[], &[]).await?;
+    let Node { host, services, .. } = node::start(common, key, &[], &[]).await?;
     if common.mdns {
         crate::discovery::start(&host, out)?;
     }
@@ -418,7 +458,7 @@ pub(crate) async fn conn_bench(
 ) -> Result<(), String> {
     let peer = peer_of(addr)?;
     let key = node::load_keypair(&common.key)?;
-    let Node { host, services } = node::start(common, key, &[], &[]).await?;
+    let Node { host, services, .. } = node::start(common, key, &[], &[]).await?;
     let result = async {
         let mut firsts = Vec::with_capacity(count);
         let runtime = host.runtime();

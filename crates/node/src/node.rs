@@ -6,7 +6,10 @@ use std::time::Duration;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p::dns::DnsResolver;
 use lp2p::muxer::{mplex::Mplex, yamux::Yamux};
+use lp2p::relay::client::{ClientConfig, RelayClient};
+use lp2p::relay::{HopConfig, RelayService};
 use lp2p::security::{noise::Noise, plaintext::Plaintext, tls::Tls};
+use lp2p::swarm::UpgradeStack;
 use lp2p::transport::websocket::{TlsConfig, WsTransport};
 use lp2p::transport::{quic::QuicTransport, tcp::TcpTransport};
 use lp2p::{Host, HostBuilder, HostStream, Keypair, Multiaddr, SwarmConfig};
@@ -140,12 +143,33 @@ pub(crate) fn resolver(common: &Common) -> Result<Option<DnsResolver>, String> {
 
 /// A host configured from the common options: TCP and WebSocket with the chosen security
 /// and muxers, QUIC (which brings its own TLS 1.3 and streams), and a DNS resolver.
-pub(crate) fn builder(common: &Common, key: Keypair) -> Result<HostBuilder, String> {
+/// The security and muxer choice of `common`, for byte-stream transports that run it
+/// themselves (the relay client's circuits).
+fn upgrade_stack(common: &Common) -> UpgradeStack {
+    let stack = match common.security {
+        Security::Noise => UpgradeStack::new().security(Noise::new()),
+        Security::Tls => UpgradeStack::new().security(Tls::new()),
+        Security::Plaintext => UpgradeStack::new().security(Plaintext::new()),
+    };
+    match (common.muxer, common.only) {
+        (Muxer::Yamux, true) => stack.muxer(Yamux::default()),
+        (Muxer::Mplex, true) => stack.muxer(Mplex::default()),
+        (Muxer::Yamux, false) => stack.muxer(Yamux::default()).muxer(Mplex::default()),
+        (Muxer::Mplex, false) => stack.muxer(Mplex::default()).muxer(Yamux::default()),
+    }
+}
+
+pub(crate) fn builder(common: &Common, key: Keypair) -> Result<(HostBuilder, RelayClient), String> {
+    // `/p2p-circuit` addresses: dialed through a relay, listened on by reserving a slot.
+    let (relay_transport, relay_client) =
+        lp2p::relay::client::new(upgrade_stack(common), ClientConfig::default());
     let mut b = Host::builder()
         .keypair(key)
         .transport(TcpTransport::default())
         .transport(websocket(common)?)
-        .transport(QuicTransport::default());
+        .transport(QuicTransport::default())
+        .transport(relay_transport)
+        .on_start(relay_client.hook());
     if let Some(resolver) = resolver(common)? {
         b = b.resolver(resolver);
     }
@@ -163,7 +187,7 @@ pub(crate) fn builder(common: &Common, key: Keypair) -> Result<HostBuilder, Stri
         (Muxer::Yamux, false) => mplex(yamux(b)),
         (Muxer::Mplex, false) => yamux(mplex(b)),
     };
-    Ok(b.swarm_config(swarm_config(MAX_CONNECTIONS)))
+    Ok((b.swarm_config(swarm_config(MAX_CONNECTIONS)), relay_client))
 }
 
 /// A running node: the host and its services.
@@ -172,6 +196,8 @@ pub(crate) struct Node {
     pub host: Host,
     /// Identify, ping, pubsub, perf, echo.
     pub services: Services,
+    /// The relay client (reservations made by `--relay`).
+    pub relay: RelayClient,
 }
 
 /// Builds and starts a node listening on `listen` (possibly none), dialing `bootstrap`.
@@ -181,7 +207,10 @@ pub(crate) async fn start(
     listen: &[Multiaddr],
     bootstrap: &[Multiaddr],
 ) -> Result<Node, String> {
-    let mut b = builder(common, key)?;
+    let (mut b, relay) = builder(common, key)?;
+    if common.relay_service {
+        b = b.on_start(RelayService::hook(HopConfig::default()));
+    }
     for addr in bootstrap {
         b = b.bootstrap(addr.clone());
     }
@@ -200,7 +229,11 @@ pub(crate) async fn start(
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     }
-    Ok(Node { host, services })
+    Ok(Node {
+        host,
+        services,
+        relay,
+    })
 }
 
 /// Copies every byte back until the remote closes its write side, then closes.

@@ -386,6 +386,43 @@ fn listen_serves_metrics_that_a_scrape_reads() {
 }
 
 #[test]
+fn a_listener_reserves_on_a_relay_and_is_dialed_through_it() {
+    let (relay, relay_addr) = listen(&["--relay-service"]);
+    let (mut behind, _) = listen(&["--relay", &relay_addr]);
+    // `connected` (to the relay) may come first; then the reservation.
+    let reservation = loop {
+        let event = behind.next_event();
+        if event["event"] == "reservation" {
+            break event;
+        }
+        assert_ne!(event["event"], "error", "{event}");
+    };
+    let relay_id = relay_addr.rsplit('/').next().unwrap();
+    assert_eq!(reservation["relay"], relay_id, "{reservation}");
+    let circuit = reservation["addrs"][0]
+        .as_str()
+        .expect("an address through the relay")
+        .to_owned();
+    assert!(
+        circuit.contains(&format!("/p2p/{relay_id}/p2p-circuit/p2p/")),
+        "{circuit}"
+    );
+    // A dialer reaches the listener through the relay.
+    let output = dial(&circuit, &[]);
+    let events = events_of(&output);
+    assert!(
+        output.status.success(),
+        "{events:?}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(events[0]["event"], "connected", "{events:?}");
+    let (status, rest) = behind.finish();
+    assert!(status.success(), "{rest:?}");
+    let (status, rest) = relay.finish();
+    assert!(status.success(), "{rest:?}");
+}
+
+#[test]
 fn dial_over_plaintext_and_mplex() {
     let (_listener, addr) = listen(&["--security", "plaintext", "--muxer", "mplex", "--bare"]);
     let output = dial(
