@@ -1,4 +1,4 @@
-//! Prometheus metrics for an lp2p [`Host`](lp2p_host::Host), built on
+//! Prometheus metrics for an lp2p [`Host`], built on
 //! [`prometheus-client`](prometheus_client), and a small HTTP endpoint that serves them.
 //!
 //! What is measured (names start with `lp2p_`):
