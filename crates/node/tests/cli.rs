@@ -63,6 +63,18 @@ fn listen(extra: &[&str]) -> (Running, String) {
 /// Like [`listen`], with every address of the `listening` event (the TCP one first, then
 /// any that `extra` adds with `--addr`).
 fn listen_all(extra: &[&str]) -> (Running, Vec<String>) {
+    let (node, event) = listen_event(extra);
+    let addrs = event["addrs"]
+        .as_array()
+        .expect("addresses")
+        .iter()
+        .map(|a| a.as_str().expect("an address").to_owned())
+        .collect();
+    (node, addrs)
+}
+
+/// Starts `lp2p-node listen` like [`listen`]; returns it and its whole `listening` event.
+fn listen_event(extra: &[&str]) -> (Running, Value) {
     let mut child = Command::new(NODE)
         .args([
             "listen",
@@ -86,13 +98,7 @@ fn listen_all(extra: &[&str]) -> (Running, Vec<String>) {
     };
     let event = node.next_event();
     assert_eq!(event["event"], "listening", "{event}");
-    let addrs = event["addrs"]
-        .as_array()
-        .expect("addresses")
-        .iter()
-        .map(|a| a.as_str().expect("an address").to_owned())
-        .collect();
-    (node, addrs)
+    (node, event)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -299,30 +305,7 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 
 #[test]
 fn listen_serves_metrics_that_a_scrape_reads() {
-    let mut child = Command::new(NODE)
-        .args([
-            "listen",
-            "--addr",
-            "/ip4/127.0.0.1/tcp/0",
-            "--metrics",
-            "127.0.0.1:0",
-            "--timeout",
-            "120",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn lp2p-node");
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let stdin = child.stdin.take();
-    let mut node = Running {
-        child,
-        stdout,
-        stdin,
-    };
-    let listening = node.next_event();
-    assert_eq!(listening["event"], "listening", "{listening}");
+    let (node, listening) = listen_event(&["--metrics", "127.0.0.1:0"]);
     let url = listening["metrics"]
         .as_str()
         .expect("a metrics URL")
