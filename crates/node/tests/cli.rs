@@ -399,6 +399,11 @@ fn a_listener_reserves_on_a_relay_and_is_dialed_through_it() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(events[0]["event"], "connected", "{events:?}");
+    // Services have not opted in to limited connections: a ping through the relay is
+    // refused, and the error says why.
+    let output = dial(&circuit, &["--ping", "1"]);
+    assert!(!output.status.success());
+    assert_fails_with(&output, "is limited (relayed)");
     let (status, rest) = behind.finish();
     assert!(status.success(), "{rest:?}");
     let (status, rest) = relay.finish();
