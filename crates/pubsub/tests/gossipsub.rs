@@ -1092,6 +1092,94 @@ fn first_deliveries_raise_the_score_and_ip_colocation_lowers_it() {
     assert!((h.score(&crowd[0]) - 10.0).abs() < 1e-9);
 }
 
+/// The thresholds between them: a peer scored below the gossip threshold (-10) but at or
+/// above the publish threshold (-50) still gets our own messages, but no gossip goes to it
+/// and its gossip is ignored; below the publish threshold it gets no published message
+/// either.
+#[test]
+fn a_score_between_the_gossip_and_publish_thresholds_stops_gossip_but_not_publishing() {
+    let mut h = Harness::gossipsub(scored(T));
+    let peers = h.connect_subscribed(4, T);
+    let (mesh_peer, lazy, between, below) = (peers[0], peers[1], peers[2], peers[3]);
+    // P₅ weight 10: -5 (above the gossip threshold), -30 (between), -60 (below publish).
+    assert!(h.core.set_application_score(&lazy, -0.5));
+    assert!(h.core.set_application_score(&between, -3.0));
+    assert!(h.core.set_application_score(&below, -6.0));
+    assert!((h.score(&lazy) + 5.0).abs() < 1e-9, "{}", h.score(&lazy));
+    assert!(
+        (h.score(&between) + 30.0).abs() < 1e-9,
+        "{}",
+        h.score(&between)
+    );
+    assert!((h.score(&below) + 60.0).abs() < 1e-9, "{}", h.score(&below));
+    h.core.subscribe(T, h.now);
+    // Only the non-negative peer is grafted.
+    assert_eq!(h.mesh(T), vec![mesh_peer]);
+    h.drain();
+
+    // Publishing: every peer at or above the publish threshold gets our message.
+    let id = h
+        .core
+        .publish(T, Bytes::from_static(b"mine"), h.now)
+        .unwrap();
+    let out = h.drain();
+    let got = |p: &PeerId| out.get(p).map_or(0, |r| messages(r).len());
+    assert_eq!(
+        [got(&mesh_peer), got(&lazy), got(&between), got(&below)],
+        [1, 1, 1, 0]
+    );
+
+    // Our gossip: IHAVE goes to the non-mesh peer above the gossip threshold only.
+    h.heartbeats(1);
+    let out = h.drain();
+    let ihave_ids = |p: &PeerId| -> Vec<Bytes> {
+        out.get(p)
+            .map(|r| control(r).ihave)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|i| i.message_ids)
+            .collect()
+    };
+    assert_eq!(ihave_ids(&lazy), vec![id.to_bytes()]);
+    assert!(ihave_ids(&between).is_empty());
+    assert!(ihave_ids(&below).is_empty());
+
+    // Their gossip: an IHAVE from the peer between the thresholds gets no IWANT; the same
+    // IHAVE from the peer above them does.
+    let ihave = proto::ControlMessage {
+        ihave: vec![proto::ControlIHave {
+            topic_id: Some(T.into()),
+            message_ids: vec![Bytes::from_static(b"unseen")],
+        }],
+        ..Default::default()
+    };
+    h.send_control(between, ihave.clone());
+    assert!(
+        h.drain()
+            .get(&between)
+            .is_none_or(|r| control(r).iwant.is_empty())
+    );
+    h.send_control(lazy, ihave);
+    assert_eq!(control(h.drain().get(&lazy).unwrap()).iwant.len(), 1);
+
+    // An IWANT for a cached message: ignored from the peer between the thresholds,
+    // answered for the one above them.
+    let iwant = proto::ControlMessage {
+        iwant: vec![proto::ControlIWant {
+            message_ids: vec![id.to_bytes()],
+        }],
+        ..Default::default()
+    };
+    h.send_control(between, iwant.clone());
+    assert!(
+        h.drain()
+            .get(&between)
+            .is_none_or(|r| messages(r).is_empty())
+    );
+    h.send_control(lazy, iwant);
+    assert_eq!(messages(h.drain().get(&lazy).unwrap()).len(), 1);
+}
+
 #[test]
 fn opportunistic_grafting_brings_in_better_peers() {
     let mut config = scored(T);
