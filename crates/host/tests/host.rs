@@ -527,6 +527,70 @@ fn a_peer_that_stalls_the_upgrade_times_out_and_others_are_served() {
     });
 }
 
+/// Silent connections that take every pending-inbound slot hold them only until a new
+/// connection needs one and they are a second old (the eviction age): an honest peer that
+/// arrives during the flood is served, and the evicted connections are closed.
+#[test]
+fn silent_connections_holding_every_pending_slot_are_evicted_for_a_new_peer() {
+    run(|sim| async move {
+        let server = memory_builder(&sim)
+            .swarm_config(SwarmConfig {
+                max_pending_inbound: 4,
+                ..SwarmConfig::default()
+            })
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let mut events = server.events();
+        let mut silent = Vec::new();
+        for _ in 0..4 {
+            silent.push(
+                MemoryTransport::default()
+                    .dial(&server.listen_addrs()[0], &DialOpts::default())
+                    .await
+                    .unwrap(),
+            );
+        }
+        wait_until(sim.runtime(), || server.swarm().connection_counts().2 == 4).await;
+        sim.sleep(Duration::from_secs(1)).await;
+        let started = sim.now();
+        let client = memory_builder(&sim).build().await.unwrap();
+        client
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap();
+        assert_eq!(
+            echo_roundtrip(&client, server.local_peer_id(), b"ok").await,
+            b"ok"
+        );
+        // Served well before the 15 s upgrade timeout would have freed a slot.
+        assert!(sim.now() - started < Duration::from_secs(1));
+        let error = loop {
+            if let HostEvent::IncomingConnectionError { error, .. } = events.next().await.unwrap() {
+                break error;
+            }
+        };
+        assert!(error.to_string().contains("evicted"), "{error}");
+        // The evicted connection was closed: one of the silent ones reads end of file.
+        let mut closed = 0;
+        for conn in &mut silent {
+            let mut buf = [0u8; 64];
+            if let Ok(Ok(0)) = sim
+                .runtime()
+                .timeout(Duration::from_millis(100), conn.read(&mut buf))
+                .await
+            {
+                closed += 1;
+            }
+        }
+        assert_eq!(closed, 1);
+        client.close().await;
+        server.close().await;
+    });
+}
+
 #[test]
 fn unsupported_address_is_refused_clearly() {
     run_real(async {

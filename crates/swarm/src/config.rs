@@ -49,6 +49,17 @@ pub const DEFAULT_MAX_PENDING_INBOUND: usize = 128;
 /// slow path, short enough that a dial that cannot succeed still fails promptly.
 pub const DEFAULT_INBOUND_WAIT: Duration = Duration::from_secs(2);
 
+/// When every pending-inbound slot is taken, a new inbound connection takes the slot of the
+/// oldest handshake that has not proved a peer yet, if that one started at least this long
+/// ago. An honest handshake takes a few round trips (noise XX and two multistream
+/// negotiations: about 3 RTT, under a second on any path short of a satellite link), so a
+/// handshake still unfinished after a second is most likely a silent or stalling
+/// connection. Without eviction an attacker holds all [`DEFAULT_MAX_PENDING_INBOUND`]
+/// slots by opening 128 silent connections per upgrade timeout (about 9 a second); with it,
+/// keeping every slot taken costs 128 new connections a second, and each honest handshake
+/// gets a full second no matter how many silent connections arrive.
+pub const DEFAULT_PENDING_INBOUND_EVICTION_AGE: Duration = Duration::from_secs(1);
+
 /// Inbound handshakes in progress from one IP address. An honest host rarely has more than
 /// a couple in flight with us at once; a cap this low means one source cannot fill the
 /// pending-inbound slots ([`DEFAULT_MAX_PENDING_INBOUND`]) with silent connections.
@@ -127,6 +138,9 @@ pub struct SwarmConfig {
     pub max_per_peer: usize,
     /// See [`DEFAULT_MAX_PENDING_INBOUND`].
     pub max_pending_inbound: usize,
+    /// See [`DEFAULT_PENDING_INBOUND_EVICTION_AGE`]; `None` never evicts (a full set of
+    /// pending slots then refuses new inbound connections until a handshake ends).
+    pub pending_inbound_eviction_age: Option<Duration>,
     /// See [`DEFAULT_INBOUND_WAIT`]; zero fails a dial with no address at once.
     pub inbound_wait: Duration,
     /// See [`DEFAULT_MAX_PENDING_INBOUND_PER_IP`].
@@ -162,6 +176,7 @@ impl Default for SwarmConfig {
             max_outbound: DEFAULT_MAX_OUTBOUND,
             max_per_peer: DEFAULT_MAX_PER_PEER,
             max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND,
+            pending_inbound_eviction_age: Some(DEFAULT_PENDING_INBOUND_EVICTION_AGE),
             inbound_wait: DEFAULT_INBOUND_WAIT,
             max_pending_inbound_per_ip: DEFAULT_MAX_PENDING_INBOUND_PER_IP,
             max_inbound_per_ip: DEFAULT_MAX_INBOUND_PER_IP,

@@ -89,6 +89,21 @@ impl Shared {
                     });
                 }
             }
+            Action::EvictInbound { pending, age } => {
+                let evicted = self.lock().inbound.remove(&pending);
+                if let Some((abort, remote_addr)) = evicted {
+                    abort.abort();
+                    let error = SwarmError::Evicted {
+                        age,
+                        limit: self.config.max_pending_inbound,
+                    };
+                    tracing::debug!(%remote_addr, %error, "inbound upgrade evicted");
+                    self.events.emit(&SwarmEvent::IncomingConnectionError {
+                        remote_addr,
+                        error: Arc::new(error),
+                    });
+                }
+            }
             Action::CheckIdle { conn } => {
                 let now = self.now();
                 let mut st = self.lock();

@@ -170,6 +170,17 @@ pub enum SwarmError {
         /// The limit.
         after: Duration,
     },
+    /// An inbound handshake lost its pending slot to a newer connection: every slot was
+    /// taken and it was the oldest one that had not proved a peer yet.
+    #[error(
+        "inbound handshake evicted after {age:?} without proving a peer: all {limit} pending inbound slots were taken and a new connection needed one"
+    )]
+    Evicted {
+        /// How long the handshake had been running.
+        age: Duration,
+        /// The pending-inbound limit.
+        limit: usize,
+    },
     /// The swarm is closed.
     #[error("the swarm is closed")]
     Closed,

@@ -191,6 +191,14 @@ pub enum Action {
         /// The attempt.
         pending: PendingId,
     },
+    /// This inbound attempt lost its slot to a newer one (see
+    /// [`SwarmConfig::pending_inbound_eviction_age`]): drop its upgrade.
+    EvictInbound {
+        /// The attempt.
+        pending: PendingId,
+        /// How long its handshake had been running.
+        age: Duration,
+    },
     /// Report the connection's stream counts with [`SwarmCore::idle_report`].
     CheckIdle {
         /// The connection.
@@ -227,6 +235,7 @@ pub struct Counts {
 #[derive(Debug)]
 struct Pending {
     remote_addr: Multiaddr,
+    started: Instant,
     deadline: Instant,
     peer: Option<PeerId>,
     /// The address the per-IP limits count it under.
@@ -474,7 +483,7 @@ impl SwarmCore {
         if let Some(ip) = ip {
             self.ip_limits.check(&self.config, ip)?;
         }
-        if self.pending.len() >= self.config.max_pending_inbound {
+        if self.pending.len() >= self.config.max_pending_inbound && !self.evict_pending(now) {
             return Err(Self::limit(
                 LimitKind::PendingInbound,
                 self.config.max_pending_inbound,
@@ -497,12 +506,36 @@ impl SwarmCore {
             id,
             Pending {
                 remote_addr,
+                started: now,
                 deadline: now + self.config.upgrade_timeout,
                 peer: None,
                 ip,
             },
         );
         Ok(id)
+    }
+
+    /// Frees a pending-inbound slot for a new attempt: the oldest attempt that has not
+    /// proved a peer yet goes, if it is at least the eviction age old. False when none may.
+    fn evict_pending(&mut self, now: Instant) -> bool {
+        let Some(min_age) = self.config.pending_inbound_eviction_age else {
+            return false;
+        };
+        // Ids grow with time, so the first match is the oldest.
+        let oldest = self
+            .pending
+            .iter()
+            .find(|(_, p)| p.peer.is_none())
+            .map(|(id, p)| (*id, now.saturating_duration_since(p.started)));
+        let Some((pending, age)) = oldest.filter(|(_, age)| *age >= min_age) else {
+            return false;
+        };
+        if let Some(ip) = self.pending.remove(&pending).and_then(|p| p.ip) {
+            self.ip_limits.pending_ended(ip, false);
+        }
+        self.actions
+            .push_back(Action::EvictInbound { pending, age });
+        true
     }
 
     /// An inbound handshake from `remote_addr` proved `peer`: checks the per-peer limit and

@@ -677,6 +677,97 @@ fn bootstrap_redial_schedule() {
 }
 
 #[test]
+fn a_full_set_of_pending_slots_evicts_the_oldest_unproven_handshake() {
+    let mut sim = Sim::new(SwarmConfig {
+        max_pending_inbound: 3,
+        pending_inbound_eviction_age: Some(Duration::from_secs(1)),
+        ..config()
+    });
+    let attempt = |sim: &mut Sim, port: u16| {
+        let addr = ma(&format!("/ip4/10.0.0.{port}/tcp/{port}"));
+        sim.core.inbound_attempt(addr, sim.now)
+    };
+    let a1 = attempt(&mut sim, 1).unwrap();
+    let a2 = attempt(&mut sim, 2).unwrap();
+    sim.advance(Duration::from_millis(500));
+    let a3 = attempt(&mut sim, 3).unwrap();
+    // Full, and the oldest is younger than the eviction age: refused as before.
+    sim.advance(Duration::from_millis(100));
+    let err = attempt(&mut sim, 4).unwrap_err();
+    assert!(matches!(
+        err,
+        SwarmError::Limit {
+            kind: LimitKind::PendingInbound,
+            limit: 3,
+            ..
+        }
+    ));
+    assert!(sim.actions().is_empty());
+    // A second after it started, the oldest handshake gives its slot to a new one.
+    sim.advance(Duration::from_millis(400));
+    let b = attempt(&mut sim, 5).unwrap();
+    let actions = sim.actions();
+    assert!(
+        matches!(actions.as_slice(), [Action::EvictInbound { pending, age }]
+            if *pending == a1 && *age == Duration::from_secs(1)),
+        "{actions:?}"
+    );
+    assert_eq!(sim.core.counts().pending_inbound, 3);
+    // An evicted handshake that finishes anyway is refused.
+    assert!(
+        sim.core
+            .inbound_established(
+                a1,
+                PeerId::random(),
+                ma("/ip4/10.0.0.1/tcp/1"),
+                false,
+                sim.now
+            )
+            .is_err()
+    );
+    // A handshake that proved its peer is never evicted: a2 is older, a3 goes (once old
+    // enough).
+    sim.core
+        .inbound_secured(&ma("/ip4/10.0.0.2/tcp/2"), PeerId::random())
+        .unwrap();
+    sim.advance(Duration::from_millis(200));
+    assert!(attempt(&mut sim, 6).is_err());
+    sim.advance(Duration::from_millis(300));
+    let c = attempt(&mut sim, 7).unwrap();
+    assert!(matches!(
+        sim.actions().as_slice(),
+        [Action::EvictInbound { pending, .. }] if *pending == a3
+    ));
+    // The ones left finish normally.
+    for (pending, n) in [(a2, 2u16), (b, 5), (c, 7)] {
+        let addr = ma(&format!("/ip4/10.0.0.{n}/tcp/{n}"));
+        sim.core
+            .inbound_established(pending, PeerId::random(), addr, false, sim.now)
+            .unwrap();
+    }
+    assert_eq!(sim.core.counts().pending_inbound, 0);
+}
+
+#[test]
+fn without_an_eviction_age_a_full_set_of_pending_slots_refuses() {
+    let mut sim = Sim::new(SwarmConfig {
+        max_pending_inbound: 1,
+        pending_inbound_eviction_age: None,
+        ..config()
+    });
+    sim.core
+        .inbound_attempt(ma("/ip4/10.0.0.1/tcp/1"), sim.now)
+        .unwrap();
+    sim.advance(Duration::from_secs(10));
+    assert!(
+        sim.core
+            .inbound_attempt(ma("/ip4/10.0.0.2/tcp/2"), sim.now)
+            .is_err()
+    );
+    assert!(sim.actions().is_empty());
+}
+
+#[test]
 fn inbound_upgrade_timeout_cancels_the_attempt() {
     let mut sim = Sim::new(config());
     let pending = sim
