@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use lp2p_memory::MemoryConnection;
 
+pub mod hostile;
 pub mod peers;
 pub mod secure;
 pub mod stream_peer;

@@ -199,6 +199,11 @@ impl Peer {
         })
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts a `listen` peer and waits for its `listening` event.
     pub fn listen(command: Command, args: &[String], log: Option<&Path>) -> Result<Peer, String> {
         let mut peer = Peer::spawn(command, args, log)?;
