@@ -62,7 +62,7 @@ pub(crate) fn histogram(
         .bounds()
         .iter()
         .copied()
-        .chain(std::iter::once(f64::MAX))
+        .chain(std::iter::once(f64::INFINITY))
         .zip(histogram.counts().iter().copied())
         .collect();
     metric.encode_histogram::<NoLabelSet>(histogram.sum(), histogram.count(), &buckets, None)

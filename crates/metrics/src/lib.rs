@@ -9,7 +9,8 @@
 //! - refusals: the swarm's gates and limits, the host's negotiation slots and handler limits,
 //!   failed negotiations, handler panics, and streams negotiating right now;
 //! - identify (feature `identify`), ping (feature `ping`: outcomes and round-trip times),
-//!   pubsub (feature `pubsub`: its counters, mesh and topic peer counts per subscribed topic)
+//!   pubsub (feature `pubsub`: its counters, mesh and topic peer counts per subscribed topic,
+//!   and with scoring on a histogram of peer scores)
 //!   and Kademlia (feature `kad`: queries and their durations per kind, requests, refusals,
 //!   store and routing-table sizes).
 //!
@@ -110,7 +111,8 @@ impl Metrics {
         });
     }
 
-    /// Adds pubsub's counters and its per-topic mesh and peer counts.
+    /// Adds pubsub's counters, its per-topic mesh and peer counts, and (with scoring on) a
+    /// histogram of the connected peers' scores.
     #[cfg(feature = "pubsub")]
     pub fn add_pubsub(&self, pubsub: &lp2p_pubsub::PubSub) {
         self.with_registry(|r| {

@@ -3,8 +3,9 @@
 use lp2p_pubsub::PubSub;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
 
-use crate::labels::{Labels, counter, counters, gauge_value, gauges};
+use crate::labels::{Labels, counter, counters, gauge_value, gauges, histogram};
 
 /// Reads a [`PubSub`] at each scrape.
 pub(crate) struct PubsubCollector {
@@ -120,6 +121,17 @@ impl Collector for PubsubCollector {
             "pubsub_topic_peers",
             "Connected peers subscribed to each topic this node subscribed to",
             &peers,
-        )
+        )?;
+        // Only with scoring on; the buckets are lp2p_pubsub::SCORE_BUCKETS.
+        if let Some(scores) = self.pubsub.score_histogram() {
+            let metric = encoder.encode_descriptor(
+                "pubsub_peer_scores",
+                "Scores of the connected pubsub peers (buckets at the default thresholds)",
+                None,
+                MetricType::Histogram,
+            )?;
+            histogram(metric, &scores)?;
+        }
+        Ok(())
     }
 }

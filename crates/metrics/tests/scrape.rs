@@ -207,7 +207,17 @@ fn the_dashboard_queries_only_metrics_that_exist() {
         .await;
         let identify =
             lp2p_identify::Identify::new(&host, lp2p_identify::IdentifyConfig::default());
-        let pubsub = lp2p_pubsub::PubSub::gossipsub(&host, lp2p_pubsub::Config::default()).unwrap();
+        // Scoring on, so the score histogram is exported too.
+        let scored = lp2p_pubsub::GossipsubConfig {
+            score: Some((
+                lp2p_pubsub::PeerScoreParams::default(),
+                lp2p_pubsub::PeerScoreThresholds::default(),
+            )),
+            ..lp2p_pubsub::GossipsubConfig::default()
+        };
+        let pubsub =
+            lp2p_pubsub::PubSub::gossipsub_with(&host, lp2p_pubsub::Config::default(), scored)
+                .unwrap();
         let _subscription = pubsub.subscribe("t").unwrap();
         let ping = lp2p_ping::Ping::new(&host, lp2p_ping::PingConfig::default());
         metrics.add_ping(&ping);
@@ -243,4 +253,58 @@ fn the_dashboard_queries_only_metrics_that_exist() {
         checked > 10,
         "only {checked} metric names found in the dashboard"
     );
+}
+
+/// With scoring on, pubsub's peer scores are a histogram (no peer ids); without it, the
+/// family is absent.
+#[test]
+fn pubsub_peer_scores_are_a_histogram_when_scoring_is_on() {
+    block_on(async {
+        let server = host(true).await;
+        let client = host(false).await;
+        let scored = lp2p_pubsub::GossipsubConfig {
+            score: Some((
+                lp2p_pubsub::PeerScoreParams::default(),
+                lp2p_pubsub::PeerScoreThresholds::default(),
+            )),
+            ..lp2p_pubsub::GossipsubConfig::default()
+        };
+        let config = lp2p_pubsub::Config::default();
+        let with_scores =
+            lp2p_pubsub::PubSub::gossipsub_with(&client, config.clone(), scored).unwrap();
+        let without = lp2p_pubsub::PubSub::gossipsub(&server, config).unwrap();
+        let client_metrics = Metrics::new(&client);
+        client_metrics.add_pubsub(&with_scores);
+        let server_metrics = Metrics::new(&server);
+        server_metrics.add_pubsub(&without);
+        client
+            .connect(server.local_peer_id(), server.listen_addrs())
+            .await
+            .unwrap();
+        // The peer's score starts at 0: counted in the buckets from le="0" up.
+        wait_for(&client_metrics, "lp2p_pubsub_peer_scores_count", 1.0).await;
+        let text = client_metrics.encode();
+        assert_eq!(
+            sample(&text, "lp2p_pubsub_peer_scores_bucket{le=\"-10\"}"),
+            Some(0.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "lp2p_pubsub_peer_scores_bucket{le=\"0\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        // One unbounded bucket, labelled +Inf (not f64::MAX).
+        assert_eq!(
+            text.matches("lp2p_pubsub_peer_scores_bucket{le=\"+Inf\"} 1")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(!text.contains("e+308"), "{text}");
+        assert!(!text.contains(&server.local_peer_id().to_string()));
+        assert!(!server_metrics.encode().contains("pubsub_peer_scores"));
+        client.close().await;
+        server.close().await;
+    });
 }

@@ -129,7 +129,8 @@ pub use crate::error::PubsubError;
 pub use crate::event::{Counters, Event, PxPeer};
 pub use crate::front::{
     DEFAULT_EVENT_BUFFER, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER, DEFAULT_MAX_PENDING_DIALS,
-    DEFAULT_SUBSCRIPTION_BUFFER, Deliveries, Delivery, Flushed, PubSub, Subscription,
+    DEFAULT_SUBSCRIPTION_BUFFER, Deliveries, Delivery, Flushed, PubSub, SCORE_BUCKETS,
+    Subscription,
 };
 pub use crate::message::{
     Authenticity, InvalidMessage, MessageIdFn, content_message_id, default_message_id,

@@ -22,7 +22,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::future::{AbortHandle, Abortable, BoxFuture};
 use futures::{FutureExt, StreamExt};
 use lp2p_core::events::{EventBus, EventStream};
-use lp2p_core::{Multiaddr, PeerId, Protocol, RuntimeHandle};
+use lp2p_core::{Histogram, Multiaddr, PeerId, Protocol, RuntimeHandle};
 use lp2p_host::{Connection, ConnectionEvent, ConnectionEvents, Host, HostStream, WeakHost};
 use tracing::{debug, warn};
 
@@ -185,6 +185,13 @@ pub(crate) struct Inner {
     pending_dials: AtomicUsize,
     dropped_deliveries: AtomicU64,
 }
+
+/// Upper bounds of [`PubSub::score_histogram`]'s buckets: the default graylist (-80),
+/// publish (-50) and gossip (-10) thresholds, zero (negative peers are pruned from the mesh),
+/// the default accept-PX (10) and opportunistic-graft (20) thresholds, and -1000 / 100 to
+/// tell far-off scores apart. A dashboard then shows how many peers each of the router's
+/// decisions applies to (with the default thresholds).
+pub const SCORE_BUCKETS: &[f64] = &[-1000.0, -80.0, -50.0, -10.0, 0.0, 10.0, 20.0, 100.0];
 
 /// A pubsub service on a [`Host`]: floodsub or gossipsub. Cheap to clone (a handle).
 ///
@@ -486,6 +493,23 @@ impl PubSub {
     pub fn peer_score(&self, peer: &PeerId) -> Option<f64> {
         let state = self.inner.lock();
         with_core!(&state.core, c => c.peer_score(peer, self.inner.runtime.now()))
+    }
+
+    /// The scores of every connected pubsub peer as a histogram over [`SCORE_BUCKETS`];
+    /// `None` when scoring is off (gossipsub without scoring, or floodsub). For metrics:
+    /// how many peers sit under each of the router's thresholds, with no peer id exposed.
+    pub fn score_histogram(&self) -> Option<Histogram> {
+        let state = self.inner.lock();
+        let now = self.inner.runtime.now();
+        with_core!(&state.core, c => {
+            // A router that keeps scores scores any peer id, ours included.
+            c.peer_score(&self.inner.local_peer_id, now)?;
+            let mut histogram = Histogram::new(SCORE_BUCKETS);
+            for peer in c.connected_peers() {
+                histogram.observe(c.peer_score(peer, now)?);
+            }
+            Some(histogram)
+        })
     }
 
     /// Sets a peer's application-specific score (P₅); false when scoring is off.
