@@ -20,7 +20,10 @@ pub const DEFAULT_MAX_NEGOTIATING_STREAMS_PER_PEER: usize = 64;
 
 /// Inbound streams one protocol's handler runs at once. When a handler falls this far
 /// behind, further streams for it are reset (counted and logged) instead of queuing without
-/// bound.
+/// bound, with one exception that keeps a share for every peer: a stream from a peer that
+/// runs none of them takes the slot of the oldest stream of the peer running the most (if
+/// that peer keeps one). Equal to the default inbound connection limit, so filling every
+/// slot with one stream per peer takes as many peers as the node admits connections.
 pub const DEFAULT_MAX_STREAMS_PER_PROTOCOL: usize = 1024;
 
 /// How long [`Host::close`](crate::Host::close) lets services finish what they queued (pubsub

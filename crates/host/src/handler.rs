@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use futures::future::BoxFuture;
@@ -10,6 +9,7 @@ use lp2p_core::ProtocolId;
 use lp2p_multiselect::Matcher;
 
 use crate::HostStream;
+use crate::slots::HandlerSlots;
 
 /// Handles inbound streams of one protocol. Implemented for every
 /// `Fn(HostStream) -> impl Future<Output = ()>` closure, so an `async move` block is a
@@ -70,7 +70,7 @@ pub(crate) struct HandlerEntry {
     /// The protocol id it was registered with (traffic counts under it).
     pub(crate) name: ProtocolId,
     pub(crate) handler: Arc<dyn StreamHandler>,
-    pub(crate) active: AtomicUsize,
+    pub(crate) slots: Arc<HandlerSlots>,
     pub(crate) options: HandlerOptions,
 }
 
@@ -113,7 +113,7 @@ impl Handlers {
         let entry = Arc::new(HandlerEntry {
             name: protocol.clone(),
             handler,
-            active: AtomicUsize::new(0),
+            slots: Arc::default(),
             options,
         });
         let mut table = self.write();
@@ -131,7 +131,7 @@ impl Handlers {
         let entry = Arc::new(HandlerEntry {
             name: protocol.clone(),
             handler,
-            active: AtomicUsize::new(0),
+            slots: Arc::default(),
             options,
         });
         let mut table = self.write();
@@ -215,26 +215,5 @@ impl Matcher for ConnectionHandlers {
             .collect();
         exact.sort();
         exact
-    }
-}
-
-/// Counts one running stream of a handler; released on drop.
-pub(crate) struct ActiveGuard(pub(crate) Arc<HandlerEntry>);
-
-impl ActiveGuard {
-    /// Takes a slot unless `max` streams already run.
-    pub(crate) fn try_new(entry: Arc<HandlerEntry>, max: usize) -> Option<ActiveGuard> {
-        let taken = entry
-            .active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            });
-        taken.ok().map(|_| ActiveGuard(entry))
-    }
-}
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -5,7 +5,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use futures::future::AbortHandle;
+use futures::future::{AbortHandle, Abortable};
 use futures::{FutureExt, StreamExt};
 use lp2p_core::{
     AddressResolver, Keypair, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RuntimeHandle,
@@ -19,7 +19,7 @@ use lp2p_swarm::{
 };
 
 use crate::close::CloseHooks;
-use crate::handler::{ActiveGuard, HandlerOptions, Handlers, ProtocolPredicate};
+use crate::handler::{HandlerOptions, Handlers, ProtocolPredicate};
 use crate::negotiating::{NegotiationSlots, Refusal};
 use crate::registry::Services;
 use crate::traffic::{Opened, TrafficTable};
@@ -235,6 +235,7 @@ struct Stats {
     refused_negotiating: AtomicU64,
     refused_negotiating_peer: AtomicU64,
     refused_busy: AtomicU64,
+    evicted_for_share: AtomicU64,
     failed_negotiation: AtomicU64,
     handler_panics: AtomicU64,
 }
@@ -250,8 +251,14 @@ pub struct HostStats {
     pub refused_negotiating_peer: u64,
     /// Inbound streams negotiating their protocol right now.
     pub negotiating: usize,
-    /// Inbound streams reset because their protocol's handler was at its limit.
+    /// Inbound streams reset because their protocol's handler was at its limit
+    /// ([`HostConfig::max_streams_per_protocol`]) and every slot belonged to a different
+    /// peer, or to this one.
     pub refused_busy: u64,
+    /// Running streams aborted to give a slot of their protocol's handler to a peer that
+    /// had none, taken from the peer holding the most (see
+    /// [`HostConfig::max_streams_per_protocol`]).
+    pub evicted_for_share: u64,
     /// Inbound streams whose negotiation failed (no common protocol, malformed, timeout).
     pub failed_negotiation: u64,
     /// Handlers that panicked.
@@ -345,15 +352,20 @@ impl Inner {
             };
             let traffic = inner.traffic.stream(&entry.name, Opened::Inbound);
             let mut stream = HostStream::new(io, protocol.clone(), conn, traffic);
-            let Some(active) = ActiveGuard::try_new(entry, inner.config.max_streams_per_protocol) else {
+            let Some(slot) = entry.slots.take(peer, inner.config.max_streams_per_protocol) else {
                 let n = inner.stats.refused_busy.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(%peer, %protocol, refused_total = n, "handler at its stream limit; stream reset");
                 stream.reset();
                 return;
             };
-            let handled = AssertUnwindSafe(active.0.handler.handle(stream)).catch_unwind().await;
-            drop(active);
-            if handled.is_err() {
+            if let Some(victim) = slot.evicted {
+                let n = inner.stats.evicted_for_share.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::debug!(%peer, %victim, %protocol, evicted_total = n, "handler at its stream limit; the oldest stream of the peer holding the most slots gave its slot to this one");
+            }
+            let handling = AssertUnwindSafe(entry.handler.handle(stream)).catch_unwind();
+            let handled = Abortable::new(handling, slot.registration).await;
+            drop(slot.guard);
+            if let Ok(Err(_)) = handled {
                 let n = inner.stats.handler_panics.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::error!(%peer, %protocol, panics_total = n, "stream handler panicked; the stream is dropped");
             }
@@ -685,6 +697,7 @@ impl Host {
             refused_negotiating_peer: s.refused_negotiating_peer.load(Ordering::Relaxed),
             negotiating: self.inner.negotiating.in_use(),
             refused_busy: s.refused_busy.load(Ordering::Relaxed),
+            evicted_for_share: s.evicted_for_share.load(Ordering::Relaxed),
             failed_negotiation: s.failed_negotiation.load(Ordering::Relaxed),
             handler_panics: s.handler_panics.load(Ordering::Relaxed),
         }

@@ -74,6 +74,7 @@ mod handler;
 mod host;
 mod negotiating;
 mod registry;
+mod slots;
 mod stream;
 mod traffic;
 

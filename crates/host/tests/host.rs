@@ -428,6 +428,90 @@ fn streams_that_never_negotiate_get_a_share_of_slots_and_lose_them_with_their_co
     });
 }
 
+/// A handler's slots (`max_streams_per_protocol`) are shared fairly when full: a peer that
+/// runs no stream of the protocol takes the slot of the oldest stream of the peer running
+/// the most; a peer that already runs one is refused.
+#[test]
+fn a_full_handler_gives_a_new_peer_the_slot_of_the_peer_holding_the_most() {
+    run(|sim| async move {
+        let server = memory_builder(&sim)
+            .config(HostConfig {
+                max_streams_per_protocol: 4,
+                ..HostConfig::default()
+            })
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        let running = Arc::new(AtomicUsize::new(0));
+        let counter = running.clone();
+        // Answers one byte, then holds the stream until the remote closes it.
+        server.set_stream_handler("/hold/1.0.0", move |mut stream: HostStream| {
+            let counter = counter.clone();
+            async move {
+                // Counts down when the handler ends, or is dropped unfinished.
+                struct Running(Arc<AtomicUsize>);
+                impl Drop for Running {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _running = Running(counter);
+                let mut byte = [0u8; 1];
+                if stream.read_exact(&mut byte).await.is_ok()
+                    && stream.write_all(&byte).await.is_ok()
+                {
+                    let mut rest = Vec::new();
+                    let _ = stream.read_to_end(&mut rest).await;
+                }
+            }
+        });
+        let peer = server.local_peer_id();
+        let open = |host: Host| async move {
+            let mut stream = host
+                .new_stream(&peer, ["/hold/1.0.0"])
+                .await
+                .map_err(std::io::Error::other)?;
+            stream.write_all(b"x").await?;
+            stream.flush().await?;
+            let mut back = [0u8; 1];
+            stream.read_exact(&mut back).await.map(|()| stream)
+        };
+        let hog = memory_builder(&sim).build().await.unwrap();
+        hog.connect(peer, server.listen_addrs()).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(open(hog.clone()).await.unwrap());
+        }
+        assert_eq!(running.load(Ordering::SeqCst), 4);
+        // Full, and the hog already runs streams: refused.
+        assert!(open(hog.clone()).await.is_err());
+        assert_eq!(server.stats().refused_busy, 1);
+        // A new peer is served, with the slot of the hog's oldest stream.
+        let newcomer = memory_builder(&sim).build().await.unwrap();
+        newcomer.connect(peer, server.listen_addrs()).await.unwrap();
+        let _served = open(newcomer.clone()).await.unwrap();
+        assert_eq!(server.stats().evicted_for_share, 1);
+        // The hog's oldest stream ended; the other three still run.
+        let mut ended = Vec::new();
+        for stream in &mut held {
+            let mut buf = [0u8; 1];
+            let read = sim
+                .runtime()
+                .timeout(Duration::from_millis(200), stream.read(&mut buf))
+                .await;
+            ended.push(matches!(read, Ok(Ok(0) | Err(_))));
+        }
+        assert_eq!(ended, [true, false, false, false]);
+        wait_until(sim.runtime(), || running.load(Ordering::SeqCst) == 4).await;
+        drop(held);
+        newcomer.close().await;
+        hog.close().await;
+        server.close().await;
+    });
+}
+
 #[test]
 fn traffic_is_counted_per_protocol_under_the_handlers_name() {
     run(|sim| async move {

@@ -235,6 +235,12 @@ fn encode_refusals(
     )?;
     counter(
         encoder,
+        "streams_evicted_for_share",
+        "Running inbound streams aborted so that a peer with none got a slot of a full handler",
+        stats.evicted_for_share,
+    )?;
+    counter(
+        encoder,
         "stream_negotiations_failed",
         "Inbound streams whose protocol negotiation failed or timed out",
         stats.failed_negotiation,
