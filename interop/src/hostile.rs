@@ -201,6 +201,8 @@ pub struct StalledClient {
 impl StalledClient {
     /// Opens `streams` streams on a new connection to `addr`, each selecting `protocol`
     /// (lazily: the proposal leads the data) and sending `payload`, then a FIN when `fin`.
+    /// An empty `protocol` sends the multistream header alone: a stream that never
+    /// proposes anything.
     pub async fn start(
         addr: &Multiaddr,
         protocol: &str,
@@ -342,7 +344,9 @@ async fn write_streams(
     let total = payload.len() as u64;
     // Open every stream with its proposal.
     let mut proposal = MULTISTREAM_HEADER.to_vec();
-    proposal.extend_from_slice(&multistream_message(&protocol));
+    if !protocol.is_empty() {
+        proposal.extend_from_slice(&multistream_message(&protocol));
+    }
     let mut out = Vec::new();
     for i in 0..streams {
         let id = 1 + 2 * i;
@@ -362,10 +366,12 @@ async fn write_streams(
         );
         if out.len() > 64 * 1024 {
             write.write_all(&out).await?;
+            write.flush().await?;
             out.clear();
         }
     }
     write.write_all(&out).await?;
+    write.flush().await?;
     // Then data, as far as each window allows, answering pings on the way.
     const CHUNK: u64 = 16 * 1024;
     loop {
@@ -405,6 +411,7 @@ async fn write_streams(
             async_std::task::sleep(Duration::from_millis(20)).await;
         } else {
             write.write_all(&out).await?;
+            write.flush().await?;
         }
     }
 }

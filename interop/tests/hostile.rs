@@ -11,7 +11,8 @@
 //! rust-libp2p's rows are for comparison only.
 //!
 //! Its own harness (`harness = false`): the cases run one after another (they measure a
-//! whole process), and `LP2P_HOSTILE_CASES=a,b` runs only those.
+//! whole process), and `LP2P_HOSTILE_CASES=a,b` runs only those. The targets' logs are kept
+//! (their folder is printed) when a case fails or `LP2P_HOSTILE_KEEP_LOGS` is set.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -269,6 +270,20 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "negotiation-stall",
+            listen: &[],
+            what: "4 connections x 256 streams that send the multistream header and never propose",
+            max_growth_mib: 32.0,
+            run: |addr, probe| idle_streams(addr, probe, 4, 256, "").boxed(),
+        },
+        Case {
+            name: "sybil-ping-slots",
+            listen: &[],
+            what: "600 identities holding 2 idle /ipfs/ping/1.0.0 streams each (1,200 streams)",
+            max_growth_mib: 128.0,
+            run: |addr, probe| idle_streams(addr, probe, 600, 2, "/ipfs/ping/1.0.0").boxed(),
+        },
+        Case {
             name: "yamux-50000-open-reset",
             listen: &[],
             what: "noise + yamux, then 50,000 streams opened and reset at once",
@@ -479,10 +494,11 @@ where
             };
         }
     };
-    let conn = attack(conn).await;
+    let mut conn = attack(conn).await;
+    // Noise buffers what is written until a flush.
+    let _ = async_std::future::timeout(Duration::from_secs(5), conn.flush()).await;
     // The honest peer comes while the attacker's connection is unread.
     probe.run().await;
-    let mut conn = conn;
     let closed = closed_within(&mut conn, Duration::from_secs(10)).await;
     let mut verdict = cut_off(closed);
     if !must_close {
@@ -501,6 +517,49 @@ fn cut_off(closed: Option<Duration>) -> Verdict {
             attacker: "still open after 10 s".into(),
             failure: Some("the connection was not closed".into()),
         },
+    }
+}
+
+/// `identities` connections, each under its own identity, each holding `streams` idle
+/// streams to `protocol` (an empty `protocol`: streams that send the multistream header and
+/// never propose). The honest peer must still be served.
+async fn idle_streams(
+    addr: Multiaddr,
+    probe: Probe,
+    identities: usize,
+    streams: u32,
+    protocol: &'static str,
+) -> Verdict {
+    let payload = std::sync::Arc::new(Vec::new());
+    let mut clients = Vec::new();
+    let mut failed = 0;
+    for start in (0..identities).step_by(20) {
+        let batch = join_all(
+            (start..identities.min(start + 20))
+                .map(|_| StalledClient::start(&addr, protocol, streams, payload.clone(), false)),
+        )
+        .await;
+        for client in batch {
+            match client {
+                Ok(c) => clients.push(c),
+                Err(_) => failed += 1,
+            }
+        }
+    }
+    async_std::task::sleep(Duration::from_secs(2)).await;
+    probe.run().await;
+    let ended: usize = clients.iter().map(|c| c.progress().1).sum();
+    let closed = clients.iter().filter(|c| c.closed()).count();
+    let opened = clients.len();
+    for c in clients {
+        c.stop().await;
+    }
+    Verdict {
+        attacker: format!(
+            "{opened} connections ({failed} failed to connect); {ended} of {} streams reset or closed; {closed} connections closed",
+            opened * streams as usize
+        ),
+        failure: None,
     }
 }
 
@@ -697,7 +756,11 @@ async fn open_reset(addr: Multiaddr, probe: Probe) -> Verdict {
             out.extend_from_slice(&frame::header(frame::WINDOW_UPDATE, frame::SYN, id, 0));
             out.extend_from_slice(&frame::header(frame::WINDOW_UPDATE, frame::RST, id, 0));
         }
-        match async_std::future::timeout(Duration::from_secs(5), write.write_all(&out)).await {
+        let sent = async {
+            write.write_all(&out).await?;
+            write.flush().await
+        };
+        match async_std::future::timeout(Duration::from_secs(5), sent).await {
             Ok(Ok(())) => written += 1_000,
             _ => break,
         }
@@ -866,9 +929,12 @@ fn main() {
     if let Ok(path) = std::env::var("LP2P_HOSTILE_TABLE") {
         std::fs::write(&path, &table).unwrap();
     }
-    if failures.is_empty() {
+    if failures.is_empty() && std::env::var_os("LP2P_HOSTILE_KEEP_LOGS").is_none() {
         let _ = std::fs::remove_dir_all(&log_dir);
         println!("hostile: every lp2p case passed");
+        if log_dir.exists() {
+            println!("hostile: the targets' logs are in {}", log_dir.display());
+        }
     } else {
         println!("hostile: the targets' logs are in {}", log_dir.display());
         for f in &failures {
