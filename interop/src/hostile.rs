@@ -412,6 +412,10 @@ async fn write_streams(
         } else {
             write.write_all(&out).await?;
             write.flush().await?;
+            // The halves share one lock, taken per poll: a writer that always has more to
+            // send would keep the reader from ever reading (and the remote's pings and
+            // resets unseen). A pause per batch lets it in.
+            async_std::task::sleep(Duration::from_millis(1)).await;
         }
     }
 }
