@@ -40,6 +40,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A string that is not an IP subnet in `ADDR/PREFIX` form (e.g. `10.0.0.0/8`).
+    #[error("not an IP subnet (expected ADDR/PREFIX, e.g. 10.0.0.0/8): {0}")]
+    InvalidSubnet(String),
     /// A varint ran past the 9 bytes the multiformats spec allows.
     #[error("varint longer than 9 bytes")]
     VarintOverflow,

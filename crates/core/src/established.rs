@@ -15,7 +15,10 @@ use futures::future::BoxFuture;
 use libp2p_identity::{Keypair, PeerId, PublicKey};
 use multiaddr::Multiaddr;
 
-use crate::{DialOpts, Error, MuxedConnection, ProtocolId, Role, RuntimeHandle};
+use crate::{
+    DialOpts, Error, MemoryAccount, MemoryBudget, MuxedConnection, ProtocolId, Role, RuntimeHandle,
+    UnlimitedMemory,
+};
 
 /// A connection ready for the swarm: the remote proved its identity and streams can be
 /// opened and accepted on it.
@@ -71,6 +74,9 @@ pub struct TransportContext {
     pub runtime: RuntimeHandle,
     /// See [`SecuredCheck`]; `None` admits everyone.
     pub on_secured: Option<SecuredCheck>,
+    /// Where muxed connections get their memory accounts; `None` gives each an
+    /// [`UnlimitedMemory`] account (only the muxer's own per-connection caps apply).
+    pub memory: Option<Arc<dyn MemoryBudget>>,
 }
 
 impl TransportContext {
@@ -80,12 +86,27 @@ impl TransportContext {
             local_key,
             runtime,
             on_secured: None,
+            memory: None,
         }
     }
 
     /// The local peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.local_key.public().to_peer_id()
+    }
+
+    /// The memory account for a new muxed connection with `peer` at `remote`: from
+    /// [`memory`](TransportContext::memory) when set, unlimited otherwise.
+    pub fn memory_account(
+        &self,
+        peer: &PeerId,
+        remote: &Multiaddr,
+        role: Role,
+    ) -> Box<dyn MemoryAccount> {
+        match &self.memory {
+            Some(budget) => budget.connection_account(peer, remote, role),
+            None => UnlimitedMemory::boxed(),
+        }
     }
 
     /// Runs [`on_secured`](TransportContext::on_secured), if set.
@@ -108,6 +129,7 @@ impl fmt::Debug for TransportContext {
             .field("local_peer_id", &self.local_peer_id())
             .field("runtime", &self.runtime)
             .field("on_secured", &self.on_secured.is_some())
+            .field("memory", &self.memory.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -10,6 +10,7 @@
 //! | security | [`SecurityUpgrader`] → [`SecureConnection`] | `lp2p-noise`, `lp2p-plaintext` |
 //! | stream muxing | [`MuxerUpgrader`] → [`MuxedConnection`] → [`Stream`] | `lp2p-yamux`, `lp2p-mplex` |
 //! | names in addresses | [`AddressResolver`] | `lp2p-dns` |
+//! | memory held by muxers | [`MemoryBudget`] → [`MemoryAccount`] | `lp2p-rcmgr` |
 //!
 //! It also holds the [`runtime`] seam (spawning and timers behind one small trait, with
 //! async-std and smol implementations), the [`varint`] codec and length-prefixed
@@ -41,6 +42,7 @@ mod established;
 pub mod events;
 pub mod framing;
 mod histogram;
+pub mod memory;
 mod muxing;
 mod protocol;
 mod resolve;
@@ -55,6 +57,9 @@ pub use async_trait::async_trait;
 pub use error::{BoxError, Error};
 pub use established::{Established, Incoming, Listener, SecuredCheck, Transport, TransportContext};
 pub use histogram::Histogram;
+pub use memory::{
+    MemoryAccount, MemoryBudget, MemoryDenied, SharedLimit, SharedLimitAccount, UnlimitedMemory,
+};
 pub use muxing::{MuxedConnection, MuxerUpgrader, Stream};
 pub use protocol::{ProtocolId, Role};
 pub use resolve::AddressResolver;

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::io::{AsyncRead, AsyncWrite};
 
-use crate::{Error, Role, RuntimeHandle, SecureConnection};
+use crate::{Error, MemoryAccount, Role, RuntimeHandle, SecureConnection};
 
 /// A stream multiplexer: runs many independent streams over one secure connection.
 ///
@@ -15,11 +15,17 @@ pub trait MuxerUpgrader: Send + Sync + 'static {
     /// Starts the muxer on `conn`. `role` is [`Role::Initiator`] on the side that dialed.
     /// The muxer spawns its connection task on `runtime`; the task ends when the connection
     /// closes.
+    ///
+    /// `memory` is the connection's account (see [`crate::memory`]): the muxer grows it before
+    /// it grants receive window or buffers more, refuses the stream or keeps the window
+    /// small when it is refused, and drops it with the connection. Pass
+    /// [`UnlimitedMemory::boxed()`](crate::UnlimitedMemory::boxed) when nothing is accounted.
     fn upgrade(
         &self,
         conn: SecureConnection,
         role: Role,
         runtime: &RuntimeHandle,
+        memory: Box<dyn MemoryAccount>,
     ) -> Arc<dyn MuxedConnection>;
 }
 

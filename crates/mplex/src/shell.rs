@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::io::{AsyncRead, AsyncWrite};
-use lp2p_core::{MuxedConnection, MuxerUpgrader, PeerId, Role, RuntimeHandle, SecureConnection};
+use lp2p_core::{
+    MemoryAccount, MuxedConnection, MuxerUpgrader, PeerId, Role, RuntimeHandle, SecureConnection,
+    UnlimitedMemory,
+};
 use lp2p_muxer_shell::{MuxerCore, ShellConnection, ShellStream};
 
 use crate::config::{MplexConfig, PROTOCOL_ID};
@@ -56,7 +59,7 @@ impl Mplex {
     where
         C: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        Arc::new(self.run(io, role, runtime, None))
+        Arc::new(self.run(io, role, runtime, None, UnlimitedMemory::boxed()))
     }
 
     fn run<C>(
@@ -65,11 +68,12 @@ impl Mplex {
         role: Role,
         runtime: &RuntimeHandle,
         peer: Option<PeerId>,
+        memory: Box<dyn MemoryAccount>,
     ) -> MplexConnection
     where
         C: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let session = Session::new(role, self.config.clone());
+        let session = Session::with_memory(role, self.config.clone(), memory);
         let shell = self.config.shell_config();
         ShellConnection::start(io, session, &shell, runtime, role, peer)
     }
@@ -85,9 +89,10 @@ impl MuxerUpgrader for Mplex {
         conn: SecureConnection,
         role: Role,
         runtime: &RuntimeHandle,
+        memory: Box<dyn MemoryAccount>,
     ) -> Arc<dyn MuxedConnection> {
         let peer = conn.remote_peer();
-        Arc::new(self.run(conn, role, runtime, Some(peer)))
+        Arc::new(self.run(conn, role, runtime, Some(peer), memory))
     }
 }
 

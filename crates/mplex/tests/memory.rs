@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use lp2p_core::{Keypair, MuxerUpgrader, Role, RuntimeHandle, SecureConnection};
+use lp2p_core::{Keypair, MuxerUpgrader, Role, RuntimeHandle, SecureConnection, UnlimitedMemory};
 use lp2p_memory::MemoryConnection;
 use lp2p_mplex::{Mplex, MplexConfig, MplexConnection, PROTOCOL_ID};
 
@@ -81,9 +81,9 @@ fn upgrade_through_the_muxer_trait() {
     let secure_b = SecureConnection::new(Box::new(b), key_a.public(), "/plaintext/2.0.0");
     let mplex = Mplex::default();
     assert_eq!(mplex.protocol_id(), PROTOCOL_ID);
-    let dialer = mplex.upgrade(secure_a, Role::Initiator, &rt);
+    let dialer = mplex.upgrade(secure_a, Role::Initiator, &rt, UnlimitedMemory::boxed());
     let listener: Arc<dyn lp2p_core::MuxedConnection> =
-        mplex.upgrade(secure_b, Role::Responder, &rt);
+        mplex.upgrade(secure_b, Role::Responder, &rt, UnlimitedMemory::boxed());
     run(async move {
         let mut out = dialer.open_stream().await.unwrap();
         out.write_all(b"through the trait").await.unwrap();

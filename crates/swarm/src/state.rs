@@ -104,6 +104,7 @@ pub(crate) struct Parts {
     pub(crate) transports: Vec<Arc<dyn Transport>>,
     pub(crate) resolvers: Vec<Arc<dyn AddressResolver>>,
     pub(crate) gates: Vec<Arc<dyn ConnectionGate>>,
+    pub(crate) memory: Option<Arc<dyn lp2p_core::MemoryBudget>>,
     pub(crate) peerstore: Peerstore,
     pub(crate) config: SwarmConfig,
     pub(crate) runtime: RuntimeHandle,
@@ -209,6 +210,7 @@ impl Shared {
         Arc::new_cyclic(|weak: &Weak<Shared>| {
             let weak = weak.clone();
             let mut ctx = TransportContext::new(parts.keypair.clone(), parts.runtime.clone());
+            ctx.memory.clone_from(&parts.memory);
             ctx.on_secured = Some(Arc::new(
                 move |peer: &PeerId, remote: &Multiaddr, role: Role| {
                     let Some(shared) = weak.upgrade() else {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lp2p_core::{
-    AddressResolver, Keypair, Multiaddr, MuxerUpgrader, PeerId, RuntimeHandle, SecurityUpgrader,
-    Transport,
+    AddressResolver, Keypair, MemoryBudget, Multiaddr, MuxerUpgrader, PeerId, RuntimeHandle,
+    SecurityUpgrader, Transport,
 };
 use lp2p_peerstore::Peerstore;
 
@@ -28,6 +28,7 @@ pub struct SwarmBuilder {
     stack: UpgradeStack,
     resolvers: Vec<Arc<dyn AddressResolver>>,
     gates: Vec<Arc<dyn ConnectionGate>>,
+    memory: Option<Arc<dyn MemoryBudget>>,
     peerstore: Option<Peerstore>,
     config: SwarmConfig,
     runtime: Option<RuntimeHandle>,
@@ -98,6 +99,15 @@ impl SwarmBuilder {
     #[must_use]
     pub fn gate(mut self, gate: impl ConnectionGate) -> Self {
         self.gates.push(Arc::new(gate));
+        self
+    }
+
+    /// Where muxed connections reserve the memory their remotes can make them buffer (see
+    /// `lp2p_core::memory`): `lp2p_rcmgr::ResourceManager` for node-wide, per-peer and
+    /// per-connection limits. Without one, only each muxer's per-connection caps apply.
+    #[must_use]
+    pub fn memory_budget(mut self, budget: impl MemoryBudget) -> Self {
+        self.memory = Some(Arc::new(budget));
         self
     }
 
@@ -176,6 +186,7 @@ impl SwarmBuilder {
             transports,
             resolvers: self.resolvers,
             gates: self.gates,
+            memory: self.memory,
             peerstore: self
                 .peerstore
                 .unwrap_or_else(|| Peerstore::with_runtime(runtime.clone())),

@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use lp2p_core::{
-    Connection as RawConnection, DialOpts, Error, Established, Incoming, Listener, Multiaddr,
-    MuxerUpgrader, PeerId, ProtocolId, RawListener, RawTransport, Role, SecureConnection,
-    SecurityUpgrader, Transport, TransportContext, UpgradeContext,
+    Connection as RawConnection, DialOpts, Error, Established, Incoming, Listener, MemoryAccount,
+    Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RawListener, RawTransport, Role,
+    SecureConnection, SecurityUpgrader, Transport, TransportContext, UpgradeContext,
 };
 use lp2p_multiselect::{MultiselectError, Version, dialer_select, listener_select};
 
@@ -151,7 +151,8 @@ impl UpgradeStack {
             }
         };
         ctx.check_secured(&secure.remote_peer(), &remote_addr, role)?;
-        self.finish(secure, role, &upgrade_ctx, local_addr, remote_addr)
+        let memory = ctx.memory_account(&secure.remote_peer(), &remote_addr, role);
+        self.finish(secure, role, &upgrade_ctx, memory, local_addr, remote_addr)
             .await
     }
 
@@ -161,6 +162,7 @@ impl UpgradeStack {
         secure: SecureConnection,
         role: Role,
         upgrade_ctx: &UpgradeContext,
+        memory: Box<dyn MemoryAccount>,
         local_addr: Multiaddr,
         remote_addr: Multiaddr,
     ) -> Result<Established, Error> {
@@ -189,7 +191,7 @@ impl UpgradeStack {
             let secure = SecureConnection::new(Box::new(io), remote_key.clone(), security_id);
             (muxer, secure)
         };
-        let muxed = muxer.upgrade(secure, role, &upgrade_ctx.runtime);
+        let muxed = muxer.upgrade(secure, role, &upgrade_ctx.runtime, memory);
         Ok(Established {
             peer,
             remote_key,

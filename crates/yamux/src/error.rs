@@ -75,6 +75,10 @@ pub enum YamuxError {
     /// budget has no room for another stream.
     #[error("too many open streams (limit {0})")]
     TooManyStreams(usize),
+    /// The connection's memory account (see `lp2p_core::memory`) refused the receive window
+    /// a new stream needs; the denial names the scope, its limit and its usage.
+    #[error("no memory for a new stream's receive window: {0}")]
+    OutOfMemory(lp2p_core::MemoryDenied),
     /// All stream ids of our parity have been used.
     #[error("stream ids exhausted")]
     StreamIdsExhausted,

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::io::{AsyncRead, AsyncWrite};
-use lp2p_core::{MuxedConnection, MuxerUpgrader, PeerId, Role, RuntimeHandle, SecureConnection};
+use lp2p_core::{
+    MemoryAccount, MuxedConnection, MuxerUpgrader, PeerId, Role, RuntimeHandle, SecureConnection,
+    UnlimitedMemory,
+};
 use lp2p_muxer_shell::{MuxerCore, ShellConnection, ShellStream};
 
 use crate::config::{PROTOCOL_ID, YamuxConfig};
@@ -57,7 +60,7 @@ impl Yamux {
     where
         C: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        Arc::new(self.run(io, role, runtime, None))
+        Arc::new(self.run(io, role, runtime, None, UnlimitedMemory::boxed()))
     }
 
     fn run<C>(
@@ -66,11 +69,12 @@ impl Yamux {
         role: Role,
         runtime: &RuntimeHandle,
         peer: Option<PeerId>,
+        memory: Box<dyn MemoryAccount>,
     ) -> YamuxConnection
     where
         C: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let core = Connection::new(role, self.config.clone(), runtime.now());
+        let core = Connection::with_memory(role, self.config.clone(), runtime.now(), memory);
         let shell = self.config.shell_config();
         ShellConnection::start(io, core, &shell, runtime, role, peer)
     }
@@ -86,9 +90,10 @@ impl MuxerUpgrader for Yamux {
         conn: SecureConnection,
         role: Role,
         runtime: &RuntimeHandle,
+        memory: Box<dyn MemoryAccount>,
     ) -> Arc<dyn MuxedConnection> {
         let peer = conn.remote_peer();
-        Arc::new(self.run(conn, role, runtime, Some(peer)))
+        Arc::new(self.run(conn, role, runtime, Some(peer), memory))
     }
 }
 

@@ -458,8 +458,10 @@ fn upgrade_through_the_trait_and_measure_rtt() {
         let b = lp2p_core::SecureConnection::new(Box::new(b), key_a.public(), "/plaintext/2.0.0");
         let yamux = Yamux::default();
         assert_eq!(yamux.protocol_id(), "/yamux/1.0.0");
-        let client: Arc<dyn MuxedConnection> = yamux.upgrade(a, Role::Initiator, &rt);
-        let server: Arc<dyn MuxedConnection> = yamux.upgrade(b, Role::Responder, &rt);
+        let client: Arc<dyn MuxedConnection> =
+            yamux.upgrade(a, Role::Initiator, &rt, lp2p_core::UnlimitedMemory::boxed());
+        let server: Arc<dyn MuxedConnection> =
+            yamux.upgrade(b, Role::Responder, &rt, lp2p_core::UnlimitedMemory::boxed());
         let mut c = client.open_stream().await.unwrap();
         c.write_all(b"ping").await.unwrap();
         let mut s = server.accept_stream().await.unwrap();

@@ -30,7 +30,7 @@ mod recv_buffer;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use lp2p_core::Role;
+use lp2p_core::{MemoryAccount, Role, UnlimitedMemory};
 
 use crate::config::MplexConfig;
 use crate::error::MplexError;
@@ -217,8 +217,15 @@ impl Session {
     /// A session for our side of a connection. `role` only decides how we number our
     /// streams: odd as the dialer (the spec's session initiator), even as the listener.
     pub fn new(role: Role, config: MplexConfig) -> Session {
+        Session::with_memory(role, config, UnlimitedMemory::boxed())
+    }
+
+    /// A session whose receive chunks are also reserved from `memory` (see
+    /// `lp2p_core::memory`) before a frame is taken in: when the account refuses, the session
+    /// acts as at its own cap (idle streams past their share give way, or reading waits).
+    pub fn with_memory(role: Role, config: MplexConfig, memory: Box<dyn MemoryAccount>) -> Session {
         Session {
-            pool: ChunkPool::new(config.max_connection_buffer()),
+            pool: ChunkPool::with_memory(config.max_connection_buffer(), memory),
             config,
             streams: HashMap::new(),
             next_number: u64::from(role.is_initiator()),

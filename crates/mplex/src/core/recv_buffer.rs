@@ -10,6 +10,8 @@
 
 use std::collections::VecDeque;
 
+use lp2p_core::MemoryAccount;
+
 /// Size of one receive chunk: 16 KiB. Big enough that a 64 KiB frame is four copies, small
 /// enough that a stream holding one byte is charged little.
 pub(crate) const CHUNK_SIZE: usize = 16 * 1024;
@@ -19,24 +21,50 @@ pub(crate) const CHUNK_SIZE: usize = 16 * 1024;
 pub(crate) const MAX_FREE_CHUNKS: usize = 64;
 
 /// The chunks of one connection: how many are held by streams, how many are promised to the
-/// frame being received, and a free list.
+/// frame being received, and a free list. `memory` (the connection's account with the
+/// resource manager) holds the bytes of the chunks held and promised: it grows before a
+/// promise is made and shrinks as chunks come back.
 #[derive(Debug)]
 pub(crate) struct ChunkPool {
     free: Vec<Box<[u8]>>,
     in_use: usize,
     reserved: usize,
     max_chunks: usize,
+    memory: Box<dyn MemoryAccount>,
 }
 
 impl ChunkPool {
     /// A pool that lets streams hold at most `max_bytes` (rounded up to whole chunks, at
-    /// least one).
+    /// least one), with nothing accounted beyond that cap.
+    #[cfg(test)]
     pub(crate) fn new(max_bytes: usize) -> ChunkPool {
+        ChunkPool::with_memory(max_bytes, lp2p_core::UnlimitedMemory::boxed())
+    }
+
+    /// A pool capped at `max_bytes` whose chunks are also reserved from `memory`.
+    pub(crate) fn with_memory(max_bytes: usize, memory: Box<dyn MemoryAccount>) -> ChunkPool {
         ChunkPool {
             free: Vec::new(),
             in_use: 0,
             reserved: 0,
             max_chunks: max_bytes.div_ceil(CHUNK_SIZE).max(1),
+            memory,
+        }
+    }
+
+    /// Brings the account to the bytes of the chunks held and promised. Growth here only
+    /// covers the one-chunk overshoot `take` allows, so a refusal is ignored (the account
+    /// then lags by that chunk until it comes back).
+    fn sync_memory(&mut self) {
+        let target = self
+            .in_use
+            .saturating_add(self.reserved)
+            .saturating_mul(CHUNK_SIZE);
+        let held = self.memory.reserved();
+        if target > held {
+            let _ = self.memory.try_grow(target.saturating_sub(held));
+        } else {
+            self.memory.shrink(held.saturating_sub(target));
         }
     }
 
@@ -48,9 +76,18 @@ impl ChunkPool {
             <= self.max_chunks
     }
 
-    /// Promises `chunks` more chunks to the frame being received, if the cap allows.
+    /// Promises `chunks` more chunks to the frame being received, if the cap and the memory
+    /// account allow.
     pub(crate) fn try_reserve(&mut self, chunks: usize) -> bool {
         if !self.can_reserve(chunks) {
+            return false;
+        }
+        self.sync_memory();
+        if self
+            .memory
+            .try_grow(chunks.saturating_mul(CHUNK_SIZE))
+            .is_err()
+        {
             return false;
         }
         self.reserved = self.reserved.saturating_add(chunks);
@@ -60,6 +97,7 @@ impl ChunkPool {
     /// Returns a promise that was not used.
     pub(crate) fn unreserve(&mut self, chunks: usize) {
         self.reserved = self.reserved.saturating_sub(chunks);
+        self.sync_memory();
     }
 
     /// Hands out a chunk, against `reservation` when it has any left. (A frame can need one
@@ -71,6 +109,7 @@ impl ChunkPool {
             self.reserved = self.reserved.saturating_sub(1);
         }
         self.in_use = self.in_use.saturating_add(1);
+        self.sync_memory();
         self.free
             .pop()
             .unwrap_or_else(|| vec![0u8; CHUNK_SIZE].into_boxed_slice())
@@ -78,6 +117,7 @@ impl ChunkPool {
 
     fn give_back(&mut self, chunk: Box<[u8]>) {
         self.in_use = self.in_use.saturating_sub(1);
+        self.sync_memory();
         if self.free.len() < MAX_FREE_CHUNKS {
             self.free.push(chunk);
         }

@@ -1455,3 +1455,40 @@ proptest! {
         let _ = s.handle_eof();
     }
 }
+
+#[test]
+fn receive_chunks_are_reserved_from_the_memory_account_and_reading_waits_when_it_is_full() {
+    let limit = lp2p_core::SharedLimit::new(2 * CHUNK_SIZE);
+    let mut s = Session::with_memory(
+        Role::Responder,
+        MplexConfig::default(),
+        Box::new(limit.account()),
+    );
+    feed(
+        &mut s,
+        &[
+            (1, Flag::NewStream, b""),
+            (1, Flag::MessageInitiator, &vec![1; 2 * CHUNK_SIZE]),
+        ],
+    );
+    assert_eq!(limit.used(), 2 * CHUNK_SIZE);
+    let id = accept(&mut s);
+
+    // The account is full: the next frame is not taken in (the connection's own cap, 32 MiB,
+    // is far away), so the remote is held back as by a full connection.
+    let frame = encode(&[(1, Flag::MessageInitiator, &[2; 100])]);
+    let taken = s.handle_input(&frame, now()).unwrap();
+    assert!(taken < frame.len(), "the payload waits");
+    assert_eq!(s.buffered_bytes(), 2 * CHUNK_SIZE);
+    assert_eq!(limit.used(), 2 * CHUNK_SIZE);
+
+    // Reading gives the chunks back to the account; the frame then goes in.
+    assert_eq!(drain(&mut s, id).0.len(), 2 * CHUNK_SIZE);
+    assert!(limit.used() < 2 * CHUNK_SIZE);
+    let rest = &frame[taken..];
+    assert_eq!(s.handle_input(rest, now()).unwrap(), rest.len());
+    assert_eq!(drain(&mut s, id).0, [2; 100]);
+
+    drop(s);
+    assert_eq!(limit.used(), 0, "dropping the session returns everything");
+}

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use lp2p_core::Multiaddr;
 
 use crate::config::{IPV4_SUBNET_PREFIX, IPV6_SUBNET_PREFIX};
-use crate::gate::{first_ip, mask};
 use crate::{LimitKind, SwarmConfig, SwarmError};
+use lp2p_core::addr::{IpSubnet, first_ip};
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Use {
@@ -48,7 +48,7 @@ fn subnet(ip: IpAddr) -> IpAddr {
         IpAddr::V4(_) => IPV4_SUBNET_PREFIX,
         IpAddr::V6(_) => IPV6_SUBNET_PREFIX,
     };
-    mask(ip, prefix).unwrap_or(ip)
+    IpSubnet::new(ip, prefix).map_or(ip, |subnet| subnet.addr())
 }
 
 fn refuse(kind: LimitKind, limit: usize, current: usize, subject: String) -> SwarmError {

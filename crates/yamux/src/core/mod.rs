@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use lp2p_core::Role;
+use lp2p_core::{MemoryAccount, Role, UnlimitedMemory};
 
 use lp2p_muxer_shell::id_map::IdMap;
 
@@ -64,6 +64,12 @@ pub type Event = lp2p_muxer_shell::Event<StreamId>;
 pub struct ConnectionStats {
     /// Inbound streams refused with RST (stream limit, accept backlog, memory cap, GoAway).
     pub refused_streams: u64,
+    /// Of those, the streams refused because the memory account (the resource manager's
+    /// peer or system scope) had no room for their initial window.
+    pub refused_for_memory: u64,
+    /// Window growths skipped because the memory account refused them (the stream keeps
+    /// its window).
+    pub growth_refused_for_memory: u64,
     /// Frames for streams never opened, answered with RST.
     pub unknown_stream_frames: u64,
     /// Streams reset because data arrived after the application dropped them.
@@ -137,7 +143,10 @@ pub struct Connection {
     outbound_active: usize,
     outbound_unacked: usize,
     /// Sum of `window_max` over streams not finished: the memory we may have to hold.
+    /// `memory` holds the same amount: it grows before `window_budget` does.
     window_budget: usize,
+    /// The connection's memory account (see `lp2p_core::memory`).
+    memory: Box<dyn MemoryAccount>,
     /// Inbound streams waiting for the application (not ACKed yet).
     pending_accept: VecDeque<StreamId>,
 
@@ -188,6 +197,19 @@ impl Connection {
     /// yamux client and opens odd stream ids. A ping is queued at once to measure the RTT
     /// that window auto-tuning needs.
     pub fn new(role: Role, config: YamuxConfig, now: Instant) -> Connection {
+        Connection::with_memory(role, config, now, UnlimitedMemory::boxed())
+    }
+
+    /// A new connection whose receive windows are reserved from `memory` before they are
+    /// granted: a new stream's 256 KiB initial window (an inbound stream is refused with RST,
+    /// opening one fails with [`YamuxError::OutOfMemory`]) and every window growth (skipped
+    /// when refused). Finished streams return theirs; dropping the connection returns all.
+    pub fn with_memory(
+        role: Role,
+        config: YamuxConfig,
+        now: Instant,
+        memory: Box<dyn MemoryAccount>,
+    ) -> Connection {
         let mut conn = Connection {
             id: next_connection_id(),
             role,
@@ -200,6 +222,7 @@ impl Connection {
             outbound_active: 0,
             outbound_unacked: 0,
             window_budget: 0,
+            memory,
             pending_accept: VecDeque::new(),
             decoder: Decoder::new(),
             bulk_input: false,
@@ -517,6 +540,16 @@ impl Connection {
             if let Some(why) = self.refuse_reason() {
                 self.stats.refused_streams = self.stats.refused_streams.saturating_add(1);
                 tracing::debug!(conn = self.id, stream = %id, reason = why, "refusing inbound stream");
+                if !rst {
+                    self.emit_control(Header::window_update(id, Flags::RST, 0));
+                }
+                self.decoder = Decoder::skip(id, body);
+                return Ok(());
+            }
+            if let Err(denied) = self.memory.try_grow(INITIAL_WINDOW as usize) {
+                self.stats.refused_streams = self.stats.refused_streams.saturating_add(1);
+                self.stats.refused_for_memory = self.stats.refused_for_memory.saturating_add(1);
+                tracing::debug!(conn = self.id, stream = %id, %denied, "refusing inbound stream");
                 if !rst {
                     self.emit_control(Header::window_update(id, Flags::RST, 0));
                 }
@@ -854,6 +887,9 @@ impl Connection {
         let raw = self
             .next_outbound_id
             .ok_or(YamuxError::StreamIdsExhausted)?;
+        self.memory
+            .try_grow(INITIAL_WINDOW as usize)
+            .map_err(YamuxError::OutOfMemory)?;
         self.next_outbound_id = raw.checked_add(2);
         let id = StreamId::new(raw);
         self.streams
@@ -1017,6 +1053,27 @@ impl Connection {
             let grow = target
                 .saturating_sub(s.window_max)
                 .min(u32::try_from(budget_left).unwrap_or(u32::MAX));
+            let grow = if grow > 0 {
+                // Refused: grow by what the refusing scope has left, if another scope does
+                // not refuse that too (as the connection cap above grows partly).
+                match self.memory.try_grow(grow as usize) {
+                    Ok(()) => grow,
+                    Err(denied) => {
+                        let room = denied.limit.saturating_sub(denied.used);
+                        let room = u32::try_from(room).unwrap_or(u32::MAX).min(grow);
+                        if room > 0 && self.memory.try_grow(room as usize).is_ok() {
+                            room
+                        } else {
+                            self.stats.growth_refused_for_memory =
+                                self.stats.growth_refused_for_memory.saturating_add(1);
+                            tracing::trace!(conn = self.id, stream = %id, %denied, "receive window not grown");
+                            0
+                        }
+                    }
+                }
+            } else {
+                0
+            };
             if grow > 0 {
                 s.window_max = s.window_max.saturating_add(grow);
                 s.pending_credit = s.pending_credit.saturating_add(grow);
@@ -1138,6 +1195,7 @@ impl Connection {
                 dec(&mut self.outbound_unacked, 1);
             }
             dec(&mut self.window_budget, s.window_max as usize);
+            self.memory.shrink(s.window_max as usize);
             if self.open_waiting {
                 self.open_waiting = false;
                 self.events.push_back(Event::OutboundAvailable);

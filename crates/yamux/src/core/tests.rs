@@ -540,6 +540,18 @@ fn window_growth_stops_at_the_stream_cap() {
     );
 }
 
+/// The remote fills stream `id`'s whole window `rounds` times; each time we read it all at
+/// once (a reader that keeps up, so the window may grow).
+fn fill_and_drain(p: &mut Peer, id: u32, rounds: usize) {
+    for _ in 0..rounds {
+        let window = p.conn.stream_status(sid(id)).unwrap().recv_window;
+        p.send(&[data(id, Flags::NONE, &vec![0; window as usize])])
+            .unwrap();
+        p.read_all(id);
+        p.recv();
+    }
+}
+
 #[test]
 fn window_growth_stops_at_the_connection_cap() {
     let config = YamuxConfig::default()
@@ -549,13 +561,7 @@ fn window_growth_stops_at_the_connection_cap() {
     measure_rtt(&mut p, Duration::from_secs(60));
     p.accept(1);
     p.accept(3);
-    for _ in 0..5 {
-        let window = p.conn.stream_status(sid(1)).unwrap().recv_window;
-        p.send(&[data(1, Flags::NONE, &vec![0; window as usize])])
-            .unwrap();
-        p.read_all(1);
-        p.recv();
-    }
+    fill_and_drain(&mut p, 1, 5);
     assert_eq!(
         p.conn.stream_status(sid(1)).unwrap().window_max,
         INITIAL_WINDOW + 100 * 1024
@@ -568,6 +574,56 @@ fn window_growth_stops_at_the_connection_cap() {
     p.send(&[wu(5, Flags::SYN, 0)]).unwrap();
     p.expect(&[wu(5, Flags::RST, 0)]);
     assert_eq!(p.conn.stats().refused_streams, 1);
+}
+
+#[test]
+fn streams_and_window_growth_are_reserved_from_the_memory_account_first() {
+    let account = lp2p_core::SharedLimit::new(2 * INITIAL_WINDOW as usize + 100 * 1024);
+    let now = Instant::now();
+    let mut p = Peer {
+        conn: Connection::with_memory(
+            Role::Responder,
+            YamuxConfig::default(),
+            now,
+            Box::new(account.account()),
+        ),
+        now,
+    };
+    p.expect(&[session(Header::ping(0))]);
+    measure_rtt(&mut p, Duration::from_secs(60));
+    p.accept(1);
+    p.accept(3);
+    assert_eq!(account.used(), 2 * INITIAL_WINDOW as usize);
+
+    // Growth takes what the account has left, and then nothing more.
+    fill_and_drain(&mut p, 1, 5);
+    assert_eq!(
+        p.conn.stream_status(sid(1)).unwrap().window_max,
+        INITIAL_WINDOW + 100 * 1024
+    );
+    assert_eq!(account.used(), account.limit());
+    assert!(p.conn.stats().growth_refused_for_memory > 0);
+
+    // A third inbound stream is refused with RST; opening one fails with the denial.
+    p.send(&[wu(5, Flags::SYN, 0)]).unwrap();
+    p.expect(&[wu(5, Flags::RST, 0)]);
+    assert_eq!(p.conn.stats().refused_for_memory, 1);
+    match p.conn.open_stream() {
+        Err(YamuxError::OutOfMemory(denied)) => assert_eq!(denied.scope, "shared limit"),
+        other => panic!("expected OutOfMemory, got {other:?}"),
+    }
+
+    // A finished stream returns its whole window; the account then admits a new stream.
+    p.conn.reset_stream(sid(3));
+    p.send(&[wu(3, Flags::RST, 0)]).unwrap();
+    p.recv();
+    assert_eq!(account.used(), INITIAL_WINDOW as usize + 100 * 1024);
+    p.accept(7);
+    assert_eq!(account.used(), account.limit());
+
+    // Dropping the connection returns everything.
+    drop(p);
+    assert_eq!(account.used(), 0);
 }
 
 // ---------------------------------------------------------------------- half-close and reset
