@@ -13,6 +13,7 @@ use lp2p_core::{
 };
 use lp2p_multiselect::{MultiselectError, Version, dialer_select, listener_select};
 use lp2p_peerstore::Peerstore;
+use lp2p_rcmgr::ResourceManager;
 use lp2p_swarm::{
     Connection, ConnectionEvents, ConnectionGate, EventBus, EventStream, IntoTransport, Swarm,
     SwarmBuilder, SwarmConfig,
@@ -38,6 +39,7 @@ pub struct HostBuilder {
     runtime: Option<RuntimeHandle>,
     on_start: Vec<StartHook>,
     event_buffer: Option<usize>,
+    resources: Option<ResourceManager>,
     has_transport: bool,
     has_security: bool,
     has_muxer: bool,
@@ -160,13 +162,28 @@ impl HostBuilder {
         (self.has_transport, self.has_security, self.has_muxer)
     }
 
+    /// The resource manager whose memory budgets every muxed connection reserves from
+    /// (default: [`ResourceManager::default()`], limits scaled to the machine). Keep a clone
+    /// to read its stats, or reach it with [`Host::resource_manager`]; build one with
+    /// `dry_run(true)` to only log what it would refuse.
+    #[must_use]
+    pub fn resource_manager(mut self, manager: ResourceManager) -> Self {
+        self.resources = Some(manager);
+        self
+    }
+
     /// Builds the host, runs the start hooks, and starts listening.
     pub async fn build(self) -> Result<Host, HostError> {
         let runtime = match self.runtime {
             Some(rt) => rt.scope(),
             None => default_runtime()?.scope(),
         };
-        let swarm = self.swarm.runtime(runtime.clone()).build()?;
+        let resources = self.resources.unwrap_or_default();
+        let swarm = self
+            .swarm
+            .memory_budget(resources.clone())
+            .runtime(runtime.clone())
+            .build()?;
         let event_buffer = self
             .event_buffer
             .unwrap_or(lp2p_swarm::config::DEFAULT_EVENT_BUFFER);
@@ -176,6 +193,7 @@ impl HostBuilder {
         );
         let inner = Arc::new(Inner {
             swarm,
+            resources,
             runtime,
             config: self.config,
             handlers: Handlers::default(),
@@ -267,6 +285,7 @@ pub struct HostStats {
 
 struct Inner {
     swarm: Swarm,
+    resources: ResourceManager,
     runtime: RuntimeHandle,
     config: HostConfig,
     handlers: Handlers,
@@ -398,6 +417,12 @@ impl Host {
     /// The peerstore: addresses, keys, protocols and metadata of known peers.
     pub fn peerstore(&self) -> &Peerstore {
         self.inner.swarm.peerstore()
+    }
+
+    /// The resource manager the host's connections reserve memory from (usage, peaks and
+    /// denials in its [`stats`](ResourceManager::stats)).
+    pub fn resource_manager(&self) -> &ResourceManager {
+        &self.inner.resources
     }
 
     /// The swarm underneath (connection table, limits, dial backoff).

@@ -86,6 +86,7 @@ pub use error::HostError;
 pub use events::HostEvent;
 pub use handler::{HandlerOptions, ProtocolPredicate, StreamHandler};
 pub use host::{Host, HostBuilder, HostStats, StartHook, WeakHost};
+pub use lp2p_rcmgr::{self as rcmgr, MemoryLimits, ResourceManager, ResourceStats};
 pub use lp2p_swarm::{
     AllowDenyList, CloseReason, Connection, ConnectionEvent, ConnectionEvents, ConnectionGate,
     ConnectionId, Direction, EventStream, IpSubnet, SwarmConfig, SwarmError,

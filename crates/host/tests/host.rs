@@ -13,7 +13,7 @@ use lp2p_core::runtime::block_on;
 use lp2p_core::{DialOpts, Keypair, Multiaddr, PeerId, RawTransport, RuntimeHandle};
 use lp2p_host::{
     DEFAULT_NEGOTIATION_TIMEOUT, Host, HostBuilder, HostConfig, HostError, HostEvent, HostStream,
-    SwarmConfig, SwarmError,
+    ResourceManager, SwarmConfig, SwarmError, rcmgr::Scope,
 };
 use lp2p_memory::MemoryTransport;
 use lp2p_mplex::Mplex;
@@ -1191,5 +1191,67 @@ fn new_stream_back_to_a_peer_whose_inbound_handshake_is_finishing() {
             client.close().await;
         }
         server.close().await;
+    });
+}
+
+/// The resource manager's per-peer memory limit binds on one peer's streams (each holds its
+/// 256 KiB initial receive window) while another peer is still served, and everything comes
+/// back when the streams end.
+#[test]
+fn a_peer_over_its_memory_limit_is_refused_streams_and_another_peer_is_served() {
+    run(|sim| async move {
+        let manager = ResourceManager::builder()
+            .system_memory(64 << 20)
+            .peer_memory(1 << 20)
+            .connection_memory(2 << 20)
+            .build()
+            .unwrap();
+        let server = memory_builder(&sim)
+            .resource_manager(manager.clone())
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        // Echoes byte by byte until the remote closes: streams stay open as long as the
+        // client keeps them.
+        server.set_stream_handler("/trickle/1.0.0", |mut stream: HostStream| async move {
+            let mut byte = [0u8; 1];
+            while stream.read_exact(&mut byte).await.is_ok() {
+                if stream.write_all(&byte).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let peer = server.local_peer_id();
+        let open = |host: Host| async move {
+            let mut stream = host
+                .new_stream(&peer, ["/trickle/1.0.0"])
+                .await
+                .map_err(std::io::Error::other)?;
+            stream.write_all(b"x").await?;
+            let mut back = [0u8; 1];
+            stream.read_exact(&mut back).await.map(|()| stream)
+        };
+        let hog = memory_builder(&sim).build().await.unwrap();
+        hog.connect(peer, server.listen_addrs()).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(open(hog.clone()).await.unwrap());
+        }
+        assert_eq!(manager.peer_memory(&hog.local_peer_id()), 1 << 20);
+        // A fifth stream needs 256 KiB more than the peer's 1 MiB: refused (RST).
+        assert!(open(hog.clone()).await.is_err());
+        assert_eq!(manager.stats().denied(Scope::Peer), 1);
+
+        let other = memory_builder(&sim).build().await.unwrap();
+        other.connect(peer, server.listen_addrs()).await.unwrap();
+        let _served = open(other.clone()).await.unwrap();
+
+        for mut stream in held.drain(..) {
+            stream.close().await.unwrap();
+        }
+        let hog_id = hog.local_peer_id();
+        wait_until(sim.runtime(), || manager.peer_memory(&hog_id) == 0).await;
+        let _again = open(hog.clone()).await.unwrap();
     });
 }

@@ -73,6 +73,8 @@ pub use lp2p_host::{
 pub use lp2p_multiselect as multiselect;
 pub use lp2p_peerstore as peerstore;
 pub use lp2p_peerstore::Peerstore;
+pub use lp2p_rcmgr as rcmgr;
+pub use lp2p_rcmgr::ResourceManager;
 pub use lp2p_swarm as swarm;
 
 #[cfg(feature = "dns")]

@@ -33,8 +33,66 @@ impl Collector for HostCollector {
         encode_connections(&host, &mut encoder)?;
         encode_totals(&host, &mut encoder)?;
         encode_traffic(&host, &mut encoder)?;
-        encode_refusals(&host, &mut encoder)
+        encode_refusals(&host, &mut encoder)?;
+        encode_resources(&host, &mut encoder)
     }
+}
+
+/// The resource manager: memory held per scope (no per-peer series: the largest peer's
+/// figure stands for them), its limit and peak, and refusals per scope.
+fn encode_resources(
+    host: &Host,
+    encoder: &mut DescriptorEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    let stats = host.resource_manager().stats();
+    let scope = |name: &str| vec![("scope", name.to_owned())];
+    gauges(
+        encoder,
+        "rcmgr_memory_bytes",
+        "Memory reserved by muxed connections (receive windows and buffers), by scope",
+        &[
+            (scope("system"), gauge_value(stats.system_memory)),
+            (
+                scope("allowlisted_system"),
+                gauge_value(stats.allowlisted_memory),
+            ),
+            (
+                scope("largest_peer"),
+                gauge_value(stats.largest_peer_memory),
+            ),
+        ],
+    )?;
+    let limits = host.resource_manager().limits();
+    gauges(
+        encoder,
+        "rcmgr_memory_limit_bytes",
+        "Memory limit of each resource-manager scope",
+        &[
+            (scope("system"), gauge_value(limits.system)),
+            (
+                scope("allowlisted_system"),
+                gauge_value(limits.allowlisted_system),
+            ),
+            (scope("peer"), gauge_value(limits.peer)),
+            (scope("connection"), gauge_value(limits.connection)),
+        ],
+    )?;
+    gauges(
+        encoder,
+        "rcmgr_peak_memory_bytes",
+        "The most memory the system scope has held",
+        &[(Vec::new(), gauge_value(stats.peak_system_memory))],
+    )?;
+    let denied: Vec<(Labels, u64)> = lp2p_rcmgr::SCOPES
+        .iter()
+        .map(|s| (scope(s.as_str()), stats.denied(*s)))
+        .collect();
+    counters(
+        encoder,
+        "rcmgr_memory_denied",
+        "Memory reservations the resource manager refused (or, in dry-run mode, would have), by scope",
+        &denied,
+    )
 }
 
 fn encode_connections(

@@ -130,6 +130,20 @@ fn a_scrape_shows_connections_streams_bytes_and_closes() {
             "{body}"
         );
         assert_eq!(sample(body, "lp2p_streams_negotiating"), Some(0.0));
+        // The resource manager: its limits, what it holds, nothing refused.
+        let limits = client.resource_manager().limits();
+        assert_eq!(
+            sample(body, "lp2p_rcmgr_memory_limit_bytes{scope=\"system\"}"),
+            format!("{}", limits.system).parse().ok(),
+            "{body}"
+        );
+        assert!(sample(body, "lp2p_rcmgr_memory_bytes{scope=\"system\"}").is_some());
+        assert!(sample(body, "lp2p_rcmgr_peak_memory_bytes").unwrap() >= 256.0 * 1024.0);
+        assert_eq!(
+            sample(body, "lp2p_rcmgr_memory_denied_total{scope=\"peer\"}"),
+            Some(0.0),
+            "{body}"
+        );
         assert_eq!(
             sample(
                 body,

@@ -1,0 +1,65 @@
+//! The lp2p resource manager: memory budgets for the whole node, each peer and each
+//! connection, which the stream muxers reserve from before they let a remote make them
+//! buffer more.
+//!
+//! Every muxed connection holds one account ([`ConnectionMemory`], an
+//! [`lp2p_core::MemoryAccount`]). yamux grows it by a stream's 256 KiB initial receive window
+//! before it accepts or opens the stream, and by every window growth before it grants it;
+//! mplex grows it by each receive chunk before it takes a frame in. A growth passes the
+//! connection, peer and system scopes at once; the first scope that would go over its limit
+//! refuses, and the denial ([`lp2p_core::MemoryDenied`]) names that scope, its limit and its
+//! usage. A refusal never panics: yamux refuses the stream with RST (or keeps the window at
+//! its size), mplex sheds idle streams or waits, as at its own cap. A finished stream returns
+//! its reservation, and dropping the account (with its connection) returns the rest, so
+//! nothing leaks and nothing is returned twice.
+//!
+//! - **Defaults scale with the machine** ([`MemoryLimits::for_machine`]): the system scope
+//!   gets 1/8 of the memory (cgroup limits respected), at least 128 MiB; a peer and a
+//!   connection 128 MiB each.
+//! - **Allowlist**: peers and subnets on it are accounted in a system scope of their own, so
+//!   an attack that fills the system scope does not lock them out.
+//! - **Dry run**: denials are logged and counted but granted, to size limits before
+//!   enforcing them.
+//! - Connection and stream *counts* (per peer, per IP and subnet, per protocol, pending
+//!   handshakes) are limited by the swarm and the host (`SwarmConfig`, `HostConfig`); this
+//!   crate adds the memory that those counts alone cannot bound.
+//!
+//! # Example
+//!
+//! ```
+//! use lp2p_core::{MemoryAccount, MemoryBudget, Multiaddr, PeerId, Role};
+//! use lp2p_rcmgr::{ResourceManager, Scope};
+//!
+//! let manager = ResourceManager::builder()
+//!     .system_memory(64 << 20)
+//!     .peer_memory(1 << 20)
+//!     .connection_memory(1 << 20)
+//!     .build()?;
+//! // The host or swarm builder takes it as the memory budget (`memory_budget(manager.clone())`);
+//! // here we play the muxer of one connection.
+//! let peer = PeerId::random();
+//! let remote: Multiaddr = "/ip4/192.0.2.1/tcp/4001".parse()?;
+//! let mut account = manager.connection_account(&peer, &remote, Role::Responder);
+//! account.try_grow(768 << 10)?; // three streams' initial windows
+//! let denied = account.try_grow(512 << 10).unwrap_err();
+//! assert!(denied.scope.starts_with("connection"));
+//! assert_eq!((denied.used, denied.limit), (768 << 10, 1 << 20));
+//! assert_eq!(manager.stats().denied(Scope::Connection), 1);
+//!
+//! drop(account); // the connection closed: everything comes back
+//! assert_eq!(manager.stats().system_memory, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod limits;
+mod manager;
+
+pub use error::RcmgrError;
+pub use limits::{
+    DEFAULT_CONNECTION_MEMORY, DEFAULT_PEER_MEMORY, DEFAULT_SYSTEM_MEMORY_FRACTION,
+    FALLBACK_MACHINE_MEMORY, MIN_SYSTEM_MEMORY, MemoryLimits, machine_memory,
+};
+pub use manager::{
+    ConnectionMemory, ResourceManager, ResourceManagerBuilder, ResourceStats, SCOPES, Scope,
+};

@@ -1,0 +1,160 @@
+//! Memory limits per scope, and defaults scaled to the machine.
+
+use std::path::Path;
+
+const MIB: usize = 1024 * 1024;
+
+/// Share of the machine's memory the system scope may hold by default: one eighth, as
+/// go-libp2p's scaled default limits start from. What the muxers reserve is receive window
+/// credit (an upper bound on what remotes can make us buffer), so this is a cap on the
+/// worst case, not an expected usage; it leaves the rest of the machine to the application.
+pub const DEFAULT_SYSTEM_MEMORY_FRACTION: usize = 8;
+
+/// Smallest default system limit: 128 MiB, so a node on a tiny machine (or one whose memory
+/// cannot be read) can still hold 512 streams at yamux's 256 KiB initial window.
+pub const MIN_SYSTEM_MEMORY: usize = 128 * MIB;
+
+/// Machine memory assumed when it cannot be read (not Linux, no `/proc`): 1 GiB, so the
+/// default system limit is the minimum.
+pub const FALLBACK_MACHINE_MEMORY: usize = 1024 * MIB;
+
+/// Default limit of one peer (all its connections together): 128 MiB. That is yamux's
+/// default of 512 streams per connection at the spec's 256 KiB initial window, or eight
+/// streams grown to the 16 MiB maximum window, enough for a heavy honest peer; and it keeps
+/// one peer to at most a small share of the system scope on any machine with 2 GiB or more.
+pub const DEFAULT_PEER_MEMORY: usize = 128 * MIB;
+
+/// Default limit of one connection: the same 128 MiB as a peer, since a peer usually has one
+/// connection; lower it to spread a peer's share over several connections.
+pub const DEFAULT_CONNECTION_MEMORY: usize = 128 * MIB;
+
+/// Memory limits, in bytes, of the scopes a reservation passes through: the connection, its
+/// peer, and the system (or, for allowlisted peers and addresses, the allowlisted system
+/// scope, which has no per-peer or per-connection limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// The whole node (peers not on the allowlist).
+    pub system: usize,
+    /// Allowlisted peers and addresses together, apart from `system`, so an attack that
+    /// fills the system scope does not lock them out.
+    pub allowlisted_system: usize,
+    /// One peer, all its connections together.
+    pub peer: usize,
+    /// One connection.
+    pub connection: usize,
+}
+
+impl MemoryLimits {
+    /// Limits for a machine with `machine_memory` bytes: the system scope gets
+    /// 1/[`DEFAULT_SYSTEM_MEMORY_FRACTION`] of it (at least [`MIN_SYSTEM_MEMORY`]), the
+    /// allowlisted system scope as much again, a peer and a connection their defaults (at most
+    /// the system limit).
+    pub fn scaled(machine_memory: usize) -> MemoryLimits {
+        let system = (machine_memory / DEFAULT_SYSTEM_MEMORY_FRACTION).max(MIN_SYSTEM_MEMORY);
+        MemoryLimits {
+            system,
+            allowlisted_system: system,
+            peer: DEFAULT_PEER_MEMORY.min(system),
+            connection: DEFAULT_CONNECTION_MEMORY.min(system),
+        }
+    }
+
+    /// Limits scaled to this machine's memory (see [`machine_memory`]).
+    pub fn for_machine() -> MemoryLimits {
+        MemoryLimits::scaled(machine_memory().unwrap_or(FALLBACK_MACHINE_MEMORY))
+    }
+}
+
+impl Default for MemoryLimits {
+    /// [`MemoryLimits::for_machine`].
+    fn default() -> Self {
+        MemoryLimits::for_machine()
+    }
+}
+
+/// The memory this process may use, in bytes: the machine's (`MemTotal` in `/proc/meminfo`),
+/// or the cgroup's limit when that is lower (a container). `None` where neither can be read.
+pub fn machine_memory() -> Option<usize> {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| parse_meminfo(&text));
+    let cgroup = cgroup_limit(Path::new("/sys/fs/cgroup/memory.max"))
+        .or_else(|| cgroup_limit(Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes")));
+    match (total, cgroup) {
+        (Some(total), Some(cgroup)) => Some(total.min(cgroup)),
+        (total, cgroup) => total.or(cgroup),
+    }
+}
+
+/// `MemTotal` of `/proc/meminfo`, in bytes.
+fn parse_meminfo(text: &str) -> Option<usize> {
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let mut fields = line.split_whitespace().skip(1);
+    let value: usize = fields.next()?.parse().ok()?;
+    match fields.next() {
+        Some("kB") => value.checked_mul(1024),
+        None => Some(value),
+        Some(_) => None,
+    }
+}
+
+/// A cgroup memory limit file: a number of bytes, or `max` (no limit).
+fn cgroup_limit(path: &Path) -> Option<usize> {
+    parse_cgroup_limit(&std::fs::read_to_string(path).ok()?)
+}
+
+fn parse_cgroup_limit(text: &str) -> Option<usize> {
+    let value: u64 = text.trim().parse().ok()?;
+    // cgroup v1 reports "no limit" as a huge page-aligned number (about 2^63); no machine
+    // has 2^62 bytes.
+    if value >= 1 << 62 {
+        return None;
+    }
+    usize::try_from(value).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_scale_with_the_machine_and_never_drop_below_the_minimum() {
+        let big = MemoryLimits::scaled(24 * 1024 * MIB);
+        assert_eq!(big.system, 3 * 1024 * MIB);
+        assert_eq!(big.allowlisted_system, big.system);
+        assert_eq!(big.peer, DEFAULT_PEER_MEMORY);
+        assert_eq!(big.connection, DEFAULT_CONNECTION_MEMORY);
+
+        let tiny = MemoryLimits::scaled(256 * MIB);
+        assert_eq!(tiny.system, MIN_SYSTEM_MEMORY);
+        assert!(tiny.peer <= tiny.system);
+        assert!(tiny.connection <= tiny.system);
+    }
+
+    #[test]
+    fn meminfo_and_cgroup_files_parse_and_bad_ones_do_not() {
+        let text = "MemTotal:       24522588 kB\nMemFree:         1000 kB\n";
+        assert_eq!(parse_meminfo(text), Some(24_522_588 * 1024));
+        assert_eq!(parse_meminfo("MemFree: 3 kB\n"), None);
+        assert_eq!(parse_meminfo("MemTotal: lots kB\n"), None);
+        assert_eq!(parse_meminfo("MemTotal: 3 MB\n"), None);
+        assert_eq!(
+            parse_meminfo("MemTotal: 99999999999999999999999 kB\n"),
+            None
+        );
+
+        assert_eq!(parse_cgroup_limit("1073741824\n"), Some(1024 * MIB));
+        assert_eq!(parse_cgroup_limit("max\n"), None);
+        assert_eq!(parse_cgroup_limit("9223372036854771712\n"), None);
+        assert_eq!(parse_cgroup_limit(""), None);
+    }
+
+    #[test]
+    fn this_machine_has_readable_memory_on_linux() {
+        if cfg!(target_os = "linux") {
+            let memory = machine_memory().expect("/proc/meminfo is readable on Linux");
+            assert!(memory >= 64 * MIB, "{memory} bytes");
+        }
+        assert!(MemoryLimits::for_machine().system >= MIN_SYSTEM_MEMORY);
+    }
+}
