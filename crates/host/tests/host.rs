@@ -1255,3 +1255,54 @@ fn a_peer_over_its_memory_limit_is_refused_streams_and_another_peer_is_served() 
         let _again = open(hog.clone()).await.unwrap();
     });
 }
+
+/// When other peers hold the whole system scope, a peer on the resource manager's allowlist
+/// still gets a stream (it is accounted in a scope of its own); a stranger does not.
+#[test]
+fn an_allowlisted_peer_is_served_when_the_system_memory_scope_is_full() {
+    run(|sim| async move {
+        let friend = memory_builder(&sim).build().await.unwrap();
+        let manager = ResourceManager::builder()
+            .system_memory(512 << 10)
+            .peer_memory(512 << 10)
+            .connection_memory(512 << 10)
+            .allowlisted_memory(512 << 10)
+            .allow_peer(friend.local_peer_id())
+            .build()
+            .unwrap();
+        let server = memory_builder(&sim)
+            .resource_manager(manager.clone())
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let peer = server.local_peer_id();
+        let roundtrip = |host: Host| async move {
+            let mut stream = host
+                .new_stream(&peer, ["/echo/1.0.0"])
+                .await
+                .map_err(std::io::Error::other)?;
+            stream.write_all(b"ok").await?;
+            stream.close().await?;
+            let mut back = Vec::new();
+            stream.read_to_end(&mut back).await.map(|_| back)
+        };
+        // Two strangers' open streams take the system scope's 512 KiB.
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let stranger = memory_builder(&sim).build().await.unwrap();
+            stranger.connect(peer, server.listen_addrs()).await.unwrap();
+            let stream = stranger.new_stream(&peer, ["/echo/1.0.0"]).await.unwrap();
+            held.push((stranger, stream));
+        }
+        let third = memory_builder(&sim).build().await.unwrap();
+        third.connect(peer, server.listen_addrs()).await.unwrap();
+        assert!(roundtrip(third).await.is_err());
+        assert_eq!(manager.stats().denied(Scope::System), 1);
+
+        friend.connect(peer, server.listen_addrs()).await.unwrap();
+        assert_eq!(roundtrip(friend).await.unwrap(), b"ok");
+        assert_eq!(manager.stats().system_memory, 512 << 10);
+    });
+}
