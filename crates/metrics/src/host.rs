@@ -209,6 +209,18 @@ fn encode_totals(host: &Host, encoder: &mut DescriptorEncoder<'_>) -> Result<(),
             histogram(metric.encode_family(&labels)?, h)?;
         }
     }
+    let dials = host.swarm().dial_durations();
+    let mut metric = encoder.encode_descriptor(
+        "dial_seconds",
+        "How long whole dials took, by outcome: from the call through address resolution, \
+         ranking and staggered attempts to a connection or the final error",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (outcome, h) in [("ok", &dials.ok), ("failed", &dials.failed)] {
+        let labels: Labels = vec![("outcome", outcome.to_owned())];
+        histogram(metric.encode_family(&labels)?, h)?;
+    }
     Ok(())
 }
 

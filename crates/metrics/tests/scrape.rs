@@ -152,6 +152,11 @@ fn a_scrape_shows_connections_streams_bytes_and_closes() {
             Some(1.0),
             "{body}"
         );
+        assert_eq!(
+            sample(body, "lp2p_dial_seconds_count{outcome=\"ok\"}"),
+            Some(1.0),
+            "{body}"
+        );
         // Bounded labels: no peer id, no address.
         assert!(!body.contains(&peer.to_string()));
         assert!(!body.contains("127.0.0.1"));

@@ -38,6 +38,7 @@ impl Swarm {
         if let Some(conn) = self.connection_to(&peer) {
             return Ok(conn);
         }
+        let started = shared.now();
         let mut candidates = Vec::with_capacity(addrs.len());
         for a in addrs {
             let (transport_addr, named) = addr::split_peer_id(&a);
@@ -66,6 +67,7 @@ impl Swarm {
                 reuse: true,
                 ..DialRequest::new(Some(peer), addrs, failures)
             },
+            started,
         )
         .await
     }
@@ -79,6 +81,7 @@ impl Swarm {
             return self.dial_with_addrs(peer, vec![addr]).await;
         }
         self.shared.ensure_open()?;
+        let started = self.shared.now();
         let (addrs, failures) = prepare(&self.shared, None, vec![addr]).await;
         run(
             &self.shared,
@@ -86,6 +89,7 @@ impl Swarm {
                 reuse: false,
                 ..DialRequest::new(None, addrs, failures)
             },
+            started,
         )
         .await
     }
@@ -96,6 +100,7 @@ impl Swarm {
     /// that measure connection setup.
     pub async fn dial_new(&self, addr: Multiaddr) -> Result<Connection, SwarmError> {
         self.shared.ensure_open()?;
+        let started = self.shared.now();
         let (transport_addr, peer) = addr::split_peer_id(&addr);
         let (addrs, failures) = prepare(&self.shared, peer, vec![transport_addr]).await;
         run(
@@ -104,6 +109,7 @@ impl Swarm {
                 reuse: false,
                 ..DialRequest::new(peer, addrs, failures)
             },
+            started,
         )
         .await
     }
@@ -119,6 +125,7 @@ impl Swarm {
         opts: lp2p_core::DialOpts,
     ) -> Result<Connection, SwarmError> {
         self.shared.ensure_open()?;
+        let started = self.shared.now();
         let (addrs, failures) = prepare(&self.shared, opts.expected_peer, addrs).await;
         run(
             &self.shared,
@@ -128,6 +135,7 @@ impl Swarm {
                 role: opts.role,
                 ..DialRequest::new(opts.expected_peer, addrs, failures)
             },
+            started,
         )
         .await
     }
@@ -148,22 +156,35 @@ impl Swarm {
     }
 }
 
-/// Hands a prepared request to the core and waits for its outcome.
-async fn run(shared: &Arc<Shared>, req: DialRequest) -> Result<Connection, SwarmError> {
+/// Hands a prepared request to the core and waits for its outcome; a dial (not a reused
+/// connection) is timed from `started` into the swarm's dial durations.
+async fn run(
+    shared: &Arc<Shared>,
+    req: DialRequest,
+    started: std::time::Instant,
+) -> Result<Connection, SwarmError> {
     let now = shared.now();
     let rx = {
         let mut st = shared.lock();
-        match st.core.dial(req, now)? {
-            DialStart::Connected(id) => {
+        match st.core.dial(req, now) {
+            Ok(DialStart::Connected(id)) => {
                 return st.conns.get(&id).cloned().ok_or(SwarmError::Closed);
             }
-            DialStart::Dialing(dial) => {
+            Ok(DialStart::Dialing(dial)) => {
                 let (tx, rx) = oneshot::channel();
                 st.waiters.entry(dial).or_default().push(tx);
                 rx
             }
+            Err(err) => {
+                st.dial_durations
+                    .observe(false, now.saturating_duration_since(started));
+                return Err(err);
+            }
         }
     };
     shared.drain();
-    rx.await.unwrap_or(Err(SwarmError::Closed))
+    let outcome = rx.await.unwrap_or(Err(SwarmError::Closed));
+    let took = shared.now().saturating_duration_since(started);
+    shared.lock().dial_durations.observe(outcome.is_ok(), took);
+    outcome
 }

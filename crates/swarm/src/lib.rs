@@ -98,6 +98,8 @@ pub use lp2p_core::addr::IpSubnet;
 pub use lp2p_core::events::{EventBus, EventStream};
 pub use state::{InboundStreamHandler, SwarmStats};
 pub use swarm::{Swarm, SwarmBuilder};
-pub use totals::{ConnectionTotals, HANDSHAKE_BUCKETS, LIFETIME_BUCKETS};
+pub use totals::{
+    ConnectionTotals, DIAL_BUCKETS, DialDurations, HANDSHAKE_BUCKETS, LIFETIME_BUCKETS,
+};
 pub use transports::{EstablishedMarker, IntoTransport, RawMarker, TransportKind};
 pub use upgrade::{UpgradeStack, Upgraded};

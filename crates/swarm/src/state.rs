@@ -21,7 +21,7 @@ use lp2p_peerstore::Peerstore;
 use crate::core::{AttemptId, DialId, PendingId, SwarmCore};
 use crate::gate::{ConnectionGate, Denied, GateStage};
 use crate::lifecycle::LifecycleBus;
-use crate::totals::Totals;
+use crate::totals::{DialDurations, Totals};
 use crate::{
     Connection, ConnectionEvents, ConnectionId, Direction, EventBus, Stage, SwarmConfig,
     SwarmError, SwarmEvent,
@@ -44,6 +44,7 @@ pub(crate) struct State {
     pub(crate) listeners: Vec<(Vec<Multiaddr>, AbortHandle)>,
     pub(crate) background: Vec<AbortHandle>,
     pub(crate) totals: Totals,
+    pub(crate) dial_durations: DialDurations,
 }
 
 /// Wakes the timer task when the core's next deadline may have moved.
@@ -256,6 +257,7 @@ impl Shared {
                     listeners: Vec::new(),
                     background: Vec::new(),
                     totals: Totals::default(),
+                    dial_durations: DialDurations::default(),
                 }),
                 config: parts.config,
                 runtime: parts.runtime,

@@ -15,8 +15,8 @@ use crate::gate::ConnectionGate;
 use crate::state::{InboundStreamHandler, Parts, Shared, SwarmStats};
 use crate::transports::{IntoTransport, TransportKind};
 use crate::{
-    Connection, ConnectionEvents, ConnectionId, ConnectionTotals, EventStream, SwarmConfig,
-    SwarmError, SwarmEvent, UpgradeStack, Upgraded, config,
+    Connection, ConnectionEvents, ConnectionId, ConnectionTotals, DialDurations, EventStream,
+    SwarmConfig, SwarmError, SwarmEvent, UpgradeStack, Upgraded, config,
 };
 
 /// Builds a [`Swarm`]: at least one transport; byte-stream transports also need at least one
@@ -274,6 +274,11 @@ impl Swarm {
     /// with the lifetimes of the closed ones (every connection counts, however short).
     pub fn connection_totals(&self) -> Vec<ConnectionTotals> {
         self.shared.lock().totals.snapshot()
+    }
+
+    /// How long whole dials took (resolution, staggered attempts and all), by outcome.
+    pub fn dial_durations(&self) -> DialDurations {
+        self.shared.lock().dial_durations.clone()
     }
 
     /// Sets what to do with streams remotes open, replacing the previous handler.

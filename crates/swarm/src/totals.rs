@@ -20,6 +20,45 @@ pub static HANDSHAKE_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Upper bounds, in seconds, of the whole-dial buckets: 1 ms (an address on loopback) to 30 s
+/// (the default dial timeout, `SwarmConfig::dial_timeout`).
+pub static DIAL_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// How long whole dials took, in seconds over [`DIAL_BUCKETS`]: from the call (`Swarm::dial`,
+/// `dial_addr`, ...) through address resolution, ranking, staggered attempts and backoff, to a
+/// connection or the final error. A call answered by an existing connection is not a dial and
+/// is not counted; concurrent calls that share one dial count once each (each waited that
+/// long).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DialDurations {
+    /// Dials that gave a connection.
+    pub ok: Histogram,
+    /// Dials that failed.
+    pub failed: Histogram,
+}
+
+impl Default for DialDurations {
+    fn default() -> Self {
+        DialDurations {
+            ok: Histogram::new(&DIAL_BUCKETS),
+            failed: Histogram::new(&DIAL_BUCKETS),
+        }
+    }
+}
+
+impl DialDurations {
+    pub(crate) fn observe(&mut self, succeeded: bool, took: Duration) {
+        let histogram = if succeeded {
+            &mut self.ok
+        } else {
+            &mut self.failed
+        };
+        histogram.observe(took.as_secs_f64());
+    }
+}
+
 /// The totals of one direction and transport.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionTotals {
