@@ -8,7 +8,10 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::io::{ReadHalf, WriteHalf};
@@ -94,6 +97,81 @@ pub async fn secured(addr: &Multiaddr) -> io::Result<SecureConnection> {
         .secure_outbound(Box::new(tcp), &ctx, None)
         .await
         .map_err(io::Error::other)
+}
+
+/// A TCP connection that corrupts one write when armed: the byte after the 2-byte length
+/// prefix of the next noise message (its first ciphertext byte) is flipped, so the message
+/// no longer authenticates. Reads pass through.
+pub struct Tamper {
+    inner: TcpConnection,
+    armed: Arc<AtomicBool>,
+}
+
+impl futures::AsyncRead for Tamper {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl futures::AsyncWrite for Tamper {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.len() < 3 || !self.armed.load(Ordering::SeqCst) {
+            return Pin::new(&mut self.inner).poll_write(cx, buf);
+        }
+        let mut bad = buf.to_vec();
+        bad[2] ^= 0x01;
+        let written = Pin::new(&mut self.inner).poll_write(cx, &bad);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 2) {
+            self.armed.store(false, Ordering::SeqCst);
+        }
+        written
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+impl lp2p_core::Connection for Tamper {
+    fn local_addr(&self) -> Multiaddr {
+        self.inner.local_addr()
+    }
+
+    fn remote_addr(&self) -> Multiaddr {
+        self.inner.remote_addr()
+    }
+}
+
+/// A noise connection under a throwaway identity whose next message after the handshake is
+/// corrupted once the returned flag is set.
+pub async fn secured_tamperable(
+    addr: &Multiaddr,
+) -> io::Result<(SecureConnection, Arc<AtomicBool>)> {
+    let mut tcp = connect(addr).await?;
+    select(&mut tcp, "/noise").await?;
+    let armed = Arc::new(AtomicBool::new(false));
+    let tamper = Tamper {
+        inner: tcp,
+        armed: armed.clone(),
+    };
+    let ctx = UpgradeContext::new(Keypair::generate_ed25519(), RuntimeHandle::default());
+    let conn = lp2p_noise::Noise::new()
+        .secure_outbound(Box::new(tamper), &ctx, None)
+        .await
+        .map_err(io::Error::other)?;
+    Ok((conn, armed))
 }
 
 /// A secured connection on which yamux was agreed: raw yamux frames follow.

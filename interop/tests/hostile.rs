@@ -160,6 +160,13 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "noise-tampered-frame",
+            listen: &[],
+            what: "noise completed, then a transport message with one ciphertext bit flipped",
+            max_growth_mib: 16.0,
+            run: |addr, probe| tampered_frame(addr, probe).boxed(),
+        },
+        Case {
             name: "yamux-10000-syn",
             listen: &[],
             what: "noise + yamux, then 10,000 stream opens, nothing read",
@@ -459,11 +466,7 @@ where
     let tcp = match connect(&addr).await {
         Ok(tcp) => tcp,
         Err(e) => {
-            probe.run().await;
-            return Verdict {
-                attacker: format!("could not connect: {e}"),
-                failure: Some(e.to_string()),
-            };
+            return not_started(&probe, "could not connect", &e).await;
         }
     };
     let mut tcp = attack(tcp).await;
@@ -487,11 +490,7 @@ where
     let conn = match hostile::yamux(&addr).await {
         Ok(conn) => conn,
         Err(e) => {
-            probe.run().await;
-            return Verdict {
-                attacker: format!("handshake failed: {e}"),
-                failure: Some(e.to_string()),
-            };
+            return not_started(&probe, "handshake failed", &e).await;
         }
     };
     let mut conn = attack(conn).await;
@@ -505,6 +504,35 @@ where
         verdict.failure = None;
     }
     verdict
+}
+
+/// A noise handshake completed honestly, then the first transport message (the muxer
+/// proposal) sent with a flipped ciphertext bit: the target must drop the connection, not
+/// answer it or wait.
+async fn tampered_frame(addr: Multiaddr, probe: Probe) -> Verdict {
+    let (mut conn, armed) = match hostile::secured_tamperable(&addr).await {
+        Ok(pair) => pair,
+        Err(e) => return not_started(&probe, "handshake failed", &e).await,
+    };
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut proposal = MULTISTREAM_HEADER.to_vec();
+    proposal.extend(multistream_message("/yamux/1.0.0"));
+    let _ = conn.write_all(&proposal).await;
+    let _ = async_std::future::timeout(Duration::from_secs(5), conn.flush()).await;
+    let closed = closed_within(&mut conn, Duration::from_secs(10)).await;
+    probe.run().await;
+    cut_off(closed)
+}
+
+/// The attack could not start (`what`: connecting or the handshake failed): the honest probe
+/// still runs, and for lp2p the case fails.
+async fn not_started(probe: &Probe, what: &str, e: &(dyn std::fmt::Display + Sync)) -> Verdict {
+    let e = e.to_string();
+    probe.run().await;
+    Verdict {
+        attacker: format!("{what}: {e}"),
+        failure: Some(e),
+    }
 }
 
 fn cut_off(closed: Option<Duration>) -> Verdict {
@@ -583,11 +611,7 @@ async fn stream_attack(
         match StalledClient::start(&addr, protocol, streams, payload.clone(), fin).await {
             Ok(c) => clients.push(c),
             Err(e) => {
-                probe.run().await;
-                return Verdict {
-                    attacker: format!("handshake failed: {e}"),
-                    failure: Some(e.to_string()),
-                };
+                return not_started(&probe, "handshake failed", &e).await;
             }
         }
     }
@@ -736,11 +760,7 @@ async fn open_reset(addr: Multiaddr, probe: Probe) -> Verdict {
     let conn = match hostile::yamux(&addr).await {
         Ok(conn) => conn,
         Err(e) => {
-            probe.run().await;
-            return Verdict {
-                attacker: format!("handshake failed: {e}"),
-                failure: Some(e.to_string()),
-            };
+            return not_started(&probe, "handshake failed", &e).await;
         }
     };
     let (mut read, mut write) = conn.split();
