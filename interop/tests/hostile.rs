@@ -87,6 +87,13 @@ fn cases() -> Vec<Case> {
             run: |addr, probe| silent_flood(addr, probe).boxed(),
         },
         Case {
+            name: "established-flood",
+            listen: &[],
+            what: "3,000 noise + yamux connections, each under its own identity, held idle (pings answered)",
+            max_growth_mib: 160.0,
+            run: |addr, probe| established_flood(addr, probe).boxed(),
+        },
+        Case {
             name: "slowloris-multistream",
             listen: &[],
             what: "200 connections sending the multistream header one byte per 500 ms",
@@ -418,6 +425,59 @@ async fn silent_flood(addr: Multiaddr, probe: Probe) -> Verdict {
                 total - closed
             )
         }),
+    }
+}
+
+/// 3,000 connections that complete noise and yamux, each under a fresh identity (so no
+/// per-peer limit binds), held without a stream by a client that answers pings (as an idle
+/// honest peer would, so keep-alive does not close them); the honest peer comes after the
+/// first 1,500. lp2p-node, a test tool, lifts the library's connection limits (65,536, no
+/// idle timeout), so this measures memory and service with thousands of established
+/// connections; what the library does at its default limit of 1,024 inbound (close the
+/// connection idle the longest, decision D34) is tested in lp2p-swarm and lp2p-host.
+async fn established_flood(addr: Multiaddr, probe: Probe) -> Verdict {
+    const TOTAL: usize = 3_000;
+    let started = Instant::now();
+    let open = |n: usize| {
+        let addr = addr.clone();
+        async move {
+            let mut held = Vec::new();
+            for start in (0..n).step_by(100) {
+                let batch = join_all((start..n.min(start + 100)).map(|_| {
+                    let no_payload = std::sync::Arc::new(Vec::new());
+                    async_std::future::timeout(
+                        Duration::from_secs(15),
+                        StalledClient::start(&addr, "", 0, no_payload, false),
+                    )
+                }))
+                .await;
+                held.extend(
+                    batch
+                        .into_iter()
+                        .filter_map(|r| r.ok().and_then(Result::ok)),
+                );
+            }
+            held
+        }
+    };
+    let mut clients = open(TOTAL / 2).await;
+    // Identify's request to each attacker times out after 5 s, idleness is checked every
+    // 5 s, and a connection may be taken once idle 10 s.
+    async_std::task::sleep(Duration::from_secs(15)).await;
+    probe.run().await;
+    clients.extend(open(TOTAL - TOTAL / 2).await);
+    let opened_in = started.elapsed();
+    async_std::task::sleep(Duration::from_millis(500)).await;
+    let held = clients.len();
+    let closed = clients.iter().filter(|c| c.closed()).count();
+    join_all(clients.into_iter().map(StalledClient::stop)).await;
+    Verdict {
+        attacker: format!(
+            "{held} of {TOTAL} handshakes completed over {:.0} s; {closed} of those closed \
+             by the target while held",
+            opened_in.as_secs_f64()
+        ),
+        failure: None,
     }
 }
 

@@ -1306,3 +1306,39 @@ fn an_allowlisted_peer_is_served_when_the_system_memory_scope_is_full() {
         assert_eq!(manager.stats().system_memory, 512 << 10);
     });
 }
+
+/// At the inbound limit, a new peer gets in by closing the inbound connection idle the
+/// longest (decision D34); a connection with a stream open stays.
+#[test]
+fn a_full_inbound_table_makes_room_by_closing_the_connection_idle_the_longest() {
+    run(|sim| async move {
+        let server = memory_builder(&sim)
+            .swarm_config(SwarmConfig {
+                max_inbound: 2,
+                ..SwarmConfig::default()
+            })
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let peer = server.local_peer_id();
+        let busy = memory_builder(&sim).build().await.unwrap();
+        busy.connect(peer, server.listen_addrs()).await.unwrap();
+        let _open = busy.new_stream(&peer, ["/echo/1.0.0"]).await.unwrap();
+        let quiet = memory_builder(&sim).build().await.unwrap();
+        quiet.connect(peer, server.listen_addrs()).await.unwrap();
+        let newcomer = memory_builder(&sim).build().await.unwrap();
+        // Full, and nobody idle for the eviction age (10 s) yet.
+        assert!(newcomer.connect(peer, server.listen_addrs()).await.is_err());
+        sim.sleep(Duration::from_secs(20)).await;
+        newcomer.connect(peer, server.listen_addrs()).await.unwrap();
+        let quiet_id = quiet.local_peer_id();
+        wait_until(sim.runtime(), || {
+            !server.is_connected(&quiet_id) && !quiet.is_connected(&peer)
+        })
+        .await;
+        assert!(server.is_connected(&busy.local_peer_id()));
+        assert_eq!(server.swarm().stats().evicted_idle_inbound, 1);
+    });
+}

@@ -288,6 +288,12 @@ fn encode_refusals(
         "Connections a swarm limit refused (see the log for which limit)",
         &refused,
     )?;
+    counter(
+        encoder,
+        "connections_evicted_idle",
+        "Idle inbound connections closed to make room for a new inbound connection at the inbound limit",
+        swarm.evicted_idle_inbound,
+    )?;
     let stats = host.stats();
     let streams_refused: Vec<(Labels, u64)> = [
         ("negotiating_all_peers", stats.refused_negotiating),

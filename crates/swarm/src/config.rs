@@ -60,6 +60,16 @@ pub const DEFAULT_INBOUND_WAIT: Duration = Duration::from_secs(2);
 /// gets a full second no matter how many silent connections arrive.
 pub const DEFAULT_PENDING_INBOUND_EVICTION_AGE: Duration = Duration::from_secs(1);
 
+/// When the inbound connection limit is reached, a new inbound attempt closes the inbound
+/// connection that has had no stream for the longest time, if that is at least this long.
+/// Without it, 1,024 cheap identities holding idle connections (each its own peer, so the
+/// per-peer limit does not bind) keep every new peer out until the idle timeout (60 s), and
+/// again as soon as they reconnect. An honest peer that has run no stream for 10 s can redial
+/// when it needs us; protected and bootstrap peers, outbound connections and connections with
+/// streams are never taken. Idleness is what the idle timeout measures, so this needs
+/// `idle_timeout` set (it is by default).
+pub const DEFAULT_INBOUND_IDLE_EVICTION_AGE: Duration = Duration::from_secs(10);
+
 /// Inbound handshakes in progress from one IP address. An honest host rarely has more than
 /// a couple in flight with us at once; a cap this low means one source cannot fill the
 /// pending-inbound slots ([`DEFAULT_MAX_PENDING_INBOUND`]) with silent connections.
@@ -141,6 +151,9 @@ pub struct SwarmConfig {
     /// See [`DEFAULT_PENDING_INBOUND_EVICTION_AGE`]; `None` never evicts (a full set of
     /// pending slots then refuses new inbound connections until a handshake ends).
     pub pending_inbound_eviction_age: Option<Duration>,
+    /// See [`DEFAULT_INBOUND_IDLE_EVICTION_AGE`]; `None` never evicts (a full inbound table
+    /// then refuses new inbound connections until one closes).
+    pub inbound_idle_eviction_age: Option<Duration>,
     /// See [`DEFAULT_INBOUND_WAIT`]; zero fails a dial with no address at once.
     pub inbound_wait: Duration,
     /// See [`DEFAULT_MAX_PENDING_INBOUND_PER_IP`].
@@ -177,6 +190,7 @@ impl Default for SwarmConfig {
             max_per_peer: DEFAULT_MAX_PER_PEER,
             max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND,
             pending_inbound_eviction_age: Some(DEFAULT_PENDING_INBOUND_EVICTION_AGE),
+            inbound_idle_eviction_age: Some(DEFAULT_INBOUND_IDLE_EVICTION_AGE),
             inbound_wait: DEFAULT_INBOUND_WAIT,
             max_pending_inbound_per_ip: DEFAULT_MAX_PENDING_INBOUND_PER_IP,
             max_inbound_per_ip: DEFAULT_MAX_INBOUND_PER_IP,

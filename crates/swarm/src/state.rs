@@ -150,6 +150,7 @@ impl Counters {
             denied_upgraded: get(3),
             refused_inbound: self.refused_inbound.load(Ordering::Relaxed),
             refused_outbound: self.refused_outbound.load(Ordering::Relaxed),
+            evicted_idle_inbound: 0,
         }
     }
 }
@@ -169,6 +170,9 @@ pub struct SwarmStats {
     pub refused_inbound: u64,
     /// Outbound connections a limit refused.
     pub refused_outbound: u64,
+    /// Idle inbound connections closed to make room for a new inbound attempt at the
+    /// inbound limit (see `SwarmConfig::inbound_idle_eviction_age`).
+    pub evicted_idle_inbound: u64,
 }
 
 /// Maps a transport's error to the stage of the attempt that failed.

@@ -267,7 +267,9 @@ impl Swarm {
 
     /// Connections refused so far, by gate stage and by limit.
     pub fn stats(&self) -> SwarmStats {
-        self.shared.stats.snapshot()
+        let mut stats = self.shared.stats.snapshot();
+        stats.evicted_idle_inbound = self.shared.lock().core.counts().evicted_idle_inbound;
+        stats
     }
 
     /// Connections opened and closed since the swarm started, per direction and transport,

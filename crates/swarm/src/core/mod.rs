@@ -230,6 +230,9 @@ pub struct Counts {
     pub pending_inbound: usize,
     /// Dials running.
     pub dials: usize,
+    /// Idle inbound connections closed to make room for a new inbound attempt (see
+    /// [`SwarmConfig::inbound_idle_eviction_age`]), since the start.
+    pub evicted_idle_inbound: u64,
 }
 
 #[derive(Debug)]
@@ -263,6 +266,7 @@ pub struct SwarmCore {
     actions: VecDeque<Action>,
     next_gc: Instant,
     closed: bool,
+    evicted_idle: u64,
 }
 
 impl SwarmCore {
@@ -284,6 +288,7 @@ impl SwarmCore {
             actions: VecDeque::new(),
             next_gc: now + crate::config::MAINTENANCE_INTERVAL,
             closed: false,
+            evicted_idle: 0,
         }
     }
 
@@ -305,6 +310,7 @@ impl SwarmCore {
             outbound: self.table.outbound,
             pending_inbound: self.pending.len(),
             dials: self.dials.len(),
+            evicted_idle_inbound: self.evicted_idle,
         }
     }
 
@@ -412,7 +418,7 @@ impl SwarmCore {
         self.admit_peer(peer)?;
         let (count, max, kind) = match direction {
             Direction::Inbound => (
-                self.table.inbound,
+                self.open_inbound(),
                 self.config.max_inbound,
                 LimitKind::Inbound,
             ),
@@ -490,7 +496,10 @@ impl SwarmCore {
                 self.pending.len(),
             ));
         }
-        let inbound = self.table.inbound.saturating_add(self.pending.len());
+        let mut inbound = self.open_inbound().saturating_add(self.pending.len());
+        if inbound >= self.config.max_inbound && self.evict_idle_inbound(now) {
+            inbound = inbound.saturating_sub(1);
+        }
         if inbound >= self.config.max_inbound {
             return Err(Self::limit(
                 LimitKind::Inbound,
@@ -513,6 +522,46 @@ impl SwarmCore {
             },
         );
         Ok(id)
+    }
+
+    /// Inbound connections in the table that are not being closed (a closing one leaves
+    /// the table when its close completes; its slot is already free).
+    fn open_inbound(&self) -> usize {
+        let closing = self
+            .table
+            .conns
+            .values()
+            .filter(|e| e.direction == Direction::Inbound && e.idle.closing)
+            .count();
+        self.table.inbound.saturating_sub(closing)
+    }
+
+    /// Frees an inbound slot for a new attempt: closes the inbound connection idle the
+    /// longest (no stream since), if that is at least the eviction age and its peer is not
+    /// protected. False when none may go.
+    fn evict_idle_inbound(&mut self, now: Instant) -> bool {
+        let Some(min_age) = self.config.inbound_idle_eviction_age else {
+            return false;
+        };
+        let longest = self
+            .table
+            .conns
+            .iter()
+            .filter(|(_, e)| e.direction == Direction::Inbound && !e.idle.closing)
+            .filter(|(_, e)| !self.is_protected(&e.peer))
+            .filter_map(|(id, e)| Some((*id, now.saturating_duration_since(e.idle.since?))))
+            .max_by_key(|(_, idle)| *idle);
+        let Some((conn, idle)) = longest.filter(|(_, idle)| *idle >= min_age) else {
+            return false;
+        };
+        tracing::debug!(connection = %conn, idle = ?idle, "inbound limit reached: closing the connection idle the longest");
+        self.evicted_idle = self.evicted_idle.saturating_add(1);
+        self.closing(conn);
+        self.actions.push_back(Action::Close {
+            conn,
+            reason: CloseReason::Idle,
+        });
+        true
     }
 
     /// Frees a pending-inbound slot for a new attempt: the oldest attempt that has not

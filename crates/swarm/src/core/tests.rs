@@ -608,6 +608,79 @@ fn idle_connections_close_and_active_or_protected_ones_stay() {
     let _ = c_guarded;
 }
 
+/// Answers every idle check with `streams` open streams (the same count of streams ever
+/// opened, so only `streams > 0` is activity); returns the connections closed.
+fn answer_idle_checks(sim: &mut Sim, busy: &[ConnectionId]) -> Vec<ConnectionId> {
+    let mut closed = Vec::new();
+    for action in sim.actions() {
+        match action {
+            Action::CheckIdle { conn } => {
+                let open = usize::from(busy.contains(&conn));
+                sim.core.idle_report(conn, open, 0, sim.now);
+            }
+            Action::Close { conn, .. } => closed.push(conn),
+            _ => {}
+        }
+    }
+    closed
+}
+
+#[test]
+fn a_full_inbound_table_closes_the_connection_idle_the_longest_for_a_new_one() {
+    let mut sim = Sim::new(SwarmConfig {
+        max_inbound: 3,
+        inbound_idle_eviction_age: Some(Duration::from_secs(10)),
+        ..config()
+    });
+    let busy = sim.inbound(PeerId::random(), 1).unwrap().id;
+    let guarded_peer = PeerId::random();
+    let guarded = sim.inbound(guarded_peer, 2).unwrap().id;
+    sim.core.protect(guarded_peer);
+    sim.advance(Duration::from_secs(3));
+    let quiet = sim.inbound(PeerId::random(), 3).unwrap().id;
+    // Full, and nobody has been idle for 10 s yet: refused as before.
+    let refused = sim.inbound(PeerId::random(), 4).unwrap_err();
+    assert!(matches!(
+        refused,
+        SwarmError::Limit {
+            kind: LimitKind::Inbound,
+            limit: 3,
+            ..
+        }
+    ));
+    let mut elapsed = Duration::ZERO;
+    while elapsed < Duration::from_secs(25) {
+        elapsed += sim.advance_to_next(Duration::from_secs(1));
+        assert!(answer_idle_checks(&mut sim, &[busy]).is_empty());
+    }
+    // Now the quiet connection has been idle long enough: it is closed for the newcomer;
+    // the busy one (a stream open) and the protected one are not candidates.
+    let newcomer = sim.inbound(PeerId::random(), 5).unwrap().id;
+    assert_eq!(answer_idle_checks(&mut sim, &[busy]), vec![quiet]);
+    assert_eq!(sim.core.counts().evicted_idle_inbound, 1);
+    sim.core.connection_closed(quiet, sim.now).unwrap();
+    // Full again, and only the newcomer could go, once idle long enough.
+    assert!(sim.inbound(PeerId::random(), 6).is_err());
+    let _ = (guarded, newcomer);
+}
+
+#[test]
+fn without_an_idle_eviction_age_a_full_inbound_table_refuses() {
+    let mut sim = Sim::new(SwarmConfig {
+        max_inbound: 1,
+        inbound_idle_eviction_age: None,
+        ..config()
+    });
+    sim.inbound(PeerId::random(), 1).unwrap();
+    let mut elapsed = Duration::ZERO;
+    while elapsed < Duration::from_secs(50) {
+        elapsed += sim.advance_to_next(Duration::from_secs(1));
+        answer_idle_checks(&mut sim, &[]);
+    }
+    assert!(sim.inbound(PeerId::random(), 2).is_err());
+    assert_eq!(sim.core.counts().evicted_idle_inbound, 0);
+}
+
 #[test]
 fn bootstrap_redial_schedule() {
     let mut sim = Sim::new(SwarmConfig {
