@@ -174,11 +174,35 @@ pub async fn secured_tamperable(
     Ok((conn, armed))
 }
 
+/// A secured connection on which the muxer `protocol` was agreed: its raw frames follow.
+pub async fn muxed(addr: &Multiaddr, protocol: &str) -> io::Result<SecureConnection> {
+    let mut conn = secured(addr).await?;
+    select(&mut conn, protocol).await?;
+    Ok(conn)
+}
+
 /// A secured connection on which yamux was agreed: raw yamux frames follow.
 pub async fn yamux(addr: &Multiaddr) -> io::Result<SecureConnection> {
-    let mut conn = secured(addr).await?;
-    select(&mut conn, "/yamux/1.0.0").await?;
-    Ok(conn)
+    muxed(addr, "/yamux/1.0.0").await
+}
+
+/// mplex frames: a varint header (stream number << 3 | flag), a varint length, the body.
+pub mod mplex_frame {
+    use lp2p_core::varint;
+
+    /// Opens a stream (the body may name it).
+    pub const NEW_STREAM: u8 = 0;
+    /// Data on a stream we opened.
+    pub const MESSAGE_INITIATOR: u8 = 2;
+    /// Resets a stream we opened.
+    pub const RESET_INITIATOR: u8 = 6;
+
+    /// Appends one frame to `out`.
+    pub fn frame(stream: u64, flag: u8, body: &[u8], out: &mut Vec<u8>) {
+        varint::encode_into(stream << 3 | u64::from(flag), out);
+        varint::encode_into(body.len() as u64, out);
+        out.extend_from_slice(body);
+    }
 }
 
 /// Yamux frame types.

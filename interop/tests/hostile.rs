@@ -24,8 +24,8 @@ use futures::future::{BoxFuture, join_all};
 use futures::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use lp2p_core::Multiaddr;
 use lp2p_interop::hostile::{
-    self, MULTISTREAM_HEADER, StalledClient, closed_within, connect, frame, multistream_message,
-    pb, select,
+    self, MULTISTREAM_HEADER, StalledClient, closed_within, connect, frame, mplex_frame,
+    multistream_message, pb, select,
 };
 use lp2p_interop::peers::{Implementation, Peer, Programs, run_to_end};
 
@@ -305,6 +305,70 @@ fn cases() -> Vec<Case> {
             run: |addr, probe| open_reset(addr, probe).boxed(),
         },
         Case {
+            name: "mplex-10000-new-streams",
+            listen: &[],
+            what: "noise + mplex, then 10,000 stream opens, nothing read",
+            max_growth_mib: 64.0,
+            run: |addr, probe| {
+                mplex_frames(addr, probe, false, |out| {
+                    for n in 0..10_000 {
+                        mplex_frame::frame(n, mplex_frame::NEW_STREAM, b"", out);
+                    }
+                })
+                .boxed()
+            },
+        },
+        Case {
+            name: "mplex-length-4gib",
+            listen: &[],
+            what: "noise + mplex, then a message announcing 4 GiB (the limit is 1 MiB)",
+            max_growth_mib: 16.0,
+            run: |addr, probe| {
+                mplex_frames(addr, probe, true, |out| {
+                    mplex_frame::frame(0, mplex_frame::NEW_STREAM, b"", out);
+                    lp2p_core::varint::encode_into(mplex_frame::MESSAGE_INITIATOR.into(), out);
+                    lp2p_core::varint::encode_into(1 << 32, out);
+                    out.extend_from_slice(&[0u8; 64 * 1024]);
+                })
+                .boxed()
+            },
+        },
+        Case {
+            name: "mplex-50000-open-reset",
+            listen: &[],
+            what: "noise + mplex, then 50,000 streams opened and reset at once",
+            max_growth_mib: 32.0,
+            run: |addr, probe| {
+                mplex_frames(addr, probe, false, |out| {
+                    for n in 0..50_000 {
+                        mplex_frame::frame(n, mplex_frame::NEW_STREAM, b"", out);
+                        mplex_frame::frame(n, mplex_frame::RESET_INITIATOR, b"", out);
+                    }
+                })
+                .boxed()
+            },
+        },
+        Case {
+            name: "mplex-stalled-echo",
+            listen: &[],
+            what: "noise + mplex, 1,000 /echo/1.0.0 streams with 64 KiB each, nothing read back",
+            // mplex has no flow control: the target holds what it took in, up to its
+            // per-stream share (4 MiB) and per-connection cap (32 MiB).
+            max_growth_mib: 96.0,
+            run: |addr, probe| {
+                mplex_frames(addr, probe, false, |out| {
+                    let mut body = MULTISTREAM_HEADER.to_vec();
+                    body.extend(multistream_message("/echo/1.0.0"));
+                    body.extend(std::iter::repeat_n(0x5a, 64 * 1024));
+                    for n in 0..1_000 {
+                        mplex_frame::frame(n, mplex_frame::NEW_STREAM, b"", out);
+                        mplex_frame::frame(n, mplex_frame::MESSAGE_INITIATOR, &body, out);
+                    }
+                })
+                .boxed()
+            },
+        },
+        Case {
             name: "gossipsub-4mib-rpc",
             listen: &["--topic", "t"],
             what: "a /meshsub/1.1.0 stream carrying one 4 MiB RPC (the limit is 1 MiB)",
@@ -547,7 +611,22 @@ where
     F: FnOnce(lp2p_core::SecureConnection) -> Fut,
     Fut: std::future::Future<Output = lp2p_core::SecureConnection>,
 {
-    let conn = match hostile::yamux(&addr).await {
+    muxed_connection(addr, probe, "/yamux/1.0.0", attack, must_close).await
+}
+
+/// [`yamux_connection`] with the muxer `protocol` (`/mplex/6.7.0`).
+async fn muxed_connection<F, Fut>(
+    addr: Multiaddr,
+    probe: Probe,
+    protocol: &'static str,
+    attack: F,
+    must_close: bool,
+) -> Verdict
+where
+    F: FnOnce(lp2p_core::SecureConnection) -> Fut,
+    Fut: std::future::Future<Output = lp2p_core::SecureConnection>,
+{
+    let conn = match hostile::muxed(&addr, protocol).await {
         Ok(conn) => conn,
         Err(e) => {
             return not_started(&probe, "handshake failed", &e).await;
@@ -582,6 +661,30 @@ async fn tampered_frame(addr: Multiaddr, probe: Probe) -> Verdict {
     let closed = closed_within(&mut conn, Duration::from_secs(10)).await;
     probe.run().await;
     cut_off(closed)
+}
+
+/// One noise + mplex connection on which the frames `write` produces are sent (as one
+/// write, however large; a target that stops reading leaves the rest unsent). With
+/// `must_close`, lp2p must close the connection.
+async fn mplex_frames(
+    addr: Multiaddr,
+    probe: Probe,
+    must_close: bool,
+    write: impl FnOnce(&mut Vec<u8>) + Send + 'static,
+) -> Verdict {
+    muxed_connection(
+        addr,
+        probe,
+        "/mplex/6.7.0",
+        |mut conn| async move {
+            let mut out = Vec::new();
+            write(&mut out);
+            let _ = async_std::future::timeout(Duration::from_secs(10), conn.write_all(&out)).await;
+            conn
+        },
+        must_close,
+    )
+    .await
 }
 
 /// The attack could not start (`what`: connecting or the handshake failed): the honest probe
