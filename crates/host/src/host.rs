@@ -40,6 +40,7 @@ pub struct HostBuilder {
     on_start: Vec<StartHook>,
     event_buffer: Option<usize>,
     resources: Option<ResourceManager>,
+    swarm_config_set: bool,
     has_transport: bool,
     has_security: bool,
     has_muxer: bool,
@@ -113,9 +114,12 @@ impl HostBuilder {
     }
 
     /// Connection limits, timeouts and the idle policy; its `event_buffer` also sizes the
-    /// host's event stream subscriptions.
+    /// host's event stream subscriptions. Used as given. Without it, the host uses
+    /// `SwarmConfig::default()` with the inbound and outbound connection limits lowered when
+    /// this process's file-descriptor limit (`ulimit -n`) cannot hold them.
     #[must_use]
     pub fn swarm_config(mut self, config: SwarmConfig) -> Self {
+        self.swarm_config_set = true;
         self.event_buffer = Some(config.event_buffer);
         self.swarm = self.swarm.config(config);
         self
@@ -179,8 +183,11 @@ impl HostBuilder {
             None => default_runtime()?.scope(),
         };
         let resources = self.resources.unwrap_or_default();
-        let swarm = self
-            .swarm
+        let mut swarm = self.swarm;
+        if !self.swarm_config_set {
+            swarm = swarm.config(fitted_to_fds(SwarmConfig::default()));
+        }
+        let swarm = swarm
             .memory_budget(resources.clone())
             .runtime(runtime.clone())
             .build()?;
@@ -236,6 +243,31 @@ impl HostBuilder {
             host.inner.swarm.listen_on(addr).await?;
         }
         Ok(host)
+    }
+}
+
+/// The default connection limits, shrunk to fit this process's file-descriptor limit when
+/// they do not (see `lp2p_rcmgr::connection_limits_for_fds`). Only for a host built without
+/// an explicit `swarm_config`: an explicit configuration is used as given.
+fn fitted_to_fds(config: SwarmConfig) -> SwarmConfig {
+    let Some(fds) = lp2p_rcmgr::fd_limit() else {
+        return config;
+    };
+    let (max_inbound, max_outbound) =
+        lp2p_rcmgr::connection_limits_for_fds(fds, config.max_inbound, config.max_outbound);
+    if (max_inbound, max_outbound) != (config.max_inbound, config.max_outbound) {
+        tracing::info!(
+            fds,
+            max_inbound,
+            max_outbound,
+            "connection limits lowered to fit the file-descriptor limit (raise `ulimit -n` for more)"
+        );
+    }
+    SwarmConfig {
+        max_inbound,
+        max_outbound,
+        max_pending_inbound: config.max_pending_inbound.min(max_inbound),
+        ..config
     }
 }
 

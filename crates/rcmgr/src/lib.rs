@@ -18,6 +18,9 @@
 //!   connection 128 MiB each.
 //! - **Allowlist**: peers and subnets on it are accounted in a system scope of their own, so
 //!   an attack that fills the system scope does not lock them out.
+//! - **Connection limits fit the descriptor limit** ([`connection_limits_for_fds`]): the host
+//!   shrinks its default inbound and outbound limits when the soft `ulimit -n` cannot hold
+//!   them.
 //! - **Dry run**: denials are logged and counted but granted, to size limits before
 //!   enforcing them.
 //! - Connection and stream *counts* (per peer, per IP and subnet, per protocol, pending
@@ -58,7 +61,8 @@ mod manager;
 pub use error::RcmgrError;
 pub use limits::{
     DEFAULT_CONNECTION_MEMORY, DEFAULT_PEER_MEMORY, DEFAULT_SYSTEM_MEMORY_FRACTION,
-    FALLBACK_MACHINE_MEMORY, MIN_SYSTEM_MEMORY, MemoryLimits, machine_memory,
+    FALLBACK_MACHINE_MEMORY, MIN_SYSTEM_MEMORY, MemoryLimits, RESERVED_FDS,
+    connection_limits_for_fds, fd_limit, machine_memory,
 };
 pub use manager::{
     ConnectionMemory, ResourceManager, ResourceManagerBuilder, ResourceStats, SCOPES, Scope,

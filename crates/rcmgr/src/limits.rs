@@ -113,6 +113,45 @@ fn parse_cgroup_limit(text: &str) -> Option<usize> {
     usize::try_from(value).ok()
 }
 
+/// File descriptors left for everything but connections when connection limits are fitted
+/// to the descriptor limit (see [`connection_limits_for_fds`]): listeners, the runtime's
+/// own, DNS and mDNS sockets, files the application opens. 128 covers a node with many
+/// listeners and leaves room for the application.
+pub const RESERVED_FDS: u64 = 128;
+
+/// This process's soft limit on open file descriptors (`Max open files` in
+/// `/proc/self/limits`); `None` where it cannot be read or is unlimited.
+pub fn fd_limit() -> Option<u64> {
+    parse_fd_limit(&std::fs::read_to_string("/proc/self/limits").ok()?)
+}
+
+fn parse_fd_limit(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Inbound and outbound connection limits that fit in `fds` descriptors (one per TCP
+/// connection, pending handshakes included), keeping [`RESERVED_FDS`] for the rest: the
+/// given limits when they fit, otherwise both shrunk in proportion (at least 1 each).
+/// Without this, a machine with the common soft limit of 1,024 fails accepts and dials with
+/// "too many open files" long before the default 1,024 + 1,024 connections.
+pub fn connection_limits_for_fds(fds: u64, inbound: usize, outbound: usize) -> (usize, usize) {
+    let usable = usize::try_from(fds.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+    let wanted = inbound.saturating_add(outbound);
+    if wanted == 0 || usable >= wanted {
+        return (inbound, outbound);
+    }
+    let share = |n: usize| {
+        let scaled = u128::from(n as u64) * u128::from(usable as u64) / u128::from(wanted as u64);
+        usize::try_from(scaled).unwrap_or(n).max(1)
+    };
+    (share(inbound), share(outbound))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +186,32 @@ mod tests {
         assert_eq!(parse_cgroup_limit("max\n"), None);
         assert_eq!(parse_cgroup_limit("9223372036854771712\n"), None);
         assert_eq!(parse_cgroup_limit(""), None);
+    }
+
+    #[test]
+    fn connection_limits_shrink_in_proportion_to_fit_the_descriptors() {
+        assert_eq!(connection_limits_for_fds(20_000, 1024, 1024), (1024, 1024));
+        assert_eq!(connection_limits_for_fds(1024, 1024, 1024), (448, 448));
+        assert_eq!(connection_limits_for_fds(1024 + 128, 1024, 0), (1024, 0));
+        assert_eq!(connection_limits_for_fds(64, 1024, 1024), (1, 1));
+        assert_eq!(
+            connection_limits_for_fds(u64::MAX, 1024, 1024),
+            (1024, 1024)
+        );
+    }
+
+    #[test]
+    fn the_fd_limit_line_parses_and_unlimited_is_none() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units\n\
+                    Max open files            1024                 524288               files\n";
+        assert_eq!(parse_fd_limit(text), Some(1024));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_fd_limit(unlimited), None);
+        assert_eq!(parse_fd_limit("Max processes 10 10 processes\n"), None);
+        if cfg!(target_os = "linux") {
+            assert!(fd_limit().is_some());
+        }
     }
 
     #[test]
