@@ -726,12 +726,34 @@ fn next_kad(node: &mut Running, op: &str) -> Value {
     }
 }
 
+/// Asks `node` (through stdin) to find `peer` until the answer is `addr`: proof that the
+/// DHT between them has formed. Gives up after a minute.
+fn wait_until_found(node: &mut Running, peer: &str, addr: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        writeln!(node.stdin.as_mut().unwrap(), "kad-find-peer {peer}").unwrap();
+        let answer = next_kad(node, "find-peer");
+        if answer["ok"] == true && answer["peers"][0] == addr {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the DHT never formed: {answer}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn kad_operations_on_dial_and_stdin() {
     let (_hub, hub_addr) = listen(&["--kad", "server"]);
     let (_a, a_addr) = listen(&["--kad", "server", "--connect", &hub_addr]);
     let (mut b, _) = listen(&["--kad", "server", "--connect", &hub_addr]);
     let a_peer = a_addr.rsplit('/').next().unwrap().to_owned();
+    // `listen` returns once a node listens; its bootstrap dial to the hub and the hub's
+    // identify of it (which puts it in the hub's routing table) finish later. Until b finds
+    // a through the hub, the hub may not know a, and the operations below would race that.
+    wait_until_found(&mut b, &a_peer, &a_addr);
     // A client dials the hub and runs every operation in order.
     let output = dial(
         &hub_addr,
@@ -750,7 +772,8 @@ fn kad_operations_on_dial_and_stdin() {
     );
     assert!(
         output.status.success(),
-        "{}",
+        "events: {:?}\nstderr: {}",
+        events_of(&output),
         String::from_utf8_lossy(&output.stderr)
     );
     let events: Vec<Value> = events_of(&output)
