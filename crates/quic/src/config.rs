@@ -23,7 +23,9 @@ pub const DEFAULT_STREAM_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
 
 /// Default receive window of a whole connection (all streams together). Twice the stream
 /// window, so one busy stream cannot starve the others, and a bound on what one connection
-/// can make us buffer.
+/// can make us buffer. The handshake advertises only
+/// [`HANDSHAKE_RECEIVE_WINDOW`](crate::HANDSHAKE_RECEIVE_WINDOW); this window applies once it
+/// is reserved from the host's memory budget (smaller when the budget grants less).
 pub const DEFAULT_CONNECTION_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// Default send window: how much we buffer for the remote, unacknowledged, per connection.
@@ -138,7 +140,8 @@ impl QuicConfig {
         self
     }
 
-    /// Receive window per connection, bytes (default [`DEFAULT_CONNECTION_RECEIVE_WINDOW`]).
+    /// Receive window per connection, bytes (default [`DEFAULT_CONNECTION_RECEIVE_WINDOW`]),
+    /// reserved from the host's memory budget once the remote is known.
     #[must_use]
     pub fn connection_receive_window(mut self, bytes: u32) -> Self {
         self.connection_receive_window = bytes;
@@ -241,6 +244,11 @@ impl QuicConfig {
         self.socket_buffer_size
     }
 
+    /// The connection receive window to reserve once the remote is known.
+    pub(crate) fn connection_window(&self) -> u32 {
+        self.connection_receive_window
+    }
+
     pub(crate) fn incoming_buffer(&self) -> u64 {
         self.incoming_buffer_size
     }
@@ -254,7 +262,10 @@ impl QuicConfig {
             .max_concurrent_bidi_streams(VarInt::from_u32(self.max_concurrent_streams))
             .max_concurrent_uni_streams(VarInt::from_u32(0))
             .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
-            .receive_window(VarInt::from_u32(self.connection_receive_window))
+            .receive_window(VarInt::from_u32(
+                self.connection_receive_window
+                    .min(crate::window::HANDSHAKE_RECEIVE_WINDOW),
+            ))
             .send_window(self.send_window)
             .max_idle_timeout(IdleTimeout::try_from(self.max_idle_timeout).ok())
             .keep_alive_interval(self.keep_alive_interval)

@@ -43,6 +43,13 @@ impl QuicConnection {
         self.conn.shared().lock().conn.stats()
     }
 
+    /// The memory reserved for this connection's receive window: the connection window of
+    /// [`QuicConfig`](crate::QuicConfig), or less when the host's memory budget granted less
+    /// (see [`HANDSHAKE_RECEIVE_WINDOW`](crate::HANDSHAKE_RECEIVE_WINDOW)).
+    pub fn reserved_memory(&self) -> usize {
+        self.conn.shared().lock().reserved_memory()
+    }
+
     /// Why the connection ended, once it did.
     pub fn close_reason(&self) -> Option<ConnectionError> {
         self.conn.shared().lock().error.clone()

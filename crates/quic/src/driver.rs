@@ -13,6 +13,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use lp2p_core::RuntimeHandle;
+use lp2p_core::memory::MemoryAccount;
 use quinn_proto::{
     ConnectionError, ConnectionEvent, ConnectionHandle, Dir, Event, StreamEvent, StreamId,
     Transmit, VarInt,
@@ -65,6 +66,9 @@ pub(crate) struct ConnState {
     refs: usize,
     /// Live stream handles (`num_streams`).
     pub(crate) streams: usize,
+    /// The memory reserved for the receive window, held (and returned on drop) for as long
+    /// as the connection state lives.
+    memory: Option<Box<dyn MemoryAccount>>,
 }
 
 impl ConnState {
@@ -73,6 +77,19 @@ impl ConnState {
         if let Some(waker) = self.driver.take() {
             waker.wake();
         }
+    }
+
+    /// Raises the connection receive window to `window`, the size `memory` holds a
+    /// reservation for, and keeps that reservation with the connection.
+    pub(crate) fn set_reserved_window(&mut self, memory: Box<dyn MemoryAccount>, window: u32) {
+        self.conn.set_receive_window(VarInt::from_u32(window));
+        self.memory = Some(memory);
+        self.wake_driver();
+    }
+
+    /// The memory reserved for this connection's receive window.
+    pub(crate) fn reserved_memory(&self) -> usize {
+        self.memory.as_ref().map_or(0, |m| m.reserved())
     }
 
     /// Closes the connection with `code` (idempotent).
@@ -154,6 +171,7 @@ impl ConnShared {
                 close_done: false,
                 refs: 0,
                 streams: 0,
+                memory: None,
             }),
             endpoint: endpoint.shared(),
             handle,

@@ -74,6 +74,7 @@ mod socket;
 mod stats;
 mod stream;
 mod transport;
+mod window;
 
 pub use config::{
     DEFAULT_CONNECTION_RECEIVE_WINDOW, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_INCOMING_BUFFER_SIZE,
@@ -87,6 +88,7 @@ pub use error::QuicError;
 pub use stats::QuicStats;
 pub use stream::QuicStream;
 pub use transport::{QuicListener, QuicTransport, SECURITY_PROTOCOL};
+pub use window::HANDSHAKE_RECEIVE_WINDOW;
 
 /// The protocol id reported as the muxer of QUIC connections (QUIC's native streams).
 pub const MUXER_PROTOCOL: &str = error::MUXER_PROTOCOL;

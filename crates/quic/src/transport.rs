@@ -3,7 +3,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use lp2p_core::{
@@ -23,6 +22,7 @@ use crate::error::{MUXER_PROTOCOL, QuicError};
 use crate::punch;
 use crate::socket::UdpSocket;
 use crate::stats::{Counters, QuicStats};
+use crate::window::{self, HANDSHAKE_RECEIVE_WINDOW};
 
 /// The protocol id reported as the security of QUIC connections: the handshake is the
 /// libp2p TLS handshake (`tls/tls.md`: the same certificate, extension and checks as
@@ -312,7 +312,7 @@ impl QuicTransport {
             ctx,
             expected,
             slot,
-            self.config.get_handshake_timeout(),
+            &self.config,
             &self.shared.counters,
         )
         .await
@@ -367,9 +367,10 @@ async fn establish(
     ctx: &TransportContext,
     expected: Option<PeerId>,
     slot: Option<&Arc<Mutex<Option<Arc<TlsError>>>>>,
-    timeout: Duration,
+    config: &QuicConfig,
     counters: &Counters,
 ) -> Result<Established, Error> {
+    let timeout = config.get_handshake_timeout();
     let shared = conn.shared().clone();
     let remote = shared.remote();
     let remote_addr = to_multiaddr(remote);
@@ -422,6 +423,29 @@ async fn establish(
         Counters::bump(&counters.connections_denied);
         conn.close(CLOSE_REFUSED, b"refused");
         return Err(err);
+    }
+    // The window so far is the handshake's; reserve the configured one now that the peer
+    // is known (window.rs).
+    let mut memory = ctx.memory_account(&peer, &remote_addr, role);
+    let wanted = config.connection_window();
+    match window::reserve(memory.as_mut(), wanted, HANDSHAKE_RECEIVE_WINDOW) {
+        Ok(granted) => {
+            if granted < wanted {
+                Counters::bump(&counters.windows_reduced_for_memory);
+                tracing::debug!(%remote, %peer, granted, wanted, "QUIC receive window reduced: the memory budget granted less");
+            }
+            shared.lock().set_reserved_window(memory, granted);
+        }
+        Err(denied) => {
+            Counters::bump(&counters.refused_for_memory);
+            Counters::bump(&counters.connections_denied);
+            conn.close(CLOSE_REFUSED, b"out of memory");
+            return Err(fail(QuicError::Denied {
+                addr: remote,
+                peer: Box::new(peer),
+                reason: format!("no memory for the connection's receive window: {denied}"),
+            }));
+        }
     }
     Counters::bump(match role {
         Role::Initiator => &counters.connections_outbound,

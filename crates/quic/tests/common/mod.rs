@@ -47,11 +47,15 @@ pub struct Pair {
 }
 
 pub async fn pair_with(config: QuicConfig) -> Pair {
+    pair_in(config, ctx(), ctx()).await
+}
+
+/// [`pair_with`] in the given contexts (the dialer's, the listener's).
+pub async fn pair_in(config: QuicConfig, a_ctx: TransportContext, b_ctx: TransportContext) -> Pair {
     let (a, b) = (
         QuicTransport::new(config.clone()),
         QuicTransport::new(config),
     );
-    let (a_ctx, b_ctx) = (ctx(), ctx());
     let (mut b_listener, b_addr) = listen(&b, &b_ctx, "/ip4/127.0.0.1/udp/0/quic-v1").await;
     let (dialer, listener) = futures::join!(
         a.dial(
