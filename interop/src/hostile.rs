@@ -20,6 +20,8 @@ use lp2p_core::{Keypair, Multiaddr, RuntimeHandle, SecureConnection, SecurityUpg
 use lp2p_core::{UpgradeContext, varint};
 use lp2p_tcp::{TcpConnection, TcpTransport};
 
+pub mod overrun;
+
 /// The multistream-select header, framed.
 pub const MULTISTREAM_HEADER: &[u8] = b"\x13/multistream/1.0.0\n";
 

@@ -98,7 +98,23 @@ fn cases() -> Vec<Case> {
             listen: &[],
             what: "200 connections sending the multistream header one byte per 500 ms",
             max_growth_mib: 32.0,
-            run: |addr, probe| slowloris(addr, probe).boxed(),
+            run: |addr, probe| slowloris(addr, probe, None, MULTISTREAM_HEADER.to_vec()).boxed(),
+        },
+        Case {
+            name: "slowloris-noise",
+            listen: &[],
+            what: "200 connections agreeing on /noise, then sending the first noise message one byte per 500 ms",
+            max_growth_mib: 32.0,
+            run: |addr, probe| {
+                slowloris(addr, probe, Some("/noise"), noise_first_message()).boxed()
+            },
+        },
+        Case {
+            name: "noise-first-message-payload",
+            listen: &[],
+            what: "/noise agreed, then a first message carrying a 16-byte payload (it must carry none)",
+            max_growth_mib: 16.0,
+            run: |addr, probe| first_message_payload(addr, probe).boxed(),
         },
         Case {
             name: "multistream-huge-varint",
@@ -269,6 +285,13 @@ fn cases() -> Vec<Case> {
                 )
                 .boxed()
             },
+        },
+        Case {
+            name: "yamux-data-over-window",
+            listen: &[],
+            what: "noise + yamux, an /echo/1.0.0 stream's window filled, then one byte more than the target granted",
+            max_growth_mib: 16.0,
+            run: |addr, probe| data_over_window(addr, probe).boxed(),
         },
         Case {
             name: "stalled-echo",
@@ -545,15 +568,40 @@ async fn established_flood(addr: Multiaddr, probe: Probe) -> Verdict {
     }
 }
 
-async fn slowloris(addr: Multiaddr, probe: Probe) -> Verdict {
-    let conns = open_many(&addr, 200).await;
+/// The first noise message of an initiator, framed: a 32-byte ephemeral key and no payload.
+/// Trickled a byte at a time, it takes 17 s to arrive, longer than either target's upgrade
+/// timeout.
+fn noise_first_message() -> Vec<u8> {
+    let mut out = vec![0x00, 0x20];
+    out.extend((0..32u8).map(|i| i.wrapping_mul(37).wrapping_add(11)));
+    out
+}
+
+/// 200 connections that send `trickle` one byte per 500 ms (after agreeing on `prelude`
+/// with multistream-select, when given). The target must close every one of them.
+async fn slowloris(
+    addr: Multiaddr,
+    probe: Probe,
+    prelude: Option<&'static str>,
+    trickle: Vec<u8>,
+) -> Verdict {
+    let mut conns = open_many(&addr, 200).await;
+    if let Some(protocol) = prelude {
+        // A connection the target refuses here (its pending-handshake slots are full) fails
+        // the selection and is counted below as closed by the target.
+        join_all(conns.iter_mut().map(|c| async move {
+            let _ = async_std::future::timeout(Duration::from_secs(5), select(c, protocol)).await;
+        }))
+        .await;
+    }
     let mut readers = Vec::new();
     let mut writers = Vec::new();
     for conn in conns {
         let (read, mut write) = conn.split();
         readers.push(read);
+        let trickle = trickle.clone();
         writers.push(async_std::task::spawn(async move {
-            for byte in MULTISTREAM_HEADER.iter().cycle() {
+            for byte in trickle.iter().cycle() {
                 if write.write_all(&[*byte]).await.is_err() {
                     return;
                 }
@@ -661,6 +709,74 @@ async fn tampered_frame(addr: Multiaddr, probe: Probe) -> Verdict {
     let closed = closed_within(&mut conn, Duration::from_secs(10)).await;
     probe.run().await;
     cut_off(closed)
+}
+
+/// A yamux stream sent one byte past the receive window the target granted it
+/// ([`hostile::overrun`]): a protocol violation, so the target must close the connection.
+async fn data_over_window(addr: Multiaddr, probe: Probe) -> Verdict {
+    let mut conn = match hostile::yamux(&addr).await {
+        Ok(conn) => conn,
+        Err(e) => return not_started(&probe, "handshake failed", &e).await,
+    };
+    let overrun = async_std::future::timeout(
+        Duration::from_secs(20),
+        hostile::overrun::overrun_window(&mut conn),
+    )
+    .await
+    .unwrap_or_else(|_| Err(std::io::Error::other("timed out")));
+    let overrun = match overrun {
+        Ok(overrun) => overrun,
+        Err(e) => return not_started(&probe, "the window was not overrun", &e).await,
+    };
+    let closed = closed_within(&mut conn, Duration::from_secs(10)).await;
+    probe.run().await;
+    let mut verdict = cut_off(closed);
+    verdict.attacker = format!(
+        "{} KiB granted after the first 256 KiB, {} bytes sent: {}",
+        overrun.granted / 1024,
+        overrun.sent,
+        verdict.attacker
+    );
+    verdict
+}
+
+/// /noise agreed, then a first noise message whose ephemeral key is followed by a 16-byte
+/// payload. The spec's first message carries none: the target must close the connection
+/// without answering with a second message.
+async fn first_message_payload(addr: Multiaddr, probe: Probe) -> Verdict {
+    let mut tcp = match connect(&addr).await {
+        Ok(tcp) => tcp,
+        Err(e) => return not_started(&probe, "could not connect", &e).await,
+    };
+    if let Err(e) = select(&mut tcp, "/noise").await {
+        return not_started(&probe, "/noise refused", &e).await;
+    }
+    let mut message = noise_first_message();
+    message[1] = 32 + 16;
+    message.extend_from_slice(b"sixteen bytes!!!");
+    let _ = tcp.write_all(&message).await;
+    // Read what comes back until the target closes the connection.
+    let mut answered = 0usize;
+    let start = Instant::now();
+    let read_all = async {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answered += n,
+            }
+        }
+    };
+    let closed = async_std::future::timeout(Duration::from_secs(10), read_all).await;
+    probe.run().await;
+    let mut verdict = cut_off(closed.ok().map(|()| start.elapsed()));
+    if answered > 0 {
+        verdict.attacker = format!("answered with {answered} bytes; {}", verdict.attacker);
+        verdict.failure = Some(format!(
+            "the target answered a first message carrying a payload ({answered} bytes)"
+        ));
+    }
+    verdict
 }
 
 /// One noise + mplex connection on which the frames `write` produces are sent (as one

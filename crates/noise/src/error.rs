@@ -76,7 +76,8 @@ pub enum NoiseError {
     },
     /// The initiator's first message carries a payload. libp2p sends its handshake payload in
     /// messages 2 and 3 only, and message 1 is unencrypted and unauthenticated, so bytes there
-    /// can only be a confused or hostile peer (rust-libp2p refuses them too).
+    /// can only be a confused or hostile peer. (rust-libp2p 0.57 answers such a message: the
+    /// hostile-peer suite's `noise-first-message-payload` case, docs/hostile-peers.md.)
     #[error("{stage}: carries a payload of {len} bytes; the first message must carry none")]
     UnexpectedPayload {
         /// The message (always message 1).
