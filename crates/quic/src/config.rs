@@ -23,9 +23,9 @@ pub const DEFAULT_STREAM_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
 
 /// Default receive window of a whole connection (all streams together). Twice the stream
 /// window, so one busy stream cannot starve the others, and a bound on what one connection
-/// can make us buffer. The handshake advertises only
-/// [`HANDSHAKE_RECEIVE_WINDOW`](crate::HANDSHAKE_RECEIVE_WINDOW); this window applies once it
-/// is reserved from the host's memory budget (smaller when the budget grants less).
+/// can make us buffer. A maximum: a connection starts at
+/// [`INITIAL_RECEIVE_WINDOW`](crate::INITIAL_RECEIVE_WINDOW) and grows towards it while its
+/// traffic needs more, each growth reserved from the host's memory budget first.
 pub const DEFAULT_CONNECTION_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// Default send window: how much we buffer for the remote, unacknowledged, per connection.
@@ -140,8 +140,8 @@ impl QuicConfig {
         self
     }
 
-    /// Receive window per connection, bytes (default [`DEFAULT_CONNECTION_RECEIVE_WINDOW`]),
-    /// reserved from the host's memory budget once the remote is known.
+    /// The most a connection's receive window grows to, bytes (default
+    /// [`DEFAULT_CONNECTION_RECEIVE_WINDOW`]); growth is reserved from the memory budget.
     #[must_use]
     pub fn connection_receive_window(mut self, bytes: u32) -> Self {
         self.connection_receive_window = bytes;
@@ -244,7 +244,7 @@ impl QuicConfig {
         self.socket_buffer_size
     }
 
-    /// The connection receive window to reserve once the remote is known.
+    /// The most a connection receive window grows to.
     pub(crate) fn connection_window(&self) -> u32 {
         self.connection_receive_window
     }
@@ -264,7 +264,7 @@ impl QuicConfig {
             .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
             .receive_window(VarInt::from_u32(
                 self.connection_receive_window
-                    .min(crate::window::HANDSHAKE_RECEIVE_WINDOW),
+                    .min(crate::window::INITIAL_RECEIVE_WINDOW),
             ))
             .send_window(self.send_window)
             .max_idle_timeout(IdleTimeout::try_from(self.max_idle_timeout).ok())

@@ -43,11 +43,20 @@ impl QuicConnection {
         self.conn.shared().lock().conn.stats()
     }
 
-    /// The memory reserved for this connection's receive window: the connection window of
-    /// [`QuicConfig`](crate::QuicConfig), or less when the host's memory budget granted less
-    /// (see [`HANDSHAKE_RECEIVE_WINDOW`](crate::HANDSHAKE_RECEIVE_WINDOW)).
+    /// The memory reserved from the host's budget for this connection's receive window: what
+    /// it grew beyond [`INITIAL_RECEIVE_WINDOW`](crate::INITIAL_RECEIVE_WINDOW).
     pub fn reserved_memory(&self) -> usize {
         self.conn.shared().lock().reserved_memory()
+    }
+
+    /// The connection receive window now: [`INITIAL_RECEIVE_WINDOW`](crate::INITIAL_RECEIVE_WINDOW)
+    /// at first, grown (up to the configured connection window) while traffic needed more.
+    pub fn receive_window(&self) -> u32 {
+        self.conn
+            .shared()
+            .lock()
+            .receive_window()
+            .unwrap_or(crate::INITIAL_RECEIVE_WINDOW)
     }
 
     /// Why the connection ended, once it did.

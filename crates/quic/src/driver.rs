@@ -13,7 +13,6 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use lp2p_core::RuntimeHandle;
-use lp2p_core::memory::MemoryAccount;
 use quinn_proto::{
     ConnectionError, ConnectionEvent, ConnectionHandle, Dir, Event, StreamEvent, StreamId,
     Transmit, VarInt,
@@ -21,6 +20,7 @@ use quinn_proto::{
 
 use crate::endpoint::{Endpoint, EndpointHandle, EventSink, udp_transmit};
 use crate::stats::Counters;
+use crate::window::{Growth, WindowGrowth};
 
 /// Datagrams per send call (GSO batch), at most. quinn's value: larger batches gain little
 /// and delay the acknowledgements and timers handled between sends.
@@ -66,9 +66,11 @@ pub(crate) struct ConnState {
     refs: usize,
     /// Live stream handles (`num_streams`).
     pub(crate) streams: usize,
-    /// The memory reserved for the receive window, held (and returned on drop) for as long
-    /// as the connection state lives.
-    memory: Option<Box<dyn MemoryAccount>>,
+    /// The receive window's growth and the memory reserved for it (returned on drop), from
+    /// when the remote is authenticated.
+    growth: Option<WindowGrowth>,
+    /// A growth of the window was refused for memory at least once (counted once).
+    growth_refused: bool,
 }
 
 impl ConnState {
@@ -79,17 +81,19 @@ impl ConnState {
         }
     }
 
-    /// Raises the connection receive window to `window`, the size `memory` holds a
-    /// reservation for, and keeps that reservation with the connection.
-    pub(crate) fn set_reserved_window(&mut self, memory: Box<dyn MemoryAccount>, window: u32) {
-        self.conn.set_receive_window(VarInt::from_u32(window));
-        self.memory = Some(memory);
-        self.wake_driver();
+    /// From now on the receive window grows as `growth` decides (the remote is known).
+    pub(crate) fn start_window_growth(&mut self, growth: WindowGrowth) {
+        self.growth = Some(growth);
     }
 
-    /// The memory reserved for this connection's receive window.
+    /// The memory reserved for this connection's receive window growth.
     pub(crate) fn reserved_memory(&self) -> usize {
-        self.memory.as_ref().map_or(0, |m| m.reserved())
+        self.growth.as_ref().map_or(0, WindowGrowth::reserved)
+    }
+
+    /// The connection receive window (the initial one until the remote is authenticated).
+    pub(crate) fn receive_window(&self) -> Option<u32> {
+        self.growth.as_ref().map(WindowGrowth::window)
     }
 
     /// Closes the connection with `code` (idempotent).
@@ -171,7 +175,8 @@ impl ConnShared {
                 close_done: false,
                 refs: 0,
                 streams: 0,
-                memory: None,
+                growth: None,
+                growth_refused: false,
             }),
             endpoint: endpoint.shared(),
             handle,
@@ -439,6 +444,32 @@ impl Driver {
         true
     }
 
+    /// Grows the receive window when the traffic so far asks for it and the memory budget
+    /// grants it (window.rs); quinn-proto then announces it with `MAX_DATA`.
+    fn grow_window(&self, state: &mut ConnState, now: Instant) {
+        if state.growth.as_ref().is_none_or(WindowGrowth::is_full) {
+            return;
+        }
+        let stats = state.conn.stats();
+        let Some(growth) = state.growth.as_mut() else {
+            return;
+        };
+        match growth.on_progress(now, stats.udp_rx.bytes, stats.path.rtt) {
+            Growth::Unchanged => {}
+            Growth::Grown(window) => {
+                tracing::trace!(remote = %self.shared.remote, window, "QUIC receive window grown");
+                state.conn.set_receive_window(VarInt::from_u32(window));
+            }
+            Growth::Refused(denied) => {
+                tracing::debug!(remote = %self.shared.remote, window = growth.window(), %denied, "QUIC receive window not grown: memory refused");
+                if !state.growth_refused {
+                    state.growth_refused = true;
+                    Counters::bump(&self.endpoint.counters().window_growth_refused);
+                }
+            }
+        }
+    }
+
     /// Acts on quinn-proto's application events: wakes whoever waits for them.
     fn process_events(&self, state: &mut ConnState) {
         while let Some(event) = state.conn.poll() {
@@ -538,6 +569,7 @@ impl Future for Driver {
             if state.conn.poll_timeout().is_some_and(|t| t <= now) {
                 state.conn.handle_timeout(now);
             }
+            this.grow_window(&mut state, now);
             // While the socket is full, quinn-proto keeps what it has to send.
             let more_to_send = !blocked && this.fill(&mut state, now);
             this.process_events(&mut state);

@@ -88,7 +88,7 @@ pub use error::QuicError;
 pub use stats::QuicStats;
 pub use stream::QuicStream;
 pub use transport::{QuicListener, QuicTransport, SECURITY_PROTOCOL};
-pub use window::HANDSHAKE_RECEIVE_WINDOW;
+pub use window::{INITIAL_RECEIVE_WINDOW, MIN_EPOCH};
 
 /// The protocol id reported as the muxer of QUIC connections (QUIC's native streams).
 pub const MUXER_PROTOCOL: &str = error::MUXER_PROTOCOL;

@@ -13,8 +13,7 @@ pub(crate) struct Counters {
     pub(crate) connections_outbound: AtomicU64,
     pub(crate) connections_denied: AtomicU64,
     pub(crate) connections_failed: AtomicU64,
-    pub(crate) windows_reduced_for_memory: AtomicU64,
-    pub(crate) refused_for_memory: AtomicU64,
+    pub(crate) window_growth_refused: AtomicU64,
 }
 
 impl Counters {
@@ -33,8 +32,7 @@ impl Counters {
             connections_outbound: get(&self.connections_outbound),
             connections_denied: get(&self.connections_denied),
             connections_failed: get(&self.connections_failed),
-            windows_reduced_for_memory: get(&self.windows_reduced_for_memory),
-            refused_for_memory: get(&self.refused_for_memory),
+            window_growth_refused: get(&self.window_growth_refused),
         }
     }
 }
@@ -63,11 +61,7 @@ pub struct QuicStats {
     /// Established connections that ended with an error (a protocol violation by the remote,
     /// an idle timeout, a stateless reset) rather than a close by either side.
     pub connections_failed: u64,
-    /// Authenticated connections whose receive window was made smaller than configured
-    /// because the host's memory budget granted less.
-    pub windows_reduced_for_memory: u64,
-    /// Authenticated connections refused because the memory budget could not grant even
-    /// [`HANDSHAKE_RECEIVE_WINDOW`](crate::HANDSHAKE_RECEIVE_WINDOW) (also counted in
-    /// `connections_denied`).
-    pub refused_for_memory: u64,
+    /// Connections whose receive window should have grown and did not, at least once,
+    /// because the host's memory budget refused the growth.
+    pub window_growth_refused: u64,
 }

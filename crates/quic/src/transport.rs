@@ -22,7 +22,7 @@ use crate::error::{MUXER_PROTOCOL, QuicError};
 use crate::punch;
 use crate::socket::UdpSocket;
 use crate::stats::{Counters, QuicStats};
-use crate::window::{self, HANDSHAKE_RECEIVE_WINDOW};
+use crate::window::{INITIAL_RECEIVE_WINDOW, WindowGrowth};
 
 /// The protocol id reported as the security of QUIC connections: the handshake is the
 /// libp2p TLS handshake (`tls/tls.md`: the same certificate, extension and checks as
@@ -424,28 +424,20 @@ async fn establish(
         conn.close(CLOSE_REFUSED, b"refused");
         return Err(err);
     }
-    // The window so far is the handshake's; reserve the configured one now that the peer
-    // is known (window.rs).
-    let mut memory = ctx.memory_account(&peer, &remote_addr, role);
-    let wanted = config.connection_window();
-    match window::reserve(memory.as_mut(), wanted, HANDSHAKE_RECEIVE_WINDOW) {
-        Ok(granted) => {
-            if granted < wanted {
-                Counters::bump(&counters.windows_reduced_for_memory);
-                tracing::debug!(%remote, %peer, granted, wanted, "QUIC receive window reduced: the memory budget granted less");
-            }
-            shared.lock().set_reserved_window(memory, granted);
-        }
-        Err(denied) => {
-            Counters::bump(&counters.refused_for_memory);
-            Counters::bump(&counters.connections_denied);
-            conn.close(CLOSE_REFUSED, b"out of memory");
-            return Err(fail(QuicError::Denied {
-                addr: remote,
-                peer: Box::new(peer),
-                reason: format!("no memory for the connection's receive window: {denied}"),
-            }));
-        }
+    // The window so far is the handshake's; from now on it grows, reserved, with the
+    // traffic (window.rs).
+    let memory = ctx.memory_account(&peer, &remote_addr, role);
+    {
+        let mut state = shared.lock();
+        let received = state.conn.stats().udp_rx.bytes;
+        let max = config.connection_window();
+        state.start_window_growth(WindowGrowth::new(
+            memory,
+            max.min(INITIAL_RECEIVE_WINDOW),
+            max,
+            ctx.runtime.now(),
+            received,
+        ));
     }
     Counters::bump(match role {
         Role::Initiator => &counters.connections_outbound,

@@ -5,9 +5,9 @@
 //! Every muxed connection holds one account ([`ConnectionMemory`], an
 //! [`lp2p_core::MemoryAccount`]). yamux grows it by a stream's 256 KiB initial receive window
 //! before it accepts or opens the stream, and by every window growth before it grants it;
-//! mplex grows it by each receive chunk before it takes a frame in; QUIC grows it by the
-//! connection receive window once the peer is known, and is given a smaller window when
-//! refused (decision D36). A growth passes the
+//! mplex grows it by each receive chunk before it takes a frame in; QUIC by each growth of
+//! the connection receive window beyond its initial 256 KiB (refused, the window stays;
+//! decision D36). A growth passes the
 //! connection, peer and system scopes at once; the first scope that would go over its limit
 //! refuses, and the denial ([`lp2p_core::MemoryDenied`]) names that scope, its limit and its
 //! usage. A refusal never panics: yamux refuses the stream with RST (or keeps the window at
