@@ -226,6 +226,30 @@ pub mod frame {
     /// Flag: reset.
     pub const RST: u16 = 0x8;
 
+    /// A decoded yamux header.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Header {
+        /// The frame type.
+        pub kind: u8,
+        /// The flags.
+        pub flags: u16,
+        /// The stream id (0 for the session).
+        pub stream: u32,
+        /// The length: body bytes of a Data frame, the credit of a window update, the
+        /// opaque value of a ping.
+        pub length: u32,
+    }
+
+    /// Decodes the 12 bytes of a yamux header.
+    pub fn parse(h: &[u8; 12]) -> Header {
+        Header {
+            kind: h[1],
+            flags: u16::from_be_bytes([h[2], h[3]]),
+            stream: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+            length: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+        }
+    }
+
     /// A yamux header.
     pub fn header(kind: u8, flags: u16, stream: u32, length: u32) -> [u8; 12] {
         let mut h = [0u8; 12];
@@ -243,20 +267,30 @@ pub async fn closed_within<S>(io: &mut S, within: Duration) -> Option<Duration>
 where
     S: futures::AsyncRead + Unpin,
 {
+    read_until_closed(io, within).await.0
+}
+
+/// [`closed_within`], also counting the bytes the remote sent meanwhile.
+pub async fn read_until_closed<S>(io: &mut S, within: Duration) -> (Option<Duration>, u64)
+where
+    S: futures::AsyncRead + Unpin,
+{
     let start = Instant::now();
+    let mut received = 0u64;
     let drain = async {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match io.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(n) => received += n as u64,
             }
         }
     };
-    async_std::future::timeout(within, drain)
+    let closed = async_std::future::timeout(within, drain)
         .await
         .ok()
-        .map(|()| start.elapsed())
+        .map(|()| start.elapsed());
+    (closed, received)
 }
 
 /// A stream of a [`StalledClient`]: what it may still send, whether its FIN went out, and
@@ -371,10 +405,12 @@ async fn read_frames(mut read: ReadHalf<SecureConnection>, state: Arc<Mutex<Stre
         if read.read_exact(&mut header).await.is_err() {
             break;
         }
-        let kind = header[1];
-        let flags = u16::from_be_bytes([header[2], header[3]]);
-        let stream = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-        let length = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+        let frame::Header {
+            kind,
+            flags,
+            stream,
+            length,
+        } = frame::parse(&header);
         // A stream the remote opens (even ids: we are the client) is accepted.
         let remote_stream = stream != 0 && stream % 2 == 0;
         if remote_stream && flags & frame::SYN != 0 {

@@ -755,21 +755,9 @@ async fn first_message_payload(addr: Multiaddr, probe: Probe) -> Verdict {
     message[1] = 32 + 16;
     message.extend_from_slice(b"sixteen bytes!!!");
     let _ = tcp.write_all(&message).await;
-    // Read what comes back until the target closes the connection.
-    let mut answered = 0usize;
-    let start = Instant::now();
-    let read_all = async {
-        let mut buf = vec![0u8; 4096];
-        loop {
-            match tcp.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => answered += n,
-            }
-        }
-    };
-    let closed = async_std::future::timeout(Duration::from_secs(10), read_all).await;
+    let (closed, answered) = hostile::read_until_closed(&mut tcp, Duration::from_secs(10)).await;
     probe.run().await;
-    let mut verdict = cut_off(closed.ok().map(|()| start.elapsed()));
+    let mut verdict = cut_off(closed);
     if answered > 0 {
         verdict.attacker = format!("answered with {answered} bytes; {}", verdict.attacker);
         verdict.failure = Some(format!(

@@ -74,11 +74,16 @@ async fn granted_credit(conn: &mut SecureConnection) -> io::Result<u32> {
         buf.extend_from_slice(&chunk[..n]);
         let mut pongs = Vec::new();
         let mut at = 0;
-        while let Some(header) = buf.get(at..at + 12) {
-            let kind = header[1];
-            let flags = u16::from_be_bytes([header[2], header[3]]);
-            let stream = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-            let length = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+        while let Some(header) = buf
+            .get(at..at + 12)
+            .and_then(|h| <&[u8; 12]>::try_from(h).ok())
+        {
+            let frame::Header {
+                kind,
+                flags,
+                stream,
+                length,
+            } = frame::parse(header);
             let body = if kind == frame::DATA {
                 length as usize
             } else {
