@@ -4,8 +4,8 @@
 //! A QUIC remote may send as much as the connection receive window before we read a byte,
 //! so that window is memory the host commits to the connection. The handshake grants
 //! [`INITIAL_RECEIVE_WINDOW`], before the remote is known (nothing can be reserved for a
-//! peer yet); it is not reserved (quic-go in go-libp2p does the same, by our reading of it), and the
-//! connection limits bound it in total. Beyond it the window grows by doubling, up to the
+//! peer yet); it is not reserved (quic-go in go-libp2p does the same, by our reading of
+//! it), and the connection limits bound it in total. Beyond it the window grows by doubling, up to the
 //! configured connection window, when the remote filled half of it within an epoch of a
 //! few round trips (the window, not the path, was the limit), and only by what the memory
 //! budget grants. Connections that never carry bulk data (pings, identify, gossip) keep
