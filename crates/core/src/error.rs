@@ -121,6 +121,10 @@ pub enum Error {
     /// The connection was closed (locally or by the remote).
     #[error("connection closed")]
     ConnectionClosed,
+    /// A memory reservation was refused (by a [`MemoryAccount`](crate::MemoryAccount)'s
+    /// budget) before a buffer could grow; the denial names the scope, its limit and usage.
+    #[error("{0}")]
+    OutOfMemory(#[from] crate::MemoryDenied),
     /// An operation did not complete in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -153,6 +157,7 @@ impl From<Error> for std::io::Error {
             Error::ConnectionClosed => {
                 std::io::Error::new(std::io::ErrorKind::ConnectionAborted, err)
             }
+            Error::OutOfMemory(_) => std::io::Error::new(std::io::ErrorKind::OutOfMemory, err),
             other => std::io::Error::new(std::io::ErrorKind::InvalidData, other),
         }
     }

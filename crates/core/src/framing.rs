@@ -7,6 +7,8 @@
 //!
 //! [`FrameDecoder`] is the sans-IO decoder (bytes in, frames out); [`read_frame`],
 //! [`read_frame_or_eof`] and [`write_frame`] are the async helpers over `futures::io`.
+//! [`read_frame_reserved`] also reserves the body from a [`MemoryAccount`] before reading it,
+//! for services whose message buffers a resource manager bounds.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -27,7 +29,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::{Error, varint};
+use crate::{Error, MemoryAccount, varint};
 
 /// Bodies up to this size are written together with their prefix in one write call.
 const COALESCE_LIMIT: usize = 8 * 1024;
@@ -167,6 +169,59 @@ pub async fn read_frame_or_eof<R: AsyncRead + Unpin>(
     Ok(Some(body))
 }
 
+/// Like [`read_frame_or_eof`], but first reserves the announced body length from `account`
+/// (after checking it against `max_len`), so the buffer never holds memory the budget did
+/// not grant. A refusal is [`Error::OutOfMemory`], before any body byte is read.
+///
+/// The reservation stays in `account` after the call: shrink it by the body's length once
+/// the body is dropped (or drop the account). A failed read returns what it reserved.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use lp2p_core::framing::{encode_frame, read_frame_reserved};
+/// use lp2p_core::{Error, MemoryAccount, SharedLimit};
+///
+/// let mut wire = Vec::new();
+/// encode_frame(&[7; 100], &mut wire);
+/// encode_frame(&[7; 100], &mut wire);
+/// let budget = SharedLimit::new(150);
+/// let mut account = budget.account();
+/// let mut io = &wire[..];
+/// let body = read_frame_reserved(&mut io, 1024, &mut account).await?.unwrap();
+/// assert_eq!(account.reserved(), 100);
+/// // The second frame would take the account to 200 B of 150: refused before it is read.
+/// let refused = read_frame_reserved(&mut io, 1024, &mut account).await;
+/// assert!(matches!(refused, Err(Error::OutOfMemory(_))));
+/// account.shrink(body.len()); // done with the first body
+/// assert_eq!(budget.used(), 0);
+/// # Ok::<(), Error>(())
+/// # }).unwrap();
+/// ```
+pub async fn read_frame_reserved<R: AsyncRead + Unpin>(
+    io: &mut R,
+    max_len: usize,
+    account: &mut dyn MemoryAccount,
+) -> Result<Option<Vec<u8>>, Error> {
+    let Some(len) = read_varint(io).await? else {
+        return Ok(None);
+    };
+    let len = check_len(len, max_len)?;
+    account.try_grow(len)?;
+    let mut body = Vec::with_capacity(len.min(COALESCE_LIMIT));
+    let read = match io.take(len as u64).read_to_end(&mut body).await {
+        Ok(read) => read,
+        Err(err) => {
+            account.shrink(len);
+            return Err(err.into());
+        }
+    };
+    if read < len {
+        account.shrink(len);
+        return Err(Error::UnexpectedEof { what: "frame body" });
+    }
+    Ok(Some(body))
+}
+
 /// Writes `uvarint(body.len()) || body` to `io` (one write for small bodies). Does not flush.
 pub async fn write_frame<W: AsyncWrite + Unpin>(io: &mut W, body: &[u8]) -> Result<(), Error> {
     if body.len() <= COALESCE_LIMIT {
@@ -289,6 +344,44 @@ mod tests {
             write_frame(&mut wire, &body).await.unwrap();
             let mut r = &wire[..];
             assert_eq!(read_frame(&mut r, body.len()).await.unwrap(), body);
+        });
+    }
+
+    #[test]
+    fn a_reserved_read_returns_its_reservation_when_the_body_is_cut_short() {
+        block_on(async {
+            let budget = crate::SharedLimit::new(1000);
+            let mut account = budget.account();
+            // Announces 500 bytes, sends 3.
+            let mut r = &[0xf4, 0x03, 1, 2, 3][..];
+            let err = read_frame_reserved(&mut r, 1000, &mut account).await;
+            assert!(matches!(err, Err(Error::UnexpectedEof { .. })), "{err:?}");
+            assert_eq!((account.reserved(), budget.used()), (0, 0));
+        });
+    }
+
+    #[test]
+    fn a_reserved_read_checks_the_maximum_before_it_reserves() {
+        block_on(async {
+            let budget = crate::SharedLimit::new(10);
+            let mut account = budget.account();
+            let mut r = &[0xff, 0xff, 0xff, 0xff, 0x0f][..];
+            let err = read_frame_reserved(&mut r, 1 << 20, &mut account).await;
+            assert!(matches!(err, Err(Error::FrameTooLarge { .. })), "{err:?}");
+            let mut r = &[11u8, 0][..];
+            let err = read_frame_reserved(&mut r, 100, &mut account).await;
+            match err {
+                Err(Error::OutOfMemory(denied)) => {
+                    assert_eq!((denied.requested, denied.used, denied.limit), (11, 0, 10));
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+            assert_eq!(account.reserved(), 0);
+            let mut r = &[][..];
+            assert!(matches!(
+                read_frame_reserved(&mut r, 100, &mut account).await,
+                Ok(None)
+            ));
         });
     }
 

@@ -10,6 +10,10 @@
 //! A [`MemoryBudget`] hands out the accounts: `lp2p-rcmgr` implements it with node-wide and
 //! per-peer limits. Without one, connections get an [`UnlimitedMemory`] account and only the
 //! muxer's own per-connection caps apply.
+//!
+//! Services above the muxer (pubsub's send queues, identify's and Kademlia's message buffers)
+//! take a [`MemoryBudget::service_account`] per peer and use it the same way: grow before the
+//! buffer or queue grows, shrink when it drains, drop it when done.
 
 use std::fmt;
 use std::sync::Arc;
@@ -132,6 +136,10 @@ impl MemoryBudget for SharedLimit {
     fn connection_account(&self, _: &PeerId, _: &Multiaddr, _: Role) -> Box<dyn MemoryAccount> {
         Box::new(self.account())
     }
+
+    fn service_account(&self, _: &'static str, _: &PeerId) -> Box<dyn MemoryAccount> {
+        Box::new(self.account())
+    }
 }
 
 /// An account against a [`SharedLimit`]; dropping it returns what it holds.
@@ -188,6 +196,16 @@ pub trait MemoryBudget: Send + Sync + 'static {
         remote: &Multiaddr,
         role: Role,
     ) -> Box<dyn MemoryAccount>;
+
+    /// The account a service (`"pubsub"`, `"identify"`, `"kad"`, ...) holds for what it
+    /// buffers on behalf of `peer`: queued messages, a message being read. It starts empty.
+    /// `service` is a fixed name (it may become a metrics label).
+    ///
+    /// The default is an [`UnlimitedMemory`] account, for budgets that only bound muxers.
+    fn service_account(&self, service: &'static str, peer: &PeerId) -> Box<dyn MemoryAccount> {
+        let _ = (service, peer);
+        UnlimitedMemory::boxed()
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! The lp2p resource manager: memory budgets for the whole node, each peer and each
-//! connection, which the stream muxers reserve from before they let a remote make them
+//! The lp2p resource manager: memory budgets for the whole node, each peer, each connection
+//! and each service, which the stream muxers and the services (pubsub's send queues,
+//! identify's and Kademlia's message buffers) reserve from before they let a remote make them
 //! buffer more.
 //!
-//! Every muxed connection holds one account ([`ConnectionMemory`], an
+//! Every muxed connection holds one account ([`ScopedMemory`], an
 //! [`lp2p_core::MemoryAccount`]). yamux grows it by a stream's 256 KiB initial receive window
 //! before it accepts or opens the stream, and by every window growth before it grants it;
 //! mplex grows it by each receive chunk before it takes a frame in; QUIC by each growth of
@@ -10,14 +11,23 @@
 //! decision D36). A growth passes the
 //! connection, peer and system scopes at once; the first scope that would go over its limit
 //! refuses, and the denial ([`lp2p_core::MemoryDenied`]) names that scope, its limit and its
-//! usage. A refusal never panics: yamux refuses the stream with RST (or keeps the window at
+//! usage.
+//!
+//! Services hold one account per peer ([`ResourceManager::service_account`], the same
+//! [`ScopedMemory`] type): pubsub grows it by each message it queues for the peer (refused,
+//! the message is dropped as from a full queue), identify by each chunk of a message it reads
+//! and Kademlia by each frame (refused, the stream is reset). Such an account passes the
+//! service, peer and system scopes, so a peer's share covers its windows and what services
+//! buffer for it together.
+//!
+//! A refusal never panics: yamux refuses the stream with RST (or keeps the window at
 //! its size), mplex sheds idle streams or waits, as at its own cap. A finished stream returns
 //! its reservation, and dropping the account (with its connection) returns the rest, so
 //! nothing leaks and nothing is returned twice.
 //!
 //! - **Defaults scale with the machine** ([`MemoryLimits::for_machine`]): the system scope
 //!   gets 1/8 of the memory (cgroup limits respected), at least 128 MiB; a peer and a
-//!   connection 128 MiB each.
+//!   connection 128 MiB each; a service a quarter of the system limit.
 //! - **Allowlist**: peers and subnets on it are accounted in a system scope of their own, so
 //!   an attack that fills the system scope does not lock them out.
 //! - **Connection limits fit the descriptor limit** ([`connection_limits_for_fds`]): the host
@@ -53,6 +63,12 @@
 //!
 //! drop(account); // the connection closed: everything comes back
 //! assert_eq!(manager.stats().system_memory, 0);
+//!
+//! // A service's buffers for the peer count in the peer's share too.
+//! let mut queue = manager.service_account("pubsub", &peer);
+//! queue.try_grow(64 << 10)?;
+//! assert_eq!(manager.peer_memory(&peer), 64 << 10);
+//! assert_eq!(manager.stats().service_memory["pubsub"], 64 << 10);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -62,10 +78,10 @@ mod manager;
 
 pub use error::RcmgrError;
 pub use limits::{
-    DEFAULT_CONNECTION_MEMORY, DEFAULT_PEER_MEMORY, DEFAULT_SYSTEM_MEMORY_FRACTION,
-    FALLBACK_MACHINE_MEMORY, MIN_SYSTEM_MEMORY, MemoryLimits, RESERVED_FDS,
-    connection_limits_for_fds, fd_limit, machine_memory,
+    DEFAULT_CONNECTION_MEMORY, DEFAULT_PEER_MEMORY, DEFAULT_SERVICE_MEMORY_SHARE,
+    DEFAULT_SYSTEM_MEMORY_FRACTION, FALLBACK_MACHINE_MEMORY, MIN_SYSTEM_MEMORY, MemoryLimits,
+    RESERVED_FDS, connection_limits_for_fds, fd_limit, machine_memory,
 };
 pub use manager::{
-    ConnectionMemory, ResourceManager, ResourceManagerBuilder, ResourceStats, SCOPES, Scope,
+    ResourceManager, ResourceManagerBuilder, ResourceStats, SCOPES, Scope, ScopedMemory,
 };

@@ -28,9 +28,18 @@ pub const DEFAULT_PEER_MEMORY: usize = 128 * MIB;
 /// connection; lower it to spread a peer's share over several connections.
 pub const DEFAULT_CONNECTION_MEMORY: usize = 128 * MIB;
 
-/// Memory limits, in bytes, of the scopes a reservation passes through: the connection, its
-/// peer, and the system (or, for allowlisted peers and addresses, the allowlisted system
-/// scope, which has no per-peer or per-connection limit).
+/// Share of the system scope one service (pubsub, identify, Kademlia, ...) may hold for its
+/// queues and message buffers by default: a quarter. What a service holds is messages
+/// waiting for slow peers or being read; a quarter keeps any one service from taking the
+/// budget the muxers need for the receive windows that carry all traffic, and still leaves a
+/// pubsub node room for its 32 MiB per-peer queue cap on several slow peers at once (on a
+/// 24 GiB machine a service may hold 768 MiB, on the smallest default 32 MiB).
+pub const DEFAULT_SERVICE_MEMORY_SHARE: usize = 4;
+
+/// Memory limits, in bytes, of the scopes a reservation passes through: the connection (or,
+/// for a service's buffers, the service), its peer, and the system (or, for allowlisted peers
+/// and addresses, the allowlisted system scope, which has no per-peer, per-connection or
+/// per-service limit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryLimits {
     /// The whole node (peers not on the allowlist).
@@ -42,13 +51,16 @@ pub struct MemoryLimits {
     pub peer: usize,
     /// One connection.
     pub connection: usize,
+    /// One service (by name, e.g. `"pubsub"`), over all peers: its queues and message
+    /// buffers.
+    pub service: usize,
 }
 
 impl MemoryLimits {
     /// Limits for a machine with `machine_memory` bytes: the system scope gets
     /// 1/[`DEFAULT_SYSTEM_MEMORY_FRACTION`] of it (at least [`MIN_SYSTEM_MEMORY`]), the
     /// allowlisted system scope as much again, a peer and a connection their defaults (at most
-    /// the system limit).
+    /// the system limit), a service 1/[`DEFAULT_SERVICE_MEMORY_SHARE`] of the system limit.
     pub fn scaled(machine_memory: usize) -> MemoryLimits {
         let system = (machine_memory / DEFAULT_SYSTEM_MEMORY_FRACTION).max(MIN_SYSTEM_MEMORY);
         MemoryLimits {
@@ -56,6 +68,7 @@ impl MemoryLimits {
             allowlisted_system: system,
             peer: DEFAULT_PEER_MEMORY.min(system),
             connection: DEFAULT_CONNECTION_MEMORY.min(system),
+            service: system / DEFAULT_SERVICE_MEMORY_SHARE,
         }
     }
 
@@ -163,11 +176,13 @@ mod tests {
         assert_eq!(big.allowlisted_system, big.system);
         assert_eq!(big.peer, DEFAULT_PEER_MEMORY);
         assert_eq!(big.connection, DEFAULT_CONNECTION_MEMORY);
+        assert_eq!(big.service, 768 * MIB);
 
         let tiny = MemoryLimits::scaled(256 * MIB);
         assert_eq!(tiny.system, MIN_SYSTEM_MEMORY);
         assert!(tiny.peer <= tiny.system);
         assert!(tiny.connection <= tiny.system);
+        assert_eq!(tiny.service, 32 * MIB);
     }
 
     #[test]

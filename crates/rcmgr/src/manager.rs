@@ -1,7 +1,7 @@
-//! The resource manager: the scopes' usage behind one lock, and the connection accounts it
-//! hands to muxers.
+//! The resource manager: the scopes' usage behind one lock, the connection accounts it
+//! hands to muxers and the service accounts it hands to services.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -22,6 +22,8 @@ pub enum Scope {
     System,
     /// Allowlisted peers and addresses together.
     AllowlistedSystem,
+    /// One service (pubsub, identify, Kademlia, ...), all its peers.
+    Service,
 }
 
 impl Scope {
@@ -32,14 +34,16 @@ impl Scope {
             Scope::Peer => "peer",
             Scope::System => "system",
             Scope::AllowlistedSystem => "allowlisted_system",
+            Scope::Service => "service",
         }
     }
 
-    const ALL: [Scope; 4] = [
+    const ALL: [Scope; 5] = [
         Scope::Connection,
         Scope::Peer,
         Scope::System,
         Scope::AllowlistedSystem,
+        Scope::Service,
     ];
 
     fn index(self) -> usize {
@@ -48,6 +52,7 @@ impl Scope {
             Scope::Peer => 1,
             Scope::System => 2,
             Scope::AllowlistedSystem => 3,
+            Scope::Service => 4,
         }
     }
 }
@@ -61,24 +66,27 @@ impl fmt::Display for Scope {
 /// A snapshot of what the resource manager holds and has refused.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResourceStats {
-    /// Bytes held by connections of peers not on the allowlist.
+    /// Bytes held by connections and services for peers not on the allowlist.
     pub system_memory: usize,
     /// The system scope's limit.
     pub system_limit: usize,
-    /// Bytes held by allowlisted connections.
+    /// Bytes held by allowlisted connections and services for allowlisted peers.
     pub allowlisted_memory: usize,
     /// The most the system scope ever held.
     pub peak_system_memory: usize,
-    /// Peers with at least one accounted connection.
+    /// Peers with at least one account (a connection's or a service's).
     pub peers: usize,
     /// Accounted connections (muxed connections alive).
     pub connections: usize,
     /// Bytes held by the peer holding the most.
     pub largest_peer_memory: usize,
+    /// Bytes each service holds (for peers not on the allowlist), by service name; a service
+    /// appears once it has taken an account.
+    pub service_memory: BTreeMap<&'static str, usize>,
     /// Reservations refused, per scope, in the order of [`Scope`]'s variants: connection,
-    /// peer, system, allowlisted system (see [`ResourceStats::denied`]). In dry-run mode they
-    /// are counted but granted.
-    pub denials: [u64; 4],
+    /// peer, system, allowlisted system, service (see [`ResourceStats::denied`]). In dry-run
+    /// mode they are counted but granted.
+    pub denials: [u64; 5],
     /// Whether the manager only logs denials.
     pub dry_run: bool,
 }
@@ -94,19 +102,21 @@ impl ResourceStats {
 #[derive(Debug, Default)]
 struct PeerUsage {
     memory: usize,
-    connections: usize,
+    /// Live accounts for the peer, connections' and services' (the entry goes with the last).
+    accounts: usize,
 }
 
 /// Every scope's usage. All changes go through [`Usage::grow`] and [`Usage::shrink`], which
-/// keep the system, peer and connection counters in step.
+/// keep the system, service, peer and connection counters in step.
 #[derive(Debug, Default)]
 struct Usage {
     system: usize,
     allowlisted: usize,
     peak_system: usize,
     peers: HashMap<PeerId, PeerUsage>,
+    services: BTreeMap<&'static str, usize>,
     connections: usize,
-    denials: [u64; 4],
+    denials: [u64; 5],
 }
 
 /// Who an account belongs to.
@@ -114,6 +124,8 @@ struct Usage {
 struct Owner {
     peer: PeerId,
     allowlisted: bool,
+    /// The service holding the account; `None` for a connection's.
+    service: Option<&'static str>,
 }
 
 impl Usage {
@@ -137,8 +149,17 @@ impl Usage {
             }
             return Ok(());
         }
-        if over(held, limits.connection) {
-            return Err((Scope::Connection, held, limits.connection));
+        match owner.service {
+            None if over(held, limits.connection) => {
+                return Err((Scope::Connection, held, limits.connection));
+            }
+            Some(name) => {
+                let service = self.services.get(name).copied().unwrap_or(0);
+                if over(service, limits.service) {
+                    return Err((Scope::Service, service, limits.service));
+                }
+            }
+            None => {}
         }
         let peer = self.peers.get(&owner.peer).map_or(0, |p| p.memory);
         if over(peer, limits.peer) {
@@ -160,6 +181,9 @@ impl Usage {
         if let Some(peer) = self.peers.get_mut(&owner.peer) {
             peer.memory = peer.memory.saturating_add(bytes);
         }
+        if let Some(service) = owner.service.and_then(|name| self.services.get_mut(name)) {
+            *service = service.saturating_add(bytes);
+        }
     }
 
     fn shrink(&mut self, owner: Owner, bytes: usize) {
@@ -170,6 +194,39 @@ impl Usage {
         self.system = self.system.saturating_sub(bytes);
         if let Some(peer) = self.peers.get_mut(&owner.peer) {
             peer.memory = peer.memory.saturating_sub(bytes);
+        }
+        if let Some(service) = owner.service.and_then(|name| self.services.get_mut(name)) {
+            *service = service.saturating_sub(bytes);
+        }
+    }
+
+    /// Counts a new account of `owner`'s (its peer entry lives while it has accounts).
+    fn open(&mut self, owner: Owner) {
+        if owner.service.is_none() {
+            self.connections = self.connections.saturating_add(1);
+        }
+        if let Some(name) = owner.service {
+            self.services.entry(name).or_insert(0);
+        }
+        if !owner.allowlisted {
+            let entry = self.peers.entry(owner.peer).or_default();
+            entry.accounts = entry.accounts.saturating_add(1);
+        }
+    }
+
+    /// Returns what a closing account of `owner`'s held, and ends its count.
+    fn close(&mut self, owner: Owner, held: usize) {
+        self.shrink(owner, held);
+        if owner.service.is_none() {
+            self.connections = self.connections.saturating_sub(1);
+        }
+        if !owner.allowlisted
+            && let Some(peer) = self.peers.get_mut(&owner.peer)
+        {
+            peer.accounts = peer.accounts.saturating_sub(1);
+            if peer.accounts == 0 {
+                self.peers.remove(&owner.peer);
+            }
         }
     }
 }
@@ -232,6 +289,7 @@ impl ResourceManager {
     pub fn builder() -> ResourceManagerBuilder {
         ResourceManagerBuilder {
             limits: MemoryLimits::for_machine(),
+            service_set: false,
             dry_run: false,
             allowed_peers: HashSet::new(),
             allowed_subnets: Vec::new(),
@@ -248,8 +306,8 @@ impl ResourceManager {
         self.inner.dry_run
     }
 
-    /// Bytes `peer` holds over all its connections (0 for allowlisted peers, which are
-    /// accounted in the allowlisted system scope only).
+    /// Bytes `peer` holds over all its connections and service accounts (0 for allowlisted
+    /// peers, which are accounted in the allowlisted system scope only).
     pub fn peer_memory(&self, peer: &PeerId) -> usize {
         self.inner.usage().peers.get(peer).map_or(0, |p| p.memory)
     }
@@ -265,6 +323,7 @@ impl ResourceManager {
             peers: usage.peers.len(),
             connections: usage.connections,
             largest_peer_memory: usage.peers.values().map(|p| p.memory).max().unwrap_or(0),
+            service_memory: usage.services.clone(),
             denials: usage.denials,
             dry_run: self.inner.dry_run,
         }
@@ -272,19 +331,29 @@ impl ResourceManager {
 
     /// A new, empty account for a connection with `peer` at `remote` (what
     /// [`MemoryBudget::connection_account`] returns, typed).
-    pub fn account(&self, peer: &PeerId, remote: &Multiaddr) -> ConnectionMemory {
-        let owner = Owner {
+    pub fn account(&self, peer: &PeerId, remote: &Multiaddr) -> ScopedMemory {
+        self.open(Owner {
             peer: *peer,
             allowlisted: self.inner.is_allowlisted(peer, remote),
-        };
-        let mut usage = self.inner.usage();
-        usage.connections = usage.connections.saturating_add(1);
-        if !owner.allowlisted {
-            let entry = usage.peers.entry(*peer).or_default();
-            entry.connections = entry.connections.saturating_add(1);
-        }
-        drop(usage);
-        ConnectionMemory {
+            service: None,
+        })
+    }
+
+    /// A new, empty account for what `service` buffers for `peer` (what
+    /// [`MemoryBudget::service_account`] returns, typed). It reserves through the service,
+    /// peer and system scopes; for a peer on the allowlist (by peer id: a service does not
+    /// know the address) through the allowlisted system scope.
+    pub fn service_account(&self, service: &'static str, peer: &PeerId) -> ScopedMemory {
+        self.open(Owner {
+            peer: *peer,
+            allowlisted: self.inner.allowed_peers.contains(peer),
+            service: Some(service),
+        })
+    }
+
+    fn open(&self, owner: Owner) -> ScopedMemory {
+        self.inner.usage().open(owner);
+        ScopedMemory {
             inner: Arc::clone(&self.inner),
             owner,
             held: 0,
@@ -301,12 +370,18 @@ impl MemoryBudget for ResourceManager {
     ) -> Box<dyn MemoryAccount> {
         Box::new(self.account(peer, remote))
     }
+
+    fn service_account(&self, service: &'static str, peer: &PeerId) -> Box<dyn MemoryAccount> {
+        Box::new(ResourceManager::service_account(self, service, peer))
+    }
 }
 
 /// Builds a [`ResourceManager`].
 #[derive(Debug, Clone)]
 pub struct ResourceManagerBuilder {
     limits: MemoryLimits,
+    /// Whether the service limit was given; if not, it follows the system limit.
+    service_set: bool,
     dry_run: bool,
     allowed_peers: HashSet<PeerId>,
     allowed_subnets: Vec<IpSubnet>,
@@ -317,6 +392,7 @@ impl ResourceManagerBuilder {
     #[must_use]
     pub fn limits(mut self, limits: MemoryLimits) -> Self {
         self.limits = limits;
+        self.service_set = true;
         self
     }
 
@@ -350,6 +426,16 @@ impl ResourceManagerBuilder {
         self
     }
 
+    /// One service's limit in bytes, over all its peers (default a quarter of the system
+    /// limit, see [`DEFAULT_SERVICE_MEMORY_SHARE`](crate::DEFAULT_SERVICE_MEMORY_SHARE),
+    /// also when the system limit is set here).
+    #[must_use]
+    pub fn service_memory(mut self, bytes: usize) -> Self {
+        self.limits.service = bytes;
+        self.service_set = true;
+        self
+    }
+
     /// Only log and count denials, granting every reservation (default off): to learn what
     /// limits a deployment needs before enforcing them.
     #[must_use]
@@ -375,19 +461,25 @@ impl ResourceManagerBuilder {
 
     /// The manager. Fails when a limit is zero (nothing could ever be reserved) or a peer's
     /// or a connection's limit exceeds the system's (it could never be reached).
-    pub fn build(self) -> Result<ResourceManager, RcmgrError> {
+    pub fn build(mut self) -> Result<ResourceManager, RcmgrError> {
+        self.derive_service_limit();
         let l = self.limits;
         for (scope, limit) in [
             (Scope::System, l.system),
             (Scope::AllowlistedSystem, l.allowlisted_system),
             (Scope::Peer, l.peer),
             (Scope::Connection, l.connection),
+            (Scope::Service, l.service),
         ] {
             if limit == 0 {
                 return Err(RcmgrError::ZeroLimit { scope });
             }
         }
-        for (scope, limit) in [(Scope::Peer, l.peer), (Scope::Connection, l.connection)] {
+        for (scope, limit) in [
+            (Scope::Peer, l.peer),
+            (Scope::Connection, l.connection),
+            (Scope::Service, l.service),
+        ] {
             if limit > l.system {
                 return Err(RcmgrError::AboveSystem {
                     scope,
@@ -399,7 +491,15 @@ impl ResourceManagerBuilder {
         Ok(self.assemble())
     }
 
-    fn assemble(self) -> ResourceManager {
+    /// A service limit that was not given follows the system limit.
+    fn derive_service_limit(&mut self) {
+        if !self.service_set {
+            self.limits.service = (self.limits.system / crate::DEFAULT_SERVICE_MEMORY_SHARE).max(1);
+        }
+    }
+
+    fn assemble(mut self) -> ResourceManager {
+        self.derive_service_limit();
         ResourceManager {
             inner: Arc::new(Inner {
                 limits: self.limits,
@@ -412,20 +512,22 @@ impl ResourceManagerBuilder {
     }
 }
 
-/// One connection's memory account with a [`ResourceManager`], held by its muxer. Growing
-/// it reserves in the connection, peer and system scopes at once (or in the allowlisted
-/// system scope); dropping it returns what it holds and ends the connection's count.
-pub struct ConnectionMemory {
+/// One memory account with a [`ResourceManager`]: a connection's, held by its muxer, or a
+/// service's for one peer. Growing it reserves in the connection (or service), peer and
+/// system scopes at once (or in the allowlisted system scope); dropping it returns what it
+/// holds and ends its count.
+pub struct ScopedMemory {
     inner: Arc<Inner>,
     owner: Owner,
     held: usize,
 }
 
-impl fmt::Debug for ConnectionMemory {
+impl fmt::Debug for ScopedMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectionMemory")
+        f.debug_struct("ScopedMemory")
             .field("peer", &self.owner.peer)
             .field("allowlisted", &self.owner.allowlisted)
+            .field("service", &self.owner.service)
             .field("held", &self.held)
             .finish_non_exhaustive()
     }
@@ -437,7 +539,7 @@ fn log_this_denial(n: u64) -> bool {
     n.is_power_of_two()
 }
 
-impl MemoryAccount for ConnectionMemory {
+impl MemoryAccount for ScopedMemory {
     fn try_grow(&mut self, bytes: usize) -> Result<(), MemoryDenied> {
         if bytes == 0 {
             return Ok(());
@@ -451,8 +553,11 @@ impl MemoryAccount for ConnectionMemory {
                 *slot
             };
             let denied = MemoryDenied {
-                scope: match scope {
-                    Scope::Peer | Scope::Connection => format!("{scope} ({})", self.owner.peer),
+                scope: match (scope, self.owner.service) {
+                    (Scope::Service, Some(name)) => format!("{scope} {name}"),
+                    (Scope::Peer | Scope::Connection, _) => {
+                        format!("{scope} ({})", self.owner.peer)
+                    }
                     _ => scope.to_string(),
                 },
                 used,
@@ -489,19 +594,9 @@ impl MemoryAccount for ConnectionMemory {
     }
 }
 
-impl Drop for ConnectionMemory {
+impl Drop for ScopedMemory {
     fn drop(&mut self) {
-        let mut usage = self.inner.usage();
-        usage.shrink(self.owner, self.held);
-        usage.connections = usage.connections.saturating_sub(1);
-        if !self.owner.allowlisted
-            && let Some(peer) = usage.peers.get_mut(&self.owner.peer)
-        {
-            peer.connections = peer.connections.saturating_sub(1);
-            if peer.connections == 0 {
-                usage.peers.remove(&self.owner.peer);
-            }
-        }
+        self.inner.usage().close(self.owner, self.held);
     }
 }
 
@@ -509,4 +604,4 @@ impl Drop for ConnectionMemory {
 mod tests;
 
 /// Every scope, in the order of [`ResourceStats::denials`].
-pub const SCOPES: [Scope; 4] = Scope::ALL;
+pub const SCOPES: [Scope; 5] = Scope::ALL;

@@ -177,6 +177,95 @@ fn growth_that_would_overflow_is_refused_not_wrapped() {
 }
 
 #[test]
+fn a_service_is_held_to_its_own_limit_and_shares_the_peer_scope_with_connections() {
+    let m = ResourceManager::builder()
+        .system_memory(1000 * KIB)
+        .peer_memory(300 * KIB)
+        .connection_memory(300 * KIB)
+        .service_memory(200 * KIB)
+        .build()
+        .unwrap();
+    let here = addr("/ip4/192.0.2.1/tcp/1");
+    let (a, b) = (PeerId::random(), PeerId::random());
+
+    // The service scope covers every peer's account of the service.
+    let mut pubsub_a = m.service_account("pubsub", &a);
+    let mut pubsub_b = m.service_account("pubsub", &b);
+    pubsub_a.try_grow(150 * KIB).unwrap();
+    let denied = pubsub_b.try_grow(51 * KIB).unwrap_err();
+    assert_eq!(denied.scope, "service pubsub");
+    assert_eq!(
+        (denied.used, denied.requested, denied.limit),
+        (150 * KIB, 51 * KIB, 200 * KIB)
+    );
+    // Another service has a scope of its own.
+    let mut kad_b = m.service_account("kad", &b);
+    kad_b.try_grow(100 * KIB).unwrap();
+
+    // A's connection and a's queue share a's 300 KiB.
+    let mut conn_a = m.account(&a, &here);
+    conn_a.try_grow(150 * KIB).unwrap();
+    let denied = conn_a.try_grow(1).unwrap_err();
+    assert_eq!(denied.scope, format!("peer ({a})"));
+    assert_eq!(m.peer_memory(&a), 300 * KIB);
+
+    let stats = m.stats();
+    assert_eq!(stats.system_memory, 400 * KIB);
+    assert_eq!(stats.service_memory["pubsub"], 150 * KIB);
+    assert_eq!(stats.service_memory["kad"], 100 * KIB);
+    assert_eq!(stats.connections, 1, "service accounts are not connections");
+    assert_eq!(stats.peers, 2);
+    assert_eq!(stats.denied(Scope::Service), 1);
+    assert_eq!(stats.denied(Scope::Peer), 1);
+
+    // The peer entry lives while any of its accounts does.
+    drop(conn_a);
+    assert_eq!(m.peer_memory(&a), 150 * KIB);
+    pubsub_a.shrink(50 * KIB);
+    drop((pubsub_a, pubsub_b, kad_b));
+    let stats = m.stats();
+    assert_eq!((stats.system_memory, stats.peers), (0, 0));
+    assert_eq!(stats.service_memory["pubsub"], 0);
+}
+
+#[test]
+fn an_allowlisted_peer_s_service_account_uses_the_allowlisted_scope() {
+    let friend = PeerId::random();
+    let m = ResourceManager::builder()
+        .system_memory(100 * KIB)
+        .allowlisted_memory(400 * KIB)
+        .peer_memory(100 * KIB)
+        .connection_memory(100 * KIB)
+        .allow_peer(friend)
+        .build()
+        .unwrap();
+    let mut queue = m.service_account("pubsub", &friend);
+    queue.try_grow(300 * KIB).unwrap();
+    let stats = m.stats();
+    assert_eq!(
+        (stats.allowlisted_memory, stats.system_memory),
+        (300 * KIB, 0)
+    );
+}
+
+#[test]
+fn the_service_limit_follows_the_system_limit_unless_given() {
+    let m = manager(1000 * KIB, 300 * KIB, 300 * KIB);
+    assert_eq!(m.limits().service, 250 * KIB);
+    let err = ResourceManager::builder()
+        .system_memory(KIB)
+        .peer_memory(KIB)
+        .connection_memory(KIB)
+        .service_memory(2 * KIB)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the service memory limit of 2048 B is above the system limit of 1024 B"
+    );
+}
+
+#[test]
 fn only_powers_of_two_of_a_denial_count_are_logged() {
     let logged: Vec<u64> = (1..=20).filter(|n| log_this_denial(*n)).collect();
     assert_eq!(logged, [1, 2, 4, 8, 16]);
@@ -193,9 +282,15 @@ proptest! {
         let m = manager(600, 250, 150);
         let here = addr("/ip4/192.0.2.1/tcp/1");
         let peers: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
-        let mut accounts: Vec<Option<ConnectionMemory>> = (0..6).map(|_| None).collect();
+        // Slots 0-2 are connections, 3-4 pubsub's accounts, 5 kad's; the service limit
+        // follows the system's: 150.
+        let services = [None, None, None, Some("pubsub"), Some("pubsub"), Some("kad")];
+        let mut accounts: Vec<Option<ScopedMemory>> = (0..6).map(|_| None).collect();
         for (slot, op, bytes) in ops {
-            let account = accounts[slot].get_or_insert_with(|| m.account(&peers[slot % 3], &here));
+            let account = accounts[slot].get_or_insert_with(|| match services[slot] {
+                None => m.account(&peers[slot % 3], &here),
+                Some(name) => m.service_account(name, &peers[slot % 3]),
+            });
             match op {
                 0 => {
                     let _ = account.try_grow(bytes);
@@ -218,8 +313,21 @@ proptest! {
                 prop_assert_eq!(m.peer_memory(peer), of_peer);
                 prop_assert!(of_peer <= 250);
             }
-            for account in accounts.iter().flatten() {
-                prop_assert!(account.reserved() <= 150);
+            for (slot, account) in accounts.iter().enumerate() {
+                if let (None, Some(account)) = (services[slot], account) {
+                    prop_assert!(account.reserved() <= 150);
+                }
+            }
+            for name in ["pubsub", "kad"] {
+                let of_service: usize = accounts
+                    .iter()
+                    .zip(services)
+                    .filter(|(_, s)| *s == Some(name))
+                    .filter_map(|(a, _)| a.as_ref())
+                    .map(MemoryAccount::reserved)
+                    .sum();
+                prop_assert_eq!(stats.service_memory.get(name).copied().unwrap_or(0), of_service);
+                prop_assert!(of_service <= 150);
             }
         }
         drop(accounts);
