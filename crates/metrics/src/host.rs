@@ -62,6 +62,17 @@ fn encode_resources(
             ),
         ],
     )?;
+    let service_memory: Vec<(Labels, i64)> = stats
+        .service_memory
+        .iter()
+        .map(|(name, bytes)| (vec![("service", (*name).to_owned())], gauge_value(*bytes)))
+        .collect();
+    gauges(
+        encoder,
+        "rcmgr_service_memory_bytes",
+        "Memory reserved by services (pubsub queues and RPCs, identify and kad messages), by service",
+        &service_memory,
+    )?;
     let limits = host.resource_manager().limits();
     gauges(
         encoder,
@@ -75,6 +86,7 @@ fn encode_resources(
             ),
             (scope("peer"), gauge_value(limits.peer)),
             (scope("connection"), gauge_value(limits.connection)),
+            (scope("service"), gauge_value(limits.service)),
         ],
     )?;
     gauges(

@@ -59,6 +59,7 @@ impl Collector for PubsubCollector {
                 ("too_large", c.rpcs_too_large),
                 ("malformed", c.rpcs_malformed),
                 ("graylisted", c.rpcs_graylisted),
+                ("memory_refused", c.rpcs_refused_for_memory),
             ]),
         )?;
         counters(
@@ -66,7 +67,12 @@ impl Collector for PubsubCollector {
             "pubsub_dropped",
             "Outgoing messages and control entries dropped, by why",
             &outcome(&[
-                ("send_queue_full", c.send_queue_dropped),
+                (
+                    "send_queue_full",
+                    c.send_queue_dropped
+                        .saturating_sub(c.send_queue_refused_for_memory),
+                ),
+                ("memory_refused", c.send_queue_refused_for_memory),
                 ("oversized", c.oversized_dropped),
                 ("control_queue_full", c.control_ids_dropped),
             ]),

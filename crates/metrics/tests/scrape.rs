@@ -138,6 +138,11 @@ fn a_scrape_shows_connections_streams_bytes_and_closes() {
             "{body}"
         );
         assert!(sample(body, "lp2p_rcmgr_memory_bytes{scope=\"system\"}").is_some());
+        assert_eq!(
+            sample(body, "lp2p_rcmgr_memory_limit_bytes{scope=\"service\"}"),
+            format!("{}", limits.service).parse().ok(),
+            "{body}"
+        );
         assert!(sample(body, "lp2p_rcmgr_peak_memory_bytes").unwrap() >= 256.0 * 1024.0);
         assert_eq!(
             sample(body, "lp2p_rcmgr_memory_denied_total{scope=\"peer\"}"),

@@ -26,6 +26,9 @@ pub const DEFAULT_MAX_PENDING_VALIDATIONS: usize = 1024;
 /// applications (tens of topics), small enough that a peer subscribing to everything cannot
 /// grow our tables without bound.
 pub const DEFAULT_MAX_TOPICS_PER_PEER: usize = 1024;
+/// The service name pubsub reserves memory under ([`lp2p_core::MemoryBudget::service_account`]):
+/// per peer, the bytes of the messages queued for it and of the RPC being read from it.
+pub const MEMORY_SERVICE: &str = "pubsub";
 /// Default cap on messages queued for one peer: a few seconds of a busy topic; past it the
 /// peer is slow, forwards are dropped and a slow-peer event is raised.
 pub const DEFAULT_MAX_SEND_QUEUE_LEN: usize = 1024;

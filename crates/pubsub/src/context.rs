@@ -166,6 +166,10 @@ impl RouterContext<'_> {
             counters.send_queue_dropped = counters
                 .send_queue_dropped
                 .saturating_add(outcome.dropped as u64);
+            if outcome.refused_for_memory {
+                counters.send_queue_refused_for_memory =
+                    counters.send_queue_refused_for_memory.saturating_add(1);
+            }
             if outcome.new_overflow {
                 warn!(%peer, dropped = outcome.dropped, queued, "pubsub send queue full: slow peer");
                 self.shared.events.push_back(Event::SlowPeer {

@@ -3,16 +3,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use lp2p_core::{Keypair, PeerId};
+use lp2p_core::{Keypair, MemoryBudget, PeerId};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use tracing::{debug, trace};
 
 use crate::codec::{self, DecodedRpc};
-use crate::config::Config;
+use crate::config::{Config, MEMORY_SERVICE};
 use crate::context::{PeerState, RouterContext, Shared};
 use crate::error::PubsubError;
 use crate::event::{Counters, Event};
@@ -47,6 +48,7 @@ pub struct PubSubCore<R: Router> {
     keys: KeyCache,
     scratch_rpc: DecodedRpc,
     scratch_signed: Vec<u8>,
+    memory: Option<Arc<dyn MemoryBudget>>,
 }
 
 impl<R: Router> PubSubCore<R> {
@@ -98,6 +100,7 @@ impl<R: Router> PubSubCore<R> {
             keys,
             scratch_rpc: DecodedRpc::default(),
             scratch_signed: Vec::new(),
+            memory: None,
         };
         let mut ctx = RouterContext {
             shared: &mut core.shared,
@@ -137,6 +140,11 @@ impl<R: Router> PubSubCore<R> {
         &self.shared.counters
     }
 
+    /// The counters, for the front to count what it refused before the core saw it.
+    pub(crate) fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.shared.counters
+    }
+
     /// The topics we are subscribed to.
     pub fn topics(&self) -> impl Iterator<Item = &Topic> + '_ {
         self.shared.subscriptions.iter()
@@ -170,6 +178,23 @@ impl<R: Router> PubSubCore<R> {
     /// scores.
     pub fn set_application_score(&mut self, peer: &PeerId, score: f64) -> bool {
         self.router.set_application_score(peer, score)
+    }
+
+    /// Reserves the bytes of every message queued for a peer from `budget` (a service account
+    /// named [`MEMORY_SERVICE`] per peer) before queueing it; a refusal drops the message as a
+    /// full queue does (counted in [`Counters::send_queue_refused_for_memory`]). Applies to
+    /// peers added after the call. Without a budget only the queue caps of [`Config`] apply.
+    pub fn set_memory_budget(&mut self, budget: Arc<dyn MemoryBudget>) {
+        self.memory = Some(budget);
+    }
+
+    /// Bytes reserved from the memory budget for a peer's queue (always the bytes of its
+    /// queued messages).
+    pub fn reserved_memory(&self, peer: &PeerId) -> Option<usize> {
+        self.shared
+            .peers
+            .get(peer)
+            .map(|p| p.outbox.reserved_memory())
     }
 
     /// Messages and bytes queued for a peer.
@@ -222,7 +247,10 @@ impl<R: Router> PubSubCore<R> {
         if peer == self.shared.local_peer_id || self.shared.peers.contains_key(&peer) {
             return false;
         }
-        let mut outbox = Outbox::default();
+        let mut outbox = match &self.memory {
+            Some(budget) => Outbox::with_memory(budget.service_account(MEMORY_SERVICE, &peer)),
+            None => Outbox::default(),
+        };
         for topic in &self.shared.subscriptions {
             outbox.push_subscription(topic, true);
         }

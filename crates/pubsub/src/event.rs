@@ -111,6 +111,10 @@ pub struct Counters {
     pub rpcs_malformed: u64,
     /// RPCs dropped unread because the sender is graylisted.
     pub rpcs_graylisted: u64,
+    /// RPCs not read because the memory budget (the resource manager's pubsub service scope,
+    /// the peer's or the system's) refused to reserve their announced length; the inbound
+    /// stream was reset.
+    pub rpcs_refused_for_memory: u64,
     /// Subscriptions ignored: over the per-peer topic cap, or without a topic.
     pub subscriptions_ignored: u64,
     /// Messages received (all copies).
@@ -135,6 +139,9 @@ pub struct Counters {
     pub messages_published: u64,
     /// Messages dropped from full per-peer send queues.
     pub send_queue_dropped: u64,
+    /// Of `send_queue_dropped`, messages dropped because the memory budget (the resource
+    /// manager's pubsub service scope, the peer's or the system's) refused to reserve them.
+    pub send_queue_refused_for_memory: u64,
     /// Queued items that fit in no frame and were dropped.
     pub oversized_dropped: u64,
     /// Control message ids dropped because a peer's control queue was full.

@@ -38,7 +38,9 @@
 //!
 //! Each peer's send queue is bounded (`Config::max_send_queue_len`, `max_send_queue_bytes`):
 //! a peer whose writer does not keep up loses forwards first (own publishes evict them) and
-//! raises [`Event::SlowPeer`]. Every limit on what peers can make us hold (topics per peer,
+//! raises [`Event::SlowPeer`]. With [`PubSubCore::set_memory_budget`] (the front passes the
+//! host's resource manager) each queued message's bytes are also reserved per peer under
+//! [`MEMORY_SERVICE`] first; a refusal drops it the same way. Every limit on what peers can make us hold (topics per peer,
 //! IHAVE/IWANT/IDONTWANT per heartbeat, pending validations, seen ids, retained scores) is a
 //! named constant with a config knob.
 //!
@@ -121,7 +123,7 @@ pub use crate::config::{
     DEFAULT_MAX_SEEN_MESSAGES, DEFAULT_MAX_SEND_QUEUE_BYTES, DEFAULT_MAX_SEND_QUEUE_LEN,
     DEFAULT_MAX_TOPIC_LEN, DEFAULT_MAX_TOPICS_PER_PEER, DEFAULT_MAX_TRANSMIT_SIZE,
     DEFAULT_PUBLIC_KEY_CACHE_SIZE, DEFAULT_SEEN_TTL, DEFAULT_TRANSMIT_BATCH_BYTES,
-    DEFAULT_VALIDATION_TIMEOUT,
+    DEFAULT_VALIDATION_TIMEOUT, MEMORY_SERVICE,
 };
 pub use crate::context::RouterContext;
 pub use crate::core::{PeerConnection, PubSubCore};

@@ -1,10 +1,15 @@
 //! The per-peer send queue: subscriptions and control first, then our own publishes, then
 //! forwards. Bounded in messages and bytes; frames are cut to the maximum RPC size and as
 //! many queued items as fit are coalesced into each frame.
+//!
+//! The bytes of queued messages are also reserved from the peer's memory account (a
+//! resource manager's service account) before a message is queued, and returned as messages
+//! leave the queue: a refused reservation drops the message as a full queue does.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
+use lp2p_core::{MemoryAccount, UnlimitedMemory};
 use prost::Message as _;
 
 use crate::codec::{field_len, put_len_field, put_message_field};
@@ -38,6 +43,19 @@ pub(crate) struct PushOutcome {
     /// Whether this push started an overflow episode (the queue had not overflowed since it
     /// last drained): the moment to raise a slow-peer event.
     pub(crate) new_overflow: bool,
+    /// Whether the memory account refused the message (it is then among `dropped`).
+    pub(crate) refused_for_memory: bool,
+}
+
+/// The memory account the queued messages' bytes are reserved from; unlimited unless the
+/// owner gives one.
+#[derive(Debug)]
+pub(crate) struct QueueMemory(Box<dyn MemoryAccount>);
+
+impl Default for QueueMemory {
+    fn default() -> Self {
+        QueueMemory(UnlimitedMemory::boxed())
+    }
 }
 
 /// One peer's pending output.
@@ -54,9 +72,29 @@ pub(crate) struct Outbox {
     forward: VecDeque<(MessageId, Bytes)>,
     queued_bytes: usize,
     overflowing: bool,
+    memory: QueueMemory,
 }
 
 impl Outbox {
+    /// An empty queue whose messages reserve from `memory`.
+    pub(crate) fn with_memory(memory: Box<dyn MemoryAccount>) -> Outbox {
+        Outbox {
+            memory: QueueMemory(memory),
+            ..Outbox::default()
+        }
+    }
+
+    /// Bytes reserved from the memory account: always the queued messages' bytes.
+    pub(crate) fn reserved_memory(&self) -> usize {
+        self.memory.0.reserved()
+    }
+
+    /// Returns to the memory account what left the queue.
+    fn release_sent(&mut self) {
+        let excess = self.memory.0.reserved().saturating_sub(self.queued_bytes);
+        self.memory.0.shrink(excess);
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.subscriptions.is_empty()
             && self.grafts.is_empty()
@@ -102,24 +140,33 @@ impl Outbox {
         };
         let mut dropped = 0usize;
         let mut queued = false;
-        if priority == Priority::Publish {
-            while full(self) {
-                let Some((_, evicted)) = self.forward.pop_front() else {
-                    break;
-                };
-                self.queued_bytes = self.queued_bytes.saturating_sub(evicted.len());
+        let mut refused_for_memory;
+        loop {
+            // Reserve before queueing; our own publish evicts forwards (oldest first) to make
+            // room in the queue's caps or in the memory budget.
+            let room = !full(self) && self.memory.0.try_grow(len).is_ok();
+            if room {
+                queued = true;
+                refused_for_memory = false;
+                self.queued_bytes = self.queued_bytes.saturating_add(len);
+                match priority {
+                    Priority::Publish => self.publish.push_back(message.clone()),
+                    Priority::Forward => self.forward.push_back((id.clone(), message.clone())),
+                }
+                break;
+            }
+            refused_for_memory = !full(self);
+            let evicted = match priority {
+                Priority::Publish => self.forward.pop_front(),
+                Priority::Forward => None,
+            };
+            let Some((_, evicted)) = evicted else {
                 dropped = dropped.saturating_add(1);
-            }
-        }
-        if full(self) {
+                break;
+            };
+            self.queued_bytes = self.queued_bytes.saturating_sub(evicted.len());
+            self.release_sent();
             dropped = dropped.saturating_add(1);
-        } else {
-            queued = true;
-            self.queued_bytes = self.queued_bytes.saturating_add(len);
-            match priority {
-                Priority::Publish => self.publish.push_back(message.clone()),
-                Priority::Forward => self.forward.push_back((id.clone(), message.clone())),
-            }
         }
         let new_overflow = dropped > 0 && !self.overflowing;
         if dropped > 0 {
@@ -129,6 +176,7 @@ impl Outbox {
             queued,
             dropped,
             new_overflow,
+            refused_for_memory,
         }
     }
 
@@ -139,6 +187,7 @@ impl Outbox {
         };
         if let Some((_, message)) = self.forward.remove(index) {
             self.queued_bytes = self.queued_bytes.saturating_sub(message.len());
+            self.release_sent();
         }
         true
     }
@@ -213,6 +262,7 @@ impl Outbox {
         if self.is_empty() {
             self.overflowing = false;
         }
+        self.release_sent();
         dropped
     }
 
@@ -557,7 +607,8 @@ mod tests {
             PushOutcome {
                 queued: false,
                 dropped: 1,
-                new_overflow: true
+                new_overflow: true,
+                refused_for_memory: false,
             }
         );
         // A publish evicts the oldest forward.
@@ -567,7 +618,8 @@ mod tests {
             PushOutcome {
                 queued: true,
                 dropped: 1,
-                new_overflow: false
+                new_overflow: false,
+                refused_for_memory: false,
             }
         );
         let mut out = Vec::new();
@@ -586,6 +638,53 @@ mod tests {
                 .push_message(&id(5), &msg(5), Priority::Forward, LIMITS)
                 .new_overflow
         );
+    }
+
+    #[test]
+    fn queued_bytes_are_reserved_and_a_refusal_drops_like_a_full_queue() {
+        let msg = |b: u8| msg(b, 10);
+        let len = msg(0).len();
+        let budget = lp2p_core::SharedLimit::new(2 * len + len / 2);
+        let mut outbox = Outbox::with_memory(Box::new(budget.account()));
+        assert!(
+            outbox
+                .push_message(&id(1), &msg(1), Priority::Forward, LIMITS)
+                .queued
+        );
+        assert!(
+            outbox
+                .push_message(&id(2), &msg(2), Priority::Forward, LIMITS)
+                .queued
+        );
+        assert_eq!(
+            (outbox.reserved_memory(), budget.used()),
+            (2 * len, 2 * len)
+        );
+        // The queue has room (2 of 4), the budget has not: dropped, and said why.
+        let outcome = outbox.push_message(&id(3), &msg(3), Priority::Forward, LIMITS);
+        assert_eq!(
+            outcome,
+            PushOutcome {
+                queued: false,
+                dropped: 1,
+                new_overflow: true,
+                refused_for_memory: true,
+            }
+        );
+        // Our publish evicts a forward to fit in the budget.
+        let outcome = outbox.push_message(&id(4), &msg(4), Priority::Publish, LIMITS);
+        assert!(outcome.queued && outcome.dropped == 1 && !outcome.refused_for_memory);
+        assert_eq!(budget.used(), 2 * len);
+        assert!(outbox.cancel_forward(&id(2)));
+        assert_eq!(budget.used(), len);
+        let mut out = Vec::new();
+        outbox.write(1 << 20, 1 << 20, &mut out);
+        assert!(outbox.is_empty());
+        assert_eq!(budget.used(), 0, "sent messages return their reservation");
+        outbox.push_message(&id(5), &msg(5), Priority::Forward, LIMITS);
+        assert_eq!(budget.used(), len);
+        drop(outbox);
+        assert_eq!(budget.used(), 0, "a dropped queue returns everything");
     }
 
     #[test]
@@ -729,10 +828,14 @@ mod tests {
             ids in proptest::collection::vec(0usize..300, 0..40),
         ) {
             let limits = Limits { messages: 16, bytes: 20_000, control_ids: 30 };
-            let mut outbox = Outbox::default();
+            // A memory budget smaller than the byte cap, so both refuse at times.
+            let memory = lp2p_core::SharedLimit::new(12_000);
+            let mut outbox = Outbox::with_memory(Box::new(memory.account()));
             for (n, len) in (0u8..).zip(messages.iter()) {
                 let priority = if n % 3 == 0 { Priority::Publish } else { Priority::Forward };
                 outbox.push_message(&id(n), &msg(n, *len), priority, limits);
+                proptest::prop_assert_eq!(outbox.reserved_memory(), outbox.queued_bytes());
+                proptest::prop_assert!(memory.used() <= 12_000);
             }
             for len in &topics {
                 let topic = Topic::new("t".repeat(*len));
@@ -752,6 +855,7 @@ mod tests {
             let mut calls = 0;
             while !outbox.is_empty() {
                 outbox.write(max_rpc, budget, &mut out);
+                proptest::prop_assert_eq!(outbox.reserved_memory(), outbox.queued_bytes());
                 calls += 1;
                 proptest::prop_assert!(calls < 10_000);
             }
@@ -763,6 +867,7 @@ mod tests {
             }
             proptest::prop_assert!(buf.is_empty());
             proptest::prop_assert_eq!(outbox.queued_bytes(), 0);
+            proptest::prop_assert_eq!(memory.used(), 0);
         }
     }
 

@@ -1358,3 +1358,30 @@ fn an_explicit_floodsub_peer_gets_each_message_once() {
     let out = h.drain();
     assert_eq!(messages(out.get(&explicit).unwrap()).len(), 2);
 }
+
+/// With a memory budget, each message queued for a peer is reserved first: a budget of about
+/// three messages drops the rest for the slow peer (counted apart from full queues), the
+/// reservation always equals the queued bytes, and sending returns it.
+#[test]
+fn queued_messages_reserve_memory_and_a_refusal_drops_them() {
+    let budget = lp2p_core::SharedLimit::new(3 * 1024 + 512);
+    let mut h = Harness::new(Config::default(), GossipsubConfig::default());
+    h.core
+        .set_memory_budget(std::sync::Arc::new(budget.clone()));
+    let peers = h.connect_subscribed(2, T);
+    h.core.subscribe(T, h.now);
+    h.drain();
+    let (source, slow) = (peers[0], peers[1]);
+    for n in 0..10u8 {
+        h.publish_from(source, T, &[n; 1000]);
+    }
+    let counters = h.core.counters().clone();
+    assert_eq!(counters.send_queue_refused_for_memory, 7, "{counters:?}");
+    assert_eq!(counters.send_queue_dropped, 7);
+    let (_, queued_bytes) = h.core.queued(&slow).unwrap();
+    assert_eq!(h.core.reserved_memory(&slow), Some(queued_bytes));
+    assert_eq!(budget.used(), queued_bytes);
+    let out = h.drain();
+    assert_eq!(messages(out.get(&slow).unwrap()).len(), 3);
+    assert_eq!(budget.used(), 0, "sent messages return their reservation");
+}

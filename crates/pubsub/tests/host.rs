@@ -649,6 +649,85 @@ fn bad_frames_reset_the_stream_only() {
     });
 }
 
+/// Inbound RPCs reserve their announced length from the host's resource manager (pubsub's
+/// service scope) before they are read: one over the budget resets the stream, is counted by
+/// pubsub and by the manager, and the peer's later small RPCs still get through; everything
+/// reserved comes back.
+#[test]
+fn an_rpc_over_the_memory_budget_is_refused_before_it_is_read() {
+    run(async {
+        let manager = lp2p_rcmgr::ResourceManager::builder()
+            .system_memory(64 << 20)
+            .peer_memory(16 << 20)
+            .connection_memory(16 << 20)
+            .service_memory(2048)
+            .build()
+            .unwrap();
+        let a = Host::builder()
+            .transport(MemoryTransport::default())
+            .listen_on("/memory/0".parse().unwrap())
+            .security(Noise::new())
+            .muxer(Yamux::default())
+            .resource_manager(manager.clone())
+            .build()
+            .await
+            .unwrap();
+        let x = host(Net::Memory).await;
+        let pa = pubsub(&a, Router::Floodsub, Config::default());
+        x.set_stream_handler(
+            lp2p_pubsub::FLOODSUB_PROTOCOL,
+            |mut stream: HostStream| async move {
+                let mut sink = Vec::new();
+                let _ = stream.read_to_end(&mut sink).await;
+            },
+        );
+        connect(&x, &a).await;
+        wait_until("a linked x", || pa.connected_peers() == [x.local_peer_id()]).await;
+
+        // 4 KiB announced, well under the 1 MiB RPC maximum but over pubsub's 2 KiB budget.
+        let mut stream = x
+            .new_stream(&a.local_peer_id(), [lp2p_pubsub::FLOODSUB_PROTOCOL])
+            .await
+            .unwrap();
+        let mut frame = Vec::new();
+        lp2p_core::varint::encode_into(4096, &mut frame);
+        stream.write_all(&frame).await.unwrap();
+        stream.flush().await.unwrap();
+        let mut buf = [0u8; 16];
+        let read = RuntimeHandle::default()
+            .timeout(PATIENCE, stream.read(&mut buf))
+            .await
+            .expect("reset in time");
+        assert!(matches!(read, Ok(0) | Err(_)), "stream not reset: {read:?}");
+        wait_until("the refusal counted", || {
+            pa.counters().rpcs_refused_for_memory == 1
+        })
+        .await;
+        assert!(manager.stats().denied(lp2p_rcmgr::Scope::Service) >= 1);
+
+        // A small RPC fits: x's subscription is taken.
+        let mut stream = x
+            .new_stream(&a.local_peer_id(), [lp2p_pubsub::FLOODSUB_PROTOCOL])
+            .await
+            .unwrap();
+        let mut frame = Vec::new();
+        lp2p_core::framing::encode_frame(&subscribe_rpc(TOPIC), &mut frame);
+        stream.write_all(&frame).await.unwrap();
+        stream.flush().await.unwrap();
+        wait_until("x subscribed", || pa.peers(TOPIC) == [x.local_peer_id()]).await;
+
+        // The send queue reserves too: a 4 KiB message for x does not fit in 2 KiB.
+        pa.publish(TOPIC, vec![7u8; 4096]).await.unwrap();
+        assert_eq!(pa.counters().send_queue_refused_for_memory, 1);
+        wait_until("every reservation returned", || {
+            manager.stats().service_memory.get("pubsub").copied() == Some(0)
+        })
+        .await;
+        a.close().await;
+        x.close().await;
+    });
+}
+
 /// The protobuf of `RPC { subscriptions: [SubOpts { subscribe: true, topicid }] }`.
 fn subscribe_rpc(topic: &str) -> Vec<u8> {
     let mut sub_opts = vec![0x08, 0x01, 0x12, u8::try_from(topic.len()).unwrap()];

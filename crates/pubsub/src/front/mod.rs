@@ -22,14 +22,14 @@ use futures::channel::{mpsc, oneshot};
 use futures::future::{AbortHandle, Abortable, BoxFuture};
 use futures::{FutureExt, StreamExt};
 use lp2p_core::events::{EventBus, EventStream};
-use lp2p_core::{Histogram, Multiaddr, PeerId, Protocol, RuntimeHandle};
+use lp2p_core::{Histogram, MemoryBudget, Multiaddr, PeerId, Protocol, RuntimeHandle};
 use lp2p_host::{Connection, ConnectionEvent, ConnectionEvents, Host, HostStream, WeakHost};
 use tracing::{debug, warn};
 
 use subscription::SubscriptionGuard;
 pub use subscription::{Deliveries, Delivery, Subscription};
 
-use crate::config::Config;
+use crate::config::{Config, MEMORY_SERVICE};
 use crate::error::PubsubError;
 use crate::event::{Counters, Event};
 use crate::router::floodsub::FloodsubRouter;
@@ -184,6 +184,8 @@ pub(crate) struct Inner {
     events: EventBus<Event>,
     pending_dials: AtomicUsize,
     dropped_deliveries: AtomicU64,
+    /// The host's resource manager: inbound RPCs reserve their length from it per peer.
+    memory: Arc<dyn MemoryBudget>,
 }
 
 /// Upper bounds of [`PubSub::score_histogram`]'s buckets: the default graylist (-80),
@@ -284,10 +286,13 @@ impl PubSub {
         Self::start(host, AnyCore::Floodsub(Box::new(core)))
     }
 
-    fn start(host: &Host, core: AnyCore) -> Result<PubSub, PubsubError> {
+    fn start(host: &Host, mut core: AnyCore) -> Result<PubSub, PubsubError> {
         if host.is_closed() {
             return Err(PubsubError::Closed);
         }
+        // Queues and inbound RPCs reserve from the host's resource manager.
+        let memory: Arc<dyn MemoryBudget> = Arc::new(host.resource_manager().clone());
+        with_core!(&mut core, c => c.set_memory_budget(memory.clone()));
         let (protocols, max_frame) =
             with_core!(&core, c => (c.protocols(), c.config().max_transmit_size));
         let (wake, wake_rx) = mpsc::channel(0);
@@ -309,6 +314,7 @@ impl PubSub {
             events: EventBus::new(DEFAULT_EVENT_BUFFER),
             pending_dials: AtomicUsize::new(0),
             dropped_deliveries: AtomicU64::new(0),
+            memory,
         });
         // Every connection, the live ones first, none missed afterwards.
         let connections = host.connection_events();
@@ -1013,13 +1019,22 @@ impl Inner {
             // Our outbound link failed: the peer is not a pubsub peer for us.
             return;
         }
+        // Each RPC's announced length is reserved before it is read, and returned once the
+        // core has handled it. Messages the core keeps from it are reserved again by the
+        // send queues they wait in; its caches and validation queue have their own caps.
+        let mut memory = self.memory.service_account(MEMORY_SERVICE, &peer);
         loop {
-            match lp2p_core::framing::read_frame_or_eof(&mut stream, self.max_frame).await {
+            let read =
+                lp2p_core::framing::read_frame_reserved(&mut stream, self.max_frame, &mut *memory)
+                    .await;
+            match read {
                 Ok(Some(body)) => {
+                    let len = body.len();
                     let mut state = self.lock();
                     let handled = with_core!(&mut state.core, c => c.handle_rpc(peer, Bytes::from(body), self.runtime.now()));
                     self.flush(&mut state);
                     drop(state);
+                    memory.shrink(len);
                     if let Err(err) = handled {
                         debug!(%peer, %err, "pubsub: bad RPC; inbound stream reset");
                         lp2p_core::Stream::reset(&mut stream);
@@ -1028,6 +1043,16 @@ impl Inner {
                 }
                 Ok(None) => {
                     debug!(%peer, "pubsub: inbound stream closed by peer");
+                    return;
+                }
+                Err(lp2p_core::Error::OutOfMemory(denied)) => {
+                    let mut state = self.lock();
+                    let counters = with_core!(&mut state.core, c => c.counters_mut());
+                    counters.rpcs_refused_for_memory =
+                        counters.rpcs_refused_for_memory.saturating_add(1);
+                    drop(state);
+                    debug!(%peer, %denied, "pubsub: no memory for an inbound RPC; stream reset");
+                    lp2p_core::Stream::reset(&mut stream);
                     return;
                 }
                 Err(err) => {
