@@ -174,4 +174,11 @@ pub struct Counters {
     pub dropped_peers: u64,
     /// Addresses dropped from messages.
     pub dropped_addrs: u64,
+    /// Frames (inbound requests, answers to our requests) refused because the host's
+    /// resource manager denied their memory (see [`MEMORY_SERVICE`](crate::MEMORY_SERVICE));
+    /// each stream was reset. Counted by the async front ([`Kademlia::counters`]); the
+    /// sans-IO core reads no stream and leaves it at 0.
+    ///
+    /// [`Kademlia::counters`]: crate::Kademlia::counters
+    pub memory_refused: u64,
 }

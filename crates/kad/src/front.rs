@@ -7,6 +7,12 @@
 //! connection), open a stream, write one LP frame, read one back, close. Inbound streams are served frame by frame (several requests per
 //! stream), at most `max_inbound_streams_per_peer` per peer. The core sits behind a mutex
 //! that is never held across an await.
+//!
+//! Every frame read (an inbound request, the answer to our request) is reserved first, at
+//! its announced length, from a [`MEMORY_SERVICE`] account for the remote peer taken from
+//! the host's resource manager (one account per stream, dropped with it); the reservation is
+//! returned once the core has handled the body. A refused reservation resets the stream and
+//! is counted in [`Counters::memory_refused`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,7 +23,7 @@ use std::time::Instant;
 
 use futures::channel::{mpsc, oneshot};
 use futures::{AsyncWriteExt, FutureExt, Stream, StreamExt};
-use lp2p_core::{Multiaddr, PeerId, ProtocolId, RuntimeHandle};
+use lp2p_core::{MemoryAccount, MemoryBudget, Multiaddr, PeerId, ProtocolId, RuntimeHandle};
 use lp2p_host::{Direction, Host, HostEvent, HostStream, WeakHost};
 use lp2p_identify::{IdentifyEvent, IdentifyInfo};
 use lp2p_swarm::{EventBus, EventStream};
@@ -36,6 +42,11 @@ pub const DEFAULT_PROGRESS_BUFFER: usize = 256;
 
 /// Events buffered per [`Kademlia::events`] subscriber (then dropped and counted).
 pub const DEFAULT_EVENT_BUFFER: usize = 1024;
+
+/// The service name Kademlia reserves message memory under in the host's resource manager
+/// (`stats().service_memory["kad"]`): every request it reads and every answer to its own
+/// requests is reserved there, per remote peer, before it is read.
+pub const MEMORY_SERVICE: &str = "kad";
 
 /// How long addresses learned from a lookup stay in the peerstore (the peerstore's
 /// "temporary" TTL: long enough to dial the peer found).
@@ -60,6 +71,8 @@ struct State {
     dropped_progress: u64,
     streams_refused: u64,
     oversized: u64,
+    /// Frames (requests or answers) whose memory the resource manager refused.
+    memory_refused: u64,
 }
 
 struct Inner {
@@ -69,6 +82,8 @@ struct Inner {
     protocol: ProtocolId,
     config: KadConfig,
     events: EventBus<Event>,
+    /// The host's resource manager: each stream's [`MEMORY_SERVICE`] account comes from it.
+    budget: Arc<dyn MemoryBudget>,
 }
 
 /// The Kademlia DHT on a [`Host`]. Cheap to clone (a handle).
@@ -220,12 +235,14 @@ impl Kademlia {
                 dropped_progress: 0,
                 streams_refused: 0,
                 oversized: 0,
+                memory_refused: 0,
             }),
             host: host.downgrade(),
             runtime,
             protocol: config.protocol.clone(),
             config,
             events: EventBus::new(DEFAULT_EVENT_BUFFER),
+            budget: Arc::new(host.resource_manager().clone()),
         });
         // Subscribe before looking at existing peers, so nothing is missed.
         let host_events = host.events();
@@ -417,7 +434,8 @@ impl Kademlia {
     }
 
     /// What was counted (the core's counters, plus streams refused and oversized messages
-    /// seen by the front, in `inbound_refused` and `bad_responses`).
+    /// seen by the front, in `inbound_refused` and `bad_responses`, and frames refused for
+    /// memory in `memory_refused`).
     pub fn counters(&self) -> Counters {
         let state = self.inner.lock();
         let mut c = state.core.counters().clone();
@@ -425,6 +443,7 @@ impl Kademlia {
             .inbound_refused
             .saturating_add(state.streams_refused)
             .saturating_add(state.oversized);
+        c.memory_refused = c.memory_refused.saturating_add(state.memory_refused);
         c
     }
 
@@ -676,7 +695,9 @@ impl Inner {
         let peer = request.peer;
         let id = request.id;
         let timeout = self.config.request_timeout;
-        let exchange = self.clone().exchange(request);
+        // Holds the answer's reservation until the core has handled it.
+        let mut account = self.budget.service_account(MEMORY_SERVICE, &peer);
+        let exchange = self.clone().exchange(request, &mut *account);
         let outcome = match self.runtime.timeout(timeout, exchange).await {
             Ok(outcome) => outcome,
             Err(_) => Err(RequestFailure::Timeout),
@@ -684,15 +705,42 @@ impl Inner {
         if let Err(failure) = &outcome {
             trace!(%peer, ?failure, "kad: request failed");
         }
-        let mut state = self.lock();
-        let now = self.runtime.now();
-        state.core.on_response_bytes(id, outcome, now);
-        self.flush(&mut state);
+        {
+            let mut state = self.lock();
+            let now = self.runtime.now();
+            state.core.on_response_bytes(id, outcome, now);
+            self.flush(&mut state);
+        }
+        // The answer is gone with the core's handling of it.
+        drop(account);
+    }
+
+    /// Reads one frame of at most `max` bytes from `peer` on `stream`, reserved from
+    /// `account` first; `Ok(None)` at a clean end of the stream. A refused reservation is
+    /// counted and logged here (the caller resets the stream).
+    async fn read_reserved(
+        &self,
+        stream: &mut HostStream,
+        peer: &PeerId,
+        max: usize,
+        account: &mut dyn MemoryAccount,
+    ) -> Result<Option<Vec<u8>>, lp2p_core::Error> {
+        let read = lp2p_core::framing::read_frame_reserved(stream, max, account).await;
+        if let Err(lp2p_core::Error::OutOfMemory(denied)) = &read {
+            let n = {
+                let mut state = self.lock();
+                state.memory_refused = state.memory_refused.saturating_add(1);
+                state.memory_refused
+            };
+            debug!(%peer, %denied, refused_total = n, "kad: no memory for the frame; stream reset");
+        }
+        read
     }
 
     async fn exchange(
         self: Arc<Self>,
         request: OutboundRequest,
+        account: &mut dyn MemoryAccount,
     ) -> Result<(Option<Vec<u8>>, Option<Multiaddr>), RequestFailure> {
         let host = self.host.upgrade().ok_or(RequestFailure::Unreachable)?;
         let peer = request.peer;
@@ -728,13 +776,23 @@ impl Inner {
             return Ok((None, dialed));
         }
         let max = self.config.limits.max_message_size;
-        match lp2p_core::framing::read_frame(&mut stream, max).await {
+        let read = self
+            .read_reserved(&mut stream, &peer, max, account)
+            .await
+            .and_then(|answer| {
+                answer.ok_or(lp2p_core::Error::UnexpectedEof {
+                    what: "frame length",
+                })
+            });
+        match read {
             Ok(answer) => {
                 let _ = stream.close().await;
                 Ok((Some(answer), dialed))
             }
             Err(err) => {
-                debug!(%peer, %err, "kad: reading the answer failed");
+                if !matches!(err, lp2p_core::Error::OutOfMemory(_)) {
+                    debug!(%peer, %err, "kad: reading the answer failed");
+                }
                 if matches!(err, lp2p_core::Error::FrameTooLarge { .. }) {
                     self.lock().oversized += 1;
                 }
@@ -762,18 +820,25 @@ impl Inner {
             *open += 1;
         }
         let _slot = InboundSlot(self.clone(), peer);
+        // Each request is reserved here before it is read; dropped with this task.
+        let mut account = self.budget.service_account(MEMORY_SERVICE, &peer);
         let max = self.config.limits.max_message_size;
         loop {
             let read = self
                 .runtime
                 .timeout(
                     self.config.inbound_idle_timeout,
-                    lp2p_core::framing::read_frame_or_eof(&mut stream, max),
+                    self.read_reserved(&mut stream, &peer, max, &mut *account),
                 )
                 .await;
             let body = match read {
                 Err(_) | Ok(Ok(None)) => {
                     let _ = stream.close().await;
+                    return;
+                }
+                Ok(Err(lp2p_core::Error::OutOfMemory(_))) => {
+                    // Counted and logged by `read_reserved`.
+                    lp2p_core::Stream::reset(&mut stream);
                     return;
                 }
                 Ok(Err(err)) => {
@@ -793,6 +858,9 @@ impl Inner {
                 self.flush(&mut state);
                 answer
             };
+            let handled = body.len();
+            drop(body);
+            account.shrink(handled);
             match answer {
                 Ok(Some(response)) => {
                     let sent = async {

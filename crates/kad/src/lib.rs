@@ -71,6 +71,12 @@
 //! bootstrap (self-lookup plus bucket refreshes), republish and reprovide. Limits: see
 //! [`KadConfig`] and [`wire::WireLimits`]; everything a peer sends is bounded and counted
 //! ([`Counters`]).
+//!
+//! Memory: the front reserves every frame it reads (an inbound request, the answer to one of
+//! our requests) at its announced length from the host's resource manager, in a
+//! [`MEMORY_SERVICE`] (`"kad"`) account for the remote peer, before reading it, and returns
+//! the reservation once the core has handled the body. A refused reservation resets the
+//! stream and is counted ([`Counters::memory_refused`]); it never panics.
 
 mod config;
 mod core;
@@ -94,7 +100,9 @@ pub use crate::core::{
 };
 pub use crate::error::KadError;
 pub use crate::event::{Counters, Event, Progress, QueryId, QueryResult, QueryStats, RequestId};
-pub use crate::front::{DEFAULT_EVENT_BUFFER, DEFAULT_PROGRESS_BUFFER, Kademlia, Op, QueryHandle};
+pub use crate::front::{
+    DEFAULT_EVENT_BUFFER, DEFAULT_PROGRESS_BUFFER, Kademlia, MEMORY_SERVICE, Op, QueryHandle,
+};
 pub use crate::query::{Lookup, MAX_CANDIDATES};
 pub use crate::query_totals::{QUERY_DURATION_BUCKETS, QueryTotals};
 pub use crate::record::Record;

@@ -1,7 +1,8 @@
 //! Hostile input over real streams: oversized and malformed messages, a peer answering with
 //! 10,000 closer peers, records over the size limit, provider floods, malformed multihash
-//! keys, foreign provider entries, too many streams. Each is an error, a reset or a drop,
-//! counted; never a panic, a hang or unbounded memory.
+//! keys, foreign provider entries, too many streams, requests and answers the resource
+//! manager has no memory for. Each is an error, a reset or a drop, counted; never a panic, a
+//! hang or unbounded memory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +15,8 @@ use lp2p_core::{PeerId, varint};
 use lp2p_host::{Host, HostStream};
 use lp2p_kad::proto;
 use lp2p_kad::wire::{self, PeerInfo, Request};
-use lp2p_kad::{KadConfig, KadError, Kademlia, PROTOCOL, Record};
+use lp2p_kad::{KadConfig, KadError, Kademlia, MEMORY_SERVICE, PROTOCOL, Record};
+use lp2p_rcmgr::{ResourceManager, Scope};
 use prost::Message;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -28,6 +30,36 @@ async fn host() -> Host {
         .build()
         .await
         .unwrap()
+}
+
+/// A host whose resource manager gives each service 64 bytes (other limits ample).
+async fn starved_host() -> Host {
+    let manager = ResourceManager::builder()
+        .system_memory(64 << 20)
+        .peer_memory(16 << 20)
+        .connection_memory(16 << 20)
+        .service_memory(64)
+        .build()
+        .unwrap();
+    Host::builder()
+        .transport(lp2p_memory::MemoryTransport::default())
+        .security(lp2p_noise::Noise::new())
+        .muxer(lp2p_yamux::Yamux::default())
+        .resource_manager(manager)
+        .listen_on("/memory/0".parse().unwrap())
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Bytes Kademlia holds in `host`'s resource manager now.
+fn kad_memory(host: &Host) -> usize {
+    let stats = host.resource_manager().stats();
+    stats
+        .service_memory
+        .get(MEMORY_SERVICE)
+        .copied()
+        .unwrap_or(0)
 }
 
 async fn server(config: KadConfig) -> (Host, Kademlia) {
@@ -317,6 +349,107 @@ fn too_many_streams_from_one_peer_are_reset() {
         })
         .await;
         drop(held);
+        client.close().await;
+        server_host.close().await;
+    });
+}
+
+#[test]
+fn a_request_the_resource_manager_has_no_memory_for_resets_the_stream() {
+    block_on(async {
+        let server_host = starved_host().await;
+        let kad = Kademlia::new(&server_host, KadConfig::default()).unwrap();
+        let client = host().await;
+        let now = client.runtime().now();
+        // 100 key bytes: over the 64 B the "kad" service may hold.
+        let big = wire::encode_request(&Request::FindNode { key: vec![7; 100] }, now);
+        assert!(big.len() > 64);
+        let mut s = stream_to(&client, &server_host).await;
+        assert_eq!(send_raw(&mut s, &big).await, None, "refused: stream reset");
+        wait_for(&server_host, "the refusal counted", || {
+            kad.counters().memory_refused >= 1
+        })
+        .await;
+        assert!(
+            server_host
+                .resource_manager()
+                .stats()
+                .denied(Scope::Service)
+                >= 1
+        );
+        // A request that fits is still served, on a new stream, and nothing stays reserved.
+        let mut s = stream_to(&client, &server_host).await;
+        let ping = wire::encode_request(&Request::Ping, now);
+        assert!(ping.len() <= 64);
+        assert!(send_raw(&mut s, &ping).await.is_some());
+        assert_eq!(kad_memory(&server_host), 0);
+        client.close().await;
+        server_host.close().await;
+    });
+}
+
+#[test]
+fn an_answer_the_resource_manager_has_no_memory_for_fails_the_request() {
+    block_on(async {
+        // A FIND_NODE answer with five peers: a few hundred bytes.
+        let answer = proto::Message {
+            r#type: proto::message::MessageType::FindNode as i32,
+            closer_peers: (0..5)
+                .map(|_| proto::message::Peer {
+                    id: PeerId::random().to_bytes().into(),
+                    addrs: vec![],
+                    connection: 0,
+                })
+                .collect(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert!(answer.len() > 64);
+        let fake = liar(answer).await;
+        let h = starved_host().await;
+        let kad = Kademlia::new(&h, KadConfig::default()).unwrap();
+        kad.add_address(fake.local_peer_id(), fake.listen_addrs());
+        let result = kad.find_peer(PeerId::random()).await;
+        assert!(matches!(result, Err(KadError::NotFound(_))), "{result:?}");
+        let c = kad.counters();
+        assert!(c.memory_refused >= 1, "{c:?}");
+        assert!(c.requests_failed >= 1, "{c:?}");
+        assert!(h.resource_manager().stats().denied(Scope::Service) >= 1);
+        wait_for(&h, "nothing stays reserved", || kad_memory(&h) == 0).await;
+        h.close().await;
+        fake.close().await;
+    });
+}
+
+#[test]
+fn requests_and_answers_with_default_limits_leave_nothing_reserved() {
+    block_on(async {
+        let (server_host, kad) = server(KadConfig::default()).await;
+        let client = host().await;
+        let now = client.runtime().now();
+        let mut s = stream_to(&client, &server_host).await;
+        for _ in 0..3 {
+            let request = wire::encode_request(&Request::FindNode { key: vec![7; 100] }, now);
+            assert!(send_raw(&mut s, &request).await.is_some());
+            // Each request's reservation is returned once it is handled, before the answer
+            // is written, even though the stream stays open.
+            assert_eq!(kad_memory(&server_host), 0);
+        }
+        s.close().await.unwrap();
+        // The asking side: a request to the server and its answer.
+        let asker = Kademlia::new(&client, KadConfig::default()).unwrap();
+        asker.add_address(server_host.local_peer_id(), server_host.listen_addrs());
+        let _ = asker.find_peer(PeerId::random()).await;
+        assert!(asker.counters().requests_sent >= 1);
+        wait_for(&client, "nothing stays reserved", || {
+            kad_memory(&client) == 0 && kad_memory(&server_host) == 0
+        })
+        .await;
+        let resources = server_host.resource_manager().stats();
+        assert_eq!(resources.denied(Scope::Service), 0);
+        assert_eq!(kad.counters().memory_refused, 0);
+        assert_eq!(asker.counters().memory_refused, 0);
+        assert_eq!(client.resource_manager().stats().denied(Scope::Service), 0);
         client.close().await;
         server_host.close().await;
     });
