@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use lp2p_core::PeerId;
 use lp2p_core::identity::DecodingError;
+use lp2p_core::{MemoryDenied, PeerId};
 use lp2p_host::HostError;
 use lp2p_peerstore::record::RecordError;
 
@@ -69,6 +69,16 @@ pub enum IdentifyError {
     /// Our own signed peer record could not be made.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// The host's resource manager refused memory for what the peer sent (see
+    /// [`MEMORY_SERVICE`](crate::MEMORY_SERVICE)); the stream was reset.
+    #[error("no memory to read identify data from {peer}: {denied}")]
+    OutOfMemory {
+        /// The peer whose data was being read.
+        peer: Box<PeerId>,
+        /// The scope that refused, with its numbers.
+        #[source]
+        denied: MemoryDenied,
+    },
     /// The host is closed (or gone).
     #[error("the host is closed")]
     Closed,
@@ -77,8 +87,8 @@ pub enum IdentifyError {
 impl From<IdentifyError> for lp2p_core::Error {
     /// A key mismatch becomes [`lp2p_core::Error::PeerIdMismatch`], a timeout
     /// [`lp2p_core::Error::Timeout`], a frame over the limit
-    /// [`lp2p_core::Error::FrameTooLarge`], I/O stays I/O; the rest become an `InvalidData`
-    /// I/O error wrapping the identify error.
+    /// [`lp2p_core::Error::FrameTooLarge`], a memory refusal [`lp2p_core::Error::OutOfMemory`],
+    /// I/O stays I/O; the rest become an `InvalidData` I/O error wrapping the identify error.
     fn from(err: IdentifyError) -> Self {
         match err {
             IdentifyError::PublicKeyMismatch { peer, key_peer } => {
@@ -93,6 +103,7 @@ impl From<IdentifyError> for lp2p_core::Error {
             }
             IdentifyError::InvalidLength(inner) => inner,
             IdentifyError::Io(io) => lp2p_core::Error::Io(io),
+            IdentifyError::OutOfMemory { denied, .. } => lp2p_core::Error::OutOfMemory(denied),
             other => {
                 lp2p_core::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, other))
             }
@@ -132,6 +143,25 @@ mod tests {
                 len: 9000,
                 max: 8192
             }
+        ));
+        let denied = lp2p_core::MemoryDenied {
+            scope: "service identify".into(),
+            used: 0,
+            requested: 4096,
+            limit: 64,
+        };
+        let err = IdentifyError::OutOfMemory {
+            peer: Box::new(a),
+            denied: denied.clone(),
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains(&a.to_string()) && text.contains("service identify"),
+            "{text}"
+        );
+        assert!(matches!(
+            lp2p_core::Error::from(err),
+            lp2p_core::Error::OutOfMemory(d) if d == denied
         ));
         match lp2p_core::Error::from(IdentifyError::TooManyMessages { max: 10 }) {
             lp2p_core::Error::Io(io) => {

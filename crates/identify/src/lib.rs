@@ -32,6 +32,11 @@
 //! ([`config`] has every limit with its reason). Signed envelopes and peer records live in
 //! [`lp2p_peerstore::record`], shared with pubsub.
 //!
+//! What an answer or a push brings is reserved, chunk by chunk as it is read, from the
+//! host's resource manager in a [`MEMORY_SERVICE`] (`"identify"`) account for the peer,
+//! returned when the exchange ends; a refused reservation resets the stream and fails the
+//! exchange with [`IdentifyError::OutOfMemory`] (counted in [`IdentifyStats::out_of_memory`]).
+//!
 //! The sans-IO parts ([`message`], [`verify()`], [`observed`]) own no socket and read no
 //! clock; [`Identify`] is the thin async shell around them.
 //!
@@ -107,5 +112,5 @@ pub use error::IdentifyError;
 pub use events::{IdentifyEvent, IdentifyInfo, subscribe};
 pub use lp2p_peerstore::record::{RecordError, RecordFormat};
 pub use message::{EncodeReport, IdentifyDecoder, LocalInfo, ReceivedIdentify};
-pub use service::{ID_PROTOCOL, Identify, IdentifyStats, PUSH_PROTOCOL};
+pub use service::{ID_PROTOCOL, Identify, IdentifyStats, MEMORY_SERVICE, PUSH_PROTOCOL};
 pub use verify::{VerifiedIdentify, verify};

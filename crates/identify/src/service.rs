@@ -9,7 +9,10 @@ use futures::channel::mpsc;
 use futures::future::Either;
 use futures::stream::FuturesUnordered;
 use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt, StreamExt};
-use lp2p_core::{Keypair, Multiaddr, PeerId, Protocol, ProtocolId, RuntimeHandle, addr};
+use lp2p_core::{
+    Keypair, MemoryAccount, MemoryBudget, Multiaddr, PeerId, Protocol, ProtocolId, RuntimeHandle,
+    addr,
+};
 use lp2p_host::{
     Connection, ConnectionEvent, ConnectionEvents, EventStream, Host, HostEvent, HostStream,
     WeakHost,
@@ -30,6 +33,11 @@ pub const ID_PROTOCOL: &str = "/ipfs/id/1.0.0";
 
 /// The identify push protocol id: the opener of the stream sends.
 pub const PUSH_PROTOCOL: &str = "/ipfs/id/push/1.0.0";
+
+/// The service name identify reserves memory under in the host's resource manager
+/// (`stats().service_memory["identify"]`): the bytes of an answer or a push are reserved,
+/// per remote peer, as they are read, and returned when the exchange ends.
+pub const MEMORY_SERVICE: &str = "identify";
 
 /// Bytes read from a stream at a time.
 const READ_CHUNK: usize = 4096;
@@ -56,8 +64,12 @@ impl std::fmt::Debug for Identify {
 pub struct IdentifyStats {
     /// Identify answers and pushes applied.
     pub applied: u64,
-    /// Exchanges that failed or were refused (I/O, timeout, malformed, oversized, wrong key).
+    /// Exchanges that failed or were refused (I/O, timeout, malformed, oversized, wrong key,
+    /// no memory).
     pub failed: u64,
+    /// Of the `failed` exchanges, those ended because the host's resource manager refused
+    /// memory for what the peer sent ([`IdentifyError::OutOfMemory`]).
+    pub out_of_memory: u64,
     /// Signed peer records that were sent but not used (bad signature, other peer, stale,
     /// malformed); the plain addresses were used instead.
     pub records_rejected: u64,
@@ -71,6 +83,7 @@ pub struct IdentifyStats {
 struct Counters {
     applied: AtomicU64,
     failed: AtomicU64,
+    out_of_memory: AtomicU64,
     records_rejected: AtomicU64,
     pushes_sent: AtomicU64,
     pushes_received: AtomicU64,
@@ -96,6 +109,8 @@ struct Shared {
     /// pushes to the peers whose view is stale.
     views: Mutex<HashMap<PeerId, u64>>,
     counters: Counters,
+    /// The host's resource manager: each exchange's [`MEMORY_SERVICE`] account comes from it.
+    budget: Arc<dyn MemoryBudget>,
     /// Where `Identified` events go (the host's identify bus, see [`crate::subscribe`]).
     events: Bus,
 }
@@ -159,6 +174,7 @@ impl Identify {
             pushes: PushTracker::default(),
             views: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            budget: Arc::new(host.resource_manager().clone()),
         });
         let answer = shared.clone();
         host.set_stream_handler(ID_PROTOCOL, move |stream: HostStream| {
@@ -244,6 +260,7 @@ impl Identify {
         IdentifyStats {
             applied: c.applied.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
+            out_of_memory: c.out_of_memory.load(Ordering::Relaxed),
             records_rejected: c.records_rejected.load(Ordering::Relaxed),
             pushes_sent: c.pushes_sent.load(Ordering::Relaxed),
             pushes_received: c.pushes_received.load(Ordering::Relaxed),
@@ -456,7 +473,7 @@ impl Shared {
                     peer: Box::new(peer),
                     source: Box::new(source),
                 })?;
-            let received = read_messages(&mut stream, &self.config).await;
+            let received = self.read_from(&mut stream, peer).await;
             if received.is_err() {
                 lp2p_core::Stream::reset(&mut stream);
             }
@@ -468,10 +485,28 @@ impl Shared {
         }
         .and_then(|received| self.apply(host, peer, Some(connection), received, Kind::Answer));
         if let Err(err) = &result {
-            bump(&self.counters.failed);
+            self.count_failure(err);
             tracing::debug!(%peer, connection = %connection.id(), error = %err, "identify failed");
         }
         result
+    }
+
+    /// Reads what `peer` sends on `stream`, reserving it from a [`MEMORY_SERVICE`] account
+    /// for the peer that is dropped (everything returned) when the read ends.
+    async fn read_from<R: AsyncRead + Unpin>(
+        &self,
+        stream: &mut R,
+        peer: PeerId,
+    ) -> Result<ReceivedIdentify, IdentifyError> {
+        let mut account = self.budget.service_account(MEMORY_SERVICE, &peer);
+        read_messages(stream, &self.config, peer, &mut *account).await
+    }
+
+    fn count_failure(&self, err: &IdentifyError) {
+        bump(&self.counters.failed);
+        if matches!(err, IdentifyError::OutOfMemory { .. }) {
+            bump(&self.counters.out_of_memory);
+        }
     }
 
     /// Answers an identify request: our information, then close.
@@ -519,10 +554,7 @@ impl Shared {
         };
         let received = match self
             .runtime
-            .timeout(
-                self.config.timeout,
-                read_messages(&mut stream, &self.config),
-            )
+            .timeout(self.config.timeout, self.read_from(&mut stream, peer))
             .await
         {
             Ok(result) => result,
@@ -534,7 +566,7 @@ impl Shared {
         let result = received.and_then(|r| self.apply(&host, peer, None, r, Kind::Push));
         if let Err(err) = result {
             lp2p_core::Stream::reset(&mut stream);
-            bump(&self.counters.failed);
+            self.count_failure(&err);
             tracing::debug!(%peer, error = %err, "identify push refused");
         }
     }
@@ -814,10 +846,15 @@ fn is_unspecified(a: &Multiaddr) -> bool {
     }
 }
 
-/// Reads identify messages until the remote closes its side.
+/// Reads identify messages from `peer` until the remote closes its side. Each chunk read is
+/// reserved from `account` before the decoder takes it (the decoder holds what it was given
+/// until it finishes, so the reservation is every byte read); a refusal ends the read with
+/// [`IdentifyError::OutOfMemory`]. The caller returns the reservation (drops the account).
 async fn read_messages<R: AsyncRead + Unpin>(
     stream: &mut R,
     config: &IdentifyConfig,
+    peer: PeerId,
+    account: &mut dyn MemoryAccount,
 ) -> Result<ReceivedIdentify, IdentifyError> {
     let mut decoder = IdentifyDecoder::new(config.max_message_len, config.max_messages);
     let mut chunk = vec![0u8; READ_CHUNK];
@@ -826,6 +863,12 @@ async fn read_messages<R: AsyncRead + Unpin>(
         let Some(bytes) = chunk.get(..n).filter(|b| !b.is_empty()) else {
             return decoder.finish();
         };
+        account
+            .try_grow(bytes.len())
+            .map_err(|denied| IdentifyError::OutOfMemory {
+                peer: Box::new(peer),
+                denied,
+            })?;
         decoder.handle_input(bytes)?;
     }
 }

@@ -1,5 +1,6 @@
 //! Identify between hosts over lp2p-memory + plaintext + yamux: both ways, push, observed
-//! address adoption at the threshold, and peers that send bad answers or pushes.
+//! address adoption at the threshold, peers that send bad answers or pushes, and answers and
+//! pushes the resource manager has no memory for.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,12 +14,14 @@ use lp2p_core::{Keypair, Multiaddr, PeerId, RuntimeHandle};
 use lp2p_host::{EventStream, Host, HostBuilder, HostEvent, HostStream};
 use lp2p_identify::proto::Identify as Pb;
 use lp2p_identify::{
-    ID_PROTOCOL, Identify, IdentifyConfig, IdentifyEvent, IdentifyInfo, PUSH_PROTOCOL,
+    ID_PROTOCOL, Identify, IdentifyConfig, IdentifyError, IdentifyEvent, IdentifyInfo,
+    MEMORY_SERVICE, PUSH_PROTOCOL,
 };
 use lp2p_memory::MemoryTransport;
 use lp2p_noise::Noise;
 use lp2p_peerstore::record::{PeerRecord, SignedEnvelope};
 use lp2p_plaintext::Plaintext;
+use lp2p_rcmgr::{ResourceManager, Scope};
 use lp2p_tcp::TcpTransport;
 use lp2p_yamux::Yamux;
 use prost::Message;
@@ -835,6 +838,106 @@ fn a_listener_on_all_interfaces_is_advertised_per_interface() {
             info.signed_record,
             "the addresses came from the signed record"
         );
+        a.close().await;
+        b.close().await;
+    });
+}
+
+/// Polls `check` every 10 ms until it holds (the whole test is bounded by [`LIMIT`]).
+async fn eventually(host: &Host, mut check: impl FnMut() -> bool) {
+    while !check() {
+        host.runtime().sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Bytes identify holds in `host`'s resource manager now.
+fn identify_memory(host: &Host) -> usize {
+    let stats = host.resource_manager().stats();
+    stats
+        .service_memory
+        .get(MEMORY_SERVICE)
+        .copied()
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_answer_or_push_the_resource_manager_has_no_memory_for_fails_the_exchange() {
+    run(async {
+        // Each service may hold 64 bytes on `a`; an identify answer is hundreds.
+        let manager = ResourceManager::builder()
+            .system_memory(64 << 20)
+            .peer_memory(16 << 20)
+            .connection_memory(16 << 20)
+            .service_memory(64)
+            .build()
+            .unwrap();
+        let a = memory()
+            .resource_manager(manager)
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        let b = listening().await;
+        let id_a = Identify::new(&a, IdentifyConfig::default());
+        let id_b = Identify::new(&b, IdentifyConfig::default());
+        let peer = b.local_peer_id();
+        a.connect(peer, b.listen_addrs()).await.unwrap();
+        // The automatic exchange fails on `a`, counted; nothing of `b` is stored.
+        eventually(&a, || id_a.stats().out_of_memory >= 1).await;
+        let stats = id_a.stats();
+        assert!(stats.failed >= 1 && stats.applied == 0, "{stats:?}");
+        assert!(a.resource_manager().stats().denied(Scope::Service) >= 1);
+        assert!(id_a.info(&peer).is_none());
+        assert_eq!(a.peerstore().agent_version(&peer), None);
+        // Asking again fails the same way, with the peer and the denial in the error.
+        let connection = a.connections(&peer).into_iter().next().unwrap();
+        match id_a.identify(&connection).await {
+            Err(IdentifyError::OutOfMemory { peer: p, denied }) => {
+                assert_eq!(*p, peer);
+                assert!(denied.requested > 0 && denied.limit == 64, "{denied:?}");
+                let text = IdentifyError::OutOfMemory { peer: p, denied }.to_string();
+                assert!(text.contains(&peer.to_string()), "{text}");
+                assert!(text.contains("memory limit of the service"), "{text}");
+            }
+            other => panic!("expected OutOfMemory, got {other:?}"),
+        }
+        // `b` read `a`'s answer with its own (default) budget and knows `a` takes pushes; a
+        // push from `b` is refused on `a` the same way.
+        eventually(&b, || id_b.info(&a.local_peer_id()).is_some()).await;
+        let before = id_a.stats().out_of_memory;
+        b.set_stream_handler("/new/1.0.0", |_s: HostStream| async {});
+        eventually(&a, || id_a.stats().out_of_memory > before).await;
+        assert!(id_a.info(&peer).is_none());
+        // The connection survives, and nothing stays reserved.
+        assert_eq!(a.connected_peers(), vec![peer]);
+        assert_eq!(identify_memory(&a), 0);
+        a.close().await;
+        b.close().await;
+    });
+}
+
+#[test]
+fn identify_with_default_limits_leaves_nothing_reserved() {
+    run(async {
+        let a = listening().await;
+        let b = listening().await;
+        let id_a = Identify::new(&a, IdentifyConfig::default());
+        let id_b = Identify::new(&b, IdentifyConfig::default());
+        let mut ev_a = id_a.events();
+        a.connect(b.local_peer_id(), b.listen_addrs())
+            .await
+            .unwrap();
+        identified(&mut ev_a, b.local_peer_id()).await;
+        eventually(&b, || id_b.info(&a.local_peer_id()).is_some()).await;
+        // A push too.
+        b.set_stream_handler("/new/1.0.0", |_s: HostStream| async {});
+        eventually(&a, || id_a.stats().pushes_received >= 1).await;
+        eventually(&a, || identify_memory(&a) == 0 && identify_memory(&b) == 0).await;
+        for (host, identify) in [(&a, &id_a), (&b, &id_b)] {
+            assert_eq!(host.resource_manager().stats().denied(Scope::Service), 0);
+            assert_eq!(identify.stats().out_of_memory, 0);
+            assert_eq!(identify.stats().failed, 0);
+        }
         a.close().await;
         b.close().await;
     });
