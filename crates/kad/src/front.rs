@@ -433,9 +433,9 @@ impl Kademlia {
             .collect()
     }
 
-    /// What was counted (the core's counters, plus streams refused and oversized messages
-    /// seen by the front, in `inbound_refused` and `bad_responses`, and frames refused for
-    /// memory in `memory_refused`).
+    /// What was counted (the core's counters, plus what the front saw: streams refused and
+    /// oversized messages, inbound requests and answers alike, in `inbound_refused`, and
+    /// frames refused for memory in `memory_refused`).
     pub fn counters(&self) -> Counters {
         let state = self.inner.lock();
         let mut c = state.core.counters().clone();
