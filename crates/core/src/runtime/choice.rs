@@ -61,7 +61,8 @@ fn from_env(value: Option<&str>) -> Choice {
     }
 }
 
-#[cfg(all(test, feature = "async-std", feature = "smol"))]
+#[cfg(all(feature = "async-std", feature = "smol"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::RuntimeHandle;
