@@ -1,6 +1,6 @@
 //! The crate's one error type.
 
-use crate::manager::Scope;
+use crate::scope::Scope;
 
 /// A resource manager configuration that cannot work. (Refused reservations are
 /// [`lp2p_core::MemoryDenied`], which the muxers report.)

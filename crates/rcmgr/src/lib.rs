@@ -75,6 +75,7 @@
 mod error;
 mod limits;
 mod manager;
+mod scope;
 
 pub use error::RcmgrError;
 pub use limits::{
@@ -82,6 +83,5 @@ pub use limits::{
     DEFAULT_SYSTEM_MEMORY_FRACTION, FALLBACK_MACHINE_MEMORY, MIN_SYSTEM_MEMORY, MemoryLimits,
     RESERVED_FDS, connection_limits_for_fds, fd_limit, machine_memory,
 };
-pub use manager::{
-    ResourceManager, ResourceManagerBuilder, ResourceStats, SCOPES, Scope, ScopedMemory,
-};
+pub use manager::{ResourceManager, ResourceManagerBuilder, ResourceStats, ScopedMemory};
+pub use scope::{SCOPES, Scope};

@@ -10,58 +10,7 @@ use lp2p_core::{MemoryAccount, MemoryBudget, MemoryDenied, Multiaddr, PeerId, Ro
 
 use crate::error::RcmgrError;
 use crate::limits::MemoryLimits;
-
-/// The scope a reservation was refused by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// One connection.
-    Connection,
-    /// One peer, all its connections.
-    Peer,
-    /// The whole node.
-    System,
-    /// Allowlisted peers and addresses together.
-    AllowlistedSystem,
-    /// One service (pubsub, identify, Kademlia, ...), all its peers.
-    Service,
-}
-
-impl Scope {
-    /// The scope's name as metrics and logs show it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Connection => "connection",
-            Scope::Peer => "peer",
-            Scope::System => "system",
-            Scope::AllowlistedSystem => "allowlisted_system",
-            Scope::Service => "service",
-        }
-    }
-
-    const ALL: [Scope; 5] = [
-        Scope::Connection,
-        Scope::Peer,
-        Scope::System,
-        Scope::AllowlistedSystem,
-        Scope::Service,
-    ];
-
-    fn index(self) -> usize {
-        match self {
-            Scope::Connection => 0,
-            Scope::Peer => 1,
-            Scope::System => 2,
-            Scope::AllowlistedSystem => 3,
-            Scope::Service => 4,
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::scope::Scope;
 
 /// A snapshot of what the resource manager holds and has refused.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -602,6 +551,3 @@ impl Drop for ScopedMemory {
 
 #[cfg(test)]
 mod tests;
-
-/// Every scope, in the order of [`ResourceStats::denials`].
-pub const SCOPES: [Scope; 5] = Scope::ALL;
