@@ -112,6 +112,7 @@ mod front;
 pub mod message;
 mod outbox;
 pub mod proto;
+mod protocol_ids;
 pub mod router;
 pub mod score;
 mod seen;

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use lp2p_core::PeerId;
 
+use crate::protocol_ids;
+
 /// A topic name. Cheap to clone (a shared string).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Topic(Arc<str>);
@@ -153,20 +155,20 @@ impl PeerKind {
     /// The protocol id of this kind.
     pub const fn protocol(self) -> &'static str {
         match self {
-            PeerKind::Floodsub => crate::FLOODSUB_PROTOCOL,
-            PeerKind::Gossipsub10 => crate::GOSSIPSUB_1_0_PROTOCOL,
-            PeerKind::Gossipsub11 => crate::GOSSIPSUB_1_1_PROTOCOL,
-            PeerKind::Gossipsub12 => crate::GOSSIPSUB_1_2_PROTOCOL,
+            PeerKind::Floodsub => protocol_ids::FLOODSUB_PROTOCOL,
+            PeerKind::Gossipsub10 => protocol_ids::GOSSIPSUB_1_0_PROTOCOL,
+            PeerKind::Gossipsub11 => protocol_ids::GOSSIPSUB_1_1_PROTOCOL,
+            PeerKind::Gossipsub12 => protocol_ids::GOSSIPSUB_1_2_PROTOCOL,
         }
     }
 
     /// The kind for a negotiated protocol id, if it is one of ours.
     pub fn from_protocol(protocol: &str) -> Option<PeerKind> {
         match protocol {
-            crate::FLOODSUB_PROTOCOL => Some(PeerKind::Floodsub),
-            crate::GOSSIPSUB_1_0_PROTOCOL => Some(PeerKind::Gossipsub10),
-            crate::GOSSIPSUB_1_1_PROTOCOL => Some(PeerKind::Gossipsub11),
-            crate::GOSSIPSUB_1_2_PROTOCOL => Some(PeerKind::Gossipsub12),
+            protocol_ids::FLOODSUB_PROTOCOL => Some(PeerKind::Floodsub),
+            protocol_ids::GOSSIPSUB_1_0_PROTOCOL => Some(PeerKind::Gossipsub10),
+            protocol_ids::GOSSIPSUB_1_1_PROTOCOL => Some(PeerKind::Gossipsub11),
+            protocol_ids::GOSSIPSUB_1_2_PROTOCOL => Some(PeerKind::Gossipsub12),
             _ => None,
         }
     }

@@ -26,8 +26,8 @@ use lp2p_core::{Histogram, MemoryBudget, Multiaddr, PeerId, Protocol, RuntimeHan
 use lp2p_host::{Connection, ConnectionEvent, ConnectionEvents, Host, HostStream, WeakHost};
 use tracing::{debug, warn};
 
-use subscription::SubscriptionGuard;
 pub use subscription::{Deliveries, Delivery, Subscription};
+use subscription::{SubscriptionGuard, Unsubscribe};
 
 use crate::config::{Config, MEMORY_SERVICE};
 use crate::error::PubsubError;
@@ -375,7 +375,7 @@ impl PubSub {
         Ok(Subscription {
             rx,
             guard: SubscriptionGuard {
-                inner: self.inner.clone(),
+                service: Box::new(self.inner.clone()),
                 topic,
                 id,
             },
@@ -1076,6 +1076,12 @@ impl Inner {
         state.subscribers.remove(topic);
         with_core!(&mut state.core, c => c.unsubscribe(topic, self.runtime.now()));
         self.flush(&mut state);
+    }
+}
+
+impl Unsubscribe for Arc<Inner> {
+    fn unsubscribe(&self, topic: &Topic, id: u64) {
+        self.drop_subscription(topic, id);
     }
 }
 

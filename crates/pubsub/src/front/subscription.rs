@@ -2,14 +2,12 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::Stream;
 use futures::channel::mpsc;
 use lp2p_core::PeerId;
 
-use super::Inner;
 use crate::types::{Message, MessageId, Topic};
 
 /// A message delivered to a [`Subscription`], with how it reached us.
@@ -23,16 +21,23 @@ pub struct Delivery {
     pub propagation_source: PeerId,
 }
 
+/// Who a dropped subscription tells: the pubsub service, which unsubscribes from the topic
+/// once its last subscription is gone.
+pub(super) trait Unsubscribe: Send + Sync {
+    /// Subscription `id` to `topic` was dropped.
+    fn unsubscribe(&self, topic: &Topic, id: u64);
+}
+
 /// Unsubscribes when the last subscription to a topic goes away.
 pub(super) struct SubscriptionGuard {
-    pub(super) inner: Arc<Inner>,
+    pub(super) service: Box<dyn Unsubscribe>,
     pub(super) topic: Topic,
     pub(super) id: u64,
 }
 
 impl Drop for SubscriptionGuard {
     fn drop(&mut self) {
-        self.inner.drop_subscription(&self.topic, self.id);
+        self.service.unsubscribe(&self.topic, self.id);
     }
 }
 

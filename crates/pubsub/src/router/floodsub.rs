@@ -10,8 +10,7 @@ use crate::proto;
 use crate::router::Router;
 use crate::types::{Acceptance, MessageId, RoutedMessage, Topic};
 
-/// The floodsub protocol id.
-pub const FLOODSUB_PROTOCOL: &str = "/floodsub/1.0.0";
+pub use crate::protocol_ids::FLOODSUB_PROTOCOL;
 
 /// The floodsub router.
 #[derive(Debug, Default, Clone)]

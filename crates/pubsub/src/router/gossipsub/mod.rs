@@ -31,18 +31,15 @@ pub use config::{DEFAULT_MAX_PX_ADDRESSES, GossipsubConfig};
 use mcache::MessageCache;
 use tracking::{Backoffs, DontSend, Promises};
 
-/// The gossipsub v1.2 protocol id.
-pub const GOSSIPSUB_1_2_PROTOCOL: &str = "/meshsub/1.2.0";
-/// The gossipsub v1.1 protocol id.
-pub const GOSSIPSUB_1_1_PROTOCOL: &str = "/meshsub/1.1.0";
-/// The gossipsub v1.0 protocol id.
-pub const GOSSIPSUB_1_0_PROTOCOL: &str = "/meshsub/1.0.0";
+pub use crate::protocol_ids::{
+    GOSSIPSUB_1_0_PROTOCOL, GOSSIPSUB_1_1_PROTOCOL, GOSSIPSUB_1_2_PROTOCOL,
+};
 
 const PROTOCOLS_WITH_FLOODSUB: &[&str] = &[
     GOSSIPSUB_1_2_PROTOCOL,
     GOSSIPSUB_1_1_PROTOCOL,
     GOSSIPSUB_1_0_PROTOCOL,
-    super::floodsub::FLOODSUB_PROTOCOL,
+    crate::protocol_ids::FLOODSUB_PROTOCOL,
 ];
 const PROTOCOLS: &[&str] = &[
     GOSSIPSUB_1_2_PROTOCOL,
