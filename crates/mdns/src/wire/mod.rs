@@ -191,13 +191,6 @@ pub struct Message {
 }
 
 impl Message {
-    /// Parses a packet. At most `max_entries` questions and records in all are accepted
-    /// (more is an error before anything is allocated for them); bytes after the last
-    /// record are ignored.
-    pub fn parse(packet: &[u8], max_entries: usize) -> Result<Message, crate::MdnsError> {
-        parse::parse_message(packet, max_entries)
-    }
-
     /// Answer and additional records, in that order (where mDNS puts what it announces).
     pub fn answers_and_additionals(&self) -> impl Iterator<Item = &Record> {
         self.answers.iter().chain(self.additionals.iter())

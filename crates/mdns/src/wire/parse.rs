@@ -52,7 +52,16 @@ impl<'a> Cursor<'a> {
     }
 }
 
-pub(super) fn parse_message(packet: &[u8], max_entries: usize) -> Result<Message, MdnsError> {
+impl Message {
+    /// Parses a packet. At most `max_entries` questions and records in all are accepted
+    /// (more is an error before anything is allocated for them); bytes after the last
+    /// record are ignored.
+    pub fn parse(packet: &[u8], max_entries: usize) -> Result<Message, MdnsError> {
+        parse_message(packet, max_entries)
+    }
+}
+
+fn parse_message(packet: &[u8], max_entries: usize) -> Result<Message, MdnsError> {
     let mut cur = Cursor { packet, pos: 0 };
     if packet.len() < HEADER_LEN {
         return Err(MdnsError::Truncated {
