@@ -13,8 +13,8 @@ use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p_core::RuntimeHandle;
 use lp2p_host::Host;
 
+use crate::MetricsError;
 use crate::request::{MAX_REQUEST_HEAD, Request, classify};
-use crate::{Metrics, MetricsError};
 
 /// How long a client gets to send its request head. Scrapers send it at once; a client that
 /// trickles bytes is cut off after this instead of holding a slot.
@@ -47,8 +47,9 @@ impl Drop for MetricsServer {
     }
 }
 
+/// Serves what `encode` returns (the Prometheus text) at `http://ADDR/metrics`.
 pub(crate) fn serve(
-    metrics: Metrics,
+    encode: impl Fn() -> String + Send + Sync + 'static,
     host: &Host,
     addr: SocketAddr,
 ) -> Result<MetricsServer, MetricsError> {
@@ -59,7 +60,8 @@ pub(crate) fn serve(
         .local_addr()
         .map_err(|source| MetricsError::Bind { addr, source })?;
     let runtime = host.runtime().clone();
-    let (task, abort) = futures::future::abortable(accept_loop(listener, metrics, runtime));
+    let (task, abort) =
+        futures::future::abortable(accept_loop(listener, Arc::new(encode), runtime));
     // Registered with the host, so its close stops the endpoint too.
     host.spawn(async move {
         let _ = task.await;
@@ -68,7 +70,11 @@ pub(crate) fn serve(
     Ok(MetricsServer { local_addr, abort })
 }
 
-async fn accept_loop(listener: Async<TcpListener>, metrics: Metrics, runtime: RuntimeHandle) {
+async fn accept_loop(
+    listener: Async<TcpListener>,
+    encode: Arc<dyn Fn() -> String + Send + Sync>,
+    runtime: RuntimeHandle,
+) {
     let in_flight = Arc::new(AtomicUsize::new(0));
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -85,11 +91,11 @@ async fn accept_loop(listener: Async<TcpListener>, metrics: Metrics, runtime: Ru
             tracing::debug!(%remote, "metrics endpoint busy; connection closed");
             continue;
         }
-        let (metrics, runtime_for_task, in_flight) =
-            (metrics.clone(), runtime.clone(), in_flight.clone());
+        let (encode, runtime_for_task, in_flight) =
+            (encode.clone(), runtime.clone(), in_flight.clone());
         runtime.spawn_detached(async move {
             let served = runtime_for_task
-                .timeout(REQUEST_TIMEOUT, answer(stream, &metrics))
+                .timeout(REQUEST_TIMEOUT, answer(stream, &*encode))
                 .await;
             match served {
                 Ok(Ok(())) => {}
@@ -101,7 +107,10 @@ async fn accept_loop(listener: Async<TcpListener>, metrics: Metrics, runtime: Ru
     }
 }
 
-async fn answer(mut stream: Async<TcpStream>, metrics: &Metrics) -> std::io::Result<()> {
+async fn answer(
+    mut stream: Async<TcpStream>,
+    encode: &(dyn Fn() -> String + Send + Sync),
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     let complete = loop {
@@ -119,7 +128,7 @@ async fn answer(mut stream: Async<TcpStream>, metrics: &Metrics) -> std::io::Res
     };
     let head_only = head.starts_with(b"HEAD ");
     let (status, content_type, body) = match classify(&head, complete) {
-        Request::Metrics => ("200 OK", CONTENT_TYPE, metrics.encode()),
+        Request::Metrics => ("200 OK", CONTENT_TYPE, encode()),
         Request::NotFound => (
             "404 Not Found",
             "text/plain",

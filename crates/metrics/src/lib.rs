@@ -145,6 +145,7 @@ impl Metrics {
     /// ([`MetricsServer::local_addr`] says which).
     pub fn serve(&self, addr: SocketAddr) -> Result<MetricsServer, MetricsError> {
         let host = self.host.upgrade().ok_or(MetricsError::HostGone)?;
-        http::serve(self.clone(), &host, addr)
+        let metrics = self.clone();
+        http::serve(move || metrics.encode(), &host, addr)
     }
 }
