@@ -35,7 +35,7 @@ mod rust_crypto {
     use chacha20poly1305::aead::inout::InOutBuf;
     use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
 
-    use super::{AeadFailed, KEY_LEN, TAG_LEN, nonce_bytes};
+    use crate::aead::{AeadFailed, KEY_LEN, TAG_LEN, nonce_bytes};
 
     /// A ChaCha20-Poly1305 key (RustCrypto).
     pub(crate) struct AeadKey(ChaCha20Poly1305);
@@ -121,7 +121,7 @@ mod rust_crypto {
 mod ring_backend {
     use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 
-    use super::{AeadFailed, KEY_LEN, TAG_LEN, nonce_bytes};
+    use crate::aead::{AeadFailed, KEY_LEN, TAG_LEN, nonce_bytes};
 
     /// A ChaCha20-Poly1305 key (ring).
     pub(crate) struct AeadKey(LessSafeKey);
