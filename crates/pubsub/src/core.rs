@@ -37,7 +37,7 @@ pub struct PeerConnection {
 }
 
 /// The sans-IO pubsub core, generic over its [`Router`]: see the crate docs for the inputs and
-/// outputs and how an async front drives it.
+/// outputs and how an async shell drives it.
 pub struct PubSubCore<R: Router> {
     shared: Shared,
     router: R,
@@ -140,7 +140,7 @@ impl<R: Router> PubSubCore<R> {
         &self.shared.counters
     }
 
-    /// The counters, for the front to count what it refused before the core saw it.
+    /// The counters, for the shell to count what it refused before the core saw it.
     pub(crate) fn counters_mut(&mut self) -> &mut Counters {
         &mut self.shared.counters
     }

@@ -2,14 +2,14 @@
 //!
 //! Two layers:
 //!
-//! - [`PubSub`], the **async front**: a service on an `lp2p-host` `Host`
+//! - [`PubSub`], the **async shell**: a service on an `lp2p-host` `Host`
 //!   ([`PubSub::gossipsub`], [`PubSub::floodsub`]) with [`PubSub::subscribe`] (a
 //!   [`Subscription`] stream that unsubscribes on drop), [`PubSub::publish`], peers, mesh,
 //!   topics, events and validators. Its docs have a runnable two-host example.
-//! - [`PubSubCore`], the **sans-IO core** the front drives: it owns no socket, spawns no task
+//! - [`PubSubCore`], the **sans-IO core** the shell drives: it owns no socket, spawns no task
 //!   and reads no clock. Bytes and events go in, with the current time `now` passed by the
 //!   caller; RPC bytes to send, messages to deliver and events come out. The same core
-//!   therefore runs under the front on a real host, in unit tests, and a hundred at a time
+//!   therefore runs under the shell on a real host, in unit tests, and a hundred at a time
 //!   in one process in virtual time.
 //!
 //! Routing is pluggable behind the [`Router`] trait: [`FloodsubRouter`] (`/floodsub/1.0.0`)
@@ -38,7 +38,7 @@
 //!
 //! Each peer's send queue is bounded (`Config::max_send_queue_len`, `max_send_queue_bytes`):
 //! a peer whose writer does not keep up loses forwards first (own publishes evict them) and
-//! raises [`Event::SlowPeer`]. With [`PubSubCore::set_memory_budget`] (the front passes the
+//! raises [`Event::SlowPeer`]. With [`PubSubCore::set_memory_budget`] (the shell passes the
 //! host's resource manager) each queued message's bytes are also reserved per peer under
 //! [`MEMORY_SERVICE`] first; a refusal drops it the same way. Every limit on what peers can make us hold (topics per peer,
 //! IHAVE/IWANT/IDONTWANT per heartbeat, pending validations, seen ids, retained scores) is a
@@ -46,7 +46,7 @@
 //!
 //! # Example: the core alone
 //!
-//! Two gossipsub cores wired by hand (the async front does the same with streams):
+//! Two gossipsub cores wired by hand (the async shell does the same with streams):
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -108,7 +108,6 @@ mod context;
 mod core;
 mod error;
 mod event;
-mod front;
 pub mod message;
 mod outbox;
 pub mod proto;
@@ -116,6 +115,7 @@ mod protocol_ids;
 pub mod router;
 pub mod score;
 mod seen;
+mod shell;
 mod types;
 mod validation;
 
@@ -130,11 +130,6 @@ pub use crate::context::RouterContext;
 pub use crate::core::{PeerConnection, PubSubCore};
 pub use crate::error::PubsubError;
 pub use crate::event::{Counters, Event, PxPeer};
-pub use crate::front::{
-    DEFAULT_EVENT_BUFFER, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER, DEFAULT_MAX_PENDING_DIALS,
-    DEFAULT_SUBSCRIPTION_BUFFER, Deliveries, Delivery, Flushed, PubSub, SCORE_BUCKETS,
-    Subscription,
-};
 pub use crate::message::{
     Authenticity, InvalidMessage, MessageIdFn, content_message_id, default_message_id,
     rust_libp2p_message_id,
@@ -146,6 +141,11 @@ pub use crate::router::gossipsub::{
     GOSSIPSUB_1_2_PROTOCOL, GossipsubConfig, GossipsubRouter,
 };
 pub use crate::score::{PeerScoreParams, PeerScoreThresholds, TopicScoreParams};
+pub use crate::shell::{
+    DEFAULT_EVENT_BUFFER, DEFAULT_MAX_INBOUND_STREAMS_PER_PEER, DEFAULT_MAX_PENDING_DIALS,
+    DEFAULT_SUBSCRIPTION_BUFFER, Deliveries, Delivery, Flushed, PubSub, SCORE_BUCKETS,
+    Subscription,
+};
 pub use crate::types::{Acceptance, Direction, Message, MessageId, PeerKind, RoutedMessage, Topic};
 pub use crate::validation::SyncValidator;
 

@@ -1,4 +1,4 @@
-//! The async front on real hosts: TCP (noise + yamux) and the memory transport, gossipsub and
+//! The async shell on real hosts: TCP (noise + yamux) and the memory transport, gossipsub and
 //! floodsub. Hosts in a line and twenty hosts on a random sparse graph deliver every message
 //! to every subscriber exactly once; dropping a subscription unsubscribes; an oversized
 //! publish fails at once; a validator's reject stops propagation; closing the host ends the

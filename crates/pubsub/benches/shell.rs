@@ -1,4 +1,4 @@
-//! The async front end to end: 20 real hosts (memory transport, noise + yamux), gossipsub,
+//! The async shell end to end: 20 real hosts (memory transport, noise + yamux), gossipsub,
 //! each dialing its ring successor and two random others, everyone subscribed to one topic.
 //! Two runs, signed 256-byte messages from rotating publishers:
 //!
@@ -7,7 +7,7 @@
 //! - **paced**: `PACED` messages at `PACED_RATE` per second (latency of a lightly loaded mesh).
 //!
 //! Latency is wall-clock time from `publish` to a subscriber's stream yielding the message.
-//! `cargo bench -p lp2p-pubsub --bench front` prints the numbers.
+//! `cargo bench -p lp2p-pubsub --bench shell` prints the numbers.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,4 +1,4 @@
-//! The async front: a [`PubSub`] service on an `lp2p-host` [`Host`], driving a
+//! The async shell: a [`PubSub`] service on an `lp2p-host` [`Host`], driving a
 //! [`PubSubCore`](crate::PubSubCore) with real streams and the real clock.
 //!
 //! One driver task (spawned with [`Host::spawn`], so [`Host::close`] ends it) watches the
@@ -65,7 +65,7 @@ const WRITE_BUFFER_KEEP: usize = 256 * 1024;
 type AsyncValidatorFn =
     Arc<dyn Fn(PeerId, Message) -> BoxFuture<'static, Acceptance> + Send + Sync>;
 
-/// Either core, so one front serves both routers.
+/// Either core, so one shell serves both routers.
 enum AnyCore {
     Floodsub(Box<FloodsubCore>),
     Gossipsub(Box<GossipsubCore>),
