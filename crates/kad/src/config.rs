@@ -174,9 +174,9 @@ pub struct KadConfig {
     pub max_queries: usize,
     /// See [`DEFAULT_CLEANUP_INTERVAL`].
     pub cleanup_interval: Duration,
-    /// See [`DEFAULT_MAX_INBOUND_STREAMS_PER_PEER`] (the host front).
+    /// See [`DEFAULT_MAX_INBOUND_STREAMS_PER_PEER`] (the host shell).
     pub max_inbound_streams_per_peer: usize,
-    /// See [`DEFAULT_INBOUND_IDLE_TIMEOUT`] (the host front).
+    /// See [`DEFAULT_INBOUND_IDLE_TIMEOUT`] (the host shell).
     pub inbound_idle_timeout: Duration,
     /// Use the listen addresses a peer announces in identify without a signed peer record
     /// (off: only addresses we dialed or that a signed record vouches for enter the

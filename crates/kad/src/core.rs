@@ -288,7 +288,7 @@ impl KadCore {
         self.config.mode
     }
 
-    /// Switches between server and client mode (the front registers or removes the
+    /// Switches between server and client mode (the shell registers or removes the
     /// protocol's handler accordingly).
     pub fn set_mode(&mut self, mode: Mode) {
         self.config.mode = mode;

@@ -176,7 +176,7 @@ pub struct Counters {
     pub dropped_addrs: u64,
     /// Frames (inbound requests, answers to our requests) refused because the host's
     /// resource manager denied their memory (see [`MEMORY_SERVICE`](crate::MEMORY_SERVICE));
-    /// each stream was reset. Counted by the async front ([`Kademlia::counters`]); the
+    /// each stream was reset. Counted by the async shell ([`Kademlia::counters`]); the
     /// sans-IO core reads no stream and leaves it at 0.
     ///
     /// [`Kademlia::counters`]: crate::Kademlia::counters

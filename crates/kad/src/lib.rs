@@ -2,15 +2,15 @@
 //!
 //! Two layers, as in `lp2p-pubsub`:
 //!
-//! - [`Kademlia`], the **async front**: a service on an `lp2p-host` `Host` with
+//! - [`Kademlia`], the **async shell**: a service on an `lp2p-host` `Host` with
 //!   [`Kademlia::find_peer`], [`Kademlia::get_value`] / [`Kademlia::put_value`],
 //!   [`Kademlia::start_providing`] / [`Kademlia::get_providers`], [`Kademlia::bootstrap`],
 //!   and [`Kademlia::query`] for any of them as a [`QueryHandle`] that streams partial
 //!   results as they arrive. Its docs have a runnable three-host example.
-//! - [`KadCore`], the **sans-IO core** the front drives: routing table ([`routing`]),
+//! - [`KadCore`], the **sans-IO core** the shell drives: routing table ([`routing`]),
 //!   iterative lookups ([`Lookup`]), record and provider stores ([`store`]), validators
 //!   ([`validator`], [`ipns`]), all with `now` passed in. It owns no socket, spawns no task
-//!   and reads no clock, so the same code runs under the front, in unit tests, and two
+//!   and reads no clock, so the same code runs under the shell, in unit tests, and two
 //!   thousand at a time in a virtual-time simulation (`tests/simulation.rs`).
 //!
 //! # The core's inputs and outputs
@@ -28,7 +28,7 @@
 //!
 //! # Example: the core alone
 //!
-//! Two cores wired by hand (the front does the same with streams):
+//! Two cores wired by hand (the shell does the same with streams):
 //!
 //! ```
 //! use std::time::Instant;
@@ -72,7 +72,7 @@
 //! [`KadConfig`] and [`wire::WireLimits`]; everything a peer sends is bounded and counted
 //! ([`Counters`]).
 //!
-//! Memory: the front reserves every frame it reads (an inbound request, the answer to one of
+//! Memory: the shell reserves every frame it reads (an inbound request, the answer to one of
 //! our requests) at its announced length from the host's resource manager, in a
 //! [`MEMORY_SERVICE`] (`"kad"`) account for the remote peer, before reading it, and returns
 //! the reservation once the core has handled the body. A refused reservation resets the
@@ -82,13 +82,13 @@ mod config;
 mod core;
 mod error;
 mod event;
-mod front;
 pub mod key;
 pub mod proto;
 mod query;
 mod query_totals;
 pub mod record;
 pub mod routing;
+mod shell;
 pub mod store;
 pub mod validator;
 pub mod wire;
@@ -100,11 +100,11 @@ pub use crate::core::{
 };
 pub use crate::error::KadError;
 pub use crate::event::{Counters, Event, Progress, QueryId, QueryResult, QueryStats, RequestId};
-pub use crate::front::{
-    DEFAULT_EVENT_BUFFER, DEFAULT_PROGRESS_BUFFER, Kademlia, MEMORY_SERVICE, Op, QueryHandle,
-};
 pub use crate::query::{Lookup, MAX_CANDIDATES};
 pub use crate::query_totals::{QUERY_DURATION_BUCKETS, QueryTotals};
 pub use crate::record::Record;
+pub use crate::shell::{
+    DEFAULT_EVENT_BUFFER, DEFAULT_PROGRESS_BUFFER, Kademlia, MEMORY_SERVICE, Op, QueryHandle,
+};
 pub use crate::validator::ipns;
 pub use crate::wire::{ConnectionType, PROTOCOL, PeerInfo, Request, Response};

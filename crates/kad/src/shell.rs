@@ -1,4 +1,4 @@
-//! The async front: a [`Kademlia`] service on an `lp2p-host` [`Host`], driving a
+//! The async shell: a [`Kademlia`] service on an `lp2p-host` [`Host`], driving a
 //! [`KadCore`] with real streams and the runtime's clock.
 //!
 //! One driver task (spawned with [`Host::spawn`], so [`Host::close`] ends it) watches the
@@ -433,7 +433,7 @@ impl Kademlia {
             .collect()
     }
 
-    /// What was counted (the core's counters, plus what the front saw: streams refused and
+    /// What was counted (the core's counters, plus what the shell saw: streams refused and
     /// oversized messages, inbound requests and answers alike, in `inbound_refused`, and
     /// frames refused for memory in `memory_refused`).
     pub fn counters(&self) -> Counters {
