@@ -59,7 +59,7 @@ pub mod core;
 mod error;
 pub mod iface;
 pub mod proto;
-mod service;
+mod shell;
 mod sys;
 pub mod wire;
 
@@ -72,7 +72,7 @@ pub use config::{
     RESPONSE_DELAY_MIN,
 };
 pub use error::MdnsError;
-pub use service::{Mdns, MdnsEvent};
+pub use shell::{Mdns, MdnsEvent};
 pub use sys::{IPV4_GROUP, IPV6_GROUP};
 
 /// Counters of one mDNS service: traffic, malformed input, and what each limit dropped.
