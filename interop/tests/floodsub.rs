@@ -4,7 +4,7 @@
 //!
 //! rust-libp2p's floodsub does not sign (our side runs `Authenticity::StrictNoSign`), sends a
 //! 20-byte random seqno, opens a stream per RPC and reads one RPC per inbound stream; the
-//! front copes with all three (see the lp2p-pubsub README).
+//! pubsub shell copes with all three (see the lp2p-pubsub README).
 
 use std::time::Duration;
 
