@@ -238,7 +238,7 @@ impl ResourceManager {
     pub fn builder() -> ResourceManagerBuilder {
         ResourceManagerBuilder {
             limits: MemoryLimits::for_machine(),
-            service_set: false,
+            given: Given::default(),
             dry_run: false,
             allowed_peers: HashSet::new(),
             allowed_subnets: Vec::new(),
@@ -325,12 +325,21 @@ impl MemoryBudget for ResourceManager {
     }
 }
 
+/// Which limits a builder was given (the others are derived from the system limit).
+#[derive(Debug, Clone, Copy, Default)]
+struct Given {
+    allowlisted: bool,
+    peer: bool,
+    connection: bool,
+    service: bool,
+}
+
 /// Builds a [`ResourceManager`].
 #[derive(Debug, Clone)]
 pub struct ResourceManagerBuilder {
     limits: MemoryLimits,
-    /// Whether the service limit was given; if not, it follows the system limit.
-    service_set: bool,
+    /// Which limits were given; the others follow the system limit.
+    given: Given,
     dry_run: bool,
     allowed_peers: HashSet<PeerId>,
     allowed_subnets: Vec<IpSubnet>,
@@ -341,7 +350,12 @@ impl ResourceManagerBuilder {
     #[must_use]
     pub fn limits(mut self, limits: MemoryLimits) -> Self {
         self.limits = limits;
-        self.service_set = true;
+        self.given = Given {
+            allowlisted: true,
+            peer: true,
+            connection: true,
+            service: true,
+        };
         self
     }
 
@@ -353,25 +367,31 @@ impl ResourceManagerBuilder {
         self
     }
 
-    /// The allowlisted system scope's limit in bytes (default: the system limit).
+    /// The allowlisted system scope's limit in bytes (default: the system limit, also when
+    /// that is set here).
     #[must_use]
     pub fn allowlisted_memory(mut self, bytes: usize) -> Self {
         self.limits.allowlisted_system = bytes;
+        self.given.allowlisted = true;
         self
     }
 
     /// One peer's limit in bytes (default 128 MiB, see
-    /// [`DEFAULT_PEER_MEMORY`](crate::DEFAULT_PEER_MEMORY)).
+    /// [`DEFAULT_PEER_MEMORY`](crate::DEFAULT_PEER_MEMORY), or the system limit when that is
+    /// lower, also when it is set here).
     #[must_use]
     pub fn peer_memory(mut self, bytes: usize) -> Self {
         self.limits.peer = bytes;
+        self.given.peer = true;
         self
     }
 
-    /// One connection's limit in bytes (default 128 MiB).
+    /// One connection's limit in bytes (default 128 MiB, or the system limit when that is
+    /// lower, also when it is set here).
     #[must_use]
     pub fn connection_memory(mut self, bytes: usize) -> Self {
         self.limits.connection = bytes;
+        self.given.connection = true;
         self
     }
 
@@ -381,7 +401,7 @@ impl ResourceManagerBuilder {
     #[must_use]
     pub fn service_memory(mut self, bytes: usize) -> Self {
         self.limits.service = bytes;
-        self.service_set = true;
+        self.given.service = true;
         self
     }
 
@@ -411,7 +431,7 @@ impl ResourceManagerBuilder {
     /// The manager. Fails when a limit is zero (nothing could ever be reserved) or a peer's
     /// or a connection's limit exceeds the system's (it could never be reached).
     pub fn build(mut self) -> Result<ResourceManager, RcmgrError> {
-        self.derive_service_limit();
+        self.derive_limits();
         let l = self.limits;
         for (scope, limit) in [
             (Scope::System, l.system),
@@ -440,15 +460,27 @@ impl ResourceManagerBuilder {
         Ok(self.assemble())
     }
 
-    /// A service limit that was not given follows the system limit.
-    fn derive_service_limit(&mut self) {
-        if !self.service_set {
-            self.limits.service = (self.limits.system / crate::DEFAULT_SERVICE_MEMORY_SHARE).max(1);
+    /// The limits that were not given follow the system limit, as in
+    /// [`MemoryLimits::scaled`]: so setting only the system limit (below the 128 MiB
+    /// defaults, say) gives a manager that builds.
+    fn derive_limits(&mut self) {
+        let system = self.limits.system;
+        if !self.given.allowlisted {
+            self.limits.allowlisted_system = system;
+        }
+        if !self.given.peer {
+            self.limits.peer = crate::DEFAULT_PEER_MEMORY.min(system);
+        }
+        if !self.given.connection {
+            self.limits.connection = crate::DEFAULT_CONNECTION_MEMORY.min(system);
+        }
+        if !self.given.service {
+            self.limits.service = (system / crate::DEFAULT_SERVICE_MEMORY_SHARE).max(1);
         }
     }
 
     fn assemble(mut self) -> ResourceManager {
-        self.derive_service_limit();
+        self.derive_limits();
         ResourceManager {
             inner: Arc::new(Inner {
                 limits: self.limits,

@@ -266,6 +266,41 @@ fn the_service_limit_follows_the_system_limit_unless_given() {
 }
 
 #[test]
+fn limits_not_given_follow_a_small_system_limit() {
+    let m = ResourceManager::builder()
+        .system_memory(64 << 20)
+        .build()
+        .expect("a system limit below the 128 MiB peer default still builds");
+    let limits = m.limits();
+    assert_eq!(
+        (
+            limits.allowlisted_system,
+            limits.peer,
+            limits.connection,
+            limits.service
+        ),
+        (64 << 20, 64 << 20, 64 << 20, 16 << 20)
+    );
+    // Given limits are kept, and still checked against the system's.
+    let m = ResourceManager::builder()
+        .system_memory(64 << 20)
+        .peer_memory(8 << 20)
+        .build()
+        .unwrap();
+    assert_eq!(
+        (m.limits().peer, m.limits().connection),
+        (8 << 20, 64 << 20)
+    );
+    assert!(
+        ResourceManager::builder()
+            .system_memory(64 << 20)
+            .connection_memory(65 << 20)
+            .build()
+            .is_err()
+    );
+}
+
+#[test]
 fn only_powers_of_two_of_a_denial_count_are_logged() {
     let logged: Vec<u64> = (1..=20).filter(|n| log_this_denial(*n)).collect();
     assert_eq!(logged, [1, 2, 4, 8, 16]);
