@@ -36,8 +36,13 @@ impl Collector for IdentifyCollector {
             ),
             (
                 "identify_failed",
-                "Identify exchanges that failed or were refused (I/O, timeout, malformed, oversized, wrong key)",
+                "Identify exchanges that failed or were refused (I/O, timeout, malformed, oversized, wrong key, no memory)",
                 s.failed,
+            ),
+            (
+                "identify_out_of_memory",
+                "Identify exchanges ended because the resource manager refused memory for what the peer sent (also in identify_failed)",
+                s.out_of_memory,
             ),
             (
                 "identify_records_rejected",

@@ -81,7 +81,7 @@ impl Collector for KadCollector {
         counters(
             &mut encoder,
             "kad_refused",
-            "Records, provider entries, peers and addresses refused or dropped, by why",
+            "Records, provider entries, peers and addresses refused or dropped, and frames refused for memory, by why",
             &outcome(&[
                 ("invalid_record", c.invalid_records),
                 ("outdated_record", c.outdated_records),
@@ -90,6 +90,7 @@ impl Collector for KadCollector {
                 ("foreign_provider", c.foreign_providers),
                 ("dropped_peer", c.dropped_peers),
                 ("dropped_addr", c.dropped_addrs),
+                ("memory_refused", c.memory_refused),
             ]),
         )?;
         let (records, providers) = self.kad.store_sizes();
