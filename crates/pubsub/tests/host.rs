@@ -579,6 +579,41 @@ fn a_stalled_subscriber_loses_only_its_own_messages() {
     });
 }
 
+/// Makes `x` a floodsub peer of `a` by hand: `x` accepts (and drains) `a`'s stream, so `a`
+/// links it, and `x` can then write raw frames to `a` with [`send_by_hand`].
+async fn link_by_hand(a: &Host, pa: &PubSub, x: &Host) {
+    x.set_stream_handler(
+        lp2p_pubsub::FLOODSUB_PROTOCOL,
+        |mut stream: HostStream| async move {
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink).await;
+        },
+    );
+    connect(x, a).await;
+    wait_until("a linked x", || pa.connected_peers() == [x.local_peer_id()]).await;
+}
+
+/// Opens a floodsub stream from `x` to `a` and writes `bytes` on it as they are.
+async fn send_by_hand(x: &Host, a: &Host, bytes: &[u8]) -> HostStream {
+    let mut stream = x
+        .new_stream(&a.local_peer_id(), [lp2p_pubsub::FLOODSUB_PROTOCOL])
+        .await
+        .unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream.flush().await.unwrap();
+    stream
+}
+
+/// Waits until `stream` ends or errors: the remote reset it.
+async fn assert_reset(stream: &mut HostStream) {
+    let mut buf = [0u8; 16];
+    let read = RuntimeHandle::default()
+        .timeout(PATIENCE, stream.read(&mut buf))
+        .await
+        .expect("reset in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "stream not reset: {read:?}");
+}
+
 /// A peer that speaks the protocol but sends garbage: a frame announcing more than the
 /// maximum RPC size, then a frame that is not an RPC. Each resets that inbound stream only;
 /// the peer stays linked and its later valid traffic still gets through.
@@ -592,42 +627,19 @@ fn bad_frames_reset_the_stream_only() {
             ..Config::default()
         };
         let pa = pubsub(&a, Router::Floodsub, config);
-        // x accepts (and drains) a's stream by hand, so a links x as a floodsub peer.
-        x.set_stream_handler(
-            lp2p_pubsub::FLOODSUB_PROTOCOL,
-            |mut stream: HostStream| async move {
-                let mut sink = Vec::new();
-                let _ = stream.read_to_end(&mut sink).await;
-            },
-        );
-        connect(&x, &a).await;
-        wait_until("a linked x", || pa.connected_peers() == [x.local_peer_id()]).await;
+        link_by_hand(&a, &pa, &x).await;
 
         // A length prefix of 1 MiB, over a's 4 KiB limit: reset before any body is read.
-        let mut stream = x
-            .new_stream(&a.local_peer_id(), [lp2p_pubsub::FLOODSUB_PROTOCOL])
-            .await
-            .unwrap();
-        let mut oversized = Vec::new();
-        lp2p_core::varint::encode_into(1024 * 1024, &mut oversized);
-        stream.write_all(&oversized).await.unwrap();
-        stream.flush().await.unwrap();
-        let mut buf = [0u8; 16];
-        let read = RuntimeHandle::default()
-            .timeout(PATIENCE, stream.read(&mut buf))
-            .await
-            .expect("reset in time");
-        assert!(matches!(read, Ok(0) | Err(_)), "stream not reset: {read:?}");
+        let mut bytes = Vec::new();
+        lp2p_core::varint::encode_into(1024 * 1024, &mut bytes);
+        let mut stream = send_by_hand(&x, &a, &bytes).await;
+        assert_reset(&mut stream).await;
 
         // Not an RPC: counted as malformed, stream reset.
-        let mut stream = x
-            .new_stream(&a.local_peer_id(), [lp2p_pubsub::FLOODSUB_PROTOCOL])
-            .await
-            .unwrap();
-        let mut frame = Vec::new();
-        lp2p_core::framing::encode_frame(&[0xff, 0xff, 0xff], &mut frame);
-        stream.write_all(&frame).await.unwrap();
-        stream.flush().await.unwrap();
+        let mut bytes = Vec::new();
+        lp2p_core::framing::encode_frame(&[0xff, 0xff, 0xff], &mut bytes);
+        // Kept open (not dropped) until the end, as a peer would.
+        let _kept = send_by_hand(&x, &a, &bytes).await;
         wait_until("malformed RPC counted", || {
             pa.counters().rpcs_malformed == 1
         })
@@ -635,14 +647,9 @@ fn bad_frames_reset_the_stream_only() {
 
         // Still linked; a valid subscription on a new stream is taken.
         assert_eq!(pa.connected_peers(), [x.local_peer_id()]);
-        let mut stream = x
-            .new_stream(&a.local_peer_id(), [lp2p_pubsub::FLOODSUB_PROTOCOL])
-            .await
-            .unwrap();
-        let mut frame = Vec::new();
-        lp2p_core::framing::encode_frame(&subscribe_rpc(TOPIC), &mut frame);
-        stream.write_all(&frame).await.unwrap();
-        stream.flush().await.unwrap();
+        let mut bytes = Vec::new();
+        lp2p_core::framing::encode_frame(&subscribe_rpc(TOPIC), &mut bytes);
+        let _kept = send_by_hand(&x, &a, &bytes).await;
         wait_until("x subscribed", || pa.peers(TOPIC) == [x.local_peer_id()]).await;
         a.close().await;
         x.close().await;
@@ -674,31 +681,13 @@ fn an_rpc_over_the_memory_budget_is_refused_before_it_is_read() {
             .unwrap();
         let x = host(Net::Memory).await;
         let pa = pubsub(&a, Router::Floodsub, Config::default());
-        x.set_stream_handler(
-            lp2p_pubsub::FLOODSUB_PROTOCOL,
-            |mut stream: HostStream| async move {
-                let mut sink = Vec::new();
-                let _ = stream.read_to_end(&mut sink).await;
-            },
-        );
-        connect(&x, &a).await;
-        wait_until("a linked x", || pa.connected_peers() == [x.local_peer_id()]).await;
+        link_by_hand(&a, &pa, &x).await;
 
         // 4 KiB announced, well under the 1 MiB RPC maximum but over pubsub's 2 KiB budget.
-        let mut stream = x
-            .new_stream(&a.local_peer_id(), [lp2p_pubsub::FLOODSUB_PROTOCOL])
-            .await
-            .unwrap();
-        let mut frame = Vec::new();
-        lp2p_core::varint::encode_into(4096, &mut frame);
-        stream.write_all(&frame).await.unwrap();
-        stream.flush().await.unwrap();
-        let mut buf = [0u8; 16];
-        let read = RuntimeHandle::default()
-            .timeout(PATIENCE, stream.read(&mut buf))
-            .await
-            .expect("reset in time");
-        assert!(matches!(read, Ok(0) | Err(_)), "stream not reset: {read:?}");
+        let mut bytes = Vec::new();
+        lp2p_core::varint::encode_into(4096, &mut bytes);
+        let mut stream = send_by_hand(&x, &a, &bytes).await;
+        assert_reset(&mut stream).await;
         wait_until("the refusal counted", || {
             pa.counters().rpcs_refused_for_memory == 1
         })
@@ -706,14 +695,9 @@ fn an_rpc_over_the_memory_budget_is_refused_before_it_is_read() {
         assert!(manager.stats().denied(lp2p_rcmgr::Scope::Service) >= 1);
 
         // A small RPC fits: x's subscription is taken.
-        let mut stream = x
-            .new_stream(&a.local_peer_id(), [lp2p_pubsub::FLOODSUB_PROTOCOL])
-            .await
-            .unwrap();
-        let mut frame = Vec::new();
-        lp2p_core::framing::encode_frame(&subscribe_rpc(TOPIC), &mut frame);
-        stream.write_all(&frame).await.unwrap();
-        stream.flush().await.unwrap();
+        let mut bytes = Vec::new();
+        lp2p_core::framing::encode_frame(&subscribe_rpc(TOPIC), &mut bytes);
+        let _kept = send_by_hand(&x, &a, &bytes).await;
         wait_until("x subscribed", || pa.peers(TOPIC) == [x.local_peer_id()]).await;
 
         // The send queue reserves too: a 4 KiB message for x does not fit in 2 KiB.

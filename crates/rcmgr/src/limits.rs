@@ -62,13 +62,21 @@ impl MemoryLimits {
     /// allowlisted system scope as much again, a peer and a connection their defaults (at most
     /// the system limit), a service 1/[`DEFAULT_SERVICE_MEMORY_SHARE`] of the system limit.
     pub fn scaled(machine_memory: usize) -> MemoryLimits {
-        let system = (machine_memory / DEFAULT_SYSTEM_MEMORY_FRACTION).max(MIN_SYSTEM_MEMORY);
+        MemoryLimits::for_system(
+            (machine_memory / DEFAULT_SYSTEM_MEMORY_FRACTION).max(MIN_SYSTEM_MEMORY),
+        )
+    }
+
+    /// The other limits derived from a system limit: the allowlisted system scope as much,
+    /// a peer and a connection their defaults (at most the system limit), a service
+    /// 1/[`DEFAULT_SERVICE_MEMORY_SHARE`] of it (at least 1 byte).
+    pub(crate) fn for_system(system: usize) -> MemoryLimits {
         MemoryLimits {
             system,
             allowlisted_system: system,
             peer: DEFAULT_PEER_MEMORY.min(system),
             connection: DEFAULT_CONNECTION_MEMORY.min(system),
-            service: system / DEFAULT_SERVICE_MEMORY_SHARE,
+            service: (system / DEFAULT_SERVICE_MEMORY_SHARE).max(1),
         }
     }
 

@@ -464,18 +464,18 @@ impl ResourceManagerBuilder {
     /// [`MemoryLimits::scaled`]: so setting only the system limit (below the 128 MiB
     /// defaults, say) gives a manager that builds.
     fn derive_limits(&mut self) {
-        let system = self.limits.system;
+        let derived = MemoryLimits::for_system(self.limits.system);
         if !self.given.allowlisted {
-            self.limits.allowlisted_system = system;
+            self.limits.allowlisted_system = derived.allowlisted_system;
         }
         if !self.given.peer {
-            self.limits.peer = crate::DEFAULT_PEER_MEMORY.min(system);
+            self.limits.peer = derived.peer;
         }
         if !self.given.connection {
-            self.limits.connection = crate::DEFAULT_CONNECTION_MEMORY.min(system);
+            self.limits.connection = derived.connection;
         }
         if !self.given.service {
-            self.limits.service = (system / crate::DEFAULT_SERVICE_MEMORY_SHARE).max(1);
+            self.limits.service = derived.service;
         }
     }
 
