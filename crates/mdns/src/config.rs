@@ -73,6 +73,19 @@ pub const RESPONSE_DELAY_MIN: Duration = Duration::from_millis(20);
 /// See [`RESPONSE_DELAY_MIN`].
 pub const RESPONSE_DELAY_MAX: Duration = Duration::from_millis(120);
 
+/// Unicast answers (to QU questions and legacy queriers) scheduled per interface per
+/// [`UNICAST_WINDOW`]. Honest ones are few: a querier sets QU on its first queries only
+/// (RFC 6762 §5.4), legacy queries come from tools such as `dig` and from rust-libp2p (which
+/// queries from an ephemeral port, every few minutes per peer). The cap keeps a flood of
+/// queries with forged on-link source addresses from turning us into an amplifier aimed at
+/// one host; past it a QU question is answered by multicast (limited to one a second like
+/// any), a legacy query only by multicast.
+pub const MAX_UNICAST_ANSWERS: usize = 16;
+
+/// The window [`MAX_UNICAST_ANSWERS`] counts over: a second, as RFC 6762 §6 paces multicast
+/// answers.
+pub const UNICAST_WINDOW: Duration = Duration::from_secs(1);
+
 /// Questions plus records parsed in one packet. A full 9000-byte packet of minimal records
 /// holds about 800; real mDNS packets hold a few dozen. Above the limit the packet is dropped
 /// (counted) before anything is allocated for it.

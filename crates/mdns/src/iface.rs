@@ -101,6 +101,61 @@ impl Interface {
     }
 }
 
+/// One address prefix of an interface, as the system reports it: which hosts are on that
+/// link. A unicast answer goes only to a querier on the link of the interface its query
+/// arrived on (RFC 6762 §11), so a query with a forged source address from elsewhere cannot
+/// aim our answers at a third party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    /// The OS index of the interface.
+    pub index: u32,
+    /// One of the interface's addresses.
+    pub addr: IpAddr,
+    /// That address's prefix length (24 for a /24).
+    pub prefix_len: u8,
+}
+
+impl Subnet {
+    /// Whether `ip` is a host of this subnet: within its prefix, and for an IPv4 prefix of
+    /// /30 or shorter neither its network nor its broadcast address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let host_bits = 32u32.saturating_sub(u32::from(self.prefix_len));
+                let mask = u32::MAX.checked_shl(host_bits).unwrap_or(0);
+                let (net, ip) = (u32::from(net), u32::from(ip));
+                let host = ip & !mask;
+                net & mask == ip & mask && (host_bits < 2 || (host != 0 && host != !mask))
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let host_bits = 128u32.saturating_sub(u32::from(self.prefix_len));
+                let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether a querier at `ip`, heard on interface `index`, is on that link, so it may get a
+/// unicast answer: an IPv6 link-local address (routers never forward those), or a host of
+/// one of the interface's `subnets`. Never an unspecified, multicast or broadcast address.
+pub fn on_link(ip: IpAddr, index: u32, subnets: &[Subnet]) -> bool {
+    let unicast = match ip {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    };
+    if !unicast {
+        return false;
+    }
+    if let IpAddr::V6(v6) = ip
+        && v6.is_unicast_link_local()
+    {
+        return true;
+    }
+    subnets.iter().any(|s| s.index == index && s.contains(ip))
+}
+
 /// The addresses to advertise on `iface`, each ending in `/p2p/<local>`:
 /// - a listen address on an unspecified IP (`0.0.0.0`, `::`) stands for each of the
 ///   interface's addresses of that version (IPv6 link-local ones excepted: a multiaddr
@@ -282,6 +337,54 @@ mod tests {
         assert_eq!(ok("/ip6/fe80::1/tcp/1", false), Err(Unusable::LinkLocal));
         assert_eq!(ok("/ip6/fd00::1/tcp/1", false), Ok(()));
         assert_eq!(ok("/dns4/printer.local/tcp/1", false), Ok(()));
+    }
+
+    #[test]
+    fn on_link_is_a_subnet_of_that_interface_or_ipv6_link_local() {
+        let subnets = [
+            Subnet {
+                index: 2,
+                addr: "192.168.1.10".parse().unwrap(),
+                prefix_len: 24,
+            },
+            Subnet {
+                index: 2,
+                addr: "fd00::10".parse().unwrap(),
+                prefix_len: 64,
+            },
+            Subnet {
+                index: 3,
+                addr: "10.9.0.1".parse().unwrap(),
+                prefix_len: 16,
+            },
+            Subnet {
+                index: 4,
+                addr: "10.8.0.1".parse().unwrap(),
+                prefix_len: 31,
+            },
+        ];
+        let on = |ip: &str, index: u32| on_link(ip.parse().unwrap(), index, &subnets);
+        assert!(on("192.168.1.77", 2));
+        assert!(on("192.168.1.10", 2));
+        assert!(!on("192.168.2.77", 2), "another subnet");
+        assert!(!on("10.9.3.4", 2), "a subnet of another interface");
+        assert!(on("10.9.3.4", 3));
+        assert!(!on("192.168.1.0", 2), "network address");
+        assert!(!on("192.168.1.255", 2), "broadcast address");
+        assert!(!on("255.255.255.255", 2));
+        assert!(!on("224.0.0.251", 2));
+        assert!(!on("0.0.0.0", 2));
+        assert!(
+            on("10.8.0.0", 4) && on("10.8.0.1", 4),
+            "a /31 has two hosts"
+        );
+        assert!(on("fd00::1234", 2));
+        assert!(!on("fd01::1234", 2));
+        assert!(on("fe80::99", 2), "IPv6 link-local");
+        assert!(on("fe80::99", 9), "IPv6 link-local, whatever the interface");
+        assert!(!on("ff02::fb", 2));
+        assert!(!on("::", 2));
+        assert!(!on("2001:db8::1", 2));
     }
 
     #[test]

@@ -15,6 +15,12 @@
 //! - Loopback addresses are advertised only on a loopback interface, which is used only when
 //!   [`MdnsConfig::loopback`] is set (test setups); announced loopback addresses are kept
 //!   only when they arrive on one.
+//! - A query whose questions for us all have the QU bit gets a unicast answer when we
+//!   multicast that answer within the last quarter of its TTL, else a multicast one (RFC 6762
+//!   §5.4); a query from a port other than 5353 (a legacy resolver) gets a unicast answer
+//!   with its ID and questions and TTLs of at most 10 s (§6.7), and the multicast one as
+//!   before. Unicast goes only to queriers on the interface's link, at most
+//!   [`MAX_UNICAST_ANSWERS`] a second per interface.
 //! - Discovered addresses expire with their TTL (capped at [`MdnsConfig::max_ttl`]); before
 //!   that we query again. Peers, addresses per peer, records per packet and the event queue
 //!   are bounded; every drop is counted in [`MdnsStats`].
@@ -67,9 +73,9 @@ pub use config::{
     DEFAULT_EVENT_CAPACITY, DEFAULT_INITIAL_QUERY_INTERVAL, DEFAULT_INTERFACE_POLL_INTERVAL,
     DEFAULT_MAX_ADDRS_PER_PEER, DEFAULT_MAX_PACKET_SIZE, DEFAULT_MAX_PEERS,
     DEFAULT_MAX_RECORDS_PER_PACKET, DEFAULT_MAX_TTL, DEFAULT_MIN_RESPONSE_INTERVAL,
-    DEFAULT_QUERY_INTERVAL, DEFAULT_SERVICE_NAME, DEFAULT_TTL, GOODBYE_DELAY, MDNS_PORT,
-    META_QUERY_NAME, MIN_PACKET_SIZE, MdnsConfig, RECV_BUFFER_SIZE, RESPONSE_DELAY_MAX,
-    RESPONSE_DELAY_MIN,
+    DEFAULT_QUERY_INTERVAL, DEFAULT_SERVICE_NAME, DEFAULT_TTL, GOODBYE_DELAY, MAX_UNICAST_ANSWERS,
+    MDNS_PORT, META_QUERY_NAME, MIN_PACKET_SIZE, MdnsConfig, RECV_BUFFER_SIZE, RESPONSE_DELAY_MAX,
+    RESPONSE_DELAY_MIN, UNICAST_WINDOW,
 };
 pub use error::MdnsError;
 pub use shell::{Mdns, MdnsEvent};
@@ -91,6 +97,13 @@ pub struct MdnsStats {
     pub responses_sent: u64,
     /// Answer packets sent.
     pub response_packets_sent: u64,
+    /// Answers sent by unicast, to a querier whose questions for us had the QU bit (RFC 6762
+    /// §5.4) or to a legacy querier (source port not 5353, §6.7); also in `responses_sent`.
+    pub unicast_responses_sent: u64,
+    /// Unicast answers not sent although asked for: the querier was not on the interface's
+    /// link, or the interface had sent its most unicast answers for this second. A QU
+    /// question is then answered by multicast, as a legacy query always is too.
+    pub unicast_refused: u64,
     /// Peer announcements read from responses (ours excluded).
     pub announcements_received: u64,
     /// Peers discovered (new ones).

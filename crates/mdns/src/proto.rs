@@ -1,6 +1,7 @@
 //! The libp2p mDNS messages (spec `discovery/mdns.md`): the find-all-peers query, our
-//! responses (split into packets that fit the interface), and the announcements we read out
-//! of other peers' responses.
+//! responses (split into packets that fit the interface; multicast, or unicast to a legacy
+//! querier as RFC 6762 §6.7 asks), and the announcements we read out of other peers'
+//! responses.
 
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
@@ -12,8 +13,9 @@ use lp2p_core::{Multiaddr, PeerId};
 use crate::MdnsError;
 use crate::config::META_QUERY_NAME;
 use crate::wire::{
-    CLASS_ANY, CLASS_IN, FLAG_AUTHORITATIVE, FLAG_RESPONSE, Message, MessageWriter, Name, Question,
-    RData, Record, Section, Srv, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR, TYPE_SRV, TYPE_TXT,
+    CLASS_ANY, CLASS_IN, FLAG_AUTHORITATIVE, FLAG_RECURSION_DESIRED, FLAG_RESPONSE, Message,
+    MessageWriter, Name, Question, RData, Record, Section, Srv, TYPE_A, TYPE_AAAA, TYPE_ANY,
+    TYPE_PTR, TYPE_SRV, TYPE_TXT,
 };
 
 /// The prefix of a libp2p TXT string.
@@ -27,6 +29,12 @@ pub const PEER_NAME_MAX_LEN: usize = 63;
 
 /// The top-level domain of our host name (`<peer-name>.p2p.local`, spec: `host-name`).
 const HOST_DOMAIN: &str = "p2p.local";
+
+/// The longest TTL, in seconds, in a legacy unicast answer: RFC 6762 §6.7 says it SHOULD NOT
+/// be over ten seconds whatever the record's real TTL, since a one-shot resolver caches it
+/// like any unicast DNS answer and never hears the multicast goodbye or update that would
+/// correct it.
+pub const LEGACY_MAX_TTL: u32 = 10;
 
 /// A random lower-case alphanumeric peer name of 32 to 63 characters, drawn from `next`.
 pub fn random_peer_name(mut next: impl FnMut() -> u64) -> String {
@@ -123,28 +131,72 @@ impl Wants {
 /// The questions of `message` that are about us. Like rust-libp2p, a question for the
 /// service name counts whatever its type (PTR or ANY in practice).
 pub fn wants(message: &Message, names: &LocalNames) -> Wants {
-    let mut wants = Wants::default();
     if message.header.is_response() {
+        return Wants::default();
+    }
+    message.questions.iter().fold(Wants::default(), |wants, q| {
+        wants.merge(question_wants(q, names))
+    })
+}
+
+/// Whether every question of `message` that is about us has the unicast-response ("QU") bit
+/// (RFC 6762 §5.4); false when none is about us. A query that mixes QU and QM questions for
+/// us is answered by multicast, as the QM questions ask.
+pub fn unicast_requested(message: &Message, names: &LocalNames) -> bool {
+    if message.header.is_response() {
+        return false;
+    }
+    let mut ours = message
+        .questions
+        .iter()
+        .filter(|q| question_wants(q, names).any())
+        .peekable();
+    ours.peek().is_some() && ours.all(|q| q.unicast_response)
+}
+
+/// What one question asks of us.
+fn question_wants(q: &Question, names: &LocalNames) -> Wants {
+    let mut wants = Wants::default();
+    if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
         return wants;
     }
-    for q in &message.questions {
-        if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
-            continue;
-        }
-        let is = |t: u16| q.qtype == t || q.qtype == TYPE_ANY;
-        if q.name == names.service {
-            wants.peers = true;
-        } else if q.name == names.meta && is(TYPE_PTR) {
-            wants.meta = true;
-        } else if q.name == names.instance {
-            wants.txt |= is(TYPE_TXT);
-            wants.srv |= is(TYPE_SRV);
-        } else if q.name == names.host {
-            wants.a |= is(TYPE_A);
-            wants.aaaa |= is(TYPE_AAAA);
-        }
+    let is = |t: u16| q.qtype == t || q.qtype == TYPE_ANY;
+    if q.name == names.service {
+        wants.peers = true;
+    } else if q.name == names.meta && is(TYPE_PTR) {
+        wants.meta = true;
+    } else if q.name == names.instance {
+        wants.txt = is(TYPE_TXT);
+        wants.srv = is(TYPE_SRV);
+    } else if q.name == names.host {
+        wants.a = is(TYPE_A);
+        wants.aaaa = is(TYPE_AAAA);
     }
     wants
+}
+
+/// A query from a conventional ("legacy") resolver, one not sent from port 5353: what its
+/// unicast answer repeats (RFC 6762 §6.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyQuery {
+    /// The query ID, echoed in the answer.
+    pub id: u16,
+    /// The query's RD bit, copied into the answer as a unicast DNS server does
+    /// (RFC 1035 §4.1.1).
+    pub recursion_desired: bool,
+    /// The query's questions, as asked, repeated in every answer packet.
+    pub questions: Vec<Question>,
+}
+
+impl LegacyQuery {
+    /// What a legacy answer to `message` repeats of it.
+    pub fn new(message: &Message) -> LegacyQuery {
+        LegacyQuery {
+            id: message.header.id,
+            recursion_desired: message.header.flags & FLAG_RECURSION_DESIRED != 0,
+            questions: message.questions.clone(),
+        }
+    }
 }
 
 /// What we announce on one interface.
@@ -197,6 +249,9 @@ impl Advert {
 /// carries TXT strings for the find-all query repeats the PTR answer, so each is understood
 /// alone (rust-libp2p reads the TXT records only next to a PTR). Nothing is answered for the
 /// find-all query while we have no address to announce on this interface.
+///
+/// These are mDNS answers, multicast or unicast to a QU question (RFC 6762 §5.4): ID 0 and
+/// no question. A legacy querier gets [`legacy_responses`].
 pub fn responses(
     names: &LocalNames,
     wants: Wants,
@@ -204,8 +259,74 @@ pub fn responses(
     ttl: u32,
     limit: usize,
 ) -> Result<Vec<Vec<u8>>, MdnsError> {
+    let start = Start {
+        id: 0,
+        flags: FLAG_RESPONSE | FLAG_AUTHORITATIVE,
+        questions: &[],
+        limit,
+    };
+    build(names, wants, advert, ttl, &start)
+}
+
+/// Our answers to a legacy query (RFC 6762 §6.7), to send by unicast to where it came from:
+/// those of [`responses`], but as a unicast DNS server answers: every packet echoes the
+/// query's ID (and RD bit) and repeats its questions, and no TTL is over
+/// [`LEGACY_MAX_TTL`]. No record has the cache-flush bit (§6.7 forbids it; we never set it).
+pub fn legacy_responses(
+    names: &LocalNames,
+    wants: Wants,
+    advert: &Advert,
+    ttl: u32,
+    limit: usize,
+    query: &LegacyQuery,
+) -> Result<Vec<Vec<u8>>, MdnsError> {
+    let mut flags = FLAG_RESPONSE | FLAG_AUTHORITATIVE;
+    if query.recursion_desired {
+        flags |= FLAG_RECURSION_DESIRED;
+    }
+    let start = Start {
+        id: query.id,
+        flags,
+        questions: &query.questions,
+        limit,
+    };
+    build(names, wants, advert, ttl.min(LEGACY_MAX_TTL), &start)
+}
+
+/// How every packet of one answer starts: its header and the questions it repeats.
+struct Start<'a> {
+    id: u16,
+    flags: u16,
+    questions: &'a [Question],
+    limit: usize,
+}
+
+impl Start<'_> {
+    /// A new packet with the header and the repeated questions.
+    fn packet(&self) -> Result<MessageWriter, MdnsError> {
+        let mut w = MessageWriter::new(self.id, self.flags, self.limit);
+        for q in self.questions {
+            w.question(q)?;
+        }
+        Ok(w)
+    }
+
+    /// Whether `w` holds a record beyond the repeated questions.
+    fn has_records(&self, w: &MessageWriter) -> bool {
+        w.entries() > self.questions.len()
+    }
+}
+
+/// The packets of one answer (see [`responses`]), each begun by `start`.
+fn build(
+    names: &LocalNames,
+    wants: Wants,
+    advert: &Advert,
+    ttl: u32,
+    start: &Start<'_>,
+) -> Result<Vec<Vec<u8>>, MdnsError> {
     let mut packets = Vec::new();
-    let flags = FLAG_RESPONSE | FLAG_AUTHORITATIVE;
+    let limit = start.limit;
     let record = |name: &Name, data: RData| Record {
         name: name.clone(),
         class: CLASS_IN,
@@ -241,7 +362,7 @@ pub fn responses(
         let mut rest: &[Vec<u8>] = &advert.txt;
         let mut first = true;
         while !rest.is_empty() {
-            let mut w = MessageWriter::new(0, flags, limit);
+            let mut w = start.packet()?;
             w.record(Section::Answer, &ptr)?;
             let before = rest.len();
             rest = push_txt(&mut w, Section::Additional, &names.instance, ttl, rest)?;
@@ -266,7 +387,7 @@ pub fn responses(
     if wants.txt && !advert.txt.is_empty() {
         let mut rest: &[Vec<u8>] = &advert.txt;
         while !rest.is_empty() {
-            let mut w = MessageWriter::new(0, flags, limit);
+            let mut w = start.packet()?;
             let before = rest.len();
             rest = push_txt(&mut w, Section::Answer, &names.instance, ttl, rest)?;
             if rest.len() == before {
@@ -278,7 +399,7 @@ pub fn responses(
             packets.push(w.finish());
         }
     }
-    let mut w = MessageWriter::new(0, flags, limit);
+    let mut w = start.packet()?;
     if wants.meta {
         w.record(
             Section::Answer,
@@ -296,7 +417,7 @@ pub fn responses(
             _ => wants.aaaa,
         };
         if asked {
-            push_or_flush(&mut w, &mut packets, Section::Answer, a, flags, limit)?;
+            push_or_flush(&mut w, &mut packets, Section::Answer, a, start)?;
         }
     }
     if wants.srv && srv.is_some() {
@@ -304,7 +425,7 @@ pub fn responses(
             let _ = w.record(Section::Additional, a);
         }
     }
-    if !w.is_empty() {
+    if start.has_records(&w) {
         packets.push(w.finish());
     }
     Ok(packets)
@@ -316,12 +437,11 @@ fn push_or_flush(
     packets: &mut Vec<Vec<u8>>,
     section: Section,
     record: &Record,
-    flags: u16,
-    limit: usize,
+    start: &Start<'_>,
 ) -> Result<(), MdnsError> {
     match w.record(section, record) {
-        Err(MdnsError::PacketFull { .. }) if !w.is_empty() => {
-            let full = std::mem::replace(w, MessageWriter::new(0, flags, limit));
+        Err(MdnsError::PacketFull { .. }) if start.has_records(w) => {
+            let full = std::mem::replace(w, start.packet()?);
             packets.push(full.finish());
             w.record(section, record)
         }

@@ -17,7 +17,7 @@ use lp2p_core::{Multiaddr, PeerId, RuntimeHandle};
 use lp2p_host::{EventStream, Host, HostEvent, WeakHost};
 
 use crate::config::{MdnsConfig, RECV_BUFFER_SIZE};
-use crate::core::{Core, Event};
+use crate::core::{Core, Destination, Event, Transmit};
 use crate::iface::IfaceKey;
 use crate::{MdnsError, MdnsStats, sys};
 
@@ -261,7 +261,7 @@ impl Task {
         // Goodbye only on an explicit stop: when the host closes, the sockets may be gone.
         if let Some(reply) = done {
             for transmit in self.core.goodbye() {
-                self.send(transmit.iface, &transmit.payload).await;
+                self.send(&transmit).await;
             }
             self.publish_stats();
             self.shared.bus.close();
@@ -274,13 +274,14 @@ impl Task {
 
     /// Reads the interface list, opens sockets for new interfaces, closes the others.
     fn refresh_interfaces(&mut self, now: Instant) {
-        let list = match sys::list_interfaces() {
-            Ok(list) => list,
+        let (list, subnets) = match sys::list_interfaces() {
+            Ok(found) => found,
             Err(err) => {
                 tracing::warn!(%err, "mDNS cannot list interfaces");
                 return;
             }
         };
+        self.core.set_subnets(subnets);
         let changes = self.core.set_interfaces(list, now);
         for key in changes.removed {
             tracing::debug!(?key, "mDNS interface gone");
@@ -319,7 +320,7 @@ impl Task {
     /// Sends what the core queued and hands its events on.
     async fn flush(&mut self) {
         while let Some(transmit) = self.core.poll_transmit() {
-            self.send(transmit.iface, &transmit.payload).await;
+            self.send(&transmit).await;
         }
         let host = self.host.upgrade();
         while let Some(event) = self.core.poll_event() {
@@ -328,13 +329,21 @@ impl Task {
         self.publish_stats();
     }
 
-    async fn send(&mut self, key: IfaceKey, payload: &[u8]) {
+    /// Sends from the interface's socket, so the packet leaves from port 5353 as RFC 6762
+    /// asks of multicast and unicast answers alike (§6, §6.7, §11). A unicast one is routed
+    /// by the system's table to the querier, which the core checked is on that interface's
+    /// link.
+    async fn send(&mut self, transmit: &Transmit) {
+        let key = transmit.iface;
         let Some(socket) = self.sockets.get(&key).cloned() else {
             return;
         };
-        let to = sys::group_addr(key);
-        if let Err(err) = socket.send_to(payload, to).await {
-            tracing::debug!(%err, ?key, "mDNS send failed");
+        let to = match transmit.to {
+            Destination::Multicast => sys::group_addr(key),
+            Destination::Unicast(addr) => addr,
+        };
+        if let Err(err) = socket.send_to(&transmit.payload, to).await {
+            tracing::debug!(%err, ?key, %to, "mDNS send failed");
             let stats = self.core.stats_mut();
             stats.send_errors = stats.send_errors.saturating_add(1);
         }

@@ -10,7 +10,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::MdnsError;
 use crate::config::MDNS_PORT;
-use crate::iface::{Family, IfaceKey, Interface};
+use crate::iface::{Family, IfaceKey, Interface, Subnet};
 
 /// The IPv4 mDNS group.
 pub const IPV4_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);
@@ -21,15 +21,26 @@ pub const IPV6_GROUP: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xfb);
 #[cfg(target_os = "linux")]
 const IFF_MULTICAST: u32 = 0x1000;
 
-/// The up (running), multicast-capable interfaces with at least one IP address.
-pub(crate) fn list_interfaces() -> Result<Vec<Interface>, MdnsError> {
+/// The up (running), multicast-capable interfaces with at least one IP address, and their
+/// subnets (each address with its prefix length).
+pub(crate) fn list_interfaces() -> Result<(Vec<Interface>, Vec<Subnet>), MdnsError> {
     let raw = if_addrs::get_if_addrs().map_err(MdnsError::Interfaces)?;
     let mut by_index: BTreeMap<u32, Interface> = BTreeMap::new();
+    let mut subnets = Vec::new();
     for entry in raw {
         let Some(index) = entry.index else { continue };
         if !entry.is_oper_up() {
             continue;
         }
+        let prefix_len = match &entry.addr {
+            if_addrs::IfAddr::V4(v4) => v4.prefixlen,
+            if_addrs::IfAddr::V6(v6) => v6.prefixlen,
+        };
+        subnets.push(Subnet {
+            index,
+            addr: entry.ip(),
+            prefix_len,
+        });
         let iface = by_index.entry(index).or_insert_with(|| Interface {
             index,
             name: entry.name.clone(),
@@ -53,7 +64,7 @@ pub(crate) fn list_interfaces() -> Result<Vec<Interface>, MdnsError> {
             }
         }
     }
-    Ok(by_index
+    let list: Vec<Interface> = by_index
         .into_values()
         .filter(|iface| multicast_capable(&iface.name))
         .map(|mut iface| {
@@ -61,7 +72,9 @@ pub(crate) fn list_interfaces() -> Result<Vec<Interface>, MdnsError> {
             iface.ipv6.sort();
             iface
         })
-        .collect())
+        .collect();
+    subnets.retain(|s| list.iter().any(|iface| iface.index == s.index));
+    Ok((list, subnets))
 }
 
 /// The interface's MTU (Linux: sysfs; elsewhere unknown, so the default is assumed).
@@ -106,8 +119,8 @@ pub(crate) fn group_addr(key: IfaceKey) -> SocketAddr {
 }
 
 /// A socket bound to port 5353 on the wildcard address, member of the mDNS group on this
-/// interface only, sending there with IP TTL 255 (RFC 6762 §11) and looping our own packets
-/// back (so peers on this machine hear us, and we answer our own query as the spec asks).
+/// interface only, sending there (and unicast answers to queriers) with IP TTL 255 (RFC 6762
+/// §11) and looping our own packets back (so peers on this machine hear us, and we answer our own query as the spec asks).
 /// Several processes share the port (`SO_REUSEADDR`, `SO_REUSEPORT`). On Linux
 /// `IP_MULTICAST_ALL` is turned off, so the socket receives only what arrived on its own
 /// interface, which is what tells us which addresses are reachable by the sender.
@@ -151,6 +164,7 @@ pub(crate) fn open_socket(key: IfaceKey, iface: &Interface) -> Result<Async<UdpS
             socket
                 .set_multicast_ttl_v4(255)
                 .map_err(fail("IP_MULTICAST_TTL"))?;
+            socket.set_ttl_v4(255).map_err(fail("IP_TTL"))?;
             socket
         }
         Family::V6 => {
@@ -177,6 +191,9 @@ pub(crate) fn open_socket(key: IfaceKey, iface: &Interface) -> Result<Async<UdpS
             socket
                 .set_multicast_hops_v6(255)
                 .map_err(fail("IPV6_MULTICAST_HOPS"))?;
+            socket
+                .set_unicast_hops_v6(255)
+                .map_err(fail("IPV6_UNICAST_HOPS"))?;
             socket
         }
     };

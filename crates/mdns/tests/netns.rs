@@ -20,7 +20,7 @@
 )]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,10 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use lp2p_core::{Keypair, PeerId};
 use lp2p_host::Host;
-use lp2p_mdns::wire::{CLASS_IN, FLAG_RESPONSE, MessageWriter, Name, RData, Record, Section};
+use lp2p_mdns::wire::{
+    CLASS_IN, FLAG_RECURSION_DESIRED, FLAG_RESPONSE, Message, MessageWriter, Name, Question, RData,
+    Record, Section, TYPE_PTR,
+};
 use lp2p_mdns::{Mdns, MdnsConfig, MdnsEvent};
 use lp2p_plaintext::Plaintext;
 use lp2p_tcp::TcpTransport;
@@ -330,6 +333,7 @@ fn child_node() {
                             "txt_rejected": s.txt_rejected,
                             "addrs_unusable": s.addrs_unusable,
                             "received": s.packets_received,
+                            "unicast_sent": s.unicast_responses_sent,
                             "knows": mdns.peers().iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>(),
                         }));
                     }
@@ -470,6 +474,120 @@ fn child_flood() {
     emit(
         &json!({ "event": "flooded", "malformed": malformed.len() * 5, "fake_peers": fake_peers }),
     );
+}
+
+/// Asks for the peers as a legacy resolver would (`dig -p 5353 @224.0.0.251
+/// _p2p._udp.local PTR`: an ephemeral port, an ID) over IPv4 and IPv6, and as a QU querier
+/// on port 5353 (bound to this namespace's unicast address, so it hears unicast only). Env:
+/// `LP2P_MDNS_ASK_FROM` (this namespace's IPv4 address), `LP2P_MDNS_ASK_DEV` (its
+/// interface), `LP2P_MDNS_ASK_PEER` (the peer whose answer counts). Prints an `answer` line
+/// per kind (`legacy-v4`, `qu-v4`, `legacy-v6`, `link-local-v6`): sender, ID, question
+/// count, largest TTL and the addresses announced.
+fn child_ask() {
+    let env = |k: &str| std::env::var(k).unwrap();
+    let from: Ipv4Addr = env("LP2P_MDNS_ASK_FROM").parse().unwrap();
+    let dev = env("LP2P_MDNS_ASK_DEV");
+    let peer: PeerId = env("LP2P_MDNS_ASK_PEER").parse().unwrap();
+    let index: u32 = std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let service = Name::new("_p2p._udp.local").unwrap();
+    let query = |id: u16, flags: u16, unicast_response: bool| {
+        let mut w = MessageWriter::new(id, flags, 512);
+        w.question(&Question {
+            name: service.clone(),
+            qtype: TYPE_PTR,
+            qclass: CLASS_IN,
+            unicast_response,
+        })
+        .unwrap();
+        w.finish()
+    };
+    // Sends `packet` every half second until an answer announcing `peer` arrives. A send
+    // may fail while the link is new (IPv6 still settling): it is tried again.
+    let ask = |kind: &str, socket: &UdpSocket, to: SocketAddr, packet: &[u8]| {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let deadline = Instant::now() + WAIT / 2;
+        let mut buf = vec![0u8; 9000];
+        let mut send_error = None;
+        while Instant::now() < deadline {
+            if let Err(e) = socket.send_to(packet, to) {
+                send_error = Some(e);
+            }
+            let resend = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < resend {
+                let Ok((len, sender)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(m) = Message::parse(&buf[..len], 256) else {
+                    continue;
+                };
+                let Some(found) = lp2p_mdns::proto::announcements(&m, &service)
+                    .into_iter()
+                    .find(|a| a.peer == Some(peer))
+                else {
+                    continue;
+                };
+                emit(&json!({
+                    "event": "answer",
+                    "kind": kind,
+                    "from": sender.to_string(),
+                    "id": m.header.id,
+                    "questions": m.questions.len(),
+                    "max_ttl": m.answers_and_additionals().map(|r| r.ttl).max(),
+                    "addrs": found.addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }));
+                return;
+            }
+        }
+        panic!("no {kind} answer (last send error: {send_error:?})");
+    };
+    let group4 = SocketAddr::from((Ipv4Addr::new(224, 0, 0, 251), 5353));
+    let legacy4 = UdpSocket::bind((from, 0)).unwrap();
+    ask(
+        "legacy-v4",
+        &legacy4,
+        group4,
+        &query(0x4242, FLAG_RECURSION_DESIRED, false),
+    );
+    let qu4 = UdpSocket::bind((from, 5353)).unwrap();
+    ask("qu-v4", &qu4, group4, &query(0, 0, true));
+    let legacy6 = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap();
+    socket2::SockRef::from(&legacy6)
+        .set_multicast_if_v6(index)
+        .unwrap();
+    let group6 = SocketAddr::V6(SocketAddrV6::new(
+        Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xfb),
+        5353,
+        0,
+        index,
+    ));
+    ask("legacy-v6", &legacy6, group6, &query(0x4343, 0, false));
+    // From the interface's link-local address (the usual IPv6 mDNS case): the answer must
+    // go back to it on the right interface. Binding fails while the address is tentative.
+    let link_local = std::fs::read_to_string("/proc/net/if_inet6")
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() == 6 && f[5] == dev && f[0].starts_with("fe80"))
+        .map(|f| Ipv6Addr::from(u128::from_str_radix(f[0], 16).unwrap()))
+        .unwrap();
+    let deadline = Instant::now() + WAIT / 2;
+    let scoped = loop {
+        match UdpSocket::bind(SocketAddrV6::new(link_local, 0, 0, index)) {
+            Ok(socket) => break socket,
+            Err(e) if Instant::now() > deadline => panic!("cannot bind {link_local}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    socket2::SockRef::from(&scoped)
+        .set_multicast_if_v6(index)
+        .unwrap();
+    ask("link-local-v6", &scoped, group6, &query(0x4444, 0, false));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -621,6 +739,70 @@ fn loopback_only_setup() -> Outcome {
     Outcome::Passed
 }
 
+/// A legacy resolver (IPv4 and IPv6) and a QU querier on the link get unicast answers from
+/// the responder's port 5353 (RFC 6762 §6.7, §5.4): the resolver's with its ID and question
+/// and TTLs of at most 10 s, the QU querier's as mDNS answers are.
+fn unicast_answers_to_legacy_and_qu_queriers() -> Outcome {
+    let t = tag(4);
+    let (_ns, [a, b]) = match veth_pair(&t, 4) {
+        Ok(v) => v,
+        Err(why) => return Outcome::Skipped(why),
+    };
+    let mut na = node("node a", &a, 31, &[], &[]);
+    let la = na.wait_for("listening", |v| v["event"] == "listening");
+    let asker = Proc::start(
+        "asker",
+        &b,
+        "ask",
+        &[
+            ("LP2P_MDNS_ASK_FROM", "10.77.4.2".to_owned()),
+            ("LP2P_MDNS_ASK_DEV", format!("{t}vb")),
+            ("LP2P_MDNS_ASK_PEER", peer(31).to_string()),
+        ],
+    );
+    let answer = |kind: &str| asker.wait_for(kind, |v| v["event"] == "answer" && v["kind"] == kind);
+    let v4 = format!("/ip4/10.77.4.1/tcp/{}", listen_port(&la, "/ip4/"));
+    let v6 = format!("/ip6/fd77:4::1/tcp/{}", listen_port(&la, "/ip6/"));
+
+    let legacy = answer("legacy-v4");
+    assert_eq!(legacy["from"], "10.77.4.1:5353", "{legacy}");
+    assert_eq!(legacy["id"], 0x4242, "{legacy}");
+    assert_eq!(legacy["questions"], 1, "{legacy}");
+    assert!(legacy["max_ttl"].as_u64().unwrap() <= 10, "{legacy}");
+    assert!(str_list(&legacy["addrs"]).contains(&v4), "{legacy}");
+
+    let qu = answer("qu-v4");
+    assert_eq!(qu["from"], "10.77.4.1:5353", "{qu}");
+    assert_eq!(qu["id"], 0, "{qu}");
+    assert_eq!(qu["questions"], 0, "{qu}");
+    assert_eq!(qu["max_ttl"], 360, "{qu}");
+    assert!(str_list(&qu["addrs"]).contains(&v4), "{qu}");
+
+    let legacy6 = answer("legacy-v6");
+    assert!(
+        legacy6["from"].as_str().unwrap().ends_with("]:5353"),
+        "{legacy6}"
+    );
+    assert_eq!(legacy6["id"], 0x4343, "{legacy6}");
+    assert!(legacy6["max_ttl"].as_u64().unwrap() <= 10, "{legacy6}");
+    assert!(str_list(&legacy6["addrs"]).contains(&v6), "{legacy6}");
+
+    let scoped = answer("link-local-v6");
+    assert!(
+        scoped["from"].as_str().unwrap().starts_with("[fe80::"),
+        "{scoped}"
+    );
+    assert_eq!(scoped["id"], 0x4444, "{scoped}");
+    assert!(str_list(&scoped["addrs"]).contains(&v6), "{scoped}");
+    asker.finish();
+
+    na.send("stats");
+    let stats = na.wait_for("stats", |v| v["event"] == "stats");
+    assert!(stats["unicast_sent"].as_u64().unwrap() >= 4, "{stats}");
+    na.finish();
+    Outcome::Passed
+}
+
 // ---------------------------------------------------------------------------------------
 // The harness.
 
@@ -631,19 +813,24 @@ fn main() {
     match std::env::var("LP2P_MDNS_CHILD").as_deref() {
         Ok("node") => return child_node(),
         Ok("flood") => return child_flood(),
+        Ok("ask") => return child_ask(),
         _ => {}
     }
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let tests: [Test; 3] = [
+    let tests: [Test; 4] = [
         (
             "two_hosts_on_a_link_discover_and_connect",
             two_hosts_on_a_link_discover_and_connect,
         ),
         ("discovery_over_ipv6_only", discovery_over_ipv6_only),
         ("loopback_only_setup", loopback_only_setup),
+        (
+            "unicast_answers_to_legacy_and_qu_queriers",
+            unicast_answers_to_legacy_and_qu_queriers,
+        ),
     ];
     let require = std::env::var_os("LP2P_REQUIRE_NETNS").is_some();
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);

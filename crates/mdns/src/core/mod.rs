@@ -1,17 +1,23 @@
 //! The sans-IO mDNS state machine: no socket, no task, no clock.
 //!
-//! The shell tells [`Core`] which interfaces exist ([`Core::set_interfaces`]), which addresses
-//! we listen on ([`Core::set_listen_addrs`]) and what arrived on each interface's socket
-//! ([`Core::handle_packet`]), with the current time; it sends what [`Core::poll_transmit`]
-//! returns to the interface's multicast group, calls [`Core::handle_timeout`] at
-//! [`Core::poll_timeout`], and passes on [`Core::poll_event`]'s discoveries and expiries.
+//! The shell tells [`Core`] which interfaces exist ([`Core::set_interfaces`], with their
+//! subnets: [`Core::set_subnets`]), which addresses we listen on ([`Core::set_listen_addrs`])
+//! and what arrived on each interface's socket ([`Core::handle_packet`]), with the current
+//! time; it sends what [`Core::poll_transmit`] returns from that interface's socket to where
+//! the [`Transmit`] says (the multicast group, or one querier by unicast), calls
+//! [`Core::handle_timeout`] at [`Core::poll_timeout`], and passes on [`Core::poll_event`]'s
+//! discoveries and expiries.
 //!
 //! Rules kept here: start-up queries doubling from `initial_query_interval` to
 //! `query_interval`, at least a second apart, plus one when a peer reaches 80 % of its TTL
-//! (RFC 6762 §5.2); answers after a random 20-120 ms and at most one per interface per
-//! `min_response_interval` (RFC 6762 §6), split to the interface's packet size; announced
-//! addresses checked (no loopback from elsewhere), TTLs capped, peers and addresses bounded,
-//! goodbyes honoured after one second (RFC 6762 §10.1).
+//! (RFC 6762 §5.2); answers after a random 20-120 ms and at most one multicast per interface
+//! per `min_response_interval` (RFC 6762 §6), split to the interface's packet size; where an
+//! answer goes (RFC 6762 §5.4, §6.7): by unicast to a querier whose questions for us all ask
+//! for it (QU) when we multicast that answer within the last quarter of its TTL, by unicast
+//! and multicast to a legacy querier (source port not 5353), by multicast otherwise, unicast
+//! only to a querier on the interface's link and at most [`MAX_UNICAST_ANSWERS`] per
+//! interface per second; announced addresses checked (no loopback from elsewhere), TTLs
+//! capped, peers and addresses bounded, goodbyes honoured after one second (RFC 6762 §10.1).
 
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
@@ -21,20 +27,35 @@ use std::time::{Duration, Instant};
 
 use lp2p_core::{Multiaddr, PeerId};
 
-use crate::config::{GOODBYE_DELAY, MdnsConfig, RESPONSE_DELAY_MAX, RESPONSE_DELAY_MIN};
-use crate::iface::{self, IfaceKey, Interface};
-use crate::proto::{self, Advert, Announcement, LocalNames, Wants};
+use crate::config::{
+    GOODBYE_DELAY, MAX_UNICAST_ANSWERS, MDNS_PORT, MdnsConfig, RESPONSE_DELAY_MAX,
+    RESPONSE_DELAY_MIN, UNICAST_WINDOW,
+};
+use crate::iface::{self, Family, IfaceKey, Interface, Subnet};
+use crate::proto::{self, Advert, Announcement, LegacyQuery, LocalNames, Wants};
 use crate::wire::{Message, Name};
 use crate::{MdnsError, MdnsStats};
 
 /// Queries on one interface are at least this far apart (RFC 6762 §5.2).
 const MIN_QUERY_GAP: Duration = Duration::from_secs(1);
 
-/// A packet to send to the mDNS group of `iface` (`224.0.0.251:5353` or `[ff02::fb]:5353`).
+/// Where a [`Transmit`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The mDNS group of the interface: `224.0.0.251:5353` or `[ff02::fb]:5353`.
+    Multicast,
+    /// One querier, by unicast from our port 5353: the source address and port of its query
+    /// (RFC 6762 §5.4, §6.7). An IPv6 link-local address carries the interface as its scope.
+    Unicast(SocketAddr),
+}
+
+/// A packet to send on `iface`'s socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// The interface and IP version to send on.
     pub iface: IfaceKey,
+    /// Where to send it.
+    pub to: Destination,
     /// The DNS message.
     pub payload: Vec<u8>,
 }
@@ -90,9 +111,87 @@ struct IfaceState {
     next_query: Instant,
     last_query: Option<Instant>,
     backoff: Duration,
+    /// When we last multicast an answer here.
     last_response: Option<Instant>,
-    /// When to answer, and what.
+    /// When to multicast an answer, and what.
     pending: Option<(Instant, Wants)>,
+    /// When each answer was last multicast here, with the advert as it is now.
+    multicast_at: Multicasts,
+    /// Unicast answers waiting for their time (a handful: see [`MAX_UNICAST_ANSWERS`]).
+    unicast: Vec<UnicastAnswer>,
+    /// The current [`UNICAST_WINDOW`]: when it began and the unicast answers it scheduled.
+    unicast_window: Option<(Instant, usize)>,
+}
+
+impl IfaceState {
+    fn new(iface: Interface, now: Instant, backoff: Duration) -> IfaceState {
+        IfaceState {
+            iface,
+            next_query: now,
+            last_query: None,
+            backoff,
+            last_response: None,
+            pending: None,
+            multicast_at: Multicasts::default(),
+            unicast: Vec::new(),
+            unicast_window: None,
+        }
+    }
+}
+
+/// A unicast answer waiting for its time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UnicastAnswer {
+    at: Instant,
+    to: SocketAddr,
+    wants: Wants,
+    /// The legacy query it answers (RFC 6762 §6.7); `None` for QU questions (§5.4).
+    legacy: Option<LegacyQuery>,
+}
+
+/// When each kind of answer was last multicast on an interface (RFC 6762 §5.4: a QU question
+/// is answered by unicast only if its answer was multicast within a quarter of its TTL, so
+/// every cache on the link stays fresh).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Multicasts {
+    peers: Option<Instant>,
+    meta: Option<Instant>,
+    txt: Option<Instant>,
+    srv: Option<Instant>,
+    a: Option<Instant>,
+    aaaa: Option<Instant>,
+}
+
+impl Multicasts {
+    /// The answers in `wants` were multicast at `now`.
+    fn record(&mut self, wants: Wants, now: Instant) {
+        for (asked, at) in [
+            (wants.peers, &mut self.peers),
+            (wants.meta, &mut self.meta),
+            (wants.txt, &mut self.txt),
+            (wants.srv, &mut self.srv),
+            (wants.a, &mut self.a),
+            (wants.aaaa, &mut self.aaaa),
+        ] {
+            if asked {
+                *at = Some(now);
+            }
+        }
+    }
+
+    /// Whether every answer in `wants` was multicast less than `within` before `now`.
+    fn all_within(&self, wants: Wants, now: Instant, within: Duration) -> bool {
+        [
+            (wants.peers, self.peers),
+            (wants.meta, self.meta),
+            (wants.txt, self.txt),
+            (wants.srv, self.srv),
+            (wants.a, self.a),
+            (wants.aaaa, self.aaaa),
+        ]
+        .into_iter()
+        .all(|(asked, at)| !asked || at.is_some_and(|t| now.saturating_duration_since(t) < within))
+    }
 }
 
 struct PeerEntry {
@@ -113,6 +212,8 @@ pub struct Core {
     ttl: u32,
     listen: Vec<Multiaddr>,
     ifaces: BTreeMap<IfaceKey, IfaceState>,
+    /// The interfaces' subnets: who is on each link (unicast answers go only there).
+    subnets: Vec<Subnet>,
     peers: HashMap<PeerId, PeerEntry>,
     /// Instance name -> peer, for goodbyes that carry only a PTR.
     instances: HashMap<Name, PeerId>,
@@ -151,6 +252,7 @@ impl Core {
             ttl,
             listen: Vec::new(),
             ifaces: BTreeMap::new(),
+            subnets: Vec::new(),
             peers: HashMap::new(),
             instances: HashMap::new(),
             transmits: VecDeque::new(),
@@ -206,6 +308,10 @@ impl Core {
         self.listen = addrs;
         let keys: Vec<IfaceKey> = self.ifaces.keys().copied().collect();
         for key in keys {
+            if let Some(state) = self.ifaces.get_mut(&key) {
+                // What we multicast before is not our answer any more.
+                state.multicast_at = Multicasts::default();
+            }
             self.schedule_response(
                 key,
                 Wants {
@@ -249,6 +355,7 @@ impl Core {
                     state.iface = interface;
                     state.backoff = initial;
                     state.next_query = query_time(state.last_query, now);
+                    state.multicast_at = Multicasts::default();
                     self.schedule_response(
                         key,
                         Wants {
@@ -259,17 +366,8 @@ impl Core {
                     );
                 }
                 None => {
-                    self.ifaces.insert(
-                        key,
-                        IfaceState {
-                            iface: interface,
-                            next_query: now,
-                            last_query: None,
-                            backoff: initial,
-                            last_response: None,
-                            pending: None,
-                        },
-                    );
+                    self.ifaces
+                        .insert(key, IfaceState::new(interface, now, initial));
                     changes.added.push(key);
                     self.schedule_response(
                         key,
@@ -283,6 +381,14 @@ impl Core {
             }
         }
         changes
+    }
+
+    /// The subnets of the interfaces (all of them, replacing those given before): a querier
+    /// gets a unicast answer only if it is on the link its query arrived on, a host of one of
+    /// that interface's subnets or an IPv6 link-local address (RFC 6762 §11). Without them
+    /// only IPv6 link-local queriers can get one; the others are answered by multicast.
+    pub fn set_subnets(&mut self, subnets: Vec<Subnet>) {
+        self.subnets = subnets;
     }
 
     /// Stops using an interface whose socket could not be opened or failed; the next
@@ -314,7 +420,7 @@ impl Core {
             let wants = proto::wants(&message, &self.names);
             if wants.any() {
                 self.stats.queries_received = self.stats.queries_received.saturating_add(1);
-                self.schedule_response(key, wants, now);
+                self.answer_query(key, from, &message, wants, now);
             }
             return Ok(());
         }
@@ -352,10 +458,11 @@ impl Core {
 
     /// When [`handle_timeout`](Core::handle_timeout) should run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ifaces = self
-            .ifaces
-            .values()
-            .flat_map(|s| std::iter::once(s.next_query).chain(s.pending.map(|(at, _)| at)));
+        let ifaces = self.ifaces.values().flat_map(|s| {
+            std::iter::once(s.next_query)
+                .chain(s.pending.map(|(at, _)| at))
+                .chain(s.unicast.iter().map(|u| u.at))
+        });
         let peers = self.peers.values().flat_map(|e| {
             e.addrs
                 .iter()
@@ -385,14 +492,104 @@ impl Core {
         let keys: Vec<IfaceKey> = self.ifaces.keys().copied().collect();
         let mut out = Vec::new();
         for key in keys {
-            for payload in self.build_responses(key, wants, 0) {
+            for payload in self.build_responses(key, wants, 0, None) {
                 out.push(Transmit {
                     iface: key,
+                    to: Destination::Multicast,
                     payload,
                 });
             }
         }
         out
+    }
+
+    /// Schedules the answer to a query for us: by multicast, by unicast to the querier, or
+    /// both (RFC 6762 §5.4, §6.7).
+    fn answer_query(
+        &mut self,
+        key: IfaceKey,
+        from: SocketAddr,
+        message: &Message,
+        wants: Wants,
+        now: Instant,
+    ) {
+        if from.port() != MDNS_PORT {
+            // A legacy querier (§6.7) hears only its own port: it gets a unicast answer as
+            // a unicast DNS server gives. The multicast one stays: rust-libp2p queries from
+            // an ephemeral port too, but reads answers only on port 5353 (and only those
+            // without a question, so not the legacy one).
+            self.schedule_unicast(key, from, wants, Some(LegacyQuery::new(message)), now);
+            self.schedule_response(key, wants, now);
+            return;
+        }
+        // §5.4: a QU question is answered by unicast, unless its answer was not multicast
+        // within a quarter of its TTL: then it is multicast instead (which the querier, on
+        // port 5353, hears too), so every cache on the link is refreshed.
+        let quarter = Duration::from_secs(u64::from(self.ttl))
+            .checked_div(4)
+            .unwrap_or_default();
+        let recent = self
+            .ifaces
+            .get(&key)
+            .is_some_and(|s| s.multicast_at.all_within(wants, now, quarter));
+        if proto::unicast_requested(message, &self.names)
+            && recent
+            && self.schedule_unicast(key, from, wants, None, now)
+        {
+            return;
+        }
+        self.schedule_response(key, wants, now);
+    }
+
+    /// Schedules a unicast answer to `to` (for `legacy`, or for QU questions when `None`).
+    /// Refused (false, counted) when `to` is not on the interface's link or the interface
+    /// scheduled [`MAX_UNICAST_ANSWERS`] in this [`UNICAST_WINDOW`] already.
+    fn schedule_unicast(
+        &mut self,
+        key: IfaceKey,
+        to: SocketAddr,
+        wants: Wants,
+        legacy: Option<LegacyQuery>,
+        now: Instant,
+    ) -> bool {
+        let delay = self.jitter(RESPONSE_DELAY_MIN, RESPONSE_DELAY_MAX);
+        let Some(state) = self.ifaces.get_mut(&key) else {
+            return false;
+        };
+        let Some(to) = unicast_target(key, to, &self.subnets) else {
+            self.stats.unicast_refused = self.stats.unicast_refused.saturating_add(1);
+            tracing::debug!(%to, interface = %state.iface.name, "mDNS querier not on the link: no unicast answer");
+            return false;
+        };
+        // The same querier again before its answer left (a QU querier with more questions,
+        // a resolver sending its query again): one answer.
+        if let Some(waiting) = state
+            .unicast
+            .iter_mut()
+            .find(|u| u.to == to && u.legacy == legacy)
+        {
+            waiting.wants = waiting.wants.merge(wants);
+            return true;
+        }
+        let (start, count) = match state.unicast_window {
+            Some((start, count)) if now.saturating_duration_since(start) < UNICAST_WINDOW => {
+                (start, count)
+            }
+            _ => (now, 0),
+        };
+        if count >= MAX_UNICAST_ANSWERS {
+            self.stats.unicast_refused = self.stats.unicast_refused.saturating_add(1);
+            tracing::debug!(%to, interface = %state.iface.name, "mDNS unicast answers at their limit this second");
+            return false;
+        }
+        state.unicast_window = Some((start, count.saturating_add(1)));
+        state.unicast.push(UnicastAnswer {
+            at: now.checked_add(delay).unwrap_or(now),
+            to,
+            wants,
+            legacy,
+        });
+        true
     }
 
     fn schedule_response(&mut self, key: IfaceKey, wants: Wants, now: Instant) {
@@ -424,6 +621,7 @@ impl Core {
         }
         self.transmits.push_back(Transmit {
             iface: key,
+            to: Destination::Multicast,
             payload: self.query.clone(),
         });
         self.stats.queries_sent = self.stats.queries_sent.saturating_add(1);
@@ -435,6 +633,11 @@ impl Core {
     }
 
     fn answer_if_due(&mut self, key: IfaceKey, now: Instant) {
+        self.multicast_if_due(key, now);
+        self.unicast_if_due(key, now);
+    }
+
+    fn multicast_if_due(&mut self, key: IfaceKey, now: Instant) {
         let Some(state) = self.ifaces.get_mut(&key) else {
             return;
         };
@@ -446,7 +649,39 @@ impl Core {
         }
         state.pending = None;
         state.last_response = Some(now);
-        let packets = self.build_responses(key, wants, self.ttl);
+        let packets = self.build_responses(key, wants, self.ttl, None);
+        if !packets.is_empty()
+            && let Some(state) = self.ifaces.get_mut(&key)
+        {
+            state.multicast_at.record(wants, now);
+        }
+        self.queue_answer(key, Destination::Multicast, packets);
+    }
+
+    fn unicast_if_due(&mut self, key: IfaceKey, now: Instant) {
+        let Some(state) = self.ifaces.get_mut(&key) else {
+            return;
+        };
+        if !state.unicast.iter().any(|u| u.at <= now) {
+            return;
+        }
+        let (due, waiting): (Vec<UnicastAnswer>, Vec<UnicastAnswer>) =
+            std::mem::take(&mut state.unicast)
+                .into_iter()
+                .partition(|u| u.at <= now);
+        state.unicast = waiting;
+        for answer in due {
+            let packets = self.build_responses(key, answer.wants, self.ttl, answer.legacy.as_ref());
+            if !packets.is_empty() {
+                self.stats.unicast_responses_sent =
+                    self.stats.unicast_responses_sent.saturating_add(1);
+            }
+            self.queue_answer(key, Destination::Unicast(answer.to), packets);
+        }
+    }
+
+    /// Queues the packets of one answer, counted.
+    fn queue_answer(&mut self, key: IfaceKey, to: Destination, packets: Vec<Vec<u8>>) {
         if !packets.is_empty() {
             self.stats.responses_sent = self.stats.responses_sent.saturating_add(1);
         }
@@ -454,12 +689,20 @@ impl Core {
             self.stats.response_packets_sent = self.stats.response_packets_sent.saturating_add(1);
             self.transmits.push_back(Transmit {
                 iface: key,
+                to,
                 payload,
             });
         }
     }
 
-    fn build_responses(&mut self, key: IfaceKey, wants: Wants, ttl: u32) -> Vec<Vec<u8>> {
+    /// Our answer to `wants` on `key`, with `ttl`: an mDNS one, or one to a legacy query.
+    fn build_responses(
+        &mut self,
+        key: IfaceKey,
+        wants: Wants,
+        ttl: u32,
+        legacy: Option<&LegacyQuery>,
+    ) -> Vec<Vec<u8>> {
         let Some(state) = self.ifaces.get(&key) else {
             return Vec::new();
         };
@@ -486,8 +729,18 @@ impl Core {
             .addrs_too_long
             .saturating_add(u64::try_from(too_long).unwrap_or(u64::MAX));
         let limit = iface.message_limit(key.family, self.config.max_packet_size);
-        match proto::responses(&self.names, wants, &advert, ttl, limit) {
+        let built = match legacy {
+            None => proto::responses(&self.names, wants, &advert, ttl, limit),
+            Some(query) => proto::legacy_responses(&self.names, wants, &advert, ttl, limit, query),
+        };
+        match built {
             Ok(packets) => packets,
+            // A legacy query can make its own answer impossible (questions that fill the
+            // packet): the querier's doing, not worth a warning.
+            Err(err) if legacy.is_some() => {
+                tracing::debug!(%err, interface = %iface.name, "cannot build the legacy mDNS answer");
+                Vec::new()
+            }
             Err(err) => {
                 tracing::warn!(%err, interface = %iface.name, "cannot build the mDNS answer");
                 Vec::new()
@@ -605,6 +858,26 @@ impl Core {
             .checked_rem(span_ms.saturating_add(1))
             .unwrap_or(0);
         min.saturating_add(Duration::from_millis(extra))
+    }
+}
+
+/// Where a unicast answer to a query from `from` on `key` goes: `from` itself if it is a
+/// usable address on that interface's link (an IPv6 link-local one scoped to the interface),
+/// else nowhere.
+fn unicast_target(key: IfaceKey, from: SocketAddr, subnets: &[Subnet]) -> Option<SocketAddr> {
+    let family = match from {
+        SocketAddr::V4(_) => Family::V4,
+        SocketAddr::V6(_) => Family::V6,
+    };
+    if from.port() == 0 || family != key.family || !iface::on_link(from.ip(), key.index, subnets) {
+        return None;
+    }
+    match from {
+        SocketAddr::V6(mut v6) if v6.ip().is_unicast_link_local() && v6.scope_id() == 0 => {
+            v6.set_scope_id(key.index);
+            Some(SocketAddr::V6(v6))
+        }
+        other => Some(other),
     }
 }
 

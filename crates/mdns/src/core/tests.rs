@@ -3,11 +3,14 @@
 
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::*;
 use crate::iface::Family;
-use crate::wire::{CLASS_IN, FLAG_RESPONSE, MessageWriter, RData, Record, Section};
+use crate::wire::{
+    CLASS_IN, FLAG_RECURSION_DESIRED, FLAG_RESPONSE, MessageWriter, Question, RData, Record,
+    Section, TYPE_A, TYPE_PTR, TYPE_TXT,
+};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -47,6 +50,11 @@ fn node(i: u8, config: MdnsConfig, now: Instant) -> Node {
     let iface = eth(ip);
     let changes = core.set_interfaces(vec![iface.clone()], now);
     assert_eq!(changes.added, vec![key(2)]);
+    core.set_subnets(vec![Subnet {
+        index: 2,
+        addr: IpAddr::V4(ip),
+        prefix_len: 24,
+    }]);
     core.set_listen_addrs(
         vec![
             format!("/ip4/0.0.0.0/tcp/{}", 4000 + u16::from(i))
@@ -104,7 +112,13 @@ fn deliver(nodes: &mut [Node], from: usize, now: Instant) {
         }
         let src = SocketAddr::from((nodes[from].iface.ipv4[0], 5353));
         for n in nodes.iter_mut().filter(|n| !n.offline) {
-            n.core.handle_packet(t.iface, src, &t.payload, now).unwrap();
+            let reaches = match t.to {
+                Destination::Multicast => true,
+                Destination::Unicast(to) => to.ip() == IpAddr::V4(n.iface.ipv4[0]),
+            };
+            if reaches {
+                n.core.handle_packet(t.iface, src, &t.payload, now).unwrap();
+            }
         }
     }
 }
@@ -660,4 +674,360 @@ fn an_invalid_service_name_is_refused() {
         Core::new(cfg, PeerId::random(), 0),
         Err(MdnsError::InvalidName { .. })
     ));
+}
+
+// ---------------------------------------------------------------------------------------
+// Unicast answers (RFC 6762 §5.4, §6.7).
+
+/// A query with this id and flags, asking each `(name, type, QU bit)`.
+fn query_with(id: u16, flags: u16, questions: &[(&Name, u16, bool)]) -> Vec<u8> {
+    let mut w = MessageWriter::new(id, flags, 512);
+    for (name, qtype, unicast_response) in questions {
+        w.question(&Question {
+            name: (*name).clone(),
+            qtype: *qtype,
+            qclass: CLASS_IN,
+            unicast_response: *unicast_response,
+        })
+        .unwrap();
+    }
+    w.finish()
+}
+
+fn service() -> Name {
+    Name::new("_p2p._udp.local").unwrap()
+}
+
+/// A node that multicast its start-up announcement (at 20-120 ms) and nothing since.
+fn announced_node(now: Instant) -> Node {
+    let mut n = node(1, config(), now);
+    n.core.handle_timeout(now + RESPONSE_DELAY_MAX);
+    let sent: Vec<Transmit> = std::iter::from_fn(|| n.core.poll_transmit()).collect();
+    assert!(
+        sent.iter()
+            .any(|t| t.to == Destination::Multicast && is_response(t))
+    );
+    n
+}
+
+fn is_response(t: &Transmit) -> bool {
+    Message::parse(&t.payload, 256)
+        .unwrap()
+        .header
+        .is_response()
+}
+
+/// The answers `n` sends once the response delay after `at` is over (queries left out).
+fn answers_after(n: &mut Node, at: Instant) -> Vec<Transmit> {
+    n.core.handle_timeout(at + RESPONSE_DELAY_MAX);
+    std::iter::from_fn(|| n.core.poll_transmit())
+        .filter(is_response)
+        .collect()
+}
+
+/// The addresses a packet announces for us.
+fn announced(t: &Transmit) -> Vec<Multiaddr> {
+    let m = Message::parse(&t.payload, 256).unwrap();
+    proto::announcements(&m, &service())
+        .into_iter()
+        .flat_map(|a| a.addrs)
+        .collect()
+}
+
+#[test]
+fn an_all_qu_query_is_answered_by_unicast_only_when_recently_multicast() {
+    let start = Instant::now();
+    let mut n = announced_node(start);
+    let querier: SocketAddr = "10.0.0.9:5353".parse().unwrap();
+    let qu = query_with(0, 0, &[(&service(), TYPE_PTR, true)]);
+    let ours: Vec<Multiaddr> = vec!["/ip4/10.0.0.1/tcp/4001".parse().unwrap()];
+
+    // 10 s after our announcement: well within a quarter of the 360 s TTL.
+    let t1 = start + 10 * SEC;
+    n.core.handle_packet(key(2), querier, &qu, t1).unwrap();
+    let sent = answers_after(&mut n, t1);
+    assert!(!sent.is_empty());
+    assert!(
+        sent.iter().all(|t| t.to == Destination::Unicast(querier)),
+        "{sent:?}"
+    );
+    // An mDNS answer (not a legacy one): ID 0, no question, the full TTL.
+    let m = Message::parse(&sent[0].payload, 256).unwrap();
+    assert_eq!(m.header.id, 0);
+    assert!(m.questions.is_empty());
+    assert!(m.answers_and_additionals().all(|r| r.ttl == 360));
+    assert_eq!(announced(&sent[0]), ours);
+
+    // 100 s after it: more than a quarter of the TTL, so multicast instead, for every cache.
+    let t2 = start + 100 * SEC;
+    n.core.handle_timeout(t2);
+    while n.core.poll_transmit().is_some() {}
+    n.core.handle_packet(key(2), querier, &qu, t2).unwrap();
+    let sent = answers_after(&mut n, t2);
+    assert!(!sent.is_empty());
+    assert!(
+        sent.iter().all(|t| t.to == Destination::Multicast),
+        "{sent:?}"
+    );
+    assert_eq!(announced(&sent[0]), ours);
+
+    // That multicast was recent enough for the next QU query.
+    let t3 = t2 + 2 * SEC;
+    n.core.handle_packet(key(2), querier, &qu, t3).unwrap();
+    let sent = answers_after(&mut n, t3);
+    assert!(!sent.is_empty());
+    assert!(sent.iter().all(|t| t.to == Destination::Unicast(querier)));
+
+    assert_eq!(n.core.stats().unicast_responses_sent, 2);
+    assert_eq!(n.core.stats().responses_sent, 4);
+    assert_eq!(n.core.stats().unicast_refused, 0);
+}
+
+#[test]
+fn a_mixed_qu_and_qm_query_is_answered_by_multicast() {
+    let start = Instant::now();
+    let mut n = announced_node(start);
+    let querier: SocketAddr = "10.0.0.9:5353".parse().unwrap();
+    let host = n.core.names.host.clone();
+    let elsewhere = Name::new("printer.local").unwrap();
+
+    // QU for the peers, QM for our A record: multicast, as the QM question asks.
+    let now = start + 5 * SEC;
+    let mixed = query_with(
+        0,
+        0,
+        &[(&service(), TYPE_PTR, true), (&host, TYPE_A, false)],
+    );
+    n.core.handle_packet(key(2), querier, &mixed, now).unwrap();
+    let sent = answers_after(&mut n, now);
+    assert!(!sent.is_empty());
+    assert!(
+        sent.iter().all(|t| t.to == Destination::Multicast),
+        "{sent:?}"
+    );
+
+    // A QM question that is not about us does not count: the ones we answer are all QU.
+    // (The A record was multicast just now, the peers at start-up: both recent.)
+    let now = now + 2 * SEC;
+    let qu_for_us = query_with(
+        0,
+        0,
+        &[
+            (&elsewhere, TYPE_A, false),
+            (&service(), TYPE_PTR, true),
+            (&host, TYPE_A, true),
+        ],
+    );
+    n.core
+        .handle_packet(key(2), querier, &qu_for_us, now)
+        .unwrap();
+    let sent = answers_after(&mut n, now);
+    assert!(!sent.is_empty());
+    assert!(
+        sent.iter().all(|t| t.to == Destination::Unicast(querier)),
+        "{sent:?}"
+    );
+
+    // And a QU question we do not answer does not make a QM one unicast.
+    let now = now + 2 * SEC;
+    let qm_for_us = query_with(
+        0,
+        0,
+        &[(&elsewhere, TYPE_A, true), (&service(), TYPE_PTR, false)],
+    );
+    n.core
+        .handle_packet(key(2), querier, &qm_for_us, now)
+        .unwrap();
+    let sent = answers_after(&mut n, now);
+    assert!(!sent.is_empty());
+    assert!(sent.iter().all(|t| t.to == Destination::Multicast));
+}
+
+#[test]
+fn a_legacy_query_gets_a_unicast_answer_with_its_id_question_and_short_ttls() {
+    let start = Instant::now();
+    let mut n = announced_node(start);
+    // `dig -p 5353 @224.0.0.251 _p2p._udp.local PTR`: an ephemeral port, an id, RD.
+    let resolver: SocketAddr = "10.0.0.9:40123".parse().unwrap();
+    let legacy = query_with(
+        0xBEEF,
+        FLAG_RECURSION_DESIRED,
+        &[(&service(), TYPE_PTR, false)],
+    );
+    let now = start + 30 * SEC;
+    n.core
+        .handle_packet(key(2), resolver, &legacy, now)
+        .unwrap();
+    let sent = answers_after(&mut n, now);
+    let (unicast, multicast): (Vec<&Transmit>, Vec<&Transmit>) = sent
+        .iter()
+        .partition(|t| t.to == Destination::Unicast(resolver));
+    assert_eq!(unicast.len(), 1, "{sent:?}");
+    let ours: Vec<Multiaddr> = vec!["/ip4/10.0.0.1/tcp/4001".parse().unwrap()];
+
+    // The unicast one: a conventional DNS answer.
+    let q = Message::parse(&legacy, 256).unwrap();
+    let m = Message::parse(&unicast[0].payload, 256).unwrap();
+    assert!(m.header.is_response());
+    assert_eq!(m.header.id, 0xBEEF);
+    assert_ne!(m.header.flags & FLAG_RECURSION_DESIRED, 0);
+    assert_eq!(m.questions, q.questions);
+    assert!(!m.answers.is_empty());
+    assert!(
+        m.answers_and_additionals()
+            .all(|r| r.ttl <= 10 && r.ttl > 0 && !r.cache_flush),
+        "{m:?}"
+    );
+    assert_eq!(announced(unicast[0]), ours);
+    // hickory (a conventional resolver's decoder) reads it the same way.
+    let h = hickory_proto::op::Message::from_vec(&unicast[0].payload).unwrap();
+    assert_eq!(h.metadata.id, 0xBEEF);
+    assert_eq!(h.queries.len(), 1);
+    assert_eq!(h.queries[0].name.to_utf8(), "_p2p._udp.local.");
+    assert!(h.answers.iter().all(|r| r.ttl <= 10));
+
+    // The multicast one as before (rust-libp2p queries from an ephemeral port too and reads
+    // only port 5353): ID 0, no question, the full TTL.
+    assert!(!multicast.is_empty());
+    assert!(multicast.iter().all(|t| t.to == Destination::Multicast));
+    let m = Message::parse(&multicast[0].payload, 256).unwrap();
+    assert_eq!(m.header.id, 0);
+    assert!(m.questions.is_empty());
+    assert!(m.answers_and_additionals().all(|r| r.ttl == 360));
+    assert_eq!(announced(multicast[0]), ours);
+    assert_eq!(n.core.stats().unicast_responses_sent, 1);
+}
+
+#[test]
+fn a_legacy_answer_split_into_packets_repeats_the_question_in_each() {
+    let now = Instant::now();
+    let mut n = node(1, config(), now);
+    let listen: Vec<Multiaddr> = (0..60)
+        .map(|i| format!("/ip4/0.0.0.0/tcp/{}", 1000 + i).parse().unwrap())
+        .collect();
+    n.core.set_listen_addrs(listen, now);
+    let resolver: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+    let instance = n.core.names.instance.clone();
+    let legacy = query_with(7, 0, &[(&instance, TYPE_TXT, false)]);
+    n.core
+        .handle_packet(key(2), resolver, &legacy, now)
+        .unwrap();
+    let unicast: Vec<Transmit> = answers_after(&mut n, now + SEC)
+        .into_iter()
+        .filter(|t| t.to == Destination::Unicast(resolver))
+        .collect();
+    assert!(unicast.len() > 1, "{} packets", unicast.len());
+    let q = Message::parse(&legacy, 256).unwrap();
+    let mut strings = 0;
+    for t in &unicast {
+        assert!(t.payload.len() <= 1472);
+        let m = Message::parse(&t.payload, 256).unwrap();
+        assert_eq!(m.header.id, 7);
+        assert_eq!(m.questions, q.questions);
+        for r in m.answers_and_additionals() {
+            assert!(r.ttl <= 10);
+            if let RData::Txt(s) = &r.data {
+                strings += s.len();
+            }
+        }
+    }
+    assert_eq!(strings, 60);
+}
+
+#[test]
+fn unicast_goes_only_to_the_link_and_is_bounded() {
+    let start = Instant::now();
+    let mut n = announced_node(start);
+    let qu = query_with(0, 0, &[(&service(), TYPE_PTR, true)]);
+    let legacy = query_with(1, 0, &[(&service(), TYPE_PTR, false)]);
+
+    // From off the link (a forged source, or routed to our unicast address): no unicast.
+    let now = start + 5 * SEC;
+    let far: SocketAddr = "192.168.7.7:40000".parse().unwrap();
+    n.core.handle_packet(key(2), far, &legacy, now).unwrap();
+    let far_qu: SocketAddr = "192.168.7.7:5353".parse().unwrap();
+    n.core.handle_packet(key(2), far_qu, &qu, now).unwrap();
+    let sent = answers_after(&mut n, now);
+    assert!(!sent.is_empty());
+    assert!(sent.iter().all(|t| t.to == Destination::Multicast));
+    assert_eq!(n.core.stats().unicast_refused, 2);
+
+    // A flood of legacy queries from 200 ports of the link within one second: at most
+    // MAX_UNICAST_ANSWERS unicast answers; the multicast answer goes out as always.
+    let now = now + 5 * SEC;
+    for port in 0..200u16 {
+        let from = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 9), 30000 + port));
+        let at = now + Duration::from_millis(u64::from(port) * 4);
+        n.core.handle_packet(key(2), from, &legacy, at).unwrap();
+        n.core.handle_timeout(at);
+    }
+    // (What was sent during the loop is still queued.)
+    let sent = answers_after(&mut n, now + Duration::from_millis(800));
+    let unicast = sent
+        .iter()
+        .filter(|t| matches!(t.to, Destination::Unicast(_)))
+        .count();
+    assert_eq!(unicast, MAX_UNICAST_ANSWERS);
+    assert!(sent.iter().any(|t| t.to == Destination::Multicast));
+    assert_eq!(n.core.stats().unicast_responses_sent, 16);
+    assert_eq!(n.core.stats().unicast_refused, 2 + 200 - 16);
+    // Within a window, the same resolver sending its query again gets one answer.
+    let later = now + 10 * SEC;
+    let from: SocketAddr = "10.0.0.9:41000".parse().unwrap();
+    for _ in 0..3 {
+        n.core.handle_packet(key(2), from, &legacy, later).unwrap();
+    }
+    let sent = answers_after(&mut n, later);
+    assert_eq!(
+        sent.iter()
+            .filter(|t| t.to == Destination::Unicast(from))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn an_ipv6_link_local_querier_gets_a_scoped_unicast_answer() {
+    let now = Instant::now();
+    let mut core = Core::new(MdnsConfig::default(), PeerId::random(), 5).unwrap();
+    let iface = Interface {
+        index: 3,
+        name: "eth1".into(),
+        loopback: false,
+        mtu: Some(1500),
+        ipv4: vec![],
+        ipv6: vec!["fe80::1".parse().unwrap(), "fd00::1".parse().unwrap()],
+    };
+    core.set_listen_addrs(vec!["/ip6/::/tcp/4001".parse().unwrap()], now);
+    core.set_interfaces(vec![iface], now);
+    let v6 = IfaceKey {
+        index: 3,
+        family: Family::V6,
+    };
+    // No subnets known: a link-local querier is on the link all the same.
+    let from = SocketAddr::from((Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 9), 40000));
+    let legacy = query_with(9, 0, &[(&service(), TYPE_PTR, false)]);
+    core.handle_packet(v6, from, &legacy, now).unwrap();
+    // A ULA querier needs the subnet.
+    let ula: SocketAddr = "[fd00::9]:40000".parse().unwrap();
+    core.handle_packet(v6, ula, &legacy, now).unwrap();
+    core.set_subnets(vec![Subnet {
+        index: 3,
+        addr: "fd00::1".parse().unwrap(),
+        prefix_len: 64,
+    }]);
+    let ula2: SocketAddr = "[fd00::10]:40000".parse().unwrap();
+    core.handle_packet(v6, ula2, &legacy, now).unwrap();
+    core.handle_timeout(now + SEC);
+    let to: Vec<Destination> = std::iter::from_fn(|| core.poll_transmit())
+        .filter(is_response)
+        .map(|t| t.to)
+        .filter(|d| *d != Destination::Multicast)
+        .collect();
+    let scoped: SocketAddr = "[fe80::9%3]:40000".parse().unwrap();
+    assert_eq!(
+        to,
+        vec![Destination::Unicast(scoped), Destination::Unicast(ula2)]
+    );
+    assert_eq!(core.stats().unicast_refused, 1);
 }

@@ -313,6 +313,105 @@ fn a_response_asks_nothing_of_us() {
     assert!(!wants(&m, &n).any());
 }
 
+#[test]
+fn unicast_is_requested_when_every_question_for_us_has_the_qu_bit() {
+    let n = names(&"d".repeat(32));
+    let other = Name::new("printer.local").unwrap();
+    let q = |questions: &[(&Name, u16, bool)]| {
+        let mut w = MessageWriter::new(0, 0, 512);
+        for (name, qtype, unicast_response) in questions {
+            w.question(&Question {
+                name: (*name).clone(),
+                qtype: *qtype,
+                qclass: CLASS_IN,
+                unicast_response: *unicast_response,
+            })
+            .unwrap();
+        }
+        Message::parse(&w.finish(), MAX).unwrap()
+    };
+    assert!(unicast_requested(&q(&[(&n.service, TYPE_PTR, true)]), &n));
+    assert!(!unicast_requested(&q(&[(&n.service, TYPE_PTR, false)]), &n));
+    // Mixed QU and QM questions for us: multicast.
+    assert!(!unicast_requested(
+        &q(&[(&n.service, TYPE_PTR, true), (&n.host, TYPE_A, false)]),
+        &n
+    ));
+    assert!(unicast_requested(
+        &q(&[(&n.service, TYPE_PTR, true), (&n.host, TYPE_A, true)]),
+        &n
+    ));
+    // Questions that are not for us do not count either way.
+    assert!(unicast_requested(
+        &q(&[(&other, TYPE_A, false), (&n.service, TYPE_PTR, true)]),
+        &n
+    ));
+    assert!(!unicast_requested(&q(&[(&other, TYPE_A, true)]), &n));
+    // Nor does a question for our host name of a type we do not have.
+    assert!(unicast_requested(
+        &q(&[(&n.host, TYPE_TXT, false), (&n.service, TYPE_PTR, true)]),
+        &n
+    ));
+}
+
+#[test]
+fn legacy_answers_echo_the_query_and_cap_the_ttl() {
+    let peer = PeerId::random();
+    let n = names(&"e".repeat(50));
+    let all = addrs(peer, 100);
+    let (advert, _) = Advert::new(&all, vec!["10.0.0.1".parse().unwrap()], vec![]);
+    let mut w = MessageWriter::new(0x1234, crate::wire::FLAG_RECURSION_DESIRED, 512);
+    w.question(&Question {
+        name: n.service.clone(),
+        qtype: TYPE_PTR,
+        qclass: CLASS_IN,
+        unicast_response: false,
+    })
+    .unwrap();
+    let query = Message::parse(&w.finish(), MAX).unwrap();
+    let legacy = LegacyQuery::new(&query);
+    assert_eq!(legacy.id, 0x1234);
+    assert!(legacy.recursion_desired);
+    let peers = Wants {
+        peers: true,
+        ..Wants::default()
+    };
+    let packets = legacy_responses(&n, peers, &advert, 360, 1472, &legacy).unwrap();
+    assert!(packets.len() > 1);
+    let mut seen = 0;
+    for p in &packets {
+        assert!(p.len() <= 1472);
+        let h = HMessage::from_vec(p).unwrap();
+        assert_eq!(h.metadata.id, 0x1234);
+        assert_eq!(h.metadata.message_type, MessageType::Response);
+        assert!(h.metadata.authoritative && h.metadata.recursion_desired);
+        assert_eq!(h.queries.len(), 1);
+        assert_eq!(h.queries[0].name.to_utf8(), "_p2p._udp.local.");
+        assert!(
+            h.answers
+                .iter()
+                .chain(&h.additionals)
+                .all(|r| r.ttl == LEGACY_MAX_TTL)
+        );
+        let m = Message::parse(p, MAX).unwrap();
+        assert_eq!(m.questions, query.questions);
+        seen += announcements(&m, &n.service)[0].addrs.len();
+    }
+    assert_eq!(seen, 100);
+    // A TTL already under the cap is kept; a goodbye stays a goodbye.
+    for ttl in [0, 3] {
+        let packets = legacy_responses(&n, peers, &advert, ttl, 1472, &legacy).unwrap();
+        let m = Message::parse(&packets[0], MAX).unwrap();
+        assert!(m.answers_and_additionals().all(|r| r.ttl == ttl));
+    }
+    // Questions that leave no room for an answer: an error, not a loop.
+    let huge = LegacyQuery {
+        questions: vec![query.questions[0].clone(); 300],
+        ..legacy
+    };
+    assert!(legacy_responses(&n, peers, &advert, 360, 1472, &huge).is_err());
+}
+
 fn response_with_txt(
     service: &Name,
     instance: &str,

@@ -25,6 +25,9 @@ pub const FLAG_RESPONSE: u16 = 0x8000;
 pub const FLAG_AUTHORITATIVE: u16 = 0x0400;
 /// Header flag: truncated (RFC 6762 §18.5: more known answers follow in another packet).
 pub const FLAG_TRUNCATED: u16 = 0x0200;
+/// Header flag: recursion desired (RFC 1035 §4.1.1: copied from a query into its answer; only
+/// a legacy unicast answer, RFC 6762 §6.7, repeats it).
+pub const FLAG_RECURSION_DESIRED: u16 = 0x0100;
 
 /// Record type A (IPv4 address).
 pub const TYPE_A: u16 = 1;
