@@ -155,6 +155,13 @@ pub trait Transport: Send + Sync + 'static {
         self.can_dial(addr)
     }
 
+    /// Whether each connection holds a file descriptor of its own (the default: a TCP or
+    /// WebSocket socket), so the resource manager counts it against the descriptor limit.
+    /// QUIC connections share their endpoint's socket, relayed ones the relay connection's.
+    fn uses_fd_per_connection(&self) -> bool {
+        true
+    }
+
     /// Dials `addr` and runs the whole upgrade (authentication, streams) to an established
     /// connection. The swarm bounds the call with its own timeouts.
     ///

@@ -37,6 +37,7 @@
 //! ```
 
 pub mod addr;
+pub mod counts;
 mod error;
 mod established;
 pub mod events;
@@ -54,6 +55,7 @@ pub mod varint;
 /// The attribute the core traits are written with; implement them with
 /// `#[lp2p_core::async_trait]` without depending on `async-trait` yourself.
 pub use async_trait::async_trait;
+pub use counts::{ConnectionLimiter, ConnectionSlot, LimitDenied, Resource};
 pub use error::{BoxError, Error};
 pub use established::{Established, Incoming, Listener, SecuredCheck, Transport, TransportContext};
 pub use histogram::Histogram;

@@ -64,6 +64,12 @@ pub trait RawTransport: Send + Sync + 'static {
         self.can_dial(addr)
     }
 
+    /// Whether each connection holds a file descriptor of its own (a TCP socket: the
+    /// default), so the resource manager counts it against the descriptor limit.
+    fn uses_fd_per_connection(&self) -> bool {
+        true
+    }
+
     /// Opens a raw connection to `addr`.
     ///
     /// `opts.port_reuse` asks to dial from the port we listen on (for hole punching); a

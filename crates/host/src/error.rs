@@ -56,6 +56,15 @@ pub enum HostError {
         /// The protocols the stream was for.
         offered: Vec<ProtocolId>,
     },
+    /// The resource manager refused the stream: the denial names the scope (transient,
+    /// peer, protocol or system), the resource, its limit and its usage.
+    #[error("stream to {peer} refused by the resource manager: {denied}")]
+    Resources {
+        /// The peer.
+        peer: PeerId,
+        /// Which scope refused, and why.
+        denied: lp2p_core::LimitDenied,
+    },
     /// `new_stream` was called without any protocol.
     #[error("no protocol given to negotiate")]
     NoProtocols,

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use futures::future::{AbortHandle, Abortable};
 use futures::{FutureExt, StreamExt};
 use lp2p_core::{
-    AddressResolver, Keypair, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RuntimeHandle,
-    SecurityUpgrader, Stream,
+    AddressResolver, Keypair, LimitDenied, Multiaddr, MuxerUpgrader, PeerId, ProtocolId, Role,
+    RuntimeHandle, SecurityUpgrader, Stream,
 };
 use lp2p_multiselect::{MultiselectError, Version, dialer_select, listener_select};
 use lp2p_peerstore::Peerstore;
-use lp2p_rcmgr::ResourceManager;
+use lp2p_rcmgr::{CountLimits, ResourceManager};
 use lp2p_swarm::{
     Connection, ConnectionEvents, ConnectionGate, EventBus, EventStream, IntoTransport, Swarm,
     SwarmBuilder, SwarmConfig,
@@ -40,7 +40,7 @@ pub struct HostBuilder {
     on_start: Vec<StartHook>,
     event_buffer: Option<usize>,
     resources: Option<ResourceManager>,
-    swarm_config_set: bool,
+    swarm_config: Option<SwarmConfig>,
     has_transport: bool,
     has_security: bool,
     has_muxer: bool,
@@ -119,9 +119,8 @@ impl HostBuilder {
     /// this process's file-descriptor limit (`ulimit -n`) cannot hold them.
     #[must_use]
     pub fn swarm_config(mut self, config: SwarmConfig) -> Self {
-        self.swarm_config_set = true;
         self.event_buffer = Some(config.event_buffer);
-        self.swarm = self.swarm.config(config);
+        self.swarm_config = Some(config);
         self
     }
 
@@ -166,10 +165,13 @@ impl HostBuilder {
         (self.has_transport, self.has_security, self.has_muxer)
     }
 
-    /// The resource manager whose memory budgets every muxed connection reserves from
-    /// (default: [`ResourceManager::default()`], limits scaled to the machine). Keep a clone
-    /// to read its stats, or reach it with [`Host::resource_manager`]; build one with
-    /// `dry_run(true)` to only log what it would refuse.
+    /// The resource manager whose memory budgets every muxed connection reserves from, and
+    /// whose counts every connection and stream takes a place in (default: memory limits
+    /// scaled to the machine, count limits at their defaults or at twice the swarm's and
+    /// the host's own limits where those are higher). Keep a clone to read its stats, or
+    /// reach it with [`Host::resource_manager`]; build one with `dry_run(true)` to only log
+    /// what it would refuse. A manager given here is used as given: set its count limits
+    /// above any swarm limit you raise.
     #[must_use]
     pub fn resource_manager(mut self, manager: ResourceManager) -> Self {
         self.resources = Some(manager);
@@ -182,13 +184,17 @@ impl HostBuilder {
             Some(rt) => rt.scope(),
             None => default_runtime()?.scope(),
         };
-        let resources = self.resources.unwrap_or_default();
-        let mut swarm = self.swarm;
-        if !self.swarm_config_set {
-            swarm = swarm.config(fitted_to_fds(SwarmConfig::default()));
-        }
-        let swarm = swarm
+        let swarm_config = self
+            .swarm_config
+            .unwrap_or_else(|| fitted_to_fds(SwarmConfig::default()));
+        let resources = self
+            .resources
+            .unwrap_or_else(|| default_resources(&swarm_config, &self.config));
+        let swarm = self
+            .swarm
+            .config(swarm_config)
             .memory_budget(resources.clone())
+            .connection_limiter(resources.clone())
             .runtime(runtime.clone())
             .build()?;
         let event_buffer = self
@@ -249,6 +255,41 @@ impl HostBuilder {
 /// The default connection limits, shrunk to fit this process's file-descriptor limit when
 /// they do not (see `lp2p_rcmgr::connection_limits_for_fds`). Only for a host built without
 /// an explicit `swarm_config`: an explicit configuration is used as given.
+/// The resource manager a host gets when it is given none: memory limits scaled to the
+/// machine, count limits at their defaults or, where the swarm's or the host's own limits
+/// are set higher, at twice those, as the defaults are to the default limits (decision D39):
+/// the finer limits, with their evictions and fair shares, must act first, and a node
+/// configured for 65,536 connections from one peer (`lp2p-node hold`) must not meet a
+/// count of 16.
+fn default_resources(swarm: &SwarmConfig, host: &HostConfig) -> ResourceManager {
+    let mut counts = CountLimits::for_this_process();
+    let raise = |limit: &mut usize, to: usize| *limit = (*limit).max(to.saturating_mul(2));
+    raise(
+        &mut counts.system.inbound_connections,
+        swarm.max_inbound.saturating_add(swarm.max_pending_inbound),
+    );
+    raise(&mut counts.system.outbound_connections, swarm.max_outbound);
+    raise(
+        &mut counts.transient.inbound_connections,
+        swarm.max_pending_inbound,
+    );
+    raise(&mut counts.peer.inbound_connections, swarm.max_per_peer);
+    raise(&mut counts.peer.outbound_connections, swarm.max_per_peer);
+    raise(
+        &mut counts.transient.inbound_streams,
+        host.max_negotiating_streams,
+    );
+    raise(
+        &mut counts.protocol.inbound_streams,
+        host.max_streams_per_protocol.saturating_mul(2),
+    );
+    // Raising limits cannot make them zero; should it fail anyway, the plain defaults.
+    ResourceManager::builder()
+        .count_limits(counts)
+        .build()
+        .unwrap_or_default()
+}
+
 fn fitted_to_fds(config: SwarmConfig) -> SwarmConfig {
     let Some(fds) = lp2p_rcmgr::fd_limit() else {
         return config;
@@ -288,6 +329,7 @@ struct Stats {
     evicted_for_share: AtomicU64,
     failed_negotiation: AtomicU64,
     handler_panics: AtomicU64,
+    refused_by_resources: AtomicU64,
 }
 
 /// A snapshot of the host's stream counters.
@@ -313,6 +355,10 @@ pub struct HostStats {
     pub failed_negotiation: u64,
     /// Handlers that panicked.
     pub handler_panics: u64,
+    /// Inbound streams reset because the resource manager refused them a place (a
+    /// transient, peer, protocol or system stream limit; see
+    /// [`ResourceManager::open_stream`]).
+    pub refused_by_resources: u64,
 }
 
 struct Inner {
@@ -376,6 +422,14 @@ impl Inner {
                 return;
             }
         };
+        let mut counted = match self.resources.open_stream(&conn.peer(), Role::Responder) {
+            Ok(counted) => counted,
+            Err(denied) => {
+                self.refused_by_resources(&conn.peer(), &denied);
+                stream.reset();
+                return;
+            }
+        };
         let inner = self.clone();
         self.runtime.spawn_detached(async move {
             let peer = conn.peer();
@@ -401,8 +455,16 @@ impl Inner {
                 io.reset();
                 return;
             };
+            // Under the handler's registration name, as traffic is: a predicate handler's
+            // protocols are the remote's choice and must not grow the manager's table.
+            if let Err(denied) = counted.set_protocol(entry.name.as_str()) {
+                inner.refused_by_resources(&peer, &denied);
+                let mut io = io;
+                io.reset();
+                return;
+            }
             let traffic = inner.traffic.stream(&entry.name, Opened::Inbound);
-            let mut stream = HostStream::new(io, protocol.clone(), conn, traffic);
+            let mut stream = HostStream::new(io, protocol.clone(), conn, traffic, counted);
             let Some(slot) = entry.slots.take(peer, inner.config.max_streams_per_protocol) else {
                 let n = inner.stats.refused_busy.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(%peer, %protocol, refused_total = n, "handler at its stream limit; stream reset");
@@ -421,6 +483,19 @@ impl Inner {
                 tracing::error!(%peer, %protocol, panics_total = n, "stream handler panicked; the stream is dropped");
             }
         });
+    }
+
+    /// Counts and logs an inbound stream the resource manager refused.
+    fn refused_by_resources(&self, peer: &PeerId, denied: &LimitDenied) {
+        let n = self
+            .stats
+            .refused_by_resources
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        // Every 1st, 2nd, 4th, ... refusal: a flood must not flood the log.
+        if n.is_power_of_two() {
+            tracing::warn!(%peer, %denied, refused_total = n, "inbound stream refused by the resource manager; stream reset");
+        }
     }
 
     fn services(&self) -> MutexGuard<'_, Vec<AbortHandle>> {
@@ -588,13 +663,28 @@ impl Host {
             return Err(HostError::NoProtocols);
         }
         let peer = conn.peer();
+        let mut counted = self
+            .inner
+            .resources
+            .open_stream(&peer, Role::Initiator)
+            .map_err(|denied| HostError::Resources { peer, denied })?;
         let raw = conn.open_stream().await?;
         let negotiation = dialer_select(raw, offered.clone(), self.select_version(&peer, &offered));
         let after = self.inner.config.negotiation_timeout;
         match self.inner.runtime.timeout(after, negotiation).await {
-            Ok(Ok((protocol, io))) => {
+            Ok(Ok((protocol, mut io))) => {
+                if let Err(denied) = counted.set_protocol(protocol.as_str()) {
+                    io.reset();
+                    return Err(HostError::Resources { peer, denied });
+                }
                 let traffic = self.inner.traffic.stream(&protocol, Opened::Outbound);
-                Ok(HostStream::new(io, protocol, conn.clone(), traffic))
+                Ok(HostStream::new(
+                    io,
+                    protocol,
+                    conn.clone(),
+                    traffic,
+                    counted,
+                ))
             }
             Ok(Err(MultiselectError::NoCommonProtocol { .. })) => {
                 Err(HostError::ProtocolNotSupported { peer, offered })
@@ -752,6 +842,7 @@ impl Host {
         HostStats {
             refused_negotiating: s.refused_negotiating.load(Ordering::Relaxed),
             refused_negotiating_peer: s.refused_negotiating_peer.load(Ordering::Relaxed),
+            refused_by_resources: s.refused_by_resources.load(Ordering::Relaxed),
             negotiating: self.inner.negotiating.in_use(),
             refused_busy: s.refused_busy.load(Ordering::Relaxed),
             evicted_for_share: s.evicted_for_share.load(Ordering::Relaxed),

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use futures::io::{AsyncRead, AsyncWrite};
 use lp2p_core::{PeerId, ProtocolId, Stream};
 use lp2p_multiselect::Negotiated;
+use lp2p_rcmgr::CountedStream;
 use lp2p_swarm::Connection;
 
 use crate::traffic::Traffic;
@@ -21,6 +22,8 @@ pub struct HostStream {
     protocol: ProtocolId,
     connection: Connection,
     traffic: Arc<Traffic>,
+    /// The stream's place in the resource manager's counts, returned when it drops.
+    _counted: CountedStream,
 }
 
 impl HostStream {
@@ -29,12 +32,14 @@ impl HostStream {
         protocol: ProtocolId,
         connection: Connection,
         traffic: Arc<Traffic>,
+        counted: CountedStream,
     ) -> Self {
         HostStream {
             io,
             protocol,
             connection,
             traffic,
+            _counted: counted,
         }
     }
 

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use lp2p_core::runtime::block_on;
-use lp2p_core::{DialOpts, Keypair, Multiaddr, PeerId, RawTransport, RuntimeHandle};
+use lp2p_core::{DialOpts, Keypair, Multiaddr, PeerId, RawTransport, Resource, RuntimeHandle};
 use lp2p_host::{
     DEFAULT_NEGOTIATION_TIMEOUT, Host, HostBuilder, HostConfig, HostError, HostEvent, HostStream,
-    ResourceManager, SwarmConfig, SwarmError, rcmgr::Scope,
+    ResourceManager, SwarmConfig, SwarmError,
+    rcmgr::{CountLimits, Counts, Scope},
 };
 use lp2p_memory::MemoryTransport;
 use lp2p_mplex::Mplex;
@@ -617,7 +618,11 @@ fn a_peer_that_stalls_the_upgrade_times_out_and_others_are_served() {
 #[test]
 fn silent_connections_holding_every_pending_slot_are_evicted_for_a_new_peer() {
     run(|sim| async move {
+        // The resource manager's transient scope holds no more than the swarm's pending
+        // slots: the evicted attempt's place must be free before the new one asks.
+        let manager = count_limited(|l| l.transient.inbound_connections = 4);
         let server = memory_builder(&sim)
+            .resource_manager(manager.clone())
             .swarm_config(SwarmConfig {
                 max_pending_inbound: 4,
                 ..SwarmConfig::default()
@@ -657,6 +662,12 @@ fn silent_connections_holding_every_pending_slot_are_evicted_for_a_new_peer() {
             }
         };
         assert!(error.to_string().contains("evicted"), "{error}");
+        assert_eq!(
+            manager
+                .stats()
+                .count_denied(Scope::Transient, Resource::InboundConnections),
+            0
+        );
         // The evicted connection was closed: one of the silent ones reads end of file.
         let mut closed = 0;
         for conn in &mut silent {
@@ -1304,6 +1315,277 @@ fn an_allowlisted_peer_is_served_when_the_system_memory_scope_is_full() {
         friend.connect(peer, server.listen_addrs()).await.unwrap();
         assert_eq!(roundtrip(friend).await.unwrap(), b"ok");
         assert_eq!(manager.stats().system_memory, 512 << 10);
+    });
+}
+
+/// Count limits with `change` applied to the process defaults.
+fn count_limited(change: impl FnOnce(&mut CountLimits)) -> ResourceManager {
+    let mut limits = CountLimits::for_fds(None);
+    change(&mut limits);
+    ResourceManager::builder()
+        .count_limits(limits)
+        .build()
+        .unwrap()
+}
+
+/// The resource manager's per-peer count of inbound streams binds over one peer's streams:
+/// the one past it is reset and counted, another peer is still served, and the count comes
+/// back when the streams end.
+#[test]
+fn a_peer_over_its_inbound_stream_count_is_refused_and_another_peer_is_served() {
+    run(|sim| async move {
+        let manager = count_limited(|l| l.peer.inbound_streams = 2);
+        let server = memory_builder(&sim)
+            .resource_manager(manager.clone())
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let peer = server.local_peer_id();
+        let hog = memory_builder(&sim).build().await.unwrap();
+        hog.connect(peer, server.listen_addrs()).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(hog.new_stream(&peer, ["/echo/1.0.0"]).await.unwrap());
+        }
+        let hog_id = hog.local_peer_id();
+        wait_until(sim.runtime(), || {
+            manager
+                .stats()
+                .protocol_counts
+                .get("/echo/1.0.0")
+                .map(|c| c.inbound_streams)
+                == Some(2)
+        })
+        .await;
+        assert_eq!(manager.peer_counts(&hog_id).inbound_streams, 2);
+        // The third is reset before negotiation.
+        assert!(hog.new_stream(&peer, ["/echo/1.0.0"]).await.is_err());
+        assert_eq!(server.stats().refused_by_resources, 1);
+        assert_eq!(
+            manager
+                .stats()
+                .count_denied(Scope::Peer, Resource::InboundStreams),
+            1
+        );
+
+        let other = memory_builder(&sim).build().await.unwrap();
+        other.connect(peer, server.listen_addrs()).await.unwrap();
+        assert_eq!(echo_roundtrip(&other, peer, b"served").await, b"served");
+
+        for mut stream in held.drain(..) {
+            stream.close().await.unwrap();
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).await.unwrap();
+        }
+        wait_until(sim.runtime(), || {
+            manager.peer_counts(&hog_id).inbound_streams == 0
+        })
+        .await;
+        assert_eq!(echo_roundtrip(&hog, peer, b"again").await, b"again");
+    });
+}
+
+/// Our own streams past a count limit fail with an error that names the scope, the
+/// resource and the numbers.
+#[test]
+fn an_outbound_stream_over_a_count_limit_fails_with_the_scope_named() {
+    run(|sim| async move {
+        let server = memory_builder(&sim)
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let peer = server.local_peer_id();
+        let manager = count_limited(|l| l.peer.outbound_streams = 1);
+        let client = memory_builder(&sim)
+            .resource_manager(manager.clone())
+            .build()
+            .await
+            .unwrap();
+        client.connect(peer, server.listen_addrs()).await.unwrap();
+        let first = client.new_stream(&peer, ["/echo/1.0.0"]).await.unwrap();
+        let err = client.new_stream(&peer, ["/echo/1.0.0"]).await.unwrap_err();
+        let HostError::Resources {
+            peer: refused,
+            denied,
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!(*refused, peer);
+        assert_eq!(denied.scope, format!("peer ({peer})"));
+        assert_eq!((denied.used, denied.limit), (1, 1));
+        assert!(err.to_string().contains("outbound streams"), "{err}");
+        drop(first);
+        assert_eq!(manager.peer_counts(&peer).outbound_streams, 0);
+        assert_eq!(echo_roundtrip(&client, peer, b"ok").await, b"ok");
+    });
+}
+
+/// An inbound connection past the system scope's count is refused before its upgrade, with
+/// the denial in the event; once the first connection closes, the next gets in.
+#[test]
+fn an_inbound_connection_over_the_system_count_is_refused_before_the_upgrade() {
+    run(|sim| async move {
+        let manager = count_limited(|l| l.system.inbound_connections = 1);
+        let server = memory_builder(&sim)
+            .resource_manager(manager.clone())
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        let mut events = server.swarm().events();
+        let peer = server.local_peer_id();
+        let first = memory_builder(&sim).build().await.unwrap();
+        first.connect(peer, server.listen_addrs()).await.unwrap();
+        let first_id = first.local_peer_id();
+        wait_until(sim.runtime(), || {
+            manager.peer_counts(&first_id).inbound_connections == 1
+        })
+        .await;
+        assert_eq!(manager.stats().system_counts.inbound_connections, 1);
+        // The memory transport holds no descriptor.
+        assert_eq!(manager.stats().system_counts.fds, 0);
+
+        let second = memory_builder(&sim).build().await.unwrap();
+        assert!(second.connect(peer, server.listen_addrs()).await.is_err());
+        let refused = loop {
+            if let Some(lp2p_swarm::SwarmEvent::IncomingConnectionError { error, .. }) =
+                events.next().await
+            {
+                break error;
+            }
+        };
+        assert!(
+            matches!(&*refused, SwarmError::Resources { peer: None, denied } if denied.scope == "system"),
+            "{refused}"
+        );
+        assert_eq!(
+            manager
+                .stats()
+                .count_denied(Scope::System, Resource::InboundConnections),
+            1
+        );
+
+        first.disconnect(&peer).await;
+        wait_until(sim.runtime(), || {
+            manager.stats().system_counts.inbound_connections == 0
+        })
+        .await;
+        // The refusal put the address in the dialer's backoff.
+        second.swarm().clear_dial_backoff(None);
+        second.connect(peer, server.listen_addrs()).await.unwrap();
+        let second_id = second.local_peer_id();
+        wait_until(sim.runtime(), || {
+            manager.peer_counts(&second_id).inbound_connections == 1
+        })
+        .await;
+    });
+}
+
+/// A dial past the outbound count fails before it connects, at the limit stage, with the
+/// denial; the address is not put in backoff for it.
+#[test]
+fn a_dial_over_the_outbound_count_fails_at_the_limit_stage() {
+    run(|sim| async move {
+        let mut servers = Vec::new();
+        for _ in 0..2 {
+            let server = memory_builder(&sim)
+                .listen_on(ma("/memory/0"))
+                .build()
+                .await
+                .unwrap();
+            servers.push(server);
+        }
+        let manager = count_limited(|l| l.system.outbound_connections = 1);
+        let client = memory_builder(&sim)
+            .resource_manager(manager.clone())
+            .build()
+            .await
+            .unwrap();
+        let (a, b) = (&servers[0], &servers[1]);
+        client
+            .connect(a.local_peer_id(), a.listen_addrs())
+            .await
+            .unwrap();
+        let err = client
+            .connect(b.local_peer_id(), b.listen_addrs())
+            .await
+            .unwrap_err();
+        let HostError::Swarm(SwarmError::DialFailed { attempts, .. }) = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].stage, Stage::Limit);
+        assert!(
+            matches!(&*attempts[0].error, SwarmError::Resources { denied, .. } if denied.limit == 1),
+            "{err}"
+        );
+        client.disconnect(&a.local_peer_id()).await;
+        wait_until(sim.runtime(), || {
+            manager.stats().system_counts.outbound_connections == 0
+        })
+        .await;
+        client
+            .connect(b.local_peer_id(), b.listen_addrs())
+            .await
+            .unwrap();
+    });
+}
+
+/// A TCP connection holds a descriptor on each side while it lives, and gives it back when
+/// it closes.
+#[test]
+fn tcp_connections_hold_a_descriptor_each_while_they_live() {
+    run_real(async {
+        let server_counts = ResourceManager::default();
+        let client_counts = ResourceManager::default();
+        let server = tcp_builder(Stack::NoiseYamux)
+            .resource_manager(server_counts.clone())
+            .listen_on(ma("/ip4/127.0.0.1/tcp/0"))
+            .build()
+            .await
+            .unwrap();
+        let client = tcp_builder(Stack::NoiseYamux)
+            .resource_manager(client_counts.clone())
+            .build()
+            .await
+            .unwrap();
+        let peer = server.local_peer_id();
+        client.connect(peer, server.listen_addrs()).await.unwrap();
+        let client_stats = client_counts.stats().system_counts;
+        assert_eq!(
+            (client_stats.outbound_connections, client_stats.fds),
+            (1, 1)
+        );
+        let deadline = std::time::Instant::now() + LIMIT;
+        let client_id = client.local_peer_id();
+        while server_counts.peer_counts(&client_id).inbound_connections != 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never counted it"
+            );
+            server.runtime().sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            server_counts
+                .peer_counts(&client.local_peer_id())
+                .inbound_connections,
+            1
+        );
+        client.close().await;
+        assert_eq!(client_counts.stats().system_counts, Counts::default());
+        while server_counts.stats().system_counts.fds != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never gave it back"
+            );
+            server.runtime().sleep(Duration::from_millis(10)).await;
+        }
+        server.close().await;
     });
 }
 

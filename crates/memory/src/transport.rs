@@ -99,6 +99,11 @@ impl RawTransport for MemoryTransport {
         memory_port(addr).is_some()
     }
 
+    /// In-process channels: no descriptor.
+    fn uses_fd_per_connection(&self) -> bool {
+        false
+    }
+
     async fn dial(&self, addr: &Multiaddr, _opts: &DialOpts) -> Result<Box<dyn Connection>, Error> {
         let transport_addr = addr::split_peer_id(addr).0;
         let Some(port) = memory_port(&transport_addr).filter(|p| *p != 0) else {

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use lp2p_core::Resource;
 use lp2p_host::{Host, WeakHost};
+use lp2p_rcmgr::Counts;
 use lp2p_swarm::ConnectionTotals;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
@@ -104,7 +106,130 @@ fn encode_resources(
         "rcmgr_memory_denied",
         "Memory reservations the resource manager refused (or, in dry-run mode, would have), by scope",
         &denied,
+    )?;
+    encode_resource_counts(host, &stats, encoder)
+}
+
+/// The resource manager's counts: connections, streams and descriptors per scope (no
+/// per-peer or per-protocol series: the largest peer's inbound streams stand for them),
+/// their limits, and refusals per scope and resource.
+fn encode_resource_counts(
+    host: &Host,
+    stats: &lp2p_rcmgr::ResourceStats,
+    encoder: &mut DescriptorEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    let scopes = [
+        ("system", stats.system_counts),
+        ("allowlisted_system", stats.allowlisted_counts),
+        ("transient", stats.transient_counts),
+    ];
+    let by_direction = |inbound: fn(&Counts) -> usize, outbound: fn(&Counts) -> usize| {
+        scopes
+            .iter()
+            .flat_map(|(scope, counts)| {
+                [("in", inbound(counts)), ("out", outbound(counts))].map(|(direction, n)| {
+                    (
+                        vec![
+                            ("scope", (*scope).to_owned()),
+                            ("direction", direction.to_owned()),
+                        ],
+                        gauge_value(n),
+                    )
+                })
+            })
+            .collect::<Vec<(Labels, i64)>>()
+    };
+    gauges(
+        encoder,
+        "rcmgr_connections",
+        "Connections counted by the resource manager, by scope (transient: handshake running) and direction",
+        &by_direction(|c| c.inbound_connections, |c| c.outbound_connections),
+    )?;
+    gauges(
+        encoder,
+        "rcmgr_streams",
+        "Streams counted by the resource manager, by scope (transient: negotiating) and direction",
+        &by_direction(|c| c.inbound_streams, |c| c.outbound_streams),
+    )?;
+    gauges(
+        encoder,
+        "rcmgr_largest_peer_inbound_streams",
+        "Inbound streams held by the peer holding the most",
+        &[(Vec::new(), gauge_value(stats.largest_peer_inbound_streams))],
+    )?;
+    let fds: Vec<(Labels, i64)> = scopes
+        .iter()
+        .filter(|(scope, _)| *scope != "transient")
+        .map(|(scope, c)| (vec![("scope", (*scope).to_owned())], gauge_value(c.fds)))
+        .collect();
+    gauges(
+        encoder,
+        "rcmgr_fds",
+        "File descriptors held by connections, by scope",
+        &fds,
+    )?;
+    let limits = host.resource_manager().count_limits();
+    let limit_series: Vec<(Labels, i64)> = [
+        ("system", limits.system),
+        ("transient", limits.transient),
+        ("peer", limits.peer),
+        ("protocol", limits.protocol),
+    ]
+    .iter()
+    .flat_map(|(scope, counts)| {
+        lp2p_rcmgr::RESOURCES
+            .iter()
+            .filter(|r| counts.get(**r) != usize::MAX)
+            .map(|r| {
+                (
+                    vec![
+                        ("scope", (*scope).to_owned()),
+                        ("resource", resource_label(*r).to_owned()),
+                    ],
+                    gauge_value(counts.get(*r)),
+                )
+            })
+            .collect::<Vec<_>>()
+    })
+    .collect();
+    gauges(
+        encoder,
+        "rcmgr_count_limit",
+        "Count limits of the resource manager's scopes, by scope and resource (unlimited ones omitted)",
+        &limit_series,
+    )?;
+    let denied: Vec<(Labels, u64)> = lp2p_rcmgr::SCOPES
+        .iter()
+        .flat_map(|scope| {
+            lp2p_rcmgr::RESOURCES.map(|r| {
+                (
+                    vec![
+                        ("scope", scope.as_str().to_owned()),
+                        ("resource", resource_label(r).to_owned()),
+                    ],
+                    stats.count_denied(*scope, r),
+                )
+            })
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    counters(
+        encoder,
+        "rcmgr_count_denied",
+        "Connections, streams and descriptors the resource manager refused (or, in dry-run mode, would have), by scope and resource; a series appears with the first refusal",
+        &denied,
     )
+}
+
+/// A resource as a label value.
+fn resource_label(resource: Resource) -> &'static str {
+    match resource {
+        Resource::InboundConnections => "inbound_connections",
+        Resource::OutboundConnections => "outbound_connections",
+        Resource::InboundStreams => "inbound_streams",
+        Resource::OutboundStreams => "outbound_streams",
+        Resource::FileDescriptors => "fds",
+    }
 }
 
 fn encode_connections(
@@ -311,6 +436,7 @@ fn encode_refusals(
         ("negotiating_all_peers", stats.refused_negotiating),
         ("negotiating_per_peer", stats.refused_negotiating_peer),
         ("handler_busy", stats.refused_busy),
+        ("resource_manager", stats.refused_by_resources),
     ]
     .into_iter()
     .map(|(limit, n)| (vec![("limit", limit.to_owned())], n))

@@ -149,6 +149,29 @@ fn a_scrape_shows_connections_streams_bytes_and_closes() {
             Some(0.0),
             "{body}"
         );
+        // Its counts: the client's one TCP connection holds a descriptor.
+        assert_eq!(
+            sample(
+                body,
+                "lp2p_rcmgr_connections{scope=\"system\",direction=\"out\"}"
+            ),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(
+            sample(body, "lp2p_rcmgr_fds{scope=\"system\"}"),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(
+            sample(
+                body,
+                "lp2p_rcmgr_count_limit{scope=\"peer\",resource=\"inbound_streams\"}"
+            ),
+            Some(2048.0), // lp2p_rcmgr::DEFAULT_PEER_STREAMS
+            "{body}"
+        );
+        assert!(!body.contains("lp2p_rcmgr_count_denied_total{"), "{body}");
         assert_eq!(
             sample(
                 body,

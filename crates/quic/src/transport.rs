@@ -462,6 +462,11 @@ impl Transport for QuicTransport {
         "quic"
     }
 
+    /// Every connection of an endpoint shares its UDP socket.
+    fn uses_fd_per_connection(&self) -> bool {
+        false
+    }
+
     fn can_dial(&self, addr: &Multiaddr) -> bool {
         match parse(addr) {
             QuicAddr::V1(sa) => sa.port() != 0 && !sa.ip().is_unspecified(),

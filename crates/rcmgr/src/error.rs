@@ -1,5 +1,7 @@
 //! The crate's one error type.
 
+use lp2p_core::Resource;
+
 use crate::scope::Scope;
 
 /// A resource manager configuration that cannot work. (Refused reservations are
@@ -22,5 +24,13 @@ pub enum RcmgrError {
         limit: usize,
         /// The system limit.
         system: usize,
+    },
+    /// A connection count limit of zero: no connection could ever open.
+    #[error("the {scope} limit of {resource} is zero: no connection could open")]
+    ZeroCount {
+        /// The scope.
+        scope: Scope,
+        /// The resource.
+        resource: Resource,
     },
 }

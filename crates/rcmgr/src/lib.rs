@@ -1,7 +1,8 @@
 //! The lp2p resource manager: memory budgets for the whole node, each peer, each connection
 //! and each service, which the stream muxers and the services (pubsub's send queues,
 //! identify's and Kademlia's message buffers) reserve from before they let a remote make them
-//! buffer more.
+//! buffer more; and counts of connections, streams and file descriptors per scope, which the
+//! swarm and the host take a place in before they do work for a connection or a stream.
 //!
 //! Every muxed connection holds one account ([`ScopedMemory`], an
 //! [`lp2p_core::MemoryAccount`]). yamux grows it by a stream's 256 KiB initial receive window
@@ -35,11 +36,21 @@
 //!   them.
 //! - **Dry run**: denials are logged and counted but granted, to size limits before
 //!   enforcing them.
-//! - Connection and stream *counts* (per peer, per IP and subnet, per protocol, pending
-//!   handshakes) are limited by the swarm and the host (`SwarmConfig`, `HostConfig`); this
-//!   crate adds the memory that those counts alone cannot bound.
+//! - **Counts** ([`CountLimits`], decision D39): connections in and out, streams in and out
+//!   and file descriptors, in the system, transient (handshakes running, streams
+//!   negotiating), peer and protocol scopes. The swarm takes a [`CountedConnection`] for
+//!   each inbound attempt before its upgrade and each dial before it connects (through
+//!   [`lp2p_core::ConnectionLimiter`]) and moves it to the peer's scope once the peer is
+//!   known; the host takes a [`CountedStream`] for each stream and moves it to the
+//!   protocol's scope once negotiated. Both are RAII guards. The defaults sit above the
+//!   swarm's and host's own finer limits (per IP and subnet, pending handshakes with
+//!   eviction, fair shares of negotiating and handler slots), which act first; what the
+//!   counts add is a peer's streams over all its connections, descriptors against the soft
+//!   `ulimit -n`, and per-protocol limits.
 //!
-//! # Example
+//! # Examples
+//!
+//! Memory:
 //!
 //! ```
 //! use lp2p_core::{MemoryAccount, MemoryBudget, Multiaddr, PeerId, Role};
@@ -71,12 +82,52 @@
 //! assert_eq!(manager.stats().service_memory["pubsub"], 64 << 10);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Counts (what the swarm and the host do for each connection and stream):
+//!
+//! ```
+//! use lp2p_core::{Multiaddr, PeerId, Resource, Role};
+//! use lp2p_rcmgr::{CountLimits, ResourceManager, Scope};
+//!
+//! let mut limits = CountLimits::for_this_process();
+//! limits.peer.inbound_streams = 1;
+//! let manager = ResourceManager::builder().count_limits(limits).build()?;
+//! let remote: Multiaddr = "/ip4/192.0.2.1/tcp/4001".parse()?;
+//! let peer = PeerId::random();
+//!
+//! // Accepted: transient, with a descriptor, until the handshake proves the peer.
+//! let mut connection = manager.open_connection(Role::Responder, &remote, true)?;
+//! assert_eq!(manager.stats().transient_counts.inbound_connections, 1);
+//! connection.attach_peer(&peer)?;
+//! assert_eq!(manager.peer_counts(&peer).inbound_connections, 1);
+//!
+//! // A stream: transient while negotiating, then its protocol's.
+//! let mut stream = manager.open_stream(&peer, Role::Responder)?;
+//! stream.set_protocol("/ipfs/ping/1.0.0")?;
+//! let denied = manager.open_stream(&peer, Role::Responder).unwrap_err();
+//! assert_eq!(denied.resource, Resource::InboundStreams);
+//! assert_eq!(
+//!     manager.stats().count_denied(Scope::Peer, Resource::InboundStreams),
+//!     1
+//! );
+//!
+//! drop((stream, connection)); // closed: everything comes back
+//! assert_eq!(manager.stats().system_counts, Default::default());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod counts;
 mod error;
 mod limits;
 mod manager;
 mod scope;
+mod slots;
 
+pub use counts::{
+    CountLimits, Counts, DEFAULT_PEER_CONNECTIONS, DEFAULT_PEER_STREAMS, DEFAULT_PROTOCOL_STREAMS,
+    DEFAULT_SYSTEM_CONNECTIONS, DEFAULT_SYSTEM_STREAMS, DEFAULT_TRANSIENT_CONNECTIONS,
+    DEFAULT_TRANSIENT_STREAMS, RESOURCES,
+};
 pub use error::RcmgrError;
 pub use limits::{
     DEFAULT_CONNECTION_MEMORY, DEFAULT_PEER_MEMORY, DEFAULT_SERVICE_MEMORY_SHARE,
@@ -85,3 +136,4 @@ pub use limits::{
 };
 pub use manager::{ResourceManager, ResourceManagerBuilder, ResourceStats, ScopedMemory};
 pub use scope::{SCOPES, Scope};
+pub use slots::{CountedConnection, CountedStream};

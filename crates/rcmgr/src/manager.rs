@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use lp2p_core::addr::{IpSubnet, first_ip};
 use lp2p_core::{MemoryAccount, MemoryBudget, MemoryDenied, Multiaddr, PeerId, Role};
 
+use lp2p_core::{LimitDenied, Resource};
+
+use crate::counts::{CountLimits, CountUsage, Counts, Refusal, resource_index};
 use crate::error::RcmgrError;
 use crate::limits::MemoryLimits;
 use crate::scope::Scope;
@@ -32,10 +35,25 @@ pub struct ResourceStats {
     /// Bytes each service holds (for peers not on the allowlist), by service name; a service
     /// appears once it has taken an account.
     pub service_memory: BTreeMap<&'static str, usize>,
-    /// Reservations refused, per scope, in the order of [`Scope`]'s variants: connection,
-    /// peer, system, allowlisted system, service (see [`ResourceStats::denied`]). In dry-run
-    /// mode they are counted but granted.
-    pub denials: [u64; 5],
+    /// Memory reservations refused, per scope, in the order of [`Scope`]'s variants:
+    /// connection, peer, system, allowlisted system, service, transient, protocol (see
+    /// [`ResourceStats::denied`]). In dry-run mode they are counted but granted.
+    pub denials: [u64; 7],
+    /// Connections, streams and descriptors refused, per scope (in the order of
+    /// [`Scope`]'s variants) and resource (in the order of [`RESOURCES`](crate::RESOURCES));
+    /// see [`ResourceStats::count_denied`].
+    pub count_denials: [[u64; 5]; 7],
+    /// Connections, streams and descriptors the system scope holds (peers not on the
+    /// allowlist).
+    pub system_counts: Counts,
+    /// The same for allowlisted peers and addresses.
+    pub allowlisted_counts: Counts,
+    /// Connections still in their handshake and streams still negotiating.
+    pub transient_counts: Counts,
+    /// Streams per protocol (protocols with at least one open stream).
+    pub protocol_counts: BTreeMap<String, Counts>,
+    /// The most inbound streams one peer holds.
+    pub largest_peer_inbound_streams: usize,
     /// Whether the manager only logs denials.
     pub dry_run: bool,
 }
@@ -44,6 +62,11 @@ impl ResourceStats {
     /// Reservations refused by `scope` (granted anyway in dry-run mode).
     pub fn denied(&self, scope: Scope) -> u64 {
         self.denials[scope.index()]
+    }
+
+    /// Reservations of `resource` refused by `scope` (granted anyway in dry-run mode).
+    pub fn count_denied(&self, scope: Scope, resource: Resource) -> u64 {
+        self.count_denials[scope.index()][resource_index(resource)]
     }
 }
 
@@ -58,14 +81,16 @@ struct PeerUsage {
 /// Every scope's usage. All changes go through [`Usage::grow`] and [`Usage::shrink`], which
 /// keep the system, service, peer and connection counters in step.
 #[derive(Debug, Default)]
-struct Usage {
+pub(crate) struct Usage {
     system: usize,
     allowlisted: usize,
     peak_system: usize,
     peers: HashMap<PeerId, PeerUsage>,
     services: BTreeMap<&'static str, usize>,
     connections: usize,
-    denials: [u64; 5],
+    pub(crate) counts: CountUsage,
+    denials: [u64; 7],
+    count_denials: [[u64; 5]; 7],
 }
 
 /// Who an account belongs to.
@@ -180,8 +205,11 @@ impl Usage {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     limits: MemoryLimits,
+    pub(crate) counts: CountLimits,
+    /// Count limits of protocols that have their own (others use `counts.protocol`).
+    pub(crate) protocol_counts: HashMap<String, Counts>,
     dry_run: bool,
     allowed_peers: HashSet<PeerId>,
     allowed_subnets: Vec<IpSubnet>,
@@ -189,16 +217,52 @@ struct Inner {
 }
 
 impl Inner {
-    fn usage(&self) -> MutexGuard<'_, Usage> {
+    pub(crate) fn usage(&self) -> MutexGuard<'_, Usage> {
         // The counters stay consistent across a panic elsewhere (every update is one
         // saturating step), so a poisoned lock is still usable.
         self.usage.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn is_allowlisted(&self, peer: &PeerId, remote: &Multiaddr) -> bool {
+        self.allowed_peers.contains(peer) || self.is_allowlisted_addr(remote)
+    }
+
+    pub(crate) fn is_allowlisted_addr(&self, remote: &Multiaddr) -> bool {
+        first_ip(remote).is_some_and(|ip| self.allowed_subnets.iter().any(|s| s.contains(ip)))
+    }
+
+    pub(crate) fn is_allowlisted_peer(&self, peer: &PeerId) -> bool {
         self.allowed_peers.contains(peer)
-            || first_ip(remote)
-                .is_some_and(|ip| self.allowed_subnets.iter().any(|s| s.contains(ip)))
+    }
+
+    /// The count limits of `protocol`'s scope.
+    pub(crate) fn protocol_limits(&self, protocol: &str) -> Counts {
+        self.protocol_counts
+            .get(protocol)
+            .copied()
+            .unwrap_or(self.counts.protocol)
+    }
+
+    /// Counts a refused count reservation and logs it (sparsely); `None` in dry-run mode,
+    /// where the reservation goes ahead.
+    pub(crate) fn refuse(&self, usage: &mut Usage, refusal: Refusal) -> Option<LimitDenied> {
+        let count = {
+            let slot =
+                &mut usage.count_denials[refusal.scope.index()][resource_index(refusal.resource)];
+            *slot = slot.saturating_add(1);
+            *slot
+        };
+        let denied = refusal.into_denied();
+        if self.dry_run {
+            if log_this_denial(count) {
+                tracing::info!(%denied, denials = count, "dry run: reservation would be refused");
+            }
+            return None;
+        }
+        if log_this_denial(count) {
+            tracing::debug!(%denied, denials = count, "reservation refused");
+        }
+        Some(denied)
     }
 }
 
@@ -210,7 +274,7 @@ impl Inner {
 /// [`MemoryBudget`], keep a clone to read [`stats`](ResourceManager::stats).
 #[derive(Clone)]
 pub struct ResourceManager {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl fmt::Debug for ResourceManager {
@@ -238,6 +302,8 @@ impl ResourceManager {
     pub fn builder() -> ResourceManagerBuilder {
         ResourceManagerBuilder {
             limits: MemoryLimits::for_machine(),
+            counts: CountLimits::for_this_process(),
+            protocol_counts: HashMap::new(),
             given: Given::default(),
             dry_run: false,
             allowed_peers: HashSet::new(),
@@ -245,9 +311,33 @@ impl ResourceManager {
         }
     }
 
-    /// The limits in force.
+    /// The memory limits in force.
     pub fn limits(&self) -> MemoryLimits {
         self.inner.limits
+    }
+
+    /// The count limits in force (connections, streams, descriptors); protocols given their
+    /// own with [`ResourceManagerBuilder::protocol_counts`] are in
+    /// [`protocol_count_limits`](ResourceManager::protocol_count_limits).
+    pub fn count_limits(&self) -> CountLimits {
+        self.inner.counts
+    }
+
+    /// The count limits of `protocol`'s scope.
+    pub fn protocol_count_limits(&self, protocol: &str) -> Counts {
+        self.inner.protocol_limits(protocol)
+    }
+
+    /// What `peer` holds of the counted resources (zero for allowlisted peers, which are
+    /// counted in the allowlisted system scope only).
+    pub fn peer_counts(&self, peer: &PeerId) -> Counts {
+        self.inner
+            .usage()
+            .counts
+            .peers
+            .get(peer)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Whether denials are only logged and counted (the reservation is granted).
@@ -274,6 +364,18 @@ impl ResourceManager {
             largest_peer_memory: usage.peers.values().map(|p| p.memory).max().unwrap_or(0),
             service_memory: usage.services.clone(),
             denials: usage.denials,
+            count_denials: usage.count_denials,
+            system_counts: usage.counts.system,
+            allowlisted_counts: usage.counts.allowlisted,
+            transient_counts: usage.counts.transient,
+            protocol_counts: usage.counts.protocols.clone(),
+            largest_peer_inbound_streams: usage
+                .counts
+                .peers
+                .values()
+                .map(|c| c.inbound_streams)
+                .max()
+                .unwrap_or(0),
             dry_run: self.inner.dry_run,
         }
     }
@@ -338,6 +440,8 @@ struct Given {
 #[derive(Debug, Clone)]
 pub struct ResourceManagerBuilder {
     limits: MemoryLimits,
+    counts: CountLimits,
+    protocol_counts: HashMap<String, Counts>,
     /// Which limits were given; the others follow the system limit.
     given: Given,
     dry_run: bool,
@@ -405,6 +509,22 @@ impl ResourceManagerBuilder {
         self
     }
 
+    /// Replaces the count limits of every scope (default:
+    /// [`CountLimits::for_this_process`]).
+    #[must_use]
+    pub fn count_limits(mut self, counts: CountLimits) -> Self {
+        self.counts = counts;
+        self
+    }
+
+    /// Gives `protocol` count limits of its own (only its stream fields apply), in place of
+    /// the default protocol scope's: e.g. fewer inbound streams for an expensive handler.
+    #[must_use]
+    pub fn protocol_counts(mut self, protocol: impl Into<String>, counts: Counts) -> Self {
+        self.protocol_counts.insert(protocol.into(), counts);
+        self
+    }
+
     /// Only log and count denials, granting every reservation (default off): to learn what
     /// limits a deployment needs before enforcing them.
     #[must_use]
@@ -457,6 +577,18 @@ impl ResourceManagerBuilder {
                 });
             }
         }
+        let c = &self.counts;
+        for (scope, counts) in [
+            (Scope::System, c.system),
+            (Scope::Transient, c.transient),
+            (Scope::Peer, c.peer),
+        ] {
+            for resource in [Resource::InboundConnections, Resource::OutboundConnections] {
+                if counts.get(resource) == 0 {
+                    return Err(RcmgrError::ZeroCount { scope, resource });
+                }
+            }
+        }
         Ok(self.assemble())
     }
 
@@ -484,6 +616,8 @@ impl ResourceManagerBuilder {
         ResourceManager {
             inner: Arc::new(Inner {
                 limits: self.limits,
+                counts: self.counts,
+                protocol_counts: self.protocol_counts,
                 dry_run: self.dry_run,
                 allowed_peers: self.allowed_peers,
                 allowed_subnets: self.allowed_subnets,

@@ -1,4 +1,8 @@
 //! The scopes a reservation passes through, as denials, stats and metrics name them.
+//!
+//! A stream has no scope of its own: its memory is its receive window, reserved in its
+//! connection's account (decision D33), and its count is its place in the transient (then
+//! protocol), peer and system scopes.
 
 use std::fmt;
 
@@ -15,6 +19,11 @@ pub enum Scope {
     AllowlistedSystem,
     /// One service (pubsub, identify, Kademlia, ...), all its peers.
     Service,
+    /// Connections whose peer is not known yet (handshakes in progress) and streams whose
+    /// protocol is not agreed yet (negotiating).
+    Transient,
+    /// One protocol's streams, all peers.
+    Protocol,
 }
 
 impl Scope {
@@ -26,15 +35,19 @@ impl Scope {
             Scope::System => "system",
             Scope::AllowlistedSystem => "allowlisted_system",
             Scope::Service => "service",
+            Scope::Transient => "transient",
+            Scope::Protocol => "protocol",
         }
     }
 
-    pub(crate) const ALL: [Scope; 5] = [
+    pub(crate) const ALL: [Scope; 7] = [
         Scope::Connection,
         Scope::Peer,
         Scope::System,
         Scope::AllowlistedSystem,
         Scope::Service,
+        Scope::Transient,
+        Scope::Protocol,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -44,6 +57,8 @@ impl Scope {
             Scope::System => 2,
             Scope::AllowlistedSystem => 3,
             Scope::Service => 4,
+            Scope::Transient => 5,
+            Scope::Protocol => 6,
         }
     }
 }
@@ -55,4 +70,4 @@ impl fmt::Display for Scope {
 }
 
 /// Every scope, in the order of [`ResourceStats::denials`](crate::ResourceStats::denials).
-pub const SCOPES: [Scope; 5] = Scope::ALL;
+pub const SCOPES: [Scope; 7] = Scope::ALL;

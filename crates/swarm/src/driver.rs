@@ -5,14 +5,14 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use futures::future::{Either, select};
-use lp2p_core::{DialOpts, Established, Incoming, Multiaddr, Stream, addr};
+use lp2p_core::{ConnectionSlot, DialOpts, Established, Incoming, Multiaddr, Role, Stream, addr};
 use lp2p_peerstore::{CONNECTED_ADDR_TTL, RECENTLY_CONNECTED_ADDR_TTL};
 
 use crate::candidates::prepare;
 use crate::connection::ConnectionParts;
 use crate::core::{Action, Admitted, AttemptId, DialRequest, PendingId};
 use crate::gate::GateStage;
-use crate::state::{Shared, State, stage_of, swarm_error};
+use crate::state::{Shared, SlotCell, State, stage_of, swarm_error, take_slot};
 use crate::{CloseReason, Connection, Direction, Stage, SwarmError, SwarmEvent};
 
 impl Shared {
@@ -76,8 +76,9 @@ impl Shared {
             }
             Action::CancelInbound { pending } => {
                 let cancelled = self.lock().inbound.remove(&pending);
-                if let Some((abort, remote_addr)) = cancelled {
+                if let Some((abort, remote_addr, slot)) = cancelled {
                     abort.abort();
+                    drop(take_slot(&slot));
                     let error = SwarmError::Timeout {
                         what: "inbound connection upgrade",
                         after: self.config.upgrade_timeout,
@@ -91,8 +92,9 @@ impl Shared {
             }
             Action::EvictInbound { pending, age } => {
                 let evicted = self.lock().inbound.remove(&pending);
-                if let Some((abort, remote_addr)) = evicted {
+                if let Some((abort, remote_addr, slot)) = evicted {
                     abort.abort();
+                    drop(take_slot(&slot));
                     let error = SwarmError::Evicted {
                         age,
                         limit: self.config.max_pending_inbound,
@@ -150,6 +152,18 @@ impl Shared {
             );
             return;
         };
+        let slot = match self.open_slot(Role::Initiator, &addr, transport.uses_fd_per_connection())
+        {
+            Ok(slot) => slot,
+            Err(err) => {
+                tracing::debug!(%addr, %err, "dial attempt refused by the resource manager");
+                let now = self.now();
+                self.lock()
+                    .core
+                    .attempt_failed(attempt, Stage::Limit, Arc::new(err), false, now);
+                return;
+            }
+        };
         let weak = Arc::downgrade(self);
         let ctx = self.ctx.clone();
         let started = self.now();
@@ -161,7 +175,7 @@ impl Shared {
                 }
                 return;
             };
-            shared.attempt_done(attempt, &addr, (transport.name(), started), result);
+            shared.attempt_done(attempt, &addr, (transport.name(), started), result, slot);
         });
         // The task cannot have reported yet: reporting needs the lock this caller does not
         // hold, and `drain` runs outside it. If it already finished, the abort is a no-op.
@@ -175,10 +189,13 @@ impl Shared {
         addr: &Multiaddr,
         (transport, started): (&'static str, Instant),
         result: Result<Established, lp2p_core::Error>,
+        mut slot: Option<Box<dyn ConnectionSlot>>,
     ) {
         let now = self.now();
         let took = now.saturating_duration_since(started);
-        let result = result.and_then(|est| self.gate_upgraded(est, Direction::Outbound));
+        let result = result
+            .and_then(|est| self.gate_upgraded(est, Direction::Outbound))
+            .and_then(|est| self.attach_slot(slot.as_deref_mut(), est));
         match result {
             Ok(est) => {
                 let registered = {
@@ -193,8 +210,9 @@ impl Shared {
                         est.limited,
                         now,
                     );
-                    admitted
-                        .map(|a| self.register(&mut st, a, &est, Direction::Outbound, transport))
+                    admitted.map(|a| {
+                        self.register(&mut st, a, &est, (Direction::Outbound, transport), slot)
+                    })
                 };
                 self.drain();
                 if let Some((conn, n)) = registered {
@@ -237,8 +255,8 @@ impl Shared {
         st: &mut State,
         admitted: Admitted,
         est: &Established,
-        direction: Direction,
-        transport: &'static str,
+        (direction, transport): (Direction, &'static str),
+        slot: Option<Box<dyn ConnectionSlot>>,
     ) -> (Connection, usize) {
         let conn = Connection::new(ConnectionParts {
             id: admitted.id,
@@ -254,6 +272,9 @@ impl Shared {
             established_at: self.now(),
         });
         st.conns.insert(admitted.id, conn.clone());
+        if let Some(slot) = slot {
+            st.slots.insert(admitted.id, slot);
+        }
         st.totals.opened(direction, transport);
         self.lifecycle.established(&conn);
         (conn, admitted.num_established)
@@ -299,7 +320,12 @@ impl Shared {
 
     /// An inbound attempt from a listener: admitted by address, then upgraded in its own
     /// task (which the core cancels when it runs out of time).
-    pub(crate) fn inbound(self: &Arc<Self>, incoming: Incoming, transport: &'static str) {
+    pub(crate) fn inbound(
+        self: &Arc<Self>,
+        incoming: Incoming,
+        transport: &'static str,
+        uses_fd: bool,
+    ) {
         let now = self.now();
         let remote_addr = incoming.remote_addr.clone();
         if let Err(reason) = self.check_gates(GateStage::Accept, |g| {
@@ -330,7 +356,28 @@ impl Shared {
                 return;
             }
         };
+        // The core may have evicted an older attempt to admit this one: carry that out
+        // first, so its place in the resource manager's counts is free before this one
+        // asks for a place (the swarm's eviction comes before the manager's refusal).
+        self.drain();
+        let slot = match self.open_slot(Role::Responder, &remote_addr, uses_fd) {
+            Ok(slot) => slot,
+            Err(err) => {
+                self.stats.refused(Direction::Inbound);
+                drop(incoming);
+                self.lock().core.inbound_failed(pending, now);
+                self.drain();
+                tracing::debug!(%remote_addr, %err, "inbound connection refused by the resource manager");
+                self.events.emit(&SwarmEvent::IncomingConnectionError {
+                    remote_addr,
+                    error: Arc::new(err),
+                });
+                return;
+            }
+        };
         let weak = Arc::downgrade(self);
+        let slot: SlotCell = Arc::new(std::sync::Mutex::new(slot));
+        let task_slot = Arc::clone(&slot);
         let task = self.runtime.spawn(async move {
             let result = incoming.upgrade.await;
             let Some(shared) = weak.upgrade() else {
@@ -339,11 +386,18 @@ impl Shared {
                 }
                 return;
             };
-            shared.inbound_done(pending, incoming.remote_addr, (transport, now), result);
+            let slot = take_slot(&task_slot);
+            shared.inbound_done(
+                pending,
+                incoming.remote_addr,
+                (transport, now),
+                result,
+                slot,
+            );
         });
         self.lock()
             .inbound
-            .insert(pending, (task.abort_handle(), remote_addr));
+            .insert(pending, (task.abort_handle(), remote_addr, slot));
         self.drain();
     }
 
@@ -354,10 +408,13 @@ impl Shared {
         remote_addr: Multiaddr,
         (transport, started): (&'static str, Instant),
         result: Result<Established, lp2p_core::Error>,
+        mut slot: Option<Box<dyn ConnectionSlot>>,
     ) {
         let now = self.now();
         let took = now.saturating_duration_since(started);
-        let result = result.and_then(|est| self.gate_upgraded(est, Direction::Inbound));
+        let result = result
+            .and_then(|est| self.gate_upgraded(est, Direction::Inbound))
+            .and_then(|est| self.attach_slot(slot.as_deref_mut(), est));
         let outcome = match result {
             Ok(est) => {
                 let registered = {
@@ -373,7 +430,9 @@ impl Shared {
                             est.limited,
                             now,
                         )
-                        .map(|a| self.register(&mut st, a, &est, Direction::Inbound, transport))
+                        .map(|a| {
+                            self.register(&mut st, a, &est, (Direction::Inbound, transport), slot)
+                        })
                 };
                 match registered {
                     Ok((conn, n)) => {
@@ -437,6 +496,48 @@ impl Shared {
         }
     }
 
+    /// A place in the resource manager's counts for a new connection (none without a
+    /// limiter).
+    fn open_slot(
+        &self,
+        role: Role,
+        remote: &Multiaddr,
+        uses_fd: bool,
+    ) -> Result<Option<Box<dyn ConnectionSlot>>, SwarmError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(None);
+        };
+        limiter
+            .open_connection(role, remote, uses_fd)
+            .map(Some)
+            .map_err(|denied| SwarmError::Resources {
+                peer: None,
+                denied: Box::new(denied),
+            })
+    }
+
+    /// Moves a ready connection's place to its peer's scope; refused, the connection is
+    /// closed here and comes back as an error.
+    fn attach_slot(
+        &self,
+        slot: Option<&mut dyn ConnectionSlot>,
+        est: Established,
+    ) -> Result<Established, lp2p_core::Error> {
+        let Some(slot) = slot else { return Ok(est) };
+        match slot.attach_peer(&est.peer) {
+            Ok(()) => Ok(est),
+            Err(denied) => {
+                let muxed = est.muxer;
+                self.runtime
+                    .spawn_detached(async move { muxed.close().await });
+                Err(lp2p_core::Error::Denied(Box::new(SwarmError::Resources {
+                    peer: Some(Box::new(est.peer)),
+                    denied: Box::new(denied),
+                })))
+            }
+        }
+    }
+
     // ---- connections -----------------------------------------------------------------
 
     fn dispatch_inbound_stream(&self, conn: Connection, mut stream: Box<dyn Stream>) {
@@ -458,6 +559,7 @@ impl Shared {
         let removed = {
             let mut st = self.lock();
             st.conns.remove(&conn.id());
+            st.slots.remove(&conn.id());
             let removed = st.core.connection_closed(conn.id(), now);
             if let Some(r) = &removed {
                 st.totals.closed(

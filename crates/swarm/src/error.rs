@@ -130,6 +130,16 @@ pub enum SwarmError {
         /// or subnet.
         subject: Option<String>,
     },
+    /// The resource manager (the swarm's
+    /// [`connection_limiter`](crate::SwarmBuilder::connection_limiter)) refused the
+    /// connection: the denial names the scope, the resource, its limit and its usage.
+    #[error("resource limit reached{}: {denied}", peer.as_ref().map(|p| format!(" for peer {p}")).unwrap_or_default())]
+    Resources {
+        /// The remote, once known.
+        peer: Option<Box<PeerId>>,
+        /// Which scope refused, and why.
+        denied: Box<lp2p_core::LimitDenied>,
+    },
     /// A failure in the transport, security channel or muxer.
     #[error(transparent)]
     Core(#[from] lp2p_core::Error),

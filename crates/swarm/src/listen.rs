@@ -13,6 +13,7 @@ pub(crate) async fn accept_loop(
     shared: Weak<Shared>,
     mut listener: Box<dyn Listener>,
     transport: &'static str,
+    uses_fd: bool,
 ) {
     loop {
         let accepted = listener.accept().await;
@@ -20,7 +21,7 @@ pub(crate) async fn accept_loop(
             return;
         };
         match accepted {
-            Ok(incoming) => shared.inbound(incoming, transport),
+            Ok(incoming) => shared.inbound(incoming, transport, uses_fd),
             Err(err) => {
                 for local in listener.local_addrs() {
                     tracing::warn!(listener = %local, %err, "listener failed; no longer listening there");

@@ -13,8 +13,8 @@ use futures::channel::oneshot;
 use futures::future::AbortHandle;
 use futures::task::AtomicWaker;
 use lp2p_core::{
-    AddressResolver, Keypair, Multiaddr, PeerId, Role, RuntimeHandle, Stream, Transport,
-    TransportContext,
+    AddressResolver, ConnectionLimiter, ConnectionSlot, Keypair, Multiaddr, PeerId, Role,
+    RuntimeHandle, Stream, Transport, TransportContext,
 };
 use lp2p_peerstore::Peerstore;
 
@@ -38,13 +38,29 @@ pub(crate) type DialWaiter = oneshot::Sender<Result<Connection, SwarmError>>;
 pub(crate) struct State {
     pub(crate) core: SwarmCore,
     pub(crate) conns: BTreeMap<ConnectionId, Connection>,
+    /// Each live connection's place in the resource manager's counts (when a limiter is
+    /// set); removed, and so returned, with the connection.
+    pub(crate) slots: HashMap<ConnectionId, Box<dyn ConnectionSlot>>,
     pub(crate) attempts: HashMap<AttemptId, AbortHandle>,
-    pub(crate) inbound: HashMap<PendingId, (AbortHandle, Multiaddr)>,
+    pub(crate) inbound: HashMap<PendingId, (AbortHandle, Multiaddr, SlotCell)>,
     pub(crate) waiters: HashMap<DialId, Vec<DialWaiter>>,
     pub(crate) listeners: Vec<(Vec<Multiaddr>, AbortHandle)>,
     pub(crate) background: Vec<AbortHandle>,
     pub(crate) totals: Totals,
     pub(crate) dial_durations: DialDurations,
+}
+
+/// A pending inbound attempt's place in the resource manager's counts, shared by its upgrade
+/// task (which takes it when the upgrade ends) and the table of pending attempts (which
+/// drops it at once when the core cancels or evicts the attempt, instead of when the
+/// aborted task is next polled: a flood must not see places held by evicted attempts).
+pub(crate) type SlotCell = Arc<Mutex<Option<Box<dyn ConnectionSlot>>>>;
+
+/// Takes the place out of `cell` (once; `None` after).
+pub(crate) fn take_slot(cell: &SlotCell) -> Option<Box<dyn ConnectionSlot>> {
+    cell.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
 }
 
 /// Wakes the timer task when the core's next deadline may have moved.
@@ -87,6 +103,7 @@ pub(crate) struct Shared {
     pub(crate) transports: Vec<Arc<dyn Transport>>,
     pub(crate) resolvers: Vec<Arc<dyn AddressResolver>>,
     pub(crate) gates: Vec<Arc<dyn ConnectionGate>>,
+    pub(crate) limiter: Option<Arc<dyn ConnectionLimiter>>,
     pub(crate) stats: Counters,
     pub(crate) peerstore: Peerstore,
     pub(crate) config: SwarmConfig,
@@ -106,6 +123,7 @@ pub(crate) struct Parts {
     pub(crate) resolvers: Vec<Arc<dyn AddressResolver>>,
     pub(crate) gates: Vec<Arc<dyn ConnectionGate>>,
     pub(crate) memory: Option<Arc<dyn lp2p_core::MemoryBudget>>,
+    pub(crate) limiter: Option<Arc<dyn ConnectionLimiter>>,
     pub(crate) peerstore: Peerstore,
     pub(crate) config: SwarmConfig,
     pub(crate) runtime: RuntimeHandle,
@@ -248,6 +266,7 @@ impl Shared {
                 transports: parts.transports,
                 resolvers: parts.resolvers,
                 gates: parts.gates,
+                limiter: parts.limiter,
                 stats: Counters::default(),
                 peerstore: parts.peerstore,
                 events: EventBus::new(parts.config.event_buffer),
@@ -255,6 +274,7 @@ impl Shared {
                 state: Mutex::new(State {
                     core: SwarmCore::new(parts.config.clone(), local_peer, now),
                     conns: BTreeMap::new(),
+                    slots: HashMap::new(),
                     attempts: HashMap::new(),
                     inbound: HashMap::new(),
                     waiters: HashMap::new(),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lp2p_core::{
-    AddressResolver, Keypair, MemoryBudget, Multiaddr, MuxerUpgrader, PeerId, RuntimeHandle,
-    SecurityUpgrader, Transport,
+    AddressResolver, ConnectionLimiter, Keypair, MemoryBudget, Multiaddr, MuxerUpgrader, PeerId,
+    RuntimeHandle, SecurityUpgrader, Transport,
 };
 use lp2p_peerstore::Peerstore;
 
@@ -29,6 +29,7 @@ pub struct SwarmBuilder {
     resolvers: Vec<Arc<dyn AddressResolver>>,
     gates: Vec<Arc<dyn ConnectionGate>>,
     memory: Option<Arc<dyn MemoryBudget>>,
+    limiter: Option<Arc<dyn ConnectionLimiter>>,
     peerstore: Option<Peerstore>,
     config: SwarmConfig,
     runtime: Option<RuntimeHandle>,
@@ -111,6 +112,18 @@ impl SwarmBuilder {
         self
     }
 
+    /// Where connections take their place in node-wide counts (see `lp2p_core::counts`):
+    /// `lp2p_rcmgr::ResourceManager` for inbound and outbound connection and descriptor
+    /// limits per scope (transient while the handshake runs, then the peer's). Each
+    /// inbound attempt takes a place before its upgrade starts, each dial attempt before it
+    /// connects; a refusal fails the attempt with [`SwarmError::Resources`]. Without one,
+    /// only this swarm's own limits ([`SwarmConfig`]) apply.
+    #[must_use]
+    pub fn connection_limiter(mut self, limiter: impl ConnectionLimiter) -> Self {
+        self.limiter = Some(Arc::new(limiter));
+        self
+    }
+
     /// Uses this peerstore (shared with whoever else holds a clone).
     #[must_use]
     pub fn peerstore(mut self, peerstore: Peerstore) -> Self {
@@ -187,6 +200,7 @@ impl SwarmBuilder {
             resolvers: self.resolvers,
             gates: self.gates,
             memory: self.memory,
+            limiter: self.limiter,
             peerstore: self
                 .peerstore
                 .unwrap_or_else(|| Peerstore::with_runtime(runtime.clone())),
@@ -323,6 +337,7 @@ impl Swarm {
             Arc::downgrade(&self.shared),
             listener,
             transport.name(),
+            transport.uses_fd_per_connection(),
         ));
         self.shared
             .lock()

@@ -302,6 +302,10 @@ impl Transport for Upgraded {
         self.raw.can_listen(addr)
     }
 
+    fn uses_fd_per_connection(&self) -> bool {
+        self.raw.uses_fd_per_connection()
+    }
+
     async fn dial(
         &self,
         ctx: &TransportContext,

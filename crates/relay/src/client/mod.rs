@@ -566,6 +566,11 @@ impl Transport for RelayTransport {
         "relay"
     }
 
+    /// A circuit is a stream on the relay connection, which holds the descriptor.
+    fn uses_fd_per_connection(&self) -> bool {
+        false
+    }
+
     fn can_dial(&self, addr: &Multiaddr) -> bool {
         CircuitAddr::parse(addr).is_some()
     }
