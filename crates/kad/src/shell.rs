@@ -695,9 +695,11 @@ impl Inner {
         let peer = request.peer;
         let id = request.id;
         let timeout = self.config.request_timeout;
-        // Holds the answer's reservation until the core has handled it.
-        let mut account = self.budget.service_account(MEMORY_SERVICE, &peer);
-        let exchange = self.clone().exchange(request, &mut *account);
+        // Holds the answer's reservation until the core has handled it; opened only when
+        // an answer is about to be read (not while connecting, nor for a request without
+        // an answer), so a peer we merely try to reach is not counted by the manager.
+        let mut account: Option<Box<dyn MemoryAccount>> = None;
+        let exchange = self.clone().exchange(request, &mut account);
         let outcome = match self.runtime.timeout(timeout, exchange).await {
             Ok(outcome) => outcome,
             Err(_) => Err(RequestFailure::Timeout),
@@ -740,7 +742,7 @@ impl Inner {
     async fn exchange(
         self: Arc<Self>,
         request: OutboundRequest,
-        account: &mut dyn MemoryAccount,
+        account: &mut Option<Box<dyn MemoryAccount>>,
     ) -> Result<(Option<Vec<u8>>, Option<Multiaddr>), RequestFailure> {
         let host = self.host.upgrade().ok_or(RequestFailure::Unreachable)?;
         let peer = request.peer;
@@ -776,8 +778,10 @@ impl Inner {
             return Ok((None, dialed));
         }
         let max = self.config.limits.max_message_size;
+        let account =
+            account.get_or_insert_with(|| self.budget.service_account(MEMORY_SERVICE, &peer));
         let read = self
-            .read_reserved(&mut stream, &peer, max, account)
+            .read_reserved(&mut stream, &peer, max, &mut **account)
             .await
             .and_then(|answer| {
                 answer.ok_or(lp2p_core::Error::UnexpectedEof {

@@ -454,3 +454,25 @@ fn requests_and_answers_with_default_limits_leave_nothing_reserved() {
         server_host.close().await;
     });
 }
+
+/// A request to a peer that cannot be reached opens no memory account: the account is
+/// taken only when an answer is about to be read, so the resource manager never counts a
+/// peer we merely tried to reach.
+#[test]
+fn a_request_to_an_unreachable_peer_takes_no_memory_account() {
+    block_on(async {
+        let (h, kad) = server(KadConfig::default()).await;
+        let nobody = PeerId::random();
+        // A memory port nothing listens on.
+        kad.add_address(nobody, vec!["/memory/9".parse().unwrap()]);
+        let found = kad.find_peer(PeerId::random()).await;
+        assert!(found.is_err(), "no one answers");
+        let stats = h.resource_manager().stats();
+        assert!(
+            !stats.service_memory.contains_key(MEMORY_SERVICE),
+            "{stats:?}"
+        );
+        assert_eq!(h.resource_manager().peer_memory(&nobody), 0);
+        h.close().await;
+    });
+}
