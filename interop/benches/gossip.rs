@@ -69,6 +69,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "network/common.rs"]
+mod common;
+
+use common::{Imp, graph, quantile};
 use serde_json::{Value, json};
 
 /// The topic every node subscribes to.
@@ -100,21 +104,6 @@ const RUST_HEARTBEAT_MS: &str = "1000";
 /// unless told otherwise).
 const RUST_PING_INTERVAL_MS: &str = "15000";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Imp {
-    Lp2p,
-    Rust,
-}
-
-impl Imp {
-    fn name(self) -> &'static str {
-        match self {
-            Imp::Lp2p => "lp2p",
-            Imp::Rust => "rust-libp2p",
-        }
-    }
-}
-
 struct Scenario {
     name: &'static str,
     nodes: usize,
@@ -138,41 +127,6 @@ const SCENARIOS: [Scenario; 2] = [
         size: 256,
     },
 ];
-
-/// splitmix64: a small, fixed pseudo-random sequence (the bench needs no better).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number below `n` (`n` > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// The graph: for each node, the earlier nodes it bootstraps from.
-fn graph(nodes: usize) -> Vec<Vec<usize>> {
-    let mut rng = Rng(GRAPH_SEED);
-    (0..nodes)
-        .map(|i| {
-            let mut picked: Vec<usize> = Vec::new();
-            while picked.len() < BOOTSTRAP_PEERS.min(i) {
-                let j = rng.below(i);
-                if !picked.contains(&j) {
-                    picked.push(j);
-                }
-            }
-            picked
-        })
-        .collect()
-}
 
 /// What a node's stdout reader passes on.
 enum Event {
@@ -509,17 +463,6 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// The `p` quantile (0..=1) of `values`, nearest rank; NaN if empty.
-fn quantile(values: &[f64], p: f64) -> f64 {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 /// One row of the report: a measure of both implementations.
 struct Row {
     label: String,
@@ -531,7 +474,7 @@ struct Row {
 /// Runs one scenario; its rows.
 fn run(scenario: &Scenario, seconds: u64, lp2p: &Path, rust: &Path) -> Vec<Row> {
     let n = scenario.nodes;
-    let edges = graph(n);
+    let edges = graph(n, BOOTSTRAP_PEERS, GRAPH_SEED);
     let logs = std::env::var_os("GOSSIP_BENCH_LOGS").map(|dir| {
         let dir = PathBuf::from(dir).join(scenario.name);
         std::fs::create_dir_all(&dir).expect("create GOSSIP_BENCH_LOGS");

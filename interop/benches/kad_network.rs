@@ -36,6 +36,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "network/common.rs"]
+mod common;
+
+use common::{Imp, Rng, graph, quantile};
 use serde_json::Value;
 
 /// Peers each node bootstraps from (fewer for the first nodes): enough that the graph is
@@ -58,39 +62,6 @@ const KEY_SEED_BASE: u64 = 5000;
 const RUST_PING_INTERVAL_MS: &str = "15000";
 /// First key seed of the absent peers looked up (far above any node's seed).
 const ABSENT_SEED_BASE: u64 = 1_000_000;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Imp {
-    Lp2p,
-    Rust,
-}
-
-impl Imp {
-    fn name(self) -> &'static str {
-        match self {
-            Imp::Lp2p => "lp2p",
-            Imp::Rust => "rust-libp2p",
-        }
-    }
-}
-
-/// splitmix64: a small, fixed pseudo-random sequence (the bench needs no better).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number below `n` (`n` > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// A listening node, killed when dropped (also when the bench panics).
 struct Node {
@@ -211,23 +182,6 @@ struct Network {
     nodes: Vec<Node>,
 }
 
-/// The graph: for each node, the earlier nodes it bootstraps from.
-fn graph(nodes: usize) -> Vec<Vec<usize>> {
-    let mut rng = Rng(GRAPH_SEED);
-    (0..nodes)
-        .map(|i| {
-            let mut picked: Vec<usize> = Vec::new();
-            while picked.len() < BOOTSTRAP_PEERS.min(i) {
-                let j = rng.below(i);
-                if !picked.contains(&j) {
-                    picked.push(j);
-                }
-            }
-            picked
-        })
-        .collect()
-}
-
 /// What one operation kind measured in one network.
 #[derive(Default)]
 struct Samples {
@@ -267,17 +221,6 @@ impl Samples {
     }
 }
 
-/// The `p` quantile (0..=1) of `values`, nearest rank; NaN if empty.
-fn quantile(values: &[f64], p: f64) -> f64 {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -302,7 +245,7 @@ fn main() {
     );
 
     // Build both networks node by node, lp2p's node i then rust-libp2p's node i.
-    let edges = graph(n);
+    let edges = graph(n, BOOTSTRAP_PEERS, GRAPH_SEED);
     let mut networks = [
         Network {
             imp: Imp::Lp2p,

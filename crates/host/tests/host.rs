@@ -1217,12 +1217,7 @@ fn a_peer_over_its_memory_limit_is_refused_streams_and_another_peer_is_served() 
             .connection_memory(2 << 20)
             .build()
             .unwrap();
-        let server = memory_builder(&sim)
-            .resource_manager(manager.clone())
-            .listen_on(ma("/memory/0"))
-            .build()
-            .await
-            .unwrap();
+        let server = listener_with(&sim, &manager).await;
         // Echoes byte by byte until the remote closes: streams stay open as long as the
         // client keeps them.
         server.set_stream_handler("/trickle/1.0.0", |mut stream: HostStream| async move {
@@ -1281,12 +1276,7 @@ fn an_allowlisted_peer_is_served_when_the_system_memory_scope_is_full() {
             .allow_peer(friend.local_peer_id())
             .build()
             .unwrap();
-        let server = memory_builder(&sim)
-            .resource_manager(manager.clone())
-            .listen_on(ma("/memory/0"))
-            .build()
-            .await
-            .unwrap();
+        let server = listener_with(&sim, &manager).await;
         server.set_stream_handler("/echo/1.0.0", echo);
         let peer = server.local_peer_id();
         let roundtrip = |host: Host| async move {
@@ -1328,6 +1318,16 @@ fn count_limited(change: impl FnOnce(&mut CountLimits)) -> ResourceManager {
         .unwrap()
 }
 
+/// A host over the memory transport listening on a fresh port, with `manager`.
+async fn listener_with(sim: &SimHandle, manager: &ResourceManager) -> Host {
+    memory_builder(sim)
+        .resource_manager(manager.clone())
+        .listen_on(ma("/memory/0"))
+        .build()
+        .await
+        .unwrap()
+}
+
 /// The resource manager's per-peer count of inbound streams binds over one peer's streams:
 /// the one past it is reset and counted, another peer is still served, and the count comes
 /// back when the streams end.
@@ -1335,12 +1335,7 @@ fn count_limited(change: impl FnOnce(&mut CountLimits)) -> ResourceManager {
 fn a_peer_over_its_inbound_stream_count_is_refused_and_another_peer_is_served() {
     run(|sim| async move {
         let manager = count_limited(|l| l.peer.inbound_streams = 2);
-        let server = memory_builder(&sim)
-            .resource_manager(manager.clone())
-            .listen_on(ma("/memory/0"))
-            .build()
-            .await
-            .unwrap();
+        let server = listener_with(&sim, &manager).await;
         server.set_stream_handler("/echo/1.0.0", echo);
         let peer = server.local_peer_id();
         let hog = memory_builder(&sim).build().await.unwrap();
@@ -1431,12 +1426,7 @@ fn an_outbound_stream_over_a_count_limit_fails_with_the_scope_named() {
 fn an_inbound_connection_over_the_system_count_is_refused_before_the_upgrade() {
     run(|sim| async move {
         let manager = count_limited(|l| l.system.inbound_connections = 1);
-        let server = memory_builder(&sim)
-            .resource_manager(manager.clone())
-            .listen_on(ma("/memory/0"))
-            .build()
-            .await
-            .unwrap();
+        let server = listener_with(&sim, &manager).await;
         let mut events = server.swarm().events();
         let peer = server.local_peer_id();
         let first = memory_builder(&sim).build().await.unwrap();

@@ -269,7 +269,33 @@ fn check(
     })
 }
 
+/// [`check`] of `resource`, then of a descriptor when `fd`.
+fn check_with_fd(
+    scope: Scope,
+    name: impl Fn() -> String,
+    held: &Counts,
+    limits: &Counts,
+    (resource, fd): (Resource, bool),
+) -> Result<(), Refusal> {
+    check(scope, &name, held, limits, resource)?;
+    if fd {
+        check(scope, &name, held, limits, Resource::FileDescriptors)?;
+    }
+    Ok(())
+}
+
 impl CountUsage {
+    /// Checks the transient scope for one more `resource`.
+    fn check_transient(&self, limits: &CountLimits, resource: Resource) -> Result<(), Refusal> {
+        check(
+            Scope::Transient,
+            || "transient".into(),
+            &self.transient,
+            &limits.transient,
+            resource,
+        )
+    }
+
     /// Checks a new connection (holding a descriptor if `fd`): the transient and system
     /// scopes, or the allowlisted one.
     pub(crate) fn check_connection(
@@ -282,21 +308,16 @@ impl CountUsage {
         let (scope, held) = if allowlisted {
             (Scope::AllowlistedSystem, &self.allowlisted)
         } else {
-            check(
-                Scope::Transient,
-                || "transient".into(),
-                &self.transient,
-                &limits.transient,
-                resource,
-            )?;
+            self.check_transient(limits, resource)?;
             (Scope::System, &self.system)
         };
-        let name = || scope.to_string();
-        check(scope, name, held, &limits.system, resource)?;
-        if fd {
-            check(scope, name, held, &limits.system, Resource::FileDescriptors)?;
-        }
-        Ok(())
+        check_with_fd(
+            scope,
+            || scope.to_string(),
+            held,
+            &limits.system,
+            (resource, fd),
+        )
     }
 
     /// Counts a new connection at `place` (allowlisted or transient).
@@ -313,9 +334,8 @@ impl CountUsage {
         }
     }
 
-    /// Checks that `peer` can take one more connection.
-    /// Checks that `peer` can take one more connection (and its descriptor, if `fd`).
-    pub(crate) fn check_peer_connection(
+    /// Checks that `peer` can take one more `resource` (and a descriptor, if `fd`).
+    pub(crate) fn check_peer(
         &self,
         limits: &CountLimits,
         peer: &PeerId,
@@ -323,18 +343,13 @@ impl CountUsage {
         fd: bool,
     ) -> Result<(), Refusal> {
         let held = self.peers.get(peer).copied().unwrap_or_default();
-        let name = || format!("peer ({peer})");
-        check(Scope::Peer, name, &held, &limits.peer, resource)?;
-        if fd {
-            check(
-                Scope::Peer,
-                name,
-                &held,
-                &limits.peer,
-                Resource::FileDescriptors,
-            )?;
-        }
-        Ok(())
+        check_with_fd(
+            Scope::Peer,
+            || format!("peer ({peer})"),
+            &held,
+            &limits.peer,
+            (resource, fd),
+        )
     }
 
     /// Moves a transient connection to `peer`'s scope (its descriptor too, which the
@@ -389,35 +404,13 @@ impl CountUsage {
         peer: &PeerId,
         resource: Resource,
     ) -> Result<(), Refusal> {
-        check(
-            Scope::Transient,
-            || "transient".into(),
-            &self.transient,
-            &limits.transient,
-            resource,
-        )?;
-        self.check_peer_stream(limits, peer, resource)?;
+        self.check_transient(limits, resource)?;
+        self.check_peer(limits, peer, resource, false)?;
         check(
             Scope::System,
             || "system".into(),
             &self.system,
             &limits.system,
-            resource,
-        )
-    }
-
-    fn check_peer_stream(
-        &self,
-        limits: &CountLimits,
-        peer: &PeerId,
-        resource: Resource,
-    ) -> Result<(), Refusal> {
-        let held = self.peers.get(peer).copied().unwrap_or_default();
-        check(
-            Scope::Peer,
-            || format!("peer ({peer})"),
-            &held,
-            &limits.peer,
             resource,
         )
     }

@@ -125,10 +125,9 @@ impl CountedConnection {
             self.place = ConnectionPlace::Allowlisted;
             return Ok(());
         }
-        if let Err(refusal) =
-            usage
-                .counts
-                .check_peer_connection(&inner.counts, peer, self.resource, self.fd)
+        if let Err(refusal) = usage
+            .counts
+            .check_peer(&inner.counts, peer, self.resource, self.fd)
             && let Some(denied) = inner.refuse(&mut usage, refusal)
         {
             return Err(denied);
