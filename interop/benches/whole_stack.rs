@@ -6,16 +6,39 @@
 //! (lp2p-quic on async-std against rust-libp2p's libp2p-quic on tokio). Rounds alternate
 //! between the six cells (implementation x transport), in a rotating order, so machine noise
 //! hits all alike; the report gives the median of each measure and the ratio lp2p /
-//! rust-libp2p (above 1 means lp2p is faster), then lp2p's QUIC and WebSocket against lp2p's
-//! own TCP.
+//! rust-libp2p turned so that above 1 means lp2p is better (faster, or less CPU, memory or
+//! waiting), then lp2p's QUIC and WebSocket against lp2p's own TCP the same way.
 //!
-//! - perf: one `/perf/1.0.0` exchange, `PERF_MIB` up then `PERF_MIB` down, in MiB/s;
-//! - connections: `conn-bench` of `CONNS` sequential connections (dial, upgrade, one ping,
-//!   close), in connections per second, and the median time to first ping.
+//! The rows, each measured once per cell and round:
+//! - upload throughput: one `/perf/1.0.0` exchange of `PERF_MIB` up and nothing down
+//!   (`perf --upload-bytes N --download-bytes 0`), MiB over the `seconds` the client reports;
+//! - download throughput: another exchange, nothing up and `PERF_MIB` down;
+//! - receiver CPU per GiB, upload: the CPU time (`utime + stime` of `/proc/PID/stat`) the
+//!   listener spent during the upload exchange, read before the client starts and after it
+//!   has exited, per GiB moved;
+//! - receiver CPU per GiB, download: the client's CPU time over its whole life (start,
+//!   handshake, exchange, close; read from `/proc/PID/stat` once it has closed its output and
+//!   before it is reaped), per GiB moved;
+//! - listener RSS per idle connection: a fresh `listen --bare` process; its `VmRSS`
+//!   (`/proc/PID/status`) once listening, then `lp2p-node hold --count HOLD --bare` to it
+//!   (rust-libp2p-node has no `hold`, so the same lp2p client opens the connections to both
+//!   listeners), its `VmRSS` again once `hold` has reported them all open and one second has
+//!   passed, (after - before) / connections held, in KiB; then the hold process and the
+//!   listener are killed. Always direct, never through the delaying relay;
+//! - connections per second: `conn-bench` of `CONNS` sequential connections (dial, upgrade,
+//!   one ping, close);
+//! - time to first ping: the median over that conn-bench's connections (its p50), from the
+//!   start of the dial to the ping's answer.
+//!
+//! Besides the tables, one JSON line per measure and transport:
+//! `{"bench":"whole_stack","transport":"tcp|quic|ws","measure":..,"unit":..,"better":
+//! "higher|lower","lp2p":..,"rust":..,"ratio":..,"rounds":..,"rtt_ms":..}`, where `ratio` is
+//! plainly lp2p / rust-libp2p (as in the gossip bench) and `better` says which way is good.
 //!
 //! Run with `cargo bench --bench whole_stack` in interop/ (release builds of both stacks;
 //! `LP2P_NODE` may name a prebuilt lp2p-node). `WHOLE_STACK_ROUNDS` (default 5) sets the
-//! number of rounds, `WHOLE_STACK_PERF_MIB` (default 256) the perf size.
+//! number of rounds, `WHOLE_STACK_PERF_MIB` (default 1024) the size of each perf exchange,
+//! `WHOLE_STACK_HOLD` (default 1000) the idle connections of the RSS row.
 //!
 //! `WHOLE_STACK_RTT_MS=N` puts a delaying relay (`whole_stack/delay.rs`) in front of each
 //! server address, so that every round trip costs N ms: the setup figures then show what a
@@ -25,22 +48,35 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[path = "whole_stack/delay.rs"]
 mod delay;
 
-/// MiB each way in one perf exchange: long enough that setup is noise.
-const PERF_MIB: u64 = 256;
+// Only `quantile` is used here.
+#[allow(dead_code)]
+#[path = "network/common.rs"]
+mod common;
+
+use common::quantile;
+
+/// MiB moved by one perf exchange (upload or download): long enough that setup is noise.
+const PERF_MIB: u64 = 1024;
 /// Connections per conn-bench run.
 const CONNS: &str = "200";
+/// Idle connections `hold` opens for the RSS row.
+const HOLD: u64 = 1000;
+/// How long the listener is left to settle once `hold` has its connections.
+const HOLD_SETTLE: Duration = Duration::from_secs(1);
 
 /// `addr` with its TCP or UDP port replaced by a delaying relay's (see [`delay`]).
-fn relayed(addr: &str, rtt: std::time::Duration) -> String {
+fn relayed(addr: &str, rtt: Duration) -> String {
     let mut parts: Vec<String> = addr.split('/').map(str::to_owned).collect();
     let at = parts
         .iter()
@@ -55,6 +91,59 @@ fn relayed(addr: &str, rtt: std::time::Duration) -> String {
     };
     parts[at + 1] = relay.port().to_string();
     parts.join("/")
+}
+
+/// CPU time (`utime + stime`) a process has used so far, in seconds; a child that has
+/// exited but is not reaped yet still reports its times.
+fn cpu_seconds(pid: u32) -> f64 {
+    static TICKS_PER_SECOND: OnceLock<f64> = OnceLock::new();
+    let ticks = *TICKS_PER_SECOND.get_or_init(|| {
+        let out = Command::new("getconf").arg("CLK_TCK").output();
+        out.ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name (which may hold spaces and parentheses) come the fields from
+    // the state (3rd) on; utime and stime are the 14th and 15th.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let used: f64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<f64>().ok())
+        .sum();
+    used / ticks
+}
+
+/// Resident memory of a process (`VmRSS`), in KiB; NaN if unreadable.
+fn rss_kib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let Some(line) = status.lines().find(|l| l.starts_with("VmRSS:")) else {
+        return f64::NAN;
+    };
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+#[derive(Clone, Copy)]
+enum Transport {
+    Tcp,
+    Quic,
+    Ws,
+}
+
+impl Transport {
+    /// The name in the JSON lines.
+    fn key(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Quic => "quic",
+            Transport::Ws => "ws",
+        }
+    }
 }
 
 struct Server {
@@ -110,6 +199,18 @@ impl Server {
             child,
         }
     }
+
+    fn addr(&self, transport: Transport) -> &str {
+        match transport {
+            Transport::Tcp => &self.tcp,
+            Transport::Quic => &self.quic,
+            Transport::Ws => &self.ws,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Server {
@@ -119,60 +220,191 @@ impl Drop for Server {
     }
 }
 
-fn run(bin: &Path, args: &[&str]) -> Value {
-    let output = Command::new(bin)
+/// Starts a client command of `bin` (`--bare`, a 600 s hard stop), stdout piped.
+fn spawn_client(bin: &Path, args: &[&str]) -> Child {
+    Command::new(bin)
         .args(args)
         .args(["--bare", "--timeout", "600"])
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
-        .expect("run the client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+        .spawn()
+        .expect("run the client")
+}
+
+/// Runs a client command to its end; its last event and the CPU seconds it used.
+fn run(bin: &Path, args: &[&str]) -> (Value, f64) {
+    let mut child = spawn_client(bin, args);
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read the client's output");
+    // Output closed: the client is done. Read its times before reaping it.
+    let cpu = cpu_seconds(child.id());
+    let status = child.wait().expect("wait for the client");
     let event: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("JSON");
     assert!(
-        output.status.success() && event["event"] != "error",
+        status.success() && event["event"] != "error",
         "{} failed: {event}",
         bin.display()
     );
-    event
+    (event, cpu)
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
+/// The measures, in the order of the report and of [`Samples::values`].
+struct Measure {
+    label: &'static str,
+    key: &'static str,
+    unit: &'static str,
+    higher_is_better: bool,
 }
 
+const MEASURES: [Measure; 7] = [
+    Measure {
+        label: "upload throughput, MiB/s",
+        key: "upload_throughput",
+        unit: "MiB/s",
+        higher_is_better: true,
+    },
+    Measure {
+        label: "download throughput, MiB/s",
+        key: "download_throughput",
+        unit: "MiB/s",
+        higher_is_better: true,
+    },
+    Measure {
+        label: "receiver CPU per GiB, upload (listener), s",
+        key: "upload_receiver_cpu_per_gib",
+        unit: "s/GiB",
+        higher_is_better: false,
+    },
+    Measure {
+        label: "receiver CPU per GiB, download (client), s",
+        key: "download_receiver_cpu_per_gib",
+        unit: "s/GiB",
+        higher_is_better: false,
+    },
+    Measure {
+        label: "listener RSS per idle connection, KiB",
+        key: "listener_rss_per_idle_connection",
+        unit: "KiB",
+        higher_is_better: false,
+    },
+    Measure {
+        label: "connections per second (dial+upgrade+ping+close)",
+        key: "connections_per_second",
+        unit: "conn/s",
+        higher_is_better: true,
+    },
+    Measure {
+        label: "time to first ping, ms (p50)",
+        key: "first_ping_p50",
+        unit: "ms",
+        higher_is_better: false,
+    },
+];
+
+/// One cell's samples: per measure of [`MEASURES`], one value per round.
 #[derive(Default)]
 struct Samples {
-    perf_mib_s: Vec<f64>,
-    conns_per_sec: Vec<f64>,
-    first_ping_ms: Vec<f64>,
+    values: [Vec<f64>; MEASURES.len()],
 }
 
-fn round(perf_mib: u64, bin: &Path, addr: &str, samples: &mut Samples) {
-    let bytes = (perf_mib << 20).to_string();
-    let perf = run(
+/// One perf exchange of `up` and `down` bytes; MiB/s of what moved, and the CPU seconds per
+/// GiB of the receiver: the listener's (during the exchange) for an upload, the client's
+/// for a download.
+fn exchange(bin: &Path, server: &Server, addr: &str, up: u64, down: u64) -> (f64, f64) {
+    let listener_before = cpu_seconds(server.pid());
+    let (up_s, down_s) = (up.to_string(), down.to_string());
+    let (perf, client_cpu) = run(
         bin,
         &[
             "perf",
             "--addr",
             addr,
             "--upload-bytes",
-            &bytes,
+            &up_s,
             "--download-bytes",
-            &bytes,
+            &down_s,
         ],
     );
+    let listener_cpu = cpu_seconds(server.pid()) - listener_before;
     let seconds = perf["seconds"].as_f64().expect("seconds");
     #[allow(clippy::cast_precision_loss)]
-    samples.perf_mib_s.push((2 * perf_mib) as f64 / seconds);
-    let conns = run(bin, &["conn-bench", "--addr", addr, "--count", CONNS]);
-    samples
-        .conns_per_sec
-        .push(conns["conns_per_sec"].as_f64().expect("rate"));
-    samples
-        .first_ping_ms
-        .push(conns["first_ping_ms_p50"].as_f64().expect("p50"));
+    let mib = (up + down) as f64 / f64::from(1 << 20);
+    let receiver_cpu = if up > 0 { listener_cpu } else { client_cpu };
+    (mib / seconds, receiver_cpu / (mib / 1024.0))
+}
+
+/// Listener RSS per idle connection, KiB: a fresh `bin` listener, `hold` connections from
+/// `holder` (lp2p-node) over `transport`. NaN if any connection failed.
+fn rss_per_connection(bin: &Path, holder: &Path, transport: Transport, hold: u64) -> f64 {
+    let server = Server::start(bin);
+    let before = rss_kib(server.pid());
+    let count = hold.to_string();
+    let mut client = spawn_client(
+        holder,
+        &["hold", "--addr", server.addr(transport), "--count", &count],
+    );
+    let stdout = client.stdout.take().expect("stdout");
+    let event = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
+        .find(|e| e["event"] == "hold" || e["event"] == "error");
+    std::thread::sleep(HOLD_SETTLE);
+    let after = rss_kib(server.pid());
+    let _ = client.kill();
+    let _ = client.wait();
+    let event = event.unwrap_or(Value::Null);
+    let held = event["connections"].as_f64().unwrap_or(0.0);
+    if event["event"] != "hold" || event["failed"].as_u64() != Some(0) || held == 0.0 {
+        println!(
+            "hold to {} ({}) did not open all {hold} connections: {event}",
+            bin.display(),
+            transport.key()
+        );
+        return f64::NAN;
+    }
+    (after - before) / held
+}
+
+/// The cell's measures for one round.
+fn round(
+    perf_mib: u64,
+    hold: u64,
+    (bin, server, transport): (&Path, &Server, Transport),
+    holder: &Path,
+    samples: &mut Samples,
+) {
+    let bytes = perf_mib << 20;
+    let addr = server.addr(transport);
+    let (upload, upload_cpu) = exchange(bin, server, addr, bytes, 0);
+    let (download, download_cpu) = exchange(bin, server, addr, 0, bytes);
+    let rss = rss_per_connection(bin, holder, transport, hold);
+    let (conns, _) = run(bin, &["conn-bench", "--addr", addr, "--count", CONNS]);
+    let values = [
+        upload,
+        download,
+        upload_cpu,
+        download_cpu,
+        rss,
+        conns["conns_per_sec"].as_f64().expect("rate"),
+        conns["first_ping_ms_p50"].as_f64().expect("p50"),
+    ];
+    for (series, value) in samples.values.iter_mut().zip(values) {
+        series.push(value);
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -181,27 +413,20 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let rounds: usize = std::env::var("WHOLE_STACK_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let rounds = usize::try_from(env_number("WHOLE_STACK_ROUNDS", 5)).unwrap_or(5);
+    let perf_mib = env_number("WHOLE_STACK_PERF_MIB", PERF_MIB);
+    let hold = env_number("WHOLE_STACK_HOLD", HOLD);
+    let rtt_ms = env_number("WHOLE_STACK_RTT_MS", 0);
     let lp2p = lp2p_interop::lp2p_node_binary(true);
     let rust = PathBuf::from(env!("CARGO_BIN_EXE_rust-libp2p-node"));
     let (mut lp2p_server, mut rust_server) = (Server::start(&lp2p), Server::start(&rust));
-    let perf_mib: u64 = std::env::var("WHOLE_STACK_PERF_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(PERF_MIB);
-    let rtt_ms: Option<u64> = std::env::var("WHOLE_STACK_RTT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&ms| ms > 0);
-    let link = match rtt_ms {
-        Some(ms) => format!("127.0.0.1 via a relay adding {ms} ms RTT"),
-        None => "127.0.0.1".to_owned(),
+    let link = if rtt_ms > 0 {
+        format!("127.0.0.1 via a relay adding {rtt_ms} ms RTT")
+    } else {
+        "127.0.0.1".to_owned()
     };
-    if let Some(ms) = rtt_ms {
-        let rtt = std::time::Duration::from_millis(ms);
+    if rtt_ms > 0 {
+        let rtt = Duration::from_millis(rtt_ms);
         for server in [&mut lp2p_server, &mut rust_server] {
             for addr in [&mut server.tcp, &mut server.quic, &mut server.ws] {
                 *addr = relayed(addr, rtt);
@@ -209,76 +434,60 @@ fn main() {
         }
     }
     // [lp2p TCP, rust TCP, lp2p QUIC, rust QUIC, lp2p WebSocket, rust WebSocket]
-    let cells: [(&Path, &str); 6] = [
-        (&lp2p, &lp2p_server.tcp),
-        (&rust, &rust_server.tcp),
-        (&lp2p, &lp2p_server.quic),
-        (&rust, &rust_server.quic),
-        (&lp2p, &lp2p_server.ws),
-        (&rust, &rust_server.ws),
+    let cells: [(&Path, &Server, Transport); 6] = [
+        (&lp2p, &lp2p_server, Transport::Tcp),
+        (&rust, &rust_server, Transport::Tcp),
+        (&lp2p, &lp2p_server, Transport::Quic),
+        (&rust, &rust_server, Transport::Quic),
+        (&lp2p, &lp2p_server, Transport::Ws),
+        (&rust, &rust_server, Transport::Ws),
     ];
+    println!(
+        "whole stack: {rounds} rounds, perf {perf_mib} MiB each way, {hold} idle connections, \
+         {CONNS} connections per conn-bench, lp2p-node {}",
+        lp2p.display()
+    );
     let mut samples: [Samples; 6] = Default::default();
     for i in 0..rounds {
         for k in 0..cells.len() {
             let cell = (i + k) % cells.len();
-            let (bin, addr) = cells[cell];
-            round(perf_mib, bin, addr, &mut samples[cell]);
+            round(perf_mib, hold, cells[cell], &lp2p, &mut samples[cell]);
         }
         println!("round {} of {rounds} done", i + 1);
     }
-    let medians: Vec<[f64; 3]> = samples
-        .iter_mut()
-        .map(|s| {
-            [
-                median(&mut s.perf_mib_s),
-                median(&mut s.conns_per_sec),
-                median(&mut s.first_ping_ms),
-            ]
-        })
+    let medians: Vec<Vec<f64>> = samples
+        .iter()
+        .map(|s| s.values.iter().map(|v| quantile(v, 0.5)).collect())
         .collect();
-    let names = [
-        format!("perf, MiB/s ({perf_mib} MiB up + {perf_mib} MiB down)"),
-        "connections per second (dial + upgrade + ping + close)".to_owned(),
-        "time to first ping, ms (p50)".to_owned(),
-    ];
-    // Higher is better for perf and connections, lower for the first ping.
-    let advantage = |measure: usize, ours: f64, theirs: f64| {
-        if measure == 2 {
-            theirs / ours
+    // Above 1: the left column is better.
+    let advantage = |m: &Measure, left: f64, right: f64| {
+        if m.higher_is_better {
+            left / right
         } else {
-            ours / theirs
+            right / left
         }
     };
     let table = |title: &str, left: &str, right: &str, a: usize, b: usize| {
         println!("\n{title}, median of {rounds} interleaved rounds");
-        println!("{:58} {left:>12} {right:>12} {:>10}", "", "ratio");
-        for (measure, name) in names.iter().enumerate() {
+        println!("{:50} {left:>12} {right:>12} {:>10}", "", "better by");
+        for (measure, m) in MEASURES.iter().enumerate() {
             let (ours, theirs) = (medians[a][measure], medians[b][measure]);
-            let ratio = advantage(measure, ours, theirs);
-            println!("{name:58} {ours:>12.2} {theirs:>12.2} {ratio:>9.2}x");
+            let ratio = advantage(m, ours, theirs);
+            println!("{:50} {ours:>12.2} {theirs:>12.2} {ratio:>9.2}x", m.label);
         }
     };
-    table(
-        &format!("whole stack, TCP {link} + noise + yamux"),
-        "lp2p",
-        "rust-libp2p",
-        0,
-        1,
-    );
-    table(
-        &format!("whole stack, QUIC {link}"),
-        "lp2p",
-        "rust-libp2p",
-        2,
-        3,
-    );
-    table(
-        &format!("whole stack, WebSocket (/ws) {link} + noise + yamux"),
-        "lp2p",
-        "rust-libp2p",
-        4,
-        5,
-    );
+    let comparisons = [
+        (Transport::Tcp, format!("TCP {link} + noise + yamux")),
+        (Transport::Quic, format!("QUIC {link}")),
+        (
+            Transport::Ws,
+            format!("WebSocket (/ws) {link} + noise + yamux"),
+        ),
+    ];
+    for (i, (_, name)) in comparisons.iter().enumerate() {
+        let title = format!("whole stack, {name} (perf {perf_mib} MiB, hold {hold})");
+        table(&title, "lp2p", "rust-libp2p", 2 * i, 2 * i + 1);
+    }
     table(
         "lp2p: QUIC against its own TCP + noise + yamux",
         "lp2p QUIC",
@@ -293,4 +502,27 @@ fn main() {
         4,
         0,
     );
+    println!();
+    for (i, (transport, _)) in comparisons.iter().enumerate() {
+        for (measure, m) in MEASURES.iter().enumerate() {
+            let (ours, theirs) = (medians[2 * i][measure], medians[2 * i + 1][measure]);
+            println!(
+                "{}",
+                json!({
+                    "bench": "whole_stack",
+                    "transport": transport.key(),
+                    "measure": m.key,
+                    "unit": m.unit,
+                    "better": if m.higher_is_better { "higher" } else { "lower" },
+                    "lp2p": ours,
+                    "rust": theirs,
+                    "ratio": ours / theirs,
+                    "rounds": rounds,
+                    "perf_mib": perf_mib,
+                    "hold": hold,
+                    "rtt_ms": rtt_ms,
+                })
+            );
+        }
+    }
 }
