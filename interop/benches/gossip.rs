@@ -71,8 +71,11 @@ use std::time::{Duration, Instant};
 
 #[path = "network/common.rs"]
 mod common;
+#[path = "network/proc_stats.rs"]
+mod proc_stats;
 
 use common::{Imp, graph, quantile};
+use proc_stats::{cpu_seconds, status_kib};
 use serde_json::{Value, json};
 
 /// The topic every node subscribes to.
@@ -428,41 +431,6 @@ impl Network {
     }
 }
 
-/// `utime + stime` of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14,
-    // stime 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
-}
-
-/// A `/proc/PID/status` field in kB (`VmHWM`, `VmRSS`).
-fn status_kb(pid: u32, name: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 /// One row of the report: a measure of both implementations.
 struct Row {
     label: String,
@@ -517,9 +485,9 @@ fn run(scenario: &Scenario, seconds: u64, lp2p: &Path, rust: &Path) -> Vec<Row> 
     }
     std::thread::sleep(SETTLE);
 
-    let cpu_start: Vec<Vec<u64>> = networks
+    let cpu_start: Vec<Vec<f64>> = networks
         .iter()
-        .map(|net| net.nodes.iter().map(|x| cpu_ticks(x.pid())).collect())
+        .map(|net| net.nodes.iter().map(|x| cpu_seconds(x.pid())).collect())
         .collect();
     let total = (seconds * u64::from(scenario.rate)) as usize;
     let per_slice = (SLICE.as_secs() * u64::from(scenario.rate)) as usize;
@@ -543,7 +511,6 @@ fn run(scenario: &Scenario, seconds: u64, lp2p: &Path, rust: &Path) -> Vec<Row> 
         net.drain();
     }
     let window = timed.elapsed();
-    let ticks = clock_ticks_per_second();
     let mut cpu_s = [0.0; 2];
     let mut hwm_mib = [0.0; 2];
     let mut rss_mib = [0.0; 2];
@@ -552,12 +519,12 @@ fn run(scenario: &Scenario, seconds: u64, lp2p: &Path, rust: &Path) -> Vec<Row> 
             .nodes
             .iter()
             .zip(&cpu_start[x])
-            .map(|(node, start)| cpu_ticks(node.pid()).saturating_sub(*start) as f64 / ticks)
+            .map(|(node, start)| (cpu_seconds(node.pid()) - start).max(0.0))
             .collect();
         let kb = |name: &str| -> Vec<f64> {
             net.nodes
                 .iter()
-                .map(|node| status_kb(node.pid(), name) / 1024.0)
+                .map(|node| status_kib(node.pid(), name) / 1024.0)
                 .collect()
         };
         cpu_s[x] = quantile(&cpu, 0.5);

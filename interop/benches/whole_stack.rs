@@ -51,7 +51,6 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -63,8 +62,11 @@ mod delay;
 #[allow(dead_code)]
 #[path = "network/common.rs"]
 mod common;
+#[path = "network/proc_stats.rs"]
+mod proc_stats;
 
 use common::quantile;
+use proc_stats::{cpu_seconds, status_kib};
 
 /// MiB moved by one perf exchange (upload or download): long enough that setup is noise.
 const PERF_MIB: u64 = 1024;
@@ -91,41 +93,6 @@ fn relayed(addr: &str, rtt: Duration) -> String {
     };
     parts[at + 1] = relay.port().to_string();
     parts.join("/")
-}
-
-/// CPU time (`utime + stime`) a process has used so far, in seconds; a child that has
-/// exited but is not reaped yet still reports its times.
-fn cpu_seconds(pid: u32) -> f64 {
-    static TICKS_PER_SECOND: OnceLock<f64> = OnceLock::new();
-    let ticks = *TICKS_PER_SECOND.get_or_init(|| {
-        let out = Command::new("getconf").arg("CLK_TCK").output();
-        out.ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-            .unwrap_or(100.0)
-    });
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // After the command name (which may hold spaces and parentheses) come the fields from
-    // the state (3rd) on; utime and stime are the 14th and 15th.
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let used: f64 = after_name
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<f64>().ok())
-        .sum();
-    used / ticks
-}
-
-/// Resident memory of a process (`VmRSS`), in KiB; NaN if unreadable.
-fn rss_kib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let Some(line) = status.lines().find(|l| l.starts_with("VmRSS:")) else {
-        return f64::NAN;
-    };
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(f64::NAN)
 }
 
 #[derive(Clone, Copy)]
@@ -343,7 +310,7 @@ fn exchange(bin: &Path, server: &Server, addr: &str, up: u64, down: u64) -> (f64
 /// `holder` (lp2p-node) over `transport`. NaN if any connection failed.
 fn rss_per_connection(bin: &Path, holder: &Path, transport: Transport, hold: u64) -> f64 {
     let server = Server::start(bin);
-    let before = rss_kib(server.pid());
+    let before = status_kib(server.pid(), "VmRSS");
     let count = hold.to_string();
     let mut client = spawn_client(
         holder,
@@ -356,7 +323,7 @@ fn rss_per_connection(bin: &Path, holder: &Path, transport: Transport, hold: u64
         .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
         .find(|e| e["event"] == "hold" || e["event"] == "error");
     std::thread::sleep(HOLD_SETTLE);
-    let after = rss_kib(server.pid());
+    let after = status_kib(server.pid(), "VmRSS");
     let _ = client.kill();
     let _ = client.wait();
     let event = event.unwrap_or(Value::Null);
