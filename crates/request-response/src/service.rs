@@ -222,8 +222,14 @@ impl<C: Codec> ResponseChannel<C> {
 
 /// The inbound requests, in arrival order (see [`RequestResponse::requests`]). Ends when the
 /// host closes.
+///
+/// It keeps the service running: the protocol stays answered while this stream (or the
+/// task of [`RequestResponse::serve`], which owns it) lives, even once every
+/// [`RequestResponse`] handle is dropped. Without it, the host would keep advertising the
+/// protocol and close each request's stream unanswered.
 pub struct InboundRequests<C: Codec> {
     rx: mpsc::Receiver<InboundRequest<C>>,
+    _service: Arc<Inner<C>>,
 }
 
 impl<C: Codec> fmt::Debug for InboundRequests<C> {
@@ -305,19 +311,23 @@ impl<C: Codec> RequestResponse<C> {
         Ok(RequestResponse { inner })
     }
 
-    /// The inbound requests: `Some` the first time, `None` after (one consumer).
+    /// The inbound requests: `Some` the first time, `None` after (one consumer). The stream
+    /// keeps the service answering after this handle is dropped (see [`InboundRequests`]).
     pub fn requests(&self) -> Option<InboundRequests<C>> {
         self.inner
             .inbound_rx
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
-            .map(|rx| InboundRequests { rx })
+            .map(|rx| InboundRequests {
+                rx,
+                _service: self.inner.clone(),
+            })
     }
 
     /// Answers every inbound request with `handler` (each in its own task; `None` closes the
-    /// stream without an answer). Takes the [`requests`](Self::requests) stream; does
-    /// nothing if it was taken already.
+    /// stream without an answer) until the host closes, also after this handle is dropped.
+    /// Takes the [`requests`](Self::requests) stream; does nothing if it was taken already.
     pub fn serve<F, Fut>(&self, handler: F)
     where
         F: Fn(PeerId, C::Request) -> Fut + Send + Sync + 'static,

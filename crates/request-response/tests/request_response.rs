@@ -99,6 +99,27 @@ fn length_prefixed_round_trip_and_many_in_parallel() {
     });
 }
 
+/// `serve` keeps answering once the handle it was called on is dropped (the stream handler
+/// only holds the service weakly; the serving task holds it). The crate's criterion bench
+/// dropped its handle this way and got "closed without answering" on every request.
+#[test]
+fn serving_outlives_the_dropped_handle() {
+    block_on(async {
+        let (server, client, served, requester) =
+            pair(LengthPrefixed::default(), Config::default()).await;
+        served.serve(|_, request: Vec<u8>| async move { Some(request) });
+        drop(served);
+        let peer = server.local_peer_id();
+        for i in 0..3u8 {
+            assert_eq!(
+                requester.send_request(&peer, vec![i]).await.unwrap(),
+                vec![i]
+            );
+        }
+        close(&[&client, &server]).await;
+    });
+}
+
 #[cfg(feature = "json")]
 #[test]
 fn json_round_trip() {
