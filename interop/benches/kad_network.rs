@@ -25,8 +25,11 @@
 //! `LP2P_NODE` may name a prebuilt lp2p-node). `KAD_BENCH_NODES` sets the nodes per network,
 //! `KAD_BENCH_OPS` (default 200) the operations of each kind per network,
 //! `KAD_BENCH_SETTLE` (default 10) the seconds the networks get to fill their routing
-//! tables before the first timed operation. Every process is killed when the bench ends,
-//! also when it panics.
+//! tables before the first timed operation. Besides the tables, one JSON line per operation
+//! and quantile of the runner-timed latency (`{"bench":"kad_network","operation":..,
+//! "measure":"p50_ms|p99_ms","lp2p":..,"rust":..,"ratio":..}`), which
+//! `interop/benches/report.sh` reads. Every process is killed when the bench ends, also when
+//! it panics.
 
 #![allow(clippy::print_stdout, clippy::cast_precision_loss)]
 
@@ -415,6 +418,28 @@ fn main() {
          \"not found\" (counted as success here); local: answered without a request (queried 0); \
          queried: p50 of the peers asked"
     );
+    // One JSON line per operation and quantile, runner-timed (as the first table).
+    println!();
+    for (name, s) in kinds {
+        for (measure, q) in [("p50_ms", 0.5), ("p99_ms", 0.99)] {
+            let (l, r) = (quantile(&s[0].wall_ms, q), quantile(&s[1].wall_ms, q));
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bench": "kad_network",
+                    "operation": name,
+                    "measure": measure,
+                    "lp2p": l,
+                    "rust": r,
+                    "ratio": l / r,
+                    "nodes": n,
+                    "ops": ops,
+                    "failed_lp2p": s[0].failed,
+                    "failed_rust": s[1].failed,
+                })
+            );
+        }
+    }
     for (name, s) in kinds {
         for (x, imp) in [Imp::Lp2p, Imp::Rust].into_iter().enumerate() {
             if let Some(error) = &s[x].first_error {

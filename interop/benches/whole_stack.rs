@@ -38,13 +38,20 @@
 //! Run with `cargo bench --bench whole_stack` in interop/ (release builds of both stacks;
 //! `LP2P_NODE` may name a prebuilt lp2p-node). `WHOLE_STACK_ROUNDS` (default 5) sets the
 //! number of rounds, `WHOLE_STACK_PERF_MIB` (default 1024) the size of each perf exchange,
-//! `WHOLE_STACK_HOLD` (default 1000) the idle connections of the RSS row.
+//! `WHOLE_STACK_HOLD` (default 1000; 0 leaves the row out) the idle connections of the RSS
+//! row, `WHOLE_STACK_CONNS` (default 200) the connections of each conn-bench,
+//! `WHOLE_STACK_TRANSPORTS` (default `tcp,quic,ws`) the transports, `WHOLE_STACK_LABEL` a
+//! name for the lp2p-node build carried in the JSON lines (`label`).
 //!
-//! `WHOLE_STACK_RTT_MS=N` puts a delaying relay (`whole_stack/delay.rs`) in front of each
-//! server address, so that every round trip costs N ms: the setup figures then show what a
-//! handshake's round trips cost (QUIC's one against TCP + noise's several), which loopback's
-//! near-zero round trip hides. Throughput through the relay says little (a window-bound
-//! transfer over a user-space relay); use a small `WHOLE_STACK_PERF_MIB` with it.
+//! `WHOLE_STACK_RTT_MS=N` puts a relay emulating a path (`whole_stack/delay.rs`) in front of
+//! each server address, so that every round trip costs N ms: the setup figures then show
+//! what a handshake's round trips cost (QUIC's one against TCP + noise's several), which
+//! loopback's near-zero round trip hides. `WHOLE_STACK_MBIT=R` adds a bottleneck of R Mbit/s
+//! in each direction with a queue of one bandwidth-delay product (TCP is back-pressured,
+//! UDP datagrams that find the queue full are dropped): throughput then shows how fast each
+//! stack's flow control opens up to the path's capacity. Without a bottleneck, throughput
+//! through the relay is bound by the relay's own copying and says little. `bash
+//! interop/benches/report.sh` runs the 30 and 100 ms rows this way (docs/benchmarks.md).
 
 #![allow(clippy::print_stdout)]
 
@@ -53,6 +60,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use delay::Link;
 use serde_json::{Value, json};
 
 #[path = "whole_stack/delay.rs"]
@@ -71,14 +79,15 @@ use proc_stats::{cpu_seconds, status_kib};
 /// MiB moved by one perf exchange (upload or download): long enough that setup is noise.
 const PERF_MIB: u64 = 1024;
 /// Connections per conn-bench run.
-const CONNS: &str = "200";
+const CONNS: u64 = 200;
 /// Idle connections `hold` opens for the RSS row.
 const HOLD: u64 = 1000;
 /// How long the listener is left to settle once `hold` has its connections.
 const HOLD_SETTLE: Duration = Duration::from_secs(1);
 
-/// `addr` with its TCP or UDP port replaced by a delaying relay's (see [`delay`]).
-fn relayed(addr: &str, rtt: Duration) -> String {
+/// `addr` with its TCP or UDP port replaced by that of a relay emulating `link` (see
+/// [`delay`]).
+fn relayed(addr: &str, link: Link) -> String {
     let mut parts: Vec<String> = addr.split('/').map(str::to_owned).collect();
     let at = parts
         .iter()
@@ -87,9 +96,9 @@ fn relayed(addr: &str, rtt: Duration) -> String {
     let port: u16 = parts[at + 1].parse().expect("a port");
     let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let relay = if parts[at] == "tcp" {
-        delay::tcp(upstream, rtt)
+        delay::tcp(upstream, link)
     } else {
-        delay::udp(upstream, rtt)
+        delay::udp(upstream, link)
     };
     parts[at + 1] = relay.port().to_string();
     parts.join("/")
@@ -343,6 +352,7 @@ fn rss_per_connection(bin: &Path, holder: &Path, transport: Transport, hold: u64
 fn round(
     perf_mib: u64,
     hold: u64,
+    conns: u64,
     (bin, server, transport): (&Path, &Server, Transport),
     holder: &Path,
     samples: &mut Samples,
@@ -351,8 +361,13 @@ fn round(
     let addr = server.addr(transport);
     let (upload, upload_cpu) = exchange(bin, server, addr, bytes, 0);
     let (download, download_cpu) = exchange(bin, server, addr, 0, bytes);
-    let rss = rss_per_connection(bin, holder, transport, hold);
-    let (conns, _) = run(bin, &["conn-bench", "--addr", addr, "--count", CONNS]);
+    let rss = if hold > 0 {
+        rss_per_connection(bin, holder, transport, hold)
+    } else {
+        f64::NAN
+    };
+    let count = conns.to_string();
+    let (conns, _) = run(bin, &["conn-bench", "--addr", addr, "--count", &count]);
     let values = [
         upload,
         download,
@@ -365,6 +380,26 @@ fn round(
     for (series, value) in samples.values.iter_mut().zip(values) {
         series.push(value);
     }
+}
+
+/// The transports of `WHOLE_STACK_TRANSPORTS` (comma-separated `tcp`, `quic`, `ws`; all
+/// three by default), in the order given.
+fn transports_wanted() -> Vec<Transport> {
+    let wanted = std::env::var("WHOLE_STACK_TRANSPORTS").unwrap_or_else(|_| "tcp,quic,ws".into());
+    let transports: Vec<Transport> = wanted
+        .split(',')
+        .map(|name| match name.trim() {
+            "tcp" => Transport::Tcp,
+            "quic" => Transport::Quic,
+            "ws" => Transport::Ws,
+            other => panic!("WHOLE_STACK_TRANSPORTS: unknown transport {other:?}"),
+        })
+        .collect();
+    assert!(
+        !transports.is_empty(),
+        "WHOLE_STACK_TRANSPORTS names no transport"
+    );
+    transports
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -383,42 +418,59 @@ fn main() {
     let rounds = usize::try_from(env_number("WHOLE_STACK_ROUNDS", 5)).unwrap_or(5);
     let perf_mib = env_number("WHOLE_STACK_PERF_MIB", PERF_MIB);
     let hold = env_number("WHOLE_STACK_HOLD", HOLD);
+    let conns = env_number("WHOLE_STACK_CONNS", CONNS).max(1);
     let rtt_ms = env_number("WHOLE_STACK_RTT_MS", 0);
+    let mbit = env_number("WHOLE_STACK_MBIT", 0);
+    // Names the lp2p-node build in the JSON lines (say, `noise-ring` for a build with that
+    // feature); empty for the default build.
+    let label = std::env::var("WHOLE_STACK_LABEL").unwrap_or_default();
     let lp2p = lp2p_interop::lp2p_node_binary(true);
     let rust = PathBuf::from(env!("CARGO_BIN_EXE_rust-libp2p-node"));
     let (mut lp2p_server, mut rust_server) = (Server::start(&lp2p), Server::start(&rust));
-    let link = if rtt_ms > 0 {
-        format!("127.0.0.1 via a relay adding {rtt_ms} ms RTT")
-    } else {
-        "127.0.0.1".to_owned()
+    let link = match (rtt_ms, mbit) {
+        (0, 0) => "127.0.0.1".to_owned(),
+        (rtt, 0) => format!("127.0.0.1 via a relay adding {rtt} ms RTT"),
+        (rtt, rate) => format!("127.0.0.1 via a relay adding {rtt} ms RTT at {rate} Mbit/s"),
     };
-    if rtt_ms > 0 {
-        let rtt = Duration::from_millis(rtt_ms);
+    if rtt_ms > 0 || mbit > 0 {
+        let emulated = Link {
+            rtt: Duration::from_millis(rtt_ms),
+            bits_per_sec: mbit.saturating_mul(1_000_000),
+        };
         for server in [&mut lp2p_server, &mut rust_server] {
             for addr in [&mut server.tcp, &mut server.quic, &mut server.ws] {
-                *addr = relayed(addr, rtt);
+                *addr = relayed(addr, emulated);
             }
         }
     }
-    // [lp2p TCP, rust TCP, lp2p QUIC, rust QUIC, lp2p WebSocket, rust WebSocket]
-    let cells: [(&Path, &Server, Transport); 6] = [
-        (&lp2p, &lp2p_server, Transport::Tcp),
-        (&rust, &rust_server, Transport::Tcp),
-        (&lp2p, &lp2p_server, Transport::Quic),
-        (&rust, &rust_server, Transport::Quic),
-        (&lp2p, &lp2p_server, Transport::Ws),
-        (&rust, &rust_server, Transport::Ws),
-    ];
+    // Per transport, lp2p's cell then rust-libp2p's: cells 2i and 2i + 1 for transports[i].
+    let transports = transports_wanted();
+    let cells: Vec<(&Path, &Server, Transport)> = transports
+        .iter()
+        .flat_map(|&t| {
+            [
+                (lp2p.as_path(), &lp2p_server, t),
+                (rust.as_path(), &rust_server, t),
+            ]
+        })
+        .collect();
     println!(
-        "whole stack: {rounds} rounds, perf {perf_mib} MiB each way, {hold} idle connections, \
-         {CONNS} connections per conn-bench, lp2p-node {}",
+        "whole stack: {rounds} rounds over {link}, perf {perf_mib} MiB each way, {hold} idle \
+         connections, {conns} connections per conn-bench, lp2p-node {}",
         lp2p.display()
     );
-    let mut samples: [Samples; 6] = Default::default();
+    let mut samples: Vec<Samples> = cells.iter().map(|_| Samples::default()).collect();
     for i in 0..rounds {
         for k in 0..cells.len() {
             let cell = (i + k) % cells.len();
-            round(perf_mib, hold, cells[cell], &lp2p, &mut samples[cell]);
+            round(
+                perf_mib,
+                hold,
+                conns,
+                cells[cell],
+                &lp2p,
+                &mut samples[cell],
+            );
         }
         println!("round {} of {rounds} done", i + 1);
     }
@@ -443,34 +495,30 @@ fn main() {
             println!("{:50} {ours:>12.2} {theirs:>12.2} {ratio:>9.2}x", m.label);
         }
     };
-    let comparisons = [
-        (Transport::Tcp, format!("TCP {link} + noise + yamux")),
-        (Transport::Quic, format!("QUIC {link}")),
-        (
-            Transport::Ws,
-            format!("WebSocket (/ws) {link} + noise + yamux"),
-        ),
-    ];
-    for (i, (_, name)) in comparisons.iter().enumerate() {
-        let title = format!("whole stack, {name} (perf {perf_mib} MiB, hold {hold})");
+    let name = |t: Transport| match t {
+        Transport::Tcp => format!("TCP {link} + noise + yamux"),
+        Transport::Quic => format!("QUIC {link}"),
+        Transport::Ws => format!("WebSocket (/ws) {link} + noise + yamux"),
+    };
+    for (i, &t) in transports.iter().enumerate() {
+        let title = format!(
+            "whole stack, {} (perf {perf_mib} MiB, hold {hold})",
+            name(t)
+        );
         table(&title, "lp2p", "rust-libp2p", 2 * i, 2 * i + 1);
     }
-    table(
-        "lp2p: QUIC against its own TCP + noise + yamux",
-        "lp2p QUIC",
-        "lp2p TCP",
-        2,
-        0,
-    );
-    table(
-        "lp2p: WebSocket against its own TCP + noise + yamux",
-        "lp2p ws",
-        "lp2p TCP",
-        4,
-        0,
-    );
+    if let Some(tcp) = transports.iter().position(|t| t.key() == "tcp") {
+        for (i, &t) in transports.iter().enumerate().filter(|(i, _)| *i != tcp) {
+            let title = format!(
+                "lp2p: {} against its own TCP + noise + yamux",
+                t.key().to_uppercase()
+            );
+            let left = format!("lp2p {}", t.key());
+            table(&title, &left, "lp2p tcp", 2 * i, 2 * tcp);
+        }
+    }
     println!();
-    for (i, (transport, _)) in comparisons.iter().enumerate() {
+    for (i, transport) in transports.iter().enumerate() {
         for (measure, m) in MEASURES.iter().enumerate() {
             let (ours, theirs) = (medians[2 * i][measure], medians[2 * i + 1][measure]);
             println!(
@@ -488,6 +536,9 @@ fn main() {
                     "perf_mib": perf_mib,
                     "hold": hold,
                     "rtt_ms": rtt_ms,
+                    "mbit": mbit,
+                    "conns": conns,
+                    "label": label,
                 })
             );
         }
