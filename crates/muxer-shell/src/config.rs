@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
-/// Default number of bytes the connection task reads from the socket at once: 64 KiB, a
-/// whole default frame of either muxer and what one TCP read typically returns on a busy
-/// connection. Allocated once per connection.
+/// Default largest number of bytes the connection task reads from the socket at once: 64
+/// KiB, a whole default frame of either muxer and what one TCP read typically returns on a
+/// busy connection. The buffer starts at 4 KiB (or this size, if smaller), doubles after
+/// each read that fills it, and returns to 4 KiB once the connection has been quiet for a
+/// while (64 reads in a row using at most a quarter of it): an idle connection keeps 4 KiB,
+/// not 64 (issue 18; frame payloads mostly skip this buffer, read straight into their
+/// stream's).
 pub const DEFAULT_READ_BUFFER_SIZE: usize = 64 * 1024;
 
 /// Smallest read buffer accepted: 64 bytes, room for any muxer's frame header.
@@ -52,7 +56,8 @@ impl Default for ShellConfig {
 }
 
 impl ShellConfig {
-    /// Sets how many bytes the connection task reads from the socket at once (default
+    /// Sets the most bytes the connection task reads from the socket at once, the size its
+    /// read buffer may grow to (default
     /// [`DEFAULT_READ_BUFFER_SIZE`], clamped to [`MIN_READ_BUFFER_SIZE`] ..=
     /// [`MAX_READ_BUFFER_SIZE`]).
     #[must_use]
@@ -69,7 +74,7 @@ impl ShellConfig {
         self
     }
 
-    /// Bytes read from the socket at once.
+    /// The most bytes read from the socket at once: the size the read buffer may grow to.
     pub fn read_buffer_size(&self) -> usize {
         self.read_buffer_size
     }

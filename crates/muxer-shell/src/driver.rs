@@ -13,6 +13,7 @@ use futures::io::{AsyncRead, AsyncWrite};
 
 use crate::config::{POLL_BUDGET, ShellConfig};
 use crate::muxer::MuxerCore;
+use crate::read_buffer::ReadBuffer;
 use crate::shared::{Shared, Wakeups, register};
 
 /// Offers `core` the bytes `buf[*start..*end]` read earlier and not taken yet; keeps what it
@@ -54,7 +55,7 @@ enum Input {
 pub(crate) struct Driver<M: MuxerCore, C> {
     io: C,
     shared: Arc<Shared<M>>,
-    read_buf: Box<[u8]>,
+    read_buf: ReadBuffer,
     /// `read_buf[read_start..read_end]` was read but not taken by the core yet (it paused
     /// input in the middle); offered again before anything more is read.
     read_start: usize,
@@ -85,7 +86,7 @@ where
         Driver {
             io,
             shared,
-            read_buf: vec![0u8; config.read_buffer_size()].into_boxed_slice(),
+            read_buf: ReadBuffer::new(config.read_buffer_size()),
             read_start: 0,
             read_end: 0,
             read_done: false,
@@ -134,15 +135,19 @@ where
 
     /// A read into the shell's own buffer, outside the lock.
     fn poll_input(&mut self, cx: &mut Context<'_>, limit: usize) -> Input {
+        self.read_buf.prepare();
         let len = self.read_buf.len().min(limit.max(1));
         loop {
-            let buf = self.read_buf.get_mut(..len).unwrap_or_default();
+            let buf = self.read_buf.bytes_mut().get_mut(..len).unwrap_or_default();
             return match Pin::new(&mut self.io).poll_read(cx, buf) {
                 Poll::Ready(Ok(0)) => {
                     self.read_done = true;
                     Input::Eof
                 }
-                Poll::Ready(Ok(n)) => Input::Data(n),
+                Poll::Ready(Ok(n)) => {
+                    self.read_buf.filled(n);
+                    Input::Data(n)
+                }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Poll::Ready(Err(e)) => {
                     self.read_done = true;
@@ -264,7 +269,7 @@ where
             if self.read_start < self.read_end && inner.core.wants_input() {
                 progress |= feed(
                     &mut inner.core,
-                    &self.read_buf,
+                    self.read_buf.bytes(),
                     &mut self.read_start,
                     &mut self.read_end,
                     now,

@@ -111,6 +111,7 @@ mod connection;
 mod driver;
 pub mod id_map;
 mod muxer;
+mod read_buffer;
 mod shared;
 mod stream;
 #[cfg(test)]

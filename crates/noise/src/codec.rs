@@ -18,18 +18,34 @@ const MAX_WIRE_FRAME: usize = LEN_PREFIX + MAX_FRAME_LEN;
 /// can take a whole frame even while the tail of a previous one is still buffered (128 KiB).
 pub const DECODE_BUFFER_LEN: usize = 2 * MAX_WIRE_FRAME;
 
-/// The encoder's buffer to begin with. What most connections send after the handshake
-/// (multistream-select, identify, ping, Kademlia and gossip control messages, yamux window
-/// updates) fits in frames of a few KiB; the first large write grows the buffer to a whole
-/// frame (64 KiB). Starting small keeps an idle connection's memory down and saves zeroing
-/// 64 KiB per connection (about 5 % of a connection's set-up instructions, measured with
-/// callgrind on `lp2p-node conn-bench`).
-pub const INITIAL_ENCODE_BUFFER_LEN: usize = 4 * 1024;
+/// The encoder's buffer to begin with, and what it returns to once the connection is quiet
+/// again. What most connections send after the handshake (multistream-select, identify,
+/// ping, Kademlia and gossip control messages, yamux window updates) fits in frames of a
+/// KiB or two; the first large write grows the buffer to a whole frame (64 KiB). Starting
+/// small keeps an idle connection's memory down and saves zeroing 64 KiB per connection
+/// (about 5 % of a connection's set-up instructions, measured with callgrind on `lp2p-node
+/// conn-bench`). 2 KiB rather than 4 (issue 18): with the decoder's 2 KiB, an idle
+/// connection's listener memory went from 21.8 to about 15 KiB (`lp2p-node hold`, 1,000
+/// connections).
+pub const INITIAL_ENCODE_BUFFER_LEN: usize = 2 * 1024;
 
-/// The decoder's buffer to begin with, for the same reasons. It grows (doubling, up to
-/// [`DECODE_BUFFER_LEN`]) when a frame does not fit or when a read filled it: the sign of a
-/// bulk transfer, where larger reads mean fewer system calls.
-pub const INITIAL_DECODE_BUFFER_LEN: usize = 8 * 1024;
+/// The decoder's buffer to begin with, for the same reasons (it was 8 KiB). It grows
+/// (doubling, up to [`DECODE_BUFFER_LEN`]) when a frame does not fit or when a read filled
+/// it: the sign of a bulk transfer, where larger reads mean fewer system calls.
+pub const INITIAL_DECODE_BUFFER_LEN: usize = 2 * 1024;
+
+/// A grown buffer returns to its initial size after this many small frames (encoder) or
+/// small reads (decoder) in a row, once it holds nothing: 64, so the odd short read or
+/// write in the middle of a burst keeps it, while a connection that went quiet after a
+/// transfer gives back up to 192 KiB.
+const SHRINK_AFTER_SMALL_USES: u32 = 64;
+
+/// A frame or read is small when it is at most this many bytes: half the initial buffers.
+/// Relative to the initial size, not to the grown one: during a bulk transfer reads of a
+/// few KiB to a few dozen are common, and counting those as small (as a quarter of a grown
+/// buffer would) could shrink the buffers in the middle of a transfer, to grow them again
+/// read by read.
+const SMALL_USE: usize = INITIAL_DECODE_BUFFER_LEN / 2;
 
 /// A partial frame of at most this many bytes is moved to the front of the decoder's buffer
 /// to make room for its rest (a cheap copy that keeps the buffer small); a longer one stays
@@ -49,6 +65,8 @@ pub struct FrameEncoder {
     sealed: usize,
     /// How much of the sealed frame has been taken by [`advance`](Self::advance).
     sent: usize,
+    /// Small frames in a row (see [`SMALL_USE`]).
+    small_frames: u32,
 }
 
 impl std::fmt::Debug for FrameEncoder {
@@ -72,6 +90,7 @@ impl FrameEncoder {
             staged: 0,
             sealed: 0,
             sent: 0,
+            small_frames: 0,
         }
     }
 
@@ -203,6 +222,11 @@ impl FrameEncoder {
         self.staged = 0;
         self.sealed = LEN_PREFIX.saturating_add(cipher_len);
         self.sent = 0;
+        if self.sealed <= SMALL_USE {
+            self.small_frames = self.small_frames.saturating_add(1);
+        } else {
+            self.small_frames = 0;
+        }
     }
 
     /// The sealed bytes still to be sent (empty when there is no sealed frame).
@@ -216,6 +240,13 @@ impl FrameEncoder {
         if self.sent == self.sealed {
             self.sealed = 0;
             self.sent = 0;
+            // Nothing is staged while a frame is sealed: the buffer holds nothing now.
+            if self.buf.len() > INITIAL_ENCODE_BUFFER_LEN
+                && self.small_frames >= SHRINK_AFTER_SMALL_USES
+            {
+                self.buf = vec![0u8; INITIAL_ENCODE_BUFFER_LEN];
+                self.small_frames = 0;
+            }
         }
     }
 
@@ -240,6 +271,8 @@ pub struct FrameDecoder {
     plain_end: usize,
     /// A frame failed to decrypt: the stream is dead (an AEAD stream cannot resync).
     failed: bool,
+    /// Small reads in a row (see [`SMALL_USE`]).
+    small_reads: u32,
 }
 
 impl std::fmt::Debug for FrameDecoder {
@@ -278,6 +311,7 @@ impl FrameDecoder {
             plain_start: 0,
             plain_end: 0,
             failed: false,
+            small_reads: 0,
         }
     }
 
@@ -328,6 +362,13 @@ impl FrameDecoder {
             if self.start == self.end {
                 self.start = 0;
                 self.end = 0;
+                if self.buf.len() > INITIAL_DECODE_BUFFER_LEN
+                    && self.small_reads >= SHRINK_AFTER_SMALL_USES
+                {
+                    self.buf = vec![0u8; INITIAL_DECODE_BUFFER_LEN];
+                    self.small_reads = 0;
+                    self.read_filled = false;
+                }
             }
         }
         let buffered = self.end.saturating_sub(self.start);
@@ -377,6 +418,13 @@ impl FrameDecoder {
         self.end = self.end.saturating_add(n).min(self.buf.len());
         if n > 0 && self.end == self.buf.len() {
             self.read_filled = true;
+        }
+        if n > 0 {
+            if n <= SMALL_USE {
+                self.small_reads = self.small_reads.saturating_add(1);
+            } else {
+                self.small_reads = 0;
+            }
         }
     }
 
@@ -685,12 +733,14 @@ mod tests {
         assert_eq!(enc.buffer_len(), INITIAL_ENCODE_BUFFER_LEN);
         assert_eq!(dec.buffer_len(), INITIAL_DECODE_BUFFER_LEN);
         let mut wire = Vec::new();
+        let mut got = 0;
         for _ in 0..100 {
             enc.stage(b"a small control message").unwrap();
             enc.seal().unwrap();
             pump(&mut enc, &mut wire);
+            got += drain(&mut dec, &mut wire).unwrap().len();
         }
-        assert_eq!(drain(&mut dec, &mut wire).unwrap().len(), 100 * 23);
+        assert_eq!(got, 100 * 23);
         assert_eq!(enc.buffer_len(), INITIAL_ENCODE_BUFFER_LEN);
         assert_eq!(dec.buffer_len(), INITIAL_DECODE_BUFFER_LEN);
 
@@ -727,6 +777,50 @@ mod tests {
         assert_eq!(got, big);
         assert!(dec.buffer_len() >= MAX_WIRE_FRAME);
         assert!(dec.buffer_len() <= DECODE_BUFFER_LEN);
+    }
+
+    /// After a burst, both sides return to their initial buffers once the connection has
+    /// sent and read enough small frames; a burst in the middle of small ones starts the
+    /// count over.
+    #[test]
+    fn grown_buffers_shrink_after_the_burst() {
+        let (mut enc, mut dec) = pair();
+        let mut wire = Vec::new();
+        let big = vec![3u8; MAX_FRAME_PLAINTEXT];
+        let small = |enc: &mut FrameEncoder, dec: &mut FrameDecoder, wire: &mut Vec<u8>| {
+            enc.stage(b"ping").unwrap();
+            enc.seal().unwrap();
+            pump(enc, wire);
+            assert_eq!(drain(dec, wire).unwrap(), b"ping");
+        };
+        assert_eq!(enc.stage(&big).unwrap(), MAX_FRAME_PLAINTEXT);
+        pump(&mut enc, &mut wire);
+        assert_eq!(drain(&mut dec, &mut wire).unwrap(), big);
+        assert_eq!(enc.buffer_len(), MAX_WIRE_FRAME);
+        assert!(dec.buffer_len() >= MAX_WIRE_FRAME);
+        for _ in 0..SHRINK_AFTER_SMALL_USES - 1 {
+            small(&mut enc, &mut dec, &mut wire);
+        }
+        assert_eq!(enc.buffer_len(), MAX_WIRE_FRAME);
+        // Another burst: the count starts over.
+        assert_eq!(enc.stage(&big).unwrap(), MAX_FRAME_PLAINTEXT);
+        pump(&mut enc, &mut wire);
+        assert_eq!(drain(&mut dec, &mut wire).unwrap(), big);
+        for _ in 0..SHRINK_AFTER_SMALL_USES - 1 {
+            small(&mut enc, &mut dec, &mut wire);
+        }
+        assert_eq!(enc.buffer_len(), MAX_WIRE_FRAME);
+        assert!(dec.buffer_len() >= MAX_WIRE_FRAME);
+        // Two more small frames: the encoder shrinks after the 64th is sent, the decoder when
+        // it next looks for room with the 64th read behind it.
+        small(&mut enc, &mut dec, &mut wire);
+        small(&mut enc, &mut dec, &mut wire);
+        assert_eq!(enc.buffer_len(), INITIAL_ENCODE_BUFFER_LEN);
+        assert_eq!(dec.buffer_len(), INITIAL_DECODE_BUFFER_LEN);
+        // And they still work, and grow again.
+        assert_eq!(enc.stage(&big).unwrap(), MAX_FRAME_PLAINTEXT);
+        pump(&mut enc, &mut wire);
+        assert_eq!(drain(&mut dec, &mut wire).unwrap(), big);
     }
 
     #[test]
