@@ -86,6 +86,13 @@ pub const MAX_UNICAST_ANSWERS: usize = 16;
 /// answers.
 pub const UNICAST_WINDOW: Duration = Duration::from_secs(1);
 
+/// Known answers (RFC 6762 §7.1) put in one query at most; fewer when the interface's packet
+/// size is reached first (about 18 of our own peer names in 1452 bytes). We do not split a
+/// long known-answer list over several packets with the TC bit (§7.2): a peer left out just
+/// answers, as it would without the list. 64 stays far below the 256 entries our parser (and
+/// most) accept per packet, also on links configured for larger packets.
+pub const MAX_KNOWN_ANSWERS: usize = 64;
+
 /// Questions plus records parsed in one packet. A full 9000-byte packet of minimal records
 /// holds about 800; real mDNS packets hold a few dozen. Above the limit the packet is dropped
 /// (counted) before anything is allocated for it.

@@ -21,6 +21,9 @@
 //!   with its ID and questions and TTLs of at most 10 s (§6.7), and the multicast one as
 //!   before. Unicast goes only to queriers on the interface's link, at most
 //!   [`MAX_UNICAST_ANSWERS`] a second per interface.
+//! - Known-answer suppression (RFC 6762 §7.1): our queries list the peer PTRs we hold with
+//!   more than half their TTL left (at most [`MAX_KNOWN_ANSWERS`], one packet's worth), and
+//!   a query that lists our PTR with at least half our TTL gets no find-all answer.
 //! - Discovered addresses expire with their TTL (capped at [`MdnsConfig::max_ttl`]); before
 //!   that we query again. Peers, addresses per peer, records per packet and the event queue
 //!   are bounded; every drop is counted in [`MdnsStats`].
@@ -73,9 +76,9 @@ pub use config::{
     DEFAULT_EVENT_CAPACITY, DEFAULT_INITIAL_QUERY_INTERVAL, DEFAULT_INTERFACE_POLL_INTERVAL,
     DEFAULT_MAX_ADDRS_PER_PEER, DEFAULT_MAX_PACKET_SIZE, DEFAULT_MAX_PEERS,
     DEFAULT_MAX_RECORDS_PER_PACKET, DEFAULT_MAX_TTL, DEFAULT_MIN_RESPONSE_INTERVAL,
-    DEFAULT_QUERY_INTERVAL, DEFAULT_SERVICE_NAME, DEFAULT_TTL, GOODBYE_DELAY, MAX_UNICAST_ANSWERS,
-    MDNS_PORT, META_QUERY_NAME, MIN_PACKET_SIZE, MdnsConfig, RECV_BUFFER_SIZE, RESPONSE_DELAY_MAX,
-    RESPONSE_DELAY_MIN, UNICAST_WINDOW,
+    DEFAULT_QUERY_INTERVAL, DEFAULT_SERVICE_NAME, DEFAULT_TTL, GOODBYE_DELAY, MAX_KNOWN_ANSWERS,
+    MAX_UNICAST_ANSWERS, MDNS_PORT, META_QUERY_NAME, MIN_PACKET_SIZE, MdnsConfig, RECV_BUFFER_SIZE,
+    RESPONSE_DELAY_MAX, RESPONSE_DELAY_MIN, UNICAST_WINDOW,
 };
 pub use error::MdnsError;
 pub use shell::{Mdns, MdnsEvent};
@@ -104,6 +107,15 @@ pub struct MdnsStats {
     /// link, or the interface had sent its most unicast answers for this second. A QU
     /// question is then answered by multicast, as a legacy query always is too.
     pub unicast_refused: u64,
+    /// Known answers (RFC 6762 §7.1) listed in our queries: peers whose PTR we hold with more
+    /// than half its TTL left.
+    pub known_answers_sent: u64,
+    /// Known answers left out of our queries: over [`MAX_KNOWN_ANSWERS`] or the packet size.
+    pub known_answers_omitted: u64,
+    /// Answers to queries for us left out because the querier listed them as known with at
+    /// least half our TTL left (RFC 6762 §7.1); a query whose every answer was known is not
+    /// answered.
+    pub answers_suppressed: u64,
     /// Peer announcements read from responses (ours excluded).
     pub announcements_received: u64,
     /// Peers discovered (new ones).

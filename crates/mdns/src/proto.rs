@@ -91,6 +91,71 @@ pub fn query(service: &Name) -> Result<Vec<u8>, MdnsError> {
     Ok(writer.finish())
 }
 
+/// The find-all-peers query with a known-answer list (RFC 6762 §7.1): after the question,
+/// `<service> PTR <instance>` answers for the peers in `known` (instance name, remaining TTL
+/// in seconds), in that order, as many as fit in `limit` bytes and at most `max`. Responders
+/// that already gave us these answers stay quiet. Returns the packet and how many known
+/// answers it holds; the rest are left out (no TC bit, §7.2: their peers simply answer).
+pub fn query_with_known_answers(
+    service: &Name,
+    known: &[(Name, u32)],
+    limit: usize,
+    max: usize,
+) -> Result<(Vec<u8>, usize), MdnsError> {
+    let mut writer = MessageWriter::new(0, 0, limit.max(crate::config::MIN_PACKET_SIZE));
+    writer.question(&Question {
+        name: service.clone(),
+        qtype: TYPE_PTR,
+        qclass: CLASS_IN,
+        unicast_response: false,
+    })?;
+    let mut included = 0usize;
+    for (instance, ttl) in known.iter().take(max) {
+        let record = Record {
+            name: service.clone(),
+            class: CLASS_IN,
+            cache_flush: false,
+            ttl: *ttl,
+            data: RData::Ptr(instance.clone()),
+        };
+        match writer.record(Section::Answer, &record) {
+            Ok(()) => included = included.saturating_add(1),
+            Err(MdnsError::PacketFull { .. }) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((writer.finish(), included))
+}
+
+/// Which of our answers the querier of `message` lists as known with at least half of
+/// `own_ttl` left (RFC 6762 §7.1), so we leave them out: the find-all answer when its answer
+/// section holds `<service> PTR <our instance>`, the meta answer for
+/// `_services._dns-sd._udp.local PTR <service>`. Only the answer section counts, as the RFC
+/// says; records of other types, names or classes, and PTRs to other targets are ignored.
+/// One pass over the answers, which the parser caps
+/// ([`MdnsConfig::max_records_per_packet`](crate::MdnsConfig::max_records_per_packet)).
+pub fn known_answers(message: &Message, names: &LocalNames, own_ttl: u32) -> Wants {
+    let mut known = Wants::default();
+    if message.header.is_response() {
+        return known;
+    }
+    let half_or_more = |ttl: u32| u64::from(ttl).saturating_mul(2) >= u64::from(own_ttl);
+    for record in &message.answers {
+        let RData::Ptr(target) = &record.data else {
+            continue;
+        };
+        if record.class != CLASS_IN || !half_or_more(record.ttl) {
+            continue;
+        }
+        if record.name == names.service && *target == names.instance {
+            known.peers = true;
+        } else if record.name == names.meta && *target == names.service {
+            known.meta = true;
+        }
+    }
+    known
+}
+
 /// What a query asks of us.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Wants {
@@ -112,6 +177,19 @@ impl Wants {
     /// Whether anything is asked of us.
     pub fn any(&self) -> bool {
         self.peers || self.meta || self.txt || self.srv || self.a || self.aaaa
+    }
+
+    /// These questions without those in `known` (answers the querier has already).
+    #[must_use]
+    pub fn without(self, known: Wants) -> Wants {
+        Wants {
+            peers: self.peers && !known.peers,
+            meta: self.meta && !known.meta,
+            txt: self.txt && !known.txt,
+            srv: self.srv && !known.srv,
+            a: self.a && !known.a,
+            aaaa: self.aaaa && !known.aaaa,
+        }
     }
 
     /// Both sets of questions.
@@ -498,6 +576,9 @@ pub struct Announcement {
     pub addrs: Vec<Multiaddr>,
     /// The record TTL in seconds (0 = goodbye): the PTR's, or the smallest TXT's without one.
     pub ttl: u32,
+    /// Whether a `<service> PTR` answer pointed to the instance (only then can we list it as
+    /// a known answer in our queries, RFC 6762 §7.1).
+    pub ptr: bool,
     /// TXT strings that were not usable `dnsaddr=` entries (no prefix, no valid multiaddr,
     /// no `/p2p` suffix, or another peer id than the first).
     pub rejected: usize,
@@ -528,6 +609,7 @@ pub fn announcements(message: &Message, service: &Name) -> Vec<Announcement> {
                 peer: None,
                 addrs: Vec::new(),
                 ttl: 0,
+                ptr: false,
                 rejected: 0,
             },
             ptr_ttl: None,
@@ -580,6 +662,7 @@ pub fn announcements(message: &Message, service: &Name) -> Vec<Announcement> {
         .map(|p| Announcement {
             // The PTR's TTL when there is one (as rust-libp2p), else the TXT records'.
             ttl: p.ptr_ttl.or(p.txt_ttl).unwrap_or(0),
+            ptr: p.ptr_ttl.is_some(),
             ..p.found
         })
         .collect()

@@ -17,7 +17,10 @@
 //! and multicast to a legacy querier (source port not 5353), by multicast otherwise, unicast
 //! only to a querier on the interface's link and at most [`MAX_UNICAST_ANSWERS`] per
 //! interface per second; announced addresses checked (no loopback from elsewhere), TTLs
-//! capped, peers and addresses bounded, goodbyes honoured after one second (RFC 6762 §10.1).
+//! capped, peers and addresses bounded, goodbyes honoured after one second (RFC 6762 §10.1);
+//! known-answer suppression (RFC 6762 §7.1): our queries list the PTRs we hold with more
+//! than half their TTL left (at most [`MAX_KNOWN_ANSWERS`], as many as fit one packet), and a
+//! query that lists our PTR with at least half our TTL left gets no find-all answer.
 
 #![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
@@ -28,8 +31,8 @@ use std::time::{Duration, Instant};
 use lp2p_core::{Multiaddr, PeerId};
 
 use crate::config::{
-    GOODBYE_DELAY, MAX_UNICAST_ANSWERS, MDNS_PORT, MdnsConfig, RESPONSE_DELAY_MAX,
-    RESPONSE_DELAY_MIN, UNICAST_WINDOW,
+    GOODBYE_DELAY, MAX_KNOWN_ANSWERS, MAX_UNICAST_ANSWERS, MDNS_PORT, MdnsConfig,
+    RESPONSE_DELAY_MAX, RESPONSE_DELAY_MIN, UNICAST_WINDOW,
 };
 use crate::iface::{self, Family, IfaceKey, Interface, Subnet};
 use crate::proto::{self, Advert, Announcement, LegacyQuery, LocalNames, Wants};
@@ -200,6 +203,10 @@ struct PeerEntry {
     addrs: Vec<(Multiaddr, Instant)>,
     /// When to query again before the addresses expire; `None` once done.
     refresh_at: Option<Instant>,
+    /// The `<service> PTR <instance>` record we hold, per interface it arrived on: its TTL
+    /// (seconds, capped at `max_ttl`) and when it arrived. Listed as a known answer in our
+    /// queries on that interface while more than half the TTL is left (RFC 6762 §7.1).
+    known: BTreeMap<IfaceKey, (u32, Instant)>,
 }
 
 /// The mDNS state machine of one node.
@@ -431,7 +438,7 @@ impl Core {
                 .stats
                 .txt_rejected
                 .saturating_add(u64::try_from(announcement.rejected).unwrap_or(u64::MAX));
-            self.announce(announcement, on_loopback, now);
+            self.announce(key, announcement, on_loopback, now);
         }
         Ok(())
     }
@@ -513,6 +520,16 @@ impl Core {
         wants: Wants,
         now: Instant,
     ) {
+        // §7.1: what the querier lists as known with at least half our TTL left is not
+        // answered (one pass over its answer section, which the parser caps).
+        let known = proto::known_answers(message, &self.names, self.ttl);
+        let wants = wants.without(known);
+        if known.any() {
+            self.stats.answers_suppressed = self.stats.answers_suppressed.saturating_add(1);
+        }
+        if !wants.any() {
+            return;
+        }
         if from.port() != MDNS_PORT {
             // A legacy querier (§6.7) hears only its own port: it gets a unicast answer as
             // a unicast DNS server gives. The multicast one stays: rust-libp2p queries from
@@ -619,10 +636,40 @@ impl Core {
         if state.next_query > now {
             return;
         }
+        let limit = state
+            .iface
+            .message_limit(key.family, self.config.max_packet_size);
+        let known = self.known_answers(key, now);
+        let payload = match proto::query_with_known_answers(
+            &self.names.service,
+            &known,
+            limit,
+            MAX_KNOWN_ANSWERS,
+        ) {
+            Ok((payload, included)) => {
+                let omitted = known.len().saturating_sub(included);
+                self.stats.known_answers_sent = self
+                    .stats
+                    .known_answers_sent
+                    .saturating_add(u64::try_from(included).unwrap_or(u64::MAX));
+                self.stats.known_answers_omitted = self
+                    .stats
+                    .known_answers_omitted
+                    .saturating_add(u64::try_from(omitted).unwrap_or(u64::MAX));
+                payload
+            }
+            Err(err) => {
+                tracing::debug!(%err, "cannot build the known-answer list; querying without");
+                self.query.clone()
+            }
+        };
+        let Some(state) = self.ifaces.get_mut(&key) else {
+            return;
+        };
         self.transmits.push_back(Transmit {
             iface: key,
             to: Destination::Multicast,
-            payload: self.query.clone(),
+            payload,
         });
         self.stats.queries_sent = self.stats.queries_sent.saturating_add(1);
         state.last_query = Some(now);
@@ -630,6 +677,28 @@ impl Core {
             .checked_add(state.backoff.max(MIN_QUERY_GAP))
             .unwrap_or(now);
         state.backoff = state.backoff.saturating_mul(2).min(query_interval);
+    }
+
+    /// The known answers for a query on `key` at `now` (RFC 6762 §7.1): each peer's PTR that
+    /// arrived on `key` with more than half its TTL left, as (instance, remaining TTL), most
+    /// remaining first (those are the ones a cap should keep).
+    fn known_answers(&self, key: IfaceKey, now: Instant) -> Vec<(Name, u32)> {
+        let mut known: Vec<(Name, u32)> = self
+            .peers
+            .values()
+            .filter_map(|entry| {
+                let (ttl, at) = entry.known.get(&key)?;
+                let elapsed = secs(now.saturating_duration_since(*at));
+                let remaining = ttl.saturating_sub(elapsed);
+                (u64::from(remaining).saturating_mul(2) > u64::from(*ttl))
+                    .then(|| (entry.instance.clone(), remaining))
+            })
+            .collect();
+        known.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then_with(|| a.0.wire_labels().cmp(b.0.wire_labels()))
+        });
+        known
     }
 
     fn answer_if_due(&mut self, key: IfaceKey, now: Instant) {
@@ -748,7 +817,7 @@ impl Core {
         }
     }
 
-    fn announce(&mut self, a: Announcement, on_loopback: bool, now: Instant) {
+    fn announce(&mut self, key: IfaceKey, a: Announcement, on_loopback: bool, now: Instant) {
         let Some(peer) = a.peer.or_else(|| self.instances.get(&a.instance).copied()) else {
             return;
         };
@@ -764,6 +833,8 @@ impl Core {
                     *expiry = (*expiry).min(deadline);
                 }
                 entry.refresh_at = None;
+                // A goodbye: we no longer know its PTR, on any interface.
+                entry.known.clear();
             }
             return;
         }
@@ -795,11 +866,16 @@ impl Core {
             instance: a.instance.clone(),
             addrs: Vec::new(),
             refresh_at: None,
+            known: BTreeMap::new(),
         });
         if entry.instance != a.instance {
             // The peer restarted with a new name.
             self.instances.remove(&entry.instance);
             entry.instance = a.instance.clone();
+            entry.known.clear();
+        }
+        if a.ptr {
+            entry.known.insert(key, (secs(ttl), now));
         }
         self.instances.insert(a.instance, peer);
         let mut grew = false;

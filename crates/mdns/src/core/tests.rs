@@ -1031,3 +1031,406 @@ fn an_ipv6_link_local_querier_gets_a_scoped_unicast_answer() {
     );
     assert_eq!(core.stats().unicast_refused, 1);
 }
+
+// Known-answer suppression (RFC 6762 §7.1).
+
+/// Lets `n` run until it sends its next query; returns that query and when it went out.
+fn next_query(n: &mut Node, now: &mut Instant) -> (Instant, Message) {
+    loop {
+        n.core.handle_timeout(*now);
+        while let Some(t) = n.core.poll_transmit() {
+            let m = Message::parse(&t.payload, 256).unwrap();
+            if !m.header.is_response() {
+                assert!(t.payload.len() <= 1472, "{} bytes", t.payload.len());
+                return (*now, m);
+            }
+        }
+        *now = n.core.poll_timeout().unwrap().max(*now);
+    }
+}
+
+/// The known answers a query lists: (PTR target, TTL).
+fn listed(m: &Message) -> Vec<(Name, u32)> {
+    m.answers
+        .iter()
+        .map(|r| match &r.data {
+            RData::Ptr(target) => {
+                assert_eq!(r.name, service());
+                (target.clone(), r.ttl)
+            }
+            other => panic!("not a PTR: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn queries_list_known_peers_while_more_than_half_their_ttl_is_left() {
+    let start = Instant::now();
+    let mut now = start;
+    let mut n = node(1, config(), now);
+    let from: SocketAddr = "10.0.0.7:5353".parse().unwrap();
+    let (px, py, pz) = (PeerId::random(), PeerId::random(), PeerId::random());
+    let x_name = service().prepend("peerx").unwrap();
+    let z_name = service().prepend("peerz").unwrap();
+    for (name, peer, ip) in [("peerx", px, 7), ("peerz", pz, 9)] {
+        let addr = format!("/ip4/10.0.0.{ip}/tcp/1");
+        n.core
+            .handle_packet(key(2), from, &announce(name, peer, &[&addr], 120), now)
+            .unwrap();
+    }
+    // A peer announced by TXT records alone (no PTR): nothing to list for it.
+    let mut w = MessageWriter::new(0, FLAG_RESPONSE, 1000);
+    w.record(
+        Section::Answer,
+        &Record {
+            name: service().prepend("peery").unwrap(),
+            class: CLASS_IN,
+            cache_flush: false,
+            ttl: 120,
+            data: RData::Txt(vec![
+                format!("dnsaddr=/ip4/10.0.0.8/tcp/1/p2p/{py}").into_bytes(),
+            ]),
+        },
+    )
+    .unwrap();
+    n.core
+        .handle_packet(key(2), from, &w.finish(), now)
+        .unwrap();
+    assert_eq!(n.core.peers().count(), 3);
+
+    // The first query lists x and z with their full TTL.
+    let (at, q) = next_query(&mut n, &mut now);
+    assert_eq!(at, start);
+    assert_eq!(listed(&q), vec![(x_name.clone(), 120), (z_name, 120)]);
+    // z says goodbye: not listed any more.
+    now += Duration::from_millis(500);
+    let goodbye = announce("peerz", pz, &["/ip4/10.0.0.9/tcp/1"], 0);
+    n.core.handle_packet(key(2), from, &goodbye, now).unwrap();
+
+    // Queries at 1, 3, 7, 15, 31 s list x with its remaining TTL; at 63 s less than half of
+    // 120 is left, so it is not listed and x answers.
+    let mut seen = Vec::new();
+    loop {
+        let (at, q) = next_query(&mut n, &mut now);
+        let elapsed = (at - start).as_secs();
+        if elapsed > 70 {
+            break;
+        }
+        seen.push((elapsed, listed(&q)));
+        now += Duration::from_millis(1);
+    }
+    let expected: Vec<(u64, Vec<(Name, u32)>)> =
+        [(1, 119), (3, 117), (7, 113), (15, 105), (31, 89)]
+            .into_iter()
+            .map(|(t, ttl)| (t, vec![(x_name.clone(), ttl)]))
+            .chain(std::iter::once((63, vec![])))
+            .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(n.core.stats().known_answers_sent, 7);
+    assert_eq!(n.core.stats().known_answers_omitted, 0);
+}
+
+#[test]
+fn known_answers_are_per_interface() {
+    let now = Instant::now();
+    let mut n = node(1, config(), now);
+    // A second interface, eth1.
+    let mut eth1 = eth(Ipv4Addr::new(10, 1, 0, 1));
+    eth1.index = 3;
+    eth1.name = "eth1".into();
+    n.core.set_interfaces(vec![n.iface.clone(), eth1], now);
+    let from: SocketAddr = "10.0.0.7:5353".parse().unwrap();
+    let packet = announce("peerx", PeerId::random(), &["/ip4/10.0.0.7/tcp/1"], 120);
+    n.core.handle_packet(key(2), from, &packet, now).unwrap();
+    n.core.handle_timeout(now);
+    let mut lists: BTreeMap<u32, usize> = BTreeMap::new();
+    while let Some(t) = n.core.poll_transmit() {
+        let m = Message::parse(&t.payload, 256).unwrap();
+        if !m.header.is_response() {
+            lists.insert(t.iface.index, m.answers.len());
+        }
+    }
+    // Heard on eth0: listed there only; eth1's peers never answered it.
+    assert_eq!(lists, BTreeMap::from([(2, 1), (3, 0)]));
+}
+
+#[test]
+fn a_long_known_answer_list_is_capped_most_remaining_ttl_first() {
+    let start = Instant::now();
+    let mut now = start;
+    let mut n = node(1, config(), now);
+    let from: SocketAddr = "10.0.0.7:5353".parse().unwrap();
+    // 100 peers with 63-character names: 18 of their PTRs fit in 1472 bytes.
+    for i in 0..100u32 {
+        let name = format!("{i:0>63}");
+        // One a second: the first ones have less TTL left.
+        let packet = announce(&name, PeerId::random(), &["/ip4/10.0.0.7/tcp/1"], 300);
+        n.core
+            .handle_packet(key(2), from, &packet, start + i * SEC)
+            .unwrap();
+    }
+    now += 100 * SEC;
+    let (_, q) = next_query(&mut n, &mut now);
+    let list = listed(&q);
+    assert_eq!(list.len(), 18);
+    // The 18 heard last.
+    let mut got: Vec<String> = list.iter().map(|(name, _)| name.to_string()).collect();
+    got.sort();
+    let want: Vec<String> = (82..100u32)
+        .map(|i| format!("{i:0>63}._p2p._udp.local"))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(n.core.stats().known_answers_sent, 18);
+    assert_eq!(n.core.stats().known_answers_omitted, 82);
+
+    // On a 9000-byte link (and config) the count cap applies.
+    let mut config = config();
+    config.max_packet_size = 9000;
+    let mut n = node(1, config, start);
+    let mut jumbo = n.iface.clone();
+    jumbo.mtu = Some(9000);
+    n.core.set_interfaces(vec![jumbo], start);
+    for i in 0..100u32 {
+        let packet = announce(
+            &format!("{i:0>63}"),
+            PeerId::random(),
+            &["/ip4/10.0.0.7/tcp/1"],
+            300,
+        );
+        n.core.handle_packet(key(2), from, &packet, start).unwrap();
+    }
+    n.core.handle_timeout(start);
+    let q = std::iter::from_fn(|| n.core.poll_transmit())
+        .map(|t| Message::parse(&t.payload, 256).unwrap())
+        .find(|m| !m.header.is_response())
+        .unwrap();
+    assert_eq!(q.answers.len(), MAX_KNOWN_ANSWERS);
+}
+
+/// A query for `_p2p._udp.local PTR` (more questions in `extra`) listing `known` answers.
+fn query_knowing(known: &[Record], extra: &[Question]) -> Vec<u8> {
+    let mut w = MessageWriter::new(0, 0, 9000);
+    w.question(&Question {
+        name: service(),
+        qtype: TYPE_PTR,
+        qclass: CLASS_IN,
+        unicast_response: false,
+    })
+    .unwrap();
+    for q in extra {
+        w.question(q).unwrap();
+    }
+    for r in known {
+        w.record(Section::Answer, r).unwrap();
+    }
+    w.finish()
+}
+
+fn our_ptr(n: &Node, ttl: u32) -> Record {
+    Record {
+        name: service(),
+        class: CLASS_IN,
+        cache_flush: false,
+        ttl,
+        data: RData::Ptr(service().prepend(n.core.peer_name()).unwrap()),
+    }
+}
+
+#[test]
+fn a_query_that_knows_our_ptr_is_not_answered() {
+    let start = Instant::now();
+    let mut n = announced_node(start);
+    let querier: SocketAddr = "10.0.0.9:5353".parse().unwrap();
+    let legacy: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+    let mut t = start + 10 * SEC;
+    // Our PTR with half our TTL (180 of 360) or more: no answer, multicast or unicast.
+    for (from, ttl) in [(querier, 180), (querier, 360), (legacy, 300)] {
+        n.core
+            .handle_packet(key(2), from, &query_knowing(&[our_ptr(&n, ttl)], &[]), t)
+            .unwrap();
+        assert!(answers_after(&mut n, t).is_empty(), "{from} {ttl}");
+        t += 2 * SEC;
+    }
+    assert_eq!(n.core.stats().answers_suppressed, 3);
+    assert_eq!(n.core.stats().queries_received, 3);
+    // With less than half left, or another peer's PTR listed, we answer.
+    let other = Record {
+        data: RData::Ptr(service().prepend("someoneelse").unwrap()),
+        ..our_ptr(&n, 360)
+    };
+    for known in [our_ptr(&n, 179), other] {
+        n.core
+            .handle_packet(key(2), querier, &query_knowing(&[known], &[]), t)
+            .unwrap();
+        let sent = answers_after(&mut n, t);
+        assert_eq!(
+            announced(&sent[0]),
+            vec!["/ip4/10.0.0.1/tcp/4001".parse::<Multiaddr>().unwrap()]
+        );
+        t += 2 * SEC;
+    }
+    assert_eq!(n.core.stats().answers_suppressed, 3);
+}
+
+#[test]
+fn a_known_ptr_leaves_the_other_questions_answered() {
+    let start = Instant::now();
+    let mut n = announced_node(start);
+    let querier: SocketAddr = "10.0.0.9:5353".parse().unwrap();
+    let t = start + 10 * SEC;
+    let txt = Question {
+        name: service().prepend(n.core.peer_name()).unwrap(),
+        qtype: TYPE_TXT,
+        qclass: CLASS_IN,
+        unicast_response: false,
+    };
+    let q = query_knowing(&[our_ptr(&n, 360)], &[txt]);
+    n.core.handle_packet(key(2), querier, &q, t).unwrap();
+    let sent = answers_after(&mut n, t);
+    assert_eq!(sent.len(), 1);
+    let m = Message::parse(&sent[0].payload, 256).unwrap();
+    // The TXT answer, without the PTR the querier knows.
+    assert!(
+        m.answers.iter().all(|r| matches!(r.data, RData::Txt(_))),
+        "{m:?}"
+    );
+    assert!(!m.answers.is_empty());
+    assert_eq!(n.core.stats().answers_suppressed, 1);
+}
+
+#[test]
+fn two_cores_suppress_each_others_repeat_answers() {
+    let mut now = Instant::now();
+    let start = now;
+    let mut nodes = vec![node(1, config(), now), node(2, config(), now)];
+    let end = now + 20 * 60 * SEC;
+    run(&mut nodes, &mut now, end);
+    for n in &nodes {
+        // Still known to each other after 20 minutes (TTL 6 min): nobody expired.
+        assert_eq!(n.core.peers().count(), 1);
+        assert_eq!(n.core.stats().peers_expired, 0);
+        assert!(n.core.stats().known_answers_sent > 0);
+        assert!(n.core.stats().answers_suppressed > 0);
+    }
+    // The start-up queries after the first answer list the other peer; none of them is
+    // answered by it, so each node sent fewer answers than it received queries.
+    let answers = |n: &Node| {
+        n.sent
+            .iter()
+            .filter(|(t, p)| {
+                *t > start + 2 * SEC && Message::parse(p, 256).unwrap().header.is_response()
+            })
+            .count()
+    };
+    for n in &nodes {
+        assert!(
+            (answers(n) as u64) < n.core.stats().queries_received,
+            "{} answers, {} queries",
+            answers(n),
+            n.core.stats().queries_received
+        );
+    }
+}
+
+#[test]
+fn malformed_known_answer_sections_are_dropped_or_ignored() {
+    let start = Instant::now();
+    let mut n = announced_node(start);
+    let querier: SocketAddr = "10.0.0.9:5353".parse().unwrap();
+    let good = query_knowing(&[our_ptr(&n, 360)], &[]);
+    let question_end = 12 + service().wire_len() + 4;
+
+    let mut bad: Vec<Vec<u8>> = Vec::new();
+    // The header announces one answer more than the packet holds.
+    let mut more = good.clone();
+    more[7] += 1;
+    bad.push(more);
+    // The known answer is cut short.
+    bad.push(good[..good.len() - 3].to_vec());
+    // The PTR data length overruns the packet.
+    let mut overrun = good.clone();
+    let rdlen_at = question_end + 2 + 8;
+    overrun[rdlen_at] = 0x7f;
+    bad.push(overrun);
+    // The PTR target is a compression pointer to itself.
+    let mut looped = good[..question_end].to_vec();
+    looped[7] = 1;
+    let rdata_at = question_end + 12;
+    looped.extend_from_slice(&[0xC0, 0x0C, 0, 12, 0, 1, 0, 0, 1, 0x68, 0, 2]);
+    looped.extend_from_slice(&(0xC000 | u16::try_from(rdata_at).unwrap()).to_be_bytes());
+    bad.push(looped);
+    // 300 entries: over the per-packet limit (256), dropped before any is read.
+    let mut many = good[..question_end].to_vec();
+    many[6..8].copy_from_slice(&300u16.to_be_bytes());
+    for _ in 0..300 {
+        many.extend_from_slice(&[0xC0, 0x0C, 0, 12, 0, 1, 0, 0, 1, 0x68, 0, 2, 0xC0, 0x0C]);
+    }
+    bad.push(many);
+    let mut t = start + 10 * SEC;
+    for (i, b) in bad.iter().enumerate() {
+        assert!(
+            n.core.handle_packet(key(2), querier, b, t).is_err(),
+            "case {i}"
+        );
+        assert!(answers_after(&mut n, t).is_empty(), "case {i}");
+        t += 2 * SEC;
+    }
+    assert_eq!(n.core.stats().malformed_packets, bad.len() as u64);
+    assert_eq!(n.core.stats().queries_received, 0);
+
+    // Well-formed but useless known answers are ignored and the query answered: junk types,
+    // other classes, the PTR in another section, 250 PTRs to other names, a TTL of 2^32-1
+    // to another name, an empty-name PTR.
+    let junk = |data: RData, class: u16, ttl: u32| Record {
+        name: service(),
+        class,
+        cache_flush: true,
+        ttl,
+        data,
+    };
+    let mut known = vec![
+        junk(
+            RData::Other {
+                rtype: 99,
+                data: vec![0xff; 40],
+            },
+            CLASS_IN,
+            360,
+        ),
+        junk(RData::Txt(vec![b"dnsaddr=junk".to_vec()]), CLASS_IN, 360),
+        junk(
+            RData::Ptr(service().prepend(n.core.peer_name()).unwrap()),
+            3,
+            360,
+        ),
+        junk(RData::Ptr(Name::root()), CLASS_IN, u32::MAX),
+    ];
+    for i in 0..246 {
+        known.push(junk(
+            RData::Ptr(service().prepend(&format!("other{i}")).unwrap()),
+            CLASS_IN,
+            u32::MAX,
+        ));
+    }
+    let q = query_knowing(&known, &[]);
+    n.core.handle_packet(key(2), querier, &q, t).unwrap();
+    let sent = answers_after(&mut n, t);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(n.core.stats().answers_suppressed, 0);
+    // The same PTR as an additional record, not an answer: not a known answer.
+    t += 2 * SEC;
+    let mut w = MessageWriter::new(0, 0, 9000);
+    w.question(&Question {
+        name: service(),
+        qtype: TYPE_PTR,
+        qclass: CLASS_IN,
+        unicast_response: false,
+    })
+    .unwrap();
+    w.record(Section::Additional, &our_ptr(&n, 360)).unwrap();
+    n.core
+        .handle_packet(key(2), querier, &w.finish(), t)
+        .unwrap();
+    assert_eq!(answers_after(&mut n, t).len(), 1);
+    assert_eq!(n.core.stats().answers_suppressed, 0);
+}

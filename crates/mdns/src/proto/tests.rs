@@ -85,6 +85,204 @@ fn the_query_is_what_the_spec_says() {
     assert!(h.answers.is_empty() && h.additionals.is_empty());
 }
 
+/// `<service> PTR <name>` answers with these TTLs, for a known-answer list.
+fn known(n: usize, ttl: u32) -> Vec<(Name, u32)> {
+    let service = Name::new(DEFAULT_SERVICE_NAME).unwrap();
+    (0..n)
+        .map(|i| (service.prepend(&format!("{i:0>63}")).unwrap(), ttl))
+        .collect()
+}
+
+#[test]
+fn a_query_with_known_answers_is_a_query_to_hickory_with_every_ptr() {
+    // rust-libp2p 0.49 treats any message with a question as a query (and ignores its
+    // answer section), so a known-answer list must not hide the question from hickory.
+    let service = Name::new(DEFAULT_SERVICE_NAME).unwrap();
+    let list = known(3, 300);
+    let (q, included) = query_with_known_answers(&service, &list, 1452, 64).unwrap();
+    assert_eq!(included, 3);
+    let h = HMessage::from_vec(&q).unwrap();
+    assert_eq!(h.metadata.message_type, MessageType::Query);
+    assert_eq!(h.queries.len(), 1);
+    assert_eq!(h.queries[0].name.to_utf8(), "_p2p._udp.local.");
+    assert_eq!(h.answers.len(), 3);
+    for (record, (name, ttl)) in h.answers.iter().zip(&list) {
+        assert_eq!(record.name.to_utf8(), "_p2p._udp.local.");
+        assert_eq!(record.ttl, *ttl);
+        match &record.data {
+            HRData::PTR(ptr) => assert_eq!(ptr.0.to_utf8(), format!("{name}.")),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Our parser reads the same.
+    let m = Message::parse(&q, MAX).unwrap();
+    assert!(!m.header.is_response());
+    assert_eq!(m.answers.len(), 3);
+    // No known answer: the plain query.
+    let (plain, none) = query_with_known_answers(&service, &[], 1452, 64).unwrap();
+    assert_eq!((plain, none), (query(&service).unwrap(), 0));
+}
+
+#[test]
+fn the_known_answer_list_stops_at_the_packet_size_and_the_count() {
+    let service = Name::new(DEFAULT_SERVICE_NAME).unwrap();
+    let list = known(200, 300);
+    // 63-character names: 78 bytes per known answer, 18 fit in 1452 bytes.
+    let (q, included) = query_with_known_answers(&service, &list, 1452, 64).unwrap();
+    assert!(q.len() <= 1452, "{}", q.len());
+    assert_eq!(included, 18);
+    assert_eq!(Message::parse(&q, MAX).unwrap().answers.len(), 18);
+    // A 9000-byte link would hold 115: the count stops it first.
+    let (q, included) = query_with_known_answers(&service, &list, 8952, 64).unwrap();
+    assert_eq!(included, 64);
+    assert_eq!(Message::parse(&q, MAX).unwrap().answers.len(), 64);
+    // The list is taken in order: the first ones go in.
+    let m = Message::parse(&q, MAX).unwrap();
+    assert_eq!(m.answers[0].data, RData::Ptr(list[0].0.clone()));
+    // A limit below the minimum packet size is raised to it, never below the question.
+    let (q, included) = query_with_known_answers(&service, &list, 10, 64).unwrap();
+    assert!(q.len() <= MIN_PACKET_SIZE);
+    assert!(included > 0);
+}
+
+/// A query for `questions` (name, type) whose answer section holds `answers`.
+fn query_listing(questions: &[(&Name, u16)], answers: &[Record]) -> Message {
+    let mut w = MessageWriter::new(0, 0, 9000);
+    for (name, qtype) in questions {
+        w.question(&Question {
+            name: (*name).clone(),
+            qtype: *qtype,
+            qclass: CLASS_IN,
+            unicast_response: false,
+        })
+        .unwrap();
+    }
+    for record in answers {
+        w.record(Section::Answer, record).unwrap();
+    }
+    Message::parse(&w.finish(), MAX).unwrap()
+}
+
+fn ptr(name: &Name, target: &Name, ttl: u32) -> Record {
+    Record {
+        name: name.clone(),
+        class: CLASS_IN,
+        cache_flush: false,
+        ttl,
+        data: RData::Ptr(target.clone()),
+    }
+}
+
+#[test]
+fn known_answers_need_our_exact_ptr_with_half_our_ttl() {
+    let n = names("ourpeername0123456789abcdefghijkl");
+    let q = |answers: &[Record]| query_listing(&[(&n.service, TYPE_PTR)], answers);
+    let peers = Wants {
+        peers: true,
+        ..Wants::default()
+    };
+    // Half our TTL or more: known.
+    assert_eq!(
+        known_answers(&q(&[ptr(&n.service, &n.instance, 180)]), &n, 360),
+        peers
+    );
+    assert_eq!(
+        known_answers(&q(&[ptr(&n.service, &n.instance, u32::MAX)]), &n, 360),
+        peers
+    );
+    // Names are case-insensitive.
+    let upper = Name::new(&n.instance.to_string().to_uppercase()).unwrap();
+    assert_eq!(
+        known_answers(&q(&[ptr(&n.service, &upper, 300)]), &n, 360),
+        peers
+    );
+    // Less than half: not known (the querier's copy is about to need a refresh).
+    assert!(!known_answers(&q(&[ptr(&n.service, &n.instance, 179)]), &n, 360).any());
+    assert!(!known_answers(&q(&[ptr(&n.service, &n.instance, 0)]), &n, 360).any());
+    // Another peer's PTR, another service, another class, another type: not ours.
+    let other = n.service.prepend("someoneelse").unwrap();
+    let elsewhere = Name::new("_other._udp.local").unwrap();
+    let mut any_class = ptr(&n.service, &n.instance, 300);
+    any_class.class = CLASS_ANY;
+    let txt = Record {
+        name: n.service.clone(),
+        class: CLASS_IN,
+        cache_flush: false,
+        ttl: 300,
+        data: RData::Txt(vec![n.instance.to_string().into_bytes()]),
+    };
+    for wrong in [
+        ptr(&n.service, &other, 300),
+        ptr(&elsewhere, &n.instance, 300),
+        any_class,
+        txt,
+    ] {
+        assert!(
+            !known_answers(&q(std::slice::from_ref(&wrong)), &n, 360).any(),
+            "{wrong:?}"
+        );
+    }
+    // Only the answer section counts: the same PTR as an additional record is ignored.
+    let mut w = MessageWriter::new(0, 0, 9000);
+    w.question(&Question {
+        name: n.service.clone(),
+        qtype: TYPE_PTR,
+        qclass: CLASS_IN,
+        unicast_response: false,
+    })
+    .unwrap();
+    w.record(Section::Additional, &ptr(&n.service, &n.instance, 300))
+        .unwrap();
+    let m = Message::parse(&w.finish(), MAX).unwrap();
+    assert!(!known_answers(&m, &n, 360).any());
+    // A response's answers are announcements, not known answers.
+    let mut w = MessageWriter::new(0, FLAG_RESPONSE, 9000);
+    w.record(Section::Answer, &ptr(&n.service, &n.instance, 300))
+        .unwrap();
+    let m = Message::parse(&w.finish(), MAX).unwrap();
+    assert!(!known_answers(&m, &n, 360).any());
+    // The meta answer is known by its own PTR; ours among many junk records is found.
+    let mut junk: Vec<Record> = (0..200)
+        .map(|i| {
+            ptr(
+                &n.service,
+                &n.service.prepend(&format!("x{i}")).unwrap(),
+                300,
+            )
+        })
+        .collect();
+    junk.push(ptr(&n.meta, &n.service, 4500));
+    let known = known_answers(&query_listing(&[(&n.meta, TYPE_PTR)], &junk), &n, 4500);
+    assert_eq!(
+        known,
+        Wants {
+            meta: true,
+            ..Wants::default()
+        }
+    );
+}
+
+#[test]
+fn wants_without_known_keeps_the_rest() {
+    let all = Wants {
+        peers: true,
+        meta: true,
+        txt: true,
+        srv: true,
+        a: true,
+        aaaa: true,
+    };
+    let known = Wants {
+        peers: true,
+        meta: true,
+        ..Wants::default()
+    };
+    let rest = all.without(known);
+    assert!(!rest.peers && !rest.meta);
+    assert!(rest.txt && rest.srv && rest.a && rest.aaaa);
+    assert!(!known.without(all).any());
+}
+
 #[test]
 fn the_find_all_answer_is_what_rust_libp2p_reads() {
     let peer = PeerId::random();
