@@ -29,6 +29,8 @@
 //!
 //! `--mdns` (listen, dial) runs `libp2p-mdns` (IPv4, its defaults) and prints
 //! `{"event":"discovered","peer":..,"addrs":[..]}` once per new peer, as lp2p-node does.
+//! `--mdns-ipv6` runs it over IPv6 instead (`enable_ipv6`: group ff02::fb, IPv6 interface
+//! addresses only; libp2p-mdns does one IP version at a time) and implies `--mdns`.
 
 #![allow(clippy::print_stdout)]
 
@@ -191,6 +193,7 @@ struct Args {
     kad_ops: Vec<KadOp>,
     gossip: GossipTuning,
     mdns: bool,
+    mdns_ipv6: bool,
 }
 
 fn emit(event: &Value) {
@@ -258,6 +261,10 @@ fn parse() -> Result<Args, String> {
             "--only" | "--json" => {}
             "--bare" => args.bare = true,
             "--mdns" => args.mdns = true,
+            "--mdns-ipv6" => {
+                args.mdns = true;
+                args.mdns_ipv6 = true;
+            }
             "--count" => {
                 args.count = value(&mut raw, &flag)?
                     .parse()
@@ -418,7 +425,7 @@ fn behaviour(
     bare: bool,
     tuning: &GossipTuning,
     kad_mode: Option<kad::Mode>,
-    mdns: bool,
+    mdns: Option<libp2p::mdns::Config>,
     ping_ms: Option<u64>,
 ) -> Behaviour {
     let gossip_config = gossip_config(tuning).unwrap_or_else(|e| fail(e));
@@ -431,12 +438,9 @@ fn behaviour(
         gossip_config,
     )
     .expect("gossipsub");
-    let mdns = mdns.then(|| {
-        libp2p::mdns::tokio::Behaviour::new(
-            libp2p::mdns::Config::default(),
-            key.public().to_peer_id(),
-        )
-        .unwrap_or_else(|e| fail(format!("starting mDNS failed: {e}")))
+    let mdns = mdns.map(|config| {
+        libp2p::mdns::tokio::Behaviour::new(config, key.public().to_peer_id())
+            .unwrap_or_else(|e| fail(format!("starting mDNS failed: {e}")))
     });
     Behaviour {
         mdns: Toggle::from(mdns),
@@ -541,7 +545,10 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                         args.bare,
                         &args.gossip,
                         args.kad,
-                        args.mdns,
+                        args.mdns.then(|| libp2p::mdns::Config {
+                            enable_ipv6: args.mdns_ipv6,
+                            ..libp2p::mdns::Config::default()
+                        }),
                         args.ping_ms,
                     )
                 })
