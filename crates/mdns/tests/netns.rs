@@ -334,6 +334,8 @@ fn child_node() {
                             "addrs_unusable": s.addrs_unusable,
                             "received": s.packets_received,
                             "unicast_sent": s.unicast_responses_sent,
+                            "known_answers_sent": s.known_answers_sent,
+                            "answers_suppressed": s.answers_suppressed,
                             "knows": mdns.peers().iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>(),
                         }));
                     }
@@ -653,6 +655,26 @@ fn two_hosts_on_a_link_discover_and_connect() -> Outcome {
     );
     na.wait_for("connected to b", |v| v["event"] == "connected");
     nb.wait_for("connected to a", |v| v["event"] == "connected");
+
+    // Known-answer suppression over real sockets (RFC 6762 §7.1): a's start-up queries after
+    // the first list b's PTR, and b does not answer those.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        na.send("stats");
+        let sa = na.wait_for("stats", |v| v["event"] == "stats");
+        nb.send("stats");
+        let sb = nb.wait_for("stats", |v| v["event"] == "stats");
+        if sa["known_answers_sent"].as_u64().unwrap() > 0
+            && sb["answers_suppressed"].as_u64().unwrap() > 0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no known-answer suppression: {sa} {sb}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // Bad input from b's namespace.
     let flood = Proc::start(
