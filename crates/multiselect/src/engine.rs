@@ -87,11 +87,16 @@ pub(crate) fn recv_buffer<N: Negotiation>(core: &N) -> ReadBuffer {
 
 /// Runs `core` over `io` until it has an outcome: sends what it queues (flushing after each
 /// batch), reads into `recv` and feeds it. Bytes past the negotiation stay in `recv`.
+///
+/// With `hold_last`, what the core queues together with its outcome (a listener's final
+/// answer) is left unsent in `send`, for the caller to send with the first bytes that
+/// follow it.
 pub(crate) fn poll_negotiate<S, N>(
     io: &mut S,
     core: &mut N,
     recv: &mut ReadBuffer,
     send: &mut SendBuffer,
+    hold_last: bool,
     cx: &mut Context<'_>,
 ) -> Poll<Result<N::Outcome, MultiselectError>>
 where
@@ -100,6 +105,9 @@ where
 {
     loop {
         core.poll_transmit(send.buf_mut());
+        if hold_last && let Some(outcome) = core.outcome() {
+            return Poll::Ready(Ok(outcome));
+        }
         ready!(send.poll_send(io, cx))?;
         if let Some(outcome) = core.outcome() {
             return Poll::Ready(Ok(outcome));

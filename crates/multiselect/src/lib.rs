@@ -73,7 +73,7 @@ pub use matcher::{Matcher, Protocols};
 pub use negotiated::Negotiated;
 pub use shell::{
     dialer_select, dialer_select_with_config, list_protocols, listener_select,
-    listener_select_with_config,
+    listener_select_deferred, listener_select_with_config,
 };
 
 /// The protocol id of multistream-select 1.0.0, sent as the header of every negotiation.

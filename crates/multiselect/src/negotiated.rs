@@ -42,7 +42,9 @@ struct Expecting {
 /// lazy dialer ([`Version::V1Lazy`](crate::Version::V1Lazy)) it also sends the header and
 /// proposal with the first write, and checks the listener's answer on the first read: a
 /// refusal fails that read (and every later one) with an [`io::Error`] wrapping
-/// [`MultiselectError::NoCommonProtocol`].
+/// [`MultiselectError::NoCommonProtocol`]. From
+/// [`listener_select_deferred`](crate::listener_select_deferred) it sends the listener's
+/// final answer with the first write (or before a read that has to wait for the dialer).
 ///
 /// It is a [`Connection`] when the inner stream is one and a [`Stream`] (with
 /// [`reset`](Stream::reset) forwarded) when the inner stream is one.
@@ -72,6 +74,23 @@ impl<S> Negotiated<S> {
             coalesce: false,
             max_coalesced_len: 0,
             write_closed: false,
+        }
+    }
+
+    /// A listener's stream whose final answer (in `send`) is held back: it leaves with the
+    /// first write, or before the first read that has to wait for the dialer, or on a flush
+    /// or close.
+    pub(crate) fn answer_held(
+        io: S,
+        leftover: ReadBuffer,
+        send: SendBuffer,
+        max_coalesced_len: usize,
+    ) -> Negotiated<S> {
+        Negotiated {
+            coalesce: send.is_pending(),
+            max_coalesced_len,
+            send,
+            ..Negotiated::completed(io, leftover)
         }
     }
 
@@ -145,7 +164,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Negotiated<S> {
         let this = self.get_mut();
         loop {
             match &mut this.read {
-                ReadState::Passthrough => return Pin::new(&mut this.io).poll_read(cx, buf),
+                ReadState::Passthrough => {
+                    if this.send.is_pending() {
+                        // A listener's held-back answer: it must be out before we wait for
+                        // the dialer (a dialer that is not lazy waits for it).
+                        this.coalesce = false;
+                        std::task::ready!(this.send.poll_send(&mut this.io, cx))?;
+                    }
+                    return Pin::new(&mut this.io).poll_read(cx, buf);
+                }
                 ReadState::Buffered(leftover) => {
                     let n = leftover.copy_to(buf);
                     if leftover.is_empty() {
@@ -159,7 +186,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Negotiated<S> {
                 ReadState::Expecting(expecting) => {
                     this.coalesce = false;
                     let Expecting { dialer, recv } = &mut **expecting;
-                    match poll_negotiate(&mut this.io, dialer, recv, &mut this.send, cx) {
+                    match poll_negotiate(&mut this.io, dialer, recv, &mut this.send, false, cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Ok(_protocol)) => {
                             let recv = std::mem::replace(recv, ReadBuffer::new(0));
@@ -185,7 +212,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Negotiated<S> {
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if matches!(this.read, ReadState::Passthrough) {
+        if matches!(this.read, ReadState::Passthrough) && !this.send.is_pending() {
             return Pin::new(&mut this.io).poll_read_vectored(cx, bufs);
         }
         let buf = bufs
@@ -204,8 +231,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Negotiated<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.coalesce && this.send.is_pending() {
-            // A lazy dialer's first write: copy it behind the header and proposal so that
-            // they leave together. The bytes are ours now; push them out as far as the
+            // A lazy dialer's first write (or the first write behind a listener's held-back
+            // answer): copy it behind the negotiation bytes so that they leave together. The bytes are ours now; push them out as far as the
             // stream takes them, and report them written either way.
             this.coalesce = false;
             let n = buf.len().min(this.max_coalesced_len);
@@ -272,6 +299,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Negotiated<S> {
             dialer,
             recv,
             &mut this.send,
+            false,
             cx
         )) {
             Ok(_protocol) => {

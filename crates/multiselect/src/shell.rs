@@ -56,7 +56,7 @@ where
     }
     let mut recv = recv_buffer(&dialer);
     let protocol =
-        poll_fn(|cx| poll_negotiate(&mut io, &mut dialer, &mut recv, &mut send, cx)).await?;
+        poll_fn(|cx| poll_negotiate(&mut io, &mut dialer, &mut recv, &mut send, false, cx)).await?;
     Ok((protocol, Negotiated::completed(io, recv)))
 }
 
@@ -93,8 +93,40 @@ where
     let mut send = SendBuffer::default();
     let mut recv = recv_buffer(&listener);
     let protocol =
-        poll_fn(|cx| poll_negotiate(&mut io, &mut listener, &mut recv, &mut send, cx)).await?;
+        poll_fn(|cx| poll_negotiate(&mut io, &mut listener, &mut recv, &mut send, false, cx))
+            .await?;
     Ok((protocol, Negotiated::completed(io, recv)))
+}
+
+/// [`listener_select`], except that the final answer (with our header when the dialer's
+/// whole negotiation arrived at once) is not written yet: it leaves with the first write on
+/// the returned stream, so a reply the listener sends right away travels in the same
+/// segment. Before a read that has to wait for the dialer, and on a flush or close, the
+/// answer is sent on its own, so a dialer that waits for it (one that is not lazy) is never
+/// kept waiting. The bytes on the wire are the same as with [`listener_select`].
+///
+/// For a protocol whose listener always reads, writes or closes next (a security
+/// handshake): a stream dropped without any of these never sends the answer.
+pub async fn listener_select_deferred<S, M>(
+    mut io: S,
+    matcher: M,
+) -> Result<(ProtocolId, Negotiated<S>), MultiselectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    M: Matcher,
+{
+    let config = Config::default();
+    let max_coalesced_len = config.max_coalesced_len;
+    let mut listener = Listener::new(matcher, config);
+    let mut send = SendBuffer::default();
+    let mut recv = recv_buffer(&listener);
+    let protocol =
+        poll_fn(|cx| poll_negotiate(&mut io, &mut listener, &mut recv, &mut send, true, cx))
+            .await?;
+    Ok((
+        protocol,
+        Negotiated::answer_held(io, recv, send, max_coalesced_len),
+    ))
 }
 
 /// Asks the listener for its protocols with `ls` (a diagnostic: the spec makes `ls`
@@ -110,5 +142,5 @@ where
     let mut request = ListRequest::new(config);
     let mut send = SendBuffer::default();
     let mut recv = recv_buffer(&request);
-    poll_fn(|cx| poll_negotiate(&mut io, &mut request, &mut recv, &mut send, cx)).await
+    poll_fn(|cx| poll_negotiate(&mut io, &mut request, &mut recv, &mut send, false, cx)).await
 }

@@ -11,7 +11,7 @@ use lp2p_core::{Connection, Multiaddr, ProtocolId, Stream};
 use lp2p_memory::MemoryConnection;
 use lp2p_multiselect::{
     Config, MultiselectError, Protocols, Version, dialer_select, dialer_select_with_config,
-    list_protocols, listener_select, listener_select_with_config,
+    list_protocols, listener_select, listener_select_deferred, listener_select_with_config,
 };
 use lp2p_testkit::io::{Recorder, ScriptedStream, pipe};
 use proptest::prelude::*;
@@ -161,6 +161,87 @@ fn lazy_data_right_behind_the_proposal_reaches_the_handler() {
         // Header, proposal and the first data left in one write.
         let writes = dialer_writes.lock().unwrap();
         assert_eq!(writes[0], [HDR, b"\x08/echo/1\n", b"hello"].concat());
+    });
+}
+
+#[test]
+fn deferred_listener_answers_with_its_first_write() {
+    run(async {
+        let (a, b) = pipe();
+        let (b, listener_writes) = Recorder::new(b);
+        let dialer = async {
+            let (_, mut io) = dialer_select(a, ["/echo/1"], Version::V1Lazy)
+                .await
+                .unwrap();
+            io.write_all(b"hello").await.unwrap();
+            io.flush().await.unwrap();
+            let mut buf = [0u8; 5];
+            io.read_exact(&mut buf).await.unwrap();
+            assert!(io.is_confirmed());
+            assert_eq!(&buf, b"HELLO");
+        };
+        let listener = async {
+            let (p, mut io) = listener_select_deferred(b, ["/echo/1"]).await.unwrap();
+            assert_eq!(p, "/echo/1");
+            // The dialer's data arrived with its proposal: reading it sends nothing.
+            let mut buf = [0u8; 5];
+            io.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"hello");
+            io.write_all(b"HELLO").await.unwrap();
+            io.flush().await.unwrap();
+        };
+        futures::join!(dialer, listener);
+        // Header, answer and the reply left in one write.
+        let writes = listener_writes.lock().unwrap();
+        assert_eq!(writes[0], [HDR, b"\x08/echo/1\n", b"HELLO"].concat());
+    });
+}
+
+#[test]
+fn deferred_listener_that_reads_first_answers_a_waiting_dialer() {
+    run(async {
+        let (a, b) = pipe();
+        let (b, listener_writes) = Recorder::new(b);
+        let dialer = async {
+            // Not lazy: waits for the answer before it writes.
+            let (_, mut io) = dialer_select(a, ["/echo/1"], Version::V1).await.unwrap();
+            io.write_all(b"hello").await.unwrap();
+            io.close().await.unwrap();
+            let mut got = Vec::new();
+            io.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"HELLO");
+        };
+        let listener = async {
+            let (_, mut io) = listener_select_deferred(b, ["/echo/1"]).await.unwrap();
+            let mut got = Vec::new();
+            io.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"hello");
+            io.write_all(b"HELLO").await.unwrap();
+            io.close().await.unwrap();
+        };
+        futures::join!(dialer, listener);
+        let writes = listener_writes.lock().unwrap();
+        assert_eq!(writes[0], [HDR, b"\x08/echo/1\n"].concat());
+        assert_eq!(writes[1], b"HELLO");
+    });
+}
+
+#[test]
+fn deferred_listener_sends_its_answer_on_close() {
+    run(async {
+        let (a, b) = pipe();
+        let dialer = async {
+            let (_, mut io) = dialer_select(a, ["/echo/1"], Version::V1).await.unwrap();
+            assert!(io.is_confirmed());
+            let mut got = Vec::new();
+            io.read_to_end(&mut got).await.unwrap();
+            assert!(got.is_empty());
+        };
+        let listener = async {
+            let (_, mut io) = listener_select_deferred(b, ["/echo/1"]).await.unwrap();
+            io.close().await.unwrap();
+        };
+        futures::join!(dialer, listener);
     });
 }
 

@@ -17,7 +17,9 @@ use lp2p_core::{
     Multiaddr, MuxerUpgrader, PeerId, ProtocolId, RawListener, RawTransport, Role,
     SecureConnection, SecurityUpgrader, Transport, TransportContext, UpgradeContext,
 };
-use lp2p_multiselect::{MultiselectError, Version, dialer_select, listener_select};
+use lp2p_multiselect::{
+    MultiselectError, Version, dialer_select, listener_select, listener_select_deferred,
+};
 
 /// The security channels and muxers offered on every connection of an [`Upgraded`]
 /// transport, in preference order.
@@ -134,7 +136,9 @@ impl UpgradeStack {
                     .map_err(refused_lazily)?
             }
             Role::Responder => {
-                let (id, io) = listener_select(raw, ids.as_slice())
+                // Our answer waits for the handshake's first message, so that both leave in
+                // one segment: the dialer wakes up once, not twice (same bytes on the wire).
+                let (id, io) = listener_select_deferred(raw, ids.as_slice())
                     .await
                     .map_err(|e| Error::SecurityNegotiation(Box::new(e)))?;
                 let secure = self
