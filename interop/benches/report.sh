@@ -4,7 +4,7 @@
 #
 #   bash interop/benches/report.sh [OUTPUT]        # OUTPUT defaults to docs/benchmarks.md
 #
-# The runs, one after another (about 30 minutes on the 2-core machine):
+# The runs, one after another (18 minutes on the 2-core machine, 2026-12-04):
 #   loopback    whole_stack over TCP, QUIC and WebSocket on 127.0.0.1 (its defaults: 5
 #               rounds, 1 GiB each way, 1,000 idle connections, 200-connection conn-benches)
 #   noise-ring  whole_stack over TCP with an lp2p-node built with `--features noise-ring`
