@@ -81,14 +81,7 @@ impl LocalNames {
 
 /// The find-all-peers query: `<service> PTR`, id 0, no flags (RFC 6762 §18.1).
 pub fn query(service: &Name) -> Result<Vec<u8>, MdnsError> {
-    let mut writer = MessageWriter::new(0, 0, crate::config::MIN_PACKET_SIZE);
-    writer.question(&Question {
-        name: service.clone(),
-        qtype: TYPE_PTR,
-        qclass: CLASS_IN,
-        unicast_response: false,
-    })?;
-    Ok(writer.finish())
+    query_with_known_answers(service, &[], crate::config::MIN_PACKET_SIZE, 0).map(|(q, _)| q)
 }
 
 /// The find-all-peers query with a known-answer list (RFC 6762 §7.1): after the question,
