@@ -25,8 +25,8 @@ pub const DECODE_BUFFER_LEN: usize = 2 * MAX_WIRE_FRAME;
 /// small keeps an idle connection's memory down and saves zeroing 64 KiB per connection
 /// (about 5 % of a connection's set-up instructions, measured with callgrind on `lp2p-node
 /// conn-bench`). 2 KiB rather than 4 (issue 18): with the decoder's 2 KiB, an idle
-/// connection's listener memory went from 21.8 to about 15 KiB (`lp2p-node hold`, 1,000
-/// connections).
+/// connection's listener memory went from 21.8 to 14.0 KiB (`lp2p-node hold`, 1,000
+/// connections; the `whole_stack` bench's RSS row measures the same).
 pub const INITIAL_ENCODE_BUFFER_LEN: usize = 2 * 1024;
 
 /// The decoder's buffer to begin with, for the same reasons (it was 8 KiB). It grows
