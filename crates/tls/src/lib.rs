@@ -68,7 +68,8 @@ mod upgrade;
 mod verifier;
 
 pub use config::{
-    ALPN_LIBP2P, DEFAULT_HANDSHAKE_TIMEOUT, LocalCertificate, TlsConfig, client_config,
+    ALPN_LIBP2P, CIPHER_SUITE_PREFERENCE, DEFAULT_HANDSHAKE_TIMEOUT, LocalCertificate, TlsConfig,
+    client_config,
     crypto_provider, server_config,
 };
 pub use der::SignedKey;
