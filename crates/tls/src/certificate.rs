@@ -155,6 +155,8 @@ pub struct VerifiedCertificate {
     host_key: PublicKey,
     peer_id: PeerId,
     handshake_key: HandshakeKey,
+    not_before: i64,
+    not_after: i64,
 }
 
 impl VerifiedCertificate {
@@ -171,6 +173,11 @@ impl VerifiedCertificate {
     /// The certificate key, to check the TLS handshake signature with.
     pub fn handshake_key(&self) -> &HandshakeKey {
         &self.handshake_key
+    }
+
+    /// The validity window, `notBefore` and `notAfter` in seconds since the Unix epoch.
+    pub fn validity(&self) -> (i64, i64) {
+        (self.not_before, self.not_after)
     }
 }
 
@@ -225,7 +232,12 @@ pub fn verify(der: &[u8], now: UnixTime) -> Result<VerifiedCertificate, TlsError
         return Err(TlsError::UniqueIdPresent);
     }
     let signed_key = find_extension(&cert)?;
-    check_validity(&cert, now)?;
+    let validity = cert.validity();
+    let (not_before, not_after) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    check_validity(not_before, not_after, now)?;
     let spki = tbs.public_key();
     let key_type = key_type(spki)?;
     check_self_signature(&cert, key_type)?;
@@ -252,6 +264,8 @@ pub fn verify(der: &[u8], now: UnixTime) -> Result<VerifiedCertificate, TlsError
             key_type,
             key: spki.subject_public_key.data.to_vec(),
         },
+        not_before,
+        not_after,
     })
 }
 
@@ -279,11 +293,13 @@ fn find_extension<'a>(cert: &X509Certificate<'a>) -> Result<&'a [u8], TlsError> 
     found.ok_or(TlsError::MissingExtension)
 }
 
-fn check_validity(cert: &X509Certificate<'_>, now: UnixTime) -> Result<(), TlsError> {
+/// `notBefore <= now <= notAfter`, with the bounds in seconds since the Unix epoch.
+pub(crate) fn check_validity(
+    not_before: i64,
+    not_after: i64,
+    now: UnixTime,
+) -> Result<(), TlsError> {
     let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    let validity = cert.validity();
-    let not_before = validity.not_before.timestamp();
-    let not_after = validity.not_after.timestamp();
     if now < not_before {
         return Err(TlsError::NotYetValid { not_before, now });
     }

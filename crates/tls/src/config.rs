@@ -12,6 +12,7 @@ use rustls::{ClientConfig, ServerConfig};
 
 use crate::TlsError;
 use crate::certificate;
+use crate::verified::VerifiedCertificates;
 use crate::verifier::Libp2pCertVerifier;
 
 /// The ALPN protocol id of libp2p over TLS; always the last entry of the list we offer.
@@ -93,11 +94,15 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 }
 
 /// Our certificate and its signing key, ready for rustls: generated once per host key and
-/// shared by every connection (the spec allows reusing it).
+/// shared by every connection (the spec allows reusing it). It also carries the memory of
+/// remote certificates its handshakes accepted ([`VerifiedCertificates`], by default
+/// [`DEFAULT_VERIFIED_CERTIFICATES`](crate::DEFAULT_VERIFIED_CERTIFICATES) entries), shared
+/// by its clones.
 #[derive(Clone)]
 pub struct LocalCertificate {
     key: Arc<CertifiedKey>,
     peer_id: PeerId,
+    verified: Arc<VerifiedCertificates>,
 }
 
 impl LocalCertificate {
@@ -109,7 +114,21 @@ impl LocalCertificate {
         Ok(LocalCertificate {
             key: Arc::new(CertifiedKey::new(vec![generated.certificate], signing_key)),
             peer_id: host_key.public().to_peer_id(),
+            verified: Arc::new(VerifiedCertificates::default()),
         })
+    }
+
+    /// Replaces the memory of accepted remote certificates with one of `capacity` entries
+    /// (0: every handshake verifies the remote's certificate in full).
+    #[must_use]
+    pub fn remembering_verified(mut self, capacity: usize) -> LocalCertificate {
+        self.verified = Arc::new(VerifiedCertificates::new(capacity));
+        self
+    }
+
+    /// The remote certificates this certificate's handshakes accepted and remember.
+    pub fn verified_certificates(&self) -> &Arc<VerifiedCertificates> {
+        &self.verified
     }
 
     /// The peer id the certificate proves.
@@ -131,12 +150,14 @@ impl std::fmt::Debug for LocalCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalCertificate")
             .field("peer_id", &self.peer_id)
+            .field("verified", &self.verified.len())
             .finish_non_exhaustive()
     }
 }
 
 /// A rustls client configuration that presents `local` and checks the server with
-/// `verifier`, offering `alpn` (which should end with [`ALPN_LIBP2P`]).
+/// `verifier`, offering `alpn` (which should end with [`ALPN_LIBP2P`]). A verifier without
+/// its own memory of accepted certificates gets `local`'s.
 ///
 /// SNI is off (the spec: clients MUST NOT send a server name), session resumption is off (a
 /// resumed session would skip the certificate checks) and so is early data.
@@ -158,7 +179,7 @@ fn client_config_with(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_custom_certificate_verifier(Arc::new(with_memory(verifier, local)))
         .with_client_cert_resolver(local.resolver());
     config.enable_sni = false;
     config.resumption = rustls::client::Resumption::disabled();
@@ -168,7 +189,8 @@ fn client_config_with(
 }
 
 /// A rustls server configuration that presents `local`, requires a client certificate
-/// checked by `verifier`, and selects from `alpn` (see [`client_config`]).
+/// checked by `verifier`, and selects from `alpn` (see [`client_config`], also for the memory
+/// of accepted certificates).
 ///
 /// No session tickets or session cache (resumption would skip the certificate checks) and no
 /// early data.
@@ -180,7 +202,7 @@ pub fn server_config(
     let mut config = ServerConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_client_cert_verifier(Arc::new(verifier))
+        .with_client_cert_verifier(Arc::new(with_memory(verifier, local)))
         .with_cert_resolver(local.resolver());
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
@@ -189,33 +211,53 @@ pub fn server_config(
     Ok(config)
 }
 
+fn with_memory(verifier: Libp2pCertVerifier, local: &LocalCertificate) -> Libp2pCertVerifier {
+    if verifier.verified_certificates().is_some() {
+        verifier
+    } else {
+        verifier.remembering(local.verified.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rustls::{ClientConnection, Connection, ServerConnection};
 
     /// Runs a handshake between two in-memory rustls endpoints; returns the suite both agreed.
-    fn handshake(client: ClientConfig, server: ServerConfig) -> rustls::CipherSuite {
+    pub(super) fn handshake(client: ClientConfig, server: ServerConfig) -> rustls::CipherSuite {
+        try_handshake(client, server).unwrap()
+    }
+
+    /// Runs a handshake between two in-memory rustls endpoints: the agreed suite or the first
+    /// error either side met.
+    pub(super) fn try_handshake(
+        client: ClientConfig,
+        server: ServerConfig,
+    ) -> Result<rustls::CipherSuite, rustls::Error> {
         let name = rustls::pki_types::ServerName::try_from("libp2p").unwrap();
-        let mut client = Connection::from(ClientConnection::new(Arc::new(client), name).unwrap());
-        let mut server = Connection::from(ServerConnection::new(Arc::new(server)).unwrap());
+        let mut client = Connection::from(ClientConnection::new(Arc::new(client), name)?);
+        let mut server = Connection::from(ServerConnection::new(Arc::new(server))?);
         for _ in 0..10 {
             let mut wire = Vec::new();
             while client.wants_write() {
                 client.write_tls(&mut wire).unwrap();
             }
             server.read_tls(&mut &wire[..]).unwrap();
-            server.process_new_packets().unwrap();
+            server.process_new_packets()?;
             let mut wire = Vec::new();
             while server.wants_write() {
                 server.write_tls(&mut wire).unwrap();
             }
             client.read_tls(&mut &wire[..]).unwrap();
-            client.process_new_packets().unwrap();
+            client.process_new_packets()?;
             if !client.is_handshaking() && !server.is_handshaking() {
                 let agreed = client.negotiated_cipher_suite().unwrap().suite();
-                assert_eq!(Some(agreed), server.negotiated_cipher_suite().map(|s| s.suite()));
-                return agreed;
+                assert_eq!(
+                    Some(agreed),
+                    server.negotiated_cipher_suite().map(|s| s.suite())
+                );
+                return Ok(agreed);
             }
         }
         panic!("the in-memory handshake did not finish");
@@ -240,7 +282,7 @@ mod tests {
         let offered: Vec<_> = crypto_provider()
             .cipher_suites
             .iter()
-            .map(|suite| suite.suite())
+            .map(rustls::SupportedCipherSuite::suite)
             .collect();
         assert_eq!(offered, CIPHER_SUITE_PREFERENCE.to_vec());
     }
@@ -272,5 +314,47 @@ mod tests {
             handshake(client, server),
             rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
         );
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::tests::{handshake, try_handshake};
+    use super::*;
+
+    #[test]
+    fn a_second_handshake_between_the_same_peers_skips_the_certificate_signatures() {
+        let client_cert = LocalCertificate::generate(&Keypair::generate_ed25519()).unwrap();
+        let server_cert = LocalCertificate::generate(&Keypair::generate_ed25519()).unwrap();
+        let alpn = vec![ALPN_LIBP2P.to_vec()];
+        for _ in 0..2 {
+            let client = client_config(
+                &client_cert,
+                Libp2pCertVerifier::expecting(Some(server_cert.peer_id())),
+                alpn.clone(),
+            )
+            .unwrap();
+            let server = server_config(&server_cert, Libp2pCertVerifier::new(), alpn.clone());
+            handshake(client, server.unwrap());
+        }
+        for side in [&client_cert, &server_cert] {
+            let verified = side.verified_certificates();
+            assert_eq!((verified.misses(), verified.hits()), (1, 1));
+        }
+        // A dial expecting another peer still fails, from memory too.
+        let other = Keypair::generate_ed25519().public().to_peer_id();
+        let client = client_config(
+            &client_cert,
+            Libp2pCertVerifier::expecting(Some(other)),
+            alpn.clone(),
+        );
+        let server = server_config(&server_cert, Libp2pCertVerifier::new(), alpn).unwrap();
+        let failed = try_handshake(client.unwrap(), server).unwrap_err();
+        let failed = TlsError::from_rustls(&failed);
+        assert!(
+            matches!(failed, Some(TlsError::PeerIdMismatch { .. })),
+            "{failed:?}"
+        );
+        assert_eq!(client_cert.verified_certificates().hits(), 2);
     }
 }

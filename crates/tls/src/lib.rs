@@ -65,16 +65,19 @@ mod config;
 mod der;
 mod error;
 mod upgrade;
+mod verified;
 mod verifier;
 
 pub use config::{
     ALPN_LIBP2P, CIPHER_SUITE_PREFERENCE, DEFAULT_HANDSHAKE_TIMEOUT, LocalCertificate, TlsConfig,
-    client_config,
-    crypto_provider, server_config,
+    client_config, crypto_provider, server_config,
 };
 pub use der::SignedKey;
 pub use error::TlsError;
 pub use upgrade::{Tls, TlsOutput, TlsSession};
+pub use verified::{
+    DEFAULT_VERIFIED_CERTIFICATES, MAX_REMEMBERED_CERTIFICATE_LEN, VerifiedCertificates,
+};
 pub use verifier::{FailureHook, Libp2pCertVerifier};
 
 /// The protocol id negotiated with multistream-select.

@@ -10,7 +10,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use crate::TlsError;
-use crate::certificate::{self, SUPPORTED_SCHEMES, VerifiedCertificate};
+use crate::certificate::{self, SUPPORTED_SCHEMES};
+use crate::verified::VerifiedCertificates;
 
 /// Called with every certificate a verifier rejects, before the handshake fails: transports
 /// count and log refusals here, or keep the precise error of one handshake (QUIC, where the
@@ -27,12 +28,18 @@ pub type FailureHook = Arc<dyn Fn(&Arc<TlsError>) + Send + Sync>;
 /// certificate key for the TLS 1.3 schemes in
 /// [`SUPPORTED_SCHEMES`](crate::certificate::SUPPORTED_SCHEMES); TLS 1.2 is never negotiated.
 ///
+/// With [`remembering`](Libp2pCertVerifier::remembering), a certificate accepted before is
+/// not verified again (see [`VerifiedCertificates`]); [`client_config`](crate::client_config)
+/// and [`server_config`](crate::server_config) give every verifier its local certificate's
+/// memory.
+///
 /// Failures travel inside the rustls error and come back out with
 /// [`TlsError::from_rustls`].
 #[derive(Clone, Default)]
 pub struct Libp2pCertVerifier {
     expected_peer: Option<PeerId>,
     on_failure: Option<FailureHook>,
+    verified: Option<Arc<VerifiedCertificates>>,
 }
 
 impl Libp2pCertVerifier {
@@ -46,7 +53,20 @@ impl Libp2pCertVerifier {
         Libp2pCertVerifier {
             expected_peer: peer,
             on_failure: None,
+            verified: None,
         }
+    }
+
+    /// Answers certificates accepted before from `verified`, and remembers new ones there.
+    #[must_use]
+    pub fn remembering(mut self, verified: Arc<VerifiedCertificates>) -> Libp2pCertVerifier {
+        self.verified = Some(verified);
+        self
+    }
+
+    /// The memory of accepted certificates this verifier uses, if any.
+    pub fn verified_certificates(&self) -> Option<&Arc<VerifiedCertificates>> {
+        self.verified.as_ref()
     }
 
     /// Calls `hook` with each rejected certificate's error.
@@ -67,15 +87,15 @@ impl Libp2pCertVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
         check_expected: bool,
-    ) -> Result<VerifiedCertificate, rustls::Error> {
-        let result = verify_chain(end_entity, intermediates, now).and_then(|verified| {
-            match self.expected_peer {
-                Some(expected) if check_expected && expected != verified.peer_id() => {
-                    Err(TlsError::peer_id_mismatch(expected, verified.peer_id()))
+    ) -> Result<PeerId, rustls::Error> {
+        let result = self
+            .verify_chain(end_entity, intermediates, now)
+            .and_then(|peer| match self.expected_peer {
+                Some(expected) if check_expected && expected != peer => {
+                    Err(TlsError::peer_id_mismatch(expected, peer))
                 }
-                _ => Ok(verified),
-            }
-        });
+                _ => Ok(peer),
+            });
         result.map_err(|err| self.fail(err))
     }
 
@@ -99,19 +119,23 @@ impl Libp2pCertVerifier {
             .map(|()| HandshakeSignatureValid::assertion())
             .map_err(|err| self.fail(err))
     }
-}
 
-fn verify_chain(
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    now: UnixTime,
-) -> Result<VerifiedCertificate, TlsError> {
-    if !intermediates.is_empty() {
-        return Err(TlsError::TooManyCertificates {
-            count: intermediates.len().saturating_add(1),
-        });
+    fn verify_chain(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<PeerId, TlsError> {
+        if !intermediates.is_empty() {
+            return Err(TlsError::TooManyCertificates {
+                count: intermediates.len().saturating_add(1),
+            });
+        }
+        match &self.verified {
+            Some(verified) => verified.verify(end_entity.as_ref(), now),
+            None => certificate::verify(end_entity.as_ref(), now).map(|v| v.peer_id()),
+        }
     }
-    certificate::verify(end_entity.as_ref(), now)
 }
 
 impl fmt::Debug for Libp2pCertVerifier {
@@ -119,6 +143,7 @@ impl fmt::Debug for Libp2pCertVerifier {
         f.debug_struct("Libp2pCertVerifier")
             .field("expected_peer", &self.expected_peer)
             .field("on_failure", &self.on_failure.is_some())
+            .field("verified", &self.verified)
             .finish()
     }
 }
