@@ -7,6 +7,8 @@
 //! received frame (the caller has read the length and checked it against
 //! [`HandshakeConfig::max_message_size`]). [`Handshake::next_step`] says which one is due.
 
+use std::sync::Arc;
+
 use lp2p_core::{Keypair, PeerId, ProtocolId, PublicKey, Role};
 
 use crate::codec::{FrameDecoder, FrameEncoder};
@@ -14,6 +16,7 @@ use crate::config::{DEFAULT_MAX_HANDSHAKE_MESSAGE_SIZE, DEFAULT_MAX_STREAM_MUXER
 use crate::crypto::HASH_LEN;
 use crate::error::{NoiseError, Stage};
 use crate::payload::{self, RemotePayload};
+use crate::statics::{LocalStatic, RemoteStatics};
 use crate::xx::{DhKeypair, XxHandshake};
 
 /// What the handshake needs besides the keys.
@@ -29,6 +32,9 @@ pub struct HandshakeConfig {
     /// When dialing, the peer we expect: any other identity fails the handshake after
     /// message 2, before we reveal ours.
     pub expected_peer: Option<PeerId>,
+    /// Remote signed static keys verified before: a remote that presents one again skips
+    /// the signature check (see [`RemoteStatics`]). `None` checks every time.
+    pub remote_statics: Option<Arc<RemoteStatics>>,
 }
 
 impl Default for HandshakeConfig {
@@ -38,6 +44,7 @@ impl Default for HandshakeConfig {
             max_message_size: DEFAULT_MAX_HANDSHAKE_MESSAGE_SIZE,
             max_stream_muxers: DEFAULT_MAX_STREAM_MUXERS,
             expected_peer: None,
+            remote_statics: None,
         }
     }
 }
@@ -60,6 +67,8 @@ pub struct Handshake {
     config: HandshakeConfig,
     remote: Option<RemotePayload>,
     scratch: Vec<u8>,
+    /// The identity key's signature over our static key, when made before the handshake.
+    local_signature: Option<Vec<u8>>,
     /// A received message was refused: the handshake cannot go on (no message 2 is ever
     /// written for a refused message 1, for instance).
     failed: bool,
@@ -102,6 +111,26 @@ impl Handshake {
         )
     }
 
+    /// A handshake with `local`'s static key and signature (made once per identity) and a
+    /// fresh ephemeral key. `local` must belong to `identity`.
+    pub fn with_local_static(
+        role: Role,
+        identity: Keypair,
+        config: HandshakeConfig,
+        local: &LocalStatic,
+    ) -> Handshake {
+        debug_assert_eq!(local.peer_id(), identity.public().to_peer_id());
+        let mut handshake = Handshake::build(
+            role,
+            identity,
+            config,
+            local.keypair.clone(),
+            DhKeypair::generate(),
+        );
+        handshake.local_signature = Some(local.signature.clone());
+        handshake
+    }
+
     /// A handshake with the given X25519 secrets, for reproducing test vectors. Never reuse
     /// an ephemeral secret outside tests: it breaks the handshake's secrecy.
     pub fn with_keys(
@@ -134,6 +163,7 @@ impl Handshake {
             config,
             remote: None,
             scratch: Vec::new(),
+            local_signature: None,
             failed: false,
         }
     }
@@ -181,10 +211,14 @@ impl Handshake {
         }
         let stage = self.stage();
         // Message 1 carries no payload (libp2p puts nothing in the unencrypted message).
-        let payload = if stage == Stage::Message1 {
-            Vec::new()
-        } else {
-            payload::encode(&self.identity, self.xx.local_static(), &self.config.muxers)?
+        let payload = match (&self.local_signature, stage) {
+            (_, Stage::Message1) => Vec::new(),
+            (Some(signature), _) => {
+                payload::encode_signed(&self.identity, signature.clone(), &self.config.muxers)
+            }
+            (None, _) => {
+                payload::encode(&self.identity, self.xx.local_static(), &self.config.muxers)?
+            }
         };
         let start = out.len();
         out.extend_from_slice(&[0, 0]);
@@ -249,6 +283,7 @@ impl Handshake {
             &remote_static,
             self.config.max_stream_muxers,
             stage,
+            self.config.remote_statics.as_deref(),
         )?;
         if let Some(expected) = self.config.expected_peer {
             let actual = remote.identity.to_peer_id();
@@ -319,6 +354,56 @@ mod tests {
             muxers: list.iter().map(|m| ProtocolId::from(*m)).collect(),
             ..HandshakeConfig::default()
         }
+    }
+
+    #[test]
+    fn a_signed_static_key_made_once_serves_several_handshakes() {
+        use crate::statics::{LocalStatic, RemoteStatics};
+        let (alice, bob) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let (alice_static, bob_static) = (
+            LocalStatic::generate(&alice).unwrap(),
+            LocalStatic::generate(&bob).unwrap(),
+        );
+        let remembered = std::sync::Arc::new(RemoteStatics::default());
+        let config = HandshakeConfig {
+            remote_statics: Some(remembered.clone()),
+            ..HandshakeConfig::default()
+        };
+        let mut hashes = Vec::new();
+        for _ in 0..2 {
+            let mut init = Handshake::with_local_static(
+                Role::Initiator,
+                alice.clone(),
+                config.clone(),
+                &alice_static,
+            );
+            let mut resp = Handshake::with_local_static(
+                Role::Responder,
+                bob.clone(),
+                config.clone(),
+                &bob_static,
+            );
+            let mut wire = Vec::new();
+            while (init.next_step(), resp.next_step()) != (Step::Done, Step::Done) {
+                let (writer, reader) = if init.next_step() == Step::Send {
+                    (&mut init, &mut resp)
+                } else {
+                    (&mut resp, &mut init)
+                };
+                wire.clear();
+                writer.write_message(&mut wire).unwrap();
+                reader.read_message(&wire[2..]).unwrap();
+            }
+            let (i, r) = (init.finish().unwrap(), resp.finish().unwrap());
+            assert_eq!(i.remote_key, bob.public());
+            assert_eq!(r.remote_key, alice.public());
+            assert_eq!(i.handshake_hash, r.handshake_hash);
+            hashes.push(i.handshake_hash);
+        }
+        // Fresh ephemeral keys: a new session each time, though the static keys stay.
+        assert_ne!(hashes[0], hashes[1]);
+        // Both remote triples verified once, then came from memory.
+        assert_eq!((remembered.len(), remembered.hits()), (2, 2));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use lp2p_core::{Keypair, ProtocolId, PublicKey};
 use prost::Message;
 
 use crate::error::{NoiseError, Stage};
+use crate::statics::RemoteStatics;
 
 /// The generated protobuf types of `proto/payload.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::pedantic)]
@@ -17,7 +18,7 @@ pub(crate) mod pb {
 pub const STATIC_KEY_DOMAIN: &[u8] = b"noise-libp2p-static-key:";
 
 /// The bytes the identity signature covers.
-fn signed_message(static_key: &[u8; 32]) -> [u8; 56] {
+pub(crate) fn signed_message(static_key: &[u8; 32]) -> [u8; 56] {
     let mut msg = [0u8; 56];
     let (domain, key) = msg.split_at_mut(STATIC_KEY_DOMAIN.len());
     domain.copy_from_slice(STATIC_KEY_DOMAIN);
@@ -35,6 +36,16 @@ pub(crate) fn encode(
     let signature = identity
         .sign(&signed_message(static_key))
         .map_err(NoiseError::Signing)?;
+    Ok(encode_signed(identity, signature, muxers))
+}
+
+/// Encodes our payload with a signature made before (see
+/// [`LocalStatic`](crate::LocalStatic)).
+pub(crate) fn encode_signed(
+    identity: &Keypair,
+    signature: Vec<u8>,
+    muxers: &[ProtocolId],
+) -> Vec<u8> {
     let extensions = (!muxers.is_empty()).then(|| pb::NoiseExtensions {
         webtransport_certhashes: Vec::new(),
         stream_muxers: muxers
@@ -47,7 +58,7 @@ pub(crate) fn encode(
         identity_sig: Some(signature),
         extensions,
     };
-    Ok(payload.encode_to_vec())
+    payload.encode_to_vec()
 }
 
 /// A remote's verified payload.
@@ -66,6 +77,7 @@ pub(crate) fn decode_and_verify(
     remote_static: &[u8; 32],
     max_muxers: usize,
     stage: Stage,
+    remembered: Option<&RemoteStatics>,
 ) -> Result<RemotePayload, NoiseError> {
     let payload = pb::NoiseHandshakePayload::decode(bytes)
         .map_err(|source| NoiseError::PayloadDecode { stage, source })?;
@@ -77,7 +89,12 @@ pub(crate) fn decode_and_verify(
         .ok_or(NoiseError::MissingIdentitySignature { stage })?;
     let identity = PublicKey::try_decode_protobuf(&key_bytes)
         .map_err(|source| NoiseError::InvalidIdentityKey { stage, source })?;
-    if !identity.verify(&signed_message(remote_static), &signature) {
+    let check = || identity.verify(&signed_message(remote_static), &signature);
+    let valid = match remembered {
+        Some(statics) => statics.verify(remote_static, &key_bytes, &signature, check),
+        None => check(),
+    };
+    if !valid {
         return Err(NoiseError::BadSignature { stage });
     }
     let muxers = payload.extensions.and_then(|ext| {
@@ -137,12 +154,12 @@ mod tests {
         let id = Keypair::generate_ed25519();
         let s = [9u8; 32];
         let bytes = encode(&id, &s, &[A, B]).unwrap();
-        let remote = decode_and_verify(&bytes, &s, 100, Stage::Message2).unwrap();
+        let remote = decode_and_verify(&bytes, &s, 100, Stage::Message2, None).unwrap();
         assert_eq!(remote.identity, id.public());
         assert_eq!(remote.muxers, Some(vec![A, B]));
         // Another static key: the signature no longer verifies.
         assert!(matches!(
-            decode_and_verify(&bytes, &[8u8; 32], 100, Stage::Message2),
+            decode_and_verify(&bytes, &[8u8; 32], 100, Stage::Message2, None),
             Err(NoiseError::BadSignature {
                 stage: Stage::Message2
             })
@@ -167,7 +184,7 @@ mod tests {
             .map(|i| ProtocolId::from(format!("/m/{i}")))
             .collect();
         let bytes = encode(&id, &s, &many).unwrap();
-        let remote = decode_and_verify(&bytes, &s, 4, Stage::Message3).unwrap();
+        let remote = decode_and_verify(&bytes, &s, 4, Stage::Message3, None).unwrap();
         assert_eq!(remote.muxers, None);
 
         let sig = id.sign(&signed_message(&s)).unwrap();
@@ -179,7 +196,8 @@ mod tests {
                 stream_muxers: vec![vec![0xff, 0xfe], b"/yamux/1.0.0".to_vec()],
             }),
         };
-        let remote = decode_and_verify(&payload.encode_to_vec(), &s, 100, Stage::Message3).unwrap();
+        let remote =
+            decode_and_verify(&payload.encode_to_vec(), &s, 100, Stage::Message3, None).unwrap();
         assert_eq!(remote.muxers, Some(vec![A]));
     }
 
@@ -187,11 +205,11 @@ mod tests {
     fn bad_payloads_are_typed_errors() {
         let s = [1u8; 32];
         assert!(matches!(
-            decode_and_verify(&[0xff, 0xff, 0xff], &s, 100, Stage::Message2),
+            decode_and_verify(&[0xff, 0xff, 0xff], &s, 100, Stage::Message2, None),
             Err(NoiseError::PayloadDecode { .. })
         ));
         assert!(matches!(
-            decode_and_verify(&[], &s, 100, Stage::Message2),
+            decode_and_verify(&[], &s, 100, Stage::Message2, None),
             Err(NoiseError::MissingIdentityKey { .. })
         ));
         let id = Keypair::generate_ed25519();
@@ -201,7 +219,7 @@ mod tests {
             extensions: None,
         };
         assert!(matches!(
-            decode_and_verify(&no_sig.encode_to_vec(), &s, 100, Stage::Message2),
+            decode_and_verify(&no_sig.encode_to_vec(), &s, 100, Stage::Message2, None),
             Err(NoiseError::MissingIdentitySignature { .. })
         ));
         let bad_key = pb::NoiseHandshakePayload {
@@ -210,12 +228,12 @@ mod tests {
             extensions: None,
         };
         assert!(matches!(
-            decode_and_verify(&bad_key.encode_to_vec(), &s, 100, Stage::Message2),
+            decode_and_verify(&bad_key.encode_to_vec(), &s, 100, Stage::Message2, None),
             Err(NoiseError::InvalidIdentityKey { .. })
         ));
         // Unknown fields are skipped.
         let mut with_unknown = encode(&id, &s, &[]).unwrap();
         with_unknown.extend_from_slice(&[0x2a, 0x02, 0x01, 0x02]); // field 5, 2 bytes
-        assert!(decode_and_verify(&with_unknown, &s, 100, Stage::Message2).is_ok());
+        assert!(decode_and_verify(&with_unknown, &s, 100, Stage::Message2, None).is_ok());
     }
 }

@@ -1,5 +1,7 @@
 //! The async shell of the handshake and the [`SecurityUpgrader`] implementation.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use async_trait::async_trait;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use lp2p_core::{
@@ -13,16 +15,22 @@ use crate::config::NoiseConfig;
 use crate::error::NoiseError;
 use crate::handshake::{Handshake, HandshakeConfig, Step};
 use crate::io::NoiseOutput;
+use crate::statics::{LocalStatic, RemoteStatics};
 
 /// The `/noise` security channel: `Noise_XX_25519_ChaChaPoly_SHA256` with the libp2p
 /// handshake payload.
 ///
 /// It needs no key of its own: the identity key, the muxers to offer inside the handshake
-/// and the runtime for the timeout come from the [`UpgradeContext`] of each upgrade. A fresh
-/// X25519 static key is generated per connection.
+/// and the runtime for the timeout come from the [`UpgradeContext`] of each upgrade. The X25519
+/// static key is generated and signed once per identity and kept for the upgrader's life (the
+/// spec allows per-process static keys; each handshake's ephemeral key stays fresh), and the
+/// remotes' signed static keys that verified are remembered ([`RemoteStatics`], 256), so a
+/// reconnecting peer's signature is not checked twice. Clones share both.
 #[derive(Debug, Clone, Default)]
 pub struct Noise {
     config: NoiseConfig,
+    local: Arc<Mutex<Option<LocalStatic>>>,
+    remote_statics: Arc<RemoteStatics>,
 }
 
 /// What a finished handshake proved, besides the encrypted stream.
@@ -46,12 +54,33 @@ impl Noise {
 
     /// The channel with the given settings.
     pub fn with_config(config: NoiseConfig) -> Noise {
-        Noise { config }
+        Noise {
+            config,
+            ..Noise::default()
+        }
     }
 
     /// The settings in force.
     pub fn config(&self) -> &NoiseConfig {
         &self.config
+    }
+
+    /// The remote signed static keys this upgrader verified and remembers.
+    pub fn remote_statics(&self) -> &Arc<RemoteStatics> {
+        &self.remote_statics
+    }
+
+    /// Our static key for the context's identity: made and signed on first use, then reused
+    /// (a new one if the identity changes).
+    fn local_static(&self, ctx: &UpgradeContext) -> Result<LocalStatic, NoiseError> {
+        let peer = ctx.local_key.public().to_peer_id();
+        let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(made) = local.as_ref().filter(|made| made.peer_id() == peer) {
+            return Ok(made.clone());
+        }
+        let made = LocalStatic::generate(&ctx.local_key)?;
+        *local = Some(made.clone());
+        Ok(made)
     }
 
     /// Runs the handshake over any byte stream, within the configured timeout, and returns
@@ -69,7 +98,8 @@ impl Noise {
     where
         T: AsyncRead + AsyncWrite + Unpin,
     {
-        let handshake = Handshake::new(
+        let local = self.local_static(ctx)?;
+        let handshake = Handshake::with_local_static(
             role,
             ctx.local_key.clone(),
             HandshakeConfig {
@@ -77,7 +107,9 @@ impl Noise {
                 max_message_size: self.config.get_max_handshake_message_size(),
                 max_stream_muxers: self.config.get_max_stream_muxers(),
                 expected_peer: expected,
+                remote_statics: Some(self.remote_statics.clone()),
             },
+            &local,
         );
         let timeout = self.config.get_handshake_timeout();
         let result = ctx

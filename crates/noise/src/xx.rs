@@ -29,6 +29,7 @@ pub const MESSAGE2_MIN_LEN: usize = DH_LEN + DH_LEN + TAG_LEN + TAG_LEN;
 pub const MESSAGE3_MIN_LEN: usize = DH_LEN + TAG_LEN + TAG_LEN;
 
 /// An X25519 key pair.
+#[derive(Clone)]
 pub(crate) struct DhKeypair {
     secret: StaticSecret,
     public: PublicKey,

@@ -307,3 +307,31 @@ fn a_short_message_2_is_a_typed_error() {
         }
     ));
 }
+
+#[test]
+fn a_reconnecting_peer_reuses_its_static_key_and_skips_the_signature_check() {
+    let (alice, bob) = (ctx(&[]), ctx(&[]));
+    let (dialer, listener) = (Noise::new(), Noise::new());
+    let connect = |from: &UpgradeContext| {
+        let (a, b) = pipe(64 * 1024);
+        let (a, b) = block_on(async {
+            futures::join!(
+                dialer.secure_outbound(Box::new(a), from, Some(bob.local_peer_id())),
+                listener.secure_inbound(Box::new(b), &bob)
+            )
+        });
+        assert_eq!(b.unwrap().remote_peer(), from.local_peer_id());
+        a.unwrap();
+    };
+    connect(&alice);
+    assert_eq!(dialer.remote_statics().hits(), 0);
+    connect(&alice);
+    // Each side sent the same signed static key again, and each remembered the other's.
+    assert_eq!(dialer.remote_statics().hits(), 1);
+    assert_eq!(listener.remote_statics().hits(), 1);
+    // Another identity on the dialer's upgrader signs a static key of its own.
+    let carol = ctx(&[]);
+    connect(&carol);
+    assert_eq!(listener.remote_statics().hits(), 1);
+    assert_eq!(dialer.remote_statics().hits(), 2);
+}
