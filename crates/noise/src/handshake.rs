@@ -16,7 +16,8 @@ use crate::config::{DEFAULT_MAX_HANDSHAKE_MESSAGE_SIZE, DEFAULT_MAX_STREAM_MUXER
 use crate::crypto::HASH_LEN;
 use crate::error::{NoiseError, Stage};
 use crate::payload::{self, RemotePayload};
-use crate::statics::{LocalStatic, RemoteStatics};
+use crate::remembered::RemoteStatics;
+use crate::statics::LocalStatic;
 use crate::xx::{DhKeypair, XxHandshake};
 
 /// What the handshake needs besides the keys.
@@ -358,7 +359,8 @@ mod tests {
 
     #[test]
     fn a_signed_static_key_made_once_serves_several_handshakes() {
-        use crate::statics::{LocalStatic, RemoteStatics};
+        use crate::remembered::RemoteStatics;
+        use crate::statics::LocalStatic;
         let (alice, bob) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
         let (alice_static, bob_static) = (
             LocalStatic::generate(&alice).unwrap(),

@@ -60,6 +60,7 @@ mod error;
 mod handshake;
 mod io;
 mod payload;
+mod remembered;
 mod statics;
 mod upgrade;
 mod xx;
@@ -77,7 +78,8 @@ pub use error::{NoiseError, Stage};
 pub use handshake::{Handshake, HandshakeConfig, HandshakeOutcome, Step};
 pub use io::{MAX_EMPTY_FRAMES_PER_READ, NoiseOutput};
 pub use payload::STATIC_KEY_DOMAIN;
-pub use statics::{DEFAULT_REMOTE_STATICS, LocalStatic, MAX_REMEMBERED_TRIPLE_LEN, RemoteStatics};
+pub use remembered::{DEFAULT_REMOTE_STATICS, MAX_REMEMBERED_TRIPLE_LEN, RemoteStatics};
+pub use statics::LocalStatic;
 pub use upgrade::{Noise, NoiseSession};
 pub use xx::{MESSAGE1_MIN_LEN, MESSAGE2_MIN_LEN, MESSAGE3_MIN_LEN, PROTOCOL_NAME};
 

@@ -6,7 +6,7 @@ use lp2p_core::{Keypair, ProtocolId, PublicKey};
 use prost::Message;
 
 use crate::error::{NoiseError, Stage};
-use crate::statics::RemoteStatics;
+use crate::remembered::RemoteStatics;
 
 /// The generated protobuf types of `proto/payload.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::pedantic)]

@@ -15,7 +15,8 @@ use crate::config::NoiseConfig;
 use crate::error::NoiseError;
 use crate::handshake::{Handshake, HandshakeConfig, Step};
 use crate::io::NoiseOutput;
-use crate::statics::{LocalStatic, RemoteStatics};
+use crate::remembered::RemoteStatics;
+use crate::statics::LocalStatic;
 
 /// The `/noise` security channel: `Noise_XX_25519_ChaChaPoly_SHA256` with the libp2p
 /// handshake payload.
