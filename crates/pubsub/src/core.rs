@@ -473,7 +473,7 @@ impl<R: Router> PubSubCore<R> {
             self.handle_subscription(peer, sub, now);
         }
         for (raw, message) in rpc.messages.drain(..) {
-            self.handle_message(peer, raw, &message, now);
+            self.handle_message(peer, raw, &message, body.len(), now);
         }
         if let Some(control) = rpc.control.take() {
             self.handle_control(peer, control, now);
@@ -551,7 +551,15 @@ impl<R: Router> PubSubCore<R> {
         counters.subscriptions_ignored = counters.subscriptions_ignored.saturating_add(1);
     }
 
-    fn handle_message(&mut self, peer: PeerId, raw: Bytes, decoded: &proto::Message, now: Instant) {
+    /// `rpc_len`: the length of the RPC body `raw` (and the decoded fields) are slices of.
+    fn handle_message(
+        &mut self,
+        peer: PeerId,
+        raw: Bytes,
+        decoded: &proto::Message,
+        rpc_len: usize,
+        now: Instant,
+    ) {
         let counters = &mut self.shared.counters;
         counters.messages_received = counters.messages_received.saturating_add(1);
         let Some(Ok(name)) = decoded.topic.as_deref().map(std::str::from_utf8) else {
@@ -608,6 +616,7 @@ impl<R: Router> PubSubCore<R> {
             return;
         }
         self.shared.seen.insert(id.clone(), now);
+        let (raw, message) = unpinned(raw, message, rpc_len);
         let routed = RoutedMessage {
             id,
             topic,
@@ -791,5 +800,68 @@ impl<R: Router> PubSubCore<R> {
             counters.oversized_dropped = counters.oversized_dropped.saturating_add(dropped as u64);
         }
         out.len() > before
+    }
+}
+
+/// A message kept beyond its RPC (message cache, send queues, validation, the application)
+/// holds slices of the RPC's body, and so the whole body. When the message is less than half
+/// of that body (the RPC carried other messages, duplicates included, or large control
+/// parts), it gets its own copy, so what it pins is its own size. A gossipsub node relaying
+/// 63 KiB messages otherwise kept, through batched RPCs, more than twice its message cache in
+/// memory.
+fn unpinned(raw: Bytes, message: Message, rpc_len: usize) -> (Bytes, Message) {
+    if raw.len().saturating_mul(2) >= rpc_len {
+        return (raw, message);
+    }
+    let own = Bytes::copy_from_slice(&raw);
+    // The data is a slice of `raw` (decoded from it); find it again in the copy.
+    let start = (message.data.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+    let data = start
+        .checked_add(message.data.len())
+        .filter(|end| start <= raw.len() && *end <= raw.len())
+        .map_or_else(
+            || Bytes::copy_from_slice(&message.data),
+            |end| own.slice(start..end),
+        );
+    (own, Message { data, ..message })
+}
+
+#[cfg(test)]
+mod unpinned_tests {
+    use super::*;
+
+    fn message(data: Bytes) -> Message {
+        Message {
+            source: None,
+            data,
+            sequence_number: Some(1),
+            topic: Topic::new("t"),
+        }
+    }
+
+    #[test]
+    fn a_message_that_is_most_of_its_rpc_keeps_the_rpc_buffer() {
+        let rpc = Bytes::from(vec![1u8; 1000]);
+        let raw = rpc.slice(10..990);
+        let (kept, message) = unpinned(raw.clone(), message(raw.slice(20..900)), rpc.len());
+        assert_eq!(kept.as_ptr(), raw.as_ptr());
+        assert_eq!(message.data.as_ptr(), raw.slice(20..).as_ptr());
+    }
+
+    #[test]
+    fn a_small_part_of_a_large_rpc_gets_its_own_copy_with_its_data_inside() {
+        let rpc: Bytes = (0..100_000u32)
+            .map(|i| i.to_le_bytes()[0])
+            .collect::<Vec<_>>()
+            .into();
+        let raw = rpc.slice(50_000..60_000);
+        let data = raw.slice(30..9_000);
+        let (kept, message) = unpinned(raw.clone(), message(data.clone()), rpc.len());
+        assert_eq!(kept, raw);
+        assert_eq!(message.data, data);
+        let range = rpc.as_ptr_range();
+        assert!(!range.contains(&kept.as_ptr()));
+        // The data is a slice of the copy, not a second one.
+        assert_eq!(message.data.as_ptr(), kept.slice(30..).as_ptr());
     }
 }

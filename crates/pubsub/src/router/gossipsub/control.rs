@@ -60,7 +60,7 @@ impl GossipsubRouter {
                 if asked.saturating_add(want.len()) >= max_ids {
                     break;
                 }
-                let id = MessageId::new(id.clone());
+                let id = MessageId::from_wire(id);
                 if ctx.has_seen(&id) || wanted.contains(&id) {
                     continue;
                 }
@@ -83,7 +83,7 @@ impl GossipsubRouter {
                 .checked_add(self.config.iwant_followup_time)
                 .unwrap_or(now);
             self.promises
-                .add(MessageId::new(promised.clone()), peer, deadline);
+                .add(MessageId::from_wire(promised), peer, deadline);
         }
         ctx.send_iwant(peer, want);
     }
@@ -112,7 +112,7 @@ impl GossipsubRouter {
                 continue;
             }
             *replied = replied.saturating_add(1);
-            let id = MessageId::new(id.clone());
+            let id = MessageId::from_wire(id);
             if self
                 .dont_send
                 .get(&peer)
@@ -349,7 +349,7 @@ impl GossipsubRouter {
                     break;
                 }
                 dont_send.ids_this_heartbeat = dont_send.ids_this_heartbeat.saturating_add(1);
-                let id = MessageId::new(id.clone());
+                let id = MessageId::from_wire(id);
                 ctx.cancel_forward(peer, &id);
                 dont_send.ids.insert(id, tick);
             }
