@@ -109,7 +109,7 @@ mem_kib = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith
 meta = {
     "mode": "smoke" if smoke == "1" else "full",
     "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime(int(started))),
-    "commit": sh("git", "rev-parse", "--short=12", "HEAD") + (" (with uncommitted changes)" if sh("git", "status", "--porcelain", "--untracked-files=no") else ""),
+    "commit": sh("git", "rev-parse", "--short=12", "HEAD") + (" (with uncommitted changes)" if sh("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs/benchmarks.md") else ""),
     "cpu": cpu,
     "cores": os.cpu_count(),
     "memory": f"{mem_kib / 2**20:.1f} GiB",
