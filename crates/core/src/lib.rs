@@ -46,6 +46,7 @@ mod histogram;
 pub mod memory;
 mod muxing;
 mod protocol;
+mod proven;
 mod resolve;
 pub mod runtime;
 mod security;
@@ -64,6 +65,7 @@ pub use memory::{
 };
 pub use muxing::{MuxedConnection, MuxerUpgrader, Stream};
 pub use protocol::{ProtocolId, Role};
+pub use proven::ProvenBytes;
 pub use resolve::AddressResolver;
 pub use runtime::{JoinHandle, Runtime, RuntimeHandle};
 pub use security::{SecureConnection, SecurityUpgrader, UpgradeContext};

@@ -333,8 +333,16 @@ mod tests {
         init_cfg: HandshakeConfig,
         resp_cfg: HandshakeConfig,
     ) -> Result<(HandshakeOutcome, HandshakeOutcome), NoiseError> {
-        let mut init = Handshake::new(Role::Initiator, Keypair::generate_ed25519(), init_cfg);
-        let mut resp = Handshake::new(Role::Responder, Keypair::generate_ed25519(), resp_cfg);
+        let init = Handshake::new(Role::Initiator, Keypair::generate_ed25519(), init_cfg);
+        let resp = Handshake::new(Role::Responder, Keypair::generate_ed25519(), resp_cfg);
+        drive(init, resp)
+    }
+
+    /// Moves the messages between two handshakes until both are done.
+    fn drive(
+        mut init: Handshake,
+        mut resp: Handshake,
+    ) -> Result<(HandshakeOutcome, HandshakeOutcome), NoiseError> {
         let mut wire = Vec::new();
         loop {
             let (writer, reader) = match (init.next_step(), resp.next_step()) {
@@ -373,30 +381,19 @@ mod tests {
         };
         let mut hashes = Vec::new();
         for _ in 0..2 {
-            let mut init = Handshake::with_local_static(
+            let init = Handshake::with_local_static(
                 Role::Initiator,
                 alice.clone(),
                 config.clone(),
                 &alice_static,
             );
-            let mut resp = Handshake::with_local_static(
+            let resp = Handshake::with_local_static(
                 Role::Responder,
                 bob.clone(),
                 config.clone(),
                 &bob_static,
             );
-            let mut wire = Vec::new();
-            while (init.next_step(), resp.next_step()) != (Step::Done, Step::Done) {
-                let (writer, reader) = if init.next_step() == Step::Send {
-                    (&mut init, &mut resp)
-                } else {
-                    (&mut resp, &mut init)
-                };
-                wire.clear();
-                writer.write_message(&mut wire).unwrap();
-                reader.read_message(&wire[2..]).unwrap();
-            }
-            let (i, r) = (init.finish().unwrap(), resp.finish().unwrap());
+            let (i, r) = drive(init, resp).unwrap();
             assert_eq!(i.remote_key, bob.public());
             assert_eq!(r.remote_key, alice.public());
             assert_eq!(i.handshake_hash, r.handshake_hash);

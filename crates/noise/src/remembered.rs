@@ -1,16 +1,9 @@
 //! Remote signed static keys whose signature verified, remembered so a reconnecting peer
 //! is not verified twice (see [`RemoteStatics`]).
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The remembered triples and their insertion order (the oldest is forgotten first).
-#[derive(Debug, Default)]
-struct Entries {
-    set: HashSet<Box<[u8]>>,
-    order: VecDeque<Box<[u8]>>,
-}
+use lp2p_core::ProvenBytes;
 
 /// Remote static keys remembered by default. An entry is the static key, the identity key
 /// and the signature: about 140 bytes for an Ed25519 identity, so 256 entries are about
@@ -25,8 +18,7 @@ pub const MAX_REMEMBERED_TRIPLE_LEN: usize = 2048;
 /// bad signature pass, and fills the memory only by completing a verification per entry.
 #[derive(Debug)]
 pub struct RemoteStatics {
-    capacity: usize,
-    entries: Mutex<Entries>,
+    entries: ProvenBytes<()>,
     hits: AtomicU64,
 }
 
@@ -40,8 +32,7 @@ impl RemoteStatics {
     /// Remembers up to `capacity` triples; 0 remembers none.
     pub fn new(capacity: usize) -> RemoteStatics {
         RemoteStatics {
-            capacity,
-            entries: Mutex::new(Entries::default()),
+            entries: ProvenBytes::new(capacity),
             hits: AtomicU64::new(0),
         }
     }
@@ -53,18 +44,12 @@ impl RemoteStatics {
 
     /// Triples remembered now.
     pub fn len(&self) -> usize {
-        self.lock().set.len()
+        self.entries.len()
     }
 
     /// Whether none is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether `signature` by `identity_key` (protobuf bytes) over `remote_static` holds:
@@ -80,7 +65,7 @@ impl RemoteStatics {
             .len()
             .saturating_add(identity_key.len())
             .saturating_add(signature.len());
-        if self.capacity == 0 || len > MAX_REMEMBERED_TRIPLE_LEN {
+        if self.entries.capacity() == 0 || len > MAX_REMEMBERED_TRIPLE_LEN {
             return check();
         }
         // The identity key's protobuf is self-delimiting enough: the signature is last and the
@@ -95,27 +80,14 @@ impl RemoteStatics {
         );
         triple.extend_from_slice(identity_key);
         triple.extend_from_slice(signature);
-        if self.lock().set.contains(triple.as_slice()) {
+        if self.entries.get(&triple).is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return true;
         }
         if !check() {
             return false;
         }
-        let triple = triple.into_boxed_slice();
-        let mut entries = self.lock();
-        let Entries { set, order } = &mut *entries;
-        if set.contains(&triple) {
-            return true;
-        }
-        while set.len() >= self.capacity {
-            let Some(oldest) = order.pop_front() else {
-                break;
-            };
-            set.remove(&oldest);
-        }
-        order.push_back(triple.clone());
-        set.insert(triple);
+        self.entries.insert(&triple, ());
         true
     }
 }

@@ -20,12 +20,9 @@
 //! verification for each entry, and an entry can never turn a failing certificate into an
 //! accepted one.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use lp2p_core::PeerId;
+use lp2p_core::{PeerId, ProvenBytes};
 use rustls::pki_types::UnixTime;
 
 use crate::TlsError;
@@ -51,13 +48,6 @@ struct Remembered {
     not_after: i64,
 }
 
-#[derive(Debug, Default)]
-struct Entries {
-    by_der: HashMap<Arc<[u8]>, Remembered>,
-    /// Insertion order; the oldest is forgotten first.
-    order: VecDeque<Arc<[u8]>>,
-}
-
 /// Remote certificates already verified, up to a capacity; shared by every handshake of a
 /// [`LocalCertificate`](crate::LocalCertificate) (see the module docs for what is and is not
 /// skipped).
@@ -77,8 +67,7 @@ struct Entries {
 /// ```
 #[derive(Debug)]
 pub struct VerifiedCertificates {
-    capacity: usize,
-    entries: Mutex<Entries>,
+    entries: ProvenBytes<Remembered>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -94,8 +83,7 @@ impl VerifiedCertificates {
     /// in full).
     pub fn new(capacity: usize) -> VerifiedCertificates {
         VerifiedCertificates {
-            capacity,
-            entries: Mutex::new(Entries::default()),
+            entries: ProvenBytes::new(capacity),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -106,7 +94,7 @@ impl VerifiedCertificates {
     /// A certificate accepted before is only checked against its validity window; one seen
     /// for the first time is verified in full and, if accepted, remembered.
     pub fn verify(&self, der: &[u8], now: UnixTime) -> Result<PeerId, TlsError> {
-        if let Some(known) = self.lookup(der) {
+        if let Some(known) = self.entries.get(der) {
             check_validity(known.not_before, known.not_after, now)?;
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(known.peer_id);
@@ -137,7 +125,7 @@ impl VerifiedCertificates {
 
     /// Certificates remembered now.
     pub fn len(&self) -> usize {
-        self.lock().by_der.len()
+        self.entries.len()
     }
 
     /// Whether no certificate is remembered.
@@ -147,39 +135,13 @@ impl VerifiedCertificates {
 
     /// The most certificates remembered at once.
     pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn lookup(&self, der: &[u8]) -> Option<Remembered> {
-        if self.capacity == 0 {
-            return None;
-        }
-        self.lock().by_der.get(der).copied()
+        self.entries.capacity()
     }
 
     fn remember(&self, der: &[u8], remembered: Remembered) {
-        if self.capacity == 0 || der.len() > MAX_REMEMBERED_CERTIFICATE_LEN {
-            return;
+        if der.len() <= MAX_REMEMBERED_CERTIFICATE_LEN {
+            self.entries.insert(der, remembered);
         }
-        let mut entries = self.lock();
-        if entries.by_der.contains_key(der) {
-            return; // another handshake verified the same bytes meanwhile
-        }
-        while entries.by_der.len() >= self.capacity {
-            let Some(oldest) = entries.order.pop_front() else {
-                break;
-            };
-            entries.by_der.remove(&oldest);
-        }
-        let key: Arc<[u8]> = Arc::from(der);
-        entries.order.push_back(key.clone());
-        entries.by_der.insert(key, remembered);
     }
 }
 
