@@ -129,6 +129,31 @@ pub fn first_ip(addr: &Multiaddr) -> Option<IpAddr> {
     })
 }
 
+/// Whether `ip` is reachable across the internet: not loopback, private (RFC 1918, IPv6
+/// unique local), link-local, unspecified, broadcast, documentation or carrier-grade NAT
+/// (100.64.0.0/10) space. What identify counts as a distinct observer and AutoNAT agrees
+/// to dial.
+pub fn is_public_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => {
+            !(ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_documentation()
+                // 100.64.0.0/10, carrier-grade NAT.
+                || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(ip) => {
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_unique_local()
+                || ip.is_unicast_link_local())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

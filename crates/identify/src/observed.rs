@@ -27,6 +27,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
+use lp2p_core::addr::is_public_ip;
 use lp2p_core::{Multiaddr, PeerId, Protocol, addr};
 
 /// Who reported an observation, for counting distinct observers.
@@ -42,8 +43,10 @@ impl Observer {
     /// The observer behind a connection from `peer` at `remote_addr`.
     pub fn for_remote(peer: PeerId, remote_addr: &Multiaddr) -> Observer {
         match remote_addr.iter().next() {
-            Some(Protocol::Ip4(ip)) if is_public_v4(ip) => Observer::Network(IpAddr::V4(ip)),
-            Some(Protocol::Ip6(ip)) if is_public_v6(ip) => {
+            Some(Protocol::Ip4(ip)) if is_public_ip(IpAddr::V4(ip)) => {
+                Observer::Network(IpAddr::V4(ip))
+            }
+            Some(Protocol::Ip6(ip)) if is_public_ip(IpAddr::V6(ip)) => {
                 let mut segments = ip.segments();
                 // Keep the first 56 bits: segments 0..3 and the high byte of segment 3.
                 segments[3] &= 0xff00;
@@ -55,21 +58,6 @@ impl Observer {
             _ => Observer::Peer(peer),
         }
     }
-}
-
-fn is_public_v4(ip: std::net::Ipv4Addr) -> bool {
-    !(ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_documentation()
-        // 100.64.0.0/10, carrier-grade NAT.
-        || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64))
-}
-
-fn is_public_v6(ip: std::net::Ipv6Addr) -> bool {
-    !(ip.is_loopback() || ip.is_unspecified() || ip.is_unique_local() || ip.is_unicast_link_local())
 }
 
 /// What happened to one observation.

@@ -279,6 +279,13 @@ impl Swarm {
         self.shared.transports.iter().map(|t| t.name()).collect()
     }
 
+    /// Whether one of the swarm's transports dials `addr` (its `/p2p/<id>` suffix ignored).
+    /// Name resolution is not tried: a `/dns` address is dialable only through a resolver.
+    pub fn can_dial(&self, addr: &Multiaddr) -> bool {
+        let (transport_addr, _) = lp2p_core::addr::split_peer_id(addr);
+        self.shared.transport_for(&transport_addr).is_some()
+    }
+
     /// Connections refused so far, by gate stage and by limit.
     pub fn stats(&self) -> SwarmStats {
         let mut stats = self.shared.stats.snapshot();
