@@ -9,6 +9,7 @@ use lp2p_core::addr::{first_ip, is_public_ip};
 use lp2p_core::events::{EventBus, EventStream};
 use lp2p_core::{Multiaddr, PeerId, Protocol, Stream};
 use lp2p_host::{Host, HostStream, WeakHost};
+use lp2p_swarm::Direction;
 
 use crate::AutonatError;
 use crate::client::core::{
@@ -293,13 +294,7 @@ async fn exchange(
     timeout: Duration,
 ) -> Result<DialResponse, AutonatError> {
     let server = request.server;
-    let mut s = host
-        .new_stream(&server, [PROTOCOL_DIAL_REQUEST])
-        .await
-        .map_err(|source| AutonatError::Host {
-            server,
-            source: Box::new(source),
-        })?;
+    let mut s = open_request_stream(host, server).await?;
     write_message(&mut s, &Request::encode_dial(&request.addrs, request.nonce)).await?;
     let mut paid = false;
     loop {
@@ -326,6 +321,36 @@ async fn exchange(
                 send_dial_data(&mut s, num_bytes).await?;
             }
         }
+    }
+}
+
+/// Opens a dial-request stream to `server`. Servers may serve the protocol only on the
+/// connections we dialed (rust-libp2p does: its dial-back connections to us do not serve
+/// it), so our direct outbound connections are tried first, then the others, then a dial.
+async fn open_request_stream(host: &Host, server: PeerId) -> Result<HostStream, AutonatError> {
+    let host_error = |source| AutonatError::Host {
+        server,
+        source: Box::new(source),
+    };
+    let mut conns: Vec<_> = host
+        .connections(&server)
+        .into_iter()
+        .filter(|c| !c.is_limited())
+        .collect();
+    conns.sort_by_key(|c| c.direction() != Direction::Outbound);
+    let mut last = None;
+    for conn in &conns {
+        match host.new_stream_on(conn, [PROTOCOL_DIAL_REQUEST]).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Err(host_error(e)),
+        None => host
+            .new_stream(&server, [PROTOCOL_DIAL_REQUEST])
+            .await
+            .map_err(host_error),
     }
 }
 
