@@ -103,6 +103,9 @@ pub(crate) struct Common {
     pub metrics: Option<SocketAddr>,
     /// `--relay-service` (listen, dial): serve circuit relay v2 (hop).
     pub relay_service: bool,
+    /// `--autonat` (listen, dial): AutoNAT v2 client and server, printing `reachability`
+    /// events.
+    pub autonat: bool,
 }
 
 impl Default for Common {
@@ -124,6 +127,7 @@ impl Default for Common {
             mdns: false,
             metrics: None,
             relay_service: false,
+            autonat: false,
         }
     }
 }
@@ -241,6 +245,10 @@ options (any command):
   --mdns                       (listen, dial) discover peers on the local network with mDNS
                                and print a `discovered` event per new peer
   --relay-service              (listen, dial) serve circuit relay v2 (hop) to other peers
+  --autonat                    (listen, dial) AutoNAT v2 client and server; prints a
+                               `reachability` event per address status change (a node that
+                               listens on loopback only tests and serves loopback addresses,
+                               and one server's answer decides)
   --relay MULTIADDR/p2p/ID     (listen, repeatable) reserve a slot on that relay and print a
                                `reservation` event; dial addresses with /p2p-circuit go
                                through a relay
@@ -338,6 +346,7 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--cert-key" => common.cert_key = Some(PathBuf::from(value("a path")?)),
             "--insecure-ws-cert" => common.insecure_ws_cert = true,
             "--relay-service" => common.relay_service = true,
+            "--autonat" => common.autonat = true,
             "--relay" => raw
                 .relays
                 .push(multiaddr(arg, &value("a relay multiaddr/p2p/ID")?)?),
@@ -433,6 +442,11 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
     if common.relay_service && !matches!(name, "listen" | "dial") {
         return Err(usage(format!(
             "option --relay-service does not apply to `{name}`"
+        )));
+    }
+    if common.autonat && !matches!(name, "listen" | "dial") {
+        return Err(usage(format!(
+            "option --autonat does not apply to `{name}`"
         )));
     }
     let command = raw.into_command(name)?;

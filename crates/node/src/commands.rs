@@ -168,6 +168,9 @@ pub(crate) async fn listen(
     } else {
         None
     };
+    let _autonat = common
+        .autonat
+        .then(|| crate::reachability::start(&host, out));
     for topic in topics {
         services.print_messages(&host, topic, out)?;
     }
@@ -319,6 +322,9 @@ pub(crate) async fn dial(
     if common.mdns {
         crate::discovery::start(&host, out)?;
     }
+    let _autonat = common
+        .autonat
+        .then(|| crate::reachability::start(&host, out));
     let metrics = match common.metrics {
         Some(addr) => Some(services.serve_metrics(&host, addr)?),
         None => None,

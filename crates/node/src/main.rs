@@ -10,6 +10,7 @@ mod discovery;
 mod kad;
 mod node;
 mod output;
+mod reachability;
 mod services;
 mod stdin_lines;
 

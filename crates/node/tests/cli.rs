@@ -411,6 +411,33 @@ fn a_listener_reserves_on_a_relay_and_is_dialed_through_it() {
 }
 
 #[test]
+fn autonat_prints_the_reachability_of_a_listen_address() {
+    let (server, server_addr) = listen(&["--autonat"]);
+    let (mut node, addr) = listen(&["--autonat", "--connect", &server_addr]);
+    let ours = addr.rsplit_once("/p2p/").expect("an address with /p2p").0;
+    // `connected` (to the server) comes first; then the verdict on our TCP address.
+    let reachability = loop {
+        let event = node.next_event();
+        if event["event"] == "reachability" {
+            break event;
+        }
+        assert_ne!(event["event"], "error", "{event}");
+    };
+    assert_eq!(reachability["addr"], ours, "{reachability}");
+    assert_eq!(reachability["status"], "public", "{reachability}");
+    let (status, rest) = node.finish();
+    assert!(status.success(), "{rest:?}");
+    let (status, rest) = server.finish();
+    assert!(status.success(), "{rest:?}");
+}
+
+#[test]
+fn autonat_applies_to_listen_and_dial_only() {
+    let output = run(&["perf", "--autonat", "--addr", "/ip4/127.0.0.1/tcp/1"]);
+    assert_fails_with(&output, "--autonat does not apply to `perf`");
+}
+
+#[test]
 fn dial_over_plaintext_and_mplex() {
     let (_listener, addr) = listen(&["--security", "plaintext", "--muxer", "mplex", "--bare"]);
     let output = dial(
