@@ -22,6 +22,7 @@
 //! | `kad` | `kad`: Kademlia DHT, `/ipfs/kad/1.0.0` | no |
 //! | `metrics` | `metrics`: Prometheus metrics and a `/metrics` endpoint | no |
 //! | `relay` | `relay`: circuit relay v2, the relay service and the `/p2p-circuit` client transport | no |
+//! | `dcutr` | `dcutr`: hole punching from relayed connections (TCP simultaneous open, QUIC) | no |
 //! | `autonat` | `autonat`: AutoNAT v2 client and server (per-address reachability) | no |
 //! | `request-response` (+ `json`, `cbor`) | `request_response`: generic request-response protocols and their codecs | no |
 //! | `async-std` / `smol` | the runtime | async-std |
@@ -81,6 +82,9 @@ pub use lp2p_swarm as swarm;
 /// AutoNAT v2 (feature `autonat`).
 #[cfg(feature = "autonat")]
 pub use lp2p_autonat as autonat;
+/// DCUtR hole punching (feature `dcutr`).
+#[cfg(feature = "dcutr")]
+pub use lp2p_dcutr as dcutr;
 #[cfg(feature = "dns")]
 pub use lp2p_dns as dns;
 #[cfg(feature = "identify")]

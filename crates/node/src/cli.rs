@@ -106,6 +106,12 @@ pub(crate) struct Common {
     /// `--autonat` (listen, dial): AutoNAT v2 client and server, printing `reachability`
     /// events.
     pub autonat: bool,
+    /// `--dcutr` (listen, dial): upgrade relayed connections to direct ones, printing
+    /// `dcutr` events.
+    pub dcutr: bool,
+    /// Every `--addr` is a loopback address: a test network on one machine, where AutoNAT
+    /// and DCUtR use loopback addresses (not an option; derived from the addresses).
+    pub loopback_only: bool,
 }
 
 impl Default for Common {
@@ -128,6 +134,8 @@ impl Default for Common {
             metrics: None,
             relay_service: false,
             autonat: false,
+            dcutr: false,
+            loopback_only: false,
         }
     }
 }
@@ -249,6 +257,8 @@ options (any command):
                                `reachability` event per address status change (a node that
                                listens on loopback only tests and serves loopback addresses,
                                and one server's answer decides)
+  --dcutr                      (listen, dial) upgrade relayed connections to direct ones
+                               (hole punching); prints a `dcutr` event per upgrade
   --relay MULTIADDR/p2p/ID     (listen, repeatable) reserve a slot on that relay and print a
                                `reservation` event; dial addresses with /p2p-circuit go
                                through a relay
@@ -347,6 +357,7 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--insecure-ws-cert" => common.insecure_ws_cert = true,
             "--relay-service" => common.relay_service = true,
             "--autonat" => common.autonat = true,
+            "--dcutr" => common.dcutr = true,
             "--relay" => raw
                 .relays
                 .push(multiaddr(arg, &value("a relay multiaddr/p2p/ID")?)?),
@@ -449,6 +460,14 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "option --autonat does not apply to `{name}`"
         )));
     }
+    if common.dcutr && !matches!(name, "listen" | "dial") {
+        return Err(usage(format!("option --dcutr does not apply to `{name}`")));
+    }
+    common.loopback_only = !raw.addrs.is_empty()
+        && raw
+            .addrs
+            .iter()
+            .all(|a| lp2p::core::addr::first_ip(a).is_some_and(|ip| ip.is_loopback()));
     let command = raw.into_command(name)?;
     if common.timeout.is_none() && matches!(command, Command::Dial { .. } | Command::Perf { .. }) {
         common.timeout = Some(DEFAULT_DIAL_TIMEOUT);

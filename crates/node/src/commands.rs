@@ -170,7 +170,8 @@ pub(crate) async fn listen(
     };
     let _autonat = common
         .autonat
-        .then(|| crate::reachability::start(&host, out));
+        .then(|| crate::reachability::start(&host, out, common.loopback_only));
+    crate::hole_punching::print_events(&host, out);
     for topic in topics {
         services.print_messages(&host, topic, out)?;
     }
@@ -324,7 +325,8 @@ pub(crate) async fn dial(
     }
     let _autonat = common
         .autonat
-        .then(|| crate::reachability::start(&host, out));
+        .then(|| crate::reachability::start(&host, out, common.loopback_only));
+    crate::hole_punching::print_events(&host, out);
     let metrics = match common.metrics {
         Some(addr) => Some(services.serve_metrics(&host, addr)?),
         None => None,

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod demo;
 mod discovery;
+mod hole_punching;
 mod kad;
 mod node;
 mod output;

@@ -211,6 +211,11 @@ pub(crate) async fn start(
     if common.relay_service {
         b = b.on_start(RelayService::hook(HopConfig::default()));
     }
+    if common.dcutr {
+        // Started with the host, so it answers a peer's exchange over a relayed connection
+        // made while the host starts (a `--connect` through a relay).
+        b = b.on_start(crate::hole_punching::hook(common.loopback_only));
+    }
     for addr in bootstrap {
         b = b.bootstrap(addr.clone());
     }

@@ -1,0 +1,9 @@
+//! Compiles the DCUtR protobuf with prost-build, parsed by protox (pure Rust, so no system
+//! `protoc` is needed).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let files = protox::compile(["proto/holepunch.proto"], ["proto"])?;
+    prost_build::Config::new().compile_fds(files)?;
+    Ok(())
+}

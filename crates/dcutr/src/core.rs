@@ -1,0 +1,349 @@
+//! The decisions of a hole punch, sans-IO: which addresses we offer and which of the
+//! remote's we dial, when to start an upgrade, how many attempts, when to dial after `SYNC`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use lp2p_core::addr::{first_ip, is_public_ip, split_peer_id};
+use lp2p_core::{Multiaddr, PeerId, Protocol};
+
+use crate::message::MAX_ADDRS;
+
+/// Attempts per relayed connection. Why 3: the spec (the initiating peer retries twice).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// How long the direct dials of one attempt may take. Why 10 s: a simultaneous open
+/// succeeds within a few round trips or not at all; the retry then measures a fresh RTT.
+pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one message of the exchange may take. Why 30 s: the relayed path may be slow,
+/// but a peer that does not answer in half a minute is not going to hole punch.
+pub const DEFAULT_STREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the relayed connection stays open once a direct one exists. Why 5 s: the spec's
+/// "grace period": streams already on the relayed connection get to finish, new ones go to
+/// the direct connection.
+pub const DEFAULT_RELAYED_GRACE: Duration = Duration::from_secs(5);
+
+/// Pause between attempts. Why 1 s: the remote ends its side of a failed attempt when its
+/// own dial times out, at about the time ours does; a retry that came sooner would find its
+/// previous attempt still running and be refused.
+pub const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// The service's policy.
+#[derive(Debug, Clone)]
+pub struct DcutrConfig {
+    /// Attempts per relayed connection (the peer that opens the stream counts them).
+    pub max_attempts: u32,
+    /// How long the direct dials of one attempt may take.
+    pub dial_timeout: Duration,
+    /// How long one message of the exchange may take.
+    pub stream_timeout: Duration,
+    /// How long the relayed connection stays open once a direct one exists; `None` keeps it.
+    pub close_relayed_after: Option<Duration>,
+    /// Offer and dial loopback and private addresses too. Off by default: behind a NAT
+    /// they name the wrong host; on for test networks (one machine, a LAN).
+    pub allow_private_addrs: bool,
+}
+
+impl Default for DcutrConfig {
+    fn default() -> Self {
+        DcutrConfig {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            dial_timeout: DEFAULT_DIAL_TIMEOUT,
+            stream_timeout: DEFAULT_STREAM_TIMEOUT,
+            close_relayed_after: Some(DEFAULT_RELAYED_GRACE),
+            allow_private_addrs: false,
+        }
+    }
+}
+
+impl DcutrConfig {
+    /// This configuration with loopback and private addresses allowed (test networks).
+    #[must_use]
+    pub fn allowing_private_addrs(mut self) -> Self {
+        self.allow_private_addrs = true;
+        self
+    }
+}
+
+/// Whether `addr` is worth offering or dialing for a hole punch: a literal IP (not
+/// unspecified, not multicast; public unless `allow_private`), not relayed.
+pub fn usable(addr: &Multiaddr, allow_private: bool) -> bool {
+    let Some(ip) = first_ip(addr) else {
+        return false;
+    };
+    if !matches!(
+        addr.iter().next(),
+        Some(Protocol::Ip4(_) | Protocol::Ip6(_))
+    ) {
+        return false;
+    }
+    !ip.is_unspecified()
+        && !ip.is_multicast()
+        && (allow_private || is_public_ip(ip))
+        && !addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
+}
+
+/// The addresses to offer or dial: the usable ones of `addrs`, `/p2p` suffix dropped,
+/// without duplicates, at most [`MAX_ADDRS`], in the order given.
+pub fn select(addrs: impl IntoIterator<Item = Multiaddr>, allow_private: bool) -> Vec<Multiaddr> {
+    let mut out: Vec<Multiaddr> = Vec::new();
+    for a in addrs {
+        let a = split_peer_id(&a).0;
+        if usable(&a, allow_private) && !out.contains(&a) {
+            out.push(a);
+            if out.len() == MAX_ADDRS {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The address a peer saw us at on a connection from `local`, as we would be seen from our
+/// listening port: `observed` as is when `local` is a listen address (we dialed from it, or
+/// it is inbound), otherwise with its port replaced by the listen port of the same
+/// transport (rust-libp2p's and go-libp2p's "address translation": NATs that keep ports
+/// map the listen port to the same external port, which the hole punch dials from).
+pub fn translate(
+    observed: &Multiaddr,
+    local: &Multiaddr,
+    listen: &[Multiaddr],
+) -> Option<Multiaddr> {
+    let observed = split_peer_id(observed).0;
+    if listen.iter().any(|l| same_port(l, local)) {
+        return Some(observed);
+    }
+    let listen_port = listen
+        .iter()
+        .filter(|l| same_shape(l, &observed))
+        .find_map(port)?;
+    Some(
+        observed
+            .iter()
+            .map(|p| match p {
+                Protocol::Tcp(_) => Protocol::Tcp(listen_port),
+                Protocol::Udp(_) => Protocol::Udp(listen_port),
+                other => other,
+            })
+            .collect(),
+    )
+}
+
+fn port(addr: &Multiaddr) -> Option<u16> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Tcp(port) | Protocol::Udp(port) => Some(port),
+        _ => None,
+    })
+}
+
+fn same_port(a: &Multiaddr, b: &Multiaddr) -> bool {
+    same_shape(a, b) && port(a).is_some() && port(a) == port(b)
+}
+
+/// Same protocols in the same order, whatever their values.
+fn same_shape(a: &Multiaddr, b: &Multiaddr) -> bool {
+    a.iter().map(|p| p.tag()).eq(b.iter().map(|p| p.tag()))
+}
+
+/// When the peer that sent `SYNC` dials: half the round trip it measured from its `CONNECT`
+/// to the answer, so both dials leave at about the same time (the `SYNC` takes half a round
+/// trip to arrive and the other side dials on arrival).
+pub fn sync_delay(rtt: Duration) -> Duration {
+    rtt / 2
+}
+
+/// What the service did, for [`Dcutr::stats`](crate::Dcutr::stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DcutrStats {
+    /// Upgrades we initiated (inbound relayed connections).
+    pub initiated: u64,
+    /// Exchanges the remote initiated (we dialed on `SYNC`).
+    pub answered: u64,
+    /// Attempts made in all (each a `CONNECT`/`SYNC` exchange and its dials).
+    pub attempts: u64,
+    /// Upgrades that ended with a direct connection.
+    pub succeeded: u64,
+    /// Upgrades that ended without one.
+    pub failed: u64,
+    /// Streams refused: not over a relayed connection, or another upgrade with the peer
+    /// already in progress.
+    pub refused: u64,
+}
+
+/// Upgrades in progress, per peer: at most one at a time with each peer.
+#[derive(Debug, Default)]
+pub struct Upgrades {
+    in_progress: HashMap<PeerId, u32>,
+    stats: DcutrStats,
+}
+
+/// Which side of the exchange we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// We received the relayed connection and open the DCUtR stream (the spec's B).
+    Initiator,
+    /// We dialed through the relay and answer the stream (the spec's A).
+    Responder,
+}
+
+impl Upgrades {
+    /// Starts an upgrade with `peer` from `side`, unless one is in progress or a direct
+    /// connection exists. False means do nothing (counted when we refuse a remote's stream).
+    pub fn start(&mut self, peer: PeerId, side: Side, has_direct: bool) -> bool {
+        if has_direct || self.in_progress.contains_key(&peer) {
+            if side == Side::Responder {
+                self.stats.refused += 1;
+            }
+            return false;
+        }
+        self.in_progress.insert(peer, 0);
+        match side {
+            Side::Initiator => self.stats.initiated += 1,
+            Side::Responder => self.stats.answered += 1,
+        }
+        true
+    }
+
+    /// Counts a stream refused for another reason (it did not come over a relayed
+    /// connection).
+    pub fn refuse(&mut self) {
+        self.stats.refused += 1;
+    }
+
+    /// Counts an attempt with `peer`; returns its number (1 for the first).
+    pub fn attempt(&mut self, peer: PeerId) -> u32 {
+        self.stats.attempts += 1;
+        let n = self.in_progress.entry(peer).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// The upgrade with `peer` ended; returns the attempts it took.
+    pub fn finish(&mut self, peer: &PeerId, succeeded: bool) -> u32 {
+        if succeeded {
+            self.stats.succeeded += 1;
+        } else {
+            self.stats.failed += 1;
+        }
+        self.in_progress.remove(peer).unwrap_or(0)
+    }
+
+    /// Whether an upgrade with `peer` is in progress.
+    pub fn in_progress(&self, peer: &PeerId) -> bool {
+        self.in_progress.contains_key(peer)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> DcutrStats {
+        self.stats.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> Multiaddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_usable_addresses_are_selected_once_each() {
+        let peer = PeerId::random();
+        let got = select(
+            [
+                a("/ip4/8.8.8.8/tcp/1"),
+                a(&format!("/ip4/8.8.8.8/tcp/1/p2p/{peer}")),
+                a("/ip4/192.168.0.2/tcp/1"),
+                a("/ip4/0.0.0.0/tcp/1"),
+                a("/dns4/example.com/tcp/1"),
+                a(
+                    "/ip4/9.9.9.9/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit",
+                ),
+                a("/ip6/2001:db8::1/udp/1/quic-v1"),
+            ],
+            false,
+        );
+        assert_eq!(
+            got,
+            vec![a("/ip4/8.8.8.8/tcp/1"), a("/ip6/2001:db8::1/udp/1/quic-v1")]
+        );
+        let local = select([a("/ip4/127.0.0.1/tcp/1"), a("/ip4/0.0.0.0/tcp/2")], true);
+        assert_eq!(local, vec![a("/ip4/127.0.0.1/tcp/1")]);
+    }
+
+    #[test]
+    fn selection_is_capped() {
+        let many = (0..100).map(|p| a(&format!("/ip4/8.8.8.8/tcp/{p}")));
+        assert_eq!(select(many, false).len(), MAX_ADDRS);
+    }
+
+    #[test]
+    fn observed_addresses_are_translated_to_the_listen_port() {
+        let listen = [
+            a("/ip4/10.0.0.2/tcp/4001"),
+            a("/ip4/10.0.0.2/udp/4001/quic-v1"),
+        ];
+        // We dialed from an ephemeral port: the NAT is assumed to keep ports.
+        assert_eq!(
+            translate(
+                &a("/ip4/7.7.7.7/tcp/51000"),
+                &a("/ip4/10.0.0.2/tcp/51000"),
+                &listen
+            ),
+            Some(a("/ip4/7.7.7.7/tcp/4001"))
+        );
+        // From the listen port (port reuse, or an inbound connection): as observed.
+        assert_eq!(
+            translate(
+                &a("/ip4/7.7.7.7/tcp/6000"),
+                &a("/ip4/10.0.0.2/tcp/4001"),
+                &listen
+            ),
+            Some(a("/ip4/7.7.7.7/tcp/6000"))
+        );
+        assert_eq!(
+            translate(
+                &a("/ip4/7.7.7.7/udp/7000/quic-v1"),
+                &a("/ip4/10.0.0.2/udp/9/quic-v1"),
+                &listen
+            ),
+            Some(a("/ip4/7.7.7.7/udp/4001/quic-v1"))
+        );
+        // No listener of that transport: nothing to predict.
+        assert_eq!(
+            translate(
+                &a("/ip4/7.7.7.7/tcp/1/ws"),
+                &a("/ip4/10.0.0.2/tcp/2/ws"),
+                &listen
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn the_dial_waits_half_the_round_trip() {
+        assert_eq!(
+            sync_delay(Duration::from_millis(80)),
+            Duration::from_millis(40)
+        );
+        assert_eq!(sync_delay(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn one_upgrade_per_peer_and_none_with_a_direct_connection() {
+        let mut u = Upgrades::default();
+        let peer = PeerId::random();
+        assert!(!u.start(peer, Side::Initiator, true));
+        assert!(u.start(peer, Side::Initiator, false));
+        assert!(!u.start(peer, Side::Responder, false), "one at a time");
+        assert_eq!(u.attempt(peer), 1);
+        assert_eq!(u.attempt(peer), 2);
+        assert_eq!(u.finish(&peer, true), 2);
+        assert!(!u.in_progress(&peer));
+        let s = u.stats();
+        assert_eq!(
+            (s.initiated, s.attempts, s.succeeded, s.refused),
+            (1, 2, 1, 1)
+        );
+    }
+}

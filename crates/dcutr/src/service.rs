@@ -1,0 +1,445 @@
+//! The async shell: serves `/libp2p/dcutr` over relayed connections, starts an upgrade for
+//! every relayed connection we receive, runs the `CONNECT`/`SYNC` exchange and the
+//! simultaneous dials, and closes the relayed connection once a direct one exists.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures::future::{Either, select};
+use futures::{AsyncWriteExt, StreamExt};
+use lp2p_core::events::{EventBus, EventStream};
+use lp2p_core::framing::{read_frame, write_frame};
+use lp2p_core::{DialOpts, Multiaddr, PeerId, Role, Stream};
+use lp2p_host::{HandlerOptions, Host, HostStream, WeakHost};
+use lp2p_identify::Identify;
+use lp2p_swarm::{Connection, ConnectionEvent, Direction};
+
+use crate::DcutrError;
+use crate::core::{
+    DcutrConfig, DcutrStats, RETRY_PAUSE, Side, Upgrades, select as select_addrs, sync_delay,
+    translate,
+};
+use crate::message::{HolePunch, MAX_MESSAGE_SIZE, PROTOCOL};
+
+/// Events a subscriber may fall behind by. Why 64: one or two events per relayed
+/// connection.
+const EVENT_BUFFER: usize = 64;
+
+/// What the service reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DcutrEvent {
+    /// A direct connection to `peer` exists now.
+    Upgraded {
+        /// The remote.
+        peer: PeerId,
+        /// The direct connection's remote address.
+        addr: Multiaddr,
+        /// Attempts it took (ours when we initiated; 1 when we answered).
+        attempts: u32,
+        /// From the start of the upgrade to the direct connection.
+        elapsed: Duration,
+    },
+    /// The upgrade with `peer` failed; the relayed connection stays.
+    Failed {
+        /// The remote.
+        peer: PeerId,
+        /// Attempts made.
+        attempts: u32,
+        /// Why the last one failed.
+        error: String,
+    },
+}
+
+struct Inner {
+    host: WeakHost,
+    config: DcutrConfig,
+    upgrades: Mutex<Upgrades>,
+    events: EventBus<DcutrEvent>,
+}
+
+impl Inner {
+    fn upgrades(&self) -> MutexGuard<'_, Upgrades> {
+        self.upgrades.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running DCUtR service (see the crate docs). Cheap to clone.
+#[derive(Clone)]
+pub struct Dcutr {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Dcutr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dcutr")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dcutr {
+    /// Starts the service on `host` and registers it there (`host.service::<Dcutr>()`). Every
+    /// relayed connection we receive from now on (and those open now) is upgraded; the
+    /// exchanges that peers we reached through a relay start are answered.
+    pub fn new(host: &Host, config: DcutrConfig) -> Dcutr {
+        let inner = Arc::new(Inner {
+            host: host.downgrade(),
+            config,
+            upgrades: Mutex::new(Upgrades::default()),
+            events: EventBus::new(EVENT_BUFFER),
+        });
+        let owned = inner.clone();
+        host.set_stream_handler_with(
+            PROTOCOL,
+            HandlerOptions::allow_limited(),
+            move |stream: HostStream| answer(owned.clone(), stream),
+        );
+        let watcher = inner.clone();
+        let mut connections = host.connection_events();
+        host.spawn(async move {
+            while let Some(event) = connections.next().await {
+                if let ConnectionEvent::Established(conn) = event
+                    && conn.is_limited()
+                    && conn.direction() == Direction::Inbound
+                    && let Some(host) = watcher.host.upgrade()
+                {
+                    host.spawn(initiate(watcher.clone(), conn));
+                }
+            }
+        });
+        let dcutr = Dcutr { inner };
+        host.insert_service(dcutr.clone());
+        dcutr
+    }
+
+    /// A hook for `HostBuilder::on_start` that starts the service with `config`.
+    pub fn hook(config: DcutrConfig) -> impl FnOnce(&Host) + Send + 'static {
+        move |host: &Host| {
+            let _dcutr = Dcutr::new(host, config);
+        }
+    }
+
+    /// Upgrades and failures from now on.
+    pub fn events(&self) -> EventStream<DcutrEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// What the service did so far.
+    pub fn stats(&self) -> DcutrStats {
+        self.inner.upgrades().stats()
+    }
+
+    /// The addresses we would offer in a `CONNECT` now (see [`local_candidates`]).
+    pub fn local_candidates(&self) -> Vec<Multiaddr> {
+        self.inner
+            .host
+            .upgrade()
+            .map(|h| local_candidates(&h, self.inner.config.allow_private_addrs))
+            .unwrap_or_default()
+    }
+}
+
+/// The addresses we offer: confirmed external addresses, then what peers observed us at
+/// (identify's answers, translated to our listening port when the connection left from
+/// another port), then our listen addresses with a specific IP; only usable ones
+/// ([`crate::core::usable`]), at most 16.
+pub fn local_candidates(host: &Host, allow_private: bool) -> Vec<Multiaddr> {
+    let listen = host.listen_addrs();
+    let mut addrs = host.external_addrs();
+    if let Some(identify) = host.service::<Identify>() {
+        for conn in host.all_connections() {
+            if conn.is_limited() {
+                continue;
+            }
+            let Some(info) = identify.info(&conn.peer()) else {
+                continue;
+            };
+            if let Some(observed) = &info.observed_addr
+                && let Some(addr) = translate(observed, conn.local_addr(), &listen)
+            {
+                addrs.push(addr);
+            }
+        }
+    }
+    addrs.extend(listen);
+    select_addrs(addrs, allow_private)
+}
+
+fn has_direct(host: &Host, peer: &PeerId) -> bool {
+    host.connections(peer).iter().any(|c| !c.is_limited())
+}
+
+/// Upgrades `relayed`, a relayed connection we received (the spec's B): up to
+/// `max_attempts` exchanges, each followed by our dial as the TCP server / QUIC
+/// hole-punching side.
+async fn initiate(inner: Arc<Inner>, relayed: Connection) {
+    let Some(host) = inner.host.upgrade() else {
+        return;
+    };
+    let peer = relayed.peer();
+    if !inner
+        .upgrades()
+        .start(peer, Side::Initiator, has_direct(&host, &peer))
+    {
+        return;
+    }
+    let started = host.runtime().now();
+    let mut attempts = 0;
+    let mut last_error = None;
+    while attempts < inner.config.max_attempts && !relayed.is_closed() {
+        attempts = inner.upgrades().attempt(peer);
+        match attempt_as_initiator(&inner, &host, &relayed).await {
+            Ok(direct) => {
+                succeeded(&inner, &host, &relayed, &direct, started);
+                return;
+            }
+            Err(error) => {
+                tracing::debug!(%peer, attempts, %error, "DCUtR attempt failed");
+                last_error = Some(error);
+                if attempts < inner.config.max_attempts {
+                    host.runtime().sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+    }
+    let attempts = inner.upgrades().finish(&peer, false);
+    let error = last_error.map_or_else(
+        || "the relayed connection closed".to_owned(),
+        |e| e.to_string(),
+    );
+    tracing::info!(%peer, attempts, %error, "DCUtR failed");
+    inner.events.emit(&DcutrEvent::Failed {
+        peer,
+        attempts,
+        error,
+    });
+}
+
+async fn attempt_as_initiator(
+    inner: &Inner,
+    host: &Host,
+    relayed: &Connection,
+) -> Result<Connection, DcutrError> {
+    let peer = relayed.peer();
+    let runtime = host.runtime();
+    let timeout = inner.config.stream_timeout;
+    let mut s = host
+        .new_stream_on(relayed, [PROTOCOL])
+        .await
+        .map_err(|source| DcutrError::Host {
+            peer,
+            source: Box::new(source),
+        })?;
+    let ours = local_candidates(host, inner.config.allow_private_addrs);
+    write(&mut s, &HolePunch::Connect(ours)).await?;
+    let sent = runtime.now();
+    let theirs = match read(host, &mut s, timeout).await? {
+        HolePunch::Connect(addrs) => addrs,
+        HolePunch::Sync => return Err(unexpected(peer, "SYNC where CONNECT belongs")),
+    };
+    let rtt = runtime.now().saturating_duration_since(sent);
+    write(&mut s, &HolePunch::Sync).await?;
+    let _ = s.close().await;
+    runtime.sleep(sync_delay(rtt)).await;
+    let addrs = select_addrs(theirs, inner.config.allow_private_addrs);
+    tracing::debug!(%peer, ?rtt, ?addrs, "DCUtR: dialing as the server side");
+    direct(inner, host, peer, addrs, Role::Responder).await
+}
+
+/// Answers a remote's exchange over a relayed connection we dialed (the spec's A): our
+/// addresses for theirs, then on `SYNC` we dial at once as the TCP client / QUIC dialer.
+async fn answer(inner: Arc<Inner>, mut stream: HostStream) {
+    let Some(host) = inner.host.upgrade() else {
+        stream.reset();
+        return;
+    };
+    let peer = stream.peer();
+    let relayed = stream.connection().clone();
+    let accepted = if relayed.is_limited() {
+        inner
+            .upgrades()
+            .start(peer, Side::Responder, has_direct(&host, &peer))
+    } else {
+        inner.upgrades().refuse();
+        false
+    };
+    if !accepted {
+        tracing::debug!(%peer, "DCUtR stream refused: not relayed, or already upgrading");
+        stream.reset();
+        return;
+    }
+    inner.upgrades().attempt(peer);
+    let started = host.runtime().now();
+    match answer_exchange(&inner, &host, &mut stream).await {
+        Ok(direct) => succeeded(&inner, &host, &relayed, &direct, started),
+        Err(error) => {
+            stream.reset();
+            let attempts = inner.upgrades().finish(&peer, false);
+            tracing::debug!(%peer, %error, "DCUtR (answering) failed");
+            inner.events.emit(&DcutrEvent::Failed {
+                peer,
+                attempts,
+                error: error.to_string(),
+            });
+        }
+    }
+}
+
+async fn answer_exchange(
+    inner: &Inner,
+    host: &Host,
+    stream: &mut HostStream,
+) -> Result<Connection, DcutrError> {
+    let peer = stream.peer();
+    let timeout = inner.config.stream_timeout;
+    let theirs = match read(host, stream, timeout).await? {
+        HolePunch::Connect(addrs) => addrs,
+        HolePunch::Sync => return Err(unexpected(peer, "SYNC before CONNECT")),
+    };
+    let ours = local_candidates(host, inner.config.allow_private_addrs);
+    write(stream, &HolePunch::Connect(ours)).await?;
+    match read(host, stream, timeout).await? {
+        HolePunch::Sync => {}
+        HolePunch::Connect(_) => return Err(unexpected(peer, "a second CONNECT")),
+    }
+    let addrs = select_addrs(theirs, inner.config.allow_private_addrs);
+    tracing::debug!(%peer, ?addrs, "DCUtR: dialing as the client side");
+    direct(inner, host, peer, addrs, Role::Initiator).await
+}
+
+/// Dials `addrs` from our listening port taking `role`, and meanwhile watches for a direct
+/// connection the other side makes: whichever comes first within the dial timeout.
+async fn direct(
+    inner: &Inner,
+    host: &Host,
+    peer: PeerId,
+    addrs: Vec<Multiaddr>,
+    role: Role,
+) -> Result<Connection, DcutrError> {
+    let runtime = host.runtime();
+    let timeout = inner.config.dial_timeout;
+    let deadline = runtime.now() + timeout;
+    // Subscribed before dialing, so a connection the remote makes meanwhile is not missed
+    // (the subscription also starts with the connections open now).
+    let mut connections = host.connection_events();
+    let incoming = Box::pin(async move {
+        while let Some(event) = connections.next().await {
+            if let ConnectionEvent::Established(c) = event
+                && c.peer() == peer
+                && !c.is_limited()
+            {
+                return Some(c);
+            }
+        }
+        None
+    });
+    if addrs.is_empty() {
+        // Nothing of theirs to dial: the remote may still reach us on ours.
+        return match runtime.timeout(timeout, incoming).await {
+            Ok(Some(conn)) => Ok(conn),
+            Ok(None) => Err(DcutrError::Stopped),
+            Err(_) => Err(DcutrError::NoAddresses { peer }),
+        };
+    }
+    let opts = DialOpts {
+        expected_peer: Some(peer),
+        port_reuse: true,
+        role,
+    };
+    let dial = Box::pin(host.swarm().dial_new_with_opts(addrs, opts));
+    match runtime.timeout(timeout, select(dial, incoming)).await {
+        Ok(Either::Left((Ok(conn), _)) | Either::Right((Some(conn), _))) => Ok(conn),
+        Ok(Either::Right((None, _))) => Err(DcutrError::Stopped),
+        Ok(Either::Left((Err(e), incoming))) => {
+            // Our dial failed; the remote's may still arrive before the deadline.
+            let left = deadline.saturating_duration_since(runtime.now());
+            match runtime.timeout(left, incoming).await {
+                Ok(Some(conn)) => Ok(conn),
+                Ok(None) => Err(DcutrError::Stopped),
+                Err(_) => Err(DcutrError::Dial {
+                    peer,
+                    source: Box::new(e),
+                }),
+            }
+        }
+        Err(_) => Err(DcutrError::DialTimeout {
+            peer,
+            after: timeout,
+        }),
+    }
+}
+
+/// Reports a direct connection and closes the relayed one after the grace period.
+fn succeeded(
+    inner: &Arc<Inner>,
+    host: &Host,
+    relayed: &Connection,
+    direct: &Connection,
+    started: std::time::Instant,
+) {
+    let peer = relayed.peer();
+    let attempts = inner.upgrades().finish(&peer, true);
+    let elapsed = host.runtime().now().saturating_duration_since(started);
+    tracing::info!(%peer, addr = %direct.remote_addr(), attempts, ?elapsed, "DCUtR: direct connection");
+    inner.events.emit(&DcutrEvent::Upgraded {
+        peer,
+        addr: direct.remote_addr().clone(),
+        attempts,
+        elapsed,
+    });
+    if let Some(grace) = inner.config.close_relayed_after {
+        let relayed = relayed.clone();
+        let weak = host.downgrade();
+        let runtime = host.runtime().clone();
+        host.spawn(async move {
+            runtime.sleep(grace).await;
+            if let Some(host) = weak.upgrade()
+                && has_direct(&host, &peer)
+            {
+                tracing::debug!(%peer, "closing the relayed connection");
+                host.swarm().close_connection(relayed.id()).await;
+            }
+        });
+    }
+}
+
+fn unexpected(peer: PeerId, what: &str) -> DcutrError {
+    DcutrError::Malformed {
+        peer: Some(peer),
+        what: what.to_owned(),
+    }
+}
+
+async fn read(host: &Host, s: &mut HostStream, timeout: Duration) -> Result<HolePunch, DcutrError> {
+    let peer = s.peer();
+    let body = match host
+        .runtime()
+        .timeout(timeout, read_frame(s, MAX_MESSAGE_SIZE))
+        .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(source)) => {
+            return Err(DcutrError::Stream {
+                peer,
+                source: Box::new(source),
+            });
+        }
+        Err(_) => {
+            return Err(DcutrError::Timeout {
+                peer,
+                after: timeout,
+            });
+        }
+    };
+    HolePunch::decode(&body).map_err(|e| e.with_peer(peer))
+}
+
+async fn write(s: &mut HostStream, msg: &HolePunch) -> Result<(), DcutrError> {
+    let peer = s.peer();
+    let stream_error = |source: lp2p_core::Error| DcutrError::Stream {
+        peer,
+        source: Box::new(source),
+    };
+    write_frame(s, &msg.encode()).await.map_err(stream_error)?;
+    s.flush().await.map_err(|e| stream_error(e.into()))
+}
