@@ -24,6 +24,7 @@
 //! | `relay` | `relay`: circuit relay v2, the relay service and the `/p2p-circuit` client transport | no |
 //! | `dcutr` | `dcutr`: hole punching from relayed connections (TCP simultaneous open, QUIC) | no |
 //! | `autonat` | `autonat`: AutoNAT v2 client and server (per-address reachability) | no |
+//! | `upnp` | `upnp`: port mappings on the gateway with PCP, NAT-PMP and UPnP IGD | no |
 //! | `request-response` (+ `json`, `cbor`) | `request_response`: generic request-response protocols and their codecs | no |
 //! | `async-std` / `smol` | the runtime | async-std |
 //!
@@ -82,6 +83,9 @@ pub use lp2p_swarm as swarm;
 /// AutoNAT v2 (feature `autonat`).
 #[cfg(feature = "autonat")]
 pub use lp2p_autonat as autonat;
+/// Port mappings with PCP, NAT-PMP and UPnP IGD (feature `upnp`).
+#[cfg(feature = "upnp")]
+pub use lp2p_upnp as upnp;
 /// DCUtR hole punching (feature `dcutr`).
 #[cfg(feature = "dcutr")]
 pub use lp2p_dcutr as dcutr;
