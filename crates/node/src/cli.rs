@@ -106,6 +106,9 @@ pub(crate) struct Common {
     /// `--autonat` (listen, dial): AutoNAT v2 client and server, printing `reachability`
     /// events.
     pub autonat: bool,
+    /// `--upnp` (listen): map the listen ports on the gateway (PCP, NAT-PMP, UPnP),
+    /// printing `port-mapping` events.
+    pub upnp: bool,
     /// `--dcutr` (listen, dial): upgrade relayed connections to direct ones, printing
     /// `dcutr` events.
     pub dcutr: bool,
@@ -134,6 +137,7 @@ impl Default for Common {
             metrics: None,
             relay_service: false,
             autonat: false,
+            upnp: false,
             dcutr: false,
             loopback_only: false,
         }
@@ -259,6 +263,9 @@ options (any command):
                                and one server's answer decides)
   --dcutr                      (listen, dial) upgrade relayed connections to direct ones
                                (hole punching); prints a `dcutr` event per upgrade
+  --upnp                       (listen) ask the gateway to forward the listen ports (PCP,
+                               NAT-PMP, then UPnP IGD); prints a `port-mapping` event per
+                               mapping, or one with ok false when every method failed
   --relay MULTIADDR/p2p/ID     (listen, repeatable) reserve a slot on that relay and print a
                                `reservation` event; dial addresses with /p2p-circuit go
                                through a relay
@@ -357,6 +364,7 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--insecure-ws-cert" => common.insecure_ws_cert = true,
             "--relay-service" => common.relay_service = true,
             "--autonat" => common.autonat = true,
+            "--upnp" => common.upnp = true,
             "--dcutr" => common.dcutr = true,
             "--relay" => raw
                 .relays
@@ -459,6 +467,9 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
         return Err(usage(format!(
             "option --autonat does not apply to `{name}`"
         )));
+    }
+    if common.upnp && name != "listen" {
+        return Err(usage(format!("option --upnp does not apply to `{name}`")));
     }
     if common.dcutr && !matches!(name, "listen" | "dial") {
         return Err(usage(format!("option --dcutr does not apply to `{name}`")));

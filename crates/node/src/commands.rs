@@ -172,6 +172,11 @@ pub(crate) async fn listen(
         .autonat
         .then(|| crate::reachability::start(&host, out, common.loopback_only));
     crate::hole_punching::print_events(&host, out);
+    let _port_mapper = if common.upnp {
+        Some(crate::port_mapping::start(&host, out)?)
+    } else {
+        None
+    };
     for topic in topics {
         services.print_messages(&host, topic, out)?;
     }

@@ -11,6 +11,7 @@ mod hole_punching;
 mod kad;
 mod node;
 mod output;
+mod port_mapping;
 mod reachability;
 mod services;
 mod stdin_lines;
