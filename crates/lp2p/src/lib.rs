@@ -83,9 +83,6 @@ pub use lp2p_swarm as swarm;
 /// AutoNAT v2 (feature `autonat`).
 #[cfg(feature = "autonat")]
 pub use lp2p_autonat as autonat;
-/// Port mappings with PCP, NAT-PMP and UPnP IGD (feature `upnp`).
-#[cfg(feature = "upnp")]
-pub use lp2p_upnp as upnp;
 /// DCUtR hole punching (feature `dcutr`).
 #[cfg(feature = "dcutr")]
 pub use lp2p_dcutr as dcutr;
@@ -116,6 +113,9 @@ pub use lp2p_pubsub as pubsub;
 pub use lp2p_relay as relay;
 #[cfg(feature = "request-response")]
 pub use lp2p_request_response as request_response;
+/// Port mappings with PCP, NAT-PMP and UPnP IGD (feature `upnp`).
+#[cfg(feature = "upnp")]
+pub use lp2p_upnp as upnp;
 
 /// Transports.
 pub mod transport {
