@@ -83,6 +83,14 @@ impl GatewayClient {
         }
     }
 
+    /// The UPnP service in use, once SSDP found one: its service type (e.g.
+    /// `urn:schemas-upnp-org:service:WANIPConnection:2`) and control URL.
+    pub fn upnp_service(&self) -> Option<(String, String)> {
+        self.upnp
+            .as_ref()
+            .map(|g| (g.service_type.clone(), g.control.to_string()))
+    }
+
     /// Whether the NAT-PMP/PCP server restarted since the last call (then every mapping
     /// must be renewed).
     pub(crate) fn take_restarted(&mut self) -> bool {

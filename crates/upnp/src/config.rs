@@ -23,6 +23,10 @@ pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events buffered per subscriber of [`PortMapper::events`](crate::PortMapper::events):
 /// a handful of mappings make a few events an hour, so 64 is plenty.
 pub const DEFAULT_EVENT_CAPACITY: usize = 64;
+/// Time for removing every mapping when the service stops: under the host's default
+/// 5 s close grace, so the removals are sent before the host closes (a gateway that does
+/// not answer cannot hold the close up; its mappings lapse by themselves).
+pub const DEFAULT_REMOVAL_BUDGET: Duration = Duration::from_secs(4);
 /// Most listen ports mapped (per protocol together): a node listens on a few; this bounds
 /// what a misconfigured host can make us ask the router for.
 pub const DEFAULT_MAX_MAPPINGS: usize = 8;
@@ -54,6 +58,8 @@ pub struct PortMapperConfig {
     pub map_udp: bool,
     /// Most ports mapped ([`DEFAULT_MAX_MAPPINGS`]).
     pub max_mappings: usize,
+    /// Time for all removals at stop ([`DEFAULT_REMOVAL_BUDGET`]).
+    pub removal_budget: Duration,
     /// Accept a mapping whose external address is not public (a gateway behind another
     /// NAT, or a test network). Off by default: such an address cannot be dialed from the
     /// internet, so it is reported as a failure.
@@ -78,6 +84,7 @@ impl Default for PortMapperConfig {
             map_tcp: true,
             map_udp: true,
             max_mappings: DEFAULT_MAX_MAPPINGS,
+            removal_budget: DEFAULT_REMOVAL_BUDGET,
             allow_private_external: false,
             description: "lp2p".to_owned(),
             event_capacity: DEFAULT_EVENT_CAPACITY,

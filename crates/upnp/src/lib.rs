@@ -93,8 +93,8 @@ pub mod xml;
 
 pub use client::GatewayClient;
 pub use config::{
-    DEFAULT_EVENT_CAPACITY, DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_MAPPINGS, DEFAULT_SSDP_WAIT,
-    DEFAULT_UDP_ATTEMPTS, DEFAULT_UDP_INITIAL_TIMEOUT, PortMapperConfig,
+    DEFAULT_EVENT_CAPACITY, DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_MAPPINGS, DEFAULT_REMOVAL_BUDGET,
+    DEFAULT_SSDP_WAIT, DEFAULT_UDP_ATTEMPTS, DEFAULT_UDP_INITIAL_TIMEOUT, PortMapperConfig,
 };
 pub use error::UpnpError;
 pub use mapping::{Action, Failure, Granted, Mapping, MappingConfig, MappingEvent};

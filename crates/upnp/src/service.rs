@@ -386,11 +386,14 @@ impl Task {
         );
     }
 
-    /// Removes every mapping held, then acknowledges the stop.
+    /// Removes every mapping held (within [`PortMapperConfig::removal_budget`]), then
+    /// acknowledges the stop.
     async fn shutdown(&mut self, done: Option<oneshot::Sender<()>>) {
         for e in self.mappings.values_mut() {
             e.mapping.shutdown();
         }
+        let budget = self.config.removal_budget;
+        let deadline = self.runtime.now() + budget;
         let keys: Vec<(Protocol, u16)> = self.mappings.keys().copied().collect();
         for key in keys {
             let now = self.runtime.now();
@@ -399,7 +402,17 @@ impl Task {
                 .get_mut(&key)
                 .and_then(|e| e.mapping.poll_action(now));
             if let Some(action) = action {
-                let result = self.client.execute(key.0, key.1, action).await;
+                let left = deadline.saturating_duration_since(now);
+                let result = match self
+                    .runtime
+                    .timeout(left, self.client.execute(key.0, key.1, action))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(crate::Failure::Unavailable(format!(
+                        "not removed within the {budget:?} removal budget"
+                    ))),
+                };
                 if let Some(e) = self.mappings.get_mut(&key) {
                     e.mapping.handle_result(self.runtime.now(), result);
                 }

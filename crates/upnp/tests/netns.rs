@@ -147,7 +147,7 @@ fn tag(test: u8) -> String {
 
 impl Router {
     /// Namespaces, links, addresses and routes; miniupnpd not started yet.
-    fn new(test: u8) -> Result<Router, String> {
+    fn new(test: u8, extra_conf: &str) -> Result<Router, String> {
         if !Path::new(MINIUPNPD).exists() {
             return Err(format!(
                 "{MINIUPNPD} not installed (apt-get install miniupnpd)"
@@ -222,7 +222,7 @@ impl Router {
             "ext_ifname={rw}\nlistening_ip={rl}\nhttp_port=5555\nenable_natpmp=yes\nenable_upnp=yes\n\
              ipv6_disable=yes\nsecure_mode=yes\nsystem_uptime=no\nmin_lifetime=120\nmax_lifetime=86400\n\
              uuid=3ee8b4a2-0000-4000-8000-000000000077\n\
-             allow 1024-65535 192.168.77.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n"
+             {extra_conf}allow 1024-65535 192.168.77.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n"
         );
         std::fs::write(r.dir.0.join("miniupnpd.conf"), conf).map_err(|e| e.to_string())?;
         Ok(r)
@@ -510,10 +510,12 @@ fn child_client() {
             renewal: false,
         };
         match client.execute(Protocol::Udp, port, map).await {
-            Ok(g) => emit(
-                &json!({"event": "mapped", "external": g.external.to_string(),
-                "lifetime": g.lifetime.as_secs()}),
-            ),
+            Ok(g) => emit(&json!({
+                "event": "mapped",
+                "external": g.external.to_string(),
+                "lifetime": g.lifetime.as_secs(),
+                "service": client.upnp_service().map(|(t, _)| t),
+            })),
             Err(e) => emit(&json!({"event": "error", "what": e.to_string()})),
         }
         let unmap = Action::Unmap {
@@ -545,7 +547,7 @@ fn port_of(external: &str) -> u16 {
 /// router's, miniupnpd installed the DNAT rule, a connection from the WAN side reaches the
 /// host through it, and the rule is gone after the host stops.
 fn host_tcp_port_with_each_method() -> Outcome {
-    let mut r = match Router::new(1) {
+    let mut r = match Router::new(1, "") {
         Ok(r) => r,
         Err(why) => return Outcome::Skipped(why),
     };
@@ -612,7 +614,7 @@ fn host_tcp_port_with_each_method() -> Outcome {
 /// UDP mappings through the [`GatewayClient`] with each method: granted on the port asked
 /// for, with the lifetime asked for, and removed.
 fn udp_port_with_each_method() -> Outcome {
-    let mut r = match Router::new(2) {
+    let mut r = match Router::new(2, "") {
         Ok(r) => r,
         Err(why) => return Outcome::Skipped(why),
     };
@@ -629,6 +631,13 @@ fn udp_port_with_each_method() -> Outcome {
             ],
         );
         let mapped = c.wait_for("mapped", |v| v["event"] == "mapped");
+        if method == "upnp" {
+            // miniupnpd is an IGDv2: AddAnyPortMapping on WANIPConnection:2.
+            assert_eq!(
+                mapped["service"], "urn:schemas-upnp-org:service:WANIPConnection:2",
+                "{mapped}"
+            );
+        }
         assert_eq!(
             mapped["external"],
             format!("{EXTERNAL}:{port}"),
@@ -647,9 +656,40 @@ fn udp_port_with_each_method() -> Outcome {
     Outcome::Passed
 }
 
+/// An IGDv1 router (miniupnpd with `force_igd_desc_v1`): WANIPConnection:1 and plain
+/// AddPortMapping.
+fn upnp_on_an_igd_v1_router() -> Outcome {
+    let mut r = match Router::new(4, "force_igd_desc_v1=yes\n") {
+        Ok(r) => r,
+        Err(why) => return Outcome::Skipped(why),
+    };
+    r.start_daemon();
+    let c = Proc::start(
+        "client (upnp v1)",
+        &r.client,
+        "client",
+        &[
+            ("LP2P_UPNP_METHODS", "upnp".to_owned()),
+            ("LP2P_UPNP_PORT", "40011".to_owned()),
+        ],
+    );
+    let mapped = c.wait_for("mapped", |v| v["event"] == "mapped");
+    assert_eq!(mapped["external"], format!("{EXTERNAL}:40011"), "{mapped}");
+    assert_eq!(mapped["lifetime"], LIFETIME, "{mapped}");
+    assert_eq!(
+        mapped["service"], "urn:schemas-upnp-org:service:WANIPConnection:1",
+        "{mapped}"
+    );
+    assert!(r.has_rule("udp", 40011), "{}", r.nat_rules());
+    c.wait_for("removed", |v| v["event"] == "removed");
+    c.finish();
+    assert!(!r.has_rule("udp", 40011), "{}", r.nat_rules());
+    Outcome::Passed
+}
+
 /// No miniupnpd on the router: every method fails, and the event gives each one's reason.
 fn every_method_failing_is_reported() -> Outcome {
-    let r = match Router::new(3) {
+    let r = match Router::new(3, "") {
         Ok(r) => r,
         Err(why) => return Outcome::Skipped(why),
     };
@@ -691,12 +731,13 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let tests: [Test; 3] = [
+    let tests: [Test; 4] = [
         (
             "host_tcp_port_with_each_method",
             host_tcp_port_with_each_method,
         ),
         ("udp_port_with_each_method", udp_port_with_each_method),
+        ("upnp_on_an_igd_v1_router", upnp_on_an_igd_v1_router),
         (
             "every_method_failing_is_reported",
             every_method_failing_is_reported,
