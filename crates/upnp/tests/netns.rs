@@ -420,8 +420,13 @@ fn child_config() -> PortMapperConfig {
             ..MappingConfig::default()
         },
         gateway: Some(ROUTER_LAN.parse().unwrap()),
-        // Unicast to the router: multicast routing in a fresh namespace needs a route.
-        ssdp_target: format!("{ROUTER_LAN}:1900").parse().unwrap(),
+        // Unicast to the router, or (LP2P_UPNP_SSDP=multicast) the default: the SSDP group,
+        // sent out of the client's default route as at home.
+        ssdp_target: if env("LP2P_UPNP_SSDP") == "multicast" {
+            PortMapperConfig::default().ssdp_target
+        } else {
+            format!("{ROUTER_LAN}:1900").parse().unwrap()
+        },
         ..PortMapperConfig::default()
     }
 }
@@ -656,8 +661,8 @@ fn udp_port_with_each_method() -> Outcome {
     Outcome::Passed
 }
 
-/// An IGDv1 router (miniupnpd with `force_igd_desc_v1`): WANIPConnection:1 and plain
-/// AddPortMapping.
+/// An IGDv1 router (miniupnpd with `force_igd_desc_v1`), found by SSDP multicast:
+/// WANIPConnection:1 and plain AddPortMapping.
 fn upnp_on_an_igd_v1_router() -> Outcome {
     let mut r = match Router::new(4, "force_igd_desc_v1=yes\n") {
         Ok(r) => r,
@@ -671,6 +676,7 @@ fn upnp_on_an_igd_v1_router() -> Outcome {
         &[
             ("LP2P_UPNP_METHODS", "upnp".to_owned()),
             ("LP2P_UPNP_PORT", "40011".to_owned()),
+            ("LP2P_UPNP_SSDP", "multicast".to_owned()),
         ],
     );
     let mapped = c.wait_for("mapped", |v| v["event"] == "mapped");
