@@ -373,6 +373,25 @@ fn no_gateway_service_is_reported() -> Outcome {
     Outcome::Passed
 }
 
+/// `--upnp` is for `listen` only (a `dial` node has no listen port): a usage error, one
+/// `error` event, no namespace needed.
+fn upnp_on_dial_is_a_usage_error() -> Outcome {
+    let out = Command::new(NODE)
+        .args(["dial", "--upnp", "--addr", "/ip4/127.0.0.1/tcp/1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "error", "{events:?}");
+    let what = events[0].to_string();
+    assert!(what.contains("--upnp does not apply to `dial`"), "{what}");
+    Outcome::Passed
+}
+
 type Test = (&'static str, fn() -> Outcome);
 
 fn main() {
@@ -380,7 +399,11 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let tests: [Test; 2] = [
+    let tests: [Test; 3] = [
+        (
+            "upnp_on_dial_is_a_usage_error",
+            upnp_on_dial_is_a_usage_error,
+        ),
         (
             "listen_ports_are_mapped_and_removed",
             listen_ports_are_mapped_and_removed,
