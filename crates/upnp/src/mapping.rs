@@ -395,7 +395,9 @@ impl Mapping {
                                 conflicts: 0,
                                 reasons,
                             },
-                            _ => State::Trying {
+                            // Tried already this round (or it is this one): move on.
+                            Some(_) => self.next_method(idx, reasons, now),
+                            None => State::Trying {
                                 idx,
                                 forced: Some(other),
                                 permanent: false,
@@ -889,6 +891,60 @@ mod tests {
             m.poll_event(),
             Some(MappingEvent::Removed { error: Some(_), .. })
         ));
+    }
+
+    fn result_strategy() -> impl proptest::strategy::Strategy<Value = Result<Granted, Failure>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (any::<u16>(), 0u64..100_000).prop_map(|(p, l)| granted(p, l)),
+            Just(unavailable("no")),
+            Just(Err(Failure::OnlyPermanentLeases)),
+            Just(Err(Failure::Conflict("718".into()))),
+            Just(Err(Failure::UseInstead(Method::NatPmp, "v0".into()))),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the gateway answers, in any order and at any time: no panic, at most one
+        /// request outstanding, the clock never asks for the past, rounds never come faster
+        /// than the initial retry, and shutdown always ends.
+        #[test]
+        fn any_answers_keep_the_machine_sane(
+            steps in proptest::collection::vec((result_strategy(), 0u64..5000, proptest::bool::ANY), 1..60)
+        ) {
+            let t0 = Instant::now();
+            let mut m = new(t0);
+            let mut now = t0;
+            for (result, advance, stray) in steps {
+                now += Duration::from_secs(advance);
+                if stray {
+                    m.handle_result(now, result.clone());
+                }
+                if m.poll_action(now).is_some() {
+                    proptest::prop_assert!(m.poll_action(now).is_none());
+                    m.handle_result(now, result);
+                }
+                while let Some(ev) = m.poll_event() {
+                    if let MappingEvent::Failed { retry_in, reasons } = ev {
+                        proptest::prop_assert!(retry_in >= DEFAULT_RETRY_INITIAL);
+                        proptest::prop_assert!(retry_in <= DEFAULT_RETRY_MAX);
+                        proptest::prop_assert!(!reasons.is_empty() && reasons.len() <= 4);
+                    }
+                }
+                if let Some(at) = m.poll_timeout() {
+                    m.handle_timeout(at.max(now));
+                }
+            }
+            m.shutdown();
+            let mut sent = 0;
+            while let Some(a) = m.poll_action(now) {
+                proptest::prop_assert!(matches!(a, Action::Unmap { .. }), "not a removal: {:?}", a);
+                m.handle_result(now, unavailable("gone"));
+                sent += 1;
+            }
+            proptest::prop_assert!(sent <= 1);
+            proptest::prop_assert!(m.is_done());
+        }
     }
 
     #[test]
