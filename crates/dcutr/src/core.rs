@@ -98,52 +98,6 @@ pub fn select(addrs: impl IntoIterator<Item = Multiaddr>, allow_private: bool) -
     out
 }
 
-/// The address a peer saw us at on a connection from `local`, as we would be seen from our
-/// listening port: `observed` as is when `local` is a listen address (we dialed from it, or
-/// it is inbound), otherwise with its port replaced by the listen port of the same
-/// transport (rust-libp2p's and go-libp2p's "address translation": NATs that keep ports
-/// map the listen port to the same external port, which the hole punch dials from).
-pub fn translate(
-    observed: &Multiaddr,
-    local: &Multiaddr,
-    listen: &[Multiaddr],
-) -> Option<Multiaddr> {
-    let observed = split_peer_id(observed).0;
-    if listen.iter().any(|l| same_port(l, local)) {
-        return Some(observed);
-    }
-    let listen_port = listen
-        .iter()
-        .filter(|l| same_shape(l, &observed))
-        .find_map(port)?;
-    Some(
-        observed
-            .iter()
-            .map(|p| match p {
-                Protocol::Tcp(_) => Protocol::Tcp(listen_port),
-                Protocol::Udp(_) => Protocol::Udp(listen_port),
-                other => other,
-            })
-            .collect(),
-    )
-}
-
-fn port(addr: &Multiaddr) -> Option<u16> {
-    addr.iter().find_map(|p| match p {
-        Protocol::Tcp(port) | Protocol::Udp(port) => Some(port),
-        _ => None,
-    })
-}
-
-fn same_port(a: &Multiaddr, b: &Multiaddr) -> bool {
-    same_shape(a, b) && port(a).is_some() && port(a) == port(b)
-}
-
-/// Same protocols in the same order, whatever their values.
-fn same_shape(a: &Multiaddr, b: &Multiaddr) -> bool {
-    a.iter().map(|p| p.tag()).eq(b.iter().map(|p| p.tag()))
-}
-
 /// When the peer that sent `SYNC` dials: half the round trip it measured from its `CONNECT`
 /// to the answer, so both dials leave at about the same time (the `SYNC` takes half a round
 /// trip to arrive and the other side dials on arrival).
@@ -275,49 +229,6 @@ mod tests {
     fn selection_is_capped() {
         let many = (0..100).map(|p| a(&format!("/ip4/8.8.8.8/tcp/{p}")));
         assert_eq!(select(many, false).len(), MAX_ADDRS);
-    }
-
-    #[test]
-    fn observed_addresses_are_translated_to_the_listen_port() {
-        let listen = [
-            a("/ip4/10.0.0.2/tcp/4001"),
-            a("/ip4/10.0.0.2/udp/4001/quic-v1"),
-        ];
-        // We dialed from an ephemeral port: the NAT is assumed to keep ports.
-        assert_eq!(
-            translate(
-                &a("/ip4/7.7.7.7/tcp/51000"),
-                &a("/ip4/10.0.0.2/tcp/51000"),
-                &listen
-            ),
-            Some(a("/ip4/7.7.7.7/tcp/4001"))
-        );
-        // From the listen port (port reuse, or an inbound connection): as observed.
-        assert_eq!(
-            translate(
-                &a("/ip4/7.7.7.7/tcp/6000"),
-                &a("/ip4/10.0.0.2/tcp/4001"),
-                &listen
-            ),
-            Some(a("/ip4/7.7.7.7/tcp/6000"))
-        );
-        assert_eq!(
-            translate(
-                &a("/ip4/7.7.7.7/udp/7000/quic-v1"),
-                &a("/ip4/10.0.0.2/udp/9/quic-v1"),
-                &listen
-            ),
-            Some(a("/ip4/7.7.7.7/udp/4001/quic-v1"))
-        );
-        // No listener of that transport: nothing to predict.
-        assert_eq!(
-            translate(
-                &a("/ip4/7.7.7.7/tcp/1/ws"),
-                &a("/ip4/10.0.0.2/tcp/2/ws"),
-                &listen
-            ),
-            None
-        );
     }
 
     #[test]

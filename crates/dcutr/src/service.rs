@@ -17,7 +17,6 @@ use lp2p_swarm::{Connection, ConnectionEvent, Direction};
 use crate::DcutrError;
 use crate::core::{
     DcutrConfig, DcutrStats, RETRY_PAUSE, Side, Upgrades, select as select_addrs, sync_delay,
-    translate,
 };
 use crate::message::{HolePunch, MAX_MESSAGE_SIZE, PROTOCOL};
 
@@ -140,28 +139,15 @@ impl Dcutr {
 }
 
 /// The addresses we offer: confirmed external addresses, then what peers observed us at
-/// (identify's answers, translated to our listening port when the connection left from
-/// another port), then our listen addresses with a specific IP; only usable ones
+/// (`Identify::observed_addrs`: translated to our listening port when the connection left
+/// from another port), then our listen addresses with a specific IP; only usable ones
 /// ([`crate::core::usable`]), at most 16.
 pub fn local_candidates(host: &Host, allow_private: bool) -> Vec<Multiaddr> {
-    let listen = host.listen_addrs();
     let mut addrs = host.external_addrs();
     if let Some(identify) = host.service::<Identify>() {
-        for conn in host.all_connections() {
-            if conn.is_limited() {
-                continue;
-            }
-            let Some(info) = identify.info(&conn.peer()) else {
-                continue;
-            };
-            if let Some(observed) = &info.observed_addr
-                && let Some(addr) = translate(observed, conn.local_addr(), &listen)
-            {
-                addrs.push(addr);
-            }
-        }
+        addrs.extend(identify.observed_addrs());
     }
-    addrs.extend(listen);
+    addrs.extend(host.listen_addrs());
     select_addrs(addrs, allow_private)
 }
 

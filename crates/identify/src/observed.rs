@@ -212,6 +212,47 @@ impl ObservedAddrs {
     }
 }
 
+/// The address a peer saw us at on a connection from `local`, as we would be seen from our
+/// listening port: `observed` as is when `local` is a listen address (we dialed from it, or
+/// the connection is inbound), otherwise with its port replaced by the port of our listen
+/// address of the same transport (rust-libp2p's and go-libp2p's "address translation": a
+/// NAT that keeps ports maps the listening port to the same external port). `None` when we
+/// listen on no address of that transport. A `/p2p` suffix is dropped.
+pub fn translate_to_listen_port(
+    observed: &Multiaddr,
+    local: &Multiaddr,
+    listen: &[Multiaddr],
+) -> Option<Multiaddr> {
+    let observed = addr::split_peer_id(observed).0;
+    if listen
+        .iter()
+        .any(|l| same_shape(l, local) && port(l).is_some() && port(l) == port(local))
+    {
+        return Some(observed);
+    }
+    let listen_port = listen
+        .iter()
+        .filter(|l| same_shape(l, &observed))
+        .find_map(port)?;
+    Some(
+        observed
+            .iter()
+            .map(|p| match p {
+                Protocol::Tcp(_) => Protocol::Tcp(listen_port),
+                Protocol::Udp(_) => Protocol::Udp(listen_port),
+                other => other,
+            })
+            .collect(),
+    )
+}
+
+fn port(addr: &Multiaddr) -> Option<u16> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Tcp(port) | Protocol::Udp(port) => Some(port),
+        _ => None,
+    })
+}
+
 fn is_loopback(addr: &Multiaddr) -> bool {
     match addr.iter().next() {
         Some(Protocol::Ip4(ip)) => ip.is_loopback(),
@@ -246,6 +287,50 @@ fn local_matches_listen(local: &Multiaddr, listen: &Multiaddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn observed_addresses_are_translated_to_the_listen_port() {
+        let a = |s: &str| s.parse::<Multiaddr>().unwrap();
+        let listen = [
+            a("/ip4/10.0.0.2/tcp/4001"),
+            a("/ip4/10.0.0.2/udp/4001/quic-v1"),
+        ];
+        // We dialed from an ephemeral port: the NAT is assumed to keep ports.
+        assert_eq!(
+            translate_to_listen_port(
+                &a("/ip4/7.7.7.7/tcp/51000"),
+                &a("/ip4/10.0.0.2/tcp/51000"),
+                &listen
+            ),
+            Some(a("/ip4/7.7.7.7/tcp/4001"))
+        );
+        // From the listen port (port reuse, or an inbound connection): as observed.
+        assert_eq!(
+            translate_to_listen_port(
+                &a("/ip4/7.7.7.7/tcp/6000"),
+                &a("/ip4/10.0.0.2/tcp/4001"),
+                &listen
+            ),
+            Some(a("/ip4/7.7.7.7/tcp/6000"))
+        );
+        assert_eq!(
+            translate_to_listen_port(
+                &a("/ip4/7.7.7.7/udp/7000/quic-v1"),
+                &a("/ip4/10.0.0.2/udp/9/quic-v1"),
+                &listen
+            ),
+            Some(a("/ip4/7.7.7.7/udp/4001/quic-v1"))
+        );
+        // No listener of that transport: nothing to predict.
+        assert_eq!(
+            translate_to_listen_port(
+                &a("/ip4/7.7.7.7/tcp/1/ws"),
+                &a("/ip4/10.0.0.2/tcp/2/ws"),
+                &listen
+            ),
+            None
+        );
+    }
 
     fn ma(s: &str) -> Multiaddr {
         s.parse().unwrap()

@@ -232,6 +232,45 @@ impl Identify {
         self.shared.state().peers.get(peer).map(|p| p.info.clone())
     }
 
+    /// Where the peers we are connected to directly see us, from their latest answers, each
+    /// translated to our listening port ([`translate_to_listen_port`]), without duplicates
+    /// and without relayed addresses, most reported first. Unconfirmed: the candidates
+    /// AutoNAT tests and DCUtR offers.
+    ///
+    /// [`translate_to_listen_port`]: crate::observed::translate_to_listen_port
+    pub fn observed_addrs(&self) -> Vec<Multiaddr> {
+        let Some(host) = self.shared.host.upgrade() else {
+            return Vec::new();
+        };
+        let listen = host.listen_addrs();
+        let mut counted: Vec<(Multiaddr, usize)> = Vec::new();
+        for conn in host.all_connections() {
+            if conn.is_limited() {
+                continue;
+            }
+            let Some(info) = self.info(&conn.peer()) else {
+                continue;
+            };
+            let Some(observed) = &info.observed_addr else {
+                continue;
+            };
+            if observed.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+                continue;
+            }
+            let Some(addr) =
+                crate::observed::translate_to_listen_port(observed, conn.local_addr(), &listen)
+            else {
+                continue;
+            };
+            match counted.iter_mut().find(|(a, _)| *a == addr) {
+                Some((_, n)) => *n += 1,
+                None => counted.push((addr, 1)),
+            }
+        }
+        counted.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        counted.into_iter().map(|(a, _)| a).collect()
+    }
+
     /// Identifies the peer on `connection` now (it happens by itself on every new
     /// connection; this is for asking again). The result is applied as an automatic one is.
     pub async fn identify(

@@ -134,7 +134,7 @@ fn identify_over_tcp_and_noise() {
         };
         let a = builder().build().await.unwrap();
         let b = builder().build().await.unwrap();
-        let _ia = Identify::new(&a, IdentifyConfig::default());
+        let ia = Identify::new(&a, IdentifyConfig::default());
         let _ib = Identify::new(&b, IdentifyConfig::default());
         let mut ev_a = lp2p_identify::subscribe(&a);
         a.connect(b.local_peer_id(), b.listen_addrs())
@@ -143,6 +143,14 @@ fn identify_over_tcp_and_noise() {
         let info = identified(&mut ev_a, b.local_peer_id()).await;
         assert_eq!(info.listen_addrs, b.listen_addrs());
         assert!(info.signed_record);
+        // B saw A's connection come from an ephemeral port; A's observed address, translated
+        // to A's listening port, is A's listen address.
+        let observed = info
+            .observed_addr
+            .clone()
+            .expect("B tells what it observed");
+        assert_ne!(observed, a.listen_addrs()[0], "A dialed from another port");
+        assert_eq!(ia.observed_addrs(), a.listen_addrs());
         a.close().await;
         b.close().await;
     });

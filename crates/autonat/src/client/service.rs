@@ -9,6 +9,7 @@ use lp2p_core::addr::{first_ip, is_public_ip};
 use lp2p_core::events::{EventBus, EventStream};
 use lp2p_core::{Multiaddr, PeerId, Protocol, Stream};
 use lp2p_host::{Host, HostStream, WeakHost};
+use lp2p_identify::Identify;
 use lp2p_swarm::Direction;
 
 use crate::AutonatError;
@@ -249,11 +250,18 @@ impl AutonatClient {
         }
     }
 
+    /// Candidates: our listen addresses, our external addresses, and where peers see us
+    /// (`Identify::observed_addrs`, translated to the listening port), when identify runs.
     fn refresh_candidates(&self, host: &Host) {
+        let observed = host
+            .service::<Identify>()
+            .map(|i| i.observed_addrs())
+            .unwrap_or_default();
         let addrs = host
             .listen_addrs()
             .into_iter()
             .chain(host.external_addrs())
+            .chain(observed)
             .filter(|a| self.is_candidate(a));
         let mut core = self.inner.core();
         for a in addrs {
