@@ -14,8 +14,10 @@ use crate::{Method, Protocol};
 /// Default lifetime asked for: 2 hours, the value RFC 6886 §3.3 recommends and a common
 /// router maximum; renewed after half of it, so a mapping survives one lost renewal.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
-/// Shortest lifetime we schedule renewals from: a gateway that grants a few seconds would
-/// otherwise have us sending requests in a tight loop. PCP's recommended minimum is 120 s.
+/// Shortest wait before a renewal when the lifetime leaves room for it: half of a short
+/// lifetime would have us asking every few seconds, so a lifetime under a minute is renewed
+/// after 30 s (still before it lapses). Lifetimes of 30 s and less are renewed at half, as
+/// the RFCs say: the gateway chose them. (PCP's recommended minimum is 120 s.)
 pub const MIN_RENEW_INTERVAL: Duration = Duration::from_secs(30);
 /// First wait before trying every method again after all failed: long enough not to
 /// hammer a router that said no, short enough to catch one that was still booting.
@@ -159,6 +161,17 @@ pub enum MappingEvent {
         /// Why the removal may not have happened.
         error: Option<String>,
     },
+}
+
+/// When to renew a mapping that lasts `lifetime`: at half of it, but not sooner than
+/// [`MIN_RENEW_INTERVAL`] when that still comes before it lapses.
+fn renew_after(lifetime: Duration) -> Duration {
+    let half = lifetime / 2;
+    if half < MIN_RENEW_INTERVAL && MIN_RENEW_INTERVAL < lifetime {
+        MIN_RENEW_INTERVAL
+    } else {
+        half
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -483,7 +496,7 @@ impl Mapping {
             method,
             external: g.external,
             permanent,
-            renew_at: now + (basis / 2).max(MIN_RENEW_INTERVAL.min(basis)),
+            renew_at: now + renew_after(basis),
             expires_at: (!permanent).then(|| now + g.lifetime),
             failures: 0,
         }
@@ -632,14 +645,20 @@ mod tests {
     }
 
     #[test]
-    fn short_lifetimes_do_not_make_a_tight_loop() {
+    fn short_lifetimes_renew_before_they_lapse() {
+        assert_eq!(renew_after(7200 * SEC), 3600 * SEC);
+        assert_eq!(renew_after(50 * SEC), 30 * SEC); // not every 25 s
+        assert_eq!(renew_after(30 * SEC), 15 * SEC); // 30 s would be too late
+        assert_eq!(renew_after(4 * SEC), 2 * SEC);
         let t0 = Instant::now();
         let mut m = new(t0);
         m.poll_action(t0);
         m.handle_result(t0, granted(5000, 4));
-        // Renewed after 30 s at the earliest... unless it lapses first (4 s): then it
-        // expires and a new round starts.
-        assert_eq!(m.poll_timeout(), Some(t0 + 4 * SEC));
+        assert_eq!(m.poll_timeout(), Some(t0 + 2 * SEC));
+        assert!(matches!(
+            m.poll_action(t0 + 2 * SEC),
+            Some(Action::Map { renewal: true, .. })
+        ));
     }
 
     #[test]
