@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use lp2p_core::PeerId;
 
-use crate::message::ResponseStatus;
+use crate::status::ResponseStatus;
 
 /// What went wrong in an AutoNAT exchange, and with which peer.
 #[derive(Debug, thiserror::Error)]

@@ -59,6 +59,7 @@
 mod error;
 mod io;
 mod proto;
+mod status;
 
 pub mod client;
 pub mod message;
