@@ -1,11 +1,12 @@
 //! AutoNAT v2 for lp2p (libp2p/specs `autonat/autonat-v2.md`): which of our addresses can
 //! others dial?
 //!
-//! - [`AutonatClient`] takes our listen and external addresses with a public IP (and any
-//!   [`add_candidate`](AutonatClient::add_candidate)) as candidates and asks connected
-//!   servers, one probe at a time, to dial one of them back. The server hands our nonce over
-//!   on a new connection; only a dial back carrying the nonce, on a connection of the same
-//!   transport, counts. An address is [`Reachability::Public`] once
+//! - [`AutonatClient`] takes our listen and external addresses with a public IP, where
+//!   identify's peers see us, and any [`add_candidate`](AutonatClient::add_candidate), as
+//!   candidates and asks connected servers, one probe at a time, to dial one of them back.
+//!   The server hands our nonce over on a new connection; only a dial back carrying the
+//!   nonce, on a connection of the same transport, counts. An address is
+//!   [`Reachability::Public`] once
 //!   [`ClientConfig::confidence`] distinct servers (3 by default) reached it and outnumber
 //!   those that did not, [`Reachability::Private`] the other way round; timeouts, refusals
 //!   and failed hand-overs never flip a status. Public addresses become the host's external
