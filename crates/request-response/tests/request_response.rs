@@ -525,18 +525,29 @@ fn inbound_per_peer_limit_resets_and_counts() {
         assert_eq!(served.stats().inbound_refused, 1);
         held.respond(b"ok".to_vec()).unwrap();
         assert_eq!(first.await.unwrap().unwrap(), b"ok");
-        // The slot is free again.
-        let b = requester.clone();
-        let third = client
-            .runtime()
-            .spawn(async move { b.send_request(&peer, b"3".to_vec()).await });
-        arrived
-            .next()
-            .await
-            .unwrap()
-            .respond(b"ok".to_vec())
-            .unwrap();
-        assert_eq!(third.await.unwrap().unwrap(), b"ok");
+        // The slot is free again once the server has finished the first exchange, which may
+        // be a moment after our side read the answer: a request sent before that is refused
+        // (reset) and sent again; none may hang.
+        let third = loop {
+            let b = requester.clone();
+            let attempt = client
+                .runtime()
+                .spawn(async move { b.send_request(&peer, b"3".to_vec()).await });
+            match futures::future::select(attempt, arrived.next()).await {
+                futures::future::Either::Right((Some(request), attempt)) => {
+                    request.respond(b"ok".to_vec()).unwrap();
+                    break attempt.await.unwrap().unwrap();
+                }
+                futures::future::Either::Left((Ok(Err(RequestError::Reset { .. })), _)) => {
+                    client.runtime().sleep(Duration::from_millis(10)).await;
+                }
+                futures::future::Either::Left((other, _)) => {
+                    panic!("the third request: {other:?}")
+                }
+                futures::future::Either::Right((None, _)) => panic!("the server stopped"),
+            }
+        };
+        assert_eq!(third, b"ok");
         close(&[&client, &server]).await;
     });
 }
