@@ -5,6 +5,7 @@ use std::time::Duration;
 use lp2p_core::PeerId;
 
 use crate::status::ResponseStatus;
+use crate::v1::status::V1Status;
 
 /// What went wrong in an AutoNAT exchange, and with which peer.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,17 @@ pub enum AutonatError {
         /// Its answer.
         status: ResponseStatus,
     },
+    /// An AutoNAT v1 server answered without a verdict: it refused (relayed connection, rate
+    /// limit, no address on the IP it sees us on), found the request bad, or failed.
+    #[error("AutoNAT v1 server {server} answered {status:?}{}", text_suffix(.text.as_deref()))]
+    V1NotDialed {
+        /// The server.
+        server: PeerId,
+        /// Its answer.
+        status: V1Status,
+        /// Its status text, if any.
+        text: Option<String>,
+    },
     /// The server asked for more dial data than we agree to send
     /// ([`ClientConfig::max_dial_data`](crate::ClientConfig::max_dial_data)), or for data
     /// for an address we did not send.
@@ -88,6 +100,12 @@ pub enum AutonatError {
 
 fn peer_suffix(peer: Option<&PeerId>) -> String {
     peer.map(|p| format!(" from {p}")).unwrap_or_default()
+}
+
+fn text_suffix(text: Option<&str>) -> String {
+    text.filter(|t| !t.is_empty())
+        .map(|t| format!(": {t}"))
+        .unwrap_or_default()
 }
 
 impl AutonatError {

@@ -1,5 +1,5 @@
-//! AutoNAT v2 for lp2p (libp2p/specs `autonat/autonat-v2.md`): which of our addresses can
-//! others dial?
+//! AutoNAT v2 (libp2p/specs `autonat/autonat-v2.md`), with v1 as the fallback, for lp2p:
+//! which of our addresses can others dial?
 //!
 //! - [`AutonatClient`] takes our listen and external addresses with a public IP, where
 //!   identify's peers see us, and any [`add_candidate`](AutonatClient::add_candidate), as
@@ -17,6 +17,11 @@
 //!   before dialing an IP other than the one it sees the client on it asks for 30-100 kB of
 //!   dial data, so it cannot be used to flood a third party. Requests are rate limited per
 //!   client and in total ([`ServerConfig`]).
+//!
+//! - [`v1`]: AutoNAT v1 (`/libp2p/autonat/1.0.0`). [`AutonatClient`] falls back to v1
+//!   servers when no connected peer serves v2 (one address per request, the same
+//!   confidence rule; [`AutonatEvent::Probed`] names the version), and [`AutonatV1Server`]
+//!   dials back only addresses on the IP it sees the client on.
 //!
 //! The decisions live in the sans-IO [`client::core::ClientCore`] and
 //! [`server::core::ServerCore`] (`now` passed in); the services are their async shells.
@@ -65,10 +70,14 @@ mod status;
 pub mod client;
 pub mod message;
 pub mod server;
+pub mod v1;
 
-pub use client::core::{ClientConfig, ClientStats, ProbeResult, Reachability, StatusChange};
+pub use client::core::{
+    ClientConfig, ClientStats, ProbeResult, ProtocolVersion, Reachability, StatusChange,
+};
 pub use client::service::{AutonatClient, AutonatEvent, CHECK_INTERVAL, DIAL_BACK_TIMEOUT};
 pub use error::AutonatError;
 pub use message::{PROTOCOL_DIAL_BACK, PROTOCOL_DIAL_REQUEST};
 pub use server::core::{ServerConfig, ServerStats};
 pub use server::service::AutonatServer;
+pub use v1::{AutonatV1Server, PROTOCOL_V1, V1ServerConfig};

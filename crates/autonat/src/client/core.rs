@@ -128,6 +128,15 @@ pub enum ProbeResult {
     },
 }
 
+/// Which AutoNAT protocol a probe used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProtocolVersion {
+    /// AutoNAT v1 (`/libp2p/autonat/1.0.0`): the fallback when no connected peer serves v2.
+    V1,
+    /// AutoNAT v2 (`/libp2p/autonat/2/dial-request`).
+    V2,
+}
+
 /// An address whose status changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChange {
@@ -297,6 +306,19 @@ impl ClientCore {
         now: Instant,
         nonce: u64,
     ) -> Option<ProbeRequest> {
+        self.next_probe_with(servers, now, nonce, self.config.max_addrs_per_request)
+    }
+
+    /// [`next_probe`](Self::next_probe) with at most `max_addrs` addresses in the request
+    /// (at least the tested one): AutoNAT v1 probes test one address each, so that a
+    /// server's `E_DIAL_ERROR` is a verdict on that address alone.
+    pub fn next_probe_with(
+        &mut self,
+        servers: &[PeerId],
+        now: Instant,
+        nonce: u64,
+        max_addrs: usize,
+    ) -> Option<ProbeRequest> {
         if !self.pending.is_empty() || servers.is_empty() {
             return None;
         }
@@ -315,7 +337,7 @@ impl ClientCore {
                 .enumerate()
                 .filter(|(i, (_, c))| *i != idx && c.status == Reachability::Unknown)
                 .map(|(_, (a, _))| a.clone())
-                .take(self.config.max_addrs_per_request.saturating_sub(1)),
+                .take(max_addrs.saturating_sub(1)),
         );
         Some(self.start_probe(server, addrs, nonce, now))
     }
@@ -369,6 +391,26 @@ impl ClientCore {
         nonce: u64,
         response: Result<DialResponse, String>,
     ) -> (ProbeResult, Option<StatusChange>) {
+        self.conclude(nonce, |pending| judge(pending, response))
+    }
+
+    /// The probe with `nonce` ended with the verdict `judge` reaches on the addresses it
+    /// sent: how AutoNAT v1 probes end (their verdicts come from
+    /// [`v1::client::core::judge`](crate::v1::client::core::judge)). The verdict counts
+    /// toward the same per-address confidence as v2's.
+    pub fn finish_judged(
+        &mut self,
+        nonce: u64,
+        judge: impl FnOnce(&[Multiaddr]) -> ProbeResult,
+    ) -> (ProbeResult, Option<StatusChange>) {
+        self.conclude(nonce, |pending| judge(&pending.addrs))
+    }
+
+    fn conclude(
+        &mut self,
+        nonce: u64,
+        judge: impl FnOnce(&Pending) -> ProbeResult,
+    ) -> (ProbeResult, Option<StatusChange>) {
         let Some(pending) = self.pending.remove(&nonce) else {
             return (
                 ProbeResult::Inconclusive {
@@ -377,7 +419,7 @@ impl ClientCore {
                 None,
             );
         };
-        let result = judge(&pending, response);
+        let result = judge(&pending);
         let change = match &result {
             ProbeResult::Reachable { addr } => {
                 self.stats.reachable += 1;

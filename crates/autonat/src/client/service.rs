@@ -10,18 +10,20 @@ use lp2p_core::events::{EventBus, EventStream};
 use lp2p_core::{Multiaddr, PeerId, Protocol, Stream};
 use lp2p_host::{Host, HostStream, WeakHost};
 use lp2p_identify::Identify;
-use lp2p_swarm::Direction;
 
 use crate::AutonatError;
 use crate::client::core::{
-    ClientConfig, ClientCore, ClientStats, ProbeRequest, ProbeResult, Reachability,
+    ClientConfig, ClientCore, ClientStats, ProbeRequest, ProbeResult, ProtocolVersion,
+    Reachability, StatusChange,
 };
-use crate::io::{close, read_message, write_message};
+use crate::io::{close, open_request_stream, read_message, servers, write_message};
 use crate::message::{
     DialResponse, MAX_DATA_CHUNK, MAX_DIAL_BACK_SIZE, MAX_MESSAGE_SIZE, PROTOCOL_DIAL_BACK,
     PROTOCOL_DIAL_REQUEST, Request, Response, ResponseStatus, decode_dial_back,
     encode_dial_back_response,
 };
+use crate::v1;
+use crate::v1::message::V1Status;
 
 /// How often the client looks for new candidates, servers and due probes. Why 1 s: the
 /// look is a few lock-protected list reads; the probe intervals themselves are in
@@ -43,6 +45,8 @@ pub enum AutonatEvent {
         server: PeerId,
         /// What it found.
         result: ProbeResult,
+        /// The AutoNAT version the probe used (v1 only when no connected peer serves v2).
+        version: ProtocolVersion,
     },
     /// An address's status changed.
     StatusChanged {
@@ -195,13 +199,98 @@ impl AutonatClient {
             request.nonce,
             response.as_ref().map(|r| *r).map_err(ToString::to_string),
         );
-        tracing::debug!(%server, ?result, "AutoNAT probe");
+        self.report(host, server, ProtocolVersion::V2, &result, change);
+        match response? {
+            r if r.status != ResponseStatus::Ok => Err(AutonatError::NotDialed {
+                server,
+                status: r.status,
+            }),
+            _ => Ok(result),
+        }
+    }
+
+    /// Asks AutoNAT v1 `server` (connected or dialable through the peerstore) to dial us
+    /// on `addrs` now, whatever the schedule. A verdict also counts toward the status of a
+    /// tracked address. An exchange that fails is an error, and so is an answer other than
+    /// `OK` or `E_DIAL_ERROR` ([`AutonatError::V1NotDialed`]). v1 has no nonce: a server's
+    /// `OK` is believed if it names an address we sent (send one address to get a verdict
+    /// from `E_DIAL_ERROR` too).
+    pub async fn probe_v1(
+        &self,
+        server: PeerId,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<ProbeResult, AutonatError> {
+        if addrs.is_empty() {
+            return Err(AutonatError::NoAddresses);
+        }
+        let host = self.inner.host.upgrade().ok_or(AutonatError::Stopped)?;
+        let nonce = rand::random::<u64>();
+        let request = self
+            .inner
+            .core()
+            .start_probe(server, addrs, nonce, host.runtime().now());
+        self.run_probe_v1(&host, request).await
+    }
+
+    async fn run_probe_v1(
+        &self,
+        host: &Host,
+        request: ProbeRequest,
+    ) -> Result<ProbeResult, AutonatError> {
+        let timeout = self.inner.core().config().request_timeout;
+        let server = request.server;
+        let response = match host
+            .runtime()
+            .timeout(
+                timeout,
+                v1::client::service::exchange(host, server, &request.addrs, timeout),
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(AutonatError::Timeout {
+                peer: server,
+                after: timeout,
+            }),
+        };
+        let judged = response
+            .as_ref()
+            .map(Clone::clone)
+            .map_err(ToString::to_string);
+        let (result, change) = self
+            .inner
+            .core()
+            .finish_judged(request.nonce, |sent| v1::client::core::judge(sent, judged));
+        self.report(host, server, ProtocolVersion::V1, &result, change);
+        let response = response?;
+        match response.status {
+            V1Status::Ok | V1Status::DialError => Ok(result),
+            status => Err(AutonatError::V1NotDialed {
+                server,
+                status,
+                text: response.text,
+            }),
+        }
+    }
+
+    /// Logs and emits a probe's result and status change; a public address becomes an
+    /// external address (only a public verdict ever adds one).
+    fn report(
+        &self,
+        host: &Host,
+        server: PeerId,
+        version: ProtocolVersion,
+        result: &ProbeResult,
+        change: Option<StatusChange>,
+    ) {
+        tracing::debug!(%server, ?version, ?result, "AutoNAT probe");
         self.inner.events.emit(&AutonatEvent::Probed {
             server,
             result: result.clone(),
+            version,
         });
         if let Some(change) = change {
-            tracing::info!(addr = %change.addr, status = change.status.as_str(), "reachability");
+            tracing::info!(addr = %change.addr, status = change.status.as_str(), ?version, "reachability");
             if change.status == Reachability::Public
                 && self.inner.core().config().update_external_addrs
             {
@@ -211,13 +300,6 @@ impl AutonatClient {
                 addr: change.addr,
                 status: change.status,
             });
-        }
-        match response? {
-            r if r.status != ResponseStatus::Ok => Err(AutonatError::NotDialed {
-                server,
-                status: r.status,
-            }),
-            _ => Ok(result),
         }
     }
 
@@ -232,17 +314,31 @@ impl AutonatClient {
             }
             let sleep = host.runtime().sleep(CHECK_INTERVAL);
             self.refresh_candidates(&host);
-            let servers = servers(&host);
+            // v2 servers first; v1 ones only when no connected peer serves v2.
+            let v2 = servers(&host, PROTOCOL_DIAL_REQUEST);
+            let (version, servers) = if v2.is_empty() {
+                (ProtocolVersion::V1, v1::client::service::v1_servers(&host))
+            } else {
+                (ProtocolVersion::V2, v2)
+            };
             let next = {
                 let now = host.runtime().now();
-                self.inner
-                    .core()
-                    .next_probe(&servers, now, rand::random::<u64>())
+                let mut core = self.inner.core();
+                // A v1 request tests one address, so its E_DIAL_ERROR is a verdict on it.
+                let max_addrs = match version {
+                    ProtocolVersion::V1 => 1,
+                    ProtocolVersion::V2 => core.config().max_addrs_per_request,
+                };
+                core.next_probe_with(&servers, now, rand::random::<u64>(), max_addrs)
             };
             if let Some(request) = next {
                 let server = request.server;
-                if let Err(error) = self.run_probe(&host, request).await {
-                    tracing::debug!(%server, %error, "AutoNAT probe without verdict");
+                let outcome = match version {
+                    ProtocolVersion::V1 => self.run_probe_v1(&host, request).await,
+                    ProtocolVersion::V2 => self.run_probe(&host, request).await,
+                };
+                if let Err(error) = outcome {
+                    tracing::debug!(%server, ?version, %error, "AutoNAT probe without verdict");
                 }
             }
             drop(host);
@@ -279,20 +375,6 @@ impl AutonatClient {
     }
 }
 
-/// Connected peers that announced the dial-request protocol, over a direct connection.
-fn servers(host: &Host) -> Vec<PeerId> {
-    host.connected_peers()
-        .into_iter()
-        .filter(|p| {
-            !host
-                .peerstore()
-                .supports_protocols(p, &[PROTOCOL_DIAL_REQUEST])
-                .is_empty()
-                && host.connections(p).iter().any(|c| !c.is_limited())
-        })
-        .collect()
-}
-
 /// One dial-request exchange: the request, dial data if asked (once, within `max_data`),
 /// the response.
 async fn exchange(
@@ -302,7 +384,7 @@ async fn exchange(
     timeout: Duration,
 ) -> Result<DialResponse, AutonatError> {
     let server = request.server;
-    let mut s = open_request_stream(host, server).await?;
+    let mut s = open_request_stream(host, server, PROTOCOL_DIAL_REQUEST).await?;
     write_message(&mut s, &Request::encode_dial(&request.addrs, request.nonce)).await?;
     let mut paid = false;
     loop {
@@ -329,36 +411,6 @@ async fn exchange(
                 send_dial_data(&mut s, num_bytes).await?;
             }
         }
-    }
-}
-
-/// Opens a dial-request stream to `server`. Servers may serve the protocol only on the
-/// connections we dialed (rust-libp2p does: its dial-back connections to us do not serve
-/// it), so our direct outbound connections are tried first, then the others, then a dial.
-async fn open_request_stream(host: &Host, server: PeerId) -> Result<HostStream, AutonatError> {
-    let host_error = |source| AutonatError::Host {
-        server,
-        source: Box::new(source),
-    };
-    let mut conns: Vec<_> = host
-        .connections(&server)
-        .into_iter()
-        .filter(|c| !c.is_limited())
-        .collect();
-    conns.sort_by_key(|c| c.direction() != Direction::Outbound);
-    let mut last = None;
-    for conn in &conns {
-        match host.new_stream_on(conn, [PROTOCOL_DIAL_REQUEST]).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
-        }
-    }
-    match last {
-        Some(e) => Err(host_error(e)),
-        None => host
-            .new_stream(&server, [PROTOCOL_DIAL_REQUEST])
-            .await
-            .map_err(host_error),
     }
 }
 
