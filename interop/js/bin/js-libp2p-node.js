@@ -5,6 +5,7 @@
 // --muxer yamux|mplex [--only], --key-seed, --timeout, --bare, and the same JSON-line events.
 // Served: identify (and push), ping, gossipsub (floodsub fallback) on every --topic,
 // Kademlia (/ipfs/kad/1.0.0) with --kad server|client and the --kad-* operations,
+// circuit relay v2 (--relay-service, listen --relay, dialing /p2p-circuit addresses),
 // /echo/1.0.0 and /perf/1.0.0.
 import '../lib/polyfill.js'
 import { parse, UsageError } from '../lib/args.js'

@@ -57,6 +57,10 @@ export function parse (argv) {
     download: 0,
     kad: undefined,
     kadOps: [],
+    relayService: false,
+    relays: [],
+    relayDataLimit: undefined,
+    relayDurationLimit: undefined,
     gossip: {
       // Mixed-network tuning; defaults leave js-libp2p's own defaults in place.
       d: undefined,
@@ -131,6 +135,11 @@ export function parse (argv) {
       case '--kad-get': opts.kadOps.push({ op: 'get', key: value() }); break
       case '--kad-provide': opts.kadOps.push({ op: 'provide', key: value() }); break
       case '--kad-find-providers': opts.kadOps.push({ op: 'find-providers', key: value() }); break
+      case '--relay-service': opts.relayService = true; break
+      case '--relay': opts.relays.push(address(flag, value())); break
+      // Relay limits (not part of the lp2p-node contract; the relay-limit tests use them).
+      case '--relay-data-limit': opts.relayDataLimit = integer(flag, value()); break
+      case '--relay-duration-limit': opts.relayDurationLimit = integer(flag, value()); break
       // Gossipsub tuning (not part of the lp2p-node contract; used by the mixed network).
       case '--mesh-d': opts.gossip.d = integer(flag, value()); break
       case '--mesh-dlo': opts.gossip.dlo = integer(flag, value()); break
@@ -166,6 +175,25 @@ export function parse (argv) {
   if (opts.kadOps.length > 0 && opts.kad == null) opts.kad = 'client'
   if (opts.kad != null && opts.bare) {
     throw new UsageError('--kad does not go with --bare (ping, echo and perf only)')
+  }
+  if (opts.relayService && opts.command === 'perf') {
+    throw new UsageError('option --relay-service does not apply to perf')
+  }
+  if (opts.relays.length > 0 && opts.command !== 'listen') {
+    throw new UsageError(`option --relay applies to listen, not to ${opts.command}`)
+  }
+  for (const relay of opts.relays) {
+    if (relay.getComponents().findLast(c => c.name === 'p2p') == null || relay.toString().includes('/p2p-circuit')) {
+      throw new UsageError(`--relay: ${relay} must be a relay's address ending in /p2p/<relay id>`)
+    }
+  }
+  if ((opts.relayDataLimit != null || opts.relayDurationLimit != null) && !opts.relayService) {
+    throw new UsageError('--relay-data-limit and --relay-duration-limit need --relay-service')
+  }
+  if (opts.bare && (opts.relayService || opts.relays.length > 0 ||
+      [...opts.addrs, ...opts.connect].some(a => a.toString().includes('/p2p-circuit')))) {
+    // @libp2p/circuit-relay-v2 depends on identify, which --bare leaves out.
+    throw new UsageError('circuit relay (--relay-service, --relay, /p2p-circuit) does not go with --bare')
   }
   if (opts.publish != null && opts.topics.length !== 1) {
     throw new UsageError('--publish needs exactly one --topic')

@@ -3,6 +3,7 @@ import readline from 'node:readline'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { parseLine as parseKadLine, runOp as runKadOp } from './kad.js'
 import { createNode } from './node.js'
+import { circuitListenAddrs } from './relay.js'
 import { debug, emit, fail } from './output.js'
 import { echoClient, perfClient } from './streams.js'
 
@@ -79,11 +80,22 @@ function keepConnected (node, addr, stopped) {
   void attempt()
 }
 
+/** A `connected` event; a relayed connection (js-libp2p gives it limits) says `limited`. */
+function connectedEvent (conn) {
+  return {
+    event: 'connected',
+    peer: conn.remotePeer.toString(),
+    dir: conn.direction === 'inbound' ? 'in' : 'out',
+    addr: conn.remoteAddr.toString(),
+    ...(conn.limits == null ? {} : { limited: true })
+  }
+}
+
 /** Prints connections, disconnections and identify results as they happen. */
 function printConnectionEvents (node) {
   node.addEventListener('connection:open', (evt) => {
     const conn = evt.detail
-    emit({ event: 'connected', peer: conn.remotePeer.toString(), dir: conn.direction === 'inbound' ? 'in' : 'out', addr: conn.remoteAddr.toString() })
+    emit(connectedEvent(conn))
   })
   node.addEventListener('peer:disconnect', (evt) => {
     emit({ event: 'disconnected', peer: evt.detail.toString() })
@@ -93,7 +105,9 @@ function printConnectionEvents (node) {
 
 export async function listen (opts) {
   let stopping = false
-  const node = await createNode(opts, { listen: opts.addrs })
+  // A `--relay` is listened on as `<relay>/p2p-circuit`: js-libp2p reserves a slot there
+  // while starting (and fails to start when the relay refuses).
+  const node = await createNode(opts, { listen: [...opts.addrs, ...circuitListenAddrs(opts)] })
   printConnectionEvents(node)
   const pubsub = node.services.pubsub
   if (pubsub != null) {
@@ -104,6 +118,7 @@ export async function listen (opts) {
     return fail('pubsub is not running (--bare serves only ping, echo and perf)')
   }
   emit({ event: 'listening', peer_id: node.peerId.toString(), addrs: node.getMultiaddrs().map(a => a.toString()) })
+  node.relayEvents.release()
   for (const addr of opts.connect) keepConnected(node, addr, () => stopping)
 
   const done = new Promise(resolve => {
@@ -165,7 +180,7 @@ export async function dial (opts) {
   } catch (err) {
     return fail(`cannot connect to ${addr}: ${err.message}`)
   }
-  emit({ event: 'connected', peer: peer.toString(), dir: 'out', addr: addr.toString() })
+  emit({ ...connectedEvent(connection), peer: peer.toString(), addr: addr.toString() })
 
   if (opts.ping != null) {
     for (let i = 0; i < opts.ping; i++) {

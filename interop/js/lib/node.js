@@ -10,6 +10,7 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { gossipService, traceControl } from './gossip.js'
 import { kadService } from './kad.js'
+import { needsRelayTransport, relayClient, relayService, reportRelayService } from './relay.js'
 import { serveEcho, servePerf } from './streams.js'
 
 /** The agent version this program announces in identify. */
@@ -58,11 +59,17 @@ export async function createNode (opts, { listen = [] } = {}) {
     services.pubsub = gossipService(opts)
     // Kademlia needs identify: it adds peers that announce the protocol to its routing table.
     if (opts.kad != null) services.dht = kadService(opts.kad)
+    if (opts.relayService) services.relay = relayService(opts)
   }
+  const transports = [tcp()]
+  // The relay transport only where relays are used (it serves the stop protocol and, on
+  // `/p2p-circuit` listen addresses, reserves): the other tests see the node they always had.
+  const relay = needsRelayTransport(opts) ? relayClient() : undefined
+  if (relay != null) transports.push(relay.transport)
   const node = await createLibp2p({
     privateKey: await privateKey(opts.seed),
     addresses: { listen: listen.map(a => a.toString()) },
-    transports: [tcp()],
+    transports,
     connectionEncrypters: [opts.security === 'plaintext' ? plaintext() : noise()],
     streamMuxers: muxers(opts),
     nodeInfo: { userAgent: AGENT_VERSION },
@@ -73,8 +80,12 @@ export async function createNode (opts, { listen = [] } = {}) {
     },
     services
   })
-  await serveEcho(node)
+  // A node that listens through a relay serves echo over relayed (limited) connections too:
+  // that is what it reserved a slot for.
+  await serveEcho(node, { limited: opts.relays.length > 0 })
   await servePerf(node)
+  if (opts.relayService) reportRelayService(node)
+  node.relayEvents = relay ?? { release () {} }
   if (opts.gossip.traceControl && node.services.pubsub != null) {
     traceControl(node.services.pubsub)
   }

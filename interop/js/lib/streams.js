@@ -41,7 +41,7 @@ export async function readAll (stream) {
 }
 
 /** Copies every byte back until the remote closes its write side, then closes. */
-export async function serveEcho (node) {
+export async function serveEcho (node, { limited = false } = {}) {
   await node.handle(ECHO, async (stream) => {
     try {
       for await (const chunk of stream) {
@@ -52,7 +52,7 @@ export async function serveEcho (node) {
       debug('echo stream failed', err)
       stream.abort(err)
     }
-  }, { runOnLimitedConnection: false })
+  }, { runOnLimitedConnection: limited })
 }
 
 /**
@@ -88,13 +88,23 @@ export async function servePerf (node) {
   })
 }
 
-/** Writes `text` on a new /echo/1.0.0 stream, closes the write side, reads the echo back. */
+/**
+ * Writes `text` on a new /echo/1.0.0 stream, closes the write side, reads the echo back. A
+ * connection the command line dialed through a relay (limited) is used as it is.
+ */
 export async function echoClient (connection, text) {
-  const stream = await connection.newStream(ECHO)
+  const stream = await connection.newStream(ECHO, { runOnLimitedConnection: connection.limits != null })
   const sent = new TextEncoder().encode(text)
   await write(stream, sent)
   await stream.close()
   const back = await readAll(stream)
+  // js-libp2p 3 ends the streams of an aborted connection (a relayed one cut at its limit,
+  // say) as if the remote had closed them: the iteration ends without an error and the
+  // stream says `closed`. Only the connection tells.
+  if (stream.status === 'reset' || stream.status === 'aborted' || connection.status === 'aborted') {
+    const what = connection.status === 'aborted' ? 'connection' : 'stream'
+    throw new Error(`echo ${what} aborted after ${back.byteLength} of ${sent.byteLength} bytes came back`)
+  }
   if (Buffer.compare(Buffer.from(back), Buffer.from(sent)) !== 0) {
     throw new Error(`echo returned ${back.byteLength} different bytes`)
   }
