@@ -340,6 +340,41 @@ fn reset(link: Link) {
     });
 }
 
+/// What rust-libp2p handlers do: read the request, write an answer, then drop the stream,
+/// which rust-yamux sends as RST. The asker gets the answer first and the reset after it,
+/// never a clean end, even when the reset arrived before it read anything.
+fn answer_then_reset(link: Link) {
+    run("answer_then_reset", async {
+        let (client, server) = pair(link, YamuxConfig::default()).await;
+        let mut c = client.open().await.unwrap();
+        c.write_all(b"request").await.unwrap();
+        let mut s = server.accept().await.unwrap();
+        let mut request = [0u8; 7];
+        s.read_exact(&mut request).await.unwrap();
+        s.write_all(b"answer").await.unwrap();
+        s.reset();
+        // Let the reset arrive before anything is read.
+        RuntimeHandle::default()
+            .sleep(Duration::from_millis(50))
+            .await;
+        let mut buf = [0u8; 6];
+        c.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"answer");
+        let err = c.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    });
+}
+
+#[test]
+fn answer_then_reset_memory() {
+    answer_then_reset(Link::Memory);
+}
+
+#[test]
+fn answer_then_reset_tcp() {
+    answer_then_reset(Link::Tcp);
+}
+
 #[test]
 fn reset_memory() {
     reset(Link::Memory);

@@ -585,7 +585,11 @@ impl Connection {
             if !s.reset {
                 tracing::debug!(conn = self.id, stream = %id, "stream reset by the remote");
                 s.reset = true;
-                s.recv_buf.clear_and_free();
+                // Data that arrived before the reset stays readable (D46): rust-yamux resets
+                // a stream its handler wrote an answer on and then dropped, and that answer
+                // must not be lost to a race with our reader. Reads report the reset once
+                // it is drained; dropping the handle frees it (a dropped stream buffers
+                // nothing).
                 wake_both(s, id, &mut self.events);
                 self.check_finished(id);
             }
@@ -980,7 +984,9 @@ impl Connection {
     }
 
     /// Reads buffered data into `buf`. `Ok(Some(0))` is the end of the stream (the remote
-    /// sent FIN and everything was read, or `buf` is empty); `Ok(None)` means nothing yet:
+    /// sent FIN and everything was read, or `buf` is empty). After a remote reset, data that
+    /// arrived before it is still returned, then [`YamuxError::StreamReset`]; a local
+    /// [`reset_stream`](Connection::reset_stream) drops it at once (D46). `Ok(None)` means nothing yet:
     /// wait for [`Event::Readable`]. Reading returns window credit to the remote (a window
     /// update once half the window was consumed), growing the window when the reader keeps
     /// up within two round trips.
@@ -995,7 +1001,7 @@ impl Connection {
             .streams
             .get_mut(&id)
             .ok_or(YamuxError::NoSuchStream(id))?;
-        if s.reset {
+        if s.reset && s.recv_buf.is_empty() {
             return Err(YamuxError::StreamReset(id));
         }
         if buf.is_empty() {
