@@ -22,6 +22,16 @@ pub const DEFAULT_STREAM_TIMEOUT: Duration = Duration::from_secs(30);
 /// the direct connection.
 pub const DEFAULT_RELAYED_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a plain dial to the remote's advertised public addresses may take before the
+/// hole punch starts (the spec's unilateral connection upgrade). Why 5 s: a reachable peer
+/// answers within a round trip or two; go-libp2p gives its direct dial the same 5 s.
+pub const DEFAULT_UNILATERAL_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the initiator waits for the remote's identify answer (its listen addresses)
+/// before deciding whether a unilateral upgrade is worth a dial. Why 2 s: identify's answer
+/// takes one round trip over the relay; a remote that does not answer over a relayed
+/// connection fails the request at once, so the wait is only ever spent on a stalled one.
+pub const IDENTIFY_WAIT: Duration = Duration::from_secs(2);
+
 /// Pause between attempts. Why 1 s: the remote ends its side of a failed attempt when its
 /// own dial times out, at about the time ours does; a retry that came sooner would find its
 /// previous attempt still running and be refused.
@@ -41,6 +51,11 @@ pub struct DcutrConfig {
     /// Offer and dial loopback and private addresses too. Off by default: behind a NAT
     /// they name the wrong host; on for test networks (one machine, a LAN).
     pub allow_private_addrs: bool,
+    /// Before hole punching, the initiator dials the remote's advertised addresses (those
+    /// [`usable`] for a hole punch) plainly, for at most this long: a remote that is
+    /// reachable needs no hole punch (the spec's unilateral connection upgrade). `None`
+    /// skips that dial.
+    pub unilateral_dial_timeout: Option<Duration>,
 }
 
 impl Default for DcutrConfig {
@@ -51,6 +66,7 @@ impl Default for DcutrConfig {
             stream_timeout: DEFAULT_STREAM_TIMEOUT,
             close_relayed_after: Some(DEFAULT_RELAYED_GRACE),
             allow_private_addrs: false,
+            unilateral_dial_timeout: Some(DEFAULT_UNILATERAL_DIAL_TIMEOUT),
         }
     }
 }
@@ -118,6 +134,9 @@ pub struct DcutrStats {
     pub succeeded: u64,
     /// Upgrades that ended without one.
     pub failed: u64,
+    /// Of the upgrades that succeeded, those a plain dial to the remote's advertised
+    /// addresses achieved, with no hole punch (the unilateral upgrade).
+    pub unilateral: u64,
     /// Streams refused: not over a relayed connection, or another upgrade with the peer
     /// already in progress.
     pub refused: u64,
@@ -179,6 +198,14 @@ impl Upgrades {
             self.stats.failed += 1;
         }
         self.in_progress.remove(peer).unwrap_or(0)
+    }
+
+    /// The upgrade with `peer` we initiated ended with a direct connection from a plain
+    /// dial, before any hole-punching attempt.
+    pub fn finish_unilateral(&mut self, peer: &PeerId) {
+        self.stats.succeeded += 1;
+        self.stats.unilateral += 1;
+        self.in_progress.remove(peer);
     }
 
     /// Whether an upgrade with `peer` is in progress.
@@ -256,5 +283,21 @@ mod tests {
             (s.initiated, s.attempts, s.succeeded, s.refused),
             (1, 2, 1, 1)
         );
+    }
+
+    #[test]
+    fn a_unilateral_upgrade_counts_as_a_success_without_attempts() {
+        let mut u = Upgrades::default();
+        let peer = PeerId::random();
+        assert!(u.start(peer, Side::Initiator, false));
+        u.finish_unilateral(&peer);
+        assert!(!u.in_progress(&peer));
+        let s = u.stats();
+        assert_eq!(
+            (s.initiated, s.attempts, s.succeeded, s.unilateral, s.failed),
+            (1, 0, 1, 1, 0)
+        );
+        // The next relayed connection from the peer may start again.
+        assert!(u.start(peer, Side::Initiator, false));
     }
 }

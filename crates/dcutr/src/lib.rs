@@ -2,7 +2,11 @@
 //! `connections/hole-punching.md`): two peers that reach each other only through a relay
 //! punch a hole through their NATs and move to a direct connection.
 //!
-//! [`Dcutr`] runs on both peers. The peer that *received* the relayed connection opens a
+//! [`Dcutr`] runs on both peers. The peer that *received* the relayed connection first
+//! looks at the addresses the other advertises (its identify answer, asked over the relayed
+//! connection, and the peerstore): when some are usable (public ones by default), a plain
+//! dial to them may succeed without any hole punch (the spec's unilateral upgrade, at most
+//! [`DcutrConfig::unilateral_dial_timeout`]). Otherwise, or when that dial fails, it opens a
 //! `/libp2p/dcutr` stream over it, sends `CONNECT` with its addresses, times the answer
 //! (`CONNECT` with the other's addresses), sends `SYNC` and waits half that round trip; the
 //! other peer dials on `SYNC`. Both dial from their listening port, so each NAT sees the

@@ -16,7 +16,8 @@ use lp2p_swarm::{Connection, ConnectionEvent, Direction};
 
 use crate::DcutrError;
 use crate::core::{
-    DcutrConfig, DcutrStats, RETRY_PAUSE, Side, Upgrades, select as select_addrs, sync_delay,
+    DcutrConfig, DcutrStats, IDENTIFY_WAIT, RETRY_PAUSE, Side, Upgrades, select as select_addrs,
+    sync_delay,
 };
 use crate::message::{HolePunch, MAX_MESSAGE_SIZE, PROTOCOL};
 
@@ -33,8 +34,13 @@ pub enum DcutrEvent {
         peer: PeerId,
         /// The direct connection's remote address.
         addr: Multiaddr,
-        /// Attempts it took (ours when we initiated; 1 when we answered).
+        /// Hole-punching attempts it took (ours when we initiated; 1 when we answered; 0
+        /// for a unilateral upgrade).
         attempts: u32,
+        /// A plain dial to the remote's advertised addresses made it, before any hole
+        /// punch (the spec's unilateral connection upgrade;
+        /// [`DcutrConfig::unilateral_dial_timeout`]).
+        unilateral: bool,
         /// From the start of the upgrade to the direct connection.
         elapsed: Duration,
     },
@@ -170,6 +176,13 @@ async fn initiate(inner: Arc<Inner>, relayed: Connection) {
         return;
     }
     let started = host.runtime().now();
+    if let Some(timeout) = inner.config.unilateral_dial_timeout
+        && let Some(direct) = unilateral(&inner, &host, &relayed, timeout).await
+    {
+        inner.upgrades().finish_unilateral(&peer);
+        report_upgrade(&inner, &host, &relayed, &direct, started, 0, true);
+        return;
+    }
     let mut attempts = 0;
     let mut last_error = None;
     while attempts < inner.config.max_attempts && !relayed.is_closed() {
@@ -199,6 +212,73 @@ async fn initiate(inner: Arc<Inner>, relayed: Connection) {
         attempts,
         error,
     });
+}
+
+/// The spec's unilateral connection upgrade: when the remote advertises addresses a hole
+/// punch could use (public ones, unless private ones are allowed), a plain dial to them
+/// within `timeout`. `None` when there are none or the dial failed: the hole punch follows.
+async fn unilateral(
+    inner: &Inner,
+    host: &Host,
+    relayed: &Connection,
+    timeout: Duration,
+) -> Option<Connection> {
+    let peer = relayed.peer();
+    let addrs = select_addrs(
+        advertised_addrs(host, relayed).await,
+        inner.config.allow_private_addrs,
+    );
+    if addrs.is_empty() {
+        return None;
+    }
+    tracing::debug!(%peer, ?addrs, "DCUtR: trying a plain dial first (unilateral upgrade)");
+    let opts = DialOpts {
+        expected_peer: Some(peer),
+        port_reuse: false,
+        role: Role::Initiator,
+    };
+    let dial = host.swarm().dial_new_with_opts(addrs, opts);
+    match host.runtime().timeout(timeout, dial).await {
+        Ok(Ok(conn)) => Some(conn),
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "DCUtR: plain dial failed; hole punching");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, ?timeout, "DCUtR: plain dial timed out; hole punching");
+            None
+        }
+    }
+}
+
+/// The addresses the remote on `relayed` advertises: its identify answer (asked for over
+/// the relayed connection when not known yet, waiting at most [`IDENTIFY_WAIT`]), then
+/// what the peerstore knows.
+async fn advertised_addrs(host: &Host, relayed: &Connection) -> Vec<Multiaddr> {
+    let peer = relayed.peer();
+    let mut addrs = Vec::new();
+    if let Some(identify) = host.service::<Identify>() {
+        let info = match identify.info(&peer) {
+            Some(info) => Some(info),
+            None => match host
+                .runtime()
+                .timeout(IDENTIFY_WAIT, identify.identify(relayed))
+                .await
+            {
+                Ok(Ok(info)) => Some(info),
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "DCUtR: identify over the relayed connection failed");
+                    None
+                }
+                Err(_) => None,
+            },
+        };
+        if let Some(info) = info {
+            addrs.extend(info.listen_addrs.iter().cloned());
+        }
+    }
+    addrs.extend(host.peerstore().addrs(&peer));
+    addrs
 }
 
 async fn attempt_as_initiator(
@@ -355,7 +435,8 @@ async fn direct(
     }
 }
 
-/// Reports a direct connection and closes the relayed one after the grace period.
+/// Counts a hole punch that made a direct connection, reports it and closes the relayed
+/// connection after the grace period.
 fn succeeded(
     inner: &Arc<Inner>,
     host: &Host,
@@ -363,14 +444,28 @@ fn succeeded(
     direct: &Connection,
     started: std::time::Instant,
 ) {
+    let attempts = inner.upgrades().finish(&relayed.peer(), true);
+    report_upgrade(inner, host, relayed, direct, started, attempts, false);
+}
+
+/// Reports a direct connection and closes the relayed one after the grace period.
+fn report_upgrade(
+    inner: &Arc<Inner>,
+    host: &Host,
+    relayed: &Connection,
+    direct: &Connection,
+    started: std::time::Instant,
+    attempts: u32,
+    unilateral: bool,
+) {
     let peer = relayed.peer();
-    let attempts = inner.upgrades().finish(&peer, true);
     let elapsed = host.runtime().now().saturating_duration_since(started);
-    tracing::info!(%peer, addr = %direct.remote_addr(), attempts, ?elapsed, "DCUtR: direct connection");
+    tracing::info!(%peer, addr = %direct.remote_addr(), attempts, unilateral, ?elapsed, "DCUtR: direct connection");
     inner.events.emit(&DcutrEvent::Upgraded {
         peer,
         addr: direct.remote_addr().clone(),
         attempts,
+        unilateral,
         elapsed,
     });
     if let Some(grace) = inner.config.close_relayed_after {

@@ -6,7 +6,7 @@
 //! what this proves is the exchange, the roles, the events and the clean-up, not the
 //! traversal of a NAT.
 //!
-//! A does not listen: with both listening, B's dial (as the handshake's server) can reach
+//! A does not listen (except in the unilateral-upgrade test): with both listening, B's dial (as the handshake's server) can reach
 //! A's listener before A dials, and both ends of that connection would wait as servers. No
 //! NAT lets such an unsolicited connection through; on loopback it would make the test
 //! depend on which dial wins.
@@ -20,6 +20,7 @@ use lp2p_core::runtime::block_on;
 use lp2p_core::{Multiaddr, Protocol, RuntimeHandle};
 use lp2p_dcutr::{Dcutr, DcutrConfig, DcutrEvent};
 use lp2p_host::{Host, HostBuilder};
+use lp2p_identify::{Identify, IdentifyConfig};
 use lp2p_noise::Noise;
 use lp2p_relay::client::{self, ClientConfig, RelayClientEvent};
 use lp2p_relay::{HopConfig, RelayService};
@@ -120,6 +121,7 @@ fn a_relayed_connection_is_upgraded_to_a_direct_one_and_then_closed() {
         let DcutrEvent::Upgraded {
             peer,
             attempts,
+            unilateral,
             addr,
             ..
         } = next_upgrade(&mut b_events).await
@@ -128,6 +130,7 @@ fn a_relayed_connection_is_upgraded_to_a_direct_one_and_then_closed() {
         };
         assert_eq!(peer, a.local_peer_id());
         assert_eq!(attempts, 1);
+        assert!(!unilateral, "A does not listen: only a hole punch can work");
         assert!(
             !addr.iter().any(|p| matches!(p, Protocol::P2pCircuit)),
             "{addr}"
@@ -154,6 +157,81 @@ fn a_relayed_connection_is_upgraded_to_a_direct_one_and_then_closed() {
                 .iter()
                 .any(|c| !c.is_limited())
         );
+        for h in [a, b, relay] {
+            h.close().await;
+        }
+    });
+}
+
+/// A peer that dialed through the relay but listens where the other can reach it needs no
+/// hole punch: B learns A's listen address from identify over the relayed connection and
+/// dials it plainly (the spec's unilateral upgrade); no DCUtR exchange takes place.
+#[test]
+fn a_peer_that_listens_is_reached_by_a_plain_dial_without_hole_punching() {
+    run(async {
+        let relay = tcp_builder()
+            .on_start(RelayService::hook(HopConfig::default()))
+            .build()
+            .await
+            .unwrap();
+        let relay_addr = relay.listen_addrs()[0]
+            .clone()
+            .with(Protocol::P2p(relay.local_peer_id()));
+
+        let (b, b_relay) = peer_behind_relays(true).await;
+        let _b_identify = Identify::new(&b, IdentifyConfig::default());
+        let b_dcutr: Dcutr = b.service().unwrap();
+        let mut b_events = b_dcutr.events();
+        let mut reservations = b_relay.events();
+        b.listen_on(&relay_addr.clone().with(Protocol::P2pCircuit))
+            .await
+            .unwrap();
+        while !matches!(
+            reservations.next().await,
+            Some(RelayClientEvent::ReservationAccepted { .. })
+        ) {}
+
+        // A listens on 127.0.0.1 and answers identify over the relayed connection.
+        let (a, _a_relay) = peer_behind_relays(true).await;
+        let _a_identify = Identify::new(&a, IdentifyConfig::default());
+        let a_dcutr: Dcutr = a.service().unwrap();
+        let circuit: Multiaddr = relay_addr
+            .with(Protocol::P2pCircuit)
+            .with(Protocol::P2p(b.local_peer_id()));
+        let relayed = a.connect_addr(circuit).await.unwrap();
+        assert!(relayed.is_limited());
+
+        let DcutrEvent::Upgraded {
+            peer,
+            attempts,
+            unilateral,
+            addr,
+            ..
+        } = next_upgrade(&mut b_events).await
+        else {
+            panic!("B's upgrade failed");
+        };
+        assert_eq!(peer, a.local_peer_id());
+        assert!(unilateral);
+        assert_eq!(attempts, 0);
+        assert!(a.listen_addrs().contains(&addr), "{addr}");
+        let stats = b_dcutr.stats();
+        assert_eq!(
+            (
+                stats.initiated,
+                stats.attempts,
+                stats.succeeded,
+                stats.unilateral
+            ),
+            (1, 0, 1, 1)
+        );
+        // B's direct connection is its own dial; A never took part in an exchange.
+        assert!(
+            b.connections(&a.local_peer_id())
+                .iter()
+                .any(|c| !c.is_limited() && c.direction() == lp2p_swarm::Direction::Outbound)
+        );
+        assert_eq!(a_dcutr.stats().answered, 0);
         for h in [a, b, relay] {
             h.close().await;
         }

@@ -14,8 +14,8 @@ use lp2p_core::{
     addr,
 };
 use lp2p_host::{
-    Connection, ConnectionEvent, ConnectionEvents, EventStream, Host, HostEvent, HostStream,
-    WeakHost,
+    Connection, ConnectionEvent, ConnectionEvents, EventStream, HandlerOptions, Host, HostEvent,
+    HostStream, WeakHost,
 };
 use lp2p_peerstore::CONNECTED_ADDR_TTL;
 use lp2p_peerstore::record::PeerRecord;
@@ -177,10 +177,17 @@ impl Identify {
             budget: Arc::new(host.resource_manager().clone()),
         });
         let answer = shared.clone();
-        host.set_stream_handler(ID_PROTOCOL, move |stream: HostStream| {
-            let shared = answer.clone();
-            async move { shared.answer(stream).await }
-        });
+        // Answered over limited (relayed) connections too: the answer is a few KiB, and the
+        // peer that received a relayed connection learns from it the addresses for DCUtR's
+        // unilateral upgrade (go-libp2p identifies relayed connections as well).
+        host.set_stream_handler_with(
+            ID_PROTOCOL,
+            HandlerOptions::allow_limited(),
+            move |stream: HostStream| {
+                let shared = answer.clone();
+                async move { shared.answer(stream).await }
+            },
+        );
         let push = shared.clone();
         host.set_stream_handler(PUSH_PROTOCOL, move |stream: HostStream| {
             let shared = push.clone();
@@ -659,6 +666,7 @@ impl Shared {
             if let (Some(conn), Some(observed), Kind::Answer) =
                 (connection, &verified.observed_addr, kind)
                 && !conn.is_closed()
+                && !conn.is_limited()
             {
                 let observer = Observer::for_remote(peer, conn.remote_addr());
                 let listen = host.listen_addrs();

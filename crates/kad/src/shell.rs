@@ -574,8 +574,9 @@ impl Inner {
             HostEvent::Connected {
                 peer, connection, ..
             } => {
-                let dialed = (connection.direction() == Direction::Outbound)
-                    .then(|| connection.remote_addr().clone());
+                let dialed = (connection.direction() == Direction::Outbound
+                    && !connection.is_limited())
+                .then(|| connection.remote_addr().clone());
                 if let Some(addr) = &dialed {
                     state.dialed.insert(peer, addr.clone());
                 }
@@ -611,7 +612,9 @@ impl Inner {
             .map(|host| {
                 host.connections(&peer)
                     .iter()
-                    .filter(|c| c.direction() == Direction::Outbound)
+                    // A relayed connection's address is the relay's circuit, not one we
+                    // verified the peer at (and kad does not run over limited connections).
+                    .filter(|c| c.direction() == Direction::Outbound && !c.is_limited())
                     .map(|c| c.remote_addr().clone())
                     .collect()
             })

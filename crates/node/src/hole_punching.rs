@@ -1,5 +1,6 @@
 //! `--dcutr`: upgrade relayed connections to direct ones (lp2p-dcutr), printing
-//! `{"event":"dcutr","peer":"...","ok":true,"addr":"...","attempts":N,"ms":T}` per upgrade,
+//! `{"event":"dcutr","peer":"...","ok":true,"addr":"...","attempts":N,"unilateral":B,"ms":T}`
+//! per upgrade,
 //! or `"ok":false` with the `error` when every attempt failed.
 //!
 //! On a node whose addresses are all loopback (a test network on one machine) loopback
@@ -39,6 +40,7 @@ fn event_json(event: &DcutrEvent) -> Value {
             peer,
             addr,
             attempts,
+            unilateral,
             elapsed,
         } => json!({
             "event": "dcutr",
@@ -46,6 +48,7 @@ fn event_json(event: &DcutrEvent) -> Value {
             "ok": true,
             "addr": addr.to_string(),
             "attempts": attempts,
+            "unilateral": unilateral,
             "ms": elapsed.as_secs_f64() * 1000.0,
         }),
         DcutrEvent::Failed {
