@@ -467,6 +467,37 @@ impl Kademlia {
     pub fn events(&self) -> EventStream<Event> {
         self.inner.events.subscribe()
     }
+
+    /// Lets the mode follow the node's reachability: server mode while the latest value of
+    /// `publicly_reachable` is `true`, client mode while it is `false` (the spec's "Client
+    /// and server mode": only publicly reachable nodes should answer the DHT, or others
+    /// fill their routing tables with peers they cannot dial). Feed it a verdict such as
+    /// AutoNAT's (`lp2p-node --kad auto --autonat` does); the mode configured at start
+    /// holds until the first value. A switch is logged, and identify pushes the changed
+    /// protocol list to connected peers. Runs until the stream or the host ends.
+    pub fn follow_reachability<S>(&self, publicly_reachable: S)
+    where
+        S: Stream<Item = bool> + Send + 'static,
+    {
+        let Some(host) = self.inner.host.upgrade() else {
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        host.spawn(async move {
+            let mut publicly_reachable = std::pin::pin!(publicly_reachable);
+            while let Some(public) = publicly_reachable.next().await {
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                let kad = Kademlia { inner };
+                let mode = if public { Mode::Server } else { Mode::Client };
+                if kad.mode() != mode {
+                    tracing::info!(?mode, "kad: mode follows the node's reachability");
+                    kad.set_mode(mode);
+                }
+            }
+        });
+    }
 }
 
 fn unexpected(result: &QueryResult) -> KadError {

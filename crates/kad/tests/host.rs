@@ -1,6 +1,6 @@
 //! The Kademlia service on real hosts (memory transport + noise + yamux, with identify):
 //! find-peer, put/get value, provide/find providers across a small network, client mode,
-//! switching modes, several requests on one inbound stream, and stopping with the host.
+//! switching modes (by hand and following reachability verdicts), several requests on one inbound stream, and stopping with the host.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -221,6 +221,32 @@ fn a_client_queries_but_is_never_in_routing_tables() {
         .await;
         client_host.close().await;
         close(&nodes).await;
+    });
+}
+
+#[test]
+fn the_mode_follows_reachability_verdicts() {
+    block_on(async {
+        let (host, kad) = node(open_config().with_mode(Mode::Client)).await;
+        let registered = |host: &Host| host.protocols().iter().any(|p| p.as_str() == PROTOCOL);
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        kad.follow_reachability(rx);
+        tx.unbounded_send(true).unwrap();
+        wait_until(&host, "server mode once reachable", || {
+            kad.mode() == Mode::Server && registered(&host)
+        })
+        .await;
+        tx.unbounded_send(false).unwrap();
+        wait_until(&host, "client mode once unreachable", || {
+            kad.mode() == Mode::Client && !registered(&host)
+        })
+        .await;
+        // The same verdict twice changes nothing; the stream ending leaves the mode as is.
+        tx.unbounded_send(false).unwrap();
+        drop(tx);
+        host.runtime().sleep(Duration::from_millis(50)).await;
+        assert_eq!(kad.mode(), Mode::Client);
+        host.close().await;
     });
 }
 

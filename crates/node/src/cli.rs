@@ -95,8 +95,12 @@ pub(crate) struct Common {
     pub insecure_ws_cert: bool,
     /// `--dns-server IP:PORT`: resolve names with this server only.
     pub dns_server: Option<SocketAddr>,
-    /// `--kad server|client` (dial: implied `client` by a Kademlia operation).
+    /// `--kad server|client|auto` (dial: implied `client` by a Kademlia operation); `auto`
+    /// starts as a client and sets `kad_follows_reachability`.
     pub kad: Option<KadMode>,
+    /// `--kad auto`: Kademlia is a server while AutoNAT finds one of our addresses public,
+    /// a client otherwise (needs `--autonat`).
+    pub kad_follows_reachability: bool,
     /// `--mdns` (listen, dial): mDNS discovery, printing `discovered` events.
     pub mdns: bool,
     /// `--metrics IP:PORT` (listen, dial): serve Prometheus metrics there.
@@ -133,6 +137,7 @@ impl Default for Common {
             insecure_ws_cert: false,
             dns_server: None,
             kad: None,
+            kad_follows_reachability: false,
             mdns: false,
             metrics: None,
             relay_service: false,
@@ -250,7 +255,9 @@ options (any command):
                                (a self-signed certificate without them)
   --insecure-ws-cert           /tls/ws dials accept any server certificate
   --dns-server IP:PORT         resolve /dns* and /dnsaddr names with this server only
-  --kad server|client          run Kademlia (/ipfs/kad/1.0.0); listen's --connect peers are
+  --kad server|client|auto     run Kademlia (/ipfs/kad/1.0.0); auto (with --autonat) is a
+                               server while an address of ours is public, else a client;
+                               listen's --connect peers are
                                its bootstrap peers; listen reads stdin lines kad-find-peer ID,
                                kad-put KEY VALUE, kad-get KEY, kad-provide KEY,
                                kad-find-providers KEY
@@ -384,12 +391,17 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
                 );
             }
             "--kad" => {
-                common.kad = Some(match value("server or client")?.as_str() {
+                common.kad = Some(match value("server, client or auto")?.as_str() {
                     "server" => KadMode::Server,
                     "client" => KadMode::Client,
+                    "auto" => {
+                        // A client until AutoNAT finds an address of ours public.
+                        common.kad_follows_reachability = true;
+                        KadMode::Client
+                    }
                     other => {
                         return Err(usage(format!(
-                            "unknown kad mode `{other}`; use server or client"
+                            "unknown kad mode `{other}`; use server, client or auto"
                         )));
                     }
                 });
@@ -442,6 +454,11 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
     }
     if common.kad.is_some() && !matches!(name, "listen" | "dial") {
         return Err(usage(format!("option --kad does not apply to `{name}`")));
+    }
+    if common.kad_follows_reachability && !common.autonat {
+        return Err(usage(
+            "--kad auto follows AutoNAT's verdicts: add --autonat",
+        ));
     }
     if !raw.kad_ops.is_empty() && common.kad.is_none() {
         // Querying needs no server: a dial with operations runs a client by default.
@@ -825,6 +842,22 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(common.kad, Some(KadMode::Server));
+        assert!(!common.kad_follows_reachability);
+        let (_, common) = p(&[
+            "listen",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/0",
+            "--kad",
+            "auto",
+            "--autonat",
+        ])
+        .unwrap();
+        assert_eq!(
+            common.kad,
+            Some(KadMode::Client),
+            "a client until proven public"
+        );
+        assert!(common.kad_follows_reachability);
         for (args, expected) in [
             (
                 &["listen", "--addr", "/ip4/127.0.0.1/tcp/0", "--kad", "both"][..],
@@ -833,6 +866,10 @@ mod tests {
             (
                 &["listen", "--addr", "/ip4/127.0.0.1/tcp/0", "--kad-get", "k"],
                 "--kad-* does not apply to `listen`",
+            ),
+            (
+                &["listen", "--addr", "/ip4/127.0.0.1/tcp/0", "--kad", "auto"],
+                "--kad auto follows AutoNAT's verdicts: add --autonat",
             ),
             (
                 &[

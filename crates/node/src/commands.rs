@@ -168,9 +168,7 @@ pub(crate) async fn listen(
     } else {
         None
     };
-    let _autonat = common
-        .autonat
-        .then(|| crate::reachability::start(&host, out, common.loopback_only));
+    let _autonat = crate::reachability::start_if_asked(&host, out, common, &services);
     crate::hole_punching::print_events(&host, out);
     let _port_mapper = if common.upnp {
         Some(crate::port_mapping::start(&host, out)?)
@@ -328,9 +326,7 @@ pub(crate) async fn dial(
     if common.mdns {
         crate::discovery::start(&host, out)?;
     }
-    let _autonat = common
-        .autonat
-        .then(|| crate::reachability::start(&host, out, common.loopback_only));
+    let _autonat = crate::reachability::start_if_asked(&host, out, common, &services);
     crate::hole_punching::print_events(&host, out);
     let metrics = match common.metrics {
         Some(addr) => Some(services.serve_metrics(&host, addr)?),

@@ -1,25 +1,54 @@
 //! `--autonat`: the AutoNAT v2 client and server, printing
 //! `{"event":"reachability","addr":"...","status":"public|private|unknown"}` per status
-//! change of one of our addresses.
+//! change of one of our addresses. With `--kad auto`, Kademlia's mode follows: a server
+//! while at least one of our addresses is public, a client otherwise, each switch printed
+//! as `{"event":"kad-mode","mode":"server|client"}`.
 //!
 //! A node whose listen addresses are all loopback is a test network on one machine: its
 //! client tests loopback addresses, its server dials them, and one server's answer decides
 //! (there are rarely three servers in such a test). Anywhere else the library defaults
 //! hold: public addresses only, three servers must agree.
 
+use std::collections::HashSet;
+
 use futures::StreamExt;
-use lp2p::Host;
-use lp2p::autonat::{AutonatClient, AutonatEvent, AutonatServer, ClientConfig, ServerConfig};
+use futures::channel::mpsc;
+use lp2p::autonat::{
+    AutonatClient, AutonatEvent, AutonatServer, ClientConfig, Reachability, ServerConfig,
+};
+use lp2p::kad::Kademlia;
+use lp2p::{Host, Multiaddr};
 use serde_json::json;
 
+use crate::cli::Common;
 use crate::output::Output;
+use crate::services::Services;
+
+/// With `--autonat`: [`start`], with Kademlia following the verdicts under `--kad auto`.
+pub(crate) fn start_if_asked(
+    host: &Host,
+    out: &Output,
+    common: &Common,
+    services: &Services,
+) -> Option<(AutonatServer, AutonatClient)> {
+    let following = services
+        .kad
+        .as_ref()
+        .filter(|_| common.kad_follows_reachability);
+    common
+        .autonat
+        .then(|| start(host, out, common.loopback_only, following))
+}
 
 /// Starts the server and the client on `host` and prints the client's status changes until
 /// the host closes. `loopback_only`: the node's addresses are all loopback (a test network).
-pub(crate) fn start(
+/// `kad` (`--kad auto`): its mode follows the verdicts, a server while one of our
+/// addresses is public.
+fn start(
     host: &Host,
     out: &Output,
     loopback_only: bool,
+    kad: Option<&Kademlia>,
 ) -> (AutonatServer, AutonatClient) {
     let (server, client) = if loopback_only {
         let server = AutonatServer::new(host, ServerConfig::default().allowing_private_addrs());
@@ -39,7 +68,13 @@ pub(crate) fn start(
     };
     let mut events = client.events();
     let out = out.clone();
+    let (public_tx, public_rx) = mpsc::unbounded();
+    let kad_follows = kad.is_some();
+    if let Some(kad) = kad {
+        kad.follow_reachability(public_rx);
+    }
     host.spawn(async move {
+        let mut statuses = PublicAddrs::default();
         while let Some(event) = events.next().await {
             if let AutonatEvent::StatusChanged { addr, status } = event {
                 out.emit(&json!({
@@ -47,8 +82,57 @@ pub(crate) fn start(
                     "addr": addr.to_string(),
                     "status": status.as_str(),
                 }));
+                if let Some(public) = statuses.update(addr, status)
+                    && kad_follows
+                {
+                    let _ = public_tx.unbounded_send(public);
+                    out.emit(&json!({
+                        "event": "kad-mode",
+                        "mode": if public { "server" } else { "client" },
+                    }));
+                }
             }
         }
     });
     (server, client)
+}
+
+/// Which of our addresses AutoNAT found public, to tell when the node as a whole becomes
+/// publicly reachable (one public address is enough) or stops being so.
+#[derive(Debug, Default)]
+struct PublicAddrs {
+    public: HashSet<Multiaddr>,
+}
+
+impl PublicAddrs {
+    /// Records `addr`'s new status; returns whether the node is publicly reachable when
+    /// that answer changed.
+    fn update(&mut self, addr: Multiaddr, status: Reachability) -> Option<bool> {
+        let before = !self.public.is_empty();
+        if status == Reachability::Public {
+            self.public.insert(addr);
+        } else {
+            self.public.remove(&addr);
+        }
+        let after = !self.public.is_empty();
+        (before != after).then_some(after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_is_public_while_one_address_is() {
+        let a: Multiaddr = "/ip4/8.8.8.8/tcp/1".parse().unwrap();
+        let b: Multiaddr = "/ip4/8.8.8.8/udp/1/quic-v1".parse().unwrap();
+        let mut p = PublicAddrs::default();
+        assert_eq!(p.update(a.clone(), Reachability::Private), None);
+        assert_eq!(p.update(a.clone(), Reachability::Public), Some(true));
+        assert_eq!(p.update(b.clone(), Reachability::Public), None);
+        assert_eq!(p.update(a.clone(), Reachability::Unknown), None);
+        assert_eq!(p.update(b, Reachability::Private), Some(false));
+        assert_eq!(p.update(a, Reachability::Private), None);
+    }
 }

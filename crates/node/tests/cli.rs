@@ -432,6 +432,30 @@ fn autonat_prints_the_reachability_of_a_listen_address() {
 }
 
 #[test]
+fn kad_auto_becomes_a_server_once_autonat_finds_an_address_public() {
+    let (server, server_addr) = listen(&["--autonat", "--kad", "server"]);
+    let (mut node, _) = listen(&["--autonat", "--kad", "auto", "--connect", &server_addr]);
+    // The verdict comes first, then the switch it causes.
+    let mut public = false;
+    let mode = loop {
+        let event = node.next_event();
+        assert_ne!(event["event"], "error", "{event}");
+        if event["event"] == "reachability" && event["status"] == "public" {
+            public = true;
+        }
+        if event["event"] == "kad-mode" {
+            break event;
+        }
+    };
+    assert!(public, "kad-mode before any public verdict");
+    assert_eq!(mode["mode"], "server", "{mode}");
+    let (status, rest) = node.finish();
+    assert!(status.success(), "{rest:?}");
+    let (status, rest) = server.finish();
+    assert!(status.success(), "{rest:?}");
+}
+
+#[test]
 fn autonat_applies_to_listen_and_dial_only() {
     let output = run(&["perf", "--autonat", "--addr", "/ip4/127.0.0.1/tcp/1"]);
     assert_fails_with(&output, "--autonat does not apply to `perf`");
