@@ -10,7 +10,8 @@
 //! - Limits: a circuit through the lp2p relay that carries more than the relay's data limit is
 //!   reset; the js dialer's echo fails, one under the limit passed just before. And the other
 //!   way: a js relay's data limit cuts an lp2p circuit (js counts both directions against one
-//!   budget, where the spec and the lp2p relay count each direction).
+//!   budget, where the spec and the lp2p relay count each direction). Duration limits both
+//!   ways: a 2 s circuit through either relay ends after 2 s, seen at both of its ends.
 //!
 //! @libp2p/circuit-relay-v2 4.2.13 sends its duration limit in milliseconds where the spec
 //! says seconds (120000 for its 2 min): the first test pins what lp2p reads.
@@ -475,6 +476,131 @@ fn js_relay_data_limit_resets_an_lp2p_circuit() {
             async_std::task::sleep(Duration::from_millis(50)).await;
         }
     });
+
+    run("close", async {
+        b.close().await;
+        a.close().await;
+    });
+    drop(js_relay);
+}
+
+/// How long the circuits of the duration tests may last.
+const SHORT_DURATION: Duration = Duration::from_secs(2);
+
+/// Waits until `host` has no connection to `peer` left.
+async fn until_disconnected(host: &Host, peer: &PeerId) {
+    while !host.connections(peer).is_empty() {
+        async_std::task::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Checks a circuit dialed at `started` ended by its duration limit: not before it, and
+/// long before the 60 s idle timeout could have closed the connection instead.
+fn ended_by_duration_limit(started: std::time::Instant) {
+    let lasted = started.elapsed();
+    assert!(
+        lasted >= SHORT_DURATION && lasted < SHORT_DURATION + Duration::from_secs(30),
+        "the circuit ended after {lasted:?}; its duration limit is {SHORT_DURATION:?}"
+    );
+}
+
+#[test]
+fn lp2p_relay_duration_limit_closes_a_js_circuit() {
+    init_tracing();
+    if skip_without_js() {
+        return;
+    }
+    let (relay, service, relay_addr) = lp2p_relay(HopConfig {
+        circuit_limit: Limit {
+            duration: Some(SHORT_DURATION),
+            data: None,
+        },
+        ..HopConfig::default()
+    });
+    let mut js = js_listen(&["--relay", &relay_addr.to_string()]);
+    let js_id: PeerId = js.peer_id.parse().expect("js peer id");
+    js.wait_for(|e| e["event"] == "reservation")
+        .unwrap_or_else(|e| panic!("js client: {e}"));
+    let through = relay_addr
+        .clone()
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(js_id));
+
+    // B reaches js through the relay and echoes; then leaves the circuit idle until the
+    // relay's duration limit ends it.
+    let (b, _b_client) = run("lp2p host B", lp2p_client_host(ClientConfig::default()));
+    let started = std::time::Instant::now();
+    run("B's circuit to js until the duration limit", async {
+        echo_through_circuit(&b, through, js_id, 1_000).await;
+        until_disconnected(&b, &js_id).await;
+    });
+    ended_by_duration_limit(started);
+    // js saw the relayed connection come and go.
+    let b_id = b.local_peer_id().to_string();
+    let connected = js
+        .wait_for(|e| e["event"] == "connected" && e["peer"] == b_id)
+        .unwrap_or_else(|e| panic!("js client: {e}"));
+    assert_eq!(connected["limited"], true, "{connected}");
+    js.wait_for(|e| e["event"] == "disconnected" && e["peer"] == b_id)
+        .unwrap_or_else(|e| panic!("js never saw the circuit end: {e}"));
+    let stats = stats_when(&service, |s| s.circuits_over_limit >= 1);
+    assert_eq!(stats.circuits_over_limit, 1, "{stats:?}");
+
+    run("close", async {
+        b.close().await;
+        relay.close().await;
+    });
+    drop(js);
+}
+
+#[test]
+fn js_relay_duration_limit_closes_an_lp2p_circuit() {
+    init_tracing();
+    if skip_without_js() {
+        return;
+    }
+    let secs = SHORT_DURATION.as_secs().to_string();
+    let js_relay = js_listen(&["--relay-service", "--relay-duration-limit", &secs]);
+    let relay_addr: Multiaddr = js_relay.addr.parse().expect("js relay address");
+
+    let (a, a_client) = run("lp2p host A", lp2p_client_host(ClientConfig::default()));
+    let a_id = a.local_peer_id();
+    let reservation = run("A reserves on the js relay", async {
+        let mut events = a_client.events();
+        a.listen_on(&relay_addr.clone().with(Protocol::P2pCircuit))
+            .await
+            .expect("reservation on the js-libp2p relay");
+        loop {
+            match events.next().await {
+                Some(RelayClientEvent::ReservationAccepted { reservation, .. }) => {
+                    break reservation;
+                }
+                Some(_) => {}
+                None => panic!("relay client events ended"),
+            }
+        }
+    });
+    // The wire carries milliseconds (see the first test): 2 s arrives as 2000 "seconds".
+    assert_eq!(
+        reservation.limit.and_then(|l| l.duration),
+        Some(SHORT_DURATION * 1000)
+    );
+
+    let (b, _b_client) = run("lp2p host B", lp2p_client_host(ClientConfig::default()));
+    let target = relay_addr
+        .clone()
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(a_id));
+    let started = std::time::Instant::now();
+    run(
+        "B's circuit to A until the js relay's duration limit",
+        async {
+            echo_through_circuit(&b, target, a_id, 1_000).await;
+            until_disconnected(&b, &a_id).await;
+        },
+    );
+    ended_by_duration_limit(started);
+    run("A loses B too", until_disconnected(&a, &b.local_peer_id()));
 
     run("close", async {
         b.close().await;
