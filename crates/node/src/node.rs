@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p::dns::DnsResolver;
+use lp2p::host::HandlerOptions;
 use lp2p::muxer::{mplex::Mplex, yamux::Yamux};
 use lp2p::relay::client::{ClientConfig, RelayClient};
 use lp2p::relay::{HopConfig, RelayService};
@@ -227,7 +228,9 @@ pub(crate) async fn start(
     if let Some(mode) = common.kad {
         services.kad = Some(crate::kad::start(&host, mode, bootstrap)?);
     }
-    host.set_stream_handler(ECHO, serve_echo);
+    // Echo runs over relayed (limited) connections too: a node reached through `--relay` is
+    // tested with it; the relay's data and duration limits still apply.
+    host.set_stream_handler_with(ECHO, HandlerOptions::allow_limited(), serve_echo);
     lp2p_perf::serve(&host, lp2p_perf::PerfConfig::default());
     for addr in listen {
         host.listen_on(addr)
@@ -268,7 +271,7 @@ pub(crate) async fn echo(
 ) -> Result<usize, String> {
     let exchange = async {
         let mut stream = host
-            .new_stream(peer, [ECHO])
+            .new_stream_allow_limited(peer, [ECHO])
             .await
             .map_err(|e| e.to_string())?;
         stream

@@ -1,4 +1,5 @@
-//! `--autonat`: the AutoNAT v2 client and server, printing
+//! `--autonat`: the AutoNAT v2 client (falling back to v1 servers when no peer serves v2)
+//! and the v2 and v1 servers, printing
 //! `{"event":"reachability","addr":"...","status":"public|private|unknown"}` per status
 //! change of one of our addresses. With `--kad auto`, Kademlia's mode follows: a server
 //! while at least one of our addresses is public, a client otherwise, each switch printed
@@ -14,7 +15,8 @@ use std::collections::HashSet;
 use futures::StreamExt;
 use futures::channel::mpsc;
 use lp2p::autonat::{
-    AutonatClient, AutonatEvent, AutonatServer, ClientConfig, Reachability, ServerConfig,
+    AutonatClient, AutonatEvent, AutonatServer, AutonatV1Server, ClientConfig, Reachability,
+    ServerConfig, V1ServerConfig,
 };
 use lp2p::kad::Kademlia;
 use lp2p::{Host, Multiaddr};
@@ -24,13 +26,23 @@ use crate::cli::Common;
 use crate::output::Output;
 use crate::services::Services;
 
+/// The AutoNAT services the node runs; they stop with the host.
+pub(crate) struct Autonat {
+    /// The v2 server.
+    pub(crate) _server: AutonatServer,
+    /// The v1 server (for peers that only speak `/libp2p/autonat/1.0.0`).
+    pub(crate) _v1_server: AutonatV1Server,
+    /// The client (v2, falling back to v1 servers when no peer serves v2).
+    pub(crate) _client: AutonatClient,
+}
+
 /// With `--autonat`: [`start`], with Kademlia following the verdicts under `--kad auto`.
 pub(crate) fn start_if_asked(
     host: &Host,
     out: &Output,
     common: &Common,
     services: &Services,
-) -> Option<(AutonatServer, AutonatClient)> {
+) -> Option<Autonat> {
     let following = services
         .kad
         .as_ref()
@@ -40,18 +52,15 @@ pub(crate) fn start_if_asked(
         .then(|| start(host, out, common.loopback_only, following))
 }
 
-/// Starts the server and the client on `host` and prints the client's status changes until
-/// the host closes. `loopback_only`: the node's addresses are all loopback (a test network).
+/// Starts the servers (v2 and v1) and the client on `host` and prints the client's status
+/// changes until the host closes. `loopback_only`: the node's addresses are all loopback (a test network).
 /// `kad` (`--kad auto`): its mode follows the verdicts, a server while one of our
 /// addresses is public.
-fn start(
-    host: &Host,
-    out: &Output,
-    loopback_only: bool,
-    kad: Option<&Kademlia>,
-) -> (AutonatServer, AutonatClient) {
-    let (server, client) = if loopback_only {
+fn start(host: &Host, out: &Output, loopback_only: bool, kad: Option<&Kademlia>) -> Autonat {
+    let (server, v1_server, client) = if loopback_only {
         let server = AutonatServer::new(host, ServerConfig::default().allowing_private_addrs());
+        let v1_server =
+            AutonatV1Server::new(host, V1ServerConfig::default().allowing_private_addrs());
         let client = AutonatClient::new_allowing_private_addrs(
             host,
             ClientConfig {
@@ -59,10 +68,11 @@ fn start(
                 ..ClientConfig::default()
             },
         );
-        (server, client)
+        (server, v1_server, client)
     } else {
         (
             AutonatServer::new(host, ServerConfig::default()),
+            AutonatV1Server::new(host, V1ServerConfig::default()),
             AutonatClient::new(host, ClientConfig::default()),
         )
     };
@@ -94,7 +104,11 @@ fn start(
             }
         }
     });
-    (server, client)
+    Autonat {
+        _server: server,
+        _v1_server: v1_server,
+        _client: client,
+    }
 }
 
 /// Which of our addresses AutoNAT found public, to tell when the node as a whole becomes

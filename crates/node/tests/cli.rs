@@ -399,8 +399,13 @@ fn a_listener_reserves_on_a_relay_and_is_dialed_through_it() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(events[0]["event"], "connected", "{events:?}");
-    // Services have not opted in to limited connections: a ping through the relay is
-    // refused, and the error says why.
+    // Echo runs over the relayed connection (the node's test protocol opts in).
+    let output = dial(&circuit, &["--echo", "through the relay"]);
+    let events = events_of(&output);
+    assert!(output.status.success(), "{events:?}");
+    assert!(events.iter().any(|e| e["event"] == "echo"), "{events:?}");
+    // Ping has not opted in to limited connections: a ping through the relay is refused,
+    // and the error says why.
     let output = dial(&circuit, &["--ping", "1"]);
     assert!(!output.status.success());
     assert_fails_with(&output, "is limited (relayed)");
