@@ -73,8 +73,10 @@ pub mod server;
 pub mod v1;
 
 pub use client::core::{
-    ClientConfig, ClientStats, ProbeResult, ProtocolVersion, Reachability, StatusChange,
+    CandidateReport, ClientConfig, ClientStats, ProbeResult, ProtocolVersion, Reachability,
+    StatusChange,
 };
+pub use client::explain::{Explanation, NotTracked};
 pub use client::service::{AutonatClient, AutonatEvent, CHECK_INTERVAL, DIAL_BACK_TIMEOUT};
 pub use error::AutonatError;
 pub use message::{PROTOCOL_DIAL_BACK, PROTOCOL_DIAL_REQUEST};

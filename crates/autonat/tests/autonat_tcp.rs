@@ -169,6 +169,10 @@ fn the_background_loop_confirms_listen_addresses_and_adds_them_as_external() {
             .await
             .unwrap();
         let addr = c_host.listen_addrs()[0].clone();
+        // Before any verdict the explanation says what the address waits for.
+        let early = client.explain(&addr);
+        assert_eq!(early.status, Reachability::Unknown, "{early}");
+        assert!(early.report.is_some(), "{early}");
         loop {
             match events.next().await.expect("events end with the host") {
                 AutonatEvent::StatusChanged { addr: a, status } => {
@@ -182,6 +186,30 @@ fn the_background_loop_confirms_listen_addresses_and_adds_them_as_external() {
         }
         assert_eq!(client.status(&addr), Reachability::Public);
         assert!(c_host.external_addrs().contains(&addr));
+        // The explanation names the server that dialed back and the advertising.
+        let why = client.explain(&addr);
+        assert_eq!(why.status, Reachability::Public);
+        assert!(why.external);
+        assert_eq!(why.servers, (1, 0));
+        let report = why.report.clone().expect("a tracked address");
+        assert_eq!(report.reachable_by, vec![s_host.local_peer_id()]);
+        assert!(
+            why.reason
+                .starts_with("1 distinct server reached it by dialing back"),
+            "{why}"
+        );
+        assert!(
+            why.reason.ends_with("advertised as an external address"),
+            "{why}"
+        );
+        // An address that is not ours is not tested, and the answer says so.
+        let other: lp2p_core::Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+        let why = client.explain(&other);
+        assert_eq!(
+            why.not_tracked,
+            Some(lp2p_autonat::NotTracked::NotOurs),
+            "{why}"
+        );
         close([c_host, s_host]).await;
     });
 }

@@ -168,7 +168,7 @@ pub(crate) async fn listen(
     } else {
         None
     };
-    let _autonat = crate::reachability::start_if_asked(&host, out, common, &services);
+    let autonat = crate::reachability::start_if_asked(&host, out, common, &services);
     crate::hole_punching::print_events(&host, out);
     let _port_mapper = if common.upnp {
         Some(crate::port_mapping::start(&host, out)?)
@@ -203,7 +203,10 @@ pub(crate) async fn listen(
         futures::select! {
             _ = stop => break,
             line = lines.next() => match line {
-                Some(StdinLine::Line(line)) => handle_stdin_line(&services, out, &line).await,
+                Some(StdinLine::Line(line)) => {
+                    let autonat = autonat.as_ref().map(|a| &a.client);
+                    handle_stdin_line(&services, autonat, out, &line).await;
+                }
                 Some(StdinLine::Skipped { len, reason }) => {
                     tracing::warn!(len, reason, "stdin line skipped");
                     out.say(&format!("stdin line of {len} bytes skipped: {reason} (at most {MAX_STDIN_LINE} bytes of UTF-8)"));
@@ -221,9 +224,24 @@ pub(crate) async fn listen(
     Ok(())
 }
 
-async fn handle_stdin_line(services: &crate::services::Services, out: &Output, line: &str) {
+async fn handle_stdin_line(
+    services: &crate::services::Services,
+    autonat: Option<&lp2p::autonat::AutonatClient>,
+    out: &Output,
+    line: &str,
+) {
     let line = line.trim();
     if line.is_empty() {
+        return;
+    }
+    if let Some(addr) = line.strip_prefix("explain ") {
+        out.emit(&match autonat {
+            Some(client) => crate::reachability::explain_event(client, addr.trim()),
+            None => json!({
+                "event": "explain", "ok": false,
+                "error": "AutoNAT is not running (start with --autonat)",
+            }),
+        });
         return;
     }
     if let Some(op) = crate::kad::parse_line(line) {
@@ -255,9 +273,11 @@ async fn handle_stdin_line(services: &crate::services::Services, out: &Output, l
     } else {
         tracing::warn!(
             line,
-            "unknown stdin command; expected `publish <topic> <text>` or a kad-* line"
+            "unknown stdin command; expected `publish <topic> <text>`, `explain <addr>` or a kad-* line"
         );
-        out.say("unknown command; expected `publish <topic> <text>` or a kad-* line");
+        out.say(
+            "unknown command; expected `publish <topic> <text>`, `explain <addr>` or a kad-* line",
+        );
     }
 }
 

@@ -20,7 +20,7 @@ use lp2p::autonat::{
 };
 use lp2p::kad::Kademlia;
 use lp2p::{Host, Multiaddr};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::cli::Common;
 use crate::output::Output;
@@ -33,7 +33,7 @@ pub(crate) struct Autonat {
     /// The v1 server (for peers that only speak `/libp2p/autonat/1.0.0`).
     pub(crate) _v1_server: AutonatV1Server,
     /// The client (v2, falling back to v1 servers when no peer serves v2).
-    pub(crate) _client: AutonatClient,
+    pub(crate) client: AutonatClient,
 }
 
 /// With `--autonat`: [`start`], with Kademlia following the verdicts under `--kad auto`.
@@ -107,8 +107,39 @@ fn start(host: &Host, out: &Output, loopback_only: bool, kad: Option<&Kademlia>)
     Autonat {
         _server: server,
         _v1_server: v1_server,
-        _client: client,
+        client,
     }
+}
+
+/// The `explain` event for a stdin line `explain ADDR`: why AutoNAT has, or has not,
+/// confirmed that address (`lp2p_autonat::Explanation`).
+pub(crate) fn explain_event(client: &AutonatClient, addr: &str) -> Value {
+    let addr: Multiaddr = match addr.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            return json!({
+                "event": "explain", "ok": false,
+                "error": format!("explain: `{addr}` is not a multiaddr ({e})"),
+            });
+        }
+    };
+    let why = client.explain(&addr);
+    let peers = |list: &[lp2p::PeerId]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let (reachable_by, unreachable_by) = why.report.as_ref().map_or_else(
+        || (Vec::new(), Vec::new()),
+        |r| (peers(&r.reachable_by), peers(&r.unreachable_by)),
+    );
+    json!({
+        "event": "explain",
+        "ok": true,
+        "addr": why.addr.to_string(),
+        "status": why.status.as_str(),
+        "tracked": why.report.is_some(),
+        "external": why.external,
+        "reachable_by": reachable_by,
+        "unreachable_by": unreachable_by,
+        "reason": why.reason,
+    })
 }
 
 /// Which of our addresses AutoNAT found public, to tell when the node as a whole becomes

@@ -430,6 +430,29 @@ fn autonat_prints_the_reachability_of_a_listen_address() {
     };
     assert_eq!(reachability["addr"], ours, "{reachability}");
     assert_eq!(reachability["status"], "public", "{reachability}");
+    // `explain ADDR` says why: the server that dialed back, and that it is advertised.
+    writeln!(node.stdin.as_mut().unwrap(), "explain {ours}").unwrap();
+    let explain = loop {
+        let event = node.next_event();
+        if event["event"] == "explain" {
+            break event;
+        }
+    };
+    let server_id = server_addr.rsplit('/').next().unwrap();
+    assert_eq!(explain["ok"], true, "{explain}");
+    assert_eq!(explain["status"], "public", "{explain}");
+    assert_eq!(explain["reachable_by"][0], server_id, "{explain}");
+    assert_eq!(explain["external"], true, "{explain}");
+    assert!(
+        explain["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 distinct server reached it"),
+        "{explain}"
+    );
+    writeln!(node.stdin.as_mut().unwrap(), "explain not-an-address").unwrap();
+    let bad = node.next_event();
+    assert_eq!(bad["ok"], false, "{bad}");
     let (status, rest) = node.finish();
     assert!(status.success(), "{rest:?}");
     let (status, rest) = server.finish();

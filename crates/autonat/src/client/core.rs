@@ -169,6 +169,26 @@ struct Candidate {
     /// The latest result of each server that answered, oldest first.
     results: VecDeque<(PeerId, bool)>,
     last_probe: Option<Instant>,
+    /// The latest probe that tested this address first and ended without a verdict.
+    last_inconclusive: Option<(PeerId, String)>,
+}
+
+/// What the client knows about one tracked address: the material of an
+/// [`Explanation`](crate::client::explain::Explanation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateReport {
+    /// The verdict.
+    pub status: Reachability,
+    /// Servers whose latest answer was that they reached the address.
+    pub reachable_by: Vec<PeerId>,
+    /// Servers whose latest answer was that they could not.
+    pub unreachable_by: Vec<PeerId>,
+    /// Distinct agreeing servers a verdict needs ([`ClientConfig::confidence`]).
+    pub confidence: usize,
+    /// How long ago the address was last probed; `None`: never.
+    pub last_probed: Option<Duration>,
+    /// The latest probe of this address that ended without a verdict: the server and why.
+    pub last_inconclusive: Option<(PeerId, String)>,
 }
 
 #[derive(Debug)]
@@ -226,6 +246,7 @@ impl ClientCore {
                 status: Reachability::Unknown,
                 results: VecDeque::new(),
                 last_probe: None,
+                last_inconclusive: None,
             },
         ));
         true
@@ -258,6 +279,32 @@ impl ClientCore {
             let yes = c.results.iter().filter(|(_, ok)| *ok).count();
             (yes, c.results.len() - yes)
         })
+    }
+
+    /// Everything the client knows about `addr` at `now`; `None` when it is not tracked.
+    pub fn report(&self, addr: &Multiaddr, now: Instant) -> Option<CandidateReport> {
+        let addr = split_peer_id(addr).0;
+        let c = self.candidate(&addr)?;
+        let by = |ok: bool| {
+            c.results
+                .iter()
+                .filter(|(_, r)| *r == ok)
+                .map(|(s, _)| *s)
+                .collect()
+        };
+        Some(CandidateReport {
+            status: c.status,
+            reachable_by: by(true),
+            unreachable_by: by(false),
+            confidence: self.config.confidence.max(1),
+            last_probed: c.last_probe.map(|t| now.saturating_duration_since(t)),
+            last_inconclusive: c.last_inconclusive.clone(),
+        })
+    }
+
+    /// Whether the candidate list is full (further addresses are not tracked).
+    pub fn is_full(&self) -> bool {
+        self.candidates.len() >= self.config.max_candidates
     }
 
     fn candidate(&self, addr: &Multiaddr) -> Option<&Candidate> {
@@ -429,8 +476,13 @@ impl ClientCore {
                 self.stats.unreachable += 1;
                 self.record(addr, pending.server, false)
             }
-            ProbeResult::Inconclusive { .. } => {
+            ProbeResult::Inconclusive { reason } => {
                 self.stats.inconclusive += 1;
+                if let Some(tested) = pending.addrs.first()
+                    && let Some((_, c)) = self.candidates.iter_mut().find(|(a, _)| a == tested)
+                {
+                    c.last_inconclusive = Some((pending.server, reason.clone()));
+                }
                 None
             }
         };
@@ -723,6 +775,35 @@ mod tests {
         assert_eq!(core.stats().candidates_dropped, 1);
         assert!(core.remove_candidate(&addr("/ip4/1.1.1.1/tcp/2")));
         assert!(core.add_candidate(&addr("/ip4/1.1.1.1/tcp/3")));
+    }
+
+    #[test]
+    fn the_report_names_the_servers_and_the_last_probe_without_verdict() {
+        let (mut core, a) = one_address(3);
+        let (yes, no, refusing) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        core.start_probe(yes, vec![a.clone()], 1, t0);
+        core.dial_back(1, &a);
+        core.finish(1, ok(0));
+        core.start_probe(no, vec![a.clone()], 2, t0);
+        core.finish(2, failed(0));
+        core.start_probe(refusing, vec![a.clone()], 3, t0);
+        core.finish(3, Err("the stream was reset".into()));
+        let report = core
+            .report(&a, t0 + Duration::from_secs(5))
+            .expect("tracked");
+        assert_eq!(report.status, Reachability::Unknown);
+        assert_eq!(
+            (report.reachable_by, report.unreachable_by),
+            (vec![yes], vec![no])
+        );
+        assert_eq!(report.confidence, 3);
+        assert_eq!(report.last_probed, Some(Duration::from_secs(5)));
+        assert_eq!(
+            report.last_inconclusive,
+            Some((refusing, "the stream was reset".to_owned()))
+        );
+        assert!(core.report(&addr("/ip4/8.8.4.4/tcp/1"), t0).is_none());
     }
 
     #[test]

@@ -2,4 +2,5 @@
 //! per address.
 
 pub mod core;
+pub mod explain;
 pub mod service;

@@ -5,9 +5,9 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use lp2p_core::addr::{first_ip, is_public_ip};
+use lp2p_core::addr::split_peer_id;
 use lp2p_core::events::{EventBus, EventStream};
-use lp2p_core::{Multiaddr, PeerId, Protocol, Stream};
+use lp2p_core::{Multiaddr, PeerId, Stream};
 use lp2p_host::{Host, HostStream, WeakHost};
 use lp2p_identify::Identify;
 
@@ -16,6 +16,7 @@ use crate::client::core::{
     ClientConfig, ClientCore, ClientStats, ProbeRequest, ProbeResult, ProtocolVersion,
     Reachability, StatusChange,
 };
+use crate::client::explain::{Explanation, NotTracked};
 use crate::io::{close, open_request_stream, read_message, servers, write_message};
 use crate::message::{
     DialResponse, MAX_DATA_CHUNK, MAX_DIAL_BACK_SIZE, MAX_MESSAGE_SIZE, PROTOCOL_DIAL_BACK,
@@ -146,6 +147,40 @@ impl AutonatClient {
     /// The status of `addr`.
     pub fn status(&self, addr: &Multiaddr) -> Reachability {
         self.inner.core().status(addr)
+    }
+
+    /// Why `addr` is, or is not, confirmed: its verdict, which servers said what, what it
+    /// waits for, and whether the host advertises it, in [`Explanation::reason`] as one
+    /// sentence. `addr` may carry our `/p2p` suffix.
+    pub fn explain(&self, addr: &Multiaddr) -> Explanation {
+        let addr = split_peer_id(addr).0;
+        let host = self.inner.host.upgrade();
+        let now = host
+            .as_ref()
+            .map_or_else(std::time::Instant::now, |h| h.runtime().now());
+        let (report, full) = {
+            let core = self.inner.core();
+            (core.report(&addr, now), core.is_full())
+        };
+        let not_tracked = match report {
+            Some(_) => None,
+            None => Some(
+                NotTracked::by_form(&addr, self.inner.allow_private_addrs).unwrap_or(if full {
+                    NotTracked::ListFull
+                } else {
+                    NotTracked::NotOurs
+                }),
+            ),
+        };
+        let (external, counts) = host.as_ref().map_or((false, (0, 0)), |h| {
+            let v2 = servers(h, PROTOCOL_DIAL_REQUEST);
+            let v1 = v1::client::service::v1_servers(h)
+                .into_iter()
+                .filter(|p| !v2.contains(p))
+                .count();
+            (h.external_addrs().contains(&addr), (v2.len(), v1))
+        });
+        Explanation::new(addr, report, not_tracked, external, counts)
     }
 
     /// The counters so far.
@@ -366,12 +401,7 @@ impl AutonatClient {
     }
 
     fn is_candidate(&self, addr: &Multiaddr) -> bool {
-        let Some(ip) = first_ip(addr) else {
-            return false;
-        };
-        !ip.is_unspecified()
-            && !addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
-            && (self.inner.allow_private_addrs || is_public_ip(ip))
+        NotTracked::by_form(addr, self.inner.allow_private_addrs).is_none()
     }
 }
 
