@@ -246,3 +246,63 @@ fn relayed_connection_over_tcp_is_limited_and_enforced() {
     }))
     .expect("the test did not finish in time");
 }
+
+#[test]
+fn reservations_follow_reachability() {
+    let rt = RuntimeHandle::default();
+    block_on(rt.clone().timeout(LIMIT, async move {
+        let relay = tcp_builder()
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .build()
+            .await
+            .unwrap();
+        let _service = RelayService::new(&relay, HopConfig::default());
+        let relay_id = relay.local_peer_id();
+        let relay_addr = relay.listen_addrs()[0]
+            .clone()
+            .with(Protocol::P2p(relay_id));
+        let (a, a_client) = relay_client_host().await;
+        let mut events = a_client.events();
+        let circuit_listening = |a: &Host| {
+            a.listen_addrs()
+                .iter()
+                .any(|addr| addr.iter().any(|p| p == Protocol::P2pCircuit))
+        };
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        a_client.reserve_while_unreachable(&a, vec![relay_addr.clone()], rx);
+        // Nothing is known yet: reserved at once.
+        let reservation = loop {
+            if let Some(RelayClientEvent::ReservationAccepted { reservation, .. }) =
+                events.next().await
+            {
+                break reservation;
+            }
+        };
+        assert_eq!(reservation.relay, relay_id);
+        assert!(circuit_listening(&a));
+        // Publicly reachable: given up.
+        tx.unbounded_send(true).unwrap();
+        loop {
+            if let Some(RelayClientEvent::ReservationReleased { relay }) = events.next().await {
+                assert_eq!(relay, relay_id);
+                break;
+            }
+        }
+        assert!(!circuit_listening(&a));
+        assert!(a_client.reservations().is_empty());
+        // Not any more: reserved again.
+        tx.unbounded_send(false).unwrap();
+        loop {
+            if let Some(RelayClientEvent::ReservationAccepted { reservation, .. }) =
+                events.next().await
+            {
+                assert_eq!(reservation.relay, relay_id);
+                break;
+            }
+        }
+        assert!(circuit_listening(&a));
+        a.close().await;
+        relay.close().await;
+    }))
+    .expect("the test hung");
+}

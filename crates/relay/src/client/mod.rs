@@ -11,6 +11,7 @@
 
 mod addr;
 mod circuit;
+mod follow;
 pub mod schedule;
 
 use std::collections::HashMap;
@@ -97,6 +98,12 @@ pub enum RelayClientEvent {
         relay: PeerId,
         /// Why, in words.
         error: String,
+    },
+    /// We gave up our reservation on `relay` because the node is publicly reachable
+    /// ([`RelayClient::reserve_while_unreachable`]).
+    ReservationReleased {
+        /// The relay.
+        relay: PeerId,
     },
     /// A relay announced a circuit from `src` and we accepted it.
     InboundCircuit {
