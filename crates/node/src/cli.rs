@@ -107,6 +107,12 @@ pub(crate) struct Common {
     pub metrics: Option<SocketAddr>,
     /// `--relay-service` (listen, dial): serve circuit relay v2 (hop).
     pub relay_service: bool,
+    /// `--relay-data-limit BYTES` (with `--relay-service`): bytes each circuit may carry in
+    /// each direction; `Some(0)` lifts the limit, `None` keeps the default (128 KiB).
+    pub relay_data_limit: Option<u64>,
+    /// `--relay-duration-limit SECS` (with `--relay-service`): how long each circuit may
+    /// last; `Some(0)` lifts the limit, `None` keeps the default (2 minutes).
+    pub relay_duration_limit: Option<u64>,
     /// `--autonat` (listen, dial): AutoNAT v2 client and server, printing `reachability`
     /// events.
     pub autonat: bool,
@@ -141,6 +147,8 @@ impl Default for Common {
             mdns: false,
             metrics: None,
             relay_service: false,
+            relay_data_limit: None,
+            relay_duration_limit: None,
             autonat: false,
             upnp: false,
             dcutr: false,
@@ -264,6 +272,10 @@ options (any command):
   --mdns                       (listen, dial) discover peers on the local network with mDNS
                                and print a `discovered` event per new peer
   --relay-service              (listen, dial) serve circuit relay v2 (hop) to other peers
+  --relay-data-limit BYTES     (with --relay-service) bytes each circuit may carry each way
+                               (default 131072; 0 = no limit)
+  --relay-duration-limit SECS  (with --relay-service) how long each circuit may last
+                               (default 120; 0 = no limit)
   --autonat                    (listen, dial) AutoNAT v2 client and server; prints a
                                `reachability` event per address status change (a node that
                                listens on loopback only tests and serves loopback addresses,
@@ -370,6 +382,12 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--cert-key" => common.cert_key = Some(PathBuf::from(value("a path")?)),
             "--insecure-ws-cert" => common.insecure_ws_cert = true,
             "--relay-service" => common.relay_service = true,
+            "--relay-data-limit" => {
+                common.relay_data_limit = Some(number(arg, &value("a number of bytes")?)?);
+            }
+            "--relay-duration-limit" => {
+                common.relay_duration_limit = Some(number(arg, &value("a number of seconds")?)?);
+            }
             "--autonat" => common.autonat = true,
             "--upnp" => common.upnp = true,
             "--dcutr" => common.dcutr = true,
@@ -479,6 +497,13 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
         return Err(usage(format!(
             "option --relay-service does not apply to `{name}`"
         )));
+    }
+    if (common.relay_data_limit.is_some() || common.relay_duration_limit.is_some())
+        && !common.relay_service
+    {
+        return Err(usage(
+            "--relay-data-limit and --relay-duration-limit need --relay-service",
+        ));
     }
     if common.autonat && !matches!(name, "listen" | "dial") {
         return Err(usage(format!(
@@ -659,6 +684,42 @@ mod tests {
 
     fn p(args: &[&str]) -> Result<(Command, Common), UsageError> {
         parse(&args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn relay_limits() {
+        let (_, common) = p(&[
+            "listen",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/0",
+            "--relay-service",
+            "--relay-data-limit",
+            "0",
+            "--relay-duration-limit",
+            "600",
+        ])
+        .unwrap();
+        assert_eq!(common.relay_data_limit, Some(0));
+        assert_eq!(common.relay_duration_limit, Some(600));
+        let (_, common) = p(&[
+            "listen",
+            "--addr",
+            "/ip4/127.0.0.1/tcp/0",
+            "--relay-service",
+        ])
+        .unwrap();
+        assert_eq!(common.relay_data_limit, None);
+        assert!(
+            p(&[
+                "listen",
+                "--addr",
+                "/ip4/127.0.0.1/tcp/0",
+                "--relay-data-limit",
+                "1"
+            ])
+            .is_err()
+        );
+        assert!(p(&["listen", "--relay-service", "--relay-duration-limit", "x"]).is_err());
     }
 
     #[test]

@@ -210,7 +210,7 @@ pub(crate) async fn start(
 ) -> Result<Node, String> {
     let (mut b, relay) = builder(common, key)?;
     if common.relay_service {
-        b = b.on_start(RelayService::hook(HopConfig::default()));
+        b = b.on_start(RelayService::hook(hop_config(common)));
     }
     if common.dcutr {
         // Started with the host, so it answers a peer's exchange over a relayed connection
@@ -231,7 +231,13 @@ pub(crate) async fn start(
     // Echo runs over relayed (limited) connections too: a node reached through `--relay` is
     // tested with it; the relay's data and duration limits still apply.
     host.set_stream_handler_with(ECHO, HandlerOptions::allow_limited(), serve_echo);
-    lp2p_perf::serve(&host, lp2p_perf::PerfConfig::default());
+    // Perf too, so throughput through a relay can be measured (the relay bench lifts the
+    // relay's limits for it).
+    lp2p_perf::serve_with(
+        &host,
+        lp2p_perf::PerfConfig::default(),
+        HandlerOptions::allow_limited(),
+    );
     for addr in listen {
         host.listen_on(addr)
             .await
@@ -242,6 +248,19 @@ pub(crate) async fn start(
         services,
         relay,
     })
+}
+
+/// The relay service's limits: the defaults, with `--relay-data-limit` and
+/// `--relay-duration-limit` (0 lifts that limit) when given.
+fn hop_config(common: &Common) -> HopConfig {
+    let mut config = HopConfig::default();
+    if let Some(bytes) = common.relay_data_limit {
+        config.circuit_limit.data = (bytes > 0).then_some(bytes);
+    }
+    if let Some(secs) = common.relay_duration_limit {
+        config.circuit_limit.duration = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    config
 }
 
 /// Copies every byte back until the remote closes its write side, then closes.

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use lp2p_core::{PeerId, RuntimeHandle};
-use lp2p_host::{Host, HostError, HostStream};
+use lp2p_host::{HandlerOptions, Host, HostError, HostStream};
 
 /// The protocol id.
 pub const PROTOCOL: &str = "/perf/1.0.0";
@@ -103,7 +103,13 @@ pub struct PerfReport {
 
 /// Serves `/perf/1.0.0` on `host`.
 pub fn serve(host: &Host, config: PerfConfig) {
-    host.set_stream_handler(PROTOCOL, move |stream: HostStream| {
+    serve_with(host, config, HandlerOptions::default());
+}
+
+/// [`serve`] with handler options (say, [`HandlerOptions::allow_limited`] to serve over
+/// relayed connections too).
+pub fn serve_with(host: &Host, config: PerfConfig, options: HandlerOptions) {
+    host.set_stream_handler_with(PROTOCOL, options, move |stream: HostStream| {
         let max = config.max_download;
         async move {
             let peer = stream.peer();
