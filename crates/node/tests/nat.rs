@@ -6,19 +6,30 @@
 //! ```
 //!
 //! Each router masquerades its LAN behind its WAN address with nftables and drops whatever
-//! arrives from the WAN unsolicited (forwarded or for the router itself): a "cone" router
-//! keeps source ports (endpoint-independent mapping, the common home router), a "symmetric"
-//! one picks a random port per connection (endpoint-dependent mapping, carrier-grade NATs).
-//! B reserves a slot on the relay in `pub` and A connects to B through it, both with
-//! `--dcutr`; the case passes when both print the expected `dcutr` outcome. Cells: TCP and
-//! QUIC across two cone routers (the direct connection must come), and TCP and QUIC from
-//! behind a symmetric router (they must fail, after the spec's three attempts).
+//! arrives from the WAN unsolicited (forwarded or for the router itself); the kinds are
+//! lp2p-testkit's `netns::Nat`, whose `ruleset` holds and explains the rules: a "cone"
+//! router keeps source ports and lets in only the exact remote endpoints the LAN sent to
+//! (endpoint-independent mapping, the common home router), an "address-dependent" one lets
+//! in any port of a remote IP the LAN sent to (a set of contacted IPs and a `dnat` to the
+//! LAN host), a "symmetric" one picks a random port per connection (endpoint-dependent
+//! mapping, carrier-grade NATs). B reserves a slot on the relay in `pub` and A connects to B
+//! through it, both with `--dcutr`; the case passes when both print the expected `dcutr`
+//! outcome. Cells: TCP and QUIC across cone/cone, cone/address-dependent and
+//! address-dependent/address-dependent routers (the direct connection must come), and from
+//! behind a symmetric router (it must fail, after the spec's three attempts).
 //!
-//! Needs root, `ip` (iproute2) and `nft` (nftables); `.ci/run` installs them. This file has
+//! AutoNAT cells (`autonat_*`, run in threads beside the others, each in namespaces of its
+//! own): three `listen --autonat` servers in a public namespace and a tested node connected
+//! to all of them: on a public address (verdict `public`), behind a cone router (its
+//! observed address `private`), and behind miniupnpd with `--upnp` (the mapped address
+//! `public`).
+//!
+//! Needs root, `ip` (iproute2), `nft` (nftables) and miniupnpd; `.ci/run` installs them. This file has
 //! its own harness (`harness = false`) so that a case that cannot build its testbed is
 //! reported and counted as skipped, not passed; with `LP2P_REQUIRE_NETNS=1` (CI) a skip is a
-//! failure. Arguments that are not flags filter the cases by name. A table of the cells
-//! (outcome, time to the direct connection, attempts) is printed at the end.
+//! failure. Arguments that are not flags filter the cases by name. Tables of the cells
+//! (outcome, time to the direct connection, attempts; AutoNAT verdicts and the time to
+//! them) are printed at the end.
 
 #![allow(
     clippy::unwrap_used,
@@ -28,11 +39,12 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use lp2p_testkit::netns::{self, Nat, Netns};
 use serde_json::Value;
 
 const NODE: &str = env!("CARGO_BIN_EXE_lp2p-node");
@@ -44,7 +56,18 @@ const WAIT: Duration = Duration::from_secs(90);
 /// How a case ended (a failure is a panic).
 enum Outcome {
     Passed(Cell),
+    Verdict(Verdict),
+    /// A filtering check passed (no table row).
+    Filtering,
     Skipped(String),
+}
+
+/// One row of the AutoNAT table.
+struct Verdict {
+    node: &'static str,
+    status: String,
+    addr: String,
+    ms: f64,
 }
 
 /// One row of the result table.
@@ -54,107 +77,26 @@ struct Cell {
     ok: bool,
     ms: Option<f64>,
     attempts: u64,
+    /// The direct connection came from the plain dial before hole punching.
+    unilateral: bool,
 }
 
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    run("ip", args)
-}
-
-/// Namespaces removed (with their veths) when dropped, also on panic.
+/// The hole-punching testbed: `pub` with the relay, routers `ra` and `rb`, hosts `a` and `b`
+/// (see the picture at the top); removed when dropped, also on panic.
 struct Testbed {
-    namespaces: Vec<String>,
-    tag: String,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Nat {
-    Cone,
-    Symmetric,
-}
-
-impl Nat {
-    fn name(self) -> &'static str {
-        match self {
-            Nat::Cone => "cone",
-            Nat::Symmetric => "symmetric",
-        }
-    }
+    netns: Netns,
 }
 
 impl Testbed {
     fn ns(&self, role: &str) -> String {
-        format!("{}{role}", self.tag)
+        self.netns.name(role)
     }
 
-    fn add(&mut self, role: &str) -> Result<String, String> {
-        let name = self.ns(role);
-        let _ = ip(&["netns", "del", &name]); // a leftover of a killed run
-        ip(&["netns", "add", &name])?;
-        self.namespaces.push(name.clone());
-        ip(&["-n", &name, "link", "set", "lo", "up"])?;
-        Ok(name)
-    }
-
-    /// A veth pair between namespaces `a` and `b`, named `a_dev` and `b_dev` there, with
-    /// the given addresses (CIDR).
-    fn link(
-        &self,
-        a: &str,
-        a_dev: &str,
-        a_addr: &str,
-        b: &str,
-        b_dev: &str,
-        b_addr: &str,
-    ) -> Result<(), String> {
-        let (ta, tb) = (
-            format!("{}{a_dev}", self.tag),
-            format!("{}{b_dev}", self.tag),
-        );
-        ip(&[
-            "link", "add", &ta, "netns", a, "type", "veth", "peer", "name", &tb, "netns", b,
-        ])?;
-        for (ns, tmp, dev, addr) in [(a, &ta, a_dev, a_addr), (b, &tb, b_dev, b_addr)] {
-            ip(&["-n", ns, "link", "set", tmp, "name", dev])?;
-            ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-        }
-        Ok(())
-    }
-
-    /// The whole testbed with routers of the given kinds.
-    fn build(nat_a: Nat, nat_b: Nat) -> Result<Testbed, String> {
-        if !cfg!(target_os = "linux") {
-            return Err("not Linux".into());
-        }
-        // Namespaces need root (CAP_SYS_ADMIN).
-        let uid = Command::new("id")
-            .arg("-u")
-            .output()
-            .map_err(|e| e.to_string())?;
-        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-            return Err("not root".into());
-        }
-        run("nft", &["--version"])?;
-        let mut bed = Testbed {
-            namespaces: Vec::new(),
-            tag: format!("ln{}", std::process::id() % 100_000),
-        };
+    /// The whole testbed with routers of the given kinds; `prefix` starts its namespaces'
+    /// names (cases that run at the same time use different ones).
+    fn build(prefix: &str, nat_a: Nat, nat_b: Nat) -> Result<Testbed, String> {
+        netns::run("nft", &["--version"])?;
+        let mut bed = Netns::new(prefix)?;
         let public = bed.add("p")?;
         let (ra, rb) = (bed.add("ra")?, bed.add("rb")?);
         let (a, b) = (bed.add("a")?, bed.add("b")?);
@@ -162,81 +104,14 @@ impl Testbed {
         bed.link(&public, "pb", "11.0.2.1/24", &rb, "wan", "11.0.2.2/24")?;
         bed.link(&ra, "lan", "10.0.1.1/24", &a, "eth0", "10.0.1.2/24")?;
         bed.link(&rb, "lan", "10.0.2.1/24", &b, "eth0", "10.0.2.2/24")?;
-        for ns in [&public, &ra, &rb] {
-            ip(&[
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ])?;
-        }
-        ip(&["-n", &ra, "route", "add", "default", "via", "11.0.1.1"])?;
-        ip(&["-n", &rb, "route", "add", "default", "via", "11.0.2.1"])?;
-        ip(&["-n", &a, "route", "add", "default", "via", "10.0.1.1"])?;
-        ip(&["-n", &b, "route", "add", "default", "via", "10.0.2.1"])?;
-        router(&ra, nat_a)?;
-        router(&rb, nat_b)?;
-        Ok(bed)
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        for name in &self.namespaces {
-            let _ = ip(&["netns", "del", name]);
-        }
-    }
-}
-
-/// Masquerading and a stateful filter on a router namespace.
-fn router(ns: &str, nat: Nat) -> Result<(), String> {
-    let masquerade = match nat {
-        Nat::Cone => "masquerade",
-        Nat::Symmetric => "masquerade random",
-    };
-    let rules = format!(
-        "table ip nat {{
-            chain postrouting {{
-                type nat hook postrouting priority srcnat; policy accept;
-                oifname \"wan\" {masquerade}
-            }}
-        }}
-        table inet filter {{
-            chain input {{
-                type filter hook input priority filter; policy drop;
-                iifname \"lo\" accept
-                iifname \"lan\" accept
-                ct state established,related accept
-            }}
-            chain forward {{
-                type filter hook forward priority filter; policy drop;
-                iifname \"lan\" accept
-                ct state established,related accept
-            }}
-        }}"
-    );
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run nft: {e}"))?;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(rules.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "nft in {ns}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        bed.forwarding(&public)?;
+        bed.default_route(&ra, "11.0.1.1")?;
+        bed.default_route(&rb, "11.0.2.1")?;
+        bed.default_route(&a, "10.0.1.1")?;
+        bed.default_route(&b, "10.0.2.1")?;
+        bed.router(&ra, nat_a, "10.0.1.2")?;
+        bed.router(&rb, nat_b, "10.0.2.2")?;
+        Ok(Testbed { netns: bed })
     }
 }
 
@@ -250,7 +125,7 @@ struct Node {
 
 impl Node {
     fn start(name: &'static str, ns: &str, args: &[&str]) -> Node {
-        let mut child = Command::new("ip")
+        let mut child = std::process::Command::new("ip")
             .args(["netns", "exec", ns, NODE])
             .args(args)
             .stdin(Stdio::piped())
@@ -297,6 +172,23 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The next event named `event` within `wait`, or None (an `error` event, an exit or
+    /// the end of the wait).
+    fn event_within(&self, event: &str, wait: Duration) -> Option<Value> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if v["event"] == event => return Some(v),
+                Ok(v) if v["event"] == "error" => return None,
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -307,7 +199,7 @@ impl Drop for Node {
 /// One cell: B behind `nat_b` reserves on the relay; A behind `nat_a` connects to it
 /// through the relay; both run DCUtR over `transport` (`tcp` or `quic`).
 fn cell(transport: &'static str, nat_a: Nat, nat_b: Nat, expect_direct: bool) -> Outcome {
-    let bed = match Testbed::build(nat_a, nat_b) {
+    let bed = match Testbed::build("ln", nat_a, nat_b) {
         Ok(bed) => bed,
         Err(why) => return Outcome::Skipped(why),
     };
@@ -387,6 +279,7 @@ fn cell(transport: &'static str, nat_a: Nat, nat_b: Nat, expect_direct: bool) ->
         ok: b_ok,
         ms: b_event["ms"].as_f64(),
         attempts: b_event["attempts"].as_u64().unwrap_or(0),
+        unilateral: b_event["unilateral"] == true,
     };
     drop((a, b, relay));
     drop(bed);
@@ -401,12 +294,339 @@ fn quic_across_two_cone_nats() -> Outcome {
     cell("quic", Nat::Cone, Nat::Cone, true)
 }
 
+fn tcp_across_cone_and_address_dependent_nats() -> Outcome {
+    cell("tcp", Nat::Cone, Nat::AddressDependent, true)
+}
+
+fn quic_across_cone_and_address_dependent_nats() -> Outcome {
+    cell("quic", Nat::Cone, Nat::AddressDependent, true)
+}
+
+fn tcp_across_two_address_dependent_nats() -> Outcome {
+    cell("tcp", Nat::AddressDependent, Nat::AddressDependent, true)
+}
+
+fn quic_across_two_address_dependent_nats() -> Outcome {
+    cell("quic", Nat::AddressDependent, Nat::AddressDependent, true)
+}
+
 fn tcp_from_behind_a_symmetric_nat_fails() -> Outcome {
     cell("tcp", Nat::Symmetric, Nat::Cone, false)
 }
 
 fn quic_from_behind_a_symmetric_nat_fails() -> Outcome {
     cell("quic", Nat::Symmetric, Nat::Cone, false)
+}
+
+// --- Filtering of the router kinds --------------------------------------------------------
+
+/// What the router of A (kind `nat`) lets in once A has a connection to X (11.0.1.1:5001,
+/// in `pub`) from its listen port 4001: a dial to A's mapped address 11.0.1.2:4001 from
+/// another port of X's IP is admitted by an address-dependent router and dropped by a cone
+/// one; a dial from an IP A never sent to (B's router, 11.0.2.2) is dropped by both.
+fn filtering(prefix: &str, nat: Nat) -> Outcome {
+    let bed = match Testbed::build(prefix, nat, Nat::Cone) {
+        Ok(bed) => bed,
+        Err(why) => return Outcome::Skipped(why),
+    };
+    let x = Node::start(
+        "X",
+        &bed.ns("p"),
+        &[
+            "listen",
+            "--addr",
+            "/ip4/11.0.1.1/tcp/5001",
+            "--timeout",
+            "300",
+        ],
+    );
+    let x_addr = x.wait_for("listening")["addrs"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a = Node::start(
+        "A",
+        &bed.ns("a"),
+        &[
+            "listen",
+            "--addr",
+            "/ip4/0.0.0.0/tcp/4001",
+            "--connect",
+            &x_addr,
+            "--timeout",
+            "300",
+        ],
+    );
+    let a_id = a.wait_for("listening")["peer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.wait_for("connected");
+    let target = format!("/ip4/11.0.1.2/tcp/4001/p2p/{a_id}");
+    let quiet = Duration::from_secs(5);
+    let from_b = Node::start("B", &bed.ns("b"), &["dial", "--addr", &target]);
+    assert!(
+        from_b.event_within("connected", quiet).is_none(),
+        "{}: a dial from an IP A never sent to got in",
+        nat.name()
+    );
+    let from_x_ip = Node::start("P", &bed.ns("p"), &["dial", "--addr", &target]);
+    let admitted = from_x_ip.event_within("connected", quiet).is_some();
+    assert_eq!(
+        admitted,
+        nat == Nat::AddressDependent,
+        "{}: a dial from another port of X's IP",
+        nat.name()
+    );
+    drop((from_x_ip, from_b, a, x));
+    drop(bed);
+    Outcome::Filtering
+}
+
+fn filtering_address_dependent_admits_any_port_of_a_contacted_ip() -> Outcome {
+    filtering("lf", Nat::AddressDependent)
+}
+
+fn filtering_cone_admits_only_the_contacted_endpoint() -> Outcome {
+    filtering("lg", Nat::Cone)
+}
+
+// --- AutoNAT verdicts -------------------------------------------------------------------
+//
+// lp2p-node's AutoNAT uses the library's defaults on non-loopback addresses: only public
+// IPs are tested and three distinct servers must agree. Three `listen --autonat` servers run
+// in `pub` (11.0.0.0/8 is public; the LANs' 10.0.0.0/8 is not) and the tested node
+// `--connect`s to all of them.
+
+/// The three AutoNAT servers in `ns`, listening on `ip`; their addresses.
+fn autonat_servers(ns: &str, ip: &str) -> (Vec<Node>, Vec<String>) {
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for name in ["S1", "S2", "S3"] {
+        let s = Node::start(
+            name,
+            ns,
+            &[
+                "listen",
+                "--addr",
+                &format!("/ip4/{ip}/tcp/0"),
+                "--autonat",
+                "--timeout",
+                "300",
+            ],
+        );
+        addrs.push(
+            s.wait_for("listening")["addrs"][0]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        servers.push(s);
+    }
+    (servers, addrs)
+}
+
+/// The tested node's arguments: listen on `addr` with AutoNAT (and `extra`), connected to
+/// the servers.
+fn autonat_args<'a>(addr: &'a str, servers: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["listen", "--addr", addr, "--autonat", "--timeout", "300"];
+    args.extend_from_slice(extra);
+    for s in servers {
+        args.extend(["--connect", s.as_str()]);
+    }
+    args
+}
+
+/// The first `reachability` event for an address that starts with `prefix`: its status,
+/// address and the time since `started`.
+fn verdict(node: &Node, prefix: &str, started: Instant) -> (String, String, f64) {
+    loop {
+        let v = node.wait_for("reachability");
+        let addr = v["addr"].as_str().unwrap();
+        if addr.starts_with(prefix) && v["status"] != "unknown" {
+            return (
+                v["status"].as_str().unwrap().to_owned(),
+                addr.to_owned(),
+                started.elapsed().as_secs_f64() * 1000.0,
+            );
+        }
+    }
+}
+
+/// A node on a public address, in `pub` with the servers: its listen address is public.
+fn autonat_public_node() -> Outcome {
+    if let Err(why) = netns::run("nft", &["--version"]) {
+        return Outcome::Skipped(why);
+    }
+    let mut bed = match Netns::new("la") {
+        Ok(bed) => bed,
+        Err(why) => return Outcome::Skipped(why),
+    };
+    let public = bed.add("p").unwrap();
+    let peer = bed.add("x").unwrap();
+    bed.link(&public, "px", "11.0.9.1/24", &peer, "eth0", "11.0.9.2/24")
+        .unwrap();
+    let (servers, addrs) = autonat_servers(&public, "11.0.9.1");
+    let started = Instant::now();
+    let node = Node::start(
+        "N",
+        &public,
+        &autonat_args("/ip4/11.0.9.1/tcp/4001", &addrs, &[]),
+    );
+    let (status, addr, ms) = verdict(&node, "/ip4/11.0.9.1/tcp/4001", started);
+    assert_eq!(status, "public", "{addr}");
+    drop((node, servers));
+    drop(bed);
+    Outcome::Verdict(Verdict {
+        node: "public (in pub)",
+        status,
+        addr,
+        ms,
+    })
+}
+
+/// A node behind a cone NAT: its observed address (the router's) is tested and refuted,
+/// the router dropping the servers' dial-backs.
+fn autonat_node_behind_a_cone_nat() -> Outcome {
+    let bed = match Testbed::build("lc", Nat::Cone, Nat::Cone) {
+        Ok(bed) => bed,
+        Err(why) => return Outcome::Skipped(why),
+    };
+    let (servers, addrs) = autonat_servers(&bed.ns("p"), "11.0.1.1");
+    let started = Instant::now();
+    let node = Node::start(
+        "N",
+        &bed.ns("a"),
+        &autonat_args("/ip4/0.0.0.0/tcp/4001", &addrs, &[]),
+    );
+    let (status, addr, ms) = verdict(&node, "/ip4/11.0.1.2/tcp/", started);
+    assert_eq!(status, "private", "{addr}");
+    drop((node, servers));
+    drop(bed);
+    Outcome::Verdict(Verdict {
+        node: "behind a cone NAT",
+        status,
+        addr,
+        ms,
+    })
+}
+
+const MINIUPNPD: &str = "/usr/sbin/miniupnpd";
+
+/// miniupnpd's chains (nftables backend) and masquerading of the LAN for the node's own
+/// connections.
+const UPNP_RULESET: &str = "table inet filter {
+  chain miniupnpd { }
+  chain prerouting_miniupnpd { }
+  chain postrouting_miniupnpd { }
+  chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
+  chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
+  chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; oifname \"wan\" masquerade; }
+}
+";
+
+/// A child process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A temporary directory removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A node behind miniupnpd with `--upnp --autonat`: the router maps its listen port and
+/// AutoNAT confirms the mapped address.
+///
+/// ```text
+///  N 10.0.3.2 ── 10.0.3.1 [router ru: miniupnpd] 11.0.3.2 ── 11.0.3.1 [pub: 3 servers]
+/// ```
+fn autonat_port_mapped_node() -> Outcome {
+    if !std::path::Path::new(MINIUPNPD).exists() {
+        return Outcome::Skipped(format!("{MINIUPNPD} not installed"));
+    }
+    if let Err(why) = netns::run("nft", &["--version"]) {
+        return Outcome::Skipped(why);
+    }
+    let mut bed = match Netns::new("lu") {
+        Ok(bed) => bed,
+        Err(why) => return Outcome::Skipped(why),
+    };
+    let dir = TempDir(std::env::temp_dir().join(format!("lp2p-nat-upnp-{}", bed.tag())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let public = bed.add("p").unwrap();
+    let router = bed.add("ru").unwrap();
+    let host = bed.add("n").unwrap();
+    bed.link(&public, "pu", "11.0.3.1/24", &router, "wan", "11.0.3.2/24")
+        .unwrap();
+    bed.link(&router, "lan", "10.0.3.1/24", &host, "eth0", "10.0.3.2/24")
+        .unwrap();
+    bed.forwarding(&public).unwrap();
+    bed.forwarding(&router).unwrap();
+    bed.default_route(&router, "11.0.3.1").unwrap();
+    bed.default_route(&host, "10.0.3.1").unwrap();
+    bed.nft(&router, UPNP_RULESET).unwrap();
+    let conf = dir.0.join("miniupnpd.conf");
+    std::fs::write(
+        &conf,
+        "ext_ifname=wan\nlistening_ip=lan\nhttp_port=5555\nenable_natpmp=yes\nenable_upnp=yes\n\
+         ipv6_disable=yes\nsecure_mode=yes\nsystem_uptime=no\n\
+         uuid=3ee8b4a2-0000-4000-8000-000000000079\n\
+         allow 1024-65535 10.0.3.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n",
+    )
+    .unwrap();
+    let daemon = Guard(
+        bed.command(&router, MINIUPNPD)
+            .arg("-d")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-P")
+            .arg(dir.0.join("miniupnpd.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + WAIT;
+    while !bed
+        .exec(&router, "ss", &["-ltn"])
+        .is_ok_and(|s| s.contains(":5555"))
+    {
+        assert!(Instant::now() < deadline, "miniupnpd did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (servers, addrs) = autonat_servers(&public, "11.0.3.1");
+    let started = Instant::now();
+    let node = Node::start(
+        "N",
+        &host,
+        &autonat_args("/ip4/0.0.0.0/tcp/4001", &addrs, &["--upnp"]),
+    );
+    let mapping = node.wait_for("port-mapping");
+    assert_eq!(mapping["ok"], true, "{mapping}");
+    let external = mapping["external"].as_str().unwrap().to_owned();
+    assert!(external.starts_with("/ip4/11.0.3.2/tcp/"), "{mapping}");
+    let (status, addr, ms) = verdict(&node, &external, started);
+    assert_eq!(status, "public", "{addr}");
+    drop((node, servers, daemon));
+    drop(bed);
+    drop(dir);
+    Outcome::Verdict(Verdict {
+        node: "behind miniupnpd, --upnp",
+        status,
+        addr,
+        ms,
+    })
 }
 
 type Case = (&'static str, fn() -> Outcome);
@@ -416,9 +636,25 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let cases: [Case; 4] = [
+    let cases: [Case; 13] = [
         ("tcp_across_two_cone_nats", tcp_across_two_cone_nats),
         ("quic_across_two_cone_nats", quic_across_two_cone_nats),
+        (
+            "tcp_across_cone_and_address_dependent_nats",
+            tcp_across_cone_and_address_dependent_nats,
+        ),
+        (
+            "quic_across_cone_and_address_dependent_nats",
+            quic_across_cone_and_address_dependent_nats,
+        ),
+        (
+            "tcp_across_two_address_dependent_nats",
+            tcp_across_two_address_dependent_nats,
+        ),
+        (
+            "quic_across_two_address_dependent_nats",
+            quic_across_two_address_dependent_nats,
+        ),
         (
             "tcp_from_behind_a_symmetric_nat_fails",
             tcp_from_behind_a_symmetric_nat_fails,
@@ -427,19 +663,61 @@ fn main() {
             "quic_from_behind_a_symmetric_nat_fails",
             quic_from_behind_a_symmetric_nat_fails,
         ),
+        (
+            "filtering_address_dependent_admits_any_port_of_a_contacted_ip",
+            filtering_address_dependent_admits_any_port_of_a_contacted_ip,
+        ),
+        (
+            "filtering_cone_admits_only_the_contacted_endpoint",
+            filtering_cone_admits_only_the_contacted_endpoint,
+        ),
+        ("autonat_public_node", autonat_public_node),
+        (
+            "autonat_node_behind_a_cone_nat",
+            autonat_node_behind_a_cone_nat,
+        ),
+        ("autonat_port_mapped_node", autonat_port_mapped_node),
     ];
     let require = std::env::var_os("LP2P_REQUIRE_NETNS").is_some();
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     let mut table = Vec::new();
-    for (name, case) in cases {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match std::panic::catch_unwind(case) {
+    let mut verdicts = Vec::new();
+    let started = Instant::now();
+    let selected = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f));
+    // The AutoNAT cases wait on the client's probe interval (15 s, three servers: 30 s to
+    // a verdict, 45 s and more to a refutation) and the filtering ones on dials that must
+    // not connect, on nothing else: they run in threads beside the hole-punching cases,
+    // each in namespaces of its own.
+    let in_background = |name: &str| name.starts_with("autonat_") || name.starts_with("filtering_");
+    let background: Vec<_> = cases
+        .iter()
+        .filter(|(name, _)| in_background(name) && selected(name))
+        .map(|&(name, case)| (name, std::thread::spawn(case)))
+        .collect();
+    let foreground = cases
+        .iter()
+        .filter(|(name, _)| !in_background(name) && selected(name))
+        .map(|&(name, case)| (name, std::panic::catch_unwind(case)));
+    let results: Vec<_> = foreground
+        .collect::<Vec<_>>()
+        .into_iter()
+        .chain(background.into_iter().map(|(name, t)| (name, t.join())))
+        .collect();
+    for (name, result) in results {
+        match result {
             Ok(Outcome::Passed(cell)) => {
                 passed += 1;
                 println!("test {name} ... ok");
                 table.push(cell);
+            }
+            Ok(Outcome::Filtering) => {
+                passed += 1;
+                println!("test {name} ... ok");
+            }
+            Ok(Outcome::Verdict(v)) => {
+                passed += 1;
+                println!("test {name} ... ok");
+                verdicts.push(v);
             }
             Ok(Outcome::Skipped(why)) if require => {
                 failed += 1;
@@ -459,20 +737,34 @@ fn main() {
     }
     if !table.is_empty() {
         println!();
-        println!("| transport | NAT of A / B | direct connection | time (ms) | attempts |");
-        println!("|---|---|---|---|---|");
+        println!(
+            "| transport | NAT of A / B | direct connection | time (ms) | attempts | unilateral |"
+        );
+        println!("|---|---|---|---|---|---|");
         for c in &table {
             println!(
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 c.transport,
                 c.nats,
                 if c.ok { "yes" } else { "no" },
                 c.ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0}")),
-                c.attempts
+                c.attempts,
+                if c.unilateral { "yes" } else { "no" }
             );
         }
     }
-    println!("nat: {passed} passed, {failed} failed, {skipped} skipped");
+    if !verdicts.is_empty() {
+        println!();
+        println!("| AutoNAT: node | address | reachability | time to verdict (ms) |");
+        println!("|---|---|---|---|");
+        for v in &verdicts {
+            println!("| {} | {} | {} | {:.0} |", v.node, v.addr, v.status, v.ms);
+        }
+    }
+    println!(
+        "nat: {passed} passed, {failed} failed, {skipped} skipped ({:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
     if failed > 0 {
         std::process::exit(1);
     }

@@ -18,6 +18,8 @@
 //!   exact bytes), [`ScriptedStream`](io::ScriptedStream) (input cut into chosen pieces) and
 //!   [`Recorder`](io::Recorder) (the bytes of every write call).
 //! - [`wait_until`]: poll a condition on the runtime's clock.
+//! - [`netns`] (feature `netns`, Linux, root): network namespaces joined by veth pairs and
+//!   nftables NAT routers for tests over real sockets, removed when dropped.
 //!
 //! Everything a simulated test waits on must be woken inside the simulation: its tasks, its
 //! timers and the memory transport are; TCP sockets are not (their readiness comes from the
@@ -64,6 +66,8 @@ mod error;
 #[cfg(feature = "hosts")]
 pub mod hosts;
 pub mod io;
+#[cfg(feature = "netns")]
+pub mod netns;
 mod rng;
 mod runtime;
 mod shared;
