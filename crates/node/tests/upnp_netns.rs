@@ -26,6 +26,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use lp2p_testkit::netns::{self, Netns};
 use serde_json::Value;
 
 const NODE: &str = env!("CARGO_BIN_EXE_lp2p-node");
@@ -37,26 +38,6 @@ const WAIT: Duration = Duration::from_secs(90);
 enum Outcome {
     Passed,
     Skipped(String),
-}
-
-fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`{cmd} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    run("ip", args).map(drop)
 }
 
 /// A child process killed when dropped.
@@ -72,7 +53,7 @@ impl Drop for Guard {
 /// The namespaces (removed when dropped, after miniupnpd is stopped) and a temp directory.
 struct Router {
     daemon: Option<Guard>,
-    names: Vec<String>,
+    netns: Netns,
     dir: PathBuf,
     gw_ns: String,
     client_ns: String,
@@ -81,10 +62,8 @@ struct Router {
 impl Drop for Router {
     fn drop(&mut self) {
         drop(self.daemon.take());
-        for n in &self.names {
-            let _ = ip(&["netns", "del", n]);
-        }
         let _ = std::fs::remove_dir_all(&self.dir);
+        // `netns` drops next: the namespaces go.
     }
 }
 
@@ -103,92 +82,51 @@ impl Router {
         if !Path::new(MINIUPNPD).exists() {
             return Err(format!("{MINIUPNPD} not installed"));
         }
-        run("nft", &["--version"]).map_err(|e| format!("{e} (apt-get install nftables)"))?;
-        let t = format!("nu{}{test}", std::process::id() % 100_000);
-        let dir = std::env::temp_dir().join(format!("lp2p-node-upnp-{t}"));
+        netns::run("nft", &["--version"]).map_err(|e| format!("{e} (apt-get install nftables)"))?;
+        let mut bed = Netns::new(&format!("nu{test}"))?;
+        let dir = std::env::temp_dir().join(format!("lp2p-node-upnp-{}", bed.tag()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let mut r = Router {
+        let gw_ns = bed.add("r")?;
+        let client_ns = bed.add("c")?;
+        let wan_ns = bed.add("w")?;
+        let r = Router {
             daemon: None,
-            names: Vec::new(),
+            netns: bed,
             dir,
-            gw_ns: format!("{t}r"),
-            client_ns: format!("{t}c"),
+            gw_ns,
+            client_ns,
         };
-        let wan_ns = format!("{t}w");
-        for n in [r.gw_ns.clone(), r.client_ns.clone(), wan_ns.clone()] {
-            let _ = ip(&["netns", "del", &n]);
-            ip(&["netns", "add", &n])?;
-            r.names.push(n.clone());
-            ip(&["-n", &n, "link", "set", "lo", "up"])?;
-        }
-        let (rl, cl, rw, ww) = (
-            format!("{t}rl"),
-            format!("{t}cl"),
-            format!("{t}rw"),
-            format!("{t}ww"),
-        );
-        ip(&[
-            "link",
-            "add",
-            &rl,
-            "netns",
+        r.netns.link(
             &r.gw_ns,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &cl,
-            "netns",
+            "lan",
+            "192.168.77.1/24",
             &r.client_ns,
-        ])?;
-        ip(&[
-            "link", "add", &rw, "netns", &r.gw_ns, "type", "veth", "peer", "name", &ww, "netns",
-            &wan_ns,
-        ])?;
-        for (ns, dev, addr) in [
-            (&r.gw_ns, &rl, "192.168.77.1/24"),
-            (&r.client_ns, &cl, "192.168.77.2/24"),
-            (&r.gw_ns, &rw, "11.77.0.1/24"),
-            (&wan_ns, &ww, "11.77.0.2/24"),
-        ] {
-            ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-        }
-        ip(&[
-            "-n",
-            &r.client_ns,
-            "route",
-            "add",
-            "default",
-            "via",
-            "192.168.77.1",
-        ])?;
-        let rules = r.dir.join("rules.nft");
-        std::fs::write(&rules, RULESET).map_err(|e| e.to_string())?;
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &r.gw_ns,
-                "nft",
-                "-f",
-                rules.to_str().unwrap(),
-            ],
+            "eth0",
+            "192.168.77.2/24",
         )?;
-        let conf = format!(
-            "ext_ifname={rw}\nlistening_ip={rl}\nhttp_port=5555\nenable_natpmp=yes\nenable_upnp=yes\n\
+        r.netns.link(
+            &r.gw_ns,
+            "wan",
+            "11.77.0.1/24",
+            &wan_ns,
+            "eth0",
+            "11.77.0.2/24",
+        )?;
+        r.netns.default_route(&r.client_ns, "192.168.77.1")?;
+        r.netns.nft(&r.gw_ns, RULESET)?;
+        let conf = "ext_ifname=wan\nlistening_ip=lan\nhttp_port=5555\nenable_natpmp=yes\nenable_upnp=yes\n\
              ipv6_disable=yes\nsecure_mode=yes\nsystem_uptime=no\n\
              uuid=3ee8b4a2-0000-4000-8000-000000000078\n\
-             allow 1024-65535 192.168.77.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n"
-        );
+             allow 1024-65535 192.168.77.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n";
         std::fs::write(r.dir.join("miniupnpd.conf"), conf).map_err(|e| e.to_string())?;
         Ok(r)
     }
 
     fn start_daemon(&mut self) {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.gw_ns, MINIUPNPD, "-d", "-f"])
+        let child = self
+            .netns
+            .command(&self.gw_ns, MINIUPNPD)
+            .args(["-d", "-f"])
             .arg(self.dir.join("miniupnpd.conf"))
             .arg("-P")
             .arg(self.dir.join("miniupnpd.pid"))
@@ -200,7 +138,9 @@ impl Router {
         self.daemon = Some(Guard(child));
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
-            if run("ip", &["netns", "exec", &self.gw_ns, "ss", "-ltn"])
+            if self
+                .netns
+                .exec(&self.gw_ns, "ss", &["-ltn"])
                 .is_ok_and(|s| s.contains(":5555"))
             {
                 return;
@@ -211,22 +151,14 @@ impl Router {
     }
 
     fn has_rule(&self, port: u64) -> bool {
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
+        self.netns
+            .exec(
                 &self.gw_ns,
                 "nft",
-                "list",
-                "chain",
-                "inet",
-                "filter",
-                "prerouting_miniupnpd",
-            ],
-        )
-        .unwrap()
-        .contains(&format!("dport {port} "))
+                &["list", "chain", "inet", "filter", "prerouting_miniupnpd"],
+            )
+            .unwrap()
+            .contains(&format!("dport {port} "))
     }
 }
 
