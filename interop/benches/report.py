@@ -20,6 +20,7 @@ RING = "noise-ring"
 RTT_RUNS = ["rtt30", "rtt100"]
 GOSSIP = "gossip"
 KAD = "kad"
+RELAY = "relay"
 
 TRANSPORT_NAMES = {
     "tcp": "TCP + noise + yamux",
@@ -49,6 +50,14 @@ GOSSIP_LABELS = {
     "lost": ("messages that reached no node", "lower"),
     "duplicates": ("duplicate message events", "lower"),
     "publish_rate": ("publishing rate achieved, msg/s", "higher"),
+}
+
+RELAY_LABELS = {
+    "upload_throughput": "upload throughput through the relay, MiB/s",
+    "download_throughput": "download throughput through the relay, MiB/s",
+    "relay_cpu_per_gib": "relay CPU per GiB relayed, s",
+    "circuits_per_second": "new relayed connections per second (circuit, upgrade, echo, close)",
+    "first_echo_p50": "time to first echo through the relay, p50, ms",
 }
 
 # Gossip measures that count events: printed without decimals.
@@ -146,6 +155,7 @@ def main():
     rtts = {name: read_lines(run / f"{name}.log") for name in RTT_RUNS}
     gossip = read_lines(run / f"{GOSSIP}.log")
     kad = read_lines(run / f"{KAD}.log")
+    relay = read_lines(run / f"{RELAY}.log")
     # A run that left a log but no figures broke somewhere: say so rather than print a
     # report without it.
     for log in sorted(run.glob("*.log")):
@@ -368,6 +378,27 @@ def main():
                 f"| {row['operation']} | {row['measure'][:3]} | {num(row['lp2p'])} | "
                 f"{num(row['rust'])} | {num(row['ratio'])} | "
                 f"{row['failed_lp2p']} / {row['failed_rust']} |"
+            )
+        out.append("")
+
+    if relay:
+        first = relay[0]
+        out.append("## Circuit relay v2\n")
+        out.append(
+            "`interop/benches/relay.rs`: per implementation a relay (`listen --relay-service`, "
+            "circuit data and duration limits lifted), a listener reserving a slot on it and "
+            "clients dialing its `/p2p-circuit` address, all of the same implementation "
+            "(rust-libp2p: libp2p-relay 0.22, its rate limiters off), TCP + noise + yamux to "
+            f"the relay and inside the circuit on 127.0.0.1; {first['rounds']} interleaved "
+            f"rounds, perf {first['perf_mib']} MiB each way, {first['circuits']} circuits per "
+            "conn-bench. Its module docs say how each row is measured.\n"
+        )
+        out.append("| measure | lp2p | rust-libp2p | lp2p better by |")
+        out.append("|---|---:|---:|---:|")
+        for row in relay:
+            label = RELAY_LABELS.get(row["measure"], row["measure"])
+            out.append(
+                f"| {label} | {num(row['lp2p'])} | {num(row['rust'])} | {times(advantage(row))} |"
             )
         out.append("")
 

@@ -12,6 +12,8 @@
 #   rtt100      the same at 100 ms RTT
 #   gossip      the gossipsub networks (both scenarios, 20 s each)
 #   kad         the Kademlia networks (50 + 50 nodes, 200 operations of each kind)
+#   relay       circuit relay v2 through each implementation's relay (5 rounds, 64 MiB
+#               each way, 100-circuit conn-benches)
 # Each run's whole output is kept in the run directory (printed at the end).
 #
 # BENCH_SMOKE=1 runs every bench for a few seconds on debug builds instead, to check that the
@@ -63,6 +65,7 @@ if [ "$smoke" = 1 ]; then
         WHOLE_STACK_TRANSPORTS=tcp,quic
     bench gossip gossip LP2P_NODE="$node" GOSSIP_BENCH_SECONDS=2 GOSSIP_BENCH_SCENARIOS=small
     bench kad kad_network LP2P_NODE="$node" KAD_BENCH_NODES=6 KAD_BENCH_OPS=3 KAD_BENCH_SETTLE=2
+    bench relay relay LP2P_NODE="$node" RELAY_ROUNDS=1 RELAY_PERF_MIB=1 RELAY_CIRCUITS=3
 else
     # Both lp2p-node builds up front, copied out of the target directory, so the second build
     # does not replace the first and no bench run waits on a build.
@@ -80,7 +83,8 @@ for line in sys.stdin:
     build_node "$run/lp2p-node"
     build_node "$run/lp2p-node-noise-ring" --features noise-ring
     # rust-libp2p-node's release build, before any timing starts.
-    (cd "$interop" && cargo bench --no-run --bench whole_stack --bench gossip --bench kad_network)
+    (cd "$interop" && cargo bench --no-run --bench whole_stack --bench gossip --bench kad_network \
+        --bench relay)
     bench loopback whole_stack LP2P_NODE="$run/lp2p-node"
     bench noise-ring whole_stack LP2P_NODE="$run/lp2p-node-noise-ring" WHOLE_STACK_TRANSPORTS=tcp \
         WHOLE_STACK_HOLD=0 WHOLE_STACK_LABEL=noise-ring
@@ -94,6 +98,7 @@ for line in sys.stdin:
     done
     bench gossip gossip LP2P_NODE="$run/lp2p-node"
     bench kad kad_network LP2P_NODE="$run/lp2p-node"
+    bench relay relay LP2P_NODE="$run/lp2p-node"
 fi
 
 python3 - "$run/meta.json" "$smoke" "$started" "$load_before" "$root" "${commands[@]}" <<'EOF'

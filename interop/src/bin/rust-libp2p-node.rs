@@ -31,6 +31,18 @@
 //! `{"event":"discovered","peer":..,"addrs":[..]}` once per new peer, as lp2p-node does.
 //! `--mdns-ipv6` runs it over IPv6 instead (`enable_ipv6`: group ff02::fb, IPv6 interface
 //! addresses only; libp2p-mdns does one IP version at a time) and implies `--mdns`.
+//!
+//! Circuit relay v2 (`libp2p-relay` 0.22): `--relay-service` (listen) serves the hop
+//! protocol (rust-libp2p's default limits; `--relay-data-limit BYTES` and
+//! `--relay-duration-limit SECS` set a circuit's limits, 0 meaning none, which
+//! libp2p-relay, always having limits, takes as `u64::MAX` bytes and one day;
+//! `--relay-no-rate-limit`, an extra of this program, drops its per-peer and per-IP rate
+//! limiters, which lp2p's relay does not have, so the relay bench can open circuits in a
+//! row); the listen addresses become the relay's external addresses. `listen --relay
+//! <relay>/p2p/ID` listens on `<relay>/p2p-circuit` and prints a `reservation` event once
+//! the relay accepted; dialing a `/p2p-circuit` address goes through the relay (relay client
+//! transport). `conn-bench` to a `/p2p-circuit` address runs a one-byte echo instead of a
+//! ping on each connection, as lp2p-node does.
 
 #![allow(clippy::print_stdout)]
 
@@ -44,7 +56,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, gossipsub, identify, identity, kad,
-    multiaddr::Protocol, ping,
+    multiaddr::Protocol, ping, relay,
 };
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
@@ -67,6 +79,8 @@ struct Behaviour {
     stream: libp2p_stream::Behaviour,
     kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     mdns: Toggle<libp2p::mdns::tokio::Behaviour>,
+    relay: Toggle<relay::Behaviour>,
+    relay_client: Toggle<relay::client::Behaviour>,
 }
 
 /// A Kademlia operation.
@@ -194,6 +208,48 @@ struct Args {
     gossip: GossipTuning,
     mdns: bool,
     mdns_ipv6: bool,
+    /// `--relay-service`.
+    relay_service: bool,
+    /// `--relay` (listen): relays to reserve a slot on.
+    relays: Vec<Multiaddr>,
+    /// `--relay-data-limit BYTES` (0: none).
+    relay_data_limit: Option<u64>,
+    /// `--relay-duration-limit SECS` (0: none).
+    relay_duration_limit: Option<u64>,
+    /// `--relay-no-rate-limit`.
+    relay_no_rate_limit: bool,
+}
+
+impl Args {
+    /// The relay client runs when a slot is reserved or a `/p2p-circuit` address dialed.
+    fn relay_client(&self) -> bool {
+        !self.relays.is_empty()
+            || self
+                .addrs
+                .iter()
+                .chain(&self.connect)
+                .any(|a| a.iter().any(|p| p == Protocol::P2pCircuit))
+    }
+
+    /// The hop service's configuration, if `--relay-service`.
+    fn relay_config(&self) -> Option<relay::Config> {
+        if !self.relay_service {
+            return None;
+        }
+        let mut config = relay::Config::default();
+        if let Some(bytes) = self.relay_data_limit {
+            config.max_circuit_bytes = if bytes == 0 { u64::MAX } else { bytes };
+        }
+        if let Some(secs) = self.relay_duration_limit {
+            config.max_circuit_duration =
+                Duration::from_secs(if secs == 0 { 24 * 3600 } else { secs });
+        }
+        if self.relay_no_rate_limit {
+            config.reservation_rate_limiters.clear();
+            config.circuit_src_rate_limiters.clear();
+        }
+        Some(config)
+    }
 }
 
 fn emit(event: &Value) {
@@ -357,6 +413,15 @@ fn parse() -> Result<Args, String> {
                 other => return Err(format!("unknown --message-id {other} (native or spec)")),
             },
             "--trace-control" => args.gossip.trace_control = true,
+            "--relay-service" => args.relay_service = true,
+            "--relay-no-rate-limit" => args.relay_no_rate_limit = true,
+            "--relay" => args.relays.push(
+                value(&mut raw, &flag)?
+                    .parse()
+                    .map_err(|e| format!("bad address: {e}"))?,
+            ),
+            "--relay-data-limit" => args.relay_data_limit = Some(number(&mut raw, &flag)?),
+            "--relay-duration-limit" => args.relay_duration_limit = Some(number(&mut raw, &flag)?),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -427,6 +492,7 @@ fn behaviour(
     kad_mode: Option<kad::Mode>,
     mdns: Option<libp2p::mdns::Config>,
     ping_ms: Option<u64>,
+    relay: (Option<relay::Config>, Option<relay::client::Behaviour>),
 ) -> Behaviour {
     let gossip_config = gossip_config(tuning).unwrap_or_else(|e| fail(e));
     let identify = identify::Behaviour::new(
@@ -442,7 +508,12 @@ fn behaviour(
         libp2p::mdns::tokio::Behaviour::new(config, key.public().to_peer_id())
             .unwrap_or_else(|e| fail(format!("starting mDNS failed: {e}")))
     });
+    let (relay_config, relay_client) = relay;
     Behaviour {
+        relay: Toggle::from(
+            relay_config.map(|config| relay::Behaviour::new(key.public().to_peer_id(), config)),
+        ),
+        relay_client: Toggle::from(relay_client),
         mdns: Toggle::from(mdns),
         identify: Toggle::from((!bare).then_some(identify)),
         ping: ping::Behaviour::new(
@@ -539,7 +610,9 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                 .with_quic()
                 .with_other_transport(|k| ws_transport(k, args))
                 .map_err(|e| e.to_string())?
-                .with_behaviour(|k| {
+                .with_relay_client($security, libp2p::yamux::Config::default)
+                .map_err(|e| e.to_string())?
+                .with_behaviour(|k, relay_client| {
                     behaviour(
                         k,
                         args.bare,
@@ -550,6 +623,10 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                             ..libp2p::mdns::Config::default()
                         }),
                         args.ping_ms,
+                        (
+                            args.relay_config(),
+                            args.relay_client().then_some(relay_client),
+                        ),
                     )
                 })
                 .map_err(|e| e.to_string())?
@@ -672,6 +749,9 @@ struct Seen {
     kad_servers: Vec<(PeerId, Vec<Multiaddr>)>,
     /// Peers printed in a `discovered` event and not expired since, with their addresses.
     discovered: HashMap<PeerId, Vec<String>>,
+    /// `--relay` addresses by relay peer, and our peer id, for the `reservation` event.
+    relays: HashMap<PeerId, Multiaddr>,
+    local: Option<PeerId>,
 }
 
 /// Runs the swarm until `done` says so, printing events. `done` sees the swarm and what was
@@ -779,6 +859,25 @@ fn handle(event: SwarmEvent<BehaviourEvent>, seen: &mut Seen, print_connections:
                 emit(
                     &json!({ "event": "discovered-addrs", "peer": peer.to_string(), "addrs": seen.discovered[&peer] }),
                 );
+            }
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::RelayClient(
+            relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal: false,
+                ..
+            },
+        )) => {
+            if let (Some(relay), Some(me)) = (seen.relays.get(&relay_peer_id), seen.local) {
+                let addr = relay
+                    .clone()
+                    .with(Protocol::P2pCircuit)
+                    .with(Protocol::P2p(me));
+                emit(&json!({
+                    "event": "reservation",
+                    "relay": relay_peer_id.to_string(),
+                    "addrs": [addr.to_string()],
+                }));
             }
         }
         SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Expired(list))) => {
@@ -999,6 +1098,11 @@ async fn listen(args: Args) {
     let mut listening = Vec::new();
     while listening.len() < args.addrs.len() {
         if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            if args.relay_service {
+                // libp2p-relay accepts reservations only once it has a confirmed external
+                // address.
+                swarm.add_external_address(address.clone());
+            }
             listening.push(
                 address
                     .with(Protocol::P2p(*swarm.local_peer_id()))
@@ -1009,6 +1113,13 @@ async fn listen(args: Args) {
     emit(
         &json!({ "event": "listening", "peer_id": swarm.local_peer_id().to_string(), "addrs": listening }),
     );
+    seen.local = Some(*swarm.local_peer_id());
+    for relay in &args.relays {
+        seen.relays.insert(peer_of(relay), relay.clone());
+        swarm
+            .listen_on(relay.clone().with(Protocol::P2pCircuit))
+            .unwrap_or_else(|e| fail(format!("reserving a slot on {relay}: {e}")));
+    }
     for addr in &args.connect {
         let _ = swarm.dial(addr.clone());
         if let (Some(kad), Some(Protocol::P2p(peer))) =
@@ -1253,6 +1364,9 @@ async fn conn_bench(args: Args) {
         .unwrap_or_else(|| fail("conn-bench needs --addr"));
     let peer = peer_of(&addr);
     let mut swarm = swarm(&args).unwrap_or_else(|e| fail(e));
+    let relayed = args.relay_client();
+    let control = swarm.behaviour().stream.new_control();
+    let mut seen = Seen::default();
     let mut firsts = Vec::with_capacity(args.count);
     let start = Instant::now();
     for i in 0..args.count {
@@ -1265,14 +1379,39 @@ async fn conn_bench(args: Args) {
         swarm
             .dial(opts)
             .unwrap_or_else(|e| fail(format!("connection {} to {addr}: {e}", i + 1)));
-        // Wait for the first successful ping on this connection (sent as soon as it is up).
+        // Wait for the first successful ping on this connection (sent as soon as it is up);
+        // through a relay, for the connection, then one echo of one byte.
         loop {
             match swarm.select_next_some().await {
                 SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                     connection,
                     result: Ok(_),
                     ..
-                })) if connection == wanted => break,
+                })) if connection == wanted && !relayed => break,
+                SwarmEvent::ConnectionEstablished { connection_id, .. }
+                    if connection_id == wanted && relayed =>
+                {
+                    let mut control = control.clone();
+                    let exchange = tokio::spawn(async move {
+                        let mut stream = control
+                            .open_stream(peer, ECHO)
+                            .await
+                            .map_err(|e| format!("echo: {e}"))?;
+                        stream.write_all(b"x").await.map_err(|e| e.to_string())?;
+                        stream.close().await.map_err(|e| e.to_string())?;
+                        let mut back = Vec::new();
+                        stream
+                            .read_to_end(&mut back)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if back != b"x" {
+                            return Err(format!("echo returned {} bytes", back.len()));
+                        }
+                        Ok::<(), String>(())
+                    });
+                    run_exchange(&mut swarm, &mut seen, exchange).await;
+                    break;
+                }
                 SwarmEvent::OutgoingConnectionError {
                     connection_id,
                     error,
