@@ -35,6 +35,7 @@ use lp2p_mdns::wire::{
 use lp2p_mdns::{Mdns, MdnsConfig, MdnsEvent};
 use lp2p_plaintext::Plaintext;
 use lp2p_tcp::TcpTransport;
+use lp2p_testkit::netns::{self, Netns};
 use lp2p_yamux::Yamux;
 use serde_json::{Value, json};
 
@@ -51,82 +52,26 @@ enum Outcome {
     Skipped(String),
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run `ip`: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Namespaces removed (with their veths) when dropped, also on panic.
-struct Namespaces(Vec<String>);
-
-impl Namespaces {
-    fn add(&mut self, name: &str) -> Result<(), String> {
-        let _ = ip(&["netns", "del", name]); // a leftover of a killed run
-        ip(&["netns", "add", name])?;
-        self.0.push(name.to_owned());
-        ip(&["-n", name, "link", "set", "lo", "up"])
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = ip(&["netns", "del", name]);
-        }
-    }
-}
-
-/// Two namespaces joined by a veth pair: `<tag>a` with 10.77.N.1 and fd77:N::1, `<tag>b`
-/// with .2 and ::2.
-fn veth_pair(tag: &str, subnet: u8) -> Result<(Namespaces, [String; 2]), String> {
-    let mut ns = Namespaces(Vec::new());
-    let a = format!("{tag}a");
-    let b = format!("{tag}b");
-    ns.add(&a)?;
-    ns.add(&b)?;
-    let (va, vb) = (format!("{tag}va"), format!("{tag}vb"));
-    ip(&[
-        "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b,
-    ])?;
-    for (n, dev, host) in [(&a, &va, 1), (&b, &vb, 2)] {
-        ip(&[
-            "-n",
-            n,
-            "addr",
-            "add",
-            &format!("10.77.{subnet}.{host}/24"),
-            "dev",
-            dev,
-        ])?;
-        ip(&[
-            "-n",
-            n,
-            "addr",
-            "add",
-            &format!("fd77:{subnet}::{host}/64"),
-            "dev",
-            dev,
-            "nodad",
-        ])?;
-        ip(&["-n", n, "link", "set", dev, "up", "multicast", "on"])?;
+/// Two namespaces `a` and `b` (lp2p-testkit's [`Netns`]: removed with their veth when
+/// dropped, also on panic) joined by a veth pair named `va` and `vb` there, multicast on:
+/// `a` with 10.77.N.1 and fd77:N::1, `b` with .2 and ::2.
+fn veth_pair(test: u8, subnet: u8) -> Result<(Netns, [String; 2]), String> {
+    let mut ns = Netns::new(&format!("lm{test}"))?;
+    let a = ns.add("a")?;
+    let b = ns.add("b")?;
+    ns.link(
+        &a,
+        "va",
+        &format!("10.77.{subnet}.1/24"),
+        &b,
+        "vb",
+        &format!("10.77.{subnet}.2/24"),
+    )?;
+    for (n, dev, host) in [(&a, "va", 1), (&b, "vb", 2)] {
+        ns.addr(n, dev, &format!("fd77:{subnet}::{host}/64"))?;
+        netns::run("ip", &["-n", n, "link", "set", dev, "multicast", "on"])?;
     }
     Ok((ns, [a, b]))
-}
-
-/// A short tag unique to this process and test (interface names have 15 bytes at most).
-fn tag(test: u8) -> String {
-    format!("lm{}{test}", std::process::id() % 100_000)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -624,7 +569,7 @@ fn listen_port(listening: &Value, prefix: &str) -> String {
 /// nothing else), connect with what they discovered, survive a flood of bad packets and
 /// fake peers with bounded tables, and forget each other on goodbye.
 fn two_hosts_on_a_link_discover_and_connect() -> Outcome {
-    let (_ns, [a, b]) = match veth_pair(&tag(1), 1) {
+    let (_ns, [a, b]) = match veth_pair(1, 1) {
         Ok(v) => v,
         Err(why) => return Outcome::Skipped(why),
     };
@@ -707,7 +652,7 @@ fn two_hosts_on_a_link_discover_and_connect() -> Outcome {
 
 /// mDNS over IPv6 alone (group ff02::fb on a link with link-local and ULA addresses).
 fn discovery_over_ipv6_only() -> Outcome {
-    let (_ns, [a, b]) = match veth_pair(&tag(2), 2) {
+    let (_ns, [a, b]) = match veth_pair(2, 2) {
         Ok(v) => v,
         Err(why) => return Outcome::Skipped(why),
     };
@@ -731,14 +676,16 @@ fn discovery_over_ipv6_only() -> Outcome {
 /// A loopback-only setup (one namespace with only `lo`, multicast on): with
 /// `MdnsConfig::loopback` two hosts find each other at 127.0.0.1 and ::1.
 fn loopback_only_setup() -> Outcome {
-    let t = tag(3);
-    let mut ns = Namespaces(Vec::new());
-    if let Err(why) = ns
-        .add(&t)
-        .and_then(|()| ip(&["-n", &t, "link", "set", "lo", "multicast", "on"]))
-    {
-        return Outcome::Skipped(why);
-    }
+    let mut ns = match Netns::new("lm3") {
+        Ok(ns) => ns,
+        Err(why) => return Outcome::Skipped(why),
+    };
+    let t = match ns.add("").and_then(|t| {
+        netns::run("ip", &["-n", &t, "link", "set", "lo", "multicast", "on"]).map(|_| t)
+    }) {
+        Ok(t) => t,
+        Err(why) => return Outcome::Skipped(why),
+    };
     let lo = [("LP2P_MDNS_LOOPBACK", "1".to_owned())];
     let na = node("node a", &t, 21, &[peer(22)], &lo);
     let nb = node("node b", &t, 22, &[peer(21)], &lo);
@@ -765,8 +712,7 @@ fn loopback_only_setup() -> Outcome {
 /// the responder's port 5353 (RFC 6762 §6.7, §5.4): the resolver's with its ID and question
 /// and TTLs of at most 10 s, the QU querier's as mDNS answers are.
 fn unicast_answers_to_legacy_and_qu_queriers() -> Outcome {
-    let t = tag(4);
-    let (_ns, [a, b]) = match veth_pair(&t, 4) {
+    let (_ns, [a, b]) = match veth_pair(4, 4) {
         Ok(v) => v,
         Err(why) => return Outcome::Skipped(why),
     };
@@ -778,7 +724,7 @@ fn unicast_answers_to_legacy_and_qu_queriers() -> Outcome {
         "ask",
         &[
             ("LP2P_MDNS_ASK_FROM", "10.77.4.2".to_owned()),
-            ("LP2P_MDNS_ASK_DEV", format!("{t}vb")),
+            ("LP2P_MDNS_ASK_DEV", "vb".to_owned()),
             ("LP2P_MDNS_ASK_PEER", peer(31).to_string()),
         ],
     );

@@ -217,10 +217,20 @@ impl Netns {
         ])?;
         for (ns, tmp, dev, addr) in [(a, &ta, a_dev, a_addr), (b, &tb, b_dev, b_addr)] {
             ip(&["-n", ns, "link", "set", tmp, "name", dev])?;
-            ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
+            self.addr(ns, dev, addr)?;
             ip(&["-n", ns, "link", "set", dev, "up"])?;
         }
         Ok(())
+    }
+
+    /// Adds address `cidr` to device `dev` in namespace `ns`. IPv6 addresses skip duplicate
+    /// address detection (`nodad`), so they are usable at once.
+    pub fn addr(&self, ns: &str, dev: &str, cidr: &str) -> Result<(), String> {
+        if cidr.contains(':') {
+            ip(&["-n", ns, "addr", "add", cidr, "dev", dev, "nodad"])
+        } else {
+            ip(&["-n", ns, "addr", "add", cidr, "dev", dev])
+        }
     }
 
     /// The default route of namespace `ns` via `gateway`.
