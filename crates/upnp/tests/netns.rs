@@ -36,6 +36,7 @@ use lp2p_core::RuntimeHandle;
 use lp2p_host::Host;
 use lp2p_noise::Noise;
 use lp2p_tcp::TcpTransport;
+use lp2p_testkit::netns::{self, Netns};
 use lp2p_upnp::{
     Action, GatewayClient, MappingConfig, Method, PortMapper, PortMapperConfig, PortMappingEvent,
     Protocol,
@@ -61,43 +62,7 @@ enum Outcome {
 }
 
 fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`{cmd} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    run("ip", args).map(drop)
-}
-
-/// Namespaces removed (with their veths) when dropped, also on panic.
-struct Namespaces(Vec<String>);
-
-impl Namespaces {
-    fn add(&mut self, name: &str) -> Result<(), String> {
-        let _ = ip(&["netns", "del", name]); // a leftover of a killed run
-        ip(&["netns", "add", name])?;
-        self.0.push(name.to_owned());
-        ip(&["-n", name, "link", "set", "lo", "up"])
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = ip(&["netns", "del", name]);
-        }
-    }
+    netns::run(cmd, args)
 }
 
 /// A temporary directory removed when dropped.
@@ -109,11 +74,12 @@ impl Drop for TempDir {
     }
 }
 
-/// The three namespaces and, once started, miniupnpd in the router one. Field order is
-/// drop order: miniupnpd stops before its namespace goes.
+/// The three namespaces (lp2p-testkit's [`Netns`]: removed with their veths when dropped,
+/// also on panic) and, once started, miniupnpd in the router one. Field order is drop order:
+/// miniupnpd stops before its namespace goes.
 struct Router {
     daemon: Option<Child>,
-    ns: Namespaces,
+    ns: Netns,
     dir: TempDir,
     gw_ns: String,
     client: String,
@@ -141,10 +107,6 @@ const RULESET: &str = "table inet filter {
 }
 ";
 
-fn tag(test: u8) -> String {
-    format!("up{}{test}", std::process::id() % 100_000)
-}
-
 impl Router {
     /// Namespaces, links, addresses and routes; miniupnpd not started yet.
     fn new(test: u8, extra_conf: &str) -> Result<Router, String> {
@@ -154,72 +116,42 @@ impl Router {
             ));
         }
         run("nft", &["--version"]).map_err(|e| format!("{e} (apt-get install nftables)"))?;
-        let t = tag(test);
-        let dir = std::env::temp_dir().join(format!("lp2p-upnp-{t}"));
+        let mut ns = Netns::new(&format!("up{test}"))?;
+        let dir = std::env::temp_dir().join(format!("lp2p-upnp-{}", ns.tag()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let mut r = Router {
+        let dir = TempDir(dir);
+        let gw_ns = ns.add("r")?;
+        let client = ns.add("c")?;
+        let wan = ns.add("w")?;
+        let r = Router {
             daemon: None,
-            ns: Namespaces(Vec::new()),
-            dir: TempDir(dir),
-            gw_ns: format!("{t}r"),
-            client: format!("{t}c"),
-            wan: format!("{t}w"),
+            ns,
+            dir,
+            gw_ns,
+            client,
+            wan,
         };
-        for n in [&r.gw_ns, &r.client, &r.wan] {
-            r.ns.add(n)?;
-        }
-        let (rl, cl, rw, ww) = (
-            format!("{t}rl"),
-            format!("{t}cl"),
-            format!("{t}rw"),
-            format!("{t}ww"),
-        );
-        ip(&[
-            "link", "add", &rl, "netns", &r.gw_ns, "type", "veth", "peer", "name", &cl, "netns",
+        r.ns.link(
+            &r.gw_ns,
+            "lan",
+            "192.168.77.1/24",
             &r.client,
-        ])?;
-        ip(&[
-            "link", "add", &rw, "netns", &r.gw_ns, "type", "veth", "peer", "name", &ww, "netns",
+            "eth0",
+            "192.168.77.2/24",
+        )?;
+        r.ns.link(
+            &r.gw_ns,
+            "wan",
+            "11.77.0.1/24",
             &r.wan,
-        ])?;
-        for (ns, dev, addr) in [
-            (&r.gw_ns, &rl, "192.168.77.1/24"),
-            (&r.client, &cl, "192.168.77.2/24"),
-            (&r.gw_ns, &rw, "11.77.0.1/24"),
-            (&r.wan, &ww, "11.77.0.2/24"),
-        ] {
-            ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-        }
-        ip(&[
-            "-n", &r.client, "route", "add", "default", "via", ROUTER_LAN,
-        ])?;
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &r.gw_ns,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ],
+            "eth0",
+            "11.77.0.2/24",
         )?;
-        let rules = r.dir.0.join("rules.nft");
-        std::fs::write(&rules, RULESET).map_err(|e| e.to_string())?;
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &r.gw_ns,
-                "nft",
-                "-f",
-                rules.to_str().unwrap(),
-            ],
-        )?;
+        r.ns.default_route(&r.client, ROUTER_LAN)?;
+        r.ns.forwarding(&r.gw_ns)?;
+        r.ns.nft(&r.gw_ns, RULESET)?;
         let conf = format!(
-            "ext_ifname={rw}\nlistening_ip={rl}\nhttp_port=5555\nenable_natpmp=yes\nenable_upnp=yes\n\
+            "ext_ifname=wan\nlistening_ip=lan\nhttp_port=5555\nenable_natpmp=yes\nenable_upnp=yes\n\
              ipv6_disable=yes\nsecure_mode=yes\nsystem_uptime=no\n\
              uuid=3ee8b4a2-0000-4000-8000-000000000077\n\
              {extra_conf}allow 1024-65535 192.168.77.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n"
@@ -233,8 +165,10 @@ impl Router {
         let conf = self.dir.0.join("miniupnpd.conf");
         let pid = self.dir.0.join("miniupnpd.pid");
         let verbose = std::env::var_os("LP2P_UPNP_VERBOSE").is_some();
-        let daemon = Command::new("ip")
-            .args(["netns", "exec", &self.gw_ns, MINIUPNPD, "-d", "-f"])
+        let daemon = self
+            .ns
+            .command(&self.gw_ns, MINIUPNPD)
+            .args(["-d", "-f"])
             .arg(&conf)
             .arg("-P")
             .arg(&pid)
