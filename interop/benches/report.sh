@@ -12,7 +12,7 @@
 #   rtt100      the same at 100 ms RTT
 #   gossip      the gossipsub networks (both scenarios, 20 s each)
 #   kad         the Kademlia networks (50 + 50 nodes, 200 operations of each kind)
-#   relay       circuit relay v2 through each implementation's relay (5 rounds, 64 MiB
+#   relay       circuit relay v2 through each implementation's relay (5 rounds, 256 MiB
 #               each way, 100-circuit conn-benches)
 # Each run's whole output is kept in the run directory (printed at the end).
 #
