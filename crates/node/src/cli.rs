@@ -101,6 +101,9 @@ pub(crate) struct Common {
     /// `--kad auto`: Kademlia is a server while AutoNAT finds one of our addresses public,
     /// a client otherwise (needs `--autonat`).
     pub kad_follows_reachability: bool,
+    /// `--relay-auto` (listen): the `--relay` reservations are held while AutoNAT has not
+    /// found one of our addresses public and given up while it has (needs `--autonat`).
+    pub relay_follows_reachability: bool,
     /// `--mdns` (listen, dial): mDNS discovery, printing `discovered` events.
     pub mdns: bool,
     /// `--metrics IP:PORT` (listen, dial): serve Prometheus metrics there.
@@ -144,6 +147,7 @@ impl Default for Common {
             dns_server: None,
             kad: None,
             kad_follows_reachability: false,
+            relay_follows_reachability: false,
             mdns: false,
             metrics: None,
             relay_service: false,
@@ -288,6 +292,8 @@ options (any command):
   --relay MULTIADDR/p2p/ID     (listen, repeatable) reserve a slot on that relay and print a
                                `reservation` event; dial addresses with /p2p-circuit go
                                through a relay
+  --relay-auto                 (listen, with --relay and --autonat) hold the reservations only
+                               while no address of ours is confirmed public
   --metrics IP:PORT            (listen, dial) serve Prometheus metrics at
                                http://IP:PORT/metrics (port 0 picks one; listen's
                                `listening` event and dial's `metrics` event name the URL)
@@ -382,6 +388,7 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
             "--cert-key" => common.cert_key = Some(PathBuf::from(value("a path")?)),
             "--insecure-ws-cert" => common.insecure_ws_cert = true,
             "--relay-service" => common.relay_service = true,
+            "--relay-auto" => common.relay_follows_reachability = true,
             "--relay-data-limit" => {
                 common.relay_data_limit = Some(number(arg, &value("a number of bytes")?)?);
             }
@@ -477,6 +484,16 @@ pub(crate) fn parse(args: &[String]) -> Result<(Command, Common), UsageError> {
         return Err(usage(
             "--kad auto follows AutoNAT's verdicts: add --autonat",
         ));
+    }
+    if common.relay_follows_reachability {
+        if raw.relays.is_empty() {
+            return Err(usage("--relay-auto needs at least one --relay"));
+        }
+        if !common.autonat {
+            return Err(usage(
+                "--relay-auto follows AutoNAT's verdicts: add --autonat",
+            ));
+        }
     }
     if !raw.kad_ops.is_empty() && common.kad.is_none() {
         // Querying needs no server: a dial with operations runs a client by default.
@@ -931,6 +948,16 @@ mod tests {
             (
                 &["listen", "--addr", "/ip4/127.0.0.1/tcp/0", "--kad", "auto"],
                 "--kad auto follows AutoNAT's verdicts: add --autonat",
+            ),
+            (
+                &[
+                    "listen",
+                    "--addr",
+                    "/ip4/127.0.0.1/tcp/0",
+                    "--relay-auto",
+                    "--autonat",
+                ],
+                "--relay-auto needs at least one --relay",
             ),
             (
                 &[

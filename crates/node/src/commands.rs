@@ -160,15 +160,21 @@ pub(crate) async fn listen(
     }
     out.emit(&listening);
     print_connection_events(&host, out, true);
-    for relay in relays {
-        reserve(&host, &relay_client, out, relay).await?;
-    }
+    let relay_follower = if common.relay_follows_reachability {
+        Some(follow_with_relays(&host, &relay_client, out, relays))
+    } else {
+        for relay in relays {
+            reserve(&host, &relay_client, out, relay).await?;
+        }
+        None
+    };
     let mdns = if common.mdns {
         Some(crate::discovery::start(&host, out)?)
     } else {
         None
     };
-    let autonat = crate::reachability::start_if_asked(&host, out, common, &services);
+    let autonat =
+        crate::reachability::start_if_asked(&host, out, common, &services, relay_follower);
     crate::hole_punching::print_events(&host, out);
     let _port_mapper = if common.upnp {
         Some(crate::port_mapping::start(&host, out)?)
@@ -328,6 +334,47 @@ async fn reserve(
     Ok(())
 }
 
+/// `--relay-auto`: the reservations on `relays` follow the node's public reachability
+/// (`RelayClient::reserve_while_unreachable`); prints `reservation` as each is granted
+/// (renewals aside) and `reservation-released` as each is given up. Returns where the
+/// verdicts go.
+fn follow_with_relays(
+    host: &Host,
+    client: &lp2p::relay::client::RelayClient,
+    out: &Output,
+    relays: &[Multiaddr],
+) -> mpsc::UnboundedSender<bool> {
+    use lp2p::relay::client::RelayClientEvent;
+    let mut events = client.events();
+    let (out, me) = (out.clone(), host.local_peer_id());
+    host.spawn(async move {
+        while let Some(event) = events.next().await {
+            match event {
+                RelayClientEvent::ReservationAccepted {
+                    reservation,
+                    renewal: false,
+                } => out.emit(&json!({
+                    "event": "reservation",
+                    "relay": reservation.relay.to_string(),
+                    "addrs": reservation
+                        .addrs
+                        .iter()
+                        .map(|a| lp2p::core::addr::with_peer_id(a, me).to_string())
+                        .collect::<Vec<_>>(),
+                })),
+                RelayClientEvent::ReservationReleased { relay } => out.emit(&json!({
+                    "event": "reservation-released",
+                    "relay": relay.to_string(),
+                })),
+                _ => {}
+            }
+        }
+    });
+    let (tx, rx) = mpsc::unbounded();
+    client.reserve_while_unreachable(host, relays.to_vec(), rx);
+    tx
+}
+
 /// `dial`.
 pub(crate) async fn dial(
     common: &Common,
@@ -346,7 +393,7 @@ pub(crate) async fn dial(
     if common.mdns {
         crate::discovery::start(&host, out)?;
     }
-    let _autonat = crate::reachability::start_if_asked(&host, out, common, &services);
+    let _autonat = crate::reachability::start_if_asked(&host, out, common, &services, None);
     crate::hole_punching::print_events(&host, out);
     let metrics = match common.metrics {
         Some(addr) => Some(services.serve_metrics(&host, addr)?),

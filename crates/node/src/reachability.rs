@@ -36,27 +36,35 @@ pub(crate) struct Autonat {
     pub(crate) client: AutonatClient,
 }
 
-/// With `--autonat`: [`start`], with Kademlia following the verdicts under `--kad auto`.
+/// With `--autonat`: [`start`], with Kademlia following the verdicts under `--kad auto`
+/// and `relays` (`--relay-auto`) told each change of the node's public reachability.
 pub(crate) fn start_if_asked(
     host: &Host,
     out: &Output,
     common: &Common,
     services: &Services,
+    relays: Option<mpsc::UnboundedSender<bool>>,
 ) -> Option<Autonat> {
-    let following = services
+    let kad = services
         .kad
         .as_ref()
         .filter(|_| common.kad_follows_reachability);
     common
         .autonat
-        .then(|| start(host, out, common.loopback_only, following))
+        .then(|| start(host, out, common.loopback_only, kad, relays))
 }
 
 /// Starts the servers (v2 and v1) and the client on `host` and prints the client's status
-/// changes until the host closes. `loopback_only`: the node's addresses are all loopback (a test network).
-/// `kad` (`--kad auto`): its mode follows the verdicts, a server while one of our
-/// addresses is public.
-fn start(host: &Host, out: &Output, loopback_only: bool, kad: Option<&Kademlia>) -> Autonat {
+/// changes until the host closes. `loopback_only`: the node's addresses are all loopback
+/// (a test network). `kad` (`--kad auto`): its mode follows the verdicts, a server while
+/// one of our addresses is public. `relays`: told each change of that answer.
+fn start(
+    host: &Host,
+    out: &Output,
+    loopback_only: bool,
+    kad: Option<&Kademlia>,
+    relays: Option<mpsc::UnboundedSender<bool>>,
+) -> Autonat {
     let (server, v1_server, client) = if loopback_only {
         let server = AutonatServer::new(host, ServerConfig::default().allowing_private_addrs());
         let v1_server =
@@ -92,9 +100,13 @@ fn start(host: &Host, out: &Output, loopback_only: bool, kad: Option<&Kademlia>)
                     "addr": addr.to_string(),
                     "status": status.as_str(),
                 }));
-                if let Some(public) = statuses.update(addr, status)
-                    && kad_follows
-                {
+                let Some(public) = statuses.update(addr, status) else {
+                    continue;
+                };
+                if let Some(relays) = &relays {
+                    let _ = relays.unbounded_send(public);
+                }
+                if kad_follows {
                     let _ = public_tx.unbounded_send(public);
                     out.emit(&json!({
                         "event": "kad-mode",

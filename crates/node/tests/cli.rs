@@ -484,6 +484,47 @@ fn kad_auto_becomes_a_server_once_autonat_finds_an_address_public() {
 }
 
 #[test]
+fn relay_auto_gives_up_the_reservation_once_an_address_is_public() {
+    let (relay, relay_addr) = listen(&["--relay-service", "--autonat"]);
+    let (mut node, _) = listen(&[
+        "--relay",
+        &relay_addr,
+        "--relay-auto",
+        "--autonat",
+        "--connect",
+        &relay_addr,
+    ]);
+    let relay_id = relay_addr.rsplit('/').next().unwrap();
+    // Nothing is known at first: the reservation is made; the public verdict then ends it.
+    let mut seen = Vec::new();
+    loop {
+        let event = node.next_event();
+        assert_ne!(event["event"], "error", "{event}");
+        let name = event["event"].as_str().unwrap_or_default().to_owned();
+        if name == "reservation" {
+            assert_eq!(event["relay"], relay_id, "{event}");
+        }
+        if name == "reachability" {
+            assert_eq!(event["status"], "public", "{event}");
+        }
+        if name == "reservation-released" {
+            assert_eq!(event["relay"], relay_id, "{event}");
+            seen.push(name);
+            break;
+        }
+        seen.push(name);
+    }
+    let at = |name: &str| seen.iter().position(|s| s == name);
+    assert!(at("reservation").is_some(), "{seen:?}");
+    assert!(at("reachability").is_some(), "{seen:?}");
+    assert!(at("reservation") < at("reachability"), "{seen:?}");
+    let (status, rest) = node.finish();
+    assert!(status.success(), "{rest:?}");
+    let (status, rest) = relay.finish();
+    assert!(status.success(), "{rest:?}");
+}
+
+#[test]
 fn autonat_applies_to_listen_and_dial_only() {
     let output = run(&["perf", "--autonat", "--addr", "/ip4/127.0.0.1/tcp/1"]);
     assert_fails_with(&output, "--autonat does not apply to `perf`");
