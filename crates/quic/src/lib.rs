@@ -87,7 +87,7 @@ pub use driver::{CLOSE_NORMAL, CLOSE_REFUSED, STREAM_RESET};
 pub use error::QuicError;
 pub use stats::QuicStats;
 pub use stream::QuicStream;
-pub use transport::{QuicListener, QuicTransport, SECURITY_PROTOCOL};
+pub use transport::{HOLE_PUNCH_INITIAL_RTT, QuicListener, QuicTransport, SECURITY_PROTOCOL};
 pub use window::{INITIAL_RECEIVE_WINDOW, MIN_EPOCH};
 
 /// The protocol id reported as the muxer of QUIC connections (QUIC's native streams).
