@@ -279,7 +279,8 @@ fn reservations_follow_reachability() {
             }
         };
         assert_eq!(reservation.relay, relay_id);
-        assert!(circuit_listening(&a));
+        // The event comes as the listener is made, a moment before the swarm lists it.
+        wait_until(&a, || circuit_listening(&a)).await;
         // Publicly reachable: given up.
         tx.unbounded_send(true).unwrap();
         loop {
@@ -289,7 +290,8 @@ fn reservations_follow_reachability() {
             }
         }
         assert!(!circuit_listening(&a));
-        assert!(a_client.reservations().is_empty());
+        // The listener's guard forgets the reservation as its aborted task is dropped.
+        wait_until(&a, || a_client.reservations().is_empty()).await;
         // Not any more: reserved again.
         tx.unbounded_send(false).unwrap();
         loop {
@@ -300,9 +302,16 @@ fn reservations_follow_reachability() {
                 break;
             }
         }
-        assert!(circuit_listening(&a));
+        wait_until(&a, || circuit_listening(&a)).await;
         a.close().await;
         relay.close().await;
     }))
     .expect("the test hung");
+}
+
+/// Polls `check` until it holds; the test's own timeout bounds the wait.
+async fn wait_until(host: &Host, check: impl Fn() -> bool) {
+    while !check() {
+        host.runtime().sleep(Duration::from_millis(10)).await;
+    }
 }
