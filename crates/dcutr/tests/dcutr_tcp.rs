@@ -70,6 +70,32 @@ async fn peer_behind_relays(listen: bool) -> (Host, client::RelayClient) {
     (host, relay_client)
 }
 
+/// R running the relay service, and B (listening on 127.0.0.1, with identify when asked)
+/// holding a reservation on it. Returns R, R's address ending in `/p2p/R`, and B.
+async fn relay_and_b_behind_it(identify: bool) -> (Host, Multiaddr, Host) {
+    let relay = tcp_builder()
+        .on_start(RelayService::hook(HopConfig::default()))
+        .build()
+        .await
+        .unwrap();
+    let relay_addr = relay.listen_addrs()[0]
+        .clone()
+        .with(Protocol::P2p(relay.local_peer_id()));
+    let (b, b_relay) = peer_behind_relays(true).await;
+    if identify {
+        let _identify = Identify::new(&b, IdentifyConfig::default());
+    }
+    let mut reservations = b_relay.events();
+    b.listen_on(&relay_addr.clone().with(Protocol::P2pCircuit))
+        .await
+        .unwrap();
+    while !matches!(
+        reservations.next().await,
+        Some(RelayClientEvent::ReservationAccepted { .. })
+    ) {}
+    (relay, relay_addr, b)
+}
+
 fn run<F: std::future::Future<Output = ()>>(test: F) {
     block_on(async {
         RuntimeHandle::try_default()
@@ -87,26 +113,9 @@ async fn next_upgrade(events: &mut lp2p_core::events::EventStream<DcutrEvent>) -
 #[test]
 fn a_relayed_connection_is_upgraded_to_a_direct_one_and_then_closed() {
     run(async {
-        let relay = tcp_builder()
-            .on_start(RelayService::hook(HopConfig::default()))
-            .build()
-            .await
-            .unwrap();
-        let relay_addr = relay.listen_addrs()[0]
-            .clone()
-            .with(Protocol::P2p(relay.local_peer_id()));
-
-        let (b, b_relay) = peer_behind_relays(true).await;
+        let (relay, relay_addr, b) = relay_and_b_behind_it(false).await;
         let b_dcutr: Dcutr = b.service().unwrap();
         let mut b_events = b_dcutr.events();
-        let mut reservations = b_relay.events();
-        b.listen_on(&relay_addr.clone().with(Protocol::P2pCircuit))
-            .await
-            .unwrap();
-        while !matches!(
-            reservations.next().await,
-            Some(RelayClientEvent::ReservationAccepted { .. })
-        ) {}
 
         let (a, _a_relay) = peer_behind_relays(false).await;
         let a_dcutr: Dcutr = a.service().unwrap();
@@ -169,27 +178,9 @@ fn a_relayed_connection_is_upgraded_to_a_direct_one_and_then_closed() {
 #[test]
 fn a_peer_that_listens_is_reached_by_a_plain_dial_without_hole_punching() {
     run(async {
-        let relay = tcp_builder()
-            .on_start(RelayService::hook(HopConfig::default()))
-            .build()
-            .await
-            .unwrap();
-        let relay_addr = relay.listen_addrs()[0]
-            .clone()
-            .with(Protocol::P2p(relay.local_peer_id()));
-
-        let (b, b_relay) = peer_behind_relays(true).await;
-        let _b_identify = Identify::new(&b, IdentifyConfig::default());
+        let (relay, relay_addr, b) = relay_and_b_behind_it(true).await;
         let b_dcutr: Dcutr = b.service().unwrap();
         let mut b_events = b_dcutr.events();
-        let mut reservations = b_relay.events();
-        b.listen_on(&relay_addr.clone().with(Protocol::P2pCircuit))
-            .await
-            .unwrap();
-        while !matches!(
-            reservations.next().await,
-            Some(RelayClientEvent::ReservationAccepted { .. })
-        ) {}
 
         // A listens on 127.0.0.1 and answers identify over the relayed connection.
         let (a, _a_relay) = peer_behind_relays(true).await;
