@@ -197,6 +197,17 @@ impl AutonatClient {
         server: PeerId,
         addrs: Vec<Multiaddr>,
     ) -> Result<ProbeResult, AutonatError> {
+        let (host, request) = self.start_explicit_probe(server, addrs)?;
+        self.run_probe(&host, request).await
+    }
+
+    /// Registers a probe of `addrs` with `server` asked for by the user (outside the
+    /// schedule).
+    fn start_explicit_probe(
+        &self,
+        server: PeerId,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<(Host, ProbeRequest), AutonatError> {
         if addrs.is_empty() {
             return Err(AutonatError::NoAddresses);
         }
@@ -206,7 +217,7 @@ impl AutonatClient {
             .inner
             .core()
             .start_probe(server, addrs, nonce, host.runtime().now());
-        self.run_probe(&host, request).await
+        Ok((host, request))
     }
 
     async fn run_probe(
@@ -255,15 +266,7 @@ impl AutonatClient {
         server: PeerId,
         addrs: Vec<Multiaddr>,
     ) -> Result<ProbeResult, AutonatError> {
-        if addrs.is_empty() {
-            return Err(AutonatError::NoAddresses);
-        }
-        let host = self.inner.host.upgrade().ok_or(AutonatError::Stopped)?;
-        let nonce = rand::random::<u64>();
-        let request = self
-            .inner
-            .core()
-            .start_probe(server, addrs, nonce, host.runtime().now());
+        let (host, request) = self.start_explicit_probe(server, addrs)?;
         self.run_probe_v1(&host, request).await
     }
 
