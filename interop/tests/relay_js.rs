@@ -27,7 +27,7 @@ use lp2p_core::{Multiaddr, PeerId, Protocol};
 use lp2p_host::{HandlerOptions, Host, HostStream};
 use lp2p_interop::peers::{self, Implementation, Peer, Programs};
 use lp2p_interop::{init_tracing, run};
-use lp2p_relay::client::{self, ClientConfig, RelayClient, RelayClientEvent};
+use lp2p_relay::client::{self, ClientConfig, RelayClient, RelayClientEvent, ReservationInfo};
 use lp2p_relay::{HopConfig, HopStats, Limit, RelayService};
 use serde_json::Value;
 
@@ -132,6 +132,23 @@ async fn lp2p_client_host(config: ClientConfig) -> (Host, RelayClient) {
     (host, client)
 }
 
+/// `host` listens on `<relay_addr>/p2p-circuit` and returns the reservation its client got.
+async fn reserve_on(host: &Host, client: &RelayClient, relay_addr: &Multiaddr) -> ReservationInfo {
+    let mut events = client.events();
+    host.listen_on(&relay_addr.clone().with(Protocol::P2pCircuit))
+        .await
+        .expect("reservation on the relay");
+    loop {
+        match events.next().await {
+            Some(RelayClientEvent::ReservationAccepted { reservation, .. }) => {
+                return reservation;
+            }
+            Some(_) => {}
+            None => panic!("relay client events ended"),
+        }
+    }
+}
+
 /// An lp2p relay on 127.0.0.1 port 0 with `config`; its address ends in `/p2p/<relay>`.
 fn lp2p_relay(config: HopConfig) -> (Host, RelayService, Multiaddr) {
     let relay = run("lp2p relay", async {
@@ -203,21 +220,10 @@ fn lp2p_clients_reserve_and_connect_through_a_js_relay() {
     );
     let a_id = a.local_peer_id();
     let before = now_unix();
-    let reservation = run("A reserves on the js relay", async {
-        let mut events = a_client.events();
-        a.listen_on(&relay_addr.clone().with(Protocol::P2pCircuit))
-            .await
-            .expect("reservation on the js-libp2p relay");
-        loop {
-            match events.next().await {
-                Some(RelayClientEvent::ReservationAccepted { reservation, .. }) => {
-                    break reservation;
-                }
-                Some(_) => {}
-                None => panic!("relay client events ended"),
-            }
-        }
-    });
+    let reservation = run(
+        "A reserves on the js relay",
+        reserve_on(&a, &a_client, &relay_addr),
+    );
     assert_eq!(reservation.relay, relay_id);
     // @libp2p/circuit-relay-v2 grants 2 h reservations.
     assert!(
@@ -421,21 +427,10 @@ fn js_relay_data_limit_resets_an_lp2p_circuit() {
 
     let (a, a_client) = run("lp2p host A", lp2p_client_host(ClientConfig::default()));
     let a_id = a.local_peer_id();
-    let reservation = run("A reserves on the js relay", async {
-        let mut events = a_client.events();
-        a.listen_on(&relay_addr.clone().with(Protocol::P2pCircuit))
-            .await
-            .expect("reservation on the js-libp2p relay");
-        loop {
-            match events.next().await {
-                Some(RelayClientEvent::ReservationAccepted { reservation, .. }) => {
-                    break reservation;
-                }
-                Some(_) => {}
-                None => panic!("relay client events ended"),
-            }
-        }
-    });
+    let reservation = run(
+        "A reserves on the js relay",
+        reserve_on(&a, &a_client, &relay_addr),
+    );
     assert_eq!(
         reservation.limit.and_then(|l| l.data),
         Some(SMALL_DATA_LIMIT)
@@ -565,21 +560,10 @@ fn js_relay_duration_limit_closes_an_lp2p_circuit() {
 
     let (a, a_client) = run("lp2p host A", lp2p_client_host(ClientConfig::default()));
     let a_id = a.local_peer_id();
-    let reservation = run("A reserves on the js relay", async {
-        let mut events = a_client.events();
-        a.listen_on(&relay_addr.clone().with(Protocol::P2pCircuit))
-            .await
-            .expect("reservation on the js-libp2p relay");
-        loop {
-            match events.next().await {
-                Some(RelayClientEvent::ReservationAccepted { reservation, .. }) => {
-                    break reservation;
-                }
-                Some(_) => {}
-                None => panic!("relay client events ended"),
-            }
-        }
-    });
+    let reservation = run(
+        "A reserves on the js relay",
+        reserve_on(&a, &a_client, &relay_addr),
+    );
     // The wire carries milliseconds (see the first test): 2 s arrives as 2000 "seconds".
     assert_eq!(
         reservation.limit.and_then(|l| l.duration),
