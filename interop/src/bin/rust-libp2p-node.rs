@@ -43,6 +43,19 @@
 //! the relay accepted; dialing a `/p2p-circuit` address goes through the relay (relay client
 //! transport). `conn-bench` to a `/p2p-circuit` address runs a one-byte echo instead of a
 //! ping on each connection, as lp2p-node does.
+//!
+//! `--dcutr` (listen, dial) runs `libp2p-dcutr` 0.15 (with identify, whose observed addresses
+//! are its hole-punch candidates) and prints lp2p-node's `dcutr` event on each of its
+//! outcomes: `{"event":"dcutr","peer":..,"ok":true,"addr":..,"attempts":N,"unilateral":false,
+//! "ms":T}` (`addr` the direct connection's remote address, `attempts` the direct dials since
+//! the relayed connection, `ms` the time from the relayed connection's establishment to the
+//! direct one) or `{"event":"dcutr","peer":..,"ok":false,"attempts":N,"error":..}`.
+//! rust-libp2p reuses the listening port for these dials by itself: libp2p-tcp 0.45 binds a
+//! dial to a listen port when the swarm asks for `PortUse::Reuse` (the default of every dial;
+//! `tcp::Config::port_reuse` is a deprecated no-op), and libp2p-quic dials from its listening
+//! socket. A `listen --connect <relay>/p2p-circuit/p2p/ID` with `--dcutr` first connects to
+//! the relay and waits for its identify (at most 10 s), as rust-libp2p's DCUtR example does,
+//! so the relayed connection offers the address the relay observed.
 
 #![allow(clippy::print_stdout)]
 
@@ -55,7 +68,7 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, gossipsub, identify, identity, kad,
+    Multiaddr, PeerId, StreamProtocol, Swarm, dcutr, gossipsub, identify, identity, kad,
     multiaddr::Protocol, ping, relay,
 };
 use serde_json::{Value, json};
@@ -81,6 +94,7 @@ struct Behaviour {
     mdns: Toggle<libp2p::mdns::tokio::Behaviour>,
     relay: Toggle<relay::Behaviour>,
     relay_client: Toggle<relay::client::Behaviour>,
+    dcutr: Toggle<dcutr::Behaviour>,
 }
 
 /// A Kademlia operation.
@@ -218,6 +232,8 @@ struct Args {
     relay_duration_limit: Option<u64>,
     /// `--relay-no-rate-limit`.
     relay_no_rate_limit: bool,
+    /// `--dcutr`.
+    dcutr: bool,
 }
 
 impl Args {
@@ -422,11 +438,15 @@ fn parse() -> Result<Args, String> {
             ),
             "--relay-data-limit" => args.relay_data_limit = Some(number(&mut raw, &flag)?),
             "--relay-duration-limit" => args.relay_duration_limit = Some(number(&mut raw, &flag)?),
+            "--dcutr" => args.dcutr = true,
             other => return Err(format!("unknown option {other}")),
         }
     }
     if !args.kad_ops.is_empty() && args.kad.is_none() {
         args.kad = Some(kad::Mode::Client);
+    }
+    if args.dcutr && args.bare {
+        return Err("--dcutr needs identify, which --bare leaves out".to_owned());
     }
     Ok(args)
 }
@@ -514,6 +534,8 @@ fn behaviour(
             relay_config.map(|config| relay::Behaviour::new(key.public().to_peer_id(), config)),
         ),
         relay_client: Toggle::from(relay_client),
+        // Set by `swarm` with `--dcutr`.
+        dcutr: Toggle::from(None),
         mdns: Toggle::from(mdns),
         identify: Toggle::from((!bare).then_some(identify)),
         ping: ping::Behaviour::new(
@@ -613,7 +635,7 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                 .with_relay_client($security, libp2p::yamux::Config::default)
                 .map_err(|e| e.to_string())?
                 .with_behaviour(|k, relay_client| {
-                    behaviour(
+                    let mut behaviour = behaviour(
                         k,
                         args.bare,
                         &args.gossip,
@@ -627,7 +649,12 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                             args.relay_config(),
                             args.relay_client().then_some(relay_client),
                         ),
-                    )
+                    );
+                    behaviour.dcutr = Toggle::from(
+                        args.dcutr
+                            .then(|| dcutr::Behaviour::new(k.public().to_peer_id())),
+                    );
+                    behaviour
                 })
                 .map_err(|e| e.to_string())?
                 .with_swarm_config(idle)
@@ -752,6 +779,11 @@ struct Seen {
     /// `--relay` addresses by relay peer, and our peer id, for the `reservation` event.
     relays: HashMap<PeerId, Multiaddr>,
     local: Option<PeerId>,
+    /// DCUtR: when the first relayed connection to each peer was established, the direct
+    /// dials to it since, and the remote addresses of the direct connections to such peers.
+    relayed_at: HashMap<PeerId, Instant>,
+    direct_dials: HashMap<PeerId, u64>,
+    direct_addrs: HashMap<libp2p::swarm::ConnectionId, Multiaddr>,
 }
 
 /// Runs the swarm until `done` says so, printing events. `done` sees the swarm and what was
@@ -774,9 +806,22 @@ async fn drive(
 fn handle(event: SwarmEvent<BehaviourEvent>, seen: &mut Seen, print_connections: bool) {
     match event {
         SwarmEvent::ConnectionEstablished {
-            peer_id, endpoint, ..
+            peer_id,
+            endpoint,
+            connection_id,
+            ..
         } => {
             seen.connected.insert(peer_id);
+            if endpoint.is_relayed() {
+                seen.relayed_at.entry(peer_id).or_insert_with(Instant::now);
+            } else if seen.relayed_at.contains_key(&peer_id) {
+                // Without the /p2p/ID of a dialed address, as lp2p-node prints it.
+                let mut addr = endpoint.get_remote_address().clone();
+                if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+                    addr.pop();
+                }
+                seen.direct_addrs.insert(connection_id, addr);
+            }
             if print_connections {
                 let (dir, addr) = if endpoint.is_dialer() {
                     ("out", endpoint.get_remote_address().clone())
@@ -801,6 +846,16 @@ fn handle(event: SwarmEvent<BehaviourEvent>, seen: &mut Seen, print_connections:
         SwarmEvent::OutgoingConnectionError { error, .. } => {
             seen.dial_error = Some(error.to_string())
         }
+        SwarmEvent::Dialing {
+            peer_id: Some(peer),
+            ..
+        } if seen.relayed_at.contains_key(&peer) => {
+            *seen.direct_dials.entry(peer).or_default() += 1;
+        }
+        SwarmEvent::Behaviour(BehaviourEvent::Dcutr(dcutr::Event {
+            remote_peer_id,
+            result,
+        })) => emit(&dcutr_event(seen, remote_peer_id, result)),
         SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
             peer_id,
             info,
@@ -894,6 +949,33 @@ fn handle(event: SwarmEvent<BehaviourEvent>, seen: &mut Seen, print_connections:
             seen.messages += 1;
         }
         _ => {}
+    }
+}
+
+/// lp2p-node's `dcutr` event for one outcome of libp2p-dcutr.
+fn dcutr_event(
+    seen: &Seen,
+    peer: PeerId,
+    result: Result<libp2p::swarm::ConnectionId, dcutr::Error>,
+) -> Value {
+    let attempts = seen.direct_dials.get(&peer).copied().unwrap_or(0);
+    match result {
+        Ok(connection) => json!({
+            "event": "dcutr",
+            "peer": peer.to_string(),
+            "ok": true,
+            "addr": seen.direct_addrs.get(&connection).map(ToString::to_string),
+            "attempts": attempts.max(1),
+            "unilateral": false,
+            "ms": seen.relayed_at.get(&peer).map(|t| t.elapsed().as_secs_f64() * 1000.0),
+        }),
+        Err(e) => json!({
+            "event": "dcutr",
+            "peer": peer.to_string(),
+            "ok": false,
+            "attempts": attempts,
+            "error": e.to_string(),
+        }),
     }
 }
 
@@ -1083,6 +1165,27 @@ async fn run_exchange<T>(
     }
 }
 
+/// Connects to the relay of the circuit address `addr` and waits (at most 10 s) for its
+/// identify, so that the address it observed is a hole-punch candidate when the relayed
+/// connection starts DCUtR (rust-libp2p's DCUtR example does the same).
+async fn identify_relay(swarm: &mut Swarm<Behaviour>, seen: &mut Seen, addr: &Multiaddr) {
+    let relay: Multiaddr = addr
+        .iter()
+        .take_while(|p| *p != Protocol::P2pCircuit)
+        .collect();
+    let Some(Protocol::P2p(peer)) = relay.iter().last() else {
+        return;
+    };
+    if swarm.dial(relay.clone()).is_err() {
+        return;
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    drive(swarm, seen, true, |_, s| {
+        s.identified.iter().any(|(p, _)| *p == peer) || Instant::now() >= until
+    })
+    .await;
+}
+
 async fn listen(args: Args) {
     let mut swarm = swarm(&args).unwrap_or_else(|e| fail(e));
     serve_streams(&mut swarm);
@@ -1121,6 +1224,9 @@ async fn listen(args: Args) {
             .unwrap_or_else(|e| fail(format!("reserving a slot on {relay}: {e}")));
     }
     for addr in &args.connect {
+        if args.dcutr && addr.iter().any(|p| p == Protocol::P2pCircuit) {
+            identify_relay(&mut swarm, &mut seen, addr).await;
+        }
         let _ = swarm.dial(addr.clone());
         if let (Some(kad), Some(Protocol::P2p(peer))) =
             (swarm.behaviour_mut().kad.as_mut(), addr.iter().last())
