@@ -1,0 +1,469 @@
+//! Hole punching through real NATs, lp2p against rust-libp2p in the same testbed and run.
+//!
+//! The testbed of `crates/node/tests/nat.rs`, built with lp2p-testkit's `netns` module (its
+//! routers are `netns::Nat`):
+//!
+//! ```text
+//!  A 10.0.1.2 ── 10.0.1.1 [router ra] 11.0.1.2 ── 11.0.1.1 [pub: relay] 11.0.2.1 ── 11.0.2.2 [router rb] 10.0.2.1 ── 10.0.2.2 B
+//! ```
+//!
+//! B reserves a slot on the relay (`listen --relay R --dcutr`) and A connects to B through it
+//! (`listen --connect <circuit> --dcutr`); B, which receives the relayed connection, starts
+//! DCUtR, and its `dcutr` event is the outcome of the run. A pair is either two `lp2p-node`
+//! or two `rust-libp2p-node` (rust-libp2p 0.57, libp2p-dcutr 0.15); the relay is `lp2p-node
+//! --relay-service` for both. Each run gets a fresh testbed (no conntrack entry or NAT
+//! mapping of an earlier run helps a later one) and fresh processes. Cells: TCP and QUIC
+//! across cone/cone and address-dependent/address-dependent routers, [`RUNS`] runs per
+//! implementation, the implementations interleaved (lp2p, rust, lp2p, rust, ...).
+//!
+//! Asserted: every run gets its direct connection (these NATs allow it), to A's router. That
+//! holds for rust-libp2p's runs as well as lp2p's (rust-libp2p succeeded in every one of its
+//! runs, 50 and more, while this test was written), so rust-libp2p's are asserted too: a
+//! failure there points at rust-libp2p-node's `--dcutr` or at the testbed.
+//!
+//! The table: implementation, transport, NAT pair, direct connections/runs, the median and
+//! each run's time to the direct connection (each implementation's own `ms`: lp2p's from the
+//! start of its upgrade, which begins when the relayed connection comes up; rust-libp2p-node's
+//! from the relayed connection's establishment), and each run's attempts.
+//!
+//! Needs root, `ip` (iproute2) and `nft` (nftables); `.ci/run` installs them. Its own harness
+//! (`harness = false`): without them the test prints why and is skipped, except with
+//! `LP2P_REQUIRE_NETNS=1` (CI), where that is a failure. Arguments that are not flags filter
+//! the cells by name (`tcp_cone_cone`, `quic_address_dependent_address_dependent`, ...). The
+//! lp2p-node binary is `$LP2P_NODE` when set, otherwise built from the parent workspace.
+//! `LP2P_NAT_VERBOSE=1` shows the nodes' stderr and the `dcutr` events. Namespaces, nftables
+//! tables (they live in the namespaces) and processes are removed when a run ends, also when
+//! it fails. About 10 to 20 s on a 2-core machine.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use lp2p_testkit::netns::{self, Nat, Netns};
+use serde_json::Value;
+
+const RUST_NODE: &str = env!("CARGO_BIN_EXE_rust-libp2p-node");
+
+/// Hole punches per implementation and cell.
+const RUNS: usize = 3;
+
+/// How long a run waits for a node to listen or to hold its reservation.
+const SETUP_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a run waits for B's `dcutr` event: a failing hole punch is three attempts.
+const PUNCH_WAIT: Duration = Duration::from_secs(40);
+
+/// How long a run waits for A's `dcutr` event (lp2p) once B has printed its own.
+const ANSWER_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Implementation {
+    Lp2p,
+    Rust,
+}
+
+impl Implementation {
+    fn name(self) -> &'static str {
+        match self {
+            Implementation::Lp2p => "lp2p",
+            Implementation::Rust => "rust-libp2p",
+        }
+    }
+}
+
+/// `LP2P_NAT_VERBOSE` is set: the nodes' stderr and the `dcutr` events are shown.
+fn verbose() -> bool {
+    std::env::var_os("LP2P_NAT_VERBOSE").is_some()
+}
+
+/// A node process in a namespace, killed when dropped; its JSON lines arrive on a channel.
+struct Node {
+    name: &'static str,
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Node {
+    fn start(
+        name: &'static str,
+        bed: &Netns,
+        ns: &str,
+        program: &Path,
+        args: &[&str],
+    ) -> Result<Node, String> {
+        let mut child = bed
+            .command(ns, &program.to_string_lossy())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(if verbose() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .map_err(|e| format!("{name}: cannot start {}: {e}", program.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Ok(Node { name, child, lines })
+    }
+
+    /// The next event named `event` within `wait`, skipping others; Err on an `error`
+    /// event, an exit or the end of the wait.
+    fn wait_for(&self, event: &str, wait: Duration) -> Result<Value, String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if v["event"] == event => return Ok(v),
+                Ok(v) if v["event"] == "error" => return Err(format!("{}: {v}", self.name)),
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!("{}: no {event} event within {wait:?}", self.name));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(format!("{}: exited before a {event} event", self.name));
+                }
+            }
+        }
+    }
+
+    /// The first address of the `addrs` of the next `event`.
+    fn first_addr(&self, event: &str) -> Result<String, String> {
+        let v = self.wait_for(event, SETUP_WAIT)?;
+        v["addrs"][0]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{}: {event} without addrs: {v}", self.name))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The testbed of the picture at the top, with routers of the given kinds; removed (with its
+/// nftables tables) when dropped, also on panic.
+fn testbed(nat_a: Nat, nat_b: Nat) -> Result<Netns, String> {
+    netns::run("nft", &["--version"])?;
+    let mut bed = Netns::new("ih")?;
+    let public = bed.add("p")?;
+    let (ra, rb) = (bed.add("ra")?, bed.add("rb")?);
+    let (a, b) = (bed.add("a")?, bed.add("b")?);
+    bed.link(&public, "pa", "11.0.1.1/24", &ra, "wan", "11.0.1.2/24")?;
+    bed.link(&public, "pb", "11.0.2.1/24", &rb, "wan", "11.0.2.2/24")?;
+    bed.link(&ra, "lan", "10.0.1.1/24", &a, "eth0", "10.0.1.2/24")?;
+    bed.link(&rb, "lan", "10.0.2.1/24", &b, "eth0", "10.0.2.2/24")?;
+    bed.forwarding(&public)?;
+    bed.default_route(&ra, "11.0.1.1")?;
+    bed.default_route(&rb, "11.0.2.1")?;
+    bed.default_route(&a, "10.0.1.1")?;
+    bed.default_route(&b, "10.0.2.1")?;
+    bed.router(&ra, nat_a, "10.0.1.2")?;
+    bed.router(&rb, nat_b, "10.0.2.2")?;
+    Ok(bed)
+}
+
+/// One cell of the table.
+#[derive(Clone, Copy)]
+struct Cell {
+    transport: &'static str,
+    nat_a: Nat,
+    nat_b: Nat,
+}
+
+impl Cell {
+    fn name(self) -> String {
+        format!(
+            "{}_{}_{}",
+            self.transport,
+            self.nat_a.name().replace('-', "_"),
+            self.nat_b.name().replace('-', "_")
+        )
+    }
+
+    fn nats(self) -> String {
+        format!("{} / {}", self.nat_a.name(), self.nat_b.name())
+    }
+
+    fn listen(self, ip: &str) -> String {
+        match self.transport {
+            "tcp" => format!("/ip4/{ip}/tcp/4001"),
+            _ => format!("/ip4/{ip}/udp/4001/quic-v1"),
+        }
+    }
+}
+
+/// The outcome of one hole punch (B's `dcutr` event).
+struct Sample {
+    ok: bool,
+    ms: Option<f64>,
+    attempts: Option<u64>,
+    /// Why it failed (B's event or what went wrong).
+    why: String,
+}
+
+/// One run: a fresh testbed, the relay, then B and A of `imp`. Err when the testbed cannot
+/// be built (the run did not happen).
+fn punch(cell: Cell, imp: Implementation, lp2p: &Path) -> Result<Sample, String> {
+    let bed = testbed(cell.nat_a, cell.nat_b)?;
+    let node = match imp {
+        Implementation::Lp2p => lp2p,
+        Implementation::Rust => Path::new(RUST_NODE),
+    };
+    let failed = |why: String| Sample {
+        ok: false,
+        ms: None,
+        attempts: None,
+        why,
+    };
+    let (ns_p, ns_a, ns_b) = (bed.name("p"), bed.name("a"), bed.name("b"));
+    let relay = match Node::start(
+        "relay",
+        &bed,
+        &ns_p,
+        lp2p,
+        &[
+            "listen",
+            "--addr",
+            &cell.listen("11.0.1.1"),
+            "--relay-service",
+            "--timeout",
+            "300",
+        ],
+    ) {
+        Ok(relay) => relay,
+        Err(why) => return Ok(failed(why)),
+    };
+    let sample = (|| {
+        let relay_addr = relay.first_addr("listening")?;
+        let b = Node::start(
+            "B",
+            &bed,
+            &ns_b,
+            node,
+            &[
+                "listen",
+                "--addr",
+                &cell.listen("0.0.0.0"),
+                "--relay",
+                &relay_addr,
+                "--dcutr",
+                "--timeout",
+                "300",
+            ],
+        )?;
+        let circuit = b.first_addr("reservation")?;
+        let a = Node::start(
+            "A",
+            &bed,
+            &ns_a,
+            node,
+            &[
+                "listen",
+                "--addr",
+                &cell.listen("0.0.0.0"),
+                "--connect",
+                &circuit,
+                "--dcutr",
+                "--timeout",
+                "300",
+            ],
+        )?;
+        let event = b.wait_for("dcutr", PUNCH_WAIT)?;
+        if verbose() {
+            println!("B: {event}");
+        }
+        let ok = event["ok"] == true;
+        if ok {
+            let addr = event["addr"].as_str().unwrap_or_default();
+            if !addr.contains("11.0.1.2") || addr.contains("p2p-circuit") {
+                return Err(format!(
+                    "B's direct connection is not to A's router: {event}"
+                ));
+            }
+            if imp == Implementation::Lp2p {
+                let answer = a.wait_for("dcutr", ANSWER_WAIT)?;
+                if verbose() {
+                    println!("A: {answer}");
+                }
+                if answer["ok"] != true {
+                    return Err(format!("A (answering): {answer}\nB: {event}"));
+                }
+            }
+        }
+        Ok(Sample {
+            ok,
+            ms: event["ms"].as_f64().filter(|_| ok),
+            attempts: event["attempts"].as_u64(),
+            why: if ok { String::new() } else { event.to_string() },
+        })
+    })()
+    .unwrap_or_else(failed);
+    drop(relay);
+    drop(bed);
+    Ok(sample)
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+fn main() {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let require = std::env::var_os("LP2P_REQUIRE_NETNS").is_some();
+    let cells: Vec<Cell> = [
+        ("tcp", Nat::Cone, Nat::Cone),
+        ("tcp", Nat::AddressDependent, Nat::AddressDependent),
+        ("quic", Nat::Cone, Nat::Cone),
+        ("quic", Nat::AddressDependent, Nat::AddressDependent),
+    ]
+    .into_iter()
+    .map(|(transport, nat_a, nat_b)| Cell {
+        transport,
+        nat_a,
+        nat_b,
+    })
+    .filter(|c| filters.is_empty() || filters.iter().any(|f| c.name().contains(f.as_str())))
+    .collect();
+    if cells.is_empty() {
+        println!("nat: no cell matches the filters");
+        return;
+    }
+    // Can the testbed be built here? (Not root, no `ip` or `nft`: skipped, or failed in CI.)
+    if let Err(why) = testbed(Nat::Cone, Nat::Cone) {
+        if require {
+            println!(
+                "nat: FAILED: cannot build the NAT testbed: {why} (LP2P_REQUIRE_NETNS is set)"
+            );
+            std::process::exit(1);
+        }
+        println!("nat: SKIPPED: cannot build the NAT testbed: {why}");
+        return;
+    }
+    let lp2p = lp2p_interop::lp2p_node_binary(false);
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for cell in &cells {
+        let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+        for run in 1..=RUNS {
+            for (i, imp) in [Implementation::Lp2p, Implementation::Rust]
+                .into_iter()
+                .enumerate()
+            {
+                let t0 = Instant::now();
+                let sample = match punch(*cell, imp, &lp2p) {
+                    Ok(sample) => sample,
+                    Err(why) => Sample {
+                        ok: false,
+                        ms: None,
+                        attempts: None,
+                        why: format!("cannot build the NAT testbed: {why}"),
+                    },
+                };
+                println!(
+                    "{} {} run {run}/{RUNS} ({:.1} s): {}",
+                    cell.name(),
+                    imp.name(),
+                    t0.elapsed().as_secs_f64(),
+                    if sample.ok {
+                        format!(
+                            "direct in {:.0} ms, {} attempt(s)",
+                            sample.ms.unwrap_or(f64::NAN),
+                            sample.attempts.unwrap_or(0)
+                        )
+                    } else {
+                        format!("no direct connection: {}", sample.why)
+                    }
+                );
+                if !sample.ok {
+                    failures.push(format!(
+                        "{} {} run {run}: {}",
+                        cell.name(),
+                        imp.name(),
+                        sample.why
+                    ));
+                }
+                samples[i].push(sample);
+            }
+        }
+        for (imp, samples) in [Implementation::Lp2p, Implementation::Rust]
+            .into_iter()
+            .zip(samples)
+        {
+            rows.push((imp, *cell, samples));
+        }
+    }
+    println!();
+    println!(
+        "| implementation | transport | NAT of A / B | direct connections | median time (ms) | each run (ms) | attempts |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (imp, cell, samples) in &rows {
+        let successes = samples.iter().filter(|s| s.ok).count();
+        let ms = median(samples.iter().filter_map(|s| s.ms).collect());
+        let each: Vec<String> = samples
+            .iter()
+            .map(|s| s.ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0}")))
+            .collect();
+        let attempts: Vec<String> = samples
+            .iter()
+            .map(|s| s.attempts.map_or_else(|| "-".to_owned(), |a| a.to_string()))
+            .collect();
+        println!(
+            "| {} | {} | {} | {successes}/{} | {} | {} | {} |",
+            imp.name(),
+            cell.transport,
+            cell.nats(),
+            samples.len(),
+            ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0}")),
+            each.join(", "),
+            attempts.join(", ")
+        );
+    }
+    println!();
+    for failure in &failures {
+        println!("FAILED: {failure}");
+    }
+    println!(
+        "nat: {} cells x {RUNS} runs x 2 implementations, {} failed ({:.0} s)",
+        cells.len(),
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failures.is_empty() {
+        std::process::exit(1);
+    }
+}
