@@ -18,6 +18,11 @@
 //! address-dependent/address-dependent routers (the direct connection must come), and from
 //! behind a symmetric router (it must fail, after the spec's three attempts).
 //!
+//! IPv6 cells (`*_ipv6_*`, in threads beside the others): no NAT, stateful firewalls on the
+//! routers; TCP and QUIC hole punching across two firewalls (after B's plain dial to A's
+//! address times out), and B's plain dial succeeding when A has no firewall (the
+//! unilateral upgrade).
+//!
 //! AutoNAT cells (`autonat_*`, run in threads beside the others, each in namespaces of its
 //! own): three `listen --autonat` servers in a public namespace and a tested node connected
 //! to all of them: on a public address (verdict `public`), behind a cone router (its
@@ -316,6 +321,201 @@ fn tcp_from_behind_a_symmetric_nat_fails() -> Outcome {
 
 fn quic_from_behind_a_symmetric_nat_fails() -> Outcome {
     cell("quic", Nat::Symmetric, Nat::Cone, false)
+}
+
+// --- IPv6: no NAT, stateful firewalls ---------------------------------------------------
+//
+// The same picture with IPv6 and no translation: every host has a global address and the
+// routers only filter (outbound allowed, inbound only what belongs to a connection the LAN
+// started, as IPv6 home routers do). Both peers advertise reachable-looking addresses, so
+// B first tries the unilateral upgrade (a plain dial to A's listen address, dropped by A's
+// firewall, 5 s), then the hole punch, which the firewalls let through; with no firewall in
+// front of A the plain dial succeeds and no hole punch happens.
+
+/// The stateful IPv6 firewall of a router (`lan`, `wan` as for the NAT kinds).
+const FIREWALL6: &str = "table ip6 lp2p_fw {
+    chain input {
+        type filter hook input priority filter; policy drop;
+        iifname \"lo\" accept
+        iifname \"lan\" accept
+        ct state established,related accept
+        icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept
+    }
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+        iifname \"lan\" accept
+        ct state established,related accept
+        icmpv6 type { packet-too-big, destination-unreachable, time-exceeded } accept
+    }
+}";
+
+/// The IPv6 testbed: `p` (relay) routes between `ra` (2001:db8:1::2, LAN 2001:db8:11::/64,
+/// A at ::2) and `rb` (2001:db8:2::2, LAN 2001:db8:22::/64, B at ::2); `firewall_a` and
+/// `firewall_b` put the stateful firewall on each router.
+fn testbed_v6(prefix: &str, firewall_a: bool, firewall_b: bool) -> Result<Netns, String> {
+    netns::run("nft", &["--version"])?;
+    let mut bed = Netns::new(prefix)?;
+    let public = bed.add("p")?;
+    let (ra, rb) = (bed.add("ra")?, bed.add("rb")?);
+    let (a, b) = (bed.add("a")?, bed.add("b")?);
+    bed.link(
+        &public,
+        "pa",
+        "2001:db8:1::1/64",
+        &ra,
+        "wan",
+        "2001:db8:1::2/64",
+    )?;
+    bed.link(
+        &public,
+        "pb",
+        "2001:db8:2::1/64",
+        &rb,
+        "wan",
+        "2001:db8:2::2/64",
+    )?;
+    bed.link(
+        &ra,
+        "lan",
+        "2001:db8:11::1/64",
+        &a,
+        "eth0",
+        "2001:db8:11::2/64",
+    )?;
+    bed.link(
+        &rb,
+        "lan",
+        "2001:db8:22::1/64",
+        &b,
+        "eth0",
+        "2001:db8:22::2/64",
+    )?;
+    let route = |ns: &str, dest: &str, via: &str| {
+        bed.exec(ns, "ip", &["-6", "route", "add", dest, "via", via])
+            .map(drop)
+    };
+    route(&public, "2001:db8:11::/64", "2001:db8:1::2")?;
+    route(&public, "2001:db8:22::/64", "2001:db8:2::2")?;
+    route(&ra, "default", "2001:db8:1::1")?;
+    route(&rb, "default", "2001:db8:2::1")?;
+    route(&a, "default", "2001:db8:11::1")?;
+    route(&b, "default", "2001:db8:22::1")?;
+    for (ns, firewall) in [(&public, false), (&ra, firewall_a), (&rb, firewall_b)] {
+        bed.exec(ns, "sysctl", &["-qw", "net.ipv6.conf.all.forwarding=1"])?;
+        if firewall {
+            bed.nft(ns, FIREWALL6)?;
+        }
+    }
+    Ok(bed)
+}
+
+/// One IPv6 cell: B behind a firewall reserves on the relay, A (behind a firewall when
+/// `firewall_a`) connects through it; both run DCUtR over `transport`. The direct connection
+/// must come; `unilateral` is whether B's plain dial is what makes it.
+fn cell_v6(transport: &'static str, firewall_a: bool, unilateral: bool) -> Outcome {
+    // A prefix per cell: these cells run at the same time.
+    let prefix = match (transport, firewall_a) {
+        ("tcp", true) => "l6t",
+        (_, true) => "l6q",
+        (_, false) => "lut",
+    };
+    let bed = match testbed_v6(prefix, firewall_a, true) {
+        Ok(bed) => bed,
+        Err(why) => return Outcome::Skipped(why),
+    };
+    let listen = |ip: &str| match transport {
+        "tcp" => format!("/ip6/{ip}/tcp/4001"),
+        _ => format!("/ip6/{ip}/udp/4001/quic-v1"),
+    };
+    let relay = Node::start(
+        "relay",
+        &bed.name("p"),
+        &[
+            "listen",
+            "--addr",
+            &listen("2001:db8:1::1"),
+            "--relay-service",
+            "--timeout",
+            "300",
+        ],
+    );
+    let relay_addr = relay.wait_for("listening")["addrs"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = Node::start(
+        "B",
+        &bed.name("b"),
+        &[
+            "listen",
+            "--addr",
+            &listen("::"),
+            "--relay",
+            &relay_addr,
+            "--dcutr",
+            "--timeout",
+            "300",
+        ],
+    );
+    let circuit = b.wait_for("reservation")["addrs"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a = Node::start(
+        "A",
+        &bed.name("a"),
+        &[
+            "listen",
+            "--addr",
+            &listen("::"),
+            "--connect",
+            &circuit,
+            "--dcutr",
+            "--timeout",
+            "300",
+        ],
+    );
+    let b_event = b.wait_for("dcutr");
+    assert_eq!(b_event["ok"], true, "B (initiating): {b_event}");
+    assert_eq!(b_event["unilateral"], unilateral, "B: {b_event}");
+    if unilateral {
+        assert_eq!(b_event["attempts"], 0, "no hole punch: {b_event}");
+    } else {
+        let a_event = a.wait_for("dcutr");
+        assert_eq!(a_event["ok"], true, "A (answering): {a_event}");
+    }
+    let addr = b_event["addr"].as_str().unwrap();
+    assert!(
+        addr.contains("2001:db8:11::2"),
+        "B's direct connection goes to A: {addr}"
+    );
+    let cell = Cell {
+        transport,
+        nats: if firewall_a {
+            "IPv6 firewall / IPv6 firewall".to_owned()
+        } else {
+            "IPv6 none / IPv6 firewall".to_owned()
+        },
+        ok: true,
+        ms: b_event["ms"].as_f64(),
+        attempts: b_event["attempts"].as_u64().unwrap_or(0),
+        unilateral: b_event["unilateral"] == true,
+    };
+    drop((a, b, relay));
+    drop(bed);
+    Outcome::Passed(cell)
+}
+
+fn tcp_ipv6_across_two_firewalls() -> Outcome {
+    cell_v6("tcp", true, false)
+}
+
+fn quic_ipv6_across_two_firewalls() -> Outcome {
+    cell_v6("quic", true, false)
+}
+
+fn tcp_ipv6_to_an_open_peer_is_a_plain_dial() -> Outcome {
+    cell_v6("tcp", false, true)
 }
 
 // --- Filtering of the router kinds --------------------------------------------------------
@@ -636,7 +836,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let cases: [Case; 13] = [
+    let cases: [Case; 16] = [
         ("tcp_across_two_cone_nats", tcp_across_two_cone_nats),
         ("quic_across_two_cone_nats", quic_across_two_cone_nats),
         (
@@ -664,6 +864,18 @@ fn main() {
             quic_from_behind_a_symmetric_nat_fails,
         ),
         (
+            "tcp_ipv6_across_two_firewalls",
+            tcp_ipv6_across_two_firewalls,
+        ),
+        (
+            "quic_ipv6_across_two_firewalls",
+            quic_ipv6_across_two_firewalls,
+        ),
+        (
+            "tcp_ipv6_to_an_open_peer_is_a_plain_dial",
+            tcp_ipv6_to_an_open_peer_is_a_plain_dial,
+        ),
+        (
             "filtering_address_dependent_admits_any_port_of_a_contacted_ip",
             filtering_address_dependent_admits_any_port_of_a_contacted_ip,
         ),
@@ -685,10 +897,12 @@ fn main() {
     let started = Instant::now();
     let selected = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f));
     // The AutoNAT cases wait on the client's probe interval (15 s, three servers: 30 s to
-    // a verdict, 45 s and more to a refutation) and the filtering ones on dials that must
-    // not connect, on nothing else: they run in threads beside the hole-punching cases,
-    // each in namespaces of its own.
-    let in_background = |name: &str| name.starts_with("autonat_") || name.starts_with("filtering_");
+    // a verdict, 45 s and more to a refutation), the filtering ones on dials that must not
+    // connect and the IPv6 ones on the 5 s unilateral dial, on nothing else: they run in
+    // threads beside the hole-punching cases, each in namespaces of its own.
+    let in_background = |name: &str| {
+        name.starts_with("autonat_") || name.starts_with("filtering_") || name.contains("ipv6")
+    };
     let background: Vec<_> = cases
         .iter()
         .filter(|(name, _)| in_background(name) && selected(name))
