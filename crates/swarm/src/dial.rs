@@ -10,7 +10,7 @@ use lp2p_core::{Multiaddr, PeerId, addr};
 use lp2p_peerstore::TEMP_ADDR_TTL;
 
 use crate::candidates::prepare;
-use crate::core::{DialRequest, DialStart};
+use crate::core::{DialId, DialRequest, DialStart};
 use crate::state::Shared;
 use crate::{Connection, Swarm, SwarmError};
 
@@ -18,6 +18,10 @@ impl Swarm {
     /// A connection to `peer`: an existing live one, or a new one dialed with the
     /// addresses the peerstore holds. Concurrent calls for one peer share one dial; when an
     /// inbound connection from the peer is finishing its handshake, the dial waits for it.
+    ///
+    /// Dropping the future stops waiting. When no caller waits for a dial any more, it is
+    /// cancelled: its attempts stop and their sockets close (this holds for every `dial*`
+    /// method; a bootstrap redial goes on).
     pub async fn dial(&self, peer: PeerId) -> Result<Connection, SwarmError> {
         self.dial_with_addrs(peer, Vec::new()).await
     }
@@ -157,14 +161,15 @@ impl Swarm {
 }
 
 /// Hands a prepared request to the core and waits for its outcome; a dial (not a reused
-/// connection) is timed from `started` into the swarm's dial durations.
+/// connection) is timed from `started` into the swarm's dial durations. Dropping the
+/// returned future stops waiting; when no caller waits any more, the dial is cancelled.
 async fn run(
     shared: &Arc<Shared>,
     req: DialRequest,
     started: std::time::Instant,
 ) -> Result<Connection, SwarmError> {
     let now = shared.now();
-    let rx = {
+    let mut waiting = {
         let mut st = shared.lock();
         match st.core.dial(req, now) {
             Ok(DialStart::Connected(id)) => {
@@ -173,7 +178,7 @@ async fn run(
             Ok(DialStart::Dialing(dial)) => {
                 let (tx, rx) = oneshot::channel();
                 st.waiters.entry(dial).or_default().push(tx);
-                rx
+                Waiting { shared, dial, rx }
             }
             Err(err) => {
                 st.dial_durations
@@ -183,8 +188,41 @@ async fn run(
         }
     };
     shared.drain();
-    let outcome = rx.await.unwrap_or(Err(SwarmError::Closed));
+    let outcome = (&mut waiting.rx).await.unwrap_or(Err(SwarmError::Closed));
     let took = shared.now().saturating_duration_since(started);
     shared.lock().dial_durations.observe(outcome.is_ok(), took);
     outcome
+}
+
+/// One caller waiting for a dial. Dropped before the outcome arrives (the caller's future
+/// was dropped: a timeout, a lost race), it leaves the dial; the last one to leave cancels
+/// it, so its attempts' sockets close now rather than at the attempt timeout (D51).
+struct Waiting<'a> {
+    shared: &'a Arc<Shared>,
+    dial: DialId,
+    rx: oneshot::Receiver<Result<Connection, SwarmError>>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.rx.close();
+        let now = self.shared.now();
+        let cancelled = {
+            let mut st = self.shared.lock();
+            // No entry: the dial finished and its outcome was sent.
+            let Some(waiters) = st.waiters.get_mut(&self.dial) else {
+                return;
+            };
+            waiters.retain(|tx| !tx.is_canceled());
+            if !waiters.is_empty() {
+                return;
+            }
+            st.waiters.remove(&self.dial);
+            st.core.cancel_dial(self.dial, now)
+        };
+        if cancelled {
+            tracing::debug!(dial = ?self.dial, "dial cancelled: no caller waits for it");
+            self.shared.drain();
+        }
+    }
 }

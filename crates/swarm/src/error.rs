@@ -27,6 +27,8 @@ pub enum Stage {
     Denied,
     /// The attempt ran out of time.
     Timeout,
+    /// The attempt was stopped because every caller of its dial stopped waiting.
+    Cancelled,
 }
 
 impl fmt::Display for Stage {
@@ -42,6 +44,7 @@ impl fmt::Display for Stage {
             Stage::Limit => "connection limit",
             Stage::Denied => "denied by a connection gate",
             Stage::Timeout => "timeout",
+            Stage::Cancelled => "cancelled",
         })
     }
 }
@@ -194,6 +197,9 @@ pub enum SwarmError {
     /// The swarm is closed.
     #[error("the swarm is closed")]
     Closed,
+    /// A dial attempt was stopped because every caller of its dial dropped the future.
+    #[error("dial cancelled: every caller stopped waiting for it")]
+    DialCancelled,
     /// The builder was missing something.
     #[error("invalid swarm configuration: {0}")]
     InvalidConfig(&'static str),

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use lp2p_core::{DialOpts, Multiaddr, PeerId};
 
-use super::messages::{Action, AttemptId};
+use super::messages::AttemptId;
 use crate::DialAttempt;
 
 #[derive(Debug)]
@@ -49,17 +49,5 @@ impl Dial {
             next = next.min(t);
         }
         next
-    }
-
-    /// Cancels every running attempt, recording `failure(addr)` for each.
-    pub(super) fn cancel_all(
-        &mut self,
-        actions: &mut VecDeque<Action>,
-        failure: impl Fn(Multiaddr) -> DialAttempt,
-    ) {
-        for r in self.running.drain(..) {
-            actions.push_back(Action::CancelAttempt { attempt: r.attempt });
-            self.failures.push(failure(r.addr));
-        }
     }
 }

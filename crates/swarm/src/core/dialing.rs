@@ -128,11 +128,7 @@ impl SwarmCore {
                 what: "dial",
                 after: dial_timeout,
             });
-            d.cancel_all(&mut self.actions, |addr| DialAttempt {
-                addr,
-                stage: Stage::Timeout,
-                error: error.clone(),
-            });
+            self.cancel_running(&mut d, Stage::Timeout, &error);
             self.finish_failed(id, d, now);
             return;
         }
@@ -267,6 +263,42 @@ impl SwarmCore {
         // A failure frees a slot: the next address starts without waiting for the stagger.
         d.next_start = None;
         self.step_dial(id, now);
+    }
+
+    /// Cancels every running attempt of `d`, recording `error` at `stage` for each (no
+    /// backoff: a cancelled attempt says nothing about its address).
+    pub(super) fn cancel_running(&mut self, d: &mut Dial, stage: Stage, error: &Arc<SwarmError>) {
+        for r in d.running.drain(..) {
+            self.attempts.remove(&r.attempt);
+            self.actions
+                .push_back(Action::CancelAttempt { attempt: r.attempt });
+            d.failures.push(DialAttempt {
+                addr: r.addr,
+                stage,
+                error: error.clone(),
+            });
+        }
+    }
+
+    /// Ends a dial whose every caller stopped waiting (dropped the future): its running
+    /// attempts are cancelled, so their sockets close now instead of at their timeout (a
+    /// hole-punch retry dials the same 4-tuple and would find the old socket still bound),
+    /// and it fails with [`Stage::Cancelled`] for each. A bootstrap dial, which the swarm
+    /// itself waits for, goes on. Returns whether the dial was ended.
+    pub fn cancel_dial(&mut self, id: DialId, now: Instant) -> bool {
+        if self.dials.get(&id).is_none_or(|d| d.bootstrap.is_some()) {
+            return false;
+        }
+        let Some(mut d) = self.dials.remove(&id) else {
+            return false;
+        };
+        self.cancel_running(
+            &mut d,
+            Stage::Cancelled,
+            &Arc::new(SwarmError::DialCancelled),
+        );
+        self.finish_failed(id, d, now);
+        true
     }
 
     /// Ends a dial still in the table.

@@ -37,9 +37,7 @@ use std::time::{Duration, Instant};
 
 use lp2p_core::{Multiaddr, PeerId};
 
-use crate::{
-    CloseReason, ConnectionId, DialAttempt, Direction, LimitKind, SwarmConfig, SwarmError,
-};
+use crate::{CloseReason, ConnectionId, Direction, LimitKind, SwarmConfig, SwarmError};
 
 use self::backoff::BackoffBook;
 use self::bootstrap::Bootstrap;
@@ -640,11 +638,7 @@ impl SwarmCore {
         let closed = Arc::new(SwarmError::Closed);
         for dial in dials {
             if let Some(mut d) = self.dials.remove(&dial) {
-                d.cancel_all(&mut self.actions, |addr| DialAttempt {
-                    addr,
-                    stage: crate::Stage::Transport,
-                    error: closed.clone(),
-                });
+                self.cancel_running(&mut d, crate::Stage::Transport, &closed);
                 self.finish_failed(dial, d, now);
             }
         }

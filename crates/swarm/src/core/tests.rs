@@ -259,6 +259,64 @@ fn attempt_and_dial_timeouts() {
             .to_string()
             .contains("dial timed out")
     );
+    assert!(sim.core.attempts.is_empty(), "timed-out attempts forgotten");
+}
+
+#[test]
+fn a_dial_nobody_waits_for_is_cancelled_without_backoff() {
+    let mut sim = Sim::new(config());
+    let peer = PeerId::random();
+    let id = sim.dial(peer, &["/ip4/1.1.1.1/tcp/1", "/ip4/1.1.1.2/tcp/1"]);
+    let mut running = started(&sim.actions());
+    sim.advance(Duration::from_millis(250));
+    running.extend(started(&sim.actions()));
+    assert_eq!(running.len(), 2);
+    assert!(sim.core.cancel_dial(id, sim.now));
+    let actions = sim.actions();
+    let mut stopped = cancelled(&actions);
+    stopped.sort();
+    assert_eq!(stopped, [running[0].0, running[1].0]);
+    let Some(Err(failure)) = finished(&actions) else {
+        panic!("cancelled dial: {actions:?}");
+    };
+    let stages: Vec<Stage> = failure.attempts.iter().map(|a| a.stage).collect();
+    assert_eq!(stages, [Stage::Cancelled, Stage::Cancelled]);
+    assert!(failure.attempts[0].error.to_string().contains("cancelled"));
+    assert!(sim.core.attempts.is_empty());
+    assert_eq!(
+        sim.core
+            .backoff_remaining(&ma("/ip4/1.1.1.1/tcp/1"), sim.now),
+        None
+    );
+    // A late report from a cancelled attempt changes nothing; a second cancel is a no-op.
+    sim.fail(running[0].0);
+    assert!(sim.actions().is_empty());
+    assert!(!sim.core.cancel_dial(id, sim.now));
+    // The peer is dialed afresh at once, from the first address again.
+    let again = sim.dial(peer, &["/ip4/1.1.1.1/tcp/1"]);
+    assert_ne!(again, id);
+    assert_eq!(started(&sim.actions())[0].1, "/ip4/1.1.1.1/tcp/1");
+}
+
+#[test]
+fn a_bootstrap_dial_is_not_cancelled() {
+    let mut sim = Sim::new(config());
+    let peer = PeerId::random();
+    let addr = ma(&format!("/ip4/1.1.1.1/tcp/1/p2p/{peer}"));
+    sim.core.add_bootstrap(addr.clone(), sim.now);
+    sim.advance(Duration::ZERO);
+    assert!(
+        sim.actions()
+            .iter()
+            .any(|a| matches!(a, Action::Redial { .. }))
+    );
+    let id = sim.dial(peer, &["/ip4/1.1.1.1/tcp/1"]);
+    sim.core
+        .bootstrap_dial_started(&addr, DialStart::Dialing(id), sim.now);
+    let attempt = started(&sim.actions());
+    assert!(!sim.core.cancel_dial(id, sim.now));
+    assert!(cancelled(&sim.actions()).is_empty());
+    assert!(sim.succeed(attempt[0].0, peer).is_some());
 }
 
 #[test]
