@@ -218,6 +218,20 @@ impl Netns {
         for (ns, tmp, dev, addr) in [(a, &ta, a_dev, a_addr), (b, &tb, b_dev, b_addr)] {
             ip(&["-n", ns, "link", "set", tmp, "name", dev])?;
             self.addr(ns, dev, addr)?;
+            // The link-local address the kernel makes when the link comes up skips duplicate
+            // address detection too: while it is tentative, the kernel answers a link-local
+            // peer from another address (an mDNS test saw its answer come from the ULA).
+            run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    ns,
+                    "sh",
+                    "-c",
+                    &format!("echo 0 > /proc/sys/net/ipv6/conf/{dev}/accept_dad"),
+                ],
+            )?;
             ip(&["-n", ns, "link", "set", dev, "up"])?;
         }
         Ok(())
