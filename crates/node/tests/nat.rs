@@ -84,6 +84,8 @@ struct Cell {
     attempts: u64,
     /// The direct connection came from the plain dial before hole punching.
     unilateral: bool,
+    /// Why the last attempt failed, for a cell without a direct connection.
+    error: Option<String>,
 }
 
 /// The hole-punching testbed: `pub` with the relay, routers `ra` and `rb`, hosts `a` and `b`
@@ -277,6 +279,13 @@ fn cell(transport: &'static str, nat_a: Nat, nat_b: Nat, expect_direct: bool) ->
         assert!(!addr.contains("p2p-circuit"), "{addr}");
     } else {
         assert_eq!(b_event["attempts"], 3, "B tries three times: {b_event}");
+        // Each attempt really dials: the one before it freed the 4-tuple (a retry used to
+        // fail at once with EADDRNOTAVAIL while the previous attempt's socket lingered).
+        let error = b_event["error"].as_str().unwrap_or_default();
+        assert!(
+            !error.contains("os error 99") && !error.contains("not available"),
+            "a retry found the previous attempt's socket: {b_event}"
+        );
     }
     let cell = Cell {
         transport,
@@ -285,6 +294,7 @@ fn cell(transport: &'static str, nat_a: Nat, nat_b: Nat, expect_direct: bool) ->
         ms: b_event["ms"].as_f64(),
         attempts: b_event["attempts"].as_u64().unwrap_or(0),
         unilateral: b_event["unilateral"] == true,
+        error: b_event["error"].as_str().map(str::to_owned),
     };
     drop((a, b, relay));
     drop(bed);
@@ -500,6 +510,7 @@ fn cell_v6(transport: &'static str, firewall_a: bool, unilateral: bool) -> Outco
         ms: b_event["ms"].as_f64(),
         attempts: b_event["attempts"].as_u64().unwrap_or(0),
         unilateral: b_event["unilateral"] == true,
+        error: b_event["error"].as_str().map(str::to_owned),
     };
     drop((a, b, relay));
     drop(bed);
@@ -965,6 +976,10 @@ fn main() {
                 c.attempts,
                 if c.unilateral { "yes" } else { "no" }
             );
+        }
+        for c in table.iter().filter(|c| !c.ok) {
+            let error = c.error.as_deref().unwrap_or("-");
+            println!("\n{} {}, last attempt: {error}", c.transport, c.nats);
         }
     }
     if !verdicts.is_empty() {
