@@ -114,11 +114,24 @@ pub fn select(addrs: impl IntoIterator<Item = Multiaddr>, allow_private: bool) -
     out
 }
 
-/// When the peer that sent `SYNC` dials: half the round trip it measured from its `CONNECT`
-/// to the answer, so both dials leave at about the same time (the `SYNC` takes half a round
-/// trip to arrive and the other side dials on arrival).
-pub fn sync_delay(rtt: Duration) -> Duration {
-    rtt / 2
+/// When the peer that sent `SYNC` dials `addr`.
+///
+/// - TCP: half the round trip it measured from its `CONNECT` to the answer, so both SYNs
+///   leave at about the same time (the `SYNC` takes half a round trip to arrive and the
+///   other side dials on arrival). A SYN sent earlier could meet a NAT that answers it with
+///   a reset.
+/// - QUIC: at once. This side only sends random punching packets. Until the other side's
+///   first Initial opens its own NAT, that NAT drops them, which does no harm. Waiting
+///   has a cost: when that Initial reaches our NAT before our first packet has opened it,
+///   the Initial is lost. QUIC resends it only after its probe timeout, about 0.3 s later
+///   (D50). Timer jitter makes that likely when the direct path is much shorter than the
+///   relayed one.
+pub fn sync_delay(rtt: Duration, addr: &Multiaddr) -> Duration {
+    if addr.iter().any(|p| matches!(p, Protocol::QuicV1)) {
+        Duration::ZERO
+    } else {
+        rtt / 2
+    }
 }
 
 /// What the service did, for [`Dcutr::stats`](crate::Dcutr::stats).
@@ -259,12 +272,15 @@ mod tests {
     }
 
     #[test]
-    fn the_dial_waits_half_the_round_trip() {
+    fn a_tcp_dial_waits_half_the_round_trip_and_a_quic_one_does_not() {
+        let tcp = a("/ip4/8.8.8.8/tcp/4001");
+        let quic = a("/ip4/8.8.8.8/udp/4001/quic-v1");
         assert_eq!(
-            sync_delay(Duration::from_millis(80)),
+            sync_delay(Duration::from_millis(80), &tcp),
             Duration::from_millis(40)
         );
-        assert_eq!(sync_delay(Duration::ZERO), Duration::ZERO);
+        assert_eq!(sync_delay(Duration::ZERO, &tcp), Duration::ZERO);
+        assert_eq!(sync_delay(Duration::from_millis(80), &quic), Duration::ZERO);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures::future::{Either, select};
+use futures::stream::FuturesUnordered;
 use futures::{AsyncWriteExt, StreamExt};
 use lp2p_core::events::{EventBus, EventStream};
 use lp2p_core::framing::{read_frame, write_frame};
@@ -306,10 +307,12 @@ async fn attempt_as_initiator(
     let rtt = runtime.now().saturating_duration_since(sent);
     write(&mut s, &HolePunch::Sync).await?;
     let _ = s.close().await;
-    runtime.sleep(sync_delay(rtt)).await;
     let addrs = select_addrs(theirs, inner.config.allow_private_addrs);
     tracing::debug!(%peer, ?rtt, ?addrs, "DCUtR: dialing as the server side");
-    direct(inner, host, peer, addrs, Role::Responder).await
+    direct(inner, host, peer, addrs, Role::Responder, |addr| {
+        sync_delay(rtt, addr)
+    })
+    .await
 }
 
 /// Answers a remote's exchange over a relayed connection we dialed (the spec's A): our
@@ -370,7 +373,10 @@ async fn answer_exchange(
     }
     let addrs = select_addrs(theirs, inner.config.allow_private_addrs);
     tracing::debug!(%peer, ?addrs, "DCUtR: dialing as the client side");
-    direct(inner, host, peer, addrs, Role::Initiator).await
+    direct(inner, host, peer, addrs, Role::Initiator, |_| {
+        Duration::ZERO
+    })
+    .await
 }
 
 /// Dials `addrs` from our listening port taking `role`, and meanwhile watches for a direct
@@ -381,6 +387,7 @@ async fn direct(
     peer: PeerId,
     addrs: Vec<Multiaddr>,
     role: Role,
+    delay: impl Fn(&Multiaddr) -> Duration,
 ) -> Result<Connection, DcutrError> {
     let runtime = host.runtime();
     let timeout = inner.config.dial_timeout;
@@ -412,7 +419,7 @@ async fn direct(
         port_reuse: true,
         role,
     };
-    let dial = Box::pin(host.swarm().dial_new_with_opts(addrs, opts));
+    let dial = Box::pin(dial_in_stages(host, peer, addrs, opts, delay));
     match runtime.timeout(timeout, select(dial, incoming)).await {
         Ok(Either::Left((Ok(conn), _)) | Either::Right((Some(conn), _))) => Ok(conn),
         Ok(Either::Right((None, _))) => Err(DcutrError::Stopped),
@@ -433,6 +440,47 @@ async fn direct(
             after: timeout,
         }),
     }
+}
+
+/// Dials `addrs` in groups by their `delay`: each group is one dial, started once its delay
+/// has passed. The first connection wins and the other dials are cancelled. If every dial
+/// fails, the error is the last one's.
+async fn dial_in_stages(
+    host: &Host,
+    peer: PeerId,
+    addrs: Vec<Multiaddr>,
+    opts: DialOpts,
+    delay: impl Fn(&Multiaddr) -> Duration,
+) -> Result<Connection, lp2p_swarm::SwarmError> {
+    let mut stages: Vec<(Duration, Vec<Multiaddr>)> = Vec::new();
+    for addr in addrs {
+        let wait = delay(&addr);
+        match stages.iter_mut().find(|(d, _)| *d == wait) {
+            Some((_, group)) => group.push(addr),
+            None => stages.push((wait, vec![addr])),
+        }
+    }
+    let runtime = host.runtime();
+    let mut dials: FuturesUnordered<_> = stages
+        .into_iter()
+        .map(|(wait, group)| {
+            let runtime = runtime.clone();
+            async move {
+                if !wait.is_zero() {
+                    runtime.sleep(wait).await;
+                }
+                host.swarm().dial_new_with_opts(group, opts).await
+            }
+        })
+        .collect();
+    let mut last = lp2p_swarm::SwarmError::NoAddresses(peer);
+    while let Some(outcome) = dials.next().await {
+        match outcome {
+            Ok(conn) => return Ok(conn),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Counts a hole punch that made a direct connection, reports it and closes the relayed
