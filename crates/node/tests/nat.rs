@@ -49,6 +49,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use lp2p_testkit::hole_punching;
 use lp2p_testkit::netns::{self, Nat, Netns};
 use serde_json::Value;
 
@@ -102,23 +103,8 @@ impl Testbed {
     /// The whole testbed with routers of the given kinds; `prefix` starts its namespaces'
     /// names (cases that run at the same time use different ones).
     fn build(prefix: &str, nat_a: Nat, nat_b: Nat) -> Result<Testbed, String> {
-        netns::run("nft", &["--version"])?;
-        let mut bed = Netns::new(prefix)?;
-        let public = bed.add("p")?;
-        let (ra, rb) = (bed.add("ra")?, bed.add("rb")?);
-        let (a, b) = (bed.add("a")?, bed.add("b")?);
-        bed.link(&public, "pa", "11.0.1.1/24", &ra, "wan", "11.0.1.2/24")?;
-        bed.link(&public, "pb", "11.0.2.1/24", &rb, "wan", "11.0.2.2/24")?;
-        bed.link(&ra, "lan", "10.0.1.1/24", &a, "eth0", "10.0.1.2/24")?;
-        bed.link(&rb, "lan", "10.0.2.1/24", &b, "eth0", "10.0.2.2/24")?;
-        bed.forwarding(&public)?;
-        bed.default_route(&ra, "11.0.1.1")?;
-        bed.default_route(&rb, "11.0.2.1")?;
-        bed.default_route(&a, "10.0.1.1")?;
-        bed.default_route(&b, "10.0.2.1")?;
-        bed.router(&ra, nat_a, "10.0.1.2")?;
-        bed.router(&rb, nat_b, "10.0.2.2")?;
-        Ok(Testbed { netns: bed })
+        let netns = hole_punching::testbed_v4(prefix, nat_a, nat_b)?;
+        Ok(Testbed { netns })
     }
 }
 
@@ -342,83 +328,6 @@ fn quic_from_behind_a_symmetric_nat_fails() -> Outcome {
 // firewall, 5 s), then the hole punch, which the firewalls let through; with no firewall in
 // front of A the plain dial succeeds and no hole punch happens.
 
-/// The stateful IPv6 firewall of a router (`lan`, `wan` as for the NAT kinds).
-const FIREWALL6: &str = "table ip6 lp2p_fw {
-    chain input {
-        type filter hook input priority filter; policy drop;
-        iifname \"lo\" accept
-        iifname \"lan\" accept
-        ct state established,related accept
-        icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept
-    }
-    chain forward {
-        type filter hook forward priority filter; policy drop;
-        iifname \"lan\" accept
-        ct state established,related accept
-        icmpv6 type { packet-too-big, destination-unreachable, time-exceeded } accept
-    }
-}";
-
-/// The IPv6 testbed: `p` (relay) routes between `ra` (2001:db8:1::2, LAN 2001:db8:11::/64,
-/// A at ::2) and `rb` (2001:db8:2::2, LAN 2001:db8:22::/64, B at ::2); `firewall_a` and
-/// `firewall_b` put the stateful firewall on each router.
-fn testbed_v6(prefix: &str, firewall_a: bool, firewall_b: bool) -> Result<Netns, String> {
-    netns::run("nft", &["--version"])?;
-    let mut bed = Netns::new(prefix)?;
-    let public = bed.add("p")?;
-    let (ra, rb) = (bed.add("ra")?, bed.add("rb")?);
-    let (a, b) = (bed.add("a")?, bed.add("b")?);
-    bed.link(
-        &public,
-        "pa",
-        "2001:db8:1::1/64",
-        &ra,
-        "wan",
-        "2001:db8:1::2/64",
-    )?;
-    bed.link(
-        &public,
-        "pb",
-        "2001:db8:2::1/64",
-        &rb,
-        "wan",
-        "2001:db8:2::2/64",
-    )?;
-    bed.link(
-        &ra,
-        "lan",
-        "2001:db8:11::1/64",
-        &a,
-        "eth0",
-        "2001:db8:11::2/64",
-    )?;
-    bed.link(
-        &rb,
-        "lan",
-        "2001:db8:22::1/64",
-        &b,
-        "eth0",
-        "2001:db8:22::2/64",
-    )?;
-    let route = |ns: &str, dest: &str, via: &str| {
-        bed.exec(ns, "ip", &["-6", "route", "add", dest, "via", via])
-            .map(drop)
-    };
-    route(&public, "2001:db8:11::/64", "2001:db8:1::2")?;
-    route(&public, "2001:db8:22::/64", "2001:db8:2::2")?;
-    route(&ra, "default", "2001:db8:1::1")?;
-    route(&rb, "default", "2001:db8:2::1")?;
-    route(&a, "default", "2001:db8:11::1")?;
-    route(&b, "default", "2001:db8:22::1")?;
-    for (ns, firewall) in [(&public, false), (&ra, firewall_a), (&rb, firewall_b)] {
-        bed.exec(ns, "sysctl", &["-qw", "net.ipv6.conf.all.forwarding=1"])?;
-        if firewall {
-            bed.nft(ns, FIREWALL6)?;
-        }
-    }
-    Ok(bed)
-}
-
 /// One IPv6 cell: B behind a firewall reserves on the relay, A (behind a firewall when
 /// `firewall_a`) connects through it; both run DCUtR over `transport`. The direct connection
 /// must come; `unilateral` is whether B's plain dial is what makes it.
@@ -429,7 +338,7 @@ fn cell_v6(transport: &'static str, firewall_a: bool, unilateral: bool) -> Outco
         (_, true) => "l6q",
         (_, false) => "lut",
     };
-    let bed = match testbed_v6(prefix, firewall_a, true) {
+    let bed = match hole_punching::testbed_v6(prefix, firewall_a, true) {
         Ok(bed) => bed,
         Err(why) => return Outcome::Skipped(why),
     };

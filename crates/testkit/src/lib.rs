@@ -19,7 +19,8 @@
 //!   [`Recorder`](io::Recorder) (the bytes of every write call).
 //! - [`wait_until`]: poll a condition on the runtime's clock.
 //! - [`netns`] (feature `netns`, Linux, root): network namespaces joined by veth pairs and
-//!   nftables NAT routers for tests over real sockets, removed when dropped.
+//!   nftables NAT routers for tests over real sockets, removed when dropped;
+//!   [`hole_punching`] builds the NAT tests' testbeds (IPv4 NATs, IPv6 firewalls) with it.
 //!
 //! Everything a simulated test waits on must be woken inside the simulation: its tasks, its
 //! timers and the memory transport are; TCP sockets are not (their readiness comes from the
@@ -63,6 +64,8 @@
 
 mod config;
 mod error;
+#[cfg(feature = "netns")]
+pub mod hole_punching;
 #[cfg(feature = "hosts")]
 pub mod hosts;
 pub mod io;
