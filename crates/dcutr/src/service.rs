@@ -13,7 +13,7 @@ use lp2p_core::framing::{read_frame, write_frame};
 use lp2p_core::{DialOpts, Multiaddr, PeerId, Role, Stream};
 use lp2p_host::{HandlerOptions, Host, HostStream, WeakHost};
 use lp2p_identify::Identify;
-use lp2p_swarm::{Connection, ConnectionEvent, Direction};
+use lp2p_swarm::{Connection, ConnectionEvent, ConnectionEvents, Direction};
 
 use crate::DcutrError;
 use crate::core::{
@@ -25,6 +25,12 @@ use crate::message::{HolePunch, MAX_MESSAGE_SIZE, PROTOCOL};
 /// Events a subscriber may fall behind by. Why 64: one or two events per relayed
 /// connection.
 const EVENT_BUFFER: usize = 64;
+
+/// How long the answering side, its exchange reset, waits for a direct connection the
+/// initiator's plain dial may be completing. Why 1 s: that connection's handshake is done on
+/// the initiator's side when it resets, so ours finishes within a round trip; a genuine
+/// failure is reported this much later.
+const REMOTE_DIRECT_WAIT: Duration = Duration::from_secs(1);
 
 /// What the service reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,22 +183,70 @@ async fn initiate(inner: Arc<Inner>, relayed: Connection) {
         return;
     }
     let started = host.runtime().now();
-    if let Some(timeout) = inner.config.unilateral_dial_timeout
-        && let Some(direct) = unilateral(&inner, &host, &relayed, timeout).await
-    {
-        inner.upgrades().finish_unilateral(&peer);
-        report_upgrade(&inner, &host, &relayed, &direct, started, 0, true);
-        return;
+    // The plain dial (the spec's unilateral upgrade) runs alone for its head start, then
+    // beside the hole punch: a firewall that drops it would otherwise cost its whole
+    // timeout (D53).
+    let mut plain = Box::pin(async {
+        match inner.config.unilateral_dial_timeout {
+            Some(timeout) => unilateral(&inner, &host, &relayed, timeout).await,
+            None => None,
+        }
+    });
+    let head_start = host.runtime().sleep(inner.config.unilateral_head_start);
+    let plain_running = match select(plain.as_mut(), head_start).await {
+        Either::Left((Some(direct), _)) => {
+            let attempts = inner.upgrades().finish_unilateral(&peer);
+            report_upgrade(&inner, &host, &relayed, &direct, started, attempts, true);
+            return;
+        }
+        Either::Left((None, _)) => false,
+        Either::Right(((), _)) => true,
+    };
+    let punching = Box::pin(hole_punch(&inner, &host, &relayed));
+    let outcome = if plain_running {
+        match select(plain, punching).await {
+            Either::Left((Some(direct), punching)) => {
+                // Dropping the hole punch resets its stream and cancels its dials; the
+                // remote sees our connection arrive.
+                drop(punching);
+                let attempts = inner.upgrades().finish_unilateral(&peer);
+                report_upgrade(&inner, &host, &relayed, &direct, started, attempts, true);
+                return;
+            }
+            Either::Left((None, punching)) => punching.await,
+            Either::Right((outcome, _plain)) => outcome,
+        }
+    } else {
+        punching.await
+    };
+    match outcome {
+        Ok(direct) => succeeded(&inner, &host, &relayed, &direct, started),
+        Err(error) => {
+            let attempts = inner.upgrades().finish(&peer, false);
+            tracing::info!(%peer, attempts, %error, "DCUtR failed");
+            inner.events.emit(&DcutrEvent::Failed {
+                peer,
+                attempts,
+                error,
+            });
+        }
     }
+}
+
+/// Up to `max_attempts` hole-punching attempts over `relayed`, [`RETRY_PAUSE`] apart: the
+/// direct connection, or why the last attempt failed.
+async fn hole_punch(
+    inner: &Inner,
+    host: &Host,
+    relayed: &Connection,
+) -> Result<Connection, String> {
+    let peer = relayed.peer();
     let mut attempts = 0;
     let mut last_error = None;
     while attempts < inner.config.max_attempts && !relayed.is_closed() {
         attempts = inner.upgrades().attempt(peer);
-        match attempt_as_initiator(&inner, &host, &relayed).await {
-            Ok(direct) => {
-                succeeded(&inner, &host, &relayed, &direct, started);
-                return;
-            }
+        match attempt_as_initiator(inner, host, relayed).await {
+            Ok(direct) => return Ok(direct),
             Err(error) => {
                 tracing::debug!(%peer, attempts, %error, "DCUtR attempt failed");
                 last_error = Some(error);
@@ -202,17 +256,10 @@ async fn initiate(inner: Arc<Inner>, relayed: Connection) {
             }
         }
     }
-    let attempts = inner.upgrades().finish(&peer, false);
-    let error = last_error.map_or_else(
+    Err(last_error.map_or_else(
         || "the relayed connection closed".to_owned(),
         |e| e.to_string(),
-    );
-    tracing::info!(%peer, attempts, %error, "DCUtR failed");
-    inner.events.emit(&DcutrEvent::Failed {
-        peer,
-        attempts,
-        error,
-    });
+    ))
 }
 
 /// The spec's unilateral connection upgrade: when the remote advertises addresses a hole
@@ -305,14 +352,21 @@ async fn attempt_as_initiator(
         HolePunch::Sync => return Err(unexpected(peer, "SYNC where CONNECT belongs")),
     };
     let rtt = runtime.now().saturating_duration_since(sent);
-    write(&mut s, &HolePunch::Sync).await?;
-    let _ = s.close().await;
     let addrs = select_addrs(theirs, inner.config.allow_private_addrs);
     tracing::debug!(%peer, ?rtt, ?addrs, "DCUtR: dialing as the server side");
-    direct(inner, host, peer, addrs, Role::Responder, |addr| {
+    // The dials start with the first poll, before `SYNC` is written: QUIC punching packets
+    // leave at once (see `sync_delay`), TCP dials wait their half round trip from here.
+    let dials = direct(inner, host, peer, addrs, Role::Responder, |addr| {
         sync_delay(rtt, addr)
-    })
-    .await
+    });
+    let sync = async {
+        write(&mut s, &HolePunch::Sync).await?;
+        let _ = s.close().await;
+        Ok(())
+    };
+    futures::future::try_join(dials, sync)
+        .await
+        .map(|(conn, ())| conn)
 }
 
 /// Answers a remote's exchange over a relayed connection we dialed (the spec's A): our
@@ -343,6 +397,20 @@ async fn answer(inner: Arc<Inner>, mut stream: HostStream) {
         Ok(direct) => succeeded(&inner, &host, &relayed, &direct, started),
         Err(error) => {
             stream.reset();
+            // The initiator gives the exchange up when its plain dial reached us first
+            // (D53): a direct connection, not a failure. It may be a moment behind the reset.
+            if matches!(error, DcutrError::Stream { .. })
+                && let Ok(Some(direct)) = host
+                    .runtime()
+                    .timeout(
+                        REMOTE_DIRECT_WAIT,
+                        next_direct(host.connection_events(), peer),
+                    )
+                    .await
+            {
+                succeeded(&inner, &host, &relayed, &direct, started);
+                return;
+            }
             let attempts = inner.upgrades().finish(&peer, false);
             tracing::debug!(%peer, %error, "DCUtR (answering) failed");
             inner.events.emit(&DcutrEvent::Failed {
@@ -394,18 +462,7 @@ async fn direct(
     let deadline = runtime.now() + timeout;
     // Subscribed before dialing, so a connection the remote makes meanwhile is not missed
     // (the subscription also starts with the connections open now).
-    let mut connections = host.connection_events();
-    let incoming = Box::pin(async move {
-        while let Some(event) = connections.next().await {
-            if let ConnectionEvent::Established(c) = event
-                && c.peer() == peer
-                && !c.is_limited()
-            {
-                return Some(c);
-            }
-        }
-        None
-    });
+    let incoming = Box::pin(next_direct(host.connection_events(), peer));
     if addrs.is_empty() {
         // Nothing of theirs to dial: the remote may still reach us on ours.
         return match runtime.timeout(timeout, incoming).await {
@@ -440,6 +497,20 @@ async fn direct(
             after: timeout,
         }),
     }
+}
+
+/// The first direct (not limited) connection with `peer` in `connections`: one open when it
+/// was subscribed, or the next established. `None` when the host stops.
+async fn next_direct(mut connections: ConnectionEvents, peer: PeerId) -> Option<Connection> {
+    while let Some(event) = connections.next().await {
+        if let ConnectionEvent::Established(c) = event
+            && c.peer() == peer
+            && !c.is_limited()
+        {
+            return Some(c);
+        }
+    }
+    None
 }
 
 /// Dials `addrs` in groups by their `delay`: each group is one dial, started once its delay

@@ -51,6 +51,10 @@ fn config() -> DcutrConfig {
 }
 
 async fn peer_behind_relays(listen: bool) -> (Host, client::RelayClient) {
+    peer_behind_relays_with(listen, config()).await
+}
+
+async fn peer_behind_relays_with(listen: bool, config: DcutrConfig) -> (Host, client::RelayClient) {
     let stack = UpgradeStack::new()
         .security(Noise::new())
         .muxer(Yamux::default());
@@ -63,7 +67,7 @@ async fn peer_behind_relays(listen: bool) -> (Host, client::RelayClient) {
     let host = builder
         .transport(transport)
         .on_start(relay_client.hook())
-        .on_start(Dcutr::hook(config()))
+        .on_start(Dcutr::hook(config))
         .build()
         .await
         .unwrap();
@@ -73,6 +77,13 @@ async fn peer_behind_relays(listen: bool) -> (Host, client::RelayClient) {
 /// R running the relay service, and B (listening on 127.0.0.1, with identify when asked)
 /// holding a reservation on it. Returns R, R's address ending in `/p2p/R`, and B.
 async fn relay_and_b_behind_it(identify: bool) -> (Host, Multiaddr, Host) {
+    relay_and_b_behind_it_with(identify, config()).await
+}
+
+async fn relay_and_b_behind_it_with(
+    identify: bool,
+    config: DcutrConfig,
+) -> (Host, Multiaddr, Host) {
     let relay = tcp_builder()
         .on_start(RelayService::hook(HopConfig::default()))
         .build()
@@ -81,7 +92,7 @@ async fn relay_and_b_behind_it(identify: bool) -> (Host, Multiaddr, Host) {
     let relay_addr = relay.listen_addrs()[0]
         .clone()
         .with(Protocol::P2p(relay.local_peer_id()));
-    let (b, b_relay) = peer_behind_relays(true).await;
+    let (b, b_relay) = peer_behind_relays_with(true, config).await;
     if identify {
         let _identify = Identify::new(&b, IdentifyConfig::default());
     }
@@ -258,6 +269,48 @@ fn a_dcutr_stream_over_a_direct_connection_is_refused() {
             a.runtime().sleep(Duration::from_millis(20)).await;
         }
         for h in [a, b] {
+            h.close().await;
+        }
+    });
+}
+
+/// With no head start, the plain dial and the hole punch race from the start (D53). Whichever
+/// wins, B reports an upgrade, and A never reports a failure: when B's plain dial wins and B
+/// resets the exchange, A finds the direct connection and reports it as its upgrade.
+#[test]
+fn a_plain_dial_racing_the_hole_punch_ends_in_an_upgrade_on_both_sides() {
+    run(async {
+        let racing = DcutrConfig {
+            unilateral_head_start: Duration::ZERO,
+            ..config()
+        };
+        let (relay, relay_addr, b) = relay_and_b_behind_it_with(true, racing.clone()).await;
+        let b_dcutr: Dcutr = b.service().unwrap();
+        let mut b_events = b_dcutr.events();
+        let (a, _a_relay) = peer_behind_relays_with(true, racing).await;
+        let _a_identify = Identify::new(&a, IdentifyConfig::default());
+        let a_dcutr: Dcutr = a.service().unwrap();
+        let mut a_events = a_dcutr.events();
+        let circuit: Multiaddr = relay_addr
+            .with(Protocol::P2pCircuit)
+            .with(Protocol::P2p(b.local_peer_id()));
+        a.connect_addr(circuit).await.unwrap();
+
+        let event = next_upgrade(&mut b_events).await;
+        assert!(matches!(event, DcutrEvent::Upgraded { .. }), "B: {event:?}");
+        // A's side of an exchange B gave up ends within REMOTE_DIRECT_WAIT (1 s).
+        a.runtime().sleep(Duration::from_secs(3)).await;
+        if a_dcutr.stats().answered == 1 {
+            let event = next_upgrade(&mut a_events).await;
+            assert!(matches!(event, DcutrEvent::Upgraded { .. }), "A: {event:?}");
+        }
+        assert_eq!(a_dcutr.stats().failed, 0, "{:?}", a_dcutr.stats());
+        assert!(
+            b.connections(&a.local_peer_id())
+                .iter()
+                .any(|c| !c.is_limited())
+        );
+        for h in [a, b, relay] {
             h.close().await;
         }
     });
