@@ -18,9 +18,9 @@
 //!   exact bytes), [`ScriptedStream`](io::ScriptedStream) (input cut into chosen pieces) and
 //!   [`Recorder`](io::Recorder) (the bytes of every write call).
 //! - [`wait_until`]: poll a condition on the runtime's clock.
-//! - [`netns`] (feature `netns`, Linux, root): network namespaces joined by veth pairs and
+//! - `netns` (feature `netns`, Linux, root): network namespaces joined by veth pairs and
 //!   nftables NAT routers for tests over real sockets, removed when dropped;
-//!   [`hole_punching`] builds the NAT tests' testbeds (IPv4 NATs, IPv6 firewalls) with it.
+//!   `hole_punching` builds the NAT tests' testbeds (IPv4 NATs, IPv6 firewalls) with it.
 //!
 //! Everything a simulated test waits on must be woken inside the simulation: its tasks, its
 //! timers and the memory transport are; TCP sockets are not (their readiness comes from the
