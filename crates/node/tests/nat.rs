@@ -189,24 +189,21 @@ impl Drop for Node {
     }
 }
 
-/// One cell: B behind `nat_b` reserves on the relay; A behind `nat_a` connects to it
-/// through the relay; both run DCUtR over `transport` (`tcp` or `quic`).
-fn cell(transport: &'static str, nat_a: Nat, nat_b: Nat, expect_direct: bool) -> Outcome {
-    let bed = match Testbed::build("ln", nat_a, nat_b) {
-        Ok(bed) => bed,
-        Err(why) => return Outcome::Skipped(why),
-    };
-    let listen = |ip: &str| match transport {
-        "tcp" => format!("/ip4/{ip}/tcp/4001"),
-        _ => format!("/ip4/{ip}/udp/4001/quic-v1"),
-    };
+/// The relay (`listen` of `relay_ip`) in `p`, B in `b` listening on `any` and reserving on
+/// it, and A in `a` listening on `any` and connecting to B through it; B and A run DCUtR.
+fn relay_b_and_a(
+    bed: &Netns,
+    listen: &dyn Fn(&str) -> String,
+    relay_ip: &str,
+    any: &str,
+) -> (Node, Node, Node) {
     let relay = Node::start(
         "relay",
-        &bed.ns("p"),
+        &bed.name("p"),
         &[
             "listen",
             "--addr",
-            &listen("11.0.1.1"),
+            &listen(relay_ip),
             "--relay-service",
             "--timeout",
             "300",
@@ -218,11 +215,11 @@ fn cell(transport: &'static str, nat_a: Nat, nat_b: Nat, expect_direct: bool) ->
         .to_owned();
     let b = Node::start(
         "B",
-        &bed.ns("b"),
+        &bed.name("b"),
         &[
             "listen",
             "--addr",
-            &listen("0.0.0.0"),
+            &listen(any),
             "--relay",
             &relay_addr,
             "--dcutr",
@@ -236,11 +233,11 @@ fn cell(transport: &'static str, nat_a: Nat, nat_b: Nat, expect_direct: bool) ->
         .to_owned();
     let a = Node::start(
         "A",
-        &bed.ns("a"),
+        &bed.name("a"),
         &[
             "listen",
             "--addr",
-            &listen("0.0.0.0"),
+            &listen(any),
             "--connect",
             &circuit,
             "--dcutr",
@@ -248,6 +245,21 @@ fn cell(transport: &'static str, nat_a: Nat, nat_b: Nat, expect_direct: bool) ->
             "300",
         ],
     );
+    (relay, b, a)
+}
+
+/// One cell: B behind `nat_b` reserves on the relay; A behind `nat_a` connects to it
+/// through the relay; both run DCUtR over `transport` (`tcp` or `quic`).
+fn cell(transport: &'static str, nat_a: Nat, nat_b: Nat, expect_direct: bool) -> Outcome {
+    let bed = match Testbed::build("ln", nat_a, nat_b) {
+        Ok(bed) => bed,
+        Err(why) => return Outcome::Skipped(why),
+    };
+    let listen = |ip: &str| match transport {
+        "tcp" => format!("/ip4/{ip}/tcp/4001"),
+        _ => format!("/ip4/{ip}/udp/4001/quic-v1"),
+    };
+    let (relay, b, a) = relay_b_and_a(&bed.netns, &listen, "11.0.1.1", "0.0.0.0");
     let b_event = b.wait_for("dcutr");
     let a_event = a.wait_for("dcutr");
     let b_ok = b_event["ok"].as_bool().unwrap();
@@ -346,54 +358,7 @@ fn cell_v6(transport: &'static str, firewall_a: bool, unilateral: bool) -> Outco
         "tcp" => format!("/ip6/{ip}/tcp/4001"),
         _ => format!("/ip6/{ip}/udp/4001/quic-v1"),
     };
-    let relay = Node::start(
-        "relay",
-        &bed.name("p"),
-        &[
-            "listen",
-            "--addr",
-            &listen("2001:db8:1::1"),
-            "--relay-service",
-            "--timeout",
-            "300",
-        ],
-    );
-    let relay_addr = relay.wait_for("listening")["addrs"][0]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let b = Node::start(
-        "B",
-        &bed.name("b"),
-        &[
-            "listen",
-            "--addr",
-            &listen("::"),
-            "--relay",
-            &relay_addr,
-            "--dcutr",
-            "--timeout",
-            "300",
-        ],
-    );
-    let circuit = b.wait_for("reservation")["addrs"][0]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let a = Node::start(
-        "A",
-        &bed.name("a"),
-        &[
-            "listen",
-            "--addr",
-            &listen("::"),
-            "--connect",
-            &circuit,
-            "--dcutr",
-            "--timeout",
-            "300",
-        ],
-    );
+    let (relay, b, a) = relay_b_and_a(&bed, &listen, "2001:db8:1::1", "::");
     let b_event = b.wait_for("dcutr");
     assert_eq!(b_event["ok"], true, "B (initiating): {b_event}");
     assert_eq!(b_event["unilateral"], unilateral, "B: {b_event}");
