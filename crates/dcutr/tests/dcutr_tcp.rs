@@ -117,6 +117,16 @@ fn run<F: std::future::Future<Output = ()>>(test: F) {
     });
 }
 
+/// A connects to B through the relay at `relay_addr` (ending in `/p2p/R`): a limited
+/// connection.
+async fn connect_through(a: &Host, relay_addr: Multiaddr, b: &Host) {
+    let circuit = relay_addr
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(b.local_peer_id()));
+    let relayed = a.connect_addr(circuit).await.unwrap();
+    assert!(relayed.is_limited());
+}
+
 async fn next_upgrade(events: &mut lp2p_core::events::EventStream<DcutrEvent>) -> DcutrEvent {
     events.next().await.expect("events end with the host")
 }
@@ -131,11 +141,7 @@ fn a_relayed_connection_is_upgraded_to_a_direct_one_and_then_closed() {
         let (a, _a_relay) = peer_behind_relays(false).await;
         let a_dcutr: Dcutr = a.service().unwrap();
         let mut a_events = a_dcutr.events();
-        let circuit: Multiaddr = relay_addr
-            .with(Protocol::P2pCircuit)
-            .with(Protocol::P2p(b.local_peer_id()));
-        let relayed = a.connect_addr(circuit).await.unwrap();
-        assert!(relayed.is_limited());
+        connect_through(&a, relay_addr, &b).await;
 
         // B initiated, A answered; both see the direct connection.
         let DcutrEvent::Upgraded {
@@ -197,11 +203,7 @@ fn a_peer_that_listens_is_reached_by_a_plain_dial_without_hole_punching() {
         let (a, _a_relay) = peer_behind_relays(true).await;
         let _a_identify = Identify::new(&a, IdentifyConfig::default());
         let a_dcutr: Dcutr = a.service().unwrap();
-        let circuit: Multiaddr = relay_addr
-            .with(Protocol::P2pCircuit)
-            .with(Protocol::P2p(b.local_peer_id()));
-        let relayed = a.connect_addr(circuit).await.unwrap();
-        assert!(relayed.is_limited());
+        connect_through(&a, relay_addr, &b).await;
 
         let DcutrEvent::Upgraded {
             peer,
@@ -291,10 +293,7 @@ fn a_plain_dial_racing_the_hole_punch_ends_in_an_upgrade_on_both_sides() {
         let _a_identify = Identify::new(&a, IdentifyConfig::default());
         let a_dcutr: Dcutr = a.service().unwrap();
         let mut a_events = a_dcutr.events();
-        let circuit: Multiaddr = relay_addr
-            .with(Protocol::P2pCircuit)
-            .with(Protocol::P2p(b.local_peer_id()));
-        a.connect_addr(circuit).await.unwrap();
+        connect_through(&a, relay_addr, &b).await;
 
         let event = next_upgrade(&mut b_events).await;
         assert!(matches!(event, DcutrEvent::Upgraded { .. }), "B: {event:?}");
