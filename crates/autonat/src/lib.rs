@@ -65,6 +65,7 @@
 mod error;
 mod io;
 mod proto;
+mod rate;
 mod status;
 
 pub mod client;

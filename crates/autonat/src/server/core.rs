@@ -1,12 +1,14 @@
 //! The server's decisions, sans-IO: whether to serve a request (rate limits), which address
 //! to dial, and whether the client must pay dial data first. Time is passed in.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use lp2p_core::addr::{first_ip, is_public_ip, split_peer_id};
 use lp2p_core::{Multiaddr, PeerId, Protocol};
+
+use crate::rate::{RateWindow, WINDOW};
 
 /// Requests served per minute in total, by default. Why 60: go-libp2p's default server
 /// budget; each request may cost a dial, a handshake and up to 100 kB read.
@@ -30,9 +32,6 @@ pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a whole request may take, dial data included. Why 60 s: 100 kB over a slow
 /// link plus the dial back; rust-libp2p allows 10 s per exchange, go 1 min per request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The rate window of the limits.
-const WINDOW: Duration = Duration::from_secs(60);
 
 /// The server's limits and policy.
 #[derive(Debug, Clone)]
@@ -144,8 +143,7 @@ pub enum DialOutcome {
 #[derive(Debug)]
 pub struct ServerCore {
     config: ServerConfig,
-    recent: VecDeque<(Instant, PeerId)>,
-    per_peer: HashMap<PeerId, usize>,
+    rates: RateWindow,
     recent_dial_data: VecDeque<Instant>,
     in_progress: usize,
     stats: ServerStats,
@@ -156,8 +154,7 @@ impl ServerCore {
     pub fn new(config: ServerConfig) -> ServerCore {
         ServerCore {
             config,
-            recent: VecDeque::new(),
-            per_peer: HashMap::new(),
+            rates: RateWindow::default(),
             recent_dial_data: VecDeque::new(),
             in_progress: 0,
             stats: ServerStats::default(),
@@ -180,18 +177,7 @@ impl ServerCore {
     }
 
     fn expire(&mut self, now: Instant) {
-        while let Some(&(at, peer)) = self.recent.front() {
-            if now.saturating_duration_since(at) < WINDOW {
-                break;
-            }
-            self.recent.pop_front();
-            if let Some(n) = self.per_peer.get_mut(&peer) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_peer.remove(&peer);
-                }
-            }
-        }
+        self.rates.expire(now);
         while let Some(&at) = self.recent_dial_data.front() {
             if now.saturating_duration_since(at) < WINDOW {
                 break;
@@ -222,11 +208,9 @@ impl ServerCore {
         self.expire(now);
         let rejection = if self.in_progress >= self.config.max_concurrent {
             Some(Rejection::Concurrency)
-        } else if self.recent.len() >= self.config.max_requests_per_minute {
+        } else if self.rates.total() >= self.config.max_requests_per_minute {
             Some(Rejection::GlobalRate)
-        } else if self.per_peer.get(&client).copied().unwrap_or(0)
-            >= self.config.max_requests_per_peer_per_minute
-        {
+        } else if self.rates.of(&client) >= self.config.max_requests_per_peer_per_minute {
             Some(Rejection::PeerRate)
         } else {
             None
@@ -242,7 +226,7 @@ impl ServerCore {
         });
         let Some((idx, addr)) = selected else {
             self.stats.refused += 1;
-            self.count(client, now);
+            self.rates.count(client, now);
             return Decision::Refuse;
         };
         let needs_data = first_ip(&addr) != first_ip(observed);
@@ -252,7 +236,7 @@ impl ServerCore {
             self.stats.rejected += 1;
             return Decision::Reject(Rejection::DialDataRate);
         }
-        self.count(client, now);
+        self.rates.count(client, now);
         let dial_data = needs_data.then(|| {
             self.recent_dial_data.push_back(now);
             self.stats.dial_data_requested += 1;
@@ -264,11 +248,6 @@ impl ServerCore {
             addr,
             dial_data,
         }
-    }
-
-    fn count(&mut self, client: PeerId, now: Instant) {
-        self.recent.push_back((now, client));
-        *self.per_peer.entry(client).or_default() += 1;
     }
 
     /// `addr` without its `/p2p` suffix if we would dial it for `client`.

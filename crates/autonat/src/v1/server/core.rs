@@ -2,13 +2,14 @@
 //! id, rate limits, one request per client at a time), and which addresses to dial: only
 //! those on the IP we see the client on. Time is passed in.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use lp2p_core::addr::{first_ip, is_public_ip, split_peer_id};
 use lp2p_core::{Multiaddr, PeerId, Protocol};
 
+use crate::rate::RateWindow;
 use crate::v1::status::V1Status;
 
 /// Requests served per minute in total, by default. Why 30: v1 dials every address it
@@ -32,9 +33,6 @@ pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the client may take to send its request. Why 30 s: one small message;
 /// rust-libp2p allows 30 s for a whole v1 exchange.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The rate window of the limits.
-const WINDOW: Duration = Duration::from_secs(60);
 
 /// The v1 server's limits and policy.
 #[derive(Debug, Clone)]
@@ -158,8 +156,7 @@ pub struct V1ServerStats {
 #[derive(Debug)]
 pub struct V1ServerCore {
     config: V1ServerConfig,
-    recent: VecDeque<(Instant, PeerId)>,
-    per_peer: HashMap<PeerId, usize>,
+    rates: RateWindow,
     in_progress: HashSet<PeerId>,
     stats: V1ServerStats,
 }
@@ -169,8 +166,7 @@ impl V1ServerCore {
     pub fn new(config: V1ServerConfig) -> V1ServerCore {
         V1ServerCore {
             config,
-            recent: VecDeque::new(),
-            per_peer: HashMap::new(),
+            rates: RateWindow::default(),
             in_progress: HashSet::new(),
             stats: V1ServerStats::default(),
         }
@@ -197,21 +193,6 @@ impl V1ServerCore {
         self.stats.malformed = self.stats.malformed.saturating_add(1);
     }
 
-    fn expire(&mut self, now: Instant) {
-        while let Some(&(at, peer)) = self.recent.front() {
-            if now.saturating_duration_since(at) < WINDOW {
-                break;
-            }
-            self.recent.pop_front();
-            if let Some(n) = self.per_peer.get_mut(&peer) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.per_peer.remove(&peer);
-                }
-            }
-        }
-    }
-
     /// Decides on a request from `client` (the connection's peer), which we see at
     /// `observed` (the remote address of the connection it came on, `limited` when
     /// relayed), asking us to dial `claimed` on `addrs`. `can_dial` says whether one of our
@@ -228,7 +209,7 @@ impl V1ServerCore {
         now: Instant,
     ) -> Decision {
         self.stats.requests = self.stats.requests.saturating_add(1);
-        self.expire(now);
+        self.rates.expire(now);
         let refusal = if limited {
             Some(Refusal::Relayed)
         } else if claimed != client {
@@ -237,11 +218,9 @@ impl V1ServerCore {
             Some(Refusal::Busy)
         } else if self.in_progress.len() >= self.config.max_concurrent {
             Some(Refusal::Concurrency)
-        } else if self.recent.len() >= self.config.max_requests_per_minute {
+        } else if self.rates.total() >= self.config.max_requests_per_minute {
             Some(Refusal::GlobalRate)
-        } else if self.per_peer.get(&client).copied().unwrap_or(0)
-            >= self.config.max_requests_per_peer_per_minute
-        {
+        } else if self.rates.of(&client) >= self.config.max_requests_per_peer_per_minute {
             Some(Refusal::PeerRate)
         } else {
             None
@@ -251,8 +230,7 @@ impl V1ServerCore {
             return Decision::Refuse(why);
         }
         // Counted against the rates from here on, dialed or not.
-        self.recent.push_back((now, client));
-        *self.per_peer.entry(client).or_default() += 1;
+        self.rates.count(client, now);
         let selected = self.select(client, observed, addrs, &can_dial);
         if selected.is_empty() {
             self.count_refusal(Refusal::NoAddress);
@@ -338,6 +316,7 @@ impl V1ServerCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rate::WINDOW;
 
     fn addr(s: &str) -> Multiaddr {
         s.parse().unwrap()
