@@ -65,6 +65,8 @@ enum Outcome {
     Verdict(Verdict),
     /// A filtering check passed (no table row).
     Filtering,
+    /// The relay cell passed: the bytes the relay let through before it cut the transfer.
+    Relay(u64),
     Skipped(String),
 }
 
@@ -166,6 +168,20 @@ impl Node {
 }
 
 impl Node {
+    /// The next `event` or `error` event within [`WAIT`], whichever comes first; panics when
+    /// neither comes (an exit, the end of the wait).
+    fn event_or_error(&self, event: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if v["event"] == event || v["event"] == "error" => return v,
+                Ok(_) => {}
+                Err(e) => panic!("{}: no {event} or error event: {e}", self.name),
+            }
+        }
+    }
+
     /// The next event named `event` within `wait`, or None (an `error` event, an exit or
     /// the end of the wait).
     fn event_within(&self, event: &str, wait: Duration) -> Option<Value> {
@@ -329,6 +345,91 @@ fn tcp_from_behind_a_symmetric_nat_fails() -> Outcome {
 
 fn quic_from_behind_a_symmetric_nat_fails() -> Outcome {
     cell("quic", Nat::Symmetric, Nat::Cone, false)
+}
+
+// --- The relay across NATs -------------------------------------------------------------
+
+/// The relay's data limit per circuit and direction in the relay cell: small, so a transfer
+/// of [`RELAY_CELL_UPLOAD`] crosses it.
+const RELAY_CELL_LIMIT: u64 = 64 * 1024;
+/// What A tries to upload through the relay in the relay cell.
+const RELAY_CELL_UPLOAD: u64 = 1024 * 1024;
+
+/// Circuit relay v2 across two cone NATs, without DCUtR: B reserves on the public relay, A
+/// echoes through the circuit (both dial out through their NATs; the relay joins them), and
+/// an upload bigger than the relay's data limit is cut (the relay resets the circuit).
+fn relay_across_two_nats_echoes_and_cuts_a_transfer_at_its_limit() -> Outcome {
+    let bed = match Testbed::build("lr", Nat::Cone, Nat::Cone) {
+        Ok(bed) => bed,
+        Err(why) => return Outcome::Skipped(why),
+    };
+    let limit = RELAY_CELL_LIMIT.to_string();
+    let relay = Node::start(
+        "relay",
+        &bed.ns("p"),
+        &[
+            "listen",
+            "--addr",
+            "/ip4/11.0.1.1/tcp/4001",
+            "--relay-service",
+            "--relay-data-limit",
+            &limit,
+            "--timeout",
+            "300",
+        ],
+    );
+    let relay_addr = relay.wait_for("listening")["addrs"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = Node::start(
+        "B",
+        &bed.ns("b"),
+        &[
+            "listen",
+            "--addr",
+            "/ip4/0.0.0.0/tcp/4001",
+            "--relay",
+            &relay_addr,
+            "--timeout",
+            "300",
+        ],
+    );
+    let circuit = b.wait_for("reservation")["addrs"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let text = "through two NATs and a relay";
+    let echo = Node::start(
+        "A (echo)",
+        &bed.ns("a"),
+        &["dial", "--addr", &circuit, "--echo", text],
+    );
+    let echoed = echo.wait_for("echo");
+    assert_eq!(echoed["ok"], true, "{echoed}");
+    assert_eq!(echoed["bytes"], text.len(), "{echoed}");
+    let upload = RELAY_CELL_UPLOAD.to_string();
+    let perf = Node::start(
+        "A (perf)",
+        &bed.ns("a"),
+        &[
+            "perf",
+            "--addr",
+            &circuit,
+            "--upload-bytes",
+            &upload,
+            "--download-bytes",
+            "0",
+        ],
+    );
+    let outcome = perf.event_or_error("perf");
+    assert_eq!(
+        outcome["event"], "error",
+        "an upload of {RELAY_CELL_UPLOAD} bytes crossed a relay limited to {RELAY_CELL_LIMIT}: {outcome}"
+    );
+    drop((perf, echo, b, relay));
+    drop(bed);
+    Outcome::Relay(RELAY_CELL_LIMIT)
 }
 
 // --- IPv6: no NAT, stateful firewalls ---------------------------------------------------
@@ -721,7 +822,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let cases: [Case; 16] = [
+    let cases: [Case; 17] = [
         ("tcp_across_two_cone_nats", tcp_across_two_cone_nats),
         ("quic_across_two_cone_nats", quic_across_two_cone_nats),
         (
@@ -774,6 +875,10 @@ fn main() {
             autonat_node_behind_a_cone_nat,
         ),
         ("autonat_port_mapped_node", autonat_port_mapped_node),
+        (
+            "relay_across_two_nats_echoes_and_cuts_a_transfer_at_its_limit",
+            relay_across_two_nats_echoes_and_cuts_a_transfer_at_its_limit,
+        ),
     ];
     let require = std::env::var_os("LP2P_REQUIRE_NETNS").is_some();
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
@@ -786,7 +891,10 @@ fn main() {
     // connect and the IPv6 ones on the 5 s unilateral dial, on nothing else: they run in
     // threads beside the hole-punching cases, each in namespaces of its own.
     let in_background = |name: &str| {
-        name.starts_with("autonat_") || name.starts_with("filtering_") || name.contains("ipv6")
+        name.starts_with("autonat_")
+            || name.starts_with("filtering_")
+            || name.starts_with("relay_")
+            || name.contains("ipv6")
     };
     let background: Vec<_> = cases
         .iter()
@@ -812,6 +920,12 @@ fn main() {
             Ok(Outcome::Filtering) => {
                 passed += 1;
                 println!("test {name} ... ok");
+            }
+            Ok(Outcome::Relay(limit)) => {
+                passed += 1;
+                println!(
+                    "test {name} ... ok (the relay cut the transfer at its {limit}-byte limit)"
+                );
             }
             Ok(Outcome::Verdict(v)) => {
                 passed += 1;
