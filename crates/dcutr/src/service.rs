@@ -192,13 +192,13 @@ async fn initiate(inner: Arc<Inner>, relayed: Connection) {
             None => None,
         }
     });
+    let plain_won = |direct: Connection| {
+        let attempts = inner.upgrades().finish_unilateral(&peer);
+        report_upgrade(&inner, &host, &relayed, &direct, started, attempts, true);
+    };
     let head_start = host.runtime().sleep(inner.config.unilateral_head_start);
     let plain_running = match select(plain.as_mut(), head_start).await {
-        Either::Left((Some(direct), _)) => {
-            let attempts = inner.upgrades().finish_unilateral(&peer);
-            report_upgrade(&inner, &host, &relayed, &direct, started, attempts, true);
-            return;
-        }
+        Either::Left((Some(direct), _)) => return plain_won(direct),
         Either::Left((None, _)) => false,
         Either::Right(((), _)) => true,
     };
@@ -209,9 +209,7 @@ async fn initiate(inner: Arc<Inner>, relayed: Connection) {
                 // Dropping the hole punch resets its stream and cancels its dials; the
                 // remote sees our connection arrive.
                 drop(punching);
-                let attempts = inner.upgrades().finish_unilateral(&peer);
-                report_upgrade(&inner, &host, &relayed, &direct, started, attempts, true);
-                return;
+                return plain_won(direct);
             }
             Either::Left((None, punching)) => punching.await,
             Either::Right((outcome, _plain)) => outcome,
