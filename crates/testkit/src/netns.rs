@@ -29,8 +29,13 @@
 //! Errors are one-line strings naming the command that failed and its stderr, so a test can
 //! report a testbed it cannot build as skipped.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The user-space delay of [`Netns::delayed_link`]: a Python program (this kernel has no
+/// netem) that copies frames between two interfaces after a fixed delay.
+const DELAY_LINK: &str = include_str!("delay_link.py");
 
 /// Runs `program` with `args` and returns its stdout, or an error naming the command and its
 /// stderr.
@@ -159,6 +164,8 @@ impl Nat {
 pub struct Netns {
     names: Vec<String>,
     tag: String,
+    /// The delay programs of [`Netns::delayed_link`], stopped before the namespaces go.
+    delays: Vec<Child>,
 }
 
 impl Netns {
@@ -169,6 +176,7 @@ impl Netns {
         Ok(Netns {
             names: Vec::new(),
             tag: format!("{prefix}{}", std::process::id() % 100_000),
+            delays: Vec::new(),
         })
     }
 
@@ -208,6 +216,75 @@ impl Netns {
         b_dev: &str,
         b_addr: &str,
     ) -> Result<(), String> {
+        self.veth(a, a_dev, b, b_dev)?;
+        self.configure(a, a_dev, a_addr)?;
+        self.configure(b, b_dev, b_addr)
+    }
+
+    /// Like [`Netns::link`], but every frame takes `one_way` to cross, in each direction (a
+    /// round trip over the link costs twice that). The link runs through a namespace of its
+    /// own, role `d<a_dev><b_dev>`, where a user-space program (Python 3, `python3`) holds
+    /// each frame for `one_way` and sends it on: this kernel has no netem. The program stops
+    /// when the set drops. Meant for delays of a millisecond or more; it adds tens of
+    /// microseconds per frame and forwards a few hundred Mbit/s at most.
+    #[allow(clippy::too_many_arguments)] // `link`'s six ends plus the delay, in its order
+    pub fn delayed_link(
+        &mut self,
+        a: &str,
+        a_dev: &str,
+        a_addr: &str,
+        b: &str,
+        b_dev: &str,
+        b_addr: &str,
+        one_way: Duration,
+    ) -> Result<(), String> {
+        let middle = self.add(&format!("d{a_dev}{b_dev}"))?;
+        // Nothing in the middle speaks IP: no router solicitations or DAD of its own.
+        self.exec(
+            &middle,
+            "sysctl",
+            &["-qw", "net.ipv6.conf.all.disable_ipv6=1"],
+        )?;
+        self.exec(
+            &middle,
+            "sysctl",
+            &["-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+        )?;
+        self.veth(a, a_dev, &middle, "x")?;
+        self.veth(&middle, "y", b, b_dev)?;
+        for dev in ["x", "y"] {
+            ip(&["-n", &middle, "link", "set", dev, "promisc", "on", "up"])?;
+        }
+        let mut child = self
+            .command(&middle, "python3")
+            .args(["-c", DELAY_LINK, "x", "y"])
+            .arg(format!("{:.3}", one_way.as_secs_f64() * 1000.0))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the delay program (python3) in {middle}: {e}"))?;
+        let ready = child.stdout.take().map(|out| {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            line
+        });
+        if ready.as_deref().map(str::trim) != Some("ready") {
+            let _ = child.kill();
+            let out = child.wait_with_output().map_err(|e| e.to_string())?;
+            return Err(format!(
+                "the delay program in {middle} did not start: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        self.delays.push(child);
+        self.configure(a, a_dev, a_addr)?;
+        self.configure(b, b_dev, b_addr)
+    }
+
+    /// A veth pair between namespaces `a` and `b`, named `a_dev` and `b_dev` there, down and
+    /// without addresses.
+    fn veth(&self, a: &str, a_dev: &str, b: &str, b_dev: &str) -> Result<(), String> {
         let (ta, tb) = (
             format!("{}{a_dev}", self.tag),
             format!("{}{b_dev}", self.tag),
@@ -215,26 +292,28 @@ impl Netns {
         ip(&[
             "link", "add", &ta, "netns", a, "type", "veth", "peer", "name", &tb, "netns", b,
         ])?;
-        for (ns, tmp, dev, addr) in [(a, &ta, a_dev, a_addr), (b, &tb, b_dev, b_addr)] {
-            ip(&["-n", ns, "link", "set", tmp, "name", dev])?;
-            self.addr(ns, dev, addr)?;
-            // The link-local address the kernel makes when the link comes up skips duplicate
-            // address detection too: while it is tentative, the kernel answers a link-local
-            // peer from another address (an mDNS test saw its answer come from the ULA).
-            run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    ns,
-                    "sh",
-                    "-c",
-                    &format!("echo 0 > /proc/sys/net/ipv6/conf/{dev}/accept_dad"),
-                ],
-            )?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-        }
-        Ok(())
+        ip(&["-n", a, "link", "set", &ta, "name", a_dev])?;
+        ip(&["-n", b, "link", "set", &tb, "name", b_dev])
+    }
+
+    /// Gives `dev` in `ns` its address and brings it up.
+    fn configure(&self, ns: &str, dev: &str, addr: &str) -> Result<(), String> {
+        self.addr(ns, dev, addr)?;
+        // The link-local address the kernel makes when the link comes up skips duplicate
+        // address detection too: while it is tentative, the kernel answers a link-local peer
+        // from another address (an mDNS test saw its answer come from the ULA).
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                ns,
+                "sh",
+                "-c",
+                &format!("echo 0 > /proc/sys/net/ipv6/conf/{dev}/accept_dad"),
+            ],
+        )?;
+        ip(&["-n", ns, "link", "set", dev, "up"])
     }
 
     /// Adds address `cidr` to device `dev` in namespace `ns`. IPv6 addresses skip duplicate
@@ -315,6 +394,10 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        for mut delay in self.delays.drain(..) {
+            let _ = delay.kill();
+            let _ = delay.wait();
+        }
         for name in self.names.iter().rev() {
             let _ = ip(&["netns", "del", name]);
         }
