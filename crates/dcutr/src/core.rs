@@ -34,6 +34,25 @@ pub const DEFAULT_UNILATERAL_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// instead of the whole dial timeout (D53). Happy Eyeballs (RFC 8305) gives its first
 /// attempt the same 250 ms.
 pub const DEFAULT_UNILATERAL_HEAD_START: Duration = Duration::from_millis(250);
+/// The unilateral dial's head start in round trips of the `CONNECT` exchange (which runs
+/// beside it, D54). Why 3: a reachable peer's TCP, noise and yamux handshakes are done on the
+/// dialing side after about 2 round trips (QUIC's after 1), and the round trip through the
+/// relay is rarely shorter than the direct one; the third is margin. A firewall that drops
+/// the dial then costs 3 round trips, not 250 ms (D56).
+pub const DEFAULT_UNILATERAL_HEAD_START_RTTS: u32 = 3;
+
+/// How long the plain dial of the unilateral upgrade runs alone, given the round trip the
+/// first `CONNECT` exchange measured (`None` while it has not): `unilateral_head_start`, or
+/// `unilateral_head_start_rtts` round trips when that is shorter.
+pub fn head_start(config: &DcutrConfig, rtt: Option<Duration>) -> Duration {
+    match rtt {
+        Some(rtt) if config.unilateral_head_start_rtts > 0 => config
+            .unilateral_head_start
+            .min(rtt.saturating_mul(config.unilateral_head_start_rtts)),
+        _ => config.unilateral_head_start,
+    }
+}
+
 /// How long the initiator waits for the remote's identify answer (its listen addresses)
 /// before deciding whether a unilateral upgrade is worth a dial. Why 2 s: identify's answer
 /// takes one round trip over the relay; a remote that does not answer over a relayed
@@ -68,6 +87,10 @@ pub struct DcutrConfig {
     /// has not failed or had nothing to dial by then). See
     /// [`DEFAULT_UNILATERAL_HEAD_START`].
     pub unilateral_head_start: Duration,
+    /// The head start ends sooner, this many round trips of the first `CONNECT` exchange
+    /// after the upgrade began, when that exchange has measured one ([`head_start`]). `0`
+    /// keeps the whole head start. See [`DEFAULT_UNILATERAL_HEAD_START_RTTS`].
+    pub unilateral_head_start_rtts: u32,
 }
 
 impl Default for DcutrConfig {
@@ -80,6 +103,7 @@ impl Default for DcutrConfig {
             allow_private_addrs: false,
             unilateral_dial_timeout: Some(DEFAULT_UNILATERAL_DIAL_TIMEOUT),
             unilateral_head_start: DEFAULT_UNILATERAL_HEAD_START,
+            unilateral_head_start_rtts: DEFAULT_UNILATERAL_HEAD_START_RTTS,
         }
     }
 }
@@ -294,6 +318,26 @@ mod tests {
         );
         assert_eq!(sync_delay(Duration::ZERO, &tcp), Duration::ZERO);
         assert_eq!(sync_delay(Duration::from_millis(80), &quic), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_head_start_ends_after_three_measured_round_trips_at_most_250_ms() {
+        let config = DcutrConfig::default();
+        let ms = Duration::from_millis;
+        // Not measured yet: the whole head start.
+        assert_eq!(head_start(&config, None), ms(250));
+        // An IPv6 neighbour 1 ms away: 3 ms, not 250.
+        assert_eq!(head_start(&config, Some(ms(1))), ms(3));
+        assert_eq!(head_start(&config, Some(ms(40))), ms(120));
+        // Far away: capped.
+        assert_eq!(head_start(&config, Some(ms(200))), ms(250));
+        assert_eq!(head_start(&config, Some(Duration::MAX)), ms(250));
+        // 0 turns the shortening off.
+        let whole = DcutrConfig {
+            unilateral_head_start_rtts: 0,
+            ..DcutrConfig::default()
+        };
+        assert_eq!(head_start(&whole, Some(ms(1))), ms(250));
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! looks at the addresses the other advertises (its identify answer, asked over the relayed
 //! connection, and the peerstore): when some are usable (public ones by default), a plain
 //! dial to them may succeed without any hole punch (the spec's unilateral upgrade, at most
-//! [`DcutrConfig::unilateral_dial_timeout`]). When that dial has not succeeded within its
-//! head start ([`DcutrConfig::unilateral_head_start`]; at once when it has nothing to dial
-//! or fails), hole punching starts beside it. The first direct connection wins. The hole
-//! punch opens a `/libp2p/dcutr` stream over the relayed connection, sends `CONNECT` with its addresses, times the answer
-//! (`CONNECT` with the other's addresses), sends `SYNC` and waits half that round trip; the
-//! other peer dials on `SYNC`. Both dial from their listening port, so each NAT sees the
+//! [`DcutrConfig::unilateral_dial_timeout`]). Meanwhile the hole punch's first exchange
+//! runs: a `/libp2p/dcutr` stream over the relayed connection (negotiated lazily), `CONNECT`
+//! with our addresses, and the answer (`CONNECT` with the other's addresses) timed. When the
+//! plain dial has not succeeded within its head start ([`DcutrConfig::unilateral_head_start`],
+//! or three of those round trips when sooner, [`DcutrConfig::unilateral_head_start_rtts`]; at
+//! once when it has nothing to dial or fails), the hole punch goes on beside it, and the first
+//! direct connection wins: it sends `SYNC` and waits half the round trip; the other peer
+//! dials on `SYNC`. Both dial from their listening port, so each NAT sees the
 //! outgoing packets first and lets the other side's in:
 //! - over TCP both connects meet in a simultaneous open; the peer that dialed through the
 //!   relay is the client of the security handshake and the other the server;

@@ -2,12 +2,14 @@
 //! every relayed connection we receive, runs the `CONNECT`/`SYNC` exchange and the
 //! simultaneous dials, and closes the relayed connection once a direct one exists.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures::future::{Either, select};
+use futures::future::{Either, MaybeDone, maybe_done, select};
 use futures::stream::FuturesUnordered;
-use futures::{AsyncWriteExt, StreamExt};
+use futures::{AsyncWriteExt, FutureExt, StreamExt};
 use lp2p_core::events::{EventBus, EventStream};
 use lp2p_core::framing::{read_frame, write_frame};
 use lp2p_core::{DialOpts, Multiaddr, PeerId, Role, Stream};
@@ -17,8 +19,8 @@ use lp2p_swarm::{Connection, ConnectionEvent, ConnectionEvents, Direction};
 
 use crate::DcutrError;
 use crate::core::{
-    DcutrConfig, DcutrStats, IDENTIFY_WAIT, RETRY_PAUSE, Side, Upgrades, select as select_addrs,
-    sync_delay,
+    DcutrConfig, DcutrStats, IDENTIFY_WAIT, RETRY_PAUSE, Side, Upgrades, head_start,
+    select as select_addrs, sync_delay,
 };
 use crate::message::{HolePunch, MAX_MESSAGE_SIZE, PROTOCOL};
 
@@ -196,13 +198,42 @@ async fn initiate(inner: Arc<Inner>, relayed: Connection) {
         let attempts = inner.upgrades().finish_unilateral(&peer);
         report_upgrade(&inner, &host, &relayed, &direct, started, attempts, true);
     };
-    let head_start = host.runtime().sleep(inner.config.unilateral_head_start);
-    let plain_running = match select(plain.as_mut(), head_start).await {
-        Either::Left((Some(direct), _)) => return plain_won(direct),
-        Either::Left((None, _)) => false,
-        Either::Right(((), _)) => true,
+    // The first CONNECT exchange runs from the start, beside the identify request and the
+    // plain dial: behind a NAT (the usual case) the identify answer only says there is
+    // nothing to dial plainly, and waiting for it would cost a round trip (D54). Its SYNC
+    // and dials wait for the head start.
+    let mut first = Box::pin(maybe_done(exchange(&inner, &host, &relayed)));
+    let runtime = host.runtime();
+    let ended = {
+        let whole = runtime.sleep(head_start(&inner.config, None));
+        let mut gate = std::pin::pin!(select(plain.as_mut(), whole).map(HeadStart::from));
+        match select(gate.as_mut(), first.as_mut()).await {
+            Either::Left((ended, _)) => ended,
+            Either::Right(((), _)) => {
+                // The exchange measured the round trip: the head start may end sooner (D56).
+                let rtt = match first.as_mut().output_mut() {
+                    Some(Ok(exchanged)) => Some(exchanged.rtt),
+                    _ => None,
+                };
+                let end = started + head_start(&inner.config, rtt);
+                let left = runtime.sleep(end.saturating_duration_since(runtime.now()));
+                match select(gate, left).await {
+                    Either::Left((ended, _)) => ended,
+                    Either::Right(((), _)) => HeadStart::Over,
+                }
+            }
+        }
     };
-    let punching = Box::pin(hole_punch(&inner, &host, &relayed));
+    let plain_running = match ended {
+        HeadStart::PlainWon(direct) => {
+            // Dropping the exchange resets its stream; the remote sees our connection.
+            drop(first);
+            return plain_won(direct);
+        }
+        HeadStart::NothingPlain => false,
+        HeadStart::Over => true,
+    };
+    let punching = Box::pin(hole_punch(&inner, &host, &relayed, first));
     let outcome = if plain_running {
         match select(plain, punching).await {
             Either::Left((Some(direct), punching)) => {
@@ -231,19 +262,57 @@ async fn initiate(inner: Arc<Inner>, relayed: Connection) {
     }
 }
 
+/// How the unilateral dial's head start ended.
+enum HeadStart {
+    /// The plain dial made the direct connection.
+    PlainWon(Connection),
+    /// The plain dial failed or had nothing to dial.
+    NothingPlain,
+    /// Time is up with the plain dial still running.
+    Over,
+}
+
+impl<S, F> From<Either<(Option<Connection>, S), ((), F)>> for HeadStart {
+    fn from(ended: Either<(Option<Connection>, S), ((), F)>) -> Self {
+        match ended {
+            Either::Left((Some(direct), _)) => HeadStart::PlainWon(direct),
+            Either::Left((None, _)) => HeadStart::NothingPlain,
+            Either::Right(_) => HeadStart::Over,
+        }
+    }
+}
+
 /// Up to `max_attempts` hole-punching attempts over `relayed`, [`RETRY_PAUSE`] apart: the
-/// direct connection, or why the last attempt failed.
-async fn hole_punch(
+/// direct connection, or why the last attempt failed. The first attempt's CONNECT exchange
+/// is `first`, already under way.
+async fn hole_punch<F>(
     inner: &Inner,
     host: &Host,
     relayed: &Connection,
-) -> Result<Connection, String> {
+    mut first: Pin<Box<MaybeDone<F>>>,
+) -> Result<Connection, String>
+where
+    F: Future<Output = Result<Exchanged, DcutrError>>,
+{
     let peer = relayed.peer();
     let mut attempts = 0;
     let mut last_error = None;
     while attempts < inner.config.max_attempts && !relayed.is_closed() {
         attempts = inner.upgrades().attempt(peer);
-        match attempt_as_initiator(inner, host, relayed).await {
+        let exchanged = if attempts == 1 {
+            first.as_mut().await;
+            first
+                .as_mut()
+                .take_output()
+                .unwrap_or(Err(DcutrError::Stopped))
+        } else {
+            exchange(inner, host, relayed).await
+        };
+        let outcome = match exchanged {
+            Ok(exchanged) => punch(inner, host, peer, exchanged).await,
+            Err(error) => Err(error),
+        };
+        match outcome {
             Ok(direct) => return Ok(direct),
             Err(error) => {
                 tracing::debug!(%peer, attempts, %error, "DCUtR attempt failed");
@@ -327,30 +396,58 @@ async fn advertised_addrs(host: &Host, relayed: &Connection) -> Vec<Multiaddr> {
     addrs
 }
 
-async fn attempt_as_initiator(
+/// The first half of an attempt as the initiator: the DCUtR stream over the relayed
+/// connection, our CONNECT sent and the remote's read.
+struct Exchanged {
+    stream: HostStream,
+    /// From sending our CONNECT to reading theirs.
+    rtt: Duration,
+    /// The remote's addresses worth dialing.
+    addrs: Vec<Multiaddr>,
+}
+
+/// Opens the DCUtR stream over `relayed` and exchanges CONNECT messages.
+async fn exchange(
     inner: &Inner,
     host: &Host,
     relayed: &Connection,
-) -> Result<Connection, DcutrError> {
+) -> Result<Exchanged, DcutrError> {
     let peer = relayed.peer();
     let runtime = host.runtime();
-    let timeout = inner.config.stream_timeout;
-    let mut s = host
-        .new_stream_on(relayed, [PROTOCOL])
+    let mut stream = host
+        .new_stream_on_lazily(relayed, PROTOCOL)
         .await
         .map_err(|source| DcutrError::Host {
             peer,
             source: Box::new(source),
         })?;
     let ours = local_candidates(host, inner.config.allow_private_addrs);
-    write(&mut s, &HolePunch::Connect(ours)).await?;
+    write(&mut stream, &HolePunch::Connect(ours)).await?;
     let sent = runtime.now();
-    let theirs = match read(host, &mut s, timeout).await? {
+    let theirs = match read(host, &mut stream, inner.config.stream_timeout).await? {
         HolePunch::Connect(addrs) => addrs,
         HolePunch::Sync => return Err(unexpected(peer, "SYNC where CONNECT belongs")),
     };
-    let rtt = runtime.now().saturating_duration_since(sent);
-    let addrs = select_addrs(theirs, inner.config.allow_private_addrs);
+    Ok(Exchanged {
+        stream,
+        rtt: runtime.now().saturating_duration_since(sent),
+        addrs: select_addrs(theirs, inner.config.allow_private_addrs),
+    })
+}
+
+/// The second half of an attempt as the initiator: SYNC, and the dials timed by the round
+/// trip the exchange measured.
+async fn punch(
+    inner: &Inner,
+    host: &Host,
+    peer: PeerId,
+    exchanged: Exchanged,
+) -> Result<Connection, DcutrError> {
+    let Exchanged {
+        mut stream,
+        rtt,
+        addrs,
+    } = exchanged;
     tracing::debug!(%peer, ?rtt, ?addrs, "DCUtR: dialing as the server side");
     // The dials start with the first poll, before `SYNC` is written: QUIC punching packets
     // leave at once (see `sync_delay`), TCP dials wait their half round trip from here.
@@ -358,8 +455,8 @@ async fn attempt_as_initiator(
         sync_delay(rtt, addr)
     });
     let sync = async {
-        write(&mut s, &HolePunch::Sync).await?;
-        let _ = s.close().await;
+        write(&mut stream, &HolePunch::Sync).await?;
+        let _ = stream.close().await;
         Ok(())
     };
     futures::future::try_join(dials, sync)

@@ -662,6 +662,33 @@ impl Host {
         if offered.is_empty() {
             return Err(HostError::NoProtocols);
         }
+        let version = self.select_version(&conn.peer(), &offered);
+        self.open_negotiated(conn, offered, version).await
+    }
+
+    /// Opens a stream on `conn` for `protocol`, negotiating lazily even when the peer has
+    /// not announced it: returns at once, and the proposal travels with the first bytes
+    /// written. For a protocol whose first message must not wait a round trip, such as
+    /// DCUtR's CONNECT, which goes out before identify has answered and whose round trip is
+    /// measured. A peer that does not speak `protocol` answers "na": the first read then
+    /// fails with an [`std::io::Error`] that says "no protocol in common" (not
+    /// [`HostError::ProtocolNotSupported`]).
+    pub async fn new_stream_on_lazily(
+        &self,
+        conn: &Connection,
+        protocol: impl Into<ProtocolId>,
+    ) -> Result<HostStream, HostError> {
+        self.open_negotiated(conn, vec![protocol.into()], Version::V1Lazy)
+            .await
+    }
+
+    /// Opens a stream on `conn` and negotiates one of `offered` with `version`.
+    async fn open_negotiated(
+        &self,
+        conn: &Connection,
+        offered: Vec<ProtocolId>,
+        version: Version,
+    ) -> Result<HostStream, HostError> {
         let peer = conn.peer();
         let mut counted = self
             .inner
@@ -669,7 +696,7 @@ impl Host {
             .open_stream(&peer, Role::Initiator)
             .map_err(|denied| HostError::Resources { peer, denied })?;
         let raw = conn.open_stream().await?;
-        let negotiation = dialer_select(raw, offered.clone(), self.select_version(&peer, &offered));
+        let negotiation = dialer_select(raw, offered.clone(), version);
         let after = self.inner.config.negotiation_timeout;
         match self.inner.runtime.timeout(after, negotiation).await {
             Ok(Ok((protocol, mut io))) => {

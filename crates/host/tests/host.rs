@@ -215,6 +215,53 @@ fn unsupported_protocol_names_the_protocols_offered_and_keeps_the_connection() {
     });
 }
 
+/// `new_stream_on_lazily` does not wait for the peer's answer even when identify has not
+/// announced the protocol: the data travels behind the proposal. A refusal fails the first
+/// read, and the connection stays.
+#[test]
+fn a_lazy_stream_needs_no_announcement_and_a_refusal_fails_its_first_read() {
+    run(|sim| async move {
+        let server = memory_builder(&sim)
+            .listen_on(ma("/memory/0"))
+            .build()
+            .await
+            .unwrap();
+        server.set_stream_handler("/echo/1.0.0", echo);
+        let client = memory_builder(&sim).build().await.unwrap();
+        let peer = server.local_peer_id();
+        let conn = client.connect(peer, server.listen_addrs()).await.unwrap();
+        // No identify here: the peerstore does not know the server speaks echo.
+        assert!(
+            client
+                .swarm()
+                .peerstore()
+                .supports_protocols(&peer, &["/echo/1.0.0"])
+                .is_empty()
+        );
+        let mut s = client
+            .new_stream_on_lazily(&conn, "/echo/1.0.0")
+            .await
+            .unwrap();
+        s.write_all(b"lazy").await.unwrap();
+        s.close().await.unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"lazy");
+
+        let mut refused = client
+            .new_stream_on_lazily(&conn, "/nope/1.0.0")
+            .await
+            .unwrap();
+        let _ = refused.write_all(b"hello?").await;
+        let mut buf = [0u8; 8];
+        let err = refused.read(&mut buf).await.unwrap_err();
+        assert!(err.to_string().contains("no protocol in common"), "{err}");
+        assert!(client.swarm().is_connected(&peer));
+        client.close().await;
+        server.close().await;
+    });
+}
+
 #[test]
 fn wrong_peer_id_fails_with_a_mismatch() {
     run_real(async {
