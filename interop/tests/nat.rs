@@ -17,16 +17,19 @@
 //! interleaved (lp2p, rust, lp2p, rust, ...).
 //!
 //! Cells, TCP and QUIC each: cone/cone, cone/address-dependent and
-//! address-dependent/address-dependent NATs and IPv6 firewall/firewall, [`RUNS`] runs per
-//! implementation. Asserted: every run of both implementations gets its direct connection,
+//! address-dependent/address-dependent NATs, cone/cone with a [`RTT_MS`] round trip between
+//! A and B (the `rtt` cells: `hole_punching::testbed_v4_delayed`, a user-space delay on both
+//! LAN links, so the direct and the relayed round trip are equal), IPv6 firewall/firewall and
+//! IPv6 with no firewall in front of A (reachable: lp2p's plain dial makes the connection,
+//! rust-libp2p hole punches), [`RUNS`] runs per implementation. Asserted: every run of both implementations gets its direct connection,
 //! to A's router (IPv4) or to A (IPv6). rust-libp2p succeeded in every one of its runs while
 //! this test was written, so a failure of rust-libp2p points at rust-libp2p-node's `--dcutr`
 //! or at the testbed. With a filter naming them (`symmetric`), the symmetric/cone cells run
 //! once per implementation: no run may get a direct connection, and lp2p must make its three
 //! attempts (about 35 s a run, so they are not run by default).
 //!
-//! The table: implementation, transport, routers, direct connections/runs, the median and
-//! each run's time to the direct connection (each implementation's own `ms`: lp2p's from the
+//! The table: implementation, transport, routers, direct connections/runs, the median (in
+//! round trips too, for the delayed cells) and each run's time to the direct connection (each implementation's own `ms`: lp2p's from the
 //! start of its upgrade, which begins when the relayed connection comes up; rust-libp2p-node's
 //! from the relayed connection's establishment), and each run's attempts.
 //!
@@ -61,6 +64,11 @@ const RUST_NODE: &str = env!("CARGO_BIN_EXE_rust-libp2p-node");
 
 /// Hole punches per implementation and cell.
 const RUNS: usize = 3;
+
+/// The round-trip time of the delayed cells: long enough that the protocol's round trips,
+/// not the programs' processing (about a millisecond), make up the time to the direct
+/// connection, short enough for the cells to take seconds.
+const RTT_MS: u32 = 40;
 
 /// How long a run waits for a node to listen or to hold its reservation.
 const SETUP_WAIT: Duration = Duration::from_secs(30);
@@ -175,6 +183,10 @@ impl Drop for Node {
 enum Routers {
     /// IPv4 NATs of these kinds in front of A and B (`hole_punching::testbed_v4`).
     V4(Nat, Nat),
+    /// Like `V4`, with this round-trip time in milliseconds between A and B, direct or
+    /// through the relay (`hole_punching::testbed_v4_delayed`: a quarter of it each way on
+    /// each LAN link).
+    V4Delayed(Nat, Nat, u32),
     /// IPv6 without translation (`hole_punching::testbed_v6`): a stateful firewall in front
     /// of B, and in front of A when `firewall_a`.
     V6 { firewall_a: bool },
@@ -186,6 +198,12 @@ impl Routers {
     fn testbed(self) -> Result<Netns, String> {
         match self {
             Routers::V4(a, b) => hole_punching::testbed_v4("ih", a, b),
+            Routers::V4Delayed(a, b, rtt_ms) => hole_punching::testbed_v4_delayed(
+                "ih",
+                a,
+                b,
+                Duration::from_micros(u64::from(rtt_ms) * 250),
+            ),
             Routers::V6 { firewall_a } => hole_punching::testbed_v6("ih", firewall_a, true),
         }
     }
@@ -208,6 +226,7 @@ impl Cell {
             self.transport,
             self.nats()
                 .replace(" / ", "_")
+                .replace(", ", "_")
                 .replace([' ', '-'], "_")
                 .to_lowercase()
         )
@@ -216,6 +235,9 @@ impl Cell {
     fn nats(self) -> String {
         match self.routers {
             Routers::V4(a, b) => format!("{} / {}", a.name(), b.name()),
+            Routers::V4Delayed(a, b, rtt) => {
+                format!("{} / {}, {rtt} ms RTT", a.name(), b.name())
+            }
             Routers::V6 { firewall_a } => format!(
                 "IPv6 {} / IPv6 firewall",
                 if firewall_a { "firewall" } else { "none" }
@@ -226,7 +248,7 @@ impl Cell {
     /// `ip` is `None` for the wildcard address.
     fn listen(self, ip: Option<&str>) -> String {
         let (family, wildcard) = match self.routers {
-            Routers::V4(..) => ("ip4", "0.0.0.0"),
+            Routers::V4(..) | Routers::V4Delayed(..) => ("ip4", "0.0.0.0"),
             Routers::V6 { .. } => ("ip6", "::"),
         };
         let ip = ip.unwrap_or(wildcard);
@@ -240,7 +262,9 @@ impl Cell {
     /// for IPv4, A itself for IPv6).
     fn relay_and_a(self) -> (&'static str, &'static str) {
         match self.routers {
-            Routers::V4(..) => (hole_punching::RELAY_V4, hole_punching::A_PUBLIC_V4),
+            Routers::V4(..) | Routers::V4Delayed(..) => {
+                (hole_punching::RELAY_V4, hole_punching::A_PUBLIC_V4)
+            }
             Routers::V6 { .. } => (hole_punching::RELAY_V6, hole_punching::A_V6),
         }
     }
@@ -391,8 +415,20 @@ fn main() {
             Routers::V4(Nat::AddressDependent, Nat::AddressDependent),
             true,
         ),
+        (
+            "tcp",
+            Routers::V4Delayed(Nat::Cone, Nat::Cone, RTT_MS),
+            true,
+        ),
+        (
+            "quic",
+            Routers::V4Delayed(Nat::Cone, Nat::Cone, RTT_MS),
+            true,
+        ),
         ("tcp", Routers::V6 { firewall_a: true }, true),
         ("quic", Routers::V6 { firewall_a: true }, true),
+        ("tcp", Routers::V6 { firewall_a: false }, true),
+        ("quic", Routers::V6 { firewall_a: false }, true),
         ("tcp", Routers::V4(Nat::Symmetric, Nat::Cone), false),
         ("quic", Routers::V4(Nat::Symmetric, Nat::Cone), false),
     ]
@@ -487,9 +523,9 @@ fn main() {
     }
     println!();
     println!(
-        "| implementation | transport | NAT of A / B | direct connections | median time (ms) | each run (ms) | attempts |"
+        "| implementation | transport | NAT of A / B | direct connections | median time (ms) | in RTTs | each run (ms) | attempts |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (imp, cell, samples) in &rows {
         let successes = samples.iter().filter(|s| s.ok).count();
         let ms = median(samples.iter().filter_map(|s| s.ms).collect());
@@ -501,8 +537,12 @@ fn main() {
             .iter()
             .map(|s| s.attempts.map_or_else(|| "-".to_owned(), |a| a.to_string()))
             .collect();
+        let rtts = match (ms, cell.routers) {
+            (Some(ms), Routers::V4Delayed(_, _, rtt)) => format!("{:.1}", ms / f64::from(rtt)),
+            _ => "-".to_owned(),
+        };
         println!(
-            "| {} | {} | {} | {successes}/{} | {} | {} | {} |",
+            "| {} | {} | {} | {successes}/{} | {} | {rtts} | {} | {} |",
             imp.name(),
             cell.transport,
             cell.nats(),
