@@ -19,7 +19,7 @@
 //! Cells, TCP and QUIC each: cone/cone, cone/address-dependent and
 //! address-dependent/address-dependent NATs, cone/cone with a [`RTT_MS`] round trip between
 //! A and B (the `rtt` cells: `hole_punching::testbed_v4_delayed`, a user-space delay on both
-//! LAN links, so the direct and the relayed round trip are equal), IPv6 firewall/firewall and
+//! routers' WAN links, so the direct and the relayed round trip are equal), IPv6 firewall/firewall and
 //! IPv6 with no firewall in front of A (reachable: lp2p's plain dial makes the connection,
 //! rust-libp2p hole punches), [`RUNS`] runs per implementation. Asserted: every run of both implementations gets its direct connection,
 //! to A's router (IPv4) or to A (IPv6). rust-libp2p succeeded in every one of its runs while
@@ -185,7 +185,7 @@ enum Routers {
     V4(Nat, Nat),
     /// Like `V4`, with this round-trip time in milliseconds between A and B, direct or
     /// through the relay (`hole_punching::testbed_v4_delayed`: a quarter of it each way on
-    /// each LAN link).
+    /// each router's WAN link).
     V4Delayed(Nat, Nat, u32),
     /// IPv6 without translation (`hole_punching::testbed_v6`): a stateful firewall in front
     /// of B, and in front of A when `firewall_a`.

@@ -3,7 +3,7 @@
 //! the routers for the relay.
 //!
 //! IPv4, with NAT routers ([`testbed_v4`]; [`testbed_v4_delayed`] adds a round-trip time
-//! on the LAN links):
+//! on the links between the routers and `p`):
 //!
 //! ```text
 //!  A 10.0.1.2 ── 10.0.1.1 [router ra] 11.0.1.2 ── 11.0.1.1 [p] 11.0.2.1 ── 11.0.2.2 [router rb] 10.0.2.1 ── 10.0.2.2 B
@@ -38,36 +38,38 @@ pub fn testbed_v4(prefix: &str, nat_a: Nat, nat_b: Nat) -> Result<Netns, String>
     testbed_v4_delayed(prefix, nat_a, nat_b, Duration::ZERO)
 }
 
-/// [`testbed_v4`] with a one-way delay of `lan_one_way` on the links between A and its
-/// router and between B and its router ([`Netns::delayed_link`]; no delay when zero).
+/// [`testbed_v4`] with a one-way delay of `wan_one_way` on the links between each router
+/// and the public namespace ([`Netns::delayed_link`]; no delay when zero).
 ///
-/// Every path then crosses both delays once: A to B directly and A to B through the relay
-/// alike take `4 * lan_one_way` per round trip, so the relayed and the direct round trip
-/// are equal (a relay close to the path between the peers) and `2 * lan_one_way` is the
-/// round trip from either host to the relay.
+/// Every path between the peers then crosses both delays once: A to B directly and A to B
+/// through the relay alike take `4 * wan_one_way` per round trip, so the relayed and the
+/// direct round trip are equal (a relay close to the path between the peers), and
+/// `2 * wan_one_way` is the round trip from either host to the relay. Each host reaches its
+/// own router at once, as on a real LAN: a packet leaving A passes A's NAT before anything
+/// sent at the same time from B can reach it.
 pub fn testbed_v4_delayed(
     prefix: &str,
     nat_a: Nat,
     nat_b: Nat,
-    lan_one_way: Duration,
+    wan_one_way: Duration,
 ) -> Result<Netns, String> {
     run("nft", &["--version"])?;
     let mut bed = Netns::new(prefix)?;
     let public = bed.add("p")?;
     let (ra, rb) = (bed.add("ra")?, bed.add("rb")?);
     let (a, b) = (bed.add("a")?, bed.add("b")?);
-    bed.link(&public, "pa", "11.0.1.1/24", &ra, "wan", "11.0.1.2/24")?;
-    bed.link(&public, "pb", "11.0.2.1/24", &rb, "wan", "11.0.2.2/24")?;
-    for (router, lan, host, addr) in [
-        (&ra, "10.0.1.1/24", &a, "10.0.1.2/24"),
-        (&rb, "10.0.2.1/24", &b, "10.0.2.2/24"),
+    for (dev, hub, router, wan) in [
+        ("pa", "11.0.1.1/24", &ra, "11.0.1.2/24"),
+        ("pb", "11.0.2.1/24", &rb, "11.0.2.2/24"),
     ] {
-        if lan_one_way.is_zero() {
-            bed.link(router, "lan", lan, host, "eth0", addr)?;
+        if wan_one_way.is_zero() {
+            bed.link(&public, dev, hub, router, "wan", wan)?;
         } else {
-            bed.delayed_link(router, "lan", lan, host, "eth0", addr, lan_one_way)?;
+            bed.delayed_link(&public, dev, hub, router, "wan", wan, wan_one_way)?;
         }
     }
+    bed.link(&ra, "lan", "10.0.1.1/24", &a, "eth0", "10.0.1.2/24")?;
+    bed.link(&rb, "lan", "10.0.2.1/24", &b, "eth0", "10.0.2.2/24")?;
     bed.forwarding(&public)?;
     bed.default_route(&ra, "11.0.1.1")?;
     bed.default_route(&rb, "11.0.2.1")?;
