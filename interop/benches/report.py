@@ -231,12 +231,14 @@ def main():
         )
     row = tcp(loop, "first_ping_p50")
     if row:
+        # Both halves of the goal, as for the connection rate: the table asks for
+        # 1.0 ms and for half of rust-libp2p's time.
         goals.add(
             "TCP time to first ping, p50",
-            "<= 1.0 ms (0.5x)",
+            "<= 1.0 ms and <= 0.5x",
             f"{num(row['lp2p'])} vs {num(row['rust'])} ms, "
             f"{num(row['lp2p'] / row['rust'])}x",
-            row["lp2p"] <= 1.0,
+            row["lp2p"] <= 1.0 and row["lp2p"] <= 0.5 * row["rust"],
         )
     row = tcp(loop, "listener_rss_per_idle_connection")
     if row and row.get("lp2p") is not None:
