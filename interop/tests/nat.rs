@@ -17,11 +17,11 @@
 //! interleaved (lp2p, rust, lp2p, rust, ...).
 //!
 //! Cells, TCP and QUIC each: cone/cone, cone/address-dependent and
-//! address-dependent/address-dependent NATs, cone/cone with a [`RTT_MS`] round trip between
-//! A and B (the `rtt` cells: `hole_punching::testbed_v4_delayed`, a user-space delay on both
-//! routers' WAN links, so the direct and the relayed round trip are equal), IPv6 firewall/firewall and
-//! IPv6 with no firewall in front of A (reachable: lp2p's plain dial makes the connection,
-//! rust-libp2p hole punches), [`RUNS`] runs per implementation. Asserted: every run of both implementations gets its direct connection,
+//! address-dependent/address-dependent NATs, IPv6 firewall/firewall, IPv6 with no firewall in
+//! front of A (reachable: lp2p's plain dial makes the connection, rust-libp2p hole punches),
+//! and cone/cone and IPv6 firewall/firewall again with a [`RTT_MS`] round trip between A and
+//! B (the `rtt` cells: a user-space delay on both routers' WAN links, so the direct and the
+//! relayed round trip are equal), [`RUNS`] runs per implementation. Asserted: every run of both implementations gets its direct connection,
 //! to A's router (IPv4) or to A (IPv6). rust-libp2p succeeded in every one of its runs while
 //! this test was written, so a failure of rust-libp2p points at rust-libp2p-node's `--dcutr`
 //! or at the testbed. With a filter naming them (`symmetric`), the symmetric/cone cells run
@@ -183,30 +183,9 @@ impl Drop for Node {
 enum Routers {
     /// IPv4 NATs of these kinds in front of A and B (`hole_punching::testbed_v4`).
     V4(Nat, Nat),
-    /// Like `V4`, with this round-trip time in milliseconds between A and B, direct or
-    /// through the relay (`hole_punching::testbed_v4_delayed`: a quarter of it each way on
-    /// each router's WAN link).
-    V4Delayed(Nat, Nat, u32),
     /// IPv6 without translation (`hole_punching::testbed_v6`): a stateful firewall in front
     /// of B, and in front of A when `firewall_a`.
     V6 { firewall_a: bool },
-}
-
-impl Routers {
-    /// A fresh testbed with these routers; removed (with its nftables tables) when dropped,
-    /// also on panic.
-    fn testbed(self) -> Result<Netns, String> {
-        match self {
-            Routers::V4(a, b) => hole_punching::testbed_v4("ih", a, b),
-            Routers::V4Delayed(a, b, rtt_ms) => hole_punching::testbed_v4_delayed(
-                "ih",
-                a,
-                b,
-                Duration::from_micros(u64::from(rtt_ms) * 250),
-            ),
-            Routers::V6 { firewall_a } => hole_punching::testbed_v6("ih", firewall_a, true),
-        }
-    }
 }
 
 /// One cell of the table.
@@ -214,12 +193,28 @@ impl Routers {
 struct Cell {
     transport: &'static str,
     routers: Routers,
+    /// The round-trip time in milliseconds between A and B, direct or through the relay
+    /// (`hole_punching::testbed_v4_delayed` and `_v6_delayed`: a quarter of it each way on
+    /// each router's WAN link); 0 for none added.
+    rtt_ms: u32,
     /// Whether these routers allow a direct connection (a symmetric NAT in front of A does
     /// not: its mapping for B differs from the one the relay observed).
     direct: bool,
 }
 
 impl Cell {
+    /// A fresh testbed for this cell; removed (with its nftables tables) when dropped, also
+    /// on panic.
+    fn testbed(self) -> Result<Netns, String> {
+        let one_way = Duration::from_micros(u64::from(self.rtt_ms) * 250);
+        match self.routers {
+            Routers::V4(a, b) => hole_punching::testbed_v4_delayed("ih", a, b, one_way),
+            Routers::V6 { firewall_a } => {
+                hole_punching::testbed_v6_delayed("ih", firewall_a, true, one_way)
+            }
+        }
+    }
+
     fn name(self) -> String {
         format!(
             "{}_{}",
@@ -233,22 +228,23 @@ impl Cell {
     }
 
     fn nats(self) -> String {
-        match self.routers {
+        let routers = match self.routers {
             Routers::V4(a, b) => format!("{} / {}", a.name(), b.name()),
-            Routers::V4Delayed(a, b, rtt) => {
-                format!("{} / {}, {rtt} ms RTT", a.name(), b.name())
-            }
             Routers::V6 { firewall_a } => format!(
                 "IPv6 {} / IPv6 firewall",
                 if firewall_a { "firewall" } else { "none" }
             ),
+        };
+        match self.rtt_ms {
+            0 => routers,
+            rtt => format!("{routers}, {rtt} ms RTT"),
         }
     }
 
     /// `ip` is `None` for the wildcard address.
     fn listen(self, ip: Option<&str>) -> String {
         let (family, wildcard) = match self.routers {
-            Routers::V4(..) | Routers::V4Delayed(..) => ("ip4", "0.0.0.0"),
+            Routers::V4(..) => ("ip4", "0.0.0.0"),
             Routers::V6 { .. } => ("ip6", "::"),
         };
         let ip = ip.unwrap_or(wildcard);
@@ -262,9 +258,7 @@ impl Cell {
     /// for IPv4, A itself for IPv6).
     fn relay_and_a(self) -> (&'static str, &'static str) {
         match self.routers {
-            Routers::V4(..) | Routers::V4Delayed(..) => {
-                (hole_punching::RELAY_V4, hole_punching::A_PUBLIC_V4)
-            }
+            Routers::V4(..) => (hole_punching::RELAY_V4, hole_punching::A_PUBLIC_V4),
             Routers::V6 { .. } => (hole_punching::RELAY_V6, hole_punching::A_V6),
         }
     }
@@ -282,7 +276,7 @@ struct Sample {
 /// One run: a fresh testbed, the relay, then B and A of `imp`. Err when the testbed cannot
 /// be built (the run did not happen).
 fn punch(cell: Cell, imp: Implementation, lp2p: &Path) -> Result<Sample, String> {
-    let bed = cell.routers.testbed()?;
+    let bed = cell.testbed()?;
     let (relay_ip, a_ip) = cell.relay_and_a();
     let node = match imp {
         Implementation::Lp2p => lp2p,
@@ -400,43 +394,29 @@ fn main() {
     let require = std::env::var_os("LP2P_REQUIRE_NETNS").is_some();
     // Cells that cannot give a direct connection take three full attempts (about 35 s a
     // run): they run only when a filter names them (`symmetric`).
+    let (cone, dependent) = (Nat::Cone, Nat::AddressDependent);
+    let (v6_firewall, v6_open) = (
+        Routers::V6 { firewall_a: true },
+        Routers::V6 { firewall_a: false },
+    );
     let cells: Vec<Cell> = [
-        ("tcp", Routers::V4(Nat::Cone, Nat::Cone), true),
-        ("tcp", Routers::V4(Nat::Cone, Nat::AddressDependent), true),
-        (
-            "tcp",
-            Routers::V4(Nat::AddressDependent, Nat::AddressDependent),
-            true,
-        ),
-        ("quic", Routers::V4(Nat::Cone, Nat::Cone), true),
-        ("quic", Routers::V4(Nat::Cone, Nat::AddressDependent), true),
-        (
-            "quic",
-            Routers::V4(Nat::AddressDependent, Nat::AddressDependent),
-            true,
-        ),
-        (
-            "tcp",
-            Routers::V4Delayed(Nat::Cone, Nat::Cone, RTT_MS),
-            true,
-        ),
-        (
-            "quic",
-            Routers::V4Delayed(Nat::Cone, Nat::Cone, RTT_MS),
-            true,
-        ),
-        ("tcp", Routers::V6 { firewall_a: true }, true),
-        ("quic", Routers::V6 { firewall_a: true }, true),
-        ("tcp", Routers::V6 { firewall_a: false }, true),
-        ("quic", Routers::V6 { firewall_a: false }, true),
-        ("tcp", Routers::V4(Nat::Symmetric, Nat::Cone), false),
-        ("quic", Routers::V4(Nat::Symmetric, Nat::Cone), false),
+        (Routers::V4(cone, cone), 0, true),
+        (Routers::V4(cone, dependent), 0, true),
+        (Routers::V4(dependent, dependent), 0, true),
+        (Routers::V4(cone, cone), RTT_MS, true),
+        (v6_firewall, 0, true),
+        (v6_firewall, RTT_MS, true),
+        (v6_open, 0, true),
+        (Routers::V4(Nat::Symmetric, cone), 0, false),
     ]
     .into_iter()
-    .map(|(transport, routers, direct)| Cell {
-        transport,
-        routers,
-        direct,
+    .flat_map(|(routers, rtt_ms, direct)| {
+        ["tcp", "quic"].map(|transport| Cell {
+            transport,
+            routers,
+            rtt_ms,
+            direct,
+        })
     })
     .filter(|c| {
         let named = filters.iter().any(|f| c.name().contains(f.as_str()));
@@ -448,7 +428,13 @@ fn main() {
         return;
     }
     // Can the testbed be built here? (Not root, no `ip` or `nft`: skipped, or failed in CI.)
-    if let Err(why) = Routers::V4(Nat::Cone, Nat::Cone).testbed() {
+    let probe = Cell {
+        transport: "tcp",
+        routers: Routers::V4(cone, cone),
+        rtt_ms: 0,
+        direct: true,
+    };
+    if let Err(why) = probe.testbed() {
         if require {
             println!(
                 "nat: FAILED: cannot build the NAT testbed: {why} (LP2P_REQUIRE_NETNS is set)"
@@ -537,8 +523,8 @@ fn main() {
             .iter()
             .map(|s| s.attempts.map_or_else(|| "-".to_owned(), |a| a.to_string()))
             .collect();
-        let rtts = match (ms, cell.routers) {
-            (Some(ms), Routers::V4Delayed(_, _, rtt)) => format!("{:.1}", ms / f64::from(rtt)),
+        let rtts = match ms {
+            Some(ms) if cell.rtt_ms > 0 => format!("{:.1}", ms / f64::from(cell.rtt_ms)),
             _ => "-".to_owned(),
         };
         println!(

@@ -35,20 +35,33 @@ pub const DEFAULT_UNILATERAL_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// attempt the same 250 ms.
 pub const DEFAULT_UNILATERAL_HEAD_START: Duration = Duration::from_millis(250);
 /// The unilateral dial's head start in round trips of the `CONNECT` exchange (which runs
-/// beside it, D54). Why 3: a reachable peer's TCP, noise and yamux handshakes are done on the
-/// dialing side after about 2 round trips (QUIC's after 1), and the round trip through the
-/// relay is rarely shorter than the direct one; the third is margin. A firewall that drops
-/// the dial then costs 3 round trips, not 250 ms (D56).
-pub const DEFAULT_UNILATERAL_HEAD_START_RTTS: u32 = 3;
+/// beside it, D54): once that exchange is done, the hole punch goes on. Why 1: a reachable
+/// peer's plain dial, begun when identify answers (one round trip in), is done after about
+/// 3 round trips over TCP (2 over QUIC), while a hole punch begun after one round trip needs
+/// 1 + 3 (QUIC 1 + 2): the plain dial still wins. A firewall that drops the plain dial then
+/// costs nothing beyond the exchange, where every round trip of head start would add one to
+/// each upgrade behind it (D56). The price: towards a reachable peer, the hole punch's `SYNC`
+/// and dials are sent for nothing.
+pub const DEFAULT_UNILATERAL_HEAD_START_RTTS: u32 = 1;
+
+/// The shortest head start the round trips can make: the plain dial's handshakes cost about
+/// 1 ms of CPU per side in a release build and a few in a debug one, which does not shrink
+/// with the round trip. Why 25 ms: on a LAN, round trips of a fraction of a millisecond would
+/// otherwise start the hole punch before a reachable peer's plain dial is through its
+/// handshake, and the two would race; 25 ms is several handshakes on a loaded machine and
+/// less than one round trip across a continent.
+pub const MIN_UNILATERAL_HEAD_START: Duration = Duration::from_millis(25);
 
 /// How long the plain dial of the unilateral upgrade runs alone, given the round trip the
 /// first `CONNECT` exchange measured (`None` while it has not): `unilateral_head_start`, or
-/// `unilateral_head_start_rtts` round trips when that is shorter.
+/// `unilateral_head_start_rtts` round trips (at least [`MIN_UNILATERAL_HEAD_START`]) when
+/// that is shorter.
 pub fn head_start(config: &DcutrConfig, rtt: Option<Duration>) -> Duration {
     match rtt {
-        Some(rtt) if config.unilateral_head_start_rtts > 0 => config
-            .unilateral_head_start
-            .min(rtt.saturating_mul(config.unilateral_head_start_rtts)),
+        Some(rtt) if config.unilateral_head_start_rtts > 0 => config.unilateral_head_start.min(
+            rtt.saturating_mul(config.unilateral_head_start_rtts)
+                .max(MIN_UNILATERAL_HEAD_START),
+        ),
         _ => config.unilateral_head_start,
     }
 }
@@ -88,8 +101,9 @@ pub struct DcutrConfig {
     /// [`DEFAULT_UNILATERAL_HEAD_START`].
     pub unilateral_head_start: Duration,
     /// The head start ends sooner, this many round trips of the first `CONNECT` exchange
-    /// after the upgrade began, when that exchange has measured one ([`head_start`]). `0`
-    /// keeps the whole head start. See [`DEFAULT_UNILATERAL_HEAD_START_RTTS`].
+    /// after the upgrade began (but not before [`MIN_UNILATERAL_HEAD_START`]), when that
+    /// exchange has measured one ([`head_start`]). `0` keeps the whole head start. See
+    /// [`DEFAULT_UNILATERAL_HEAD_START_RTTS`].
     pub unilateral_head_start_rtts: u32,
 }
 
@@ -321,17 +335,23 @@ mod tests {
     }
 
     #[test]
-    fn the_head_start_ends_after_three_measured_round_trips_at_most_250_ms() {
+    fn the_head_start_ends_with_the_exchange_between_25_and_250_ms() {
         let config = DcutrConfig::default();
         let ms = Duration::from_millis;
         // Not measured yet: the whole head start.
         assert_eq!(head_start(&config, None), ms(250));
-        // An IPv6 neighbour 1 ms away: 3 ms, not 250.
-        assert_eq!(head_start(&config, Some(ms(1))), ms(3));
-        assert_eq!(head_start(&config, Some(ms(40))), ms(120));
+        // A LAN neighbour 1 ms away: the floor, not 1 ms.
+        assert_eq!(head_start(&config, Some(ms(1))), ms(25));
+        assert_eq!(head_start(&config, Some(ms(40))), ms(40));
         // Far away: capped.
-        assert_eq!(head_start(&config, Some(ms(200))), ms(250));
+        assert_eq!(head_start(&config, Some(ms(400))), ms(250));
         assert_eq!(head_start(&config, Some(Duration::MAX)), ms(250));
+        // More round trips when configured.
+        let three = DcutrConfig {
+            unilateral_head_start_rtts: 3,
+            ..DcutrConfig::default()
+        };
+        assert_eq!(head_start(&three, Some(ms(40))), ms(120));
         // 0 turns the shortening off.
         let whole = DcutrConfig {
             unilateral_head_start_rtts: 0,

@@ -10,10 +10,10 @@
 //! runs: a `/libp2p/dcutr` stream over the relayed connection (negotiated lazily), `CONNECT`
 //! with our addresses, and the answer (`CONNECT` with the other's addresses) timed. When the
 //! plain dial has not succeeded within its head start ([`DcutrConfig::unilateral_head_start`],
-//! or three of those round trips when sooner, [`DcutrConfig::unilateral_head_start_rtts`]; at
-//! once when it has nothing to dial or fails), the hole punch goes on beside it, and the first
-//! direct connection wins: it sends `SYNC` and waits half the round trip; the other peer
-//! dials on `SYNC`. Both dial from their listening port, so each NAT sees the
+//! or as soon as that exchange is done and 25 ms have passed,
+//! [`DcutrConfig::unilateral_head_start_rtts`]; at once when it has nothing to dial or fails),
+//! the hole punch goes on beside it, and the first direct connection wins: it sends `SYNC`
+//! and waits half the round trip; the other peer dials on `SYNC`. Both dial from their listening port, so each NAT sees the
 //! outgoing packets first and lets the other side's in:
 //! - over TCP both connects meet in a simultaneous open; the peer that dialed through the
 //!   relay is the client of the security handshake and the other the server;

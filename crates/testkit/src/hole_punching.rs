@@ -9,7 +9,8 @@
 //!  A 10.0.1.2 ── 10.0.1.1 [router ra] 11.0.1.2 ── 11.0.1.1 [p] 11.0.2.1 ── 11.0.2.2 [router rb] 10.0.2.1 ── 10.0.2.2 B
 //! ```
 //!
-//! IPv6, no translation, stateful firewalls ([`testbed_v6`]): every host has a global
+//! IPv6, no translation, stateful firewalls ([`testbed_v6`]; [`testbed_v6_delayed`] adds a
+//! round-trip time as on IPv4): every host has a global
 //! address and a router with a firewall lets in only what belongs to a connection its LAN
 //! started, as IPv6 home routers do:
 //!
@@ -100,27 +101,32 @@ pub const FIREWALL6: &str = "table ip6 lp2p_fw {
 
 /// The IPv6 testbed; `firewall_a` and `firewall_b` put [`FIREWALL6`] on each router.
 pub fn testbed_v6(prefix: &str, firewall_a: bool, firewall_b: bool) -> Result<Netns, String> {
+    testbed_v6_delayed(prefix, firewall_a, firewall_b, Duration::ZERO)
+}
+
+/// [`testbed_v6`] with a one-way delay of `wan_one_way` on the links between each router and
+/// the public namespace, as in [`testbed_v4_delayed`].
+pub fn testbed_v6_delayed(
+    prefix: &str,
+    firewall_a: bool,
+    firewall_b: bool,
+    wan_one_way: Duration,
+) -> Result<Netns, String> {
     run("nft", &["--version"])?;
     let mut bed = Netns::new(prefix)?;
     let public = bed.add("p")?;
     let (ra, rb) = (bed.add("ra")?, bed.add("rb")?);
     let (a, b) = (bed.add("a")?, bed.add("b")?);
-    bed.link(
-        &public,
-        "pa",
-        "2001:db8:1::1/64",
-        &ra,
-        "wan",
-        "2001:db8:1::2/64",
-    )?;
-    bed.link(
-        &public,
-        "pb",
-        "2001:db8:2::1/64",
-        &rb,
-        "wan",
-        "2001:db8:2::2/64",
-    )?;
+    for (dev, hub, router, wan) in [
+        ("pa", "2001:db8:1::1/64", &ra, "2001:db8:1::2/64"),
+        ("pb", "2001:db8:2::1/64", &rb, "2001:db8:2::2/64"),
+    ] {
+        if wan_one_way.is_zero() {
+            bed.link(&public, dev, hub, router, "wan", wan)?;
+        } else {
+            bed.delayed_link(&public, dev, hub, router, "wan", wan, wan_one_way)?;
+        }
+    }
     bed.link(
         &ra,
         "lan",
