@@ -66,6 +66,17 @@ async fn echo(mut stream: HostStream) {
     }
 }
 
+/// A host over the memory transport, listening, with the echo handler.
+async fn echo_server(sim: &SimHandle) -> Host {
+    let server = memory_builder(sim)
+        .listen_on(ma("/memory/0"))
+        .build()
+        .await
+        .unwrap();
+    server.set_stream_handler("/echo/1.0.0", echo);
+    server
+}
+
 async fn echo_roundtrip(client: &Host, server: PeerId, payload: &[u8]) -> Vec<u8> {
     let mut s = client.new_stream(&server, ["/echo/1.0.0"]).await.unwrap();
     assert_eq!(s.protocol(), "/echo/1.0.0");
@@ -173,12 +184,7 @@ fn two_hundred_concurrent_streams_on_one_connection() {
 #[test]
 fn unsupported_protocol_names_the_protocols_offered_and_keeps_the_connection() {
     run(|sim| async move {
-        let server = memory_builder(&sim)
-            .listen_on(ma("/memory/0"))
-            .build()
-            .await
-            .unwrap();
-        server.set_stream_handler("/echo/1.0.0", echo);
+        let server = echo_server(&sim).await;
         let client = memory_builder(&sim).build().await.unwrap();
         let peer = server.local_peer_id();
         client.connect(peer, server.listen_addrs()).await.unwrap();
@@ -221,12 +227,7 @@ fn unsupported_protocol_names_the_protocols_offered_and_keeps_the_connection() {
 #[test]
 fn a_lazy_stream_needs_no_announcement_and_a_refusal_fails_its_first_read() {
     run(|sim| async move {
-        let server = memory_builder(&sim)
-            .listen_on(ma("/memory/0"))
-            .build()
-            .await
-            .unwrap();
-        server.set_stream_handler("/echo/1.0.0", echo);
+        let server = echo_server(&sim).await;
         let client = memory_builder(&sim).build().await.unwrap();
         let peer = server.local_peer_id();
         let conn = client.connect(peer, server.listen_addrs()).await.unwrap();
@@ -563,12 +564,7 @@ fn a_full_handler_gives_a_new_peer_the_slot_of_the_peer_holding_the_most() {
 #[test]
 fn traffic_is_counted_per_protocol_under_the_handlers_name() {
     run(|sim| async move {
-        let server = memory_builder(&sim)
-            .listen_on(ma("/memory/0"))
-            .build()
-            .await
-            .unwrap();
-        server.set_stream_handler("/echo/1.0.0", echo);
+        let server = echo_server(&sim).await;
         // Inbound streams of a predicate handler count under its registration name, whatever
         // id the remote proposed.
         server.set_stream_handler_matching("/any/1", |p| p.starts_with("/any/1."), echo);
@@ -1199,12 +1195,7 @@ fn deterministic_identity_is_used() {
 #[test]
 fn many_connections_in_and_out() {
     run(|sim| async move {
-        let server = memory_builder(&sim)
-            .listen_on(ma("/memory/0"))
-            .build()
-            .await
-            .unwrap();
-        server.set_stream_handler("/echo/1.0.0", echo);
+        let server = echo_server(&sim).await;
         let counter = Arc::new(AtomicUsize::new(0));
         let clients = futures::future::join_all((0..20).map(|_| async {
             let c = memory_builder(&sim).build().await.unwrap();
@@ -1434,12 +1425,7 @@ fn a_peer_over_its_inbound_stream_count_is_refused_and_another_peer_is_served() 
 #[test]
 fn an_outbound_stream_over_a_count_limit_fails_with_the_scope_named() {
     run(|sim| async move {
-        let server = memory_builder(&sim)
-            .listen_on(ma("/memory/0"))
-            .build()
-            .await
-            .unwrap();
-        server.set_stream_handler("/echo/1.0.0", echo);
+        let server = echo_server(&sim).await;
         let peer = server.local_peer_id();
         let manager = count_limited(|l| l.peer.outbound_streams = 1);
         let client = memory_builder(&sim)

@@ -40,7 +40,7 @@ pub fn testbed_v4(prefix: &str, nat_a: Nat, nat_b: Nat) -> Result<Netns, String>
 }
 
 /// [`testbed_v4`] with a one-way delay of `wan_one_way` on the links between each router
-/// and the public namespace ([`Netns::delayed_link`]; no delay when zero).
+/// and the public namespace ([`Netns::delayed_link`]; plain links when zero).
 ///
 /// Every path between the peers then crosses both delays once: A to B directly and A to B
 /// through the relay alike take `4 * wan_one_way` per round trip, so the relayed and the
@@ -63,11 +63,7 @@ pub fn testbed_v4_delayed(
         ("pa", "11.0.1.1/24", &ra, "11.0.1.2/24"),
         ("pb", "11.0.2.1/24", &rb, "11.0.2.2/24"),
     ] {
-        if wan_one_way.is_zero() {
-            bed.link(&public, dev, hub, router, "wan", wan)?;
-        } else {
-            bed.delayed_link(&public, dev, hub, router, "wan", wan, wan_one_way)?;
-        }
+        bed.delayed_link(&public, dev, hub, router, "wan", wan, wan_one_way)?;
     }
     bed.link(&ra, "lan", "10.0.1.1/24", &a, "eth0", "10.0.1.2/24")?;
     bed.link(&rb, "lan", "10.0.2.1/24", &b, "eth0", "10.0.2.2/24")?;
@@ -121,11 +117,7 @@ pub fn testbed_v6_delayed(
         ("pa", "2001:db8:1::1/64", &ra, "2001:db8:1::2/64"),
         ("pb", "2001:db8:2::1/64", &rb, "2001:db8:2::2/64"),
     ] {
-        if wan_one_way.is_zero() {
-            bed.link(&public, dev, hub, router, "wan", wan)?;
-        } else {
-            bed.delayed_link(&public, dev, hub, router, "wan", wan, wan_one_way)?;
-        }
+        bed.delayed_link(&public, dev, hub, router, "wan", wan, wan_one_way)?;
     }
     bed.link(
         &ra,

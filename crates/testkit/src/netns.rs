@@ -226,7 +226,8 @@ impl Netns {
     /// own, role `d<a_dev><b_dev>`, where a user-space program (Python 3, `python3`) holds
     /// each frame for `one_way` and sends it on: this kernel has no netem. The program stops
     /// when the set drops. Meant for delays of a millisecond or more; it adds tens of
-    /// microseconds per frame and forwards a few hundred Mbit/s at most.
+    /// microseconds per frame and forwards a few hundred Mbit/s at most. A zero `one_way` is
+    /// a plain [`Netns::link`].
     #[allow(clippy::too_many_arguments)] // `link`'s six ends plus the delay, in its order
     pub fn delayed_link(
         &mut self,
@@ -238,6 +239,9 @@ impl Netns {
         b_addr: &str,
         one_way: Duration,
     ) -> Result<(), String> {
+        if one_way.is_zero() {
+            return self.link(a, a_dev, a_addr, b, b_dev, b_addr);
+        }
         let middle = self.add(&format!("d{a_dev}{b_dev}"))?;
         // Nothing in the middle speaks IP: no router solicitations or DAD of its own.
         self.exec(
