@@ -320,8 +320,15 @@ impl ClientCore {
     }
 
     /// Whether `candidate` should be tested now, and with which of `servers`: one that has
-    /// not answered for it yet, or (once every server has, or the verdict stands) any, after
-    /// the recheck interval.
+    /// not answered for it yet; while the servers disagree and no verdict stands, the one
+    /// whose answer is oldest, at the probe interval; otherwise any, after the recheck
+    /// interval.
+    ///
+    /// The disagreeing case: a server that answered before a port mapping existed said
+    /// "unreachable", the others since said "reachable", and no server is left to ask. Its
+    /// stale answer would hold the verdict back until the recheck interval (30 minutes).
+    /// When every server agrees and there are fewer than `confidence`, asking again adds no
+    /// vote, so that case waits for the recheck.
     fn due_with(&self, c: &Candidate, servers: &[PeerId], now: Instant) -> Option<PeerId> {
         let since = c.last_probe.map(|t| now.saturating_duration_since(t));
         let fresh = servers
@@ -329,17 +336,20 @@ impl ClientCore {
             .find(|s| !c.results.iter().any(|(r, _)| r == *s))
             .copied();
         let undecided = c.status == Reachability::Unknown;
+        let disagree = c.results.iter().any(|(_, ok)| *ok) && c.results.iter().any(|(_, ok)| !ok);
+        // The server whose answer is oldest (or one that never answered).
+        let oldest = || {
+            servers
+                .iter()
+                .min_by_key(|s| c.results.iter().position(|(r, _)| r == *s))
+                .copied()
+        };
         match (since, fresh) {
             (None, Some(s)) => Some(s),
             (None, None) => servers.first().copied(),
             (Some(e), Some(s)) if undecided && e >= self.config.probe_interval => Some(s),
-            (Some(e), _) if e >= self.config.recheck_interval => {
-                // The server whose answer is oldest (or one that never answered).
-                servers
-                    .iter()
-                    .min_by_key(|s| c.results.iter().position(|(r, _)| r == *s))
-                    .copied()
-            }
+            (Some(e), None) if undecided && disagree && e >= self.config.probe_interval => oldest(),
+            (Some(e), _) if e >= self.config.recheck_interval => oldest(),
             _ => None,
         }
     }
@@ -645,6 +655,47 @@ mod tests {
         assert!(
             core.next_probe(&[server], now + DEFAULT_RECHECK_INTERVAL, 9)
                 .is_some()
+        );
+    }
+
+    /// The upnp cell of the NAT testbed hit this: server X answered before the port mapping
+    /// existed, Y and Z after it. With no server left that has not answered, X is asked
+    /// again at the probe interval (not after the 30-minute recheck), and the address
+    /// becomes public.
+    #[test]
+    fn a_stale_dissenting_server_is_asked_again_at_the_probe_interval() {
+        let (mut core, a) = one_address(3);
+        let servers: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+        let mut now = Instant::now();
+        for (nonce, reachable) in [(1, false), (2, true), (3, true)] {
+            let probe = core
+                .next_probe(&servers, now, nonce)
+                .expect("a probe is due");
+            assert_eq!(probe.server, servers[usize::try_from(nonce - 1).unwrap()]);
+            let response = if reachable {
+                assert!(core.dial_back(nonce, &a));
+                ok(0)
+            } else {
+                failed(0)
+            };
+            core.finish(nonce, response);
+            now += DEFAULT_PROBE_INTERVAL;
+        }
+        assert_eq!(core.votes(&a), (2, 1));
+        assert_eq!(core.status(&a), Reachability::Unknown);
+        let probe = core.next_probe(&servers, now, 4).expect("asked again");
+        assert_eq!(
+            probe.server, servers[0],
+            "the server whose answer is oldest"
+        );
+        assert!(core.dial_back(4, &a));
+        let (_, change) = core.finish(4, ok(0));
+        assert_eq!(
+            change,
+            Some(StatusChange {
+                addr: a.clone(),
+                status: Reachability::Public
+            })
         );
     }
 
