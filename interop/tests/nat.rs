@@ -40,8 +40,8 @@
 //! lp2p-node binary is `$LP2P_NODE` when set, otherwise built from the parent workspace.
 //! `LP2P_NAT_VERBOSE=1` shows the nodes' stderr and the `dcutr` events. Namespaces, nftables
 //! tables (they live in the namespaces) and processes are removed when a run ends, also when
-//! it fails. About 45 s on a 2-core machine (lp2p's IPv6 runs spend 5 s on the unilateral
-//! dial before hole punching).
+//! it fails. About 75 s on a 2-core machine (a run of a 40 ms cell takes about 1 s: the
+//! reservation and the relayed connection cross the delay too).
 
 #![allow(
     clippy::unwrap_used,
