@@ -113,4 +113,7 @@ pub use events::{IdentifyEvent, IdentifyInfo, subscribe};
 pub use lp2p_peerstore::record::{RecordError, RecordFormat};
 pub use message::{EncodeReport, IdentifyDecoder, LocalInfo, ReceivedIdentify};
 pub use service::{ID_PROTOCOL, Identify, IdentifyStats, MEMORY_SERVICE, PUSH_PROTOCOL};
-pub use verify::{VerifiedIdentify, verify};
+pub use verify::{
+    DEFAULT_VERIFIED_RECORDS, MAX_REMEMBERED_RECORD_LEN, VerifiedIdentify, VerifiedRecords, verify,
+    verify_remembering,
+};

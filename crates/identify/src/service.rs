@@ -25,7 +25,9 @@ use crate::interfaces;
 use crate::message::{IdentifyDecoder, LocalInfo, ReceivedIdentify, encode_messages};
 use crate::observed::{Observation, ObservedAddrs, Observer};
 use crate::pushes::PushTracker;
-use crate::verify::{VerifiedIdentify, verify};
+use crate::verify::{
+    DEFAULT_VERIFIED_RECORDS, VerifiedIdentify, VerifiedRecords, verify_remembering,
+};
 use crate::{IdentifyConfig, IdentifyError};
 
 /// The identify protocol id: the receiver of the stream answers.
@@ -109,6 +111,8 @@ struct Shared {
     /// pushes to the peers whose view is stale.
     views: Mutex<HashMap<PeerId, u64>>,
     counters: Counters,
+    /// Signed peer records already verified (see [`VerifiedRecords`]).
+    verified_records: VerifiedRecords,
     /// The host's resource manager: each exchange's [`MEMORY_SERVICE`] account comes from it.
     budget: Arc<dyn MemoryBudget>,
     /// Where `Identified` events go (the host's identify bus, see [`crate::subscribe`]).
@@ -174,6 +178,7 @@ impl Identify {
             pushes: PushTracker::default(),
             views: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            verified_records: VerifiedRecords::new(DEFAULT_VERIFIED_RECORDS),
             budget: Arc::new(host.resource_manager().clone()),
         });
         let answer = shared.clone();
@@ -636,7 +641,13 @@ impl Shared {
                 entry.and_then(|p| p.record_seq),
             )
         };
-        let verified = verify(received, &peer, store.public_key(&peer), accepted_seq)?;
+        let verified = verify_remembering(
+            received,
+            &peer,
+            store.public_key(&peer),
+            accepted_seq,
+            &self.verified_records,
+        )?;
         if let Some(err) = &verified.record_error {
             bump(&self.counters.records_rejected);
             tracing::debug!(%peer, error = %err, "signed peer record not used");
