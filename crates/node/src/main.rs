@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod demo;
 mod discovery;
+mod executor;
 mod hole_punching;
 mod kad;
 mod node;
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
     let human = common.human
         || (matches!(command, Command::Demo { .. }) && !args.iter().any(|a| a == "--json"));
     let out = Output::new(human);
+    executor::size_async_std_executor();
     match lp2p::core::runtime::block_on(run(command, &common, &out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(what) => {
