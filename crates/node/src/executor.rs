@@ -17,6 +17,7 @@
 //! async-std's default back. The smol runtime (`LP2P_RUNTIME=smol` in builds with both)
 //! already runs one executor thread unless `SMOL_THREADS` says otherwise.
 
+use std::future::Future;
 use std::num::NonZeroUsize;
 
 /// async-std's setting of its executor threads; when set, this program leaves the count to
@@ -48,6 +49,22 @@ pub(crate) fn size_async_std_executor() {
             .with_thread_name_fn(|| "async-std/runtime".to_owned()),
     );
     tracing::debug!(threads, cores, "async-std executor sized");
+}
+
+/// Runs the program's `command` to its end as a task on the executor, beside the tasks of
+/// its connections, and waits for it on this thread. Run on this thread instead (the
+/// runtime's `block_on`), every step of the command (a dial, a ping, each chunk of a
+/// transfer) would wait for a wake-up from an executor thread: a cross-thread hand-off per
+/// step (D58).
+pub(crate) fn run_on_executor<F>(command: F) -> Result<(), String>
+where
+    F: Future<Output = Result<(), String>> + Send + 'static,
+{
+    match lp2p::RuntimeHandle::try_default() {
+        Some(runtime) => lp2p::core::runtime::block_on(runtime.spawn(command))
+            .unwrap_or_else(|err| Err(format!("the command's task ended early: {err}"))),
+        None => lp2p::core::runtime::block_on(command),
+    }
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         || (matches!(command, Command::Demo { .. }) && !args.iter().any(|a| a == "--json"));
     let out = Output::new(human);
     executor::size_async_std_executor();
-    match lp2p::core::runtime::block_on(run(command, &common, &out)) {
+    match executor::run_on_executor(run(command, common, out.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(what) => {
             out.error(&what);
@@ -74,7 +74,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, common: &cli::Common, out: &Output) -> Result<(), String> {
+async fn run(command: Command, common: cli::Common, out: Output) -> Result<(), String> {
+    let (common, out) = (&common, &out);
     // dial, perf and conn-bench fail when --timeout passes; listen and hold stop gracefully.
     let hard = |what: &'static str| {
         move |()| {
