@@ -1,4 +1,5 @@
-//! How many threads run async-std's executor in this program.
+//! Where this program's work runs: its command as a task on the executor
+//! ([`run_on_executor`]), and on how many executor threads.
 //!
 //! async-std starts one executor thread per core. lp2p-node starts one fewer, at least one
 //! ([`executor_threads`]), unless `ASYNC_STD_THREAD_COUNT` (async-std's own setting) is set,
