@@ -304,6 +304,11 @@ def main():
     for what, goal, figure, mark in goals.rows:
         out.append(f"| {what} | {goal} | {figure} | {mark} |")
     out.append("")
+    out.append(
+        "For the goals of issue 18 that are not met, "
+        "[performance-floors.md](performance-floors.md) says what a profile shows bounds "
+        "them and how much of the cost is lp2p's own.\n"
+    )
 
     out.append("## Whole stack on loopback\n")
     out.append(
