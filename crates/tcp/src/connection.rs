@@ -182,7 +182,10 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut scratch = vec![0u8; n];
         while conn.socket().peek(&mut scratch).unwrap_or(0) < n {
-            assert!(std::time::Instant::now() < deadline, "{n} bytes never arrived");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{n} bytes never arrived"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
     }
