@@ -7,7 +7,9 @@ use quinn_proto::congestion::CubicConfig;
 use quinn_proto::{IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 
 /// Default cap on the streams a remote may have open towards us at once (QUIC's
-/// `initial_max_streams_bidi`, renewed as streams close). quinn's default of 100 is low for
+/// `MAX_STREAMS`, renewed as streams close). A connection starts lower, at
+/// [`INITIAL_CONCURRENT_STREAMS`](crate::INITIAL_CONCURRENT_STREAMS), and grows towards this
+/// as the remote uses it. quinn's default of 100 is low for
 /// libp2p, where every request is a stream; 512 matches lp2p-yamux's stream limit, so a
 /// host behaves the same over either transport. A remote that opens more is refused by QUIC
 /// flow control (it cannot, and a peer that tries anyway gets a `STREAM_LIMIT_ERROR`).
@@ -125,8 +127,11 @@ impl Default for QuicConfig {
 }
 
 impl QuicConfig {
-    /// Streams a remote may have open towards us at once (default
-    /// [`DEFAULT_MAX_CONCURRENT_STREAMS`]).
+    /// Streams a remote may have open towards us at once, at most (default
+    /// [`DEFAULT_MAX_CONCURRENT_STREAMS`]). A connection starts with
+    /// [`INITIAL_CONCURRENT_STREAMS`](crate::INITIAL_CONCURRENT_STREAMS) (or this, if
+    /// lower) and doubles the limit each time the authenticated remote holds half of it
+    /// open, up to this.
     #[must_use]
     pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
         self.max_concurrent_streams = streams;
@@ -259,7 +264,9 @@ impl QuicConfig {
     pub(crate) fn transport(&self) -> TransportConfig {
         let mut transport = TransportConfig::default();
         transport
-            .max_concurrent_bidi_streams(VarInt::from_u32(self.max_concurrent_streams))
+            .max_concurrent_bidi_streams(VarInt::from_u32(crate::credit::initial_limit(
+                self.max_concurrent_streams,
+            )))
             .max_concurrent_uni_streams(VarInt::from_u32(0))
             .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
             .receive_window(VarInt::from_u32(

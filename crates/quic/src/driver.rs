@@ -18,6 +18,7 @@ use quinn_proto::{
     Transmit, VarInt,
 };
 
+use crate::credit::StreamCredit;
 use crate::endpoint::{Endpoint, EndpointHandle, EventSink, udp_transmit};
 use crate::stats::Counters;
 use crate::window::{Growth, WindowGrowth};
@@ -71,6 +72,8 @@ pub(crate) struct ConnState {
     growth: Option<WindowGrowth>,
     /// A growth of the window was refused for memory at least once (counted once).
     growth_refused: bool,
+    /// The remote's stream limit and how it grows, from when the remote is authenticated.
+    stream_credit: Option<StreamCredit>,
 }
 
 impl ConnState {
@@ -84,6 +87,28 @@ impl ConnState {
     /// From now on the receive window grows as `growth` decides (the remote is known).
     pub(crate) fn start_window_growth(&mut self, growth: WindowGrowth) {
         self.growth = Some(growth);
+    }
+
+    /// From now on the remote's stream limit grows with its use, up to `max` (credit.rs).
+    pub(crate) fn start_stream_credit(&mut self, max: u32) {
+        self.stream_credit = Some(StreamCredit::new(max));
+        self.grow_stream_credit();
+    }
+
+    /// Raises the remote's stream limit when it holds half of it open (quinn-proto sends
+    /// the `MAX_STREAMS` frame); true when it did.
+    fn grow_stream_credit(&mut self) -> bool {
+        let Some(credit) = self.stream_credit.as_mut() else {
+            return false;
+        };
+        let open = self.conn.streams().remote_open_streams(Dir::Bi);
+        let Some(limit) = credit.on_open_streams(open) else {
+            return false;
+        };
+        tracing::trace!(remote = %self.conn.remote_address(), limit, "QUIC stream limit raised");
+        self.conn
+            .set_max_concurrent_streams(Dir::Bi, VarInt::from_u32(limit));
+        true
     }
 
     /// The memory reserved for this connection's receive window growth.
@@ -177,6 +202,7 @@ impl ConnShared {
                 streams: 0,
                 growth: None,
                 growth_refused: false,
+                stream_credit: None,
             }),
             endpoint: endpoint.shared(),
             handle,
@@ -531,15 +557,26 @@ impl Driver {
         }
     }
 
-    /// Arms the timer for quinn-proto's next deadline; true when it already passed.
+    /// Arms the timer for quinn-proto's next deadline; true when it fired (the deadline
+    /// passed, or an earlier timer fired and the deadline must be looked at again).
+    ///
+    /// A timer that is armed no later than the deadline is kept: quinn-proto moves its
+    /// deadline with nearly every packet (the idle timeout, the loss timer, the ACK delay),
+    /// and each new async-io timer interrupts the reactor thread with a system call
+    /// (`Reactor::insert_timer` notifies the poller). An early timer costs one extra wake-up
+    /// when it fires, which re-arms for the real deadline; see D60.
     fn poll_timer(&mut self, deadline: Option<Instant>, cx: &mut Context<'_>) -> bool {
         let Some(deadline) = deadline else {
+            // Dropping a timer posts its removal without interrupting the reactor.
             self.timer = None;
             return false;
         };
         match &self.timer {
-            Some((at, _)) if *at == deadline => {}
-            _ => self.timer = Some((deadline, self.shared.runtime().sleep_until(deadline))),
+            Some((at, _)) if *at <= deadline => {}
+            _ => {
+                self.timer = Some((deadline, self.shared.runtime().sleep_until(deadline)));
+                Counters::bump(&self.endpoint.counters().timers_armed);
+            }
         }
         let fired = match &mut self.timer {
             Some((_, sleep)) => sleep.as_mut().poll(cx).is_ready(),
@@ -573,6 +610,8 @@ impl Future for Driver {
             // While the socket is full, quinn-proto keeps what it has to send.
             let more_to_send = !blocked && this.fill(&mut state, now);
             this.process_events(&mut state);
+            // A raised limit is a MAX_STREAMS frame to send: poll again.
+            let more_to_send = state.grow_stream_credit() || more_to_send;
             while let Some(event) = state.conn.poll_endpoint_events() {
                 this.endpoint_events.push(event);
             }

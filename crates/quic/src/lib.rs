@@ -66,6 +66,7 @@
 mod addr;
 mod config;
 mod connection;
+mod credit;
 mod driver;
 mod endpoint;
 mod error;
@@ -83,6 +84,7 @@ pub use config::{
     DEFAULT_SOCKET_BUFFER_SIZE, DEFAULT_STREAM_RECEIVE_WINDOW, QuicConfig,
 };
 pub use connection::QuicConnection;
+pub use credit::INITIAL_CONCURRENT_STREAMS;
 pub use driver::{CLOSE_NORMAL, CLOSE_REFUSED, STREAM_RESET};
 pub use error::QuicError;
 pub use stats::QuicStats;

@@ -14,6 +14,7 @@ pub(crate) struct Counters {
     pub(crate) connections_denied: AtomicU64,
     pub(crate) connections_failed: AtomicU64,
     pub(crate) window_growth_refused: AtomicU64,
+    pub(crate) timers_armed: AtomicU64,
 }
 
 impl Counters {
@@ -33,6 +34,7 @@ impl Counters {
             connections_denied: get(&self.connections_denied),
             connections_failed: get(&self.connections_failed),
             window_growth_refused: get(&self.window_growth_refused),
+            timers_armed: get(&self.timers_armed),
         }
     }
 }
@@ -64,4 +66,8 @@ pub struct QuicStats {
     /// Connections whose receive window should have grown and did not, at least once,
     /// because the host's memory budget refused the growth.
     pub window_growth_refused: u64,
+    /// Runtime timers the connection tasks armed for quinn-proto's deadlines. Each one
+    /// interrupts the runtime's reactor once, so this grows with the connections and their
+    /// quiet periods, not with every packet (D60).
+    pub timers_armed: u64,
 }

@@ -463,6 +463,7 @@ async fn establish(
             ctx.runtime.now(),
             received,
         ));
+        state.start_stream_credit(config.get_max_concurrent_streams());
     }
     Counters::bump(match role {
         Role::Initiator => &counters.connections_outbound,

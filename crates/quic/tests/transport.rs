@@ -171,6 +171,71 @@ impl<F: std::future::Future> FuseNext for F {
     }
 }
 
+/// Streams the dialer holds open at once, all unfinished: more than a connection's initial
+/// stream limit, less than the maximum.
+const HELD_STREAMS: usize = 300;
+
+#[test]
+fn the_stream_limit_grows_while_the_remote_holds_streams_open() {
+    block_on(async {
+        let p = pair().await;
+        let rt = RuntimeHandle::default();
+        assert!(HELD_STREAMS > lp2p_quic::INITIAL_CONCURRENT_STREAMS as usize);
+        assert!(HELD_STREAMS < lp2p_quic::DEFAULT_MAX_CONCURRENT_STREAMS as usize);
+        within(&rt, async {
+            let mut opened = Vec::new();
+            let mut accepted = Vec::new();
+            // Each stream stays open; the remote cannot open one more than its limit, so
+            // this completes only if the limit rose past the initial one.
+            for i in 0..HELD_STREAMS {
+                let mut s = p.dialer.muxer.open_stream().await.unwrap();
+                s.write_all(&[1]).await.unwrap();
+                opened.push(s);
+                let mut a = p.listener.muxer.accept_stream().await.unwrap();
+                let mut byte = [0u8; 1];
+                a.read_exact(&mut byte).await.unwrap();
+                accepted.push(a);
+                assert_eq!(p.listener.muxer.num_streams(), i + 1);
+            }
+        })
+        .await;
+    });
+}
+
+/// Round trips on one stream. Each one moves quinn-proto's deadlines (loss timer, ACK delay,
+/// idle timeout); a connection task that armed a runtime timer for every move would
+/// interrupt the reactor several times per round trip (D60).
+const ROUND_TRIPS: usize = 200;
+
+#[test]
+fn deadlines_that_move_later_do_not_arm_new_timers() {
+    block_on(async {
+        let p = pair().await;
+        let rt = RuntimeHandle::default();
+        let armed_before = p.a.stats().timers_armed + p.b.stats().timers_armed;
+        within(&rt, async {
+            let mut a = p.dialer.muxer.open_stream().await.unwrap();
+            a.write_all(b"0").await.unwrap();
+            let mut b = p.listener.muxer.accept_stream().await.unwrap();
+            let mut byte = [0u8; 1];
+            for _ in 0..ROUND_TRIPS {
+                b.read_exact(&mut byte).await.unwrap();
+                b.write_all(&byte).await.unwrap();
+                a.read_exact(&mut byte).await.unwrap();
+                a.write_all(&byte).await.unwrap();
+            }
+        })
+        .await;
+        let armed = p.a.stats().timers_armed + p.b.stats().timers_armed - armed_before;
+        // Both tasks together, over 200 round trips: a timer when a deadline comes earlier
+        // than the armed one (a loss timer after a quiet spell), not one per packet.
+        assert!(
+            armed < ROUND_TRIPS as u64 / 2,
+            "{armed} timers armed in {ROUND_TRIPS} round trips"
+        );
+    });
+}
+
 #[test]
 fn half_close_keeps_the_other_direction_open() {
     block_on(async {
