@@ -4,9 +4,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -166,6 +166,9 @@ pub(crate) struct ConnShared {
     endpoint: Arc<Endpoint>,
     handle: ConnectionHandle,
     remote: SocketAddr,
+    /// Where the remote's datagrams arrive, from the first one (quinn-proto knows it only
+    /// for inbound connections).
+    local_ip: OnceLock<IpAddr>,
 }
 
 impl EventSink for ConnShared {
@@ -175,6 +178,13 @@ impl EventSink for ConnShared {
             state.conn.handle_event(event);
         }
         state.wake_driver();
+    }
+
+    fn note_local_ip(&self, ip: IpAddr) {
+        if self.local_ip.get().is_none() {
+            // A second datagram racing this one noted the same address.
+            let _ = self.local_ip.set(ip);
+        }
     }
 }
 
@@ -207,6 +217,7 @@ impl ConnShared {
             endpoint: endpoint.shared(),
             handle,
             remote,
+            local_ip: OnceLock::new(),
         })
     }
 
@@ -226,8 +237,8 @@ impl ConnShared {
     }
 
     /// Our address on this connection: the bound address, or when the socket is bound to an
-    /// unspecified address, the address the remote's packets arrive at (inbound) or the one
-    /// the system routes to the remote from (outbound).
+    /// unspecified address, the address the remote's datagrams arrive at, or before any
+    /// arrived, the one the system routes to the remote from.
     pub(crate) fn local(&self) -> SocketAddr {
         let bound = self.endpoint.local_addr();
         if !bound.ip().is_unspecified() {
@@ -237,6 +248,7 @@ impl ConnShared {
             .lock()
             .conn
             .local_ip()
+            .or_else(|| self.local_ip.get().copied())
             .or_else(|| route_source(bound, self.remote));
         ip.map_or(bound, |ip| SocketAddr::new(ip, bound.port()))
     }

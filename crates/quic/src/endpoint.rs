@@ -46,6 +46,9 @@ pub(crate) trait EventSink: Send + Sync {
     /// Hands datagrams or endpoint-issued events to the connection, all under one lock
     /// and with one wake-up of its task.
     fn deliver(&self, events: &mut dyn Iterator<Item = ConnectionEvent>);
+
+    /// The address a datagram of this connection arrived at: our address on its path.
+    fn note_local_ip(&self, ip: std::net::IpAddr);
 }
 
 /// The shared part of an endpoint.
@@ -469,6 +472,9 @@ impl EndpointDriver {
                 match event {
                     Some(DatagramEvent::ConnectionEvent(handle, event)) => {
                         if let Some(conn) = state.connections.get(&handle) {
+                            if let Some(ip) = meta.dst_ip {
+                                conn.note_local_ip(ip);
+                            }
                             self.deliveries.push((conn.clone(), event));
                         }
                     }
