@@ -248,6 +248,34 @@ def main():
             f"{num(row['lp2p'], 1)} vs {num(row['rust'], 1)} KiB",
             row["lp2p"] <= 16,
         )
+    # Issue 12's goals for QUIC: throughput against rust-libp2p's QUIC and against lp2p's
+    # own TCP + noise + yamux, and a first ping below lp2p's TCP one ("since QUIC saves a
+    # round trip"), on loopback and on each emulated path.
+    quic = lambda rows, m: find(rows, transport="quic", measure=m)  # noqa: E731
+    for m in ["upload_throughput", "download_throughput"]:
+        q, t = quic(loop, m), tcp(loop, m)
+        if q and t and q["lp2p"] is not None and t["lp2p"]:
+            adv = advantage(q)
+            of_tcp = q["lp2p"] / t["lp2p"]
+            goals.add(
+                f"QUIC {m.split('_')[0]} throughput (issue 12)",
+                ">= 1.5x rust-libp2p's QUIC and >= 70 % of lp2p's TCP",
+                f"{num(q['lp2p'])} vs {num(q['rust'])} MiB/s, {times(adv)}; "
+                f"{of_tcp * 100:.0f} % of lp2p's TCP ({num(t['lp2p'])})",
+                adv is not None and adv >= 1.5 and of_tcp >= 0.7,
+            )
+    for name, rows in [("loopback", loop)] + [
+        (f"{r[0]['rtt_ms']} ms RTT", r) for r in rtts.values() if r
+    ]:
+        q, t = quic(rows, "first_ping_p50"), tcp(rows, "first_ping_p50")
+        if q and t and q["lp2p"] is not None and t["lp2p"] is not None:
+            goals.add(
+                f"QUIC time to first ping, p50, {name} (issue 12)",
+                "< lp2p's TCP",
+                f"lp2p QUIC {num(q['lp2p'])} vs lp2p TCP {num(t['lp2p'])} ms "
+                f"(rust-libp2p QUIC {num(q['rust'])})",
+                q["lp2p"] < t["lp2p"],
+            )
     for name, rows in rtts.items():
         for t in ["tcp", "quic"]:
             for m in ["upload_throughput", "download_throughput"]:
@@ -307,7 +335,10 @@ def main():
     out.append(
         "For the goals of issue 18 that are not met, "
         "[performance-floors.md](performance-floors.md) says what a profile shows bounds "
-        "them and how much of the cost is lp2p's own.\n"
+        "them and how much of the cost is lp2p's own. QUIC's first ping on loopback "
+        "(issue 12): there is no round trip for QUIC to save, and per connection its TLS 1.3 "
+        "handshake and quinn-proto cost each side more CPU than noise and yamux do "
+        "(decisions D41, D60 and D61 in [decisions.md](decisions.md) measure where it goes).\n"
     )
 
     out.append("## Whole stack on loopback\n")
