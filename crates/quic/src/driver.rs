@@ -92,7 +92,10 @@ impl ConnState {
     /// From now on the remote's stream limit grows with its use, up to `max` (credit.rs).
     pub(crate) fn start_stream_credit(&mut self, max: u32) {
         self.stream_credit = Some(StreamCredit::new(max));
-        self.grow_stream_credit();
+        // The remote may have opened streams during the handshake already.
+        if self.grow_stream_credit() {
+            self.wake_driver();
+        }
     }
 
     /// Raises the remote's stream limit when it holds half of it open (quinn-proto sends
