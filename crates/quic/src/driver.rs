@@ -175,19 +175,18 @@ pub(crate) struct ConnShared {
 }
 
 impl EventSink for ConnShared {
-    fn deliver(&self, events: &mut dyn Iterator<Item = ConnectionEvent>) {
+    fn deliver(&self, local_ip: Option<IpAddr>, events: &mut dyn Iterator<Item = ConnectionEvent>) {
+        if let Some(ip) = local_ip
+            && self.local_ip.get().is_none()
+        {
+            // Only the endpoint's task delivers, so nothing else sets it meanwhile.
+            let _ = self.local_ip.set(ip);
+        }
         let mut state = self.lock();
         for event in events {
             state.conn.handle_event(event);
         }
         state.wake_driver();
-    }
-
-    fn note_local_ip(&self, ip: IpAddr) {
-        if self.local_ip.get().is_none() {
-            // A second datagram racing this one noted the same address.
-            let _ = self.local_ip.set(ip);
-        }
     }
 }
 

@@ -44,11 +44,13 @@ pub(crate) const MAX_RECV_BATCHES_PER_POLL: usize = 16;
 /// shell; a trait so the endpoint module does not depend on the connection module).
 pub(crate) trait EventSink: Send + Sync {
     /// Hands datagrams or endpoint-issued events to the connection, all under one lock
-    /// and with one wake-up of its task.
-    fn deliver(&self, events: &mut dyn Iterator<Item = ConnectionEvent>);
-
-    /// The address a datagram of this connection arrived at: our address on its path.
-    fn note_local_ip(&self, ip: std::net::IpAddr);
+    /// and with one wake-up of its task. `local_ip` is the address the first of them
+    /// arrived at (our address on the connection's path), when the socket reports it.
+    fn deliver(
+        &self,
+        local_ip: Option<std::net::IpAddr>,
+        events: &mut dyn Iterator<Item = ConnectionEvent>,
+    );
 }
 
 /// The shared part of an endpoint.
@@ -438,7 +440,11 @@ struct EndpointDriver {
     buffers: Vec<u8>,
     buffer_len: usize,
     metas: [RecvMeta; RECV_BUFFERS],
-    deliveries: Vec<(Arc<dyn EventSink>, ConnectionEvent)>,
+    deliveries: Vec<(
+        Arc<dyn EventSink>,
+        Option<std::net::IpAddr>,
+        ConnectionEvent,
+    )>,
 }
 
 impl EndpointDriver {
@@ -472,10 +478,7 @@ impl EndpointDriver {
                 match event {
                     Some(DatagramEvent::ConnectionEvent(handle, event)) => {
                         if let Some(conn) = state.connections.get(&handle) {
-                            if let Some(ip) = meta.dst_ip {
-                                conn.note_local_ip(ip);
-                            }
-                            self.deliveries.push((conn.clone(), event));
+                            self.deliveries.push((conn.clone(), meta.dst_ip, event));
                         }
                     }
                     Some(DatagramEvent::NewConnection(incoming)) => {
@@ -516,13 +519,13 @@ impl EndpointDriver {
     /// datagram).
     fn deliver(&mut self) {
         let mut events = self.deliveries.drain(..).peekable();
-        while let Some((conn, first)) = events.next() {
+        while let Some((conn, local_ip, first)) = events.next() {
             let mut run = std::iter::once(first).chain(std::iter::from_fn(|| {
                 events
-                    .next_if(|(next, _)| Arc::ptr_eq(next, &conn))
-                    .map(|(_, event)| event)
+                    .next_if(|(next, _, _)| Arc::ptr_eq(next, &conn))
+                    .map(|(_, _, event)| event)
             }));
-            conn.deliver(&mut run);
+            conn.deliver(local_ip, &mut run);
         }
     }
 
