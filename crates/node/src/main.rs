@@ -16,6 +16,7 @@ mod port_mapping;
 mod reachability;
 mod services;
 mod stdin_lines;
+mod stdout_sink;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,13 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_INTERNAL: i32 = 70;
 
 fn main() -> ExitCode {
+    let code = run_main();
+    // Events still queued for a slow reader go out before the process ends.
+    Output::drain();
+    code
+}
+
+fn run_main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let location = info
             .location()
@@ -44,6 +52,7 @@ fn main() -> ExitCode {
         Output::new(false).error(&format!(
             "internal error (a bug in lp2p-node{location}): {payload}"
         ));
+        Output::drain();
         std::process::exit(EXIT_INTERNAL);
     }));
 

@@ -1,25 +1,21 @@
 //! Events on stdout: one JSON object per line (default) or the same as readable lines
-//! (`--human`), flushed as they happen.
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+//! (`--human`), handed to stdout as they happen. A reader that stops reading does not stall
+//! the node: see [`crate::stdout_sink`].
 
 use serde_json::{Map, Value, json};
+
+use crate::stdout_sink::sink;
 
 /// Where events go. Cheap to clone; lines from several tasks never interleave.
 #[derive(Clone)]
 pub(crate) struct Output {
     human: bool,
-    lock: Arc<Mutex<()>>,
 }
 
 impl Output {
     /// Prints JSON lines, or readable lines when `human`.
     pub(crate) fn new(human: bool) -> Output {
-        Output {
-            human,
-            lock: Arc::new(Mutex::new(())),
-        }
+        Output { human }
     }
 
     /// Whether events print as readable lines.
@@ -34,26 +30,13 @@ impl Output {
         } else {
             event.to_string()
         };
-        let _guard = self
-            .lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out = std::io::stdout().lock();
-        // A closed stdout (the reader went away) is not worth a crash.
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        print_line(line);
     }
 
     /// Prints a free-form line (only in human mode; JSON mode prints events only).
     pub(crate) fn say(&self, text: &str) {
         if self.human {
-            let _guard = self
-                .lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
-            let _ = out.flush();
+            print_line(text.to_owned());
         }
     }
 
@@ -61,6 +44,18 @@ impl Output {
     pub(crate) fn error(&self, what: &str) {
         self.emit(&json!({ "event": "error", "what": what }));
     }
+
+    /// Waits until everything printed so far has been written to stdout; called before the
+    /// process exits.
+    pub(crate) fn drain() {
+        sink().drain();
+    }
+}
+
+fn print_line(line: String) {
+    let mut bytes = line.into_bytes();
+    bytes.push(b'\n');
+    sink().write_line(bytes);
 }
 
 /// `event: key=value key=value` with strings unquoted and lists comma-separated.

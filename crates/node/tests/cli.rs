@@ -278,6 +278,67 @@ fn dial_pings_echoes_and_identifies() {
     assert!(!rest.iter().any(|e| e["event"] == "error"), "{rest:?}");
 }
 
+/// A reader that stops reading stdout does not stall the node: with its stdout pipe full,
+/// a listener still answers a dial and a ping, and every event it printed meanwhile arrives,
+/// in order, once the reader reads again. (Before, the executor thread blocked in the
+/// write and the dial timed out.)
+#[test]
+fn a_listener_whose_stdout_is_not_read_still_answers() {
+    /// `explain` lines, each answered with an event of about 100 bytes that names the line
+    /// (its address is not a multiaddr): well past a 64 KiB pipe.
+    const LINES: usize = 3000;
+    /// Unread bytes that mean the pipe is full for this test: a 64 KiB pipe less the slack
+    /// the node keeps (two pages) and a line.
+    const FULL: u64 = 48 * 1024;
+    let (mut listener, addr) = listen(&["--autonat"]);
+    let stdin = listener.stdin.as_mut().expect("stdin");
+    for i in 0..LINES {
+        writeln!(stdin, "explain line-{i}").expect("write stdin");
+    }
+    stdin.flush().expect("flush stdin");
+    // Wait (without reading) until the node has filled the pipe.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let unread = rustix::io::ioctl_fionread(listener.stdout.get_ref()).expect("FIONREAD");
+        if unread >= FULL {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node wrote only {unread} bytes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = dial(&addr, &["--ping", "1"]);
+    let events = events_of(&output);
+    assert!(
+        output.status.success(),
+        "a dial to a node whose stdout is full: {events:?}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (status, rest) = listener.finish();
+    assert!(status.success(), "listener exit {status:?}");
+    let explained: Vec<usize> = rest
+        .iter()
+        .filter(|e| e["event"] == "explain")
+        .filter_map(|e| {
+            let error = e["error"].as_str()?;
+            let (_, tail) = error.split_once("`line-")?;
+            tail.split('`').next()?.parse().ok()
+        })
+        .collect();
+    assert_eq!(
+        explained,
+        (0..LINES).collect::<Vec<_>>(),
+        "every event arrives, in order"
+    );
+    assert!(
+        rest.iter().any(|e| e["event"] == "connected"),
+        "the dial's event arrives too: {:?}",
+        rest.last()
+    );
+}
+
 /// One blocking HTTP GET of `url` (`http://IP:PORT/PATH`); the whole response.
 fn http_get(url: &str) -> String {
     use std::io::Read;
