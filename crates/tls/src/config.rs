@@ -1,7 +1,7 @@
 //! rustls configurations for libp2p: TLS 1.3 only, on the ring provider, mutual
 //! authentication with the libp2p certificate, no SNI, no session resumption, no early data.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use lp2p_core::{Keypair, PeerId};
@@ -79,18 +79,29 @@ pub const CIPHER_SUITE_PREFERENCE: [rustls::CipherSuite; 3] = [
 /// anything older), in the order of [`CIPHER_SUITE_PREFERENCE`]. As a client we offer them
 /// in that order; as a server we follow the client's order (rustls' default), so a remote's
 /// preference is honoured. Key exchange groups and signature algorithms are ring's
-/// defaults.
+/// defaults, with X25519 (the first group) made ahead ([`X25519_AHEAD`](crate::X25519_AHEAD)).
 pub fn crypto_provider() -> Arc<CryptoProvider> {
-    let mut provider = rustls::crypto::ring::default_provider();
-    provider
-        .cipher_suites
-        .retain(|suite| CIPHER_SUITE_PREFERENCE.contains(&suite.suite()));
-    provider.cipher_suites.sort_by_key(|suite| {
-        CIPHER_SUITE_PREFERENCE
-            .iter()
-            .position(|preferred| *preferred == suite.suite())
-    });
-    Arc::new(provider)
+    // Built once: every dial builds a client configuration from it.
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| {
+            let mut provider = rustls::crypto::ring::default_provider();
+            for group in &mut provider.kx_groups {
+                if group.name() == rustls::NamedGroup::X25519 {
+                    *group = crate::X25519_AHEAD;
+                }
+            }
+            provider
+                .cipher_suites
+                .retain(|suite| CIPHER_SUITE_PREFERENCE.contains(&suite.suite()));
+            provider.cipher_suites.sort_by_key(|suite| {
+                CIPHER_SUITE_PREFERENCE
+                    .iter()
+                    .position(|preferred| *preferred == suite.suite())
+            });
+            Arc::new(provider)
+        })
+        .clone()
 }
 
 /// Our certificate and its signing key, ready for rustls: generated once per host key and

@@ -64,6 +64,7 @@ pub mod certificate;
 mod config;
 mod der;
 mod error;
+mod keyshare;
 mod upgrade;
 mod verified;
 mod verifier;
@@ -74,6 +75,7 @@ pub use config::{
 };
 pub use der::SignedKey;
 pub use error::TlsError;
+pub use keyshare::{KEY_SHARES_AHEAD, X25519_AHEAD};
 pub use upgrade::{Tls, TlsOutput, TlsSession};
 pub use verified::{
     DEFAULT_VERIFIED_CERTIFICATES, MAX_REMEMBERED_CERTIFICATE_LEN, VerifiedCertificates,
