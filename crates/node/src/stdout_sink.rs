@@ -36,6 +36,20 @@ struct Queue {
     dropped: u64,
 }
 
+impl Queue {
+    /// Queues `line` unless that would hold more than `max` bytes; a refused line is
+    /// counted in `dropped`. True when queued.
+    fn admit(&mut self, line: Vec<u8>, max: usize) -> bool {
+        if self.bytes.saturating_add(line.len()) > max {
+            self.dropped = self.dropped.saturating_add(1);
+            return false;
+        }
+        self.bytes = self.bytes.saturating_add(line.len());
+        self.lines.push_back(line);
+        true
+    }
+}
+
 /// See the module docs. One per process: [`sink`].
 pub(crate) struct StdoutSink {
     queue: Mutex<Queue>,
@@ -65,12 +79,9 @@ impl StdoutSink {
             write_all(std::slice::from_ref(&line));
             return;
         }
-        if queue.bytes.saturating_add(line.len()) > MAX_QUEUED_OUTPUT {
-            queue.dropped = queue.dropped.saturating_add(1);
+        if !queue.admit(line, MAX_QUEUED_OUTPUT) {
             return;
         }
-        queue.bytes = queue.bytes.saturating_add(line.len());
-        queue.lines.push_back(line);
         if !queue.writer {
             let started = std::thread::Builder::new()
                 .name("lp2p-node-stdout".to_owned())
@@ -183,4 +194,22 @@ fn unread_bytes() -> Option<usize> {
 #[cfg(not(target_os = "linux"))]
 fn unread_bytes() -> Option<usize> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_past_the_cap_are_dropped_and_counted_and_order_holds() {
+        let mut queue = Queue::default();
+        assert!(queue.admit(b"first\n".to_vec(), 12));
+        assert!(queue.admit(b"second\n".to_vec(), 13));
+        assert!(!queue.admit(b"third\n".to_vec(), 13));
+        assert!(!queue.admit(b"x\n".to_vec(), 13));
+        assert_eq!(queue.dropped, 2);
+        assert_eq!(queue.bytes, 13);
+        let kept: Vec<&[u8]> = queue.lines.iter().map(Vec::as_slice).collect();
+        assert_eq!(kept, [&b"first\n"[..], &b"second\n"[..]]);
+    }
 }
