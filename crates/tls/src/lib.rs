@@ -75,7 +75,7 @@ pub use config::{
 };
 pub use der::SignedKey;
 pub use error::TlsError;
-pub use keyshare::{KEY_SHARES_AHEAD, X25519_AHEAD};
+pub use keyshare::{KEY_SHARE_THREAD_NICE, KEY_SHARES_AHEAD, X25519_AHEAD};
 pub use upgrade::{Tls, TlsOutput, TlsSession};
 pub use verified::{
     DEFAULT_VERIFIED_CERTIFICATES, MAX_REMEMBERED_CERTIFICATE_LEN, VerifiedCertificates,
