@@ -522,6 +522,57 @@ fn window_does_not_grow_for_a_slow_reader() {
 }
 
 #[test]
+fn a_stale_rtt_sample_is_refreshed_by_a_probe_and_the_window_then_grows() {
+    let mut p = Peer::new(Role::Responder);
+    // An idle sample of 1 ms, as a connection's first ping takes it.
+    measure_rtt(&mut p, Duration::from_millis(1));
+    p.accept(1);
+    p.advance(Duration::from_millis(20));
+    p.send(&[data(1, Flags::NONE, &vec![0; 128 * 1024])])
+        .unwrap();
+    p.advance(Duration::from_millis(5));
+    p.read_all(1);
+    // Half the window took far more than two sampled RTTs: no growth, but the sample is 24
+    // RTTs old, so a ping goes out with the update.
+    p.expect(&[wu(1, Flags::NONE, 128 * KIB), session(Header::ping(1))]);
+    // Another slow half window while that ping is out: no second ping.
+    p.send(&[data(1, Flags::NONE, &vec![0; 128 * 1024])])
+        .unwrap();
+    p.advance(Duration::from_millis(5));
+    p.read_all(1);
+    p.expect(&[wu(1, Flags::NONE, 128 * KIB)]);
+    // The answer comes back behind the transfer's queued data: the RTT as it is now.
+    p.advance(Duration::from_millis(5));
+    p.send(&[session(Header::pong(1))]).unwrap();
+    assert_eq!(p.conn.rtt(), Some(Duration::from_millis(10)));
+    // Judged against it, the next half window came within two RTTs: the window grows.
+    p.send(&[data(1, Flags::NONE, &vec![0; 128 * 1024])])
+        .unwrap();
+    p.advance(Duration::from_millis(5));
+    p.read_all(1);
+    p.expect(&[wu(1, Flags::NONE, 384 * KIB)]);
+    assert_eq!(
+        p.conn.stream_status(sid(1)).unwrap().window_max,
+        512 * KIB
+    );
+}
+
+#[test]
+fn no_rtt_probe_once_the_window_is_at_its_cap() {
+    let config = YamuxConfig::default().with_max_stream_window(INITIAL_WINDOW);
+    let mut p = Peer::with_config(Role::Responder, config);
+    measure_rtt(&mut p, Duration::from_millis(1));
+    p.accept(1);
+    p.advance(Duration::from_millis(20));
+    p.send(&[data(1, Flags::NONE, &vec![0; 128 * 1024])])
+        .unwrap();
+    p.advance(Duration::from_millis(5));
+    p.read_all(1);
+    // The window cannot grow, so a fresher RTT would change nothing: no ping.
+    p.expect(&[wu(1, Flags::NONE, 128 * KIB)]);
+}
+
+#[test]
 fn window_growth_stops_at_the_stream_cap() {
     let config = YamuxConfig::default().with_max_stream_window(1024 * 1024);
     let mut p = Peer::with_config(Role::Responder, config);
