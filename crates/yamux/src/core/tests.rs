@@ -551,10 +551,7 @@ fn a_stale_rtt_sample_is_refreshed_by_a_probe_and_the_window_then_grows() {
     p.advance(Duration::from_millis(5));
     p.read_all(1);
     p.expect(&[wu(1, Flags::NONE, 384 * KIB)]);
-    assert_eq!(
-        p.conn.stream_status(sid(1)).unwrap().window_max,
-        512 * KIB
-    );
+    assert_eq!(p.conn.stream_status(sid(1)).unwrap().window_max, 512 * KIB);
 }
 
 #[test]
