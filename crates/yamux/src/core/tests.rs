@@ -521,35 +521,40 @@ fn window_does_not_grow_for_a_slow_reader() {
     );
 }
 
-#[test]
-fn a_stale_rtt_sample_is_refreshed_by_a_probe_and_the_window_then_grows() {
-    let mut p = Peer::new(Role::Responder);
-    // An idle sample of 1 ms, as a connection's first ping takes it.
+/// Stream 1 on a connection whose RTT sample (1 ms, taken idle as a connection's first ping
+/// takes it) is 24 RTTs old; the remote sends half a window, which we read 5 ms later: more
+/// than two sampled RTTs, so the update that follows does not grow the window.
+fn slow_half_window_after_a_stale_sample(config: YamuxConfig) -> Peer {
+    let mut p = Peer::with_config(Role::Responder, config);
     measure_rtt(&mut p, Duration::from_millis(1));
     p.accept(1);
     p.advance(Duration::from_millis(20));
+    slow_half_window(&mut p);
+    p
+}
+
+/// The remote sends half a window on stream 1; we read it all 5 ms later.
+fn slow_half_window(p: &mut Peer) {
     p.send(&[data(1, Flags::NONE, &vec![0; 128 * 1024])])
         .unwrap();
     p.advance(Duration::from_millis(5));
     p.read_all(1);
-    // Half the window took far more than two sampled RTTs: no growth, but the sample is 24
-    // RTTs old, so a ping goes out with the update.
+}
+
+#[test]
+fn a_stale_rtt_sample_is_refreshed_by_a_probe_and_the_window_then_grows() {
+    let mut p = slow_half_window_after_a_stale_sample(YamuxConfig::default());
+    // No growth, but the sample is stale, so a ping goes out with the update.
     p.expect(&[wu(1, Flags::NONE, 128 * KIB), session(Header::ping(1))]);
     // Another slow half window while that ping is out: no second ping.
-    p.send(&[data(1, Flags::NONE, &vec![0; 128 * 1024])])
-        .unwrap();
-    p.advance(Duration::from_millis(5));
-    p.read_all(1);
+    slow_half_window(&mut p);
     p.expect(&[wu(1, Flags::NONE, 128 * KIB)]);
     // The answer comes back behind the transfer's queued data: the RTT as it is now.
     p.advance(Duration::from_millis(5));
     p.send(&[session(Header::pong(1))]).unwrap();
     assert_eq!(p.conn.rtt(), Some(Duration::from_millis(10)));
     // Judged against it, the next half window came within two RTTs: the window grows.
-    p.send(&[data(1, Flags::NONE, &vec![0; 128 * 1024])])
-        .unwrap();
-    p.advance(Duration::from_millis(5));
-    p.read_all(1);
+    slow_half_window(&mut p);
     p.expect(&[wu(1, Flags::NONE, 384 * KIB)]);
     assert_eq!(p.conn.stream_status(sid(1)).unwrap().window_max, 512 * KIB);
 }
@@ -557,14 +562,7 @@ fn a_stale_rtt_sample_is_refreshed_by_a_probe_and_the_window_then_grows() {
 #[test]
 fn no_rtt_probe_once_the_window_is_at_its_cap() {
     let config = YamuxConfig::default().with_max_stream_window(INITIAL_WINDOW);
-    let mut p = Peer::with_config(Role::Responder, config);
-    measure_rtt(&mut p, Duration::from_millis(1));
-    p.accept(1);
-    p.advance(Duration::from_millis(20));
-    p.send(&[data(1, Flags::NONE, &vec![0; 128 * 1024])])
-        .unwrap();
-    p.advance(Duration::from_millis(5));
-    p.read_all(1);
+    let mut p = slow_half_window_after_a_stale_sample(config);
     // The window cannot grow, so a fresher RTT would change nothing: no ping.
     p.expect(&[wu(1, Flags::NONE, 128 * KIB)]);
 }
