@@ -455,7 +455,10 @@ fn large_frame_up_to_a_grown_window_is_accepted() {
     p.accept(1);
     p.send(&[wu(1, Flags::NONE, 0)]).unwrap();
     // Grant 4 MiB more by hand through auto-tuning's state: simulate reads with an RTT.
-    p.conn.rtt = Some(Duration::from_secs(10));
+    p.conn.rtt = Some(RttSample {
+        rtt: Duration::from_secs(10),
+        at: p.now,
+    });
     let mut total_granted = INITIAL_WINDOW;
     let mut sent = 0u32;
     // Feed, read, repeat until the window has grown to 4 MiB or more.
