@@ -798,9 +798,12 @@ impl Inner {
             })?;
         drop(host);
         let body = wire::encode_request(&request.request, self.runtime.now());
+        // One request per stream: the write side closes with the request, so the end of the
+        // stream travels with it and the server meets it right after its answer, instead
+        // of a close of ours waking the server again once the answer is read.
         let written = async {
             lp2p_core::framing::write_frame(&mut stream, &body).await?;
-            stream.flush().await?;
+            stream.close().await?;
             Ok::<(), lp2p_core::Error>(())
         };
         if written.await.is_err() {
@@ -808,7 +811,6 @@ impl Inner {
             return Err(RequestFailure::Failed);
         }
         if !request.request.expects_response() {
-            let _ = stream.close().await;
             return Ok((None, dialed));
         }
         let max = self.config.limits.max_message_size;
@@ -823,10 +825,7 @@ impl Inner {
                 })
             });
         match read {
-            Ok(answer) => {
-                let _ = stream.close().await;
-                Ok((Some(answer), dialed))
-            }
+            Ok(answer) => Ok((Some(answer), dialed)),
             Err(err) => {
                 if !matches!(err, lp2p_core::Error::OutOfMemory(_)) {
                     debug!(%peer, %err, "kad: reading the answer failed");

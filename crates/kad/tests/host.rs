@@ -1,6 +1,7 @@
 //! The Kademlia service on real hosts (memory transport + noise + yamux, with identify):
 //! find-peer, put/get value, provide/find providers across a small network, client mode,
-//! switching modes (by hand and following reachability verdicts), several requests on one inbound stream, and stopping with the host.
+//! switching modes (by hand and following reachability verdicts), several requests on one inbound stream,
+//! a request stream that ends with its request, and stopping with the host.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncWriteExt, StreamExt};
-use lp2p_core::framing::{read_frame, write_frame};
+use lp2p_core::framing::{read_frame, read_frame_or_eof, write_frame};
 use lp2p_core::runtime::block_on;
 use lp2p_host::Host;
 use lp2p_identify::{Identify, IdentifyConfig};
@@ -299,6 +300,67 @@ fn several_requests_on_one_inbound_stream() {
         stream.close().await.unwrap();
         asker.close().await;
         close(&nodes).await;
+    });
+}
+
+/// A request stream carries the end of the stream with the request: a server that waits
+/// for that end before it answers (as it may, one request per stream) still answers, and the
+/// lookup gets the record. Before, the asker closed its side only after reading the answer,
+/// so the server was woken a second time for the close of every request.
+#[test]
+fn a_request_stream_ends_with_the_request() {
+    block_on(async {
+        let (asker_host, asker) = node(open_config().with_mode(Mode::Client)).await;
+        let server = Host::builder()
+            .transport(lp2p_memory::MemoryTransport::default())
+            .security(lp2p_noise::Noise::new())
+            .muxer(lp2p_yamux::Yamux::default())
+            .listen_on("/memory/0".parse().unwrap())
+            .build()
+            .await
+            .unwrap();
+        let (ended_tx, mut ended_rx) = futures::channel::mpsc::unbounded();
+        let rt = server.runtime().clone();
+        server.set_stream_handler(PROTOCOL, move |mut stream: lp2p_host::HostStream| {
+            let ended_tx = ended_tx.clone();
+            let rt = rt.clone();
+            async move {
+                let Ok(request) = read_frame(&mut stream, 65536).await else {
+                    return;
+                };
+                let now = rt.now();
+                let Ok(wire::Decoded {
+                    message: Request::GetValue { key },
+                    ..
+                }) = wire::decode_request(&request, &wire::WireLimits::default(), now)
+                else {
+                    return;
+                };
+                // The asker's side has ended (`None`), not merely gone quiet: with the old
+                // close after the answer, this read waits out the timeout instead (5 s, below
+                // the asker's 10 s request timeout, so the answer still reaches it).
+                let wait = Duration::from_secs(5);
+                let next = rt
+                    .timeout(wait, read_frame_or_eof(&mut stream, 65536))
+                    .await;
+                let _ = ended_tx.unbounded_send(matches!(next, Ok(Ok(None))));
+                let answer = Response::GetValue {
+                    record: Some(Record::new(key, b"the value".to_vec())),
+                    closer: Vec::new(),
+                };
+                let _ = write_frame(&mut stream, &wire::encode_response(&answer, now)).await;
+                let _ = stream.close().await;
+            }
+        });
+        asker.add_address(server.local_peer_id(), server.listen_addrs());
+        let (record, _) = asker.get_value(b"/v/key".to_vec()).await.unwrap();
+        assert_eq!(record.value, b"the value");
+        assert!(
+            ended_rx.next().await.unwrap(),
+            "the request stream did not end with the request"
+        );
+        asker_host.close().await;
+        server.close().await;
     });
 }
 
