@@ -14,7 +14,12 @@
 //! - find-peer: a random node looks up another random node of its network;
 //! - put: a node stores record `KEY` (rust-libp2p with quorum one, as rust-libp2p-node does;
 //!   lp2p stores at the closest peers it finds);
-//! - get-value: another node reads a record put before.
+//! - get-value: another node reads a record put before. Both end at the first valid record:
+//!   lp2p's quorum is one, and rust-libp2p-node finishes its query once it has printed the
+//!   first record (a rust-libp2p get otherwise goes on asking peers after its answer).
+//!
+//! Each operation starts `OPERATION_GAP` (5 ms) after the one before, so the work a lookup
+//! leaves behind is not charged to the next one.
 //!
 //! Each operation is timed from the runner side (from writing the stdin line until the
 //! node's `kad` event is read), the same clock for both implementations; the nodes' own
@@ -25,7 +30,8 @@
 //! `LP2P_NODE` may name a prebuilt lp2p-node). `KAD_BENCH_NODES` sets the nodes per network,
 //! `KAD_BENCH_OPS` (default 200) the operations of each kind per network,
 //! `KAD_BENCH_SETTLE` (default 10) the seconds the networks get to fill their routing
-//! tables before the first timed operation. Besides the tables, one JSON line per operation
+//! tables before the first timed operation, and `KAD_BENCH_SAMPLES` (any value) prints one
+//! stderr line per operation (`sample IMPLEMENTATION OP RUNNER_MS NODE_MS QUERIED`). Besides the tables, one JSON line per operation
 //! and quantile of the runner-timed latency (`{"bench":"kad_network","operation":..,
 //! "measure":"p50_ms|p99_ms","lp2p":..,"rust":..,"ratio":..}`), which
 //! `interop/benches/report.sh` reads. Every process is killed when the bench ends, also when
@@ -63,6 +69,19 @@ const KEY_SEED_BASE: u64 = 5000;
 /// pings. 15 s is rust-libp2p's default and lp2p's (`DEFAULT_KEEP_ALIVE_INTERVAL`), so both
 /// networks carry the same background traffic.
 const RUST_PING_INTERVAL_MS: &str = "15000";
+/// The pause before each operation. A lookup goes on costing CPU after its answer is
+/// printed: the peers it asked that have not answered yet still answer (up to 9 of lp2p's
+/// 10 when the first answer ends a get-value), and those answers are still read. Started at
+/// once, the next operation, always one of the other implementation, would pay for that
+/// work. In a trace on the 2-core machine the last of a get-value's 10 answers arrived
+/// within 1 ms of the first; 5 ms leaves room on a loaded machine and adds 8 s to a run of
+/// 200 operations of each kind. The gap also means each operation starts on an idle
+/// machine, where both implementations pay for waking sleeping processes. Measured: lp2p's
+/// get-value at p50 was 0.65-0.72x rust-libp2p's without the gap and 0.80-0.91x with 2, 5
+/// or 20 ms (3 runs each way); the gap is the fairer of the two, since without it lp2p's
+/// stragglers (10 requests) land on rust-libp2p's next operation more than rust-libp2p's
+/// (3 requests) on lp2p's.
+const OPERATION_GAP: Duration = Duration::from_millis(5);
 /// First key seed of the absent peers looked up (far above any node's seed).
 const ABSENT_SEED_BASE: u64 = 1_000_000;
 
@@ -160,6 +179,8 @@ impl Node {
     /// Writes a kad stdin line and waits for its `kad` event; the event and the time from
     /// the write to the event.
     fn timed(&mut self, line: &str, op: &str, key: &str) -> (Duration, Value) {
+        // Let the work the last operation left behind end first (see `OPERATION_GAP`).
+        std::thread::sleep(OPERATION_GAP);
         // Drop what arrived since the last operation (connection events and the like).
         while self.events.try_recv().is_ok() {}
         let started = Instant::now();
@@ -168,6 +189,15 @@ impl Node {
         let (at, event) = self.wait_for(EVENT_WAIT, |e| {
             e["event"] == "kad" && ((e["op"] == op && e["key"] == key) || e["ok"] == false)
         });
+        if std::env::var_os("KAD_BENCH_SAMPLES").is_some() {
+            eprintln!(
+                "sample {} {op} {:.3} {} {}",
+                self.imp.name(),
+                at.saturating_duration_since(started).as_secs_f64() * 1000.0,
+                event["ms"],
+                event["queried"]
+            );
+        }
         (at.saturating_duration_since(started), event)
     }
 }

@@ -406,7 +406,8 @@ def main():
         out.append(
             f"`interop/benches/kad_network.rs`: {first['nodes']} lp2p-node against "
             f"{first['nodes']} rust-libp2p-node (libp2p-kad 0.49) server-mode listeners, "
-            f"{first['ops']} operations of each kind per network, latency timed by the runner. "
+            f"{first['ops']} operations of each kind per network, each started 5 ms after the answer to the one "
+            "before, latency timed by the runner; a get-value ends at the first valid record in both. "
             "Ratio lp2p / rust-libp2p (below 1: lp2p faster).\n"
         )
         out.append("| operation | measure | lp2p, ms | rust-libp2p, ms | lp2p / rust | failed lp2p / rust |")

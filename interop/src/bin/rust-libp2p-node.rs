@@ -1119,8 +1119,11 @@ fn start_kad(
     Ok(id)
 }
 
-/// The finished events of queries that ended, removed from `seen`.
-fn finished_kad(seen: &mut Seen) -> Vec<Value> {
+/// The finished events of queries that ended, removed from `seen`. A get that reported its
+/// first record is stopped there: lp2p's get-value ends at the first valid record (quorum
+/// one), while a rust-libp2p get left running goes on asking peers after its answer was
+/// printed, work that would land on whatever the machine does next.
+fn finished_kad(swarm: &mut Swarm<Behaviour>, seen: &mut Seen) -> Vec<Value> {
     let done: Vec<kad::QueryId> = seen
         .kad
         .iter()
@@ -1128,7 +1131,19 @@ fn finished_kad(seen: &mut Seen) -> Vec<Value> {
         .map(|(id, _)| *id)
         .collect();
     done.into_iter()
-        .filter_map(|id| seen.kad.remove(&id).and_then(|q| q.done))
+        .filter_map(|id| {
+            let query = seen.kad.remove(&id)?;
+            if matches!(query.op, KadOp::Get(_))
+                && let Some(mut running) = swarm
+                    .behaviour_mut()
+                    .kad
+                    .as_mut()
+                    .and_then(|kad| kad.query_mut(&id))
+            {
+                running.finish();
+            }
+            query.done
+        })
         .collect()
 }
 
@@ -1244,7 +1259,7 @@ async fn listen(args: Args) {
             break;
         }
         feed_kad(&mut swarm, &mut seen);
-        for event in finished_kad(&mut seen) {
+        for event in finished_kad(&mut swarm, &mut seen) {
             emit(&event);
         }
         tokio::select! {
