@@ -19,18 +19,11 @@ use lp2p_kad::{KadConfig, KadError, Kademlia, MEMORY_SERVICE, PROTOCOL, Record};
 use lp2p_rcmgr::{ResourceManager, Scope};
 use prost::Message;
 
-const LONG: Duration = Duration::from_secs(60);
+mod support;
 
-async fn host() -> Host {
-    Host::builder()
-        .transport(lp2p_memory::MemoryTransport::default())
-        .security(lp2p_noise::Noise::new())
-        .muxer(lp2p_yamux::Yamux::default())
-        .listen_on("/memory/0".parse().unwrap())
-        .build()
-        .await
-        .unwrap()
-}
+use support::hosts::memory_host;
+
+const LONG: Duration = Duration::from_secs(60);
 
 /// A host whose resource manager gives each service 64 bytes (other limits ample).
 async fn starved_host() -> Host {
@@ -63,7 +56,7 @@ fn kad_memory(host: &Host) -> usize {
 }
 
 async fn server(config: KadConfig) -> (Host, Kademlia) {
-    let h = host().await;
+    let h = memory_host().await;
     let kad = Kademlia::new(&h, config).unwrap();
     (h, kad)
 }
@@ -106,7 +99,7 @@ fn multihash(data: &[u8]) -> Vec<u8> {
 fn oversized_and_malformed_requests_reset_the_stream() {
     block_on(async {
         let (server_host, kad) = server(KadConfig::default()).await;
-        let client = host().await;
+        let client = memory_host().await;
         // Announcing 1 MiB: refused from the length prefix alone.
         let mut s = stream_to(&client, &server_host).await;
         let mut prefix = Vec::new();
@@ -137,7 +130,7 @@ fn oversized_and_malformed_requests_reset_the_stream() {
 
 /// A fake DHT server that answers every request with `answer`.
 async fn liar(answer: Vec<u8>) -> Host {
-    let h = host().await;
+    let h = memory_host().await;
     h.set_stream_handler(PROTOCOL, move |mut stream: HostStream| {
         let answer = answer.clone();
         async move {
@@ -227,7 +220,7 @@ fn records_over_the_size_limit_are_refused() {
             ..KadConfig::default()
         };
         let (server_host, kad) = server(config).await;
-        let client = host().await;
+        let client = memory_host().await;
         let now = client.runtime().now();
         let big = Request::PutValue {
             record: Record::new(b"/x/big".to_vec(), vec![0; 2000]),
@@ -266,7 +259,7 @@ fn provider_floods_and_bad_keys_are_capped_and_counted() {
             ..KadConfig::default()
         };
         let (server_host, kad) = server(config).await;
-        let client = host().await;
+        let client = memory_host().await;
         let me = client.local_peer_id();
         let now = client.runtime().now();
         let mut s = stream_to(&client, &server_host).await;
@@ -328,7 +321,7 @@ fn too_many_streams_from_one_peer_are_reset() {
             ..KadConfig::default()
         };
         let (server_host, kad) = server(config).await;
-        let client = host().await;
+        let client = memory_host().await;
         let now = client.runtime().now();
         let ping = wire::encode_request(&Request::Ping, now);
         let mut held = Vec::new();
@@ -359,7 +352,7 @@ fn a_request_the_resource_manager_has_no_memory_for_resets_the_stream() {
     block_on(async {
         let server_host = starved_host().await;
         let kad = Kademlia::new(&server_host, KadConfig::default()).unwrap();
-        let client = host().await;
+        let client = memory_host().await;
         let now = client.runtime().now();
         // 100 key bytes: over the 64 B the "kad" service may hold.
         let big = wire::encode_request(&Request::FindNode { key: vec![7; 100] }, now);
@@ -425,7 +418,7 @@ fn an_answer_the_resource_manager_has_no_memory_for_fails_the_request() {
 fn requests_and_answers_with_default_limits_leave_nothing_reserved() {
     block_on(async {
         let (server_host, kad) = server(KadConfig::default()).await;
-        let client = host().await;
+        let client = memory_host().await;
         let now = client.runtime().now();
         let mut s = stream_to(&client, &server_host).await;
         for _ in 0..3 {

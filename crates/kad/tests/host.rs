@@ -17,6 +17,10 @@ use lp2p_kad::validator::{NamespacedValidator, UnknownNamespaces};
 use lp2p_kad::wire::{self, MessageKind, Request, Response};
 use lp2p_kad::{KadConfig, KadError, Kademlia, Mode, Op, PROTOCOL, Progress, QueryResult, Record};
 
+mod support;
+
+use support::hosts::memory_host;
+
 const LONG: Duration = Duration::from_secs(60);
 
 fn open_config() -> KadConfig {
@@ -29,14 +33,7 @@ fn open_config() -> KadConfig {
 }
 
 async fn node(config: KadConfig) -> (Host, Kademlia) {
-    let host = Host::builder()
-        .transport(lp2p_memory::MemoryTransport::default())
-        .security(lp2p_noise::Noise::new())
-        .muxer(lp2p_yamux::Yamux::default())
-        .listen_on("/memory/0".parse().unwrap())
-        .build()
-        .await
-        .unwrap();
+    let host = memory_host().await;
     let kad = Kademlia::new(&host, config).unwrap();
     Identify::new(&host, IdentifyConfig::default());
     (host, kad)
@@ -311,14 +308,7 @@ fn several_requests_on_one_inbound_stream() {
 fn a_request_stream_ends_with_the_request() {
     block_on(async {
         let (asker_host, asker) = node(open_config().with_mode(Mode::Client)).await;
-        let server = Host::builder()
-            .transport(lp2p_memory::MemoryTransport::default())
-            .security(lp2p_noise::Noise::new())
-            .muxer(lp2p_yamux::Yamux::default())
-            .listen_on("/memory/0".parse().unwrap())
-            .build()
-            .await
-            .unwrap();
+        let server = memory_host().await;
         let (ended_tx, mut ended_rx) = futures::channel::mpsc::unbounded();
         let rt = server.runtime().clone();
         server.set_stream_handler(PROTOCOL, move |mut stream: lp2p_host::HostStream| {

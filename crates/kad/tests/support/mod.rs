@@ -1,5 +1,5 @@
 //! Test support shared by the integration tests and the bench: the virtual-time network of
-//! cores.
+//! cores, and the hosts of the tests on real hosts.
 
 // Each test crate uses a different part of it; the casts are on small simulation numbers.
 #![allow(
@@ -12,4 +12,5 @@
     clippy::cast_precision_loss
 )]
 
+pub mod hosts;
 pub mod sim;
