@@ -31,11 +31,11 @@
 //! `KAD_BENCH_OPS` (default 200) the operations of each kind per network,
 //! `KAD_BENCH_SETTLE` (default 10) the seconds the networks get to fill their routing
 //! tables before the first timed operation, and `KAD_BENCH_SAMPLES` (any value) prints one
-//! stderr line per operation (`sample IMPLEMENTATION OP RUNNER_MS NODE_MS QUERIED`). Besides the tables, one JSON line per operation
-//! and quantile of the runner-timed latency (`{"bench":"kad_network","operation":..,
-//! "measure":"p50_ms|p99_ms","lp2p":..,"rust":..,"ratio":..}`), which
-//! `interop/benches/report.sh` reads. Every process is killed when the bench ends, also when
-//! it panics.
+//! stderr line per operation (`sample IMPLEMENTATION OP RUNNER_MS NODE_MS QUERIED`).
+//! Besides the tables, one JSON line per operation and quantile of the runner-timed latency
+//! (`{"bench":"kad_network","operation":..,"measure":"p50_ms|p99_ms","lp2p":..,"rust":..,
+//! "ratio":..}`), which `interop/benches/report.sh` reads. Every process is killed when the
+//! bench ends, also when it panics.
 
 #![allow(clippy::print_stdout, clippy::cast_precision_loss)]
 
