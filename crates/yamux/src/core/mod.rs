@@ -47,9 +47,9 @@ const SHRINK_RECV_BUFFER_ABOVE: usize = 64 * 1024;
 /// connection, the relay. Judged against it, no window ever grew: a circuit through a relay
 /// moved 256 KiB per loaded round trip, and `cargo bench --bench relay` (interop/) had 0.61x
 /// / 0.70x rust-libp2p's throughput, 1.00x / 0.94x with windows that grow (decision D65).
-/// go-yamux and rust-yamux refresh the sample
-/// with periodic pings (every 10 s in rust-yamux); a probe after 8 RTTs refreshes it within
-/// a transfer, and costs one ping frame each way per window update at most.
+/// go-yamux and rust-yamux refresh the sample with periodic pings (every 10 s in
+/// rust-yamux); a probe after 8 RTTs refreshes it within a transfer, and costs one ping
+/// frame each way per window update at most.
 const RTT_PROBE_AFTER_RTTS: u32 = 8;
 
 /// Most bytes one direct body read asks for: the receive ring grows toward the window in
