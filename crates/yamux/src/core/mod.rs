@@ -177,8 +177,11 @@ pub struct Connection {
     out: Vec<u8>,
     /// Bytes of control frames in `out` (the part that grows with the remote's input).
     control_pending: usize,
-    /// Streams with a SYN or ACK to send at the next transmit if no frame took it before.
+    /// Streams with a SYN to send at the next transmit if no frame took it before.
     flag_queue: Vec<StreamId>,
+    /// Accepted streams whose ACK waits for a frame to ride on (see
+    /// [`accept_stream`](Connection::accept_stream)).
+    ack_queue: Vec<StreamId>,
     /// Streams whose writer waits for `out` to drain.
     buffer_waiters: Vec<StreamId>,
 
@@ -249,6 +252,7 @@ impl Connection {
             out: Vec::new(),
             control_pending: 0,
             flag_queue: Vec::new(),
+            ack_queue: Vec::new(),
             buffer_waiters: Vec::new(),
             events: VecDeque::new(),
             accept_waiting: false,
@@ -801,19 +805,16 @@ impl Connection {
     /// swapping buffers so nothing is copied or allocated). Returns whether anything was
     /// added. Writers that waited for the send buffer are signalled writable.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
-        if self.closed.is_none() && !self.flag_queue.is_empty() {
-            let mut queue = std::mem::take(&mut self.flag_queue);
-            for id in queue.drain(..) {
-                let Some(s) = self.streams.get_mut(&id) else {
-                    continue;
-                };
-                if s.pending_flag.is_empty() || s.reset {
-                    continue;
-                }
-                let flag = s.take_flag();
-                Header::window_update(id, flag, 0).emit(&mut self.out);
+        if self.closed.is_none() {
+            let mut syns = std::mem::take(&mut self.flag_queue);
+            self.emit_pending_flags(&mut syns);
+            self.flag_queue = syns;
+            // Deferred ACKs go only along with frames that are sent anyway: the same write.
+            if !self.out.is_empty() {
+                let mut acks = std::mem::take(&mut self.ack_queue);
+                self.emit_pending_flags(&mut acks);
+                self.ack_queue = acks;
             }
-            self.flag_queue = queue;
         }
         if self.out.is_empty() {
             return false;
@@ -834,6 +835,21 @@ impl Connection {
             }
         }
         true
+    }
+
+    /// Sends the pending flag of each stream in `queue` that no frame took yet, in a window
+    /// update of its own, and empties `queue`.
+    fn emit_pending_flags(&mut self, queue: &mut Vec<StreamId>) {
+        for id in queue.drain(..) {
+            let Some(s) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            if s.pending_flag.is_empty() || s.reset {
+                continue;
+            }
+            let flag = s.take_flag();
+            Header::window_update(id, flag, 0).emit(&mut self.out);
+        }
     }
 
     /// Whether [`poll_transmit`](Connection::poll_transmit) has something to give.
@@ -926,9 +942,17 @@ impl Connection {
         Ok(Some(id))
     }
 
-    /// Takes the next stream the remote opened; it is acknowledged (ACK) with its next frame.
-    /// `Ok(None)` means none is waiting: wait for [`Event::InboundStream`]. Fails once the
-    /// connection is closed (streams not yet taken then are dropped).
+    /// Takes the next stream the remote opened. `Ok(None)` means none is waiting: wait for
+    /// [`Event::InboundStream`]. Fails once the connection is closed (streams not yet taken
+    /// then are dropped).
+    ///
+    /// The stream is acknowledged (ACK) on its first frame: the first write, a window
+    /// update, a close or a reset. Before that, it rides in a window update of its own along
+    /// with any other frame the connection sends, and goes alone as soon as the application
+    /// waits to read from the stream (D67). So a request answered at once costs the server
+    /// one frame, and a stream whose application reads before it writes is acknowledged as
+    /// soon as it asks for data. The ACK only releases an entry of the opener's ACK backlog
+    /// (256 streams); no implementation waits for it before writing.
     pub fn accept_stream(&mut self) -> Result<Option<StreamId>, YamuxError> {
         while let Some(id) = self.pending_accept.pop_front() {
             let Some(s) = self.streams.get_mut(&id) else {
@@ -941,7 +965,7 @@ impl Connection {
                 continue;
             }
             s.pending_flag = Flags::ACK;
-            self.flag_queue.push(id);
+            self.ack_queue.push(id);
             return Ok(Some(id));
         }
         if let Some(err) = &self.closed {
@@ -1048,6 +1072,12 @@ impl Connection {
             return Err(err.clone());
         }
         s.read_blocked = true;
+        if s.pending_flag == Flags::ACK {
+            // The application now waits on the opener, maybe for long: acknowledge now
+            // rather than hold the opener's backlog entry until our first write.
+            let flag = s.take_flag();
+            Header::window_update(id, flag, 0).emit(&mut self.out);
+        }
         Ok(None)
     }
 
@@ -1287,6 +1317,7 @@ impl Connection {
             }
         }
         self.flag_queue.clear();
+        self.ack_queue.clear();
         for s in self.streams.values_mut() {
             s.read_blocked = false;
             s.write_blocked = false;

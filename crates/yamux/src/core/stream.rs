@@ -22,7 +22,8 @@ pub(crate) struct StreamState {
     /// A writer found the connection's send buffer full and waits for it to drain.
     pub(crate) waiting_for_buffer: bool,
     /// SYN (outbound) or ACK (inbound, once accepted) still to be sent; it rides on the
-    /// stream's next frame, or goes alone in a window update at the next transmit.
+    /// stream's next frame. A SYN no frame took goes alone at the next transmit; an ACK
+    /// goes alone along with other frames, or when the reader waits (D67).
     pub(crate) pending_flag: Flags,
     /// Whether SYN has left (or been queued in the send buffer); before it, the remote does
     /// not know the stream and a reset needs no frame.

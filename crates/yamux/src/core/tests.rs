@@ -153,11 +153,22 @@ impl Peer {
         id.get()
     }
 
-    /// The remote opens stream `id`; we accept it and send the ACK.
+    /// The remote opens stream `id`; we accept it and wait to read, which sends the ACK.
     fn accept(&mut self, id: u32) {
+        self.accept_unread(id);
+        assert!(matches!(
+            self.conn.read(sid(id), &mut [0; 8], self.now),
+            Ok(None)
+        ));
+        self.expect(&[wu(id, Flags::ACK, 0)]);
+    }
+
+    /// The remote opens stream `id`; we accept it and do nothing with it yet, so its ACK is
+    /// still pending.
+    fn accept_unread(&mut self, id: u32) {
         self.send(&[wu(id, Flags::SYN, 0)]).unwrap();
         assert_eq!(self.conn.accept_stream().unwrap(), Some(sid(id)));
-        self.expect(&[wu(id, Flags::ACK, 0)]);
+        self.expect(&[]);
     }
 
     fn assert_protocol_error(&mut self, result: Result<(), YamuxError>) -> YamuxError {
@@ -211,25 +222,47 @@ fn ack_clears_the_backlog_entry() {
 }
 
 #[test]
-fn inbound_stream_is_acked_when_accepted() {
+fn inbound_stream_is_acked_once_its_reader_waits() {
     let mut p = Peer::new(Role::Responder);
     assert_eq!(p.conn.accept_stream().unwrap(), None);
     p.send(&[wu(1, Flags::SYN, 0)]).unwrap();
     assert_eq!(p.events(), [Event::InboundStream]);
-    // Nothing is sent before the application takes the stream.
+    // Nothing is sent before the application takes the stream, nor when it takes it.
     p.expect(&[]);
     assert_eq!(p.conn.accept_stream().unwrap(), Some(sid(1)));
+    p.expect(&[]);
+    // The application waits for data: the ACK goes alone.
+    assert_eq!(p.conn.read(sid(1), &mut [0; 8], p.now).unwrap(), None);
     p.expect(&[wu(1, Flags::ACK, 0)]);
 }
 
 #[test]
 fn ack_rides_on_the_first_data_frame_after_accept() {
+    // A request answered at once: one frame back, which carries the ACK (D67).
     let mut p = Peer::new(Role::Responder);
-    p.send(&[data(1, Flags::SYN, b"hello")]).unwrap();
+    p.send(&[data(1, Flags::SYN, b"hello"), data(1, Flags::FIN, b"")])
+        .unwrap();
     let id = p.conn.accept_stream().unwrap().unwrap();
-    assert_eq!(p.read_all(1), b"hello");
+    p.expect(&[]);
+    let mut request = [0; 5];
+    assert_eq!(p.conn.read(id, &mut request, p.now).unwrap(), Some(5));
+    assert_eq!(&request, b"hello");
+    assert_eq!(p.conn.read(id, &mut request, p.now).unwrap(), Some(0));
+    p.expect(&[]);
     p.conn.write(id, b"world").unwrap();
     p.expect(&[data(1, Flags::ACK, b"world")]);
+}
+
+#[test]
+fn a_pending_ack_rides_along_with_other_frames() {
+    let mut p = Peer::new(Role::Responder);
+    p.accept_unread(1);
+    // Any frame the connection sends takes the pending ACK into the same write.
+    p.conn.open_stream().unwrap().unwrap();
+    p.expect(&[wu(2, Flags::SYN, 0), wu(1, Flags::ACK, 0)]);
+    // Once sent, it is not sent again.
+    p.conn.write(sid(1), b"late").unwrap();
+    p.expect(&[data(1, Flags::NONE, b"late")]);
 }
 
 #[test]
@@ -304,9 +337,12 @@ fn default_stream_limit_is_512_each_way() {
         }
     }
     assert_eq!(p.conn.num_streams(), 1024);
-    p.recv();
     p.send(&[wu(1026, Flags::SYN, 0)]).unwrap();
-    p.expect(&[wu(1026, Flags::RST, 0)]);
+    // The refusal, and along with it the ACKs of the 512 accepted streams.
+    let frames = p.recv();
+    assert_eq!(frames[0], wu(1026, Flags::RST, 0));
+    assert_eq!(frames.len(), 513);
+    assert!(frames[1..].iter().all(|f| f.header.flags == Flags::ACK));
 }
 
 #[test]
@@ -338,7 +374,7 @@ fn data_is_delivered_in_order() {
 #[test]
 fn readable_event_only_for_a_waiting_reader() {
     let mut p = Peer::new(Role::Responder);
-    p.accept(1);
+    p.accept_unread(1);
     p.send(&[data(1, Flags::NONE, b"a")]).unwrap();
     assert_eq!(p.events(), []);
     p.read_all(1);
@@ -756,7 +792,7 @@ fn local_reset_per_the_vector() {
 #[test]
 fn remote_reset_fails_writes_and_reads_after_the_buffered_data() {
     let mut p = Peer::new(Role::Responder);
-    p.accept(1);
+    p.accept_unread(1);
     p.send(&[data(1, Flags::NONE, b"unread")]).unwrap();
     let id = sid(1);
     p.conn.write(id, &vec![0; 300 * 1024]).unwrap();
@@ -1171,10 +1207,11 @@ fn stream_flood_is_refused_past_the_accept_backlog() {
     assert_eq!(p.conn.stats().refused_streams, 44);
     assert_eq!(p.conn.num_streams(), 256);
     assert!(!p.conn.is_closed());
-    // Accepting frees room.
+    // Accepting frees room: the next SYN waits too instead of being reset.
     p.conn.accept_stream().unwrap().unwrap();
     p.send(&[wu(1001, Flags::SYN, 0)]).unwrap();
-    assert_eq!(p.recv(), [wu(1, Flags::ACK, 0)]);
+    assert_eq!(p.recv(), []);
+    assert_eq!(p.conn.num_streams(), 257);
 }
 
 #[test]
