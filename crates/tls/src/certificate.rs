@@ -48,22 +48,45 @@ pub const SUPPORTED_SCHEMES: [SignatureScheme; 6] = [
 pub struct GeneratedCertificate {
     /// The self-signed certificate, DER.
     pub certificate: CertificateDer<'static>,
-    /// The certificate key, PKCS#8 DER (ECDSA P-256).
+    /// The certificate key, PKCS#8 DER (of the [`CertificateKeyType`] it was made with).
     pub private_key: PrivateKeyDer<'static>,
 }
 
-/// Generates a fresh certificate for `host_key`.
-///
-/// The certificate key is a new ECDSA P-256 key (the spec asks for one unrelated to the host
-/// key; P-256 is what go-libp2p, rust-libp2p and js-libp2p use, so every peer can verify it).
-/// The libp2p extension is the certificate's only extension and is marked critical, as
-/// rust-libp2p and js-libp2p mark it: a verifier that does not understand it must not accept
-/// the certificate. The validity window is fixed (1975-01-01 to 4096-01-01, the test vectors'
-/// window), so generating needs no clock and a certificate can be reused for the host key's
-/// lifetime.
+/// The kind of key a generated certificate carries, which signs the TLS handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertificateKeyType {
+    /// ECDSA on P-256 with SHA-256: what go-libp2p, rust-libp2p and js-libp2p use, so every
+    /// peer can verify it.
+    EcdsaP256,
+    /// Ed25519: cheaper to verify (34 µs against 51 µs for P-256 with ring on our 2-core
+    /// machine), for peers that offer the `ed25519` signature scheme (D68).
+    Ed25519,
+}
+
+/// Generates a fresh certificate for `host_key` with an ECDSA P-256 key, the key every peer
+/// can verify (see [`generate_with`]).
 pub fn generate(host_key: &Keypair) -> Result<GeneratedCertificate, TlsError> {
-    let cert_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .map_err(|e| TlsError::Generation(e.to_string()))?;
+    generate_with(host_key, CertificateKeyType::EcdsaP256)
+}
+
+/// Generates a fresh certificate for `host_key` whose own key is a new key of `key_type`.
+///
+/// The spec asks for a certificate key unrelated to the host key, of a type the peer can
+/// verify. The libp2p extension is the certificate's only extension and is marked critical,
+/// as rust-libp2p and js-libp2p mark it: a verifier that does not understand it must not
+/// accept the certificate. The validity window is fixed (1975-01-01 to 4096-01-01, the test
+/// vectors' window), so generating needs no clock and a certificate can be reused for the
+/// host key's lifetime.
+pub fn generate_with(
+    host_key: &Keypair,
+    key_type: CertificateKeyType,
+) -> Result<GeneratedCertificate, TlsError> {
+    let algorithm = match key_type {
+        CertificateKeyType::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        CertificateKeyType::Ed25519 => &rcgen::PKCS_ED25519,
+    };
+    let cert_key =
+        rcgen::KeyPair::generate_for(algorithm).map_err(|e| TlsError::Generation(e.to_string()))?;
     let extension = libp2p_extension(
         host_key,
         &rcgen::PublicKeyData::subject_public_key_info(&cert_key),
