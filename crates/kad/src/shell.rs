@@ -14,7 +14,7 @@
 //! returned once the core has handled the body. A refused reservation resets the stream and
 //! is counted in [`Counters::memory_refused`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -68,6 +68,10 @@ struct State {
     inbound: HashMap<PeerId, usize>,
     armed: Option<Instant>,
     wake: mpsc::Sender<()>,
+    /// Requests the core started whose task has not started yet (see [`HandOff`]).
+    queued: VecDeque<OutboundRequest>,
+    /// A request task has started and not yet handed off to the next.
+    starting: bool,
     dropped_progress: u64,
     streams_refused: u64,
     oversized: u64,
@@ -84,6 +88,34 @@ struct Inner {
     events: EventBus<Event>,
     /// The host's resource manager: each stream's [`MEMORY_SERVICE`] account comes from it.
     budget: Arc<dyn MemoryBudget>,
+}
+
+/// Starts the next queued request once this request's task first waits (or ends), and on
+/// drop at the latest.
+///
+/// A lookup starts up to `alpha` (10) requests at once. Spawned together, their tasks all
+/// ran before any connection task did, so the first request reached its socket only after
+/// all ten were encoded. Started one after the other, each task runs until it waits (its
+/// request is then in its connection's send buffer and the connection task is woken ahead
+/// of the next request's task), so the first request leaves first and the closest peer's
+/// answer can come back while the others are still going out. Every request is still in
+/// flight at once; none waits for another's answer, dial or negotiation (D69).
+struct HandOff(Option<Arc<Inner>>);
+
+impl HandOff {
+    fn pass(&mut self) {
+        if let Some(inner) = self.0.take() {
+            let mut state = inner.lock();
+            state.starting = false;
+            inner.start_next_request(&mut state);
+        }
+    }
+}
+
+impl Drop for HandOff {
+    fn drop(&mut self) {
+        self.pass();
+    }
 }
 
 /// The Kademlia DHT on a [`Host`]. Cheap to clone (a handle).
@@ -231,6 +263,8 @@ impl Kademlia {
                 dialed: HashMap::new(),
                 inbound: HashMap::new(),
                 armed: None,
+                queued: VecDeque::new(),
+                starting: false,
                 wake,
                 dropped_progress: 0,
                 streams_refused: 0,
@@ -674,10 +708,9 @@ impl Inner {
     /// Drains the core's output: starts requests, routes events, re-arms the timer.
     fn flush(self: &Arc<Self>, state: &mut State) {
         while let Some(request) = state.core.poll_request() {
-            let inner = self.clone();
-            self.runtime
-                .spawn_detached(async move { inner.run_request(request).await });
+            state.queued.push_back(request);
         }
+        self.start_next_request(state);
         while let Some(event) = state.core.poll_event() {
             self.dispatch(state, &event);
         }
@@ -724,6 +757,20 @@ impl Inner {
         self.events.emit(event);
     }
 
+    /// Spawns the task of the next queued request, unless one started and has not handed
+    /// off yet.
+    fn start_next_request(self: &Arc<Self>, state: &mut State) {
+        if state.starting {
+            return;
+        }
+        if let Some(request) = state.queued.pop_front() {
+            state.starting = true;
+            let inner = self.clone();
+            self.runtime
+                .spawn_detached(async move { inner.run_request(request).await });
+        }
+    }
+
     /// One outbound request: connect, open a stream, write, read the answer, close.
     async fn run_request(self: Arc<Self>, request: OutboundRequest) {
         let peer = request.peer;
@@ -733,10 +780,18 @@ impl Inner {
         // an answer is about to be read (not while connecting, nor for a request without
         // an answer), so a peer we merely try to reach is not counted by the manager.
         let mut account: Option<Box<dyn MemoryAccount>> = None;
-        let exchange = self.clone().exchange(request, &mut account);
-        let outcome = match self.runtime.timeout(timeout, exchange).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(RequestFailure::Timeout),
+        let outcome = {
+            let mut exchange = std::pin::pin!(self.clone().exchange(request, &mut account));
+            let mut hand_off = HandOff(Some(self.clone()));
+            let exchange = futures::future::poll_fn(|cx| {
+                let polled = exchange.as_mut().poll(cx);
+                hand_off.pass();
+                polled
+            });
+            match self.runtime.timeout(timeout, exchange).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(RequestFailure::Timeout),
+            }
         };
         if let Err(failure) = &outcome {
             trace!(%peer, ?failure, "kad: request failed");

@@ -1,7 +1,8 @@
 //! The Kademlia service on real hosts (memory transport + noise + yamux, with identify):
 //! find-peer, put/get value, provide/find providers across a small network, client mode,
 //! switching modes (by hand and following reachability verdicts), several requests on one inbound stream,
-//! a request stream that ends with its request, and stopping with the host.
+//! a request stream that ends with its request, a lookup's requests all in flight at once, and
+//! stopping with the host.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,6 +23,16 @@ mod support;
 use support::hosts::memory_host;
 
 const LONG: Duration = Duration::from_secs(60);
+
+/// The asker of the tests against raw servers (stream handlers that answer one GET_VALUE):
+/// a client without the automatic bootstrap, whose FIND_NODE such a server drops unanswered,
+/// which takes the server out of the routing table before the get can ask it.
+fn raw_server_asker_config() -> KadConfig {
+    KadConfig {
+        auto_bootstrap: false,
+        ..open_config().with_mode(Mode::Client)
+    }
+}
 
 fn open_config() -> KadConfig {
     KadConfig {
@@ -307,7 +318,7 @@ fn several_requests_on_one_inbound_stream() {
 #[test]
 fn a_request_stream_ends_with_the_request() {
     block_on(async {
-        let (asker_host, asker) = node(open_config().with_mode(Mode::Client)).await;
+        let (asker_host, asker) = node(raw_server_asker_config()).await;
         let server = memory_host().await;
         let (ended_tx, mut ended_rx) = futures::channel::mpsc::unbounded();
         let rt = server.runtime().clone();
@@ -351,6 +362,81 @@ fn a_request_stream_ends_with_the_request() {
         );
         asker_host.close().await;
         server.close().await;
+    });
+}
+
+/// A lookup's requests start one after the other (D69) but are all in flight at once: ten
+/// servers that answer only once all ten requests have arrived still answer, within their
+/// wait. A request that waited for another's answer would make every server wait it out.
+#[test]
+fn a_lookups_requests_are_all_in_flight_at_once() {
+    const SERVERS: usize = 10;
+    block_on(async {
+        let (asker_host, asker) = node(raw_server_asker_config()).await;
+        let (arrived_tx, mut arrived_rx) = futures::channel::mpsc::unbounded::<()>();
+        let (all_tx, all_rx) = futures::channel::oneshot::channel::<()>();
+        let all_arrived = futures::FutureExt::shared(all_rx);
+        let (waited_tx, mut waited_rx) = futures::channel::mpsc::unbounded::<bool>();
+        let mut servers = Vec::new();
+        for _ in 0..SERVERS {
+            let server = memory_host().await;
+            let rt = server.runtime().clone();
+            let (arrived_tx, waited_tx) = (arrived_tx.clone(), waited_tx.clone());
+            let all_arrived = all_arrived.clone();
+            server.set_stream_handler(PROTOCOL, move |mut stream: lp2p_host::HostStream| {
+                let (rt, arrived_tx, waited_tx) =
+                    (rt.clone(), arrived_tx.clone(), waited_tx.clone());
+                let all_arrived = all_arrived.clone();
+                async move {
+                    let Ok(request) = read_frame(&mut stream, 65536).await else {
+                        return;
+                    };
+                    let now = rt.now();
+                    let Ok(wire::Decoded {
+                        message: Request::GetValue { key },
+                        ..
+                    }) = wire::decode_request(&request, &wire::WireLimits::default(), now)
+                    else {
+                        return;
+                    };
+                    let _ = arrived_tx.unbounded_send(());
+                    // Below the asker's 10 s request timeout, so an answer still gets there.
+                    let all = rt.timeout(Duration::from_secs(5), all_arrived).await;
+                    let _ = waited_tx.unbounded_send(matches!(all, Ok(Ok(()))));
+                    let answer = Response::GetValue {
+                        record: Some(Record::new(key, b"the value".to_vec())),
+                        closer: Vec::new(),
+                    };
+                    let _ = write_frame(&mut stream, &wire::encode_response(&answer, now)).await;
+                    let _ = stream.close().await;
+                }
+            });
+            asker.add_address(server.local_peer_id(), server.listen_addrs());
+            servers.push(server);
+        }
+        let rt = asker_host.runtime().clone();
+        let count = async move {
+            let mut arrived = 0;
+            while arrived < SERVERS {
+                match rt.timeout(Duration::from_secs(8), arrived_rx.next()).await {
+                    Ok(Some(())) => arrived += 1,
+                    _ => break,
+                }
+            }
+            let _ = all_tx.send(());
+            arrived
+        };
+        let (got, arrived) = futures::join!(asker.get_value(b"/v/key".to_vec()), count);
+        assert_eq!(arrived, SERVERS, "requests that reached a server");
+        assert_eq!(got.unwrap().0.value, b"the value");
+        assert!(
+            waited_rx.next().await.unwrap(),
+            "the first server to answer saw fewer than {SERVERS} requests within 5 s"
+        );
+        asker_host.close().await;
+        for server in servers {
+            server.close().await;
+        }
     });
 }
 
