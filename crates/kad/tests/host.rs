@@ -24,6 +24,38 @@ use support::hosts::memory_host;
 
 const LONG: Duration = Duration::from_secs(60);
 
+/// A raw server reads one request: a GET_VALUE's key and the time it was decoded, or `None`
+/// for anything else (the handler then drops the stream unanswered).
+async fn read_get_value(
+    stream: &mut lp2p_host::HostStream,
+    rt: &lp2p_core::RuntimeHandle,
+) -> Option<(Vec<u8>, std::time::Instant)> {
+    let request = read_frame(stream, 65536).await.ok()?;
+    let now = rt.now();
+    match wire::decode_request(&request, &wire::WireLimits::default(), now) {
+        Ok(wire::Decoded {
+            message: Request::GetValue { key },
+            ..
+        }) => Some((key, now)),
+        _ => None,
+    }
+}
+
+/// A raw server answers a GET_VALUE for `key` with the record "the value" and ends the
+/// stream.
+async fn answer_the_value(
+    stream: &mut lp2p_host::HostStream,
+    key: Vec<u8>,
+    now: std::time::Instant,
+) {
+    let answer = Response::GetValue {
+        record: Some(Record::new(key, b"the value".to_vec())),
+        closer: Vec::new(),
+    };
+    let _ = write_frame(stream, &wire::encode_response(&answer, now)).await;
+    let _ = stream.close().await;
+}
+
 /// The asker of the tests against raw servers (stream handlers that answer one GET_VALUE):
 /// a client without the automatic bootstrap, whose FIND_NODE such a server drops unanswered,
 /// which takes the server out of the routing table before the get can ask it.
@@ -326,15 +358,7 @@ fn a_request_stream_ends_with_the_request() {
             let ended_tx = ended_tx.clone();
             let rt = rt.clone();
             async move {
-                let Ok(request) = read_frame(&mut stream, 65536).await else {
-                    return;
-                };
-                let now = rt.now();
-                let Ok(wire::Decoded {
-                    message: Request::GetValue { key },
-                    ..
-                }) = wire::decode_request(&request, &wire::WireLimits::default(), now)
-                else {
+                let Some((key, now)) = read_get_value(&mut stream, &rt).await else {
                     return;
                 };
                 // The asker's side has ended (`None`), not merely gone quiet: with the old
@@ -345,12 +369,7 @@ fn a_request_stream_ends_with_the_request() {
                     .timeout(wait, read_frame_or_eof(&mut stream, 65536))
                     .await;
                 let _ = ended_tx.unbounded_send(matches!(next, Ok(Ok(None))));
-                let answer = Response::GetValue {
-                    record: Some(Record::new(key, b"the value".to_vec())),
-                    closer: Vec::new(),
-                };
-                let _ = write_frame(&mut stream, &wire::encode_response(&answer, now)).await;
-                let _ = stream.close().await;
+                answer_the_value(&mut stream, key, now).await;
             }
         });
         asker.add_address(server.local_peer_id(), server.listen_addrs());
@@ -388,27 +407,14 @@ fn a_lookups_requests_are_all_in_flight_at_once() {
                     (rt.clone(), arrived_tx.clone(), waited_tx.clone());
                 let all_arrived = all_arrived.clone();
                 async move {
-                    let Ok(request) = read_frame(&mut stream, 65536).await else {
-                        return;
-                    };
-                    let now = rt.now();
-                    let Ok(wire::Decoded {
-                        message: Request::GetValue { key },
-                        ..
-                    }) = wire::decode_request(&request, &wire::WireLimits::default(), now)
-                    else {
+                    let Some((key, now)) = read_get_value(&mut stream, &rt).await else {
                         return;
                     };
                     let _ = arrived_tx.unbounded_send(());
                     // Below the asker's 10 s request timeout, so an answer still gets there.
                     let all = rt.timeout(Duration::from_secs(5), all_arrived).await;
                     let _ = waited_tx.unbounded_send(matches!(all, Ok(Ok(()))));
-                    let answer = Response::GetValue {
-                        record: Some(Record::new(key, b"the value".to_vec())),
-                        closer: Vec::new(),
-                    };
-                    let _ = write_frame(&mut stream, &wire::encode_response(&answer, now)).await;
-                    let _ = stream.close().await;
+                    answer_the_value(&mut stream, key, now).await;
                 }
             });
             asker.add_address(server.local_peer_id(), server.listen_addrs());
