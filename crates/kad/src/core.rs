@@ -825,6 +825,12 @@ impl KadCore {
         Ok(id)
     }
 
+    /// Whether a request handed out by [`KadCore::poll_request`] is still wanted: false once
+    /// it timed out or its query ended (its answer would be ignored).
+    pub fn is_wanted(&self, id: RequestId) -> bool {
+        self.requests.contains_key(&id)
+    }
+
     /// Stops a query (no result is reported).
     pub fn cancel(&mut self, id: QueryId) {
         if self.queries.remove(&id).is_some() {

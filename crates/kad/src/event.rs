@@ -87,7 +87,8 @@ pub enum QueryResult {
 /// How a query went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryStats {
-    /// Requests sent.
+    /// Requests started. One whose query ended before it reached its peer's stream is
+    /// counted but not sent (the shell drops it, D69).
     pub requests: u32,
     /// Requests answered.
     pub successes: u32,

@@ -763,11 +763,18 @@ impl Inner {
         if state.starting {
             return;
         }
-        if let Some(request) = state.queued.pop_front() {
+        // A request whose query ended while it waited here is not sent: its answer would
+        // be ignored, and it would cost the peer and us the work for nothing.
+        while let Some(request) = state.queued.pop_front() {
+            if !state.core.is_wanted(request.id) {
+                trace!(peer = %request.peer, "kad: request of an ended query not sent");
+                continue;
+            }
             state.starting = true;
             let inner = self.clone();
             self.runtime
                 .spawn_detached(async move { inner.run_request(request).await });
+            return;
         }
     }
 

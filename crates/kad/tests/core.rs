@@ -605,3 +605,32 @@ fn unsolicited_and_late_answers_change_nothing() {
     }
     assert!(core.counters().bad_responses >= 1);
 }
+
+#[test]
+fn requests_of_an_ended_query_are_no_longer_wanted() {
+    let now = Instant::now();
+    let mut core = KadCore::new(PeerId::random(), config(), now);
+    for n in 0..5 {
+        core.add_address(PeerId::random(), vec![addr(n)], now);
+    }
+    core.get_value(b"/n/x", now).unwrap();
+    let (requests, _) = drain(&mut core);
+    assert_eq!(requests.len(), 5);
+    assert!(requests.iter().all(|r| core.is_wanted(r.id)));
+    // The first answer carries the record: the query ends (quorum one), and the shell may
+    // drop the requests it has not sent yet.
+    core.on_response(
+        requests[0].id,
+        answered(
+            Response::GetValue {
+                record: Some(Record::new(b"/n/x".to_vec(), b"v".to_vec())),
+                closer: vec![],
+            },
+            None,
+        ),
+        now,
+    );
+    let (_, events) = drain(&mut core);
+    assert!(finished(&events).is_some());
+    assert!(requests.iter().all(|r| !core.is_wanted(r.id)));
+}
