@@ -952,7 +952,7 @@ impl Connection {
     /// waits to read from the stream (D67). So a request answered at once costs the server
     /// one frame, and a stream whose application reads before it writes is acknowledged as
     /// soon as it asks for data. The ACK only releases an entry of the opener's ACK backlog
-    /// (256 streams); no implementation waits for it before writing.
+    /// (256 streams); the libp2p yamux spec lets the opener write before it arrives.
     pub fn accept_stream(&mut self) -> Result<Option<StreamId>, YamuxError> {
         while let Some(id) = self.pending_accept.pop_front() {
             let Some(s) = self.streams.get_mut(&id) else {
