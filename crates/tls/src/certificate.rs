@@ -58,7 +58,7 @@ pub enum CertificateKeyType {
     /// ECDSA on P-256 with SHA-256: what go-libp2p, rust-libp2p and js-libp2p use, so every
     /// peer can verify it.
     EcdsaP256,
-    /// Ed25519: cheaper to verify than P-256 with ring, for peers that offer the `ed25519`
+    /// Ed25519: cheaper to sign and verify than P-256, for peers that offer the `ed25519`
     /// signature scheme (D68).
     Ed25519,
 }
@@ -141,6 +141,12 @@ pub struct HandshakeKey {
 }
 
 impl HandshakeKey {
+    /// The key bits, as the SubjectPublicKeyInfo carries them.
+    #[cfg(test)]
+    pub(crate) fn key_bits(&self) -> &[u8] {
+        &self.key
+    }
+
     /// Checks a TLS 1.3 handshake signature (CertificateVerify) made with this key.
     ///
     /// Fails with [`TlsError::UnsupportedSignatureScheme`] when the scheme does not fit the
@@ -159,7 +165,9 @@ impl HandshakeKey {
             (SignatureScheme::ECDSA_NISTP384_SHA384, KeyType::EcdsaP384) => {
                 &ring_sig::ECDSA_P384_SHA384_ASN1
             }
-            (SignatureScheme::ED25519, KeyType::Ed25519) => &ring_sig::ED25519,
+            (SignatureScheme::ED25519, KeyType::Ed25519) => {
+                return crate::ed25519::verify(&self.key, message, signature);
+            }
             (SignatureScheme::RSA_PSS_SHA256, KeyType::Rsa) => &ring_sig::RSA_PSS_2048_8192_SHA256,
             (SignatureScheme::RSA_PSS_SHA384, KeyType::Rsa) => &ring_sig::RSA_PSS_2048_8192_SHA384,
             (SignatureScheme::RSA_PSS_SHA512, KeyType::Rsa) => &ring_sig::RSA_PSS_2048_8192_SHA512,

@@ -130,9 +130,15 @@ impl LocalCertificate {
     pub fn generate(host_key: &Keypair) -> Result<LocalCertificate, TlsError> {
         let certified = |key_type| {
             let generated = certificate::generate_with(host_key, key_type)?;
-            let signing_key =
-                rustls::crypto::ring::sign::any_supported_type(&generated.private_key)
-                    .map_err(|e| TlsError::Generation(e.to_string()))?;
+            let signing_key: Arc<dyn rustls::sign::SigningKey> = match key_type {
+                CertificateKeyType::Ed25519 => Arc::new(
+                    crate::ed25519::Ed25519SigningKey::from_pkcs8(&generated.private_key)?,
+                ),
+                CertificateKeyType::EcdsaP256 => {
+                    rustls::crypto::ring::sign::any_supported_type(&generated.private_key)
+                        .map_err(|e| TlsError::Generation(e.to_string()))?
+                }
+            };
             Ok::<_, TlsError>(Arc::new(CertifiedKey::new(
                 vec![generated.certificate],
                 signing_key,

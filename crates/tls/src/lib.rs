@@ -63,6 +63,7 @@
 pub mod certificate;
 mod config;
 mod der;
+mod ed25519;
 mod error;
 mod keyshare;
 mod upgrade;
