@@ -571,6 +571,33 @@ impl Driver {
         }
     }
 
+    /// Hands the connection's pending endpoint events to the endpoint and its answers back
+    /// to the connection. The connection's lock is released meanwhile (the endpoint's lock is
+    /// never taken under it), so the guard comes back anew.
+    fn settle_endpoint_events<'a>(
+        &mut self,
+        shared: &'a ConnShared,
+        mut state: MutexGuard<'a, ConnState>,
+    ) -> MutexGuard<'a, ConnState> {
+        while let Some(event) = state.conn.poll_endpoint_events() {
+            self.endpoint_events.push(event);
+        }
+        if self.endpoint_events.is_empty() {
+            return state;
+        }
+        drop(state);
+        self.endpoint.handle_events(
+            shared.handle,
+            self.endpoint_events.drain(..),
+            &mut self.back,
+        );
+        let mut state = shared.lock();
+        for event in self.back.drain(..) {
+            state.conn.handle_event(event);
+        }
+        state
+    }
+
     /// Arms the timer for quinn-proto's next deadline; true when it fired (the deadline
     /// passed, or an earlier timer fired and the deadline must be looked at again).
     ///
@@ -621,6 +648,12 @@ impl Future for Driver {
                 state.conn.handle_timeout(now);
             }
             this.grow_window(&mut state, now);
+            // The endpoint answers some events with frames to send: a handshake that just
+            // completed asks for connection IDs (NEW_CONNECTION_ID), a retired one for a
+            // replacement. Settled before the datagrams are built, those frames ride in the
+            // same datagram as the handshake flight or the ACK that is due, often in its
+            // padding, instead of a datagram of their own right after (D71).
+            state = this.settle_endpoint_events(&shared, state);
             // While the socket is full, quinn-proto keeps what it has to send.
             let more_to_send = !blocked && this.fill(&mut state, now);
             this.process_events(&mut state);
