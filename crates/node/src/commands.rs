@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use futures::channel::mpsc;
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{FutureExt, StreamExt};
 use lp2p::identify::IdentifyEvent;
 use lp2p::{ConnectionEvent, Host, IdentifyInfo, Keypair, Multiaddr, PeerId};
 use serde_json::{Value, json};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::cli::Common;
 use crate::node::{self, Node};
 use crate::output::Output;
-use crate::stdin_lines::{MAX_STDIN_LINE, StdinLine, read_line};
+use crate::stdin_lines::{MAX_STDIN_LINE, StdinLine};
 
 /// How long `dial --publish` waits for the remote to join the topic mesh.
 const MESH_WAIT: Duration = Duration::from_secs(5);
@@ -186,20 +186,8 @@ pub(crate) async fn listen(
     }
 
     // Stdin lines `publish <topic> <text>`; EOF ends the run when stdin is not a terminal.
-    let (mut lines_tx, mut lines) = mpsc::channel::<StdinLine>(16);
+    let mut lines = crate::stdin_lines::start();
     let stdin_is_terminal = std::io::stdin().is_terminal();
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        loop {
-            let line = match read_line(&mut stdin, MAX_STDIN_LINE) {
-                Ok(StdinLine::Eof) | Err(_) => break,
-                Ok(line) => line,
-            };
-            if futures::executor::block_on(lines_tx.send(line)).is_err() {
-                break;
-            }
-        }
-    });
     let mut stop = Box::pin(futures::future::select(
         Box::pin(interrupted(signals)),
         Box::pin(sleep_or_forever(&host, common.timeout)),
@@ -217,7 +205,12 @@ pub(crate) async fn listen(
                     tracing::warn!(len, reason, "stdin line skipped");
                     out.say(&format!("stdin line of {len} bytes skipped: {reason} (at most {MAX_STDIN_LINE} bytes of UTF-8)"));
                 }
-                None if stdin_is_terminal => futures::future::pending::<()>().await,
+                Some(StdinLine::Eof) | None if stdin_is_terminal => {
+                    // A terminal's end of input does not end the run; the timeout or a
+                    // signal still does.
+                    (&mut stop).await;
+                    break;
+                }
                 Some(StdinLine::Eof) | None => break,
             },
         }

@@ -1,13 +1,32 @@
 //! Stdin lines of a listening node, read with a bounded buffer: a line longer than
 //! [`MAX_STDIN_LINE`] (or stdin fed from a source without newlines, such as `/dev/zero`) is
 //! skipped and reported instead of growing memory without bound.
+//!
+//! [`start`] reads stdin on the executor when it is a pipe or a socket (Linux), the way a
+//! program driving the node feeds it; otherwise (a terminal, a file) on a thread of its own,
+//! with blocking reads. On the executor, a line written into the pipe wakes the thread that
+//! runs the node's tasks directly. Through a reading thread it took two wake-ups, that
+//! thread's and then the executor's: measured with one `lp2p-node listen --kad server` and
+//! 150 local `kad-get` lines, 5 ms apart, from a Python driver, 10 alternating runs of each,
+//! the median time from writing the line to reading the answer went from 0.497 to 0.374 ms
+//! (decision D72).
+//!
+//! Both readers cut lines with the same [`LineSplitter`].
 
-use std::io::{BufRead, Read};
+use futures::SinkExt;
+use futures::channel::mpsc;
 
 /// The longest stdin line taken, in bytes. A `publish` line carries one message, and the
 /// pubsub default caps a whole RPC at 1 MiB (`DEFAULT_MAX_TRANSMIT_SIZE`), so a longer line
 /// could not be sent anyway; the extra 1 KiB is for `publish <topic> `.
 pub(crate) const MAX_STDIN_LINE: usize = 1024 * 1024 + 1024;
+
+/// Bytes asked of stdin per read. Lines of the node's commands are tens of bytes, so one
+/// read usually takes all that is waiting.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Lines read ahead of the node's handling of them; the reader waits beyond that.
+const LINES_AHEAD: usize = 16;
 
 /// One read from stdin.
 #[derive(Debug, PartialEq, Eq)]
@@ -21,48 +40,188 @@ pub(crate) enum StdinLine {
     Eof,
 }
 
-/// Reads the next line of `reader`, holding at most `max + 1` bytes of it.
-pub(crate) fn read_line(reader: &mut impl BufRead, max: usize) -> std::io::Result<StdinLine> {
-    let mut buf = Vec::new();
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    let n = reader.by_ref().take(limit).read_until(b'\n', &mut buf)?;
-    if n == 0 {
-        return Ok(StdinLine::Eof);
-    }
-    if buf.last() != Some(&b'\n') && buf.len() > max {
-        // Too long: drop the rest of it, a buffer at a time, up to the newline or EOF.
-        let mut len = buf.len();
-        loop {
-            let chunk = reader.fill_buf()?;
-            if chunk.is_empty() {
-                break;
-            }
-            if let Some(at) = chunk.iter().position(|b| *b == b'\n') {
-                len = len.saturating_add(at);
-                reader.consume(at + 1);
-                break;
-            }
-            let taken = chunk.len();
-            len = len.saturating_add(taken);
-            reader.consume(taken);
-        }
-        return Ok(StdinLine::Skipped {
-            len,
-            reason: "longer than the limit",
-        });
-    }
-    if buf.last() == Some(&b'\n') {
-        buf.pop();
-        if buf.last() == Some(&b'\r') {
-            buf.pop();
+const TOO_LONG: &str = "longer than the limit";
+const NOT_UTF8: &str = "not UTF-8";
+
+/// Cuts bytes into [`StdinLine`]s, holding at most `max` bytes of an unfinished line (the
+/// sans-IO part of both readers).
+#[derive(Debug)]
+pub(crate) struct LineSplitter {
+    max: usize,
+    /// The unfinished line (at most `max` bytes).
+    line: Vec<u8>,
+    /// The unfinished line is over the limit: its length so far, its bytes dropped.
+    skipping: Option<usize>,
+}
+
+impl LineSplitter {
+    /// A splitter that takes lines of at most `max` bytes (without the newline).
+    pub(crate) fn new(max: usize) -> LineSplitter {
+        LineSplitter {
+            max,
+            line: Vec::new(),
+            skipping: None,
         }
     }
-    match String::from_utf8(buf) {
-        Ok(line) => Ok(StdinLine::Line(line)),
-        Err(err) => Ok(StdinLine::Skipped {
+
+    /// Takes the next `bytes` of input; each line they finish is pushed onto `out`.
+    pub(crate) fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<StdinLine>) {
+        while !bytes.is_empty() {
+            let newline = bytes.iter().position(|b| *b == b'\n');
+            let part = newline.map_or(bytes, |at| &bytes[..at]);
+            bytes = newline.map_or(&[][..], |at| &bytes[at + 1..]);
+            let len = match self.skipping {
+                Some(len) => len.saturating_add(part.len()),
+                None if self.line.len().saturating_add(part.len()) > self.max => {
+                    let len = self.line.len().saturating_add(part.len());
+                    self.line = Vec::new();
+                    len
+                }
+                None => {
+                    self.line.extend_from_slice(part);
+                    if newline.is_some() {
+                        let mut line = std::mem::take(&mut self.line);
+                        if line.last() == Some(&b'\r') {
+                            line.pop();
+                        }
+                        out.push(finished(line));
+                    }
+                    continue;
+                }
+            };
+            if newline.is_some() {
+                self.skipping = None;
+                out.push(StdinLine::Skipped {
+                    len,
+                    reason: TOO_LONG,
+                });
+            } else {
+                self.skipping = Some(len);
+            }
+        }
+    }
+
+    /// The end of input: the unfinished last line, if any, then [`StdinLine::Eof`].
+    pub(crate) fn finish(&mut self, out: &mut Vec<StdinLine>) {
+        if let Some(len) = self.skipping.take() {
+            out.push(StdinLine::Skipped {
+                len,
+                reason: TOO_LONG,
+            });
+        } else if !self.line.is_empty() {
+            out.push(finished(std::mem::take(&mut self.line)));
+        }
+        out.push(StdinLine::Eof);
+    }
+}
+
+/// A whole line's bytes as a [`StdinLine`].
+fn finished(line: Vec<u8>) -> StdinLine {
+    match String::from_utf8(line) {
+        Ok(line) => StdinLine::Line(line),
+        Err(err) => StdinLine::Skipped {
             len: err.as_bytes().len(),
-            reason: "not UTF-8",
-        }),
+            reason: NOT_UTF8,
+        },
+    }
+}
+
+/// Starts reading stdin (see the module docs); the lines arrive on the receiver, which ends
+/// after [`StdinLine::Eof`] or a read error.
+pub(crate) fn start() -> mpsc::Receiver<StdinLine> {
+    let (tx, rx) = mpsc::channel(LINES_AHEAD);
+    #[cfg(target_os = "linux")]
+    let tx = match on_executor(tx) {
+        Ok(()) => return rx,
+        Err(tx) => tx,
+    };
+    std::thread::spawn(move || read_blocking(tx));
+    rx
+}
+
+/// Reads stdin on this thread until its end.
+fn read_blocking(mut tx: mpsc::Sender<StdinLine>) {
+    use std::io::Read;
+    let mut stdin = std::io::stdin().lock();
+    let mut splitter = LineSplitter::new(MAX_STDIN_LINE);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut lines = Vec::new();
+    loop {
+        match stdin.read(&mut chunk) {
+            Ok(0) => splitter.finish(&mut lines),
+            Ok(n) => splitter.feed(&chunk[..n], &mut lines),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                tracing::warn!(%err, "reading stdin failed");
+                return;
+            }
+        }
+        for line in lines.drain(..) {
+            let eof = line == StdinLine::Eof;
+            if futures::executor::block_on(tx.send(line)).is_err() || eof {
+                return;
+            }
+        }
+    }
+}
+
+/// Reads stdin in a task on the executor when it is a pipe or a socket; gives `tx` back
+/// otherwise.
+///
+/// The task reads a duplicate of the descriptor set to non-blocking. That flag belongs to
+/// the open pipe, which a node fed by its parent holds alone; a pipe shared with another
+/// reader would see it too.
+#[cfg(target_os = "linux")]
+fn on_executor(tx: mpsc::Sender<StdinLine>) -> Result<(), mpsc::Sender<StdinLine>> {
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let pollable = rustix::fs::fstat(stdin.as_fd()).is_ok_and(|stat| {
+        matches!(
+            rustix::fs::FileType::from_raw_mode(stat.st_mode),
+            rustix::fs::FileType::Fifo | rustix::fs::FileType::Socket
+        )
+    });
+    let Some(runtime) = lp2p::RuntimeHandle::try_default().filter(|_| pollable) else {
+        return Err(tx);
+    };
+    let reader = stdin
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| async_io::Async::new(std::fs::File::from(fd)));
+    let reader = match reader {
+        Ok(reader) => reader,
+        Err(err) => {
+            tracing::debug!(%err, "stdin cannot be polled; reading it on a thread");
+            return Err(tx);
+        }
+    };
+    runtime.spawn_detached(read_async(reader, tx));
+    Ok(())
+}
+
+/// Reads `reader` (stdin) until its end.
+#[cfg(target_os = "linux")]
+async fn read_async(mut reader: async_io::Async<std::fs::File>, mut tx: mpsc::Sender<StdinLine>) {
+    use futures::AsyncReadExt;
+    let mut splitter = LineSplitter::new(MAX_STDIN_LINE);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut lines = Vec::new();
+    loop {
+        match reader.read(&mut chunk).await {
+            Ok(0) => splitter.finish(&mut lines),
+            Ok(n) => splitter.feed(&chunk[..n], &mut lines),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                tracing::warn!(%err, "reading stdin failed");
+                return;
+            }
+        }
+        for line in lines.drain(..) {
+            let eof = line == StdinLine::Eof;
+            if tx.send(line).await.is_err() || eof {
+                return;
+            }
+        }
     }
 }
 
@@ -70,17 +229,23 @@ pub(crate) fn read_line(reader: &mut impl BufRead, max: usize) -> std::io::Resul
 mod tests {
     use super::*;
 
+    /// The lines of `input` fed whole, a byte at a time and in chunks of 4 and 7 bytes,
+    /// which must all agree.
     fn all(input: &[u8], max: usize) -> Vec<StdinLine> {
-        let mut reader = std::io::BufReader::with_capacity(4, input);
-        let mut out = Vec::new();
-        loop {
-            let line = read_line(&mut reader, max).expect("in-memory read");
-            let eof = line == StdinLine::Eof;
-            out.push(line);
-            if eof {
-                return out;
+        let mut results = [input.len().max(1), 1, 4, 7].map(|size| {
+            let mut splitter = LineSplitter::new(max);
+            let mut out = Vec::new();
+            for chunk in input.chunks(size) {
+                splitter.feed(chunk, &mut out);
+                assert!(splitter.line.len() <= max, "held more than the limit");
             }
+            splitter.finish(&mut out);
+            out
+        });
+        for other in &results[1..] {
+            assert_eq!(&results[0], other, "chunking changed the lines");
         }
+        std::mem::take(&mut results[0])
     }
 
     fn line(s: &str) -> StdinLine {
@@ -147,6 +312,37 @@ mod tests {
                     reason: "not UTF-8"
                 },
                 line("ok"),
+                StdinLine::Eof
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_lines_are_lines_and_a_long_last_line_is_skipped() {
+        assert_eq!(
+            all(b"\n\r\nabcdefgh", 4),
+            vec![
+                line(""),
+                line(""),
+                StdinLine::Skipped {
+                    len: 8,
+                    reason: "longer than the limit"
+                },
+                StdinLine::Eof
+            ]
+        );
+    }
+
+    #[test]
+    fn the_carriage_return_counts_toward_the_limit() {
+        assert_eq!(
+            all(b"abc\r\nabcd\r\n", 4),
+            vec![
+                line("abc"),
+                StdinLine::Skipped {
+                    len: 5,
+                    reason: "longer than the limit"
+                },
                 StdinLine::Eof
             ]
         );

@@ -278,6 +278,37 @@ fn dial_pings_echoes_and_identifies() {
     assert!(!rest.iter().any(|e| e["event"] == "error"), "{rest:?}");
 }
 
+/// Stdin fed through a pipe (which the node reads on its executor): a line longer than the
+/// limit is skipped, in bounded memory, and the lines after it are still taken, including a
+/// last one without a newline before the end of input.
+#[test]
+fn an_overlong_stdin_line_is_skipped_and_the_next_ones_answered() {
+    let (mut listener, _) = listen(&[]);
+    let stdin = listener.stdin.as_mut().expect("stdin");
+    // Three times the limit (a little over 1 MiB), in one write.
+    stdin
+        .write_all(&vec![b'x'; 3 * 1024 * 1024])
+        .expect("write stdin");
+    stdin
+        .write_all(b"\nexplain first\nexplain last")
+        .expect("write stdin");
+    drop(listener.stdin.take());
+    let mut explained = Vec::new();
+    while explained.len() < 2 {
+        let event = listener.next_event();
+        assert_ne!(event["event"], "error", "{event}");
+        if event["event"] == "explain" {
+            explained.push(event);
+        }
+    }
+    // Without AutoNAT, `explain` answers that it is not running: the line was taken.
+    for event in &explained {
+        assert_eq!(event["ok"], false, "{event}");
+    }
+    let (status, rest) = listener.finish();
+    assert!(status.success(), "listener exit {status:?}: {rest:?}");
+}
+
 /// A reader that stops reading stdout does not stall the node: with its stdout pipe full,
 /// a listener still answers a dial and a ping, and every event it printed meanwhile arrives,
 /// in order, once the reader reads again. (Before, the executor thread blocked in the
