@@ -138,9 +138,24 @@ pub struct HandshakeKey {
     key_type: KeyType,
     /// The SubjectPublicKeyInfo's key bits (an EC point, an Ed25519 key or an RSAPublicKey).
     key: Vec<u8>,
+    /// An Ed25519 key, decoded once (a point decompression); `None` for other key types and
+    /// for bits that are not a curve point, whose signatures all fail.
+    ed25519: Option<ed25519_dalek::VerifyingKey>,
 }
 
 impl HandshakeKey {
+    fn new(key_type: KeyType, key: &[u8]) -> HandshakeKey {
+        HandshakeKey {
+            key_type,
+            key: key.to_vec(),
+            ed25519: if key_type == KeyType::Ed25519 {
+                crate::ed25519::decode_public_key(key)
+            } else {
+                None
+            },
+        }
+    }
+
     /// The key bits, as the SubjectPublicKeyInfo carries them.
     #[cfg(test)]
     pub(crate) fn key_bits(&self) -> &[u8] {
@@ -166,7 +181,7 @@ impl HandshakeKey {
                 &ring_sig::ECDSA_P384_SHA384_ASN1
             }
             (SignatureScheme::ED25519, KeyType::Ed25519) => {
-                return crate::ed25519::verify(&self.key, message, signature);
+                return crate::ed25519::verify(self.ed25519.as_ref(), message, signature);
             }
             (SignatureScheme::RSA_PSS_SHA256, KeyType::Rsa) => &ring_sig::RSA_PSS_2048_8192_SHA256,
             (SignatureScheme::RSA_PSS_SHA384, KeyType::Rsa) => &ring_sig::RSA_PSS_2048_8192_SHA384,
@@ -230,10 +245,10 @@ fn parse(der: &[u8]) -> Result<X509Certificate<'_>, TlsError> {
 pub fn handshake_key(der: &[u8]) -> Result<HandshakeKey, TlsError> {
     let cert = parse(der)?;
     let spki = cert.public_key();
-    Ok(HandshakeKey {
-        key_type: key_type(spki)?,
-        key: spki.subject_public_key.data.to_vec(),
-    })
+    Ok(HandshakeKey::new(
+        key_type(spki)?,
+        &spki.subject_public_key.data,
+    ))
 }
 
 /// The host key in a certificate's libp2p extension, without checking any signature.
@@ -291,10 +306,7 @@ pub fn verify(der: &[u8], now: UnixTime) -> Result<VerifiedCertificate, TlsError
     Ok(VerifiedCertificate {
         host_key,
         peer_id,
-        handshake_key: HandshakeKey {
-            key_type,
-            key: spki.subject_public_key.data.to_vec(),
-        },
+        handshake_key: HandshakeKey::new(key_type, &spki.subject_public_key.data),
         not_before,
         not_after,
     })

@@ -5,12 +5,15 @@
 //! get the Ed25519 certificate, D68): the server signs before its first flight, the client
 //! checks that signature and signs its own before answering, the server checks the client's
 //! before the connection is up. ed25519-dalek signs with precomputed base-point tables and
-//! checks with its AVX2 backend where the CPU has it; ring does both in portable C. The
-//! saving per handshake is in D70, measured with `lp2p-node conn-bench`.
+//! checks with its AVX2 backend where the CPU has it; ring's check runs in portable C. The
+//! saving per handshake is in D70, measured with `lp2p-node conn-bench`. A certificate's key
+//! is decoded (a point decompression) once per certificate (`HandshakeKey`), and the
+//! certificates a host remembers keep their decoded key (D73).
 //!
 //! The semantics of a check are ring's: the cofactorless equation, a canonical `S`, a public
 //! key that decodes to a curve point. ed25519-dalek's `verify` (not `verify_strict`) is that
-//! check, so a signature ring accepted is accepted here and one it refused is refused.
+//! check; `checks_agree_with_ring_on_altered_signatures_and_keys` compares the two on
+//! altered signatures and keys.
 
 use std::fmt;
 use std::sync::Arc;
@@ -131,17 +134,25 @@ impl Signer for Ed25519Signer {
     }
 }
 
-/// Checks an Ed25519 handshake signature made by `public_key` (the certificate's key bits).
-pub(crate) fn verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), TlsError> {
-    let public_key: &[u8; 32] = public_key
-        .try_into()
-        .map_err(|_| TlsError::HandshakeSignatureInvalid)?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(public_key)
-        .map_err(|_| TlsError::HandshakeSignatureInvalid)?;
+/// The Ed25519 key in a certificate's key bits; `None` when they are not a 32-byte encoding
+/// of a curve point.
+pub(crate) fn decode_public_key(bits: &[u8]) -> Option<ed25519_dalek::VerifyingKey> {
+    let bits: &[u8; 32] = bits.try_into().ok()?;
+    ed25519_dalek::VerifyingKey::from_bytes(bits).ok()
+}
+
+/// Checks an Ed25519 handshake signature made by `key` (from [`decode_public_key`]; `None`,
+/// a key that did not decode, fails every signature).
+pub(crate) fn verify(
+    key: Option<&ed25519_dalek::VerifyingKey>,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), TlsError> {
+    let key = key.ok_or(TlsError::HandshakeSignatureInvalid)?;
     let signature = ed25519_dalek::Signature::from_slice(signature)
         .map_err(|_| TlsError::HandshakeSignatureInvalid)?;
     // The cofactorless check (see the module docs), not `verify_strict`.
-    ed25519_dalek::Verifier::verify(&key, message, &signature)
+    ed25519_dalek::Verifier::verify(key, message, &signature)
         .map_err(|_| TlsError::HandshakeSignatureInvalid)
 }
 
@@ -169,6 +180,11 @@ mod tests {
         (key, cert_key.key_bits().to_vec())
     }
 
+    /// Decodes `public` and checks `signature` with it, as a handshake does.
+    fn check(public: &[u8], message: &[u8], signature: &[u8]) -> Result<(), TlsError> {
+        verify(decode_public_key(public).as_ref(), message, signature)
+    }
+
     fn pkcs8(der: Vec<u8>) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))
     }
@@ -188,7 +204,7 @@ mod tests {
         UnparsedPublicKey::new(&ED25519, &cert_key)
             .verify(message, &signature)
             .unwrap();
-        verify(&cert_key, message, &signature).unwrap();
+        check(&cert_key, message, &signature).unwrap();
     }
 
     #[test]
@@ -285,7 +301,7 @@ mod tests {
         cases.push((cert_key[..31].to_vec(), message.to_vec(), signature.clone()));
         for (public, message, signature) in cases {
             assert_eq!(
-                verify(&public, &message, &signature).is_ok(),
+                check(&public, &message, &signature).is_ok(),
                 ring_accepts(&public, &message, &signature),
                 "key {public:02x?} signature {signature:02x?}"
             );
@@ -305,7 +321,7 @@ mod tests {
             carry = sum >> 8;
         }
         assert_eq!(carry, 0, "S + L fits in 256 bits");
-        assert!(verify(&cert_key, message, &signature).is_err());
+        assert!(check(&cert_key, message, &signature).is_err());
         assert!(
             UnparsedPublicKey::new(&ED25519, &cert_key)
                 .verify(message, &signature)

@@ -25,8 +25,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use lp2p_core::{PeerId, ProvenBytes};
 use rustls::pki_types::UnixTime;
 
+use std::sync::Arc;
+
 use crate::TlsError;
-use crate::certificate::{self, check_validity};
+use crate::certificate::{self, HandshakeKey, check_validity};
 
 /// Certificates remembered by default (per local certificate, so per host key).
 ///
@@ -41,11 +43,13 @@ pub const DEFAULT_VERIFIED_CERTIFICATES: usize = 256;
 pub const MAX_REMEMBERED_CERTIFICATE_LEN: usize = 2048;
 
 /// What an accepted certificate proved, kept for the next time its bytes are seen.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Remembered {
     peer_id: PeerId,
     not_before: i64,
     not_after: i64,
+    /// Its key, decoded, for the handshake signature of every handshake that presents it.
+    handshake_key: Arc<HandshakeKey>,
 }
 
 /// Remote certificates already verified, up to a capacity; shared by every handshake of a
@@ -108,9 +112,18 @@ impl VerifiedCertificates {
                 peer_id: verified.peer_id(),
                 not_before,
                 not_after,
+                handshake_key: Arc::new(verified.handshake_key().clone()),
             },
         );
         Ok(verified.peer_id())
+    }
+
+    /// The certificate key of `der`, decoded when it was verified, if `der` is remembered:
+    /// what a handshake checks the remote's CertificateVerify with, without parsing the
+    /// certificate again (D73). The key is a pure function of the bytes, so this holds
+    /// whatever the clock says; [`verify`](Self::verify) is what checks the certificate.
+    pub fn handshake_key(&self, der: &[u8]) -> Option<Arc<HandshakeKey>> {
+        self.entries.get(der).map(|known| known.handshake_key)
     }
 
     /// Verifications answered from memory.
@@ -171,6 +184,42 @@ mod tests {
             (verified.hits(), verified.misses(), verified.len()),
             (1, 1, 1)
         );
+    }
+
+    #[test]
+    fn a_remembered_certificate_keeps_its_key_for_handshake_signatures() {
+        use crate::certificate::CertificateKeyType;
+        use rustls::SignatureScheme;
+        let message = b"TLS 1.3, client CertificateVerify";
+        for (key_type, scheme) in [
+            (CertificateKeyType::Ed25519, SignatureScheme::ED25519),
+            (
+                CertificateKeyType::EcdsaP256,
+                SignatureScheme::ECDSA_NISTP256_SHA256,
+            ),
+        ] {
+            let generated =
+                certificate::generate_with(&Keypair::generate_ed25519(), key_type).unwrap();
+            let der = generated.certificate.as_ref();
+            let signer = rustls::crypto::ring::sign::any_supported_type(&generated.private_key)
+                .unwrap()
+                .choose_scheme(&[scheme])
+                .unwrap();
+            let signature = signer.sign(message).unwrap();
+            let verified = VerifiedCertificates::new(4);
+            assert!(verified.handshake_key(der).is_none(), "not verified yet");
+            verified.verify(der, UnixTime::now()).unwrap();
+            let key = verified.handshake_key(der).expect("remembered");
+            key.verify(scheme, message, &signature).unwrap();
+            assert!(matches!(
+                key.verify(scheme, b"another message", &signature),
+                Err(TlsError::HandshakeSignatureInvalid)
+            ));
+        }
+        let forgetful = VerifiedCertificates::new(0);
+        let der = fresh();
+        forgetful.verify(&der, UnixTime::now()).unwrap();
+        assert!(forgetful.handshake_key(&der).is_none());
     }
 
     #[test]
@@ -243,8 +292,9 @@ mod tests {
             peer_id: Keypair::generate_ed25519().public().to_peer_id(),
             not_before: 0,
             not_after: i64::MAX,
+            handshake_key: Arc::new(certificate::handshake_key(&fresh()).unwrap()),
         };
-        verified.remember(&[0; MAX_REMEMBERED_CERTIFICATE_LEN + 1], remembered);
+        verified.remember(&[0; MAX_REMEMBERED_CERTIFICATE_LEN + 1], remembered.clone());
         assert!(verified.is_empty());
         verified.remember(&[0; MAX_REMEMBERED_CERTIFICATE_LEN], remembered);
         assert_eq!(verified.len(), 1);

@@ -114,7 +114,15 @@ impl Libp2pCertVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        certificate::handshake_key(cert.as_ref())
+        let remembered = self
+            .verified
+            .as_ref()
+            .and_then(|verified| verified.handshake_key(cert.as_ref()));
+        remembered
+            .map_or_else(
+                || certificate::handshake_key(cert.as_ref()).map(Arc::new),
+                Ok,
+            )
             .and_then(|key| key.verify(dss.scheme, message, dss.signature()))
             .map(|()| HandshakeSignatureValid::assertion())
             .map_err(|err| self.fail(err))
