@@ -139,24 +139,54 @@ pub(crate) fn start() -> mpsc::Receiver<StdinLine> {
     rx
 }
 
+/// What a reader keeps between reads of stdin.
+struct Reading {
+    splitter: LineSplitter,
+    /// Where each read puts its bytes.
+    chunk: Vec<u8>,
+    lines: Vec<StdinLine>,
+}
+
+impl Reading {
+    fn new() -> Reading {
+        Reading {
+            splitter: LineSplitter::new(MAX_STDIN_LINE),
+            chunk: vec![0u8; READ_CHUNK],
+            lines: Vec::new(),
+        }
+    }
+
+    /// The lines that a read into `chunk` finished (`Ok(0)`, the end of input, finishes
+    /// the last one and adds [`StdinLine::Eof`]); `None` when reading must stop on an
+    /// error, which is logged.
+    fn lines_after(
+        &mut self,
+        read: std::io::Result<usize>,
+    ) -> Option<std::vec::Drain<'_, StdinLine>> {
+        match read {
+            Ok(0) => self.splitter.finish(&mut self.lines),
+            Ok(n) => self.splitter.feed(&self.chunk[..n], &mut self.lines),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                tracing::warn!(%err, "reading stdin failed");
+                return None;
+            }
+        }
+        Some(self.lines.drain(..))
+    }
+}
+
 /// Reads stdin on this thread until its end.
 fn read_blocking(mut tx: mpsc::Sender<StdinLine>) {
     use std::io::Read;
     let mut stdin = std::io::stdin().lock();
-    let mut splitter = LineSplitter::new(MAX_STDIN_LINE);
-    let mut chunk = vec![0u8; READ_CHUNK];
-    let mut lines = Vec::new();
+    let mut reading = Reading::new();
     loop {
-        match stdin.read(&mut chunk) {
-            Ok(0) => splitter.finish(&mut lines),
-            Ok(n) => splitter.feed(&chunk[..n], &mut lines),
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                tracing::warn!(%err, "reading stdin failed");
-                return;
-            }
-        }
-        for line in lines.drain(..) {
+        let read = stdin.read(&mut reading.chunk);
+        let Some(lines) = reading.lines_after(read) else {
+            return;
+        };
+        for line in lines {
             let eof = line == StdinLine::Eof;
             if futures::executor::block_on(tx.send(line)).is_err() || eof {
                 return;
@@ -203,20 +233,13 @@ fn on_executor(tx: mpsc::Sender<StdinLine>) -> Result<(), mpsc::Sender<StdinLine
 #[cfg(target_os = "linux")]
 async fn read_async(mut reader: async_io::Async<std::fs::File>, mut tx: mpsc::Sender<StdinLine>) {
     use futures::AsyncReadExt;
-    let mut splitter = LineSplitter::new(MAX_STDIN_LINE);
-    let mut chunk = vec![0u8; READ_CHUNK];
-    let mut lines = Vec::new();
+    let mut reading = Reading::new();
     loop {
-        match reader.read(&mut chunk).await {
-            Ok(0) => splitter.finish(&mut lines),
-            Ok(n) => splitter.feed(&chunk[..n], &mut lines),
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                tracing::warn!(%err, "reading stdin failed");
-                return;
-            }
-        }
-        for line in lines.drain(..) {
+        let read = reader.read(&mut reading.chunk).await;
+        let Some(lines) = reading.lines_after(read) else {
+            return;
+        };
+        for line in lines {
             let eof = line == StdinLine::Eof;
             if tx.send(line).await.is_err() || eof {
                 return;
