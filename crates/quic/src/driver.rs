@@ -673,18 +673,9 @@ impl Future for Driver {
                 shared.lock().wake_close_waiters();
             }
             if !this.endpoint_events.is_empty() {
-                this.endpoint.handle_events(
-                    shared.handle,
-                    this.endpoint_events.drain(..),
-                    &mut this.back,
-                );
-                if !this.back.is_empty() {
-                    let mut state = shared.lock();
-                    for event in this.back.drain(..) {
-                        state.conn.handle_event(event);
-                    }
-                    continue;
-                }
+                // Raised while building datagrams (a drained connection, a CID to retire):
+                // settled at the top of the next round, with the endpoint's answers sent.
+                continue;
             }
             if drained {
                 let mut state = shared.lock();
