@@ -336,9 +336,10 @@ def main():
         "For the goals of issue 18 that are not met, "
         "[performance-floors.md](performance-floors.md) says what a profile shows bounds "
         "them and how much of the cost is lp2p's own. QUIC's first ping on loopback "
-        "(issue 12): there is no round trip for QUIC to save, and per connection its TLS 1.3 "
-        "handshake and quinn-proto cost each side more CPU than noise and yamux do "
-        "(decisions D41, D60 and D61 in [decisions.md](decisions.md) measure where it goes).\n"
+        "(issue 12): there is no round trip for QUIC to save, and TLS 1.3 signs and checks a "
+        "handshake signature on each side of every connection, which lp2p's noise skips on "
+        "a repeat connection to a peer it remembers (decision D74 in "
+        "[decisions.md](decisions.md) measures it; D41, D60 and D61 the rest).\n"
     )
 
     out.append("## Whole stack on loopback\n")
