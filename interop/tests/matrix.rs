@@ -4,9 +4,9 @@
 //! in both dial directions, across {noise, plaintext} x {yamux, mplex where the peer has it}
 //! x {ping, echo, identify, gossipsub both ways, perf 64 MiB both ways} on 127.0.0.1, plus
 //! the same cells over `/ip6/::1` (noise, yamux), skipped visibly where the machine has no
-//! IPv6 loopback. Against rust-libp2p also TCP with TLS 1.3 (`--security tls`, yamux) and
-//! QUIC (`/udp/0/quic-v1`, which brings its own TLS 1.3 and streams: `--security` and
-//! `--muxer` are passed but do not apply).
+//! IPv6 loopback. Against rust-libp2p and js-libp2p also TCP with TLS 1.3 (`--security tls`,
+//! yamux), and against rust-libp2p QUIC (`/udp/0/quic-v1`, which brings its own TLS 1.3 and
+//! streams: `--security` and `--muxer` are passed but do not apply).
 //!
 //! A cell that fails because of the other implementation is listed in [`KNOWN_UPSTREAM`]
 //! with the upstream behaviour: it still runs, is reported `xfail`, and turns into a failure
@@ -495,9 +495,9 @@ fn groups() -> Vec<Group> {
                 ip: Ip::V6,
                 muxers: vec!["yamux"],
             });
-            // TLS and QUIC: rust-libp2p's libp2p-tls and libp2p-quic (the js-libp2p and
-            // py-libp2p programs speak neither).
-            if peer == Implementation::Rust {
+            // TLS over TCP: rust-libp2p's libp2p-tls and js-libp2p's @libp2p/tls (the
+            // py-libp2p program does not speak it). QUIC: rust-libp2p's libp2p-quic only.
+            if peer != Implementation::Py {
                 groups.push(Group {
                     dialer,
                     listener,
@@ -506,6 +506,8 @@ fn groups() -> Vec<Group> {
                     ip: Ip::V4,
                     muxers: vec!["yamux"],
                 });
+            }
+            if peer == Implementation::Rust {
                 groups.push(Group {
                     dialer,
                     listener,

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // js-libp2p-node: the lp2p-node command-line contract (NODE-CLI.md) implemented with
 // js-libp2p 3, so the interop matrix can pair lp2p-node with js-libp2p process against
-// process. Supported: listen, dial and perf with --security noise|plaintext,
+// process. Supported: listen, dial and perf with --security noise|plaintext|tls,
 // --muxer yamux|mplex [--only], --key-seed, --timeout, --bare, and the same JSON-line events.
 // Served: identify (and push), ping, gossipsub (floodsub fallback) on every --topic,
 // Kademlia (/ipfs/kad/1.0.0) with --kad server|client and the --kad-* operations,

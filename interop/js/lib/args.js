@@ -88,7 +88,7 @@ export function parse (argv) {
       case '--topic': opts.topics.push(value()); break
       case '--security': {
         const v = value()
-        if (v !== 'noise' && v !== 'plaintext') throw new UsageError(`unknown security \`${v}\` (noise or plaintext)`)
+        if (v !== 'noise' && v !== 'plaintext' && v !== 'tls') throw new UsageError(`unknown security \`${v}\` (noise, plaintext or tls)`)
         opts.security = v
         break
       }

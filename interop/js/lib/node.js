@@ -7,6 +7,7 @@ import { mplex } from '@libp2p/mplex'
 import { ping } from '@libp2p/ping'
 import { plaintext } from '@libp2p/plaintext'
 import { tcp } from '@libp2p/tcp'
+import { tls } from '@libp2p/tls'
 import { createLibp2p } from 'libp2p'
 import { gossipService, traceControl } from './gossip.js'
 import { kadService } from './kad.js'
@@ -50,6 +51,15 @@ function muxers (opts) {
   return [chosen, opts.muxer === 'mplex' ? yamux() : mplexMuxer()]
 }
 
+/** The connection encrypter for `--security`: noise (the default), plaintext or TLS 1.3. */
+function encrypter (security) {
+  switch (security) {
+    case 'plaintext': return plaintext()
+    case 'tls': return tls()
+    default: return noise()
+  }
+}
+
 /** Creates and starts the node: TCP, the chosen security and muxers, and the services. */
 export async function createNode (opts, { listen = [] } = {}) {
   const services = { ping: ping() }
@@ -70,7 +80,7 @@ export async function createNode (opts, { listen = [] } = {}) {
     privateKey: await privateKey(opts.seed),
     addresses: { listen: listen.map(a => a.toString()) },
     transports,
-    connectionEncrypters: [opts.security === 'plaintext' ? plaintext() : noise()],
+    connectionEncrypters: [encrypter(opts.security)],
     streamMuxers: muxers(opts),
     nodeInfo: { userAgent: AGENT_VERSION },
     connectionManager: {
