@@ -14,8 +14,9 @@
 //!
 //! It also holds the [`runtime`] seam (spawning and timers behind one small trait, with
 //! async-std and smol implementations), the [`varint`] codec and length-prefixed
-//! [`framing`], and re-exports the ecosystem's shared identity and address types so values
-//! pass freely between lp2p and other Rust libp2p code.
+//! [`framing`], the pool of handshake keys made [`ahead`] of their use, and re-exports the
+//! ecosystem's shared identity and address types so values pass freely between lp2p and
+//! other Rust libp2p code.
 //!
 //! # Example
 //!
@@ -37,6 +38,7 @@
 //! ```
 
 pub mod addr;
+pub mod ahead;
 pub mod counts;
 mod error;
 mod established;

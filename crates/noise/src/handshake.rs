@@ -120,14 +120,27 @@ impl Handshake {
         config: HandshakeConfig,
         local: &LocalStatic,
     ) -> Handshake {
-        debug_assert_eq!(local.peer_id(), identity.public().to_peer_id());
-        let mut handshake = Handshake::build(
+        Handshake::with_local_static_and_ephemeral(
             role,
             identity,
             config,
-            local.keypair.clone(),
+            local,
             DhKeypair::generate(),
-        );
+        )
+    }
+
+    /// [`Handshake::with_local_static`] with the ephemeral key pair given (the upgrader's
+    /// comes from the keys made ahead, `crate::ephemeral`). `ephemeral` must be fresh.
+    pub(crate) fn with_local_static_and_ephemeral(
+        role: Role,
+        identity: Keypair,
+        config: HandshakeConfig,
+        local: &LocalStatic,
+        ephemeral: DhKeypair,
+    ) -> Handshake {
+        debug_assert_eq!(local.peer_id(), identity.public().to_peer_id());
+        let mut handshake =
+            Handshake::build(role, identity, config, local.keypair.clone(), ephemeral);
         handshake.local_signature = Some(local.signature.clone());
         handshake
     }

@@ -56,6 +56,7 @@ mod aead;
 mod codec;
 mod config;
 mod crypto;
+mod ephemeral;
 mod error;
 mod handshake;
 mod io;
@@ -74,6 +75,7 @@ pub use config::{
     MAX_FRAME_LEN, MAX_FRAME_PLAINTEXT, NoiseConfig,
 };
 pub use crypto::{CipherState, TAG_LEN};
+pub use ephemeral::EPHEMERAL_KEYS_AHEAD;
 pub use error::{NoiseError, Stage};
 pub use handshake::{Handshake, HandshakeConfig, HandshakeOutcome, Step};
 pub use io::{MAX_EMPTY_FRAMES_PER_READ, NoiseOutput};

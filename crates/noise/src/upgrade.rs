@@ -100,7 +100,7 @@ impl Noise {
         T: AsyncRead + AsyncWrite + Unpin,
     {
         let local = self.local_static(ctx)?;
-        let handshake = Handshake::with_local_static(
+        let handshake = Handshake::with_local_static_and_ephemeral(
             role,
             ctx.local_key.clone(),
             HandshakeConfig {
@@ -111,6 +111,7 @@ impl Noise {
                 remote_statics: Some(self.remote_statics.clone()),
             },
             &local,
+            crate::ephemeral::fresh(),
         );
         let timeout = self.config.get_handshake_timeout();
         let result = ctx
