@@ -89,15 +89,6 @@ impl<T: Send + 'static> MadeAhead<T> {
         taken
     }
 
-    /// How many values are ready now.
-    pub fn ready(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Vec<T>> {
-        self.ready.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// The thread's loop: make a value whenever the pool is not full, wait otherwise.
     fn refill(&self) {
         loop {
@@ -119,17 +110,23 @@ impl<T: Send + 'static> MadeAhead<T> {
     }
 }
 
+impl<T> MadeAhead<T> {
+    /// How many values are ready now.
+    pub fn ready(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<T>> {
+        self.ready.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl<T> fmt::Debug for MadeAhead<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ready = self
-            .ready
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
         f.debug_struct("MadeAhead")
             .field("thread", &self.thread_name)
             .field("capacity", &self.capacity)
-            .field("ready", &ready)
+            .field("ready", &self.ready())
             .finish_non_exhaustive()
     }
 }
