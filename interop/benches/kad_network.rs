@@ -21,6 +21,12 @@
 //! Each operation starts `OPERATION_GAP` (5 ms) after the one before, so the work a lookup
 //! leaves behind is not charged to the next one.
 //!
+//! Both do the same work per lookup: rust-libp2p-node runs with `--kad-parallelism` set to
+//! lp2p's alpha ([`lp2p_kad::DEFAULT_ALPHA`], 10, the figure issue 14 fixes), so each keeps
+//! as many requests in flight. libp2p-kad's own default is 3; `KAD_BENCH_RUST_PARALLELISM`
+//! sets another figure, and `default` leaves rust-libp2p at its default, which
+//! `interop/benches/report.sh` runs as a second, informational comparison (decision D77).
+//!
 //! Each operation is timed from the runner side (from writing the stdin line until the
 //! node's `kad` event is read), the same clock for both implementations; the nodes' own
 //! `ms` field is summarised too. The report gives p50 / p99 per implementation and the ratio
@@ -30,11 +36,13 @@
 //! `LP2P_NODE` may name a prebuilt lp2p-node). `KAD_BENCH_NODES` sets the nodes per network,
 //! `KAD_BENCH_OPS` (default 200) the operations of each kind per network,
 //! `KAD_BENCH_SETTLE` (default 10) the seconds the networks get to fill their routing
-//! tables before the first timed operation, and `KAD_BENCH_SAMPLES` (any value) prints one
+//! tables before the first timed operation, `KAD_BENCH_RUST_PARALLELISM` (a number or
+//! `default`) rust-libp2p's requests in flight, and `KAD_BENCH_SAMPLES` (any value) prints one
 //! stderr line per operation (`sample IMPLEMENTATION OP RUNNER_MS NODE_MS QUERIED`).
 //! Besides the tables, one JSON line per operation and quantile of the runner-timed latency
 //! (`{"bench":"kad_network","operation":..,"measure":"p50_ms|p99_ms","lp2p":..,"rust":..,
-//! "ratio":..}`), which `interop/benches/report.sh` reads. Every process is killed when the
+//! "ratio":..,"lp2p_alpha":..,"rust_parallelism":..}`, the last `null` for rust-libp2p's
+//! default), which `interop/benches/report.sh` reads. Every process is killed when the
 //! bench ends, also when it panics.
 
 #![allow(clippy::print_stdout, clippy::cast_precision_loss)]
@@ -70,8 +78,8 @@ const KEY_SEED_BASE: u64 = 5000;
 /// networks carry the same background traffic.
 const RUST_PING_INTERVAL_MS: &str = "15000";
 /// The pause before each operation. A lookup goes on costing CPU after its answer is
-/// printed: the peers it asked that have not answered yet still answer (up to 9 of lp2p's
-/// 10 when the first answer ends a get-value), and those answers are still read. Started at
+/// printed: the peers it asked that have not answered yet still answer (up to 9 of 10 when
+/// the first answer ends a get-value), and those answers are still read. Started at
 /// once, the next operation, always one of the other implementation, would pay for that
 /// work. In a trace on the 2-core machine (`RUST_LOG=lp2p_multiselect=debug` on the asking
 /// lp2p-node, whose "protocol accepted" lines mark each answer) the last of a get-value's 10
@@ -79,9 +87,11 @@ const RUST_PING_INTERVAL_MS: &str = "15000";
 /// 200 operations of each kind. The gap also means each operation starts on an idle
 /// machine, where both implementations pay for waking sleeping processes. Measured: lp2p's
 /// get-value at p50 was 0.65-0.72x rust-libp2p's without the gap and 0.80-0.91x with 2, 5
-/// or 20 ms (3 runs each way); the gap is the fairer of the two, since without it lp2p's
-/// stragglers (10 requests) land on rust-libp2p's next operation more than rust-libp2p's
-/// (3 requests) on lp2p's.
+/// or 20 ms (3 runs each way, with rust-libp2p still at its default of 3 requests in
+/// flight, D66); the gap was the fairer of the two, since without it lp2p's stragglers (10
+/// requests) landed on rust-libp2p's next operation more than rust-libp2p's (3 requests) on
+/// lp2p's. With both at 10 (D77) it keeps each one's stragglers off the other's next
+/// operation alike.
 const OPERATION_GAP: Duration = Duration::from_millis(5);
 /// First key seed of the absent peers looked up (far above any node's seed).
 const ABSENT_SEED_BASE: u64 = 1_000_000;
@@ -98,7 +108,13 @@ struct Node {
 }
 
 impl Node {
-    fn start(bin: &Path, imp: Imp, seed: u64, connect: &[String]) -> Node {
+    fn start(
+        bin: &Path,
+        imp: Imp,
+        seed: u64,
+        connect: &[String],
+        rust_parallelism: Option<usize>,
+    ) -> Node {
         let mut command = Command::new(bin);
         command.args([
             "listen",
@@ -116,6 +132,9 @@ impl Node {
         }
         if imp == Imp::Rust {
             command.args(["--ping-interval-ms", RUST_PING_INTERVAL_MS]);
+            if let Some(parallelism) = rust_parallelism {
+                command.args(["--kad-parallelism", &parallelism.to_string()]);
+            }
         }
         let mut child = command
             .stdin(Stdio::piped())
@@ -184,9 +203,12 @@ impl Node {
         std::thread::sleep(OPERATION_GAP);
         // Drop what arrived since the last operation (connection events and the like).
         while self.events.try_recv().is_ok() {}
+        // The whole line in one write, as a client would send it: `writeln!` on the
+        // unbuffered pipe writes the text and the newline apart, and a node woken by the
+        // first write reads a line without its end and waits for a second wake-up.
+        let whole = format!("{line}\n");
         let started = Instant::now();
-        writeln!(self.stdin, "{line}").expect("write stdin");
-        self.stdin.flush().expect("flush stdin");
+        self.stdin.write_all(whole.as_bytes()).expect("write stdin");
         let (at, event) = self.wait_for(EVENT_WAIT, |e| {
             e["event"] == "kad" && ((e["op"] == op && e["key"] == key) || e["ok"] == false)
         });
@@ -263,6 +285,24 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// libp2p-kad 0.49's parallelism when none is set (`kad::Config`'s default).
+const RUST_DEFAULT_PARALLELISM: usize = 3;
+
+/// rust-libp2p-node's `--kad-parallelism`: `KAD_BENCH_RUST_PARALLELISM` when it is a
+/// positive number, none (libp2p-kad's default) when it is `default`, else lp2p's alpha.
+fn rust_parallelism() -> Option<usize> {
+    match std::env::var("KAD_BENCH_RUST_PARALLELISM") {
+        Ok(v) if v == "default" => None,
+        Ok(v) => Some(
+            v.parse()
+                .ok()
+                .filter(|&p: &usize| p > 0)
+                .unwrap_or_else(|| panic!("KAD_BENCH_RUST_PARALLELISM: {v:?} is neither a positive number nor `default`")),
+        ),
+        Err(_) => Some(lp2p_kad::DEFAULT_ALPHA),
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs bench targets without it,
     // and a minutes-long benchmark has no place in a test run.
@@ -272,11 +312,18 @@ fn main() {
     let n = env_usize("KAD_BENCH_NODES", 50).max(2);
     let ops = env_usize("KAD_BENCH_OPS", 200).max(1);
     let settle = Duration::from_secs(env_usize("KAD_BENCH_SETTLE", 10) as u64);
+    let rust_parallelism = rust_parallelism();
     let lp2p = lp2p_interop::lp2p_node_binary(true);
     let rust = PathBuf::from(env!("CARGO_BIN_EXE_rust-libp2p-node"));
     println!(
-        "kad network bench: {n} nodes per implementation, {ops} operations of each kind, lp2p-node {}",
-        lp2p.display()
+        "kad network bench: {n} nodes per implementation, {ops} operations of each kind, lp2p-node {}, \
+         requests in flight per lookup: lp2p {}, rust-libp2p {}",
+        lp2p.display(),
+        lp2p_kad::DEFAULT_ALPHA,
+        rust_parallelism.map_or_else(
+            || format!("its default ({RUST_DEFAULT_PARALLELISM})"),
+            |p| p.to_string()
+        ),
     );
 
     // Build both networks node by node, lp2p's node i then rust-libp2p's node i.
@@ -299,7 +346,13 @@ fn main() {
                 Imp::Rust => &rust,
             };
             let connect: Vec<String> = from.iter().map(|&j| net.nodes[j].addr.clone()).collect();
-            let node = Node::start(bin, net.imp, KEY_SEED_BASE + i as u64, &connect);
+            let node = Node::start(
+                bin,
+                net.imp,
+                KEY_SEED_BASE + i as u64,
+                &connect,
+                rust_parallelism,
+            );
             net.nodes.push(node);
         }
     }
@@ -468,6 +521,8 @@ fn main() {
                     "ops": ops,
                     "failed_lp2p": s[0].failed,
                     "failed_rust": s[1].failed,
+                    "lp2p_alpha": lp2p_kad::DEFAULT_ALPHA,
+                    "rust_parallelism": rust_parallelism,
                 })
             );
         }

@@ -11,7 +11,9 @@
 #   rtt30       whole_stack through the emulated path: 30 ms RTT, 100 Mbit/s
 #   rtt100      the same at 100 ms RTT
 #   gossip      the gossipsub networks (both scenarios, 20 s each)
-#   kad         the Kademlia networks (50 + 50 nodes, 200 operations of each kind)
+#   kad         the Kademlia networks (50 + 50 nodes, 200 operations of each kind), both
+#               with 10 requests in flight per lookup (lp2p's alpha; issue 14's goals)
+#   kad-defaults the same with rust-libp2p at its own default of 3 (informational, D77)
 #   relay       circuit relay v2 through each implementation's relay (5 rounds, 256 MiB
 #               each way, 100-circuit conn-benches)
 # Each run's whole output is kept in the run directory (printed at the end).
@@ -98,6 +100,7 @@ for line in sys.stdin:
     done
     bench gossip gossip LP2P_NODE="$run/lp2p-node"
     bench kad kad_network LP2P_NODE="$run/lp2p-node"
+    bench kad-defaults kad_network LP2P_NODE="$run/lp2p-node" KAD_BENCH_RUST_PARALLELISM=default
     bench relay relay LP2P_NODE="$run/lp2p-node"
 fi
 

@@ -17,6 +17,9 @@
 //! `--kad-get KEY`, `--kad-provide KEY`, `--kad-find-providers KEY` on `dial` (in the order
 //! given), the same as stdin lines on `listen` (`kad-put KEY VALUE`), each printing a `kad`
 //! event. Provider keys are the sha2-256 multihash of KEY, as lp2p-node computes them.
+//! `--kad-parallelism N`, an extra of this program, sets libp2p-kad's parallelism (requests
+//! in flight per query; its default is 3): the Kademlia network bench runs rust-libp2p with
+//! lp2p's alpha of 10, so both networks do the same work per lookup.
 //!
 //! For the mixed-network test, gossipsub can be tuned beyond the contract: `--mesh-d`,
 //! `--mesh-dlo`, `--mesh-dhi`, `--px`, `--prune-backoff SECS`, `--history-length`,
@@ -61,6 +64,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
@@ -218,6 +222,8 @@ struct Args {
     cert_key: Option<String>,
     ws_trust: Vec<String>,
     kad: Option<kad::Mode>,
+    /// `--kad-parallelism N`: libp2p-kad's requests in flight per query (its default: 3).
+    kad_parallelism: Option<NonZeroUsize>,
     kad_ops: Vec<KadOp>,
     gossip: GossipTuning,
     mdns: bool,
@@ -387,6 +393,7 @@ fn parse() -> Result<Args, String> {
                     other => return Err(format!("unknown kad mode {other}")),
                 })
             }
+            "--kad-parallelism" => args.kad_parallelism = Some(number(&mut raw, &flag)?),
             "--kad-find-peer" => args.kad_ops.push(KadOp::FindPeer(
                 value(&mut raw, &flag)?
                     .parse()
@@ -505,11 +512,19 @@ fn gossip_config(tuning: &GossipTuning) -> Result<gossipsub::Config, String> {
         .map_err(|e| format!("gossipsub config: {e}"))
 }
 
+/// How `--kad` and `--kad-parallelism` set up libp2p-kad.
+#[derive(Clone, Copy)]
+struct KadSettings {
+    mode: kad::Mode,
+    /// Requests in flight per query; libp2p-kad's default (3) when `None`.
+    parallelism: Option<NonZeroUsize>,
+}
+
 fn behaviour(
     key: &identity::Keypair,
     bare: bool,
     tuning: &GossipTuning,
-    kad_mode: Option<kad::Mode>,
+    kad_settings: Option<KadSettings>,
     mdns: Option<libp2p::mdns::Config>,
     ping_ms: Option<u64>,
     relay: (Option<relay::Config>, Option<relay::client::Behaviour>),
@@ -543,14 +558,15 @@ fn behaviour(
         ),
         gossipsub: Toggle::from((!bare).then_some(gossipsub)),
         stream: libp2p_stream::Behaviour::new(),
-        kad: Toggle::from(kad_mode.map(|mode| {
+        kad: Toggle::from(kad_settings.map(|settings| {
             let peer = key.public().to_peer_id();
-            let mut kad = kad::Behaviour::with_config(
-                peer,
-                kad::store::MemoryStore::new(peer),
-                kad::Config::new(KAD),
-            );
-            kad.set_mode(Some(mode));
+            let mut config = kad::Config::new(KAD);
+            if let Some(parallelism) = settings.parallelism {
+                config.set_parallelism(parallelism);
+            }
+            let mut kad =
+                kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), config);
+            kad.set_mode(Some(settings.mode));
             kad
         })),
     }
@@ -639,7 +655,10 @@ fn swarm(args: &Args) -> Result<Swarm<Behaviour>, String> {
                         k,
                         args.bare,
                         &args.gossip,
-                        args.kad,
+                        args.kad.map(|mode| KadSettings {
+                            mode,
+                            parallelism: args.kad_parallelism,
+                        }),
                         args.mdns.then(|| libp2p::mdns::Config {
                             enable_ipv6: args.mdns_ipv6,
                             ..libp2p::mdns::Config::default()
