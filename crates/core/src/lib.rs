@@ -52,6 +52,7 @@ mod proven;
 mod resolve;
 pub mod runtime;
 mod security;
+pub mod shrink;
 mod transport;
 pub mod varint;
 

@@ -3,21 +3,12 @@
 //! instead of the whole configured size; bulk payloads mostly bypass this buffer anyway (the
 //! core's direct input reads them into their stream's buffer).
 
+use lp2p_core::shrink::ShrinkRule;
+
 /// Size a buffer starts at and returns to: 4 KiB, one page, more than the frame headers,
 /// pings, window updates and small messages (identify, kad, pubsub control) of an idle
 /// connection take in one read.
 pub(crate) const INITIAL_SIZE: usize = 4 * 1024;
-
-/// Consecutive small reads (see [`SMALL_READ`]) before a grown buffer returns to
-/// [`INITIAL_SIZE`]: 64, so the odd short read in the middle of a burst does not shrink it,
-/// while a connection that has gone quiet gives the memory back after its next few dozen
-/// messages.
-const SHRINK_AFTER_SMALL_READS: u32 = 64;
-
-/// A read of at most this many bytes is small: half of [`INITIAL_SIZE`]. Relative to the
-/// initial size, not to the grown one, so the reads of a few KiB common in a busy
-/// connection do not count.
-const SMALL_READ: usize = INITIAL_SIZE / 2;
 
 /// A read buffer between [`INITIAL_SIZE`] (or the configured maximum, if smaller) and the
 /// configured maximum. Resizing happens only when the buffer holds nothing unread
@@ -28,7 +19,9 @@ pub(crate) struct ReadBuffer {
     max: usize,
     /// The last read filled the buffer: the socket may well have more.
     grow: bool,
-    small_reads: u32,
+    /// When a grown buffer returns to [`INITIAL_SIZE`]: after a run of small reads, the
+    /// rule noise's buffers follow too ([`ShrinkRule`]).
+    shrink: ShrinkRule,
 }
 
 impl ReadBuffer {
@@ -38,7 +31,7 @@ impl ReadBuffer {
             buf: vec![0u8; INITIAL_SIZE.min(max)].into_boxed_slice(),
             max,
             grow: false,
-            small_reads: 0,
+            shrink: ShrinkRule::new(INITIAL_SIZE),
         }
     }
 
@@ -47,14 +40,14 @@ impl ReadBuffer {
         let len = self.buf.len();
         let target = if self.grow {
             len.saturating_mul(2).min(self.max)
-        } else if len > INITIAL_SIZE && self.small_reads >= SHRINK_AFTER_SMALL_READS {
+        } else if self.shrink.shrink_now(len) {
             INITIAL_SIZE.min(self.max)
         } else {
             len
         };
         self.grow = false;
         if target != len {
-            self.small_reads = 0;
+            self.shrink.reset();
             self.buf = vec![0u8; target].into_boxed_slice();
         }
     }
@@ -63,11 +56,7 @@ impl ReadBuffer {
     pub(crate) fn filled(&mut self, n: usize) {
         let len = self.buf.len();
         self.grow = n >= len && len < self.max;
-        if n <= SMALL_READ {
-            self.small_reads = self.small_reads.saturating_add(1);
-        } else {
-            self.small_reads = 0;
-        }
+        self.shrink.record(n);
     }
 
     /// The whole buffer, to read into.
@@ -89,6 +78,7 @@ impl ReadBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lp2p_core::shrink::SMALL_USES_BEFORE_SHRINK;
 
     #[test]
     fn starts_small_and_doubles_after_full_reads_up_to_the_maximum() {
@@ -122,14 +112,14 @@ mod tests {
         }
         assert_eq!(b.len(), 65536);
         // Small reads with a large one among them: the count starts over.
-        for _ in 0..SHRINK_AFTER_SMALL_READS - 1 {
+        for _ in 0..SMALL_USES_BEFORE_SHRINK - 1 {
             b.filled(100);
             b.prepare();
         }
-        b.filled(SMALL_READ + 1);
+        b.filled(INITIAL_SIZE / 2 + 1);
         b.prepare();
         assert_eq!(b.len(), 65536);
-        for _ in 0..SHRINK_AFTER_SMALL_READS - 1 {
+        for _ in 0..SMALL_USES_BEFORE_SHRINK - 1 {
             b.filled(100);
             b.prepare();
         }
@@ -146,7 +136,7 @@ mod tests {
         b.filled(64);
         b.prepare();
         assert_eq!(b.len(), 64);
-        for _ in 0..2 * SHRINK_AFTER_SMALL_READS {
+        for _ in 0..2 * SMALL_USES_BEFORE_SHRINK {
             b.filled(1);
             b.prepare();
         }

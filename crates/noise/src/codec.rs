@@ -9,6 +9,7 @@
 use crate::config::{MAX_FRAME_LEN, MAX_FRAME_PLAINTEXT};
 use crate::crypto::{CipherState, TAG_LEN};
 use crate::error::{NoiseError, Stage};
+use lp2p_core::shrink::ShrinkRule;
 
 /// Length of the frame length prefix.
 pub const LEN_PREFIX: usize = 2;
@@ -34,19 +35,6 @@ pub const INITIAL_ENCODE_BUFFER_LEN: usize = 2 * 1024;
 /// it: the sign of a bulk transfer, where larger reads mean fewer system calls.
 pub const INITIAL_DECODE_BUFFER_LEN: usize = 2 * 1024;
 
-/// A grown buffer returns to its initial size after this many small frames (encoder) or
-/// small reads (decoder) in a row, once it holds nothing: 64, so the odd short read or
-/// write in the middle of a burst keeps it, while a connection that went quiet after a
-/// transfer gives back up to 192 KiB.
-const SHRINK_AFTER_SMALL_USES: u32 = 64;
-
-/// A frame or read is small when it is at most this many bytes: half the initial buffers.
-/// Relative to the initial size, not to the grown one: during a bulk transfer reads of a
-/// few KiB to a few dozen are common, and counting those as small (as a quarter of a grown
-/// buffer would) could shrink the buffers in the middle of a transfer, to grow them again
-/// read by read.
-const SMALL_USE: usize = INITIAL_DECODE_BUFFER_LEN / 2;
-
 /// A partial frame of at most this many bytes is moved to the front of the decoder's buffer
 /// to make room for its rest (a cheap copy that keeps the buffer small); a longer one stays
 /// in place and the buffer grows behind it instead, if it can.
@@ -65,8 +53,9 @@ pub struct FrameEncoder {
     sealed: usize,
     /// How much of the sealed frame has been taken by [`advance`](Self::advance).
     sent: usize,
-    /// Small frames in a row (see [`SMALL_USE`]).
-    small_frames: u32,
+    /// When the grown buffer returns to [`INITIAL_ENCODE_BUFFER_LEN`]: after a run of small
+    /// sealed frames ([`ShrinkRule`]); a quiet connection gives back up to 64 KiB.
+    shrink: ShrinkRule,
 }
 
 impl std::fmt::Debug for FrameEncoder {
@@ -90,7 +79,7 @@ impl FrameEncoder {
             staged: 0,
             sealed: 0,
             sent: 0,
-            small_frames: 0,
+            shrink: ShrinkRule::new(INITIAL_ENCODE_BUFFER_LEN),
         }
     }
 
@@ -222,11 +211,7 @@ impl FrameEncoder {
         self.staged = 0;
         self.sealed = LEN_PREFIX.saturating_add(cipher_len);
         self.sent = 0;
-        if self.sealed <= SMALL_USE {
-            self.small_frames = self.small_frames.saturating_add(1);
-        } else {
-            self.small_frames = 0;
-        }
+        self.shrink.record(self.sealed);
     }
 
     /// The sealed bytes still to be sent (empty when there is no sealed frame).
@@ -241,11 +226,8 @@ impl FrameEncoder {
             self.sealed = 0;
             self.sent = 0;
             // Nothing is staged while a frame is sealed: the buffer holds nothing now.
-            if self.buf.len() > INITIAL_ENCODE_BUFFER_LEN
-                && self.small_frames >= SHRINK_AFTER_SMALL_USES
-            {
+            if self.shrink.shrink_now(self.buf.len()) {
                 self.buf = vec![0u8; INITIAL_ENCODE_BUFFER_LEN];
-                self.small_frames = 0;
             }
         }
     }
@@ -271,8 +253,9 @@ pub struct FrameDecoder {
     plain_end: usize,
     /// A frame failed to decrypt: the stream is dead (an AEAD stream cannot resync).
     failed: bool,
-    /// Small reads in a row (see [`SMALL_USE`]).
-    small_reads: u32,
+    /// When the grown buffer returns to [`INITIAL_DECODE_BUFFER_LEN`]: after a run of small
+    /// reads ([`ShrinkRule`]); a quiet connection gives back up to 128 KiB.
+    shrink: ShrinkRule,
 }
 
 impl std::fmt::Debug for FrameDecoder {
@@ -311,7 +294,7 @@ impl FrameDecoder {
             plain_start: 0,
             plain_end: 0,
             failed: false,
-            small_reads: 0,
+            shrink: ShrinkRule::new(INITIAL_DECODE_BUFFER_LEN),
         }
     }
 
@@ -362,11 +345,8 @@ impl FrameDecoder {
             if self.start == self.end {
                 self.start = 0;
                 self.end = 0;
-                if self.buf.len() > INITIAL_DECODE_BUFFER_LEN
-                    && self.small_reads >= SHRINK_AFTER_SMALL_USES
-                {
+                if self.shrink.shrink_now(self.buf.len()) {
                     self.buf = vec![0u8; INITIAL_DECODE_BUFFER_LEN];
-                    self.small_reads = 0;
                     self.read_filled = false;
                 }
             }
@@ -420,11 +400,7 @@ impl FrameDecoder {
             self.read_filled = true;
         }
         if n > 0 {
-            if n <= SMALL_USE {
-                self.small_reads = self.small_reads.saturating_add(1);
-            } else {
-                self.small_reads = 0;
-            }
+            self.shrink.record(n);
         }
     }
 
@@ -532,6 +508,7 @@ impl FrameDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lp2p_core::shrink::SMALL_USES_BEFORE_SHRINK;
 
     fn pair() -> (FrameEncoder, FrameDecoder) {
         let key = [42u8; 32];
@@ -798,7 +775,7 @@ mod tests {
         assert_eq!(drain(&mut dec, &mut wire).unwrap(), big);
         assert_eq!(enc.buffer_len(), MAX_WIRE_FRAME);
         assert!(dec.buffer_len() >= MAX_WIRE_FRAME);
-        for _ in 0..SHRINK_AFTER_SMALL_USES - 1 {
+        for _ in 0..SMALL_USES_BEFORE_SHRINK - 1 {
             small(&mut enc, &mut dec, &mut wire);
         }
         assert_eq!(enc.buffer_len(), MAX_WIRE_FRAME);
@@ -806,7 +783,7 @@ mod tests {
         assert_eq!(enc.stage(&big).unwrap(), MAX_FRAME_PLAINTEXT);
         pump(&mut enc, &mut wire);
         assert_eq!(drain(&mut dec, &mut wire).unwrap(), big);
-        for _ in 0..SHRINK_AFTER_SMALL_USES - 1 {
+        for _ in 0..SMALL_USES_BEFORE_SHRINK - 1 {
             small(&mut enc, &mut dec, &mut wire);
         }
         assert_eq!(enc.buffer_len(), MAX_WIRE_FRAME);
