@@ -41,8 +41,9 @@
 //! stderr line per operation (`sample IMPLEMENTATION OP RUNNER_MS NODE_MS QUERIED`).
 //! Besides the tables, one JSON line per operation and quantile of the runner-timed latency
 //! (`{"bench":"kad_network","operation":..,"measure":"p50_ms|p99_ms","lp2p":..,"rust":..,
-//! "ratio":..,"lp2p_alpha":..,"rust_parallelism":..}`, the last `null` for rust-libp2p's
-//! default), which `interop/benches/report.sh` reads. Every process is killed when the
+//! "ratio":..,"lp2p_alpha":..,"rust_parallelism":..,"rust_default":..}`, `rust_default`
+//! true when rust-libp2p ran at libp2p-kad's default), which `interop/benches/report.sh`
+//! reads. Every process is killed when the
 //! bench ends, also when it panics.
 
 #![allow(clippy::print_stdout, clippy::cast_precision_loss)]
@@ -522,7 +523,8 @@ fn main() {
                     "failed_lp2p": s[0].failed,
                     "failed_rust": s[1].failed,
                     "lp2p_alpha": lp2p_kad::DEFAULT_ALPHA,
-                    "rust_parallelism": rust_parallelism,
+                    "rust_parallelism": rust_parallelism.unwrap_or(RUST_DEFAULT_PARALLELISM),
+                    "rust_default": rust_parallelism.is_none(),
                 })
             );
         }

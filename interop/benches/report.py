@@ -111,11 +111,10 @@ class Goals:
 
 def in_flight(row):
     """How many requests each side of a kad_network run kept in flight per lookup."""
-    rust = row.get("rust_parallelism")
-    lp2p = row.get("lp2p_alpha")
-    rust_text = "3 (its default)" if rust is None else str(rust)
-    lp2p_text = "n/a" if lp2p is None else str(lp2p)
-    return f"lp2p {lp2p_text} / rust-libp2p {rust_text} requests in flight"
+    rust = row.get("rust_parallelism", "n/a")
+    lp2p = row.get("lp2p_alpha", "n/a")
+    rust_text = f"{rust} (its default)" if row.get("rust_default") else str(rust)
+    return f"lp2p {lp2p} / rust-libp2p {rust_text} requests in flight"
 
 
 def find(rows, **keys):
@@ -430,9 +429,10 @@ def main():
             f"{first['ops']} operations of each kind per network, each started 5 ms after the answer to the one "
             "before, latency timed by the runner; a get-value ends at the first valid record in both. "
             "Ratio lp2p / rust-libp2p (below 1: lp2p faster). The first table is issue 14's "
-            "comparison: both keep the same number of requests in flight per lookup, lp2p's alpha "
-            "of 10. The second runs rust-libp2p at libp2p-kad's own default of 3, so it sends fewer "
-            "requests per lookup than lp2p; it is there for readers who compare defaults (D77).\n"
+            f"comparison: both keep the same number of requests in flight per lookup, lp2p's alpha "
+            f"of {first.get('lp2p_alpha', 'n/a')}. A second table, when there is one, runs "
+            "rust-libp2p at libp2p-kad's own default, so it sends fewer requests per lookup than "
+            "lp2p; it is there for readers who compare defaults (D77).\n"
         )
         for rows in [kad, kad_defaults]:
             if not rows:
